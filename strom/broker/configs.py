@@ -1,0 +1,83 @@
+"""Describing configs as Kafka's DescribeConfigs and CreateTopics report them:
+every config with its value, source, type, documentation and synonyms."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from strom.config import (
+    BROKER_CONFIGS,
+    TOPIC_CONFIGS,
+    BrokerConfig,
+    ConfigSource,
+    ConfigType,
+    Value,
+)
+
+
+def _entry(name: str, value: str | None, source: ConfigSource, config_type: ConfigType,
+           synonyms: list[dict[str, Any]], documentation: str | None, read_only: bool,
+           sensitive: bool = False) -> dict[str, Any]:
+    return {
+        "name": name,
+        "value": None if sensitive else value,
+        "read_only": read_only,
+        "config_source": int(source),
+        "is_default": source == ConfigSource.DEFAULT_CONFIG,
+        "is_sensitive": sensitive,
+        "synonyms": synonyms,
+        "config_type": int(config_type),
+        "documentation": documentation,
+    }
+
+
+def topic_config_entries(broker: BrokerConfig, overrides: Mapping[str, Value],
+                         names: set[str] | None = None) -> list[dict[str, Any]]:
+    entries = []
+    for name, topic_def in TOPIC_CONFIGS.items():
+        if names is not None and name not in names:
+            continue
+        definition = topic_def.definition
+        synonyms: list[dict[str, Any]] = []
+        default_value, default_source, from_name = broker.topic_default(topic_def)
+        if name in overrides:
+            value: Value = overrides[name]
+            source = ConfigSource.DYNAMIC_TOPIC_CONFIG
+            synonyms.append({"name": name, "value": definition.render(value),
+                             "source": int(source)})
+        else:
+            value, source = default_value, default_source
+        if from_name is not None:
+            synonyms.append({"name": from_name, "value": definition.render(default_value),
+                             "source": int(default_source)})
+        if topic_def.synonym is not None:
+            broker_def = BROKER_CONFIGS.get(topic_def.synonym)
+            if broker_def is not None and broker_def.default is not None:
+                synonyms.append({"name": topic_def.synonym,
+                                 "value": broker_def.render(broker_def.default),
+                                 "source": int(ConfigSource.DEFAULT_CONFIG)})
+        entries.append(_entry(name, definition.render(value), source, definition.type,
+                              synonyms, definition.doc, read_only=False))
+    return entries
+
+
+def broker_config_entries(broker: BrokerConfig, names: set[str] | None = None
+                          ) -> list[dict[str, Any]]:
+    entries = []
+    for name, definition in BROKER_CONFIGS.items():
+        if names is not None and name not in names:
+            continue
+        value = broker.get(name)
+        source = broker.source(name)
+        synonyms = []
+        if source != ConfigSource.DEFAULT_CONFIG:
+            synonyms.append({"name": name, "value": definition.render(value),
+                             "source": int(source)})
+        if definition.default is not None:
+            synonyms.append({"name": name, "value": definition.render(definition.default),
+                             "source": int(ConfigSource.DEFAULT_CONFIG)})
+        entries.append(_entry(name, definition.render(value), source, definition.type, synonyms,
+                              definition.doc, read_only=definition.read_only,
+                              sensitive=definition.type == ConfigType.PASSWORD))
+    return entries

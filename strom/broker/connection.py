@@ -1,0 +1,202 @@
+"""One client connection: frames in, responses out, in request order.
+
+Requests are decoded as they arrive and each is handled in its own task, so
+pipelined produce requests are appended in order and share a group-commit
+fsync; responses are written strictly in request order, coalesced into one
+`writelines` per wakeup. Reading pauses while too many requests are in
+flight or the transport's write buffer is full, so a client cannot make the
+broker queue unbounded work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from typing import Any, cast
+
+from strom.broker.context import BrokerServices, RequestContext
+from strom.broker.router import Registration
+from strom.errors import InvalidRequestError, KafkaError
+from strom.protocol.api import ApiKey, request_header_version
+from strom.protocol.framing import FrameDecoder, FrameTooLargeError, encode_frame
+from strom.protocol.headers import parse_request_header, peek_header
+from strom.protocol.messages import decode_request, encode_response
+
+log = logging.getLogger(__name__)
+
+MAX_IN_FLIGHT = 64
+
+
+class _Close:
+    """A response slot that ends the connection once reached."""
+
+
+CLOSE = _Close()
+Slot = bytes | None | _Close
+
+
+class KafkaConnection(asyncio.Protocol):
+    def __init__(self, broker: BrokerServices, registry: dict[int, Registration],
+                 api_versions: Any) -> None:
+        self._broker = broker
+        self._registry = registry
+        self._api_versions = api_versions  # callable building the fallback response
+        max_request = broker.config.get("socket.request.max.bytes")
+        assert isinstance(max_request, int)
+        self._decoder = FrameDecoder(max_request)
+        self._pending: collections.deque[asyncio.Future[Slot]] = collections.deque()
+        self._transport: asyncio.Transport | None = None
+        self._reading_paused = False
+        self._writing_paused = False
+        self._closed = False
+        self.peer = "?"
+
+    # --- asyncio.Protocol ------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self._transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        for fut in self._pending:
+            fut.cancel()
+        self._pending.clear()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._update_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        self._decoder.feed(data)
+        while True:
+            try:
+                frame = self._decoder.next_frame()
+            except FrameTooLargeError as exc:
+                log.warning("closing %s: %s", self.peer, exc)
+                self._abort()
+                return
+            if frame is None:
+                break
+            self._dispatch(frame)
+            if self._closed:
+                return
+        self._update_reading()
+
+    # --- requests --------------------------------------------------------------
+
+    def _dispatch(self, frame: bytearray) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            api_key, api_version, correlation_id = peek_header(frame)
+        except KafkaError:
+            self._abort()
+            return
+        registration = self._registry.get(api_key)
+        slot: asyncio.Future[Slot]
+        if registration is None:
+            log.warning("closing %s: unknown api key %d", self.peer, api_key)
+            slot = loop.create_future()
+            slot.set_result(CLOSE)
+        elif not registration.min_version <= api_version <= registration.max_version:
+            slot = loop.create_future()
+            if api_key == ApiKey.API_VERSIONS:
+                # KIP-511: answer a too-new ApiVersions in v0 with UNSUPPORTED_VERSION
+                # and our ranges, so the client can retry with a version we know.
+                slot.set_result(encode_frame(self._api_versions(correlation_id)))
+            else:
+                log.warning("closing %s: %s v%d is not supported", self.peer,
+                            ApiKey(api_key).name, api_version)
+                slot.set_result(CLOSE)
+        else:
+            slot = loop.create_task(self._handle(registration, frame, api_version))
+        self._pending.append(slot)
+        slot.add_done_callback(self._write_ready)
+
+    async def _handle(self, registration: Registration, frame: bytearray,
+                      api_version: int) -> Slot:
+        api_key = registration.api_key
+        try:
+            header, offset = parse_request_header(
+                frame, request_header_version(api_key, api_version)
+            )
+            request = decode_request(api_key, api_version, frame, offset)
+        except InvalidRequestError as exc:
+            log.warning("closing %s: malformed %s v%d request: %s", self.peer, api_key.name,
+                        api_version, exc)
+            return CLOSE
+        context = RequestContext(header, self._broker)
+        try:
+            response = await registration.handler(context, request)
+        except KafkaError as exc:
+            log.warning("closing %s: %s v%d failed: %s", self.peer, api_key.name, api_version, exc)
+            return CLOSE
+        except Exception:
+            log.exception("closing %s: %s v%d handler crashed", self.peer, api_key.name,
+                          api_version)
+            return CLOSE
+        if context.close_connection:
+            return CLOSE
+        if response is None:
+            return None
+        return encode_frame(
+            encode_response(api_key, api_version, header.correlation_id, response)
+        )
+
+    def _write_ready(self, _: object) -> None:
+        if self._closed or self._transport is None:
+            return
+        out: list[bytes] = []
+        close = False
+        while self._pending and self._pending[0].done():
+            slot = self._pending.popleft()
+            if slot.cancelled():
+                close = True
+                break
+            exc = slot.exception()
+            result = CLOSE if exc is not None else slot.result()
+            if exc is not None:
+                log.error("closing %s: response failed", self.peer, exc_info=exc)
+            if isinstance(result, _Close):
+                close = True
+                break
+            if result is not None:
+                out.append(result)
+        if out:
+            self._transport.writelines(out)
+        if close:
+            self._closed = True
+            self._transport.close()
+            for fut in self._pending:
+                fut.cancel()
+            self._pending.clear()
+            return
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        if self._transport is None or self._closed:
+            return
+        should_pause = self._writing_paused or len(self._pending) >= MAX_IN_FLIGHT
+        if should_pause and not self._reading_paused:
+            self._transport.pause_reading()
+            self._reading_paused = True
+        elif not should_pause and self._reading_paused:
+            self._transport.resume_reading()
+            self._reading_paused = False
+
+    def _abort(self) -> None:
+        self._closed = True
+        if self._transport is not None:
+            self._transport.abort()
+        for fut in self._pending:
+            fut.cancel()
+        self._pending.clear()

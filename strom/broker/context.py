@@ -1,0 +1,41 @@
+"""What a handler sees: the request's header and the broker's services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from strom.broker.replica_manager import ReplicaManager
+from strom.clock import Clock
+from strom.cluster.image import MetadataImage
+from strom.cluster.local import LocalMetadataStore
+from strom.config import BrokerConfig
+from strom.protocol.headers import RequestHeader
+
+
+@dataclass(slots=True)
+class BrokerServices:
+    config: BrokerConfig
+    clock: Clock
+    metadata: LocalMetadataStore
+    replicas: ReplicaManager
+
+    @property
+    def image(self) -> MetadataImage:
+        return self.metadata.image
+
+    @property
+    def node_id(self) -> int:
+        return self.replicas.node_id
+
+
+@dataclass(slots=True)
+class RequestContext:
+    header: RequestHeader
+    broker: BrokerServices
+    # Set by a handler that needs the connection closed after it returns
+    # (acks=0 produce that failed: the client can only learn of it that way).
+    close_connection: bool = False
+
+    @property
+    def api_version(self) -> int:
+        return self.header.api_version

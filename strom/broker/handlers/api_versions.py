@@ -1,0 +1,37 @@
+"""ApiVersions: the version range of every API this broker handles.
+
+Versions: 0-4. Built from the handler registry, so what is advertised is
+what is implemented. A request newer than v4 is answered in v0 with
+UNSUPPORTED_VERSION (see connection.py), which clients use to downgrade.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strom.broker.context import RequestContext
+from strom.broker.router import REGISTRY, handles
+from strom.errors import ErrorCode
+from strom.protocol.api import ApiKey
+from strom.protocol.messages import encode_response
+
+
+def _api_keys() -> list[dict[str, int]]:
+    return [
+        {"api_key": r.api_key, "min_version": r.min_version, "max_version": r.max_version}
+        for r in sorted(REGISTRY.values(), key=lambda r: r.api_key)
+    ]
+
+
+@handles(ApiKey.API_VERSIONS)
+async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    return {"error_code": ErrorCode.none, "api_keys": _api_keys(), "throttle_time": 0}
+
+
+def fallback_response(correlation_id: int) -> bytes:
+    """The v0 response to an ApiVersions request of a version we do not know."""
+    return encode_response(
+        ApiKey.API_VERSIONS, 0, correlation_id,
+        {"error_code": ErrorCode.unsupported_version, "api_keys": _api_keys(),
+         "throttle_time": 0},
+    )

@@ -1,0 +1,65 @@
+"""ListOffsets: offsets by timestamp, earliest, latest and max timestamp.
+
+Versions: 1-11. Special timestamps: -1 latest (the high watermark, or the
+last stable offset for read_committed), -2 earliest (log start offset),
+-3 the record with the largest timestamp (KIP-734), -4 earliest local
+(the same here: there is no remote tier), -5 latest tiered (none: -1).
+A timestamp finds the first offset whose record timestamp is at or after
+it; none gives offset -1, as in Kafka.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strom.broker.context import RequestContext
+from strom.broker.router import handles
+from strom.errors import ErrorCode, KafkaError
+from strom.protocol.api import ApiKey
+
+LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
+READ_COMMITTED = 1
+
+
+@handles(ApiKey.LIST_OFFSETS)
+async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    read_committed = getattr(request, "isolation_level", 0) == READ_COMMITTED
+    topics = []
+    for topic in request.topics:
+        partitions = []
+        seen: set[int] = set()
+        for wanted in topic.partitions:
+            index = wanted.partition_index
+            response: dict[str, Any] = {"partition_index": index, "error_code": ErrorCode.none,
+                                        "timestamp": -1, "offset": -1, "leader_epoch": -1}
+            if index in seen:
+                response["error_code"] = ErrorCode.invalid_request
+                partitions.append(response)
+                continue
+            seen.add(index)
+            try:
+                partition = ctx.broker.replicas.get(topic.name, index)
+                partition.check_leader_epoch(getattr(wanted, "current_leader_epoch", -1))
+                upper = (partition.last_stable_offset if read_committed
+                         else partition.high_watermark)
+                timestamp = wanted.timestamp
+                log = partition.log
+                if timestamp == LATEST:
+                    response.update(offset=upper, leader_epoch=partition.leader_epoch)
+                elif timestamp in (EARLIEST, EARLIEST_LOCAL):
+                    response.update(offset=log.log_start_offset)
+                elif timestamp == MAX_TIMESTAMP:
+                    max_ts, offset = log.max_timestamp()
+                    if 0 <= offset < upper:
+                        response.update(timestamp=max_ts, offset=offset,
+                                        leader_epoch=partition.leader_epoch)
+                elif timestamp >= 0:
+                    found = log.offset_for_timestamp(timestamp)
+                    if found is not None and found[0] < upper:
+                        response.update(offset=found[0], timestamp=found[1],
+                                        leader_epoch=partition.leader_epoch)
+            except KafkaError as exc:
+                response["error_code"] = exc.code
+            partitions.append(response)
+        topics.append({"name": topic.name, "partitions": partitions})
+    return {"throttle_time": 0, "topics": topics}

@@ -1,0 +1,111 @@
+"""Metadata: brokers, the controller, and topics with their partitions.
+
+Versions: 0-13. A null topic list (v1+) or an empty one (v0) means every
+topic. Unknown topics are created when both the request and
+`auto.create.topics.enable` allow it; the response then already describes
+the new topic. Topics may be named by id from v10.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strom.broker.context import RequestContext
+from strom.broker.router import handles
+from strom.broker.topics import create_topic
+from strom.cluster.image import TopicInfo
+from strom.errors import ErrorCode, KafkaError
+from strom.protocol.api import ApiKey
+from strom.protocol.messages import ZERO_UUID
+
+# Kafka sends this when authorized operations were not requested.
+AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
+# READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS:
+# with no authorizer every operation is allowed.
+ALL_TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
+
+
+def describe_topic(topic: TopicInfo, authorized_operations: int) -> dict[str, Any]:
+    return {
+        "error_code": ErrorCode.none,
+        "name": topic.name,
+        "topic_id": topic.topic_id,
+        "is_internal": topic.name.startswith("__"),
+        "partitions": [
+            {
+                "error_code": ErrorCode.none,
+                "partition_index": p.partition,
+                "leader_id": p.leader,
+                "leader_epoch": p.leader_epoch,
+                "replica_nodes": list(p.replicas),
+                "isr_nodes": list(p.isr),
+                "offline_replicas": [],
+            }
+            for p in topic.partitions
+        ],
+        "topic_authorized_operations": authorized_operations,
+    }
+
+
+def _error_topic(name: str | None, code: ErrorCode, topic_id: Any = ZERO_UUID
+                 ) -> dict[str, Any]:
+    return {"error_code": code, "name": name, "topic_id": topic_id, "is_internal": False,
+            "partitions": [], "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED}
+
+
+@handles(ApiKey.METADATA)
+async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    broker = ctx.broker
+    image = broker.image
+    operations = (
+        ALL_TOPIC_OPERATIONS
+        if getattr(request, "include_topic_authorized_operations", False)
+        else AUTHORIZED_OPERATIONS_OMITTED
+    )
+    requested = request.topics
+    if ctx.api_version == 0 and not requested:
+        requested = None
+    topics: list[dict[str, Any]] = []
+    if requested is None:
+        topics = [describe_topic(t, operations) for t in image.topics.values()]
+    else:
+        auto_create = bool(getattr(request, "allow_auto_topic_creation", True)) and bool(
+            broker.config.get("auto.create.topics.enable")
+        )
+        for wanted in requested:
+            name = wanted.name
+            topic_id = getattr(wanted, "topic_id", None)
+            if name is None:
+                by_id = image.topic_by_id(topic_id) if topic_id else None
+                topics.append(describe_topic(by_id, operations) if by_id else
+                              _error_topic(None, ErrorCode.unknown_topic_id, topic_id))
+                continue
+            topic = image.topics.get(name)
+            if topic is None and auto_create:
+                try:
+                    topic = create_topic(broker, name)
+                except KafkaError as exc:
+                    code = exc.code
+                    if code == ErrorCode.topic_already_exists:
+                        topic = broker.image.topics.get(name)
+                    else:
+                        topics.append(_error_topic(name, code))
+                        continue
+            if topic is None:
+                topics.append(_error_topic(name, ErrorCode.unknown_topic_or_partition))
+            else:
+                topics.append(describe_topic(topic, operations))
+        image = broker.image
+    brokers = [
+        {"node_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack}
+        for b in image.brokers.values()
+    ]
+    return {
+        "throttle_time": 0,
+        "brokers": brokers,
+        "cluster_id": image.cluster_id,
+        "controller_id": image.controller_id,
+        "topics": topics,
+        "cluster_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+        "error_code": ErrorCode.none,
+    }

@@ -1,0 +1,130 @@
+"""Produce: validate one record batch per partition and append it.
+
+Versions: 3-13 (v13 names topics by id). acks=0 gets no response (and a
+failure closes the connection, the only way such a client learns of it);
+acks=1 is answered once the batch is in the page cache; acks=-1 once the
+batch is on every in-sync replica and, with `strom.acks.all.fsync` (the
+default), fsync'd on the leader by the group-commit flusher, bounded by the
+request's timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from strom.broker.context import RequestContext
+from strom.broker.partition import Partition
+from strom.broker.router import handles
+from strom.errors import (
+    ErrorCode,
+    InvalidRecordError,
+    InvalidRequiredAcksError,
+    KafkaError,
+    UnknownTopicIdError,
+    UnknownTopicOrPartitionError,
+    UnsupportedCompressionTypeError,
+    error_code_for,
+)
+from strom.protocol.api import ApiKey
+from strom.protocol.messages import to_millis
+from strom.protocol.records import Compression, read_batch_header
+
+log = logging.getLogger(__name__)
+
+
+def _partition_response(index: int, code: ErrorCode, *, base_offset: int = -1,
+                        log_append_time: int = -1, log_start_offset: int = -1,
+                        message: str | None = None) -> dict[str, Any]:
+    return {
+        "index": index,
+        "error_code": code,
+        "base_offset": base_offset,
+        "log_append_time": log_append_time,
+        "log_start_offset": log_start_offset,
+        "record_errors": [],
+        "error_message": message,
+    }
+
+
+@handles(ApiKey.PRODUCE)
+async def handle(ctx: RequestContext, request: Any) -> dict[str, Any] | None:
+    broker = ctx.broker
+    acks = request.acks
+    timeout_s = to_millis(request.timeout) / 1000.0
+    fsync = bool(broker.config.get("strom.acks.all.fsync"))
+    responses: list[dict[str, Any]] = []
+    durable_waits: list[tuple[dict[str, Any], Partition, int]] = []
+    failed = False
+    for topic_data in request.topic_data:
+        name = getattr(topic_data, "name", None)
+        topic_id = getattr(topic_data, "topic_id", None)
+        if name is None and topic_id is not None:
+            topic = broker.image.topic_by_id(topic_id)
+            name = topic.name if topic else None
+        partition_responses = []
+        for data in topic_data.partition_data:
+            try:
+                if acks not in (-1, 0, 1):
+                    raise InvalidRequiredAcksError(f"acks must be -1, 0 or 1, got {acks}")
+                if name is None:
+                    raise UnknownTopicIdError(f"unknown topic id {topic_id}")
+                partition = broker.replicas.get(name, data.index)
+                if data.records is None:
+                    raise InvalidRecordError("null records")
+                # kio hands us immutable bytes; offsets are patched in place in a copy.
+                records = memoryview(bytearray(data.records))
+                if ctx.api_version < 7 and _is_zstd(records):
+                    raise UnsupportedCompressionTypeError(
+                        "zstd needs Produce v7 or later (KIP-110)")
+                appended = partition.append_records_as_leader(records)
+                response = _partition_response(
+                    data.index, ErrorCode.none, base_offset=appended.info.first_offset,
+                    log_append_time=appended.log_append_time,
+                    log_start_offset=partition.log.log_start_offset,
+                )
+                if acks == -1 and fsync:
+                    durable_waits.append((response, partition, appended.info.last_offset + 1))
+            except (UnknownTopicOrPartitionError, UnknownTopicIdError) as exc:
+                failed = True
+                response = _partition_response(data.index, exc.code)
+            except KafkaError as exc:
+                failed = True
+                response = _partition_response(data.index, exc.code, message=exc.message)
+            except Exception:
+                log.exception("produce to %s-%s failed", name, data.index)
+                failed = True
+                response = _partition_response(data.index, ErrorCode.unknown_server_error)
+            partition_responses.append(response)
+        responses.append({"name": name, "topic_id": topic_id,
+                          "partition_responses": partition_responses})
+    if acks == 0:
+        ctx.close_connection = failed
+        return None
+    if durable_waits:
+        await _wait_durable(ctx, durable_waits, timeout_s)
+    return {"responses": responses, "throttle_time": 0}
+
+
+def _is_zstd(records: memoryview) -> bool:
+    try:
+        return read_batch_header(records).compression is Compression.ZSTD
+    except KafkaError:
+        return False  # validation reports the real problem
+
+
+async def _wait_durable(ctx: RequestContext,
+                        waits: list[tuple[dict[str, Any], Partition, int]],
+                        timeout_s: float) -> None:
+    flusher = ctx.broker.replicas.flusher
+    tasks = [asyncio.ensure_future(flusher.wait_durable(p.log, end)) for _, p, end in waits]
+    done, pending = await asyncio.wait(tasks, timeout=max(timeout_s, 0.001))
+    for (response, _, _), task in zip(waits, tasks, strict=True):
+        if task in pending:
+            task.cancel()
+            response.update(error_code=ErrorCode.request_timed_out, base_offset=-1)
+        elif task.exception() is not None:
+            response.update(error_code=error_code_for(task.exception()),  # type: ignore[arg-type]
+                            base_offset=-1)
+

@@ -1,0 +1,155 @@
+"""One partition replica on this broker: its log, role, leader epoch and HW.
+
+A single node is a cluster of one: it is the leader, the ISR is itself, and
+the high watermark advances to the log end offset as soon as a batch is
+appended. Replication will add followers whose fetch offsets move the HW;
+nothing here assumes there are none beyond `_maybe_advance_high_watermark`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from strom.broker.purgatory import AppendNotifier
+from strom.clock import Clock
+from strom.config import TopicConfig
+from strom.errors import (
+    FencedLeaderEpochError,
+    NotLeaderOrFollowerError,
+    UnknownLeaderEpochError,
+)
+from strom.protocol.records import (
+    TimestampType,
+    set_log_append_time,
+    set_max_timestamp,
+    validate_produced_batch,
+)
+from strom.storage.log import AppendInfo, LogConfig, PartitionLog
+
+
+def log_config_for(config: TopicConfig) -> LogConfig:
+    return LogConfig(
+        segment_bytes=config.int("segment.bytes"),
+        segment_ms=config.int("segment.ms"),
+        segment_jitter_ms=config.int("segment.jitter.ms"),
+        segment_index_bytes=config.int("segment.index.bytes"),
+        index_interval_bytes=config.int("index.interval.bytes"),
+        retention_ms=config.int("retention.ms"),
+        retention_bytes=config.int("retention.bytes"),
+        flush_messages=config.int("flush.messages"),
+        flush_ms=config.int("flush.ms"),
+        preallocate=bool(config.get("preallocate")),
+    )
+
+
+# A compressed batch may not inflate beyond this while being validated: a
+# decompression bomb must not exhaust memory (Kafka sets no bound).
+MAX_UNCOMPRESSED_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderAppend:
+    info: AppendInfo
+    log_append_time: int  # -1 unless the topic uses LogAppendTime
+
+
+class Partition:
+    def __init__(self, topic: str, index: int, topic_id: uuid.UUID, log: PartitionLog,
+                 config: TopicConfig, *, leader_epoch: int, node_id: int, clock: Clock) -> None:
+        self.topic = topic
+        self.index = index
+        self.topic_id = topic_id
+        self.log = log
+        self.config = config
+        self.leader_epoch = leader_epoch
+        self.leader_id = node_id
+        self.node_id = node_id
+        self.isr: tuple[int, ...] = (node_id,)
+        self.high_watermark = log.log_end_offset
+        self.appended = AppendNotifier()
+        self._clock = clock
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leader_id == self.node_id
+
+    def update_config(self, config: TopicConfig) -> None:
+        self.config = config
+        self.log.update_config(log_config_for(config))
+
+    def check_leader_epoch(self, requested: int) -> None:
+        """Kafka's epoch fencing: -1 means the client does not know the epoch."""
+        if requested == -1:
+            return
+        if requested < self.leader_epoch:
+            raise FencedLeaderEpochError(
+                f"epoch {requested} is older than the current leader epoch {self.leader_epoch}"
+            )
+        if requested > self.leader_epoch:
+            raise UnknownLeaderEpochError(
+                f"epoch {requested} is newer than the current leader epoch {self.leader_epoch}"
+            )
+
+    def append_records_as_leader(self, records: memoryview) -> LeaderAppend:
+        """Validate one produced batch and append it; raises typed KafkaErrors."""
+        if not self.is_leader:
+            raise NotLeaderOrFollowerError(f"not the leader of {self.topic}-{self.index}")
+        config = self.config
+        timestamp_type = (
+            TimestampType.LOG_APPEND_TIME
+            if config.get("message.timestamp.type") == "LogAppendTime"
+            else TimestampType.CREATE_TIME
+        )
+        now = self._clock.wall_ms()
+        validated = validate_produced_batch(
+            records,
+            max_message_bytes=config.int("max.message.bytes"),
+            compacted="compact" in config.cleanup_policy,
+            timestamp_type=timestamp_type,
+            now_ms=now,
+            timestamp_before_max_ms=config.int("message.timestamp.before.max.ms"),
+            timestamp_after_max_ms=config.int("message.timestamp.after.max.ms"),
+            max_uncompressed_bytes=MAX_UNCOMPRESSED_BYTES,
+        )
+        log_append_time = -1
+        max_timestamp = validated.max_timestamp
+        offset_delta = validated.offset_delta_of_max_timestamp
+        if timestamp_type is TimestampType.LOG_APPEND_TIME:
+            set_log_append_time(records, validated.header, now)
+            log_append_time = now
+            max_timestamp = now
+            offset_delta = validated.header.last_offset_delta
+        elif (validated.header.timestamp_type is not TimestampType.CREATE_TIME
+              or validated.header.max_timestamp != max_timestamp):
+            # Kafka stores the max timestamp computed from the records, not the
+            # one the client claimed.
+            set_max_timestamp(records, validated.header, TimestampType.CREATE_TIME,
+                              max_timestamp)
+        info = self.log.append(
+            records,
+            validated.header,
+            leader_epoch=self.leader_epoch,
+            max_timestamp=max_timestamp,
+            offset_delta_of_max_timestamp=offset_delta,
+        )
+        self._maybe_advance_high_watermark()
+        return LeaderAppend(info, log_append_time)
+
+    def _maybe_advance_high_watermark(self) -> None:
+        # With the ISR being this broker alone the HW is the log end offset.
+        new_hw = self.log.log_end_offset
+        if new_hw != self.high_watermark:
+            self.high_watermark = new_hw
+            self.appended.notify()
+
+    def after_log_change(self) -> None:
+        """Re-derive the HW after truncation, DeleteRecords or retention."""
+        self.high_watermark = min(max(self.high_watermark, self.log.log_start_offset),
+                                  self.log.log_end_offset)
+        self._maybe_advance_high_watermark()
+
+    @property
+    def last_stable_offset(self) -> int:
+        # Transactions (a later issue) hold the LSO back at the first open transaction.
+        return self.high_watermark

@@ -1,0 +1,54 @@
+"""API key -> handler registry; ApiVersions is derived from it.
+
+Each handler module registers itself with `@handles(ApiKey.X)`. The version
+range defaults to the range Kafka defines for the API (kio's schemas), so
+advertised and implemented versions never drift; a module may narrow it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from strom.broker.context import RequestContext
+from strom.protocol.api import ApiKey, known_versions
+
+Response = Mapping[str, Any] | None
+Handler = Callable[[RequestContext, Any], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    api_key: ApiKey
+    min_version: int
+    max_version: int
+    handler: Handler
+
+
+REGISTRY: dict[int, Registration] = {}
+
+
+def handles(api_key: ApiKey, *, min_version: int | None = None,
+            max_version: int | None = None) -> Callable[[Handler], Handler]:
+    known = known_versions(api_key)
+    assert known is not None, api_key
+
+    def register(fn: Handler) -> Handler:
+        lo = known[0] if min_version is None else min_version
+        hi = known[1] if max_version is None else max_version
+        REGISTRY[api_key] = Registration(api_key, lo, hi, fn)
+        return fn
+
+    return register
+
+
+def load_handlers() -> Mapping[int, Registration]:
+    """Import every module of strom.broker.handlers so each registers itself."""
+    from strom.broker import handlers
+
+    for module in pkgutil.iter_modules(handlers.__path__):
+        importlib.import_module(f"{handlers.__name__}.{module.name}")
+    return REGISTRY

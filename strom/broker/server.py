@@ -1,0 +1,124 @@
+"""The broker process: listeners, lifecycle, graceful shutdown.
+
+Start-up order: data dirs and cluster id (LogManager), metadata image
+(LocalMetadataStore), logs opened and recovered (ReplicaManager), then the
+listener. Shutdown reverses it: stop accepting, fail waiting requests, flush
+every log, write checkpoints and the clean-shutdown marker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+from strom.broker.connection import KafkaConnection
+from strom.broker.context import BrokerServices
+from strom.broker.handlers.api_versions import fallback_response
+from strom.broker.replica_manager import ReplicaManager
+from strom.broker.router import load_handlers
+from strom.clock import SYSTEM_CLOCK, Clock
+from strom.cluster.local import LocalMetadataStore
+from strom.config import BrokerConfig
+from strom.storage.manager import LogManager
+
+log = logging.getLogger(__name__)
+
+
+class Broker:
+    def __init__(self, config: BrokerConfig, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.config = config
+        self.clock = clock
+        self._server: asyncio.Server | None = None
+        self._background: asyncio.Task[None] | None = None
+        self._connections: set[asyncio.Transport] = set()
+        self.services: BrokerServices | None = None
+        self.port: int | None = None
+
+    async def start(self) -> None:
+        config = self.config
+        node_id = config.node_id
+        cluster_id = config.get("cluster.id")
+        log_manager = LogManager(
+            config.log_dirs, clock=self.clock, node_id=node_id,
+            cluster_id=str(cluster_id) if cluster_id else None,
+        )
+        _, host, port = config.listeners[0]
+        loop = asyncio.get_running_loop()
+        registry = dict(load_handlers())
+        # Bind first so that port 0 resolves before the metadata image names it.
+        self._server = await loop.create_server(
+            lambda: self._connection(registry), host or None, port, reuse_address=True,
+            start_serving=False,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        advertised_host, advertised_port = self._advertised(host, self.port)
+        store = LocalMetadataStore(
+            config.log_dirs[0], node_id=node_id, cluster_id=log_manager.cluster_id,
+            listener=(advertised_host, advertised_port),
+        )
+        for name, value in store.image.broker_configs.items():
+            config.dynamic[name] = value
+        replicas = ReplicaManager(config, log_manager, node_id=node_id, clock=self.clock)
+        replicas.load(store.image)
+        store.subscribe(replicas.on_image)
+        self.services = BrokerServices(config, self.clock, store, replicas)
+        replicas.flusher.start()
+        self._background = loop.create_task(replicas.run_background(), name="log-background")
+        await self._server.start_serving()
+        log.info("strom broker %d serving on %s:%d (cluster %s)", node_id, host, self.port,
+                 log_manager.cluster_id)
+
+    def _advertised(self, host: str, port: int) -> tuple[str, int]:
+        configured = self.config.get("advertised.listeners")
+        if configured:
+            _, adv_host, adv_port = self.config.advertised_listeners[0]
+            return adv_host, adv_port or port
+        if host in ("", "0.0.0.0", "::"):
+            return "localhost", port
+        return host, port
+
+    def _connection(self, registry: Mapping[int, object]) -> KafkaConnection:
+        assert self.services is not None
+        return _TrackedConnection(self, self.services, dict(registry),
+                                  fallback_response)
+
+    @property
+    def bootstrap(self) -> str:
+        _, host, _ = self.config.listeners[0]
+        return f"{host or 'localhost'}:{self.port}"
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for transport in list(self._connections):
+            transport.abort()
+        if self._background is not None:
+            self._background.cancel()
+            try:
+                await self._background
+            except asyncio.CancelledError:
+                pass
+        if self.services is not None:
+            await self.services.replicas.flusher.stop()
+            self.services.replicas.shutdown()
+            self.services = None
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+        log.info("strom broker stopped")
+
+
+class _TrackedConnection(KafkaConnection):
+    def __init__(self, broker: Broker, *args: object) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self._owner = broker
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._owner._connections.add(transport)  # type: ignore[arg-type]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._transport is not None:
+            self._owner._connections.discard(self._transport)

@@ -1,0 +1,36 @@
+"""Topic creation shared by CreateTopics and Metadata's auto-creation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from strom.broker.context import BrokerServices
+from strom.cluster.image import TopicInfo
+from strom.config import parse_topic_configs
+
+
+def create_topic(broker: BrokerServices, name: str, num_partitions: int = -1,
+                 replication_factor: int = -1, configs: Mapping[str, str | None] | None = None,
+                 assignments: Mapping[int, Sequence[int]] | None = None,
+                 validate_only: bool = False) -> TopicInfo:
+    """Create a topic (or only validate it); raises typed KafkaErrors.
+
+    -1 partitions or replication factor means the broker's default, as in Kafka.
+    """
+    if num_partitions == -1:
+        value = broker.config.get("num.partitions")
+        assert isinstance(value, int)
+        num_partitions = value
+    if replication_factor == -1:
+        value = broker.config.get("default.replication.factor")
+        assert isinstance(value, int)
+        replication_factor = value
+    parsed = parse_topic_configs(configs or {})
+    records = broker.metadata.create_topic_records(
+        name, num_partitions, replication_factor, parsed, assignments
+    )
+    if validate_only:
+        image = broker.image.apply(records)
+    else:
+        image = broker.metadata.commit(records)
+    return image.topics[name]

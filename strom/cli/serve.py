@@ -1,0 +1,64 @@
+"""`strom serve`: run a broker until SIGTERM or SIGINT, then shut down cleanly."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+from strom.errors import KafkaError
+
+EXAMPLES = """examples:
+  strom serve                                   # localhost:9092, data in ./data
+  strom serve --config config/server.properties
+  strom serve --override listeners=PLAINTEXT://0.0.0.0:9093 --override num.partitions=6
+"""
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "serve", help="run a broker", epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run a strom broker. Configuration uses Apache Kafka's property names.",
+    )
+    parser.add_argument("--config", type=Path, help="a Kafka server.properties file")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="set a property, after the file (repeatable)")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from strom.broker.server import Broker
+    from strom.config import BrokerConfig
+
+    logging.basicConfig(level=args.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = BrokerConfig.load(args.config, args.override)
+    except (KafkaError, OSError) as exc:
+        print(f"strom serve: {exc}", flush=True)
+        return 2
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # uvloop is optional off Linux/macOS
+        pass
+    return asyncio.run(_serve(Broker(config)))
+
+
+async def _serve(broker: Any) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await broker.start()
+    print(f"strom: serving on {broker.bootstrap}", flush=True)
+    await stop.wait()
+    await broker.stop()
+    return 0

@@ -1,0 +1,209 @@
+"""The metadata image: brokers, topics, partitions, leaders, ISR, configs.
+
+An immutable value. It changes only by applying metadata records (the same
+record types a cluster-mode store will stream from its coordination service),
+so the single node and a future cluster build their image the same way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+from strom.config import Value
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerInfo:
+    node_id: int
+    host: str
+    port: int
+    rack: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionInfo:
+    partition: int
+    leader: int
+    leader_epoch: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+    # Bumped on every change of this partition's assignment or ISR (KRaft's partition epoch).
+    partition_epoch: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    name: str
+    topic_id: uuid.UUID
+    partitions: tuple[PartitionInfo, ...]
+    configs: Mapping[str, Value] = field(default_factory=dict)
+
+    @property
+    def replication_factor(self) -> int:
+        return len(self.partitions[0].replicas) if self.partitions else 0
+
+
+# --- records -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRecord:
+    name: str
+    topic_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionRecord:
+    topic_id: uuid.UUID
+    partition: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+    leader: int
+    leader_epoch: int
+    partition_epoch: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TopicConfigRecord:
+    """Sets (value not None) or removes (None) one topic config override."""
+
+    topic_id: uuid.UUID
+    name: str
+    value: Value
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerConfigRecord:
+    """A cluster-wide dynamic broker config (DYNAMIC_DEFAULT_BROKER_CONFIG)."""
+
+    name: str
+    value: Value
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveTopicRecord:
+    topic_id: uuid.UUID
+
+
+MetadataRecord = (
+    TopicRecord | PartitionRecord | TopicConfigRecord | BrokerConfigRecord | RemoveTopicRecord
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataImage:
+    cluster_id: str
+    controller_id: int
+    brokers: Mapping[int, BrokerInfo]
+    topics: Mapping[str, TopicInfo] = field(default_factory=dict)
+    broker_configs: Mapping[str, Value] = field(default_factory=dict)
+    # Incremented per applied batch of records; clients never see it.
+    offset: int = 0
+
+    def topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
+        for topic in self.topics.values():
+            if topic.topic_id == topic_id:
+                return topic
+        return None
+
+    def apply(self, records: Iterable[MetadataRecord]) -> MetadataImage:
+        topics = dict(self.topics)
+        by_id = {t.topic_id: t.name for t in topics.values()}
+        broker_configs = dict(self.broker_configs)
+        for record in records:
+            if isinstance(record, TopicRecord):
+                topics[record.name] = TopicInfo(record.name, record.topic_id, ())
+                by_id[record.topic_id] = record.name
+            elif isinstance(record, PartitionRecord):
+                topic = topics[by_id[record.topic_id]]
+                info = PartitionInfo(
+                    record.partition,
+                    record.leader,
+                    record.leader_epoch,
+                    record.replicas,
+                    record.isr,
+                    record.partition_epoch,
+                )
+                partitions = [p for p in topic.partitions if p.partition != record.partition]
+                partitions.append(info)
+                partitions.sort(key=lambda p: p.partition)
+                topics[topic.name] = replace(topic, partitions=tuple(partitions))
+            elif isinstance(record, TopicConfigRecord):
+                topic = topics[by_id[record.topic_id]]
+                configs = dict(topic.configs)
+                if record.value is None:
+                    configs.pop(record.name, None)
+                else:
+                    configs[record.name] = record.value
+                topics[topic.name] = replace(topic, configs=MappingProxyType(configs))
+            elif isinstance(record, BrokerConfigRecord):
+                if record.value is None:
+                    broker_configs.pop(record.name, None)
+                else:
+                    broker_configs[record.name] = record.value
+            elif isinstance(record, RemoveTopicRecord):
+                name = by_id.pop(record.topic_id)
+                del topics[name]
+        return replace(
+            self,
+            topics=MappingProxyType(topics),
+            broker_configs=MappingProxyType(broker_configs),
+            offset=self.offset + 1,
+        )
+
+
+# --- (de)serialization for the single-node snapshot ------------------------------------
+
+
+def record_to_json(record: MetadataRecord) -> dict[str, Any]:
+    data: dict[str, Any] = {"type": type(record).__name__}
+    for name in record.__dataclass_fields__:
+        value = getattr(record, name)
+        if isinstance(value, uuid.UUID):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        data[name] = value
+    return data
+
+
+_RECORD_TYPES: dict[str, type[Any]] = {
+    cls.__name__: cls
+    for cls in (TopicRecord, PartitionRecord, TopicConfigRecord, BrokerConfigRecord,
+                RemoveTopicRecord)
+}
+
+
+def record_from_json(data: Mapping[str, Any]) -> MetadataRecord:
+    cls = _RECORD_TYPES[data["type"]]
+    kwargs: dict[str, Any] = {}
+    for name in cls.__dataclass_fields__:
+        value = data[name]
+        if name == "topic_id":
+            value = uuid.UUID(value)
+        elif isinstance(value, list) and name in ("replicas", "isr"):
+            value = tuple(value)
+        kwargs[name] = value
+    record: MetadataRecord = cls(**kwargs)
+    return record
+
+
+def image_to_records(image: MetadataImage) -> list[MetadataRecord]:
+    """Records that rebuild `image` from an empty one (a snapshot)."""
+    records: list[MetadataRecord] = []
+    for name, value in sorted(image.broker_configs.items()):
+        records.append(BrokerConfigRecord(name, value))
+    for topic in image.topics.values():
+        records.append(TopicRecord(topic.name, topic.topic_id))
+        for p in topic.partitions:
+            records.append(
+                PartitionRecord(topic.topic_id, p.partition, p.replicas, p.isr, p.leader,
+                                p.leader_epoch, p.partition_epoch)
+            )
+        for key, value in sorted(topic.configs.items()):
+            records.append(TopicConfigRecord(topic.topic_id, key, value))
+    return records

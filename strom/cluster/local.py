@@ -1,0 +1,271 @@
+"""The single-node metadata store: the controller of a cluster of one.
+
+Operations validate first and compute metadata records without changing
+anything; `commit` persists the records and applies them to the image.
+Persistence is a snapshot of the image as records, `strom-metadata.json` in
+the first log dir, written atomically (temp, fsync, rename, fsync dir). The
+name cannot be mistaken for a `<topic>-<partition>` directory.
+
+File format, version 1: {"version": 1, "cluster_id": str, "records": [...]}.
+A later version must read version 1 and rewrite it on the next commit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from strom.cluster.image import (
+    BrokerConfigRecord,
+    BrokerInfo,
+    MetadataImage,
+    MetadataRecord,
+    PartitionRecord,
+    RemoveTopicRecord,
+    TopicConfigRecord,
+    TopicRecord,
+    image_to_records,
+    record_from_json,
+    record_to_json,
+)
+from strom.config import Value
+from strom.errors import (
+    ErrorCode,
+    InvalidConfigError,
+    InvalidPartitionsError,
+    InvalidReplicationFactorError,
+    InvalidRequestError,
+    InvalidTopicError,
+    KafkaError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+)
+
+FILE_NAME = "strom-metadata.json"
+FORMAT_VERSION = 1
+
+_LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
+MAX_TOPIC_NAME_LENGTH = 249
+MAX_PARTITIONS = 100_000
+
+
+class InvalidReplicaAssignmentError(KafkaError):
+    # Belongs in strom.errors; kept here until that module gains it.
+    code = ErrorCode.invalid_replica_assignment
+
+
+def validate_topic_name(name: str) -> None:
+    """Kafka's topic name rules (Topic.validate)."""
+    if not name:
+        raise InvalidTopicError("Topic name is illegal, it can't be empty")
+    if name in (".", ".."):
+        raise InvalidTopicError("Topic name cannot be \".\" or \"..\"")
+    if len(name) > MAX_TOPIC_NAME_LENGTH:
+        raise InvalidTopicError(
+            f"Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME_LENGTH} characters"
+        )
+    if not _LEGAL_TOPIC.match(name):
+        raise InvalidTopicError(
+            f"Topic name \"{name}\" is illegal, it contains a character other than "
+            "ASCII alphanumerics, '.', '_' and '-'"
+        )
+
+
+def _collision_key(name: str) -> str:
+    # '.' and '_' collide in metric names, so Kafka refuses topics differing only there.
+    return name.replace(".", "_")
+
+
+class LocalMetadataStore:
+    def __init__(self, directory: Path, *, node_id: int, cluster_id: str,
+                 listener: tuple[str, int]) -> None:
+        self._path = directory / FILE_NAME
+        host, port = listener
+        brokers = {node_id: BrokerInfo(node_id, host, port)}
+        self.node_id = node_id
+        self.image = MetadataImage(cluster_id, node_id, brokers)
+        self._listeners: list[Callable[[MetadataImage, MetadataImage], None]] = []
+        if self._path.exists():
+            data = json.loads(self._path.read_text())
+            if data.get("version") != FORMAT_VERSION:
+                raise RuntimeError(
+                    f"{self._path}: unsupported format version {data.get('version')}"
+                )
+            records = [record_from_json(r) for r in data["records"]]
+            self.image = self.image.apply(records)
+
+    def subscribe(self, listener: Callable[[MetadataImage, MetadataImage], None]) -> None:
+        """Call `listener(old, new)` after every change of the image."""
+        self._listeners.append(listener)
+
+    def commit(self, records: Sequence[MetadataRecord]) -> MetadataImage:
+        if not records:
+            return self.image
+        old = self.image
+        new = old.apply(records)
+        self._persist(new)
+        self.image = new
+        for listener in self._listeners:
+            listener(old, new)
+        return new
+
+    def _persist(self, image: MetadataImage) -> None:
+        payload = {
+            "version": FORMAT_VERSION,
+            "cluster_id": image.cluster_id,
+            "records": [record_to_json(r) for r in image_to_records(image)],
+        }
+        tmp = self._path.with_suffix(".json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._path)
+        fd = os.open(self._path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    # --- operations: validate, then return the records ------------------------
+
+    def create_topic_records(
+        self,
+        name: str,
+        num_partitions: int,
+        replication_factor: int,
+        configs: Mapping[str, Value],
+        assignments: Mapping[int, Sequence[int]] | None = None,
+    ) -> list[MetadataRecord]:
+        validate_topic_name(name)
+        if name in self.image.topics:
+            raise TopicAlreadyExistsError(f"Topic '{name}' already exists.")
+        key = _collision_key(name)
+        for existing in self.image.topics:
+            if _collision_key(existing) == key:
+                raise InvalidTopicError(
+                    f"Topic '{name}' collides with existing topic: {existing}"
+                )
+        if assignments:
+            num_partitions = len(assignments)
+            if sorted(assignments) != list(range(num_partitions)):
+                raise InvalidRequestError("Partition assignments must be numbered 0..n-1")
+            replicas_of = {p: tuple(r) for p, r in assignments.items()}
+            for replicas in replicas_of.values():
+                if not replicas or any(r not in self.image.brokers for r in replicas):
+                    raise InvalidReplicationFactorError(
+                        "Replica assignment names a broker that is not registered"
+                    )
+                if len(set(replicas)) != len(replicas):
+                    raise InvalidRequestError("Duplicate brokers in a replica assignment")
+        else:
+            if num_partitions <= 0:
+                raise InvalidPartitionsError("Number of partitions must be larger than 0.")
+            if num_partitions > MAX_PARTITIONS:
+                raise InvalidPartitionsError(f"Number of partitions is above {MAX_PARTITIONS}.")
+            if replication_factor <= 0:
+                raise InvalidReplicationFactorError(
+                    "Replication factor must be larger than 0."
+                )
+            if replication_factor > len(self.image.brokers):
+                raise InvalidReplicationFactorError(
+                    f"Unable to replicate the partition {replication_factor} time(s): "
+                    f"The target replication factor of {replication_factor} cannot be reached "
+                    f"because only {len(self.image.brokers)} broker(s) are registered."
+                )
+            replicas_of = {p: (self.node_id,) for p in range(num_partitions)}
+        topic_id = uuid.uuid4()
+        records: list[MetadataRecord] = [TopicRecord(name, topic_id)]
+        for partition, replicas in sorted(replicas_of.items()):
+            records.append(
+                PartitionRecord(topic_id, partition, replicas, replicas, replicas[0], 0)
+            )
+        for config_name, value in sorted(configs.items()):
+            records.append(TopicConfigRecord(topic_id, config_name, value))
+        return records
+
+    def delete_topic_records(self, name: str) -> list[MetadataRecord]:
+        topic = self.image.topics.get(name)
+        if topic is None:
+            raise UnknownTopicOrPartitionError(f"Topic {name} does not exist")
+        return [RemoveTopicRecord(topic.topic_id)]
+
+    def create_partitions_records(self, name: str, count: int,
+                                  assignments: Sequence[Sequence[int]] | None = None
+                                  ) -> list[MetadataRecord]:
+        """Kafka's ReplicationControlManager.createPartitions checks and messages."""
+        topic = self.image.topics.get(name)
+        if topic is None:
+            raise UnknownTopicOrPartitionError()
+        current = len(topic.partitions)
+        if count == current:
+            raise InvalidPartitionsError(f"Topic already has {current} partition(s).")
+        if count < current:
+            raise InvalidPartitionsError(
+                f"The topic {name} currently has {current} partition(s); {count} would not "
+                "be an increase."
+            )
+        if count > MAX_PARTITIONS:
+            raise InvalidPartitionsError(f"Number of partitions is above {MAX_PARTITIONS}.")
+        added = count - current
+        if assignments is not None and len(assignments) != added:
+            raise InvalidReplicaAssignmentError(
+                f"Attempted to add {added} additional partition(s), but only "
+                f"{len(assignments)} assignment(s) were specified."
+            )
+        replication_factor = topic.replication_factor
+        records: list[MetadataRecord] = []
+        for i in range(added):
+            if assignments is None:
+                replicas: tuple[int, ...] = (self.node_id,)
+            else:
+                replicas = tuple(assignments[i])
+                self._validate_manual_assignment(replicas, replication_factor)
+            records.append(
+                PartitionRecord(topic.topic_id, current + i, replicas, replicas, replicas[0], 0)
+            )
+        return records
+
+    def _validate_manual_assignment(self, replicas: Sequence[int],
+                                    replication_factor: int | None) -> None:
+        if not replicas:
+            raise InvalidReplicaAssignmentError(
+                "The manual partition assignment includes an empty replica list."
+            )
+        previous: int | None = None
+        for broker_id in sorted(replicas):
+            if broker_id not in self.image.brokers:
+                raise InvalidReplicaAssignmentError(
+                    f"The manual partition assignment includes broker {broker_id}, but no "
+                    "such broker is registered."
+                )
+            if broker_id == previous:
+                raise InvalidReplicaAssignmentError(
+                    f"The manual partition assignment includes the broker {broker_id} more "
+                    "than once."
+                )
+            previous = broker_id
+        if replication_factor is not None and len(replicas) != replication_factor:
+            raise InvalidReplicaAssignmentError(
+                f"The manual partition assignment includes a partition with {len(replicas)} "
+                "replica(s), but this is not consistent with previous partitions, which have "
+                f"{replication_factor} replica(s)."
+            )
+
+    def topic_config_records(self, name: str, changes: Mapping[str, Value]
+                             ) -> list[MetadataRecord]:
+        """Set (value) or delete (None) topic config overrides."""
+        topic = self.image.topics.get(name)
+        if topic is None:
+            raise UnknownTopicOrPartitionError(f"Topic {name} does not exist")
+        return [TopicConfigRecord(topic.topic_id, k, v) for k, v in sorted(changes.items())]
+
+    def broker_config_records(self, changes: Mapping[str, Value]) -> list[MetadataRecord]:
+        for name in changes:
+            if not name:
+                raise InvalidConfigError("empty config name")
+        return [BrokerConfigRecord(k, v) for k, v in sorted(changes.items())]

@@ -1,0 +1,517 @@
+"""Broker and topic configuration under Apache Kafka's property names.
+
+A broker config is read from a properties file, then `--override key=value`
+flags. Topic configs are per-topic overrides on top of broker defaults; each
+topic config names the broker property it falls back to (its synonym), as
+Kafka's DescribeConfigs reports it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from strom.errors import InvalidConfigError
+
+LONG_MAX = 9_223_372_036_854_775_807
+
+
+class ConfigType(enum.IntEnum):
+    """DescribeConfigs' config_type values."""
+
+    BOOLEAN = 1
+    STRING = 2
+    INT = 3
+    SHORT = 4
+    LONG = 5
+    DOUBLE = 6
+    LIST = 7
+    CLASS = 8
+    PASSWORD = 9
+
+
+class ConfigSource(enum.IntEnum):
+    """DescribeConfigs' config_source values."""
+
+    UNKNOWN = 0
+    DYNAMIC_TOPIC_CONFIG = 1
+    DYNAMIC_BROKER_CONFIG = 2
+    DYNAMIC_DEFAULT_BROKER_CONFIG = 3
+    STATIC_BROKER_CONFIG = 4
+    DEFAULT_CONFIG = 5
+    DYNAMIC_BROKER_LOGGER_CONFIG = 6
+
+
+Value = int | float | str | bool | list[str] | None
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered not in ("true", "false"):
+        raise ValueError(f"expected true or false, got {text!r}")
+    return lowered == "true"
+
+
+def _parse_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+_PARSERS: dict[ConfigType, Callable[[str], Value]] = {
+    ConfigType.BOOLEAN: _parse_bool,
+    ConfigType.STRING: str.strip,
+    ConfigType.INT: lambda t: int(t.strip()),
+    ConfigType.SHORT: lambda t: int(t.strip()),
+    ConfigType.LONG: lambda t: int(t.strip()),
+    ConfigType.DOUBLE: lambda t: float(t.strip()),
+    ConfigType.LIST: _parse_list,
+    ConfigType.CLASS: str.strip,
+    ConfigType.PASSWORD: str,
+}
+
+_RANGES: dict[ConfigType, tuple[int, int]] = {
+    ConfigType.INT: (-(2**31), 2**31 - 1),
+    ConfigType.SHORT: (-(2**15), 2**15 - 1),
+    ConfigType.LONG: (-(2**63), 2**63 - 1),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigDef:
+    name: str
+    type: ConfigType
+    default: Value
+    doc: str
+    # Smallest legal value for numbers; a tuple of choices for strings/lists.
+    at_least: float | None = None
+    choices: tuple[str, ...] | None = None
+    read_only: bool = False
+
+    def parse(self, text: str) -> Value:
+        """Parse and validate `text`; raises InvalidConfigError."""
+        try:
+            value = _PARSERS[self.type](text)
+            if self.type in _RANGES:
+                low, high = _RANGES[self.type]
+                if not (isinstance(value, int) and low <= value <= high):
+                    raise ValueError(text)
+        except ValueError:
+            # Kafka's ConfigDef.parseType messages, which clients show verbatim.
+            reason = ("Expected value to be either true or false"
+                      if self.type == ConfigType.BOOLEAN
+                      else f"Not a number of type {self.type.name}")
+            raise InvalidConfigError(
+                f"Invalid value {text} for configuration {self.name}: {reason}"
+            ) from None
+        self.validate(value)
+        return value
+
+    def validate(self, value: Value) -> None:
+        if isinstance(value, int) and not isinstance(value, bool) and self.type in _RANGES:
+            low, high = _RANGES[self.type]
+            if not low <= value <= high:
+                raise InvalidConfigError(f"Invalid value {value} for configuration {self.name}")
+        if (self.at_least is not None and isinstance(value, int | float)
+                and value < self.at_least):
+                raise InvalidConfigError(
+                    f"Invalid value {value} for configuration {self.name}: "
+                    f"Value must be at least {_render_number(self.at_least)}"
+                )
+        if self.choices is not None:
+            items = value if isinstance(value, list) else [str(value)]
+            for item in items:
+                if item not in self.choices:
+                    raise InvalidConfigError(
+                        f"Invalid value {item} for configuration {self.name}: "
+                        f"String must be one of: {', '.join(self.choices)}"
+                    )
+
+    def render(self, value: Value) -> str | None:
+        """The value as Kafka prints it in DescribeConfigs."""
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, list):
+            return ",".join(value)
+        if isinstance(value, float):
+            return repr(value)
+        return str(value)
+
+
+def _render_number(n: float) -> str:
+    return str(int(n)) if float(n).is_integer() else str(n)
+
+
+_COMPRESSION = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
+
+
+def _d(name: str, type_: ConfigType, default: Value, doc: str, **kw: Any) -> ConfigDef:
+    return ConfigDef(name, type_, default, doc, **kw)
+
+
+T = ConfigType
+
+BROKER_CONFIGS: dict[str, ConfigDef] = {
+    d.name: d
+    for d in [
+        _d("node.id", T.INT, 1, "The node id of this broker.", at_least=0, read_only=True),
+        _d("broker.id", T.INT, 1, "Synonym of node.id.", at_least=0, read_only=True),
+        _d("listeners", T.LIST, ["PLAINTEXT://localhost:9092"], "Listener URIs to bind.",
+           read_only=True),
+        _d("advertised.listeners", T.LIST, None,
+           "Listeners given to clients in metadata; defaults to listeners.", read_only=True),
+        _d("log.dirs", T.LIST, None, "Data directories; log.dir when unset.", read_only=True),
+        _d("log.dir", T.STRING, "./data", "The data directory.", read_only=True),
+        _d("num.partitions", T.INT, 1, "Default partitions of an auto-created topic.",
+           at_least=1),
+        _d("default.replication.factor", T.INT, 1, "Default replication factor.", at_least=1),
+        _d("auto.create.topics.enable", T.BOOLEAN, True,
+           "Create a topic when a client asks for its metadata or produces to it."),
+        _d("delete.topic.enable", T.BOOLEAN, True, "Allow DeleteTopics."),
+        _d("message.max.bytes", T.INT, 1048588, "Largest record batch size allowed.",
+           at_least=0),
+        _d("socket.request.max.bytes", T.INT, 104857600, "Largest request size accepted.",
+           at_least=1, read_only=True),
+        _d("log.segment.bytes", T.INT, 1073741824, "Segment file size before rolling.",
+           at_least=14),
+        _d("log.roll.ms", T.LONG, None,
+           "Time before rolling a segment; log.roll.hours when unset."),
+        _d("log.roll.hours", T.INT, 168, "Time before rolling a segment, in hours.", at_least=1),
+        _d("log.roll.jitter.ms", T.LONG, None, "Jitter subtracted from the roll time."),
+        _d("log.roll.jitter.hours", T.INT, 0, "Roll jitter in hours.", at_least=0),
+        _d("log.retention.ms", T.LONG, None,
+           "How long to keep a segment; -1 keeps forever. Overrides minutes and hours."),
+        _d("log.retention.minutes", T.INT, None, "Retention in minutes; overrides hours."),
+        _d("log.retention.hours", T.INT, 168, "Retention in hours."),
+        _d("log.retention.bytes", T.LONG, -1, "Largest partition size before deleting."),
+        _d("log.retention.check.interval.ms", T.LONG, 300000,
+           "How often retention is applied.", at_least=1),
+        _d("log.index.interval.bytes", T.INT, 4096, "Bytes between offset index entries.",
+           at_least=0),
+        _d("log.index.size.max.bytes", T.INT, 10485760, "Largest offset index size.",
+           at_least=4),
+        _d("log.flush.interval.messages", T.LONG, LONG_MAX,
+           "Messages accumulated before a flush.", at_least=1),
+        _d("log.flush.interval.ms", T.LONG, None, "Time before a flush."),
+        _d("log.flush.scheduler.interval.ms", T.LONG, LONG_MAX,
+           "How often to check whether a flush is due."),
+        _d("log.flush.offset.checkpoint.interval.ms", T.INT, 60000,
+           "How often the recovery point is checkpointed.", at_least=0),
+        _d("log.flush.start.offset.checkpoint.interval.ms", T.INT, 60000,
+           "How often the log start offset is checkpointed.", at_least=0),
+        _d("log.cleanup.policy", T.LIST, ["delete"], "Default cleanup policy.",
+           choices=("compact", "delete")),
+        _d("log.cleaner.delete.retention.ms", T.LONG, 86400000, "Tombstone retention.",
+           at_least=0),
+        _d("log.cleaner.min.compaction.lag.ms", T.LONG, 0, "Minimum compaction lag.",
+           at_least=0),
+        _d("log.cleaner.max.compaction.lag.ms", T.LONG, LONG_MAX, "Maximum compaction lag.",
+           at_least=1),
+        _d("log.cleaner.min.cleanable.ratio", T.DOUBLE, 0.5, "Minimum dirty ratio to clean."),
+        _d("log.segment.delete.delay.ms", T.LONG, 60000,
+           "Delay before deleting a segment file.", at_least=0),
+        _d("log.message.timestamp.type", T.STRING, "CreateTime",
+           "CreateTime or LogAppendTime.", choices=("CreateTime", "LogAppendTime")),
+        _d("log.message.timestamp.before.max.ms", T.LONG, LONG_MAX,
+           "Largest allowed age of a record timestamp.", at_least=0),
+        _d("log.message.timestamp.after.max.ms", T.LONG, 3600000,
+           "Largest allowed distance of a record timestamp into the future.", at_least=0),
+        _d("log.preallocate", T.BOOLEAN, False, "Preallocate segment files."),
+        _d("compression.type", T.STRING, "producer", "Compression of stored batches.",
+           choices=_COMPRESSION),
+        _d("min.insync.replicas", T.INT, 1, "Replicas that must acknowledge acks=all.",
+           at_least=1),
+        _d("unclean.leader.election.enable", T.BOOLEAN, False, "Elect out-of-sync replicas."),
+        _d("strom.acks.all.fsync", T.BOOLEAN, True,
+           "fsync the leader's log before acknowledging acks=all (strom is stricter than "
+           "Kafka here)."),
+        _d("cluster.id", T.STRING, None, "Cluster id; generated on first start.",
+           read_only=True),
+    ]
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TopicConfigDef:
+    """A topic-level config and the broker property that provides its default."""
+
+    definition: ConfigDef
+    synonym: str | None
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+
+def _t(name: str, type_: ConfigType, default: Value, synonym: str | None, doc: str,
+       **kw: Any) -> TopicConfigDef:
+    return TopicConfigDef(ConfigDef(name, type_, default, doc, **kw), synonym)
+
+
+TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
+    d.name: d
+    for d in [
+        _t("cleanup.policy", T.LIST, ["delete"], "log.cleanup.policy",
+           "delete, compact, or both.", choices=("compact", "delete")),
+        _t("compression.type", T.STRING, "producer", "compression.type",
+           "Compression of stored batches.", choices=_COMPRESSION),
+        _t("delete.retention.ms", T.LONG, 86400000, "log.cleaner.delete.retention.ms",
+           "Tombstone retention on compacted topics.", at_least=0),
+        _t("file.delete.delay.ms", T.LONG, 60000, "log.segment.delete.delay.ms",
+           "Delay before deleting a segment file.", at_least=0),
+        _t("flush.messages", T.LONG, LONG_MAX, "log.flush.interval.messages",
+           "Messages accumulated before a flush.", at_least=1),
+        _t("flush.ms", T.LONG, LONG_MAX, "log.flush.interval.ms",
+           "Time before a flush.", at_least=0),
+        _t("index.interval.bytes", T.INT, 4096, "log.index.interval.bytes",
+           "Bytes between offset index entries.", at_least=0),
+        _t("max.compaction.lag.ms", T.LONG, LONG_MAX, "log.cleaner.max.compaction.lag.ms",
+           "Maximum compaction lag.", at_least=1),
+        _t("max.message.bytes", T.INT, 1048588, "message.max.bytes",
+           "Largest record batch size allowed.", at_least=0),
+        _t("message.timestamp.type", T.STRING, "CreateTime", "log.message.timestamp.type",
+           "CreateTime or LogAppendTime.", choices=("CreateTime", "LogAppendTime")),
+        _t("message.timestamp.before.max.ms", T.LONG, LONG_MAX,
+           "log.message.timestamp.before.max.ms", "Largest allowed record age.", at_least=0),
+        _t("message.timestamp.after.max.ms", T.LONG, 3600000,
+           "log.message.timestamp.after.max.ms", "Largest allowed future timestamp.",
+           at_least=0),
+        _t("min.cleanable.dirty.ratio", T.DOUBLE, 0.5, "log.cleaner.min.cleanable.ratio",
+           "Minimum dirty ratio to clean.", at_least=0),
+        _t("min.compaction.lag.ms", T.LONG, 0, "log.cleaner.min.compaction.lag.ms",
+           "Minimum compaction lag.", at_least=0),
+        _t("min.insync.replicas", T.INT, 1, "min.insync.replicas",
+           "Replicas that must acknowledge acks=all.", at_least=1),
+        _t("preallocate", T.BOOLEAN, False, "log.preallocate", "Preallocate segment files."),
+        _t("retention.bytes", T.LONG, -1, "log.retention.bytes",
+           "Largest partition size before deleting old segments."),
+        _t("retention.ms", T.LONG, 604800000, "log.retention.ms",
+           "How long to keep a segment; -1 keeps forever.", at_least=-1),
+        _t("segment.bytes", T.INT, 1073741824, "log.segment.bytes",
+           "Segment file size before rolling.", at_least=14),
+        _t("segment.index.bytes", T.INT, 10485760, "log.index.size.max.bytes",
+           "Largest offset index size.", at_least=4),
+        _t("segment.jitter.ms", T.LONG, 0, "log.roll.jitter.ms", "Roll jitter.", at_least=0),
+        _t("segment.ms", T.LONG, 604800000, "log.roll.ms", "Time before rolling a segment.",
+           at_least=1),
+        _t("unclean.leader.election.enable", T.BOOLEAN, False,
+           "unclean.leader.election.enable", "Elect out-of-sync replicas."),
+    ]
+}
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    """Parse Java properties text (the subset Kafka's config files use)."""
+    result: dict[str, str] = {}
+    pending = ""
+    for raw in text.splitlines():
+        line = pending + raw.strip()
+        pending = ""
+        if not line or line[0] in "#!":
+            continue
+        if line.endswith("\\"):
+            pending = line[:-1]
+            continue
+        for i, ch in enumerate(line):
+            if ch in "=:":
+                key, value = line[:i].strip(), line[i + 1 :].strip()
+                break
+        else:
+            key, value = line, ""
+        result[key] = value
+    return result
+
+
+@dataclass(slots=True)
+class BrokerConfig:
+    """The broker's configuration: explicit settings over Kafka's defaults."""
+
+    explicit: dict[str, Value] = field(default_factory=dict)
+    # Set at runtime through AlterConfigs (cluster-wide defaults, DYNAMIC_DEFAULT_BROKER_CONFIG).
+    dynamic: dict[str, Value] = field(default_factory=dict)
+
+    @classmethod
+    def from_properties(cls, properties: Mapping[str, str]) -> BrokerConfig:
+        explicit: dict[str, Value] = {}
+        for key, text in properties.items():
+            definition = BROKER_CONFIGS.get(key)
+            if definition is None:
+                # Kafka logs and ignores unknown properties; so do we, silently,
+                # so that an unchanged Kafka server.properties loads.
+                continue
+            explicit[key] = definition.parse(text)
+        return cls(explicit)
+
+    @classmethod
+    def load(cls, path: Path | None, overrides: Iterable[str] = ()) -> BrokerConfig:
+        properties: dict[str, str] = {}
+        if path is not None:
+            properties.update(parse_properties(path.read_text()))
+        for item in overrides:
+            if "=" not in item:
+                raise InvalidConfigError(f"--override expects key=value, got {item!r}")
+            key, value = item.split("=", 1)
+            properties[key.strip()] = value
+        return cls.from_properties(properties)
+
+    def get(self, name: str) -> Value:
+        if name in self.dynamic:
+            return self.dynamic[name]
+        if name in self.explicit:
+            return self.explicit[name]
+        return BROKER_CONFIGS[name].default
+
+    def source(self, name: str) -> ConfigSource:
+        if name in self.dynamic:
+            return ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG
+        if name in self.explicit:
+            return ConfigSource.STATIC_BROKER_CONFIG
+        return ConfigSource.DEFAULT_CONFIG
+
+    def _int(self, name: str) -> int:
+        value = self.get(name)
+        assert isinstance(value, int)
+        return value
+
+    # Derived settings, resolved the way Kafka resolves its *.ms/*.hours families.
+
+    @property
+    def node_id(self) -> int:
+        if "node.id" in self.explicit:
+            return self._int("node.id")
+        return self._int("broker.id")
+
+    @property
+    def log_dirs(self) -> list[Path]:
+        dirs = self.get("log.dirs")
+        if isinstance(dirs, list) and dirs:
+            return [Path(d) for d in dirs]
+        return [Path(str(self.get("log.dir")))]
+
+    @property
+    def listeners(self) -> list[tuple[str, str, int]]:
+        """(name, host, port) per listener."""
+        raw = self.get("listeners")
+        assert isinstance(raw, list)
+        return [_parse_listener(item) for item in raw]
+
+    @property
+    def advertised_listeners(self) -> list[tuple[str, str, int]]:
+        raw = self.get("advertised.listeners")
+        if not raw:
+            return self.listeners
+        assert isinstance(raw, list)
+        return [_parse_listener(item) for item in raw]
+
+    @property
+    def log_retention_ms(self) -> int:
+        for name, factor in (
+            ("log.retention.ms", 1),
+            ("log.retention.minutes", 60_000),
+        ):
+            value = self.get(name)
+            if value is not None:
+                assert isinstance(value, int)
+                return value * factor if value >= 0 else -1
+        return self._int("log.retention.hours") * 3_600_000
+
+    @property
+    def log_roll_ms(self) -> int:
+        value = self.get("log.roll.ms")
+        if value is not None:
+            assert isinstance(value, int)
+            return value
+        return self._int("log.roll.hours") * 3_600_000
+
+    @property
+    def log_roll_jitter_ms(self) -> int:
+        value = self.get("log.roll.jitter.ms")
+        if value is not None:
+            assert isinstance(value, int)
+            return value
+        return self._int("log.roll.jitter.hours") * 3_600_000
+
+    @property
+    def log_flush_interval_ms(self) -> int:
+        value = self.get("log.flush.interval.ms")
+        if value is not None:
+            assert isinstance(value, int)
+            return value
+        return self._int("log.flush.scheduler.interval.ms")
+
+    def topic_default(self, definition: TopicConfigDef) -> tuple[Value, ConfigSource, str | None]:
+        """A topic config's value when the topic does not override it, with its source
+        and the broker property it came from."""
+        synonym = definition.synonym
+        derived: dict[str, Value] = {
+            "log.retention.ms": self.log_retention_ms,
+            "log.roll.ms": self.log_roll_ms,
+            "log.roll.jitter.ms": self.log_roll_jitter_ms,
+            "log.flush.interval.ms": self.log_flush_interval_ms,
+        }
+        if synonym is None:
+            return definition.definition.default, ConfigSource.DEFAULT_CONFIG, None
+        if synonym in self.dynamic or synonym in self.explicit:
+            return self.get(synonym), self.source(synonym), synonym
+        # The hours/minutes families of a *.ms synonym count as set too.
+        for family in _FAMILIES.get(synonym, ()):
+            if family in self.dynamic or family in self.explicit:
+                return derived[synonym], self.source(family), family
+        return definition.definition.default, ConfigSource.DEFAULT_CONFIG, None
+
+
+_FAMILIES: dict[str, tuple[str, ...]] = {
+    "log.retention.ms": ("log.retention.minutes", "log.retention.hours"),
+    "log.roll.ms": ("log.roll.hours",),
+    "log.roll.jitter.ms": ("log.roll.jitter.hours",),
+}
+
+
+def _parse_listener(item: str) -> tuple[str, str, int]:
+    name, sep, rest = item.partition("://")
+    if not sep:
+        raise InvalidConfigError(f"listener {item!r} must look like PLAINTEXT://host:port")
+    host, colon, port = rest.rpartition(":")
+    if not colon or not port.isdigit():
+        raise InvalidConfigError(f"listener {item!r} has no port")
+    return name, host or "0.0.0.0", int(port)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicConfig:
+    """A topic's effective configuration: its overrides over the broker's defaults."""
+
+    overrides: Mapping[str, Value]
+    broker: BrokerConfig
+
+    def get(self, name: str) -> Value:
+        if name in self.overrides:
+            return self.overrides[name]
+        return self.broker.topic_default(TOPIC_CONFIGS[name])[0]
+
+    def int(self, name: str) -> int:
+        value = self.get(name)
+        assert isinstance(value, int)
+        return value
+
+    @property
+    def cleanup_policy(self) -> list[str]:
+        value = self.get("cleanup.policy")
+        assert isinstance(value, list)
+        return value
+
+
+def parse_topic_configs(raw: Mapping[str, str | None]) -> dict[str, Value]:
+    """Validate topic-level overrides given as strings; raises InvalidConfigError."""
+    parsed: dict[str, Value] = {}
+    for name, text in raw.items():
+        definition = TOPIC_CONFIGS.get(name)
+        if definition is None:
+            raise InvalidConfigError(f"Unknown topic config name: {name}")
+        if text is None:
+            raise InvalidConfigError(f"Null value not supported for topic configs: {name}")
+        parsed[name] = definition.definition.parse(text)
+    return parsed

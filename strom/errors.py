@@ -1,0 +1,152 @@
+"""Typed exceptions, each carrying its Kafka error code.
+
+Layers raise these; the handler boundary turns any exception into an error
+code with `error_code_for`. An exception that is not a `KafkaError` is a bug
+and becomes UNKNOWN_SERVER_ERROR (the caller logs its traceback).
+"""
+
+from __future__ import annotations
+
+from kio.schema.errors import ErrorCode
+
+__all__ = [
+    "ErrorCode",
+    "KafkaError",
+    "CorruptRecordError",
+    "InvalidRecordError",
+    "RecordTooLargeError",
+    "RecordBatchTooLargeError",
+    "InvalidTimestampError",
+    "UnknownTopicOrPartitionError",
+    "TopicAlreadyExistsError",
+    "InvalidTopicError",
+    "InvalidPartitionsError",
+    "InvalidReplicationFactorError",
+    "InvalidConfigError",
+    "InvalidRequestError",
+    "OffsetOutOfRangeError",
+    "UnsupportedVersionError",
+    "NotLeaderOrFollowerError",
+    "FencedLeaderEpochError",
+    "UnknownLeaderEpochError",
+    "PolicyViolationError",
+    "UnknownTopicIdError",
+    "KafkaStorageError",
+    "InvalidRequiredAcksError",
+    "RequestTimedOutError",
+    "UnsupportedCompressionTypeError",
+    "error_code_for",
+]
+
+
+class KafkaError(Exception):
+    """An error with a Kafka protocol error code."""
+
+    code: ErrorCode = ErrorCode.unknown_server_error
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or self.code.name)
+        self.message = message or None
+
+    @property
+    def retriable(self) -> bool:
+        return bool(self.code.retriable)
+
+
+class CorruptRecordError(KafkaError):
+    code = ErrorCode.corrupt_message
+
+
+class InvalidRecordError(KafkaError):
+    code = ErrorCode.invalid_record
+
+
+class RecordTooLargeError(KafkaError):
+    code = ErrorCode.message_too_large
+
+
+class RecordBatchTooLargeError(KafkaError):
+    code = ErrorCode.record_list_too_large
+
+
+class InvalidTimestampError(KafkaError):
+    code = ErrorCode.invalid_timestamp
+
+
+class UnknownTopicOrPartitionError(KafkaError):
+    code = ErrorCode.unknown_topic_or_partition
+
+
+class TopicAlreadyExistsError(KafkaError):
+    code = ErrorCode.topic_already_exists
+
+
+class InvalidTopicError(KafkaError):
+    code = ErrorCode.invalid_topic_exception
+
+
+class InvalidPartitionsError(KafkaError):
+    code = ErrorCode.invalid_partitions
+
+
+class InvalidReplicationFactorError(KafkaError):
+    code = ErrorCode.invalid_replication_factor
+
+
+class InvalidConfigError(KafkaError):
+    code = ErrorCode.invalid_config
+
+
+class InvalidRequestError(KafkaError):
+    code = ErrorCode.invalid_request
+
+
+class OffsetOutOfRangeError(KafkaError):
+    code = ErrorCode.offset_out_of_range
+
+
+class UnsupportedVersionError(KafkaError):
+    code = ErrorCode.unsupported_version
+
+
+class NotLeaderOrFollowerError(KafkaError):
+    code = ErrorCode.not_leader_or_follower
+
+
+class FencedLeaderEpochError(KafkaError):
+    code = ErrorCode.fenced_leader_epoch
+
+
+class UnknownLeaderEpochError(KafkaError):
+    code = ErrorCode.unknown_leader_epoch
+
+
+class PolicyViolationError(KafkaError):
+    code = ErrorCode.policy_violation
+
+
+class UnknownTopicIdError(KafkaError):
+    code = ErrorCode.unknown_topic_id
+
+
+class KafkaStorageError(KafkaError):
+    code = ErrorCode.kafka_storage_error
+
+
+class InvalidRequiredAcksError(KafkaError):
+    code = ErrorCode.invalid_required_acks
+
+
+class RequestTimedOutError(KafkaError):
+    code = ErrorCode.request_timed_out
+
+
+class UnsupportedCompressionTypeError(KafkaError):
+    code = ErrorCode.unsupported_compression_type
+
+
+def error_code_for(exc: BaseException) -> ErrorCode:
+    """The error code a response carries for `exc`."""
+    if isinstance(exc, KafkaError):
+        return exc.code
+    return ErrorCode.unknown_server_error

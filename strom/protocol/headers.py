@@ -1,0 +1,79 @@
+"""Request and response headers.
+
+Request header v0: api_key int16, api_version int16, correlation_id int32.
+v1 adds client_id (a nullable int16-length string, even in flexible versions).
+v2 adds tagged fields (flexible versions). Response header v0 is the
+correlation id; v1 adds an (empty) tagged-field section.
+
+Parsed by hand: the header must be read before the body's schema is known,
+and the first eight bytes are enough to answer even a request we cannot parse.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from strom.errors import InvalidRequestError
+from strom.protocol.varint import read_uvarint
+
+_FIXED = struct.Struct(">hhi")
+_INT16 = struct.Struct(">h")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHeader:
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: str | None
+
+
+def peek_header(frame: bytes | bytearray | memoryview) -> tuple[int, int, int]:
+    """(api_key, api_version, correlation_id) from a frame's first 8 bytes."""
+    if len(frame) < _FIXED.size:
+        raise InvalidRequestError("request shorter than its header")
+    api_key, api_version, correlation_id = _FIXED.unpack_from(frame, 0)
+    return api_key, api_version, correlation_id
+
+
+def parse_request_header(
+    frame: bytes | bytearray | memoryview, header_version: int
+) -> tuple[RequestHeader, int]:
+    """The header and the offset at which the body starts."""
+    api_key, api_version, correlation_id = peek_header(frame)
+    offset = _FIXED.size
+    client_id: str | None = None
+    if header_version >= 1:
+        if len(frame) < offset + 2:
+            raise InvalidRequestError("truncated client id")
+        (length,) = _INT16.unpack_from(frame, offset)
+        offset += 2
+        if length >= 0:
+            if len(frame) < offset + length:
+                raise InvalidRequestError("truncated client id")
+            try:
+                client_id = bytes(frame[offset : offset + length]).decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidRequestError("client id is not UTF-8") from None
+            offset += length
+        elif length != -1:
+            raise InvalidRequestError("negative client id length")
+    if header_version >= 2:
+        count, offset = read_uvarint(frame, offset)
+        for _ in range(count):
+            _tag, offset = read_uvarint(frame, offset)
+            size, offset = read_uvarint(frame, offset)
+            if offset + size > len(frame):
+                raise InvalidRequestError("truncated header tagged field")
+            offset += size  # no request header tags are defined that a broker reads
+    return RequestHeader(api_key, api_version, correlation_id, client_id), offset
+
+
+_RESPONSE_V0 = struct.Struct(">i")
+
+
+def encode_response_header(correlation_id: int, header_version: int) -> bytes:
+    if header_version == 0:
+        return _RESPONSE_V0.pack(correlation_id)
+    return _RESPONSE_V0.pack(correlation_id) + b"\x00"

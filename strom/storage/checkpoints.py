@@ -1,0 +1,239 @@
+"""Kafka's small metadata files, each read leniently and written atomically.
+
+Offset checkpoints (recovery-point-offset-checkpoint,
+replication-offset-checkpoint, log-start-offset-checkpoint), Kafka's
+OffsetCheckpointFile:
+
+    0                       version
+    2                       number of entries
+    orders 0 1500           "<topic> <partition> <offset>"
+    orders 1 1433
+
+partition.metadata (PartitionMetadataFileFormatter), no trailing newline:
+
+    version: 0
+    topic_id: <16 bytes, URL-safe base64 without padding, as Uuid.toString>
+
+meta.properties (Java properties; KRaft v1 as Kafka writes it):
+
+    version=1
+    node.id=<int>
+    cluster.id=<string>
+    directory.id=<uuid as above>
+
+.kafka_cleanshutdown (CleanShutdownFileHandler): {"version":"0","broker_epoch":"-1"};
+only its presence matters here.
+
+Every write is `files.write_atomically`: temp file, fsync, rename, fsync the
+directory. None of these formats is strom's own, so none needs migrating.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from strom.storage import files
+
+__all__ = [
+    "MetaProperties",
+    "encode_uuid",
+    "decode_uuid",
+    "random_kafka_uuid",
+    "read_offset_checkpoint",
+    "write_offset_checkpoint",
+    "read_partition_metadata",
+    "write_partition_metadata",
+    "read_meta_properties",
+    "write_meta_properties",
+    "write_clean_shutdown_marker",
+]
+
+TopicPartition = tuple[str, int]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file exists but cannot be parsed."""
+
+
+# -- Kafka Uuid ------------------------------------------------------------
+
+
+def encode_uuid(value: uuid.UUID) -> str:
+    """Kafka's Uuid.toString: URL-safe base64 of the 16 bytes, no padding."""
+    return base64.urlsafe_b64encode(value.bytes).rstrip(b"=").decode("ascii")
+
+
+def decode_uuid(text: str) -> uuid.UUID:
+    text = text.strip()
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if len(raw) != 16:
+        raise ValueError(f"not a Kafka uuid: {text!r}")
+    return uuid.UUID(bytes=raw)
+
+
+def random_kafka_uuid() -> uuid.UUID:
+    """A random uuid Kafka would accept (Uuid.randomUuid): not the reserved
+    zero/one uuids and not printing with a leading '-'."""
+    while True:
+        value = uuid.uuid4()
+        if value.int > 1 and not encode_uuid(value).startswith("-"):
+            return value
+
+
+# -- offset checkpoints ------------------------------------------------------
+
+
+def read_offset_checkpoint(path: Path) -> dict[TopicPartition, int]:
+    """Entries of an offset checkpoint file; {} if it does not exist."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    lines = text.splitlines()
+    if len(lines) < 2:
+        raise CheckpointError(f"{path}: truncated header")
+    if lines[0].strip() != "0":
+        raise CheckpointError(f"{path}: unsupported version {lines[0]!r}")
+    try:
+        count = int(lines[1])
+    except ValueError:
+        raise CheckpointError(f"{path}: bad entry count {lines[1]!r}") from None
+    entries: dict[TopicPartition, int] = {}
+    for line in lines[2:]:
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 3:
+            raise CheckpointError(f"{path}: malformed line {line!r}")
+        topic, partition, offset = parts
+        try:
+            entries[(topic, int(partition))] = int(offset)
+        except ValueError:
+            raise CheckpointError(f"{path}: malformed line {line!r}") from None
+    if len(entries) != count:
+        raise CheckpointError(f"{path}: expected {count} entries, found {len(entries)}")
+    return entries
+
+
+def format_offset_checkpoint(entries: Mapping[TopicPartition, int]) -> bytes:
+    lines = ["0", str(len(entries))]
+    lines.extend(f"{topic} {partition} {offset}" for (topic, partition), offset in entries.items())
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def write_offset_checkpoint(path: Path, entries: Mapping[TopicPartition, int]) -> None:
+    files.write_atomically(path, format_offset_checkpoint(entries))
+
+
+# -- partition.metadata ------------------------------------------------------
+
+
+def read_partition_metadata(path: Path) -> uuid.UUID | None:
+    """The topic id stored in partition.metadata, None if there is no file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    fields = _parse_colon_fields(text)
+    if fields.get("version") != "0":
+        raise CheckpointError(f"{path}: unsupported version {fields.get('version')!r}")
+    try:
+        return decode_uuid(fields["topic_id"])
+    except (KeyError, ValueError):
+        raise CheckpointError(f"{path}: bad topic_id") from None
+
+
+def write_partition_metadata(path: Path, topic_id: uuid.UUID) -> None:
+    files.write_atomically(path, f"version: 0\ntopic_id: {encode_uuid(topic_id)}".encode())
+
+
+def _parse_colon_fields(text: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+# -- meta.properties ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MetaProperties:
+    node_id: int
+    cluster_id: str
+    directory_id: uuid.UUID
+    version: int = 1
+
+
+def _parse_properties(text: str) -> dict[str, str]:
+    """Java .properties, the subset Kafka writes: key=value lines, # comments."""
+    props: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#!":
+            continue
+        for i, char in enumerate(line):
+            if char in "=:":
+                props[line[:i].strip()] = line[i + 1 :].strip()
+                break
+        else:
+            props[line] = ""
+    return props
+
+
+def read_meta_properties(path: Path) -> MetaProperties | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    props = _parse_properties(text)
+    version = int(props.get("version", "0"))
+    if version != 1:
+        raise CheckpointError(f"{path}: only meta.properties version 1 (KRaft) is supported")
+    try:
+        node_id = int(props["node.id"])
+        cluster_id = props["cluster.id"]
+    except (KeyError, ValueError):
+        raise CheckpointError(f"{path}: node.id and cluster.id are required") from None
+    directory_id = (
+        decode_uuid(props["directory.id"]) if "directory.id" in props else random_kafka_uuid()
+    )
+    return MetaProperties(node_id, cluster_id, directory_id, version)
+
+
+def write_meta_properties(path: Path, meta: MetaProperties) -> None:
+    text = (
+        "#\n#Written by strom\n"
+        f"cluster.id={meta.cluster_id}\n"
+        f"directory.id={encode_uuid(meta.directory_id)}\n"
+        f"node.id={meta.node_id}\n"
+        f"version={meta.version}\n"
+    )
+    files.write_atomically(path, text.encode("utf-8"))
+
+
+# -- clean shutdown marker ---------------------------------------------------
+
+
+def write_clean_shutdown_marker(directory: Path) -> None:
+    payload = json.dumps({"version": "0", "broker_epoch": "-1"}, separators=(",", ":"))
+    files.write_atomically(directory / files.CLEAN_SHUTDOWN_MARKER, payload.encode("ascii"))
+
+
+def consume_clean_shutdown_marker(directory: Path) -> bool:
+    """Whether the last shutdown was clean; removes the marker (durably) so a
+    crash from now on is detected as unclean."""
+    path = directory / files.CLEAN_SHUTDOWN_MARKER
+    if not path.exists():
+        return False
+    os.unlink(path)
+    files.fsync_dir(directory)
+    return True

@@ -1,0 +1,136 @@
+"""File and directory names of Kafka's on-disk layout, in one place.
+
+    <data dir>/meta.properties
+    <data dir>/.kafka_cleanshutdown
+    <data dir>/recovery-point-offset-checkpoint
+    <data dir>/replication-offset-checkpoint
+    <data dir>/log-start-offset-checkpoint
+    <data dir>/<topic>-<partition>/00000000000000000000.log|.index|.timeindex
+    <data dir>/<topic>-<partition>/leader-epoch-checkpoint
+    <data dir>/<topic>-<partition>/partition.metadata
+    <data dir>/<topic>-<partition>.<uuid hex>-delete/      (being deleted)
+
+A segment file name is its base offset, zero-padded to 20 digits
+(LogFileUtils.filenamePrefixFromOffset). Leftover suffixes (.cleaned, .swap,
+.deleted) are named here but only `loader.py` interprets them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from pathlib import Path
+
+LOG_SUFFIX = ".log"
+INDEX_SUFFIX = ".index"
+TIME_INDEX_SUFFIX = ".timeindex"
+TXN_INDEX_SUFFIX = ".txnindex"
+SNAPSHOT_SUFFIX = ".snapshot"
+CLEANED_SUFFIX = ".cleaned"
+SWAP_SUFFIX = ".swap"
+DELETED_SUFFIX = ".deleted"
+TMP_SUFFIX = ".tmp"
+
+DELETE_DIR_SUFFIX = "-delete"
+FUTURE_DIR_SUFFIX = "-future"
+STRAY_DIR_SUFFIX = "-stray"
+
+LEADER_EPOCH_CHECKPOINT = "leader-epoch-checkpoint"
+PARTITION_METADATA = "partition.metadata"
+RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint"
+REPLICATION_OFFSET_CHECKPOINT = "replication-offset-checkpoint"
+LOG_START_OFFSET_CHECKPOINT = "log-start-offset-checkpoint"
+META_PROPERTIES = "meta.properties"
+CLEAN_SHUTDOWN_MARKER = ".kafka_cleanshutdown"
+
+#: Suffixes of the files that make up one segment.
+SEGMENT_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX)
+
+_OFFSET_NAME = re.compile(r"^(\d{20})(\.[a-z]+)(\.[a-z]+)?$")
+_LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
+
+
+def offset_prefix(offset: int) -> str:
+    """The 20-digit, zero-padded file name prefix of a segment."""
+    return f"{offset:020d}"
+
+
+def log_path(directory: Path, base_offset: int) -> Path:
+    return directory / (offset_prefix(base_offset) + LOG_SUFFIX)
+
+
+def index_path(directory: Path, base_offset: int) -> Path:
+    return directory / (offset_prefix(base_offset) + INDEX_SUFFIX)
+
+
+def time_index_path(directory: Path, base_offset: int) -> Path:
+    return directory / (offset_prefix(base_offset) + TIME_INDEX_SUFFIX)
+
+
+def segment_paths(directory: Path, base_offset: int) -> list[Path]:
+    prefix = offset_prefix(base_offset)
+    return [directory / (prefix + suffix) for suffix in SEGMENT_SUFFIXES]
+
+
+def parse_offset_file_name(name: str) -> tuple[int, str, str] | None:
+    """(base offset, suffix, extra suffix) of "00..42.log.swap", or None."""
+    match = _OFFSET_NAME.match(name)
+    if match is None:
+        return None
+    return int(match.group(1)), match.group(2), match.group(3) or ""
+
+
+def parse_partition_dir_name(name: str) -> tuple[str, int] | None:
+    """(topic, partition) of "<topic>-<partition>", or None if it is not one.
+
+    Like Kafka (UnifiedLog.parseTopicPartitionName) the partition is after the
+    last dash, so topic names may contain dashes.
+    """
+    topic, dash, partition = name.rpartition("-")
+    if not dash or not topic or not partition.isdigit() or not _LEGAL_TOPIC.match(topic):
+        return None
+    return topic, int(partition)
+
+
+def partition_dir_name(topic: str, partition: int) -> str:
+    return f"{topic}-{partition}"
+
+
+def delete_dir_name(topic: str, partition: int) -> str:
+    """Kafka's LocalLog.logDeleteDirName: <topic>-<p>.<uuid hex>-delete, within 255 bytes."""
+    suffix = f"-{partition}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}"
+    return topic[: 255 - len(suffix)] + suffix
+
+
+def is_delete_dir(name: str) -> bool:
+    return name.endswith(DELETE_DIR_SUFFIX)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make renames, creations and deletions in `directory` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write temp file, fsync, rename over `path`, fsync the directory.
+
+    After a crash `path` holds either the old or the new contents, never a
+    mix; a stray `<path>.tmp` may remain and is overwritten next time.
+    """
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)

@@ -1,0 +1,642 @@
+"""PartitionLog: one partition's log of record batches, addressed by offset
+(Kafka's UnifiedLog + LocalLog, without remote storage).
+
+On disk, a directory `<topic>-<partition>` holding segments (see segment.py),
+`leader-epoch-checkpoint` (leader_epoch.py) and `partition.metadata`
+(checkpoints.py).
+
+Invariants:
+- segments are sorted by base offset and never overlap; the last one is
+  the active segment, the only one appended to and the only one with
+  writable (preallocated, mapped) indexes; there is always one;
+- segments[0].base_offset <= log_start_offset <= log_end_offset;
+- log_end_offset is one past the last offset of the last batch (or the
+  active segment's base offset when it is empty);
+- recovery_point <= log_end_offset; everything below it is fsynced, so
+  recovery after a crash starts there;
+- the leader epoch cache's start offsets lie in [log_start_offset, log_end_offset].
+
+Not thread-safe: one owner (the partition's task) calls everything except
+FlushTicket.run, which a worker thread may run while the owner appends.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import random
+import shutil
+import struct
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from strom.clock import Clock
+from strom.errors import (
+    InvalidRecordError,
+    KafkaStorageError,
+    OffsetOutOfRangeError,
+    RecordBatchTooLargeError,
+)
+from strom.protocol.records import LOG_OVERHEAD, BatchHeader
+from strom.storage import checkpoints, files, loader, retention
+from strom.storage.leader_epoch import EpochEntry, LeaderEpochCache
+from strom.storage.segment import FileRegion, LogSegment
+
+__all__ = [
+    "AppendInfo",
+    "FileRegion",
+    "FlushTicket",
+    "LogConfig",
+    "LogReadResult",
+    "PartitionLog",
+    "UnexpectedAppendOffsetError",
+]
+
+LONG_MAX = 2**63 - 1
+_INT64 = struct.Struct(">q")
+_INT32 = struct.Struct(">i")
+_PARTITION_LEADER_EPOCH_AT = 12
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """The topic configs storage obeys, as plain ints (built by the broker)."""
+
+    segment_bytes: int = 1073741824
+    segment_ms: int = 604800000
+    segment_jitter_ms: int = 0
+    segment_index_bytes: int = 10485760
+    index_interval_bytes: int = 4096
+    retention_ms: int = 604800000
+    retention_bytes: int = -1
+    flush_messages: int = LONG_MAX
+    flush_ms: int = LONG_MAX
+    preallocate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AppendInfo:
+    first_offset: int
+    last_offset: int
+    max_timestamp: int
+    offset_of_max_timestamp: int
+    log_start_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class LogReadResult:
+    """Whole batches, in offset order, as byte ranges of segment files."""
+
+    regions: tuple[FileRegion, ...]
+    size: int
+
+    def to_bytes(self) -> bytes:
+        return b"".join(region.read() for region in self.regions)
+
+
+_EMPTY_READ = LogReadResult((), 0)
+
+
+class UnexpectedAppendOffsetError(InvalidRecordError):
+    """A follower append whose offsets are below the log end offset."""
+
+
+class FlushTicket:
+    """One group commit: fds to fdatasync, prepared on the owner's thread.
+
+    `run` is thread-safe and touches only its own (dup'd) fds and the epoch
+    checkpoint file; `PartitionLog.complete_flush` must be called on the
+    owner's thread afterwards (also when `run` raised) to close the fds.
+    """
+
+    __slots__ = (
+        "offset", "_fds", "_dir_fd", "_epochs", "_epoch_cache", "generation",
+        "appended_messages", "log_targets", "index_targets", "dir_version", "done",
+    )
+
+    def __init__(
+        self, *, offset: int, fds: list[int], dir_fd: int,
+        epochs: tuple[int, list[EpochEntry]] | None, epoch_cache: LeaderEpochCache,
+        generation: int, appended_messages: int, log_targets: list[tuple[LogSegment, int]],
+        index_targets: list[LogSegment], dir_version: int,
+    ) -> None:
+        self.offset = offset
+        self._fds = fds
+        self._dir_fd = dir_fd
+        self._epochs = epochs
+        self._epoch_cache = epoch_cache
+        self.generation = generation
+        self.appended_messages = appended_messages
+        self.log_targets = log_targets
+        self.index_targets = index_targets
+        self.dir_version = dir_version
+        self.done = False
+
+    def run(self) -> None:
+        """fdatasync every file, then the directory, then the epoch checkpoint."""
+        try:
+            for fd in self._fds:
+                os.fdatasync(fd)
+            if self._dir_fd >= 0:
+                os.fsync(self._dir_fd)
+            if self._epochs is not None:
+                self._epoch_cache.write_snapshot(*self._epochs)
+        except OSError as exc:
+            raise KafkaStorageError(f"flush failed: {exc}") from exc
+        self.done = True
+
+    def close(self) -> None:
+        fds, self._fds = self._fds, []
+        if self._dir_fd >= 0:
+            fds.append(self._dir_fd)
+            self._dir_fd = -1
+        for fd in fds:
+            os.close(fd)
+
+
+class PartitionLog:
+    """Append, read, truncate, roll and retain one partition's batches."""
+
+    def __init__(
+        self, directory: Path, config: LogConfig, *, clock: Clock, topic: str, partition: int,
+        topic_id: uuid.UUID | None, epoch_cache: LeaderEpochCache, rng: random.Random,
+    ) -> None:
+        self.directory = directory
+        self.config = config
+        self.clock = clock
+        self.topic = topic
+        self.partition = partition
+        self.topic_id = topic_id
+        self.leader_epoch_cache = epoch_cache
+        self._rng = rng
+        self._segments: list[LogSegment] = []
+        self._bases: list[int] = []
+        self.log_start_offset = 0
+        self.log_end_offset = 0
+        self.recovery_point = 0
+        self.size_in_bytes = 0
+        #: Bumped by truncation: a flush prepared before it proves nothing after.
+        self._generation = 0
+        self._appended_messages = 0
+        self._flushed_messages = 0
+        self.last_flush_ms = clock.wall_ms()
+        self._dir_version = 0
+        self._dir_synced_version = 0
+        self._closed = False
+
+    # -- opening ----------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        directory: Path,
+        config: LogConfig,
+        *,
+        clock: Clock,
+        recovery_point: int = 0,
+        log_start_offset: int = 0,
+        topic_id: uuid.UUID | None = None,
+        had_clean_shutdown: bool = False,
+        rng: random.Random | None = None,
+    ) -> PartitionLog:
+        """Open (and recover) the log in `directory`, creating it if new."""
+        parsed = files.parse_partition_dir_name(directory.name)
+        if parsed is None:
+            raise ValueError(f"{directory.name!r} is not a <topic>-<partition> directory name")
+        topic, partition = parsed
+        is_new = not directory.exists()
+        directory.mkdir(parents=True, exist_ok=True)
+        metadata_path = directory / files.PARTITION_METADATA
+        stored_id = checkpoints.read_partition_metadata(metadata_path)
+        if topic_id is not None and stored_id is not None and stored_id != topic_id:
+            raise KafkaStorageError(
+                f"{directory}: topic id {checkpoints.encode_uuid(stored_id)} on disk, "
+                f"expected {checkpoints.encode_uuid(topic_id)}"
+            )
+        if topic_id is not None and stored_id is None:
+            checkpoints.write_partition_metadata(metadata_path, topic_id)
+        epoch_cache = LeaderEpochCache.load(directory / files.LEADER_EPOCH_CHECKPOINT)
+        plog = cls(
+            directory, config, clock=clock, topic=topic, partition=partition,
+            topic_id=topic_id or stored_id, epoch_cache=epoch_cache,
+            rng=rng or random.Random(),
+        )
+        loaded = loader.load_log(
+            directory,
+            open_segment=plog._open_segment,
+            create_segment=plog._create_segment,
+            epoch_cache=epoch_cache,
+            recovery_point=recovery_point,
+            log_start_offset=log_start_offset,
+            had_clean_shutdown=had_clean_shutdown or is_new,
+        )
+        plog._segments = loaded.segments
+        plog._bases = [segment.base_offset for segment in loaded.segments]
+        plog.log_start_offset = loaded.log_start_offset
+        plog.log_end_offset = loaded.log_end_offset
+        plog.recovery_point = loaded.recovery_point
+        plog.size_in_bytes = sum(segment.size for segment in loaded.segments)
+        for segment in loaded.segments:
+            segment.index_interval_bytes = config.index_interval_bytes
+        if is_new:
+            epoch_cache.flush(force=True)
+            files.fsync_dir(directory.parent)
+        return plog
+
+    def _roll_jitter(self) -> int:
+        jitter = self.config.segment_jitter_ms
+        if jitter <= 0:
+            return 0
+        return self._rng.randrange(min(jitter, self.config.segment_ms))
+
+    def _open_segment(self, base_offset: int) -> LogSegment:
+        return LogSegment.open(
+            self.directory, base_offset,
+            max_index_bytes=self.config.segment_index_bytes,
+            index_interval_bytes=self.config.index_interval_bytes,
+            created_ms=self.clock.wall_ms(), roll_jitter_ms=self._roll_jitter(),
+        )
+
+    def _create_segment(self, base_offset: int) -> LogSegment:
+        self._dir_version += 1
+        return LogSegment.create(
+            self.directory, base_offset,
+            max_index_bytes=self.config.segment_index_bytes,
+            index_interval_bytes=self.config.index_interval_bytes,
+            created_ms=self.clock.wall_ms(), roll_jitter_ms=self._roll_jitter(),
+            preallocate_bytes=self.config.segment_bytes if self.config.preallocate else 0,
+        )
+
+    def update_config(self, config: LogConfig) -> None:
+        """Apply changed topic configs (AlterConfigs); new segments pick up the rest."""
+        self.config = config
+        self._segments[-1].index_interval_bytes = config.index_interval_bytes
+
+    # -- properties -------------------------------------------------------
+
+    @property
+    def segments(self) -> tuple[LogSegment, ...]:
+        return tuple(self._segments)
+
+    @property
+    def active_segment(self) -> LogSegment:
+        return self._segments[-1]
+
+    @property
+    def unflushed_messages(self) -> int:
+        return self._appended_messages - self._flushed_messages
+
+    def flush_due(self, now_ms: int) -> bool:
+        """Whether flush.messages or flush.ms asks for a flush now."""
+        if self.recovery_point >= self.log_end_offset:
+            return False
+        return (
+            self.unflushed_messages >= self.config.flush_messages
+            or now_ms - self.last_flush_ms >= self.config.flush_ms
+        )
+
+    # -- append -----------------------------------------------------------
+
+    def append(
+        self,
+        batch: memoryview,
+        header: BatchHeader,
+        *,
+        leader_epoch: int,
+        max_timestamp: int,
+        offset_delta_of_max_timestamp: int,
+        assign_offsets: bool = True,
+    ) -> AppendInfo:
+        """Append one validated batch; `batch` is exactly its bytes.
+
+        Leader (assign_offsets=True): base offset = log end offset and the
+        partition leader epoch are patched into `batch` in place, then it is
+        written with one pwrite, no copy. Follower: the batch keeps its
+        offsets, which must not be below the log end offset.
+        """
+        size = header.batch_length + LOG_OVERHEAD
+        if len(batch) != size:
+            raise InvalidRecordError(f"batch buffer is {len(batch)} bytes, its header says {size}")
+        if size > self.config.segment_bytes:
+            raise RecordBatchTooLargeError(
+                f"batch of {size} bytes exceeds segment.bytes={self.config.segment_bytes} "
+                f"of {self.topic}-{self.partition}"
+            )
+        if assign_offsets:
+            base_offset = self.log_end_offset
+            _INT64.pack_into(batch, 0, base_offset)
+            _INT32.pack_into(batch, _PARTITION_LEADER_EPOCH_AT, leader_epoch)
+            epoch = leader_epoch
+        else:
+            base_offset = header.base_offset
+            if base_offset < self.log_end_offset:
+                raise UnexpectedAppendOffsetError(
+                    f"batch offset {base_offset} is below the log end offset "
+                    f"{self.log_end_offset} of {self.topic}-{self.partition}"
+                )
+            epoch = header.partition_leader_epoch
+        last_offset = base_offset + header.last_offset_delta
+        segment = self._segments[-1]
+        if segment.should_roll(
+            batch_size=size, max_timestamp=max_timestamp, last_offset=last_offset,
+            now_ms=self.clock.wall_ms(), segment_bytes=self.config.segment_bytes,
+            segment_ms=self.config.segment_ms,
+        ):
+            segment = self._roll(base_offset)
+        segment.append(batch, last_offset, max_timestamp)
+        self.log_end_offset = last_offset + 1
+        self.size_in_bytes += size
+        self._appended_messages += header.records_count
+        if epoch >= 0:
+            latest = self.leader_epoch_cache.latest_epoch()
+            if latest is None or epoch > latest:
+                self.leader_epoch_cache.assign(epoch, base_offset)
+        return AppendInfo(
+            base_offset, last_offset, max_timestamp,
+            base_offset + offset_delta_of_max_timestamp, self.log_start_offset,
+        )
+
+    def roll(self) -> None:
+        """Start a new active segment at the log end offset."""
+        self._roll(self.log_end_offset)
+
+    def _roll(self, base_offset: int) -> LogSegment:
+        active = self._segments[-1]
+        if active.base_offset == base_offset and active.size == 0:
+            return active
+        if base_offset < active.base_offset:
+            raise KafkaStorageError(f"cannot roll {self.directory} backwards to {base_offset}")
+        active.on_become_inactive()
+        segment = self._create_segment(base_offset)
+        self._segments.append(segment)
+        self._bases.append(base_offset)
+        return segment
+
+    # -- read -------------------------------------------------------------
+
+    def read(
+        self, start_offset: int, max_bytes: int, *, max_offset: int, min_one_batch: bool
+    ) -> LogReadResult:
+        """Whole batches from the one holding `start_offset`, each with last
+        offset < max_offset, within max_bytes (KIP-74: the first batch even if
+        larger, when min_one_batch). Spans segments."""
+        if start_offset < self.log_start_offset or start_offset > self.log_end_offset:
+            raise OffsetOutOfRangeError(
+                f"offset {start_offset} is outside [{self.log_start_offset}, "
+                f"{self.log_end_offset}] of {self.topic}-{self.partition}"
+            )
+        if start_offset >= max_offset or start_offset == self.log_end_offset:
+            return _EMPTY_READ
+        segments, bases = self._segments, self._bases
+        i = max(bisect.bisect_right(bases, start_offset) - 1, 0)
+        regions: list[FileRegion] = []
+        total = 0
+        offset = start_offset
+        max_bytes = max(max_bytes, 0)
+        while i < len(segments):
+            upper = bases[i + 1] if i + 1 < len(bases) else self.log_end_offset
+            region, stop = segments[i].read(
+                offset, max_offset=max_offset, max_bytes=max_bytes - total,
+                min_one_batch=min_one_batch and not regions, upper_bound=upper,
+            )
+            if region is not None:
+                regions.append(region)
+                total += region.length
+            if stop:
+                break
+            i += 1
+            if i < len(segments):
+                offset = bases[i]
+        return LogReadResult(tuple(regions), total)
+
+    def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record at or after the log start
+        offset with timestamp >= timestamp_ms (ListOffsets by time)."""
+        segments, bases = self._segments, self._bases
+        for i, segment in enumerate(segments):
+            if i + 1 < len(bases) and bases[i + 1] <= self.log_start_offset:
+                continue
+            if segment.max_timestamp >= timestamp_ms:
+                found = segment.find_offset_by_timestamp(timestamp_ms, self.log_start_offset)
+                if found is not None:
+                    return found
+        return None
+
+    def max_timestamp(self) -> tuple[int, int]:
+        """(timestamp, offset) of the first record with the largest timestamp;
+        (-1, -1) if none (ListOffsets MAX_TIMESTAMP)."""
+        best: LogSegment | None = None
+        best_timestamp, best_offset = -1, -1
+        for segment in self._segments:
+            timestamp, offset = segment.max_timestamp_and_offset
+            if timestamp > best_timestamp:
+                best, best_timestamp, best_offset = segment, timestamp, offset
+        if best is None:
+            return -1, -1
+        return best_timestamp, best.offset_of_record_with_timestamp(best_timestamp, best_offset)
+
+    # -- leader epochs ----------------------------------------------------
+
+    def latest_epoch(self) -> int | None:
+        return self.leader_epoch_cache.latest_epoch()
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        """OffsetForLeaderEpoch: (largest epoch <= epoch, its end offset), (-1, -1) if unknown."""
+        return self.leader_epoch_cache.end_offset_for(epoch, self.log_end_offset)
+
+    def assign_epoch_start_offset(self, epoch: int, start_offset: int) -> None:
+        """Record a new leader epoch before its first append (becoming leader)."""
+        latest = self.leader_epoch_cache.latest_epoch()
+        if latest is None or epoch > latest:
+            self.leader_epoch_cache.assign(epoch, start_offset)
+
+    # -- flush ------------------------------------------------------------
+
+    def prepare_flush(self) -> FlushTicket:
+        """Owner thread: dup the fds of everything not yet durable, up to the LEO."""
+        fds: list[int] = []
+        log_targets: list[tuple[LogSegment, int]] = []
+        index_targets: list[LogSegment] = []
+        dir_fd = -1
+        try:
+            for segment in self._segments:
+                if segment.flushed_size != segment.size:
+                    fds.append(os.dup(segment.file.fd))
+                    log_targets.append((segment, segment.size))
+                if segment.indexes_dirty:
+                    for path in (segment.offset_index.path, segment.time_index.path):
+                        try:
+                            fds.append(os.open(path, os.O_RDONLY))
+                        except FileNotFoundError:
+                            pass
+                    index_targets.append(segment)
+            if self._dir_version != self._dir_synced_version:
+                dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            for fd in fds:
+                os.close(fd)
+            raise KafkaStorageError(f"cannot flush {self.directory}: {exc}") from exc
+        epochs = self.leader_epoch_cache.snapshot() if self.leader_epoch_cache.dirty else None
+        return FlushTicket(
+            offset=self.log_end_offset, fds=fds, dir_fd=dir_fd, epochs=epochs,
+            epoch_cache=self.leader_epoch_cache, generation=self._generation,
+            appended_messages=self._appended_messages, log_targets=log_targets,
+            index_targets=index_targets, dir_version=self._dir_version,
+        )
+
+    def complete_flush(self, ticket: FlushTicket) -> None:
+        """Owner thread: advance the recovery point if the ticket ran; close its fds."""
+        ticket.close()
+        if not ticket.done or self._closed:
+            return
+        self._dir_synced_version = max(self._dir_synced_version, ticket.dir_version)
+        for segment in ticket.index_targets:
+            if not segment.active:
+                segment.indexes_dirty = False
+        if ticket.generation != self._generation:
+            return  # truncated meanwhile: the ticket's offset may name other data
+        for segment, size in ticket.log_targets:
+            segment.flushed_size = max(segment.flushed_size, size)
+        self.recovery_point = min(max(self.recovery_point, ticket.offset), self.log_end_offset)
+        self._flushed_messages = max(self._flushed_messages, ticket.appended_messages)
+        self.last_flush_ms = self.clock.wall_ms()
+
+    def flush(self) -> None:
+        ticket = self.prepare_flush()
+        try:
+            ticket.run()
+        finally:
+            self.complete_flush(ticket)
+
+    # -- truncation and deletion ------------------------------------------
+
+    def truncate_to(self, offset: int) -> None:
+        """Drop every batch holding an offset >= `offset` (follower truncation)."""
+        if offset < 0:
+            raise ValueError(f"cannot truncate to negative offset {offset}")
+        if offset >= self.log_end_offset:
+            return
+        if offset < self._segments[0].base_offset:
+            self.truncate_fully_and_start_at(offset)
+            return
+        self._generation += 1
+        while len(self._segments) > 1 and self._segments[-1].base_offset > offset:
+            self._delete_segment(self._segments.pop())
+            self._bases.pop()
+        active = self._segments[-1]
+        if active.truncate_to(offset, self.clock.wall_ms()):
+            active.flushed_size = -1  # make the next flush sync the shorter file
+        active.index_interval_bytes = self.config.index_interval_bytes
+        active.make_active()
+        self.log_end_offset = active.next_offset
+        self.size_in_bytes = sum(segment.size for segment in self._segments)
+        self.log_start_offset = min(self.log_start_offset, self.log_end_offset)
+        self.recovery_point = min(self.recovery_point, self.log_end_offset)
+        self.leader_epoch_cache.truncate_from_end(self.log_end_offset)
+        self.leader_epoch_cache.flush()
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Delete every segment and restart the log, empty, at `offset`."""
+        if offset < 0:
+            raise ValueError(f"cannot start at negative offset {offset}")
+        self._generation += 1
+        for segment in self._segments:
+            self._delete_segment(segment)
+        self._segments = [self._create_segment(offset)]
+        self._bases = [offset]
+        self.log_start_offset = self.log_end_offset = self.recovery_point = offset
+        self.size_in_bytes = 0
+        self.leader_epoch_cache.clear()
+        self.leader_epoch_cache.flush(force=True)
+
+    def advance_log_start_offset(self, offset: int) -> None:
+        """DeleteRecords: records below `offset` become unreadable; segments
+        wholly below it are deleted."""
+        if offset > self.log_end_offset:
+            raise OffsetOutOfRangeError(
+                f"cannot move the log start offset of {self.topic}-{self.partition} to {offset}, "
+                f"past the log end offset {self.log_end_offset}"
+            )
+        if offset <= self.log_start_offset:
+            return
+        self.log_start_offset = offset
+        self.leader_epoch_cache.truncate_from_start(offset)
+        self._delete_old_segments(
+            retention.log_start_offset_breached(offset), self.log_end_offset
+        )
+
+    def apply_retention(
+        self, now_ms: int | None = None, *, high_watermark: int | None = None
+    ) -> int:
+        """Delete segments breaching the log start offset, retention.bytes and
+        retention.ms; never past the high watermark (default: the log end
+        offset). Returns how many segments were deleted."""
+        now = self.clock.wall_ms() if now_ms is None else now_ms
+        limit = self.log_end_offset if high_watermark is None else min(
+            high_watermark, self.log_end_offset
+        )
+        deleted = self._delete_old_segments(
+            retention.log_start_offset_breached(self.log_start_offset), limit
+        )
+        config = self.config
+        if 0 <= config.retention_bytes < self.size_in_bytes:
+            deleted += self._delete_old_segments(
+                retention.retention_size_breached(self.size_in_bytes, config.retention_bytes), limit
+            )
+        if config.retention_ms >= 0:
+            deleted += self._delete_old_segments(
+                retention.retention_ms_breached(now, config.retention_ms), limit
+            )
+        return deleted
+
+    def _delete_old_segments(self, predicate: retention.Predicate, high_watermark: int) -> int:
+        count = retention.count_deletable(
+            self._segments, predicate, high_watermark=high_watermark,
+            log_end_offset=self.log_end_offset,
+        )
+        if count == 0:
+            return 0
+        if count == len(self._segments):
+            self.roll()
+        doomed = self._segments[:count]
+        del self._segments[:count]
+        del self._bases[:count]
+        for segment in doomed:
+            self.size_in_bytes -= segment.size
+            self._delete_segment(segment)
+        if self._segments[0].base_offset > self.log_start_offset:
+            self.log_start_offset = self._segments[0].base_offset
+            self.leader_epoch_cache.truncate_from_start(self.log_start_offset)
+        return count
+
+    def _delete_segment(self, segment: LogSegment) -> None:
+        segment.delete()
+        self._dir_version += 1
+
+    def close(self, *, flush: bool = False) -> None:
+        """Trim the active segment's indexes and close every file. With flush,
+        everything (trimmed indexes included) is fsynced first, as a clean
+        shutdown needs; without, nothing is."""
+        if self._closed:
+            return
+        if flush:
+            self._segments[-1].on_become_inactive()
+            self.flush()
+        self._closed = True
+        for segment in self._segments:
+            segment.close()
+        self.leader_epoch_cache.flush()
+
+    def delete(self) -> None:
+        """Close and remove the whole directory."""
+        self._closed = True
+        for segment in self._segments:
+            segment.delete()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __repr__(self) -> str:
+        return (
+            f"PartitionLog({self.topic}-{self.partition}, start={self.log_start_offset}, "
+            f"end={self.log_end_offset}, segments={len(self._segments)})"
+        )

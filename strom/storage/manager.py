@@ -1,0 +1,260 @@
+"""LogManager: the data directories and every partition log in them (Kafka's
+LogManager).
+
+Per data directory (names in files.py, formats in checkpoints.py):
+meta.properties, .kafka_cleanshutdown, recovery-point-offset-checkpoint,
+replication-offset-checkpoint, log-start-offset-checkpoint, and one
+`<topic>-<partition>` directory per log.
+
+Invariants:
+- every data directory's meta.properties names the same cluster.id and
+  node.id; a mismatch refuses to start rather than mixing clusters' data;
+- the clean-shutdown marker exists only while no log of that directory is
+  open for writing: it is written last by `shutdown` and removed (durably)
+  once the directory's logs are loaded;
+- a topic-partition lives in exactly one data directory;
+- checkpoint files only name logs that exist: deleting a log rewrites them.
+
+Flush and retention are scheduled by the owner (the broker's storage task)
+through `logs_due_for_flush` and `apply_retention`; nothing here runs on its
+own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from strom.clock import Clock
+from strom.errors import KafkaStorageError
+from strom.storage import checkpoints, files
+from strom.storage.checkpoints import CheckpointError, MetaProperties
+from strom.storage.log import LogConfig, PartitionLog
+
+__all__ = ["InconsistentClusterIdError", "LogManager"]
+
+log = logging.getLogger(__name__)
+
+TopicPartition = tuple[str, int]
+
+
+class InconsistentClusterIdError(KafkaStorageError):
+    """meta.properties disagrees with the configured or another directory's ids."""
+
+
+class LogManager:
+    def __init__(
+        self, log_dirs: list[Path], *, clock: Clock, node_id: int, cluster_id: str | None
+    ) -> None:
+        if not log_dirs:
+            raise ValueError("at least one log directory is required")
+        self.log_dirs = [Path(d) for d in log_dirs]
+        self.clock = clock
+        self.node_id = node_id
+        self._logs: dict[TopicPartition, PartitionLog] = {}
+        self._dir_of: dict[TopicPartition, Path] = {}
+        self.cluster_id = self._init_meta_properties(cluster_id)
+        self._recovery_points: dict[TopicPartition, int] = {}
+        self._log_start_offsets: dict[TopicPartition, int] = {}
+        #: High watermarks as last checkpointed (the broker restores HWs from it).
+        self.high_watermarks: dict[TopicPartition, int] = {}
+        for directory in self.log_dirs:
+            self._recovery_points.update(
+                self._read_checkpoint(directory / files.RECOVERY_POINT_CHECKPOINT)
+            )
+            self._log_start_offsets.update(
+                self._read_checkpoint(directory / files.LOG_START_OFFSET_CHECKPOINT)
+            )
+            self.high_watermarks.update(
+                self._read_checkpoint(directory / files.REPLICATION_OFFSET_CHECKPOINT)
+            )
+
+    def _init_meta_properties(self, cluster_id: str | None) -> str:
+        metas: dict[Path, MetaProperties | None] = {}
+        for directory in self.log_dirs:
+            directory.mkdir(parents=True, exist_ok=True)
+            try:
+                metas[directory] = checkpoints.read_meta_properties(
+                    directory / files.META_PROPERTIES
+                )
+            except (CheckpointError, ValueError) as exc:
+                raise KafkaStorageError(
+                    f"unreadable meta.properties in {directory}: {exc}"
+                ) from exc
+        found = {meta.cluster_id for meta in metas.values() if meta is not None}
+        if len(found) > 1:
+            raise InconsistentClusterIdError(
+                f"log directories belong to different clusters: {sorted(found)}"
+            )
+        if cluster_id is not None and found and cluster_id not in found:
+            raise InconsistentClusterIdError(
+                f"configured cluster.id {cluster_id} does not match {found.pop()} "
+                f"in meta.properties of {[str(d) for d in self.log_dirs]}"
+            )
+        for directory, meta in metas.items():
+            if meta is not None and meta.node_id != self.node_id:
+                raise InconsistentClusterIdError(
+                    f"configured node.id {self.node_id} does not match {meta.node_id} "
+                    f"in {directory / files.META_PROPERTIES}"
+                )
+        resolved = cluster_id or (next(iter(found)) if found else None)
+        if resolved is None:
+            resolved = checkpoints.encode_uuid(checkpoints.random_kafka_uuid())
+        for directory, meta in metas.items():
+            if meta is None:
+                checkpoints.write_meta_properties(
+                    directory / files.META_PROPERTIES,
+                    MetaProperties(self.node_id, resolved, checkpoints.random_kafka_uuid()),
+                )
+        return resolved
+
+    @staticmethod
+    def _read_checkpoint(path: Path) -> dict[TopicPartition, int]:
+        try:
+            return checkpoints.read_offset_checkpoint(path)
+        except (CheckpointError, OSError) as exc:
+            # Kafka takes the directory offline; an empty checkpoint is the
+            # safe fallback: full recovery, log start at the first segment.
+            log.warning("ignoring unreadable %s: %s", path, exc)
+            return {}
+
+    # -- logs -------------------------------------------------------------
+
+    def load_logs(
+        self, config_for: Callable[[str], LogConfig]
+    ) -> dict[TopicPartition, PartitionLog]:
+        """Open every log of every data directory, recovering where needed."""
+        for directory in self.log_dirs:
+            marker = directory / files.CLEAN_SHUTDOWN_MARKER
+            clean = marker.exists()
+            if not clean:
+                log.info("%s was not shut down cleanly; recovering unflushed segments", directory)
+            for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+                if not entry.is_dir():
+                    continue
+                path = Path(entry.path)
+                if files.is_delete_dir(entry.name):
+                    log.info("finishing the deletion of %s", path)
+                    shutil.rmtree(path, ignore_errors=True)
+                    continue
+                parsed = files.parse_partition_dir_name(entry.name)
+                if parsed is None:
+                    log.debug("ignoring %s: not a partition directory", path)
+                    continue
+                if parsed in self._logs:
+                    raise KafkaStorageError(
+                        f"duplicate log directories for {parsed[0]}-{parsed[1]}: "
+                        f"{self._logs[parsed].directory} and {path}"
+                    )
+                self._logs[parsed] = PartitionLog.open(
+                    path, config_for(parsed[0]), clock=self.clock,
+                    recovery_point=self._recovery_points.get(parsed, 0),
+                    log_start_offset=self._log_start_offsets.get(parsed, 0),
+                    had_clean_shutdown=clean,
+                )
+                self._dir_of[parsed] = directory
+            if clean:
+                marker.unlink()
+                files.fsync_dir(directory)
+        return dict(self._logs)
+
+    def create_log(
+        self, topic: str, partition: int, config: LogConfig, topic_id: uuid.UUID
+    ) -> PartitionLog:
+        """A new, empty log in the data directory holding the fewest logs;
+        the existing one if it is already there with the same topic id."""
+        key = (topic, partition)
+        existing = self._logs.get(key)
+        if existing is not None:
+            if existing.topic_id is not None and existing.topic_id != topic_id:
+                raise KafkaStorageError(f"log {topic}-{partition} exists with another topic id")
+            return existing
+        if files.parse_partition_dir_name(files.partition_dir_name(topic, partition)) != key:
+            raise ValueError(f"illegal topic name {topic!r}")
+        counts = {d: 0 for d in self.log_dirs}
+        for directory in self._dir_of.values():
+            counts[directory] += 1
+        directory = min(self.log_dirs, key=lambda d: counts[d])
+        plog = PartitionLog.open(
+            directory / files.partition_dir_name(topic, partition), config, clock=self.clock,
+            topic_id=topic_id,
+        )
+        self._logs[key] = plog
+        self._dir_of[key] = directory
+        return plog
+
+    def delete_log(self, topic: str, partition: int) -> None:
+        """Rename the directory to <topic>-<p>.<uuid>-delete, then remove it."""
+        key = (topic, partition)
+        plog = self._logs.pop(key, None)
+        directory = self._dir_of.pop(key, None)
+        if plog is None or directory is None:
+            return
+        plog.close()
+        doomed = plog.directory.with_name(files.delete_dir_name(topic, partition))
+        os.rename(plog.directory, doomed)
+        files.fsync_dir(directory)
+        self._recovery_points.pop(key, None)
+        self._log_start_offsets.pop(key, None)
+        self.high_watermarks.pop(key, None)
+        self._write_checkpoints(directory)
+        shutil.rmtree(doomed, ignore_errors=True)
+
+    def get(self, topic: str, partition: int) -> PartitionLog | None:
+        return self._logs.get((topic, partition))
+
+    def logs(self) -> dict[TopicPartition, PartitionLog]:
+        return dict(self._logs)
+
+    # -- checkpoints and scheduling ----------------------------------------
+
+    def checkpoint(self, high_watermarks: Mapping[TopicPartition, int]) -> None:
+        """Write the three offset checkpoint files of every data directory."""
+        for key, value in high_watermarks.items():
+            if key in self._logs:
+                self.high_watermarks[key] = value
+        for directory in self.log_dirs:
+            self._write_checkpoints(directory)
+
+    def _write_checkpoints(self, directory: Path) -> None:
+        keys = sorted(key for key, d in self._dir_of.items() if d == directory)
+        recovery = {key: self._logs[key].recovery_point for key in keys}
+        start = {key: self._logs[key].log_start_offset for key in keys}
+        hws = self.high_watermarks
+        replication = {key: hws[key] for key in keys if key in hws}
+        checkpoints.write_offset_checkpoint(directory / files.RECOVERY_POINT_CHECKPOINT, recovery)
+        checkpoints.write_offset_checkpoint(directory / files.LOG_START_OFFSET_CHECKPOINT, start)
+        checkpoints.write_offset_checkpoint(
+            directory / files.REPLICATION_OFFSET_CHECKPOINT, replication
+        )
+        self._recovery_points.update(recovery)
+        self._log_start_offsets.update(start)
+
+    def logs_due_for_flush(self, now_ms: int | None = None) -> list[PartitionLog]:
+        """Logs whose flush.messages / flush.ms asks for a flush now."""
+        now = self.clock.wall_ms() if now_ms is None else now_ms
+        return [plog for plog in self._logs.values() if plog.flush_due(now)]
+
+    def apply_retention(
+        self, now_ms: int | None = None,
+        high_watermarks: Mapping[TopicPartition, int] | None = None,
+    ) -> int:
+        """Retention over every log; returns the number of segments deleted."""
+        now = self.clock.wall_ms() if now_ms is None else now_ms
+        deleted = 0
+        for key, plog in self._logs.items():
+            hw = None if high_watermarks is None else high_watermarks.get(key)
+            deleted += plog.apply_retention(now, high_watermark=hw)
+        return deleted
+
+    def shutdown(self, high_watermarks: Mapping[TopicPartition, int]) -> None:
+        """Flush and close every log, checkpoint, then mark the shutdown clean."""
+        for plog in self._logs.values():
+            plog.close(flush=True)
+        self.checkpoint(high_watermarks)
+        for directory in self.log_dirs:
+            checkpoints.write_clean_shutdown_marker(directory)

@@ -1,0 +1,77 @@
+"""Which old segments retention deletes (Kafka's UnifiedLog.deleteOldSegments).
+
+Three rules, applied in Kafka's order, each deleting a prefix of the log:
+- log start offset: a segment whose successor starts at or below the log
+  start offset (DeleteRecords moved past it);
+- size (retention.bytes >= 0): the oldest segments while the log stays at or
+  above retention.bytes without them;
+- time (retention.ms >= 0): segments whose largest timestamp is more than
+  retention.ms before now.
+
+A prefix stops at the first segment a rule keeps; a segment is never deleted
+past the high watermark (its successor's base offset, or the log end offset
+for the last, must be <= the high watermark), and an empty last segment is
+never deleted. The caller rolls first when every segment goes, so a log
+always keeps an active segment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from strom.storage.segment import LogSegment
+
+__all__ = [
+    "Predicate",
+    "count_deletable",
+    "log_start_offset_breached",
+    "retention_ms_breached",
+    "retention_size_breached",
+]
+
+#: (segment, next segment or None) -> delete it?
+Predicate = Callable[[LogSegment, LogSegment | None], bool]
+
+
+def count_deletable(
+    segments: Sequence[LogSegment], predicate: Predicate, *, high_watermark: int,
+    log_end_offset: int,
+) -> int:
+    """How many segments, from the oldest, may be deleted (UnifiedLog.deletableSegments)."""
+    count = 0
+    for i, segment in enumerate(segments):
+        following = segments[i + 1] if i + 1 < len(segments) else None
+        if following is None and segment.size == 0:
+            break
+        upper = following.base_offset if following is not None else log_end_offset
+        if high_watermark < upper or not predicate(segment, following):
+            break
+        count += 1
+    return count
+
+
+def log_start_offset_breached(log_start_offset: int) -> Predicate:
+    def breached(segment: LogSegment, following: LogSegment | None) -> bool:
+        return following is not None and following.base_offset <= log_start_offset
+
+    return breached
+
+
+def retention_ms_breached(now_ms: int, retention_ms: int) -> Predicate:
+    def breached(segment: LogSegment, following: LogSegment | None) -> bool:
+        return now_ms - segment.largest_timestamp() > retention_ms
+
+    return breached
+
+
+def retention_size_breached(size_in_bytes: int, retention_bytes: int) -> Predicate:
+    excess = size_in_bytes - retention_bytes
+
+    def breached(segment: LogSegment, following: LogSegment | None) -> bool:
+        nonlocal excess
+        if excess - segment.size >= 0:
+            excess -= segment.size
+            return True
+        return False
+
+    return breached

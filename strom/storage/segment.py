@@ -1,0 +1,526 @@
+"""One log segment: `<base offset>.log` and its two indexes (Kafka's LogSegment).
+
+On disk the .log file is record batches (magic v2) back to back, byte for byte
+as the producer (or leader) sent them, with only base_offset and
+partition_leader_epoch patched; no framing of strom's own.
+
+Invariants:
+- every batch lies wholly inside [0, size); `size` is the file's logical end
+  (the file may be longer while preallocated, or after a crash);
+- batch offsets increase; base_offset >= the segment's base offset and
+  last_offset - base offset fits an int32 (the indexes' relative offsets);
+- offset index entries point at batch starts and hold that batch's last
+  offset; one entry per `index.interval.bytes` of log (Kafka's
+  bytesSinceLastIndexEntry rule, including its "first batch never indexed");
+- (max_timestamp, offset_of_max_timestamp) is the largest batch max
+  timestamp in the segment and the last offset of the first batch carrying it.
+
+Readers only pread the 27-byte prefix of each header (base offset, length,
+last offset delta) while walking batches, never the records.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from strom.errors import KafkaStorageError
+from strom.protocol.records import LOG_OVERHEAD, decode_records, read_batch_header
+from strom.storage import files
+from strom.storage.index import OffsetIndex, TimeIndex
+
+__all__ = ["FileRegion", "LogSegment", "SegmentFile"]
+
+_INT32_MAX = 2**31 - 1
+#: base_offset, batch_length, partition_leader_epoch, magic, crc, attributes, last_offset_delta
+_PREFIX = struct.Struct(">qiibIhi")
+_PREFIX_SIZE = _PREFIX.size  # 27
+_MAX_TIMESTAMP = struct.Struct(">q")
+_MAX_TIMESTAMP_AT = 35
+_TIMESTAMPS_END = 43
+#: Smallest legal batch_length (a header without records).
+_MIN_BATCH_LENGTH = 49
+
+
+class SegmentFile:
+    """The open .log file of a segment; FileRegions read through it."""
+
+    __slots__ = ("fd", "path")
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+
+@dataclass(frozen=True, slots=True)
+class FileRegion:
+    """A byte range of a segment file; fetch sends it without decoding.
+
+    Valid until the segment is deleted (retention, truncation, topic
+    deletion). Read it on the log owner's thread: the segment's fd is closed
+    there when the segment goes away.
+    """
+
+    path: Path
+    position: int
+    length: int
+    file: SegmentFile | None = field(default=None, compare=False, repr=False)
+
+    def fileno(self) -> int:
+        """The open fd of the segment (for os.sendfile); KafkaStorageError if deleted."""
+        if self.file is None or self.file.fd < 0:
+            raise KafkaStorageError(f"segment {self.path} is closed")
+        return self.file.fd
+
+    def read(self) -> bytes:
+        if self.file is not None and self.file.fd >= 0:
+            data = os.pread(self.file.fd, self.length, self.position)
+        else:
+            try:
+                fd = os.open(self.path, os.O_RDONLY)
+            except FileNotFoundError:
+                raise KafkaStorageError(f"segment {self.path} was deleted") from None
+            try:
+                data = os.pread(fd, self.length, self.position)
+            finally:
+                os.close(fd)
+        if len(data) != self.length:
+            raise KafkaStorageError(
+                f"short read of {self.path}: {len(data)} of {self.length} bytes at {self.position}"
+            )
+        return data
+
+
+class LogSegment:
+    """A .log file and its indexes. Not thread-safe: one owner."""
+
+    def __init__(
+        self,
+        directory: Path,
+        base_offset: int,
+        *,
+        fd: int,
+        size: int,
+        max_index_bytes: int,
+        index_interval_bytes: int,
+        created_ms: int,
+        roll_jitter_ms: int,
+        writable: bool,
+    ) -> None:
+        self.directory = directory
+        self.base_offset = base_offset
+        self.file = SegmentFile(files.log_path(directory, base_offset), fd)
+        self.size = size
+        self.offset_index = OffsetIndex(
+            files.index_path(directory, base_offset), base_offset, max_index_bytes,
+            writable=writable,
+        )
+        self.time_index = TimeIndex(
+            files.time_index_path(directory, base_offset), base_offset, max_index_bytes,
+            writable=writable,
+        )
+        self.index_interval_bytes = index_interval_bytes
+        self.bytes_since_last_index_entry = 0
+        self.created_ms = created_ms
+        self.roll_jitter_ms = roll_jitter_ms
+        #: Bytes known durable; the segment is dirty while this is below size.
+        self.flushed_size = size
+        #: Set when the segment stops being active; its trimmed index files
+        #: still need an fsync (done by the next flush ticket).
+        self.indexes_dirty = False
+        self._max_timestamp: tuple[int, int] | None = None
+        self._rolling_timestamp: int | None = None
+        self._rolling_timestamp_known = False
+        self._next_offset: int | None = None
+
+    # -- opening ----------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        directory: Path,
+        base_offset: int,
+        *,
+        max_index_bytes: int,
+        index_interval_bytes: int,
+        created_ms: int,
+        roll_jitter_ms: int = 0,
+        preallocate_bytes: int = 0,
+    ) -> LogSegment:
+        """A new, empty, active segment; stale files of the same name are replaced."""
+        for path in files.segment_paths(directory, base_offset)[1:]:
+            path.unlink(missing_ok=True)
+        flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC
+        fd = os.open(files.log_path(directory, base_offset), flags, 0o644)
+        if preallocate_bytes > 0:
+            os.posix_fallocate(fd, 0, preallocate_bytes)
+        segment = cls(
+            directory, base_offset, fd=fd, size=0, max_index_bytes=max_index_bytes,
+            index_interval_bytes=index_interval_bytes, created_ms=created_ms,
+            roll_jitter_ms=roll_jitter_ms, writable=True,
+        )
+        segment._next_offset = base_offset
+        segment._rolling_timestamp_known = True
+        return segment
+
+    @classmethod
+    def open(
+        cls,
+        directory: Path,
+        base_offset: int,
+        *,
+        max_index_bytes: int,
+        index_interval_bytes: int,
+        created_ms: int,
+        roll_jitter_ms: int = 0,
+    ) -> LogSegment:
+        """An existing segment, inactive (indexes mapped lazily, read-only)."""
+        fd = os.open(files.log_path(directory, base_offset), os.O_RDWR)
+        size = os.fstat(fd).st_size
+        return cls(
+            directory, base_offset, fd=fd, size=size, max_index_bytes=max_index_bytes,
+            index_interval_bytes=index_interval_bytes, created_ms=created_ms,
+            roll_jitter_ms=roll_jitter_ms, writable=False,
+        )
+
+    @property
+    def path(self) -> Path:
+        return self.file.path
+
+    @property
+    def active(self) -> bool:
+        return self.offset_index.writable
+
+    def make_active(self) -> None:
+        """Map the indexes for appends and derive the tail state from the file."""
+        self.offset_index.make_writable()
+        self.time_index.make_writable()
+        self.indexes_dirty = False
+        self._recompute_tail_state()
+
+    def on_become_inactive(self) -> None:
+        """Called on roll and close: final time index entry, trim files (Kafka's
+        LogSegment.onBecomeInactiveSegment)."""
+        if not self.active:
+            return
+        timestamp, offset = self.max_timestamp_and_offset
+        self.time_index.maybe_append(timestamp, offset, skip_full_check=True)
+        self.offset_index.make_read_only()
+        self.time_index.make_read_only()
+        if os.fstat(self.file.fd).st_size > self.size:  # preallocated
+            os.ftruncate(self.file.fd, self.size)
+        self.indexes_dirty = True
+
+    def close(self) -> None:
+        self.on_become_inactive()
+        self.offset_index.close()
+        self.time_index.close()
+        self.file.close()
+
+    def delete(self) -> None:
+        """Close and remove every file of the segment."""
+        self.offset_index.delete()
+        self.time_index.delete()
+        self.file.close()
+        for path in files.segment_paths(self.directory, self.base_offset):
+            path.unlink(missing_ok=True)
+
+    # -- state ------------------------------------------------------------
+
+    @property
+    def max_timestamp_and_offset(self) -> tuple[int, int]:
+        """(largest batch max timestamp, last offset of the batch carrying it);
+        (-1, base offset) when no batch has a timestamp."""
+        if self._max_timestamp is None:
+            self._max_timestamp = self.time_index.last_entry()
+        return self._max_timestamp
+
+    @property
+    def max_timestamp(self) -> int:
+        return self.max_timestamp_and_offset[0]
+
+    def largest_timestamp(self) -> int:
+        """What time retention compares: the max timestamp, else the file's mtime
+        (LogSegment.largestTimestamp)."""
+        timestamp = self.max_timestamp
+        if timestamp >= 0:
+            return timestamp
+        return os.stat(self.path).st_mtime_ns // 1_000_000
+
+    def rolling_timestamp(self) -> int | None:
+        """The first batch's max timestamp, which time-based rolling measures from."""
+        if not self._rolling_timestamp_known:
+            self._rolling_timestamp = None
+            if self.size >= _TIMESTAMPS_END:
+                raw = os.pread(self.file.fd, 8, _MAX_TIMESTAMP_AT)
+                if len(raw) == 8:
+                    self._rolling_timestamp = _MAX_TIMESTAMP.unpack(raw)[0]
+            self._rolling_timestamp_known = True
+        return self._rolling_timestamp
+
+    @property
+    def next_offset(self) -> int:
+        """One past the last offset in the segment; the base offset if empty."""
+        if self._next_offset is None:
+            self._recompute_tail_state()
+            assert self._next_offset is not None
+        return self._next_offset
+
+    def _recompute_tail_state(self) -> None:
+        """Walk the batches after the last index entry: next offset, exact max
+        timestamp, and bytes since the last index entry."""
+        indexed_offset, position = self.offset_index.last_entry()
+        timestamp, ts_offset = self.time_index.last_entry()
+        next_offset = self.base_offset
+        since_entry = self.size
+        if self.offset_index.entries:
+            since_entry = self.size - position
+        else:
+            position = 0
+        size = self.size
+        while position < size:
+            base, length, last = self.batch_prefix(position)
+            if base < 0:
+                break
+            raw = os.pread(self.file.fd, 8, position + _MAX_TIMESTAMP_AT)
+            batch_max = _MAX_TIMESTAMP.unpack(raw)[0]
+            if batch_max > timestamp:
+                timestamp, ts_offset = batch_max, last
+            next_offset = last + 1
+            position += length + LOG_OVERHEAD
+        if self.offset_index.entries and next_offset == self.base_offset:
+            next_offset = indexed_offset + 1
+        self._next_offset = next_offset
+        self._max_timestamp = (timestamp, ts_offset)
+        self.bytes_since_last_index_entry = since_entry
+
+    # -- append -----------------------------------------------------------
+
+    def should_roll(
+        self, *, batch_size: int, max_timestamp: int, last_offset: int, now_ms: int,
+        segment_bytes: int, segment_ms: int,
+    ) -> bool:
+        """Kafka's LogSegment.shouldRoll, for one incoming batch."""
+        size = self.size
+        if size > segment_bytes - batch_size:
+            return True
+        if size > 0:
+            # Measured from the first batch's max timestamp when it has one,
+            # else from when the segment was created (timeWaitedForRoll).
+            first = self.rolling_timestamp()
+            if first is not None and first >= 0:
+                waited = max_timestamp - first
+            else:
+                waited = now_ms - self.created_ms
+            if waited > segment_ms - self.roll_jitter_ms:
+                return True
+        return (
+            self.offset_index.is_full()
+            or self.time_index.is_full()
+            or last_offset - self.base_offset > _INT32_MAX
+        )
+
+    def append(self, batch: memoryview, last_offset: int, max_timestamp: int) -> None:
+        """Write one batch at the end: one pwrite of the caller's buffer."""
+        position = self.size
+        size = len(batch)
+        if position == 0:
+            self._rolling_timestamp = max_timestamp
+            self._rolling_timestamp_known = True
+        written = os.pwrite(self.file.fd, batch, position)
+        while written < size:  # only on a full disk or a signal; never in practice
+            n = os.pwrite(self.file.fd, batch[written:], position + written)
+            if n <= 0:
+                raise KafkaStorageError(f"short write to {self.path}")
+            written += n
+        self.size = position + size
+        self.index_batch(position, size, last_offset, max_timestamp)
+
+    def index_batch(self, position: int, size: int, last_offset: int, max_timestamp: int) -> None:
+        """Index bookkeeping for one batch (append and recovery share it)."""
+        current = self.max_timestamp_and_offset
+        if max_timestamp > current[0]:
+            current = self._max_timestamp = (max_timestamp, last_offset)
+        if self.bytes_since_last_index_entry > self.index_interval_bytes:
+            self.offset_index.append(last_offset, position)
+            self.time_index.maybe_append(current[0], current[1])
+            self.bytes_since_last_index_entry = 0
+        self.bytes_since_last_index_entry += size
+        self._next_offset = last_offset + 1
+
+    # -- reading ----------------------------------------------------------
+
+    def batch_prefix(self, position: int) -> tuple[int, int, int]:
+        """(base offset, batch length, last offset) of the batch at `position`;
+        base offset -1 when no complete, plausible batch starts there."""
+        raw = os.pread(self.file.fd, _PREFIX_SIZE, position)
+        if len(raw) < _PREFIX_SIZE:
+            return -1, 0, -1
+        base, length, _epoch, magic, _crc, _attributes, delta = _PREFIX.unpack(raw)
+        if magic != 2 or length < _MIN_BATCH_LENGTH or position + length + LOG_OVERHEAD > self.size:
+            return -1, 0, -1
+        return base, length, base + delta
+
+    def translate_offset(self, offset: int, start_position: int = 0) -> tuple[int, int, int] | None:
+        """(position, size, last offset) of the first batch whose last offset is
+        >= `offset`, or None (LogSegment.translateOffset)."""
+        position = max(self.offset_index.lookup(offset)[1], start_position)
+        size = self.size
+        while position < size:
+            base, length, last = self.batch_prefix(position)
+            if base < 0:
+                raise KafkaStorageError(f"{self.path}: no batch header at position {position}")
+            if last >= offset:
+                return position, length + LOG_OVERHEAD, last
+            position += length + LOG_OVERHEAD
+        return None
+
+    def region(self, position: int, length: int) -> FileRegion:
+        return FileRegion(self.path, position, length, self.file)
+
+    def read(
+        self, start_offset: int, *, max_offset: int, max_bytes: int, min_one_batch: bool,
+        upper_bound: int,
+    ) -> tuple[FileRegion | None, bool]:
+        """Whole batches from the one containing `start_offset`, all with last
+        offset < max_offset, at most max_bytes (but at least one batch when
+        min_one_batch). `upper_bound` is an offset no batch here reaches (the
+        next segment's base offset, or the log end offset).
+
+        Returns (region or None, stop): stop is True when the read ended for
+        a reason other than reaching the end of this segment.
+        """
+        found = self.translate_offset(start_offset)
+        if found is None:
+            return None, False
+        start, batch_size, last = found
+        if last >= max_offset:
+            return None, True
+        size = self.size
+        if max_offset >= upper_bound and size - start <= max_bytes:
+            # Fast path: the rest of the segment is wanted and fits.
+            return self.region(start, size - start), False
+        limit = max(max_bytes, batch_size) if min_one_batch else max_bytes
+        end = start
+        while True:
+            if end + batch_size - start > limit:
+                stop = True
+                break
+            end += batch_size
+            if end >= size:
+                stop = False
+                break
+            base, length, last = self.batch_prefix(end)
+            if base < 0:
+                raise KafkaStorageError(f"{self.path}: no batch header at position {end}")
+            if last >= max_offset:
+                stop = True
+                break
+            batch_size = length + LOG_OVERHEAD
+        return (self.region(start, end - start) if end > start else None), stop
+
+    def read_batch(self, position: int, size: int) -> bytes:
+        data = os.pread(self.file.fd, size, position)
+        if len(data) != size:
+            raise KafkaStorageError(f"short read of {self.path} at {position}")
+        return data
+
+    def find_offset_by_timestamp(
+        self, timestamp: int, starting_offset: int
+    ) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record at or after `starting_offset`
+        with timestamp >= `timestamp` (LogSegment.findOffsetByTimestamp)."""
+        indexed_offset = self.time_index.lookup(timestamp)[1]
+        position = self.offset_index.lookup(max(indexed_offset, starting_offset))[1]
+        size = self.size
+        while position < size:
+            base, length, last = self.batch_prefix(position)
+            if base < 0:
+                raise KafkaStorageError(f"{self.path}: no batch header at position {position}")
+            batch_size = length + LOG_OVERHEAD
+            if last >= starting_offset:
+                raw = os.pread(self.file.fd, 8, position + _MAX_TIMESTAMP_AT)
+                if _MAX_TIMESTAMP.unpack(raw)[0] >= timestamp:
+                    found = self._first_record_at_or_after(
+                        position, batch_size, timestamp, starting_offset
+                    )
+                    if found is not None:
+                        return found
+            position += batch_size
+        return None
+
+    def _first_record_at_or_after(
+        self, position: int, size: int, timestamp: int, starting_offset: int
+    ) -> tuple[int, int] | None:
+        data = self.read_batch(position, size)
+        header = read_batch_header(data, 0)
+        for record in decode_records(data, header):
+            if record.timestamp >= timestamp and record.offset >= starting_offset:
+                return record.offset, record.timestamp
+        return None
+
+    def offset_of_record_with_timestamp(self, timestamp: int, batch_last_offset: int) -> int:
+        """The exact offset of the first record with `timestamp` in the batch
+        ending at `batch_last_offset` (ListOffsets MAX_TIMESTAMP, KAFKA-16310)."""
+        found = self.translate_offset(batch_last_offset)
+        if found is None:
+            return batch_last_offset
+        position, size, _last = found
+        data = self.read_batch(position, size)
+        header = read_batch_header(data, 0)
+        for record in decode_records(data, header):
+            if record.timestamp == timestamp:
+                return int(record.offset)
+        return batch_last_offset
+
+    # -- truncation -------------------------------------------------------
+
+    def truncate_to(self, offset: int, now_ms: int) -> int:
+        """Drop the batch containing `offset` and everything after it; returns
+        the bytes removed (LogSegment.truncateTo)."""
+        found = self.translate_offset(offset)
+        if found is None:
+            return 0
+        position = found[0]
+        self.offset_index.truncate_to(offset)
+        self.time_index.truncate_to(offset)
+        removed = self.size - position
+        self.truncate_file(position)
+        if position == 0:
+            self.created_ms = now_ms
+        return removed
+
+    def truncate_file(self, size: int) -> None:
+        """Cut the .log file at `size` and re-derive the tail state."""
+        os.ftruncate(self.file.fd, size)
+        self.size = size
+        self.flushed_size = min(self.flushed_size, size)
+        self._rolling_timestamp_known = False
+        self._max_timestamp = None
+        self._recompute_tail_state()
+
+    def reset_indexes(self) -> None:
+        """Empty both indexes and the derived state, before a rebuild."""
+        self.offset_index.make_writable()
+        self.time_index.make_writable()
+        self.offset_index.reset()
+        self.time_index.reset()
+        self.bytes_since_last_index_entry = 0
+        self._max_timestamp = (-1, self.base_offset)
+        self._next_offset = self.base_offset
+
+    # -- flushing ---------------------------------------------------------
+
+    @property
+    def dirty(self) -> bool:
+        return self.flushed_size != self.size or self.indexes_dirty
+
+    def __repr__(self) -> str:
+        return f"LogSegment({self.path}, size={self.size})"

@@ -35,6 +35,11 @@ __all__ = [
     "InvalidRequiredAcksError",
     "RequestTimedOutError",
     "UnsupportedCompressionTypeError",
+    "OutOfOrderSequenceError",
+    "InvalidProducerEpochError",
+    "ProducerFencedError",
+    "CoordinatorNotAvailableError",
+    "NotCoordinatorError",
     "error_code_for",
 ]
 
@@ -143,6 +148,26 @@ class RequestTimedOutError(KafkaError):
 
 class UnsupportedCompressionTypeError(KafkaError):
     code = ErrorCode.unsupported_compression_type
+
+
+class OutOfOrderSequenceError(KafkaError):
+    code = ErrorCode.out_of_order_sequence_number
+
+
+class InvalidProducerEpochError(KafkaError):
+    code = ErrorCode.invalid_producer_epoch
+
+
+class ProducerFencedError(KafkaError):
+    code = ErrorCode.producer_fenced
+
+
+class CoordinatorNotAvailableError(KafkaError):
+    code = ErrorCode.coordinator_not_available
+
+
+class NotCoordinatorError(KafkaError):
+    code = ErrorCode.not_coordinator
 
 
 def error_code_for(exc: BaseException) -> ErrorCode:

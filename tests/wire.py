@@ -3,11 +3,14 @@ bad input, pipelining, versions a client library would not send."""
 
 from __future__ import annotations
 
+import datetime
 import io
 import socket
 import struct
 from typing import Any
 
+from kio.schema.metadata.v12 import request as md
+from kio.schema.produce.v9 import request as pr
 from kio.serial import entity_reader, entity_writer
 
 from strom.protocol.api import (
@@ -98,3 +101,20 @@ class WireClient:
             return True
         except TimeoutError:
             return False
+
+
+def metadata_request(topic: str) -> md.MetadataRequest:
+    """Metadata v12 for one topic, auto-creating it."""
+    return md.MetadataRequest(topics=(md.MetadataRequestTopic(name=topic, topic_id=None),),
+                              allow_auto_topic_creation=True,
+                              include_topic_authorized_operations=False)
+
+
+def produce_request(topic: str, records: bytes, acks: int = 1,
+                    partition: int = 0) -> pr.ProduceRequest:
+    """Produce v9 of one batch to one partition."""
+    return pr.ProduceRequest(
+        transactional_id=None, acks=acks, timeout=datetime.timedelta(seconds=5),
+        topic_data=(pr.TopicProduceData(name=topic, partition_data=(
+            pr.PartitionProduceData(index=partition, records=records),)),),
+    )

@@ -9,6 +9,7 @@ from strom.clock import Clock
 from strom.cluster.image import MetadataImage
 from strom.cluster.local import LocalMetadataStore
 from strom.config import BrokerConfig
+from strom.coordinator.txn.producer_ids import ProducerIdManager
 from strom.protocol.headers import RequestHeader
 
 
@@ -18,6 +19,7 @@ class BrokerServices:
     clock: Clock
     metadata: LocalMetadataStore
     replicas: ReplicaManager
+    producer_ids: ProducerIdManager
 
     @property
     def image(self) -> MetadataImage:

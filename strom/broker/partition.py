@@ -25,7 +25,12 @@ from strom.protocol.records import (
     set_max_timestamp,
     validate_produced_batch,
 )
+from strom.protocol.records import scan_batches
 from strom.storage.log import AppendInfo, LogConfig, PartitionLog
+from strom.storage.producer_state import ProducerStateManager
+
+# Producer state is rebuilt from the log in reads of this size.
+_REPLAY_CHUNK_BYTES = 16 * 1024 * 1024
 
 
 def log_config_for(config: TopicConfig) -> LogConfig:
@@ -69,6 +74,27 @@ class Partition:
         self.high_watermark = log.log_end_offset
         self.appended = AppendNotifier()
         self._clock = clock
+        self.producer_state = ProducerStateManager(log.directory)
+        self._rebuild_producer_state()
+
+    def _rebuild_producer_state(self) -> None:
+        """Newest snapshot, then replay the batches after it (Kafka's recovery)."""
+        state = self.producer_state
+        log = self.log
+        state.load_latest_snapshot(log.log_end_offset)
+        offset = max(state.map_end_offset, log.log_start_offset)
+        while offset < log.log_end_offset:
+            result = log.read(offset, _REPLAY_CHUNK_BYTES, max_offset=log.log_end_offset,
+                              min_one_batch=True)
+            if not result.regions:
+                break
+            data = b"".join(region.read() for region in result.regions)
+            headers = list(scan_batches(data))
+            if not headers:
+                break
+            state.replay(headers)
+            offset = headers[-1].next_offset
+        state.map_end_offset = log.log_end_offset
 
     @property
     def is_leader(self) -> bool:
@@ -112,6 +138,14 @@ class Partition:
             timestamp_after_max_ms=config.int("message.timestamp.after.max.ms"),
             max_uncompressed_bytes=MAX_UNCOMPRESSED_BYTES,
         )
+        duplicate = self.producer_state.check(validated.header)
+        if duplicate is not None:
+            # A retry of a batch already written: answer with its original offsets.
+            return LeaderAppend(
+                AppendInfo(duplicate.first_offset, duplicate.last_offset, -1, -1,
+                           self.log.log_start_offset),
+                -1,
+            )
         log_append_time = -1
         max_timestamp = validated.max_timestamp
         offset_delta = validated.offset_delta_of_max_timestamp
@@ -133,6 +167,8 @@ class Partition:
             max_timestamp=max_timestamp,
             offset_delta_of_max_timestamp=offset_delta,
         )
+        self.producer_state.update(validated.header, info.first_offset,
+                                   max_timestamp if max_timestamp >= 0 else now)
         self._maybe_advance_high_watermark()
         return LeaderAppend(info, log_append_time)
 

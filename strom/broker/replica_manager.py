@@ -109,7 +109,12 @@ class ReplicaManager:
         return {key: p.high_watermark for key, p in self.partitions.items()}
 
     def checkpoint(self) -> None:
+        self.snapshot_producer_state()
         self.log_manager.checkpoint(self.high_watermarks())
+
+    def snapshot_producer_state(self) -> None:
+        for partition in self.partitions.values():
+            partition.producer_state.maybe_snapshot()
 
     def apply_retention(self) -> int:
         deleted = 0
@@ -148,4 +153,5 @@ class ReplicaManager:
         return max(value, 100) / 1000.0
 
     def shutdown(self) -> None:
+        self.snapshot_producer_state()
         self.log_manager.shutdown(self.high_watermarks())

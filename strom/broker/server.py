@@ -20,6 +20,7 @@ from strom.broker.router import load_handlers
 from strom.clock import SYSTEM_CLOCK, Clock
 from strom.cluster.local import LocalMetadataStore
 from strom.config import BrokerConfig
+from strom.coordinator.txn.producer_ids import ProducerIdManager
 from strom.storage.manager import LogManager
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,8 @@ class Broker:
         replicas = ReplicaManager(config, log_manager, node_id=node_id, clock=self.clock)
         replicas.load(store.image)
         store.subscribe(replicas.on_image)
-        self.services = BrokerServices(config, self.clock, store, replicas)
+        self.services = BrokerServices(config, self.clock, store, replicas,
+                                       ProducerIdManager(store))
         replicas.flusher.start()
         self._background = loop.create_task(replicas.run_background(), name="log-background")
         await self._server.start_serving()

@@ -89,8 +89,17 @@ class RemoveTopicRecord:
     topic_id: uuid.UUID
 
 
+@dataclass(frozen=True, slots=True)
+class ProducerIdsRecord:
+    """A block of producer ids handed to a broker; ids below next_producer_id are used."""
+
+    broker_id: int
+    next_producer_id: int
+
+
 MetadataRecord = (
     TopicRecord | PartitionRecord | TopicConfigRecord | BrokerConfigRecord | RemoveTopicRecord
+    | ProducerIdsRecord
 )
 
 
@@ -101,6 +110,8 @@ class MetadataImage:
     brokers: Mapping[int, BrokerInfo]
     topics: Mapping[str, TopicInfo] = field(default_factory=dict)
     broker_configs: Mapping[str, Value] = field(default_factory=dict)
+    # The first producer id no broker has been given yet.
+    next_producer_id: int = 0
     # Incremented per applied batch of records; clients never see it.
     offset: int = 0
 
@@ -114,6 +125,7 @@ class MetadataImage:
         topics = dict(self.topics)
         by_id = {t.topic_id: t.name for t in topics.values()}
         broker_configs = dict(self.broker_configs)
+        next_producer_id = self.next_producer_id
         for record in records:
             if isinstance(record, TopicRecord):
                 topics[record.name] = TopicInfo(record.name, record.topic_id, ())
@@ -148,8 +160,11 @@ class MetadataImage:
             elif isinstance(record, RemoveTopicRecord):
                 name = by_id.pop(record.topic_id)
                 del topics[name]
+            elif isinstance(record, ProducerIdsRecord):
+                next_producer_id = max(next_producer_id, record.next_producer_id)
         return replace(
             self,
+            next_producer_id=next_producer_id,
             topics=MappingProxyType(topics),
             broker_configs=MappingProxyType(broker_configs),
             offset=self.offset + 1,
@@ -174,7 +189,7 @@ def record_to_json(record: MetadataRecord) -> dict[str, Any]:
 _RECORD_TYPES: dict[str, type[Any]] = {
     cls.__name__: cls
     for cls in (TopicRecord, PartitionRecord, TopicConfigRecord, BrokerConfigRecord,
-                RemoveTopicRecord)
+                RemoveTopicRecord, ProducerIdsRecord)
 }
 
 
@@ -195,6 +210,8 @@ def record_from_json(data: Mapping[str, Any]) -> MetadataRecord:
 def image_to_records(image: MetadataImage) -> list[MetadataRecord]:
     """Records that rebuild `image` from an empty one (a snapshot)."""
     records: list[MetadataRecord] = []
+    if image.next_producer_id:
+        records.append(ProducerIdsRecord(image.controller_id, image.next_producer_id))
     for name, value in sorted(image.broker_configs.items()):
         records.append(BrokerConfigRecord(name, value))
     for topic in image.topics.values():

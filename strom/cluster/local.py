@@ -25,6 +25,7 @@ from strom.cluster.image import (
     MetadataImage,
     MetadataRecord,
     PartitionRecord,
+    ProducerIdsRecord,
     RemoveTopicRecord,
     TopicConfigRecord,
     TopicRecord,
@@ -269,3 +270,8 @@ class LocalMetadataStore:
             if not name:
                 raise InvalidConfigError("empty config name")
         return [BrokerConfigRecord(k, v) for k, v in sorted(changes.items())]
+
+    def producer_id_block_records(self, block_size: int) -> tuple[int, list[MetadataRecord]]:
+        """The start of a fresh block of producer ids, and the record that reserves it."""
+        start = self.image.next_producer_id
+        return start, [ProducerIdsRecord(self.node_id, start + block_size)]

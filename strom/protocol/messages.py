@@ -72,9 +72,12 @@ def _nested_entity(hint: Any) -> tuple[Any, bool]:
             return args[0], True
         return None, False
     if origin in (typing.Union, types.UnionType):
+        # Nullable: `X | None` or `tuple[X, ...] | None`.
         for arg in typing.get_args(hint):
-            if dataclasses.is_dataclass(arg):
-                return arg, False
+            if arg is not type(None):
+                nested = _nested_entity(arg)
+                if nested[0] is not None:
+                    return nested
         return None, False
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return hint, False

@@ -3,7 +3,6 @@ connection, allocates nothing huge, and keeps serving everyone else."""
 
 from __future__ import annotations
 
-import datetime
 import os
 import resource
 import struct
@@ -11,14 +10,12 @@ import struct
 import pytest
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from kio.schema.list_offsets.v9 import request as lo
-from kio.schema.metadata.v12 import request as md
-from kio.schema.produce.v9 import request as pr
 
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 from strom.protocol.records import RecordSpec, build_batch
 from strom.testing import EmbeddedBroker
-from tests.wire import WireClient, encode_request
+from tests.wire import WireClient, encode_request, metadata_request, produce_request
 
 
 def _api_versions_ok(bootstrap: str) -> None:
@@ -26,20 +23,6 @@ def _api_versions_ok(bootstrap: str) -> None:
         response = client.request(ApiKey.API_VERSIONS, 3, ApiVersionsRequest(
             client_software_name="t", client_software_version="1"))
         assert response.error_code == ErrorCode.none
-
-
-def _metadata(topic: str) -> md.MetadataRequest:
-    return md.MetadataRequest(topics=(md.MetadataRequestTopic(name=topic, topic_id=None),),
-                              allow_auto_topic_creation=True,
-                              include_topic_authorized_operations=False)
-
-
-def _produce(topic: str, records: bytes, acks: int = 1) -> pr.ProduceRequest:
-    return pr.ProduceRequest(
-        transactional_id=None, acks=acks, timeout=datetime.timedelta(seconds=5),
-        topic_data=(pr.TopicProduceData(name=topic, partition_data=(
-            pr.PartitionProduceData(index=0, records=records),)),),
-    )
 
 
 def _latest_offset(client: WireClient, topic: str) -> int:
@@ -79,7 +62,7 @@ def test_frame_shorter_than_header_closes(broker: EmbeddedBroker) -> None:
 
 
 def test_truncated_body_closes(broker: EmbeddedBroker, topic_name: str) -> None:
-    wire = encode_request(ApiKey.METADATA, 12, 1, _metadata(topic_name))
+    wire = encode_request(ApiKey.METADATA, 12, 1, metadata_request(topic_name))
     payload = wire[4:-3]
     with WireClient(broker.bootstrap) as client:
         client.send_raw(struct.pack(">i", len(payload)) + payload)
@@ -125,15 +108,15 @@ def test_unsupported_version_of_other_api_closes(broker: EmbeddedBroker) -> None
 def test_corrupt_crc_is_rejected_and_nothing_written(broker: EmbeddedBroker,
                                                      topic_name: str) -> None:
     with WireClient(broker.bootstrap) as client:
-        client.request(ApiKey.METADATA, 12, _metadata(topic_name))
+        client.request(ApiKey.METADATA, 12, metadata_request(topic_name))
         batch = bytearray(build_batch([RecordSpec(key=b"k", value=b"v" * 100)]))
         batch[-5] ^= 0xFF
-        response = client.request(ApiKey.PRODUCE, 9, _produce(topic_name, bytes(batch)))
+        response = client.request(ApiKey.PRODUCE, 9, produce_request(topic_name, bytes(batch)))
         partition = response.responses[0].partition_responses[0]
         assert partition.error_code == ErrorCode.corrupt_message
         assert _latest_offset(client, topic_name) == 0
         good = build_batch([RecordSpec(key=b"k", value=b"v")])
-        response = client.request(ApiKey.PRODUCE, 9, _produce(topic_name, good))
+        response = client.request(ApiKey.PRODUCE, 9, produce_request(topic_name, good))
         assert response.responses[0].partition_responses[0].error_code == ErrorCode.none
         assert _latest_offset(client, topic_name) == 1
 
@@ -152,8 +135,8 @@ def test_malformed_batches_rejected(broker: EmbeddedBroker, topic_name: str,
     else:
         batch += bytes(batch)
     with WireClient(broker.bootstrap) as client:
-        client.request(ApiKey.METADATA, 12, _metadata(topic_name))
-        response = client.request(ApiKey.PRODUCE, 9, _produce(topic_name, bytes(batch)))
+        client.request(ApiKey.METADATA, 12, metadata_request(topic_name))
+        response = client.request(ApiKey.PRODUCE, 9, produce_request(topic_name, bytes(batch)))
         code = response.responses[0].partition_responses[0].error_code
         assert code in (ErrorCode.corrupt_message, ErrorCode.invalid_record)
         assert _latest_offset(client, topic_name) == 0
@@ -161,15 +144,15 @@ def test_malformed_batches_rejected(broker: EmbeddedBroker, topic_name: str,
 
 def test_pipelined_requests_answered_in_order(broker: EmbeddedBroker, topic_name: str) -> None:
     with WireClient(broker.bootstrap) as client:
-        client.request(ApiKey.METADATA, 12, _metadata(topic_name))
+        client.request(ApiKey.METADATA, 12, metadata_request(topic_name))
         sent = []
         for i in range(60):
             if i % 3 == 0:
-                sent.append((client.send(ApiKey.PRODUCE, 9, _produce(
+                sent.append((client.send(ApiKey.PRODUCE, 9, produce_request(
                     topic_name, build_batch([RecordSpec(value=str(i).encode())]), acks=-1)),
                     ApiKey.PRODUCE, 9))
             elif i % 3 == 1:
-                sent.append((client.send(ApiKey.METADATA, 12, _metadata(topic_name)),
+                sent.append((client.send(ApiKey.METADATA, 12, metadata_request(topic_name)),
                              ApiKey.METADATA, 12))
             else:
                 sent.append((client.send(ApiKey.API_VERSIONS, 3, ApiVersionsRequest(
@@ -186,8 +169,8 @@ def test_pipelined_requests_answered_in_order(broker: EmbeddedBroker, topic_name
 
 def test_acks_zero_failure_closes_connection(broker: EmbeddedBroker, topic_name: str) -> None:
     with WireClient(broker.bootstrap) as client:
-        client.request(ApiKey.METADATA, 12, _metadata(topic_name))
+        client.request(ApiKey.METADATA, 12, metadata_request(topic_name))
         batch = bytearray(build_batch([RecordSpec(value=b"x")]))
         batch[-1] ^= 0xFF
-        client.send(ApiKey.PRODUCE, 9, _produce(topic_name, bytes(batch), acks=0))
+        client.send(ApiKey.PRODUCE, 9, produce_request(topic_name, bytes(batch), acks=0))
         assert client.is_closed_by_peer()

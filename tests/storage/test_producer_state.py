@@ -1,0 +1,83 @@
+"""Idempotent producer state: sequence checks, retries, epochs, snapshots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from strom.errors import InvalidProducerEpochError, OutOfOrderSequenceError
+from strom.protocol.records import RecordSpec, build_batch, read_batch_header
+from strom.storage.producer_state import MAX_SEQUENCE, ProducerStateManager
+
+
+def header(pid: int, epoch: int, seq: int, count: int = 1, base_offset: int = 0):  # type: ignore[no-untyped-def]
+    batch = build_batch([RecordSpec(value=b"x")] * count, producer_id=pid, producer_epoch=epoch,
+                        base_sequence=seq, base_offset=base_offset)
+    return read_batch_header(batch)
+
+
+def test_in_sequence_batches_and_retry_of_last_five(tmp_path: Path) -> None:
+    state = ProducerStateManager(tmp_path)
+    offset = 0
+    for seq in range(0, 30, 3):
+        h = header(7, 0, seq, count=3)
+        assert state.check(h) is None
+        state.update(h, offset, 1000)
+        offset += 3
+    # The last five batches are recognised as retries with their first offset.
+    for back in range(5):
+        seq = 27 - 3 * back
+        dup = state.check(header(7, 0, seq, count=3))
+        assert dup is not None and dup.first_offset == seq
+    with pytest.raises(OutOfOrderSequenceError):
+        state.check(header(7, 0, 12, count=3))  # older than the last five
+    with pytest.raises(OutOfOrderSequenceError):
+        state.check(header(7, 0, 31))  # a gap
+
+
+def test_epochs(tmp_path: Path) -> None:
+    state = ProducerStateManager(tmp_path)
+    state.update(header(1, 3, 0), 0, 1)
+    with pytest.raises(InvalidProducerEpochError):
+        state.check(header(1, 2, 1))
+    with pytest.raises(OutOfOrderSequenceError):
+        state.check(header(1, 4, 5))  # a new epoch starts at 0
+    assert state.check(header(1, 4, 0)) is None
+
+
+def test_unknown_producer_may_start_anywhere_and_sequence_wraps(tmp_path: Path) -> None:
+    state = ProducerStateManager(tmp_path)
+    h = header(5, 0, MAX_SEQUENCE)
+    assert state.check(h) is None
+    state.update(h, 0, 1)
+    assert state.check(header(5, 0, 0)) is None
+
+
+def test_snapshot_round_trip_and_corrupt_snapshot_ignored(tmp_path: Path) -> None:
+    state = ProducerStateManager(tmp_path)
+    state.update(header(9, 2, 0, count=4), 10, 123)
+    state.update(header(-1, -1, -1), 14, 124)
+    path = state.take_snapshot()
+    assert path.name == "00000000000000000015.snapshot"
+    loaded = ProducerStateManager(tmp_path)
+    loaded.load_latest_snapshot(100)
+    assert loaded.map_end_offset == 15
+    dup = loaded.check(header(9, 2, 0, count=4))
+    assert dup is not None and dup.first_offset == 10 and dup.last_offset == 13
+    assert loaded.check(header(9, 2, 4)) is None
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    damaged = ProducerStateManager(tmp_path)
+    damaged.load_latest_snapshot(100)
+    assert damaged.entries == {} and damaged.map_end_offset == 0
+    assert not path.exists()
+
+
+def test_expiry(tmp_path: Path) -> None:
+    state = ProducerStateManager(tmp_path)
+    state.update(header(1, 0, 0), 0, 1_000)
+    state.update(header(2, 0, 0), 1, 50_000)
+    assert state.expire(now_ms=60_000, expiration_ms=30_000) == 1
+    assert set(state.entries) == {2}

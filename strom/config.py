@@ -154,6 +154,57 @@ def _d(name: str, type_: ConfigType, default: Value, doc: str, **kw: Any) -> Con
 
 T = ConfigType
 
+INT_MAX = 2**31 - 1
+
+# The group coordinator's configs (docs/groups.md), Kafka's names and defaults.
+GROUP_COORDINATOR_CONFIGS: list[ConfigDef] = [
+    _d("offsets.topic.num.partitions", T.INT, 50,
+       "Partitions of __consumer_offsets (fixed once the topic exists).", at_least=1,
+       read_only=True),
+    _d("offsets.topic.replication.factor", T.SHORT, 3,
+       "Replication factor of __consumer_offsets; capped at the number of brokers.",
+       at_least=1, read_only=True),
+    _d("offsets.topic.segment.bytes", T.INT, 104857600,
+       "Segment size of __consumer_offsets.", at_least=1, read_only=True),
+    _d("offsets.load.buffer.size", T.INT, 5242880,
+       "Bytes read at a time while loading a coordinator partition.", at_least=1),
+    _d("offsets.retention.minutes", T.INT, 10080,
+       "How long committed offsets of an empty group are kept.", at_least=1),
+    _d("offsets.retention.check.interval.ms", T.LONG, 600000,
+       "How often expired offsets are removed.", at_least=1),
+    _d("offsets.commit.timeout.ms", T.INT, 5000,
+       "How long a commit waits to be durable before failing.", at_least=1),
+    _d("offset.metadata.max.bytes", T.INT, 4096,
+       "Largest metadata string of a committed offset."),
+    _d("group.initial.rebalance.delay.ms", T.INT, 3000,
+       "How long the first rebalance of an empty classic group waits for more members."),
+    _d("group.min.session.timeout.ms", T.INT, 6000,
+       "Smallest session timeout a classic group member may ask for."),
+    _d("group.max.session.timeout.ms", T.INT, 1800000,
+       "Largest session timeout a classic group member may ask for."),
+    _d("group.max.size", T.INT, INT_MAX, "Most members of a classic group.", at_least=1),
+    _d("group.coordinator.rebalance.protocols", T.LIST, ["classic", "consumer"],
+       "Group protocols the coordinator serves.", choices=("classic", "consumer"),
+       read_only=True),
+    _d("group.consumer.session.timeout.ms", T.INT, 45000,
+       "Session timeout of consumer (KIP-848) group members.", at_least=1),
+    _d("group.consumer.min.session.timeout.ms", T.INT, 45000,
+       "Smallest consumer group session timeout.", at_least=1),
+    _d("group.consumer.max.session.timeout.ms", T.INT, 60000,
+       "Largest consumer group session timeout.", at_least=1),
+    _d("group.consumer.heartbeat.interval.ms", T.INT, 5000,
+       "Heartbeat interval given to consumer group members.", at_least=1),
+    _d("group.consumer.min.heartbeat.interval.ms", T.INT, 5000,
+       "Smallest consumer group heartbeat interval.", at_least=1),
+    _d("group.consumer.max.heartbeat.interval.ms", T.INT, 15000,
+       "Largest consumer group heartbeat interval.", at_least=1),
+    _d("group.consumer.max.size", T.INT, INT_MAX, "Most members of a consumer group.",
+       at_least=1),
+    _d("group.consumer.assignors", T.LIST, ["uniform", "range"],
+       "Server-side assignors of consumer groups (uniform, range or Kafka's class "
+       "names of them); the first is the default."),
+]
+
 BROKER_CONFIGS: dict[str, ConfigDef] = {
     d.name: d
     for d in [
@@ -230,6 +281,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
            "Kafka here)."),
         _d("cluster.id", T.STRING, None, "Cluster id; generated on first start.",
            read_only=True),
+        *GROUP_COORDINATOR_CONFIGS,
     ]
 }
 
@@ -457,13 +509,13 @@ class BrokerConfig:
         if synonym in self.dynamic or synonym in self.explicit:
             return self.get(synonym), self.source(synonym), synonym
         # The hours/minutes families of a *.ms synonym count as set too.
-        for family in _FAMILIES.get(synonym, ()):
+        for family in BROKER_FAMILIES.get(synonym, ()):
             if family in self.dynamic or family in self.explicit:
                 return derived[synonym], self.source(family), family
         return definition.definition.default, ConfigSource.DEFAULT_CONFIG, None
 
 
-_FAMILIES: dict[str, tuple[str, ...]] = {
+BROKER_FAMILIES: dict[str, tuple[str, ...]] = {
     "log.retention.ms": ("log.retention.minutes", "log.retention.hours"),
     "log.roll.ms": ("log.roll.hours",),
     "log.roll.jitter.ms": ("log.roll.jitter.hours",),

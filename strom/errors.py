@@ -40,6 +40,7 @@ __all__ = [
     "ProducerFencedError",
     "CoordinatorNotAvailableError",
     "NotCoordinatorError",
+    "InvalidReplicaAssignmentError",
     "error_code_for",
 ]
 
@@ -168,6 +169,10 @@ class CoordinatorNotAvailableError(KafkaError):
 
 class NotCoordinatorError(KafkaError):
     code = ErrorCode.not_coordinator
+
+
+class InvalidReplicaAssignmentError(KafkaError):
+    code = ErrorCode.invalid_replica_assignment
 
 
 def error_code_for(exc: BaseException) -> ErrorCode:

@@ -8,6 +8,7 @@ from typing import Any
 
 from strom.config import (
     BROKER_CONFIGS,
+    BROKER_FAMILIES,
     TOPIC_CONFIGS,
     BrokerConfig,
     ConfigSource,
@@ -52,11 +53,14 @@ def topic_config_entries(broker: BrokerConfig, overrides: Mapping[str, Value],
             synonyms.append({"name": from_name, "value": definition.render(default_value),
                              "source": int(default_source)})
         if topic_def.synonym is not None:
-            broker_def = BROKER_CONFIGS.get(topic_def.synonym)
-            if broker_def is not None and broker_def.default is not None:
-                synonyms.append({"name": topic_def.synonym,
-                                 "value": broker_def.render(broker_def.default),
-                                 "source": int(ConfigSource.DEFAULT_CONFIG)})
+            # The *.ms synonyms default through their hours family (log.retention.hours).
+            for candidate in (topic_def.synonym, *BROKER_FAMILIES.get(topic_def.synonym, ())):
+                broker_def = BROKER_CONFIGS.get(candidate)
+                if broker_def is not None and broker_def.default is not None:
+                    synonyms.append({"name": candidate,
+                                     "value": broker_def.render(broker_def.default),
+                                     "source": int(ConfigSource.DEFAULT_CONFIG)})
+                    break
         entries.append(_entry(name, definition.render(value), source, definition.type,
                               synonyms, definition.doc, read_only=False))
     return entries

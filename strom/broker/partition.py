@@ -21,11 +21,11 @@ from strom.errors import (
 )
 from strom.protocol.records import (
     TimestampType,
+    scan_batches,
     set_log_append_time,
     set_max_timestamp,
     validate_produced_batch,
 )
-from strom.protocol.records import scan_batches
 from strom.storage.log import AppendInfo, LogConfig, PartitionLog
 from strom.storage.producer_state import ProducerStateManager
 
@@ -76,6 +76,17 @@ class Partition:
         self._clock = clock
         self.producer_state = ProducerStateManager(log.directory)
         self._rebuild_producer_state()
+        self.become_leader(leader_epoch)
+
+    def become_leader(self, leader_epoch: int) -> None:
+        """Start a leader epoch at the log end, as Kafka's makeLeader does, so
+        OffsetForLeaderEpoch can answer for it even before anything is written."""
+        self.leader_epoch = leader_epoch
+        if not self.is_leader:
+            return
+        latest = self.log.latest_epoch()
+        if latest is None or latest < leader_epoch:
+            self.log.assign_epoch_start_offset(leader_epoch, self.log.log_end_offset)
 
     def _rebuild_producer_state(self) -> None:
         """Newest snapshot, then replay the batches after it (Kafka's recovery)."""

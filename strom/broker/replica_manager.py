@@ -76,8 +76,9 @@ class ReplicaManager:
                         leader_epoch=p.leader_epoch, node_id=self.node_id, clock=self.clock,
                     )
                 else:
-                    existing.leader_epoch = p.leader_epoch
                     existing.leader_id = p.leader
+                    if p.leader_epoch != existing.leader_epoch:
+                        existing.become_leader(p.leader_epoch)
                     if old_topic is None or old_topic.configs != topic.configs:
                         existing.update_config(config)
         for key in [k for k in self.partitions if k[0] not in new.topics

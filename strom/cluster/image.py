@@ -15,6 +15,9 @@ from typing import Any
 
 from strom.config import Value
 
+# Topics the broker itself owns; clients see them flagged is_internal.
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__share_group_state"})
+
 
 @dataclass(frozen=True, slots=True)
 class BrokerInfo:

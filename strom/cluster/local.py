@@ -35,13 +35,12 @@ from strom.cluster.image import (
 )
 from strom.config import Value
 from strom.errors import (
-    ErrorCode,
     InvalidConfigError,
     InvalidPartitionsError,
+    InvalidReplicaAssignmentError,
     InvalidReplicationFactorError,
     InvalidRequestError,
     InvalidTopicError,
-    KafkaError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
@@ -52,11 +51,6 @@ FORMAT_VERSION = 1
 _LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
 MAX_TOPIC_NAME_LENGTH = 249
 MAX_PARTITIONS = 100_000
-
-
-class InvalidReplicaAssignmentError(KafkaError):
-    # Belongs in strom.errors; kept here until that module gains it.
-    code = ErrorCode.invalid_replica_assignment
 
 
 def validate_topic_name(name: str) -> None:

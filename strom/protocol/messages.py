@@ -149,8 +149,8 @@ def decode_request(
         raise
     except Exception as exc:  # kio raises assorted errors on malformed input
         raise InvalidRequestError(f"malformed {cls.__name__}: {exc}") from None
-    if offset + size != len(frame):
-        raise InvalidRequestError(f"{len(frame) - offset - size} trailing bytes after request")
+    # Trailing bytes are ignored, as Kafka does: librdkafka 2.x pads some
+    # Metadata requests with extra bytes (librdkafka issue 5049).
     return request
 
 

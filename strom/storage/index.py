@@ -244,6 +244,24 @@ class OffsetIndex(_Index):
             return self.base_offset, 0
         return self.entry(slot)
 
+    def floor_position(self, position: int) -> int:
+        """The largest indexed batch position <= `position` (0 if none): where
+        to start walking to find the last batch boundary before `position`."""
+        view = self._view()
+        if view is None or self._entries == 0:
+            return 0
+        unpack = _INT32.unpack_from
+        if unpack(view, 4)[0] > position:
+            return 0
+        lo, hi = 0, self._entries - 1
+        while lo < hi:
+            mid = (lo + hi + 1) >> 1
+            if unpack(view, mid * 8 + 4)[0] <= position:
+                lo = mid
+            else:
+                hi = mid - 1
+        return int(unpack(view, lo * 8 + 4)[0])
+
     def truncate_to(self, offset: int) -> None:
         """Remove every entry with offset >= `offset`."""
         slot = self._slot_for(offset)

@@ -115,8 +115,8 @@ def load_log(
         segments = [create_segment(log_start_offset)]
         epoch_cache.clear()
         log_end_offset = log_start_offset
-    epoch_cache.truncate_from_end(log_end_offset)
     epoch_cache.truncate_from_start(log_start_offset)
+    epoch_cache.truncate_from_end(log_end_offset)
     new_recovery_point = (
         log_end_offset if had_clean_shutdown else min(recovery_point, log_end_offset)
     )
@@ -189,7 +189,7 @@ def recover_segment(segment: LogSegment, epoch_cache: LeaderEpochCache | None) -
 
 
 def index_problem(segment: LogSegment) -> str | None:
-    """Why the segment's indexes cannot be trusted, or None if they can."""
+    """Why the segment's indexes (or its tail) cannot be trusted, or None."""
     offset_index, time_index = segment.offset_index, segment.time_index
     if not offset_index.path.exists():
         return "offset index is missing"
@@ -209,6 +209,8 @@ def index_problem(segment: LogSegment) -> str | None:
         next_offset = segment.next_offset
     except (OSError, KafkaStorageError) as exc:
         return str(exc)
+    if not segment.tail_complete:
+        return "the log ends with bytes that are not a record batch"
     if time_index.entries:
         _timestamp, offset = time_index.last_entry()
         if not segment.base_offset <= offset < max(next_offset, segment.base_offset + 1):

@@ -157,9 +157,7 @@ class LogManager:
                     had_clean_shutdown=clean,
                 )
                 self._dir_of[parsed] = directory
-            if clean:
-                marker.unlink()
-                files.fsync_dir(directory)
+            checkpoints.consume_clean_shutdown_marker(directory)
         return dict(self._logs)
 
     def create_log(

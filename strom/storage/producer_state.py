@@ -33,7 +33,7 @@ from pathlib import Path
 
 import crc32c
 
-from strom.errors import KafkaError, OutOfOrderSequenceError, InvalidProducerEpochError
+from strom.errors import InvalidProducerEpochError, KafkaError, OutOfOrderSequenceError
 from strom.protocol.records import BatchHeader
 
 NO_SEQUENCE = -1

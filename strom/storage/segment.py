@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,14 +35,18 @@ from strom.storage.index import OffsetIndex, TimeIndex
 __all__ = ["FileRegion", "LogSegment", "SegmentFile"]
 
 _INT32_MAX = 2**31 - 1
-#: base_offset, batch_length, partition_leader_epoch, magic, crc, attributes, last_offset_delta
-_PREFIX = struct.Struct(">qiibIhi")
-_PREFIX_SIZE = _PREFIX.size  # 27
+#: base_offset, batch_length, partition_leader_epoch, magic, crc, attributes,
+#: last_offset_delta, base_timestamp, max_timestamp: what walking batches needs.
+_PREFIX = struct.Struct(">qiibIhiqq")
+_PREFIX_SIZE = _PREFIX.size  # 43
 _MAX_TIMESTAMP = struct.Struct(">q")
 _MAX_TIMESTAMP_AT = 35
-_TIMESTAMPS_END = 43
 #: Smallest legal batch_length (a header without records).
 _MIN_BATCH_LENGTH = 49
+#: Batch walks read headers in windows this large: one pread covers ~40
+#: small batches, and costs about the same as a 43-byte pread for big ones.
+#: Measured on a 1 MiB fetch of 170-byte batches: per-header preads 6 ms.
+_WALK_WINDOW = 8192
 
 
 class SegmentFile:
@@ -139,6 +144,9 @@ class LogSegment:
         self._rolling_timestamp: int | None = None
         self._rolling_timestamp_known = False
         self._next_offset: int | None = None
+        #: False when the last walk of the tail stopped at bytes that are not a
+        #: batch (only a crash leaves those; the loader then recovers).
+        self.tail_complete = True
 
     # -- opening ----------------------------------------------------------
 
@@ -258,7 +266,7 @@ class LogSegment:
         """The first batch's max timestamp, which time-based rolling measures from."""
         if not self._rolling_timestamp_known:
             self._rolling_timestamp = None
-            if self.size >= _TIMESTAMPS_END:
+            if self.size >= _PREFIX_SIZE:
                 raw = os.pread(self.file.fd, 8, _MAX_TIMESTAMP_AT)
                 if len(raw) == 8:
                     self._rolling_timestamp = _MAX_TIMESTAMP.unpack(raw)[0]
@@ -284,17 +292,13 @@ class LogSegment:
             since_entry = self.size - position
         else:
             position = 0
-        size = self.size
-        while position < size:
-            base, length, last = self.batch_prefix(position)
-            if base < 0:
-                break
-            raw = os.pread(self.file.fd, 8, position + _MAX_TIMESTAMP_AT)
-            batch_max = _MAX_TIMESTAMP.unpack(raw)[0]
+        end = position
+        for batch_position, batch_size, last, batch_max in self._walk(position, strict=False):
             if batch_max > timestamp:
                 timestamp, ts_offset = batch_max, last
             next_offset = last + 1
-            position += length + LOG_OVERHEAD
+            end = batch_position + batch_size
+        self.tail_complete = end >= self.size
         if self.offset_index.entries and next_offset == self.base_offset:
             next_offset = indexed_offset + 1
         self._next_offset = next_offset
@@ -349,13 +353,46 @@ class LogSegment:
         if max_timestamp > current[0]:
             current = self._max_timestamp = (max_timestamp, last_offset)
         if self.bytes_since_last_index_entry > self.index_interval_bytes:
-            self.offset_index.append(last_offset, position)
-            self.time_index.maybe_append(current[0], current[1])
+            # Appends roll before an index fills; only recovering a segment
+            # written with a larger segment.index.bytes gets here full, and a
+            # sparser tail only makes lookups walk further.
+            if not self.offset_index.is_full():
+                self.offset_index.append(last_offset, position)
+            if not self.time_index.is_full():
+                self.time_index.maybe_append(current[0], current[1])
             self.bytes_since_last_index_entry = 0
         self.bytes_since_last_index_entry += size
         self._next_offset = last_offset + 1
 
     # -- reading ----------------------------------------------------------
+
+    def _walk(self, position: int, *, strict: bool = True) -> Iterator[tuple[int, int, int, int]]:
+        """(position, size, last offset, max timestamp) of each batch from
+        `position` to the end of the segment. A header that is not a
+        plausible batch raises KafkaStorageError (strict) or ends the walk."""
+        fd, size, unpack = self.file.fd, self.size, _PREFIX.unpack_from
+        window = b""
+        window_start = position
+        while position < size:
+            at = position - window_start
+            if at + _PREFIX_SIZE > len(window):
+                window = os.pread(fd, _WALK_WINDOW, position)
+                window_start, at = position, 0
+            if at + _PREFIX_SIZE > len(window):
+                bad = "truncated header"
+            else:
+                base, length, _epoch, magic, _crc, _attrs, delta, _base_ts, max_ts = unpack(
+                    window, at
+                )
+                batch_size = length + LOG_OVERHEAD
+                if magic == 2 and length >= _MIN_BATCH_LENGTH and position + batch_size <= size:
+                    yield position, batch_size, base + delta, max_ts
+                    position += batch_size
+                    continue
+                bad = f"implausible header (magic {magic}, length {length})"
+            if strict:
+                raise KafkaStorageError(f"{self.path}: {bad} at position {position}")
+            return
 
     def batch_prefix(self, position: int) -> tuple[int, int, int]:
         """(base offset, batch length, last offset) of the batch at `position`;
@@ -363,7 +400,7 @@ class LogSegment:
         raw = os.pread(self.file.fd, _PREFIX_SIZE, position)
         if len(raw) < _PREFIX_SIZE:
             return -1, 0, -1
-        base, length, _epoch, magic, _crc, _attributes, delta = _PREFIX.unpack(raw)
+        base, length, _epoch, magic, _crc, _attrs, delta, _base_ts, _max_ts = _PREFIX.unpack(raw)
         if magic != 2 or length < _MIN_BATCH_LENGTH or position + length + LOG_OVERHEAD > self.size:
             return -1, 0, -1
         return base, length, base + delta
@@ -372,14 +409,9 @@ class LogSegment:
         """(position, size, last offset) of the first batch whose last offset is
         >= `offset`, or None (LogSegment.translateOffset)."""
         position = max(self.offset_index.lookup(offset)[1], start_position)
-        size = self.size
-        while position < size:
-            base, length, last = self.batch_prefix(position)
-            if base < 0:
-                raise KafkaStorageError(f"{self.path}: no batch header at position {position}")
+        for batch_position, batch_size, last, _max_ts in self._walk(position):
             if last >= offset:
-                return position, length + LOG_OVERHEAD, last
-            position += length + LOG_OVERHEAD
+                return batch_position, batch_size, last
         return None
 
     def region(self, position: int, length: int) -> FileRegion:
@@ -396,35 +428,33 @@ class LogSegment:
 
         Returns (region or None, stop): stop is True when the read ended for
         a reason other than reaching the end of this segment.
+
+        Both ends are found through the offset index plus a short header walk
+        (at most index.interval.bytes), never by walking the whole range.
         """
         found = self.translate_offset(start_offset)
         if found is None:
             return None, False
-        start, batch_size, last = found
-        if last >= max_offset:
+        start, first_size, first_last = found
+        if first_last >= max_offset:
             return None, True
-        size = self.size
-        if max_offset >= upper_bound and size - start <= max_bytes:
-            # Fast path: the rest of the segment is wanted and fits.
-            return self.region(start, size - start), False
-        limit = max(max_bytes, batch_size) if min_one_batch else max_bytes
-        end = start
-        while True:
-            if end + batch_size - start > limit:
-                stop = True
+        # End by offset: the start of the batch holding max_offset.
+        end, stop = self.size, False
+        if max_offset < upper_bound:
+            bound = self.translate_offset(max_offset, start)
+            if bound is not None:
+                end, stop = bound[0], True
+        limit = max(max_bytes, first_size) if min_one_batch else max_bytes
+        if end - start <= limit:
+            return self.region(start, end - start), stop
+        # End by size: the last batch boundary within start + limit.
+        target = start + limit
+        position = max(self.offset_index.floor_position(target), start)
+        for batch_position, batch_size, _last, _max_ts in self._walk(position):
+            if batch_position + batch_size > target:
+                position = batch_position
                 break
-            end += batch_size
-            if end >= size:
-                stop = False
-                break
-            base, length, last = self.batch_prefix(end)
-            if base < 0:
-                raise KafkaStorageError(f"{self.path}: no batch header at position {end}")
-            if last >= max_offset:
-                stop = True
-                break
-            batch_size = length + LOG_OVERHEAD
-        return (self.region(start, end - start) if end > start else None), stop
+        return (self.region(start, position - start) if position > start else None), True
 
     def read_batch(self, position: int, size: int) -> bytes:
         data = os.pread(self.file.fd, size, position)
@@ -439,21 +469,13 @@ class LogSegment:
         with timestamp >= `timestamp` (LogSegment.findOffsetByTimestamp)."""
         indexed_offset = self.time_index.lookup(timestamp)[1]
         position = self.offset_index.lookup(max(indexed_offset, starting_offset))[1]
-        size = self.size
-        while position < size:
-            base, length, last = self.batch_prefix(position)
-            if base < 0:
-                raise KafkaStorageError(f"{self.path}: no batch header at position {position}")
-            batch_size = length + LOG_OVERHEAD
-            if last >= starting_offset:
-                raw = os.pread(self.file.fd, 8, position + _MAX_TIMESTAMP_AT)
-                if _MAX_TIMESTAMP.unpack(raw)[0] >= timestamp:
-                    found = self._first_record_at_or_after(
-                        position, batch_size, timestamp, starting_offset
-                    )
-                    if found is not None:
-                        return found
-            position += batch_size
+        for batch_position, batch_size, last, max_ts in self._walk(position):
+            if last >= starting_offset and max_ts >= timestamp:
+                found = self._first_record_at_or_after(
+                    batch_position, batch_size, timestamp, starting_offset
+                )
+                if found is not None:
+                    return found
         return None
 
     def _first_record_at_or_after(

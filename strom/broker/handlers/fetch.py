@@ -44,7 +44,7 @@ def _partition_data(index: int, code: ErrorCode, partition: Partition | None = N
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
     clock = broker.clock
-    if request.session_id != 0:
+    if getattr(request, "session_id", 0) != 0:
         return {"throttle_time": 0, "error_code": ErrorCode.fetch_session_id_not_found,
                 "session_id": 0, "responses": []}
     read_committed = getattr(request, "isolation_level", 0) == READ_COMMITTED

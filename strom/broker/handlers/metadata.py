@@ -13,7 +13,7 @@ from typing import Any
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.broker.topics import create_topic
-from strom.cluster.image import TopicInfo
+from strom.cluster.image import INTERNAL_TOPICS, TopicInfo
 from strom.errors import ErrorCode, KafkaError
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import ZERO_UUID
@@ -30,7 +30,7 @@ def describe_topic(topic: TopicInfo, authorized_operations: int) -> dict[str, An
         "error_code": ErrorCode.none,
         "name": topic.name,
         "topic_id": topic.topic_id,
-        "is_internal": topic.name.startswith("__"),
+        "is_internal": topic.name in INTERNAL_TOPICS,
         "partitions": [
             {
                 "error_code": ErrorCode.none,

@@ -92,6 +92,10 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any] | None:
             except KafkaError as exc:
                 failed = True
                 response = _partition_response(data.index, exc.code, message=exc.message)
+                response["record_errors"] = [
+                    {"batch_index": e.batch_index, "batch_index_error_message": e.message}
+                    for e in getattr(exc, "record_errors", ())
+                ]
             except Exception:
                 log.exception("produce to %s-%s failed", name, data.index)
                 failed = True

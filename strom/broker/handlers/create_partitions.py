@@ -1,0 +1,49 @@
+"""CreatePartitions: grow a topic to a new partition count.
+
+Versions: 0-3. Each topic either lets the controller place the new
+partitions or gives one replica assignment per new partition. Shrinking,
+keeping the count, or assignments that do not fit fail with Kafka's
+INVALID_PARTITIONS / INVALID_REPLICA_ASSIGNMENT messages (see
+LocalMetadataStore.create_partitions_records). A topic named twice fails
+with INVALID_REQUEST ("Duplicate topic name."); validate_only changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from strom.broker.context import RequestContext
+from strom.broker.router import handles
+from strom.errors import ErrorCode, KafkaError
+from strom.protocol.api import ApiKey
+
+
+@handles(ApiKey.CREATE_PARTITIONS)
+async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    metadata = ctx.broker.metadata
+    validate_only = bool(request.validate_only)
+    counts = Counter(t.name for t in request.topics)
+    results: list[dict[str, Any]] = []
+    reported: set[str] = set()
+    for topic in request.topics:
+        result: dict[str, Any] = {"name": topic.name, "error_code": ErrorCode.none,
+                                  "error_message": None}
+        if counts[topic.name] > 1:
+            if topic.name in reported:
+                continue
+            reported.add(topic.name)
+            result.update(error_code=ErrorCode.invalid_request,
+                          error_message="Duplicate topic name.")
+            results.append(result)
+            continue
+        assignments = (None if topic.assignments is None
+                       else [list(a.broker_ids) for a in topic.assignments])
+        try:
+            records = metadata.create_partitions_records(topic.name, topic.count, assignments)
+            if not validate_only:
+                metadata.commit(records)
+        except KafkaError as exc:
+            result.update(error_code=exc.code, error_message=exc.message)
+        results.append(result)
+    return {"throttle_time": 0, "results": results}

@@ -1,0 +1,74 @@
+"""DeleteRecords: move partitions' log start offsets forward.
+
+Versions: 0-2. Offset -1 means the high watermark. Records below the new
+log start offset become unreadable and segments wholly below it are deleted.
+An offset below the current log start changes nothing; one above the high
+watermark, or negative, fails with OFFSET_OUT_OF_RANGE. Each partition
+reports its low watermark (the log start offset afterwards; -1 on error).
+A compact-only topic fails with POLICY_VIOLATION and internal topics with
+INVALID_TOPIC_EXCEPTION, as in Kafka. With a single replica the deletion is
+complete when the leader's log start moves, so nothing waits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strom.broker.context import RequestContext
+from strom.broker.router import handles
+from strom.cluster.image import INTERNAL_TOPICS
+from strom.errors import (
+    ErrorCode,
+    InvalidTopicError,
+    KafkaError,
+    NotLeaderOrFollowerError,
+    OffsetOutOfRangeError,
+    PolicyViolationError,
+    error_code_for,
+)
+from strom.protocol.api import ApiKey
+
+HIGH_WATERMARK = -1
+
+
+def _delete(ctx: RequestContext, topic: str, index: int, offset: int) -> int:
+    """The new low watermark; raises KafkaErrors."""
+    if topic in INTERNAL_TOPICS:
+        raise InvalidTopicError(f"Cannot delete records of internal topic {topic}")
+    partition = ctx.broker.replicas.get(topic, index)
+    if not partition.is_leader:
+        raise NotLeaderOrFollowerError(f"Leader not local for partition {topic}-{index}")
+    policy = partition.config.cleanup_policy
+    if "delete" not in policy and "compact" in policy:
+        raise PolicyViolationError(f"Records of partition {topic}-{index} can not be "
+                                   "deleted due to the configured policy")
+    target = partition.high_watermark if offset == HIGH_WATERMARK else offset
+    if target < 0:
+        raise OffsetOutOfRangeError(f"The offset {target} for partition {topic}-{index} "
+                                    "is not valid")
+    if target > partition.high_watermark:
+        raise OffsetOutOfRangeError(
+            f"Cannot increment the log start offset to {target} of partition {topic}-{index} "
+            f"since it is larger than the high watermark {partition.high_watermark}"
+        )
+    partition.log.advance_log_start_offset(target)
+    partition.after_log_change()
+    return partition.log.log_start_offset
+
+
+@handles(ApiKey.DELETE_RECORDS)
+async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    topics = []
+    for topic in request.topics:
+        partitions = []
+        for wanted in topic.partitions:
+            result: dict[str, Any] = {"partition_index": wanted.partition_index,
+                                      "low_watermark": -1, "error_code": ErrorCode.none}
+            try:
+                result["low_watermark"] = _delete(ctx, topic.name, wanted.partition_index,
+                                                  wanted.offset)
+            except KafkaError as exc:
+                result["error_code"] = error_code_for(exc)
+            partitions.append(result)
+        topics.append({"name": topic.name, "partitions": partitions})
+    return {"throttle_time": 0, "topics": topics}

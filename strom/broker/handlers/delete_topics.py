@@ -1,0 +1,95 @@
+"""DeleteTopics: delete topics named by name or, from v6, by topic id.
+
+Versions: 1-6. With `delete.topic.enable=false` every topic fails with
+TOPIC_DELETION_DISABLED (INVALID_REQUEST before v3), as in Kafka. A name or
+id given twice fails with INVALID_REQUEST ("Duplicate topic name."), so does
+an entry naming both a name and an id; unknown names get
+UNKNOWN_TOPIC_OR_PARTITION, unknown ids UNKNOWN_TOPIC_ID. Deletion is
+synchronous: the logs are gone when the response is sent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from typing import Any
+
+from strom.broker.context import RequestContext
+from strom.broker.router import handles
+from strom.errors import ErrorCode, KafkaError
+from strom.protocol.api import ApiKey
+from strom.protocol.messages import ZERO_UUID
+
+# Kafka's default messages for the errors it returns without one of its own.
+_UNKNOWN_TOPIC = "This server does not host this topic-partition."
+_UNKNOWN_TOPIC_ID = "This server does not host this topic ID."
+
+
+def _result(name: str | None, topic_id: uuid.UUID, code: ErrorCode,
+            message: str | None = None) -> dict[str, Any]:
+    return {"name": name, "topic_id": topic_id, "error_code": code, "error_message": message}
+
+
+def _requested(request: Any) -> list[tuple[str | None, uuid.UUID]]:
+    """(name, id) per requested topic: v1-5 list names, v6 lists states."""
+    names = getattr(request, "topic_names", None)
+    if names is not None:
+        return [(name, ZERO_UUID) for name in names]
+    return [(t.name, t.topic_id or ZERO_UUID) for t in getattr(request, "topics", ())]
+
+
+@handles(ApiKey.DELETE_TOPICS)
+async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    broker = ctx.broker
+    requested = _requested(request)
+    if not broker.config.get("delete.topic.enable"):
+        code = (ErrorCode.invalid_request if ctx.api_version < 3
+                else ErrorCode.topic_deletion_disabled)
+        message = "Topic deletion is disabled."
+        return {"throttle_time": 0,
+                "responses": [_result(n, i, code, message) for n, i in requested]}
+
+    names = Counter(n for n, i in requested if n is not None and i == ZERO_UUID)
+    ids = Counter(i for n, i in requested if n is None and i != ZERO_UUID)
+    results: list[dict[str, Any]] = []
+    reported: set[str | uuid.UUID] = set()
+    for name, topic_id in requested:
+        if name is None and topic_id == ZERO_UUID:
+            results.append(_result(None, ZERO_UUID, ErrorCode.invalid_request,
+                                   "Neither topic name nor id were specified."))
+        elif name is not None and topic_id != ZERO_UUID:
+            results.append(_result(name, topic_id, ErrorCode.invalid_request,
+                                   "You may not specify both topic name and topic id."))
+        elif name is not None and names[name] > 1:
+            if name not in reported:
+                reported.add(name)
+                results.append(_result(name, ZERO_UUID, ErrorCode.invalid_request,
+                                       "Duplicate topic name."))
+        elif name is None and ids[topic_id] > 1:
+            if topic_id not in reported:
+                reported.add(topic_id)
+                results.append(_result(None, topic_id, ErrorCode.invalid_request,
+                                       "Duplicate topic id."))
+        else:
+            results.append(_delete(ctx, name, topic_id))
+    return {"throttle_time": 0, "responses": results}
+
+
+def _delete(ctx: RequestContext, name: str | None, topic_id: uuid.UUID) -> dict[str, Any]:
+    broker = ctx.broker
+    if name is None:
+        by_id = broker.image.topic_by_id(topic_id)
+        if by_id is None:
+            return _result(None, topic_id, ErrorCode.unknown_topic_id, _UNKNOWN_TOPIC_ID)
+        name = by_id.name
+    else:
+        by_name = broker.image.topics.get(name)
+        if by_name is None:
+            return _result(name, ZERO_UUID, ErrorCode.unknown_topic_or_partition,
+                           _UNKNOWN_TOPIC)
+        topic_id = by_name.topic_id
+    try:
+        broker.metadata.commit(broker.metadata.delete_topic_records(name))
+    except KafkaError as exc:
+        return _result(name, topic_id, exc.code, exc.message)
+    return _result(name, topic_id, ErrorCode.none)

@@ -1,0 +1,163 @@
+"""IncrementalAlterConfigs: change configs one operation at a time.
+
+Versions: 0-1. Operations: SET (0) a value, DELETE (1) an override (back to
+the default), APPEND (2) / SUBTRACT (3) items of a list config such as
+cleanup.policy (starting from the default when there is no override).
+TOPIC and BROKER resources behave and fail as in AlterConfigs (see
+alter_configs.py), except that configs not named keep their values; APPEND
+or SUBTRACT on a config that is not a list fails with INVALID_CONFIG for
+topics and INVALID_REQUEST for brokers, as in Kafka. BROKER_LOGGER (8),
+named by this broker's id, sets (SET) or resets (DELETE) the level of one of
+the process's loggers; the root logger cannot be reset. validate_only checks
+everything and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from strom.broker.context import BrokerServices, RequestContext
+from strom.broker.handlers.alter_configs import (
+    BROKER,
+    BROKER_LOGGER,
+    TOPIC,
+    broker_dynamic_as_text,
+    check_broker_name,
+    check_config_names_and_values,
+    duplicate_resources,
+    replace_broker_configs,
+    replace_topic_configs,
+    resource_result,
+    resource_type_name,
+    topic_overrides_as_text,
+)
+from strom.broker.handlers.describe_configs import KAFKA_LEVELS, ROOT_LOGGER, python_loggers
+from strom.broker.router import handles
+from strom.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigType
+from strom.errors import ErrorCode, InvalidConfigError, InvalidRequestError, KafkaError
+from strom.protocol.api import ApiKey
+
+SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+OPERATION_NAMES = {SET: "SET", DELETE: "DELETE", APPEND: "APPEND", SUBTRACT: "SUBTRACT"}
+
+
+def _items(text: str | None) -> list[str]:
+    return [item for item in (text or "").split(",") if item]
+
+
+def _apply(current: dict[str, str], op: Any, default: str | None) -> None:
+    """One SET/DELETE/APPEND/SUBTRACT on `current`, a config set as strings."""
+    if op.config_operation == SET:
+        current[op.name] = op.value
+    elif op.config_operation == DELETE:
+        current.pop(op.name, None)
+    else:
+        items = _items(current.get(op.name, default))
+        if op.config_operation == APPEND:
+            items += [item for item in _items(op.value) if item not in items]
+        else:
+            items = [item for item in items if item not in _items(op.value)]
+        current[op.name] = ",".join(items)
+
+
+def _check_operation(op: Any) -> None:
+    if op.config_operation not in OPERATION_NAMES:
+        raise InvalidRequestError(f"Unknown operation type {op.config_operation}")
+
+
+def _alter_topic(broker: BrokerServices, resource: Any, validate_only: bool) -> None:
+    wanted = topic_overrides_as_text(broker, resource.resource_name)
+    for op in resource.configs:
+        _check_operation(op)
+        default = None
+        if op.config_operation in (APPEND, SUBTRACT):
+            definition = TOPIC_CONFIGS.get(op.name)
+            if definition is None or definition.definition.type != ConfigType.LIST:
+                raise InvalidConfigError(
+                    f"Can't {OPERATION_NAMES[op.config_operation]} to key {op.name} because "
+                    "its type is not LIST."
+                )
+            default = definition.definition.render(definition.definition.default)
+        _apply(wanted, op, default)
+    replace_topic_configs(broker, resource.resource_name, wanted, validate_only)
+
+
+def _alter_broker(broker: BrokerServices, resource: Any, validate_only: bool) -> None:
+    check_broker_name(broker, resource.resource_name)
+    wanted = broker_dynamic_as_text(broker)
+    for op in resource.configs:
+        _check_operation(op)
+        default = None
+        if op.config_operation in (APPEND, SUBTRACT):
+            definition = BROKER_CONFIGS.get(op.name)
+            if definition is None or definition.type != ConfigType.LIST:
+                verb = "append" if op.config_operation == APPEND else "subtract"
+                raise InvalidRequestError(
+                    f"Config value {verb} is not allowed for config key: {op.name}"
+                )
+            default = definition.render(definition.default)
+        _apply(wanted, op, default)
+    replace_broker_configs(broker, wanted, validate_only)
+
+
+def _alter_loggers(broker: BrokerServices, resource: Any, validate_only: bool) -> None:
+    """Kafka's ConfigAdminManager.validateLogLevelConfigs, then the change."""
+    name = resource.resource_name
+    if name == "":
+        raise InvalidRequestError("Node id must be an integer, but it is: ")
+    check_broker_name(broker, name)
+    loggers = python_loggers()
+    for op in resource.configs:
+        kind = OPERATION_NAMES.get(op.config_operation)
+        if kind in ("SET", "DELETE") and op.name not in loggers:
+            raise InvalidConfigError(f"Logger {op.name} does not exist!")
+        if kind == "SET" and op.value not in KAFKA_LEVELS:
+            raise InvalidConfigError(
+                f"Cannot set the log level of {op.name} to {op.value} as it is not a "
+                f"supported log level. Valid log levels are {', '.join(KAFKA_LEVELS)}"
+            )
+        if kind == "DELETE" and op.name == ROOT_LOGGER:
+            raise InvalidRequestError(
+                f"Removing the log level of the {ROOT_LOGGER} logger is not allowed")
+        if kind in ("APPEND", "SUBTRACT"):
+            raise InvalidRequestError(
+                f"{kind} operation is not allowed for the BROKER_LOGGER resource")
+        if kind is None:
+            raise InvalidRequestError(f"Unknown operation type {op.config_operation} is not "
+                                      "allowed for the BROKER_LOGGER resource")
+    if validate_only:
+        return
+    for op in resource.configs:
+        logger = loggers[op.name]
+        logger.setLevel(KAFKA_LEVELS[op.value] if op.config_operation == SET
+                        else logging.NOTSET)
+
+
+@handles(ApiKey.INCREMENTAL_ALTER_CONFIGS)
+async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    broker = ctx.broker
+    validate_only = bool(request.validate_only)
+    duplicates = duplicate_resources(request.resources)
+    responses = []
+    for resource in request.resources:
+        if (resource.resource_type, resource.resource_name) in duplicates:
+            responses.append(resource_result(resource, ErrorCode.invalid_request,
+                                             "Each resource must appear at most once."))
+            continue
+        try:
+            check_config_names_and_values(resource.configs, allow_null=True)
+            if resource.resource_type == TOPIC:
+                _alter_topic(broker, resource, validate_only)
+            elif resource.resource_type == BROKER:
+                _alter_broker(broker, resource, validate_only)
+            elif resource.resource_type == BROKER_LOGGER:
+                _alter_loggers(broker, resource, validate_only)
+            else:
+                raise InvalidRequestError(
+                    f"Unknown resource type {resource_type_name(resource.resource_type)}")
+        except KafkaError as exc:
+            responses.append(resource_result(resource, exc.code, exc.message))
+            continue
+        responses.append(resource_result(resource))
+    return {"throttle_time": 0, "responses": responses}

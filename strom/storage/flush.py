@@ -1,0 +1,80 @@
+"""Group commit of one partition log: a FlushTicket (strom's own, no file format).
+
+The owner thread prepares a ticket (PartitionLog.prepare_flush): dup'd fds of
+every segment with unsynced bytes, fds of index files trimmed since the last
+flush, the directory when segments were created or deleted, a snapshot of the
+leader epochs if they changed, and the log end offset it covers. A worker
+thread runs it (fdatasync each fd; epoch checkpoint written atomically).
+The owner completes it (PartitionLog.complete_flush): the recovery point
+moves to the ticket's offset unless the log was truncated meanwhile.
+
+Dup'd fds keep a ticket valid while the owner rolls, deletes or truncates
+segments; one ticket covers every batch appended before it was prepared,
+which is what makes one fdatasync per group of produce requests enough.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from strom.errors import KafkaStorageError
+from strom.storage.leader_epoch import EpochEntry, LeaderEpochCache
+
+if TYPE_CHECKING:
+    from strom.storage.segment import LogSegment
+
+__all__ = ["FlushTicket"]
+
+
+class FlushTicket:
+    """One group commit: fds to fdatasync, prepared on the owner's thread.
+
+    `run` is thread-safe and touches only its own (dup'd) fds and the epoch
+    checkpoint file; `PartitionLog.complete_flush` must be called on the
+    owner's thread afterwards (also when `run` raised) to close the fds.
+    """
+
+    __slots__ = (
+        "offset", "_fds", "_dir_fd", "_epochs", "_epoch_cache", "generation",
+        "appended_messages", "log_targets", "index_targets", "dir_version", "done",
+    )
+
+    def __init__(
+        self, *, offset: int, fds: list[int], dir_fd: int,
+        epochs: tuple[int, list[EpochEntry]] | None, epoch_cache: LeaderEpochCache,
+        generation: int, appended_messages: int, log_targets: list[tuple[LogSegment, int]],
+        index_targets: list[LogSegment], dir_version: int,
+    ) -> None:
+        self.offset = offset
+        self._fds = fds
+        self._dir_fd = dir_fd
+        self._epochs = epochs
+        self._epoch_cache = epoch_cache
+        self.generation = generation
+        self.appended_messages = appended_messages
+        self.log_targets = log_targets
+        self.index_targets = index_targets
+        self.dir_version = dir_version
+        self.done = False
+
+    def run(self) -> None:
+        """fdatasync every file, then the directory, then the epoch checkpoint."""
+        try:
+            for fd in self._fds:
+                os.fdatasync(fd)
+            if self._dir_fd >= 0:
+                os.fsync(self._dir_fd)
+            if self._epochs is not None:
+                self._epoch_cache.write_snapshot(*self._epochs)
+        except OSError as exc:
+            raise KafkaStorageError(f"flush failed: {exc}") from exc
+        self.done = True
+
+    def close(self) -> None:
+        fds, self._fds = self._fds, []
+        if self._dir_fd >= 0:
+            fds.append(self._dir_fd)
+            self._dir_fd = -1
+        for fd in fds:
+            os.close(fd)

@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from storage_helpers import T0, append, crash, make_batch, read_all
+
+from strom.clock import ManualClock
+from strom.errors import KafkaStorageError
+from strom.storage import checkpoints, files
+from strom.storage.log import LogConfig
+from strom.storage.manager import InconsistentClusterIdError, LogManager
+
+CONFIG = LogConfig(segment_bytes=len(make_batch([b"x"])) * 3)
+
+
+def manager(dirs: list[Path], *, cluster_id: str | None = None, node_id: int = 1) -> LogManager:
+    return LogManager(dirs, clock=ManualClock(T0), node_id=node_id, cluster_id=cluster_id)
+
+
+def config_for(topic: str) -> LogConfig:
+    return CONFIG
+
+
+def test_meta_properties_created_and_checked(tmp_path: Path) -> None:
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    m = manager(dirs)
+    cluster_id = m.cluster_id
+    assert len(cluster_id) == 22
+    metas = [checkpoints.read_meta_properties(d / files.META_PROPERTIES) for d in dirs]
+    assert all(meta is not None and meta.cluster_id == cluster_id for meta in metas)
+    assert metas[0] is not None and metas[1] is not None
+    assert metas[0].directory_id != metas[1].directory_id
+    assert manager(dirs).cluster_id == cluster_id
+    assert manager(dirs, cluster_id=cluster_id).cluster_id == cluster_id
+    with pytest.raises(InconsistentClusterIdError, match="cluster.id"):
+        manager(dirs, cluster_id="another-cluster-id")
+    with pytest.raises(InconsistentClusterIdError, match="node.id"):
+        manager(dirs, node_id=2)
+    other = manager([tmp_path / "c"], cluster_id="other")
+    assert other.cluster_id == "other"
+    with pytest.raises(InconsistentClusterIdError):
+        manager([tmp_path / "a", tmp_path / "c"])
+
+
+def test_configured_cluster_id_is_written(tmp_path: Path) -> None:
+    m = manager([tmp_path], cluster_id="MkU3OEVBNTcwNTJENDM2Qk")
+    assert m.cluster_id == "MkU3OEVBNTcwNTJENDM2Qk"
+    meta = checkpoints.read_meta_properties(tmp_path / files.META_PROPERTIES)
+    assert meta is not None and meta.cluster_id == "MkU3OEVBNTcwNTJENDM2Qk"
+
+
+def test_create_spreads_logs_over_directories(tmp_path: Path) -> None:
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    m = manager(dirs)
+    logs = [m.create_log("t", p, CONFIG, uuid.uuid4()) for p in range(4)]
+    assert sorted(log.directory.parent.name for log in logs) == ["a", "a", "b", "b"]
+    assert m.get("t", 2) is logs[2]
+    assert m.get("t", 9) is None
+    assert m.create_log("t", 2, CONFIG, logs[2].topic_id or uuid.uuid4()) is logs[2]
+    with pytest.raises(KafkaStorageError):
+        m.create_log("t", 2, CONFIG, uuid.uuid4())
+
+
+def test_clean_restart(tmp_path: Path) -> None:
+    topic_id = uuid.uuid4()
+    m = manager([tmp_path])
+    log = m.create_log("orders", 0, CONFIG, topic_id)
+    for i in range(7):
+        append(log, [b"%d" % i])
+    log.advance_log_start_offset(4)
+    m.shutdown({("orders", 0): 7})
+    assert (tmp_path / files.CLEAN_SHUTDOWN_MARKER).exists()
+    assert (tmp_path / files.RECOVERY_POINT_CHECKPOINT).read_text() == "0\n1\norders 0 7\n"
+    assert (tmp_path / files.REPLICATION_OFFSET_CHECKPOINT).read_text() == "0\n1\norders 0 7\n"
+    assert (tmp_path / files.LOG_START_OFFSET_CHECKPOINT).read_text() == "0\n1\norders 0 4\n"
+
+    m = manager([tmp_path])
+    assert m.high_watermarks == {("orders", 0): 7}
+    logs = m.load_logs(config_for)
+    assert not (tmp_path / files.CLEAN_SHUTDOWN_MARKER).exists()
+    log = logs[("orders", 0)]
+    assert (log.log_start_offset, log.log_end_offset, log.recovery_point) == (4, 7, 7)
+    assert log.topic_id == topic_id
+    assert [r.value for r in read_all(log)] == [b"4", b"5", b"6"]
+    m.shutdown({})
+
+
+def test_unclean_restart_recovers_from_checkpointed_recovery_point(tmp_path: Path) -> None:
+    m = manager([tmp_path])
+    log = m.create_log("t", 0, CONFIG, uuid.uuid4())
+    for _ in range(4):
+        append(log)
+    log.flush()
+    m.checkpoint({("t", 0): 4})
+    for _ in range(4):
+        append(log)
+    crash(log)  # no shutdown: no marker
+    last = sorted(log.directory.glob("*.log"))[-1]
+    os.truncate(last, last.stat().st_size - 5)  # torn last batch
+    m = manager([tmp_path])
+    log = m.load_logs(config_for)[("t", 0)]
+    assert log.log_end_offset == 7
+    assert log.recovery_point == 4
+    m.shutdown({})
+
+
+def test_delete_log(tmp_path: Path) -> None:
+    m = manager([tmp_path])
+    keep = m.create_log("keep", 0, CONFIG, uuid.uuid4())
+    gone = m.create_log("gone", 0, CONFIG, uuid.uuid4())
+    append(keep)
+    append(gone)
+    m.checkpoint({("keep", 0): 1, ("gone", 0): 1})
+    m.delete_log("gone", 0)
+    assert m.get("gone", 0) is None
+    assert not gone.directory.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("gone")]
+    for name in (files.RECOVERY_POINT_CHECKPOINT, files.LOG_START_OFFSET_CHECKPOINT,
+                 files.REPLICATION_OFFSET_CHECKPOINT):
+        assert "gone" not in (tmp_path / name).read_text()
+    m.delete_log("gone", 0)  # already gone: nothing
+    # A re-created topic of the same name starts from scratch.
+    again = m.create_log("gone", 0, CONFIG, uuid.uuid4())
+    assert again.log_end_offset == 0
+    m.shutdown({})
+
+
+def test_load_finishes_deletions_and_ignores_strays(tmp_path: Path) -> None:
+    m = manager([tmp_path])
+    append(m.create_log("t", 0, CONFIG, uuid.uuid4()))
+    m.shutdown({})
+    doomed = tmp_path / files.delete_dir_name("old", 3)
+    doomed.mkdir()
+    (doomed / "00000000000000000000.log").write_bytes(b"junk")
+    (tmp_path / "not a partition").mkdir()
+    (tmp_path / "stray.txt").write_text("hello")
+    m = manager([tmp_path])
+    logs = m.load_logs(config_for)
+    assert list(logs) == [("t", 0)]
+    assert not doomed.exists()
+    assert (tmp_path / "stray.txt").exists()
+    m.shutdown({})
+
+
+def test_duplicate_partition_directories(tmp_path: Path) -> None:
+    m = manager([tmp_path / "a", tmp_path / "b"])
+    m.create_log("t", 0, CONFIG, uuid.uuid4())
+    m.shutdown({})
+    (tmp_path / "b" / "t-0").mkdir()
+    with pytest.raises(KafkaStorageError, match="duplicate"):
+        manager([tmp_path / "a", tmp_path / "b"]).load_logs(config_for)
+
+
+def test_corrupt_checkpoint_falls_back_to_full_recovery(tmp_path: Path) -> None:
+    m = manager([tmp_path])
+    log = m.create_log("t", 0, CONFIG, uuid.uuid4())
+    for _ in range(5):
+        append(log)
+    m.shutdown({("t", 0): 5})
+    (tmp_path / files.RECOVERY_POINT_CHECKPOINT).write_text("garbage")
+    (tmp_path / files.CLEAN_SHUTDOWN_MARKER).unlink()
+    m = manager([tmp_path])
+    log = m.load_logs(config_for)[("t", 0)]
+    assert log.recovery_point == 0 and log.log_end_offset == 5
+    m.shutdown({})
+
+
+def test_retention_and_flush_scheduling(tmp_path: Path) -> None:
+    m = manager([tmp_path])
+    config = LogConfig(segment_bytes=CONFIG.segment_bytes, retention_ms=1000, flush_messages=2)
+    log = m.create_log("t", 0, config, uuid.uuid4())
+    for i in range(7):
+        append(log, [b"x"], [T0 + i])
+    assert m.logs_due_for_flush(T0) == [log]
+    log.flush()
+    assert m.logs_due_for_flush(T0) == []
+    assert m.apply_retention(T0 + 1000) == 0
+    assert m.apply_retention(T0 + 1003, {("t", 0): 7}) == 1
+    assert log.log_start_offset == 3
+    assert m.apply_retention(T0 + 10_000, {("t", 0): 5}) == 0  # held by the HW
+    assert m.apply_retention(T0 + 10_000, {("t", 0): 6}) == 1  # the active one stays
+    assert log.log_start_offset == 6
+    m.shutdown({})

@@ -16,6 +16,7 @@ import logging
 from typing import Any, cast
 
 from strom.broker.context import BrokerServices, RequestContext
+from strom.broker.faults import FaultAction, error_response
 from strom.broker.router import Registration
 from strom.errors import InvalidRequestError, KafkaError
 from strom.protocol.api import ApiKey, request_header_version
@@ -135,8 +136,20 @@ class KafkaConnection(asyncio.Protocol):
                         api_version, exc)
             return CLOSE
         context = RequestContext(header, self._broker)
+        fault = self._broker.faults.take(api_key)
         try:
-            response = await registration.handler(context, request)
+            if fault is None or fault.action is FaultAction.DELAY:
+                if fault is not None:
+                    await asyncio.sleep(fault.delay_s)
+                response = await registration.handler(context, request)
+            elif fault.action is FaultAction.CLOSE:
+                return CLOSE
+            elif fault.action is FaultAction.DROP:
+                # Never answer: later responses on this connection wait behind
+                # this one, as behind a hung broker, until the client gives up.
+                await asyncio.get_running_loop().create_future()
+            else:
+                response = error_response(api_key, request, fault.error_code)
         except KafkaError as exc:
             log.warning("closing %s: %s v%d failed: %s", self.peer, api_key.name, api_version, exc)
             return CLOSE

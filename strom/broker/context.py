@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from strom.broker.faults import FaultInjector
 from strom.broker.replica_manager import ReplicaManager
 from strom.clock import Clock
 from strom.cluster.image import MetadataImage
@@ -20,6 +21,7 @@ class BrokerServices:
     metadata: LocalMetadataStore
     replicas: ReplicaManager
     producer_ids: ProducerIdManager
+    faults: FaultInjector = field(default_factory=FaultInjector)
 
     @property
     def image(self) -> MetadataImage:

@@ -18,7 +18,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from strom.broker.faults import Fault, FaultAction
 from strom.config import BrokerConfig
+from strom.errors import ErrorCode
+from strom.protocol.api import ApiKey
+from strom.protocol.records import Record, iter_batches_records
 
 
 class EmbeddedBroker:
@@ -79,6 +83,72 @@ class EmbeddedBroker:
         """Stop cleanly and start again on the same data and port."""
         self.stop()
         self.start()
+
+    # --- fault injection ----------------------------------------------------------
+
+    def inject_error(self, api: ApiKey | str, error_code: ErrorCode | int,
+                     count: int = 1) -> None:
+        """Answer the next `count` requests of `api` with `error_code`; the handler
+        does not run, so nothing is written."""
+        self._add_fault(api, FaultAction.ERROR, count, error_code=ErrorCode(error_code))
+
+    def inject_delay(self, api: ApiKey | str, seconds: float, count: int = 1) -> None:
+        """Delay the next `count` requests of `api` before handling them."""
+        self._add_fault(api, FaultAction.DELAY, count, delay_s=seconds)
+
+    def drop_responses(self, api: ApiKey | str, count: int = 1) -> None:
+        """Never answer the next `count` requests of `api` (the client times out)."""
+        self._add_fault(api, FaultAction.DROP, count)
+
+    def close_connection_on(self, api: ApiKey | str, count: int = 1) -> None:
+        """Close the connection instead of answering the next `count` requests of `api`."""
+        self._add_fault(api, FaultAction.CLOSE, count)
+
+    def clear_faults(self) -> None:
+        self.services.faults.clear()
+
+    def _add_fault(self, api: ApiKey | str, action: FaultAction, count: int,
+                   **kwargs: Any) -> None:
+        api_key = api if isinstance(api, ApiKey) else ApiKey[api.upper().replace("-", "_")]
+        self.services.faults.add(Fault(api_key, action, count, **kwargs))
+
+    # --- inspection -------------------------------------------------------------------
+
+    def records(self, topic: str, partition: int | None = None) -> list[Record]:
+        """Every record of a topic (or one partition) up to the high watermark, read
+        from the broker's log; partitions in order."""
+
+        async def read() -> list[Record]:
+            replicas = self.services.replicas
+            keys = sorted(k for k in replicas.partitions if k[0] == topic
+                          and (partition is None or k[1] == partition))
+            if not keys:
+                raise KeyError(f"no such topic or partition: {topic} {partition}")
+            out: list[Record] = []
+            for key in keys:
+                p = replicas.partitions[key]
+                offset = p.log.log_start_offset
+                while offset < p.high_watermark:
+                    result = p.log.read(offset, 1 << 24, max_offset=p.high_watermark,
+                                        min_one_batch=True)
+                    data = b"".join(region.read() for region in result.regions)
+                    if not data:
+                        break
+                    for header, records in iter_batches_records(data):
+                        if not header.is_control:
+                            out.extend(r for r in records if r.offset >= offset)
+                        offset = header.next_offset
+            return out
+
+        return list(self.run(read()))
+
+    def apply_retention(self) -> int:
+        """Apply time and size retention now; returns the number of segments deleted."""
+
+        async def apply() -> int:
+            return int(self.services.replicas.apply_retention())
+
+        return int(self.run(apply()))
 
     def run(self, coro: Any, timeout: float = 30) -> Any:
         """Run a coroutine on the broker's loop (for inspection from tests)."""

@@ -73,8 +73,10 @@ class GroupCommitFlusher:
             tickets = [(log_, log_.prepare_flush()) for log_, _ in batch]
             try:
                 await asyncio.to_thread(_run_tickets, [t for _, t in tickets])
-            except OSError as exc:
+            except (OSError, KafkaStorageError) as exc:
                 log.error("fsync failed: %s", exc)
+                for _, ticket in tickets:
+                    ticket.close()  # its dup'd fds; the recovery point stays put
                 for _, waiters in batch:
                     for _, fut in waiters:
                         if not fut.done():

@@ -123,7 +123,8 @@ class ReplicaManager:
         for partition in self.partitions.values():
             if "delete" not in partition.config.cleanup_policy:
                 continue
-            deleted += partition.log.apply_retention(now)
+            deleted += partition.log.apply_retention(
+                now, high_watermark=partition.high_watermark)
             partition.after_log_change()
         return deleted
 

@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     except (KafkaError, OSError) as exc:
         print(f"strom serve: {exc}", flush=True)
         return 2
+    _raise_open_file_limit()
     try:
         import uvloop
 
@@ -50,6 +51,16 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:  # uvloop is optional off Linux/macOS
         pass
     return asyncio.run(_serve(Broker(config)))
+
+
+def _raise_open_file_limit() -> None:
+    """Each segment holds a few fds (log, and mmap'd indexes): raise the soft
+    limit to the hard one, as Kafka's documentation asks operators to."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 async def _serve(broker: Any) -> int:

@@ -37,7 +37,7 @@ CLOSE = _Close()
 Slot = bytes | None | _Close
 
 
-class KafkaConnection(asyncio.Protocol):
+class KafkaConnection(asyncio.BufferedProtocol):
     def __init__(self, broker: BrokerServices, registry: dict[int, Registration],
                  api_versions: Any) -> None:
         self._broker = broker
@@ -53,7 +53,7 @@ class KafkaConnection(asyncio.Protocol):
         self._closed = False
         self.peer = "?"
 
-    # --- asyncio.Protocol ------------------------------------------------------
+    # --- asyncio.BufferedProtocol ------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
@@ -75,19 +75,19 @@ class KafkaConnection(asyncio.Protocol):
         self._writing_paused = False
         self._update_reading()
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._decoder.get_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
         if self._closed:
             return
-        self._decoder.feed(data)
-        while True:
-            try:
-                frame = self._decoder.next_frame()
-            except FrameTooLargeError as exc:
-                log.warning("closing %s: %s", self.peer, exc)
-                self._abort()
-                return
-            if frame is None:
-                break
+        try:
+            frames = self._decoder.buffer_updated(nbytes)
+        except FrameTooLargeError as exc:
+            log.warning("closing %s: %s", self.peer, exc)
+            self._abort()
+            return
+        for frame in frames:
             self._dispatch(frame)
             if self._closed:
                 return

@@ -1,27 +1,22 @@
-"""Framing: whole buffers, one byte at a time, trailing bytes, hostile sizes."""
+"""Framing: whole buffers, one byte at a time, trailing bytes, hostile sizes,
+and large frames received straight into their own buffer."""
 
 from __future__ import annotations
 
+import random
 import struct
 
 import pytest
 
-from strom.protocol.framing import FrameDecoder, FrameTooLargeError, encode_frame
+from strom.protocol.framing import SMALL_BUFFER, FrameDecoder, FrameTooLargeError, encode_frame
 
-FRAMES = [b"", b"a", b"hello world", bytes(range(256)) * 40]
-
-
-def _decode_all(decoder: FrameDecoder) -> list[bytes]:
-    out = []
-    while (frame := decoder.next_frame()) is not None:
-        out.append(bytes(frame))
-    return out
+FRAMES = [b"", b"a", b"hello world", bytes(range(256)) * 40,
+          bytes(random.Random(1).randbytes(SMALL_BUFFER * 3 + 17)), b"after-large"]
 
 
 def test_whole_buffer() -> None:
     decoder = FrameDecoder(1 << 20)
-    decoder.feed(b"".join(encode_frame(f) for f in FRAMES))
-    assert _decode_all(decoder) == FRAMES
+    assert decoder.feed(b"".join(encode_frame(f) for f in FRAMES)) == FRAMES
     assert decoder.buffered == 0
 
 
@@ -30,40 +25,53 @@ def test_one_byte_at_a_time() -> None:
     wire = b"".join(encode_frame(f) for f in FRAMES)
     out: list[bytes] = []
     for i in range(len(wire)):
-        decoder.feed(wire[i : i + 1])
-        out.extend(_decode_all(decoder))
+        out.extend(decoder.feed(wire[i : i + 1]))
     assert out == FRAMES
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_random_chunks_through_the_buffer_interface(seed: int) -> None:
+    rng = random.Random(seed)
+    frames = [rng.randbytes(rng.choice([0, 5, 1000, SMALL_BUFFER - 4, SMALL_BUFFER,
+                                        SMALL_BUFFER * 2])) for _ in range(30)]
+    wire = memoryview(b"".join(encode_frame(f) for f in frames))
+    decoder = FrameDecoder(1 << 20)
+    out: list[bytes] = []
+    while wire:
+        target = decoder.get_buffer()
+        assert len(target) > 0
+        n = min(len(target), len(wire), rng.randint(1, 100_000))
+        target[:n] = wire[:n]
+        wire = wire[n:]
+        out.extend(decoder.buffer_updated(n))
+    assert out == frames
 
 
 def test_trailing_partial_frame_is_kept() -> None:
     decoder = FrameDecoder(1 << 20)
-    decoder.feed(encode_frame(b"abc") + struct.pack(">i", 10) + b"12345")
-    assert _decode_all(decoder) == [b"abc"]
-    decoder.feed(b"67890")
-    assert _decode_all(decoder) == [b"1234567890"]
+    assert decoder.feed(encode_frame(b"abc") + struct.pack(">i", 10) + b"12345") == [b"abc"]
+    assert decoder.feed(b"67890") == [b"1234567890"]
 
 
 @pytest.mark.parametrize("size", [2**31 - 1, 1025, -1, -(2**31)])
 def test_size_outside_limit_rejected_before_buffering(size: int) -> None:
     decoder = FrameDecoder(1024)
-    decoder.feed(struct.pack(">i", size))
     with pytest.raises(FrameTooLargeError):
-        decoder.next_frame()
+        decoder.feed(struct.pack(">i", size))
 
 
-def test_frame_is_a_private_writable_copy() -> None:
+def test_frames_are_private_writable_copies() -> None:
     decoder = FrameDecoder(1024)
-    decoder.feed(encode_frame(b"abc") + encode_frame(b"def"))
-    first = decoder.next_frame()
-    assert first is not None
+    first, second = decoder.feed(encode_frame(b"abc") + encode_frame(b"def"))
     first[0] = ord("X")
-    assert bytes(decoder.next_frame() or b"") == b"def"
+    assert second == b"def"
+    assert decoder.feed(encode_frame(b"ghi")) == [b"ghi"]
+    assert first == b"Xbc"
 
 
-def test_buffer_compacts_after_many_frames() -> None:
+def test_many_frames_keep_the_buffer_bounded() -> None:
     decoder = FrameDecoder(1 << 20)
     payload = b"x" * 1000
     for _ in range(1000):
-        decoder.feed(encode_frame(payload))
-        assert decoder.next_frame() == payload
+        assert decoder.feed(encode_frame(payload)) == [payload]
     assert decoder.buffered == 0

@@ -73,8 +73,10 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any] | None:
                 partition = broker.replicas.get(name, data.index)
                 if data.records is None:
                     raise InvalidRecordError("null records")
-                # kio hands us immutable bytes; offsets are patched in place in a copy.
-                records = memoryview(bytearray(data.records))
+                records = data.records
+                if not isinstance(records, memoryview) or records.readonly:
+                    # Offsets are patched in place: only a writable buffer will do.
+                    records = memoryview(bytearray(records))
                 if ctx.api_version < 7 and _is_zstd(records):
                     raise UnsupportedCompressionTypeError(
                         "zstd needs Produce v7 or later (KIP-110)")

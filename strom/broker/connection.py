@@ -20,9 +20,10 @@ from strom.broker.faults import FaultAction, error_response
 from strom.broker.router import Registration
 from strom.errors import InvalidRequestError, KafkaError
 from strom.protocol.api import ApiKey, request_header_version
+from strom.protocol.fast.fetch import Chunk
 from strom.protocol.framing import FrameDecoder, FrameTooLargeError, encode_frame
 from strom.protocol.headers import parse_request_header, peek_header
-from strom.protocol.messages import decode_request, encode_response
+from strom.protocol.messages import decode_request, encode_response_frame
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class _Close:
 
 
 CLOSE = _Close()
-Slot = bytes | None | _Close
+Slot = list[Chunk] | None | _Close
 
 
 class KafkaConnection(asyncio.BufferedProtocol):
@@ -113,7 +114,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             if api_key == ApiKey.API_VERSIONS:
                 # KIP-511: answer a too-new ApiVersions in v0 with UNSUPPORTED_VERSION
                 # and our ranges, so the client can retry with a version we know.
-                slot.set_result(encode_frame(self._api_versions(correlation_id)))
+                slot.set_result([encode_frame(self._api_versions(correlation_id))])
             else:
                 log.warning("closing %s: %s v%d is not supported", self.peer,
                             ApiKey(api_key).name, api_version)
@@ -161,14 +162,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return CLOSE
         if response is None:
             return None
-        return encode_frame(
-            encode_response(api_key, api_version, header.correlation_id, response)
-        )
+        return encode_response_frame(api_key, api_version, header.correlation_id, response)
 
     def _write_ready(self, _: object) -> None:
         if self._closed or self._transport is None:
             return
-        out: list[bytes] = []
+        out: list[Chunk] = []
         close = False
         while self._pending and self._pending[0].done():
             slot = self._pending.popleft()
@@ -183,7 +182,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 close = True
                 break
             if result is not None:
-                out.append(result)
+                out.extend(result)
         if out:
             self._transport.writelines(out)
         if close:

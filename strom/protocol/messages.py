@@ -14,6 +14,7 @@ import dataclasses
 import datetime
 import functools
 import io
+import struct
 import types
 import typing
 import uuid
@@ -26,6 +27,7 @@ from kio.static.protocol import Entity, RequestPayload
 
 from strom.errors import InvalidRequestError
 from strom.protocol.api import ApiKey, request_class, response_class, response_header_version
+from strom.protocol.fast.fetch import Chunk, encode_fetch_response
 from strom.protocol.fast.produce import parse_produce_request
 from strom.protocol.headers import encode_response_header
 
@@ -33,6 +35,8 @@ Converter = Callable[[Any], Any]
 E = typing.TypeVar("E", bound=Entity)
 
 PRODUCE = ApiKey.PRODUCE
+FETCH = ApiKey.FETCH
+_SIZE = struct.Struct(">i")
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
@@ -159,10 +163,27 @@ def decode_request(
     return request
 
 
-def encode_response(
+def encode_response_frame(
     api_key: int, api_version: int, correlation_id: int, payload: Mapping[str, Any] | Entity
+) -> list[Chunk]:
+    """A whole response frame (size prefix, header, body) as chunks for writelines;
+    record data is passed through without copying where a fast path exists."""
+    if api_key == FETCH and isinstance(payload, Mapping):
+        chunks = encode_fetch_response(api_version, correlation_id, payload)
+    else:
+        chunks = [encode_response(api_key, api_version, correlation_id, payload, fast=False)]
+    size = sum(len(c) for c in chunks)
+    return [_SIZE.pack(size), *chunks]
+
+
+def encode_response(
+    api_key: int, api_version: int, correlation_id: int, payload: Mapping[str, Any] | Entity,
+    *, fast: bool = True,
 ) -> bytes:
-    """Header and body of a response, without the size prefix."""
+    """Header and body of a response, without the size prefix. `fast=False` forces
+    kio's encoder (the reference the fast paths are tested against)."""
+    if fast and api_key == FETCH and isinstance(payload, Mapping):
+        return b"".join(encode_fetch_response(api_version, correlation_id, payload))
     cls = response_class(api_key, api_version)
     message: Any = build(cls, payload)
     out = io.BytesIO()

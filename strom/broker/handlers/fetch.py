@@ -27,7 +27,7 @@ CONSUMER_REPLICA_ID = -1
 
 
 def _partition_data(index: int, code: ErrorCode, partition: Partition | None = None,
-                    records: bytes = b"") -> dict[str, Any]:
+                    records: list[bytes] | None = None) -> dict[str, Any]:
     return {
         "partition_index": index,
         "error_code": code,
@@ -36,7 +36,7 @@ def _partition_data(index: int, code: ErrorCode, partition: Partition | None = N
         "log_start_offset": partition.log.log_start_offset if partition else -1,
         "aborted_transactions": None,
         "preferred_read_replica": -1,
-        "records": records,
+        "records": records or b"",
     }
 
 
@@ -90,8 +90,9 @@ def _read_all(ctx: RequestContext, request: Any, read_committed: bool
                     wanted.fetch_offset, max(limit, 0), max_offset=upper,
                     min_one_batch=total == 0,
                 )
-                records = b"".join(region.read() for region in result.regions)
-                total += len(records)
+                # Chunks, not one joined buffer: the encoder writes them as they are.
+                records = [region.read() for region in result.regions]
+                total += result.size
                 partitions.append(_partition_data(index, ErrorCode.none, partition, records))
             except KafkaError as exc:
                 errors = True

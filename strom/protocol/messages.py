@@ -29,6 +29,7 @@ from strom.errors import InvalidRequestError
 from strom.protocol.api import ApiKey, request_class, response_class, response_header_version
 from strom.protocol.fast.fetch import Chunk, encode_fetch_response
 from strom.protocol.fast.produce import parse_produce_request
+from strom.protocol.fast.produce_response import encode_produce_response
 from strom.protocol.headers import encode_response_header
 
 Converter = Callable[[Any], Any]
@@ -170,6 +171,8 @@ def encode_response_frame(
     record data is passed through without copying where a fast path exists."""
     if api_key == FETCH and isinstance(payload, Mapping):
         chunks = encode_fetch_response(api_version, correlation_id, payload)
+    elif api_key == PRODUCE and isinstance(payload, Mapping):
+        chunks = [encode_produce_response(api_version, correlation_id, payload)]
     else:
         chunks = [encode_response(api_key, api_version, correlation_id, payload, fast=False)]
     size = sum(len(c) for c in chunks)
@@ -184,6 +187,8 @@ def encode_response(
     kio's encoder (the reference the fast paths are tested against)."""
     if fast and api_key == FETCH and isinstance(payload, Mapping):
         return b"".join(encode_fetch_response(api_version, correlation_id, payload))
+    if fast and api_key == PRODUCE and isinstance(payload, Mapping):
+        return encode_produce_response(api_version, correlation_id, payload)
     cls = response_class(api_key, api_version)
     message: Any = build(cls, payload)
     out = io.BytesIO()

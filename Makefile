@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 CONFIG ?= config/server.properties
 
-.PHONY: serve test lint typecheck unit interop system-deps kafka-jars compat clean
+.PHONY: serve test lint typecheck unit interop interop-kafka system-deps kafka-jars compat clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,13 @@ test: $(TEST_STAMP) kafka-jars
 	$(BIN)/ruff check strom tests
 	$(BIN)/mypy
 	$(BIN)/python -m pytest tests
+
+## interop: the real-client tests only; interop-kafka runs them against Apache Kafka itself
+interop: $(TEST_STAMP) kafka-jars
+	$(BIN)/python -m pytest -m interop tests/interop
+
+interop-kafka: $(TEST_STAMP) kafka-jars
+	STROM_TEST_BOOTSTRAP=kafka $(BIN)/python -m pytest -m interop tests/interop
 
 ## unit: the sans-I/O and storage tests only (no system packages needed)
 unit: $(TEST_STAMP)

@@ -64,10 +64,16 @@ tmp="$dest/libs.tmp"
 rm -rf "$tmp"
 mkdir -p "$tmp"
 # -B: batch mode (no prompts, no colours); runtime scope: what the tools run with.
-mvn -B -q -f "$work/pom.xml" dependency:copy-dependencies \
-  -DoutputDirectory="$tmp" -DincludeScope=runtime </dev/null
+log="$work/mvn.log"
+if ! mvn -B -q -Dstyle.color=never -f "$work/pom.xml" dependency:copy-dependencies \
+  -DoutputDirectory="$tmp" -DincludeScope=runtime </dev/null >"$log" 2>&1; then
+  cat "$log" >&2
+  rm -rf "$tmp"
+  echo "fetch-kafka: mvn failed (log: ${log#"$root"/})" >&2
+  exit 1
+fi
 rm -rf "$libs"
 mv "$tmp" "$libs"
 rm -f "$dest"/.fetched-*
 touch "$stamp"
-echo "fetch-kafka: $(ls "$libs" | wc -l) jars"
+echo "fetch-kafka: $(find "$libs" -name "*.jar" | wc -l) jars"

@@ -26,20 +26,23 @@ class Registration:
     min_version: int
     max_version: int
     handler: Handler
+    # What ApiVersions claims, when it differs from what is handled (see produce.py).
+    advertised_min_version: int | None = None
 
 
 REGISTRY: dict[int, Registration] = {}
 
 
 def handles(api_key: ApiKey, *, min_version: int | None = None,
-            max_version: int | None = None) -> Callable[[Handler], Handler]:
+            max_version: int | None = None,
+            advertised_min_version: int | None = None) -> Callable[[Handler], Handler]:
     known = known_versions(api_key)
     assert known is not None, api_key
 
     def register(fn: Handler) -> Handler:
         lo = known[0] if min_version is None else min_version
         hi = known[1] if max_version is None else max_version
-        REGISTRY[api_key] = Registration(api_key, lo, hi, fn)
+        REGISTRY[api_key] = Registration(api_key, lo, hi, fn, advertised_min_version)
         return fn
 
     return register

@@ -18,7 +18,10 @@ from strom.protocol.messages import encode_response
 
 def _api_keys() -> list[dict[str, int]]:
     return [
-        {"api_key": r.api_key, "min_version": r.min_version, "max_version": r.max_version}
+        {"api_key": r.api_key,
+         "min_version": r.min_version if r.advertised_min_version is None
+         else r.advertised_min_version,
+         "max_version": r.max_version}
         for r in sorted(REGISTRY.values(), key=lambda r: r.api_key)
     ]
 

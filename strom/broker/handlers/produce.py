@@ -1,6 +1,6 @@
 """Produce: validate one record batch per partition and append it.
 
-Versions: 3-13 (v13 names topics by id). acks=0 gets no response (and a
+Versions: 3-13 (v13 names topics by id); 0-13 advertised, as Kafka 4.x does. acks=0 gets no response (and a
 failure closes the connection, the only way such a client learns of it);
 acks=1 is answered once the batch is in the page cache; acks=-1 once the
 batch is on every in-sync replica and, with `strom.acks.all.fsync` (the
@@ -48,7 +48,10 @@ def _partition_response(index: int, code: ErrorCode, *, base_offset: int = -1,
     }
 
 
-@handles(ApiKey.PRODUCE)
+# Kafka 4.x advertises Produce from v0 although it handles only v3+: librdkafka
+# enables compression codecs only when it sees v0 advertised (KAFKA-18659).
+# Requests below v3 still close the connection.
+@handles(ApiKey.PRODUCE, advertised_min_version=0)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any] | None:
     broker = ctx.broker
     acks = request.acks

@@ -3,20 +3,64 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from strom.cli import serve
+from strom.cli import configs, consume, dump_log, groups, produce, serve, topics
+from strom.cli.common import EXIT_INTERRUPTED, CliError
+from strom.cli.output import Style
+
+EXAMPLES = """examples:
+  strom serve                                      # a broker on localhost:9092
+  strom topics create orders --partitions 3
+  printf 'k1:hello\\nk2:world\\n' | strom produce orders --key-separator :
+  strom consume orders --from-beginning --output json
+  strom groups describe billing
+  strom dump-log data/orders-0/00000000000000000000.log --print-data
+
+Every network command takes --bootstrap-server (default localhost:9092) and
+works against any Kafka-compatible cluster. Exit codes: 0 success, 1 the
+operation failed, 2 bad arguments, 3 cannot connect within --timeout.
+"""
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="strom",
         description="strom: an event streaming platform that speaks the Kafka protocol.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.register(commands)
+    topics.register(commands)
+    produce.register(commands)
+    consume.register(commands)
+    groups.register(commands)
+    configs.register(commands)
+    dump_log.register(commands)
     args = parser.parse_args(argv)
-    sys.exit(args.run(args))
+    sys.exit(_run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        return int(args.run(args))
+    except CliError as exc:
+        style = Style(sys.stderr)
+        prog = getattr(args, "command_name", "strom")
+        print(f"{prog}: {style('error:', 'bold', 'red')} {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`strom consume t | head`): stop quietly, and
+        # keep Python from complaining again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 0
 
 
 if __name__ == "__main__":

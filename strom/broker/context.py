@@ -10,6 +10,7 @@ from strom.clock import Clock
 from strom.cluster.image import MetadataImage
 from strom.cluster.local import LocalMetadataStore
 from strom.config import BrokerConfig
+from strom.coordinator.group.service import GroupCoordinator
 from strom.coordinator.txn.producer_ids import ProducerIdManager
 from strom.protocol.headers import RequestHeader
 
@@ -21,6 +22,8 @@ class BrokerServices:
     metadata: LocalMetadataStore
     replicas: ReplicaManager
     producer_ids: ProducerIdManager
+    # The group coordinator over __consumer_offsets (None until the server starts it).
+    groups: GroupCoordinator | None = None
     faults: FaultInjector = field(default_factory=FaultInjector)
 
     @property
@@ -39,6 +42,8 @@ class RequestContext:
     # Set by a handler that needs the connection closed after it returns
     # (acks=0 produce that failed: the client can only learn of it that way).
     close_connection: bool = False
+    # The client's address as Kafka reports it ("/127.0.0.1"); set by the connection.
+    client_host: str = ""
 
     @property
     def api_version(self) -> int:

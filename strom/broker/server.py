@@ -20,6 +20,7 @@ from strom.broker.router import load_handlers
 from strom.clock import SYSTEM_CLOCK, Clock
 from strom.cluster.local import LocalMetadataStore
 from strom.config import BrokerConfig
+from strom.coordinator.group.service import GroupCoordinator
 from strom.coordinator.txn.producer_ids import ProducerIdManager
 from strom.storage.manager import LogManager
 
@@ -66,6 +67,9 @@ class Broker:
         self.services = BrokerServices(config, self.clock, store, replicas,
                                        ProducerIdManager(store))
         replicas.flusher.start()
+        groups = GroupCoordinator(config, self.clock, store, replicas, node_id=node_id)
+        self.services.groups = groups
+        groups.start()  # creates __consumer_offsets if missing; loads in the background
         self._background = loop.create_task(replicas.run_background(), name="log-background")
         await self._server.start_serving()
         log.info("strom broker %d serving on %s:%d (cluster %s)", node_id, host, self.port,
@@ -102,6 +106,8 @@ class Broker:
             except asyncio.CancelledError:
                 pass
         if self.services is not None:
+            if self.services.groups is not None:
+                await self.services.groups.stop()
             await self.services.replicas.flusher.stop()
             self.services.replicas.shutdown()
             self.services = None

@@ -1,0 +1,40 @@
+"""ConsumerGroupHeartbeat: the KIP-848 consumer group protocol.
+
+Versions: 0-1 (v1: the client generates its member id, KIP-1082). Joining
+(epoch 0), heartbeating, leaving (-1) and static leaving (-2) are all this
+one API; the coordinator assigns (see coordinator/group/consumer_protocol.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strom.broker.context import RequestContext
+from strom.broker.router import handles
+from strom.coordinator.group.consumer import HeartbeatRequest
+from strom.protocol.api import ApiKey
+from strom.protocol.messages import to_millis
+
+
+@handles(ApiKey.CONSUMER_GROUP_HEARTBEAT)
+async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    groups = ctx.broker.groups
+    assert groups is not None
+    owned = request.topic_partitions
+    names = request.subscribed_topic_names
+    return await groups.consumer_group_heartbeat(HeartbeatRequest(
+        group_id=request.group_id,
+        member_id=request.member_id,
+        member_epoch=request.member_epoch,
+        instance_id=request.instance_id,
+        rack_id=request.rack_id,
+        rebalance_timeout_ms=to_millis(request.rebalance_timeout),
+        subscribed_topic_names=tuple(names) if names is not None else None,
+        subscribed_topic_regex=getattr(request, "subscribed_topic_regex", None),
+        server_assignor=request.server_assignor,
+        owned=tuple((tp.topic_id, tuple(tp.partitions)) for tp in owned)
+        if owned is not None else None,
+        client_id=ctx.header.client_id or "",
+        client_host=ctx.client_host,
+        api_version=ctx.api_version,
+    ))

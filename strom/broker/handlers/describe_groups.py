@@ -1,0 +1,38 @@
+"""DescribeGroups: state, protocol and members of classic groups.
+
+Versions: 0-6. Member metadata is reported only while the group is Stable,
+as Kafka does. A group that does not exist (or is a KIP-848 consumer group)
+is "Dead" with no error before v6, GROUP_ID_NOT_FOUND with a message from
+v6 (KIP-1043).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strom.broker.context import RequestContext
+from strom.broker.router import handles
+from strom.errors import ErrorCode
+from strom.protocol.api import ApiKey
+
+AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
+
+
+@handles(ApiKey.DESCRIBE_GROUPS)
+async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    groups = ctx.broker.groups
+    assert groups is not None
+    include = bool(getattr(request, "include_authorized_operations", False))
+    described = []
+    for group_id, code, message, group in await groups.describe_groups(list(request.groups),
+                                                                       include):
+        if group is not None:
+            described.append(group)
+            continue
+        if code == ErrorCode.group_id_not_found and ctx.api_version < 6:
+            code, message = ErrorCode.none, None
+        described.append({
+            "error_code": code, "error_message": message, "group_id": group_id,
+            "group_state": "Dead", "protocol_type": "", "protocol_data": "", "members": [],
+            "authorized_operations": AUTHORIZED_OPERATIONS_OMITTED})
+    return {"throttle_time": 0, "groups": described}

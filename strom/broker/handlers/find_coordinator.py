@@ -1,0 +1,54 @@
+"""FindCoordinator: which broker coordinates a group (or a transaction).
+
+Versions: 0-6; v4+ batches keys (KIP-699). Groups (key type 0) map to the
+leader of their `__consumer_offsets` partition, chosen as Kafka chooses it.
+Transactional ids (key type 1) get COORDINATOR_NOT_AVAILABLE until the
+transaction coordinator exists; other key types (share groups) INVALID_REQUEST.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strom.broker.context import RequestContext
+from strom.broker.router import handles
+from strom.errors import ErrorCode
+from strom.protocol.api import ApiKey
+
+GROUP = 0
+TRANSACTION = 1
+
+_MESSAGES = {
+    ErrorCode.coordinator_not_available: "The coordinator is not available.",
+    ErrorCode.invalid_request: "Unsupported key type.",
+}
+
+
+def _find(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
+    broker = ctx.broker
+    node: int | None = None
+    if key_type == GROUP:
+        code = ErrorCode.coordinator_not_available
+        if broker.groups is not None:
+            node = broker.groups.coordinator_for(key)
+    elif key_type == TRANSACTION:
+        code = ErrorCode.coordinator_not_available
+    else:
+        code = ErrorCode.invalid_request
+    info = broker.image.brokers.get(node) if node is not None else None
+    if info is None:
+        return {"key": key, "node_id": -1, "host": "", "port": -1, "error_code": code,
+                "error_message": _MESSAGES[code]}
+    return {"key": key, "node_id": info.node_id, "host": info.host, "port": info.port,
+            "error_code": ErrorCode.none, "error_message": "NONE"}
+
+
+@handles(ApiKey.FIND_COORDINATOR)
+async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    key_type = int(getattr(request, "key_type", GROUP))
+    if ctx.api_version >= 4:
+        return {"throttle_time": 0,
+                "coordinators": [_find(ctx, key, key_type) for key in request.coordinator_keys]}
+    found = _find(ctx, request.key, key_type)
+    del found["key"]
+    return {"throttle_time": 0, **found}

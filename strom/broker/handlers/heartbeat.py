@@ -1,0 +1,24 @@
+"""Heartbeat: a classic group member is alive; learns of rebalances.
+
+Versions: 0-4; v3 adds group.instance.id. REBALANCE_IN_PROGRESS tells the
+member to rejoin; ILLEGAL_GENERATION and UNKNOWN_MEMBER_ID that it was
+left behind or removed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strom.broker.context import RequestContext
+from strom.broker.router import handles
+from strom.protocol.api import ApiKey
+
+
+@handles(ApiKey.HEARTBEAT)
+async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    groups = ctx.broker.groups
+    assert groups is not None
+    code = await groups.heartbeat(request.group_id, request.member_id,
+                                  getattr(request, "group_instance_id", None),
+                                  request.generation_id)
+    return {"throttle_time": 0, "error_code": code}

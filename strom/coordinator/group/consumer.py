@@ -1,0 +1,358 @@
+"""Consumer groups of the next-generation protocol (KIP-848).
+
+The coordinator owns the assignment: members heartbeat their subscription
+(topic names and/or a regular expression) and the partitions they own; the
+group epoch is bumped when subscriptions or the subscribed topics' metadata
+change; a server-side assignor (`assignors.py`) then computes the target
+assignment for that epoch, and each member is reconciled towards its target
+one heartbeat at a time: partitions it must give up are revoked first (it
+keeps its epoch until it acknowledges by no longer reporting them), and a
+partition still owned by another member is only handed over once that
+member has released it.
+
+Unlike classic groups, every change here is a record (CONVENTIONS 5): an
+operation computes the records from the current group without touching it,
+the runtime replays them, and replay is the only code that changes a
+ConsumerGroup. The records are Kafka's (ConsumerGroupMetadata,
+ConsumerGroupMemberMetadata, ConsumerGroupTargetAssignmentMetadata/Member,
+ConsumerGroupCurrentMemberAssignment, ConsumerGroupRegularExpression).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import re
+import struct
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from strom.cluster.image import MetadataImage
+from strom.coordinator.group import records as rec
+from strom.coordinator.group.assignors import Assignment
+from strom.coordinator.group.errors import (
+    FencedMemberEpochError,
+    NonEmptyGroupError,
+    StaleMemberEpochError,
+    UnknownMemberIdError,
+    UnsupportedVersionError,
+)
+
+LEAVE_GROUP_MEMBER_EPOCH = -1
+LEAVE_GROUP_STATIC_MEMBER_EPOCH = -2
+RecordPair = tuple[bytes, bytes | None]
+EMPTY_ASSIGNMENT: Mapping[uuid.UUID, frozenset[int]] = {}
+
+
+class MemberState(enum.IntEnum):
+    """Where a member is in its reconciliation (Kafka's MemberState, as recorded)."""
+
+    STABLE = 0
+    UNREVOKED_PARTITIONS = 1
+    UNRELEASED_PARTITIONS = 2
+    UNKNOWN = 127
+
+
+class ConsumerGroupState(enum.Enum):
+    EMPTY = "Empty"
+    """No members; offsets may be committed with epoch -1 (admin tools)."""
+    ASSIGNING = "Assigning"
+    """The group epoch is ahead of the target assignment's: the next heartbeat assigns."""
+    RECONCILING = "Reconciling"
+    """Some member has not reached the target assignment yet."""
+    STABLE = "Stable"
+    """Every member holds its target assignment."""
+    DEAD = "Dead"
+    """Deleted."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerGroupMember:
+    member_id: str
+    instance_id: str | None = None
+    rack_id: str | None = None
+    client_id: str = ""
+    client_host: str = ""
+    subscribed_topic_names: tuple[str, ...] = ()
+    subscribed_topic_regex: str | None = None
+    rebalance_timeout_ms: int = -1
+    server_assignor: str | None = None
+    member_epoch: int = 0
+    previous_member_epoch: int = 0
+    state: MemberState = MemberState.STABLE
+    assigned: Mapping[uuid.UUID, frozenset[int]] = field(default_factory=dict)
+    pending_revocation: Mapping[uuid.UUID, frozenset[int]] = field(default_factory=dict)
+
+    def metadata_value(self) -> rec.ConsumerGroupMemberMetadataValue:
+        return rec.ConsumerGroupMemberMetadataValue(
+            self.instance_id, self.rack_id, self.client_id, self.client_host,
+            tuple(sorted(self.subscribed_topic_names)), self.subscribed_topic_regex,
+            self.rebalance_timeout_ms, self.server_assignor)
+
+    def assignment_value(self) -> rec.ConsumerGroupCurrentMemberAssignmentValue:
+        return rec.ConsumerGroupCurrentMemberAssignmentValue(
+            self.member_epoch, self.previous_member_epoch, int(self.state),
+            dict(self.assigned), dict(self.pending_revocation))
+
+    def with_epoch(self, epoch: int, **changes: Any) -> ConsumerGroupMember:
+        return replace(self, member_epoch=epoch, previous_member_epoch=self.member_epoch,
+                       **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedRegex:
+    topics: frozenset[str]
+    version: int
+    timestamp: int
+
+
+@dataclass(eq=False)
+class ConsumerGroup:
+    group_id: str
+    group_epoch: int = 0
+    metadata_hash: int = 0
+    assignment_epoch: int = 0
+    members: dict[str, ConsumerGroupMember] = field(default_factory=dict)
+    static_members: dict[str, str] = field(default_factory=dict)
+    target: dict[str, Assignment] = field(default_factory=dict)
+    regexes: dict[str, ResolvedRegex] = field(default_factory=dict)
+    # (topic id, partition) -> epoch of the member that owns it (assigned or revoking)
+    partition_epochs: dict[tuple[uuid.UUID, int], int] = field(default_factory=dict)
+
+    type_name = "consumer"
+    protocol_type = "consumer"
+
+    @property
+    def state(self) -> ConsumerGroupState:
+        if not self.members:
+            return ConsumerGroupState.EMPTY
+        if self.group_epoch > self.assignment_epoch:
+            return ConsumerGroupState.ASSIGNING
+        for member in self.members.values():
+            if (member.member_epoch != self.assignment_epoch
+                    or member.state is not MemberState.STABLE):
+                return ConsumerGroupState.RECONCILING
+        return ConsumerGroupState.STABLE
+
+    @property
+    def state_name(self) -> str:
+        return self.state.value
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.members
+
+    def current_partition_epoch(self, topic_id: uuid.UUID, partition: int) -> int:
+        return self.partition_epochs.get((topic_id, partition), -1)
+
+    def subscribed_topic_names(self, members: Iterable[ConsumerGroupMember] | None = None,
+                               regexes: Mapping[str, ResolvedRegex] | None = None) -> set[str]:
+        regexes = self.regexes if regexes is None else regexes
+        names: set[str] = set()
+        for member in self.members.values() if members is None else members:
+            names.update(member.subscribed_topic_names)
+            if member.subscribed_topic_regex:
+                resolved = regexes.get(member.subscribed_topic_regex)
+                if resolved is not None:
+                    names.update(resolved.topics)
+        return names
+
+    def is_subscribed_to_topic(self, topic: str) -> bool:
+        return topic in self.subscribed_topic_names()
+
+    def preferred_assignor(self, default: str) -> str:
+        counts: dict[str, int] = {}
+        for member in self.members.values():
+            if member.server_assignor:
+                counts[member.server_assignor] = counts.get(member.server_assignor, 0) + 1
+        if not counts:
+            return default
+        return max(sorted(counts), key=lambda name: counts[name])
+
+    # -- validation (offsets, deletion) -------------------------------------------------
+
+    def _validate_epoch(self, received: int, member: ConsumerGroupMember) -> None:
+        if received > member.member_epoch:
+            raise FencedMemberEpochError(
+                f"epoch {received} is ahead of the member's {member.member_epoch}")
+        if received < member.member_epoch:
+            raise StaleMemberEpochError(
+                f"epoch {received} is behind the member's {member.member_epoch}")
+
+    def validate_offset_commit(self, member_id: str, group_instance_id: str | None,
+                               generation_id: int, *, transactional: bool = False,
+                               api_version: int = 9) -> None:
+        if generation_id < 0 and not self.members:
+            return
+        member = self.members.get(member_id)
+        if member is None:
+            raise UnknownMemberIdError(f"member {member_id} is not in group {self.group_id}")
+        if not transactional and api_version < 9:
+            raise UnsupportedVersionError(
+                "OffsetCommit version 9 or above must be used by members using the "
+                "modern group protocol")
+        self._validate_epoch(generation_id, member)
+
+    def validate_offset_fetch(self, member_id: str | None, member_epoch: int) -> None:
+        if member_id is None and member_epoch < 0:
+            return
+        member = self.members.get(member_id or "")
+        if member is None:
+            raise UnknownMemberIdError(f"member {member_id} is not in group {self.group_id}")
+        self._validate_epoch(member_epoch, member)
+
+    def validate_offset_delete(self) -> None:
+        pass
+
+    def validate_delete_group(self) -> None:
+        if self.members:
+            raise NonEmptyGroupError(f"group {self.group_id} is not empty")
+
+    def tombstones(self) -> list[RecordPair]:
+        """Records deleting the whole group, in Kafka's order."""
+        gid = self.group_id
+        out: list[RecordPair] = []
+        for member_id in self.members:
+            out.extend(_member_tombstones(gid, member_id))
+        for member_id in self.target:
+            if member_id not in self.members:
+                out.append(rec.encode(rec.ConsumerGroupTargetAssignmentMemberKey(gid, member_id),
+                                      None))
+        for regex in self.regexes:
+            out.append(rec.encode(rec.ConsumerGroupRegularExpressionKey(gid, regex), None))
+        out.append(rec.encode(rec.ConsumerGroupTargetAssignmentMetadataKey(gid), None))
+        out.append(rec.encode(rec.ConsumerGroupMetadataKey(gid), None))
+        return out
+
+
+def _member_tombstones(group_id: str, member_id: str) -> list[RecordPair]:
+    return [
+        rec.encode(rec.ConsumerGroupCurrentMemberAssignmentKey(group_id, member_id), None),
+        rec.encode(rec.ConsumerGroupTargetAssignmentMemberKey(group_id, member_id), None),
+        rec.encode(rec.ConsumerGroupMemberMetadataKey(group_id, member_id), None),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatRequest:
+    group_id: str
+    member_id: str
+    member_epoch: int
+    instance_id: str | None
+    rack_id: str | None
+    rebalance_timeout_ms: int
+    subscribed_topic_names: tuple[str, ...] | None
+    subscribed_topic_regex: str | None
+    server_assignor: str | None
+    owned: tuple[tuple[uuid.UUID, tuple[int, ...]], ...] | None
+    client_id: str
+    client_host: str
+    api_version: int = 1
+
+
+def metadata_hash(names: Iterable[str], image: MetadataImage) -> int:
+    """A hash of the subscribed topics' ids and partition counts: a change of it is a
+    change of what there is to assign (Kafka 4.1's group metadata hash, our own digest)."""
+    digest = hashlib.blake2b(digest_size=8)
+    for name in sorted(names):
+        topic = image.topics.get(name)
+        if topic is not None:
+            digest.update(f"{name}\0{topic.topic_id}\0{len(topic.partitions)}\n".encode())
+    (value,) = struct.unpack(">q", digest.digest())
+    return int(value)
+
+
+def resolve_regex(regex: str, image: MetadataImage) -> frozenset[str]:
+    """Topics whose whole name matches (RE2/J semantics for the common subset);
+    internal topics never match, as in Kafka."""
+    pattern = re.compile(regex)
+    return frozenset(name for name in image.topics
+                     if not name.startswith("__") and pattern.fullmatch(name))
+
+
+def _owns_any(owned: tuple[tuple[uuid.UUID, tuple[int, ...]], ...] | None,
+              partitions: Mapping[uuid.UUID, frozenset[int]]) -> bool:
+    if owned is None:
+        return True
+    return any(p in partitions.get(topic, ()) for topic, ps in owned for p in ps)
+
+
+def _is_subset(owned: tuple[tuple[uuid.UUID, tuple[int, ...]], ...] | None,
+               assigned: Mapping[uuid.UUID, frozenset[int]]) -> bool:
+    if owned is None:
+        return False
+    return all(p in assigned.get(topic, ()) for topic, ps in owned for p in ps)
+
+
+def reconcile(member: ConsumerGroupMember, target_epoch: int, target: Assignment,
+              subscribed: frozenset[uuid.UUID], group: ConsumerGroup,
+              owned: tuple[tuple[uuid.UUID, tuple[int, ...]], ...] | None
+              ) -> ConsumerGroupMember:
+    """Kafka's CurrentAssignmentBuilder: the member's next step towards its target."""
+    if member.state is MemberState.STABLE:
+        off_subscription = any(t not in subscribed for t in member.assigned)
+        if member.member_epoch == target_epoch and not off_subscription:
+            return member
+        return _next_assignment(member, member.member_epoch, target_epoch, target, subscribed,
+                                group, owned)
+    if member.state is MemberState.UNREVOKED_PARTITIONS:
+        if _owns_any(owned, member.pending_revocation):
+            return member
+        return _next_assignment(member, member.member_epoch, target_epoch, target, subscribed,
+                                group, owned)
+    if member.state is MemberState.UNRELEASED_PARTITIONS:
+        return _next_assignment(member, member.member_epoch, target_epoch, target, subscribed,
+                                group, owned)
+    if owned is None or owned:
+        raise FencedMemberEpochError("member in an unknown state must rejoin without partitions")
+    return _next_assignment(member, target_epoch, target_epoch, target, subscribed, group, owned)
+
+
+def _next_assignment(member: ConsumerGroupMember, epoch: int, target_epoch: int,
+                     target: Assignment, subscribed: frozenset[uuid.UUID],
+                     group: ConsumerGroup,
+                     owned: tuple[tuple[uuid.UUID, tuple[int, ...]], ...] | None
+                     ) -> ConsumerGroupMember:
+    assigned: dict[uuid.UUID, frozenset[int]] = {}
+    revoking: dict[uuid.UUID, frozenset[int]] = {}
+    to_assign: dict[uuid.UUID, frozenset[int]] = {}
+    unreleased = False
+    for topic in set(target) | set(member.assigned):
+        wanted = target.get(topic, frozenset()) if topic in subscribed else frozenset()
+        current = member.assigned.get(topic, frozenset())
+        keep = current & wanted
+        revoke = current - keep
+        pending = wanted - keep
+        mine = member.pending_revocation.get(topic, frozenset())
+        blocked = {p for p in pending
+                   if group.current_partition_epoch(topic, p) != -1 and p not in mine}
+        if blocked:
+            unreleased = True
+            pending -= blocked
+        if keep:
+            assigned[topic] = keep
+        if revoke:
+            revoking[topic] = revoke
+        if pending:
+            to_assign[topic] = frozenset(pending)
+    if revoking and _owns_any(owned, revoking):
+        # Revoke first: the member keeps its epoch until it has let go of these.
+        return member.with_epoch(epoch, state=MemberState.UNREVOKED_PARTITIONS,
+                                 assigned=assigned, pending_revocation=revoking)
+    for topic, partitions in to_assign.items():
+        assigned[topic] = assigned.get(topic, frozenset()) | partitions
+    state = MemberState.UNRELEASED_PARTITIONS if unreleased else MemberState.STABLE
+    return member.with_epoch(target_epoch, state=state, assigned=assigned,
+                             pending_revocation={})
+
+
+def topic_ids(names: Iterable[str], image: MetadataImage) -> frozenset[uuid.UUID]:
+    return frozenset(image.topics[n].topic_id for n in names if n in image.topics)
+
+
+def assignment_response(assigned: Mapping[uuid.UUID, frozenset[int]]) -> dict[str, Any]:
+    return {"topic_partitions": [{"topic_id": t, "partitions": sorted(ps)}
+                                 for t, ps in sorted(assigned.items(), key=lambda i: str(i[0]))]}
+

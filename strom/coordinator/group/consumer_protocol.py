@@ -1,0 +1,594 @@
+"""ConsumerGroupHeartbeat and ConsumerGroupDescribe: the KIP-848 protocol.
+
+Each heartbeat runs Kafka's three steps on a snapshot of the group, producing
+records only: (1) create or update the member, bumping the group epoch when
+subscriptions or the subscribed topics' metadata changed; (2) when the group
+epoch is ahead of the target assignment's, run the server-side assignor and
+record the new target; (3) move the member one step towards its target
+(`consumer.reconcile`). The records are replayed by the runtime; replay
+(`replay` below) is what changes the group.
+
+Timers: `consumer-session-<group>-<member>` fences a member that stopped
+heartbeating; `consumer-rebalance-<group>-<member>` fences one that did not
+revoke its partitions within its rebalance timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from dataclasses import replace
+from typing import Any
+
+from strom.cluster.image import MetadataImage
+from strom.coordinator.group import records as rec
+from strom.coordinator.group.assignors import ASSIGNORS, Assignment, MemberSpec
+from strom.coordinator.group.classic import ClassicGroup
+from strom.coordinator.group.consumer import (
+    LEAVE_GROUP_MEMBER_EPOCH,
+    LEAVE_GROUP_STATIC_MEMBER_EPOCH,
+    ConsumerGroup,
+    ConsumerGroupMember,
+    HeartbeatRequest,
+    MemberState,
+    ResolvedRegex,
+    _is_subset,
+    _member_tombstones,
+    assignment_response,
+    metadata_hash,
+    reconcile,
+    resolve_regex,
+    topic_ids,
+)
+from strom.coordinator.group.context import ShardContext
+from strom.coordinator.group.errors import (
+    FencedInstanceIdError,
+    FencedMemberEpochError,
+    GroupIdNotFoundError,
+    GroupMaxSizeReachedError,
+    InvalidRegularExpressionError,
+    InvalidRequestError,
+    UnknownMemberIdError,
+    UnreleasedInstanceIdError,
+    UnsupportedAssignorError,
+)
+from strom.coordinator.runtime import Result
+from strom.errors import ErrorCode
+
+log = logging.getLogger(__name__)
+
+RecordPair = tuple[bytes, bytes | None]
+AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
+ALL_GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
+
+
+def _member_topics(member: ConsumerGroupMember,
+                   regexes: dict[str, ResolvedRegex]) -> set[str]:
+    names = set(member.subscribed_topic_names)
+    if member.subscribed_topic_regex:
+        resolved = regexes.get(member.subscribed_topic_regex)
+        if resolved is not None:
+            names.update(resolved.topics)
+    return names
+
+
+class ConsumerGroupManager:
+    def __init__(self, ctx: ShardContext) -> None:
+        self.ctx = ctx
+
+    def find(self, group_id: str) -> ConsumerGroup | None:
+        group = self.ctx.groups.get(group_id)
+        return group if isinstance(group, ConsumerGroup) else None
+
+    # -- replay ---------------------------------------------------------------------------
+
+    def _group_for_replay(self, group_id: str) -> ConsumerGroup:
+        group = self.find(group_id)
+        if group is None:
+            group = ConsumerGroup(group_id)
+            self.ctx.groups[group_id] = group
+        return group
+
+    def replay(self, key: rec.Key, value: rec.Value | None) -> None:
+        group_id = getattr(key, "group_id", None)
+        assert isinstance(group_id, str)
+        if value is None:
+            self._replay_tombstone(key, group_id)
+            return
+        group = self._group_for_replay(group_id)
+        if isinstance(value, rec.ConsumerGroupMetadataValue):
+            group.group_epoch = value.epoch
+            group.metadata_hash = value.metadata_hash
+        elif isinstance(value, rec.ConsumerGroupMemberMetadataValue):
+            assert isinstance(key, rec.ConsumerGroupMemberMetadataKey)
+            old = group.members.get(key.member_id) or ConsumerGroupMember(key.member_id)
+            if old.instance_id is not None:
+                group.static_members.pop(old.instance_id, None)
+            member = replace(
+                old, instance_id=value.instance_id, rack_id=value.rack_id,
+                client_id=value.client_id, client_host=value.client_host,
+                subscribed_topic_names=tuple(value.subscribed_topic_names),
+                subscribed_topic_regex=value.subscribed_topic_regex or None,
+                rebalance_timeout_ms=value.rebalance_timeout_ms,
+                server_assignor=value.server_assignor)
+            group.members[key.member_id] = member
+            if member.instance_id is not None:
+                group.static_members[member.instance_id] = key.member_id
+        elif isinstance(value, rec.ConsumerGroupTargetAssignmentMetadataValue):
+            group.assignment_epoch = value.assignment_epoch
+        elif isinstance(value, rec.ConsumerGroupTargetAssignmentMemberValue):
+            assert isinstance(key, rec.ConsumerGroupTargetAssignmentMemberKey)
+            group.target[key.member_id] = dict(value.partitions)
+        elif isinstance(value, rec.ConsumerGroupCurrentMemberAssignmentValue):
+            assert isinstance(key, rec.ConsumerGroupCurrentMemberAssignmentKey)
+            old = group.members.get(key.member_id) or ConsumerGroupMember(key.member_id)
+            self._release(group, old)
+            member = replace(
+                old, member_epoch=value.member_epoch,
+                previous_member_epoch=value.previous_member_epoch,
+                state=(MemberState(value.state) if value.state in MemberState._value2member_map_
+                       else MemberState.UNKNOWN),
+                assigned=dict(value.assigned_partitions),
+                pending_revocation=dict(value.partitions_pending_revocation))
+            group.members[key.member_id] = member
+            self._own(group, member)
+        elif isinstance(value, rec.ConsumerGroupRegularExpressionValue):
+            assert isinstance(key, rec.ConsumerGroupRegularExpressionKey)
+            group.regexes[key.regular_expression] = ResolvedRegex(
+                frozenset(value.topics), value.version, value.timestamp)
+
+    def _replay_tombstone(self, key: rec.Key, group_id: str) -> None:
+        group = self.find(group_id)
+        if group is None:
+            return
+        if isinstance(key, rec.ConsumerGroupMetadataKey):
+            del self.ctx.groups[group_id]
+            for member_id in group.members:
+                self._cancel_timers(group_id, member_id)
+        elif isinstance(key, rec.ConsumerGroupMemberMetadataKey):
+            member = group.members.pop(key.member_id, None)
+            if member is not None:
+                self._release(group, member)
+                if member.instance_id is not None \
+                        and group.static_members.get(member.instance_id) == key.member_id:
+                    del group.static_members[member.instance_id]
+        elif isinstance(key, rec.ConsumerGroupTargetAssignmentMetadataKey):
+            group.assignment_epoch = 0
+        elif isinstance(key, rec.ConsumerGroupTargetAssignmentMemberKey):
+            group.target.pop(key.member_id, None)
+        elif isinstance(key, rec.ConsumerGroupCurrentMemberAssignmentKey):
+            member = group.members.get(key.member_id)
+            if member is not None:
+                self._release(group, member)
+                group.members[key.member_id] = replace(
+                    member, member_epoch=0, previous_member_epoch=0,
+                    state=MemberState.STABLE, assigned={}, pending_revocation={})
+        elif isinstance(key, rec.ConsumerGroupRegularExpressionKey):
+            group.regexes.pop(key.regular_expression, None)
+
+    @staticmethod
+    def _release(group: ConsumerGroup, member: ConsumerGroupMember) -> None:
+        for partitions in (member.assigned, member.pending_revocation):
+            for topic, ps in partitions.items():
+                for p in ps:
+                    if group.partition_epochs.get((topic, p)) == member.member_epoch:
+                        del group.partition_epochs[(topic, p)]
+
+    @staticmethod
+    def _own(group: ConsumerGroup, member: ConsumerGroupMember) -> None:
+        for partitions in (member.assigned, member.pending_revocation):
+            for topic, ps in partitions.items():
+                for p in ps:
+                    group.partition_epochs[(topic, p)] = member.member_epoch
+
+    # -- heartbeat --------------------------------------------------------------------
+
+    def validate(self, request: HeartbeatRequest) -> None:
+        if not request.group_id:
+            raise InvalidRequestError("GroupId can't be empty.")
+        if request.instance_id == "":
+            raise InvalidRequestError("InstanceId can't be empty.")
+        if request.rack_id == "":
+            raise InvalidRequestError("RackId can't be empty.")
+        if request.api_version >= 1 and not request.member_id:
+            raise InvalidRequestError("MemberId can't be empty.")
+        epoch = request.member_epoch
+        if epoch == 0:
+            if request.rebalance_timeout_ms == -1:
+                raise InvalidRequestError("RebalanceTimeoutMs must be provided in first request.")
+            if request.owned is None or request.owned:
+                raise InvalidRequestError("TopicPartitions must be empty when (re-)joining.")
+            if request.subscribed_topic_names is None and request.subscribed_topic_regex is None:
+                raise InvalidRequestError("Either SubscribedTopicNames or SubscribedTopicRegex "
+                                          "must be non-null when (re-)joining.")
+        elif epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH:
+            if request.instance_id is None:
+                raise InvalidRequestError("InstanceId can't be null.")
+        elif epoch < LEAVE_GROUP_STATIC_MEMBER_EPOCH:
+            raise InvalidRequestError("MemberEpoch is invalid.")
+        if epoch != 0 and not request.member_id:
+            raise InvalidRequestError("MemberId can't be empty.")
+        if request.subscribed_topic_regex:
+            try:
+                re.compile(request.subscribed_topic_regex)
+            except re.error as exc:
+                raise InvalidRegularExpressionError(
+                    f"SubscribedTopicRegex {request.subscribed_topic_regex} is invalid: "
+                    f"{exc}") from None
+        assignors = self.ctx.config.consumer_assignors
+        if request.server_assignor is not None and request.server_assignor not in assignors:
+            raise UnsupportedAssignorError(
+                f"ServerAssignor {request.server_assignor} is not supported. Supported "
+                f"assignors: {', '.join(assignors)}.")
+
+    def heartbeat(self, request: HeartbeatRequest) -> Result[dict[str, Any]]:
+        self.validate(request)
+        if request.member_epoch in (LEAVE_GROUP_MEMBER_EPOCH, LEAVE_GROUP_STATIC_MEMBER_EPOCH):
+            return self._leave(request)
+        ctx = self.ctx
+        config = ctx.config
+        image = ctx.image()
+        now = ctx.now_ms()
+        group_id = request.group_id
+        records: list[RecordPair] = []
+
+        existing = ctx.groups.get(group_id)
+        if isinstance(existing, ConsumerGroup):
+            group = existing
+        else:
+            if isinstance(existing, ClassicGroup) and (existing.members
+                                                       or not existing.is_empty):
+                raise GroupIdNotFoundError(f"Group {group_id} is not a consumer group.")
+            if request.member_epoch != 0:
+                raise GroupIdNotFoundError(f"Consumer group {group_id} not found.")
+            if isinstance(existing, ClassicGroup):
+                # An empty classic group (offsets only) becomes a consumer group.
+                records.append(rec.encode(rec.GroupMetadataKey(group_id), None))
+            group = ConsumerGroup(group_id)
+
+        member_id = request.member_id or str(uuid.uuid4())
+        if len(group.members) >= config.consumer_max_size and member_id not in group.members:
+            raise GroupMaxSizeReachedError(
+                f"The consumer group has reached its maximum capacity of "
+                f"{config.consumer_max_size} members.")
+
+        # 1. The member, and whether the group epoch must move.
+        member, replaced = self._member(group, request, member_id, records)
+        is_new = member_id not in group.members
+        regex = member.subscribed_topic_regex
+        if request.subscribed_topic_regex is not None:
+            regex = request.subscribed_topic_regex or None
+        updated = replace(
+            member,
+            instance_id=request.instance_id if request.instance_id is not None
+            else member.instance_id,
+            rack_id=request.rack_id if request.rack_id is not None else member.rack_id,
+            rebalance_timeout_ms=request.rebalance_timeout_ms
+            if request.rebalance_timeout_ms != -1 else member.rebalance_timeout_ms,
+            server_assignor=request.server_assignor if request.server_assignor is not None
+            else member.server_assignor,
+            subscribed_topic_names=tuple(sorted(request.subscribed_topic_names))
+            if request.subscribed_topic_names is not None else member.subscribed_topic_names,
+            subscribed_topic_regex=regex,
+            client_id=request.client_id, client_host=request.client_host)
+        bump = group.group_epoch == 0
+        if is_new or updated.metadata_value() != member.metadata_value():
+            records.append(rec.encode(
+                rec.ConsumerGroupMemberMetadataKey(group_id, member_id),
+                updated.metadata_value()))
+        if (set(updated.subscribed_topic_names) != set(member.subscribed_topic_names)
+                or updated.server_assignor != member.server_assignor):
+            bump = True
+        regexes = dict(group.regexes)
+        others = [m for m in group.members.values()
+                  if m.member_id not in (member_id, replaced.member_id if replaced else None)]
+        if updated.subscribed_topic_regex != member.subscribed_topic_regex:
+            bump = True
+            old = member.subscribed_topic_regex
+            if old and old in regexes and not any(m.subscribed_topic_regex == old
+                                                  for m in others):
+                records.append(rec.encode(rec.ConsumerGroupRegularExpressionKey(group_id, old),
+                                          None))
+                del regexes[old]
+        in_use = {m.subscribed_topic_regex for m in [*others, updated]
+                  if m.subscribed_topic_regex}
+        for pattern in sorted(in_use):
+            resolved = regexes.get(pattern)
+            if resolved is not None and resolved.version == image.offset:
+                continue
+            topics = resolve_regex(pattern, image)
+            if resolved is None or resolved.topics != topics:
+                bump = True
+            regexes[pattern] = ResolvedRegex(topics, image.offset, now)
+            records.append(rec.encode(
+                rec.ConsumerGroupRegularExpressionKey(group_id, pattern),
+                rec.ConsumerGroupRegularExpressionValue(tuple(sorted(topics)), image.offset,
+                                                        now)))
+        members_after = {m.member_id: m for m in others}
+        members_after[member_id] = updated
+        subscribed = group.subscribed_topic_names(members_after.values(), regexes)
+        new_hash = metadata_hash(subscribed, image)
+        if new_hash != group.metadata_hash:
+            bump = True
+        group_epoch = group.group_epoch
+        if bump:
+            group_epoch += 1
+            records.append(rec.encode(rec.ConsumerGroupMetadataKey(group_id),
+                                      rec.ConsumerGroupMetadataValue(group_epoch, new_hash)))
+
+        # 2. The target assignment of this epoch.
+        target = dict(group.target)
+        if replaced is not None:
+            target[member_id] = target.pop(replaced.member_id, {})
+        assignment_epoch = group.assignment_epoch
+        if group_epoch > assignment_epoch:
+            new_target = self._compute_target(group, members_after, regexes, image, target)
+            for mid, assignment in sorted(new_target.items()):
+                if _normalized(assignment) != _normalized(target.get(mid, {})) or (
+                        mid not in target):
+                    records.append(rec.encode(
+                        rec.ConsumerGroupTargetAssignmentMemberKey(group_id, mid),
+                        rec.ConsumerGroupTargetAssignmentMemberValue(assignment)))
+            records.append(rec.encode(
+                rec.ConsumerGroupTargetAssignmentMetadataKey(group_id),
+                rec.ConsumerGroupTargetAssignmentMetadataValue(group_epoch)))
+            target = new_target
+            assignment_epoch = group_epoch
+
+        # 3. One step of the member towards its target.
+        subscribed_ids = topic_ids(_member_topics(updated, regexes), image)
+        reconciled = reconcile(updated, assignment_epoch, target.get(member_id, {}),
+                               subscribed_ids, group, request.owned)
+        if reconciled.assignment_value() != member.assignment_value() or is_new:
+            records.append(rec.encode(
+                rec.ConsumerGroupCurrentMemberAssignmentKey(group_id, member_id),
+                reconciled.assignment_value()))
+            if reconciled.state is MemberState.UNREVOKED_PARTITIONS:
+                self._schedule_rebalance_timeout(group_id, member_id, reconciled.member_epoch,
+                                                 reconciled.rebalance_timeout_ms)
+            else:
+                ctx.timer.cancel(self._rebalance_key(group_id, member_id))
+        self._schedule_session_timeout(group_id, member_id)
+
+        response: dict[str, Any] = {
+            "throttle_time": 0, "error_code": ErrorCode.none, "error_message": None,
+            "member_id": member_id, "member_epoch": reconciled.member_epoch,
+            "heartbeat_interval": config.consumer_heartbeat_interval_ms, "assignment": None,
+        }
+        full = (request.rebalance_timeout_ms != -1 and request.owned is not None
+                and (request.subscribed_topic_names is not None
+                     or request.subscribed_topic_regex is not None))
+        if (request.member_epoch == 0 or full
+                or _normalized(reconciled.assigned) != _normalized(member.assigned)):
+            response["assignment"] = assignment_response(reconciled.assigned)
+        return Result(response, records)
+
+    def _member(self, group: ConsumerGroup, request: HeartbeatRequest, member_id: str,
+                records: list[RecordPair]
+                ) -> tuple[ConsumerGroupMember, ConsumerGroupMember | None]:
+        """The member the heartbeat is from (new ones are created), and the static member
+        it replaces, if any (its replacement records go to `records`)."""
+        epoch = request.member_epoch
+        instance = request.instance_id
+        if instance is None:
+            member = group.members.get(member_id)
+            if member is None:
+                if epoch != 0:
+                    raise UnknownMemberIdError(
+                        f"member {member_id} is not in group {group.group_id}")
+                member = ConsumerGroupMember(member_id)
+            _check_epoch(member, request)
+            return member, None
+        static_id = group.static_members.get(instance)
+        static = group.members.get(static_id) if static_id is not None else None
+        if epoch == 0:
+            if static is None:
+                return group.members.get(member_id) or ConsumerGroupMember(member_id), None
+            if static.member_id == member_id:
+                _check_epoch(static, request)
+                return static, None
+            if static.member_epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH:
+                raise UnreleasedInstanceIdError(
+                    f"Static member {static.member_id} with instance id {instance} is not "
+                    "released yet.")
+            # KIP-345 for KIP-848: the restarted instance takes over the old assignment.
+            member = replace(static, member_id=member_id, member_epoch=0,
+                             previous_member_epoch=0)
+            gid = group.group_id
+            records.extend(_member_tombstones(gid, static.member_id))
+            records.append(rec.encode(rec.ConsumerGroupMemberMetadataKey(gid, member_id),
+                                      member.metadata_value()))
+            records.append(rec.encode(
+                rec.ConsumerGroupTargetAssignmentMemberKey(gid, member_id),
+                rec.ConsumerGroupTargetAssignmentMemberValue(
+                    group.target.get(static.member_id, {}))))
+            records.append(rec.encode(
+                rec.ConsumerGroupCurrentMemberAssignmentKey(gid, member_id),
+                member.assignment_value()))
+            self._cancel_timers(gid, static.member_id)
+            return member, static
+        if static is None:
+            raise UnknownMemberIdError(f"Instance id {instance} is unknown.")
+        if static.member_id != member_id:
+            raise FencedInstanceIdError(
+                f"Static member {member_id} with instance id {instance} was fenced by "
+                f"member {static.member_id}.")
+        _check_epoch(static, request)
+        return static, None
+
+    def _compute_target(self, group: ConsumerGroup, members: dict[str, ConsumerGroupMember],
+                        regexes: dict[str, ResolvedRegex], image: MetadataImage,
+                        previous: dict[str, Assignment]) -> dict[str, Assignment]:
+        default = self.ctx.config.consumer_assignors[0]
+        counts: dict[str, int] = {}
+        for m in members.values():
+            if m.server_assignor:
+                counts[m.server_assignor] = counts.get(m.server_assignor, 0) + 1
+        name = max(sorted(counts), key=lambda n: counts[n]) if counts else default
+        specs = [MemberSpec(mid, topic_ids(_member_topics(m, regexes), image),
+                            previous.get(mid, {})) for mid, m in members.items()]
+        partition_counts = {image.topics[n].topic_id: len(image.topics[n].partitions)
+                            for n in group.subscribed_topic_names(members.values(), regexes)
+                            if n in image.topics}
+        return ASSIGNORS.get(name, ASSIGNORS["uniform"])(specs, partition_counts)
+
+    # -- leaving and fencing ---------------------------------------------------------------
+
+    def _leave(self, request: HeartbeatRequest) -> Result[dict[str, Any]]:
+        group = self.find(request.group_id)
+        if group is None:
+            raise GroupIdNotFoundError(f"Consumer group {request.group_id} not found.")
+        response: dict[str, Any] = {
+            "throttle_time": 0, "error_code": ErrorCode.none, "member_id": request.member_id,
+            "member_epoch": request.member_epoch, "heartbeat_interval": 0, "assignment": None}
+        if request.instance_id is None:
+            member = group.members.get(request.member_id)
+            if member is None:
+                raise UnknownMemberIdError(
+                    f"member {request.member_id} is not in group {group.group_id}")
+            return self.fence(group, member, response)
+        static_id = group.static_members.get(request.instance_id)
+        member = group.members.get(static_id) if static_id is not None else None
+        if member is None:
+            raise UnknownMemberIdError(f"Instance id {request.instance_id} is unknown.")
+        if member.member_id != request.member_id:
+            raise FencedInstanceIdError(
+                f"Static member {request.member_id} with instance id {request.instance_id} "
+                f"was fenced by member {member.member_id}.")
+        if request.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH:
+            # Leaving for a restart: it keeps its partitions until its session times out.
+            leaving = replace(member, member_epoch=LEAVE_GROUP_STATIC_MEMBER_EPOCH,
+                              pending_revocation={})
+            return Result(response, [rec.encode(
+                rec.ConsumerGroupCurrentMemberAssignmentKey(group.group_id, member.member_id),
+                leaving.assignment_value())])
+        return self.fence(group, member, response)
+
+    def fence(self, group: ConsumerGroup, member: ConsumerGroupMember,
+              response: Any = None) -> Result[Any]:
+        """Remove a member; the group epoch moves so the others get its partitions."""
+        gid = group.group_id
+        records = _member_tombstones(gid, member.member_id)
+        remaining = [m for m in group.members.values() if m.member_id != member.member_id]
+        regexes = dict(group.regexes)
+        pattern = member.subscribed_topic_regex
+        if pattern and pattern in regexes and not any(m.subscribed_topic_regex == pattern
+                                                      for m in remaining):
+            records.append(rec.encode(rec.ConsumerGroupRegularExpressionKey(gid, pattern), None))
+            del regexes[pattern]
+        subscribed = group.subscribed_topic_names(remaining, regexes)
+        records.append(rec.encode(
+            rec.ConsumerGroupMetadataKey(gid),
+            rec.ConsumerGroupMetadataValue(group.group_epoch + 1,
+                                           metadata_hash(subscribed, self.ctx.image()))))
+        self._cancel_timers(gid, member.member_id)
+        return Result(response, records)
+
+    # -- timers -------------------------------------------------------------------------
+
+    def _session_key(self, group_id: str, member_id: str) -> str:
+        return f"consumer-session-{group_id}-{member_id}"
+
+    def _rebalance_key(self, group_id: str, member_id: str) -> str:
+        return f"consumer-rebalance-{group_id}-{member_id}"
+
+    def _cancel_timers(self, group_id: str, member_id: str) -> None:
+        self.ctx.timer.cancel(self._session_key(group_id, member_id))
+        self.ctx.timer.cancel(self._rebalance_key(group_id, member_id))
+
+    def _schedule_session_timeout(self, group_id: str, member_id: str) -> None:
+        self.ctx.timer.schedule(
+            self._session_key(group_id, member_id), self.ctx.config.consumer_session_timeout_ms,
+            lambda: self._expire_session(group_id, member_id))
+
+    def _expire_session(self, group_id: str, member_id: str) -> Result[Any]:
+        group = self.find(group_id)
+        member = group.members.get(member_id) if group is not None else None
+        if group is None or member is None:
+            return Result(None)
+        log.info("consumer group %s: member %s session expired", group_id, member_id)
+        return self.fence(group, member)
+
+    def _schedule_rebalance_timeout(self, group_id: str, member_id: str, epoch: int,
+                                    timeout_ms: int) -> None:
+        def expire() -> Result[Any]:
+            group = self.find(group_id)
+            member = group.members.get(member_id) if group is not None else None
+            if (group is None or member is None or member.member_epoch != epoch
+                    or member.state is not MemberState.UNREVOKED_PARTITIONS):
+                return Result(None)
+            log.info("consumer group %s: member %s did not revoke in time", group_id,
+                     member_id)
+            return self.fence(group, member)
+
+        self.ctx.timer.schedule(self._rebalance_key(group_id, member_id), max(timeout_ms, 0),
+                                expire)
+
+    def on_loaded(self, group: ConsumerGroup) -> None:
+        for member in group.members.values():
+            self._schedule_session_timeout(group.group_id, member.member_id)
+            if member.state is MemberState.UNREVOKED_PARTITIONS:
+                self._schedule_rebalance_timeout(group.group_id, member.member_id,
+                                                 member.member_epoch,
+                                                 member.rebalance_timeout_ms)
+
+    # -- ConsumerGroupDescribe ----------------------------------------------------------------
+
+    def describe(self, group_id: str, include_operations: bool) -> dict[str, Any]:
+        group = self.ctx.groups.get(group_id)
+        out: dict[str, Any] = {
+            "error_code": ErrorCode.none, "error_message": None, "group_id": group_id,
+            "group_state": "Dead", "group_epoch": 0, "assignment_epoch": 0,
+            "assignor_name": "", "members": [],
+            "authorized_operations": (ALL_GROUP_OPERATIONS if include_operations
+                                      else AUTHORIZED_OPERATIONS_OMITTED),
+        }
+        if not isinstance(group, ConsumerGroup):
+            out["error_code"] = ErrorCode.group_id_not_found
+            out["error_message"] = (f"Group {group_id} not found." if group is None
+                                    else f"Group {group_id} is not a consumer group.")
+            return out
+        names = {t.topic_id: t.name for t in self.ctx.image().topics.values()}
+
+        def assignment(partitions: Assignment) -> dict[str, Any]:
+            return {"topic_partitions": [
+                {"topic_id": t, "topic_name": names[t], "partitions": sorted(ps)}
+                for t, ps in sorted(partitions.items(), key=lambda i: str(i[0]))
+                if t in names]}
+
+        out.update(
+            group_state=group.state_name, group_epoch=group.group_epoch,
+            assignment_epoch=group.assignment_epoch,
+            assignor_name=group.preferred_assignor(self.ctx.config.consumer_assignors[0]),
+            members=[{
+                "member_id": m.member_id, "instance_id": m.instance_id, "rack_id": m.rack_id,
+                "member_epoch": m.member_epoch, "client_id": m.client_id,
+                "client_host": m.client_host,
+                "subscribed_topic_names": sorted(m.subscribed_topic_names),
+                "subscribed_topic_regex": m.subscribed_topic_regex,
+                "assignment": assignment(dict(m.assigned)),
+                "target_assignment": assignment(group.target.get(m.member_id, {})),
+                "member_type": 1,
+            } for m in group.members.values()])
+        return out
+
+
+def _normalized(assignment: Any) -> dict[uuid.UUID, frozenset[int]]:
+    return {t: frozenset(ps) for t, ps in assignment.items() if ps}
+
+
+def _check_epoch(member: ConsumerGroupMember, request: HeartbeatRequest) -> None:
+    received = request.member_epoch
+    if received > member.member_epoch:
+        raise FencedMemberEpochError(
+            f"The consumer group member has a greater member epoch ({received}) than the one "
+            f"known by the group coordinator ({member.member_epoch}). The member must abandon "
+            "all its partitions and rejoin.")
+    if received < member.member_epoch and (
+            received != member.previous_member_epoch
+            or not _is_subset(request.owned, member.assigned)):
+        raise FencedMemberEpochError(
+            f"The consumer group member has a smaller member epoch ({received}) than the one "
+            f"known by the group coordinator ({member.member_epoch}). The member must abandon "
+            "all its partitions and rejoin.")

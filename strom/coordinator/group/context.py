@@ -1,0 +1,92 @@
+"""What every part of a group coordinator shard shares: configs, time, timers, groups."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from strom.clock import Clock
+from strom.cluster.image import MetadataImage
+from strom.config import BrokerConfig
+from strom.coordinator.runtime import Timer
+
+if TYPE_CHECKING:
+    from strom.coordinator.group.classic import ClassicGroup
+    from strom.coordinator.group.consumer import ConsumerGroup
+
+# Kafka's classicGroupNewMemberJoinTimeoutMs: a new member parked in JoinGroup
+# cannot heartbeat, so it gets this long to complete its join.
+NEW_MEMBER_JOIN_TIMEOUT_MS = 5 * 60 * 1000
+
+ASSIGNOR_ALIASES = {
+    "org.apache.kafka.coordinator.group.assignor.UniformAssignor": "uniform",
+    "org.apache.kafka.coordinator.group.assignor.RangeAssignor": "range",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class GroupConfig:
+    offsets_topic_partitions: int = 50
+    offsets_retention_ms: int = 7 * 24 * 3600 * 1000
+    offsets_retention_check_interval_ms: int = 600_000
+    offset_metadata_max_bytes: int = 4096
+    initial_rebalance_delay_ms: int = 3000
+    min_session_timeout_ms: int = 6000
+    max_session_timeout_ms: int = 1_800_000
+    max_size: int = 2**31 - 1
+    new_member_join_timeout_ms: int = NEW_MEMBER_JOIN_TIMEOUT_MS
+    rebalance_protocols: tuple[str, ...] = ("classic", "consumer")
+    consumer_session_timeout_ms: int = 45_000
+    consumer_min_session_timeout_ms: int = 45_000
+    consumer_max_session_timeout_ms: int = 60_000
+    consumer_heartbeat_interval_ms: int = 5000
+    consumer_min_heartbeat_interval_ms: int = 5000
+    consumer_max_heartbeat_interval_ms: int = 15_000
+    consumer_max_size: int = 2**31 - 1
+    consumer_assignors: tuple[str, ...] = ("uniform", "range")
+
+    @classmethod
+    def from_broker(cls, config: BrokerConfig) -> GroupConfig:
+        def get(name: str) -> Any:
+            return config.get(name)
+
+        assignors = tuple(ASSIGNOR_ALIASES.get(a, a)
+                          for a in (get("group.consumer.assignors") or ["uniform"]))
+        return cls(
+            offsets_topic_partitions=get("offsets.topic.num.partitions"),
+            offsets_retention_ms=get("offsets.retention.minutes") * 60_000,
+            offsets_retention_check_interval_ms=get("offsets.retention.check.interval.ms"),
+            offset_metadata_max_bytes=get("offset.metadata.max.bytes"),
+            initial_rebalance_delay_ms=get("group.initial.rebalance.delay.ms"),
+            min_session_timeout_ms=get("group.min.session.timeout.ms"),
+            max_session_timeout_ms=get("group.max.session.timeout.ms"),
+            max_size=get("group.max.size"),
+            rebalance_protocols=tuple(get("group.coordinator.rebalance.protocols")),
+            consumer_session_timeout_ms=get("group.consumer.session.timeout.ms"),
+            consumer_min_session_timeout_ms=get("group.consumer.min.session.timeout.ms"),
+            consumer_max_session_timeout_ms=get("group.consumer.max.session.timeout.ms"),
+            consumer_heartbeat_interval_ms=get("group.consumer.heartbeat.interval.ms"),
+            consumer_min_heartbeat_interval_ms=get("group.consumer.min.heartbeat.interval.ms"),
+            consumer_max_heartbeat_interval_ms=get("group.consumer.max.heartbeat.interval.ms"),
+            consumer_max_size=get("group.consumer.max.size"),
+            consumer_assignors=assignors,
+        )
+
+
+Group = "ClassicGroup | ConsumerGroup"
+
+
+@dataclass(eq=False)
+class ShardContext:
+    """The state of one `__consumer_offsets` partition that its managers share."""
+
+    partition: int
+    config: GroupConfig
+    clock: Clock
+    timer: Timer
+    image: Callable[[], MetadataImage]
+    groups: dict[str, ClassicGroup | ConsumerGroup] = field(default_factory=dict)
+
+    def now_ms(self) -> int:
+        return self.clock.wall_ms()

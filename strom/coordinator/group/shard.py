@@ -1,0 +1,200 @@
+"""One `__consumer_offsets` partition's groups and offsets: the coordinator shard.
+
+Kafka's GroupCoordinatorShard: the runtime calls `replay` for every record
+(while loading, and after each write of a replayed result) and the service
+calls the operations below through the runtime. The classic protocol lives
+in `classic_protocol.py`, KIP-848 groups in `consumer.py`, offsets in
+`offsets.py`; this module routes records and answers the APIs that span
+them (ListGroups, DescribeGroups, DeleteGroups, offset expiry).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from strom.clock import Clock
+from strom.cluster.image import MetadataImage
+from strom.coordinator.group import records as rec
+from strom.coordinator.group.classic import ClassicGroup, ClassicGroupState
+from strom.coordinator.group.classic_protocol import ClassicGroupManager
+from strom.coordinator.group.consumer import ConsumerGroup
+from strom.coordinator.group.consumer_protocol import ConsumerGroupManager
+from strom.coordinator.group.context import GroupConfig, ShardContext
+from strom.coordinator.group.errors import GroupIdNotFoundError
+from strom.coordinator.group.offsets import OffsetAndMetadata, OffsetManager, OffsetStore
+from strom.coordinator.runtime import Result, Timer
+from strom.errors import ErrorCode, KafkaError
+
+log = logging.getLogger(__name__)
+
+EXPIRE_OFFSETS_KEY = "expire-group-metadata"
+# READ, DELETE and DESCRIBE: every group operation, with no authorizer.
+ALL_GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
+AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
+
+Group = ClassicGroup | ConsumerGroup
+RecordPair = tuple[bytes, bytes | None]
+
+
+class GroupCoordinatorShard:
+    def __init__(self, partition: int, timer: Timer, config: GroupConfig, clock: Clock,
+                 image: Callable[[], MetadataImage]) -> None:
+        self.ctx = ShardContext(partition, config, clock, timer, image)
+        self.offset_store = OffsetStore()
+        self.classic = ClassicGroupManager(self.ctx)
+        self.offsets = OffsetManager(self.ctx, self.offset_store)
+        self.consumer = ConsumerGroupManager(self.ctx)
+
+    @property
+    def groups(self) -> dict[str, Group]:
+        return self.ctx.groups
+
+    # -- records ------------------------------------------------------------------------
+
+    def replay(self, offset: int, key: bytes, value: bytes | None) -> None:
+        decoded = rec.decode(key, value)
+        if decoded is None:
+            return
+        k, v = decoded
+        if isinstance(k, rec.OffsetCommitKey):
+            assert v is None or isinstance(v, rec.OffsetCommitValue)
+            self.offset_store.replay(k, v)
+            if v is not None and k.group not in self.groups:
+                # A commit without group membership: a "simple" group holds it.
+                self.groups[k.group] = ClassicGroup(k.group,
+                                                    current_state_timestamp=self.ctx.now_ms())
+        elif isinstance(k, rec.GroupMetadataKey):
+            assert v is None or isinstance(v, rec.GroupMetadataValue)
+            if v is None:
+                self._remove_group(k.group)
+            else:
+                existing = self.groups.get(k.group)
+                if isinstance(existing, ClassicGroup):
+                    self.classic.cancel_timers(existing)
+                self.groups[k.group] = ClassicGroup.from_record(k.group, v)
+        else:
+            self.consumer.replay(k, v)
+
+    def _remove_group(self, group_id: str) -> None:
+        group = self.groups.pop(group_id, None)
+        if isinstance(group, ClassicGroup):
+            self.classic.cancel_timers(group)
+            if not group.is_in(ClassicGroupState.DEAD):
+                group.transition_to(ClassicGroupState.DEAD, self.ctx.now_ms())
+
+    def on_loaded(self) -> None:
+        for group in self.groups.values():
+            if isinstance(group, ClassicGroup):
+                self.classic.on_loaded(group)
+            else:
+                self.consumer.on_loaded(group)
+        self._schedule_expiry()
+
+    def on_unloaded(self) -> None:
+        for group in self.groups.values():
+            if isinstance(group, ClassicGroup):
+                self.classic.on_unloaded(group)
+        self.groups.clear()
+
+    # -- ListGroups, DescribeGroups, DeleteGroups -----------------------------------------
+
+    def list_groups(self, states: Iterable[str], types: Iterable[str]) -> list[dict[str, Any]]:
+        wanted_states = {s.lower() for s in states}
+        wanted_types = {t.lower() for t in types}
+        listed = []
+        for group_id, group in self.groups.items():
+            state = group.state_name
+            if wanted_states and state.lower() not in wanted_states:
+                continue
+            if wanted_types and group.type_name not in wanted_types:
+                continue
+            listed.append({"group_id": group_id, "protocol_type": group.protocol_type or "",
+                           "group_state": state, "group_type": group.type_name})
+        return listed
+
+    def describe_group(self, group_id: str, include_operations: bool) -> dict[str, Any] | None:
+        """The DescribeGroups entry of a classic group; None if there is none."""
+        group = self.groups.get(group_id)
+        if not isinstance(group, ClassicGroup) or group.is_in(ClassicGroupState.DEAD):
+            return None
+        stable = group.is_in(ClassicGroupState.STABLE)
+        members = [{
+            "member_id": m.member_id, "group_instance_id": m.group_instance_id,
+            "client_id": m.client_id, "client_host": m.client_host,
+            "member_metadata": m.metadata(group.protocol_name) if stable else b"",
+            "member_assignment": m.assignment,
+        } for m in group.members.values()]
+        return {
+            "error_code": ErrorCode.none, "error_message": None, "group_id": group_id,
+            "group_state": group.state.value, "protocol_type": group.protocol_type or "",
+            "protocol_data": (group.protocol_name or "") if stable else "",
+            "members": members,
+            "authorized_operations": (ALL_GROUP_OPERATIONS if include_operations
+                                      else AUTHORIZED_OPERATIONS_OMITTED),
+        }
+
+    def is_consumer_group(self, group_id: str) -> bool:
+        return isinstance(self.groups.get(group_id), ConsumerGroup)
+
+    def delete_groups(self, group_ids: list[str]) -> Result[list[dict[str, Any]]]:
+        records: list[RecordPair] = []
+        results = []
+        for group_id in group_ids:
+            group = self.groups.get(group_id)
+            try:
+                if group is None:
+                    raise GroupIdNotFoundError(f"Group {group_id} not found.")
+                group.validate_delete_group()
+            except KafkaError as exc:
+                results.append({"group_id": group_id, "error_code": exc.code})
+                continue
+            records.extend(self.offsets.delete_all(group_id))
+            records.extend(self._group_tombstones(group))
+            results.append({"group_id": group_id, "error_code": ErrorCode.none})
+        return Result(results, records)
+
+    def _group_tombstones(self, group: Group) -> list[RecordPair]:
+        if isinstance(group, ClassicGroup):
+            return [rec.encode(rec.GroupMetadataKey(group.group_id), None)]
+        return group.tombstones()
+
+    # -- offset expiry -----------------------------------------------------------------
+
+    def _schedule_expiry(self) -> None:
+        self.ctx.timer.schedule(EXPIRE_OFFSETS_KEY,
+                                self.ctx.config.offsets_retention_check_interval_ms,
+                                self.cleanup_group_metadata)
+
+    def cleanup_group_metadata(self) -> Result[None]:
+        """Delete expired offsets, and empty groups left without any."""
+        records: list[RecordPair] = []
+        for group_id in list(self.groups):
+            group = self.groups[group_id]
+            expired, all_expired = self.offsets.expire(
+                group_id, expiration_base(group), group.is_subscribed_to_topic)
+            records.extend(expired)
+            if all_expired and group.is_empty:
+                records.extend(self._group_tombstones(group))
+        if records:
+            log.info("partition %d: expiring %d offsets and groups", self.ctx.partition,
+                     len(records))
+        self._schedule_expiry()
+        return Result(None, records)
+
+
+def expiration_base(group: Group) -> Callable[[OffsetAndMetadata], int] | None:
+    """Kafka's OffsetExpirationCondition: from when an offset's retention counts, or
+    None while the group's offsets must not expire."""
+    if isinstance(group, ConsumerGroup):
+        return lambda o: o.commit_timestamp
+    if group.protocol_type:
+        if group.is_in(ClassicGroupState.EMPTY):
+            became_empty = group.current_state_timestamp
+            return lambda o: became_empty if became_empty is not None else o.commit_timestamp
+        if (group.uses_consumer_protocol and group.subscribed_topics is not None
+                and group.is_in(ClassicGroupState.STABLE)):
+            return lambda o: o.commit_timestamp
+        return None
+    return lambda o: o.commit_timestamp

@@ -90,23 +90,27 @@ def test_entry_point_and_json_output(broker: EmbeddedBroker, topic_name: str) ->
 
 
 def _on_a_terminal(args: list[str], env: dict[str, str]) -> bytes:
-    """Run strom with stdout on a pseudo-terminal; what it printed there."""
+    """Run strom with stdout on a pseudo-terminal; what it printed there.
+
+    The terminal is read while the command runs: a pty buffers only a few
+    KiB, and a long topic list would otherwise block the writer forever."""
     leader, follower = pty.openpty()
     try:
-        proc = subprocess.run([sys.executable, "-m", "strom", *args], stdout=follower,
-                              stderr=subprocess.PIPE, env=env, timeout=60)
-        assert proc.returncode == 0, proc.stderr
+        proc = subprocess.Popen([sys.executable, "-m", "strom", *args], stdout=follower,
+                                stderr=subprocess.PIPE, env=env)
         os.close(follower)
         follower = -1
         chunks = []
         while True:
             try:
                 chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the terminal closed
+            except OSError:  # EIO: every writer closed the terminal
                 break
             if not chunk:
                 break
             chunks.append(chunk)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
         return b"".join(chunks)
     finally:
         os.close(leader)

@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from typing import Any, cast
+from collections.abc import Mapping
+from typing import cast
 
 from strom.broker.context import BrokerServices, RequestContext
 from strom.broker.faults import FaultAction, error_response
+from strom.broker.handlers.api_versions import fallback_response
 from strom.broker.router import Registration
 from strom.errors import InvalidRequestError, KafkaError
 from strom.protocol.api import ApiKey, request_header_version
@@ -39,11 +41,12 @@ Slot = list[Chunk] | None | _Close
 
 
 class KafkaConnection(asyncio.BufferedProtocol):
-    def __init__(self, broker: BrokerServices, registry: dict[int, Registration],
-                 api_versions: Any) -> None:
+    def __init__(self, broker: BrokerServices, registry: Mapping[int, Registration],
+                 open_transports: set[asyncio.Transport]) -> None:
         self._broker = broker
         self._registry = registry
-        self._api_versions = api_versions  # callable building the fallback response
+        # The server's set of live transports, so shutdown can close them all.
+        self._open_transports = open_transports
         max_request = broker.config.get("socket.request.max.bytes")
         assert isinstance(max_request, int)
         self._decoder = FrameDecoder(max_request)
@@ -59,11 +62,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self._transport = cast(asyncio.Transport, transport)
+        self._open_transports.add(self._transport)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        if self._transport is not None:
+            self._open_transports.discard(self._transport)
         for fut in self._pending:
             fut.cancel()
         self._pending.clear()
@@ -114,7 +120,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             if api_key == ApiKey.API_VERSIONS:
                 # KIP-511: answer a too-new ApiVersions in v0 with UNSUPPORTED_VERSION
                 # and our ranges, so the client can retry with a version we know.
-                slot.set_result([encode_frame(self._api_versions(correlation_id))])
+                slot.set_result([encode_frame(fallback_response(correlation_id))])
             else:
                 log.warning("closing %s: %s v%d is not supported", self.peer,
                             ApiKey(api_key).name, api_version)

@@ -14,9 +14,8 @@ from collections.abc import Mapping
 
 from strom.broker.connection import KafkaConnection
 from strom.broker.context import BrokerServices
-from strom.broker.handlers.api_versions import fallback_response
 from strom.broker.replica_manager import ReplicaManager
-from strom.broker.router import load_handlers
+from strom.broker.router import Registration, load_handlers
 from strom.clock import SYSTEM_CLOCK, Clock
 from strom.cluster.local import LocalMetadataStore
 from strom.config import BrokerConfig
@@ -84,10 +83,9 @@ class Broker:
             return "localhost", port
         return host, port
 
-    def _connection(self, registry: Mapping[int, object]) -> KafkaConnection:
+    def _connection(self, registry: Mapping[int, Registration]) -> KafkaConnection:
         assert self.services is not None
-        return _TrackedConnection(self, self.services, dict(registry),
-                                  fallback_response)
+        return KafkaConnection(self.services, registry, self._connections)
 
     @property
     def bootstrap(self) -> str:
@@ -115,18 +113,3 @@ class Broker:
             await self._server.wait_closed()
             self._server = None
         log.info("strom broker stopped")
-
-
-class _TrackedConnection(KafkaConnection):
-    def __init__(self, broker: Broker, *args: object) -> None:
-        super().__init__(*args)  # type: ignore[arg-type]
-        self._owner = broker
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self._owner._connections.add(transport)  # type: ignore[arg-type]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        if self._transport is not None:
-            self._owner._connections.discard(self._transport)

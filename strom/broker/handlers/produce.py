@@ -1,7 +1,8 @@
 """Produce: validate one record batch per partition and append it.
 
-Versions: 3-13 (v13 names topics by id); 0-13 advertised, as Kafka 4.x does. acks=0 gets no response (and a
-failure closes the connection, the only way such a client learns of it);
+Versions: 3-13 (v13 names topics by id); 0-13 advertised, as Kafka 4.x
+does. acks=0 gets no response (and a failure closes the connection, the
+only way such a client learns of it);
 acks=1 is answered once the batch is in the page cache; acks=-1 once the
 batch is on every in-sync replica and, with `strom.acks.all.fsync` (the
 default), fsync'd on the leader by the group-commit flusher, bounded by the

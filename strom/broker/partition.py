@@ -34,9 +34,18 @@ _REPLAY_CHUNK_BYTES = 16 * 1024 * 1024
 
 
 def log_config_for(config: TopicConfig) -> LogConfig:
+    policy = tuple(config.cleanup_policy)
+    segment_ms = config.int("segment.ms")
+    max_compaction_lag_ms = config.int("max.compaction.lag.ms")
+    if "compact" in policy and max_compaction_lag_ms > 0:
+        # Kafka's LogConfig.maxSegmentMs: a segment must roll, and so become
+        # cleanable, within max.compaction.lag.ms.
+        segment_ms = min(segment_ms, max_compaction_lag_ms)
+    ratio = config.get("min.cleanable.dirty.ratio")
+    assert isinstance(ratio, int | float)
     return LogConfig(
         segment_bytes=config.int("segment.bytes"),
-        segment_ms=config.int("segment.ms"),
+        segment_ms=segment_ms,
         segment_jitter_ms=config.int("segment.jitter.ms"),
         segment_index_bytes=config.int("segment.index.bytes"),
         index_interval_bytes=config.int("index.interval.bytes"),
@@ -45,6 +54,12 @@ def log_config_for(config: TopicConfig) -> LogConfig:
         flush_messages=config.int("flush.messages"),
         flush_ms=config.int("flush.ms"),
         preallocate=bool(config.get("preallocate")),
+        cleanup_policy=policy,
+        delete_retention_ms=config.int("delete.retention.ms"),
+        min_cleanable_dirty_ratio=float(ratio),
+        min_compaction_lag_ms=config.int("min.compaction.lag.ms"),
+        max_compaction_lag_ms=max_compaction_lag_ms,
+        max_message_bytes=config.int("max.message.bytes"),
     )
 
 

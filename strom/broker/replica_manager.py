@@ -12,6 +12,7 @@ import asyncio
 import logging
 
 from strom.broker.flusher import GroupCommitFlusher
+from strom.broker.log_cleaner import LogCleanerService
 from strom.broker.partition import Partition, log_config_for
 from strom.clock import Clock
 from strom.cluster.image import MetadataImage, TopicInfo
@@ -31,6 +32,7 @@ class ReplicaManager:
         self.clock = clock
         self.partitions: dict[tuple[str, int], Partition] = {}
         self.flusher = GroupCommitFlusher()
+        self.cleaner = LogCleanerService(config, self, clock)
 
     def topic_config(self, topic: TopicInfo) -> TopicConfig:
         return TopicConfig(dict(topic.configs), self.config)
@@ -94,6 +96,7 @@ class ReplicaManager:
 
     def _remove(self, key: tuple[str, int]) -> None:
         partition = self.partitions.pop(key)
+        self.cleaner.forget(key)
         self.flusher.forget(partition.log, lambda: UnknownTopicOrPartitionError("deleted"))
         partition.appended.notify()
         self.log_manager.delete_log(*key)
@@ -129,6 +132,15 @@ class ReplicaManager:
         return deleted
 
     async def run_background(self) -> None:
+        """Retention, checkpoints and log compaction, until cancelled."""
+        cleaner = asyncio.create_task(self.cleaner.run(), name="log-cleaner")
+        try:
+            await self._run_retention_and_checkpoints()
+        finally:
+            cleaner.cancel()
+            await asyncio.gather(cleaner, return_exceptions=True)
+
+    async def _run_retention_and_checkpoints(self) -> None:
         """Retention and checkpoints on Kafka's intervals, until cancelled."""
         retention_every = self._interval("log.retention.check.interval.ms")
         checkpoint_every = self._interval("log.flush.offset.checkpoint.interval.ms")

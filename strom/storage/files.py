@@ -5,6 +5,7 @@
     <data dir>/recovery-point-offset-checkpoint
     <data dir>/replication-offset-checkpoint
     <data dir>/log-start-offset-checkpoint
+    <data dir>/cleaner-offset-checkpoint                   (log compaction progress)
     <data dir>/<topic>-<partition>/00000000000000000000.log|.index|.timeindex
     <data dir>/<topic>-<partition>/leader-epoch-checkpoint
     <data dir>/<topic>-<partition>/partition.metadata
@@ -41,6 +42,7 @@ PARTITION_METADATA = "partition.metadata"
 RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint"
 REPLICATION_OFFSET_CHECKPOINT = "replication-offset-checkpoint"
 LOG_START_OFFSET_CHECKPOINT = "log-start-offset-checkpoint"
+CLEANER_OFFSET_CHECKPOINT = "cleaner-offset-checkpoint"
 META_PROPERTIES = "meta.properties"
 CLEAN_SHUTDOWN_MARKER = ".kafka_cleanshutdown"
 
@@ -71,6 +73,22 @@ def time_index_path(directory: Path, base_offset: int) -> Path:
 def segment_paths(directory: Path, base_offset: int) -> list[Path]:
     prefix = offset_prefix(base_offset)
     return [directory / (prefix + suffix) for suffix in SEGMENT_SUFFIXES]
+
+
+def with_extra_suffix(path: Path, extra: str) -> Path:
+    """`path` with a leftover suffix appended: 00..42.log -> 00..42.log.cleaned."""
+    return path.with_name(path.name + extra)
+
+
+def compacted_segment_paths(directory: Path, base_offset: int, extra: str) -> list[Path]:
+    """The .log, .index and .timeindex of a compaction output segment carrying
+    `extra` (CLEANED_SUFFIX, SWAP_SUFFIX or "" once swapped in), .log first:
+    the order the swap renames them in (Kafka's changeFileSuffixes)."""
+    prefix = offset_prefix(base_offset)
+    return [
+        directory / (prefix + suffix + extra)
+        for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX)
+    ]
 
 
 def parse_offset_file_name(name: str) -> tuple[int, str, str] | None:

@@ -2,13 +2,18 @@
 LogLoader). The only module that interprets what a crash may leave behind.
 
 Leftovers, handled first (LogLoader.removeTempFilesAndCollectSwapFiles):
-- `*.deleted`   segment files a previous run was deleting: removed;
+- `*.deleted`   segment files a previous run was deleting (or a compaction
+                swap was replacing): removed;
 - `*.cleaned`   output of an unfinished compaction: removed;
 - `*.swap`      compaction output being swapped in: if its base offset is at or
                 above the smallest `.cleaned` offset the swap was never
                 complete and it is removed; otherwise the swap is completed
                 (segments it replaces are removed, its files renamed, its
-                indexes rebuilt);
+                indexes rebuilt). PartitionLog.prepare_swap/complete_swap
+                write these in the order this relies on: every .cleaned
+                renamed to .swap (and the directory fsynced) before any
+                replaced file is renamed to .deleted, and those before any
+                .swap gets its final name (strom/storage/cleaner/cleaner.py);
 - `*.tmp`       a checkpoint write that never got renamed: removed;
 - index files without a .log file: removed.
 

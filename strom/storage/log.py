@@ -16,6 +16,12 @@ Invariants:
   recovery after a crash starts there;
 - the leader epoch cache's start offsets lie in [log_start_offset, log_end_offset].
 
+Compaction (strom/storage/cleaner) replaces inactive segments by cleaned
+copies holding the same offsets minus removed records, in two owner-thread
+steps around a directory fsync (`prepare_swap`, `complete_swap`); the file
+protocol and what a crash between the steps leaves are described there and in
+loader.py.
+
 Not thread-safe: one owner (the partition's task) calls everything except
 FlushTicket.run, which a worker thread may run while the owner appends.
 """
@@ -28,6 +34,7 @@ import random
 import shutil
 import struct
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +81,31 @@ class LogConfig:
     flush_messages: int = LONG_MAX
     flush_ms: int = LONG_MAX
     preallocate: bool = False
+    # Compaction (docs/compaction.md); the cleaner reads these, the log does not.
+    cleanup_policy: tuple[str, ...] = ("delete",)
+    delete_retention_ms: int = 86400000
+    min_cleanable_dirty_ratio: float = 0.5
+    min_compaction_lag_ms: int = 0
+    max_compaction_lag_ms: int = LONG_MAX
+    max_message_bytes: int = 1048588
+
+    @property
+    def compact(self) -> bool:
+        return "compact" in self.cleanup_policy
+
+
+@dataclass(frozen=True, slots=True)
+class _PendingSwap:
+    base_offset: int
+    old: tuple[LogSegment, ...]
+    generation: int
+
+
+SwapHook = Callable[[str], None]
+
+
+def _no_hook(_step: str) -> None:
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +164,8 @@ class PartitionLog:
         self._dir_version = 0
         self._dir_synced_version = 0
         self._closed = False
+        #: A cleaned segment renamed to .swap, waiting for `complete_swap`.
+        self._pending_swap: _PendingSwap | None = None
 
     # -- opening ----------------------------------------------------------
 
@@ -230,6 +264,15 @@ class PartitionLog:
     @property
     def active_segment(self) -> LogSegment:
         return self._segments[-1]
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every truncation: offsets taken before it may name other data."""
+        return self._generation
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     @property
     def unflushed_messages(self) -> int:
@@ -468,6 +511,7 @@ class PartitionLog:
         if offset < self._segments[0].base_offset:
             self.truncate_fully_and_start_at(offset)
             return
+        self.abort_swap(durable=True)
         self._generation += 1
         while len(self._segments) > 1 and self._segments[-1].base_offset > offset:
             self._delete_segment(self._segments.pop())
@@ -488,6 +532,7 @@ class PartitionLog:
         """Delete every segment and restart the log, empty, at `offset`."""
         if offset < 0:
             raise ValueError(f"cannot start at negative offset {offset}")
+        self.abort_swap(durable=True)
         self._generation += 1
         for segment in self._segments:
             self._delete_segment(segment)
@@ -545,6 +590,11 @@ class PartitionLog:
         )
         if count == 0:
             return 0
+        pending = self._pending_swap
+        if pending is not None and any(s in pending.old for s in self._segments[:count]):
+            # A crash before the .swap removal is durable only brings back
+            # data below the log start offset.
+            self.abort_swap()
         if count == len(self._segments):
             self.roll()
         doomed = self._segments[:count]
@@ -562,12 +612,105 @@ class PartitionLog:
         segment.delete()
         self._dir_version += 1
 
+    # -- compaction swap ----------------------------------------------------
+
+    def prepare_swap(
+        self, base_offset: int, old: Sequence[LogSegment], generation: int, *,
+        hook: SwapHook = _no_hook,
+    ) -> bool:
+        """Owner thread, swap step 1: rename the cleaned copy of `old`
+        (`<base>.log|.index|.timeindex.cleaned`, fsynced by the cleaner) to
+        `.swap`. False, touching nothing, if `old` is no longer a run of
+        inactive segments of this log or the log was truncated since
+        `generation`. The caller fsyncs the directory before `complete_swap`."""
+        if (self._closed or self._pending_swap is not None
+                or not self._is_inactive_run(old, generation)
+                or old[0].base_offset != base_offset):
+            return False
+        self._pending_swap = _PendingSwap(base_offset, tuple(old), generation)
+        cleaned = files.compacted_segment_paths(self.directory, base_offset, files.CLEANED_SUFFIX)
+        swap = files.compacted_segment_paths(self.directory, base_offset, files.SWAP_SUFFIX)
+        for source, target in zip(cleaned, swap, strict=True):
+            os.replace(source, target)
+            hook(f"swap renamed {target.name}")
+        return True
+
+    def complete_swap(self, *, hook: SwapHook = _no_hook) -> bool:
+        """Owner thread, swap step 2 (after the .swap renames are durable):
+        rename the replaced segments' files to .deleted, the .swap files to
+        their final names, switch the segment list, then remove the .deleted
+        files (Kafka's LocalLog.replaceSegments). False, removing the .swap
+        files, if the log changed since `prepare_swap`."""
+        pending = self._pending_swap
+        if pending is None:
+            return False
+        if self._closed or not self._is_inactive_run(pending.old, pending.generation):
+            self.abort_swap()
+            return False
+        directory = self.directory
+        doomed: list[Path] = []
+        for segment in pending.old:
+            for path in files.segment_paths(directory, segment.base_offset):
+                target = files.with_extra_suffix(path, files.DELETED_SUFFIX)
+                try:
+                    os.replace(path, target)
+                except FileNotFoundError:
+                    continue
+                doomed.append(target)
+                hook(f"deleted {path.name}")
+        swap = files.compacted_segment_paths(directory, pending.base_offset, files.SWAP_SUFFIX)
+        final = files.compacted_segment_paths(directory, pending.base_offset, "")
+        for source, target in zip(swap, final, strict=True):
+            os.replace(source, target)
+            hook(f"installed {target.name}")
+        self._pending_swap = None
+        cleaned = self._open_segment(pending.base_offset)
+        cleaned.index_interval_bytes = self.config.index_interval_bytes
+        first = next(i for i, s in enumerate(self._segments) if s is pending.old[0])
+        end = first + len(pending.old)
+        self._segments[first:end] = [cleaned]
+        self._bases[first:end] = [cleaned.base_offset]
+        for segment in pending.old:
+            self.size_in_bytes -= segment.size
+            segment.close()  # inactive: closes fds and mappings, touches no path
+        self.size_in_bytes += cleaned.size
+        self._dir_version += 1
+        hook("swapped")
+        for path in doomed:
+            path.unlink(missing_ok=True)
+        hook("removed .deleted files")
+        return True
+
+    def abort_swap(self, *, durable: bool = False) -> None:
+        """Forget a prepared swap and remove its files; with `durable`, fsync
+        the directory so a crash cannot bring the .swap files back (needed
+        when the log is about to be truncated)."""
+        pending, self._pending_swap = self._pending_swap, None
+        if pending is None:
+            return
+        for extra in (files.SWAP_SUFFIX, files.CLEANED_SUFFIX):
+            for path in files.compacted_segment_paths(self.directory, pending.base_offset, extra):
+                path.unlink(missing_ok=True)
+        self._dir_version += 1
+        if durable:
+            files.fsync_dir(self.directory)
+
+    def _is_inactive_run(self, old: Sequence[LogSegment], generation: int) -> bool:
+        if not old or generation != self._generation:
+            return False
+        segments = self._segments
+        first = next((i for i, s in enumerate(segments) if s is old[0]), None)
+        if first is None or first + len(old) >= len(segments):  # the active one is never swapped
+            return False
+        return all(segments[first + i] is segment for i, segment in enumerate(old))
+
     def close(self, *, flush: bool = False) -> None:
         """Trim the active segment's indexes and close every file. With flush,
         everything (trimmed indexes included) is fsynced first, as a clean
         shutdown needs; without, nothing is."""
         if self._closed:
             return
+        self.abort_swap()
         if flush:
             self._segments[-1].on_become_inactive()
             self.flush()
@@ -578,6 +721,7 @@ class PartitionLog:
 
     def delete(self) -> None:
         """Close and remove the whole directory."""
+        self._pending_swap = None
         self._closed = True
         for segment in self._segments:
             segment.delete()

@@ -4,9 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+BENCH_STAMP := $(VENV)/.installed-bench
 CONFIG ?= config/server.properties
 
-.PHONY: serve test lint typecheck unit interop interop-kafka system-deps kafka-jars compat clean
+.PHONY: serve test lint typecheck unit interop interop-kafka system-deps kafka-jars compat clean \
+	bench bench-quick bench-soak bench-views demo
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +48,30 @@ interop-kafka: $(TEST_STAMP) kafka-jars
 ## unit: the sans-I/O and storage tests only (no system packages needed)
 unit: $(TEST_STAMP)
 	$(BIN)/python -m pytest tests/protocol tests/storage
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	touch $@
+
+## bench: strom vs Apache Kafka vs Tansu on this machine, 3 rounds (~30 min); results in bench/results/
+bench: $(BENCH_STAMP) kafka-jars
+	$(BIN)/python bench/run.py
+
+## bench-quick: Kafka and strom, 2 rounds, small sizes (< 5 min on a quiet machine)
+bench-quick: $(BENCH_STAMP) kafka-jars
+	$(BIN)/python bench/run.py --quick
+
+## bench-soak: 50 producers, keyed records, retention crossed under load, 30 min per broker
+bench-soak: $(BENCH_STAMP) kafka-jars
+	$(BIN)/python bench/soak.py --minutes 30
+
+## bench-views: restore a view from 1,000,000 events on strom and Apache Kafka
+bench-views: $(TEST_STAMP) kafka-jars
+	$(BIN)/python bench/views_restore.py
+
+## demo: the shop: strom and four services that only talk through events, narrated
+demo: $(STAMP)
+	$(BIN)/python -m examples.shop.demo
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check strom tests

@@ -1,0 +1,1 @@
+"""The shop from the event-driven architecture case study, on strom.views."""

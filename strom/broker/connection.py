@@ -102,7 +102,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     # --- requests --------------------------------------------------------------
 
-    def _dispatch(self, frame: bytearray) -> None:
+    def _dispatch(self, frame: bytearray | memoryview) -> None:
         loop = asyncio.get_running_loop()
         try:
             api_key, api_version, correlation_id = peek_header(frame)
@@ -130,8 +130,16 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._pending.append(slot)
         slot.add_done_callback(self._write_ready)
 
-    async def _handle(self, registration: Registration, frame: bytearray,
+    async def _handle(self, registration: Registration, frame: bytearray | memoryview,
                       api_version: int) -> Slot:
+        try:
+            return await self._handle_frame(registration, frame, api_version)
+        finally:
+            # The request and every view into the frame died with _handle_frame.
+            self._decoder.release(frame)
+
+    async def _handle_frame(self, registration: Registration, frame: bytearray | memoryview,
+                            api_version: int) -> Slot:
         api_key = registration.api_key
         try:
             header, offset = parse_request_header(

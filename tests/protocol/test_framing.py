@@ -75,3 +75,23 @@ def test_many_frames_keep_the_buffer_bounded() -> None:
     for _ in range(1000):
         assert decoder.feed(encode_frame(payload)) == [payload]
     assert decoder.buffered == 0
+
+
+def test_large_frame_buffers_are_reused_only_when_unreferenced() -> None:
+    decoder = FrameDecoder(1 << 22)
+    big = b"y" * (SMALL_BUFFER * 4)
+    (first,) = decoder.feed(encode_frame(big))
+    assert isinstance(first, memoryview)
+    underlying = first.obj
+    alive = first[10:20]  # a record view still in use
+    decoder.release(first)
+    (second,) = decoder.feed(encode_frame(big))
+    assert second.obj is not underlying  # not reused while a view was alive
+    assert bytes(alive) == b"y" * 10
+    del alive
+    assert isinstance(second, memoryview)
+    second_buffer = second.obj
+    decoder.release(second)
+    (third,) = decoder.feed(encode_frame(b"z" * (SMALL_BUFFER * 2)))
+    assert isinstance(third, memoryview) and third.obj is second_buffer
+    assert bytes(third) == b"z" * (SMALL_BUFFER * 2)

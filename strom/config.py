@@ -156,6 +156,24 @@ T = ConfigType
 
 INT_MAX = 2**31 - 1
 
+# The transaction coordinator's configs (docs/transactions.md), Kafka's names and defaults.
+TRANSACTION_COORDINATOR_CONFIGS: list[ConfigDef] = [
+    _d("transaction.state.log.num.partitions", T.INT, 50,
+       "Partitions of __transaction_state (fixed once the topic exists).", at_least=1,
+       read_only=True),
+    _d("transaction.state.log.replication.factor", T.SHORT, 3,
+       "Replication factor of __transaction_state; capped at the number of brokers.",
+       at_least=1, read_only=True),
+    _d("transaction.state.log.segment.bytes", T.INT, 104857600,
+       "Segment size of __transaction_state.", at_least=1, read_only=True),
+    _d("transaction.max.timeout.ms", T.INT, 900000,
+       "Largest transaction timeout a producer may ask for.", at_least=1),
+    _d("transaction.abort.timed.out.transaction.cleanup.interval.ms", T.INT, 10000,
+       "How often transactions past their timeout are looked for and aborted.", at_least=1),
+    _d("transactional.id.expiration.ms", T.INT, 604800000,
+       "How long an idle transactional id is kept.", at_least=1),
+]
+
 # The group coordinator's configs (docs/groups.md), Kafka's names and defaults.
 GROUP_COORDINATOR_CONFIGS: list[ConfigDef] = [
     _d("offsets.topic.num.partitions", T.INT, 50,
@@ -295,6 +313,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("cluster.id", T.STRING, None, "Cluster id; generated on first start.",
            read_only=True),
         *GROUP_COORDINATOR_CONFIGS,
+        *TRANSACTION_COORDINATOR_CONFIGS,
     ]
 }
 

@@ -56,6 +56,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._writing_paused = False
         self._closed = False
         self.peer = "?"
+        self.client_host = ""
 
     # --- asyncio.BufferedProtocol ------------------------------------------------------
 
@@ -65,6 +66,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._open_transports.add(self._transport)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        # As Kafka reports a member's host in DescribeGroups.
+        self.client_host = f"/{peer[0]}" if peer else ""
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -150,7 +153,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             log.warning("closing %s: malformed %s v%d request: %s", self.peer, api_key.name,
                         api_version, exc)
             return CLOSE
-        context = RequestContext(header, self._broker)
+        context = RequestContext(header, self._broker, client_host=self.client_host)
         fault = self._broker.faults.take(api_key)
         try:
             if fault is None or fault.action is FaultAction.DELAY:

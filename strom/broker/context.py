@@ -12,6 +12,7 @@ from strom.cluster.local import LocalMetadataStore
 from strom.config import BrokerConfig
 from strom.coordinator.group.service import GroupCoordinator
 from strom.coordinator.txn.producer_ids import ProducerIdManager
+from strom.coordinator.txn.service import TransactionCoordinator
 from strom.protocol.headers import RequestHeader
 
 
@@ -24,6 +25,8 @@ class BrokerServices:
     producer_ids: ProducerIdManager
     # The group coordinator over __consumer_offsets (None until the server starts it).
     groups: GroupCoordinator | None = None
+    # The transaction coordinator over __transaction_state (None until the server starts it).
+    transactions: TransactionCoordinator | None = None
     faults: FaultInjector = field(default_factory=FaultInjector)
 
     @property

@@ -8,6 +8,7 @@ nothing here assumes there are none beyond `_maybe_advance_high_watermark`.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 
@@ -16,11 +17,18 @@ from strom.clock import Clock
 from strom.config import TopicConfig
 from strom.errors import (
     FencedLeaderEpochError,
+    InvalidProducerEpochError,
     NotLeaderOrFollowerError,
     UnknownLeaderEpochError,
 )
 from strom.protocol.records import (
+    BatchHeader,
+    ControlRecordType,
     TimestampType,
+    build_control_batch,
+    decode_end_transaction_marker,
+    decode_records,
+    read_batch_header,
     scan_batches,
     set_log_append_time,
     set_max_timestamp,
@@ -28,6 +36,7 @@ from strom.protocol.records import (
 )
 from strom.storage.log import AppendInfo, LogConfig, PartitionLog
 from strom.storage.producer_state import ProducerStateManager
+from strom.storage.txn_index import AbortedTxn, TxnIndex
 
 # Producer state is rebuilt from the log in reads of this size.
 _REPLAY_CHUNK_BYTES = 16 * 1024 * 1024
@@ -90,6 +99,7 @@ class Partition:
         self.appended = AppendNotifier()
         self._clock = clock
         self.producer_state = ProducerStateManager(log.directory)
+        self.txn_index = TxnIndex(log.directory)
         self._rebuild_producer_state()
         self.become_leader(leader_epoch)
 
@@ -118,7 +128,14 @@ class Partition:
             headers = list(scan_batches(data))
             if not headers:
                 break
-            state.replay(headers)
+            for header in headers:
+                if header.next_offset <= state.map_end_offset:
+                    continue
+                if header.is_control and header.is_transactional:
+                    records = decode_records(data, header)
+                    kind, _ = decode_end_transaction_marker(records[0])
+                    self._end_transaction(header, kind is ControlRecordType.COMMIT)
+                state.update(header, header.base_offset, header.max_timestamp)
             offset = headers[-1].next_offset
         state.map_end_offset = log.log_end_offset
 
@@ -213,5 +230,71 @@ class Partition:
 
     @property
     def last_stable_offset(self) -> int:
-        # Transactions (a later issue) hold the LSO back at the first open transaction.
-        return self.high_watermark
+        """The first offset of the earliest open transaction, bounded by the HW."""
+        first = self.producer_state.first_unstable_offset
+        return self.high_watermark if first is None else min(first, self.high_watermark)
+
+    # -- transactions -------------------------------------------------------------------
+
+    def write_txn_marker(self, producer_id: int, producer_epoch: int, coordinator_epoch: int,
+                         commit: bool) -> int:
+        """Append a COMMIT or ABORT marker for the producer's transaction; the end offset."""
+        if not self.is_leader:
+            raise NotLeaderOrFollowerError(f"not the leader of {self.topic}-{self.index}")
+        entry = self.producer_state.entries.get(producer_id)
+        if entry is not None and producer_epoch < entry.epoch:
+            raise InvalidProducerEpochError(
+                f"marker epoch {producer_epoch} of producer {producer_id} is older than "
+                f"{entry.epoch} on {self.topic}-{self.index}")
+        now = self._clock.wall_ms()
+        batch = bytearray(build_control_batch(
+            ControlRecordType.COMMIT if commit else ControlRecordType.ABORT,
+            producer_id=producer_id, producer_epoch=producer_epoch,
+            coordinator_epoch=coordinator_epoch, timestamp=now))
+        header = read_batch_header(batch)
+        info = self.log.append(memoryview(batch), header, leader_epoch=self.leader_epoch,
+                               max_timestamp=now, offset_delta_of_max_timestamp=0)
+        placed = dataclasses.replace(header, base_offset=info.first_offset)
+        self._end_transaction(placed, commit)
+        self.producer_state.update(placed, info.first_offset, now)
+        self.producer_state.entries[producer_id].coordinator_epoch = coordinator_epoch
+        self._maybe_advance_high_watermark()
+        return info.last_offset + 1
+
+    def append_coordinator_batch(self, records: memoryview) -> int:
+        """A coordinator's transactional batch (TxnOffsetCommit): no sequence
+        numbers, fenced by producer epoch; its first offset."""
+        if not self.is_leader:
+            raise NotLeaderOrFollowerError(f"not the leader of {self.topic}-{self.index}")
+        header = read_batch_header(records)
+        entry = self.producer_state.entries.get(header.producer_id)
+        if entry is not None and header.producer_epoch < entry.epoch:
+            raise InvalidProducerEpochError(
+                f"epoch {header.producer_epoch} of producer {header.producer_id} is older "
+                f"than {entry.epoch}")
+        info = self.log.append(records, header, leader_epoch=self.leader_epoch,
+                               max_timestamp=header.max_timestamp,
+                               offset_delta_of_max_timestamp=header.last_offset_delta)
+        placed = dataclasses.replace(header, base_offset=info.first_offset)
+        self.producer_state.update(placed, info.first_offset, self._clock.wall_ms())
+        self._maybe_advance_high_watermark()
+        return info.first_offset
+
+    def _end_transaction(self, marker: BatchHeader, commit: bool) -> None:
+        """Before the producer state sees `marker`: index the transaction if it aborted."""
+        entry = self.producer_state.entries.get(marker.producer_id)
+        if commit or entry is None or entry.current_txn_first_offset < 0:
+            return
+        first = entry.current_txn_first_offset
+        others = [e.current_txn_first_offset for e in self.producer_state.entries.values()
+                  if e is not entry and e.current_txn_first_offset >= 0]
+        last_stable = min(others) if others else marker.base_offset + 1
+        self.txn_index.append(AbortedTxn(marker.producer_id, first, marker.base_offset,
+                                         last_stable),
+                              self.log.active_segment.base_offset)
+
+    def aborted_transactions(self, fetch_offset: int, upper_bound_offset: int
+                             ) -> list[dict[str, int]]:
+        """For a read_committed fetch of [fetch_offset, upper_bound_offset)."""
+        return [{"producer_id": e.producer_id, "first_offset": e.first_offset}
+                for e in self.txn_index.collect(fetch_offset, upper_bound_offset)]

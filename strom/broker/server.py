@@ -21,6 +21,7 @@ from strom.cluster.local import LocalMetadataStore
 from strom.config import BrokerConfig
 from strom.coordinator.group.service import GroupCoordinator
 from strom.coordinator.txn.producer_ids import ProducerIdManager
+from strom.coordinator.txn.service import TransactionCoordinator
 from strom.storage.manager import LogManager
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,12 @@ class Broker:
         groups = GroupCoordinator(config, self.clock, store, replicas, node_id=node_id)
         self.services.groups = groups
         groups.start()  # creates __consumer_offsets if missing; loads in the background
+        transactions = TransactionCoordinator(
+            config, self.clock, store, replicas, self.services.producer_ids.next_producer_id,
+            node_id=node_id)
+        transactions.on_group_marker = groups.on_transaction_marker
+        self.services.transactions = transactions
+        transactions.start()  # creates __transaction_state if missing
         self._background = loop.create_task(replicas.run_background(), name="log-background")
         await self._server.start_serving()
         log.info("strom broker %d serving on %s:%d (cluster %s)", node_id, host, self.port,
@@ -104,6 +111,8 @@ class Broker:
             except asyncio.CancelledError:
                 pass
         if self.services is not None:
+            if self.services.transactions is not None:
+                await self.services.transactions.stop()
             if self.services.groups is not None:
                 await self.services.groups.stop()
             await self.services.replicas.flusher.stop()

@@ -52,7 +52,16 @@ from strom.errors import (
     NotCoordinatorError,
     RequestTimedOutError,
 )
-from strom.protocol.records import RecordSpec, build_batch, decode_records, scan_batches
+from strom.protocol.records import (
+    BatchHeader,
+    ControlRecordType,
+    RecordSpec,
+    build_batch,
+    decode_end_transaction_marker,
+    decode_records,
+    read_batch_header,
+    scan_batches,
+)
 from strom.storage.log import AppendInfo, PartitionLog
 
 log = logging.getLogger(__name__)
@@ -86,6 +95,10 @@ class Result(Generic[T]):
     records: list[tuple[bytes, bytes | None]] = field(default_factory=list)
     replay: bool = True
     on_durable: OnDurable | None = None
+    # Records written for a producer's transaction (TxnOffsetCommit): a transactional
+    # batch, replayed by the shard's `replay_transactional` until its marker arrives.
+    producer_id: int = -1
+    producer_epoch: int = -1
 
 
 def empty(response: T) -> Result[T]:
@@ -252,12 +265,18 @@ class CoordinatorRuntime(Generic[S]):
                 if not headers:
                     break
                 for header in headers:
-                    if header.next_offset <= offset or header.is_control:
+                    if header.next_offset <= offset:
                         continue
+                    if header.is_control:
+                        if header.is_transactional:
+                            self._replay_marker(context, data, header)
+                        continue
+                    producer_id = header.producer_id if header.is_transactional else -1
                     for record in decode_records(data, header):
                         if record.offset < offset or record.key is None:
                             continue
-                        self._replay_one(context, record.offset, record.key, record.value)
+                        self._replay_one(context, record.offset, record.key, record.value,
+                                         producer_id)
                         count += 1
                 offset = max(offset, headers[-1].next_offset)
                 await asyncio.sleep(0)  # let other partitions and requests run
@@ -272,9 +291,24 @@ class CoordinatorRuntime(Generic[S]):
         log.info("%s: loaded partition %d (%d records) in %.3fs", self.name,
                  context.partition, count, self.clock.monotonic() - started)
 
+    def _replay_marker(self, context: _Context[S], data: bytes, header: BatchHeader) -> None:
+        """A COMMIT/ABORT marker: to the shard's `replay_end_transaction`, if it has one."""
+        hook = getattr(context.shard, "replay_end_transaction", None)
+        if hook is None:
+            return
+        records = decode_records(data, header)
+        if records:
+            kind, _ = decode_end_transaction_marker(records[0])
+            hook(header.producer_id, kind is ControlRecordType.COMMIT)
+
     def _replay_one(self, context: _Context[S], offset: int, key: bytes,
-                    value: bytes | None) -> None:
+                    value: bytes | None, producer_id: int = -1) -> None:
         try:
+            if producer_id >= 0:
+                hook = getattr(context.shard, "replay_transactional", None)
+                if hook is not None:
+                    hook(producer_id, offset, key, value)
+                return
             context.shard.replay(offset, key, value)
         except KafkaError as exc:
             # One undecodable record must not make every group of the partition unreachable.
@@ -353,7 +387,10 @@ class CoordinatorRuntime(Generic[S]):
             return None
         now = self.clock.wall_ms()
         batch = build_batch([RecordSpec(key=k, value=v, timestamp=now)
-                             for k, v in result.records])
+                             for k, v in result.records],
+                            producer_id=result.producer_id,
+                            producer_epoch=result.producer_epoch,
+                            transactional=result.producer_id >= 0)
         try:
             first = context.log.append(batch)
         except Exception as exc:
@@ -361,7 +398,7 @@ class CoordinatorRuntime(Generic[S]):
             raise
         if result.replay:
             for i, (key, value) in enumerate(result.records):
-                self._replay_one(context, first + i, key, value)
+                self._replay_one(context, first + i, key, value, result.producer_id)
         return first + len(result.records)
 
     def _durable(self, context: _Context[S], result: Result[Any],
@@ -399,6 +436,8 @@ class LeaderPartition(Protocol):
 
     def append_records_as_leader(self, records: memoryview) -> LeaderAppendResult: ...
 
+    def append_coordinator_batch(self, records: memoryview) -> int: ...
+
 
 class DurabilityWaiter(Protocol):
     async def wait_durable(self, log: PartitionLog, end_offset: int) -> None: ...
@@ -420,6 +459,10 @@ class PartitionCoordinatorLog:
         return self._partition.log.log_end_offset
 
     def append(self, batch: bytes) -> int:
+        if read_batch_header(batch).is_transactional:
+            # No sequence numbers: a coordinator's transactional write (Kafka's
+            # AppendOrigin.COORDINATOR), fenced by producer epoch only.
+            return self._partition.append_coordinator_batch(memoryview(bytearray(batch)))
         appended = self._partition.append_records_as_leader(memoryview(bytearray(batch)))
         return appended.info.first_offset
 

@@ -11,6 +11,11 @@ first/last offset). A batch is checked before it is appended:
 A producer id this partition has never seen may start at any sequence, as in
 Kafka: its state may have been expired or cleaned away.
 
+Transactions: a producer's transaction opens here at its first transactional
+batch (`current_txn_first_offset`) and closes at its COMMIT/ABORT marker; the
+earliest open one bounds the last stable offset. Producers with an open
+transaction never expire.
+
 Snapshots use Kafka's `<20-digit offset>.snapshot` format, version 1:
   version int16 | crc uint32 (CRC32C of everything after it) |
   count int32 | count x (producer_id int64, epoch int16, last_sequence int32,
@@ -139,15 +144,33 @@ class ProducerStateManager:
             return
         entry = self.entries.get(header.producer_id)
         if entry is None or header.producer_epoch > entry.epoch:
+            previous = entry
             entry = ProducerStateEntry(header.producer_id, header.producer_epoch)
+            if previous is not None:
+                # A bumped epoch (a fencing abort marker) still ends the open transaction.
+                entry.current_txn_first_offset = previous.current_txn_first_offset
+                entry.coordinator_epoch = previous.coordinator_epoch
             self.entries[header.producer_id] = entry
         last_offset = first_offset + header.last_offset_delta
+        if header.is_transactional:
+            # A transaction opens at its first batch here and ends at its marker.
+            if header.is_control:
+                entry.current_txn_first_offset = -1
+            elif entry.current_txn_first_offset < 0:
+                entry.current_txn_first_offset = first_offset
         if not header.is_control and header.base_sequence >= 0:
             entry.batches.append(BatchMetadata(
                 header.base_sequence, header.last_sequence, first_offset, last_offset, timestamp
             ))
         entry.last_timestamp = max(entry.last_timestamp, timestamp)
         self.map_end_offset = last_offset + 1
+
+    @property
+    def first_unstable_offset(self) -> int | None:
+        """The first offset of the earliest open transaction (the LSO bound), if any."""
+        offsets = [e.current_txn_first_offset for e in self.entries.values()
+                   if e.current_txn_first_offset >= 0]
+        return min(offsets) if offsets else None
 
     def replay(self, headers: Iterable[BatchHeader]) -> None:
         """Rebuild state from batches read back from the log (recovery)."""

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from strom.broker.faults import Fault, FaultAction
-from strom.config import BrokerConfig
+from strom.config import BROKER_CONFIGS, BrokerConfig
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 from strom.protocol.records import Record, iter_batches_records
@@ -48,7 +48,14 @@ class EmbeddedBroker:
         properties = {
             "listeners": f"PLAINTEXT://{self.host}:{self.port}",
             "log.dirs": str(self.data_dir),
+            # Test-sized defaults (a test may override any of them): one partition
+            # per internal topic instead of Kafka's 50 keeps start-up fast, and
+            # groups rebalance at once instead of waiting 3 s for more members.
+            "offsets.topic.num.partitions": "1",
+            "group.initial.rebalance.delay.ms": "0",
         }
+        if "transaction.state.log.num.partitions" in BROKER_CONFIGS:
+            properties["transaction.state.log.num.partitions"] = "1"
         properties.update(self.overrides)
         return BrokerConfig.from_properties(properties)
 
@@ -141,6 +148,21 @@ class EmbeddedBroker:
             return out
 
         return list(self.run(read()))
+
+    def committed_offsets(self, group_id: str) -> dict[tuple[str, int], int]:
+        """The offsets a consumer group has committed, by (topic, partition)."""
+
+        async def fetch() -> dict[tuple[str, int], int]:
+            groups = self.services.groups
+            if groups is None:
+                raise RuntimeError("the group coordinator is not running")
+            error, topics = await groups.fetch_offsets(group_id, None)
+            if error:
+                raise RuntimeError(f"fetching offsets of {group_id} failed: {error!r}")
+            return {(t["name"], p["partition_index"]): p["committed_offset"]
+                    for t in topics for p in t["partitions"] if p["committed_offset"] >= 0}
+
+        return dict(self.run(fetch()))
 
     def apply_retention(self) -> int:
         """Apply time and size retention now; returns the number of segments deleted."""

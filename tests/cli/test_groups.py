@@ -202,7 +202,9 @@ def test_delete_and_unknown_groups(strom: Any, topic_name: str) -> None:
 def test_consume_group_waits_for_its_assignment(tmp_path: Path) -> None:
     """With Kafka's default 3 s initial rebalance delay the assignment comes
     late: the default --timeout waits for it, a shorter one fails clearly."""
-    with EmbeddedBroker(tmp_path / "data") as b:
+    # EmbeddedBroker defaults to no delay; this test wants Kafka's.
+    with EmbeddedBroker(tmp_path / "data",
+                        overrides={"group.initial.rebalance.delay.ms": "3000"}) as b:
         ok(run_cli("produce", "t", "-b", b.bootstrap, stdin=b"x\n"))
         impatient = run_cli("consume", "t", "--group", "early", "-b", b.bootstrap,
                             "--timeout", "1")

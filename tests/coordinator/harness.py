@@ -18,7 +18,7 @@ from typing import Any
 
 from strom.clock import ManualClock
 from strom.cluster.image import BrokerInfo, MetadataImage, PartitionRecord, TopicRecord
-from strom.coordinator.group.classic_protocol import JoinRequest, LeavingMember, SyncRequest
+from strom.coordinator.group.classic import JoinRequest, LeavingMember, SyncRequest
 from strom.coordinator.group.context import GroupConfig
 from strom.coordinator.group.shard import GroupCoordinatorShard
 from strom.coordinator.runtime import CoordinatorRuntime, Result, Timer

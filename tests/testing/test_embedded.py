@@ -90,3 +90,18 @@ def test_apply_retention_on_demand(tmp_path: Path) -> None:
             producer.flush(10)
         assert broker.apply_retention() > 0
         assert len(broker.records("old")) < 20
+
+
+def test_committed_offsets(strom_broker: EmbeddedBroker) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    producer = Producer({"bootstrap.servers": strom_broker.bootstrap})
+    for i in range(5):
+        producer.produce("paid", value=b"%d" % i)
+    assert producer.flush(30) == 0
+    consumer = Consumer({"bootstrap.servers": strom_broker.bootstrap, "group.id": "billing",
+                         "enable.auto.commit": False})
+    consumer.commit(offsets=[TopicPartition("paid", 0, 3)], asynchronous=False)
+    consumer.close()
+    assert strom_broker.committed_offsets("billing") == {("paid", 0): 3}
+    assert strom_broker.committed_offsets("nobody") == {}

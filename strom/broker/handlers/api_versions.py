@@ -26,9 +26,26 @@ def _api_keys() -> list[dict[str, int]]:
     ]
 
 
+# Finalized features (v3+), as Kafka reports them: Kafka 4.x clients use
+# transaction.version 2 (KIP-890 part 2, docs/transactions.md) when it is finalized.
+_FEATURES = {"transaction.version": (0, 2, 2)}  # name -> (min supported, max, finalized)
+
+
+def _features() -> dict[str, Any]:
+    return {
+        "supported_features": [{"name": n, "min_version": lo, "max_version": hi}
+                               for n, (lo, hi, _) in _FEATURES.items()],
+        "finalized_features_epoch": 1,
+        "finalized_features": [{"name": n, "min_version_level": level,
+                                "max_version_level": level}
+                               for n, (_, _, level) in _FEATURES.items()],
+    }
+
+
 @handles(ApiKey.API_VERSIONS)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    return {"error_code": ErrorCode.none, "api_keys": _api_keys(), "throttle_time": 0}
+    return {"error_code": ErrorCode.none, "api_keys": _api_keys(), "throttle_time": 0,
+            **_features()}
 
 
 def fallback_response(correlation_id: int) -> bytes:

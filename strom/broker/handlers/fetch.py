@@ -93,7 +93,12 @@ def _read_all(ctx: RequestContext, request: Any, read_committed: bool
                 # Chunks, not one joined buffer: the encoder writes them as they are.
                 records = [region.read() for region in result.regions]
                 total += result.size
-                partitions.append(_partition_data(index, ErrorCode.none, partition, records))
+                data = _partition_data(index, ErrorCode.none, partition, records)
+                if read_committed:
+                    # Consumers drop the records of these (KIP-98).
+                    data["aborted_transactions"] = partition.aborted_transactions(
+                        wanted.fetch_offset, upper)
+                partitions.append(data)
             except KafkaError as exc:
                 errors = True
                 known = broker.replicas.partitions.get((name, index)) if name else None

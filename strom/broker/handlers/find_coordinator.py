@@ -2,8 +2,9 @@
 
 Versions: 0-6; v4+ batches keys (KIP-699). Groups (key type 0) map to the
 leader of their `__consumer_offsets` partition, chosen as Kafka chooses it.
-Transactional ids (key type 1) get COORDINATOR_NOT_AVAILABLE until the
-transaction coordinator exists; other key types (share groups) INVALID_REQUEST.
+Transactional ids (key type 1) map to the leader of their
+`__transaction_state` partition, by the same rule; other key types (share
+groups) get INVALID_REQUEST.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def _find(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
             node = broker.groups.coordinator_for(key)
     elif key_type == TRANSACTION:
         code = ErrorCode.coordinator_not_available
+        if broker.transactions is not None:
+            node = broker.transactions.coordinator_for(key)
     else:
         code = ErrorCode.invalid_request
     info = broker.image.brokers.get(node) if node is not None else None

@@ -1,9 +1,11 @@
-"""InitProducerId: a producer id and epoch for an idempotent producer.
+"""InitProducerId: a producer id and epoch for an idempotent or transactional producer.
 
 Versions: 0-6. Without a transactional id every call returns a fresh
 producer id at epoch 0, as Kafka does (an idempotent producer bumps its
-epoch itself). Transactional ids need the transaction coordinator, which
-is not built yet: they get COORDINATOR_NOT_AVAILABLE.
+epoch itself). With one, the transaction coordinator answers: a new id, or
+the id's epoch bumped, fencing the previous producer and aborting its open
+transaction (CONCURRENT_TRANSACTIONS until that abort completes). v3+ may
+name the current producer id and epoch (KIP-360) to recover by a bump.
 """
 
 from __future__ import annotations
@@ -12,15 +14,27 @@ from typing import Any
 
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
+from strom.coordinator.txn.errors import for_version
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
+from strom.protocol.messages import to_millis
 
 
 @handles(ApiKey.INIT_PRODUCER_ID)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    if request.transactional_id is not None:
+    if request.transactional_id is None:
+        producer_id = ctx.broker.producer_ids.next_producer_id()
+        return {"throttle_time": 0, "error_code": ErrorCode.none, "producer_id": producer_id,
+                "producer_epoch": 0}
+    coordinator = ctx.broker.transactions
+    if coordinator is None:
         return {"throttle_time": 0, "error_code": ErrorCode.coordinator_not_available,
                 "producer_id": -1, "producer_epoch": -1}
-    producer_id = ctx.broker.producer_ids.next_producer_id()
-    return {"throttle_time": 0, "error_code": ErrorCode.none, "producer_id": producer_id,
-            "producer_epoch": 0}
+    if coordinator.coordinator_for(request.transactional_id) != ctx.broker.node_id:
+        return {"throttle_time": 0, "error_code": ErrorCode.not_coordinator,
+                "producer_id": -1, "producer_epoch": -1}
+    code, producer_id, epoch = await coordinator.init_producer_id(
+        request.transactional_id, to_millis(request.transaction_timeout),
+        int(getattr(request, "producer_id", -1)), int(getattr(request, "producer_epoch", -1)))
+    return {"throttle_time": 0, "error_code": for_version(code, ctx.api_version, 4),
+            "producer_id": producer_id, "producer_epoch": epoch}

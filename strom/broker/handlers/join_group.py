@@ -12,7 +12,7 @@ from typing import Any
 
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
-from strom.coordinator.group.classic_protocol import JoinRequest
+from strom.coordinator.group.classic import JoinRequest
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import to_millis
 

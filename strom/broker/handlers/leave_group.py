@@ -11,7 +11,7 @@ from typing import Any
 
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
-from strom.coordinator.group.classic_protocol import LeavingMember
+from strom.coordinator.group.classic import LeavingMember
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 

@@ -18,8 +18,11 @@ from typing import Any
 from strom.broker.context import RequestContext
 from strom.broker.partition import Partition
 from strom.broker.router import handles
+from strom.coordinator.txn.errors import TransactionNotVerifiedError
+from strom.coordinator.txn.state import InvalidTxnStateError
 from strom.errors import (
     ErrorCode,
+    InvalidProducerEpochError,
     InvalidRecordError,
     InvalidRequiredAcksError,
     KafkaError,
@@ -30,7 +33,7 @@ from strom.errors import (
 )
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import to_millis
-from strom.protocol.records import Compression, read_batch_header
+from strom.protocol.records import BATCH_HEADER_SIZE, Compression, read_batch_header
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +58,30 @@ def _partition_response(index: int, code: ErrorCode, *, base_offset: int = -1,
 @handles(ApiKey.PRODUCE, advertised_min_version=0)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any] | None:
     broker = ctx.broker
-    acks = request.acks
-    timeout_s = to_millis(request.timeout) / 1000.0
-    fsync = bool(broker.config.get("strom.acks.all.fsync"))
     responses: list[dict[str, Any]] = []
     durable_waits: list[tuple[dict[str, Any], Partition, int]] = []
+    turn: asyncio.Future[None] | None = None
+    previous: asyncio.Future[None] | None = None
+    transactions = broker.transactions
+    if ctx.api_version >= 12 and request.transactional_id is not None \
+            and transactions is not None:
+        # Transaction version 2 may await the coordinator before appending.
+        previous, turn = transactions.produce_turn(request.transactional_id)
+    try:
+        if previous is not None:
+            await asyncio.shield(previous)
+        failed = await _append_all(ctx, request, responses, durable_waits)
+    finally:
+        if turn is not None:
+            turn.set_result(None)
+    return await _respond(ctx, request, responses, durable_waits, failed)
+
+
+async def _append_all(ctx: RequestContext, request: Any, responses: list[dict[str, Any]],
+                      durable_waits: list[tuple[dict[str, Any], Partition, int]]) -> bool:
+    broker = ctx.broker
+    acks = request.acks
+    fsync = bool(broker.config.get("strom.acks.all.fsync"))
     failed = False
     for topic_data in request.topic_data:
         name = getattr(topic_data, "name", None)
@@ -84,6 +106,8 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any] | None:
                 if ctx.api_version < 7 and _is_zstd(records):
                     raise UnsupportedCompressionTypeError(
                         "zstd needs Produce v7 or later (KIP-110)")
+                if request.transactional_id is not None:
+                    await _verify_transaction(ctx, request.transactional_id, partition, records)
                 appended = partition.append_records_as_leader(records)
                 response = _partition_response(
                     data.index, ErrorCode.none, base_offset=appended.info.first_offset,
@@ -109,12 +133,57 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any] | None:
             partition_responses.append(response)
         responses.append({"name": name, "topic_id": topic_id,
                           "partition_responses": partition_responses})
-    if acks == 0:
+    return failed
+
+
+async def _respond(ctx: RequestContext, request: Any, responses: list[dict[str, Any]],
+                   durable_waits: list[tuple[dict[str, Any], Partition, int]],
+                   failed: bool) -> dict[str, Any] | None:
+    if request.acks == 0:
         ctx.close_connection = failed
         return None
     if durable_waits:
-        await _wait_durable(ctx, durable_waits, timeout_s)
+        await _wait_durable(ctx, durable_waits, to_millis(request.timeout) / 1000.0)
     return {"responses": responses, "throttle_time": 0}
+
+
+async def _verify_transaction(ctx: RequestContext, transactional_id: str,
+                              partition: Partition, records: memoryview) -> None:
+    """KIP-890 part 1: a transactional batch that would open a transaction on this
+    partition must belong to the producer's ongoing transaction, or a late batch
+    (after its transaction's marker) would leave a hanging transaction. From v12
+    (transaction version 2, KIP-890 part 2) the partition is added to the
+    transaction here instead: the client sends no AddPartitionsToTxn."""
+    coordinator = ctx.broker.transactions
+    if coordinator is None or len(records) < BATCH_HEADER_SIZE:
+        return
+    header = read_batch_header(records)
+    if not header.is_transactional:
+        return
+    entry = partition.producer_state.entries.get(header.producer_id)
+    if entry is not None and entry.epoch == header.producer_epoch \
+            and entry.current_txn_first_offset >= 0:
+        return  # already verified when its transaction opened here
+    tp = (partition.topic, partition.index)
+    if ctx.api_version >= 12:
+        code = await coordinator.add_partitions(transactional_id, header.producer_id,
+                                                header.producer_epoch, [tp])
+        if code == ErrorCode.concurrent_transactions:
+            # The previous transaction is still writing markers: the client retries.
+            raise TransactionNotVerifiedError(f"{transactional_id} is completing")
+    else:
+        code = coordinator.verify_partitions(
+            transactional_id, header.producer_id, header.producer_epoch, [tp])[tp]
+    if code == ErrorCode.none:
+        return
+    if code in (ErrorCode.producer_fenced, ErrorCode.invalid_producer_epoch):
+        raise InvalidProducerEpochError(f"producer {header.producer_id} is fenced")
+    if code in (ErrorCode.invalid_txn_state, ErrorCode.invalid_producer_id_mapping):
+        raise InvalidTxnStateError(
+            f"{partition.topic}-{partition.index} is not in the transaction of "
+            f"{transactional_id}")
+    raise TransactionNotVerifiedError(
+        f"transaction of {transactional_id} not verified: {code.name}")
 
 
 def _is_zstd(records: memoryview) -> bool:

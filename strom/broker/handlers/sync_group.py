@@ -11,7 +11,7 @@ from typing import Any
 
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
-from strom.coordinator.group.classic_protocol import SyncRequest
+from strom.coordinator.group.classic import SyncRequest
 from strom.protocol.api import ApiKey
 
 

@@ -35,7 +35,7 @@ from strom.coordinator.group.errors import (
     UnknownMemberIdError,
 )
 from strom.coordinator.group.records import GroupMetadataValue, MemberMetadata
-from strom.errors import ErrorCode
+from strom.errors import ErrorCode, error_code_for
 
 Responder = Callable[[dict[str, Any]], None]
 
@@ -91,6 +91,55 @@ class IllegalStateTransition(RuntimeError):
 
 
 Protocols = tuple[tuple[str, bytes], ...]
+
+
+def append_error_code(exc: BaseException) -> ErrorCode:
+    """The error a client gets when writing group metadata failed (Kafka's
+    appendGroupMetadataErrorToResponseError)."""
+    code = error_code_for(exc)
+    if code in (ErrorCode.unknown_topic_or_partition, ErrorCode.not_enough_replicas,
+                ErrorCode.request_timed_out):
+        return ErrorCode.coordinator_not_available
+    if code in (ErrorCode.not_leader_or_follower, ErrorCode.kafka_storage_error):
+        return ErrorCode.not_coordinator
+    if code in (ErrorCode.message_too_large, ErrorCode.record_list_too_large,
+                ErrorCode.invalid_fetch_size):
+        return ErrorCode.unknown_server_error
+    return code
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRequest:
+    group_id: str
+    member_id: str
+    group_instance_id: str | None
+    session_timeout_ms: int
+    rebalance_timeout_ms: int
+    protocol_type: str
+    protocols: Protocols
+    client_id: str
+    client_host: str
+    reason: str | None = None
+    requires_known_member_id: bool = True  # JoinGroup v4+ (KIP-394)
+    supports_skip_assignment: bool = True  # JoinGroup v9+
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRequest:
+    group_id: str
+    generation_id: int
+    member_id: str
+    group_instance_id: str | None
+    protocol_type: str | None
+    protocol_name: str | None
+    assignments: tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LeavingMember:
+    member_id: str
+    group_instance_id: str | None
+    reason: str | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -403,7 +452,8 @@ class ClassicGroup:
             raise UnknownMemberIdError(f"member {member_id} is not in group {self.group_id}")
 
     def validate_offset_commit(self, member_id: str, group_instance_id: str | None,
-                               generation_id: int, *, transactional: bool = False) -> None:
+                               generation_id: int, *, transactional: bool = False,
+                               api_version: int = 9) -> None:
         if self.is_in(S.DEAD):
             raise CoordinatorNotAvailableError(f"group {self.group_id} is dead")
         if generation_id < 0 and self.is_in(S.EMPTY):

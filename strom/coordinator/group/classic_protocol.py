@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from strom.coordinator.group import records as rec
@@ -27,15 +26,18 @@ from strom.coordinator.group.classic import (
     ClassicGroup,
     ClassicGroupMember,
     ClassicGroupState,
-    Protocols,
+    JoinRequest,
+    LeavingMember,
     Responder,
+    SyncRequest,
+    append_error_code,
     join_response,
     sync_response,
 )
 from strom.coordinator.group.context import ShardContext
 from strom.coordinator.group.errors import UnknownMemberIdError
 from strom.coordinator.runtime import Result
-from strom.errors import ErrorCode, KafkaError, error_code_for
+from strom.errors import ErrorCode, KafkaError
 
 log = logging.getLogger(__name__)
 
@@ -44,55 +46,6 @@ S = ClassicGroupState
 
 def _empty() -> Result[None]:
     return Result(None)
-
-
-def append_error_code(exc: BaseException) -> ErrorCode:
-    """The error a client gets when writing group metadata failed (Kafka's
-    appendGroupMetadataErrorToResponseError)."""
-    code = error_code_for(exc)
-    if code in (ErrorCode.unknown_topic_or_partition, ErrorCode.not_enough_replicas,
-                ErrorCode.request_timed_out):
-        return ErrorCode.coordinator_not_available
-    if code in (ErrorCode.not_leader_or_follower, ErrorCode.kafka_storage_error):
-        return ErrorCode.not_coordinator
-    if code in (ErrorCode.message_too_large, ErrorCode.record_list_too_large,
-                ErrorCode.invalid_fetch_size):
-        return ErrorCode.unknown_server_error
-    return code
-
-
-@dataclass(frozen=True, slots=True)
-class JoinRequest:
-    group_id: str
-    member_id: str
-    group_instance_id: str | None
-    session_timeout_ms: int
-    rebalance_timeout_ms: int
-    protocol_type: str
-    protocols: Protocols
-    client_id: str
-    client_host: str
-    reason: str | None = None
-    requires_known_member_id: bool = True  # JoinGroup v4+ (KIP-394)
-    supports_skip_assignment: bool = True  # JoinGroup v9+
-
-
-@dataclass(frozen=True, slots=True)
-class SyncRequest:
-    group_id: str
-    generation_id: int
-    member_id: str
-    group_instance_id: str | None
-    protocol_type: str | None
-    protocol_name: str | None
-    assignments: tuple[tuple[str, bytes], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class LeavingMember:
-    member_id: str
-    group_instance_id: str | None
-    reason: str | None = None
 
 
 def _metadata_record(group: ClassicGroup, assignment: dict[str, bytes] | None = None
@@ -478,6 +431,7 @@ class ClassicGroupManager:
     def _remove_member_and_update(self, group: ClassicGroup,
                                   member: ClassicGroupMember) -> Result[None]:
         group.complete_join(member, join_response("", ErrorCode.unknown_member_id))
+        group.complete_sync(member, sync_response(ErrorCode.unknown_member_id))
         group.remove(member.member_id)
         if group.is_in(S.STABLE, S.COMPLETING_REBALANCE):
             return self._rebalance_or_complete_join(group)
@@ -610,7 +564,9 @@ class ClassicGroupManager:
     def _remove_current_member(self, group: ClassicGroup, member_id: str) -> None:
         self.ctx.timer.cancel(self._heartbeat_key(group.group_id, member_id))
         member = group.members[member_id]
+        # Parked requests of a member that is gone are answered, not left waiting.
         group.complete_join(member, join_response("", ErrorCode.unknown_member_id))
+        group.complete_sync(member, sync_response(ErrorCode.unknown_member_id))
         group.remove(member_id)
 
     # -- loading ----------------------------------------------------------------------

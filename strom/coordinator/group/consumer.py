@@ -265,11 +265,10 @@ def metadata_hash(names: Iterable[str], image: MetadataImage) -> int:
 
 
 def resolve_regex(regex: str, image: MetadataImage) -> frozenset[str]:
-    """Topics whose whole name matches (RE2/J semantics for the common subset);
-    internal topics never match, as in Kafka."""
+    """Topics whose whole name matches, internal ones included as in Kafka (Python's
+    re stands in for RE2/J: they agree on the syntax subscriptions use)."""
     pattern = re.compile(regex)
-    return frozenset(name for name in image.topics
-                     if not name.startswith("__") and pattern.fullmatch(name))
+    return frozenset(name for name in image.topics if pattern.fullmatch(name))
 
 
 def _owns_any(owned: tuple[tuple[uuid.UUID, tuple[int, ...]], ...] | None,

@@ -385,9 +385,6 @@ class ConsumerGroupManager:
         if epoch == 0:
             if static is None:
                 return group.members.get(member_id) or ConsumerGroupMember(member_id), None
-            if static.member_id == member_id:
-                _check_epoch(static, request)
-                return static, None
             if static.member_epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH:
                 raise UnreleasedInstanceIdError(
                     f"Static member {static.member_id} with instance id {instance} is not "

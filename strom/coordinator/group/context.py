@@ -74,9 +74,6 @@ class GroupConfig:
         )
 
 
-Group = "ClassicGroup | ConsumerGroup"
-
-
 @dataclass(eq=False)
 class ShardContext:
     """The state of one `__consumer_offsets` partition that its managers share."""

@@ -9,8 +9,12 @@ from __future__ import annotations
 from strom.errors import (
     CoordinatorNotAvailableError,
     ErrorCode,
+    InvalidRequestError,
     KafkaError,
     NotCoordinatorError,
+    UnknownTopicIdError,
+    UnknownTopicOrPartitionError,
+    UnsupportedVersionError,
 )
 
 __all__ = [
@@ -39,13 +43,6 @@ __all__ = [
     "InvalidRequestError",
     "UnsupportedVersionError",
 ]
-
-from strom.errors import (  # noqa: E402
-    InvalidRequestError,
-    UnknownTopicIdError,
-    UnknownTopicOrPartitionError,
-    UnsupportedVersionError,
-)
 
 
 class UnknownMemberIdError(KafkaError):

@@ -68,7 +68,8 @@ class OffsetGroup(Protocol):
     def is_empty(self) -> bool: ...
 
     def validate_offset_commit(self, member_id: str, group_instance_id: str | None,
-                               generation_id: int, *, transactional: bool = False) -> None: ...
+                               generation_id: int, *, transactional: bool = False,
+                               api_version: int = 9) -> None: ...
 
     def is_subscribed_to_topic(self, topic: str) -> bool: ...
 
@@ -125,7 +126,7 @@ class OffsetManager:
                 raise IllegalGenerationError(f"group {request.group_id} does not exist")
         else:
             group.validate_offset_commit(request.member_id, request.group_instance_id,
-                                         generation)
+                                         generation, api_version=request.api_version)
         now = ctx.now_ms()
         expire = now + request.retention_time_ms if request.retention_time_ms != -1 else -1
         max_metadata = ctx.config.offset_metadata_max_bytes

@@ -21,19 +21,21 @@ from strom.clock import Clock
 from strom.cluster.image import MetadataImage
 from strom.cluster.local import LocalMetadataStore
 from strom.config import BrokerConfig
-from strom.coordinator.group.classic import Responder, join_response, sync_response
-from strom.coordinator.group.classic_protocol import (
+from strom.coordinator.group.classic import (
     JoinRequest,
     LeavingMember,
+    Responder,
     SyncRequest,
+    join_response,
+    sync_response,
 )
 from strom.coordinator.group.consumer import ConsumerGroup, HeartbeatRequest
 from strom.coordinator.group.context import GroupConfig
 from strom.coordinator.group.errors import (
-    GroupIdNotFoundError,
     InvalidGroupIdError,
     InvalidSessionTimeoutError,
     UnknownMemberIdError,
+    UnsupportedVersionError,
 )
 from strom.coordinator.group.offsets import CommitRequest, fetch_response_topics
 from strom.coordinator.group.shard import GroupCoordinatorShard
@@ -42,6 +44,7 @@ from strom.coordinator.runtime import (
     DurabilityWaiter,
     LeaderPartition,
     PartitionCoordinatorLog,
+    Result,
     Timer,
 )
 from strom.errors import ErrorCode, KafkaError, error_code_for
@@ -146,9 +149,14 @@ class GroupCoordinator:
         return partition_for(group_id, self.num_partitions)
 
     def coordinator_for(self, group_id: str) -> int | None:
-        """The node id of the group's coordinator, or None if it has none now."""
+        """The node id of the group's coordinator, or None if it has none now (the
+        topic was deleted: it is created again, as Kafka does on FindCoordinator)."""
         topic = self.metadata.image.topics.get(TOPIC)
         if topic is None:
+            try:
+                self._create_topic()
+            except KafkaError as exc:
+                log.warning("cannot create %s: %s", TOPIC, exc)
             return None
         partition = topic.partitions[self.partition_for(group_id)]
         return partition.leader if partition.leader >= 0 else None
@@ -230,6 +238,34 @@ class GroupCoordinator:
                 {"partition_index": p.partition, "error_code": code} for p in partitions]}
                 for topic, partitions in request.topics]
 
+    async def txn_commit_offsets(self, request: CommitRequest, producer_id: int,
+                                 producer_epoch: int) -> list[dict[str, Any]]:
+        """TxnOffsetCommit: the offsets are written as part of the producer's
+        transaction and become committed when its COMMIT marker is written."""
+        def commit(shard: GroupCoordinatorShard) -> Result[list[dict[str, Any]]]:
+            result = shard.offsets.commit(request)
+            result.producer_id, result.producer_epoch = producer_id, producer_epoch
+            return result
+
+        try:
+            if not request.group_id:
+                raise InvalidGroupIdError("The group id must not be empty")
+            return await self.runtime.write(self.partition_for(request.group_id), commit)
+        except Exception as exc:
+            code = _commit_error(exc)
+            return [{"name": topic, "partitions": [
+                {"partition_index": p.partition, "error_code": code} for p in partitions]}
+                for topic, partitions in request.topics]
+
+    def on_transaction_marker(self, partition: int, producer_id: int, commit: bool) -> None:
+        """The transaction coordinator wrote a marker to `__consumer_offsets-partition`."""
+        try:
+            self.runtime.read(partition,
+                              lambda shard: shard.replay_end_transaction(producer_id, commit))
+        except KafkaError as exc:
+            log.warning("marker for producer %d on partition %d not applied: %s",
+                        producer_id, partition, exc)
+
     async def fetch_offsets(self, group_id: str, topics: list[tuple[str, list[int]]] | None,
                             member_id: str | None = None, member_epoch: int = -1,
                             require_stable: bool = False) -> tuple[ErrorCode, list[Any]]:
@@ -241,6 +277,8 @@ class GroupCoordinator:
                     group.validate_offset_fetch(member_id, member_epoch)
                 elif group is not None:
                     group.validate_offset_fetch()
+                if require_stable and shard.has_pending_txn_offsets(group_id):
+                    raise UnstableOffsetCommitError(f"{group_id} has pending offsets")
                 return fetch_response_topics(shard.offsets.fetch(group_id, topics))
 
             return ErrorCode.none, self.runtime.read(self.partition_for(group_id), fetch)
@@ -313,7 +351,7 @@ class GroupCoordinator:
     async def consumer_group_heartbeat(self, request: HeartbeatRequest) -> dict[str, Any]:
         try:
             if "consumer" not in self.config.rebalance_protocols:
-                raise GroupIdNotFoundError("the consumer group protocol is disabled")
+                raise UnsupportedVersionError("the consumer group protocol is disabled")
             return await self.runtime.write(
                 self.partition_for(request.group_id),
                 lambda shard: shard.consumer.heartbeat(request))
@@ -338,6 +376,11 @@ class GroupCoordinator:
                             "group_id": group_id, "group_state": "", "group_epoch": -1,
                             "assignment_epoch": -1, "assignor_name": "", "members": []})
         return out
+
+
+class UnstableOffsetCommitError(KafkaError):
+    code = ErrorCode.unstable_offset_commit
+    retriable = True
 
 
 def _parked() -> tuple[asyncio.Future[dict[str, Any]], Responder]:

@@ -46,6 +46,9 @@ class GroupCoordinatorShard:
         self.classic = ClassicGroupManager(self.ctx)
         self.offsets = OffsetManager(self.ctx, self.offset_store)
         self.consumer = ConsumerGroupManager(self.ctx)
+        # Transactional offset commits (TxnOffsetCommit) waiting for their marker:
+        # producer id -> (group, topic, partition) -> (key, value) record bytes.
+        self.pending_txn_offsets: dict[int, dict[tuple[str, str, int], RecordPair]] = {}
 
     @property
     def groups(self) -> dict[str, Group]:
@@ -76,6 +79,27 @@ class GroupCoordinatorShard:
                 self.groups[k.group] = ClassicGroup.from_record(k.group, v)
         else:
             self.consumer.replay(k, v)
+
+    def replay_transactional(self, producer_id: int, offset: int, key: bytes,
+                             value: bytes | None) -> None:
+        """A record of a producer's transaction: held until its COMMIT/ABORT marker."""
+        del offset
+        decoded = rec.decode(key, value)
+        if decoded is not None and isinstance(decoded[0], rec.OffsetCommitKey):
+            k = decoded[0]
+            self.pending_txn_offsets.setdefault(producer_id, {})[
+                (k.group, k.topic, k.partition)] = (key, value)
+
+    def replay_end_transaction(self, producer_id: int, commit: bool) -> None:
+        """A marker: the producer's pending offsets become committed, or are dropped."""
+        pending = self.pending_txn_offsets.pop(producer_id, {})
+        if commit:
+            for key, value in pending.values():
+                self.replay(-1, key, value)
+
+    def has_pending_txn_offsets(self, group_id: str) -> bool:
+        return any(g == group_id for offsets in self.pending_txn_offsets.values()
+                   for g, _, _ in offsets)
 
     def _remove_group(self, group_id: str) -> None:
         group = self.groups.pop(group_id, None)

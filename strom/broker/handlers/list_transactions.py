@@ -1,0 +1,33 @@
+"""ListTransactions: the transactional ids this broker coordinates (kafka-transactions list).
+
+Versions: 0-2 (v1 filters by duration, KIP-994; v2 by id pattern, KIP-1152).
+Unknown state names are returned in `unknown_state_filters`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strom.broker.context import RequestContext
+from strom.broker.router import handles
+from strom.coordinator.txn.state import TxnState
+from strom.errors import ErrorCode
+from strom.protocol.api import ApiKey
+
+
+@handles(ApiKey.LIST_TRANSACTIONS)
+async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    coordinator = ctx.broker.transactions
+    if coordinator is None:
+        return {"throttle_time": 0, "error_code": ErrorCode.coordinator_not_available,
+                "unknown_state_filters": [], "transaction_states": []}
+    states = list(request.state_filters)
+    unknown = [s for s in states if TxnState.of_display(s) is None]
+    found = coordinator.list_transactions(
+        states, [int(p) for p in request.producer_id_filters],
+        int(getattr(request, "duration_filter", -1)),
+        getattr(request, "transactional_id_pattern", None))
+    return {"throttle_time": 0, "error_code": ErrorCode.none, "unknown_state_filters": unknown,
+            "transaction_states": [
+                {"transactional_id": m.transactional_id, "producer_id": m.producer_id,
+                 "transaction_state": m.state.display} for m in found]}

@@ -1,0 +1,62 @@
+"""TxnOffsetCommit: offsets committed as part of a producer's transaction.
+
+Versions: 0-5 (v3+ carry the consumer's generation and member id, KIP-447;
+v5+ is transaction version 2: the group's partition is added to the
+transaction here, as the client sends no AddOffsetsToTxn).
+The group coordinator writes them to `__consumer_offsets` in a
+transactional batch of the producer; they stay pending (OffsetFetch with
+require_stable answers UNSTABLE_OFFSET_COMMIT) until the transaction's
+marker commits or drops them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strom.broker.context import RequestContext
+from strom.broker.router import handles
+from strom.coordinator.group.offsets import CommitRequest, PartitionCommit
+from strom.coordinator.txn.errors import for_version
+from strom.errors import ErrorCode
+from strom.protocol.api import ApiKey
+
+
+def _all(request: Any, code: ErrorCode) -> list[dict[str, Any]]:
+    return [{"name": t.name, "partitions": [
+        {"partition_index": p.partition_index, "error_code": code} for p in t.partitions]}
+        for t in request.topics]
+
+
+@handles(ApiKey.TXN_OFFSET_COMMIT)
+async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    broker = ctx.broker
+    groups = broker.groups
+    if groups is None:
+        return {"throttle_time": 0, "topics": _all(request, ErrorCode.coordinator_not_available)}
+    if groups.coordinator_for(request.group_id) != broker.node_id:
+        return {"throttle_time": 0, "topics": _all(request, ErrorCode.not_coordinator)}
+    transactions = broker.transactions
+    if ctx.api_version >= 5 and transactions is not None:
+        code = await transactions.add_partitions(
+            request.transactional_id, request.producer_id, request.producer_epoch,
+            [transactions.group_partition(request.group_id)])
+        if code != ErrorCode.none:
+            return {"throttle_time": 0, "topics": _all(request, code)}
+    commit = CommitRequest(
+        group_id=request.group_id,
+        generation_id_or_member_epoch=int(getattr(request, "generation_id", -1)),
+        member_id=str(getattr(request, "member_id", "") or ""),
+        group_instance_id=getattr(request, "group_instance_id", None),
+        retention_time_ms=-1,
+        topics=tuple((t.name, tuple(PartitionCommit(
+            p.partition_index, p.committed_offset,
+            int(getattr(p, "committed_leader_epoch", -1)), p.committed_metadata)
+            for p in t.partitions)) for t in request.topics),
+        api_version=8,
+    )
+    topics = await groups.txn_commit_offsets(commit, request.producer_id,
+                                             request.producer_epoch)
+    for topic in topics:
+        for p in topic["partitions"]:
+            p["error_code"] = for_version(p["error_code"], ctx.api_version, 3)
+    return {"throttle_time": 0, "topics": topics}

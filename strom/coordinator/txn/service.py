@@ -1,0 +1,315 @@
+"""The transaction coordinator as the broker's handlers see it.
+
+It owns the runtime over `__transaction_state` (created at start-up if
+missing, compacted, `transaction.state.log.num.partitions` partitions),
+loads the partitions this broker leads, routes each transactional id to its
+partition with Kafka's function (the same Java String.hashCode rule as
+groups), and writes the transaction markers. Kafka sends markers to the
+partition leaders with WriteTxnMarkers; a partition this broker leads is
+written directly, through the same `Partition.write_txn_marker` that the
+WriteTxnMarkers handler uses. A transaction completes (COMPLETE_COMMIT /
+COMPLETE_ABORT) only once every marker is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+from typing import Protocol
+
+from strom.clock import Clock
+from strom.cluster.image import MetadataImage
+from strom.cluster.local import LocalMetadataStore
+from strom.config import BrokerConfig
+from strom.coordinator.group.service import TOPIC as GROUP_TOPIC
+from strom.coordinator.group.service import partition_for
+from strom.coordinator.runtime import (
+    CoordinatorRuntime,
+    DurabilityWaiter,
+    LeaderPartition,
+    PartitionCoordinatorLog,
+    Timer,
+)
+from strom.coordinator.txn.shard import TxnConfig, TxnCoordinatorShard
+from strom.coordinator.txn.state import TopicPartition, TransactionMetadata, TxnState
+from strom.errors import ErrorCode, KafkaError, UnknownTopicOrPartitionError, error_code_for
+from strom.storage.log import PartitionLog
+
+log = logging.getLogger(__name__)
+
+TOPIC = "__transaction_state"
+MARKER_RETRY_S = 0.1
+
+
+class MarkerPartition(LeaderPartition, Protocol):
+    @property
+    def log(self) -> PartitionLog: ...
+
+    @property
+    def leader_epoch(self) -> int: ...
+
+    def write_txn_marker(self, producer_id: int, producer_epoch: int, coordinator_epoch: int,
+                         commit: bool) -> int: ...
+
+
+class Replicas(Protocol):
+    @property
+    def flusher(self) -> DurabilityWaiter: ...
+
+    def get(self, topic: str, index: int) -> MarkerPartition: ...
+
+
+# (group partition, producer id, commit): the group coordinator applies the marker.
+GroupMarkerListener = Callable[[int, int, bool], None]
+
+
+class TransactionCoordinator:
+    def __init__(self, config: BrokerConfig, clock: Clock, metadata: LocalMetadataStore,
+                 replicas: Replicas, allocate_producer_id: Callable[[], int], *,
+                 node_id: int) -> None:
+        self.broker_config = config
+        self.clock = clock
+        self.metadata = metadata
+        self.replicas = replicas
+        self.node_id = node_id
+        self._allocate = allocate_producer_id
+        self.config = TxnConfig(
+            max_timeout_ms=config._int("transaction.max.timeout.ms"),
+            abort_check_interval_ms=config._int(
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms"),
+            transactional_id_expiration_ms=config._int("transactional.id.expiration.ms"),
+        )
+        self.on_group_marker: GroupMarkerListener | None = None
+        self.runtime: CoordinatorRuntime[TxnCoordinatorShard] = CoordinatorRuntime(
+            TOPIC, self._new_shard, clock)
+        self._markers: set[asyncio.Task[None]] = set()
+        self._closed = False
+        # Produce requests of one transactional id, in arrival order (see produce_turn).
+        self._produce_turns: dict[str, asyncio.Future[None]] = {}
+
+    def _new_shard(self, partition: int, timer: Timer) -> TxnCoordinatorShard:
+        return TxnCoordinatorShard(partition, timer, self.config, self.clock, self._allocate,
+                                   self._drive_markers)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        if TOPIC not in self.metadata.image.topics:
+            brokers = len(self.metadata.image.brokers)
+            partitions = self.broker_config._int("transaction.state.log.num.partitions")
+            replication = self.broker_config._int("transaction.state.log.replication.factor")
+            segment_bytes = self.broker_config._int("transaction.state.log.segment.bytes")
+            self.metadata.commit(self.metadata.create_topic_records(
+                TOPIC, partitions, min(replication, brokers),
+                {"cleanup.policy": ["compact"], "compression.type": "uncompressed",
+                 "min.insync.replicas": 1, "segment.bytes": segment_bytes,
+                 "unclean.leader.election.enable": False}))
+            log.info("created %s with %d partitions", TOPIC, partitions)
+        self.metadata.subscribe(self.on_image)
+        self.on_image(None, self.metadata.image)
+
+    def on_image(self, old: MetadataImage | None, new: MetadataImage) -> None:
+        topic = new.topics.get(TOPIC)
+        led = set()
+        if topic is not None:
+            led = {p.partition for p in topic.partitions if p.leader == self.node_id}
+        for partition in self.runtime.partitions:
+            if partition not in led:
+                self.runtime.unload(partition)
+        for partition in sorted(led):
+            if partition not in self.runtime.partitions:
+                log_ = PartitionCoordinatorLog(self.replicas.get(TOPIC, partition),
+                                               self.replicas.flusher)
+                self.runtime.load(partition, log_)
+
+    async def stop(self) -> None:
+        self._closed = True
+        for task in list(self._markers):
+            task.cancel()
+        if self._markers:
+            await asyncio.gather(*self._markers, return_exceptions=True)
+        await self.runtime.close()
+
+    # -- routing ------------------------------------------------------------------------
+
+    @property
+    def num_partitions(self) -> int:
+        topic = self.metadata.image.topics.get(TOPIC)
+        if topic is not None:
+            return len(topic.partitions)
+        return self.broker_config._int("transaction.state.log.num.partitions")
+
+    def partition_for(self, transactional_id: str) -> int:
+        return partition_for(transactional_id, self.num_partitions)
+
+    def coordinator_for(self, transactional_id: str) -> int | None:
+        topic = self.metadata.image.topics.get(TOPIC)
+        if topic is None:
+            return None
+        partition = topic.partitions[self.partition_for(transactional_id)]
+        return partition.leader if partition.leader >= 0 else None
+
+    def group_partition(self, group_id: str) -> TopicPartition:
+        topic = self.metadata.image.topics.get(GROUP_TOPIC)
+        count = len(topic.partitions) if topic is not None else self.broker_config._int(
+            "offsets.topic.num.partitions")
+        return GROUP_TOPIC, partition_for(group_id, count)
+
+    # -- operations ---------------------------------------------------------------------
+
+    async def init_producer_id(self, transactional_id: str, timeout_ms: int, producer_id: int,
+                               producer_epoch: int) -> tuple[ErrorCode, int, int]:
+        try:
+            return await self.runtime.write(
+                self.partition_for(transactional_id),
+                lambda s: s.init_producer_id(transactional_id, timeout_ms, producer_id,
+                                             producer_epoch))
+        except Exception as exc:
+            return coordinator_error(exc), -1, -1
+
+    async def add_partitions(self, transactional_id: str, producer_id: int, producer_epoch: int,
+                             partitions: list[TopicPartition]) -> ErrorCode:
+        try:
+            await self.runtime.write(
+                self.partition_for(transactional_id),
+                lambda s: s.add_partitions(transactional_id, producer_id, producer_epoch,
+                                           partitions))
+        except Exception as exc:
+            return coordinator_error(exc)
+        return ErrorCode.none
+
+    def verify_partitions(self, transactional_id: str, producer_id: int, producer_epoch: int,
+                          partitions: list[TopicPartition]) -> dict[TopicPartition, ErrorCode]:
+        try:
+            return self.runtime.read(
+                self.partition_for(transactional_id),
+                lambda s: s.verify_partitions(transactional_id, producer_id, producer_epoch,
+                                              partitions))
+        except Exception as exc:
+            code = coordinator_error(exc)
+            return dict.fromkeys(partitions, code)
+
+    async def end_transaction(self, transactional_id: str, producer_id: int,
+                              producer_epoch: int, commit: bool, transaction_version: int = 1
+                              ) -> tuple[ErrorCode, int, int]:
+        """(error, producer id, epoch to continue with; -1 when unchanged)."""
+        try:
+            pid, epoch = await self.runtime.write(
+                self.partition_for(transactional_id),
+                lambda s: s.end_transaction(transactional_id, producer_id, producer_epoch,
+                                            commit, transaction_version))
+        except Exception as exc:
+            return coordinator_error(exc), -1, -1
+        return ErrorCode.none, pid, epoch
+
+    def describe(self, transactional_id: str) -> tuple[ErrorCode, TransactionMetadata | None]:
+        try:
+            m = self.runtime.read(self.partition_for(transactional_id),
+                                  lambda s: s.describe(transactional_id))
+        except Exception as exc:
+            return coordinator_error(exc), None
+        if m is None:
+            return ErrorCode.transactional_id_not_found, None
+        return ErrorCode.none, m
+
+    def list_transactions(self, states: list[str], producer_ids: list[int],
+                          duration_ms: int, pattern: str | None) -> list[TransactionMetadata]:
+        wanted = {TxnState.of_display(s) for s in states}
+        regex = re.compile(pattern) if pattern else None
+        now = self.clock.wall_ms()
+        out: list[TransactionMetadata] = []
+        for partition in self.runtime.partitions:
+            try:
+                found = self.runtime.read(partition, lambda s: list(s.transactions.values()))
+            except KafkaError:
+                continue
+            for m in found:
+                if m.state is TxnState.DEAD:
+                    continue
+                if states and m.state not in wanted:
+                    continue
+                if producer_ids and m.producer_id not in producer_ids:
+                    continue
+                if duration_ms >= 0 and (m.state is not TxnState.ONGOING
+                                         or now - m.start_ms < duration_ms):
+                    continue
+                if regex is not None and not regex.fullmatch(m.transactional_id):
+                    continue
+                out.append(m)
+        return out
+
+    def produce_turn(self, transactional_id: str
+                     ) -> tuple[asyncio.Future[None] | None, asyncio.Future[None]]:
+        """(the previous request's turn to await, this request's turn to finish).
+
+        A produce that adds its partitions to the transaction (v12+) awaits the
+        coordinator before it appends; the requests a producer pipelines behind
+        it must not overtake it, or their sequence numbers arrive out of order.
+        Taken before the handler's first await, turns follow arrival order."""
+        previous = self._produce_turns.get(transactional_id)
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._produce_turns[transactional_id] = mine
+
+        def done(_: asyncio.Future[None]) -> None:
+            if self._produce_turns.get(transactional_id) is mine:
+                del self._produce_turns[transactional_id]
+        mine.add_done_callback(done)
+        return previous, mine
+
+    # -- markers ------------------------------------------------------------------------
+
+    def _drive_markers(self, partition: int, metadata: TransactionMetadata) -> None:
+        if self._closed:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._write_markers(partition, metadata),
+            name=f"txn-markers-{metadata.transactional_id}")
+        self._markers.add(task)
+        task.add_done_callback(self._markers.discard)
+
+    async def _write_markers(self, partition: int, m: TransactionMetadata) -> None:
+        commit = m.state is TxnState.PREPARE_COMMIT
+        coordinator_epoch = self.replicas.get(TOPIC, partition).leader_epoch
+        written: list[tuple[MarkerPartition, int]] = []
+        for topic, index in sorted(m.partitions):
+            while True:
+                if not self.runtime.is_active(partition):
+                    return  # no longer the coordinator: the next one finishes the job
+                try:
+                    target = self.replicas.get(topic, index)
+                    end = target.write_txn_marker(m.producer_id, m.producer_epoch,
+                                                  coordinator_epoch, commit)
+                except UnknownTopicOrPartitionError:
+                    break  # deleted topic: nothing to mark, as in Kafka
+                except KafkaError as exc:
+                    log.warning("marker for %s on %s-%d failed (%s); retrying",
+                                m.transactional_id, topic, index, exc)
+                    await asyncio.sleep(MARKER_RETRY_S)
+                    continue
+                written.append((target, end))
+                if topic == GROUP_TOPIC and self.on_group_marker is not None:
+                    self.on_group_marker(index, m.producer_id, commit)
+                break
+        for target, end in written:
+            await self.replicas.flusher.wait_durable(target.log, end)
+        try:
+            await self.runtime.write(
+                partition, lambda s: s.complete(m.transactional_id, m.producer_id,
+                                                m.producer_epoch))
+        except KafkaError as exc:
+            log.warning("completing %s failed: %s", m.transactional_id, exc)
+
+
+def coordinator_error(exc: BaseException) -> ErrorCode:
+    if not isinstance(exc, KafkaError):
+        log.error("transaction coordinator operation failed", exc_info=exc)
+        return ErrorCode.unknown_server_error
+    code = error_code_for(exc)
+    if code in (ErrorCode.unknown_topic_or_partition, ErrorCode.not_enough_replicas,
+                ErrorCode.request_timed_out):
+        return ErrorCode.coordinator_not_available
+    if code in (ErrorCode.not_leader_or_follower, ErrorCode.kafka_storage_error):
+        return ErrorCode.not_coordinator
+    return code

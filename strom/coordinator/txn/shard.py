@@ -1,0 +1,331 @@
+"""One `__transaction_state` partition's transactional ids: the coordinator shard.
+
+Kafka's TransactionStateManager and the state-changing half of
+TransactionCoordinator. Operations validate a request against the current
+metadata and compute (records, response); the runtime writes the record and
+replay installs it (CONVENTIONS 5). Ending a transaction is two writes with
+the markers between them: PREPARE_COMMIT/ABORT is written and answered;
+once it is durable the service writes the COMMIT/ABORT markers to every
+partition of the transaction, waits until they are durable, and writes
+COMPLETE_COMMIT/ABORT (`complete`). A shard loaded with a transaction in a
+PREPARE state (the broker died between the two) hands it to the service
+again, so markers are always written: no transaction is left hanging.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from strom.clock import Clock
+from strom.coordinator.runtime import Result, Timer
+from strom.coordinator.txn import records as rec
+from strom.coordinator.txn.state import (
+    MAX_EPOCH,
+    NO_PRODUCER_ID,
+    InvalidTxnStateError,
+    TopicPartition,
+    TransactionMetadata,
+    TxnState,
+)
+from strom.errors import (
+    ErrorCode,
+    KafkaError,
+    ProducerFencedError,
+)
+
+log = logging.getLogger(__name__)
+
+ABORT_TIMED_OUT_KEY = "abort-timed-out-transactions"
+
+
+class ConcurrentTransactionsError(KafkaError):
+    code = ErrorCode.concurrent_transactions
+    retriable = True
+
+
+class InvalidProducerIdMappingError(KafkaError):
+    code = ErrorCode.invalid_producer_id_mapping
+
+
+class InvalidTransactionTimeoutError(KafkaError):
+    code = ErrorCode.invalid_transaction_timeout
+
+
+@dataclass(frozen=True, slots=True)
+class TxnConfig:
+    max_timeout_ms: int = 900000
+    abort_check_interval_ms: int = 10000
+    transactional_id_expiration_ms: int = 604800000
+
+
+# Called with a transaction in a PREPARE state whose record is durable.
+MarkerDriver = Callable[[int, TransactionMetadata], None]
+
+
+class TxnCoordinatorShard:
+    def __init__(self, partition: int, timer: Timer, config: TxnConfig, clock: Clock,
+                 allocate_producer_id: Callable[[], int], drive_markers: MarkerDriver) -> None:
+        self.partition = partition
+        self.timer = timer
+        self.config = config
+        self.clock = clock
+        self._allocate = allocate_producer_id
+        self._drive = drive_markers
+        self.transactions: dict[str, TransactionMetadata] = {}
+
+    # -- records ------------------------------------------------------------------------
+
+    def replay(self, offset: int, key: bytes, value: bytes | None) -> None:
+        del offset
+        transactional_id = rec.decode_key(key)
+        if transactional_id is None:
+            return
+        if value is None:
+            self.transactions.pop(transactional_id, None)
+            return
+        metadata = rec.decode_value(transactional_id, value)
+        previous = self.transactions.get(transactional_id)
+        if previous is not None and previous.producer_id == metadata.producer_id:
+            # Remember the epoch before the last bump: a retried InitProducerId
+            # (KIP-360) or EndTxn (transaction version 2) is recognised by it.
+            metadata = _with_last_epoch(
+                metadata, previous.producer_epoch
+                if previous.producer_epoch != metadata.producer_epoch
+                else previous.last_producer_epoch)
+        self.transactions[transactional_id] = metadata
+
+    def on_loaded(self) -> None:
+        self._schedule_abort_check()
+        for metadata in self.transactions.values():
+            if metadata.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
+                self._drive(self.partition, metadata)
+
+    def on_unloaded(self) -> None:
+        self.transactions.clear()
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _now(self) -> int:
+        return self.clock.wall_ms()
+
+    def _prepared(self, response: Any, metadata: TransactionMetadata) -> Result[Any]:
+        """Write a PREPARE state; drive its markers once it is durable."""
+        def durable(error: BaseException | None) -> None:
+            if error is None:
+                self._drive(self.partition, metadata)
+        return Result(response, [rec.encode(metadata)], on_durable=durable)
+
+    def _bumped(self, m: TransactionMetadata) -> dict[str, Any]:
+        """Field changes for the next epoch, or a new producer id if epochs ran out."""
+        if m.producer_epoch >= MAX_EPOCH:
+            return {"producer_id": self._allocate(), "producer_epoch": 0,
+                    "previous_producer_id": m.producer_id, "last_producer_epoch": -1}
+        return {"producer_epoch": m.producer_epoch + 1, "last_producer_epoch": m.producer_epoch}
+
+    def _current(self, transactional_id: str, producer_id: int,
+                 producer_epoch: int) -> TransactionMetadata:
+        m = self.transactions.get(transactional_id)
+        if m is None or m.state is TxnState.DEAD or m.producer_id != producer_id:
+            raise InvalidProducerIdMappingError(
+                f"producer id {producer_id} does not own transactional id {transactional_id}")
+        if m.producer_epoch != producer_epoch:
+            raise ProducerFencedError(
+                f"producer epoch {producer_epoch} of {transactional_id} is not the current "
+                f"epoch {m.producer_epoch}")
+        return m
+
+    # -- operations ---------------------------------------------------------------------
+
+    def init_producer_id(self, transactional_id: str, timeout_ms: int, producer_id: int,
+                         producer_epoch: int) -> Result[tuple[ErrorCode, int, int]]:
+        """(producer id, epoch) for a transactional producer; fences older producers."""
+        if timeout_ms <= 0 or timeout_ms > self.config.max_timeout_ms:
+            raise InvalidTransactionTimeoutError(
+                f"transaction timeout {timeout_ms} ms is outside (0, "
+                f"{self.config.max_timeout_ms}]")
+        now = self._now()
+        m = self.transactions.get(transactional_id)
+        if m is None or m.state is TxnState.DEAD:
+            new = TransactionMetadata(transactional_id, self._allocate(), 0, timeout_ms,
+                                      TxnState.EMPTY, last_update_ms=now)
+            return Result((ErrorCode.none, new.producer_id, new.producer_epoch), [rec.encode(new)])
+        if m.state.is_prepare:
+            raise ConcurrentTransactionsError(f"{transactional_id} is completing a transaction")
+        if producer_id != NO_PRODUCER_ID:
+            # KIP-360: a producer that knows its id asks for a bump; a retry of a
+            # bump that already happened gets the current epoch.
+            if producer_id == m.producer_id and producer_epoch == m.last_producer_epoch \
+                    and m.state is not TxnState.ONGOING:
+                return Result((ErrorCode.none, m.producer_id, m.producer_epoch))
+            if producer_id == m.previous_producer_id and m.producer_epoch == 0:
+                return Result((ErrorCode.none, m.producer_id, m.producer_epoch))
+            if producer_id != m.producer_id or producer_epoch != m.producer_epoch:
+                raise ProducerFencedError(
+                    f"producer {producer_id} epoch {producer_epoch} is not the current "
+                    f"producer of {transactional_id}")
+        if m.state is TxnState.ONGOING:
+            # Fence the old producer and abort its transaction with the bumped
+            # epoch; this producer retries (CONCURRENT_TRANSACTIONS) until it is done.
+            fenced = m.transition(TxnState.PREPARE_ABORT, last_update_ms=now,
+                                  **_epoch_only(self._bumped(m)))
+            return self._prepared((ErrorCode.concurrent_transactions, -1, -1), fenced)
+        new = m.transition(TxnState.EMPTY, partitions=frozenset(), timeout_ms=timeout_ms,
+                           start_ms=-1, last_update_ms=now, **self._bumped(m))
+        return Result((ErrorCode.none, new.producer_id, new.producer_epoch), [rec.encode(new)])
+
+    def add_partitions(self, transactional_id: str, producer_id: int, producer_epoch: int,
+                       partitions: Iterable[TopicPartition]) -> Result[None]:
+        m = self._current(transactional_id, producer_id, producer_epoch)
+        if m.state.is_prepare:
+            raise ConcurrentTransactionsError(f"{transactional_id} is completing a transaction")
+        wanted = frozenset(partitions)
+        if m.state is TxnState.ONGOING and wanted <= m.partitions:
+            return Result(None)
+        now = self._now()
+        start = m.start_ms if m.state is TxnState.ONGOING else now
+        new = m.transition(TxnState.ONGOING, partitions=m.partitions | wanted, start_ms=start,
+                           last_update_ms=now)
+        return Result(None, [rec.encode(new)])
+
+    def verify_partitions(self, transactional_id: str, producer_id: int, producer_epoch: int,
+                          partitions: Iterable[TopicPartition]) -> dict[TopicPartition, ErrorCode]:
+        """KIP-890 part 1: is each partition in the ongoing transaction?"""
+        m = self._current(transactional_id, producer_id, producer_epoch)
+        ongoing = m.state is TxnState.ONGOING
+        return {tp: ErrorCode.none if ongoing and tp in m.partitions
+                else ErrorCode.invalid_txn_state for tp in partitions}
+
+    def end_transaction(self, transactional_id: str, producer_id: int, producer_epoch: int,
+                        commit: bool, transaction_version: int = 1
+                        ) -> Result[tuple[int, int]]:
+        """(producer id, epoch) the producer continues with: unchanged in version 1,
+        bumped in version 2 (KIP-890 part 2), where every transaction ends with a
+        new epoch, so a late batch of the ended transaction is fenced."""
+        if transaction_version >= 2:
+            return self._end_transaction_v2(transactional_id, producer_id, producer_epoch,
+                                            commit)
+        m = self._current(transactional_id, producer_id, producer_epoch)
+        state = m.state
+        unchanged = (-1, -1)
+        if state is TxnState.ONGOING:
+            target = TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT
+            return self._prepared(unchanged, m.transition(target, last_update_ms=self._now()))
+        done = TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT
+        preparing = TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT
+        if state is done:
+            return Result(unchanged)  # a retry of an EndTxn that completed
+        if state is preparing:
+            raise ConcurrentTransactionsError(f"{transactional_id} is completing a transaction")
+        raise InvalidTxnStateError(
+            f"cannot {'commit' if commit else 'abort'} {transactional_id} in state "
+            f"{state.display}")
+
+    def _end_transaction_v2(self, transactional_id: str, producer_id: int,
+                            producer_epoch: int, commit: bool) -> Result[tuple[int, int]]:
+        m = self.transactions.get(transactional_id)
+        if m is None or m.state is TxnState.DEAD or m.producer_id != producer_id:
+            raise InvalidProducerIdMappingError(
+                f"producer id {producer_id} does not own transactional id {transactional_id}")
+        done = TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT
+        preparing = TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT
+        if producer_epoch == m.last_producer_epoch and m.producer_epoch == producer_epoch + 1 \
+                and m.state in (done, preparing):
+            # A retry of the EndTxn that bumped the epoch.
+            if m.state is preparing:
+                raise ConcurrentTransactionsError(f"{transactional_id} is completing")
+            return Result((m.producer_id, m.producer_epoch))
+        if producer_epoch != m.producer_epoch:
+            raise ProducerFencedError(
+                f"producer epoch {producer_epoch} of {transactional_id} is not the current "
+                f"epoch {m.producer_epoch}")
+        if m.state is TxnState.ONGOING or (not commit and m.state.is_complete_or_empty):
+            bumped = producer_epoch + 1
+            changes: dict[str, Any] = {"producer_epoch": bumped,
+                                       "last_producer_epoch": producer_epoch,
+                                       "transaction_version": 2, "last_update_ms": self._now()}
+            answer = (m.producer_id, bumped)
+            if bumped >= MAX_EPOCH:
+                # Epochs ran out: the markers use this one; the next id starts at 0.
+                changes["next_producer_id"] = self._allocate()
+                answer = (changes["next_producer_id"], 0)
+            return self._prepared(answer, m.transition(preparing, **changes))
+        if m.state is preparing:
+            raise ConcurrentTransactionsError(f"{transactional_id} is completing a transaction")
+        raise InvalidTxnStateError(
+            f"cannot {'commit' if commit else 'abort'} {transactional_id} in state "
+            f"{m.state.display}")
+
+    def complete(self, transactional_id: str, producer_id: int,
+                 producer_epoch: int) -> Result[None]:
+        """The markers of a prepared transaction are durable: write its end state."""
+        m = self.transactions.get(transactional_id)
+        if m is None or m.producer_id != producer_id or m.producer_epoch != producer_epoch:
+            return Result(None)
+        if m.state is TxnState.PREPARE_COMMIT:
+            target = TxnState.COMPLETE_COMMIT
+        elif m.state is TxnState.PREPARE_ABORT:
+            target = TxnState.COMPLETE_ABORT
+        else:
+            return Result(None)
+        changes: dict[str, Any] = {}
+        if m.next_producer_id >= 0:
+            changes = {"producer_id": m.next_producer_id, "producer_epoch": 0,
+                       "previous_producer_id": m.producer_id, "next_producer_id": -1,
+                       "last_producer_epoch": -1}
+        new = m.transition(target, partitions=frozenset(), last_update_ms=self._now(),
+                           **changes)
+        return Result(None, [rec.encode(new)])
+
+    def abort_timed_out(self) -> Result[None]:
+        """Abort, with a bumped epoch (fencing the producer), every transaction past its
+        timeout; forget ids idle for longer than transactional.id.expiration.ms."""
+        now = self._now()
+        records: list[tuple[bytes, bytes | None]] = []
+        prepared = []
+        for m in self.transactions.values():
+            if m.state is TxnState.ONGOING and m.start_ms + m.timeout_ms < now:
+                log.info("aborting transaction of %s: open for %d ms, timeout %d ms",
+                         m.transactional_id, now - m.start_ms, m.timeout_ms)
+                aborted = m.transition(TxnState.PREPARE_ABORT, last_update_ms=now,
+                                       **_epoch_only(self._bumped(m)))
+                records.append(rec.encode(aborted))
+                prepared.append(aborted)
+
+            elif m.state.is_complete_or_empty \
+                    and now - m.last_update_ms > self.config.transactional_id_expiration_ms:
+                # transactional.id.expiration.ms: an idle id is forgotten (a tombstone).
+                log.info("expiring transactional id %s", m.transactional_id)
+                records.append(rec.tombstone(m.transactional_id))
+
+        def durable(error: BaseException | None) -> None:
+            if error is None:
+                for metadata in prepared:
+                    self._drive(self.partition, metadata)
+
+        self._schedule_abort_check()
+        return Result(None, list(records), on_durable=durable if prepared else None)
+
+    def _schedule_abort_check(self) -> None:
+        self.timer.schedule(ABORT_TIMED_OUT_KEY, self.config.abort_check_interval_ms,
+                            self.abort_timed_out)
+
+    # -- reads --------------------------------------------------------------------------
+
+    def describe(self, transactional_id: str) -> TransactionMetadata | None:
+        m = self.transactions.get(transactional_id)
+        return None if m is None or m.state is TxnState.DEAD else m
+
+
+def _epoch_only(changes: dict[str, Any]) -> dict[str, Any]:
+    """A fencing bump keeps the producer id: the markers must carry it."""
+    if "producer_id" in changes:
+        return {}
+    return changes
+
+
+def _with_last_epoch(m: TransactionMetadata, epoch: int) -> TransactionMetadata:
+    return dataclasses.replace(m, last_producer_epoch=epoch)

@@ -1,0 +1,169 @@
+"""Consumer groups of the KIP-848 protocol (group.protocol=consumer) with librdkafka:
+the broker assigns, members heartbeat with ConsumerGroupHeartbeat."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from strom.testing import EmbeddedBroker
+
+from .clients import wait_until
+from .test_groups import (
+    EXTERNAL,
+    GROUP_OVERRIDES,
+    PARTITIONS,
+    Member,
+    consumed,
+    create,
+    gbootstrap,
+    group_broker,
+    produce,
+    topic6,
+    wait_balanced,
+    wait_consumed,
+)
+
+pytestmark = pytest.mark.interop
+__all__ = ["gbootstrap", "group_broker", "topic6"]  # fixtures used here
+
+KIP848 = {"group.protocol": "consumer"}
+# The broker's group.consumer.session.timeout.ms (GROUP_OVERRIDES), or Kafka's default.
+SESSION_S = 45 if EXTERNAL else int(GROUP_OVERRIDES["group.consumer.session.timeout.ms"]) / 1000
+
+
+def test_three_members_share_six_partitions_each_record_once(gbootstrap: str,
+                                                              topic6: str) -> None:
+    group = f"k-{uuid.uuid4().hex[:8]}"
+    members = [Member("confluent", gbootstrap, group, topic6, **KIP848) for _ in range(3)]
+    try:
+        wait_balanced(members)
+        assert sorted(len(m.assigned) for m in members) == [2, 2, 2]
+        values = [f"v{i}" for i in range(60)]
+        produce(gbootstrap, topic6, values)
+        wait_consumed(members, values)
+        assert consumed(members) == sorted(values)
+    finally:
+        for m in members:
+            m.close()
+
+
+KILLABLE = r"""
+import sys
+from confluent_kafka import Consumer
+bootstrap, group, topic = sys.argv[1:4]
+c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "group.protocol": "consumer",
+              "auto.offset.reset": "earliest", "enable.auto.commit": False})
+c.subscribe([topic])
+while True:
+    c.poll(0.1)
+    if c.assignment():
+        print("assigned", flush=True)
+"""
+
+
+def test_leaving_and_killed_members_are_replaced(gbootstrap: str, topic6: str,
+                                                 tmp_path: Path) -> None:
+    group = f"k-{uuid.uuid4().hex[:8]}"
+    members = [Member("confluent", gbootstrap, group, topic6, **KIP848) for _ in range(2)]
+    out_path = tmp_path / "killable.out"
+    with out_path.open("w") as out:
+        victim = subprocess.Popen([sys.executable, "-c", KILLABLE, gbootstrap, group, topic6],
+                                  stdout=out, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: "assigned" in out_path.read_text()
+                   and len({p for m in members for p in m.assigned}) == 4
+                   and all(m.assigned for m in members), 30,
+                   what="three members with two partitions each")
+        kept = {id(m): m.assigned for m in members}
+        victim.kill()
+        victim.wait(10)
+        started = time.monotonic()
+        wait_balanced(members, timeout=SESSION_S + 20)
+        assert time.monotonic() - started >= SESSION_S * 0.5  # fenced by its session timeout
+        for m in members:
+            assert m.assigned >= kept[id(m)]  # the server-side assignor is sticky
+        values = [f"a{i}" for i in range(30)]
+        produce(gbootstrap, topic6, values)
+        wait_consumed(members, values)
+
+        for m in members:
+            m.commit()
+        leaver, survivor = members
+        leaver.close()
+        wait_until(lambda: survivor.assigned == frozenset(range(PARTITIONS)), 20,
+                   what="the survivor owning every partition")
+        more = [f"b{i}" for i in range(30)]
+        produce(gbootstrap, topic6, more)
+        wait_consumed([survivor], more)
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+        for m in members:
+            if m.is_alive():
+                m.close()
+
+
+def test_resume_after_commit_and_broker_restart(tmp_path: Path) -> None:
+    if EXTERNAL:
+        pytest.skip("restarts its own broker")
+    with EmbeddedBroker(tmp_path / "data", overrides=GROUP_OVERRIDES) as broker:
+        bootstrap = broker.bootstrap
+        topic = f"resume-{uuid.uuid4().hex[:8]}"
+        create(bootstrap, topic, PARTITIONS)
+        members = [Member("confluent", bootstrap, "resumers", topic, **KIP848)
+                   for _ in range(2)]
+        wait_balanced(members)
+        first = [f"first{i}" for i in range(30)]
+        produce(bootstrap, topic, first)
+        wait_consumed(members, first)
+        for m in members:
+            m.commit()
+        for m in members:
+            m.close()
+        later = [f"later{i}" for i in range(18)]
+        produce(bootstrap, topic, later)
+        broker.restart()
+        resumed = Member("confluent", bootstrap, "resumers", topic, **KIP848)
+        other = Member("confluent", bootstrap, "newcomers", topic, **KIP848)
+        try:
+            wait_consumed([resumed], later, timeout=40)
+            wait_consumed([other], first + later, timeout=40)
+            assert sorted(resumed.values) == sorted(later)
+            assert sorted(other.values) == sorted(first + later)
+        finally:
+            resumed.close()
+            other.close()
+
+
+def test_regex_subscription_picks_up_new_topics(gbootstrap: str) -> None:
+    from confluent_kafka import Producer
+
+    prefix = f"re{uuid.uuid4().hex[:6]}"
+    producer = Producer({"bootstrap.servers": gbootstrap})
+
+    def send(topic: str, value: str) -> None:
+        producer.produce(topic, value=value.encode(), partition=1)
+        assert producer.flush(30) == 0
+
+    for name in ("a", "b"):
+        create(gbootstrap, f"{prefix}-{name}", 2)
+    create(gbootstrap, f"other{prefix}", 2)
+    member = Member("confluent", gbootstrap, f"k-{prefix}", f"^{prefix}-.*", **KIP848)
+    try:
+        send(f"{prefix}-a", "a")
+        send(f"{prefix}-b", "b")
+        send(f"other{prefix}", "not-matching")
+        wait_consumed([member], ["a", "b"])
+        create(gbootstrap, f"{prefix}-c", 2)
+        send(f"{prefix}-c", "c")
+        wait_consumed([member], ["a", "b", "c"], timeout=40)
+        assert "not-matching" not in member.values
+    finally:
+        member.close()

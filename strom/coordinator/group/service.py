@@ -101,9 +101,9 @@ class GroupCoordinator:
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Create `__consumer_offsets` if missing and load the partitions we lead."""
-        if TOPIC not in self.metadata.image.topics:
-            self._create_topic()
+        """Load the partitions of `__consumer_offsets` we lead. The topic itself is
+        created on first use (FindCoordinator), as Kafka does: 50 partitions cost
+        a broker that never sees a group most of its start-up time."""
         self.metadata.subscribe(self.on_image)
         self.on_image(None, self.metadata.image)
 
@@ -149,15 +149,17 @@ class GroupCoordinator:
         return partition_for(group_id, self.num_partitions)
 
     def coordinator_for(self, group_id: str) -> int | None:
-        """The node id of the group's coordinator, or None if it has none now (the
-        topic was deleted: it is created again, as Kafka does on FindCoordinator)."""
+        """The node id of the group's coordinator, or None if it has none now.
+        `__consumer_offsets` is created here when missing, as Kafka does on
+        FindCoordinator; its partitions then load in the background."""
         topic = self.metadata.image.topics.get(TOPIC)
         if topic is None:
             try:
                 self._create_topic()
             except KafkaError as exc:
                 log.warning("cannot create %s: %s", TOPIC, exc)
-            return None
+                return None
+            topic = self.metadata.image.topics[TOPIC]
         partition = topic.partitions[self.partition_for(group_id)]
         return partition.leader if partition.leader >= 0 else None
 

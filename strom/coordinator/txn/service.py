@@ -96,6 +96,12 @@ class TransactionCoordinator:
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
+        """Load the partitions of `__transaction_state` we lead; the topic is
+        created on first use (FindCoordinator), as Kafka does."""
+        self.metadata.subscribe(self.on_image)
+        self.on_image(None, self.metadata.image)
+
+    def _create_topic(self) -> None:
         if TOPIC not in self.metadata.image.topics:
             brokers = len(self.metadata.image.brokers)
             partitions = self.broker_config._int("transaction.state.log.num.partitions")
@@ -107,8 +113,6 @@ class TransactionCoordinator:
                  "min.insync.replicas": 1, "segment.bytes": segment_bytes,
                  "unclean.leader.election.enable": False}))
             log.info("created %s with %d partitions", TOPIC, partitions)
-        self.metadata.subscribe(self.on_image)
-        self.on_image(None, self.metadata.image)
 
     def on_image(self, old: MetadataImage | None, new: MetadataImage) -> None:
         topic = new.topics.get(TOPIC)
@@ -147,7 +151,12 @@ class TransactionCoordinator:
     def coordinator_for(self, transactional_id: str) -> int | None:
         topic = self.metadata.image.topics.get(TOPIC)
         if topic is None:
-            return None
+            try:
+                self._create_topic()
+            except KafkaError as exc:
+                log.warning("cannot create %s: %s", TOPIC, exc)
+                return None
+            topic = self.metadata.image.topics[TOPIC]
         partition = topic.partitions[self.partition_for(transactional_id)]
         return partition.leader if partition.leader >= 0 else None
 

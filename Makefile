@@ -7,7 +7,7 @@ TEST_STAMP := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
 CONFIG ?= config/server.properties
 
-.PHONY: serve test lint typecheck unit interop interop-kafka system-deps kafka-jars compat clean \
+.PHONY: serve test lint typecheck unit interop interop-kafka system-deps kafka-jars compat compat-kafka clean \
 	bench bench-quick bench-soak bench-views demo
 
 $(STAMP): pyproject.toml
@@ -72,6 +72,14 @@ bench-views: $(TEST_STAMP) kafka-jars
 ## demo: the shop: strom and four services that only talk through events, narrated
 demo: $(STAMP)
 	$(BIN)/python -m examples.shop.demo
+
+## compat: franz-go's kgo integration tests against a fresh strom broker; prints a table, writes compat/results.json (docs/compat.md)
+compat: $(STAMP)
+	compat/run.sh $(COMPAT_ARGS)
+
+## compat-kafka: the same against Apache Kafka 4.x, the baseline; writes compat/results-kafka.json
+compat-kafka: kafka-jars
+	compat/run.sh --broker kafka $(COMPAT_ARGS)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check strom tests

@@ -162,6 +162,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 response = await registration.handler(context, request)
             elif fault.action is FaultAction.CLOSE:
                 return CLOSE
+            elif fault.action is FaultAction.CLOSE_AFTER:
+                await registration.handler(context, request)
+                return CLOSE
             elif fault.action is FaultAction.DROP:
                 # Never answer: later responses on this connection wait behind
                 # this one, as behind a hung broker, until the client gives up.

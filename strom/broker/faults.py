@@ -2,7 +2,9 @@
 
 A fault applies to the next N requests of one API, in arrival order across
 all connections: answer with an error code instead of running the handler,
-delay the response, drop it (the client times out), or close the connection.
+delay the response, drop it (the client times out), close the connection
+instead of handling the request, or handle it and then close instead of
+answering (the response is lost after the effect happened).
 An injected error never runs the handler, so it has no side effects (an
 injected produce error writes nothing), exactly as a client would see a
 broker that failed the request.
@@ -25,6 +27,9 @@ class FaultAction(enum.Enum):
     DELAY = "delay"
     DROP = "drop"
     CLOSE = "close"
+    # Handle the request, then close instead of answering: the client cannot
+    # tell whether it took effect (what idempotence and transactions are for).
+    CLOSE_AFTER = "close_after"
 
 
 @dataclass(slots=True)

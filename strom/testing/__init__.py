@@ -111,6 +111,11 @@ class EmbeddedBroker:
         """Close the connection instead of answering the next `count` requests of `api`."""
         self._add_fault(api, FaultAction.CLOSE, count)
 
+    def lose_responses(self, api: ApiKey | str, count: int = 1) -> None:
+        """Handle the next `count` requests of `api`, then close the connection
+        instead of answering: the effect happened but the client never hears of it."""
+        self._add_fault(api, FaultAction.CLOSE_AFTER, count)
+
     def clear_faults(self) -> None:
         self.services.faults.clear()
 

@@ -1,0 +1,268 @@
+#!/usr/bin/env bash
+# compat/run.sh — run franz-go's kgo integration tests against a broker and
+# report pass/fail per test. See docs/compat.md.
+#
+#   compat/run.sh                         start a fresh strom broker and test it
+#   compat/run.sh --broker kafka          same against Apache Kafka 4.x (the baseline)
+#   compat/run.sh --bootstrap HOST:PORT   test a broker that is already running
+#
+# Options:
+#   --run REGEX          top-level tests to run (go test -run; default: Test)
+#   --records N          records per ETL test (KGO_TEST_RECORDS; franz-go's default 500000)
+#   --package            one `go test` process for the whole package, tests in
+#                        parallel as upstream runs them; fastest, but one hung
+#                        test stalls every test after it until --timeout
+#   --timeout DUR        budget for the whole run, after which the remaining tests
+#                        are "not run" (30m); with --package, go test -timeout (20m)
+#   --test-timeout DUR   per-test timeout (default 2m; not with --package)
+#   --out FILE           results JSON (default compat/results.json,
+#                        compat/results-kafka.json with --broker kafka)
+#
+# By default every top-level test runs in its own process with its own timeout,
+# and a broker this script started is restarted (fresh data) if a test kills
+# it. Exits 0 whatever the tests did (it is a report); non-zero only when the
+# harness fails: bad usage (2), broker did not start (3), franz-go could not be
+# fetched or built (4), no test ran (5).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+FRANZ_GO_VERSION="${FRANZ_GO_VERSION:-v1.22.3}"
+CACHE="$ROOT/.cache/compat"
+STARTUP_TIMEOUT="${COMPAT_STARTUP_TIMEOUT:-300}"
+MAX_RESTARTS=5
+
+BOOTSTRAP=""
+BROKER="strom"
+RUN="Test"
+RECORDS=""
+PACKAGE=0
+TIMEOUT=""
+TEST_TIMEOUT="2m"
+OUT=""
+
+usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --bootstrap) BOOTSTRAP="${2:?}"; shift 2 ;;
+        --bootstrap=*) BOOTSTRAP="${1#*=}"; shift ;;
+        --broker) BROKER="${2:?}"; shift 2 ;;
+        --broker=*) BROKER="${1#*=}"; shift ;;
+        --run) RUN="${2:?}"; shift 2 ;;
+        --records) RECORDS="${2:?}"; shift 2 ;;
+        --package) PACKAGE=1; shift ;;
+        --isolate) PACKAGE=0; shift ;;
+        --timeout) TIMEOUT="${2:?}"; shift 2 ;;
+        --test-timeout) TEST_TIMEOUT="${2:?}"; shift 2 ;;
+        --out) OUT="${2:?}"; shift 2 ;;
+        -h|--help) usage ;;
+        *) echo "compat/run.sh: unknown argument: $1" >&2; usage ;;
+    esac
+done
+case "$BROKER" in strom|kafka) ;; *) echo "compat/run.sh: --broker is strom or kafka" >&2; exit 2 ;; esac
+if [ -n "$BOOTSTRAP" ]; then BROKER="external"; fi
+if [ -z "$OUT" ]; then
+    if [ "$BROKER" = kafka ]; then OUT="$ROOT/compat/results-kafka.json"; else OUT="$ROOT/compat/results.json"; fi
+fi
+# Go-style durations (90s, 20m, 1h) to seconds.
+seconds() {
+    case "$1" in
+        *h) echo $(( ${1%h} * 3600 )) ;; *m) echo $(( ${1%m} * 60 )) ;; *s) echo $(( ${1%s} )) ;;
+        *) echo "compat/run.sh: durations are like 90s, 20m or 1h, not '$1'" >&2; exit 2 ;;
+    esac
+}
+if [ -z "$TIMEOUT" ]; then
+    if [ "$PACKAGE" = 1 ]; then TIMEOUT="20m"; else TIMEOUT="30m"; fi
+fi
+BUDGET="$(seconds "$TIMEOUT")"
+TEST_SECS="$(seconds "$TEST_TIMEOUT")"
+
+log() { echo "compat: $*" >&2; }
+for tool in go python3; do
+    command -v "$tool" >/dev/null || { log "$tool not found"; exit 4; }
+done
+
+mkdir -p "$CACHE"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/strom-compat.XXXXXX")"
+BROKER_PID=""
+
+# shellcheck disable=SC2317  # called from the EXIT trap
+stop_broker() {
+    [ -n "$BROKER_PID" ] || return 0
+    if kill -0 "$BROKER_PID" 2>/dev/null; then
+        kill -TERM -- "-$BROKER_PID" 2>/dev/null || kill -TERM "$BROKER_PID" 2>/dev/null || true
+        for _ in $(seq 1 40); do kill -0 "$BROKER_PID" 2>/dev/null || break; sleep 0.25; done
+        kill -KILL -- "-$BROKER_PID" 2>/dev/null || kill -KILL "$BROKER_PID" 2>/dev/null || true
+    fi
+    wait "$BROKER_PID" 2>/dev/null || true
+    BROKER_PID=""
+}
+# shellcheck disable=SC2317
+cleanup() {
+    stop_broker
+    local f
+    for f in events.jsonl:last-run.jsonl stderr.log:last-run.stderr broker.log:last-broker.log \
+             run/server.log:last-broker-server.log report.md:last-report.md; do
+        if [ -f "$WORK/${f%%:*}" ]; then cp "$WORK/${f%%:*}" "$CACHE/${f##*:}" 2>/dev/null || true; fi
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- franz-go source, pinned, from the Go module proxy ----------------------
+# A private module cache under .cache/compat (writable, so `make clean` can
+# remove it) and a writable copy of the module to run its tests in.
+export GOMODCACHE="$CACHE/gomod"
+export GOFLAGS="-modcacherw -mod=mod"
+SRC="$CACHE/franz-go-$FRANZ_GO_VERSION"
+if [ ! -f "$SRC/pkg/kgo/helpers_test.go" ]; then
+    log "fetching github.com/twmb/franz-go@$FRANZ_GO_VERSION"
+    DL="$(cd "$WORK" && go mod download -json "github.com/twmb/franz-go@$FRANZ_GO_VERSION")" \
+        || { log "go mod download failed"; exit 4; }
+    MODDIR="$(printf '%s' "$DL" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+    rm -rf "$SRC.tmp.$$"
+    cp -r "$MODDIR" "$SRC.tmp.$$"
+    chmod -R u+w "$SRC.tmp.$$"
+    mv -T "$SRC.tmp.$$" "$SRC" 2>/dev/null || rm -rf "$SRC.tmp.$$"  # a concurrent run may have won
+fi
+log "building pkg/kgo tests (franz-go $FRANZ_GO_VERSION, $(go env GOVERSION))"
+(cd "$SRC/pkg/kgo" && go test -c -o "$WORK/kgo.test" .) >"$WORK/build.log" 2>&1 \
+    || { cat "$WORK/build.log" >&2; log "building the kgo tests failed"; exit 4; }
+"$WORK/kgo.test" -test.list "$RUN" | grep '^Test' >"$WORK/listed" || true
+[ -s "$WORK/listed" ] || { log "no test matches --run '$RUN'"; exit 5; }
+
+# --- broker --------------------------------------------------------------------
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# start_broker: a fresh broker (empty data dir) on $PORT; returns 1 if it did
+# not come up within STARTUP_TIMEOUT.
+start_broker() {
+    rm -rf "$WORK/run"
+    mkdir -p "$WORK/run/data"
+    if [ "$BROKER" = strom ]; then
+        setsid "$STROM" serve --override "listeners=PLAINTEXT://127.0.0.1:$PORT" \
+            --override "log.dirs=$WORK/run/data" >>"$WORK/broker.log" 2>&1 </dev/null &
+    else
+        setsid "$ROOT/compat/kafka.sh" "$PORT" "$WORK/run" >>"$WORK/broker.log" 2>&1 </dev/null &
+    fi
+    BROKER_PID=$!
+    log "started $BROKER (pid $BROKER_PID) on $SEEDS, waiting for the port"
+    local deadline=$((SECONDS + STARTUP_TIMEOUT))
+    until port_open 127.0.0.1 "$PORT"; do
+        if ! kill -0 "$BROKER_PID" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
+            log "$BROKER did not start listening on $SEEDS; its output:"
+            tail -n 40 "$WORK/broker.log" >&2 || true
+            return 1
+        fi
+        sleep 0.25
+    done
+}
+
+BROKER_DESC="$BROKER"
+if [ -n "$BOOTSTRAP" ]; then
+    SEEDS="$BOOTSTRAP"
+    BROKER_DESC="external broker at $BOOTSTRAP"
+    port_open "${BOOTSTRAP%:*}" "${BOOTSTRAP##*:}" || { log "nothing answers on $BOOTSTRAP"; exit 3; }
+else
+    PORT="$(free_port)"
+    SEEDS="127.0.0.1:$PORT"
+    if [ "$BROKER" = strom ]; then
+        STROM="$ROOT/.venv/bin/strom"
+        [ -x "$STROM" ] || { log "$STROM not found: create the venv first (make serve / pip install -e .)"; exit 3; }
+    fi
+    start_broker || exit 3
+    if [ "$BROKER" = kafka ]; then
+        v="$(sed -n 's/.*Kafka version: \([^ ]*\).*/\1/p' "$WORK/run/server.log" 2>/dev/null | head -n1)"
+        BROKER_DESC="Apache Kafka ${v:-4.x} (KRaft, single node)"
+    else
+        v="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || true)"
+        if [ -n "$v" ] && [ -n "$(git -C "$ROOT" status --porcelain -- strom 2>/dev/null)" ]; then v="$v + uncommitted changes"; fi
+        BROKER_DESC="strom${v:+ (commit $v)}"
+    fi
+fi
+
+# --- tests -----------------------------------------------------------------
+export KGO_SEEDS="$SEEDS" KGO_TEST_RF=1
+if [ -n "$RECORDS" ]; then export KGO_TEST_RECORDS="$RECORDS"; fi
+# Everything of this run stays in $WORK (concurrent runs must not mix) and is
+# copied to .cache/compat/last-* at exit.
+EVENTS="$WORK/events.jsonl"
+STDERR="$WORK/stderr.log"
+: >"$EVENTS"
+: >"$STDERR"
+: >"$WORK/crashed"
+START=$SECONDS
+cd "$SRC/pkg/kgo"
+if [ "$PACKAGE" = 1 ]; then
+    log "go test -run '$RUN' -timeout $TIMEOUT against $SEEDS (${KGO_TEST_RECORDS:-500000} records per ETL test)"
+    go test -json -count=1 -run "$RUN" -timeout "$TIMEOUT" . >"$EVENTS" 2>"$STDERR" || true
+else
+    # Client-only tests first: they take seconds, and a broker that hangs
+    # tests must not spend the budget before they run.
+    python3 "$ROOT/compat/report.py" --classify "$SRC" >"$WORK/classes"
+    sed -n 's/^unit //p' "$WORK/classes" >"$WORK/unit"
+    mapfile -t TESTS < <(grep -Fxf "$WORK/unit" "$WORK/listed" || true; grep -vFxf "$WORK/unit" "$WORK/listed" || true)
+    log "${#TESTS[@]} tests, one process each (-timeout $TEST_TIMEOUT each, $TIMEOUT in all), against $SEEDS" \
+        "(${KGO_TEST_RECORDS:-500000} records per ETL test)"
+    restarts=0
+    for t in "${TESTS[@]}"; do
+        left=$((BUDGET - (SECONDS - START)))
+        if [ "$left" -le 0 ]; then
+            log "the $TIMEOUT budget is spent; $t and the tests after it are not run"
+            echo "not run: the $TIMEOUT budget (--timeout) was spent first" >"$WORK/stopped"
+            break
+        fi
+        go tool test2json -t -p github.com/twmb/franz-go/pkg/kgo "$WORK/kgo.test" -test.v=test2json \
+            -test.count=1 -test.run "^${t}\$" -test.timeout "$(( left < TEST_SECS ? left : TEST_SECS ))s" \
+            >>"$EVENTS" 2>>"$STDERR" || true
+        if [ -n "$BROKER_PID" ] && ! kill -0 "$BROKER_PID" 2>/dev/null; then
+            echo "$t" >>"$WORK/crashed"
+            log "the broker exited during $t; the end of its output:"
+            tail -n 15 "$WORK/broker.log" >&2 || true
+            wait "$BROKER_PID" 2>/dev/null || true
+            BROKER_PID=""
+            restarts=$((restarts + 1))
+            if [ "$restarts" -gt "$MAX_RESTARTS" ] || ! start_broker; then
+                log "not restarting the broker again; the remaining tests are not run"
+                echo "not run: the broker died and was not restarted" >"$WORK/stopped"
+                break
+            fi
+        elif [ -n "$BOOTSTRAP" ] && ! port_open "${BOOTSTRAP%:*}" "${BOOTSTRAP##*:}"; then
+            echo "$t" >>"$WORK/crashed"
+            log "nothing answers on $BOOTSTRAP any more (after $t); the remaining tests are not run"
+            echo "not run: nothing answered on $BOOTSTRAP any more" >"$WORK/stopped"
+            break
+        fi
+    done
+fi
+WALL=$((SECONDS - START))
+cd "$ROOT"
+if [ "$PACKAGE" = 1 ] && [ -n "$BROKER_PID" ] && ! kill -0 "$BROKER_PID" 2>/dev/null; then
+    echo "(during the package run)" >>"$WORK/crashed"
+    log "the broker exited during the run; the end of its output:"
+    tail -n 20 "$WORK/broker.log" >&2 || true
+fi
+
+COMPARE=()
+if [ "$BROKER" != kafka ] && [ -f "$ROOT/compat/results-kafka.json" ]; then
+    COMPARE=(--compare "$ROOT/compat/results-kafka.json")
+fi
+SHORT="$BROKER"
+case "$BROKER_DESC" in "Apache Kafka "*) SHORT="Kafka ${BROKER_DESC#Apache Kafka }"; SHORT="${SHORT%% (*}" ;; esac
+if [ "$PACKAGE" = 1 ]; then
+    mode="package (one go test process, -timeout $TIMEOUT)"
+else
+    mode="isolated (one process per test, -timeout $TEST_TIMEOUT each, $TIMEOUT in all)"
+fi
+python3 "$ROOT/compat/report.py" --events "$EVENTS" --src "$SRC" --out "$OUT" "${COMPARE[@]}" \
+    --listed "$WORK/listed" --crashed "$WORK/crashed" --stopped "$WORK/stopped" --markdown "$WORK/report.md" \
+    --meta "broker=$BROKER_DESC" --meta "broker_short=$SHORT" \
+    --meta "franz_go=$FRANZ_GO_VERSION" --meta "go=$(go env GOVERSION)" \
+    --meta "date=$(date -u +%Y-%m-%dT%H:%MZ)" --meta "wall_seconds=$WALL" \
+    --meta "records=${KGO_TEST_RECORDS:-500000}" --meta "mode=$mode" --meta "run=$RUN" \
+    --meta "host=$(nproc) cores" \
+    || { log "report failed (raw events in .cache/compat/last-run.jsonl)"; exit 5; }
+log "wrote ${OUT#"$ROOT"/}; raw go test events in .cache/compat/last-run.jsonl, broker output in .cache/compat/last-broker.log"
+exit 0

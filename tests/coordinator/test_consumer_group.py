@@ -246,6 +246,25 @@ def test_offset_commits_check_member_epochs(h: Harness) -> None:
     assert exc.value.code == E.non_empty_group
 
 
+def test_transactional_offset_commits_accept_any_version(h: Harness) -> None:
+    """TxnOffsetCommit (v0-5, written as OffsetCommit v8) is open to KIP-848 members;
+    a plain OffsetCommit below v9 is not (Kafka's ConsumerGroup.validateOffsetCommit)."""
+    a = Member(h)
+    a.heartbeat()
+
+    def commit(transactional: bool) -> Any:
+        request = CommitRequest("g", a.epoch, a.member_id, None, -1,
+                                (("t", (PartitionCommit(0, 5, -1, ""),)),),
+                                api_version=8, transactional=transactional)
+        try:
+            return h.write(lambda s: s.offsets.commit(request))[0]["partitions"][0]["error_code"]
+        except KafkaError as exc:
+            return exc.code
+
+    assert commit(False) == E.unsupported_version
+    assert commit(True) == E.none
+
+
 def test_describe(h: Harness) -> None:
     a = Member(h, "a")
     a.heartbeat()

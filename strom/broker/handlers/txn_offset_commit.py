@@ -53,6 +53,7 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
             int(getattr(p, "committed_leader_epoch", -1)), p.committed_metadata)
             for p in t.partitions)) for t in request.topics),
         api_version=8,
+        transactional=True,
     )
     topics = await groups.txn_commit_offsets(commit, request.producer_id,
                                              request.producer_epoch)

@@ -57,6 +57,9 @@ class CommitRequest:
     # (topic name, partitions); unknown topics were answered by the caller
     topics: tuple[tuple[str, tuple[PartitionCommit, ...]], ...]
     api_version: int = 9
+    # TxnOffsetCommit: KIP-848 members may use it at any version, and a classic
+    # group accepts it while completing a rebalance or without a member id.
+    transactional: bool = False
 
 
 class OffsetGroup(Protocol):
@@ -126,7 +129,8 @@ class OffsetManager:
                 raise IllegalGenerationError(f"group {request.group_id} does not exist")
         else:
             group.validate_offset_commit(request.member_id, request.group_instance_id,
-                                         generation, api_version=request.api_version)
+                                         generation, transactional=request.transactional,
+                                         api_version=request.api_version)
         now = ctx.now_ms()
         expire = now + request.retention_time_ms if request.retention_time_ms != -1 else -1
         max_metadata = ctx.config.offset_metadata_max_bytes

@@ -40,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -231,6 +231,18 @@ class CoordinatorRuntime(Generic[S]):
     @property
     def partitions(self) -> list[int]:
         return sorted(self._contexts)
+
+    def follow_leadership(self, led: Iterable[int],
+                          open_log: Callable[[int], CoordinatorLog]) -> None:
+        """Coordinate exactly the partitions this broker leads: unload the ones it
+        lost, load the ones it gained (called on every metadata image change)."""
+        wanted = set(led)
+        for partition in self.partitions:
+            if partition not in wanted:
+                self.unload(partition)
+        for partition in sorted(wanted):
+            if partition not in self._contexts:
+                self.load(partition, open_log(partition))
 
     def is_active(self, partition: int) -> bool:
         context = self._contexts.get(partition)

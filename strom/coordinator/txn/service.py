@@ -116,17 +116,10 @@ class TransactionCoordinator:
 
     def on_image(self, old: MetadataImage | None, new: MetadataImage) -> None:
         topic = new.topics.get(TOPIC)
-        led = set()
-        if topic is not None:
-            led = {p.partition for p in topic.partitions if p.leader == self.node_id}
-        for partition in self.runtime.partitions:
-            if partition not in led:
-                self.runtime.unload(partition)
-        for partition in sorted(led):
-            if partition not in self.runtime.partitions:
-                log_ = PartitionCoordinatorLog(self.replicas.get(TOPIC, partition),
-                                               self.replicas.flusher)
-                self.runtime.load(partition, log_)
+        led = [p.partition for p in topic.partitions if p.leader == self.node_id] \
+            if topic is not None else []
+        self.runtime.follow_leadership(led, lambda partition: PartitionCoordinatorLog(
+            self.replicas.get(TOPIC, partition), self.replicas.flusher))
 
     async def stop(self) -> None:
         self._closed = True

@@ -77,8 +77,10 @@ def test_applies_every_event_once_and_commits_offsets(broker: EmbeddedBroker,
     topic = create_topic(broker.bootstrap, unique("deposits"), partitions=3)
     publish_deposits(publisher, topic, 0, 300)
     store = MemoryStore()
-    with bank_view(broker.bootstrap, [topic], store, max_batch=50) as view:
-        assert view.lag()[(topic, 0)] > 0
+    view = bank_view(broker.bootstrap, [topic], store, max_batch=50)
+    # Before it starts (a started view may already have applied everything).
+    assert view.lag()[(topic, 0)] > 0
+    with view:
         progress = view.catch_up(timeout=30)
         assert progress.state is ViewState.LIVE
         assert_exactly_once(view, 300)

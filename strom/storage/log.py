@@ -34,7 +34,6 @@ import random
 import shutil
 import struct
 import uuid
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +49,7 @@ from strom.storage import checkpoints, files, loader, retention
 from strom.storage.flush import FlushTicket
 from strom.storage.leader_epoch import LeaderEpochCache
 from strom.storage.segment import FileRegion, LogSegment
+from strom.storage.swap import SegmentSwapping, _PendingSwap
 
 __all__ = [
     "AppendInfo",
@@ -95,20 +95,6 @@ class LogConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class _PendingSwap:
-    base_offset: int
-    old: tuple[LogSegment, ...]
-    generation: int
-
-
-SwapHook = Callable[[str], None]
-
-
-def _no_hook(_step: str) -> None:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
 class AppendInfo:
     first_offset: int
     last_offset: int
@@ -135,7 +121,7 @@ class UnexpectedAppendOffsetError(InvalidRecordError):
     """A follower append whose offsets are below the log end offset."""
 
 
-class PartitionLog:
+class PartitionLog(SegmentSwapping):
     """Append, read, truncate, roll and retain one partition's batches."""
 
     def __init__(
@@ -611,98 +597,6 @@ class PartitionLog:
     def _delete_segment(self, segment: LogSegment) -> None:
         segment.delete()
         self._dir_version += 1
-
-    # -- compaction swap ----------------------------------------------------
-
-    def prepare_swap(
-        self, base_offset: int, old: Sequence[LogSegment], generation: int, *,
-        hook: SwapHook = _no_hook,
-    ) -> bool:
-        """Owner thread, swap step 1: rename the cleaned copy of `old`
-        (`<base>.log|.index|.timeindex.cleaned`, fsynced by the cleaner) to
-        `.swap`. False, touching nothing, if `old` is no longer a run of
-        inactive segments of this log or the log was truncated since
-        `generation`. The caller fsyncs the directory before `complete_swap`."""
-        if (self._closed or self._pending_swap is not None
-                or not self._is_inactive_run(old, generation)
-                or old[0].base_offset != base_offset):
-            return False
-        self._pending_swap = _PendingSwap(base_offset, tuple(old), generation)
-        cleaned = files.compacted_segment_paths(self.directory, base_offset, files.CLEANED_SUFFIX)
-        swap = files.compacted_segment_paths(self.directory, base_offset, files.SWAP_SUFFIX)
-        for source, target in zip(cleaned, swap, strict=True):
-            os.replace(source, target)
-            hook(f"swap renamed {target.name}")
-        return True
-
-    def complete_swap(self, *, hook: SwapHook = _no_hook) -> bool:
-        """Owner thread, swap step 2 (after the .swap renames are durable):
-        rename the replaced segments' files to .deleted, the .swap files to
-        their final names, switch the segment list, then remove the .deleted
-        files (Kafka's LocalLog.replaceSegments). False, removing the .swap
-        files, if the log changed since `prepare_swap`."""
-        pending = self._pending_swap
-        if pending is None:
-            return False
-        if self._closed or not self._is_inactive_run(pending.old, pending.generation):
-            self.abort_swap()
-            return False
-        directory = self.directory
-        doomed: list[Path] = []
-        for segment in pending.old:
-            for path in files.segment_paths(directory, segment.base_offset):
-                target = files.with_extra_suffix(path, files.DELETED_SUFFIX)
-                try:
-                    os.replace(path, target)
-                except FileNotFoundError:
-                    continue
-                doomed.append(target)
-                hook(f"deleted {path.name}")
-        swap = files.compacted_segment_paths(directory, pending.base_offset, files.SWAP_SUFFIX)
-        final = files.compacted_segment_paths(directory, pending.base_offset, "")
-        for source, target in zip(swap, final, strict=True):
-            os.replace(source, target)
-            hook(f"installed {target.name}")
-        self._pending_swap = None
-        cleaned = self._open_segment(pending.base_offset)
-        cleaned.index_interval_bytes = self.config.index_interval_bytes
-        first = next(i for i, s in enumerate(self._segments) if s is pending.old[0])
-        end = first + len(pending.old)
-        self._segments[first:end] = [cleaned]
-        self._bases[first:end] = [cleaned.base_offset]
-        for segment in pending.old:
-            self.size_in_bytes -= segment.size
-            segment.close()  # inactive: closes fds and mappings, touches no path
-        self.size_in_bytes += cleaned.size
-        self._dir_version += 1
-        hook("swapped")
-        for path in doomed:
-            path.unlink(missing_ok=True)
-        hook("removed .deleted files")
-        return True
-
-    def abort_swap(self, *, durable: bool = False) -> None:
-        """Forget a prepared swap and remove its files; with `durable`, fsync
-        the directory so a crash cannot bring the .swap files back (needed
-        when the log is about to be truncated)."""
-        pending, self._pending_swap = self._pending_swap, None
-        if pending is None:
-            return
-        for extra in (files.SWAP_SUFFIX, files.CLEANED_SUFFIX):
-            for path in files.compacted_segment_paths(self.directory, pending.base_offset, extra):
-                path.unlink(missing_ok=True)
-        self._dir_version += 1
-        if durable:
-            files.fsync_dir(self.directory)
-
-    def _is_inactive_run(self, old: Sequence[LogSegment], generation: int) -> bool:
-        if not old or generation != self._generation:
-            return False
-        segments = self._segments
-        first = next((i for i, s in enumerate(segments) if s is old[0]), None)
-        if first is None or first + len(old) >= len(segments):  # the active one is never swapped
-            return False
-        return all(segments[first + i] is segment for i, segment in enumerate(old))
 
     def close(self, *, flush: bool = False) -> None:
         """Trim the active segment's indexes and close every file. With flush,

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from strom.clock import Clock
+from strom.cluster.image import MetadataImage
 from strom.errors import (
     CoordinatorNotAvailableError,
     ErrorCode,
@@ -191,6 +192,23 @@ class _Context(Generic[S]):
     timer: Timer
     state: ShardState = ShardState.LOADING
     load_task: asyncio.Task[None] | None = None
+
+
+def coordinator_node(image: Callable[[], MetadataImage], topic: str, create: Callable[[], None],
+                     partition_of: Callable[[int], int]) -> int | None:
+    """The node leading a key's partition of an internal topic, creating the
+    topic first when it is missing (as Kafka does on FindCoordinator); None
+    while there is no leader or the topic cannot be created."""
+    info = image().topics.get(topic)
+    if info is None:
+        try:
+            create()
+        except KafkaError as exc:
+            log.warning("cannot create %s: %s", topic, exc)
+            return None
+        info = image().topics[topic]
+    partition = info.partitions[partition_of(len(info.partitions))]
+    return partition.leader if partition.leader >= 0 else None
 
 
 class CoordinatorRuntime(Generic[S]):

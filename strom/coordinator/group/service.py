@@ -46,6 +46,7 @@ from strom.coordinator.runtime import (
     PartitionCoordinatorLog,
     Result,
     Timer,
+    coordinator_node,
 )
 from strom.errors import ErrorCode, KafkaError, error_code_for
 
@@ -145,16 +146,8 @@ class GroupCoordinator:
         """The node id of the group's coordinator, or None if it has none now.
         `__consumer_offsets` is created here when missing, as Kafka does on
         FindCoordinator; its partitions then load in the background."""
-        topic = self.metadata.image.topics.get(TOPIC)
-        if topic is None:
-            try:
-                self._create_topic()
-            except KafkaError as exc:
-                log.warning("cannot create %s: %s", TOPIC, exc)
-                return None
-            topic = self.metadata.image.topics[TOPIC]
-        partition = topic.partitions[self.partition_for(group_id)]
-        return partition.leader if partition.leader >= 0 else None
+        return coordinator_node(lambda: self.metadata.image, TOPIC, self._create_topic,
+                                lambda count: partition_for(group_id, count))
 
     # -- classic groups ---------------------------------------------------------------------
 

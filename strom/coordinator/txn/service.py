@@ -31,6 +31,7 @@ from strom.coordinator.runtime import (
     LeaderPartition,
     PartitionCoordinatorLog,
     Timer,
+    coordinator_node,
 )
 from strom.coordinator.txn.shard import TxnConfig, TxnCoordinatorShard
 from strom.coordinator.txn.state import TopicPartition, TransactionMetadata, TxnState
@@ -142,16 +143,8 @@ class TransactionCoordinator:
         return partition_for(transactional_id, self.num_partitions)
 
     def coordinator_for(self, transactional_id: str) -> int | None:
-        topic = self.metadata.image.topics.get(TOPIC)
-        if topic is None:
-            try:
-                self._create_topic()
-            except KafkaError as exc:
-                log.warning("cannot create %s: %s", TOPIC, exc)
-                return None
-            topic = self.metadata.image.topics[TOPIC]
-        partition = topic.partitions[self.partition_for(transactional_id)]
-        return partition.leader if partition.leader >= 0 else None
+        return coordinator_node(lambda: self.metadata.image, TOPIC, self._create_topic,
+                                lambda count: partition_for(transactional_id, count))
 
     def group_partition(self, group_id: str) -> TopicPartition:
         topic = self.metadata.image.topics.get(GROUP_TOPIC)

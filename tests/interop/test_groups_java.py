@@ -104,7 +104,10 @@ def test_three_java_consumers_share_the_partitions(gbootstrap: str, topic6: str,
     procs = [subprocess.Popen(
         [str(KAFKA_TOOL), "console-consumer", "--bootstrap-server", gbootstrap,
          "--topic", topic6, "--group", group, "--max-messages", "20",
-         "--timeout-ms", "60000",
+         # The topic is the test's own: from the beginning is exactly these
+         # records, and it removes a race between a member resolving its
+         # "latest" position and the records being produced.
+         "--from-beginning", "--timeout-ms", "60000",
          "--command-property", f"group.protocol={protocol}",
          "--formatter-property", "print.partition=true"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)

@@ -105,10 +105,9 @@ class Message:
     def __init__(self, spec: MessageSpec) -> None:
         self.spec = spec
         self.low, self.high = version_range(spec.versions)
-        self._classes = {
-            v: _generate(spec.name, spec.fields, v, _in(v, spec.flexible))
-            for v in range(self.low, self.high + 1)
-        }
+        # Generated on first use: generating every version of every record at
+        # import cost ~25 ms of the broker's start-up.
+        self._classes: dict[int, type] = {}
 
     def encode(self, version: int, values: Mapping[str, Any]) -> bytes:
         cls = self._class(version)
@@ -132,7 +131,11 @@ class Message:
     def _class(self, version: int) -> type:
         cls = self._classes.get(version)
         if cls is None:
-            raise CorruptRecordError(f"unknown {self.spec.name} version {version}")
+            if not self.low <= version <= self.high:
+                raise CorruptRecordError(f"unknown {self.spec.name} version {version}")
+            cls = _generate(self.spec.name, self.spec.fields, version,
+                            _in(version, self.spec.flexible))
+            self._classes[version] = cls
         return cls
 
 

@@ -21,7 +21,7 @@ The helpers below are shared with IncrementalAlterConfigs.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from strom.broker.context import BrokerServices, RequestContext
@@ -165,10 +165,10 @@ def replace_broker_configs(broker: BrokerServices, wanted: Mapping[str, str],
 # --- the handler -------------------------------------------------------------
 
 
-@handles(ApiKey.ALTER_CONFIGS)
-async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    broker = ctx.broker
-    validate_only = bool(request.validate_only)
+def alter_each(request: Any, alter: Callable[[Any], None],
+               allow_null: bool = False) -> dict[str, Any]:
+    """Both alter APIs' response: `alter` applied to each resource in turn, a
+    resource named twice refused, each resource's KafkaError its own result."""
     duplicates = duplicate_resources(request.resources)
     responses = []
     for resource in request.resources:
@@ -177,21 +177,31 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
                                              "Each resource must appear at most once."))
             continue
         try:
-            check_config_names_and_values(resource.configs)
-            wanted = {c.name: c.value for c in resource.configs}
-            if resource.resource_type == TOPIC:
-                replace_topic_configs(broker, resource.resource_name, wanted, validate_only)
-            elif resource.resource_type == BROKER:
-                check_broker_name(broker, resource.resource_name)
-                replace_broker_configs(broker, wanted, validate_only)
-            elif resource.resource_type == BROKER_LOGGER:
-                raise InvalidRequestError(
-                    "AlterConfigs does not support BROKER_LOGGER resources")
-            else:
-                raise InvalidRequestError(
-                    f"Unknown resource type {resource_type_name(resource.resource_type)}")
+            check_config_names_and_values(resource.configs, allow_null=allow_null)
+            alter(resource)
         except KafkaError as exc:
             responses.append(resource_result(resource, exc.code, exc.message))
             continue
         responses.append(resource_result(resource))
     return {"throttle_time": 0, "responses": responses}
+
+
+@handles(ApiKey.ALTER_CONFIGS)
+async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    broker = ctx.broker
+    validate_only = bool(request.validate_only)
+
+    def alter(resource: Any) -> None:
+        wanted = {c.name: c.value for c in resource.configs}
+        if resource.resource_type == TOPIC:
+            replace_topic_configs(broker, resource.resource_name, wanted, validate_only)
+        elif resource.resource_type == BROKER:
+            check_broker_name(broker, resource.resource_name)
+            replace_broker_configs(broker, wanted, validate_only)
+        elif resource.resource_type == BROKER_LOGGER:
+            raise InvalidRequestError("AlterConfigs does not support BROKER_LOGGER resources")
+        else:
+            raise InvalidRequestError(
+                f"Unknown resource type {resource_type_name(resource.resource_type)}")
+
+    return alter_each(request, alter)

@@ -22,20 +22,18 @@ from strom.broker.handlers.alter_configs import (
     BROKER,
     BROKER_LOGGER,
     TOPIC,
+    alter_each,
     broker_dynamic_as_text,
     check_broker_name,
-    check_config_names_and_values,
-    duplicate_resources,
     replace_broker_configs,
     replace_topic_configs,
-    resource_result,
     resource_type_name,
     topic_overrides_as_text,
 )
 from strom.broker.handlers.describe_configs import KAFKA_LEVELS, ROOT_LOGGER, python_loggers
 from strom.broker.router import handles
 from strom.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigType
-from strom.errors import ErrorCode, InvalidConfigError, InvalidRequestError, KafkaError
+from strom.errors import InvalidConfigError, InvalidRequestError
 from strom.protocol.api import ApiKey
 
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
@@ -138,26 +136,16 @@ def _alter_loggers(broker: BrokerServices, resource: Any, validate_only: bool) -
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
     validate_only = bool(request.validate_only)
-    duplicates = duplicate_resources(request.resources)
-    responses = []
-    for resource in request.resources:
-        if (resource.resource_type, resource.resource_name) in duplicates:
-            responses.append(resource_result(resource, ErrorCode.invalid_request,
-                                             "Each resource must appear at most once."))
-            continue
-        try:
-            check_config_names_and_values(resource.configs, allow_null=True)
-            if resource.resource_type == TOPIC:
-                _alter_topic(broker, resource, validate_only)
-            elif resource.resource_type == BROKER:
-                _alter_broker(broker, resource, validate_only)
-            elif resource.resource_type == BROKER_LOGGER:
-                _alter_loggers(broker, resource, validate_only)
-            else:
-                raise InvalidRequestError(
-                    f"Unknown resource type {resource_type_name(resource.resource_type)}")
-        except KafkaError as exc:
-            responses.append(resource_result(resource, exc.code, exc.message))
-            continue
-        responses.append(resource_result(resource))
-    return {"throttle_time": 0, "responses": responses}
+
+    def alter(resource: Any) -> None:
+        if resource.resource_type == TOPIC:
+            _alter_topic(broker, resource, validate_only)
+        elif resource.resource_type == BROKER:
+            _alter_broker(broker, resource, validate_only)
+        elif resource.resource_type == BROKER_LOGGER:
+            _alter_loggers(broker, resource, validate_only)
+        else:
+            raise InvalidRequestError(
+                f"Unknown resource type {resource_type_name(resource.resource_type)}")
+
+    return alter_each(request, alter, allow_null=True)

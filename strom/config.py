@@ -218,6 +218,10 @@ GROUP_COORDINATOR_CONFIGS: list[ConfigDef] = [
        "Largest consumer group heartbeat interval.", at_least=1),
     _d("group.consumer.max.size", T.INT, INT_MAX, "Most members of a consumer group.",
        at_least=1),
+    _d("group.consumer.migration.policy", T.STRING, "bidirectional",
+       "Online migration of non-empty groups between the classic and the consumer "
+       "protocol: bidirectional, upgrade, downgrade or disabled.",
+       choices=("bidirectional", "upgrade", "downgrade", "disabled")),
     _d("group.consumer.assignors", T.LIST, ["uniform", "range"],
        "Server-side assignors of consumer groups (uniform, range or Kafka's class "
        "names of them); the first is the default."),

@@ -175,7 +175,7 @@ class Harness:
                               "consumer", protocols, client, "/127.0.0.1",
                               requires_known_member_id=version >= 4,
                               supports_skip_assignment=version >= 9)
-        self.write(lambda s: s.classic.join(request, box.append))
+        self.write(lambda s: s.join_group(request, box.append))
         return box
 
     def sync(self, group: str, member_id: str, generation: int,
@@ -184,16 +184,16 @@ class Harness:
         box: list[dict[str, Any]] = []
         request = SyncRequest(group, generation, member_id, instance, "consumer", None,
                               tuple((assignments or {}).items()))
-        self.write(lambda s: s.classic.sync(request, box.append))
+        self.write(lambda s: s.sync_group(request, box.append))
         return box
 
     def heartbeat(self, group: str, member_id: str, generation: int,
                   instance: str | None = None) -> Any:
-        return self.write(lambda s: s.classic.heartbeat(group, member_id, instance, generation))
+        return self.write(lambda s: s.heartbeat(group, member_id, instance, generation))
 
     def leave(self, group: str, *members: tuple[str, str | None]) -> dict[str, Any]:
         leaving = [LeavingMember(m, i) for m, i in members]
-        result: dict[str, Any] = self.write(lambda s: s.classic.leave(group, leaving))
+        result: dict[str, Any] = self.write(lambda s: s.leave_group(group, leaving))
         return result
 
     def join_new(self, group: str, **kw: Any) -> list[dict[str, Any]]:

@@ -268,14 +268,14 @@ def test_transactional_offset_commits_accept_any_version(h: Harness) -> None:
 def test_describe(h: Harness) -> None:
     a = Member(h, "a")
     a.heartbeat()
-    described = h.shard.consumer.describe("g", False)
+    described = h.shard.consumer_group_describe("g", False)
     assert described["error_code"] == E.none
     assert described["group_state"] == "Stable"
     assert described["assignor_name"] == "uniform"
     member = described["members"][0]
     assert member["member_id"] == "a" and member["member_epoch"] == 1
     assert member["assignment"]["topic_partitions"][0]["topic_name"] == "t"
-    assert h.shard.consumer.describe("nope", False)["error_code"] == E.group_id_not_found
+    assert h.shard.consumer_group_describe("nope", False)["error_code"] == E.group_id_not_found
     listed = h.shard.list_groups([], ["consumer"])
     assert listed == [{"group_id": "g", "protocol_type": "consumer", "group_state": "Stable",
                        "group_type": "consumer"}]

@@ -1,7 +1,8 @@
 """ConsumerGroupDescribe: KIP-848 consumer groups, their members and assignments.
 
 Versions: 0-1. A classic group gets GROUP_ID_NOT_FOUND ("not a consumer
-group"), which is how Kafka's admin client knows to ask DescribeGroups.
+group"), which is how Kafka's admin client knows to ask DescribeGroups. A
+consumer group's classic members (KIP-848 migration) have member type 0 (v1).
 """
 
 from __future__ import annotations

@@ -81,11 +81,8 @@ class ClassicGroupManager:
         existing = ctx.groups.get(group_id)
         records: list[tuple[bytes, bytes | None]] = []
         if existing is not None and not isinstance(existing, ClassicGroup):
-            if not existing.is_empty:
-                respond(join_response(request.member_id,
-                                      ErrorCode.inconsistent_group_protocol))
-                return _empty()
-            # An empty consumer group becomes a classic one, as in Kafka.
+            # An empty consumer group becomes a classic one, as in Kafka (the shard sends
+            # JoinGroups to non-empty ones to their classic members).
             records.extend(existing.tombstones())
             del ctx.groups[group_id]
             existing = None
@@ -568,6 +565,15 @@ class ClassicGroupManager:
         group.complete_join(member, join_response("", ErrorCode.unknown_member_id))
         group.complete_sync(member, sync_response(ErrorCode.unknown_member_id))
         group.remove(member_id)
+
+    def on_downgraded(self, group_id: str) -> Result[None]:
+        """A consumer group became this classic group: its members must rejoin."""
+        group = self.find(group_id)
+        if group is None or not group.is_in(S.STABLE):
+            return _empty()
+        for member in group.members.values():
+            self.reschedule_heartbeat(group, member)
+        return self._prepare_rebalance(group, "downgraded from a consumer group")
 
     # -- loading ----------------------------------------------------------------------
 

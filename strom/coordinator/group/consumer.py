@@ -34,9 +34,13 @@ from strom.coordinator.group import records as rec
 from strom.coordinator.group.assignors import Assignment
 from strom.coordinator.group.errors import (
     FencedMemberEpochError,
+    IllegalGenerationError,
+    InvalidRegularExpressionError,
+    InvalidRequestError,
     NonEmptyGroupError,
     StaleMemberEpochError,
     UnknownMemberIdError,
+    UnsupportedAssignorError,
     UnsupportedVersionError,
 )
 
@@ -84,12 +88,19 @@ class ConsumerGroupMember:
     state: MemberState = MemberState.STABLE
     assigned: Mapping[uuid.UUID, frozenset[int]] = field(default_factory=dict)
     pending_revocation: Mapping[uuid.UUID, frozenset[int]] = field(default_factory=dict)
+    # Set for a member speaking the classic protocol (JoinGroup/SyncGroup/Heartbeat)
+    # in a consumer group: an upgraded group's old members, or a classic client joining.
+    classic: rec.ClassicMemberMetadata | None = None
+
+    @property
+    def uses_classic_protocol(self) -> bool:
+        return self.classic is not None
 
     def metadata_value(self) -> rec.ConsumerGroupMemberMetadataValue:
         return rec.ConsumerGroupMemberMetadataValue(
             self.instance_id, self.rack_id, self.client_id, self.client_host,
             tuple(sorted(self.subscribed_topic_names)), self.subscribed_topic_regex,
-            self.rebalance_timeout_ms, self.server_assignor)
+            self.rebalance_timeout_ms, self.server_assignor, self.classic)
 
     def assignment_value(self) -> rec.ConsumerGroupCurrentMemberAssignmentValue:
         return rec.ConsumerGroupCurrentMemberAssignmentValue(
@@ -159,6 +170,31 @@ class ConsumerGroup:
                     names.update(resolved.topics)
         return names
 
+    def classic_members(self) -> list[ConsumerGroupMember]:
+        return [m for m in self.members.values() if m.classic is not None]
+
+    def supports_classic_protocols(self, protocol_type: str, names: Iterable[str]) -> bool:
+        """Whether a classic member with these protocols may join: the consumer protocol
+        type, and a protocol every classic member already in the group supports."""
+        names = set(names)
+        if protocol_type != "consumer" or not names:
+            return False
+        classic = self.classic_members()
+        return any(all(name in {n for n, _ in m.classic.supported_protocols}
+                       for m in classic if m.classic is not None) for name in names)
+
+    def waiting_on_unreleased_partition(self, member: ConsumerGroupMember) -> bool:
+        """A member in UNRELEASED_PARTITIONS some of whose target partitions another
+        member still owns."""
+        if member.state is not MemberState.UNRELEASED_PARTITIONS:
+            return False
+        for topic, partitions in self.target.get(member.member_id, {}).items():
+            assigned = member.assigned.get(topic, frozenset())
+            if any(p not in assigned and self.current_partition_epoch(topic, p) != -1
+                   for p in partitions):
+                return True
+        return False
+
     def is_subscribed_to_topic(self, topic: str) -> bool:
         return topic in self.subscribed_topic_names()
 
@@ -189,6 +225,9 @@ class ConsumerGroup:
         member = self.members.get(member_id)
         if member is None:
             raise UnknownMemberIdError(f"member {member_id} is not in group {self.group_id}")
+        if member.classic is not None:
+            _validate_generation(generation_id, member)
+            return
         if not transactional and api_version < 9:
             raise UnsupportedVersionError(
                 "OffsetCommit version 9 or above must be used by members using the "
@@ -201,6 +240,9 @@ class ConsumerGroup:
         member = self.members.get(member_id or "")
         if member is None:
             raise UnknownMemberIdError(f"member {member_id} is not in group {self.group_id}")
+        if member.classic is not None:
+            _validate_generation(member_epoch, member)
+            return
         self._validate_epoch(member_epoch, member)
 
     def validate_offset_delete(self) -> None:
@@ -227,6 +269,14 @@ class ConsumerGroup:
         return out
 
 
+def _validate_generation(generation_id: int, member: ConsumerGroupMember) -> None:
+    """A classic member's generation is its member epoch, and must match it."""
+    if generation_id != member.member_epoch:
+        raise IllegalGenerationError(
+            f"The request generation id {generation_id} is not equal to the member epoch "
+            f"{member.member_epoch} of member {member.member_id}.")
+
+
 def _member_tombstones(group_id: str, member_id: str) -> list[RecordPair]:
     return [
         rec.encode(rec.ConsumerGroupCurrentMemberAssignmentKey(group_id, member_id), None),
@@ -250,6 +300,45 @@ class HeartbeatRequest:
     client_id: str
     client_host: str
     api_version: int = 1
+
+
+def validate_heartbeat(request: HeartbeatRequest, assignors: tuple[str, ...]) -> None:
+    """Kafka's checks of a ConsumerGroupHeartbeat's fields."""
+    if not request.group_id:
+        raise InvalidRequestError("GroupId can't be empty.")
+    if request.instance_id == "":
+        raise InvalidRequestError("InstanceId can't be empty.")
+    if request.rack_id == "":
+        raise InvalidRequestError("RackId can't be empty.")
+    if request.api_version >= 1 and not request.member_id:
+        raise InvalidRequestError("MemberId can't be empty.")
+    epoch = request.member_epoch
+    if epoch == 0:
+        if request.rebalance_timeout_ms == -1:
+            raise InvalidRequestError("RebalanceTimeoutMs must be provided in first request.")
+        if request.owned is None or request.owned:
+            raise InvalidRequestError("TopicPartitions must be empty when (re-)joining.")
+        if request.subscribed_topic_names is None and request.subscribed_topic_regex is None:
+            raise InvalidRequestError("Either SubscribedTopicNames or SubscribedTopicRegex "
+                                      "must be non-null when (re-)joining.")
+    elif epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH:
+        if request.instance_id is None:
+            raise InvalidRequestError("InstanceId can't be null.")
+    elif epoch < LEAVE_GROUP_STATIC_MEMBER_EPOCH:
+        raise InvalidRequestError("MemberEpoch is invalid.")
+    if epoch != 0 and not request.member_id:
+        raise InvalidRequestError("MemberId can't be empty.")
+    if request.subscribed_topic_regex:
+        try:
+            re.compile(request.subscribed_topic_regex)
+        except re.error as exc:
+            raise InvalidRegularExpressionError(
+                f"SubscribedTopicRegex {request.subscribed_topic_regex} is invalid: "
+                f"{exc}") from None
+    if request.server_assignor is not None and request.server_assignor not in assignors:
+        raise UnsupportedAssignorError(
+            f"ServerAssignor {request.server_assignor} is not supported. Supported "
+            f"assignors: {', '.join(assignors)}.")
 
 
 def metadata_hash(names: Iterable[str], image: MetadataImage) -> int:

@@ -16,12 +16,13 @@ revoke its partitions within its rebalance timeout.
 from __future__ import annotations
 
 import logging
-import re
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from strom.cluster.image import MetadataImage
+from strom.coordinator.group import migration
 from strom.coordinator.group import records as rec
 from strom.coordinator.group.assignors import ASSIGNORS, Assignment, MemberSpec
 from strom.coordinator.group.classic import ClassicGroup
@@ -40,6 +41,7 @@ from strom.coordinator.group.consumer import (
     reconcile,
     resolve_regex,
     topic_ids,
+    validate_heartbeat,
 )
 from strom.coordinator.group.context import ShardContext
 from strom.coordinator.group.errors import (
@@ -47,11 +49,8 @@ from strom.coordinator.group.errors import (
     FencedMemberEpochError,
     GroupIdNotFoundError,
     GroupMaxSizeReachedError,
-    InvalidRegularExpressionError,
-    InvalidRequestError,
     UnknownMemberIdError,
     UnreleasedInstanceIdError,
-    UnsupportedAssignorError,
 )
 from strom.coordinator.runtime import Result
 from strom.errors import ErrorCode
@@ -59,8 +58,6 @@ from strom.errors import ErrorCode
 log = logging.getLogger(__name__)
 
 RecordPair = tuple[bytes, bytes | None]
-AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
-ALL_GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
 
 
 def _member_topics(member: ConsumerGroupMember,
@@ -76,6 +73,8 @@ def _member_topics(member: ConsumerGroupMember,
 class ConsumerGroupManager:
     def __init__(self, ctx: ShardContext) -> None:
         self.ctx = ctx
+        # Set by the shard: what follows a downgrade once the classic group is replayed.
+        self.on_downgraded: Callable[[str], Result[Any] | None] | None = None
 
     def find(self, group_id: str) -> ConsumerGroup | None:
         group = self.ctx.groups.get(group_id)
@@ -111,7 +110,8 @@ class ConsumerGroupManager:
                 subscribed_topic_names=tuple(value.subscribed_topic_names),
                 subscribed_topic_regex=value.subscribed_topic_regex or None,
                 rebalance_timeout_ms=value.rebalance_timeout_ms,
-                server_assignor=value.server_assignor)
+                server_assignor=value.server_assignor,
+                classic=value.classic_member_metadata)
             group.members[key.member_id] = member
             if member.instance_id is not None:
                 group.static_members[member.instance_id] = key.member_id
@@ -145,7 +145,7 @@ class ConsumerGroupManager:
         if isinstance(key, rec.ConsumerGroupMetadataKey):
             del self.ctx.groups[group_id]
             for member_id in group.members:
-                self._cancel_timers(group_id, member_id)
+                self.cancel_timers(group_id, member_id)
         elif isinstance(key, rec.ConsumerGroupMemberMetadataKey):
             member = group.members.pop(key.member_id, None)
             if member is not None:
@@ -185,42 +185,7 @@ class ConsumerGroupManager:
     # -- heartbeat --------------------------------------------------------------------
 
     def validate(self, request: HeartbeatRequest) -> None:
-        if not request.group_id:
-            raise InvalidRequestError("GroupId can't be empty.")
-        if request.instance_id == "":
-            raise InvalidRequestError("InstanceId can't be empty.")
-        if request.rack_id == "":
-            raise InvalidRequestError("RackId can't be empty.")
-        if request.api_version >= 1 and not request.member_id:
-            raise InvalidRequestError("MemberId can't be empty.")
-        epoch = request.member_epoch
-        if epoch == 0:
-            if request.rebalance_timeout_ms == -1:
-                raise InvalidRequestError("RebalanceTimeoutMs must be provided in first request.")
-            if request.owned is None or request.owned:
-                raise InvalidRequestError("TopicPartitions must be empty when (re-)joining.")
-            if request.subscribed_topic_names is None and request.subscribed_topic_regex is None:
-                raise InvalidRequestError("Either SubscribedTopicNames or SubscribedTopicRegex "
-                                          "must be non-null when (re-)joining.")
-        elif epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH:
-            if request.instance_id is None:
-                raise InvalidRequestError("InstanceId can't be null.")
-        elif epoch < LEAVE_GROUP_STATIC_MEMBER_EPOCH:
-            raise InvalidRequestError("MemberEpoch is invalid.")
-        if epoch != 0 and not request.member_id:
-            raise InvalidRequestError("MemberId can't be empty.")
-        if request.subscribed_topic_regex:
-            try:
-                re.compile(request.subscribed_topic_regex)
-            except re.error as exc:
-                raise InvalidRegularExpressionError(
-                    f"SubscribedTopicRegex {request.subscribed_topic_regex} is invalid: "
-                    f"{exc}") from None
-        assignors = self.ctx.config.consumer_assignors
-        if request.server_assignor is not None and request.server_assignor not in assignors:
-            raise UnsupportedAssignorError(
-                f"ServerAssignor {request.server_assignor} is not supported. Supported "
-                f"assignors: {', '.join(assignors)}.")
+        validate_heartbeat(request, self.ctx.config.consumer_assignors)
 
     def heartbeat(self, request: HeartbeatRequest) -> Result[dict[str, Any]]:
         self.validate(request)
@@ -228,8 +193,6 @@ class ConsumerGroupManager:
             return self._leave(request)
         ctx = self.ctx
         config = ctx.config
-        image = ctx.image()
-        now = ctx.now_ms()
         group_id = request.group_id
         records: list[RecordPair] = []
 
@@ -237,15 +200,19 @@ class ConsumerGroupManager:
         if isinstance(existing, ConsumerGroup):
             group = existing
         else:
-            if isinstance(existing, ClassicGroup) and (existing.members
-                                                       or not existing.is_empty):
-                raise GroupIdNotFoundError(f"Group {group_id} is not a consumer group.")
             if request.member_epoch != 0:
                 raise GroupIdNotFoundError(f"Consumer group {group_id} not found.")
-            if isinstance(existing, ClassicGroup):
-                # An empty classic group (offsets only) becomes a consumer group.
-                records.append(rec.encode(rec.GroupMetadataKey(group_id), None))
-            group = ConsumerGroup(group_id)
+            if isinstance(existing, ClassicGroup) and (existing.members
+                                                       or not existing.is_empty):
+                # KIP-848 online upgrade: the classic members stay, as classic members.
+                group = migration.upgrade(existing, config, ctx.image(), records)
+                for member in group.members.values():
+                    self.schedule_session_timeout(group_id, member)
+            else:
+                if isinstance(existing, ClassicGroup):
+                    # An empty classic group (offsets only) becomes a consumer group.
+                    records.append(rec.encode(rec.GroupMetadataKey(group_id), None))
+                group = ConsumerGroup(group_id)
 
         member_id = request.member_id or str(uuid.uuid4())
         if len(group.members) >= config.consumer_max_size and member_id not in group.members:
@@ -253,9 +220,7 @@ class ConsumerGroupManager:
                 f"The consumer group has reached its maximum capacity of "
                 f"{config.consumer_max_size} members.")
 
-        # 1. The member, and whether the group epoch must move.
         member, replaced = self._member(group, request, member_id, records)
-        is_new = member_id not in group.members
         regex = member.subscribed_topic_regex
         if request.subscribed_topic_regex is not None:
             regex = request.subscribed_topic_regex or None
@@ -271,7 +236,38 @@ class ConsumerGroupManager:
             subscribed_topic_names=tuple(sorted(request.subscribed_topic_names))
             if request.subscribed_topic_names is not None else member.subscribed_topic_names,
             subscribed_topic_regex=regex,
-            client_id=request.client_id, client_host=request.client_host)
+            client_id=request.client_id, client_host=request.client_host, classic=None)
+        reconciled = self.update_member(group, member, updated, replaced, request.owned,
+                                        records)
+        self.schedule_session_timeout(group_id, reconciled)
+
+        response: dict[str, Any] = {
+            "throttle_time": 0, "error_code": ErrorCode.none, "error_message": None,
+            "member_id": member_id, "member_epoch": reconciled.member_epoch,
+            "heartbeat_interval": config.consumer_heartbeat_interval_ms, "assignment": None,
+        }
+        full = (request.rebalance_timeout_ms != -1 and request.owned is not None
+                and (request.subscribed_topic_names is not None
+                     or request.subscribed_topic_regex is not None))
+        if (request.member_epoch == 0 or full
+                or _normalized(reconciled.assigned) != _normalized(member.assigned)):
+            response["assignment"] = assignment_response(reconciled.assigned)
+        return Result(response, records)
+
+    def update_member(self, group: ConsumerGroup, member: ConsumerGroupMember,
+                      updated: ConsumerGroupMember, replaced: ConsumerGroupMember | None,
+                      owned: tuple[tuple[uuid.UUID, tuple[int, ...]], ...] | None,
+                      records: list[RecordPair]) -> ConsumerGroupMember:
+        """Kafka's three steps for a member that (re)joined or heartbeats, over either
+        protocol: (1) record the member, bumping the group epoch when subscriptions or
+        the subscribed topics' metadata changed; (2) compute the target assignment of a
+        new epoch; (3) move the member one step towards its target. Records only."""
+        ctx = self.ctx
+        image = ctx.image()
+        now = ctx.now_ms()
+        group_id = group.group_id
+        member_id = updated.member_id
+        is_new = member_id not in group.members
         bump = group.group_epoch == 0
         if is_new or updated.metadata_value() != member.metadata_value():
             records.append(rec.encode(
@@ -339,7 +335,7 @@ class ConsumerGroupManager:
         # 3. One step of the member towards its target.
         subscribed_ids = topic_ids(_member_topics(updated, regexes), image)
         reconciled = reconcile(updated, assignment_epoch, target.get(member_id, {}),
-                               subscribed_ids, group, request.owned)
+                               subscribed_ids, group, owned)
         if reconciled.assignment_value() != member.assignment_value() or is_new:
             records.append(rec.encode(
                 rec.ConsumerGroupCurrentMemberAssignmentKey(group_id, member_id),
@@ -349,20 +345,7 @@ class ConsumerGroupManager:
                                                  reconciled.rebalance_timeout_ms)
             else:
                 ctx.timer.cancel(self._rebalance_key(group_id, member_id))
-        self._schedule_session_timeout(group_id, member_id)
-
-        response: dict[str, Any] = {
-            "throttle_time": 0, "error_code": ErrorCode.none, "error_message": None,
-            "member_id": member_id, "member_epoch": reconciled.member_epoch,
-            "heartbeat_interval": config.consumer_heartbeat_interval_ms, "assignment": None,
-        }
-        full = (request.rebalance_timeout_ms != -1 and request.owned is not None
-                and (request.subscribed_topic_names is not None
-                     or request.subscribed_topic_regex is not None))
-        if (request.member_epoch == 0 or full
-                or _normalized(reconciled.assigned) != _normalized(member.assigned)):
-            response["assignment"] = assignment_response(reconciled.assigned)
-        return Result(response, records)
+        return reconciled
 
     def _member(self, group: ConsumerGroup, request: HeartbeatRequest, member_id: str,
                 records: list[RecordPair]
@@ -403,7 +386,7 @@ class ConsumerGroupManager:
             records.append(rec.encode(
                 rec.ConsumerGroupCurrentMemberAssignmentKey(gid, member_id),
                 member.assignment_value()))
-            self._cancel_timers(gid, static.member_id)
+            self.cancel_timers(gid, static.member_id)
             return member, static
         if static is None:
             raise UnknownMemberIdError(f"Instance id {instance} is unknown.")
@@ -464,22 +447,46 @@ class ConsumerGroupManager:
 
     def fence(self, group: ConsumerGroup, member: ConsumerGroupMember,
               response: Any = None) -> Result[Any]:
-        """Remove a member; the group epoch moves so the others get its partitions."""
+        return self.fence_members(group, [member], response)
+
+    def fence_members(self, group: ConsumerGroup, members: list[ConsumerGroupMember],
+                      response: Any = None) -> Result[Any]:
+        """Remove members; the group epoch moves so the others get their partitions. When
+        only classic members remain, the group goes back to being a classic group
+        (KIP-848 online downgrade) if the migration policy allows it."""
         gid = group.group_id
-        records = _member_tombstones(gid, member.member_id)
-        remaining = [m for m in group.members.values() if m.member_id != member.member_id]
+        gone = {m.member_id for m in members}
+        for member in members:
+            self.cancel_timers(gid, member.member_id)
+        remaining = [m for m in group.members.values() if m.member_id not in gone]
+        if migration.can_downgrade(group, remaining, self.ctx.config):
+            for member in remaining:
+                self.cancel_timers(gid, member.member_id)
+            downgraded = self.on_downgraded
+
+            def on_durable(exc: BaseException | None) -> Result[Any] | None:
+                # The classic group is replayed; its members must rejoin.
+                return downgraded(gid) if downgraded is not None else None
+
+            return Result(response, migration.downgrade(group, remaining, self.ctx.image(),
+                                                        self.ctx.now_ms()),
+                          on_durable=on_durable)
+        records: list[RecordPair] = []
+        for member in members:
+            records.extend(_member_tombstones(gid, member.member_id))
         regexes = dict(group.regexes)
-        pattern = member.subscribed_topic_regex
-        if pattern and pattern in regexes and not any(m.subscribed_topic_regex == pattern
-                                                      for m in remaining):
-            records.append(rec.encode(rec.ConsumerGroupRegularExpressionKey(gid, pattern), None))
-            del regexes[pattern]
+        for pattern in sorted({m.subscribed_topic_regex for m in members
+                               if m.subscribed_topic_regex}):
+            if pattern in regexes and not any(m.subscribed_topic_regex == pattern
+                                              for m in remaining):
+                records.append(rec.encode(rec.ConsumerGroupRegularExpressionKey(gid, pattern),
+                                          None))
+                del regexes[pattern]
         subscribed = group.subscribed_topic_names(remaining, regexes)
         records.append(rec.encode(
             rec.ConsumerGroupMetadataKey(gid),
             rec.ConsumerGroupMetadataValue(group.group_epoch + 1,
                                            metadata_hash(subscribed, self.ctx.image()))))
-        self._cancel_timers(gid, member.member_id)
         return Result(response, records)
 
     # -- timers -------------------------------------------------------------------------
@@ -490,14 +497,27 @@ class ConsumerGroupManager:
     def _rebalance_key(self, group_id: str, member_id: str) -> str:
         return f"consumer-rebalance-{group_id}-{member_id}"
 
-    def _cancel_timers(self, group_id: str, member_id: str) -> None:
-        self.ctx.timer.cancel(self._session_key(group_id, member_id))
-        self.ctx.timer.cancel(self._rebalance_key(group_id, member_id))
+    @staticmethod
+    def join_key(group_id: str, member_id: str) -> str:
+        """A classic member told to rejoin must do so within its rebalance timeout."""
+        return f"consumer-join-{group_id}-{member_id}"
 
-    def _schedule_session_timeout(self, group_id: str, member_id: str) -> None:
-        self.ctx.timer.schedule(
-            self._session_key(group_id, member_id), self.ctx.config.consumer_session_timeout_ms,
-            lambda: self._expire_session(group_id, member_id))
+    @staticmethod
+    def sync_key(group_id: str, member_id: str) -> str:
+        """A classic member that joined must send SyncGroup within its rebalance timeout."""
+        return f"consumer-sync-{group_id}-{member_id}"
+
+    def cancel_timers(self, group_id: str, member_id: str) -> None:
+        for key in (self._session_key, self._rebalance_key, self.join_key, self.sync_key):
+            self.ctx.timer.cancel(key(group_id, member_id))
+
+    def schedule_session_timeout(self, group_id: str, member: ConsumerGroupMember) -> None:
+        """A classic member's session timeout is the one of its JoinGroup."""
+        member_id = member.member_id
+        timeout = (member.classic.session_timeout_ms if member.classic is not None
+                   else self.ctx.config.consumer_session_timeout_ms)
+        self.ctx.timer.schedule(self._session_key(group_id, member_id), timeout,
+                                lambda: self._expire_session(group_id, member_id))
 
     def _expire_session(self, group_id: str, member_id: str) -> Result[Any]:
         group = self.find(group_id)
@@ -524,51 +544,11 @@ class ConsumerGroupManager:
 
     def on_loaded(self, group: ConsumerGroup) -> None:
         for member in group.members.values():
-            self._schedule_session_timeout(group.group_id, member.member_id)
+            self.schedule_session_timeout(group.group_id, member)
             if member.state is MemberState.UNREVOKED_PARTITIONS:
                 self._schedule_rebalance_timeout(group.group_id, member.member_id,
                                                  member.member_epoch,
                                                  member.rebalance_timeout_ms)
-
-    # -- ConsumerGroupDescribe ----------------------------------------------------------------
-
-    def describe(self, group_id: str, include_operations: bool) -> dict[str, Any]:
-        group = self.ctx.groups.get(group_id)
-        out: dict[str, Any] = {
-            "error_code": ErrorCode.none, "error_message": None, "group_id": group_id,
-            "group_state": "Dead", "group_epoch": 0, "assignment_epoch": 0,
-            "assignor_name": "", "members": [],
-            "authorized_operations": (ALL_GROUP_OPERATIONS if include_operations
-                                      else AUTHORIZED_OPERATIONS_OMITTED),
-        }
-        if not isinstance(group, ConsumerGroup):
-            out["error_code"] = ErrorCode.group_id_not_found
-            out["error_message"] = (f"Group {group_id} not found." if group is None
-                                    else f"Group {group_id} is not a consumer group.")
-            return out
-        names = {t.topic_id: t.name for t in self.ctx.image().topics.values()}
-
-        def assignment(partitions: Assignment) -> dict[str, Any]:
-            return {"topic_partitions": [
-                {"topic_id": t, "topic_name": names[t], "partitions": sorted(ps)}
-                for t, ps in sorted(partitions.items(), key=lambda i: str(i[0]))
-                if t in names]}
-
-        out.update(
-            group_state=group.state_name, group_epoch=group.group_epoch,
-            assignment_epoch=group.assignment_epoch,
-            assignor_name=group.preferred_assignor(self.ctx.config.consumer_assignors[0]),
-            members=[{
-                "member_id": m.member_id, "instance_id": m.instance_id, "rack_id": m.rack_id,
-                "member_epoch": m.member_epoch, "client_id": m.client_id,
-                "client_host": m.client_host,
-                "subscribed_topic_names": sorted(m.subscribed_topic_names),
-                "subscribed_topic_regex": m.subscribed_topic_regex,
-                "assignment": assignment(dict(m.assigned)),
-                "target_assignment": assignment(group.target.get(m.member_id, {})),
-                "member_type": 1,
-            } for m in group.members.values()])
-        return out
 
 
 def _normalized(assignment: Any) -> dict[uuid.UUID, frozenset[int]]:

@@ -45,6 +45,16 @@ class GroupConfig:
     consumer_max_heartbeat_interval_ms: int = 15_000
     consumer_max_size: int = 2**31 - 1
     consumer_assignors: tuple[str, ...] = ("uniform", "range")
+    # group.consumer.migration.policy: bidirectional, upgrade, downgrade or disabled.
+    migration_policy: str = "bidirectional"
+
+    @property
+    def upgrade_enabled(self) -> bool:
+        return self.migration_policy in ("bidirectional", "upgrade")
+
+    @property
+    def downgrade_enabled(self) -> bool:
+        return self.migration_policy in ("bidirectional", "downgrade")
 
     @classmethod
     def from_broker(cls, config: BrokerConfig) -> GroupConfig:
@@ -71,6 +81,7 @@ class GroupConfig:
             consumer_max_heartbeat_interval_ms=get("group.consumer.max.heartbeat.interval.ms"),
             consumer_max_size=get("group.consumer.max.size"),
             consumer_assignors=assignors,
+            migration_policy=str(get("group.consumer.migration.policy")).lower(),
         )
 
 

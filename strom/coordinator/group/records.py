@@ -83,9 +83,14 @@ _CONSUMER_GROUP_MEMBER_METADATA_VALUE = Message(MessageSpec(
         F("subscribed_topic_regex", "string", "0+", nullable="0+"),
         F("rebalance_timeout_ms", "int32", "0+", default=-1),
         F("server_assignor", "string", "0+", nullable="0+"),
-        F("classic_member_metadata", "ClassicMemberMetadata", "0+", nullable="0+",
+        # Kafka's spec makes this tagged struct nullable: a present one is written
+        # after an int8 marker 1. kio's writer omits that marker for a nullable
+        # struct while its reader expects it, so the marker is stated as a field.
+        F("classic_member_metadata", "ClassicMemberMetadata", "0+",
           default=None, tag=0, fields=(
-              F("supported_protocols", "[]ClassicProtocol", "0+", fields=_CLASSIC_PROTOCOL),)),
+              F("present", "int8", "0+", default=1),
+              F("session_timeout_ms", "int32", "0+"),
+              F("supported_protocols", "[]ClassicProtocol", "0+", fields=_CLASSIC_PROTOCOL))),
     )))
 _CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA_VALUE = Message(MessageSpec(
     "ConsumerGroupTargetAssignmentMetadataValue", "0", "0+", (
@@ -180,6 +185,15 @@ class ConsumerGroupMemberMetadataKey:
 
 
 @dataclass(frozen=True, slots=True)
+class ClassicMemberMetadata:
+    """A member of a consumer group that speaks the classic protocol (KIP-848
+    migration): its JoinGroup session timeout and protocols, in its order."""
+
+    session_timeout_ms: int
+    supported_protocols: tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ConsumerGroupMemberMetadataValue:
     instance_id: str | None
     rack_id: str | None
@@ -189,6 +203,7 @@ class ConsumerGroupMemberMetadataValue:
     subscribed_topic_regex: str | None
     rebalance_timeout_ms: int
     server_assignor: str | None
+    classic_member_metadata: ClassicMemberMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +331,7 @@ def _value_out(value: Value) -> tuple[int, dict[str, Any]]:
     if isinstance(value, ConsumerGroupMetadataValue):
         return 0, {"epoch": value.epoch, "metadata_hash": value.metadata_hash}
     if isinstance(value, ConsumerGroupMemberMetadataValue):
+        classic = value.classic_member_metadata
         return 0, {
             "instance_id": value.instance_id, "rack_id": value.rack_id,
             "client_id": value.client_id, "client_host": value.client_host,
@@ -323,6 +339,10 @@ def _value_out(value: Value) -> tuple[int, dict[str, Any]]:
             "subscribed_topic_regex": value.subscribed_topic_regex,
             "rebalance_timeout_ms": value.rebalance_timeout_ms,
             "server_assignor": value.server_assignor,
+            "classic_member_metadata": None if classic is None else {
+                "session_timeout_ms": classic.session_timeout_ms,
+                "supported_protocols": [{"name": n, "metadata": m}
+                                        for n, m in classic.supported_protocols]},
         }
     if isinstance(value, ConsumerGroupTargetAssignmentMetadataValue):
         return 0, {"assignment_epoch": value.assignment_epoch}
@@ -339,6 +359,13 @@ def _value_out(value: Value) -> tuple[int, dict[str, Any]]:
     assert isinstance(value, ConsumerGroupRegularExpressionValue)
     return 0, {"topics": sorted(value.topics), "version": value.version,
                "timestamp": value.timestamp}
+
+
+def _classic_in(d: dict[str, Any] | None) -> ClassicMemberMetadata | None:
+    if d is None:
+        return None
+    return ClassicMemberMetadata(d["session_timeout_ms"], tuple(
+        (p["name"], bytes(p["metadata"])) for p in d["supported_protocols"]))
 
 
 def _value_in(key_type: int, d: dict[str, Any]) -> Value:
@@ -358,7 +385,8 @@ def _value_in(key_type: int, d: dict[str, Any]) -> Value:
         return ConsumerGroupMemberMetadataValue(
             d["instance_id"], d["rack_id"], d["client_id"], d["client_host"],
             tuple(d["subscribed_topic_names"]), d["subscribed_topic_regex"],
-            d["rebalance_timeout_ms"], d["server_assignor"])
+            d["rebalance_timeout_ms"], d["server_assignor"],
+            _classic_in(d.get("classic_member_metadata")))
     if key_type == 6:
         return ConsumerGroupTargetAssignmentMetadataValue(d["assignment_epoch"])
     if key_type == 7:

@@ -168,7 +168,7 @@ class GroupCoordinator:
         future, respond = _parked()
         try:
             await self.runtime.write(self.partition_for(request.group_id),
-                                     lambda shard: shard.classic.join(request, respond))
+                                     lambda shard: shard.join_group(request, respond))
         except Exception as exc:
             respond(join_response(request.member_id, _coordinator_error(exc)))
         return await future
@@ -179,7 +179,7 @@ class GroupCoordinator:
         future, respond = _parked()
         try:
             await self.runtime.write(self.partition_for(request.group_id),
-                                     lambda shard: shard.classic.sync(request, respond))
+                                     lambda shard: shard.sync_group(request, respond))
         except Exception as exc:
             respond(sync_response(_coordinator_error(exc)))
         return await future
@@ -191,8 +191,8 @@ class GroupCoordinator:
         try:
             return await self.runtime.write(
                 self.partition_for(group_id),
-                lambda shard: shard.classic.heartbeat(group_id, member_id, group_instance_id,
-                                                      generation_id))
+                lambda shard: shard.heartbeat(group_id, member_id, group_instance_id,
+                                              generation_id))
         except Exception as exc:
             code = _coordinator_error(exc)
             # While loading, Kafka answers heartbeats blindly: the member stays.
@@ -203,7 +203,7 @@ class GroupCoordinator:
             return {"error_code": ErrorCode.invalid_group_id, "members": []}
         try:
             return await self.runtime.write(self.partition_for(group_id),
-                                            lambda shard: shard.classic.leave(group_id, members))
+                                            lambda shard: shard.leave_group(group_id, members))
         except UnknownMemberIdError:
             return {"error_code": ErrorCode.none, "members": [
                 {"member_id": m.member_id, "group_instance_id": m.group_instance_id,
@@ -357,8 +357,8 @@ class GroupCoordinator:
             try:
                 out.append(self.runtime.read(
                     self.partition_for(group_id),
-                    lambda shard: shard.consumer.describe(group_id,  # noqa: B023
-                                                          include_operations)))
+                    lambda shard: shard.consumer_group_describe(group_id,  # noqa: B023
+                                                                include_operations)))
             except Exception as exc:
                 out.append({"error_code": _coordinator_error(exc), "error_message": None,
                             "group_id": group_id, "group_state": "", "group_epoch": -1,

@@ -3,9 +3,11 @@
 Kafka's GroupCoordinatorShard: the runtime calls `replay` for every record
 (while loading, and after each write of a replayed result) and the service
 calls the operations below through the runtime. The classic protocol lives
-in `classic_protocol.py`, KIP-848 groups in `consumer.py`, offsets in
-`offsets.py`; this module routes records and answers the APIs that span
-them (ListGroups, DescribeGroups, DeleteGroups, offset expiry).
+in `classic_protocol.py`, KIP-848 groups in `consumer.py`, classic members of
+consumer groups in `classic_members.py`, offsets in `offsets.py`; this module
+routes records and requests to them (a classic request goes to a classic
+group, or to the classic members of a non-empty consumer group) and answers
+the APIs that span them (ListGroups, Describe*, DeleteGroups, offset expiry).
 """
 
 from __future__ import annotations
@@ -17,7 +19,17 @@ from typing import Any
 from strom.clock import Clock
 from strom.cluster.image import MetadataImage
 from strom.coordinator.group import records as rec
-from strom.coordinator.group.classic import ClassicGroup, ClassicGroupState
+from strom.coordinator.group.assignors import Assignment
+from strom.coordinator.group.classic import (
+    ClassicGroup,
+    ClassicGroupState,
+    JoinRequest,
+    LeavingMember,
+    Responder,
+    SyncRequest,
+    sync_response,
+)
+from strom.coordinator.group.classic_members import ClassicMemberManager
 from strom.coordinator.group.classic_protocol import ClassicGroupManager
 from strom.coordinator.group.consumer import ConsumerGroup
 from strom.coordinator.group.consumer_protocol import ConsumerGroupManager
@@ -46,6 +58,8 @@ class GroupCoordinatorShard:
         self.classic = ClassicGroupManager(self.ctx)
         self.offsets = OffsetManager(self.ctx, self.offset_store)
         self.consumer = ConsumerGroupManager(self.ctx)
+        self.classic_members = ClassicMemberManager(self.ctx, self.consumer)
+        self.consumer.on_downgraded = self.classic.on_downgraded
         # Transactional offset commits (TxnOffsetCommit) waiting for their marker:
         # producer id -> (group, topic, partition) -> (key, value) record bytes.
         self.pending_txn_offsets: dict[int, dict[tuple[str, str, int], RecordPair]] = {}
@@ -122,7 +136,45 @@ class GroupCoordinatorShard:
                 self.classic.on_unloaded(group)
         self.groups.clear()
 
-    # -- ListGroups, DescribeGroups, DeleteGroups -----------------------------------------
+    # -- the classic protocol, to classic groups or consumer groups -------------------------
+
+    def _mixed(self, group_id: str) -> ConsumerGroup | None:
+        """The consumer group classic requests for this id go to, if any: a non-empty one
+        (an empty consumer group becomes a classic group on JoinGroup, as in Kafka)."""
+        group = self.groups.get(group_id)
+        return group if isinstance(group, ConsumerGroup) and not group.is_empty else None
+
+    def join_group(self, request: JoinRequest, respond: Responder) -> Result[None]:
+        group = self._mixed(request.group_id)
+        if group is not None:
+            return self.classic_members.join(group, request, respond)
+        return self.classic.join(request, respond)
+
+    def sync_group(self, request: SyncRequest, respond: Responder) -> Result[None]:
+        group = self.groups.get(request.group_id)
+        if isinstance(group, ConsumerGroup):
+            if group.is_empty:
+                respond(sync_response(ErrorCode.unknown_member_id))
+                return Result(None)
+            return self.classic_members.sync(group, request, respond)
+        return self.classic.sync(request, respond)
+
+    def heartbeat(self, group_id: str, member_id: str, group_instance_id: str | None,
+                  generation_id: int) -> Result[ErrorCode]:
+        group = self.groups.get(group_id)
+        if isinstance(group, ConsumerGroup):
+            return self.classic_members.heartbeat(group, member_id, group_instance_id,
+                                                  generation_id)
+        return self.classic.heartbeat(group_id, member_id, group_instance_id, generation_id)
+
+    def leave_group(self, group_id: str, members: list[LeavingMember]
+                    ) -> Result[dict[str, Any]]:
+        group = self.groups.get(group_id)
+        if isinstance(group, ConsumerGroup):
+            return self.classic_members.leave(group, members)
+        return self.classic.leave(group_id, members)
+
+    # -- ListGroups, DescribeGroups, ConsumerGroupDescribe, DeleteGroups ---------------------
 
     def list_groups(self, states: Iterable[str], types: Iterable[str]) -> list[dict[str, Any]]:
         wanted_states = {s.lower() for s in states}
@@ -158,6 +210,46 @@ class GroupCoordinatorShard:
             "authorized_operations": (ALL_GROUP_OPERATIONS if include_operations
                                       else AUTHORIZED_OPERATIONS_OMITTED),
         }
+
+    def consumer_group_describe(self, group_id: str, include_operations: bool
+                                ) -> dict[str, Any]:
+        """A ConsumerGroupDescribe entry; classic members are of member type 0 (v1+)."""
+        group = self.groups.get(group_id)
+        out: dict[str, Any] = {
+            "error_code": ErrorCode.none, "error_message": None, "group_id": group_id,
+            "group_state": "Dead", "group_epoch": 0, "assignment_epoch": 0,
+            "assignor_name": "", "members": [],
+            "authorized_operations": (ALL_GROUP_OPERATIONS if include_operations
+                                      else AUTHORIZED_OPERATIONS_OMITTED),
+        }
+        if not isinstance(group, ConsumerGroup):
+            out["error_code"] = ErrorCode.group_id_not_found
+            out["error_message"] = (f"Group {group_id} not found." if group is None
+                                    else f"Group {group_id} is not a consumer group.")
+            return out
+        names = {t.topic_id: t.name for t in self.ctx.image().topics.values()}
+
+        def assignment(partitions: Assignment) -> dict[str, Any]:
+            return {"topic_partitions": [
+                {"topic_id": t, "topic_name": names[t], "partitions": sorted(ps)}
+                for t, ps in sorted(partitions.items(), key=lambda i: str(i[0]))
+                if t in names]}
+
+        out.update(
+            group_state=group.state_name, group_epoch=group.group_epoch,
+            assignment_epoch=group.assignment_epoch,
+            assignor_name=group.preferred_assignor(self.ctx.config.consumer_assignors[0]),
+            members=[{
+                "member_id": m.member_id, "instance_id": m.instance_id, "rack_id": m.rack_id,
+                "member_epoch": m.member_epoch, "client_id": m.client_id,
+                "client_host": m.client_host,
+                "subscribed_topic_names": sorted(m.subscribed_topic_names),
+                "subscribed_topic_regex": m.subscribed_topic_regex,
+                "assignment": assignment(dict(m.assigned)),
+                "target_assignment": assignment(group.target.get(m.member_id, {})),
+                "member_type": 0 if m.uses_classic_protocol else 1,
+            } for m in group.members.values()])
+        return out
 
     def is_consumer_group(self, group_id: str) -> bool:
         return isinstance(self.groups.get(group_id), ConsumerGroup)

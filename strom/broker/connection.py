@@ -6,6 +6,10 @@ fsync; responses are written strictly in request order, coalesced into one
 `writelines` per wakeup. Reading pauses while too many requests are in
 flight or the transport's write buffer is full, so a client cannot make the
 broker queue unbounded work.
+
+Fetch responses may carry views of mapped segment files (FileRegion.view):
+they are handed to the transport as they are and never read here, and the
+transport releases (unmaps) them once written or when the connection is lost.
 """
 
 from __future__ import annotations

@@ -16,11 +16,14 @@ Invariants:
   timestamp in the segment and the last offset of the first batch carrying it.
 
 Readers only pread the 27-byte prefix of each header (base offset, length,
-last offset delta) while walking batches, never the records.
+last offset delta) while walking batches, never the records. Fetch sends
+large regions from a read-only mapping of the file (FileRegion.view); see
+there for why a later truncation cannot crash the broker.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 from collections.abc import Iterator
@@ -47,6 +50,13 @@ _MIN_BATCH_LENGTH = 49
 #: small batches, and costs about the same as a 43-byte pread for big ones.
 #: Measured on a 1 MiB fetch of 170-byte batches: per-header preads 6 ms.
 _WALK_WINDOW = 8192
+#: FileRegion.view maps regions at least this large and preads smaller ones.
+#: A pread into a fresh `bytes` was 40% of the broker's time consuming 1 MiB
+#: partition fetches (the allocation faults in new zeroed pages every time);
+#: mapping the page cache instead moved 1.7-4x the bytes per second with a
+#: third of the CPU on six 1 MiB regions per response. Below ~64 KiB the
+#: mmap/munmap pair costs more than a copy into warm, reused heap memory.
+MAP_THRESHOLD = 64 * 1024
 
 
 class SegmentFile:
@@ -83,6 +93,32 @@ class FileRegion:
         if self.file is None or self.file.fd < 0:
             raise KafkaStorageError(f"segment {self.path} is closed")
         return self.file.fd
+
+    def view(self) -> bytes | memoryview:
+        """The region's bytes for a socket write that happens later, without a
+        copy when it is large: a memoryview of a read-only mapping of just this
+        range, kept alive (and unmapped) by whoever holds the view.
+
+        The mapping pins the file's inode, so deleting or replacing the segment
+        (retention, compaction's swap, topic deletion) leaves it readable. Only
+        truncating the file below the range (log truncation) invalidates it:
+        then the kernel fails a write from it with EFAULT, which closes that
+        connection, but Python code touching the bytes would die of SIGBUS. So
+        hand views only to writers that pass the memory straight to the kernel
+        (uvloop's transports, which writev from the buffer and never copy it),
+        and read the bytes themselves, if at all, before returning to the event
+        loop. Falls back to `read()` for small regions and when mapping fails
+        (e.g. vm.max_map_count reached).
+        """
+        if self.length < MAP_THRESHOLD or self.file is None or self.file.fd < 0:
+            return self.read()
+        start = self.position - self.position % mmap.ALLOCATIONGRANULARITY
+        try:
+            mapping = mmap.mmap(self.file.fd, self.position + self.length - start,
+                                prot=mmap.PROT_READ, offset=start)
+        except (OSError, ValueError):
+            return self.read()
+        return memoryview(mapping)[self.position - start:]
 
     def read(self) -> bytes:
         if self.file is not None and self.file.fd >= 0:

@@ -8,10 +8,20 @@ partition_max_bytes; the first batch of the first non-empty partition is
 returned even when larger than the limits (KIP-74) so a consumer always
 makes progress. Fetch sessions (KIP-227) are declined with session id 0,
 which clients answer with full fetch requests, as Kafka allows.
+
+Zero copy: on uvloop, large partition reads go out as views of read-only
+mappings of the segment files (FileRegion.view), which uvloop writev()s
+straight from the page cache; nothing in strom touches those bytes. asyncio's
+own transports copy (writelines joins, a partial write buffers the rest), so
+there the records are pread as before. os.sendfile was measured too: it needs
+its own write queue beside the transport's and moved fewer bytes per second
+than the mapped writev on loopback (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from strom.broker.context import RequestContext
@@ -21,13 +31,27 @@ from strom.broker.router import handles
 from strom.errors import ErrorCode, KafkaError, UnknownTopicIdError, error_code_for
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import to_millis
+from strom.storage.log import FileRegion
 
 READ_COMMITTED = 1
 CONSUMER_REPLICA_ID = -1
 
 
+def _loop_writes_without_copying(loop: asyncio.AbstractEventLoop) -> bool:
+    """True for uvloop, whose transports hand buffers to the kernel untouched."""
+    return type(loop).__module__.startswith("uvloop")
+
+
+def _read_region(region: FileRegion) -> bytes:
+    return region.read()
+
+
+def _view_region(region: FileRegion) -> bytes | memoryview:
+    return region.view()
+
+
 def _partition_data(index: int, code: ErrorCode, partition: Partition | None = None,
-                    records: list[bytes] | None = None) -> dict[str, Any]:
+                    records: list[bytes | memoryview] | None = None) -> dict[str, Any]:
     return {
         "partition_index": index,
         "error_code": code,
@@ -50,8 +74,10 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     read_committed = getattr(request, "isolation_level", 0) == READ_COMMITTED
     max_wait_s = max(to_millis(request.max_wait), 0) / 1000.0
     deadline = clock.monotonic() + max_wait_s
+    load = (_view_region if _loop_writes_without_copying(asyncio.get_running_loop())
+            else _read_region)
     while True:
-        responses, size, notifiers, errors = _read_all(ctx, request, read_committed)
+        responses, size, notifiers, errors = _read_all(ctx, request, read_committed, load)
         remaining = deadline - clock.monotonic()
         if errors or size >= request.min_bytes or remaining <= 0 or not notifiers:
             break
@@ -60,7 +86,8 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
             "responses": responses}
 
 
-def _read_all(ctx: RequestContext, request: Any, read_committed: bool
+def _read_all(ctx: RequestContext, request: Any, read_committed: bool,
+              load: Callable[[FileRegion], bytes | memoryview],
               ) -> tuple[list[dict[str, Any]], int, list[AppendNotifier], bool]:
     broker = ctx.broker
     budget = getattr(request, "max_bytes", 2**31 - 1)
@@ -91,7 +118,7 @@ def _read_all(ctx: RequestContext, request: Any, read_committed: bool
                     min_one_batch=total == 0,
                 )
                 # Chunks, not one joined buffer: the encoder writes them as they are.
-                records = [region.read() for region in result.regions]
+                records = [load(region) for region in result.regions]
                 total += result.size
                 data = _partition_data(index, ErrorCode.none, partition, records)
                 if read_committed:

@@ -4,7 +4,9 @@ kio's writer is pure Python and copies the records into its output buffer;
 profiling a consumer reading from the page cache put 45% of the broker's time
 in kio's writers. This encoder builds the small framing around each
 partition's records and returns a list of chunks in which the record bytes
-are the very buffers read from the segment files, for one `writelines`.
+are the very buffers read from the segment files (on uvloop, views of mappings
+of them), for one `writelines`. It takes only their lengths: it must never read
+them (a mapped view of a since-truncated file faults when read).
 Byte for byte it matches kio's FetchResponse for v4-v18 as strom fills it
 (no tagged fields set; tests/protocol/test_fast_fetch.py).
 """

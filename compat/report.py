@@ -13,6 +13,7 @@ virtualenv exists.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import re
 import sys
@@ -49,12 +50,15 @@ def broker_tests(kgo_dir: Path) -> dict[str, bool]:
                 bodies[key] = bodies.get(key, "") + text[m.end() : end]
 
     def callees(body: str) -> set[tuple[bool, str]]:
-        return {(dot == ".", name) for dot, name in re.findall(r"(\.?)\b(\w+)\(", body)} & bodies.keys()
+        return {
+            (dot == ".", name) for dot, name in re.findall(r"(\.?)\b(\w+)\(", body)
+        } & bodies.keys()
 
     needs = {
         key
         for key, body in bodies.items()
-        if {n for d, n in re.findall(r"(\.?)\b(\w+)\(", body) if not d} & SEED_ROOTS or SEED_VARS.search(body)
+        if {n for d, n in re.findall(r"(\.?)\b(\w+)\(", body) if not d} & SEED_ROOTS
+        or SEED_VARS.search(body)
     } | {(False, r) for r in SEED_ROOTS if (False, r) in bodies}
     graph = {key: callees(body) for key, body in bodies.items()}
     changed = True
@@ -64,44 +68,101 @@ def broker_tests(kgo_dir: Path) -> dict[str, bool]:
             if key not in needs and out & needs:
                 needs.add(key)
                 changed = True
-    return {name: (False, name) in needs for (method, name) in bodies if not method and name.startswith("Test")}
+    return {
+        name: (False, name) in needs
+        for (method, name) in bodies
+        if not method and name.startswith("Test")
+    }
 
 
-def parse_events(path: Path) -> tuple[dict[str, dict], list[str], bool]:
-    """Return (tests, package-level output lines, build failed)."""
+# What is kept of a test's output: a failing TestTxnEtl once logged 5.4 GB, and
+# reading it whole grew this process to 15 GB. The report needs the first error
+# lines and, after a timeout, the goroutine dump at the end; so per test it keeps
+# the first HEAD_LINES lines, the first ERRORS_KEPT error or panic lines, and
+# the last TAIL_LINES lines, each cut at LINE_CHARS characters.
+HEAD_LINES = 200
+TAIL_LINES = 4000
+ERRORS_KEPT = 50
+LINE_CHARS = 2000
+
+
+class Output:
+    """A bounded view of one test's (or the package's) output lines."""
+
+    def __init__(self) -> None:
+        self.head: list[str] = []
+        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self.errors: list[str] = []
+        self.total = 0
+
+    def append(self, line: str) -> None:
+        line = line[:LINE_CHARS]
+        self.total += 1
+        if len(self.errors) < ERRORS_KEPT and (ERROR_LINE.search(line) or PANIC_LINE.search(line)):
+            self.errors.append(line)
+        if len(self.head) < HEAD_LINES:
+            self.head.append(line)
+        else:
+            self.tail.append(line)
+
+    @property
+    def dropped(self) -> int:
+        return self.total - len(self.head) - len(self.tail)
+
+    def lines(self) -> list[str]:
+        """Head and tail, with a marker where lines were dropped."""
+        gap = [f"[report.py: {self.dropped} lines not kept]"] if self.dropped else []
+        return self.head + gap + list(self.tail)
+
+    def error_lines(self) -> list[str]:
+        """The first error and panic lines, then the rest of what was kept."""
+        return self.errors + self.lines()
+
+
+def parse_events(path: Path) -> tuple[dict[str, dict], Output, bool]:
+    """Return (tests, package-level output, build failed), reading the events one
+    line at a time."""
     tests: dict[str, dict] = {}
-    pkg_output: list[str] = []
+    pkg_output = Output()
     build_failed = False
     order = 0
-    for raw in path.read_text(errors="replace").splitlines():
-        if not raw.startswith("{"):
-            pkg_output.append(raw)
-            continue
-        try:
-            ev = json.loads(raw)
-        except json.JSONDecodeError:
-            pkg_output.append(raw)
-            continue
-        action = ev.get("Action")
-        if action in ("build-output", "build-fail"):
-            build_failed |= action == "build-fail"
-            if ev.get("Output"):
-                pkg_output.append(ev["Output"].rstrip("\n"))
-            continue
-        name = ev.get("Test")
-        if not name:
+    with path.open(errors="replace") as events:
+        for raw in events:
+            raw = raw.rstrip("\n")
+            if not raw.startswith("{"):
+                pkg_output.append(raw)
+                continue
+            try:
+                ev = json.loads(raw)
+            except json.JSONDecodeError:
+                pkg_output.append(raw)
+                continue
+            action = ev.get("Action")
+            if action in ("build-output", "build-fail"):
+                build_failed |= action == "build-fail"
+                if ev.get("Output"):
+                    pkg_output.append(ev["Output"].rstrip("\n"))
+                continue
+            name = ev.get("Test")
+            if not name:
+                if action == "output":
+                    pkg_output.append(ev.get("Output", "").rstrip("\n"))
+                continue
+            t = tests.get(name)
+            if t is None:
+                order += 1
+                t = tests[name] = {
+                    "name": name,
+                    "result": None,
+                    "elapsed": None,
+                    "output": Output(),
+                    "order": order,
+                }
             if action == "output":
-                pkg_output.append(ev.get("Output", "").rstrip("\n"))
-            continue
-        t = tests.get(name)
-        if t is None:
-            order += 1
-            t = tests[name] = {"name": name, "result": None, "elapsed": None, "output": [], "order": order}
-        if action == "output":
-            t["output"].append(ev.get("Output", "").rstrip("\n"))
-        elif action in ("pass", "fail", "skip"):
-            t["result"] = action
-            t["elapsed"] = ev.get("Elapsed")
+                t["output"].append(ev.get("Output", "").rstrip("\n"))
+            elif action in ("pass", "fail", "skip"):
+                t["result"] = action
+                t["elapsed"] = ev.get("Elapsed")
     return tests, pkg_output, build_failed
 
 
@@ -146,14 +207,24 @@ def skip_reason(lines: list[str]) -> str | None:
 
 
 def build_results(
-    events: Path, src: Path, listed: list[str] | None, crashed: list[str], stopped: str | None = None
+    events: Path,
+    src: Path,
+    listed: list[str] | None,
+    crashed: list[str],
+    stopped: str | None = None,
+    capped: list[str] | None = None,
 ) -> dict:
-    tests, pkg_output, build_failed = parse_events(events)
+    tests, pkg, build_failed = parse_events(events)
     if build_failed:
-        raise SystemExit("report.py: the test package did not build:\n" + "\n".join(pkg_output[-40:]))
+        raise SystemExit(
+            "report.py: the test package did not build:\n" + "\n".join(pkg.lines()[-40:])
+        )
     needs_broker = broker_tests(src / "pkg" / "kgo")
-    everything = pkg_output + [line for t in tests.values() for line in t["output"]]
-    timed_out = next((m.group(1) for line in everything for m in [TIMEOUT_LINE.search(line)] if m), None)
+    # Error and panic lines of everything (a timeout panic is one of them).
+    everything = pkg.errors + [line for t in tests.values() for line in t["output"].errors]
+    timed_out = next(
+        (m.group(1) for line in everything for m in [TIMEOUT_LINE.search(line)] if m), None
+    )
     crash = next((line.strip() for line in everything if PANIC_LINE.search(line)), None)
 
     top = sorted((n for n in tests if "/" not in n), key=lambda n: tests[n]["order"])
@@ -162,10 +233,20 @@ def build_results(
     top += [n for n in (listed or []) if n not in tests]
     rows = []
     for name in top:
-        t = tests.get(name, {"result": None, "elapsed": None, "output": [], "order": 0, "missing": True})
-        subs = [tests[s] for s in sorted(tests, key=lambda s: tests[s]["order"]) if s.startswith(name + "/")]
+        t = tests.get(
+            name, {"result": None, "elapsed": None, "output": Output(), "order": 0, "missing": True}
+        )
+        subs = [
+            tests[s]
+            for s in sorted(tests, key=lambda s: tests[s]["order"])
+            if s.startswith(name + "/")
+        ]
+        out: Output = t["output"]
         result = t["result"]
         note = None
+        timeout_panic = next(
+            (m for line in out.errors for m in [TIMEOUT_LINE.search(line)] if m), None
+        )
         if t.get("missing"):
             result = "not run"
             note = stopped or "never started: the test binary died first"
@@ -174,23 +255,33 @@ def build_results(
             # finished: the binary was killed by the timeout or crashed.
             result = "incomplete"
             if timed_out:
-                where = stuck_where(t["output"] + [x for sub in subs for x in sub["output"]] + pkg_output, name)
-                note = f"did not finish: go test timed out after {timed_out}" + (f"; {where}" if where else "")
+                dump = (
+                    out.lines() + [x for sub in subs for x in sub["output"].lines()] + pkg.lines()
+                )
+                where = stuck_where(dump, name)
+                note = f"did not finish: go test timed out after {timed_out}" + (
+                    f"; {where}" if where else ""
+                )
             else:
-                note = "did not finish: " + (first_error(t["output"]) or crash or "the test binary exited")
-        elif result == "fail" and TIMEOUT_LINE.search("\n".join(t["output"])):
-            m = TIMEOUT_LINE.search("\n".join(t["output"]))
-            where = stuck_where(t["output"], name)
-            note = f"timed out after {m.group(1) if m else '?'}" + (f"; {where}" if where else "")
+                note = "did not finish: " + (
+                    first_error(out.error_lines()) or crash or "the test binary exited"
+                )
+        elif result == "fail" and timeout_panic:
+            where = stuck_where(out.lines(), name)
+            note = f"timed out after {timeout_panic.group(1)}" + (f"; {where}" if where else "")
         elif result == "fail":
             failed = [sub for sub in subs if sub["result"] == "fail"]
-            note = first_error(t["output"]) or next(
-                (e for sub in failed for e in [first_error(sub["output"])] if e), None
+            note = first_error(out.error_lines()) or next(
+                (e for sub in failed for e in [first_error(sub["output"].error_lines())] if e), None
             )
             if failed:
                 note = f"{note or ''} [{len(failed)} of {len(subs)} subtests failed]".strip()
         elif result == "skip":
-            note = skip_reason(t["output"])
+            note = skip_reason(out.error_lines())
+        if name in (capped or []):
+            note = "its output was cut off at --max-test-output, which stopped it" + (
+                f"; {note}" if note else ""
+            )
         if name in crashed:
             note = "THE BROKER EXITED during this test" + (f"; {note}" if note else "")
         rows.append(
@@ -264,23 +355,34 @@ def markdown(res: dict, compare: dict | None) -> str:
     bad = [r for r in unit if r["result"] == "fail"]
     if unit:
         lines.append("")
+        what = "test that never dials" if len(unit) == 1 else "tests that never dial"
         lines.append(
-            f"{len(unit)} {'test that never dials' if len(unit) == 1 else 'tests that never dial'} the broker"
+            f"{len(unit)} {what} the broker"
             f" (client-side unit tests) {'is' if len(unit) == 1 else 'are'} left out of the table: "
             + counts(summarize(unit)["all"])
             + ("; failed: " + ", ".join(f"`{r['test']}`" for r in bad) if bad else "")
             + "."
         )
-    if (res.get("timed_out") or res.get("crash")) and str(meta.get("mode", "package")).startswith("package"):
+    if (res.get("timed_out") or res.get("crash")) and str(meta.get("mode", "package")).startswith(
+        "package"
+    ):
         lines.append("")
         lines.append(
             "The test binary died ("
-            + (f"timed out after {res['timed_out']}" if res.get("timed_out") else cell(res["crash"]))
+            + (
+                f"timed out after {res['timed_out']}"
+                if res.get("timed_out")
+                else cell(res["crash"])
+            )
             + "): rerun with --isolate to give every test its own process and timeout."
         )
     if res.get("broker_exited_during"):
         lines.append("")
-        lines.append("The broker exited during: " + ", ".join(f"`{t}`" for t in res["broker_exited_during"]) + ".")
+        lines.append(
+            "The broker exited during: "
+            + ", ".join(f"`{t}`" for t in res["broker_exited_during"])
+            + "."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -297,15 +399,25 @@ def main() -> int:
     ap.add_argument("--meta", action="append", default=[], help="KEY=VALUE recorded under meta")
     ap.add_argument("--compare", type=Path, help="another results JSON to show a column of")
     ap.add_argument("--markdown", type=Path, help="also write the markdown table here")
-    ap.add_argument("--listed", type=Path, help="file of the test names selected to run (kgo.test -test.list)")
+    ap.add_argument(
+        "--listed", type=Path, help="file of the test names selected to run (kgo.test -test.list)"
+    )
     ap.add_argument("--crashed", type=Path, help="file of the tests during which the broker exited")
-    ap.add_argument("--stopped", type=Path, help="file with why the run stopped before the last test")
+    ap.add_argument(
+        "--stopped", type=Path, help="file with why the run stopped before the last test"
+    )
+    ap.add_argument("--capped", type=Path, help="file of the tests whose output run.sh cut off")
     args = ap.parse_args()
 
     listed = args.listed.read_text().split() if args.listed else None
-    crashed = args.crashed.read_text().splitlines() if args.crashed and args.crashed.exists() else []
+    crashed = (
+        args.crashed.read_text().splitlines() if args.crashed and args.crashed.exists() else []
+    )
     stopped = args.stopped.read_text().strip() if args.stopped and args.stopped.exists() else None
-    res = build_results(args.events, args.src, listed, [c for c in crashed if c.strip()], stopped or None)
+    capped = args.capped.read_text().split() if args.capped and args.capped.exists() else []
+    res = build_results(
+        args.events, args.src, listed, [c for c in crashed if c.strip()], stopped or None, capped
+    )
     meta: dict[str, object] = {}
     for kv in args.meta:
         k, _, v = kv.partition("=")

@@ -17,6 +17,10 @@
 #   --test-timeout DUR   per-test timeout (default 2m; not with --package)
 #   --out FILE           results JSON (default compat/results.json,
 #                        compat/results-kafka.json with --broker kafka)
+#   --max-test-output MB go test -json output kept per test (256); a test that
+#                        writes more is cut off there, which stops it (a failing
+#                        TestTxnEtl once logged 5.4 GB). With --package, 8x this
+#                        for the whole run
 #
 # By default every top-level test runs in its own process with its own timeout,
 # and a broker this script started is restarted (fresh data) if a test kills
@@ -39,8 +43,9 @@ PACKAGE=0
 TIMEOUT=""
 TEST_TIMEOUT="2m"
 OUT=""
+MAX_OUTPUT_MB=256
 
-usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --bootstrap) BOOTSTRAP="${2:?}"; shift 2 ;;
@@ -54,6 +59,7 @@ while [ $# -gt 0 ]; do
         --timeout) TIMEOUT="${2:?}"; shift 2 ;;
         --test-timeout) TEST_TIMEOUT="${2:?}"; shift 2 ;;
         --out) OUT="${2:?}"; shift 2 ;;
+        --max-test-output) MAX_OUTPUT_MB="${2:?}"; shift 2 ;;
         -h|--help) usage ;;
         *) echo "compat/run.sh: unknown argument: $1" >&2; usage ;;
     esac
@@ -74,6 +80,8 @@ if [ -z "$TIMEOUT" ]; then
     if [ "$PACKAGE" = 1 ]; then TIMEOUT="20m"; else TIMEOUT="30m"; fi
 fi
 BUDGET="$(seconds "$TIMEOUT")"
+case "$MAX_OUTPUT_MB" in ''|*[!0-9]*) echo "compat/run.sh: --max-test-output is a number of MB" >&2; exit 2 ;; esac
+MAX_OUTPUT=$((MAX_OUTPUT_MB * 1024 * 1024))
 TEST_SECS="$(seconds "$TEST_TIMEOUT")"
 
 log() { echo "compat: $*" >&2; }
@@ -193,11 +201,13 @@ STDERR="$WORK/stderr.log"
 : >"$EVENTS"
 : >"$STDERR"
 : >"$WORK/crashed"
+: >"$WORK/capped"
 START=$SECONDS
 cd "$SRC/pkg/kgo"
 if [ "$PACKAGE" = 1 ]; then
     log "go test -run '$RUN' -timeout $TIMEOUT against $SEEDS (${KGO_TEST_RECORDS:-500000} records per ETL test)"
-    go test -json -count=1 -run "$RUN" -timeout "$TIMEOUT" . >"$EVENTS" 2>"$STDERR" || true
+    go test -json -count=1 -run "$RUN" -timeout "$TIMEOUT" . 2>"$STDERR" \
+        | head -c "$((MAX_OUTPUT * 8))" >"$EVENTS" || true
 else
     # Client-only tests first: they take seconds, and a broker that hangs
     # tests must not spend the budget before they run.
@@ -214,9 +224,17 @@ else
             echo "not run: the $TIMEOUT budget (--timeout) was spent first" >"$WORK/stopped"
             break
         fi
+        before=$(stat -c %s "$EVENTS")
+        # head -c bounds what a runaway test can log; when it stops reading, the
+        # test dies of SIGPIPE on its next write.
         go tool test2json -t -p github.com/twmb/franz-go/pkg/kgo "$WORK/kgo.test" -test.v=test2json \
             -test.count=1 -test.run "^${t}\$" -test.timeout "$(( left < TEST_SECS ? left : TEST_SECS ))s" \
-            >>"$EVENTS" 2>>"$STDERR" || true
+            2>>"$STDERR" | head -c "$MAX_OUTPUT" >>"$EVENTS" || true
+        if [ $(( $(stat -c %s "$EVENTS") - before )) -ge "$MAX_OUTPUT" ]; then
+            echo "$t" >>"$WORK/capped"
+            echo >>"$EVENTS"  # the cut may have left half a line
+            log "$t wrote more than $MAX_OUTPUT_MB MB of output; cut off there"
+        fi
         if [ -n "$BROKER_PID" ] && ! kill -0 "$BROKER_PID" 2>/dev/null; then
             echo "$t" >>"$WORK/crashed"
             log "the broker exited during $t; the end of its output:"
@@ -257,7 +275,8 @@ else
     mode="isolated (one process per test, -timeout $TEST_TIMEOUT each, $TIMEOUT in all)"
 fi
 python3 "$ROOT/compat/report.py" --events "$EVENTS" --src "$SRC" --out "$OUT" "${COMPARE[@]}" \
-    --listed "$WORK/listed" --crashed "$WORK/crashed" --stopped "$WORK/stopped" --markdown "$WORK/report.md" \
+    --listed "$WORK/listed" --crashed "$WORK/crashed" --stopped "$WORK/stopped" --capped "$WORK/capped" \
+    --markdown "$WORK/report.md" \
     --meta "broker=$BROKER_DESC" --meta "broker_short=$SHORT" \
     --meta "franz_go=$FRANZ_GO_VERSION" --meta "go=$(go env GOVERSION)" \
     --meta "date=$(date -u +%Y-%m-%dT%H:%MZ)" --meta "wall_seconds=$WALL" \

@@ -36,7 +36,7 @@ from strom.protocol.records import (
 )
 from strom.storage.log import AppendInfo, LogConfig, PartitionLog
 from strom.storage.producer_state import ProducerStateManager
-from strom.storage.txn_index import AbortedTxn, TxnIndex
+from strom.storage.txn_index import AbortedTxn
 
 # Producer state is rebuilt from the log in reads of this size.
 _REPLAY_CHUNK_BYTES = 16 * 1024 * 1024
@@ -99,7 +99,7 @@ class Partition:
         self.appended = AppendNotifier()
         self._clock = clock
         self.producer_state = ProducerStateManager(log.directory)
-        self.txn_index = TxnIndex(log.directory)
+        self.txn_index = log.txn_index
         self._rebuild_producer_state()
         self.become_leader(leader_epoch)
 

@@ -50,6 +50,7 @@ from strom.storage.flush import FlushTicket
 from strom.storage.leader_epoch import LeaderEpochCache
 from strom.storage.segment import FileRegion, LogSegment
 from strom.storage.swap import SegmentSwapping, _PendingSwap
+from strom.storage.txn_index import TxnIndex
 
 __all__ = [
     "AppendInfo",
@@ -152,6 +153,8 @@ class PartitionLog(SegmentSwapping):
         self._closed = False
         #: A cleaned segment renamed to .swap, waiting for `complete_swap`.
         self._pending_swap: _PendingSwap | None = None
+        #: The aborted transactions of the segments (`.txnindex`), truncated with them.
+        self.txn_index = TxnIndex(directory)
 
     # -- opening ----------------------------------------------------------
 
@@ -207,6 +210,8 @@ class PartitionLog(SegmentSwapping):
         plog.size_in_bytes = sum(segment.size for segment in loaded.segments)
         for segment in loaded.segments:
             segment.index_interval_bytes = config.index_interval_bytes
+        # Recovery may have cut markers whose aborted transactions were indexed.
+        plog.txn_index.truncate(plog.log_end_offset)
         if is_new:
             epoch_cache.flush(force=True)
             files.fsync_dir(directory.parent)
@@ -513,6 +518,7 @@ class PartitionLog(SegmentSwapping):
         self.recovery_point = min(self.recovery_point, self.log_end_offset)
         self.leader_epoch_cache.truncate_from_end(self.log_end_offset)
         self.leader_epoch_cache.flush()
+        self.txn_index.truncate(self.log_end_offset)
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
         """Delete every segment and restart the log, empty, at `offset`."""
@@ -528,6 +534,7 @@ class PartitionLog(SegmentSwapping):
         self.size_in_bytes = 0
         self.leader_epoch_cache.clear()
         self.leader_epoch_cache.flush(force=True)
+        self.txn_index.truncate(offset)
 
     def advance_log_start_offset(self, offset: int) -> None:
         """DeleteRecords: records below `offset` become unreadable; segments

@@ -63,7 +63,12 @@ class TxnIndex:
         self.directory = directory
         # segment base offset -> entries, in marker order
         self._files: dict[int, list[AbortedTxn]] = {}
-        for path in sorted(directory.glob("*" + TXN_INDEX_SUFFIX)):
+        self._known: set[tuple[int, int]] = set()
+        self._load()
+
+    def _load(self) -> None:
+        self._files = {}
+        for path in sorted(self.directory.glob("*" + TXN_INDEX_SUFFIX)):
             try:
                 base = int(path.name[: -len(TXN_INDEX_SUFFIX)])
                 self._files[base] = read_entries(path.read_bytes())
@@ -93,7 +98,12 @@ class TxnIndex:
                 if e.last_offset >= fetch_offset and e.first_offset < upper_bound_offset]
 
     def truncate(self, end_offset: int) -> None:
-        """Remove entries whose marker is at or past `end_offset`."""
+        """Remove entries whose marker is at or past `end_offset` (Kafka's
+        TransactionIndex.truncateTo), after a log truncation to `end_offset`.
+        The files are read again first: they are the truth (a truncated log
+        deleted the files of its later segments; another TxnIndex over the same
+        directory may have appended since this one was loaded)."""
+        self._load()
         for base in sorted(self._files):
             kept = [e for e in self._files[base] if e.last_offset < end_offset]
             if len(kept) == len(self._files[base]):

@@ -248,7 +248,10 @@ def test_transaction_version_2_bumps_epoch_at_every_end(h: TxnHarness) -> None:
     # Version 2 may abort a transaction that added nothing.
     assert h.write(lambda s: s.end_transaction("t", pid, 1, False, 2)) == (pid, 2)
     assert h.driven[-1].partitions == frozenset()
-    with pytest.raises(InvalidTxnStateError):
+    with pytest.raises(ConcurrentTransactionsError):  # the abort is still completing
+        h.write(lambda s: s.end_transaction("t", pid, 2, True, 2))
+    h.write(lambda s: s.complete("t", pid, 2))
+    with pytest.raises(InvalidTxnStateError):  # nothing to commit
         h.write(lambda s: s.end_transaction("t", pid, 2, True, 2))
 
 
@@ -269,3 +272,84 @@ def test_idle_transactional_id_expires() -> None:
     finally:
         harness.run(harness.runtime.close())
         harness.loop.close()
+
+
+def test_requests_while_completing_wait_for_it(h: TxnHarness) -> None:
+    """Until its markers are written, a transaction's id answers CONCURRENT_TRANSACTIONS
+    to its producer, which already holds the epoch EndTxn v5 answered (Kafka's pending
+    transition to the COMPLETE state). franz-go ends its next transaction right away
+    when it has nothing to commit; INVALID_TXN_STATE there ended its session."""
+    _, pid, _ = h.write(lambda s: s.init_producer_id("t", 1000, -1, -1))
+    h.write(lambda s: s.add_partitions("t", pid, 0, [("x", 0)]))
+    assert h.write(lambda s: s.end_transaction("t", pid, 0, True, 2)) == (pid, 1)
+    for request in (lambda s: s.end_transaction("t", pid, 1, False, 2),  # the next txn
+                    lambda s: s.end_transaction("t", pid, 1, True, 2),
+                    lambda s: s.end_transaction("t", pid, 0, True, 2),   # a retry
+                    lambda s: s.add_partitions("t", pid, 1, [("x", 1)]),
+                    lambda s: s.add_partitions("t", pid, 0, [("x", 1)])):  # a late batch
+        with pytest.raises(ConcurrentTransactionsError):
+            h.write(request)
+    h.write(lambda s: s.complete("t", pid, 1))
+    assert h.write(lambda s: s.end_transaction("t", pid, 1, False, 2)) == (pid, 2)
+    h.write(lambda s: s.complete("t", pid, 2))
+    with pytest.raises(ProducerFencedError):  # INVALID_PRODUCER_EPOCH on produce
+        h.write(lambda s: s.add_partitions("t", pid, 1, [("x", 0)]))
+    # Version 1 alike: the other result waits too (Kafka's pending transition).
+    _, pid1, _ = h.write(lambda s: s.init_producer_id("v1", 1000, -1, -1))
+    h.write(lambda s: s.add_partitions("v1", pid1, 0, [("x", 0)]))
+    h.write(lambda s: s.end_transaction("v1", pid1, 0, True))
+    with pytest.raises(ConcurrentTransactionsError):
+        h.write(lambda s: s.end_transaction("v1", pid1, 0, False))
+    with pytest.raises(ProducerFencedError):
+        h.write(lambda s: s.end_transaction("v1", pid1, 1, False))
+
+
+def _seed(h: TxnHarness, m: TransactionMetadata) -> None:
+    """Install metadata as if it had been written: the coordinator replays it."""
+    from strom.coordinator.runtime import Result
+    h.write(lambda s: Result(None, [rec.encode(m)]))
+
+
+def test_epoch_exhaustion_moves_to_a_new_producer_id(h: TxnHarness) -> None:
+    """KIP-890 part 2: the end of a transaction at epoch Short.MAX_VALUE - 1 writes its
+    markers at Short.MAX_VALUE and answers a new producer id at epoch 0."""
+    pid, last = 7, 32766
+    _seed(h, TransactionMetadata("t", pid, last - 1, 1000, TxnState.COMPLETE_COMMIT,
+                                 transaction_version=2))
+    h.write(lambda s: s.add_partitions("t", pid, last - 1, [("x", 0)]))
+    assert h.write(lambda s: s.end_transaction("t", pid, last - 1, True, 2)) == (pid, last)
+    h.write(lambda s: s.complete("t", pid, last))
+    h.write(lambda s: s.add_partitions("t", pid, last, [("x", 0)]))
+    new_pid, epoch = h.write(lambda s: s.end_transaction("t", pid, last, False, 2))
+    assert new_pid not in (pid, -1) and epoch == 0
+    m = h.state("t")
+    assert (m.state, m.producer_id, m.producer_epoch, m.next_producer_id) == (
+        TxnState.PREPARE_ABORT, pid, 32767, new_pid)
+    assert (h.driven[-1].producer_id, h.driven[-1].producer_epoch) == (pid, 32767)
+    with pytest.raises(ConcurrentTransactionsError):  # the new id waits for the markers
+        h.write(lambda s: s.add_partitions("t", new_pid, 0, [("x", 0)]))
+    h.write(lambda s: s.complete("t", pid, 32767))
+    m = h.state("t")
+    assert (m.state, m.producer_id, m.producer_epoch, m.previous_producer_id) == (
+        TxnState.COMPLETE_ABORT, new_pid, 0, pid)
+    # A retry of that EndTxn gets the same answer; the old id is done.
+    assert h.write(lambda s: s.end_transaction("t", pid, last, False, 2)) == (new_pid, 0)
+    with pytest.raises(InvalidProducerIdMappingError):
+        h.write(lambda s: s.add_partitions("t", pid, last, [("x", 0)]))
+    h.restart()
+    h.write(lambda s: s.add_partitions("t", new_pid, 0, [("x", 0)]))
+    assert h.state("t").state is TxnState.ONGOING
+    assert h.write(lambda s: s.end_transaction("t", new_pid, 0, True, 2)) == (new_pid, 1)
+
+
+def test_fencing_abort_at_the_last_epoch_still_bumps(h: TxnHarness) -> None:
+    pid = 7
+    _seed(h, TransactionMetadata("t", pid, 32766, 1000, TxnState.ONGOING,
+                                 partitions=frozenset({("x", 0)}), start_ms=0))
+    code, _, _ = h.write(lambda s: s.init_producer_id("t", 1000, -1, -1))
+    assert code == ErrorCode.concurrent_transactions
+    m = h.state("t")
+    assert (m.state, m.producer_id, m.producer_epoch) == (TxnState.PREPARE_ABORT, pid, 32767)
+    h.write(lambda s: s.complete("t", pid, 32767))
+    code, new_pid, epoch = h.write(lambda s: s.init_producer_id("t", 1000, -1, -1))
+    assert code == ErrorCode.none and new_pid != pid and epoch == 0

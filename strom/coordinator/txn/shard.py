@@ -126,6 +126,18 @@ class TxnCoordinatorShard:
                     "previous_producer_id": m.producer_id, "last_producer_epoch": -1}
         return {"producer_epoch": m.producer_epoch + 1, "last_producer_epoch": m.producer_epoch}
 
+    def _check_not_completing(self, transactional_id: str) -> None:
+        """While a transaction's markers are written (a PREPARE state; Kafka holds a
+        pending transition to the COMPLETE state meanwhile) its id answers
+        CONCURRENT_TRANSACTIONS, before any producer id or epoch check, as Kafka
+        does since KAFKA-18660: the producer already holds the epoch (or, after
+        epoch exhaustion, the producer id) that EndTxn v5 answered, which the
+        metadata only takes on once complete; checking it first would fence that
+        producer. The client retries until the transaction is complete."""
+        m = self.transactions.get(transactional_id)
+        if m is not None and m.state.is_prepare:
+            raise ConcurrentTransactionsError(f"{transactional_id} is completing a transaction")
+
     def _current(self, transactional_id: str, producer_id: int,
                  producer_epoch: int) -> TransactionMetadata:
         m = self.transactions.get(transactional_id)
@@ -171,7 +183,7 @@ class TxnCoordinatorShard:
             # Fence the old producer and abort its transaction with the bumped
             # epoch; this producer retries (CONCURRENT_TRANSACTIONS) until it is done.
             fenced = m.transition(TxnState.PREPARE_ABORT, last_update_ms=now,
-                                  **_epoch_only(self._bumped(m)))
+                                  **_fence_bump(m))
             return self._prepared((ErrorCode.concurrent_transactions, -1, -1), fenced)
         new = m.transition(TxnState.EMPTY, partitions=frozenset(), timeout_ms=timeout_ms,
                            start_ms=-1, last_update_ms=now, **self._bumped(m))
@@ -179,9 +191,8 @@ class TxnCoordinatorShard:
 
     def add_partitions(self, transactional_id: str, producer_id: int, producer_epoch: int,
                        partitions: Iterable[TopicPartition]) -> Result[None]:
+        self._check_not_completing(transactional_id)
         m = self._current(transactional_id, producer_id, producer_epoch)
-        if m.state.is_prepare:
-            raise ConcurrentTransactionsError(f"{transactional_id} is completing a transaction")
         wanted = frozenset(partitions)
         if m.state is TxnState.ONGOING and wanted <= m.partitions:
             return Result(None)
@@ -211,33 +222,41 @@ class TxnCoordinatorShard:
         m = self._current(transactional_id, producer_id, producer_epoch)
         state = m.state
         unchanged = (-1, -1)
+        if state.is_prepare:
+            # Either result: Kafka's pending transition to the COMPLETE state answers first.
+            raise ConcurrentTransactionsError(f"{transactional_id} is completing a transaction")
         if state is TxnState.ONGOING:
             target = TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT
             return self._prepared(unchanged, m.transition(target, last_update_ms=self._now()))
         done = TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT
-        preparing = TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT
         if state is done:
             return Result(unchanged)  # a retry of an EndTxn that completed
-        if state is preparing:
-            raise ConcurrentTransactionsError(f"{transactional_id} is completing a transaction")
         raise InvalidTxnStateError(
             f"cannot {'commit' if commit else 'abort'} {transactional_id} in state "
             f"{state.display}")
 
     def _end_transaction_v2(self, transactional_id: str, producer_id: int,
                             producer_epoch: int, commit: bool) -> Result[tuple[int, int]]:
+        # A retry of the EndTxn that bumped the epoch, or the next transaction of
+        # the producer that got the bumped epoch: both wait until this one completes.
+        self._check_not_completing(transactional_id)
         m = self.transactions.get(transactional_id)
-        if m is None or m.state is TxnState.DEAD or m.producer_id != producer_id:
+        if m is None or m.state is TxnState.DEAD:
             raise InvalidProducerIdMappingError(
                 f"producer id {producer_id} does not own transactional id {transactional_id}")
         done = TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT
         preparing = TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT
-        if producer_epoch == m.last_producer_epoch and m.producer_epoch == producer_epoch + 1 \
-                and m.state in (done, preparing):
-            # A retry of the EndTxn that bumped the epoch.
-            if m.state is preparing:
-                raise ConcurrentTransactionsError(f"{transactional_id} is completing")
+        if m.state is done and (
+                (m.producer_id == producer_id and producer_epoch == m.last_producer_epoch
+                 and m.producer_epoch == producer_epoch + 1)
+                or (m.previous_producer_id == producer_id and producer_epoch == MAX_EPOCH
+                    and m.producer_epoch == 0)):
+            # A retry of the EndTxn that completed (after epoch exhaustion, that
+            # moved to a new producer id): the same answer again.
             return Result((m.producer_id, m.producer_epoch))
+        if m.producer_id != producer_id:
+            raise InvalidProducerIdMappingError(
+                f"producer id {producer_id} does not own transactional id {transactional_id}")
         if producer_epoch != m.producer_epoch:
             raise ProducerFencedError(
                 f"producer epoch {producer_epoch} of {transactional_id} is not the current "
@@ -248,13 +267,13 @@ class TxnCoordinatorShard:
                                        "last_producer_epoch": producer_epoch,
                                        "transaction_version": 2, "last_update_ms": self._now()}
             answer = (m.producer_id, bumped)
-            if bumped >= MAX_EPOCH:
-                # Epochs ran out: the markers use this one; the next id starts at 0.
+            if producer_epoch >= MAX_EPOCH:
+                # Epochs ran out (KIP-890): the markers use the last one, Short.MAX_VALUE;
+                # the producer continues with a new producer id at epoch 0, which the
+                # COMPLETE state takes on (`complete`).
                 changes["next_producer_id"] = self._allocate()
                 answer = (changes["next_producer_id"], 0)
             return self._prepared(answer, m.transition(preparing, **changes))
-        if m.state is preparing:
-            raise ConcurrentTransactionsError(f"{transactional_id} is completing a transaction")
         raise InvalidTxnStateError(
             f"cannot {'commit' if commit else 'abort'} {transactional_id} in state "
             f"{m.state.display}")
@@ -291,7 +310,7 @@ class TxnCoordinatorShard:
                 log.info("aborting transaction of %s: open for %d ms, timeout %d ms",
                          m.transactional_id, now - m.start_ms, m.timeout_ms)
                 aborted = m.transition(TxnState.PREPARE_ABORT, last_update_ms=now,
-                                       **_epoch_only(self._bumped(m)))
+                                       **_fence_bump(m))
                 records.append(rec.encode(aborted))
                 prepared.append(aborted)
 
@@ -320,11 +339,12 @@ class TxnCoordinatorShard:
         return None if m is None or m.state is TxnState.DEAD else m
 
 
-def _epoch_only(changes: dict[str, Any]) -> dict[str, Any]:
-    """A fencing bump keeps the producer id: the markers must carry it."""
-    if "producer_id" in changes:
+def _fence_bump(m: TransactionMetadata) -> dict[str, Any]:
+    """A fencing abort keeps the producer id (its markers must carry it) and bumps
+    the epoch, up to Short.MAX_VALUE: past MAX_EPOCH only markers use an epoch."""
+    if m.producer_epoch >= MAX_EPOCH + 1:
         return {}
-    return changes
+    return {"producer_epoch": m.producer_epoch + 1, "last_producer_epoch": m.producer_epoch}
 
 
 def _with_last_epoch(m: TransactionMetadata, epoch: int) -> TransactionMetadata:

@@ -16,7 +16,8 @@ from strom.errors import ErrorCode, KafkaError
 
 NO_PRODUCER_ID = -1
 NO_EPOCH = -1
-# Kafka bumps to a new producer id rather than reach Short.MAX_VALUE.
+# The last epoch a producer is given (Short.MAX_VALUE - 1, Kafka's "exhausted"):
+# the next bump moves to a new producer id (TV2 markers use Short.MAX_VALUE).
 MAX_EPOCH = 32767 - 1
 
 

@@ -167,3 +167,69 @@ def test_regex_subscription_picks_up_new_topics(gbootstrap: str) -> None:
         assert "not-matching" not in member.values
     finally:
         member.close()
+
+
+def _group_type(bootstrap: str, group: str) -> str | None:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    listings = admin.list_consumer_groups(request_timeout=10).result(timeout=15).valid
+    for listing in listings:
+        if listing.group_id == group and listing.type is not None:
+            return str(listing.type.name).lower()
+    return None
+
+
+def test_librdkafka_rolling_upgrade_and_downgrade(gbootstrap: str, topic6: str) -> None:
+    """KIP-848 online migration with librdkafka on both sides: classic members
+    are replaced one by one by consumer-protocol members and back, while every
+    record is consumed exactly once (members commit before giving up partitions)."""
+    group = f"k-{uuid.uuid4().hex[:8]}"
+    members: list[Member] = []
+    sent: list[str] = []
+
+    def start(**config: str) -> Member:
+        members.append(Member("confluent", gbootstrap, group, topic6, **config))
+        return members[-1]
+
+    def produce_and_consume(count: int) -> None:
+        values = [f"v{len(sent) + i}" for i in range(count)]
+        sent.extend(values)
+        produce(gbootstrap, topic6, values)
+        wait_consumed(members + closed, sent, timeout=60)
+
+    def stop(member: Member) -> None:
+        member.close()
+        members.remove(member)
+        closed.append(member)
+
+    closed: list[Member] = []
+    try:
+        c1, c2 = start(), start()
+        wait_balanced([c1, c2])
+        produce_and_consume(60)
+        assert _group_type(gbootstrap, group) == "classic"
+
+        k1 = start(**KIP848)  # the upgrade: the group becomes a consumer group
+        wait_until(lambda: _group_type(gbootstrap, group) == "consumer", 60,
+                   what="the group converted to a consumer group")
+        wait_balanced([c1, c2, k1], timeout=60)
+        produce_and_consume(60)
+        stop(c2)
+        wait_balanced([c1, k1], timeout=60)
+        produce_and_consume(60)
+
+        c3 = start()  # the downgrade: the last consumer-protocol member leaves
+        wait_balanced([c1, k1, c3], timeout=60)
+        stop(k1)
+        wait_until(lambda: _group_type(gbootstrap, group) == "classic", 60,
+                   what="the group converted back to a classic group")
+        wait_balanced([c1, c3], timeout=60)
+        produce_and_consume(60)
+    finally:
+        for m in list(members):
+            stop(m)
+    everything = consumed(closed)
+    assert everything == sorted(sent), (
+        f"{len(everything) - len(set(everything))} duplicates, "
+        f"{len(set(sent) - set(everything))} missing")

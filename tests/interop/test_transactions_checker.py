@@ -7,26 +7,24 @@ SIGKILL and restarted. A producer whose transaction fails for any reason
 records its outcome as unknown and starts again with the same
 transactional id, which fences it and aborts whatever it left open.
 
-Afterwards a read_committed consumer reads everything and checks:
-  - no aborted read: no record of an aborted transaction is visible;
-  - no lost write: every record of a committed transaction is visible;
-  - no torn transaction: of any transaction, all its records or none;
-  - per-producer order: within a partition, a producer's transactions
-    appear in the order it wrote them, each record once.
+Afterwards a read_committed consumer reads everything and checks
+(txn_checker.py): no aborted read, no lost write, no torn transaction,
+per-producer order. librdkafka speaks transaction version 1; the Java
+variant (version 2) is test_transactions_checker_tv2.py.
 """
 
 from __future__ import annotations
 
 import random
 import threading
-import uuid
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.process import StromProcess
+
+from .txn_checker import ABORTED, COMMITTED, UNKNOWN, check_history, read_committed
 
 pytestmark = pytest.mark.interop
 
@@ -67,7 +65,7 @@ class Writer(threading.Thread):
         try:
             producer = self._producer()
             for n in range(TRANSACTIONS):
-                outcome = "unknown"
+                outcome = UNKNOWN
                 try:
                     producer.begin_transaction()
                     for partition in range(PARTITIONS):
@@ -76,10 +74,10 @@ class Writer(threading.Thread):
                                              value=f"{self.index}:{n}:{partition}:{k}".encode())
                     if self.random.random() < 0.4:
                         producer.abort_transaction(20)
-                        outcome = "aborted"
+                        outcome = ABORTED
                     else:
                         producer.commit_transaction(20)
-                        outcome = "committed"
+                        outcome = COMMITTED
                 except Exception:
                     producer = self._producer()  # fences the old one, aborts its leftovers
                 with self.progress:
@@ -94,28 +92,6 @@ class Writer(threading.Thread):
         with self.progress:
             assert self.progress.wait_for(
                 lambda: len(self.outcomes) >= count or self.error is not None, timeout)
-
-
-def _read_committed(bootstrap: str, topic: str) -> dict[int, list[str]]:
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{uuid.uuid4()}",
-                         "enable.auto.commit": False, "enable.partition.eof": True,
-                         "isolation.level": "read_committed"})
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
-    by_partition: dict[int, list[str]] = defaultdict(list)
-    at_end: set[int] = set()
-    try:
-        while len(at_end) < PARTITIONS:
-            msg = consumer.poll(20)
-            assert msg is not None, "no partition EOF within 20 s (a hanging transaction?)"
-            if msg.error():
-                at_end.add(msg.partition())
-                continue
-            by_partition[msg.partition()].append(msg.value().decode())
-    finally:
-        consumer.close()
-    return by_partition
 
 
 def test_no_aborted_read_no_lost_write_no_torn_transaction(tmp_path: Path) -> None:
@@ -139,30 +115,9 @@ def test_no_aborted_read_no_lost_write_no_torn_transaction(tmp_path: Path) -> No
             w.join(300)
             assert not w.is_alive()
             assert w.error is None, w.error
-        seen = _read_committed(broker.bootstrap, topic)
+        seen = read_committed(broker.bootstrap, topic, PARTITIONS)
     finally:
         broker.stop()
 
-    records: dict[tuple[int, int], set[str]] = defaultdict(set)
-    for partition, values in seen.items():
-        assert len(values) == len(set(values)), f"duplicates in partition {partition}"
-        last: dict[int, int] = {}
-        for value in values:
-            writer, n, p, _ = (int(x) for x in value.split(":"))
-            assert p == partition
-            assert n >= last.get(writer, -1), f"producer {writer} out of order: {values}"
-            last[writer] = n
-            records[(writer, n)].add(value)
-    full = PARTITIONS * RECORDS_PER_PARTITION
     outcomes = {(w.index, n): o for w in writers for n, o in w.outcomes.items()}
-    for key, outcome in outcomes.items():
-        got = len(records.get(key, ()))
-        if outcome == "aborted":
-            assert got == 0, f"aborted read of transaction {key}"
-        elif outcome == "committed":
-            assert got == full, f"lost write: transaction {key} has {got}/{full} records"
-        else:
-            assert got in (0, full), f"torn transaction {key}: {got}/{full} records"
-    assert set(records) <= set(outcomes)
-    assert any(o == "committed" for o in outcomes.values())
-    assert any(o == "aborted" for o in outcomes.values())
+    check_history(seen, outcomes, PARTITIONS * RECORDS_PER_PARTITION)

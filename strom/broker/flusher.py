@@ -1,12 +1,21 @@
 """Group-commit fsync for acks=all.
 
-An acks=all produce asks `wait_durable(partition, end_offset)`. One flusher
-task collects every partition with waiters, takes a flush ticket from each
-log (dup'd fds and the offset they cover), fsyncs them all in one worker
-thread call, then completes the waiters the flush covered. Batches appended
-while a flush runs are covered by the next one, so one fdatasync serves many
-requests (PERFORMANCE.md: one fsync per 1 MiB instead of per 16 KiB is 16x
-the durable throughput). The event loop never blocks on fsync.
+An acks=all produce asks `durable(partition, end_offset)`. One flusher task
+collects every partition with waiters, takes a flush ticket from each log
+(dup'd fds and the offset they cover), runs the tickets concurrently on a
+small pool of fsync threads, then completes the waiters each flush covered.
+Batches appended while a flush runs are covered by the next one, so one
+fdatasync per partition serves every request waiting on it (PERFORMANCE.md:
+one fsync per 1 MiB instead of per 16 KiB is 16x the durable throughput).
+The event loop never blocks on fsync.
+
+Why concurrent: fdatasyncs issued together share ext4 journal commits, and a
+thread needs the GIL again after every fdatasync returns, which a busy event
+loop hands over only every switch interval (5 ms). Measured here with 12
+partitions written at 10 MiB/s: 12 fdatasyncs in a row took 2.2 ms a round
+on an idle interpreter, the same 12 from 12 threads 0.6 ms; inside the broker
+under the 50-producer soak the serial round took 170-470 ms (p50), so fsync
+rounds, not the disk, capped acks=all throughput.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from strom.errors import KafkaStorageError
 from strom.storage.log import FlushTicket, PartitionLog
@@ -23,6 +33,9 @@ log = logging.getLogger(__name__)
 
 Flushable = PartitionLog
 
+#: fsync threads: partitions flushed at once. More only add GIL hand-overs.
+FSYNC_THREADS = 8
+
 
 class GroupCommitFlusher:
     def __init__(self) -> None:
@@ -30,8 +43,10 @@ class GroupCommitFlusher:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._pool: ThreadPoolExecutor | None = None
 
     def start(self) -> None:
+        self._pool = ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="strom-fsync")
         self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
 
     async def stop(self) -> None:
@@ -40,17 +55,36 @@ class GroupCommitFlusher:
         if self._task is not None:
             await self._task
         self.fail_all(lambda: KafkaStorageError("broker shutting down"))
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
 
     async def wait_durable(self, log: Flushable, end_offset: int) -> None:
         """Return once every offset below `end_offset` is fsync'd."""
+        fut = self.durable(log, end_offset)
+        if fut is not None:
+            await fut
+
+    def durable(self, log: Flushable, end_offset: int) -> asyncio.Future[None] | None:
+        """A future done once every offset below `end_offset` is fsync'd; None
+        if that is already so. A caller that gives up cancels it.
+
+        A bare future, not a task: a produce request waits on one per
+        partition, and a task (coroutine, frame, context) per wait was a
+        measurable share of the per-request cost and of the objects the
+        cyclic GC had to scan while requests waited for their fsync."""
         if log.recovery_point >= end_offset:
-            return
-        if self._closed:
-            raise KafkaStorageError("broker shutting down")
+            return None
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(log, []).append((end_offset, fut))
+        if self._closed:
+            fut.set_exception(KafkaStorageError("broker shutting down"))
+            return fut
+        waiters = self._waiters.get(log)
+        if waiters is None:
+            self._waiters[log] = [(end_offset, fut)]
+        else:
+            waiters.append((end_offset, fut))
         self._wakeup.set()
-        await fut
+        return fut
 
     def forget(self, log: Flushable, error: Callable[[], Exception]) -> None:
         """Fail the waiters of a log that is going away (topic deleted)."""
@@ -70,21 +104,31 @@ class GroupCommitFlusher:
                 continue
             batch = list(self._waiters.items())
             self._waiters = {}
-            tickets = [(log_, log_.prepare_flush()) for log_, _ in batch]
-            try:
-                await asyncio.to_thread(_run_tickets, [t for _, t in tickets])
-            except (OSError, KafkaStorageError) as exc:
-                log.error("fsync failed: %s", exc)
-                for _, ticket in tickets:
-                    ticket.close()  # its dup'd fds; the recovery point stays put
-                for _, waiters in batch:
+            loop = asyncio.get_running_loop()
+            runs: list[asyncio.Future[None]] = []
+            tickets: list[FlushTicket | None] = []
+            for log_, _ in batch:
+                try:
+                    ticket = log_.prepare_flush()
+                except KafkaStorageError as exc:
+                    failed: asyncio.Future[None] = loop.create_future()
+                    failed.set_exception(exc)
+                    runs.append(failed)
+                    tickets.append(None)
+                else:
+                    runs.append(loop.run_in_executor(self._pool, ticket.run))
+                    tickets.append(ticket)
+            results = await asyncio.gather(*runs, return_exceptions=True)
+            for (log_, waiters), maybe, result in zip(batch, tickets, results, strict=True):
+                if maybe is not None:
+                    log_.complete_flush(maybe)  # closes its dup'd fds in any case
+                if isinstance(result, BaseException):
+                    # The recovery point stays put; the waiters learn of it.
+                    log.error("fsync of %s failed: %s", log_.directory, result)
                     for _, fut in waiters:
                         if not fut.done():
-                            fut.set_exception(KafkaStorageError(f"fsync failed: {exc}"))
-                continue
-            for log_, ticket in tickets:
-                log_.complete_flush(ticket)
-            for log_, waiters in batch:
+                            fut.set_exception(KafkaStorageError(f"fsync failed: {result}"))
+                    continue
                 rest = []
                 for end_offset, fut in waiters:
                     if fut.done():
@@ -98,6 +142,34 @@ class GroupCommitFlusher:
                     self._wakeup.set()
 
 
-def _run_tickets(tickets: list[FlushTicket]) -> None:
-    for ticket in tickets:
-        ticket.run()
+async def wait_all(futures: list[asyncio.Future[None]], timeout_s: float) -> None:
+    """Return when every future is done or `timeout_s` has passed (asyncio.wait
+    without its set, tasks and per-call checks); the caller inspects them."""
+    pending = sum(1 for fut in futures if not fut.done())
+    if pending == 0:
+        return
+    loop = asyncio.get_running_loop()
+    all_done: asyncio.Future[None] = loop.create_future()
+
+    def one_done(_: asyncio.Future[None]) -> None:
+        nonlocal pending
+        pending -= 1
+        if pending == 0 and not all_done.done():
+            all_done.set_result(None)
+
+    for fut in futures:
+        if not fut.done():
+            fut.add_done_callback(one_done)
+    timer = loop.call_later(max(timeout_s, 0.001), _finish, all_done)
+    try:
+        await all_done
+    finally:
+        timer.cancel()
+        for fut in futures:
+            fut.remove_done_callback(one_done)
+
+
+def _finish(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+

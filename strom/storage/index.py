@@ -15,13 +15,21 @@ Invariants: offset index offsets and positions strictly increase; time index
 timestamps strictly increase and offsets never decrease. Entries are sparse:
 one every `index.interval.bytes` of log, appended by the segment.
 
-While its segment is active an index file is preallocated to
-`segment.index.bytes` (a sparse file, so it costs no disk) and memory-mapped,
-so an append is one `struct.pack_into` into the mapping and no system call.
-When the segment rolls or closes the file is trimmed to its entries, as Kafka
-does, which is how a reader tells entries from preallocated zeros after a
-clean shutdown. Inactive indexes are mapped read-only, lazily, on first use
-(Kafka's LazyIndex): most old segments are never looked up again.
+While its segment is active an index lives in memory: entries are appended
+to a bytearray, which also answers lookups, and reach the file (one pwrite of
+the entries not yet there) when the segment rolls or closes. The file is
+created empty with the segment and is never preallocated or mapped for
+writing. Measured here (ext4 on virtio): the first store into a page of a
+freshly ftruncated, mmap'd index cost 1.9 ms (a write fault allocating a
+block), munmap + truncate 0.9 ms, so 1,000 fresh partitions stalled the
+event loop for seconds on their first index entries; a bytearray append
+costs well under a microsecond and the pwrite at roll ~5 us. Crash safety is
+unchanged: the index of the active segment was never synced before, and
+after an unclean shutdown the segment holding the recovery point and every
+later one (so always the active one) is recovered and its indexes rebuilt
+from the log. A rolled segment's trimmed files are fsynced by the next flush
+ticket, as before. Inactive indexes are mapped read-only, lazily, on first
+use (Kafka's LazyIndex): most old segments are never looked up again.
 
 The time index reserves its last slot (`is_full` at max_entries - 1) for the
 entry written when the segment becomes inactive (TimeIndex.isFull).
@@ -53,21 +61,32 @@ class _Index:
     entry_size: ClassVar[int]
 
     def __init__(
-        self, path: Path, base_offset: int, max_index_size: int, *, writable: bool
+        self, path: Path, base_offset: int, max_index_size: int, *, writable: bool,
+        new: bool = False,
     ) -> None:
         self.path = path
         self.base_offset = base_offset
         self.max_index_size = max_index_size
         self._mm: mmap.mmap | None = None
-        self._writable = False
+        #: The entries of a writable index; None while read-only.
+        self._buf: bytearray | None = None
+        #: Leading entries of _buf that the file already holds.
+        self._synced = 0
+        #: Entries the writable index may hold (max_entries, or more when an
+        #: existing file already had more).
+        self._capacity = 0
         self._loaded = False
-        try:
-            size = os.stat(path).st_size
-        except FileNotFoundError:
+        if new:
             size = 0
+        else:
+            try:
+                size = os.stat(path).st_size
+            except FileNotFoundError:
+                size = 0
+        self._file_size = size
         self._entries = size // self.entry_size
         if writable:
-            self.make_writable()
+            self.make_writable(new=new)
 
     # -- mapping ----------------------------------------------------------
 
@@ -83,19 +102,24 @@ class _Index:
 
     @property
     def writable(self) -> bool:
-        return self._writable
+        return self._buf is not None
 
     def is_full(self) -> bool:
         return self._entries >= self.max_entries
 
     def _unmap(self) -> None:
+        """Drop the read mapping, and a writable index's unwritten entries (a
+        killed process loses them too; recovery rebuilds the index)."""
         if self._mm is not None:
             self._mm.close()
             self._mm = None
+        self._buf = None
         self._loaded = False
 
-    def _view(self) -> mmap.mmap | None:
-        """The mapping to read entries from (None when there are none)."""
+    def _view(self) -> mmap.mmap | bytearray | None:
+        """What to read entries from (None when there are none)."""
+        if self._buf is not None:
+            return self._buf
         if not self._loaded:
             self._load_read_only()
         return self._mm
@@ -108,36 +132,58 @@ class _Index:
             self._loaded = True
             return
         try:
-            self._entries = os.fstat(fd).st_size // self.entry_size
+            self._file_size = os.fstat(fd).st_size
+            self._entries = self._file_size // self.entry_size
             if self._entries:
                 self._mm = mmap.mmap(fd, self._entries * self.entry_size, access=mmap.ACCESS_READ)
         finally:
             os.close(fd)
         self._loaded = True
 
-    def make_writable(self) -> None:
-        """Map the file for appends, preallocated to max_index_size."""
-        if self._writable:
+    def make_writable(self, *, new: bool = False) -> None:
+        """Take the entries into memory for appends; create the file if missing.
+        `new`: the file was just removed (a new segment), so nothing to read."""
+        if self._buf is not None:
             return
         self._unmap()
-        capacity = max(self.max_entries, self._entries) * self.entry_size
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            if os.fstat(fd).st_size != capacity:
-                os.ftruncate(fd, capacity)
-            self._mm = mmap.mmap(fd, capacity, access=mmap.ACCESS_WRITE)
+            if new:
+                data = b""
+                self._file_size = 0
+            else:
+                self._file_size = os.fstat(fd).st_size
+                entries = self._file_size // self.entry_size
+                data = os.pread(fd, entries * self.entry_size, 0) if entries else b""
         finally:
             os.close(fd)
-        self._writable = True
+        self._buf = bytearray(data)
+        self._entries = self._synced = len(data) // self.entry_size
+        del self._buf[self._entries * self.entry_size :]  # a short read of a torn file
+        self._capacity = max(self.max_entries, self._entries)
         self._loaded = True
 
     def make_read_only(self) -> None:
-        """Trim the file to its entries and drop the writable mapping."""
-        if not self._writable:
+        """Write the entries the file lacks, trim it to them, drop the buffer."""
+        buf = self._buf
+        if buf is None:
             return
-        self._unmap()
-        os.truncate(self.path, self._entries * self.entry_size)
-        self._writable = False
+        size = self._entries * self.entry_size
+        written = self._synced * self.entry_size
+        if written < size or self._file_size != size:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                view = memoryview(buf)
+                while written < size:
+                    written += os.pwrite(fd, view[written:size], written)
+                if os.fstat(fd).st_size != size:
+                    os.ftruncate(fd, size)
+            finally:
+                os.close(fd)
+            self._file_size = size
+        self._synced = self._entries
+        self._buf = None
+        self._loaded = False
 
     def close(self) -> None:
         self.make_read_only()
@@ -145,7 +191,6 @@ class _Index:
 
     def delete(self) -> None:
         self._unmap()
-        self._writable = False
         self._entries = 0
         self.path.unlink(missing_ok=True)
 
@@ -153,18 +198,21 @@ class _Index:
         os.replace(self.path, path)
         self.path = path
 
-    def _require_writable(self) -> mmap.mmap:
-        if not self._writable or self._mm is None:
+    def _require_writable(self) -> bytearray:
+        if self._buf is None:
             raise ValueError(f"index {self.path} is not writable")
-        return self._mm
+        return self._buf
 
     def truncate_to_entries(self, entries: int) -> None:
         if entries < self._entries:
-            if self._writable:
+            if self._buf is not None:
+                del self._buf[entries * self.entry_size :]
                 self._entries = entries
+                self._synced = min(self._synced, entries)
             else:
                 self._unmap()
                 os.truncate(self.path, entries * self.entry_size)
+                self._file_size = entries * self.entry_size
                 self._entries = entries
 
     def reset(self) -> None:
@@ -175,6 +223,14 @@ class _Index:
         """The valid entries' bytes (tests and sanity checks)."""
         view = self._view()
         return b"" if view is None else bytes(view[: self._entries * self.entry_size])
+
+    def _check_file_size(self) -> None:
+        if self._buf is not None:
+            return  # whole entries in memory; the file is written on roll
+        size = os.stat(self.path).st_size
+        if size % self.entry_size:
+            raise CorruptIndexError(
+                f"{self.path}: size {size} is not a multiple of {self.entry_size}")
 
 
 #: Entries at the end of an index that the sanity check compares pairwise.
@@ -194,16 +250,16 @@ class OffsetIndex(_Index):
     entry_size = 8
 
     def append(self, offset: int, position: int) -> None:
-        mm = self._require_writable()
+        buf = self._require_writable()
         n = self._entries
         if n >= self.max_entries:
             raise ValueError(f"offset index {self.path} is full ({n} entries)")
         relative = offset - self.base_offset
-        if n and relative <= _INT32.unpack_from(mm, (n - 1) * 8)[0]:
+        if n and relative <= _INT32.unpack_from(buf, (n - 1) * 8)[0]:
             raise ValueError(f"offset {offset} is not above the last entry of {self.path}")
         if not 0 <= relative <= _INT32_MAX:
             raise ValueError(f"offset {offset} does not fit segment {self.base_offset}")
-        _OFFSET_ENTRY.pack_into(mm, n * 8, relative, position)
+        buf += _OFFSET_ENTRY.pack(relative, position)
         self._entries = n + 1
 
     def entry(self, n: int) -> tuple[int, int]:
@@ -277,9 +333,7 @@ class OffsetIndex(_Index):
         a whole number of entries, non-negative, increasing over the first
         entry and the last SANITY_WINDOW ones (AbstractIndex.sanityCheck and
         more)."""
-        size = os.stat(self.path).st_size
-        if size % self.entry_size:
-            raise CorruptIndexError(f"{self.path}: size {size} is not a multiple of 8")
+        self._check_file_size()
         view = self._view()
         if view is None or self._entries == 0:
             return
@@ -319,7 +373,7 @@ class TimeIndex(_Index):
 
     def maybe_append(self, timestamp: int, offset: int, *, skip_full_check: bool = False) -> None:
         """Append (timestamp, offset) if the timestamp grew (TimeIndex.maybeAppend)."""
-        mm = self._require_writable()
+        buf = self._require_writable()
         n = self._entries
         if n:
             last_timestamp, last_offset = self.entry(n - 1)
@@ -329,12 +383,12 @@ class TimeIndex(_Index):
                 return
         elif timestamp <= -1:
             return
-        if n >= len(mm) // 12 or (not skip_full_check and self.is_full()):
+        if n >= self._capacity or (not skip_full_check and self.is_full()):
             raise ValueError(f"time index {self.path} is full ({n} entries)")
         relative = offset - self.base_offset
         if not 0 <= relative <= _INT32_MAX:
             raise ValueError(f"offset {offset} does not fit segment {self.base_offset}")
-        _TIME_ENTRY.pack_into(mm, n * 12, timestamp, relative)
+        buf += _TIME_ENTRY.pack(timestamp, relative)
         self._entries = n + 1
 
     def _slot_for_timestamp(self, timestamp: int) -> int:
@@ -372,9 +426,7 @@ class TimeIndex(_Index):
     def sanity_check(self) -> None:
         """As OffsetIndex.sanity_check: timestamps strictly increase, offsets
         never decrease, over the first entry and the last SANITY_WINDOW."""
-        size = os.stat(self.path).st_size
-        if size % self.entry_size:
-            raise CorruptIndexError(f"{self.path}: size {size} is not a multiple of 12")
+        self._check_file_size()
         view = self._view()
         if view is None or self._entries == 0:
             return

@@ -8,7 +8,7 @@ On disk, a directory `<topic>-<partition>` holding segments (see segment.py),
 Invariants:
 - segments are sorted by base offset and never overlap; the last one is
   the active segment, the only one appended to and the only one with
-  writable (preallocated, mapped) indexes; there is always one;
+  writable (in-memory, see index.py) indexes; there is always one;
 - segments[0].base_offset <= log_start_offset <= log_end_offset;
 - log_end_offset is one past the last offset of the last batch (or the
   active segment's base offset when it is empty);

@@ -154,6 +154,7 @@ class LogSegment:
         created_ms: int,
         roll_jitter_ms: int,
         writable: bool,
+        new: bool = False,
     ) -> None:
         self.directory = directory
         self.base_offset = base_offset
@@ -161,11 +162,11 @@ class LogSegment:
         self.size = size
         self.offset_index = OffsetIndex(
             files.index_path(directory, base_offset), base_offset, max_index_bytes,
-            writable=writable,
+            writable=writable, new=new,
         )
         self.time_index = TimeIndex(
             files.time_index_path(directory, base_offset), base_offset, max_index_bytes,
-            writable=writable,
+            writable=writable, new=new,
         )
         self.index_interval_bytes = index_interval_bytes
         self.bytes_since_last_index_entry = 0
@@ -208,7 +209,7 @@ class LogSegment:
         segment = cls(
             directory, base_offset, fd=fd, size=0, max_index_bytes=max_index_bytes,
             index_interval_bytes=index_interval_bytes, created_ms=created_ms,
-            roll_jitter_ms=roll_jitter_ms, writable=True,
+            roll_jitter_ms=roll_jitter_ms, writable=True, new=True,
         )
         segment._next_offset = base_offset
         segment._rolling_timestamp_known = True
@@ -566,10 +567,11 @@ class LogSegment:
 
     def reset_indexes(self) -> None:
         """Empty both indexes and the derived state, before a rebuild."""
-        self.offset_index.make_writable()
-        self.time_index.make_writable()
+        # Emptied first, so a stale (perhaps preallocated) file is not read in.
         self.offset_index.reset()
         self.time_index.reset()
+        self.offset_index.make_writable()
+        self.time_index.make_writable()
         self.bytes_since_last_index_entry = 0
         self._max_timestamp = (-1, self.base_offset)
         self._next_offset = self.base_offset

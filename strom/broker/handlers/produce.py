@@ -16,6 +16,7 @@ import logging
 from typing import Any
 
 from strom.broker.context import RequestContext
+from strom.broker.flusher import wait_all
 from strom.broker.partition import Partition
 from strom.broker.router import handles
 from strom.coordinator.txn.errors import TransactionNotVerifiedError
@@ -197,13 +198,15 @@ async def _wait_durable(ctx: RequestContext,
                         waits: list[tuple[dict[str, Any], Partition, int]],
                         timeout_s: float) -> None:
     flusher = ctx.broker.replicas.flusher
-    tasks = [asyncio.ensure_future(flusher.wait_durable(p.log, end)) for _, p, end in waits]
-    done, pending = await asyncio.wait(tasks, timeout=max(timeout_s, 0.001))
-    for (response, _, _), task in zip(waits, tasks, strict=True):
-        if task in pending:
-            task.cancel()
+    futures = [flusher.durable(p.log, end) for _, p, end in waits]
+    await wait_all([fut for fut in futures if fut is not None], timeout_s)
+    for (response, _, _), fut in zip(waits, futures, strict=True):
+        if fut is None:
+            continue
+        if not fut.done():
+            fut.cancel()
             response.update(error_code=ErrorCode.request_timed_out, base_offset=-1)
-        elif task.exception() is not None:
-            response.update(error_code=error_code_for(task.exception()),  # type: ignore[arg-type]
+        elif fut.exception() is not None:
+            response.update(error_code=error_code_for(fut.exception()),  # type: ignore[arg-type]
                             base_offset=-1)
 

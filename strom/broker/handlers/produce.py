@@ -84,6 +84,10 @@ async def _append_all(ctx: RequestContext, request: Any, responses: list[dict[st
     acks = request.acks
     fsync = bool(broker.config.get("strom.acks.all.fsync"))
     failed = False
+    verdicts: dict[tuple[str, int], KafkaError] = {}
+    if request.transactional_id is not None:
+        verdicts = await _verify_transactions(ctx, request,
+                                              to_millis(request.timeout) / 1000.0)
     for topic_data in request.topic_data:
         name = getattr(topic_data, "name", None)
         topic_id = getattr(topic_data, "topic_id", None)
@@ -107,8 +111,9 @@ async def _append_all(ctx: RequestContext, request: Any, responses: list[dict[st
                 if ctx.api_version < 7 and _is_zstd(records):
                     raise UnsupportedCompressionTypeError(
                         "zstd needs Produce v7 or later (KIP-110)")
-                if request.transactional_id is not None:
-                    await _verify_transaction(ctx, request.transactional_id, partition, records)
+                rejected = verdicts.get((partition.topic, partition.index))
+                if rejected is not None:
+                    raise rejected
                 appended = partition.append_records_as_leader(records)
                 response = _partition_response(
                     data.index, ErrorCode.none, base_offset=appended.info.first_offset,
@@ -148,42 +153,79 @@ async def _respond(ctx: RequestContext, request: Any, responses: list[dict[str, 
     return {"responses": responses, "throttle_time": 0}
 
 
-async def _verify_transaction(ctx: RequestContext, transactional_id: str,
-                              partition: Partition, records: memoryview) -> None:
-    """KIP-890 part 1: a transactional batch that would open a transaction on this
+async def _verify_transactions(ctx: RequestContext, request: Any, timeout_s: float
+                               ) -> dict[tuple[str, int], KafkaError]:
+    """KIP-890 part 1: a transactional batch that would open a transaction on a
     partition must belong to the producer's ongoing transaction, or a late batch
     (after its transaction's marker) would leave a hanging transaction. From v12
-    (transaction version 2, KIP-890 part 2) the partition is added to the
-    transaction here instead: the client sends no AddPartitionsToTxn."""
+    (transaction version 2, KIP-890 part 2) the partitions are added to the
+    transaction here instead (the client sends no AddPartitionsToTxn): all of the
+    request's partitions in one coordinator write, and while the producer's
+    previous transaction completes that waits for it (bounded by the request's
+    timeout) rather than failing the batches for the client to retry after its
+    produce backoff. The error for each partition that is not verified; a
+    partition that cannot be read here is left to the append loop to reject."""
     coordinator = ctx.broker.transactions
-    if coordinator is None or len(records) < BATCH_HEADER_SIZE:
-        return
-    header = read_batch_header(records)
-    if not header.is_transactional:
-        return
-    entry = partition.producer_state.entries.get(header.producer_id)
-    if entry is not None and entry.epoch == header.producer_epoch \
-            and entry.current_txn_first_offset >= 0:
-        return  # already verified when its transaction opened here
-    tp = (partition.topic, partition.index)
-    if ctx.api_version >= 12:
-        code = await coordinator.add_partitions(transactional_id, header.producer_id,
-                                                header.producer_epoch, [tp])
-        if code == ErrorCode.concurrent_transactions:
-            # The previous transaction is still writing markers: the client retries.
-            raise TransactionNotVerifiedError(f"{transactional_id} is completing")
-    else:
-        code = coordinator.verify_partitions(
-            transactional_id, header.producer_id, header.producer_epoch, [tp])[tp]
+    transactional_id = request.transactional_id
+    if coordinator is None:
+        return {}
+    broker = ctx.broker
+    wanted: dict[tuple[int, int], list[tuple[str, int]]] = {}
+    for topic_data in request.topic_data:
+        name = getattr(topic_data, "name", None)
+        topic_id = getattr(topic_data, "topic_id", None)
+        if name is None and topic_id is not None:
+            topic = broker.image.topic_by_id(topic_id)
+            name = topic.name if topic else None
+        if name is None:
+            continue
+        for data in topic_data.partition_data:
+            try:
+                partition = broker.replicas.get(name, data.index)
+                records = data.records
+                if records is None or len(records) < BATCH_HEADER_SIZE:
+                    continue
+                header = read_batch_header(records)
+            except KafkaError:
+                continue
+            if not header.is_transactional:
+                continue
+            entry = partition.producer_state.entries.get(header.producer_id)
+            if entry is not None and entry.epoch == header.producer_epoch \
+                    and entry.current_txn_first_offset >= 0:
+                continue  # already verified when its transaction opened here
+            wanted.setdefault((header.producer_id, header.producer_epoch), []).append(
+                (partition.topic, partition.index))
+    verdicts: dict[tuple[str, int], KafkaError] = {}
+    for (producer_id, producer_epoch), tps in wanted.items():
+        if ctx.api_version >= 12:
+            code = await coordinator.add_partitions(
+                transactional_id, producer_id, producer_epoch, tps,
+                wait_s=max(min(timeout_s, coordinator.settle_wait_s), 0.0))
+            codes = dict.fromkeys(tps, code)
+        else:
+            codes = coordinator.verify_partitions(transactional_id, producer_id,
+                                                  producer_epoch, tps)
+        for tp, code in codes.items():
+            error = _verification_error(transactional_id, producer_id, tp, code)
+            if error is not None:
+                verdicts[tp] = error
+    return verdicts
+
+
+def _verification_error(transactional_id: str, producer_id: int, tp: tuple[str, int],
+                        code: ErrorCode) -> KafkaError | None:
     if code == ErrorCode.none:
-        return
+        return None
+    if code == ErrorCode.concurrent_transactions:
+        # The previous transaction is still writing markers: the client retries.
+        return TransactionNotVerifiedError(f"{transactional_id} is completing")
     if code in (ErrorCode.producer_fenced, ErrorCode.invalid_producer_epoch):
-        raise InvalidProducerEpochError(f"producer {header.producer_id} is fenced")
+        return InvalidProducerEpochError(f"producer {producer_id} is fenced")
     if code in (ErrorCode.invalid_txn_state, ErrorCode.invalid_producer_id_mapping):
-        raise InvalidTxnStateError(
-            f"{partition.topic}-{partition.index} is not in the transaction of "
-            f"{transactional_id}")
-    raise TransactionNotVerifiedError(
+        return InvalidTxnStateError(
+            f"{tp[0]}-{tp[1]} is not in the transaction of {transactional_id}")
+    return TransactionNotVerifiedError(
         f"transaction of {transactional_id} not verified: {code.name}")
 
 

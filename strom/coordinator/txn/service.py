@@ -17,7 +17,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from strom.clock import Clock
 from strom.cluster.image import MetadataImage
@@ -30,18 +30,29 @@ from strom.coordinator.runtime import (
     DurabilityWaiter,
     LeaderPartition,
     PartitionCoordinatorLog,
+    Result,
     Timer,
     coordinator_node,
 )
-from strom.coordinator.txn.shard import TxnConfig, TxnCoordinatorShard
+from strom.coordinator.txn.shard import ConcurrentTransactionsError, TxnConfig, TxnCoordinatorShard
 from strom.coordinator.txn.state import TopicPartition, TransactionMetadata, TxnState
 from strom.errors import ErrorCode, KafkaError, UnknownTopicOrPartitionError, error_code_for
 from strom.storage.log import PartitionLog
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 TOPIC = "__transaction_state"
 MARKER_RETRY_S = 0.1
+# How long a request of a transactional id whose previous transaction is still
+# completing (its markers being written and fsync'd, then its COMPLETE state
+# written) waits for that, instead of answering CONCURRENT_TRANSACTIONS at once.
+# Kafka answers at once and the client backs off: franz-go 20 ms for EndTxn and
+# AddPartitionsToTxn, but its produce retry backoff (250 ms and up) for a v12
+# produce, whose error is NOT_ENOUGH_REPLICAS; strom's fsync'd markers make the
+# window a group-commit round, so nearly every next transaction hit it.
+SETTLE_WAIT_S = 1.0
 
 
 class MarkerPartition(LeaderPartition, Protocol):
@@ -89,10 +100,50 @@ class TransactionCoordinator:
         self._closed = False
         # Produce requests of one transactional id, in arrival order (see produce_turn).
         self._produce_turns: dict[str, asyncio.Future[None]] = {}
+        # Requests waiting for a transactional id to leave its PREPARE state.
+        self.settle_wait_s = SETTLE_WAIT_S
+        self._settle_waiters: dict[str, list[asyncio.Future[None]]] = {}
 
     def _new_shard(self, partition: int, timer: Timer) -> TxnCoordinatorShard:
         return TxnCoordinatorShard(partition, timer, self.config, self.clock, self._allocate,
-                                   self._drive_markers)
+                                   self._drive_markers, self._settled)
+
+    def _settled(self, transactional_id: str) -> None:
+        for fut in self._settle_waiters.pop(transactional_id, ()):
+            if not fut.done():
+                fut.set_result(None)
+
+    async def _write_settled(self, transactional_id: str,
+                             operation: Callable[[TxnCoordinatorShard], Result[T]],
+                             wait_s: float | None) -> T:
+        """`runtime.write(operation)`; while the id's previous transaction is still
+        completing, wait (up to `wait_s`, default `settle_wait_s`) for it and run
+        the operation again, as the client's retry would, instead of answering
+        CONCURRENT_TRANSACTIONS at once. The operation raises before the write's
+        first await, so the waiter is registered before the id can settle."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.settle_wait_s if wait_s is None else wait_s)
+        partition = self.partition_for(transactional_id)
+        while True:
+            try:
+                return await self.runtime.write(partition, operation)
+            except ConcurrentTransactionsError:
+                remaining = deadline - loop.time()
+                if remaining <= 0 or self._closed:
+                    raise
+                fut: asyncio.Future[None] = loop.create_future()
+                waiters = self._settle_waiters.setdefault(transactional_id, [])
+                waiters.append(fut)
+                try:
+                    await asyncio.wait_for(fut, remaining)
+                except TimeoutError:
+                    raise ConcurrentTransactionsError(
+                        f"{transactional_id} is completing a transaction") from None
+                finally:
+                    if fut in waiters:
+                        waiters.remove(fut)
+                    if not waiters and self._settle_waiters.get(transactional_id) is waiters:
+                        del self._settle_waiters[transactional_id]
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -124,6 +175,8 @@ class TransactionCoordinator:
 
     async def stop(self) -> None:
         self._closed = True
+        for transactional_id in list(self._settle_waiters):
+            self._settled(transactional_id)
         for task in list(self._markers):
             task.cancel()
         if self._markers:
@@ -165,12 +218,15 @@ class TransactionCoordinator:
             return coordinator_error(exc), -1, -1
 
     async def add_partitions(self, transactional_id: str, producer_id: int, producer_epoch: int,
-                             partitions: list[TopicPartition]) -> ErrorCode:
+                             partitions: list[TopicPartition], *,
+                             wait_s: float | None = None) -> ErrorCode:
+        """Waits up to `wait_s` (default `settle_wait_s`) while the id's previous
+        transaction completes."""
         try:
-            await self.runtime.write(
-                self.partition_for(transactional_id),
+            await self._write_settled(
+                transactional_id,
                 lambda s: s.add_partitions(transactional_id, producer_id, producer_epoch,
-                                           partitions))
+                                           partitions), wait_s)
         except Exception as exc:
             return coordinator_error(exc)
         return ErrorCode.none
@@ -189,12 +245,13 @@ class TransactionCoordinator:
     async def end_transaction(self, transactional_id: str, producer_id: int,
                               producer_epoch: int, commit: bool, transaction_version: int = 1
                               ) -> tuple[ErrorCode, int, int]:
-        """(error, producer id, epoch to continue with; -1 when unchanged)."""
+        """(error, producer id, epoch to continue with; -1 when unchanged). Waits up
+        to `settle_wait_s` while the id's previous transaction completes."""
         try:
-            pid, epoch = await self.runtime.write(
-                self.partition_for(transactional_id),
+            pid, epoch = await self._write_settled(
+                transactional_id,
                 lambda s: s.end_transaction(transactional_id, producer_id, producer_epoch,
-                                            commit, transaction_version))
+                                            commit, transaction_version), None)
         except Exception as exc:
             return coordinator_error(exc), -1, -1
         return ErrorCode.none, pid, epoch

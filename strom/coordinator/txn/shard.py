@@ -64,17 +64,22 @@ class TxnConfig:
 
 # Called with a transaction in a PREPARE state whose record is durable.
 MarkerDriver = Callable[[int, TransactionMetadata], None]
+# Called with a transactional id that left a PREPARE state (its COMPLETE record is
+# written and replayed), or whose shard was unloaded: requests waiting for it retry.
+SettledListener = Callable[[str], None]
 
 
 class TxnCoordinatorShard:
     def __init__(self, partition: int, timer: Timer, config: TxnConfig, clock: Clock,
-                 allocate_producer_id: Callable[[], int], drive_markers: MarkerDriver) -> None:
+                 allocate_producer_id: Callable[[], int], drive_markers: MarkerDriver,
+                 on_settled: SettledListener | None = None) -> None:
         self.partition = partition
         self.timer = timer
         self.config = config
         self.clock = clock
         self._allocate = allocate_producer_id
         self._drive = drive_markers
+        self._on_settled = on_settled
         self.transactions: dict[str, TransactionMetadata] = {}
 
     # -- records ------------------------------------------------------------------------
@@ -84,11 +89,12 @@ class TxnCoordinatorShard:
         transactional_id = rec.decode_key(key)
         if transactional_id is None:
             return
+        previous = self.transactions.get(transactional_id)
         if value is None:
             self.transactions.pop(transactional_id, None)
+            self._settled(transactional_id, previous)
             return
         metadata = rec.decode_value(transactional_id, value)
-        previous = self.transactions.get(transactional_id)
         if previous is not None and previous.producer_id == metadata.producer_id:
             # Remember the epoch before the last bump: a retried InitProducerId
             # (KIP-360) or EndTxn (transaction version 2) is recognised by it.
@@ -97,6 +103,12 @@ class TxnCoordinatorShard:
                 if previous.producer_epoch != metadata.producer_epoch
                 else previous.last_producer_epoch)
         self.transactions[transactional_id] = metadata
+        if not metadata.state.is_prepare:
+            self._settled(transactional_id, previous)
+
+    def _settled(self, transactional_id: str, previous: TransactionMetadata | None) -> None:
+        if self._on_settled is not None and previous is not None and previous.state.is_prepare:
+            self._on_settled(transactional_id)
 
     def on_loaded(self) -> None:
         self._schedule_abort_check()
@@ -105,7 +117,11 @@ class TxnCoordinatorShard:
                 self._drive(self.partition, metadata)
 
     def on_unloaded(self) -> None:
+        ids = list(self.transactions)
         self.transactions.clear()
+        if self._on_settled is not None:
+            for transactional_id in ids:
+                self._on_settled(transactional_id)
 
     # -- helpers ------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@
 #                        test stalls every test after it until --timeout
 #   --timeout DUR        budget for the whole run, after which the remaining tests
 #                        are "not run" (30m); with --package, go test -timeout (20m)
-#   --test-timeout DUR   per-test timeout (default 2m; not with --package)
+#   --test-timeout DUR   per-test timeout (default 4m; not with --package)
 #   --out FILE           results JSON (default compat/results.json,
 #                        compat/results-kafka.json with --broker kafka)
 #   --max-test-output MB go test -json output kept per test (256); a test that
@@ -41,7 +41,7 @@ RUN="Test"
 RECORDS=""
 PACKAGE=0
 TIMEOUT=""
-TEST_TIMEOUT="2m"
+TEST_TIMEOUT="4m"
 OUT=""
 MAX_OUTPUT_MB=256
 

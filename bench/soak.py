@@ -72,6 +72,18 @@ def du_bytes(path: Path) -> int:
     return total
 
 
+def runqueue_wait_s(pid: int) -> float:
+    """Seconds the process's main thread (strom's event loop) has spent runnable
+    but waiting for a CPU (/proc/<pid>/schedstat, second field): on a shared
+    machine, how much of a broker's slowness was other processes holding the
+    cores. Kafka's main thread is idle: read it for strom only."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 class Reader(threading.Thread):
     """Collects the JSON lines a loadgen process prints, one per minute."""
 
@@ -124,6 +136,7 @@ def soak_broker(b: Broker, args: argparse.Namespace) -> dict[str, Any]:
             r.start()
         t0 = time.monotonic()
         cpu0 = b.cpu_s()
+        wait0 = runqueue_wait_s(b.pid)
         minute = 0
         while time.monotonic() - t0 < duration + 5:
             time.sleep(1)
@@ -132,13 +145,17 @@ def soak_broker(b: Broker, args: argparse.Namespace) -> dict[str, Any]:
                 break
             if time.monotonic() - t0 >= (minute + 1) * 60:
                 cpu = b.cpu_s()
+                wait = runqueue_wait_s(b.pid)
                 samples.append({"minute": minute, "rss_mib": (b.rss_kib() or 0) / 1024,
                                 "cpu_cores": (cpu - cpu0) / 60,
+                                "cpu_wait_cores": (wait - wait0) / 60,
+                                "load_1m": os.getloadavg()[0],
                                 "disk_mib": du_bytes(b.data_dir) / 1048576})
-                cpu0 = cpu
+                cpu0, wait0 = cpu, wait
                 log(f"  {b.name} minute {minute + 1}/{args.minutes}: "
                     f"RSS {samples[-1]['rss_mib']:.0f} MiB, disk {samples[-1]['disk_mib']:.0f}"
-                    f" MiB, CPU {samples[-1]['cpu_cores']:.2f}")
+                    f" MiB, CPU {samples[-1]['cpu_cores']:.2f}, waiting for a CPU "
+                    f"{samples[-1]['cpu_wait_cores']:.2f}, load {samples[-1]['load_1m']:.1f}")
                 minute += 1
         for p in procs:
             try:
@@ -194,19 +211,23 @@ def markdown(doc: dict[str, Any]) -> str:
            f"{s['producers']} producers ({s['processes']} processes), {s['rate']} records/s of "
            f"{s['size']} B in all, {s['keys']} keys, acks={s['acks']}, {s['partitions']} "
            f"partitions, segment {s['segment_bytes'] // 1048576} MiB, retention "
-           f"{s['retention_bytes'] // 1048576} MiB per partition", ""]
+           f"{s['retention_bytes'] // 1048576} MiB per partition", "",
+           "CPU: cores the broker used; CPU wait: share of the minute its main thread "
+           "(strom's event loop) was runnable but waiting for a CPU held by other "
+           "processes; load: 1-minute load average at the end of the minute.", ""]
     for run in doc["runs"]:
         out += [f"### {run['label']}", "",
                 "| min | MiB/s | produce p50 | p99 | p99.9 ms | e2e p50 | e2e p99 ms "
-                "| errors | RSS MiB | CPU | disk MiB |",
-                "|---|---|---|---|---|---|---|---|---|---|---|"]
+                "| errors | RSS MiB | CPU | CPU wait | load | disk MiB |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for m in run["minutes"]:
             out.append(
                 f"| {m['minute']} | {_f(m['mib_per_s'])} | {_f(m['produce_p50_ms'], 2)} | "
                 f"{_f(m['produce_p99_ms'], 2)} | {_f(m['produce_p999_ms'], 2)} | "
                 f"{_f(m['e2e_p50_ms'], 1)} | {_f(m['e2e_p99_ms'], 1)} | "
                 f"{m['produce_errors']} | {_f(m.get('rss_mib'), 0)} | "
-                f"{_f(m.get('cpu_cores'), 2)} | {_f(m.get('disk_mib'), 0)} |")
+                f"{_f(m.get('cpu_cores'), 2)} | {_f(m.get('cpu_wait_cores'), 2)} | "
+                f"{_f(m.get('load_1m'), 1)} | {_f(m.get('disk_mib'), 0)} |")
         if run["first_errors"]:
             out.append(f"\nerrors: {'; '.join(run['first_errors'])}")
         out.append("")

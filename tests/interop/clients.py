@@ -28,6 +28,15 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_TOOL = REPO / "scripts" / "kafka-tool"
 KAFKA_LIBS = REPO / ".cache" / "kafka" / "libs"
+JAVA_SOURCES = Path(__file__).parent / "java"
+
+
+def compile_java(name: str, out: Path) -> Path:
+    """javac tests/interop/java/<name>.java against Kafka's client jars into `out`."""
+    subprocess.run(["javac", "-cp", f"{KAFKA_LIBS}/*", "-d", str(out),
+                    str(JAVA_SOURCES / f"{name}.java")],
+                   check=True, capture_output=True, timeout=120)
+    return out
 
 PRODUCERS = ("confluent", "kafka-python", "aiokafka", "kcat", "java")
 CONSUMERS = ("confluent", "kafka-python", "aiokafka", "kcat", "java")

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from .clients import KAFKA_LIBS, run_kafka_tool, wait_until
+from .clients import KAFKA_LIBS, compile_java, run_kafka_tool, wait_until
 from .test_groups import EXTERNAL, create, gbootstrap, group_broker, produce
 
 pytestmark = [pytest.mark.interop, pytest.mark.java]
@@ -35,11 +35,7 @@ def _java(java_tools: Any) -> None:
 
 @pytest.fixture(scope="module")
 def member_classes(tmp_path_factory: pytest.TempPathFactory, java_tools: Any) -> Path:
-    out = tmp_path_factory.mktemp("group-member")
-    src = Path(__file__).parent / "java" / "GroupMember.java"
-    subprocess.run(["javac", "-cp", f"{KAFKA_LIBS}/*", "-d", str(out), str(src)], check=True,
-                   capture_output=True, timeout=120)
-    return out
+    return compile_java("GroupMember", tmp_path_factory.mktemp("group-member"))
 
 
 class JavaMember:

@@ -43,7 +43,7 @@ import pytest
 from strom.protocol.api import ApiKey
 from tests.process import StromProcess, free_port
 
-from .clients import KAFKA_LIBS
+from .clients import KAFKA_LIBS, compile_java
 from .request_tap import RequestTap
 from .txn_checker import ABORTED, COMMITTED, UNKNOWN, check_history, read_committed
 
@@ -66,11 +66,7 @@ OVERRIDES = {
 
 @pytest.fixture(scope="module")
 def producer_classes(tmp_path_factory: pytest.TempPathFactory, java_tools: Any) -> Path:
-    out = tmp_path_factory.mktemp("txn-checker-producer")
-    src = Path(__file__).parent / "java" / "TxnCheckerProducer.java"
-    subprocess.run(["javac", "-cp", f"{KAFKA_LIBS}/*", "-d", str(out), str(src)], check=True,
-                   capture_output=True, timeout=120)
-    return out
+    return compile_java("TxnCheckerProducer", tmp_path_factory.mktemp("txn-checker-producer"))
 
 
 class JavaProducer:

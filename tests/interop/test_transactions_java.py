@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from strom.testing import EmbeddedBroker
 
-from .clients import run_kafka_tool
+from .clients import compile_java, run_kafka_tool
 from .test_transactions import OVERRIDES, create
 
 pytestmark = [pytest.mark.interop, pytest.mark.java]
@@ -76,10 +75,8 @@ def test_java_consume_transform_produce(jbroker: EmbeddedBroker, tmp_path: Any) 
     for i in range(10):
         plain.produce(source, value=f"m{i}".encode(), partition=0)
     assert plain.flush(30) == 0
-    src = Path(__file__).parent / "java" / "TxnPipeline.java"
+    compile_java("TxnPipeline", tmp_path)
     classpath = f"{KAFKA_LIBS}/*"
-    subprocess.run(["javac", "-cp", classpath, "-d", str(tmp_path), str(src)], check=True,
-                   capture_output=True, timeout=120)
     group = f"jctp-{uuid.uuid4().hex[:8]}"
     proc = subprocess.run(
         ["java", "-cp", f"{tmp_path}:{classpath}", "TxnPipeline", bootstrap, source, sink,

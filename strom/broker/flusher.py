@@ -1,13 +1,15 @@
 """Group-commit fsync for acks=all.
 
-An acks=all produce asks `durable(partition, end_offset)`. One flusher task
-collects every partition with waiters, takes a flush ticket from each log
-(dup'd fds and the offset they cover), runs the tickets concurrently on a
-small pool of fsync threads, then completes the waiters each flush covered.
-Batches appended while a flush runs are covered by the next one, so one
+An acks=all produce asks `durable(partition, end_offset)`. Each partition log
+has at most one flush in flight: a ticket (dup'd fds and the offset they
+cover, PartitionLog.prepare_flush) run on a small pool of fsync threads.
+Requests that arrive while it runs wait together, and when it ends the
+waiters it covered complete and one new flush starts for the rest, so one
 fdatasync per partition serves every request waiting on it (PERFORMANCE.md:
 one fsync per 1 MiB instead of per 16 KiB is 16x the durable throughput).
-The event loop never blocks on fsync.
+Partitions do not wait for each other: a round over all partitions made
+each wait for the slowest fsync of the round. The event loop never blocks
+on fsync.
 
 Why concurrent: fdatasyncs issued together share ext4 journal commits, and a
 thread needs the GIL again after every fdatasync returns, which a busy event
@@ -39,22 +41,25 @@ FSYNC_THREADS = 8
 
 
 class GroupCommitFlusher:
+    """One flush pipeline per partition log: while a log's fdatasync runs, the
+    requests that arrive for it wait together and the next fdatasync starts the
+    moment the previous one ends, independently of other partitions (a round
+    over all partitions made every partition wait for the slowest one)."""
+
     def __init__(self) -> None:
         self._waiters: dict[Flushable, list[tuple[int, asyncio.Future[None]]]] = {}
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._in_flight: dict[Flushable, asyncio.Future[None]] = {}
         self._closed = False
         self._pool: ThreadPoolExecutor | None = None
 
     def start(self) -> None:
         self._pool = ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="strom-fsync")
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
 
     async def stop(self) -> None:
         self._closed = True
-        self._wakeup.set()
-        if self._task is not None:
-            await self._task
+        running = list(self._in_flight.values())
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
         self.fail_all(lambda: KafkaStorageError("broker shutting down"))
         if self._pool is not None:
             self._pool.shutdown(wait=False)
@@ -75,7 +80,8 @@ class GroupCommitFlusher:
         cyclic GC had to scan while requests waited for their fsync."""
         if log.recovery_point >= end_offset:
             return None
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
         if self._closed:
             fut.set_exception(KafkaStorageError("broker shutting down"))
             return fut
@@ -84,7 +90,8 @@ class GroupCommitFlusher:
             self._waiters[log] = [(end_offset, fut)]
         else:
             waiters.append((end_offset, fut))
-        self._wakeup.set()
+        if log not in self._in_flight:
+            self._flush(log, loop)
         return fut
 
     def forget(self, log: Flushable, error: Callable[[], Exception]) -> None:
@@ -97,50 +104,47 @@ class GroupCommitFlusher:
         for log_ in list(self._waiters):
             self.forget(log_, error)
 
-    async def _run(self) -> None:
-        while not self._closed:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            if not self._waiters:
+    def _flush(self, log_: Flushable, loop: asyncio.AbstractEventLoop) -> None:
+        """Start one fdatasync of everything `log_` has appended so far."""
+        try:
+            ticket = log_.prepare_flush()
+        except KafkaStorageError as exc:
+            self._fail(log_, exc)
+            return
+        run = loop.run_in_executor(self._pool, ticket.run)
+        self._in_flight[log_] = run
+        run.add_done_callback(lambda done: self._flushed(log_, ticket, done, loop))
+
+    def _flushed(self, log_: Flushable, ticket: FlushTicket, run: asyncio.Future[None],
+                 loop: asyncio.AbstractEventLoop) -> None:
+        del self._in_flight[log_]
+        log_.complete_flush(ticket)  # closes its dup'd fds in any case
+        error = run.exception() if not run.cancelled() else KafkaStorageError("cancelled")
+        if error is not None:
+            # The recovery point stays put; the waiters learn of it.
+            log.error("fsync of %s failed: %s", log_.directory, error)
+            self._fail(log_, error)
+            return
+        waiters = self._waiters.pop(log_, None)
+        if not waiters:
+            return
+        rest = []
+        for end_offset, fut in waiters:
+            if fut.done():
                 continue
-            batch = list(self._waiters.items())
-            self._waiters = {}
-            loop = asyncio.get_running_loop()
-            runs: list[asyncio.Future[None]] = []
-            tickets: list[FlushTicket | None] = []
-            for log_, _ in batch:
-                try:
-                    ticket = log_.prepare_flush()
-                except KafkaStorageError as exc:
-                    failed: asyncio.Future[None] = loop.create_future()
-                    failed.set_exception(exc)
-                    runs.append(failed)
-                    tickets.append(None)
-                else:
-                    runs.append(loop.run_in_executor(self._pool, ticket.run))
-                    tickets.append(ticket)
-            results = await asyncio.gather(*runs, return_exceptions=True)
-            for (log_, waiters), maybe, result in zip(batch, tickets, results, strict=True):
-                if maybe is not None:
-                    log_.complete_flush(maybe)  # closes its dup'd fds in any case
-                if isinstance(result, BaseException):
-                    # The recovery point stays put; the waiters learn of it.
-                    log.error("fsync of %s failed: %s", log_.directory, result)
-                    for _, fut in waiters:
-                        if not fut.done():
-                            fut.set_exception(KafkaStorageError(f"fsync failed: {result}"))
-                    continue
-                rest = []
-                for end_offset, fut in waiters:
-                    if fut.done():
-                        continue
-                    if log_.recovery_point >= end_offset:
-                        fut.set_result(None)
-                    else:
-                        rest.append((end_offset, fut))
-                if rest:
-                    self._waiters.setdefault(log_, []).extend(rest)
-                    self._wakeup.set()
+            if log_.recovery_point >= end_offset:
+                fut.set_result(None)
+            else:
+                rest.append((end_offset, fut))
+        if rest:
+            self._waiters[log_] = rest
+            if not self._closed:
+                self._flush(log_, loop)
+
+    def _fail(self, log_: Flushable, error: BaseException) -> None:
+        for _, fut in self._waiters.pop(log_, []):
+            if not fut.done():
+                fut.set_exception(KafkaStorageError(f"fsync failed: {error}"))
 
 
 async def wait_all(futures: list[asyncio.Future[None]], timeout_s: float) -> None:

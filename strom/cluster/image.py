@@ -124,6 +124,14 @@ class MetadataImage:
                 return topic
         return None
 
+    def topic_name(self, name: str | None, topic_id: uuid.UUID | None) -> str | None:
+        """A request's topic: its name, or (requests of v13+ that name topics by
+        id) the name of its id; None when neither resolves."""
+        if name is None and topic_id is not None:
+            topic = self.topic_by_id(topic_id)
+            return topic.name if topic else None
+        return name
+
     def apply(self, records: Iterable[MetadataRecord]) -> MetadataImage:
         topics = dict(self.topics)
         by_id = {t.topic_id: t.name for t in topics.values()}

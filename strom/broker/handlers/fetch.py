@@ -96,11 +96,8 @@ def _read_all(ctx: RequestContext, request: Any, read_committed: bool,
     notifiers: list[AppendNotifier] = []
     responses: list[dict[str, Any]] = []
     for topic in request.topics:
-        name = getattr(topic, "topic", None)
         topic_id = getattr(topic, "topic_id", None)
-        if name is None and topic_id is not None:
-            info = broker.image.topic_by_id(topic_id)
-            name = info.name if info else None
+        name = broker.image.topic_name(getattr(topic, "topic", None), topic_id)
         partitions = []
         for wanted in topic.partitions:
             index = wanted.partition

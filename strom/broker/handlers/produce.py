@@ -89,11 +89,8 @@ async def _append_all(ctx: RequestContext, request: Any, responses: list[dict[st
         verdicts = await _verify_transactions(ctx, request,
                                               to_millis(request.timeout) / 1000.0)
     for topic_data in request.topic_data:
-        name = getattr(topic_data, "name", None)
         topic_id = getattr(topic_data, "topic_id", None)
-        if name is None and topic_id is not None:
-            topic = broker.image.topic_by_id(topic_id)
-            name = topic.name if topic else None
+        name = broker.image.topic_name(getattr(topic_data, "name", None), topic_id)
         partition_responses = []
         for data in topic_data.partition_data:
             try:
@@ -172,11 +169,8 @@ async def _verify_transactions(ctx: RequestContext, request: Any, timeout_s: flo
     broker = ctx.broker
     wanted: dict[tuple[int, int], list[tuple[str, int]]] = {}
     for topic_data in request.topic_data:
-        name = getattr(topic_data, "name", None)
         topic_id = getattr(topic_data, "topic_id", None)
-        if name is None and topic_id is not None:
-            topic = broker.image.topic_by_id(topic_id)
-            name = topic.name if topic else None
+        name = broker.image.topic_name(getattr(topic_data, "name", None), topic_id)
         if name is None:
             continue
         for data in topic_data.partition_data:

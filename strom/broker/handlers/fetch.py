@@ -42,14 +42,6 @@ def _loop_writes_without_copying(loop: asyncio.AbstractEventLoop) -> bool:
     return type(loop).__module__.startswith("uvloop")
 
 
-def _read_region(region: FileRegion) -> bytes:
-    return region.read()
-
-
-def _view_region(region: FileRegion) -> bytes | memoryview:
-    return region.view()
-
-
 def _partition_data(index: int, code: ErrorCode, partition: Partition | None = None,
                     records: list[bytes | memoryview] | None = None) -> dict[str, Any]:
     return {
@@ -74,8 +66,9 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     read_committed = getattr(request, "isolation_level", 0) == READ_COMMITTED
     max_wait_s = max(to_millis(request.max_wait), 0) / 1000.0
     deadline = clock.monotonic() + max_wait_s
-    load = (_view_region if _loop_writes_without_copying(asyncio.get_running_loop())
-            else _read_region)
+    load: Callable[[FileRegion], bytes | memoryview] = (
+        FileRegion.view if _loop_writes_without_copying(asyncio.get_running_loop())
+        else FileRegion.read)
     while True:
         responses, size, notifiers, errors = _read_all(ctx, request, read_committed, load)
         remaining = deadline - clock.monotonic()

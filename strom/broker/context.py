@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from strom.broker.coordinators import Coordinators
 from strom.broker.faults import FaultInjector
 from strom.broker.replica_manager import ReplicaManager
 from strom.clock import Clock
 from strom.cluster.image import MetadataImage
 from strom.cluster.local import LocalMetadataStore
 from strom.config import BrokerConfig
-from strom.coordinator.group.service import GroupCoordinator
 from strom.coordinator.txn.producer_ids import ProducerIdManager
-from strom.coordinator.txn.service import TransactionCoordinator
 from strom.protocol.headers import RequestHeader
+
+if TYPE_CHECKING:
+    from strom.coordinator.group.service import GroupCoordinator
+    from strom.coordinator.txn.service import TransactionCoordinator
 
 
 @dataclass(slots=True)
@@ -23,11 +27,18 @@ class BrokerServices:
     metadata: LocalMetadataStore
     replicas: ReplicaManager
     producer_ids: ProducerIdManager
-    # The group coordinator over __consumer_offsets (None until the server starts it).
-    groups: GroupCoordinator | None = None
-    # The transaction coordinator over __transaction_state (None until the server starts it).
-    transactions: TransactionCoordinator | None = None
+    coordinators: Coordinators
     faults: FaultInjector = field(default_factory=FaultInjector)
+
+    @property
+    def groups(self) -> GroupCoordinator:
+        """The group coordinator over __consumer_offsets (started on first use)."""
+        return self.coordinators.groups
+
+    @property
+    def transactions(self) -> TransactionCoordinator:
+        """The transaction coordinator over __transaction_state (started on first use)."""
+        return self.coordinators.transactions
 
     @property
     def image(self) -> MetadataImage:

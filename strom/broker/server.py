@@ -14,14 +14,13 @@ from collections.abc import Mapping
 
 from strom.broker.connection import KafkaConnection
 from strom.broker.context import BrokerServices
+from strom.broker.coordinators import Coordinators
 from strom.broker.replica_manager import ReplicaManager
 from strom.broker.router import Registration, load_handlers
 from strom.clock import SYSTEM_CLOCK, Clock
 from strom.cluster.local import LocalMetadataStore
 from strom.config import BrokerConfig
-from strom.coordinator.group.service import GroupCoordinator
 from strom.coordinator.txn.producer_ids import ProducerIdManager
-from strom.coordinator.txn.service import TransactionCoordinator
 from strom.storage.manager import LogManager
 
 log = logging.getLogger(__name__)
@@ -64,18 +63,12 @@ class Broker:
         replicas = ReplicaManager(config, log_manager, node_id=node_id, clock=self.clock)
         replicas.load(store.image)
         store.subscribe(replicas.on_image)
-        self.services = BrokerServices(config, self.clock, store, replicas,
-                                       ProducerIdManager(store))
+        producer_ids = ProducerIdManager(store)
+        coordinators = Coordinators(config, self.clock, store, replicas, producer_ids)
+        self.services = BrokerServices(config, self.clock, store, replicas, producer_ids,
+                                       coordinators)
         replicas.flusher.start()
-        groups = GroupCoordinator(config, self.clock, store, replicas, node_id=node_id)
-        self.services.groups = groups
-        groups.start()  # creates __consumer_offsets if missing; loads in the background
-        transactions = TransactionCoordinator(
-            config, self.clock, store, replicas, self.services.producer_ids.next_producer_id,
-            node_id=node_id)
-        transactions.on_group_marker = groups.on_transaction_marker
-        self.services.transactions = transactions
-        transactions.start()  # creates __transaction_state if missing
+        coordinators.start()  # those whose state topic exists; the others on first use
         self._background = loop.create_task(replicas.run_background(), name="log-background")
         await self._server.start_serving()
         log.info("strom broker %d serving on %s:%d (cluster %s)", node_id, host, self.port,
@@ -111,10 +104,7 @@ class Broker:
             except asyncio.CancelledError:
                 pass
         if self.services is not None:
-            if self.services.transactions is not None:
-                await self.services.transactions.stop()
-            if self.services.groups is not None:
-                await self.services.groups.stop()
+            await self.services.coordinators.stop()
             await self.services.replicas.flusher.stop()
             self.services.replicas.shutdown()
             self.services = None

@@ -15,8 +15,12 @@ from typing import Any
 
 from strom.config import Value
 
+# The group coordinator's and the transaction coordinator's state (Kafka's names).
+GROUP_METADATA_TOPIC = "__consumer_offsets"
+TRANSACTION_STATE_TOPIC = "__transaction_state"
 # Topics the broker itself owns; clients see them flagged is_internal.
-INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__share_group_state"})
+INTERNAL_TOPICS = frozenset({GROUP_METADATA_TOPIC, TRANSACTION_STATE_TOPIC,
+                             "__share_group_state"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,10 +158,7 @@ class EmbeddedBroker:
         """The offsets a consumer group has committed, by (topic, partition)."""
 
         async def fetch() -> dict[tuple[str, int], int]:
-            groups = self.services.groups
-            if groups is None:
-                raise RuntimeError("the group coordinator is not running")
-            error, topics = await groups.fetch_offsets(group_id, None)
+            error, topics = await self.services.groups.fetch_offsets(group_id, None)
             if error:
                 raise RuntimeError(f"fetching offsets of {group_id} failed: {error!r}")
             return {(t["name"], p["partition_index"]): p["committed_offset"]

@@ -18,8 +18,8 @@ from typing import Any
 
 from strom.clock import ManualClock
 from strom.cluster.image import BrokerInfo, MetadataImage, PartitionRecord, TopicRecord
-from strom.coordinator.group.classic import JoinRequest, LeavingMember, SyncRequest
 from strom.coordinator.group.context import GroupConfig
+from strom.coordinator.group.requests import JoinRequest, LeavingMember, SyncRequest
 from strom.coordinator.group.shard import GroupCoordinatorShard
 from strom.coordinator.runtime import CoordinatorRuntime, Result, Timer
 from strom.protocol.records import read_batch_header, scan_batches

@@ -12,9 +12,9 @@ from strom.coordinator.group.classic import (
     ClassicGroup,
     ClassicGroupState,
     IllegalStateTransition,
-    SyncRequest,
 )
 from strom.coordinator.group.context import GroupConfig
+from strom.coordinator.group.requests import SyncRequest
 from strom.errors import ErrorCode, KafkaError, KafkaStorageError
 
 from .harness import Harness

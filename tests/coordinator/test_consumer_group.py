@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from strom.cluster.image import PartitionRecord, TopicRecord
-from strom.coordinator.group.consumer import ConsumerGroup, HeartbeatRequest, MemberState
+from strom.coordinator.group.consumer import ConsumerGroup, MemberState
 from strom.coordinator.group.context import GroupConfig
-from strom.coordinator.group.offsets import CommitRequest, PartitionCommit
+from strom.coordinator.group.requests import CommitRequest, HeartbeatRequest, PartitionCommit
 from strom.errors import ErrorCode, KafkaError
 
 from .harness import Harness, image_with

@@ -17,11 +17,11 @@ from kio.serial import entity_writer
 from kio.static.primitive import i32
 
 from strom.coordinator.group import records as rec
-from strom.coordinator.group.classic import ClassicGroup, ClassicGroupState, JoinRequest
+from strom.coordinator.group.classic import ClassicGroup, ClassicGroupState
 from strom.coordinator.group.consumer import ConsumerGroup
 from strom.coordinator.group.context import GroupConfig
 from strom.coordinator.group.migration import encode_assignment, parse_assignment
-from strom.coordinator.group.offsets import CommitRequest, PartitionCommit
+from strom.coordinator.group.requests import CommitRequest, JoinRequest, PartitionCommit
 from strom.errors import ErrorCode, KafkaError
 
 from .harness import Harness, image_with

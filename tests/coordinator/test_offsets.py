@@ -13,7 +13,7 @@ from kio.serial import entity_writer
 
 from strom.coordinator.group.classic import ClassicGroup, ClassicGroupState
 from strom.coordinator.group.context import GroupConfig
-from strom.coordinator.group.offsets import CommitRequest, PartitionCommit
+from strom.coordinator.group.requests import CommitRequest, PartitionCommit
 from strom.errors import ErrorCode, KafkaError
 
 from .harness import Harness

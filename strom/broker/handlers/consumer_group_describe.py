@@ -17,7 +17,6 @@ from strom.protocol.api import ApiKey
 @handles(ApiKey.CONSUMER_GROUP_DESCRIBE)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     groups = ctx.broker.groups
-    assert groups is not None
     described = await groups.consumer_group_describe(
         list(request.group_ids), bool(request.include_authorized_operations))
     return {"throttle_time": 0, "groups": described}

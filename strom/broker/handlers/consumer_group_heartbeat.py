@@ -11,7 +11,7 @@ from typing import Any
 
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
-from strom.coordinator.group.consumer import HeartbeatRequest
+from strom.coordinator.group.requests import HeartbeatRequest
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import to_millis
 
@@ -19,7 +19,6 @@ from strom.protocol.messages import to_millis
 @handles(ApiKey.CONSUMER_GROUP_HEARTBEAT)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     groups = ctx.broker.groups
-    assert groups is not None
     owned = request.topic_partitions
     names = request.subscribed_topic_names
     return await groups.consumer_group_heartbeat(HeartbeatRequest(

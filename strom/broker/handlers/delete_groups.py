@@ -16,5 +16,4 @@ from strom.protocol.api import ApiKey
 @handles(ApiKey.DELETE_GROUPS)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     groups = ctx.broker.groups
-    assert groups is not None
     return {"throttle_time": 0, "results": await groups.delete_groups(list(request.groups_names))}

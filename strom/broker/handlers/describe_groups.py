@@ -21,7 +21,6 @@ AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
 @handles(ApiKey.DESCRIBE_GROUPS)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     groups = ctx.broker.groups
-    assert groups is not None
     include = bool(getattr(request, "include_authorized_operations", False))
     described = []
     for group_id, code, message, group in await groups.describe_groups(list(request.groups),

@@ -22,9 +22,6 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         empty = {"transactional_id": transactional_id, "transaction_state": "",
                  "transaction_timeout": 0, "transaction_start_time": -1,
                  "producer_id": -1, "producer_epoch": -1, "topics": []}
-        if coordinator is None:
-            states.append({**empty, "error_code": ErrorCode.coordinator_not_available})
-            continue
         if coordinator.coordinator_for(transactional_id) != broker.node_id:
             states.append({**empty, "error_code": ErrorCode.not_coordinator})
             continue

@@ -30,12 +30,10 @@ def _find(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
     node: int | None = None
     if key_type == GROUP:
         code = ErrorCode.coordinator_not_available
-        if broker.groups is not None:
-            node = broker.groups.coordinator_for(key)
+        node = broker.groups.coordinator_for(key)
     elif key_type == TRANSACTION:
         code = ErrorCode.coordinator_not_available
-        if broker.transactions is not None:
-            node = broker.transactions.coordinator_for(key)
+        node = broker.transactions.coordinator_for(key)
     else:
         code = ErrorCode.invalid_request
     info = broker.image.brokers.get(node) if node is not None else None

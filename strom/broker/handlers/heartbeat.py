@@ -17,7 +17,6 @@ from strom.protocol.api import ApiKey
 @handles(ApiKey.HEARTBEAT)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     groups = ctx.broker.groups
-    assert groups is not None
     code = await groups.heartbeat(request.group_id, request.member_id,
                                   getattr(request, "group_instance_id", None),
                                   request.generation_id)

@@ -27,9 +27,6 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         return {"throttle_time": 0, "error_code": ErrorCode.none, "producer_id": producer_id,
                 "producer_epoch": 0}
     coordinator = ctx.broker.transactions
-    if coordinator is None:
-        return {"throttle_time": 0, "error_code": ErrorCode.coordinator_not_available,
-                "producer_id": -1, "producer_epoch": -1}
     if coordinator.coordinator_for(request.transactional_id) != ctx.broker.node_id:
         return {"throttle_time": 0, "error_code": ErrorCode.not_coordinator,
                 "producer_id": -1, "producer_epoch": -1}

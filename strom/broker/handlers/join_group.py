@@ -12,7 +12,7 @@ from typing import Any
 
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
-from strom.coordinator.group.classic import JoinRequest
+from strom.coordinator.group.requests import JoinRequest
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import to_millis
 
@@ -21,7 +21,6 @@ from strom.protocol.messages import to_millis
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     version = ctx.api_version
     groups = ctx.broker.groups
-    assert groups is not None
     session_timeout = to_millis(request.session_timeout)
     rebalance_timeout = to_millis(getattr(request, "rebalance_timeout", session_timeout))
     if rebalance_timeout < 0:

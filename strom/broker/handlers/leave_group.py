@@ -11,7 +11,7 @@ from typing import Any
 
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
-from strom.coordinator.group.classic import LeavingMember
+from strom.coordinator.group.requests import LeavingMember
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 
@@ -19,7 +19,6 @@ from strom.protocol.api import ApiKey
 @handles(ApiKey.LEAVE_GROUP)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     groups = ctx.broker.groups
-    assert groups is not None
     if ctx.api_version < 3:
         members = [LeavingMember(request.member_id, None)]
     else:

@@ -16,7 +16,6 @@ from strom.protocol.api import ApiKey
 @handles(ApiKey.LIST_GROUPS)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     groups = ctx.broker.groups
-    assert groups is not None
     code, listed = await groups.list_groups(getattr(request, "states_filter", ()),
                                             getattr(request, "types_filter", ()))
     return {"throttle_time": 0, "error_code": code, "groups": listed}

@@ -18,9 +18,6 @@ from strom.protocol.api import ApiKey
 @handles(ApiKey.LIST_TRANSACTIONS)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     coordinator = ctx.broker.transactions
-    if coordinator is None:
-        return {"throttle_time": 0, "error_code": ErrorCode.coordinator_not_available,
-                "unknown_state_filters": [], "transaction_states": []}
     states = list(request.state_filters)
     unknown = [s for s in states if TxnState.of_display(s) is None]
     found = coordinator.list_transactions(

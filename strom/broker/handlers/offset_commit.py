@@ -13,7 +13,7 @@ from typing import Any
 
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
-from strom.coordinator.group.offsets import CommitRequest, PartitionCommit
+from strom.coordinator.group.requests import CommitRequest, PartitionCommit
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import to_millis
@@ -22,7 +22,6 @@ from strom.protocol.messages import to_millis
 @handles(ApiKey.OFFSET_COMMIT)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     groups = ctx.broker.groups
-    assert groups is not None
     image = ctx.broker.image
     by_id = ctx.api_version >= 10
     retention = -1

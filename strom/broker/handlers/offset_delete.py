@@ -17,7 +17,6 @@ from strom.protocol.api import ApiKey
 @handles(ApiKey.OFFSET_DELETE)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     groups = ctx.broker.groups
-    assert groups is not None
     topics = [(t.name, [p.partition_index for p in t.partitions]) for t in request.topics]
     code, answered = await groups.delete_offsets(request.group_id, topics)
     return {"throttle_time": 0, "error_code": code, "topics": answered}

@@ -56,7 +56,6 @@ def _with_ids(image: MetadataImage, topics: list[dict[str, Any]], by_id: bool
 @handles(ApiKey.OFFSET_FETCH)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     groups = ctx.broker.groups
-    assert groups is not None
     image = ctx.broker.image
     version = ctx.api_version
     require_stable = bool(getattr(request, "require_stable", False))

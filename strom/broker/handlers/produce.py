@@ -63,11 +63,9 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any] | None:
     durable_waits: list[tuple[dict[str, Any], Partition, int]] = []
     turn: asyncio.Future[None] | None = None
     previous: asyncio.Future[None] | None = None
-    transactions = broker.transactions
-    if ctx.api_version >= 12 and request.transactional_id is not None \
-            and transactions is not None:
+    if ctx.api_version >= 12 and request.transactional_id is not None:
         # Transaction version 2 may await the coordinator before appending.
-        previous, turn = transactions.produce_turn(request.transactional_id)
+        previous, turn = broker.transactions.produce_turn(request.transactional_id)
     try:
         if previous is not None:
             await asyncio.shield(previous)
@@ -164,8 +162,6 @@ async def _verify_transactions(ctx: RequestContext, request: Any, timeout_s: flo
     partition that cannot be read here is left to the append loop to reject."""
     coordinator = ctx.broker.transactions
     transactional_id = request.transactional_id
-    if coordinator is None:
-        return {}
     broker = ctx.broker
     wanted: dict[tuple[int, int], list[tuple[str, int]]] = {}
     for topic_data in request.topic_data:

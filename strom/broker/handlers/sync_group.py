@@ -11,14 +11,13 @@ from typing import Any
 
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
-from strom.coordinator.group.classic import SyncRequest
+from strom.coordinator.group.requests import SyncRequest
 from strom.protocol.api import ApiKey
 
 
 @handles(ApiKey.SYNC_GROUP)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     groups = ctx.broker.groups
-    assert groups is not None
     return await groups.sync_group(SyncRequest(
         group_id=request.group_id,
         generation_id=request.generation_id,

@@ -15,7 +15,7 @@ from typing import Any
 
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
-from strom.coordinator.group.offsets import CommitRequest, PartitionCommit
+from strom.coordinator.group.requests import CommitRequest, PartitionCommit
 from strom.coordinator.txn.errors import for_version
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
@@ -31,12 +31,10 @@ def _all(request: Any, code: ErrorCode) -> list[dict[str, Any]]:
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
     groups = broker.groups
-    if groups is None:
-        return {"throttle_time": 0, "topics": _all(request, ErrorCode.coordinator_not_available)}
     if groups.coordinator_for(request.group_id) != broker.node_id:
         return {"throttle_time": 0, "topics": _all(request, ErrorCode.not_coordinator)}
-    transactions = broker.transactions
-    if ctx.api_version >= 5 and transactions is not None:
+    if ctx.api_version >= 5:
+        transactions = broker.transactions
         code = await transactions.add_partitions(
             request.transactional_id, request.producer_id, request.producer_epoch,
             [transactions.group_partition(request.group_id)])

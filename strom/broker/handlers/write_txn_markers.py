@@ -12,7 +12,7 @@ from typing import Any
 
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
-from strom.coordinator.group.service import TOPIC as GROUP_TOPIC
+from strom.cluster.image import GROUP_METADATA_TOPIC
 from strom.errors import ErrorCode, KafkaError, error_code_for
 from strom.protocol.api import ApiKey
 
@@ -32,7 +32,7 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
                     end = partition.write_txn_marker(
                         marker.producer_id, marker.producer_epoch, marker.coordinator_epoch,
                         marker.transaction_result)
-                    if topic.name == GROUP_TOPIC and broker.groups is not None:
+                    if topic.name == GROUP_METADATA_TOPIC:
                         broker.groups.on_transaction_marker(index, marker.producer_id,
                                                             marker.transaction_result)
                     await broker.replicas.flusher.wait_durable(partition.log, end)

@@ -35,6 +35,7 @@ from strom.coordinator.group.errors import (
     UnknownMemberIdError,
 )
 from strom.coordinator.group.records import GroupMetadataValue, MemberMetadata
+from strom.coordinator.group.requests import Protocols
 from strom.errors import ErrorCode, error_code_for
 
 Responder = Callable[[dict[str, Any]], None]
@@ -90,9 +91,6 @@ class IllegalStateTransition(RuntimeError):
     """A bug: the protocol asked for a transition the table forbids."""
 
 
-Protocols = tuple[tuple[str, bytes], ...]
-
-
 def append_error_code(exc: BaseException) -> ErrorCode:
     """The error a client gets when writing group metadata failed (Kafka's
     appendGroupMetadataErrorToResponseError)."""
@@ -106,40 +104,6 @@ def append_error_code(exc: BaseException) -> ErrorCode:
                 ErrorCode.invalid_fetch_size):
         return ErrorCode.unknown_server_error
     return code
-
-
-@dataclass(frozen=True, slots=True)
-class JoinRequest:
-    group_id: str
-    member_id: str
-    group_instance_id: str | None
-    session_timeout_ms: int
-    rebalance_timeout_ms: int
-    protocol_type: str
-    protocols: Protocols
-    client_id: str
-    client_host: str
-    reason: str | None = None
-    requires_known_member_id: bool = True  # JoinGroup v4+ (KIP-394)
-    supports_skip_assignment: bool = True  # JoinGroup v9+
-
-
-@dataclass(frozen=True, slots=True)
-class SyncRequest:
-    group_id: str
-    generation_id: int
-    member_id: str
-    group_instance_id: str | None
-    protocol_type: str | None
-    protocol_name: str | None
-    assignments: tuple[tuple[str, bytes], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class LeavingMember:
-    member_id: str
-    group_instance_id: str | None
-    reason: str | None = None
 
 
 @dataclass(eq=False, slots=True)

@@ -35,10 +35,7 @@ from strom.coordinator.group import migration
 from strom.coordinator.group import records as rec
 from strom.coordinator.group.classic import (
     CONSUMER_PROTOCOL_TYPE,
-    JoinRequest,
-    LeavingMember,
     Responder,
-    SyncRequest,
     append_error_code,
     join_response,
     sync_response,
@@ -58,6 +55,7 @@ from strom.coordinator.group.errors import (
     RebalanceInProgressError,
     UnknownMemberIdError,
 )
+from strom.coordinator.group.requests import JoinRequest, LeavingMember, SyncRequest
 from strom.coordinator.runtime import Result
 from strom.errors import ErrorCode, KafkaError
 

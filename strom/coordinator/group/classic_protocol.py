@@ -26,16 +26,14 @@ from strom.coordinator.group.classic import (
     ClassicGroup,
     ClassicGroupMember,
     ClassicGroupState,
-    JoinRequest,
-    LeavingMember,
     Responder,
-    SyncRequest,
     append_error_code,
     join_response,
     sync_response,
 )
 from strom.coordinator.group.context import ShardContext
 from strom.coordinator.group.errors import UnknownMemberIdError
+from strom.coordinator.group.requests import JoinRequest, LeavingMember, SyncRequest
 from strom.coordinator.runtime import Result
 from strom.errors import ErrorCode, KafkaError
 

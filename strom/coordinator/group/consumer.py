@@ -43,6 +43,7 @@ from strom.coordinator.group.errors import (
     UnsupportedAssignorError,
     UnsupportedVersionError,
 )
+from strom.coordinator.group.requests import HeartbeatRequest
 
 LEAVE_GROUP_MEMBER_EPOCH = -1
 LEAVE_GROUP_STATIC_MEMBER_EPOCH = -2
@@ -283,23 +284,6 @@ def _member_tombstones(group_id: str, member_id: str) -> list[RecordPair]:
         rec.encode(rec.ConsumerGroupTargetAssignmentMemberKey(group_id, member_id), None),
         rec.encode(rec.ConsumerGroupMemberMetadataKey(group_id, member_id), None),
     ]
-
-
-@dataclass(frozen=True, slots=True)
-class HeartbeatRequest:
-    group_id: str
-    member_id: str
-    member_epoch: int
-    instance_id: str | None
-    rack_id: str | None
-    rebalance_timeout_ms: int
-    subscribed_topic_names: tuple[str, ...] | None
-    subscribed_topic_regex: str | None
-    server_assignor: str | None
-    owned: tuple[tuple[uuid.UUID, tuple[int, ...]], ...] | None
-    client_id: str
-    client_host: str
-    api_version: int = 1
 
 
 def validate_heartbeat(request: HeartbeatRequest, assignors: tuple[str, ...]) -> None:

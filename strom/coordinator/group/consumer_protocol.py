@@ -31,7 +31,6 @@ from strom.coordinator.group.consumer import (
     LEAVE_GROUP_STATIC_MEMBER_EPOCH,
     ConsumerGroup,
     ConsumerGroupMember,
-    HeartbeatRequest,
     MemberState,
     ResolvedRegex,
     _is_subset,
@@ -52,6 +51,7 @@ from strom.coordinator.group.errors import (
     UnknownMemberIdError,
     UnreleasedInstanceIdError,
 )
+from strom.coordinator.group.requests import HeartbeatRequest
 from strom.coordinator.runtime import Result
 from strom.errors import ErrorCode
 

@@ -24,6 +24,7 @@ from strom.coordinator.group.errors import (
     GroupIdNotFoundError,
     IllegalGenerationError,
 )
+from strom.coordinator.group.requests import CommitRequest
 from strom.coordinator.runtime import Result
 from strom.errors import ErrorCode
 
@@ -37,29 +38,6 @@ class OffsetAndMetadata:
     metadata: str
     commit_timestamp: int
     expire_timestamp: int = -1
-
-
-@dataclass(frozen=True, slots=True)
-class PartitionCommit:
-    partition: int
-    offset: int
-    leader_epoch: int
-    metadata: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class CommitRequest:
-    group_id: str
-    generation_id_or_member_epoch: int
-    member_id: str
-    group_instance_id: str | None
-    retention_time_ms: int
-    # (topic name, partitions); unknown topics were answered by the caller
-    topics: tuple[tuple[str, tuple[PartitionCommit, ...]], ...]
-    api_version: int = 9
-    # TxnOffsetCommit: KIP-848 members may use it at any version, and a classic
-    # group accepts it while completing a rebalance or without a member id.
-    transactional: bool = False
 
 
 class OffsetGroup(Protocol):

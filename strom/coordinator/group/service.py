@@ -18,18 +18,11 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from strom.clock import Clock
-from strom.cluster.image import MetadataImage
+from strom.cluster.image import GROUP_METADATA_TOPIC, MetadataImage
 from strom.cluster.local import LocalMetadataStore
 from strom.config import BrokerConfig
-from strom.coordinator.group.classic import (
-    JoinRequest,
-    LeavingMember,
-    Responder,
-    SyncRequest,
-    join_response,
-    sync_response,
-)
-from strom.coordinator.group.consumer import ConsumerGroup, HeartbeatRequest
+from strom.coordinator.group.classic import Responder, join_response, sync_response
+from strom.coordinator.group.consumer import ConsumerGroup
 from strom.coordinator.group.context import GroupConfig
 from strom.coordinator.group.errors import (
     InvalidGroupIdError,
@@ -37,7 +30,14 @@ from strom.coordinator.group.errors import (
     UnknownMemberIdError,
     UnsupportedVersionError,
 )
-from strom.coordinator.group.offsets import CommitRequest, fetch_response_topics
+from strom.coordinator.group.offsets import fetch_response_topics
+from strom.coordinator.group.requests import (
+    CommitRequest,
+    HeartbeatRequest,
+    JoinRequest,
+    LeavingMember,
+    SyncRequest,
+)
 from strom.coordinator.group.shard import GroupCoordinatorShard
 from strom.coordinator.runtime import (
     CoordinatorRuntime,
@@ -52,7 +52,7 @@ from strom.errors import ErrorCode, KafkaError, error_code_for
 
 log = logging.getLogger(__name__)
 
-TOPIC = "__consumer_offsets"
+TOPIC = GROUP_METADATA_TOPIC
 
 
 def java_string_hash(text: str) -> int:

@@ -23,10 +23,7 @@ from strom.coordinator.group.assignors import Assignment
 from strom.coordinator.group.classic import (
     ClassicGroup,
     ClassicGroupState,
-    JoinRequest,
-    LeavingMember,
     Responder,
-    SyncRequest,
     sync_response,
 )
 from strom.coordinator.group.classic_members import ClassicMemberManager
@@ -36,6 +33,7 @@ from strom.coordinator.group.consumer_protocol import ConsumerGroupManager
 from strom.coordinator.group.context import GroupConfig, ShardContext
 from strom.coordinator.group.errors import GroupIdNotFoundError
 from strom.coordinator.group.offsets import OffsetAndMetadata, OffsetManager, OffsetStore
+from strom.coordinator.group.requests import JoinRequest, LeavingMember, SyncRequest
 from strom.coordinator.runtime import Result, Timer
 from strom.errors import ErrorCode, KafkaError
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 from strom.clock import Clock
-from strom.cluster.image import MetadataImage
+from strom.cluster.image import TRANSACTION_STATE_TOPIC, MetadataImage
 from strom.cluster.local import LocalMetadataStore
 from strom.config import BrokerConfig
 from strom.coordinator.group.service import TOPIC as GROUP_TOPIC
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-TOPIC = "__transaction_state"
+TOPIC = TRANSACTION_STATE_TOPIC
 MARKER_RETRY_S = 0.1
 # How long a request of a transactional id whose previous transaction is still
 # completing (its markers being written and fsync'd, then its COMPLETE state

@@ -1,0 +1,115 @@
+"""The group and transaction coordinators, started when first needed.
+
+Kafka creates `__consumer_offsets` and `__transaction_state` only when a
+client first asks for a coordinator, and strom goes one step further: the
+coordinators' code is not even loaded until then. A broker that only serves
+produce and fetch never pays for it, and start-up to first produce is a
+quarter shorter (`bench/run.py --only startup`). A coordinator starts:
+
+- on the first request that needs it (FindCoordinator, JoinGroup,
+  InitProducerId, ...), through `groups` / `transactions`;
+- as soon as its state topic exists in the metadata image: at broker start
+  after a restart, so committed offsets load and transactions left in
+  PrepareCommit/PrepareAbort complete without waiting for a client.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from strom.broker.replica_manager import ReplicaManager
+from strom.clock import Clock
+from strom.cluster.image import GROUP_METADATA_TOPIC, TRANSACTION_STATE_TOPIC, MetadataImage
+from strom.cluster.local import LocalMetadataStore
+from strom.config import BrokerConfig
+from strom.coordinator.txn.producer_ids import ProducerIdManager
+from strom.errors import CoordinatorNotAvailableError
+
+if TYPE_CHECKING:
+    from strom.coordinator.group.service import GroupCoordinator
+    from strom.coordinator.txn.service import TransactionCoordinator
+
+
+class Coordinators:
+    def __init__(self, config: BrokerConfig, clock: Clock, metadata: LocalMetadataStore,
+                 replicas: ReplicaManager, producer_ids: ProducerIdManager) -> None:
+        self._config = config
+        self._clock = clock
+        self._metadata = metadata
+        self._replicas = replicas
+        self._producer_ids = producer_ids
+        self._groups: GroupCoordinator | None = None
+        self._transactions: TransactionCoordinator | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        """Start the coordinators whose state topic exists, now and whenever
+        one appears in the image."""
+        self._metadata.subscribe(self._on_image)
+        self._on_image(None, self._metadata.image)
+
+    def _on_image(self, old: MetadataImage | None, new: MetadataImage) -> None:
+        if self._closed:
+            return
+        if self._groups is None and GROUP_METADATA_TOPIC in new.topics:
+            self._start_groups()
+        if self._transactions is None and TRANSACTION_STATE_TOPIC in new.topics:
+            self._start_transactions()
+
+    @property
+    def groups(self) -> GroupCoordinator:
+        if self._groups is not None:
+            return self._groups
+        self._refuse_if_closed()
+        return self._start_groups()
+
+    @property
+    def transactions(self) -> TransactionCoordinator:
+        if self._transactions is not None:
+            return self._transactions
+        self._refuse_if_closed()
+        return self._start_transactions()
+
+    def _refuse_if_closed(self) -> None:
+        if self._closed:
+            raise CoordinatorNotAvailableError("The broker is shutting down.")
+
+    @property
+    def started_groups(self) -> GroupCoordinator | None:
+        """The group coordinator if it runs, without starting it."""
+        return self._groups
+
+    @property
+    def started_transactions(self) -> TransactionCoordinator | None:
+        return self._transactions
+
+    def _start_groups(self) -> GroupCoordinator:
+        from strom.coordinator.group.service import GroupCoordinator
+
+        groups = GroupCoordinator(self._config, self._clock, self._metadata, self._replicas,
+                                  node_id=self._replicas.node_id)
+        self._groups = groups
+        groups.start()  # loads the partitions of __consumer_offsets we lead
+        return groups
+
+    def _start_transactions(self) -> TransactionCoordinator:
+        from strom.coordinator.txn.service import TransactionCoordinator
+
+        transactions = TransactionCoordinator(
+            self._config, self._clock, self._metadata, self._replicas,
+            self._producer_ids.next_producer_id, node_id=self._replicas.node_id)
+        # A marker written to __consumer_offsets settles transactional offset
+        # commits there (the group coordinator exists: that topic does).
+        transactions.on_group_marker = (
+            lambda partition, producer_id, commit:
+            self.groups.on_transaction_marker(partition, producer_id, commit))
+        self._transactions = transactions
+        transactions.start()  # loads the partitions of __transaction_state we lead
+        return transactions
+
+    async def stop(self) -> None:
+        self._closed = True
+        if self._transactions is not None:
+            await self._transactions.stop()
+        if self._groups is not None:
+            await self._groups.stop()

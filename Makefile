@@ -10,7 +10,7 @@ CONFIG ?= config/server.properties
 .PHONY: serve test lint typecheck unit interop interop-kafka system-deps kafka-jars compat compat-kafka clean \
 	bench bench-quick bench-soak bench-views demo
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py strom/protocol/records/_walk.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e .

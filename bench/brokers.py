@@ -273,7 +273,7 @@ def strom_runtime_bin() -> Path:
     deployment never pays. An editable install would also compile every
     module from source at each start wherever PYTHONDONTWRITEBYTECODE is set
     (this machine sets it): 90 ms of a 0.3 s start-up. The install is redone
-    whenever a source file or pyproject.toml changes."""
+    whenever a source file, setup.py or pyproject.toml changes."""
     venv = CACHE / "bench" / "strom-runtime"
     stamp = venv / ".installed"
     digest = _source_digest()
@@ -284,7 +284,7 @@ def strom_runtime_bin() -> Path:
         shutil.rmtree(build, ignore_errors=True)
         shutil.copytree(ROOT, build, ignore=shutil.ignore_patterns(
             ".*", "data", "bench", "tests", "compat", "docs", "build", "*.egg-info",
-            "__pycache__"))
+            "__pycache__", "*.so"))
         subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
                         "--compile", str(build)], check=True)
         shutil.rmtree(build, ignore_errors=True)
@@ -293,8 +293,9 @@ def strom_runtime_bin() -> Path:
 
 
 def _source_digest() -> str:
-    h = hashlib.sha256((ROOT / "pyproject.toml").read_bytes())
-    for path in sorted((ROOT / "strom").rglob("*.py")):
+    h = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + (ROOT / "setup.py").read_bytes())
+    sources = [*(ROOT / "strom").rglob("*.py"), *(ROOT / "strom").rglob("*.c")]
+    for path in sorted(sources):
         h.update(str(path.relative_to(ROOT)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()

@@ -32,6 +32,7 @@ re-encoded.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from strom.errors import (
@@ -56,6 +57,13 @@ from strom.protocol.records.batch import (
 )
 from strom.protocol.records.compression import decompress
 from strom.protocol.records.record import MIN_RECORD_SIZE
+
+_FastWalk = Callable[[bytes | memoryview, int, int, bool, bool, int, int], tuple[int, int] | None]
+_fast_walk: _FastWalk | None
+try:  # built from _walk.c when a C compiler was there at install time
+    from strom.protocol.records._walk import walk_records as _fast_walk
+except ImportError:  # pragma: no cover - installs without a compiler
+    _fast_walk = None
 
 __all__ = [
     "RecordError",
@@ -136,18 +144,31 @@ def validate_produced_batch(
     else:
         data = decompress(codec, buf[BATCH_HEADER_SIZE : header.size], max_uncompressed_bytes)
     batch_log_append_time = header.timestamp_type == TimestampType.LOG_APPEND_TIME
-    max_timestamp, max_index, errors, timestamp_errors = _walk_records(
-        data,
-        header.records_count,
-        base_timestamp=header.base_timestamp,
-        log_append_time=header.max_timestamp if batch_log_append_time else None,
-        compacted=compacted,
-        check_create_time=timestamp_type == TimestampType.CREATE_TIME,
-        earliest=now_ms - timestamp_before_max_ms,
-        latest=now_ms + timestamp_after_max_ms,
-    )
-    if errors:
-        _raise_record_errors(errors, timestamp_errors)
+    check_create_time = timestamp_type == TimestampType.CREATE_TIME
+    earliest = now_ms - timestamp_before_max_ms
+    latest = now_ms + timestamp_after_max_ms
+    # The C walk answers only "valid, with these maxima"; anything else (and a
+    # producer-set LogAppendTime, which is an error) goes through the Python
+    # walk, which raises or reports the errors.
+    accepted = None
+    if _fast_walk is not None and not batch_log_append_time:
+        accepted = _fast_walk(data, header.records_count, header.base_timestamp, compacted,
+                              check_create_time, earliest, latest)
+    if accepted is not None:
+        max_timestamp, max_index = accepted
+    else:
+        max_timestamp, max_index, errors, timestamp_errors = _walk_records(
+            data,
+            header.records_count,
+            base_timestamp=header.base_timestamp,
+            log_append_time=header.max_timestamp if batch_log_append_time else None,
+            compacted=compacted,
+            check_create_time=check_create_time,
+            earliest=earliest,
+            latest=latest,
+        )
+        if errors:
+            _raise_record_errors(errors, timestamp_errors)
     if timestamp_type == TimestampType.LOG_APPEND_TIME:
         # Every record gets now_ms; the first one is where it is first seen.
         return ValidatedBatch(header, now_ms, 0)

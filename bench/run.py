@@ -79,6 +79,9 @@ def data_device(path: Path) -> str:
 
 def broker_round(b: Broker, sizes: Sizes, rnd: int, only: set[str] | None) -> list[Result]:
     results: list[Result] = []
+    # Start-up fsyncs a few files: the previous broker's writeback (Kafka leaves
+    # gigabytes of dirty pages, it does not fsync) must not land on them.
+    os.sync()
     try:
         startup = b.start()
     except BrokerError as exc:

@@ -48,7 +48,9 @@ from strom.errors import (
 FILE_NAME = "strom-metadata.json"
 FORMAT_VERSION = 1
 
-_LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
+# fullmatch, never match with "$": "$" also matches before a final "\n", and a
+# topic "evil\n" made a directory whose name broke every checkpoint file.
+_LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]+")
 MAX_TOPIC_NAME_LENGTH = 249
 MAX_PARTITIONS = 100_000
 
@@ -63,7 +65,7 @@ def validate_topic_name(name: str) -> None:
         raise InvalidTopicError(
             f"Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME_LENGTH} characters"
         )
-    if not _LEGAL_TOPIC.match(name):
+    if not _LEGAL_TOPIC.fullmatch(name):
         raise InvalidTopicError(
             f"Topic name \"{name}\" is illegal, it contains a character other than "
             "ASCII alphanumerics, '.', '_' and '-'"

@@ -46,6 +46,7 @@ __all__ = [
     "decode_uuid",
     "random_kafka_uuid",
     "read_offset_checkpoint",
+    "salvage_offset_checkpoint",
     "write_offset_checkpoint",
     "read_partition_metadata",
     "write_partition_metadata",
@@ -90,35 +91,68 @@ def random_kafka_uuid() -> uuid.UUID:
 
 
 def read_offset_checkpoint(path: Path) -> dict[TopicPartition, int]:
-    """Entries of an offset checkpoint file; {} if it does not exist."""
+    """Entries of an offset checkpoint file; {} if it does not exist. Strict,
+    as Kafka's CheckpointFile.read: any malformed line raises CheckpointError."""
+    entries, problem = salvage_offset_checkpoint(path)
+    if problem is not None:
+        raise CheckpointError(problem)
+    return entries
+
+
+def salvage_offset_checkpoint(path: Path) -> tuple[dict[TopicPartition, int], str | None]:
+    """The well-formed entries of an offset checkpoint file, and a one-line
+    description of what was wrong with it (None if nothing was).
+
+    Kafka rejects a whole file for one malformed line and falls back to
+    recovery point 0 and log start at the first segment for every partition
+    of the directory, which brings back every record DeleteRecords removed.
+    Keeping the entries that do parse limits that to the partitions whose
+    lines are damaged. A bad header still loses the whole file: without it
+    nothing says the lines are in this format.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
-        return {}
-    lines = text.splitlines()
+        return {}, None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {}, f"{path}: not UTF-8 text"
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
     if len(lines) < 2:
-        raise CheckpointError(f"{path}: truncated header")
+        return {}, f"{path}: truncated header"
     if lines[0].strip() != "0":
-        raise CheckpointError(f"{path}: unsupported version {lines[0]!r}")
+        return {}, f"{path}: unsupported version {lines[0]!r}"
     try:
         count = int(lines[1])
     except ValueError:
-        raise CheckpointError(f"{path}: bad entry count {lines[1]!r}") from None
+        return {}, f"{path}: bad entry count {lines[1]!r}"
     entries: dict[TopicPartition, int] = {}
-    for line in lines[2:]:
-        if not line.strip():
-            continue
+    malformed: list[str] = []
+    for number, line in enumerate(lines[2:], start=3):
         parts = line.split()
-        if len(parts) != 3:
-            raise CheckpointError(f"{path}: malformed line {line!r}")
-        topic, partition, offset = parts
         try:
-            entries[(topic, int(partition))] = int(offset)
+            topic, partition, offset = parts
+            if not files.is_legal_topic_name(topic):
+                raise ValueError(topic)
+            entries[(topic, _non_negative(partition))] = _non_negative(offset)
         except ValueError:
-            raise CheckpointError(f"{path}: malformed line {line!r}") from None
+            malformed.append(f"line {number} {line!r}")
+    if malformed:
+        shown = ", ".join(malformed[:3]) + (", ..." if len(malformed) > 3 else "")
+        return entries, f"{path}: {len(malformed)} malformed line(s): {shown}"
     if len(entries) != count:
-        raise CheckpointError(f"{path}: expected {count} entries, found {len(entries)}")
-    return entries
+        return entries, f"{path}: expected {count} entries, found {len(entries)}"
+    return entries, None
+
+
+def _non_negative(text: str) -> int:
+    # int() alone would accept " 5", "+5", "5_000" and non-ASCII digits.
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(text)
+    return int(text)
 
 
 def format_offset_checkpoint(entries: Mapping[TopicPartition, int]) -> bytes:

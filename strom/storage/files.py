@@ -49,8 +49,9 @@ CLEAN_SHUTDOWN_MARKER = ".kafka_cleanshutdown"
 #: Suffixes of the files that make up one segment.
 SEGMENT_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX)
 
-_OFFSET_NAME = re.compile(r"^(\d{20})(\.[a-z]+)(\.[a-z]+)?$")
-_LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
+# Both are used with fullmatch: "$" would also match before a final "\n".
+_OFFSET_NAME = re.compile(r"(\d{20})(\.[a-z]+)(\.[a-z]+)?")
+_LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]+")
 
 
 def offset_prefix(offset: int) -> str:
@@ -93,10 +94,15 @@ def compacted_segment_paths(directory: Path, base_offset: int, extra: str) -> li
 
 def parse_offset_file_name(name: str) -> tuple[int, str, str] | None:
     """(base offset, suffix, extra suffix) of "00..42.log.swap", or None."""
-    match = _OFFSET_NAME.match(name)
+    match = _OFFSET_NAME.fullmatch(name)
     if match is None:
         return None
     return int(match.group(1)), match.group(2), match.group(3) or ""
+
+
+def is_legal_topic_name(name: str) -> bool:
+    """Kafka's legal topic characters (the length rules are the controller's)."""
+    return _LEGAL_TOPIC.fullmatch(name) is not None
 
 
 def parse_partition_dir_name(name: str) -> tuple[str, int] | None:
@@ -106,7 +112,8 @@ def parse_partition_dir_name(name: str) -> tuple[str, int] | None:
     last dash, so topic names may contain dashes.
     """
     topic, dash, partition = name.rpartition("-")
-    if not dash or not topic or not partition.isdigit() or not _LEGAL_TOPIC.match(topic):
+    if (not dash or not topic or not (partition.isascii() and partition.isdigit())
+            or not is_legal_topic_name(topic)):
         return None
     return topic, int(partition)
 
@@ -148,7 +155,11 @@ def write_atomically(path: Path, data: bytes) -> None:
             written = os.write(fd, view)
             view = view[written:]
         os.fsync(fd)
-    finally:
+    except OSError:
+        # A full disk: give back what the partial temp file holds.
         os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
     os.replace(tmp, path)
     fsync_dir(path.parent)

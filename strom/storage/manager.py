@@ -114,13 +114,21 @@ class LogManager:
 
     @staticmethod
     def _read_checkpoint(path: Path) -> dict[TopicPartition, int]:
+        """What can be read of a checkpoint. As in Kafka (LogManager.loadLogs) a
+        damaged checkpoint does not stop the broker: a partition without an
+        entry is recovered from its first segment and starts at its first
+        segment's base offset. Unlike Kafka, only the damaged lines are lost,
+        and the warning says what that costs so the operator can check it."""
         try:
-            return checkpoints.read_offset_checkpoint(path)
-        except (CheckpointError, OSError) as exc:
-            # Kafka takes the directory offline; an empty checkpoint is the
-            # safe fallback: full recovery, log start at the first segment.
-            log.warning("ignoring unreadable %s: %s", path, exc)
-            return {}
+            entries, problem = checkpoints.salvage_offset_checkpoint(path)
+        except OSError as exc:
+            entries, problem = {}, f"{path}: {exc.strerror or exc}"
+        if problem is not None:
+            log.warning("damaged checkpoint %s; kept %d entries, partitions without one "
+                        "are recovered in full and start at their first segment "
+                        "(records removed by DeleteRecords may reappear there)",
+                        problem, len(entries))
+        return entries
 
     # -- logs -------------------------------------------------------------
 

@@ -143,3 +143,19 @@ def test_file_names() -> None:
     name = files.delete_dir_name("t" * 249, 7)
     assert name.endswith("-delete") and len(name) <= 255 and "-7." in name
     assert files.is_delete_dir(files.delete_dir_name("orders", 0))
+
+
+def test_offset_checkpoint_salvage_keeps_the_good_lines(tmp_path: Path) -> None:
+    """One damaged line (here a topic name with a newline, as 0098471 wrote)
+    loses that line only, and says so naming the file and the line."""
+    path = tmp_path / files.LOG_START_OFFSET_CHECKPOINT
+    path.write_bytes(b"0\n3\na 0 1000\nevil\n 0 5\nb 1 7\n")
+    entries, problem = checkpoints.salvage_offset_checkpoint(path)
+    assert entries == {("a", 0): 1000, ("b", 1): 7}
+    assert problem is not None and str(path) in problem and "line 4 'evil'" in problem
+    with pytest.raises(CheckpointError, match="malformed"):
+        checkpoints.read_offset_checkpoint(path)
+    path.write_bytes(b"0\n1\n\xff 0 1\n")
+    assert checkpoints.salvage_offset_checkpoint(path)[0] == {}
+    path.write_bytes(b"0\n1\nt 0 1\n")
+    assert checkpoints.salvage_offset_checkpoint(path) == ({("t", 0): 1}, None)

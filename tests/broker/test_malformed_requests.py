@@ -1,0 +1,115 @@
+"""Requests kio would mis-read, sent over raw sockets to a broker in a
+subprocess (an allocation failure aborts the whole process, which would take
+pytest with it): huge array counts (issue 13, finding 1) and nulls in
+non-nullable arrays (finding 2). The sender loses its connection with one
+WARNING line; the broker survives and serves everyone else."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import resource
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kio.schema.api_versions.v3.request import ApiVersionsRequest
+from kio.serial._introspect import classify_field, get_field_tag, is_optional
+
+from strom.errors import ErrorCode
+from strom.protocol.api import ApiKey, request_class
+from tests.fuzz.values import encode_body, encode_frame, entity_draw
+from tests.process import StromProcess
+from tests.wire import WireClient
+
+HUGE_COMPACT_COUNT = bytes.fromhex("00000019001300070000000100016300ffffffff0f0000000000000000")
+NULL_TOPICS = bytes.fromhex("0000001300250002000000010001630000000075300000")
+
+
+def _legacy_huge_count() -> bytes:
+    # CreateTopics v4 (int32 counts): 0x7fffffff topics, then a timeout and nothing else.
+    body = struct.pack(">i", 0x7FFFFFFF) + struct.pack(">ib", 30000, 0)
+    return encode_frame(ApiKey.CREATE_TOPICS, 4, 1, body, client_id="c")
+
+
+# The APIs whose handlers raised TypeError on a null array at 0098471, at the
+# version that reached the crash.
+NULL_ARRAY_CASES = [
+    (ApiKey.OFFSET_COMMIT, 9), (ApiKey.LIST_OFFSETS, 9), (ApiKey.DELETE_RECORDS, 2),
+    (ApiKey.OFFSET_FETCH, 9), (ApiKey.LIST_GROUPS, 5), (ApiKey.CREATE_PARTITIONS, 3),
+    (ApiKey.CONSUMER_GROUP_DESCRIBE, 1), (ApiKey.DESCRIBE_GROUPS, 6),
+    (ApiKey.DESCRIBE_CONFIGS, 4), (ApiKey.FETCH, 17), (ApiKey.FIND_COORDINATOR, 6),
+]
+
+
+def _null_array_frames(api_key: ApiKey, version: int) -> list[tuple[str, bytes]]:
+    """One frame per non-nullable top-level array of the request, set to null."""
+    cls = request_class(api_key, version)
+    value = entity_draw(cls)(random.Random(int(api_key) * 100 + version))
+    frames: list[tuple[str, bytes]] = []
+    for field in dataclasses.fields(cls):
+        if get_field_tag(field) is None and classify_field(field).is_array \
+                and not is_optional(field):
+            body = encode_body(cls, dataclasses.replace(value, **{field.name: None}))
+            frames.append((field.name, encode_frame(api_key, version, 7, body)))
+    assert frames, (api_key, version)
+    return frames
+
+
+@pytest.fixture(scope="module")
+def strom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StromProcess]:
+    base: Path = tmp_path_factory.mktemp("malformed")
+    process = StromProcess(base / "data", overrides={"auto.create.topics.enable": "false"})
+    process.start()
+    assert process.proc is not None
+    # Heuristic overcommit grants a 17 GB reservation on a machine with more RAM
+    # than that, and the abort would depend on the machine: cap the address space
+    # as a container's memory limit would, far above what the broker uses.
+    limit = 8 << 30
+    resource.prlimit(process.proc.pid, resource.RLIMIT_AS, (limit, limit))
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def _send_and_expect_close(strom: StromProcess, frame: bytes) -> str:
+    """Send `frame`; the broker must close this connection, stay up, serve another
+    client, and log nothing at ERROR. Returns what it logged meanwhile."""
+    log_start = strom.log_path.stat().st_size
+    with WireClient(strom.bootstrap) as client:
+        client.send_raw(frame)
+        assert client.is_closed_by_peer()
+    with WireClient(strom.bootstrap) as other:
+        response = other.request(ApiKey.API_VERSIONS, 3, ApiVersionsRequest(
+            client_software_name="t", client_software_version="1"))
+        assert response.error_code == ErrorCode.none
+    assert strom.proc is not None and strom.proc.poll() is None, "broker died"
+    with open(strom.log_path, "rb") as log:
+        log.seek(log_start)
+        logged = log.read().decode(errors="replace")
+    assert "Traceback" not in logged and " ERROR " not in logged, logged
+    assert "WARNING" in logged and "malformed" in logged, logged
+    return logged
+
+
+@pytest.mark.parametrize("frame", [HUGE_COMPACT_COUNT, _legacy_huge_count()],
+                         ids=["compact-0xffffffff", "int32-0x7fffffff"])
+def test_huge_array_count_closes_connection_only(strom: StromProcess, frame: bytes) -> None:
+    logged = _send_and_expect_close(strom, frame)
+    assert "longer than the request" in logged
+
+
+def test_null_topics_in_create_partitions(strom: StromProcess) -> None:
+    logged = _send_and_expect_close(strom, NULL_TOPICS)
+    assert "null array" in logged
+
+
+@pytest.mark.parametrize(("api_key", "version"), NULL_ARRAY_CASES,
+                         ids=[f"{k.name}-v{v}" for k, v in NULL_ARRAY_CASES])
+def test_null_array_in_non_nullable_field(strom: StromProcess, api_key: ApiKey,
+                                          version: int) -> None:
+    for _, frame in _null_array_frames(api_key, version):
+        logged = _send_and_expect_close(strom, frame)
+        assert "null array" in logged

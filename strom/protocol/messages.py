@@ -31,7 +31,7 @@ from strom.protocol.fast.fetch import Chunk, encode_fetch_response
 from strom.protocol.fast.produce import parse_produce_request
 from strom.protocol.fast.produce_response import encode_produce_response
 from strom.protocol.headers import encode_response_header
-from strom.protocol.request_check import check_request
+from strom.protocol.request_check import check_entity
 
 Converter = Callable[[Any], Any]
 E = typing.TypeVar("E", bound=Entity)
@@ -156,7 +156,7 @@ def decode_request(
     view = memoryview(frame).toreadonly()
     # kio allocates by the counts it reads and maps null arrays to None even
     # where the schema forbids them: walk the bytes by the schema first.
-    check_request(cls, view, offset)
+    check_entity(cls, view, offset)
     try:
         request, size = entity_reader(cls)(view, offset)
     except InvalidRequestError:

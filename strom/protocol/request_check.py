@@ -57,7 +57,7 @@ _FIXED_SIZES: Final = {
 }
 
 
-def check_request(cls: type[Entity], buf: Buffer, offset: int) -> int:
+def check_entity(cls: type[Entity], buf: Buffer, offset: int) -> int:
     """Raise InvalidRequestError unless `buf[offset:]` starts with a `cls` whose
     counts, lengths and nulls are all sound; return where that entity ends."""
     return _entity_plan(cls, False).walk(buf, offset, len(buf))

@@ -7,14 +7,18 @@ WARNING line; the broker survives and serves everyone else."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import random
 import resource
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
+from kio.schema.find_coordinator.v4 import request as fc
+from kio.schema.join_group.v5 import request as jg
 from kio.serial._introspect import classify_field, get_field_tag, is_optional
 
 from strom.errors import ErrorCode
@@ -60,7 +64,8 @@ def _null_array_frames(api_key: ApiKey, version: int) -> list[tuple[str, bytes]]
 @pytest.fixture(scope="module")
 def strom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StromProcess]:
     base: Path = tmp_path_factory.mktemp("malformed")
-    process = StromProcess(base / "data", overrides={"auto.create.topics.enable": "false"})
+    process = StromProcess(base / "data", overrides={"auto.create.topics.enable": "false",
+                                                         "group.initial.rebalance.delay.ms": "0"})
     process.start()
     assert process.proc is not None
     # Heuristic overcommit grants a 17 GB reservation on a machine with more RAM
@@ -113,3 +118,46 @@ def test_null_array_in_non_nullable_field(strom: StromProcess, api_key: ApiKey,
     for _, frame in _null_array_frames(api_key, version):
         logged = _send_and_expect_close(strom, frame)
         assert "null array" in logged
+
+
+def test_huge_count_in_a_consumer_subscription(strom: StromProcess) -> None:
+    """JoinGroup's protocol metadata is the client's ConsumerProtocolSubscription,
+    which the coordinator reads with kio too: topics count 0x7fffffff."""
+    subscription = struct.pack(">hi", 0, 0x7FFFFFFF)
+
+    def join(member_id: str) -> jg.JoinGroupRequest:
+        return jg.JoinGroupRequest(
+            group_id="g-huge-subscription", session_timeout=datetime.timedelta(seconds=10),
+            rebalance_timeout=datetime.timedelta(seconds=10), member_id=member_id,
+            group_instance_id=None, protocol_type="consumer",
+            protocols=(jg.JoinGroupRequestProtocol(name="range", metadata=subscription),))
+
+    log_start = strom.log_path.stat().st_size
+    with WireClient(strom.bootstrap) as client:
+        client.request(ApiKey.FIND_COORDINATOR, 4, fc.FindCoordinatorRequest(
+            key_type=0, coordinator_keys=("g-huge-subscription",)))
+        # The coordinator starts on first use: retry while it loads (bounded).
+        deadline = time.monotonic() + 30
+        while True:
+            first = client.request(ApiKey.JOIN_GROUP, 5, join(""))
+            if first.error_code not in (ErrorCode.not_coordinator,
+                                        ErrorCode.coordinator_load_in_progress) \
+                    or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)  # the client's retry backoff; there is no event to wait on
+        assert first.error_code == ErrorCode.member_id_required
+        client.send(ApiKey.JOIN_GROUP, 5, join(first.member_id))
+        # Answered (the group works without knowing the topics) or closed; never a crash.
+        try:
+            client.receive(ApiKey.JOIN_GROUP, 5)
+        except ConnectionError:
+            pass
+    with WireClient(strom.bootstrap) as other:
+        response = other.request(ApiKey.API_VERSIONS, 3, ApiVersionsRequest(
+            client_software_name="t", client_software_version="1"))
+        assert response.error_code == ErrorCode.none
+    assert strom.proc is not None and strom.proc.poll() is None, "broker died"
+    with open(strom.log_path, "rb") as log:
+        log.seek(log_start)
+        logged = log.read().decode(errors="replace")
+    assert "Traceback" not in logged and " ERROR " not in logged, logged

@@ -22,7 +22,7 @@ from strom.errors import InvalidRequestError
 from strom.protocol.api import ApiKey, request_class, request_header_version
 from strom.protocol.headers import parse_request_header
 from strom.protocol.messages import decode_request
-from strom.protocol.request_check import check_request
+from strom.protocol.request_check import check_entity
 from tests.fuzz.values import encode_body, entity_draw
 
 # Every (api key, version) the broker advertises.
@@ -64,14 +64,14 @@ def test_count_that_fits_bytes_but_not_elements_is_rejected() -> None:
     cls = create_topics_v7.CreateTopicsRequest
     data = b"\x04" + b"\x00" * 9
     with pytest.raises(InvalidRequestError, match="array of 3 elements"):
-        check_request(cls, data, 0)
+        check_entity(cls, data, 0)
 
 
 def test_long_string_is_rejected() -> None:
     # CreateTopics v7: one topic whose name claims 1000 bytes.
     data = b"\x02" + b"\xe9\x07" + b"x" * 20
     with pytest.raises(InvalidRequestError, match="string longer than the request"):
-        check_request(create_topics_v7.CreateTopicsRequest, data, 0)
+        check_entity(create_topics_v7.CreateTopicsRequest, data, 0)
 
 
 def test_tagged_fields_are_bounded_by_their_size() -> None:
@@ -82,16 +82,16 @@ def test_tagged_fields_are_bounded_by_their_size() -> None:
     body = encode_body(FetchRequest, value)
     assert body[-1] == 0  # no tagged fields
     unknown = body[:-1] + bytes([1, 77, 3]) + b"abc"
-    assert check_request(FetchRequest, unknown, 0) == len(unknown)
+    assert check_entity(FetchRequest, unknown, 0) == len(unknown)
     too_long = body[:-1] + bytes([1, 77, 100]) + b"abc"
     with pytest.raises(InvalidRequestError, match="tagged field 77 longer"):
-        check_request(FetchRequest, too_long, 0)
+        check_entity(FetchRequest, too_long, 0)
     # Tag 0 is cluster_id, a string: its declared size must be exactly its encoding.
     mismatched = body[:-1] + bytes([1, 0, 4, 3]) + b"ab" + b"zz"
     with pytest.raises(InvalidRequestError, match="does not match its size"):
-        check_request(FetchRequest, mismatched, 0)
+        check_entity(FetchRequest, mismatched, 0)
     exact = body[:-1] + bytes([1, 0, 3, 3]) + b"ab"
-    assert check_request(FetchRequest, exact, 0) == len(exact)
+    assert check_entity(FetchRequest, exact, 0) == len(exact)
     request, _ = entity_reader(FetchRequest)(memoryview(exact), 0)
     assert request.cluster_id == "ab"
 
@@ -110,10 +110,10 @@ def test_null_arrays_rejected_exactly_where_the_schema_forbids_them(
     for name, nullable in _top_level_arrays(cls):
         body = encode_body(cls, dataclasses.replace(base, **{name: None}))
         if nullable:
-            assert check_request(cls, body, 0) == len(body)
+            assert check_entity(cls, body, 0) == len(body)
         else:
             with pytest.raises(InvalidRequestError, match="null array"):
-                check_request(cls, body, 0)
+                check_entity(cls, body, 0)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -126,15 +126,15 @@ def test_every_encoded_request_passes_and_kio_decodes_it(
     value = entity_draw(cls)(rng)
     body = encode_body(cls, value)
     # Whole buffer, then with trailing bytes (ignored, as Kafka does).
-    assert check_request(cls, body, 0) == len(body)
-    assert check_request(cls, b"\x07" * 3 + body + b"\x00\xff", 3) == len(body) + 3
+    assert check_entity(cls, body, 0) == len(body)
+    assert check_entity(cls, b"\x07" * 3 + body + b"\x00\xff", 3) == len(body) + 3
     decoded, size = entity_reader(cls)(memoryview(body), 0)
     assert size == len(body)
     assert type(decoded) is cls
     # Truncated at every byte: the walk needs every byte the encoding has.
     for cut in range(len(body)):
         with pytest.raises(InvalidRequestError):
-            check_request(cls, body[:cut], 0)
+            check_entity(cls, body[:cut], 0)
 
 
 @settings(max_examples=300, deadline=None)
@@ -152,7 +152,7 @@ def test_mutated_requests_are_checked_or_decoded_cleanly(
     index = data.draw(st.integers(0, len(body) - 1))
     body[index] = data.draw(st.sampled_from([0x00, 0x7F, 0x80, 0xFF, body[index] ^ 0x40]))
     try:
-        end = check_request(cls, body, 0)
+        end = check_entity(cls, body, 0)
     except InvalidRequestError:
         return
     try:

@@ -37,6 +37,7 @@ from strom.coordinator.group.errors import (
 from strom.coordinator.group.records import GroupMetadataValue, MemberMetadata
 from strom.coordinator.group.requests import Protocols
 from strom.errors import ErrorCode, error_code_for
+from strom.protocol.request_check import check_entity
 
 Responder = Callable[[dict[str, Any]], None]
 
@@ -501,6 +502,8 @@ def parse_subscription_topics(metadata: bytes) -> list[str] | None:
     if len(metadata) < 2:
         return None
     try:
+        # The bytes are the client's: bound their counts before kio allocates.
+        check_entity(ConsumerProtocolSubscription, memoryview(metadata)[2:], 0)
         subscription, _ = entity_reader(ConsumerProtocolSubscription)(
             memoryview(metadata)[2:], 0)
     except Exception:

@@ -76,6 +76,7 @@ from strom.coordinator.group.consumer import (
 from strom.coordinator.group.context import GroupConfig
 from strom.coordinator.group.errors import GroupIdNotFoundError
 from strom.errors import ErrorCode
+from strom.protocol.request_check import check_entity
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,8 @@ def parse_subscription(metadata: bytes) -> Any:
     version = max(0, min(_version(metadata), len(_SUBSCRIPTIONS) - 1))
     try:
         subscription: Any
+        # The bytes are the client's: bound their counts before kio allocates.
+        check_entity(_SUBSCRIPTIONS[version], memoryview(metadata)[2:], 0)
         subscription, _ = entity_reader(_SUBSCRIPTIONS[version])(memoryview(metadata)[2:], 0)
     except Exception as exc:
         raise MalformedProtocolError(f"malformed subscription: {exc}") from None
@@ -129,6 +132,7 @@ def parse_assignment(data: bytes) -> tuple[dict[str, frozenset[int]], bytes | No
     version = max(0, min(_version(data), len(_ASSIGNMENTS) - 1))
     try:
         assignment: Any
+        check_entity(_ASSIGNMENTS[version][0], memoryview(data)[2:], 0)
         assignment, _ = entity_reader(_ASSIGNMENTS[version][0])(memoryview(data)[2:], 0)
     except Exception as exc:
         raise MalformedProtocolError(f"malformed assignment: {exc}") from None

@@ -29,6 +29,7 @@ from kio.static.constants import EntityType
 from kio.static.primitive import f64, i8, i16, i32, i64
 
 from strom.errors import CorruptRecordError
+from strom.protocol.request_check import check_entity
 
 MAX_VERSION = 32767
 
@@ -120,6 +121,8 @@ class Message:
         Malformed data raises CorruptRecordError."""
         cls = self._class(version)
         try:
+            # Records are read back from a log that clients can also write to.
+            check_entity(cls, memoryview(data), 0)
             entity, size = entity_reader(cls)(memoryview(data), 0)  # type: ignore[var-annotated]
         except Exception as exc:  # kio raises assorted errors on malformed input
             raise CorruptRecordError(f"malformed {self.spec.name} v{version}: {exc}") from None

@@ -258,6 +258,28 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("log.retention.ms", T.LONG, None,
            "How long to keep a segment; -1 keeps forever. Overrides minutes and hours."),
         _d("log.retention.minutes", T.INT, None, "Retention in minutes; overrides hours."),
+        # Connection and request-memory limits (docs/operations.md), Kafka's names and
+        # defaults; strom applies them at start-up.
+        _d("queued.max.request.bytes", T.LONG, -1,
+           "Bytes of large requests (over 64 KiB) held, partly or fully received, before "
+           "connections stop reading; -1: 1 GiB or socket.request.max.bytes if larger.",
+           read_only=True),
+        _d("max.connections", T.INT, INT_MAX,
+           "Most client connections; beyond it new ones are closed at accept.", at_least=0,
+           read_only=True),
+        _d("max.connections.per.ip", T.INT, INT_MAX,
+           "Most client connections from one address; beyond it new ones are closed.",
+           at_least=0, read_only=True),
+        _d("max.connections.per.ip.overrides", T.STRING, "",
+           "Per-address exceptions to max.connections.per.ip: host:count,ip:count.",
+           read_only=True),
+        _d("connections.max.idle.ms", T.LONG, 600000,
+           "Close a connection after this long without bytes received or sent.",
+           read_only=True),
+        _d("strom.request.receive.timeout.ms", T.LONG, 30000,
+           "Close a connection whose request is not fully received this long after it "
+           "began (clients give up on a request after request.timeout.ms, 30 s).",
+           at_least=1, read_only=True),
         _d("log.retention.hours", T.INT, 168, "Retention in hours."),
         _d("log.retention.bytes", T.LONG, -1, "Largest partition size before deleting."),
         _d("log.retention.check.interval.ms", T.LONG, 300000,

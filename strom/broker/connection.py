@@ -5,7 +5,10 @@ pipelined produce requests are appended in order and share a group-commit
 fsync; responses are written strictly in request order, coalesced into one
 `writelines` per wakeup. Reading pauses while too many requests are in
 flight or the transport's write buffer is full, so a client cannot make the
-broker queue unbounded work.
+broker queue unbounded work (nor, by never reading, unbounded responses), and
+while the shared request memory is spent. The ConnectionGuard counts the
+connection at accept and closes it when idle or when a request stalls
+half-sent (strom.broker.connection_limits).
 
 Fetch responses may carry views of mapped segment files (FileRegion.view):
 they are handed to the transport as they are and never read here, and the
@@ -17,9 +20,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from collections.abc import Mapping
 from typing import cast
 
+from strom.broker.connection_limits import ConnectionGuard
 from strom.broker.context import BrokerServices, RequestContext
 from strom.broker.faults import FaultAction, error_response
 from strom.broker.handlers.api_versions import fallback_response
@@ -46,14 +51,20 @@ Slot = list[Chunk] | None | _Close
 
 class KafkaConnection(asyncio.BufferedProtocol):
     def __init__(self, broker: BrokerServices, registry: Mapping[int, Registration],
-                 open_transports: set[asyncio.Transport]) -> None:
+                 open_transports: set[asyncio.Transport], guard: ConnectionGuard) -> None:
         self._broker = broker
         self._registry = registry
         # The server's set of live transports, so shutdown can close them all.
         self._open_transports = open_transports
         max_request = broker.config.get("socket.request.max.bytes")
         assert isinstance(max_request, int)
-        self._decoder = FrameDecoder(max_request)
+        self._guard = guard
+        self._decoder = FrameDecoder(max_request, guard.memory)
+        self._admitted = False
+        # Monotonic times: of the last bytes in or out, and since when the request
+        # being received has been incomplete (None: between requests).
+        self._last_active = time.monotonic()
+        self._partial_since: float | None = None
         self._pending: collections.deque[asyncio.Future[Slot]] = collections.deque()
         self._transport: asyncio.Transport | None = None
         self._reading_paused = False
@@ -72,6 +83,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         # As Kafka reports a member's host in DescribeGroups.
         self.client_host = f"/{peer[0]}" if peer else ""
+        self._ip = str(peer[0]) if peer else "?"
+        if not self._guard.admit(self, self._ip):
+            self._abort()
+            return
+        self._admitted = True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -80,6 +96,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
         for fut in self._pending:
             fut.cancel()
         self._pending.clear()
+        self._guard.memory.cancel_wait(self._memory_available)
+        self._decoder.close()
+        if self._admitted:
+            self._admitted = False
+            self._guard.leave(self, self._ip)
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -87,6 +108,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        self._last_active = time.monotonic()
         self._update_reading()
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -95,17 +117,55 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         if self._closed:
             return
+        decoder = self._decoder
+        now = self._last_active = time.monotonic()
         try:
-            frames = self._decoder.buffer_updated(nbytes)
+            frames = decoder.buffer_updated(nbytes)
         except FrameTooLargeError as exc:
             log.warning("closing %s: %s", self.peer, exc)
             self._abort()
             return
+        if frames:
+            self._partial_since = now if decoder.buffered else None
+        elif self._partial_since is None:
+            self._partial_since = now
         for frame in frames:
             self._dispatch(frame)
             if self._closed:
                 return
+        if decoder.waiting_for_memory:
+            self._guard.memory.wait(self._memory_available)
         self._update_reading()
+
+    def _memory_available(self) -> None:
+        if self._closed:
+            return
+        if self._decoder.retry_memory():
+            self._update_reading()
+        else:
+            self._guard.memory.wait(self._memory_available)
+
+    def check_timeouts(self, now: float) -> None:
+        """Called by the guard's sweep: close if idle or a request stalled half-sent."""
+        if self._closed:
+            return
+        limits = self._guard.limits
+        partial_since = self._partial_since
+        # While the broker itself stopped reading (requests in flight, responses
+        # unread) the rest of a request cannot arrive; waiting for request memory
+        # does count, or connections holding it half-full could wait for each other.
+        held_back = self._reading_paused and not self._decoder.waiting_for_memory
+        if (partial_since is not None and not held_back
+                and now - partial_since > limits.receive_timeout_s):
+            log.info("closing %s: a request was still incomplete after %.0f ms "
+                     "(strom.request.receive.timeout.ms)", self.peer,
+                     limits.receive_timeout_s * 1000)
+            self._abort()
+        elif (limits.idle_s is not None and not self._pending
+              and now - self._last_active > limits.idle_s):
+            # Kafka closes idle connections silently (clients reconnect as needed).
+            log.debug("closing %s: idle for connections.max.idle.ms", self.peer)
+            self._abort()
 
     # --- requests --------------------------------------------------------------
 
@@ -114,6 +174,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         try:
             api_key, api_version, correlation_id = peek_header(frame)
         except KafkaError:
+            self._decoder.release(frame)
             self._abort()
             return
         registration = self._registry.get(api_key)
@@ -134,6 +195,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 slot.set_result(CLOSE)
         else:
             slot = loop.create_task(self._handle(registration, frame, api_version))
+        if not isinstance(slot, asyncio.Task):
+            self._decoder.release(frame)
         self._pending.append(slot)
         slot.add_done_callback(self._write_ready)
 
@@ -209,6 +272,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 out.extend(result)
         if out:
             self._transport.writelines(out)
+            self._last_active = time.monotonic()
         if close:
             self._closed = True
             self._transport.close()
@@ -221,13 +285,17 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def _update_reading(self) -> None:
         if self._transport is None or self._closed:
             return
-        should_pause = self._writing_paused or len(self._pending) >= MAX_IN_FLIGHT
+        should_pause = (self._writing_paused or len(self._pending) >= MAX_IN_FLIGHT
+                        or self._decoder.waiting_for_memory)
         if should_pause and not self._reading_paused:
             self._transport.pause_reading()
             self._reading_paused = True
         elif not should_pause and self._reading_paused:
             self._transport.resume_reading()
             self._reading_paused = False
+            if self._partial_since is not None:
+                # The broker held the rest back; the client's time starts again now.
+                self._partial_since = time.monotonic()
 
     def _abort(self) -> None:
         self._closed = True

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Mapping
 
 from strom.broker.connection import KafkaConnection
+from strom.broker.connection_limits import ConnectionGuard, ConnectionLimits
 from strom.broker.context import BrokerServices
 from strom.broker.coordinators import Coordinators
 from strom.broker.replica_manager import ReplicaManager
@@ -33,6 +34,8 @@ class Broker:
         self._server: asyncio.Server | None = None
         self._background: asyncio.Task[None] | None = None
         self._connections: set[asyncio.Transport] = set()
+        self._guard: ConnectionGuard | None = None
+        self._guard_task: asyncio.Task[None] | None = None
         self.services: BrokerServices | None = None
         self.port: int | None = None
 
@@ -47,6 +50,7 @@ class Broker:
         _, host, port = config.listeners[0]
         loop = asyncio.get_running_loop()
         registry = dict(load_handlers())
+        self._guard = ConnectionGuard(ConnectionLimits.from_config(config))
         # Bind first so that port 0 resolves before the metadata image names it.
         self._server = await loop.create_server(
             lambda: self._connection(registry), host or None, port, reuse_address=True,
@@ -70,6 +74,7 @@ class Broker:
         replicas.flusher.start()
         coordinators.start()  # those whose state topic exists; the others on first use
         self._background = loop.create_task(replicas.run_background(), name="log-background")
+        self._guard_task = loop.create_task(self._guard.run(), name="connection-timeouts")
         await self._server.start_serving()
         log.info("strom broker %d serving on %s:%d (cluster %s)", node_id, host, self.port,
                  log_manager.cluster_id)
@@ -84,8 +89,8 @@ class Broker:
         return host, port
 
     def _connection(self, registry: Mapping[int, Registration]) -> KafkaConnection:
-        assert self.services is not None
-        return KafkaConnection(self.services, registry, self._connections)
+        assert self.services is not None and self._guard is not None
+        return KafkaConnection(self.services, registry, self._connections, self._guard)
 
     @property
     def bootstrap(self) -> str:
@@ -97,6 +102,9 @@ class Broker:
             self._server.close()
         for transport in list(self._connections):
             transport.abort()
+        if self._guard_task is not None:
+            self._guard_task.cancel()
+            self._guard_task = None
         if self._background is not None:
             self._background.cancel()
             try:

@@ -7,29 +7,108 @@ hostile 2 GB prefix costs nothing.
 
 The decoder follows asyncio's BufferedProtocol shape: the transport asks for
 a buffer (`get_buffer`), writes into it, and reports how much it wrote
-(`buffer_updated`). Small frames arrive in a reused 64 KiB buffer and are
-copied out; a frame larger than that gets a buffer of exactly its size and
-the socket reads straight into it, so a 1 MiB produce request is copied
-once less (PERFORMANCE.md: no copies, no fresh allocations on receive).
-Those large buffers are pooled: the owner hands a frame back with `release`
-once nothing refers to it, and the next large frame reuses the memory. A
-fresh 1 MiB bytearray costs page faults on every 4 KiB (profiled at 23% of
-the broker's time under a 1 KiB-record produce load).
+(`buffer_updated`). Small frames arrive in the connection's receive buffer
+and are copied out; that buffer starts at 4 KiB and doubles up to 64 KiB
+only when a read fills it, so 2,000 idle connections hold 8 MiB, not 128.
+
+A frame larger than the receive buffer gets a buffer of its own and the
+socket reads straight into it, so a 1 MiB produce request is copied once less
+(PERFORMANCE.md: no copies, no fresh allocations on receive). That buffer
+grows as bytes actually arrive (doubling from 64 KiB, capped at the declared
+size), never from the size prefix alone: a prefix of 100 MB followed by two
+bytes costs 64 KiB, not 100 MB (issue 13, finding 5). Every byte of these
+buffers is counted in a `RequestMemory` shared by all connections (Kafka's
+memory pool, KIP-72, `queued.max.request.bytes`): when it is spent, a
+connection that needs more waits (its owner stops reading) instead of
+allocating. Finished large frames go back to a pool in the same
+`RequestMemory` so the next large frame reuses the memory: a fresh 1 MiB
+bytearray costs page faults on every 4 KiB (profiled at 23% of the broker's
+time under a 1 KiB-record produce load), and a buffer taken from the pool
+whole needs no growing.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 from strom.errors import KafkaError
 
 _SIZE = struct.Struct(">i")
 SMALL_BUFFER = 64 * 1024
+INITIAL_BUFFER = 4 * 1024
+# First allocation of a large frame's own buffer before bytes beyond it arrive.
+LARGE_START = 64 * 1024
 POOLED_BUFFERS = 8
+# Pooled memory is outside the request budget, so it has a bound of its own.
+POOLED_BYTES = 32 * 1024 * 1024
 
 
 class FrameTooLargeError(KafkaError):
     """A frame's size prefix is negative or above the limit: the connection must close."""
+
+
+class RequestMemory:
+    """Bytes held by large requests, partly or fully received, across connections.
+
+    As Kafka's SimpleMemoryPool (non-strict): an allocation succeeds while
+    anything is left, so one request may overshoot the limit, and a request
+    as large as the whole budget can still be received. Waiters (connections
+    that stopped reading for memory) are called back, oldest first, when
+    memory is freed. Also keeps the pool of finished buffers for reuse.
+    """
+
+    __slots__ = ("limit", "used", "_waiters", "_pool", "pooled_bytes")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit  # <= 0: unlimited
+        self.used = 0
+        self._waiters: list[Callable[[], None]] = []
+        self._pool: list[bytearray] = []
+        self.pooled_bytes = 0
+
+    def try_acquire(self, nbytes: int) -> bool:
+        if 0 < self.limit <= self.used:
+            return False
+        self.used += nbytes
+        return True
+
+    def release(self, nbytes: int) -> None:
+        self.used -= nbytes
+        if self._waiters and not 0 < self.limit <= self.used:
+            waiters, self._waiters = self._waiters, []
+            for i, waiter in enumerate(waiters):
+                if 0 < self.limit <= self.used:
+                    self._waiters[:0] = waiters[i:]  # still oldest first
+                    break
+                waiter()
+
+    def wait(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once memory is available; it may wait again."""
+        self._waiters.append(callback)
+
+    def cancel_wait(self, callback: Callable[[], None]) -> None:
+        if callback in self._waiters:
+            self._waiters.remove(callback)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    def take_pooled(self, size: int) -> bytearray | None:
+        for i, candidate in enumerate(self._pool):
+            if len(candidate) >= size:
+                del self._pool[i]
+                self.pooled_bytes -= len(candidate)
+                return candidate
+        return None
+
+    def give_back(self, buffer: bytearray) -> None:
+        if (len(self._pool) >= POOLED_BUFFERS
+                or self.pooled_bytes + len(buffer) > POOLED_BYTES):
+            return
+        self._pool.append(buffer)
+        self.pooled_bytes += len(buffer)
 
 
 class FrameDecoder:
@@ -39,17 +118,26 @@ class FrameDecoder:
     batches in place (offsets) and keep them beyond the next receive.
     """
 
-    __slots__ = ("_buffer", "_start", "_end", "_frame", "_frame_filled", "max_frame_size",
-                 "_pool")
+    __slots__ = ("_buffer", "_start", "_end", "_frame", "_frame_size", "_frame_filled",
+                 "max_frame_size", "memory", "waiting_for_memory", "_handed_out")
 
-    def __init__(self, max_frame_size: int) -> None:
-        self._buffer = bytearray(SMALL_BUFFER)
+    def __init__(self, max_frame_size: int, memory: RequestMemory | None = None) -> None:
+        self._buffer = bytearray(INITIAL_BUFFER)
         self._start = 0  # first unconsumed byte in _buffer
         self._end = 0  # end of received bytes in _buffer
-        self._frame: memoryview | None = None  # a large frame being received directly
+        # A large frame being received directly: its buffer (counted in `memory`),
+        # declared size and bytes received so far.
+        self._frame: bytearray | None = None
+        self._frame_size = 0
         self._frame_filled = 0
         self.max_frame_size = max_frame_size
-        self._pool: list[bytearray] = []
+        self.memory = memory if memory is not None else RequestMemory(0)
+        # The large frame's buffer is full and `memory` is spent: read nothing more
+        # until `retry_memory` succeeds.
+        self.waiting_for_memory = False
+        # Large frames returned and not yet released, by id: their memory is counted
+        # until `release`, or `close` if a request never ran.
+        self._handed_out: dict[int, bytearray] = {}
 
     @property
     def buffered(self) -> int:
@@ -57,12 +145,30 @@ class FrameDecoder:
             return 4 + self._frame_filled
         return self._end - self._start
 
+    @property
+    def held(self) -> int:
+        """Bytes of the large frame being received (counted in `memory`)."""
+        return len(self._frame) if self._frame is not None else 0
+
     def get_buffer(self) -> memoryview:
         """Where the next received bytes should go (never empty)."""
-        if self._frame is not None:
-            return memoryview(self._frame)[self._frame_filled :]
+        frame = self._frame
+        if frame is not None:
+            if self._frame_filled == len(frame):
+                # Only if the owner kept reading while waiting for memory.
+                self._grow(force=True)
+                frame = self._frame
+                assert frame is not None
+            return memoryview(frame)[self._frame_filled : min(len(frame), self._frame_size)]
         if self._end == len(self._buffer):
             self._compact()
+            if self._end == len(self._buffer):
+                # Full of one partial small frame: double, up to SMALL_BUFFER (a frame
+                # that would not fit there has moved to a buffer of its own).
+                # A new buffer, not extend(): the last view handed out may be alive.
+                grown = bytearray(2 * len(self._buffer))
+                grown[: self._end] = self._buffer[: self._end]
+                self._buffer = grown
         return memoryview(self._buffer)[self._end :]
 
     def buffer_updated(self, nbytes: int) -> list[bytearray | memoryview]:
@@ -73,9 +179,12 @@ class FrameDecoder:
         frames: list[bytearray | memoryview] = []
         if self._frame is not None:
             self._frame_filled += nbytes
-            if self._frame_filled < len(self._frame):
+            if self._frame_filled < self._frame_size:
+                if self._frame_filled == len(self._frame):
+                    self._grow(force=False)
                 return frames
-            frames.append(self._frame)
+            frames.append(memoryview(self._frame)[: self._frame_size])
+            self._handed_out[id(self._frame)] = self._frame
             self._frame = None
             self._frame_filled = 0
             return frames
@@ -94,35 +203,62 @@ class FrameDecoder:
                 frames.append(buffer[body : body + size])
                 self._start = body + size
                 continue
-            if size + 4 > len(buffer):
-                # Too big for the shared buffer: give it a buffer of its own and
+            if size + 4 > SMALL_BUFFER:
+                # Too big for the receive buffer: give it a buffer of its own and
                 # let the socket fill it directly.
-                frame = self._take_buffer(size)
-                frame[:available] = buffer[body : self._end]
-                self._frame = frame
-                self._frame_filled = available
-                self._start = self._end = 0
+                self._start_large_frame(size, buffer, body, available)
             break
         if self._start == self._end:
             self._start = self._end = 0
         return frames
 
-    def _take_buffer(self, size: int) -> memoryview:
-        for i, candidate in enumerate(self._pool):
-            if len(candidate) >= size:
-                del self._pool[i]
-                return memoryview(candidate)[:size]
-        return memoryview(bytearray(size))
+    def _start_large_frame(self, size: int, buffer: bytearray, body: int,
+                           available: int) -> None:
+        memory = self.memory
+        frame = memory.take_pooled(size)
+        if frame is None:
+            frame = bytearray(min(size, max(LARGE_START, 2 * available)))
+        # Received bytes are already held, so the first allocation never waits;
+        # the budget stops the next one.
+        memory.used += len(frame)
+        frame[:available] = buffer[body : self._end]
+        self._frame = frame
+        self._frame_size = size
+        self._frame_filled = available
+        self._start = self._end = 0
+
+    def _grow(self, *, force: bool) -> bool:
+        frame = self._frame
+        assert frame is not None
+        old = len(frame)
+        new = min(self._frame_size, 2 * old)
+        if not self.memory.try_acquire(new - old):
+            if not force:
+                self.waiting_for_memory = True
+                return False
+            self.memory.used += new - old
+        grown = bytearray(new)
+        grown[:old] = frame
+        self._frame = grown
+        self.waiting_for_memory = False
+        return True
+
+    def retry_memory(self) -> bool:
+        """Try again to grow the large frame's buffer; True once reading may resume."""
+        if not self.waiting_for_memory:
+            return True
+        return self._grow(force=False)
 
     def release(self, frame: bytearray | memoryview) -> None:
-        """Give a large frame's memory back for reuse. Only once nothing else
-        (a request, a record view) refers to any part of it."""
+        """Give a large frame's memory back. Call exactly once per frame returned,
+        once nothing else (a request, a record view) refers to any part of it."""
         if not isinstance(frame, memoryview) or not isinstance(frame.obj, bytearray):
             return
         buffer = frame.obj
         frame.release()
-        if len(self._pool) >= POOLED_BUFFERS:
-            return
+        if self._handed_out.pop(id(buffer), None) is None:
+            return  # already given back by close()
+        self.memory.release(len(buffer))
         try:
             # A bytearray cannot change size while any view of it is alive, so
             # this proves no slice of the frame is still in use.
@@ -130,7 +266,19 @@ class FrameDecoder:
         except BufferError:
             return
         del buffer[-1]
-        self._pool.append(buffer)
+        self.memory.give_back(buffer)
+
+    def close(self) -> None:
+        """The connection is gone: free the partly received frame and uncount frames
+        whose requests will never run (cancelled before they started)."""
+        held = sum(len(buffer) for buffer in self._handed_out.values())
+        self._handed_out.clear()
+        if self._frame is not None:
+            held += len(self._frame)
+            self._frame = None
+            self.waiting_for_memory = False
+        if held:
+            self.memory.release(held)
 
     def _compact(self) -> None:
         remaining = self._end - self._start

@@ -32,6 +32,7 @@ __all__ = [
     "PolicyViolationError",
     "UnknownTopicIdError",
     "KafkaStorageError",
+    "LogDirFullError",
     "InvalidRequiredAcksError",
     "RequestTimedOutError",
     "UnsupportedCompressionTypeError",
@@ -137,6 +138,10 @@ class UnknownTopicIdError(KafkaError):
 
 class KafkaStorageError(KafkaError):
     code = ErrorCode.kafka_storage_error
+
+
+class LogDirFullError(KafkaStorageError):
+    """A write failed for lack of space (ENOSPC, EDQUOT); see storage/disk.py."""
 
 
 class InvalidRequiredAcksError(KafkaError):

@@ -121,8 +121,10 @@ class GroupCommitFlusher:
         log_.complete_flush(ticket)  # closes its dup'd fds in any case
         error = run.exception() if not run.cancelled() else KafkaStorageError("cancelled")
         if error is not None:
-            # The recovery point stays put; the waiters learn of it.
-            log.error("fsync of %s failed: %s", log_.directory, error)
+            # The recovery point stays put; the waiters learn of it. A storage
+            # error was logged once per condition where it was raised.
+            if not isinstance(error, KafkaStorageError):
+                log.error("fsync of %s failed: %s", log_.directory, error)
             self._fail(log_, error)
             return
         waiters = self._waiters.pop(log_, None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 from strom.broker.flusher import GroupCommitFlusher
 from strom.broker.log_cleaner import LogCleanerService
@@ -17,10 +18,25 @@ from strom.broker.partition import Partition, log_config_for
 from strom.clock import Clock
 from strom.cluster.image import MetadataImage, TopicInfo
 from strom.config import BrokerConfig, TopicConfig
-from strom.errors import UnknownTopicOrPartitionError
+from strom.errors import KafkaStorageError, UnknownTopicOrPartitionError
+from strom.storage import disk
 from strom.storage.manager import LogManager
 
 log = logging.getLogger(__name__)
+
+#: A new partition's log the disk had no room for is tried again this often.
+_RETRY_OPEN_S = 1.0
+
+
+@dataclass(slots=True)
+class OfflinePartition:
+    """A partition hosted here whose log cannot serve: unreadable files
+    (until the operator fixes them and restarts), or a new log a full disk
+    had no room for (retried on use)."""
+
+    reason: str
+    retriable: bool = False
+    retry_at: float = 0.0
 
 
 class ReplicaManager:
@@ -31,6 +47,9 @@ class ReplicaManager:
         self.node_id = node_id
         self.clock = clock
         self.partitions: dict[tuple[str, int], Partition] = {}
+        #: Partitions hosted here that cannot serve, and why (KAFKA_STORAGE_ERROR).
+        self.offline: dict[tuple[str, int], OfflinePartition] = {}
+        self._image: MetadataImage | None = None
         self.flusher = GroupCommitFlusher()
         self.cleaner = LogCleanerService(config, self, clock)
 
@@ -46,7 +65,9 @@ class ReplicaManager:
             return log_config_for(cfg)
 
         logs = self.log_manager.load_logs(config_for)
-        for topic_name, index in logs:
+        for key, reason in self.log_manager.offline.items():
+            self.offline[key] = OfflinePartition(reason)
+        for topic_name, index in [*logs, *self.log_manager.offline]:
             topic = image.topics.get(topic_name)
             if topic is None or index >= len(topic.partitions):
                 # A log without metadata: the topic was deleted while we were down.
@@ -56,6 +77,7 @@ class ReplicaManager:
 
     def on_image(self, old: MetadataImage | None, new: MetadataImage) -> None:
         """Apply the difference between two images to the hosted partitions."""
+        self._image = new
         for name, topic in new.topics.items():
             config = self.topic_config(topic)
             old_topic = old.topics.get(name) if old else None
@@ -66,17 +88,10 @@ class ReplicaManager:
                     self._remove(key)
                     existing = None
                 if existing is None:
-                    if self.node_id not in p.replicas:
+                    if self.node_id not in p.replicas or (
+                            key in self.offline and not self.offline[key].retriable):
                         continue
-                    partition_log = self.log_manager.get(name, p.partition)
-                    if partition_log is None:
-                        partition_log = self.log_manager.create_log(
-                            name, p.partition, log_config_for(config), topic.topic_id
-                        )
-                    self.partitions[key] = Partition(
-                        name, p.partition, topic.topic_id, partition_log, config,
-                        leader_epoch=p.leader_epoch, node_id=self.node_id, clock=self.clock,
-                    )
+                    self._open(key, topic, config, p.leader_epoch)
                 else:
                     existing.leader_id = p.leader
                     if p.leader_epoch != existing.leader_epoch:
@@ -86,6 +101,34 @@ class ReplicaManager:
         for key in [k for k in self.partitions if k[0] not in new.topics
                     or self.partitions[k].topic_id != new.topics[k[0]].topic_id]:
             self._remove(key)
+        for key in [k for k in self.offline if k[0] not in new.topics]:
+            del self.offline[key]
+            self.log_manager.delete_log(*key)
+
+    def _open(self, key: tuple[str, int], topic: TopicInfo, config: TopicConfig,
+              leader_epoch: int) -> Partition | None:
+        """Open (or create) a partition's log; on a disk error it goes offline,
+        and a new log that the disk had no room for is retried on use."""
+        name, index = key
+        try:
+            partition_log = self.log_manager.get(name, index)
+            if partition_log is None or partition_log.topic_id is None:
+                # New, or its partition.metadata is missing: (re)written here.
+                partition_log = self.log_manager.create_log(
+                    name, index, log_config_for(config), topic.topic_id
+                )
+            partition = Partition(
+                name, index, topic.topic_id, partition_log, config,
+                leader_epoch=leader_epoch, node_id=self.node_id, clock=self.clock,
+            )
+        except KafkaStorageError as exc:
+            # Logged once per condition where it was raised (storage.disk).
+            self.offline[key] = OfflinePartition(
+                str(exc), retriable=True, retry_at=self.clock.monotonic() + _RETRY_OPEN_S)
+            return None
+        self.offline.pop(key, None)
+        self.partitions[key] = partition
+        return partition
 
     def refresh_configs(self, image: MetadataImage) -> None:
         """Broker-level defaults changed: every topic's effective config may have."""
@@ -103,11 +146,37 @@ class ReplicaManager:
 
     def get(self, topic: str, index: int) -> Partition:
         partition = self.partitions.get((topic, index))
+        if partition is None and (topic, index) in self.offline:
+            partition = self._retry_offline((topic, index))
         if partition is None:
             raise UnknownTopicOrPartitionError(
                 f"This server does not host this topic-partition: {topic}-{index}"
             )
         return partition
+
+    def _retry_offline(self, key: tuple[str, int]) -> Partition:
+        """The partition, if it could be opened now; else KafkaStorageError."""
+        offline = self.offline[key]
+        now = self.clock.monotonic()
+        image = self._image if offline.retriable and now >= offline.retry_at else None
+        topic = image.topics.get(key[0]) if image is not None else None
+        if topic is not None and key[1] < len(topic.partitions):
+            partition = self._open(key, topic, self.topic_config(topic),
+                                   topic.partitions[key[1]].leader_epoch)
+            if partition is not None:
+                return partition
+        raise KafkaStorageError(f"{key[0]}-{key[1]} is offline: {self.offline[key].reason}")
+
+    def release_topic_space(self, name: str) -> None:
+        """Empty every log of a topic that is being deleted, before the metadata
+        change that deletes it is written: on a full disk that write needs the
+        space. The same as DeleteRecords up to the log end; a crash before the
+        topic deletion is committed leaves the topic, empty."""
+        for (topic, _), partition in self.partitions.items():
+            if topic == name:
+                log_ = partition.log
+                log_.truncate_fully_and_start_at(log_.log_end_offset)
+                partition.after_log_change()
 
     def high_watermarks(self) -> dict[tuple[str, int], int]:
         return {key: p.high_watermark for key, p in self.partitions.items()}
@@ -118,7 +187,12 @@ class ReplicaManager:
 
     def snapshot_producer_state(self) -> None:
         for partition in self.partitions.values():
-            partition.producer_state.maybe_snapshot()
+            try:
+                partition.producer_state.maybe_snapshot()
+            except OSError as exc:
+                # A full disk: the state is rebuilt from the log on the next
+                # start, from the previous snapshot. Logged once (storage.disk).
+                disk.storage_error(exc, partition.log.directory, "snapshot producer state in")
 
     def apply_retention(self) -> int:
         deleted = 0
@@ -158,6 +232,8 @@ class ReplicaManager:
                 if now >= next_checkpoint:
                     next_checkpoint = now + checkpoint_every
                     self.checkpoint()
+            except KafkaStorageError as exc:  # logged once per condition (storage.disk)
+                log.debug("background log task failed: %s", exc)
             except Exception:  # keep the broker serving; the next round retries
                 log.exception("background log task failed")
 

@@ -44,6 +44,7 @@ from strom.errors import (
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
+from strom.storage import disk
 
 FILE_NAME = "strom-metadata.json"
 FORMAT_VERSION = 1
@@ -117,16 +118,24 @@ class LocalMetadataStore:
             "records": [record_to_json(r) for r in image_to_records(image)],
         }
         tmp = self._path.with_suffix(".json.tmp")
-        with open(tmp, "w") as f:
-            json.dump(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._path)
-        fd = os.open(self._path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        # A disk error (a full disk) fails the operation with
+        # KAFKA_STORAGE_ERROR and leaves the image and the file as they were.
+        with disk.translate(self._path, "write"):
+            try:
+                with open(tmp, "w") as f:
+                    json.dump(payload, f)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError:
+                tmp.unlink(missing_ok=True)
+                raise
+            os.replace(tmp, self._path)
+            fd = os.open(self._path.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        disk.clear(self._path)
 
     # --- operations: validate, then return the records ------------------------
 

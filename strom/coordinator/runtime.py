@@ -50,6 +50,7 @@ from strom.errors import (
     CoordinatorNotAvailableError,
     ErrorCode,
     KafkaError,
+    KafkaStorageError,
     NotCoordinatorError,
     RequestTimedOutError,
 )
@@ -203,6 +204,9 @@ def coordinator_node(image: Callable[[], MetadataImage], topic: str, create: Cal
     if info is None:
         try:
             create()
+        except KafkaStorageError as exc:  # logged once per condition (storage.disk)
+            log.debug("cannot create %s: %s", topic, exc)
+            return None
         except KafkaError as exc:
             log.warning("cannot create %s: %s", topic, exc)
             return None
@@ -390,6 +394,8 @@ class CoordinatorRuntime(Generic[S]):
             return
         try:
             self._submit(context, operation())
+        except KafkaStorageError as exc:  # logged once per condition (storage.disk)
+            log.debug("%s: timer %s of partition %d failed: %s", self.name, key, partition, exc)
         except Exception:
             log.exception("%s: timer %s of partition %d failed", self.name, key, partition)
 
@@ -440,6 +446,9 @@ class CoordinatorRuntime(Generic[S]):
         if follow_up is not None and self._contexts.get(context.partition) is context:
             try:
                 self._submit(context, follow_up)
+            except KafkaStorageError as exc:  # logged once per condition (storage.disk)
+                log.debug("%s: follow-up write on partition %d failed: %s", self.name,
+                          context.partition, exc)
             except Exception:
                 log.exception("%s: follow-up write on partition %d failed", self.name,
                               context.partition)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from strom.errors import KafkaStorageError
+from strom.storage import disk
 from strom.storage.leader_epoch import EpochEntry, LeaderEpochCache
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class FlushTicket:
             if self._epochs is not None:
                 self._epoch_cache.write_snapshot(*self._epochs)
         except OSError as exc:
-            raise KafkaStorageError(f"flush failed: {exc}") from exc
+            raise disk.storage_error(exc, self._epoch_cache.path, "flush") from exc
         self.done = True
 
     def close(self) -> None:

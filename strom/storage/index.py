@@ -189,6 +189,11 @@ class _Index:
         self.make_read_only()
         self._unmap()
 
+    def abandon(self) -> None:
+        """Close without writing the entries the file lacks (they could not be
+        written); only after an unclean shutdown, whose recovery rebuilds them."""
+        self._unmap()
+
     def delete(self) -> None:
         self._unmap()
         self._entries = 0

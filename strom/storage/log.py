@@ -45,7 +45,7 @@ from strom.errors import (
     RecordBatchTooLargeError,
 )
 from strom.protocol.records import LOG_OVERHEAD, BatchHeader
-from strom.storage import checkpoints, files, loader, retention
+from strom.storage import checkpoints, disk, files, loader, retention
 from strom.storage.flush import FlushTicket
 from strom.storage.leader_epoch import LeaderEpochCache
 from strom.storage.segment import FileRegion, LogSegment
@@ -179,7 +179,13 @@ class PartitionLog(SegmentSwapping):
         is_new = not directory.exists()
         directory.mkdir(parents=True, exist_ok=True)
         metadata_path = directory / files.PARTITION_METADATA
-        stored_id = checkpoints.read_partition_metadata(metadata_path)
+        try:
+            stored_id = checkpoints.read_partition_metadata(metadata_path)
+        except (OSError, ValueError) as exc:  # CheckpointError, UnicodeDecodeError
+            raise KafkaStorageError(
+                f"{metadata_path} is unreadable ({exc}); delete it and restart the broker "
+                "to have it rewritten from the topic id in the cluster metadata"
+            ) from exc
         if topic_id is not None and stored_id is not None and stored_id != topic_id:
             raise KafkaStorageError(
                 f"{directory}: topic id {checkpoints.encode_uuid(stored_id)} on disk, "
@@ -320,13 +326,19 @@ class PartitionLog(SegmentSwapping):
             epoch = header.partition_leader_epoch
         last_offset = base_offset + header.last_offset_delta
         segment = self._segments[-1]
-        if segment.should_roll(
-            batch_size=size, max_timestamp=max_timestamp, last_offset=last_offset,
-            now_ms=self.clock.wall_ms(), segment_bytes=self.config.segment_bytes,
-            segment_ms=self.config.segment_ms,
-        ):
-            segment = self._roll(base_offset)
-        segment.append(batch, last_offset, max_timestamp)
+        try:
+            if segment.should_roll(
+                batch_size=size, max_timestamp=max_timestamp, last_offset=last_offset,
+                now_ms=self.clock.wall_ms(), segment_bytes=self.config.segment_bytes,
+                segment_ms=self.config.segment_ms,
+            ):
+                segment = self._roll(base_offset)
+            segment.append(batch, last_offset, max_timestamp)
+        except OSError as exc:
+            # Nothing of the batch is in the log (segment.append cut it off).
+            raise disk.storage_error(exc, segment.path, "append to") from exc
+        if disk.failing():
+            disk.clear(segment.path)
         self.log_end_offset = last_offset + 1
         self.size_in_bytes += size
         self._appended_messages += header.records_count
@@ -350,7 +362,11 @@ class PartitionLog(SegmentSwapping):
         if base_offset < active.base_offset:
             raise KafkaStorageError(f"cannot roll {self.directory} backwards to {base_offset}")
         active.on_become_inactive()
-        segment = self._create_segment(base_offset)
+        try:
+            segment = self._create_segment(base_offset)
+        except OSError:
+            active.make_active()  # a full disk: keep appending here once space is back
+            raise
         self._segments.append(segment)
         self._bases.append(base_offset)
         return segment
@@ -611,14 +627,31 @@ class PartitionLog(SegmentSwapping):
         shutdown needs; without, nothing is."""
         if self._closed:
             return
-        self.abort_swap()
-        if flush:
-            self._segments[-1].on_become_inactive()
-            self.flush()
+        # Every file is closed even when some cannot be written (a full disk);
+        # the first failure is raised at the end, so the caller does not mark
+        # the shutdown clean and the next start recovers this log.
+        failure: Exception | None = None
+        try:
+            self.abort_swap()
+            if flush:
+                self._segments[-1].on_become_inactive()
+                self.flush()
+        except (OSError, KafkaStorageError) as exc:
+            failure = exc
         self._closed = True
         for segment in self._segments:
-            segment.close()
-        self.leader_epoch_cache.flush()
+            try:
+                segment.close()
+            except OSError as exc:
+                failure = failure or exc
+        try:
+            self.leader_epoch_cache.flush()
+        except OSError as exc:
+            failure = failure or exc
+        if isinstance(failure, OSError):
+            raise disk.storage_error(failure, self.directory, "close") from failure
+        if failure is not None:
+            raise failure
 
     def delete(self) -> None:
         """Close and remove the whole directory."""

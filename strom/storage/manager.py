@@ -31,7 +31,7 @@ from pathlib import Path
 
 from strom.clock import Clock
 from strom.errors import KafkaStorageError
-from strom.storage import checkpoints, files
+from strom.storage import checkpoints, disk, files
 from strom.storage.checkpoints import CheckpointError, MetaProperties
 from strom.storage.log import LogConfig, PartitionLog
 
@@ -60,6 +60,8 @@ class LogManager:
         self.cluster_id = self._init_meta_properties(cluster_id)
         self._recovery_points: dict[TopicPartition, int] = {}
         self._log_start_offsets: dict[TopicPartition, int] = {}
+        #: Partitions whose files could not be loaded, and why: offline.
+        self.offline: dict[TopicPartition, str] = {}
         #: High watermarks as last checkpointed (the broker restores HWs from it).
         self.high_watermarks: dict[TopicPartition, int] = {}
         for directory in self.log_dirs:
@@ -158,12 +160,20 @@ class LogManager:
                         f"duplicate log directories for {parsed[0]}-{parsed[1]}: "
                         f"{self._logs[parsed].directory} and {path}"
                     )
-                self._logs[parsed] = PartitionLog.open(
-                    path, config_for(parsed[0]), clock=self.clock,
-                    recovery_point=self._recovery_points.get(parsed, 0),
-                    log_start_offset=self._log_start_offsets.get(parsed, 0),
-                    had_clean_shutdown=clean,
-                )
+                try:
+                    self._logs[parsed] = PartitionLog.open(
+                        path, config_for(parsed[0]), clock=self.clock,
+                        recovery_point=self._recovery_points.get(parsed, 0),
+                        log_start_offset=self._log_start_offsets.get(parsed, 0),
+                        had_clean_shutdown=clean,
+                    )
+                except (OSError, ValueError, KafkaStorageError) as exc:
+                    # One partition's unreadable files must not stop the
+                    # broker: it goes offline (KAFKA_STORAGE_ERROR), the
+                    # others serve.
+                    self.offline[parsed] = str(exc)
+                    log.error("partition %s-%d is offline (clients get KAFKA_STORAGE_ERROR): "
+                              "%s", parsed[0], parsed[1], _with_fix(exc, path))
                 self._dir_of[parsed] = directory
             checkpoints.consume_clean_shutdown_marker(directory)
         return dict(self._logs)
@@ -178,7 +188,19 @@ class LogManager:
         if existing is not None:
             if existing.topic_id is not None and existing.topic_id != topic_id:
                 raise KafkaStorageError(f"log {topic}-{partition} exists with another topic id")
+            if existing.topic_id is None:
+                # partition.metadata was missing (or deleted by the operator
+                # to repair it): write it again from the cluster metadata.
+                try:
+                    with disk.translate(existing.directory, "write partition.metadata in"):
+                        checkpoints.write_partition_metadata(
+                            existing.directory / files.PARTITION_METADATA, topic_id)
+                    existing.topic_id = topic_id
+                except KafkaStorageError:
+                    pass  # a full disk: the next start writes it
             return existing
+        if key in self.offline:
+            raise KafkaStorageError(f"{topic}-{partition} is offline: {self.offline[key]}")
         if files.parse_partition_dir_name(files.partition_dir_name(topic, partition)) != key:
             raise ValueError(f"illegal topic name {topic!r}")
         counts = {d: 0 for d in self.log_dirs}
@@ -198,17 +220,30 @@ class LogManager:
         key = (topic, partition)
         plog = self._logs.pop(key, None)
         directory = self._dir_of.pop(key, None)
-        if plog is None or directory is None:
+        offline = self.offline.pop(key, None)
+        if directory is None or (plog is None and offline is None):
             return
-        plog.close()
-        doomed = plog.directory.with_name(files.delete_dir_name(topic, partition))
-        os.rename(plog.directory, doomed)
-        files.fsync_dir(directory)
+        partition_dir = directory / files.partition_dir_name(topic, partition)
+        if plog is not None:
+            partition_dir = plog.directory
+            try:
+                plog.close()
+            except KafkaStorageError:
+                pass  # index files that could not be written (a full disk) go anyway
+        doomed = partition_dir.with_name(files.delete_dir_name(topic, partition))
+        with disk.translate(partition_dir, "delete"):
+            os.rename(partition_dir, doomed)
+            files.fsync_dir(directory)
         self._recovery_points.pop(key, None)
         self._log_start_offsets.pop(key, None)
         self.high_watermarks.pop(key, None)
-        self._write_checkpoints(directory)
+        # Space first: on a full disk the checkpoints below may only fit after.
         shutil.rmtree(doomed, ignore_errors=True)
+        try:
+            with disk.translate(directory, "write checkpoints in"):
+                self._write_checkpoints(directory)
+        except KafkaStorageError:
+            pass  # they name a log that is gone, which loading ignores
 
     def get(self, topic: str, partition: int) -> PartitionLog | None:
         return self._logs.get((topic, partition))
@@ -224,12 +259,16 @@ class LogManager:
             if key in self._logs:
                 self.high_watermarks[key] = value
         for directory in self.log_dirs:
-            self._write_checkpoints(directory)
+            with disk.translate(directory, "write checkpoints in"):
+                self._write_checkpoints(directory)
 
     def _write_checkpoints(self, directory: Path) -> None:
         keys = sorted(key for key, d in self._dir_of.items() if d == directory)
-        recovery = {key: self._logs[key].recovery_point for key in keys}
-        start = {key: self._logs[key].log_start_offset for key in keys}
+        # An offline log keeps the offsets it was loaded with, for when it is fixed.
+        recovery = {key: self._logs[key].recovery_point if key in self._logs
+                    else self._recovery_points.get(key, 0) for key in keys}
+        start = {key: self._logs[key].log_start_offset if key in self._logs
+                 else self._log_start_offsets.get(key, 0) for key in keys}
         hws = self.high_watermarks
         replication = {key: hws[key] for key in keys if key in hws}
         checkpoints.write_offset_checkpoint(directory / files.RECOVERY_POINT_CHECKPOINT, recovery)
@@ -258,9 +297,36 @@ class LogManager:
         return deleted
 
     def shutdown(self, high_watermarks: Mapping[TopicPartition, int]) -> None:
-        """Flush and close every log, checkpoint, then mark the shutdown clean."""
+        """Flush and close every log, checkpoint, then mark the shutdown clean.
+
+        A file that cannot be written (a full disk) does not stop the
+        shutdown: every log is still closed, and the shutdown is not marked
+        clean, so the next start recovers as after a crash."""
+        failures: list[KafkaStorageError] = []
         for plog in self._logs.values():
-            plog.close(flush=True)
-        self.checkpoint(high_watermarks)
+            try:
+                plog.close(flush=True)
+            except KafkaStorageError as exc:
+                failures.append(exc)
+        try:
+            self.checkpoint(high_watermarks)
+        except KafkaStorageError as exc:
+            failures.append(exc)
+        if failures:
+            log.warning("shutdown could not write %d file(s), first: %s; the next start "
+                        "recovers the logs as after a crash", len(failures), failures[0])
+            return
         for directory in self.log_dirs:
-            checkpoints.write_clean_shutdown_marker(directory)
+            with disk.translate(directory, "write the clean-shutdown marker in"):
+                checkpoints.write_clean_shutdown_marker(directory)
+
+
+def _with_fix(exc: Exception, path: Path) -> str:
+    """The error and what the operator can do about it, in one line."""
+    if isinstance(exc, KafkaStorageError) and exc.message:
+        return exc.message  # names its file and fix (PartitionLog.open)
+    if isinstance(exc, OSError):
+        return (f"cannot read {exc.filename or path}: {exc.strerror or exc}; check the disk "
+                "and the file permissions, then restart the broker")
+    return (f"{path}: {exc}; move the directory away to recover it by hand, or delete the "
+            "topic, then restart the broker")

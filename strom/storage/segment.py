@@ -23,6 +23,7 @@ there for why a later truncation cannot crash the broker.
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import struct
@@ -204,13 +205,20 @@ class LogSegment:
             path.unlink(missing_ok=True)
         flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC
         fd = os.open(files.log_path(directory, base_offset), flags, 0o644)
-        if preallocate_bytes > 0:
-            os.posix_fallocate(fd, 0, preallocate_bytes)
-        segment = cls(
-            directory, base_offset, fd=fd, size=0, max_index_bytes=max_index_bytes,
-            index_interval_bytes=index_interval_bytes, created_ms=created_ms,
-            roll_jitter_ms=roll_jitter_ms, writable=True, new=True,
-        )
+        try:
+            if preallocate_bytes > 0:
+                os.posix_fallocate(fd, 0, preallocate_bytes)
+            segment = cls(
+                directory, base_offset, fd=fd, size=0, max_index_bytes=max_index_bytes,
+                index_interval_bytes=index_interval_bytes, created_ms=created_ms,
+                roll_jitter_ms=roll_jitter_ms, writable=True, new=True,
+            )
+        except OSError:
+            # A full disk: leave no half-made segment behind to be loaded later.
+            os.close(fd)
+            for path in files.segment_paths(directory, base_offset):
+                path.unlink(missing_ok=True)
+            raise
         segment._next_offset = base_offset
         segment._rolling_timestamp_known = True
         return segment
@@ -257,14 +265,30 @@ class LogSegment:
             return
         timestamp, offset = self.max_timestamp_and_offset
         self.time_index.maybe_append(timestamp, offset, skip_full_check=True)
-        self.offset_index.make_read_only()
-        self.time_index.make_read_only()
+        try:
+            self.offset_index.make_read_only()
+            self.time_index.make_read_only()
+        except OSError:
+            # The index files could not be written (a full disk): stay active,
+            # entries in memory, so the caller may retry later.
+            self.offset_index.make_writable()
+            self.time_index.make_writable()
+            raise
         if os.fstat(self.file.fd).st_size > self.size:  # preallocated
             os.ftruncate(self.file.fd, self.size)
         self.indexes_dirty = True
 
     def close(self) -> None:
-        self.on_become_inactive()
+        try:
+            self.on_become_inactive()
+        except OSError:
+            # The indexes could not be written (a full disk). Close anyway; the
+            # caller must not mark the shutdown clean, so that the next start
+            # recovers this segment and rebuilds them.
+            self.offset_index.abandon()
+            self.time_index.abandon()
+            self.file.close()
+            raise
         self.offset_index.close()
         self.time_index.close()
         self.file.close()
@@ -375,12 +399,23 @@ class LogSegment:
         if position == 0:
             self._rolling_timestamp = max_timestamp
             self._rolling_timestamp_known = True
-        written = os.pwrite(self.file.fd, batch, position)
-        while written < size:  # only on a full disk or a signal; never in practice
-            n = os.pwrite(self.file.fd, batch[written:], position + written)
-            if n <= 0:
-                raise KafkaStorageError(f"short write to {self.path}")
-            written += n
+        try:
+            written = os.pwrite(self.file.fd, batch, position)
+            while written < size:  # only on a full disk or a signal
+                n = os.pwrite(self.file.fd, batch[written:], position + written)
+                if n <= 0:
+                    raise OSError(errno.EIO, f"short write to {self.path}")
+                written += n
+        except OSError:
+            # A full disk fails after part of the batch: cut it off, so that
+            # the log ends at its last whole batch, the next append does not
+            # land after garbage and recovery finds no phantom tail. Shrinking
+            # needs no space.
+            try:
+                os.ftruncate(self.file.fd, position)
+            except OSError:
+                pass  # the size is unchanged: recovery cuts the tail instead
+            raise
         self.size = position + size
         self.index_batch(position, size, last_offset, max_timestamp)
 

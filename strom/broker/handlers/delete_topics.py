@@ -5,7 +5,9 @@ TOPIC_DELETION_DISABLED (INVALID_REQUEST before v3), as in Kafka. A name or
 id given twice fails with INVALID_REQUEST ("Duplicate topic name."), so does
 an entry naming both a name and an id; unknown names get
 UNKNOWN_TOPIC_OR_PARTITION, unknown ids UNKNOWN_TOPIC_ID. Deletion is
-synchronous: the logs are gone when the response is sent.
+synchronous: the logs are gone when the response is sent. On a full disk the
+topic's logs are emptied first when the metadata change does not fit
+(ReplicaManager.release_topic_space), so deleting a topic frees space.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
-from strom.errors import ErrorCode, KafkaError
+from strom.errors import ErrorCode, KafkaError, LogDirFullError
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import ZERO_UUID
 
@@ -89,7 +91,14 @@ def _delete(ctx: RequestContext, name: str | None, topic_id: uuid.UUID) -> dict[
                            _UNKNOWN_TOPIC)
         topic_id = by_name.topic_id
     try:
-        broker.metadata.commit(broker.metadata.delete_topic_records(name))
+        records = broker.metadata.delete_topic_records(name)
+        try:
+            broker.metadata.commit(records)
+        except LogDirFullError:
+            # The metadata file needs room that the topic's own data may be
+            # taking: empty its logs first (they were going anyway), retry once.
+            broker.replicas.release_topic_space(name)
+            broker.metadata.commit(records)
     except KafkaError as exc:
         return _result(name, topic_id, exc.code, exc.message)
     return _result(name, topic_id, ErrorCode.none)

@@ -8,6 +8,7 @@ the new topic. Topics may be named by id from v10.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any
 
 from strom.broker.context import RequestContext
@@ -25,21 +26,27 @@ AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
 ALL_TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
 
 
-def describe_topic(topic: TopicInfo, authorized_operations: int) -> dict[str, Any]:
+def describe_topic(topic: TopicInfo, authorized_operations: int,
+                   offline: Container[tuple[str, int]] = ()) -> dict[str, Any]:
+    """`offline`: partitions whose log cannot serve here (unreadable files, a
+    full disk); they carry KAFKA_STORAGE_ERROR and this broker as an offline
+    replica, as Kafka's metadata does for a replica in an offline log dir."""
+    name = topic.name
     return {
         "error_code": ErrorCode.none,
-        "name": topic.name,
+        "name": name,
         "topic_id": topic.topic_id,
-        "is_internal": topic.name in INTERNAL_TOPICS,
+        "is_internal": name in INTERNAL_TOPICS,
         "partitions": [
             {
-                "error_code": ErrorCode.none,
+                "error_code": (ErrorCode.kafka_storage_error if (name, p.partition) in offline
+                               else ErrorCode.none),
                 "partition_index": p.partition,
                 "leader_id": p.leader,
                 "leader_epoch": p.leader_epoch,
                 "replica_nodes": list(p.replicas),
                 "isr_nodes": list(p.isr),
-                "offline_replicas": [],
+                "offline_replicas": ([p.leader] if (name, p.partition) in offline else []),
             }
             for p in topic.partitions
         ],
@@ -63,11 +70,12 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         else AUTHORIZED_OPERATIONS_OMITTED
     )
     requested = request.topics
+    offline = broker.replicas.offline
     if ctx.api_version == 0 and not requested:
         requested = None
     topics: list[dict[str, Any]] = []
     if requested is None:
-        topics = [describe_topic(t, operations) for t in image.topics.values()]
+        topics = [describe_topic(t, operations, offline) for t in image.topics.values()]
     else:
         auto_create = bool(getattr(request, "allow_auto_topic_creation", True)) and bool(
             broker.config.get("auto.create.topics.enable")
@@ -77,7 +85,7 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
             topic_id = getattr(wanted, "topic_id", None)
             if name is None:
                 by_id = image.topic_by_id(topic_id) if topic_id else None
-                topics.append(describe_topic(by_id, operations) if by_id else
+                topics.append(describe_topic(by_id, operations, offline) if by_id else
                               _error_topic(None, ErrorCode.unknown_topic_id, topic_id))
                 continue
             topic = image.topics.get(name)
@@ -94,7 +102,7 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
             if topic is None:
                 topics.append(_error_topic(name, ErrorCode.unknown_topic_or_partition))
             else:
-                topics.append(describe_topic(topic, operations))
+                topics.append(describe_topic(topic, operations, offline))
         image = broker.image
     brokers = [
         {"node_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack}

@@ -9,6 +9,7 @@ Kafka's DescribeConfigs reports it.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,6 +228,14 @@ GROUP_COORDINATOR_CONFIGS: list[ConfigDef] = [
        "names of them); the first is the default."),
 ]
 
+#: Kafka's default: each security protocol is also a listener name of itself.
+DEFAULT_SECURITY_PROTOCOL_MAP = (
+    "SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT"
+)
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+#: What the listener serves today; TLS and SASL are a separate piece of work.
+SUPPORTED_SECURITY_PROTOCOLS = ("PLAINTEXT",)
+
 BROKER_CONFIGS: dict[str, ConfigDef] = {
     d.name: d
     for d in [
@@ -236,6 +245,9 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
            read_only=True),
         _d("advertised.listeners", T.LIST, None,
            "Listeners given to clients in metadata; defaults to listeners.", read_only=True),
+        _d("listener.security.protocol.map", T.STRING, DEFAULT_SECURITY_PROTOCOL_MAP,
+           "Security protocol of each listener name, NAME:PROTOCOL,... "
+           "(strom serves PLAINTEXT only, for now).", read_only=True),
         _d("log.dirs", T.LIST, None, "Data directories; log.dir when unset.", read_only=True),
         _d("log.dir", T.STRING, "./data", "The data directory.", read_only=True),
         _d("num.partitions", T.INT, 1, "Default partitions of an auto-created topic.",
@@ -517,6 +529,51 @@ class BrokerConfig:
         return [_parse_listener(item) for item in raw]
 
     @property
+    def listener_security_protocols(self) -> dict[str, str]:
+        """listener.security.protocol.map as {listener name: security protocol}."""
+        raw = self.get("listener.security.protocol.map")
+        mapping: dict[str, str] = {}
+        for item in str(raw or "").split(","):
+            if not item.strip():
+                continue
+            name, colon, protocol = item.partition(":")
+            name, protocol = name.strip().upper(), protocol.strip().upper()
+            if not colon or not name or protocol not in SECURITY_PROTOCOLS:
+                raise InvalidConfigError(
+                    f"listener.security.protocol.map: cannot parse {item.strip()!r}; expected "
+                    f"NAME:PROTOCOL with PROTOCOL one of {', '.join(SECURITY_PROTOCOLS)}")
+            if name in mapping:
+                raise InvalidConfigError(
+                    f"listener.security.protocol.map: listener name {name} appears twice")
+            mapping[name] = protocol
+        return mapping
+
+    def check_listeners(self) -> None:
+        """Refuse, before anything starts, listeners strom cannot serve as
+        configured: a listener that asks for TLS or SASL must never quietly
+        serve plaintext. Raises InvalidConfigError with a one-line message."""
+        protocols = self.listener_security_protocols
+        for setting in ("listeners", "advertised.listeners"):
+            raw = self.get(setting)
+            if not raw:
+                continue
+            assert isinstance(raw, list)
+            for item in raw:
+                name, _, _ = _parse_listener(item, setting)
+                protocol = protocols.get(name.upper())
+                if protocol is None:
+                    raise InvalidConfigError(
+                        f"{setting}: no security protocol defined for listener {name.upper()} "
+                        "(add it to listener.security.protocol.map, e.g. "
+                        f"{name.upper()}:PLAINTEXT)")
+                if protocol not in SUPPORTED_SECURITY_PROTOCOLS:
+                    via = "" if protocol == name.upper() else (
+                        f"; listener.security.protocol.map maps {name.upper()} to it")
+                    raise InvalidConfigError(
+                        f"security protocol {protocol} is not supported yet; use PLAINTEXT "
+                        f"({setting}={item}{via})")
+
+    @property
     def log_retention_ms(self) -> int:
         for name, factor in (
             ("log.retention.ms", 1),
@@ -580,14 +637,23 @@ BROKER_FAMILIES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _parse_listener(item: str) -> tuple[str, str, int]:
-    name, sep, rest = item.partition("://")
-    if not sep:
-        raise InvalidConfigError(f"listener {item!r} must look like PLAINTEXT://host:port")
+def _parse_listener(item: str, setting: str = "listeners") -> tuple[str, str, int]:
+    """(name, host, port) of NAME://host:port, as Kafka's listenerListToEndPoints
+    reads it: an IPv6 host may be bracketed, an empty host is every interface."""
+    name, sep, rest = item.strip().partition("://")
     host, colon, port = rest.rpartition(":")
-    if not colon or not port.isdigit():
-        raise InvalidConfigError(f"listener {item!r} has no port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if (not sep or not name or not colon or not (port.isascii() and port.isdigit())
+            or int(port) > 65535 or not _LISTENER_HOST.fullmatch(host)):
+        raise InvalidConfigError(
+            f"{setting}: cannot parse {item!r}; expected NAME://host:port with a port "
+            "from 0 to 65535, e.g. PLAINTEXT://localhost:9092")
     return name, host or "0.0.0.0", int(port)
+
+
+# Kafka's URI_PARSE_REGEXP host: letters, digits, '-', '%', '.', '_' and ':' (IPv6).
+_LISTENER_HOST = re.compile(r"[0-9a-zA-Z\-%._:]*")
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,9 @@ every log, write checkpoints and the clean-shutdown marker.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 from collections.abc import Mapping
 
 from strom.broker.connection import KafkaConnection
@@ -22,9 +24,14 @@ from strom.clock import SYSTEM_CLOCK, Clock
 from strom.cluster.local import LocalMetadataStore
 from strom.config import BrokerConfig
 from strom.coordinator.txn.producer_ids import ProducerIdManager
+from strom.storage.dir_lock import LogDirLocks
 from strom.storage.manager import LogManager
 
 log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The broker cannot start; the message is one line for the operator."""
 
 
 class Broker:
@@ -38,8 +45,20 @@ class Broker:
         self._guard_task: asyncio.Task[None] | None = None
         self.services: BrokerServices | None = None
         self.port: int | None = None
+        self._locks: LogDirLocks | None = None
 
     async def start(self) -> None:
+        """Start serving. Raises StartupError, or a KafkaError naming the file
+        or setting at fault, with nothing left locked or listening."""
+        self.config.check_listeners()  # refuse what strom cannot serve before touching disk
+        self._locks = LogDirLocks.acquire(self.config.log_dirs)
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         config = self.config
         node_id = config.node_id
         cluster_id = config.get("cluster.id")
@@ -52,10 +71,16 @@ class Broker:
         registry = dict(load_handlers())
         self._guard = ConnectionGuard(ConnectionLimits.from_config(config))
         # Bind first so that port 0 resolves before the metadata image names it.
-        self._server = await loop.create_server(
-            lambda: self._connection(registry), host or None, port, reuse_address=True,
-            start_serving=False,
-        )
+        try:
+            self._server = await loop.create_server(
+                lambda: self._connection(registry), host or None, port, reuse_address=True,
+                start_serving=False,
+            )
+        except OSError as exc:
+            reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+            if exc.errno == errno.EADDRINUSE:
+                reason += "; another process (a broker already running?) uses that port"
+            raise StartupError(f"cannot listen on {host}:{port} (listeners): {reason}") from None
         self.port = self._server.sockets[0].getsockname()[1]
         advertised_host, advertised_port = self._advertised(host, self.port)
         store = LocalMetadataStore(
@@ -98,6 +123,7 @@ class Broker:
         return f"{host or 'localhost'}:{self.port}"
 
     async def stop(self) -> None:
+        served = self.services is not None
         if self._server is not None:
             self._server.close()
         for transport in list(self._connections):
@@ -119,4 +145,8 @@ class Broker:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
-        log.info("strom broker stopped")
+        if self._locks is not None:
+            self._locks.release()
+            self._locks = None
+        if served:
+            log.info("strom broker stopped")

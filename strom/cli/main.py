@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> None:
         description="strom: an event streaming platform that speaks the Kafka protocol.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action=_VersionAction)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.register(commands)
     topics.register(commands)
@@ -40,6 +41,33 @@ def main(argv: list[str] | None = None) -> None:
     dump_log.register(commands)
     args = parser.parse_args(argv)
     sys.exit(_run(args))
+
+
+class _VersionAction(argparse.Action):
+    """`strom --version`; looks the version up only when asked (package
+    metadata costs start-up time every other command would pay)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print strom's version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        print(f"strom {_version()}")
+        parser.exit()
+
+
+def _version() -> str:
+    """The installed distribution's version; the source's when run from a
+    checkout that is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("strom")
+    except PackageNotFoundError:
+        from strom import __version__
+
+        return __version__
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,10 @@ def register(commands: Any) -> None:
     parser.set_defaults(run=run)
 
 
+#: Exit code of a broker that cannot start as configured (as argparse's usage errors).
+EXIT_CANNOT_START = 2
+
+
 def run(args: argparse.Namespace) -> int:
     from strom.broker.server import Broker
     from strom.config import BrokerConfig
@@ -41,8 +46,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = BrokerConfig.load(args.config, args.override)
     except (KafkaError, OSError) as exc:
-        print(f"strom serve: {exc}", flush=True)
-        return 2
+        return _cannot_start(exc)
     _raise_open_file_limit()
     try:
         import uvloop
@@ -63,12 +67,26 @@ def _raise_open_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def _cannot_start(exc: BaseException) -> int:
+    """One line naming what is wrong and where, no traceback: these are the
+    operator's to fix (a setting, a file, a port), not bugs."""
+    text = str(exc) if not isinstance(exc, OSError) or not exc.strerror else (
+        f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror}")
+    print(f"strom serve: error: {' '.join(text.split())}", file=sys.stderr, flush=True)
+    return EXIT_CANNOT_START
+
+
 async def _serve(broker: Any) -> int:
+    from strom.broker.server import StartupError
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await broker.start()
+    try:
+        await broker.start()
+    except (StartupError, KafkaError, OSError) as exc:
+        return _cannot_start(exc)
     _tune_gc()
     print(f"strom: serving on {broker.bootstrap}", flush=True)
     await stop.wait()

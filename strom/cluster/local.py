@@ -41,6 +41,7 @@ from strom.errors import (
     InvalidReplicationFactorError,
     InvalidRequestError,
     InvalidTopicError,
+    KafkaStorageError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
@@ -73,6 +74,16 @@ def validate_topic_name(name: str) -> None:
         )
 
 
+# Without this file strom knows no topics, and at start-up deletes every log
+# it finds as belonging to a deleted topic: removing it is not a fix.
+_RESTORE = ("restore it from a backup; do not remove it, a broker started without "
+            "it deletes every topic's data")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def _collision_key(name: str) -> str:
     # '.' and '_' collide in metric names, so Kafka refuses topics differing only there.
     return name.replace(".", "_")
@@ -88,13 +99,28 @@ class LocalMetadataStore:
         self.image = MetadataImage(cluster_id, node_id, brokers)
         self._listeners: list[Callable[[MetadataImage, MetadataImage], None]] = []
         if self._path.exists():
-            data = json.loads(self._path.read_text())
-            if data.get("version") != FORMAT_VERSION:
-                raise RuntimeError(
-                    f"{self._path}: unsupported format version {data.get('version')}"
-                )
-            records = [record_from_json(r) for r in data["records"]]
-            self.image = self.image.apply(records)
+            self.image = self.image.apply(self._read())
+
+    def _read(self) -> list[MetadataRecord]:
+        """The records of the file; KafkaStorageError, one line naming the file
+        and the fix, if it cannot be read (never a parser's traceback)."""
+        path = self._path
+        try:
+            data = json.loads(path.read_bytes())
+        except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError too
+            raise KafkaStorageError(f"{path} is damaged ({_one_line(exc)}); {_RESTORE}") from None
+        version = data.get("version") if isinstance(data, dict) else None
+        if isinstance(version, int) and version > FORMAT_VERSION:
+            raise KafkaStorageError(
+                f"{path} was written by a newer strom (format version {version}, this one "
+                f"reads {FORMAT_VERSION}); run that version")
+        if version != FORMAT_VERSION or not isinstance(data.get("records"), list):
+            raise KafkaStorageError(f"{path} is damaged (not a strom metadata file); {_RESTORE}")
+        try:
+            return [record_from_json(r) for r in data["records"]]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise KafkaStorageError(
+                f"{path} is damaged (bad record: {_one_line(exc)}); {_RESTORE}") from None
 
     def subscribe(self, listener: Callable[[MetadataImage, MetadataImage], None]) -> None:
         """Call `listener(old, new)` after every change of the image."""

@@ -228,6 +228,10 @@ class CoordinatorRuntime(Generic[S]):
         self._contexts: dict[int, _Context[S]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        # Records loaded per partition since loading last started from idle,
+        # for the one summary line at INFO.
+        self._loaded_round: list[int] = []
+        self._round_started = clock.monotonic()
 
     # -- partitions -------------------------------------------------------------------
 
@@ -237,6 +241,8 @@ class CoordinatorRuntime(Generic[S]):
             return
         timer = Timer(self, partition)
         context = _Context(partition, log_, self._shard_factory(partition, timer), timer)
+        if not any(c.state is ShardState.LOADING for c in self._contexts.values()):
+            self._round_started = self.clock.monotonic()
         self._contexts[partition] = context
         context.load_task = self._spawn(self._load(context), f"{self.name}-load-{partition}")
 
@@ -322,8 +328,16 @@ class CoordinatorRuntime(Generic[S]):
             return
         context.state = ShardState.ACTIVE
         context.shard.on_loaded()
-        log.info("%s: loaded partition %d (%d records) in %.3fs", self.name,
-                 context.partition, count, self.clock.monotonic() - started)
+        elapsed = self.clock.monotonic() - started
+        # One line per partition is noise at INFO (50 of them per internal
+        # topic on every start); INFO gets one line once a round of loads ends.
+        log.debug("%s: loaded partition %d (%d records) in %.3fs", self.name,
+                  context.partition, count, elapsed)
+        self._loaded_round.append(count)
+        if not any(c.state is ShardState.LOADING for c in self._contexts.values()):
+            loaded, self._loaded_round = self._loaded_round, []
+            log.info("%s: loaded %d partition(s) (%d records) in %.3fs", self.name,
+                     len(loaded), sum(loaded), self.clock.monotonic() - self._round_started)
 
     def _replay_marker(self, context: _Context[S], data: bytes, header: BatchHeader) -> None:
         """A COMMIT/ABORT marker: to the shard's `replay_end_transaction`, if it has one."""

@@ -183,8 +183,12 @@ def read_partition_metadata(path: Path) -> uuid.UUID | None:
         raise CheckpointError(f"{path}: bad topic_id") from None
 
 
+def format_partition_metadata(topic_id: uuid.UUID) -> bytes:
+    return f"version: 0\ntopic_id: {encode_uuid(topic_id)}".encode()
+
+
 def write_partition_metadata(path: Path, topic_id: uuid.UUID) -> None:
-    files.write_atomically(path, f"version: 0\ntopic_id: {encode_uuid(topic_id)}".encode())
+    files.write_atomically(path, format_partition_metadata(topic_id))
 
 
 def _parse_colon_fields(text: str) -> dict[str, str]:
@@ -224,23 +228,32 @@ def _parse_properties(text: str) -> dict[str, str]:
 
 
 def read_meta_properties(path: Path) -> MetaProperties | None:
+    """None if there is no file; CheckpointError naming the file if it is damaged."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{path} is damaged: not a properties file (not UTF-8 text)"
+                              ) from None
     props = _parse_properties(text)
-    version = int(props.get("version", "0"))
-    if version != 1:
-        raise CheckpointError(f"{path}: only meta.properties version 1 (KRaft) is supported")
+    if props.get("version", "0") != "1":
+        raise CheckpointError(f"{path}: only meta.properties version 1 (KRaft) is supported, "
+                              f"found version {props.get('version', '0')!r}")
     try:
         node_id = int(props["node.id"])
         cluster_id = props["cluster.id"]
     except (KeyError, ValueError):
-        raise CheckpointError(f"{path}: node.id and cluster.id are required") from None
-    directory_id = (
-        decode_uuid(props["directory.id"]) if "directory.id" in props else random_kafka_uuid()
-    )
-    return MetaProperties(node_id, cluster_id, directory_id, version)
+        raise CheckpointError(f"{path} is damaged: node.id and cluster.id are required"
+                              ) from None
+    try:
+        directory_id = (
+            decode_uuid(props["directory.id"]) if "directory.id" in props
+            else random_kafka_uuid()
+        )
+    except ValueError:
+        raise CheckpointError(f"{path} is damaged: bad directory.id") from None
+    return MetaProperties(node_id, cluster_id, directory_id, 1)
 
 
 def write_meta_properties(path: Path, meta: MetaProperties) -> None:

@@ -85,8 +85,9 @@ class LogManager:
                 )
             except (CheckpointError, ValueError) as exc:
                 raise KafkaStorageError(
-                    f"unreadable meta.properties in {directory}: {exc}"
-                ) from exc
+                    f"{exc}; restore it from a backup, or remove it to have a new one "
+                    "written (set cluster.id to keep the cluster's id)"
+                ) from None
         found = {meta.cluster_id for meta in metas.values() if meta is not None}
         if len(found) > 1:
             raise InconsistentClusterIdError(
@@ -141,9 +142,15 @@ class LogManager:
         for directory in self.log_dirs:
             marker = directory / files.CLEAN_SHUTDOWN_MARKER
             clean = marker.exists()
-            if not clean:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+            # A directory without logs (brand-new, or emptied) has nothing to
+            # recover: saying it "was not shut down cleanly" would be a false alarm.
+            if not clean and any(
+                e.is_dir() and files.parse_partition_dir_name(e.name) is not None
+                for e in entries
+            ):
                 log.info("%s was not shut down cleanly; recovering unflushed segments", directory)
-            for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+            for entry in entries:
                 if not entry.is_dir():
                     continue
                 path = Path(entry.path)

@@ -14,9 +14,10 @@ only when a read fills it, so 2,000 idle connections hold 8 MiB, not 128.
 A frame larger than the receive buffer gets a buffer of its own and the
 socket reads straight into it, so a 1 MiB produce request is copied once less
 (PERFORMANCE.md: no copies, no fresh allocations on receive). That buffer
-grows as bytes actually arrive (doubling from 64 KiB, capped at the declared
-size), never from the size prefix alone: a prefix of 100 MB followed by two
-bytes costs 64 KiB, not 100 MB (issue 13, finding 5). Every byte of these
+starts once the frame has filled the receive buffer and grows as bytes
+actually arrive (doubling, capped at the declared size), never from the size
+prefix alone: a prefix of 100 MB followed by two bytes costs nothing beyond
+the receive buffer, not 100 MB (issue 13, finding 5). Every byte of these
 buffers is counted in a `RequestMemory` shared by all connections (Kafka's
 memory pool, KIP-72, `queued.max.request.bytes`): when it is spent, a
 connection that needs more waits (its owner stops reading) instead of
@@ -37,11 +38,10 @@ from strom.errors import KafkaError
 _SIZE = struct.Struct(">i")
 SMALL_BUFFER = 64 * 1024
 INITIAL_BUFFER = 4 * 1024
-# First allocation of a large frame's own buffer before bytes beyond it arrive.
-LARGE_START = 64 * 1024
-POOLED_BUFFERS = 8
+# Shared by all connections: enough for a few producers pipelining 1 MiB requests.
+POOLED_BUFFERS = 32
 # Pooled memory is outside the request budget, so it has a bound of its own.
-POOLED_BYTES = 32 * 1024 * 1024
+POOLED_BYTES = 64 * 1024 * 1024
 
 
 class FrameTooLargeError(KafkaError):
@@ -150,6 +150,10 @@ class FrameDecoder:
         """Bytes of the large frame being received (counted in `memory`)."""
         return len(self._frame) if self._frame is not None else 0
 
+    @property
+    def receive_buffer_size(self) -> int:
+        return len(self._buffer)
+
     def get_buffer(self) -> memoryview:
         """Where the next received bytes should go (never empty)."""
         frame = self._frame
@@ -161,10 +165,14 @@ class FrameDecoder:
                 assert frame is not None
             return memoryview(frame)[self._frame_filled : min(len(frame), self._frame_size)]
         if self._end == len(self._buffer):
+            if self.waiting_for_memory:
+                # Only if the owner kept reading while waiting for memory.
+                self._grow(force=True)
+                return self.get_buffer()
             self._compact()
             if self._end == len(self._buffer):
-                # Full of one partial small frame: double, up to SMALL_BUFFER (a frame
-                # that would not fit there has moved to a buffer of its own).
+                # Full of one partial small frame: double, up to SMALL_BUFFER (a larger
+                # frame moves to a buffer of its own once it fills this one).
                 # A new buffer, not extend(): the last view handed out may be alive.
                 grown = bytearray(2 * len(self._buffer))
                 grown[: self._end] = self._buffer[: self._end]
@@ -204,42 +212,52 @@ class FrameDecoder:
                 self._start = body + size
                 continue
             if size + 4 > SMALL_BUFFER:
-                # Too big for the receive buffer: give it a buffer of its own and
-                # let the socket fill it directly.
-                self._start_large_frame(size, buffer, body, available)
+                # Too big for the receive buffer: it gets a buffer of its own, which
+                # the socket fills directly. A pooled one is memory already held, so
+                # it is taken at once; a new one only once this one is full.
+                pooled = self.memory.take_pooled(size)
+                if pooled is not None:
+                    self.memory.used += len(pooled)
+                    self._move_large_frame(size, pooled)
+                elif self._end == len(buffer) and self._start == 0:
+                    self._grow(force=False)  # else get_buffer compacts first
             break
         if self._start == self._end:
             self._start = self._end = 0
         return frames
 
-    def _start_large_frame(self, size: int, buffer: bytearray, body: int,
-                           available: int) -> None:
-        memory = self.memory
-        frame = memory.take_pooled(size)
-        if frame is None:
-            frame = bytearray(min(size, max(LARGE_START, 2 * available)))
-        # Received bytes are already held, so the first allocation never waits;
-        # the budget stops the next one.
-        memory.used += len(frame)
-        frame[:available] = buffer[body : self._end]
+    def _move_large_frame(self, size: int, frame: bytearray) -> None:
+        """The large frame at the start of the receive buffer continues in `frame`."""
+        body = self._start + 4
+        available = self._end - body
+        frame[:available] = self._buffer[body : self._end]
         self._frame = frame
         self._frame_size = size
         self._frame_filled = available
         self._start = self._end = 0
 
     def _grow(self, *, force: bool) -> bool:
+        """Double the large frame's room: its own buffer, or a first one when it
+        has filled the receive buffer. False (waiting_for_memory) if the request
+        memory is spent."""
         frame = self._frame
-        assert frame is not None
-        old = len(frame)
-        new = min(self._frame_size, 2 * old)
+        if frame is None:
+            (size,) = _SIZE.unpack_from(self._buffer, self._start)
+            old, new = 0, min(size, 2 * (self._end - self._start - 4))
+        else:
+            size = self._frame_size
+            old, new = len(frame), min(size, 2 * len(frame))
         if not self.memory.try_acquire(new - old):
             if not force:
                 self.waiting_for_memory = True
                 return False
             self.memory.used += new - old
         grown = bytearray(new)
-        grown[:old] = frame
-        self._frame = grown
+        if frame is None:
+            self._move_large_frame(size, grown)
+        else:
+            grown[:old] = frame
+            self._frame = grown
         self.waiting_for_memory = False
         return True
 

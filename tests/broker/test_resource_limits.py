@@ -4,8 +4,9 @@ that never reads, large requests beyond queued.max.request.bytes, too many
 connections. Meanwhile another client's ApiVersions round trips stay fast and
 the broker's RSS stays within the configured limits.
 
-Limits are small so the tests run in seconds: connections.max.idle.ms and
-strom.request.receive.timeout.ms of 2 s, queued.max.request.bytes of 16 MiB.
+Limits are small so the tests run in seconds: connections.max.idle.ms of 5 s
+(long enough to open 2,000 connections first), strom.request.receive.timeout.ms
+of 2 s, queued.max.request.bytes of 16 MiB.
 Round-trip figures are printed (pytest -s) for the report; the issue's goal
 is p99 under 50 ms, asserted with a margin for a loaded test machine.
 """
@@ -27,6 +28,7 @@ from tests.process import StromProcess
 
 MIB = 1 << 20
 TIMEOUT_MS = 2000
+IDLE_MS = 5000
 REQUEST_MEMORY = 16 * MIB
 # The issue's goal is 50 ms; the machine running the suite is shared, so the
 # assertion leaves room and the measured figure is printed.
@@ -37,7 +39,7 @@ P99_LIMIT_S = 0.2
 def strom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StromProcess]:
     _raise_open_files(2_500)
     broker = StromProcess(tmp_path_factory.mktemp("limits") / "data", overrides={
-        "connections.max.idle.ms": str(TIMEOUT_MS),
+        "connections.max.idle.ms": str(IDLE_MS),
         "strom.request.receive.timeout.ms": str(TIMEOUT_MS),
         "queued.max.request.bytes": str(REQUEST_MEMORY),
         "max.connections.per.ip.overrides": "127.0.0.2:20",
@@ -130,30 +132,32 @@ def round_trips(broker: StromProcess) -> Iterator[RoundTrips]:
 
 def closed_by_broker(sock: socket.socket) -> bool:
     """True if the broker closed (EOF or reset), without blocking."""
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
-        if not readable:
-            return False
         while True:
-            sock.setblocking(False)
-            try:
-                if not sock.recv(65536):
-                    return True
-            except BlockingIOError:
-                return False
-    except (ConnectionResetError, BrokenPipeError):
+            if not sock.recv(65536):
+                return True
+    except BlockingIOError:
+        return False
+    except OSError:  # reset
         return True
-    except OSError:
-        return True
+    finally:
+        sock.settimeout(timeout)
 
 
 def wait_all_closed(socks: list[socket.socket], timeout: float) -> float:
     """Seconds until the broker has closed every socket; fails after `timeout`."""
     start = time.monotonic()
-    open_socks = list(socks)
+    open_socks = {sock.fileno(): sock for sock in socks}
+    poller = select.poll()  # select() stops at descriptor 1024
+    for fd in open_socks:
+        poller.register(fd, select.POLLIN)
     while open_socks and time.monotonic() - start < timeout:
-        readable, _, _ = select.select(open_socks[:1000], [], [], 0.1)
-        open_socks = [s for s in open_socks if not (s in readable and closed_by_broker(s))]
+        for fd, _ in poller.poll(100):
+            if closed_by_broker(open_socks[fd]):
+                poller.unregister(fd)
+                del open_socks[fd]
     assert not open_socks, f"{len(open_socks)} of {len(socks)} still open after {timeout} s"
     return time.monotonic() - start
 
@@ -177,3 +181,188 @@ def test_huge_size_prefixes_allocate_only_what_arrives(strom: StromProcess) -> N
     print(f"half-sent requests closed after {took:.1f} s")
     for sock in attackers:
         sock.close()
+
+
+def test_slowloris_connections_are_closed(strom: StromProcess) -> None:
+    """Connections trickling a request one byte at a time never finish it: each is
+    closed strom.request.receive.timeout.ms after its request began."""
+    assert strom.proc is not None
+    # A Metadata v0 request announced as 100,000 bytes: it never completes.
+    request = struct.pack(">ihhih", 100_000, 3, 0, 9, -1) + bytes(1000)
+    trickling = [connect(strom) for _ in range(200)]
+    sent = [0] * len(trickling)
+    closed: set[int] = set()
+    before = rss_bytes(strom.proc.pid)
+
+    def trickle() -> None:
+        for i, sock in enumerate(trickling):
+            if i in closed:
+                continue
+            try:
+                sock.send(request[sent[i] : sent[i] + 1])
+                sent[i] += 1
+            except OSError:
+                closed.add(i)
+
+    start = time.monotonic()
+    deadline = start + TIMEOUT_MS / 1000 + 8
+    with round_trips(strom) as loop:
+        while len(closed) < len(trickling) and time.monotonic() < deadline:
+            loop.run(10, trickle)
+            closed.update(i for i, sock in enumerate(trickling)
+                          if i not in closed and closed_by_broker(sock))
+        grown = rss_bytes(strom.proc.pid) - before
+        p99 = loop.p99("slowloris, 200 connections")
+    print(f"all {len(trickling)} closed after {time.monotonic() - start:.1f} s "
+          f"({min(sent)}-{max(sent)} bytes each); RSS grew {grown / MIB:.1f} MiB")
+    assert len(closed) == len(trickling)
+    assert grown < 32 * MIB
+    assert p99 < P99_LIMIT_S
+    for sock in trickling:
+        sock.close()
+
+
+def test_two_thousand_idle_connections(strom: StromProcess) -> None:
+    """2,000 connections that send nothing cost little and close after
+    connections.max.idle.ms; other clients are served meanwhile."""
+    assert strom.proc is not None
+    before = rss_bytes(strom.proc.pid)
+    idle: list[socket.socket] = []
+    with round_trips(strom) as loop:
+        # One request on each, as real clients do (ApiVersions) before going idle,
+        # so every connection has had its receive buffer.
+        for _ in range(2_000):
+            idle.append(connect(strom))
+            idle[-1].sendall(API_VERSIONS_V0)
+            read_frame(idle[-1])
+        loop.run(300)
+        grown = rss_bytes(strom.proc.pid) - before
+        p99 = loop.p99("2,000 idle connections")
+    print(f"RSS grew {grown / MIB:.1f} MiB for 2,000 connections "
+          f"({grown / 2000 / 1024:.1f} KiB each)")
+    assert grown < 64 * MIB
+    assert p99 < P99_LIMIT_S
+    took = wait_all_closed(idle, timeout=IDLE_MS / 1000 + 10)
+    print(f"idle connections closed after {took:.1f} s more")
+    for sock in idle:
+        sock.close()
+
+
+def test_client_that_never_reads_is_held_back_then_closed(strom: StromProcess) -> None:
+    """A client pipelining requests and never reading its responses: the broker
+    stops reading from it (backpressure) instead of buffering responses without
+    bound, and closes it once idle."""
+    assert strom.proc is not None
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", strom.port))
+    # Metadata v4 for all topics (null array), not auto-creating.
+    metadata_all_topics = struct.pack(">ihhihib", 15, 3, 4, 11, -1, -1, 0)
+    batch = metadata_all_topics * 1000
+    before = rss_bytes(strom.proc.pid)
+    sent = 0
+    sock.settimeout(0.5)
+    with round_trips(strom) as loop:
+        start = time.monotonic()
+        try:
+            while time.monotonic() - start < 10:
+                sent += sock.send(batch)
+                loop.once()
+        except TimeoutError:
+            pass  # the broker stopped reading: the kernel buffers are full
+        loop.run(200)
+        grown = rss_bytes(strom.proc.pid) - before
+        p99 = loop.p99("a client that never reads")
+    requests = sent // len(metadata_all_topics)
+    print(f"sent {requests} Metadata requests before the broker stopped reading; "
+          f"RSS grew {grown / MIB:.1f} MiB")
+    assert time.monotonic() - start < 10, "the broker never stopped reading"
+    assert grown < 32 * MIB
+    assert p99 < P99_LIMIT_S
+    took = wait_all_closed([sock], timeout=IDLE_MS / 1000 + 8)
+    print(f"closed after {took:.1f} s without progress")
+    sock.close()
+
+
+def test_large_requests_wait_for_request_memory(strom: StromProcess) -> None:
+    """Large requests beyond queued.max.request.bytes: reading pauses instead of
+    allocating; small requests are still served; stalled requests close."""
+    assert strom.proc is not None
+    size = 50 * MIB
+    body = bytes(8 * MIB)
+    senders = [connect(strom) for _ in range(8)]
+    before = rss_bytes(strom.proc.pid)
+    held_back = 0
+    with round_trips(strom) as loop:
+        for sock in senders:
+            sock.sendall(struct.pack(">i", size))
+            sock.settimeout(0.5)
+            view = memoryview(body)
+            try:
+                while view:
+                    n = sock.send(view[: 1 << 20])
+                    view = view[n:]
+                    loop.once()
+            except TimeoutError:
+                held_back += 1
+        loop.run(200)
+        grown = rss_bytes(strom.proc.pid) - before
+        p99 = loop.p99(f"8 x 8 MiB of 50 MiB requests, queued.max.request.bytes "
+                       f"{REQUEST_MEMORY // MIB} MiB")
+    print(f"{held_back} of 8 senders held back; RSS grew {grown / MIB:.1f} MiB")
+    assert held_back >= 4
+    # The budget, one growth step past it, and the kernel's socket buffers.
+    assert grown < REQUEST_MEMORY + 24 * MIB
+    assert p99 < P99_LIMIT_S
+    wait_all_closed(senders, timeout=TIMEOUT_MS / 1000 + 8)
+    for sock in senders:
+        sock.close()
+
+
+def test_max_connections_per_ip_refuses_at_accept(strom: StromProcess) -> None:
+    """max.connections.per.ip.overrides=127.0.0.2:20: the 21st connection from
+    127.0.0.2 is closed at once; 127.0.0.1 is not affected; one WARNING line."""
+    socks = [connect(strom, source="127.0.0.2") for _ in range(25)]
+    try:
+        deadline = time.monotonic() + 10
+        refused: list[socket.socket] = []
+        while len(refused) < 5 and time.monotonic() < deadline:
+            refused = [s for s in socks[20:] if s in refused or closed_by_broker(s)]
+        assert len(refused) == 5
+        for sock in socks[:20]:
+            sock.sendall(API_VERSIONS_V0)
+            read_frame(sock)
+        with round_trips(strom) as loop:
+            loop.run(5)
+    finally:
+        for sock in socks:
+            sock.close()
+    log = strom.log_path.read_text()
+    assert log.count("refused a connection from 127.0.0.2") == 1, log[-2000:]
+
+
+def test_max_connections_refuses_at_accept(tmp_path: Path) -> None:
+    broker = StromProcess(tmp_path / "data", overrides={"max.connections": "10"})
+    broker.start()
+    socks: list[socket.socket] = []
+    try:
+        # start() probed the port with one connection, maybe not yet counted out.
+        socks = [connect(broker) for _ in range(15)]
+        deadline = time.monotonic() + 10
+        refused = 0
+        while time.monotonic() < deadline:
+            refused = sum(1 for s in socks[9:] if closed_by_broker(s))
+            if refused >= 5:
+                break
+        assert refused >= 5
+        served = 0
+        for sock in socks[:9]:
+            sock.sendall(API_VERSIONS_V0)
+            read_frame(sock)
+            served += 1
+        assert served == 9
+        assert "max.connections=10 reached" in broker.log_path.read_text()
+    finally:
+        for sock in socks:
+            sock.close()
+        broker.stop()

@@ -8,7 +8,14 @@ import struct
 
 import pytest
 
-from strom.protocol.framing import SMALL_BUFFER, FrameDecoder, FrameTooLargeError, encode_frame
+from strom.protocol.framing import (
+    INITIAL_BUFFER,
+    SMALL_BUFFER,
+    FrameDecoder,
+    FrameTooLargeError,
+    RequestMemory,
+    encode_frame,
+)
 
 FRAMES = [b"", b"a", b"hello world", bytes(range(256)) * 40,
           bytes(random.Random(1).randbytes(SMALL_BUFFER * 3 + 17)), b"after-large"]
@@ -95,3 +102,70 @@ def test_large_frame_buffers_are_reused_only_when_unreferenced() -> None:
     (third,) = decoder.feed(encode_frame(b"z" * (SMALL_BUFFER * 2)))
     assert isinstance(third, memoryview) and third.obj is second_buffer
     assert bytes(third) == b"z" * (SMALL_BUFFER * 2)
+
+
+# Memory follows the bytes that arrive, within a shared budget (issue 13, finding 5).
+
+def test_huge_size_prefix_allocates_nothing_until_bytes_arrive() -> None:
+    memory = RequestMemory(0)
+    decoder = FrameDecoder(100_000_000, memory)
+    assert decoder.feed(struct.pack(">i", 100_000_000) + b"\x00\x12") == []
+    assert decoder.receive_buffer_size == INITIAL_BUFFER
+    assert decoder.held == 0 and memory.used == 0
+
+
+def test_large_frame_buffer_grows_with_what_arrived() -> None:
+    memory = RequestMemory(0)
+    decoder = FrameDecoder(100_000_000, memory)
+    decoder.feed(struct.pack(">i", 100_000_000) + bytes(SMALL_BUFFER * 4))
+    assert SMALL_BUFFER * 4 <= decoder.held <= SMALL_BUFFER * 8
+    assert memory.used == decoder.held
+    decoder.close()
+    assert memory.used == 0
+
+
+def _feed_until_waiting(decoder: FrameDecoder, wire: bytes) -> int:
+    """Feed as a transport would, stopping once the decoder waits for memory;
+    returns how many bytes it took."""
+    taken = 0
+    while taken < len(wire) and not decoder.waiting_for_memory:
+        target = decoder.get_buffer()
+        n = min(len(target), len(wire) - taken, 1000)
+        target[:n] = wire[taken : taken + n]
+        taken += n
+        decoder.buffer_updated(n)
+    return taken
+
+
+def test_spent_request_memory_makes_the_decoder_wait_then_resume() -> None:
+    memory = RequestMemory(SMALL_BUFFER * 2)
+    first, second = FrameDecoder(1 << 24, memory), FrameDecoder(1 << 24, memory)
+    big = bytes(random.Random(2).randbytes(SMALL_BUFFER * 8))
+    wire = encode_frame(big)
+    _feed_until_waiting(first, wire)
+    assert first.waiting_for_memory and memory.used >= memory.limit
+    # Small frames need no request memory; a large one waits once its receive
+    # buffer is full.
+    assert second.feed(encode_frame(b"small")) == [b"small"]
+    taken = _feed_until_waiting(second, wire)
+    assert second.waiting_for_memory and taken < len(wire)
+    woken: list[str] = []
+    memory.wait(lambda: woken.append("second"))
+    # The first connection goes away: its memory is back and the waiter is called.
+    first.close()
+    assert woken == ["second"] and second.retry_memory()
+    (frame,) = second.feed(wire[taken:])
+    assert frame == big
+    second.release(frame)
+    assert memory.used == 0
+
+
+def test_frames_never_released_are_freed_on_close() -> None:
+    memory = RequestMemory(0)
+    decoder = FrameDecoder(1 << 22, memory)
+    (frame,) = decoder.feed(encode_frame(bytes(SMALL_BUFFER * 2)))
+    assert memory.used >= SMALL_BUFFER * 2
+    decoder.close()  # the request was cancelled before it ran
+    assert memory.used == 0
+    decoder.release(frame)  # a late release does not count twice
+    assert memory.used == 0

@@ -91,7 +91,7 @@ class ReplicaManager:
                     if self.node_id not in p.replicas or (
                             key in self.offline and not self.offline[key].retriable):
                         continue
-                    self._open(key, topic, config, p.leader_epoch)
+                    self._open(key, topic, config, p.leader_epoch, sync=False)
                 else:
                     existing.leader_id = p.leader
                     if p.leader_epoch != existing.leader_epoch:
@@ -104,9 +104,15 @@ class ReplicaManager:
         for key in [k for k in self.offline if k[0] not in new.topics]:
             del self.offline[key]
             self.log_manager.delete_log(*key)
+        # The logs created above become durable together (storage/new_logs.py).
+        try:
+            self.log_manager.sync_new_logs()
+        except OSError as exc:
+            # They stay pending: the next metadata change or shutdown retries.
+            log.warning("could not sync new partition logs yet: %s", exc)
 
     def _open(self, key: tuple[str, int], topic: TopicInfo, config: TopicConfig,
-              leader_epoch: int) -> Partition | None:
+              leader_epoch: int, *, sync: bool = True) -> Partition | None:
         """Open (or create) a partition's log; on a disk error it goes offline,
         and a new log that the disk had no room for is retried on use."""
         name, index = key
@@ -115,7 +121,7 @@ class ReplicaManager:
             if partition_log is None or partition_log.topic_id is None:
                 # New, or its partition.metadata is missing: (re)written here.
                 partition_log = self.log_manager.create_log(
-                    name, index, log_config_for(config), topic.topic_id
+                    name, index, log_config_for(config), topic.topic_id, sync=sync
                 )
             partition = Partition(
                 name, index, topic.topic_id, partition_log, config,

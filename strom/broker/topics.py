@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from strom.broker.context import BrokerServices
-from strom.cluster.image import TopicInfo
+from strom.cluster.image import MetadataRecord, TopicInfo
+from strom.cluster.local import check_records_per_user_op
 from strom.config import parse_topic_configs
 
 
-def create_topic(broker: BrokerServices, name: str, num_partitions: int = -1,
-                 replication_factor: int = -1, configs: Mapping[str, str | None] | None = None,
-                 assignments: Mapping[int, Sequence[int]] | None = None,
-                 validate_only: bool = False) -> TopicInfo:
-    """Create a topic (or only validate it); raises typed KafkaErrors.
+def topic_records(broker: BrokerServices, name: str, num_partitions: int = -1,
+                  replication_factor: int = -1,
+                  configs: Mapping[str, str | None] | None = None,
+                  assignments: Mapping[int, Sequence[int]] | None = None,
+                  pending: dict[str, str] | None = None) -> list[MetadataRecord]:
+    """Validate a new topic and return the records that create it; changes
+    nothing. Raises typed KafkaErrors. `pending`: see create_topic_records.
 
     -1 partitions or replication factor means the broker's default, as in Kafka.
     """
@@ -26,9 +29,19 @@ def create_topic(broker: BrokerServices, name: str, num_partitions: int = -1,
         assert isinstance(value, int)
         replication_factor = value
     parsed = parse_topic_configs(configs or {})
-    records = broker.metadata.create_topic_records(
-        name, num_partitions, replication_factor, parsed, assignments
+    return broker.metadata.create_topic_records(
+        name, num_partitions, replication_factor, parsed, assignments, pending
     )
+
+
+def create_topic(broker: BrokerServices, name: str, num_partitions: int = -1,
+                 replication_factor: int = -1, configs: Mapping[str, str | None] | None = None,
+                 assignments: Mapping[int, Sequence[int]] | None = None,
+                 validate_only: bool = False) -> TopicInfo:
+    """Create one topic (or only validate it) in one metadata operation."""
+    records = topic_records(broker, name, num_partitions, replication_factor, configs,
+                            assignments)
+    check_records_per_user_op(len(records))
     if validate_only:
         image = broker.image.apply(records)
     else:

@@ -137,17 +137,28 @@ class MetadataImage:
         return name
 
     def apply(self, records: Iterable[MetadataRecord]) -> MetadataImage:
+        """The image after `records`, in time linear in their number plus the
+        topics they touch: partition changes are gathered per topic and each
+        touched topic's partition tuple is rebuilt once, at the end. (Rebuilding
+        and re-sorting it per PartitionRecord made a CreateTopics of 8,000
+        partitions block the broker for 26 s, and 100,000 never finish.)"""
         topics = dict(self.topics)
         by_id = {t.topic_id: t.name for t in topics.values()}
         broker_configs = dict(self.broker_configs)
         next_producer_id = self.next_producer_id
+        # Partitions of the topics these records change, by partition index.
+        changed: dict[str, dict[int, PartitionInfo]] = {}
         for record in records:
             if isinstance(record, TopicRecord):
                 topics[record.name] = TopicInfo(record.name, record.topic_id, ())
                 by_id[record.topic_id] = record.name
+                changed[record.name] = {}
             elif isinstance(record, PartitionRecord):
-                topic = topics[by_id[record.topic_id]]
-                info = PartitionInfo(
+                name = by_id[record.topic_id]
+                partitions = changed.get(name)
+                if partitions is None:
+                    partitions = changed[name] = {p.partition: p for p in topics[name].partitions}
+                partitions[record.partition] = PartitionInfo(
                     record.partition,
                     record.leader,
                     record.leader_epoch,
@@ -155,10 +166,6 @@ class MetadataImage:
                     record.isr,
                     record.partition_epoch,
                 )
-                partitions = [p for p in topic.partitions if p.partition != record.partition]
-                partitions.append(info)
-                partitions.sort(key=lambda p: p.partition)
-                topics[topic.name] = replace(topic, partitions=tuple(partitions))
             elif isinstance(record, TopicConfigRecord):
                 topic = topics[by_id[record.topic_id]]
                 configs = dict(topic.configs)
@@ -175,8 +182,16 @@ class MetadataImage:
             elif isinstance(record, RemoveTopicRecord):
                 name = by_id.pop(record.topic_id)
                 del topics[name]
+                changed.pop(name, None)
             elif isinstance(record, ProducerIdsRecord):
                 next_producer_id = max(next_producer_id, record.next_producer_id)
+        for name, partitions in changed.items():
+            # Creation appends partitions in index order; sort only when not.
+            indexes = list(partitions)
+            if any(indexes[i] > indexes[i + 1] for i in range(len(indexes) - 1)):
+                indexes.sort()
+            topics[name] = replace(topics[name],
+                                   partitions=tuple(partitions[i] for i in indexes))
         return replace(
             self,
             next_producer_id=next_producer_id,

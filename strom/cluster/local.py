@@ -42,6 +42,7 @@ from strom.errors import (
     InvalidRequestError,
     InvalidTopicError,
     KafkaStorageError,
+    PolicyViolationError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
@@ -55,6 +56,28 @@ FORMAT_VERSION = 1
 _LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]+")
 MAX_TOPIC_NAME_LENGTH = 249
 MAX_PARTITIONS = 100_000
+#: Kafka's QuorumController.MAX_RECORDS_PER_USER_OP: the metadata records one
+#: client operation (a whole CreateTopics or CreatePartitions request) may
+#: produce. A topic of N partitions is 1 + N records (+ one per config), so
+#: 10,000 partitions in one request are refused, as in Kafka.
+MAX_RECORDS_PER_USER_OP = 10_000
+#: Kafka's ReplicationControlManager.MAX_PARTITIONS_PER_BATCH: partitions one
+#: CreateTopics request may ask for, checked before anything else.
+MAX_PARTITIONS_PER_BATCH = 10_000
+
+
+def check_records_per_user_op(count: int) -> None:
+    """Refuse an operation of more than MAX_RECORDS_PER_USER_OP records, with
+    the message Kafka's controller gives (BoundedListTooLongException turned
+    into a PolicyViolationException for the whole request)."""
+    if count > MAX_RECORDS_PER_USER_OP:
+        raise PolicyViolationError("Unable to perform excessively large batch operation.")
+
+
+def check_partitions_per_request(count: int) -> None:
+    """Kafka's validateTotalNumberOfPartitions for one CreateTopics request."""
+    if count > MAX_PARTITIONS_PER_BATCH:
+        raise PolicyViolationError("Excessively large number of partitions per request.")
 
 
 def validate_topic_name(name: str) -> None:
@@ -97,6 +120,9 @@ class LocalMetadataStore:
         brokers = {node_id: BrokerInfo(node_id, host, port)}
         self.node_id = node_id
         self.image = MetadataImage(cluster_id, node_id, brokers)
+        # Collision key -> topic name, for the image it was built from (a dict
+        # look-up per new topic instead of a scan of every topic).
+        self._collisions: tuple[MetadataImage, dict[str, str]] | None = None
         self._listeners: list[Callable[[MetadataImage, MetadataImage], None]] = []
         if self._path.exists():
             self.image = self.image.apply(self._read())
@@ -172,16 +198,21 @@ class LocalMetadataStore:
         replication_factor: int,
         configs: Mapping[str, Value],
         assignments: Mapping[int, Sequence[int]] | None = None,
+        pending: dict[str, str] | None = None,
     ) -> list[MetadataRecord]:
+        """`pending`: collision key -> name of the topics created earlier in
+        the same request (not yet in the image); this one is added to it."""
         validate_topic_name(name)
         if name in self.image.topics:
             raise TopicAlreadyExistsError(f"Topic '{name}' already exists.")
         key = _collision_key(name)
-        for existing in self.image.topics:
-            if _collision_key(existing) == key:
-                raise InvalidTopicError(
-                    f"Topic '{name}' collides with existing topic: {existing}"
-                )
+        existing = self._collision_index().get(key)
+        if existing is None and pending is not None:
+            existing = pending.get(key)
+        if existing is not None:
+            raise InvalidTopicError(
+                f"Topic '{name}' collides with existing topic: {existing}"
+            )
         if assignments:
             num_partitions = len(assignments)
             if sorted(assignments) != list(range(num_partitions)):
@@ -218,7 +249,16 @@ class LocalMetadataStore:
             )
         for config_name, value in sorted(configs.items()):
             records.append(TopicConfigRecord(topic_id, config_name, value))
+        if pending is not None:
+            pending[key] = name
         return records
+
+    def _collision_index(self) -> dict[str, str]:
+        cached = self._collisions
+        if cached is None or cached[0] is not self.image:
+            index = {_collision_key(name): name for name in self.image.topics}
+            cached = self._collisions = (self.image, index)
+        return cached[1]
 
     def delete_topic_records(self, name: str) -> list[MetadataRecord]:
         topic = self.image.topics.get(name)

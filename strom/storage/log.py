@@ -47,7 +47,8 @@ from strom.errors import (
 from strom.protocol.records import LOG_OVERHEAD, BatchHeader
 from strom.storage import checkpoints, disk, files, loader, retention
 from strom.storage.flush import FlushTicket
-from strom.storage.leader_epoch import LeaderEpochCache
+from strom.storage.leader_epoch import LeaderEpochCache, format_leader_epoch_checkpoint
+from strom.storage.new_logs import NewLogSync
 from strom.storage.segment import FileRegion, LogSegment
 from strom.storage.swap import SegmentSwapping, _PendingSwap
 from strom.storage.txn_index import TxnIndex
@@ -170,8 +171,10 @@ class PartitionLog(SegmentSwapping):
         topic_id: uuid.UUID | None = None,
         had_clean_shutdown: bool = False,
         rng: random.Random | None = None,
+        new_logs: NewLogSync | None = None,
     ) -> PartitionLog:
-        """Open (and recover) the log in `directory`, creating it if new."""
+        """Open (and recover) the log in `directory`, creating it if new. A new
+        log is made durable now, or with its batch by `new_logs` (new_logs.py)."""
         parsed = files.parse_partition_dir_name(directory.name)
         if parsed is None:
             raise ValueError(f"{directory.name!r} is not a <topic>-<partition> directory name")
@@ -192,7 +195,11 @@ class PartitionLog(SegmentSwapping):
                 f"expected {checkpoints.encode_uuid(topic_id)}"
             )
         if topic_id is not None and stored_id is None:
-            checkpoints.write_partition_metadata(metadata_path, topic_id)
+            if is_new and new_logs is not None:
+                metadata_path.with_name(files.PARTITION_METADATA + files.TMP_SUFFIX).write_bytes(
+                    checkpoints.format_partition_metadata(topic_id))
+            else:
+                checkpoints.write_partition_metadata(metadata_path, topic_id)
         epoch_cache = LeaderEpochCache.load(directory / files.LEADER_EPOCH_CHECKPOINT)
         plog = cls(
             directory, config, clock=clock, topic=topic, partition=partition,
@@ -218,7 +225,10 @@ class PartitionLog(SegmentSwapping):
             segment.index_interval_bytes = config.index_interval_bytes
         # Recovery may have cut markers whose aborted transactions were indexed.
         plog.txn_index.truncate(plog.log_end_offset)
-        if is_new:
+        if is_new and new_logs is not None:
+            epoch_cache.path.write_bytes(format_leader_epoch_checkpoint([]))
+            new_logs.add(directory)
+        elif is_new:
             epoch_cache.flush(force=True)
             files.fsync_dir(directory.parent)
         return plog

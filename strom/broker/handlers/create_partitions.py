@@ -6,6 +6,8 @@ keeping the count, or assignments that do not fit fail with Kafka's
 INVALID_PARTITIONS / INVALID_REPLICA_ASSIGNMENT messages (see
 LocalMetadataStore.create_partitions_records). A topic named twice fails
 with INVALID_REQUEST ("Duplicate topic name."); validate_only changes nothing.
+The request is one metadata operation: more than 10,000 new partitions in all
+fail every topic with POLICY_VIOLATION, as in Kafka's controller.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
+from strom.cluster.image import MetadataRecord
+from strom.cluster.local import check_records_per_user_op
 from strom.errors import ErrorCode, KafkaError
 from strom.protocol.api import ApiKey
 
@@ -26,6 +30,8 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     counts = Counter(t.name for t in request.topics)
     results: list[dict[str, Any]] = []
     reported: set[str] = set()
+    # One metadata operation for the whole request: committed once.
+    records: list[MetadataRecord] = []
     for topic in request.topics:
         result: dict[str, Any] = {"name": topic.name, "error_code": ErrorCode.none,
                                   "error_message": None}
@@ -40,10 +46,16 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         assignments = (None if topic.assignments is None
                        else [list(a.broker_ids) for a in topic.assignments])
         try:
-            records = metadata.create_partitions_records(topic.name, topic.count, assignments)
-            if not validate_only:
-                metadata.commit(records)
+            records += metadata.create_partitions_records(topic.name, topic.count, assignments)
         except KafkaError as exc:
             result.update(error_code=exc.code, error_message=exc.message)
         results.append(result)
+    try:
+        check_records_per_user_op(len(records))
+        if not validate_only:
+            metadata.commit(records)
+    except KafkaError as exc:
+        # The whole operation fails, every topic with it (as in Kafka).
+        for result in results:
+            result.update(error_code=exc.code, error_message=exc.message)
     return {"throttle_time": 0, "results": results}

@@ -2,7 +2,11 @@
 
 Versions: 2-7. validate_only checks everything and creates nothing. From v5
 the response lists the new topic's configs; from v7 its topic id. A topic
-named twice in one request fails with INVALID_REQUEST, as in Kafka.
+named twice in one request fails with INVALID_REQUEST, as in Kafka. The
+request is one metadata operation: the records of all its valid topics are
+committed together, and a request asking for more than 10,000 partitions, or
+producing more than 10,000 metadata records (a topic of N partitions is N + 1),
+fails as a whole with POLICY_VIOLATION, as Kafka's controller does.
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ from typing import Any
 from strom.broker.configs import topic_config_entries
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
-from strom.broker.topics import create_topic
+from strom.broker.topics import topic_records
+from strom.cluster.image import MetadataRecord
+from strom.cluster.local import check_partitions_per_request, check_records_per_user_op
+from strom.config import BrokerConfig
 from strom.errors import ErrorCode, InvalidRequestError, KafkaError
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import ZERO_UUID
@@ -24,18 +31,28 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
     validate_only = bool(getattr(request, "validate_only", False))
     counts = Counter(t.name for t in request.topics)
+    try:
+        check_partitions_per_request(sum(_partitions_asked(broker.config, t)
+                                         for t in request.topics))
+    except KafkaError as exc:
+        return _all_failed(request, exc)
     results = []
+    # One metadata operation for the whole request, as Kafka's controller:
+    # the records of every valid topic, committed (and persisted) once.
+    records: list[MetadataRecord] = []
+    created: dict[str, dict[str, Any]] = {}
+    pending: dict[str, str] = {}
     for wanted in request.topics:
         result: dict[str, Any] = {
             "name": wanted.name, "topic_id": ZERO_UUID, "error_code": ErrorCode.none,
             "error_message": None, "num_partitions": -1, "replication_factor": -1,
             "configs": [],
         }
+        results.append(result)
         if counts[wanted.name] > 1:
             result.update(error_code=ErrorCode.invalid_request,
                           error_message="Create topics request from client contains "
                           "duplicate topics")
-            results.append(result)
             continue
         try:
             if wanted.assignments and (wanted.num_partitions != -1
@@ -45,20 +62,45 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
                                "same time.")
             assignments = {a.partition_index: list(a.broker_ids) for a in wanted.assignments}
             configs = {c.name: c.value for c in wanted.configs}
-            topic = create_topic(
+            records += topic_records(
                 broker, wanted.name, wanted.num_partitions, wanted.replication_factor,
-                configs, assignments or None, validate_only=validate_only,
+                configs, assignments or None, pending,
             )
-            entries = topic_config_entries(broker.config, topic.configs)
-            result.update(
-                topic_id=ZERO_UUID if validate_only else topic.topic_id,
-                num_partitions=len(topic.partitions),
-                replication_factor=topic.replication_factor,
-                configs=[{k: e[k] for k in ("name", "value", "read_only", "config_source",
-                                           "is_sensitive")} for e in entries],
-            )
+            created[wanted.name] = result
         except KafkaError as exc:
             result.update(error_code=exc.code, error_message=exc.message)
-        results.append(result)
+    try:
+        check_records_per_user_op(len(records))
+        image = broker.image.apply(records) if validate_only else broker.metadata.commit(records)
+    except KafkaError as exc:
+        return _all_failed(request, exc)
+    for name, result in created.items():
+        topic = image.topics[name]
+        entries = topic_config_entries(broker.config, topic.configs)
+        result.update(
+            topic_id=ZERO_UUID if validate_only else topic.topic_id,
+            num_partitions=len(topic.partitions),
+            replication_factor=topic.replication_factor,
+            configs=[{k: e[k] for k in ("name", "value", "read_only", "config_source",
+                                       "is_sensitive")} for e in entries],
+        )
     return {"throttle_time": 0, "topics": results}
 
+
+def _partitions_asked(config: BrokerConfig, topic: Any) -> int:
+    """The partitions a topic asks for, counted as Kafka's controller does."""
+    if topic.assignments:
+        return len(topic.assignments)
+    if topic.num_partitions == -1:
+        default = config.get("num.partitions")
+        assert isinstance(default, int)
+        return default
+    return max(int(topic.num_partitions), 0)
+
+
+def _all_failed(request: Any, exc: KafkaError) -> dict[str, Any]:
+    """Every topic fails with the same error (Kafka's getErrorResponse)."""
+    return {"throttle_time": 0, "topics": [
+        {"name": t.name, "topic_id": ZERO_UUID, "error_code": exc.code,
+         "error_message": exc.message, "num_partitions": -1, "replication_factor": -1,
+         "configs": []} for t in request.topics]}

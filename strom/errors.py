@@ -13,6 +13,7 @@ __all__ = [
     "ErrorCode",
     "KafkaError",
     "CorruptRecordError",
+    "DecompressedSizeError",
     "InvalidRecordError",
     "RecordTooLargeError",
     "RecordBatchTooLargeError",
@@ -62,6 +63,12 @@ class KafkaError(Exception):
 
 class CorruptRecordError(KafkaError):
     code = ErrorCode.corrupt_message
+
+
+class DecompressedSizeError(CorruptRecordError):
+    """Compressed records would inflate past the limit they were decompressed
+    with: CORRUPT_MESSAGE to the client, but the broker may retry off the
+    event loop with a larger limit."""
 
 
 class InvalidRecordError(KafkaError):

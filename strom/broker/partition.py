@@ -8,10 +8,14 @@ nothing here assumes there are none beyond `_maybe_advance_high_watermark`.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from strom.broker.batch_worker import AppendTurn, on_worker
 from strom.broker.purgatory import AppendNotifier
 from strom.clock import Clock
 from strom.config import TopicConfig
@@ -25,6 +29,7 @@ from strom.protocol.records import (
     BatchHeader,
     ControlRecordType,
     TimestampType,
+    ValidatedBatch,
     build_control_batch,
     decode_end_transaction_marker,
     decode_records,
@@ -124,6 +129,7 @@ class Partition:
         self.isr: tuple[int, ...] = (node_id,)
         self.high_watermark = log.log_end_offset
         self.appended = AppendNotifier()
+        self._append_tail: asyncio.Future[None] | None = None
         self._clock = clock
         self.producer_state = ProducerStateManager(log.directory)
         self.txn_index = log.txn_index
@@ -188,23 +194,62 @@ class Partition:
                 f"epoch {requested} is newer than the current leader epoch {self.leader_epoch}"
             )
 
-    def append_records_as_leader(self, records: memoryview) -> LeaderAppend:
-        """Validate one produced batch and append it; raises typed KafkaErrors."""
+    def append_records_as_leader(self, records: memoryview, *,
+                                 max_uncompressed_bytes: int = MAX_UNCOMPRESSED_BYTES
+                                 ) -> LeaderAppend:
+        """Validate one produced batch and append it; raises typed KafkaErrors.
+        DecompressedSizeError past `max_uncompressed_bytes`: the produce
+        handler passes a small limit and retries past it with
+        `append_records_as_leader_on_worker`."""
+        self._check_leader()
+        now = self._clock.wall_ms()
+        settings = self.append_settings
+        validated = self._validator(records, now, settings, max_uncompressed_bytes)()
+        return self._append_validated(records, validated, now, settings.timestamp_type)
+
+    async def append_records_as_leader_on_worker(self, records: memoryview) -> LeaderAppend:
+        """As append_records_as_leader, decompressing and validating on a
+        worker thread (batch_worker); the append itself stays on the loop."""
+        self._check_leader()
+        now = self._clock.wall_ms()
+        settings = self.append_settings
+        validated = await on_worker(
+            self._validator(records, now, settings, MAX_UNCOMPRESSED_BYTES))
+        self._check_leader()  # leadership may have moved meanwhile
+        return self._append_validated(records, validated, now, settings.timestamp_type)
+
+    def take_append_turn(self) -> AppendTurn:
+        """A place in this partition's queue of appends (batch_worker)."""
+        turn = AppendTurn.take(self._append_tail)
+        self._append_tail = turn.tail
+        return turn
+
+    @property
+    def append_queued(self) -> bool:
+        """True while an append that waits for a worker holds a turn here."""
+        return self._append_tail is not None and not self._append_tail.done()
+
+    def _check_leader(self) -> None:
         if not self.is_leader:
             raise NotLeaderOrFollowerError(f"not the leader of {self.topic}-{self.index}")
-        settings = self.append_settings
-        timestamp_type = settings.timestamp_type
-        now = self._clock.wall_ms()
-        validated = validate_produced_batch(
+
+    @staticmethod
+    def _validator(records: memoryview, now: int, settings: AppendSettings,
+                   max_uncompressed_bytes: int) -> Callable[[], ValidatedBatch]:
+        return functools.partial(
+            validate_produced_batch,
             records,
             max_message_bytes=settings.max_message_bytes,
             compacted=settings.compacted,
-            timestamp_type=timestamp_type,
+            timestamp_type=settings.timestamp_type,
             now_ms=now,
             timestamp_before_max_ms=settings.timestamp_before_max_ms,
             timestamp_after_max_ms=settings.timestamp_after_max_ms,
-            max_uncompressed_bytes=MAX_UNCOMPRESSED_BYTES,
+            max_uncompressed_bytes=max_uncompressed_bytes,
         )
+
+    def _append_validated(self, records: memoryview, validated: ValidatedBatch, now: int,
+                          timestamp_type: TimestampType) -> LeaderAppend:
         duplicate = self.producer_state.check(validated.header)
         if duplicate is not None:
             # A retry of a batch already written: answer with its original offsets.

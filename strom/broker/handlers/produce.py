@@ -15,6 +15,7 @@ import asyncio
 import logging
 from typing import Any
 
+from strom.broker.batch_worker import INLINE_UNCOMPRESSED_BYTES, AppendTurn
 from strom.broker.context import RequestContext
 from strom.broker.flusher import wait_all
 from strom.broker.partition import Partition
@@ -22,6 +23,7 @@ from strom.broker.router import handles
 from strom.coordinator.txn.errors import TransactionNotVerifiedError
 from strom.coordinator.txn.state import InvalidTxnStateError
 from strom.errors import (
+    DecompressedSizeError,
     ErrorCode,
     InvalidProducerEpochError,
     InvalidRecordError,
@@ -86,55 +88,114 @@ async def _append_all(ctx: RequestContext, request: Any, responses: list[dict[st
     if request.transactional_id is not None:
         verdicts = await _verify_transactions(ctx, request,
                                               to_millis(request.timeout) / 1000.0)
+    # Appends to a partition happen in arrival order even when a batch waits
+    # for a worker thread (batch_worker): queue behind any such batch.
+    turns: dict[int, AppendTurn] | None = None
+    if AppendTurn.any_outstanding():  # else no partition can have one: skip the look-ups
+        targets = _target_partitions(ctx, request)
+        if any(partition is not None and partition.append_queued for partition in targets):
+            turns = _take_turns(targets, 0)
+    position = -1
+    try:
+        for topic_data in request.topic_data:
+            topic_id = getattr(topic_data, "topic_id", None)
+            name = broker.image.topic_name(getattr(topic_data, "name", None), topic_id)
+            partition_responses = []
+            for data in topic_data.partition_data:
+                position += 1
+                turn = None if turns is None else turns.get(position)
+                if turn is not None:
+                    await turn.wait()
+                try:
+                    partition, records = _checked(ctx, request, name, topic_id, data, verdicts)
+                    try:
+                        appended = partition.append_records_as_leader(
+                            records, max_uncompressed_bytes=INLINE_UNCOMPRESSED_BYTES)
+                    except DecompressedSizeError:
+                        # Too large to decompress on the event loop.
+                        if turns is None:
+                            turns = _take_turns(_target_partitions(ctx, request), position)
+                        appended = await partition.append_records_as_leader_on_worker(records)
+                    response = _partition_response(
+                        data.index, ErrorCode.none, base_offset=appended.info.first_offset,
+                        log_append_time=appended.log_append_time,
+                        log_start_offset=partition.log.log_start_offset,
+                    )
+                    if acks == -1 and fsync:
+                        durable_waits.append((response, partition,
+                                              appended.info.last_offset + 1))
+                except (UnknownTopicOrPartitionError, UnknownTopicIdError) as exc:
+                    failed = True
+                    response = _partition_response(data.index, exc.code)
+                except KafkaError as exc:
+                    failed = True
+                    response = _partition_response(data.index, exc.code, message=exc.message)
+                    response["record_errors"] = [
+                        {"batch_index": e.batch_index, "batch_index_error_message": e.message}
+                        for e in getattr(exc, "record_errors", ())
+                    ]
+                except Exception:
+                    log.exception("produce to %s-%s failed", name, data.index)
+                    failed = True
+                    response = _partition_response(data.index, ErrorCode.unknown_server_error)
+                finally:
+                    turn = None if turns is None else turns.get(position)
+                    if turn is not None:
+                        turn.release()
+                partition_responses.append(response)
+            responses.append({"name": name, "topic_id": topic_id,
+                              "partition_responses": partition_responses})
+    finally:
+        for turn in (turns or {}).values():
+            turn.release()  # a no-op for turns already released
+    return failed
+
+
+def _checked(ctx: RequestContext, request: Any, name: str | None, topic_id: Any, data: Any,
+             verdicts: dict[tuple[str, int], KafkaError]) -> tuple[Partition, memoryview]:
+    """The partition and writable records of one partition's data, or the
+    KafkaError that rejects them before validation."""
+    if request.acks not in (-1, 0, 1):
+        raise InvalidRequiredAcksError(f"acks must be -1, 0 or 1, got {request.acks}")
+    if name is None:
+        raise UnknownTopicIdError(f"unknown topic id {topic_id}")
+    partition = ctx.broker.replicas.get(name, data.index)
+    if data.records is None:
+        raise InvalidRecordError("null records")
+    records = data.records
+    if not isinstance(records, memoryview) or records.readonly:
+        # Offsets are patched in place: only a writable buffer will do.
+        records = memoryview(bytearray(records))
+    if ctx.api_version < 7 and _is_zstd(records):
+        raise UnsupportedCompressionTypeError("zstd needs Produce v7 or later (KIP-110)")
+    rejected = verdicts.get((partition.topic, partition.index))
+    if rejected is not None:
+        raise rejected
+    return partition, records
+
+
+def _target_partitions(ctx: RequestContext, request: Any) -> list[Partition | None]:
+    """The partition each partition_data names, in request order (None where
+    there is none: the append loop reports why)."""
+    broker = ctx.broker
+    targets: list[Partition | None] = []
     for topic_data in request.topic_data:
-        topic_id = getattr(topic_data, "topic_id", None)
-        name = broker.image.topic_name(getattr(topic_data, "name", None), topic_id)
-        partition_responses = []
+        name = broker.image.topic_name(getattr(topic_data, "name", None),
+                                       getattr(topic_data, "topic_id", None))
         for data in topic_data.partition_data:
             try:
-                if acks not in (-1, 0, 1):
-                    raise InvalidRequiredAcksError(f"acks must be -1, 0 or 1, got {acks}")
-                if name is None:
-                    raise UnknownTopicIdError(f"unknown topic id {topic_id}")
-                partition = broker.replicas.get(name, data.index)
-                if data.records is None:
-                    raise InvalidRecordError("null records")
-                records = data.records
-                if not isinstance(records, memoryview) or records.readonly:
-                    # Offsets are patched in place: only a writable buffer will do.
-                    records = memoryview(bytearray(records))
-                if ctx.api_version < 7 and _is_zstd(records):
-                    raise UnsupportedCompressionTypeError(
-                        "zstd needs Produce v7 or later (KIP-110)")
-                rejected = verdicts.get((partition.topic, partition.index))
-                if rejected is not None:
-                    raise rejected
-                appended = partition.append_records_as_leader(records)
-                response = _partition_response(
-                    data.index, ErrorCode.none, base_offset=appended.info.first_offset,
-                    log_append_time=appended.log_append_time,
-                    log_start_offset=partition.log.log_start_offset,
-                )
-                if acks == -1 and fsync:
-                    durable_waits.append((response, partition, appended.info.last_offset + 1))
-            except (UnknownTopicOrPartitionError, UnknownTopicIdError) as exc:
-                failed = True
-                response = _partition_response(data.index, exc.code)
-            except KafkaError as exc:
-                failed = True
-                response = _partition_response(data.index, exc.code, message=exc.message)
-                response["record_errors"] = [
-                    {"batch_index": e.batch_index, "batch_index_error_message": e.message}
-                    for e in getattr(exc, "record_errors", ())
-                ]
-            except Exception:
-                log.exception("produce to %s-%s failed", name, data.index)
-                failed = True
-                response = _partition_response(data.index, ErrorCode.unknown_server_error)
-            partition_responses.append(response)
-        responses.append({"name": name, "topic_id": topic_id,
-                          "partition_responses": partition_responses})
-    return failed
+                targets.append(None if name is None else broker.replicas.get(name, data.index))
+            except KafkaError:
+                targets.append(None)
+    return targets
+
+
+def _take_turns(targets: list[Partition | None], start: int) -> dict[int, AppendTurn]:
+    """Turns on every partition from position `start` on, taken at once and
+    before any await, so no later request can slip in between."""
+    return {position: partition.take_append_turn()
+            for position, partition in enumerate(targets)
+            if position >= start and partition is not None}
 
 
 async def _respond(ctx: RequestContext, request: Any, responses: list[dict[str, Any]],

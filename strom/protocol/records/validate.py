@@ -55,7 +55,7 @@ from strom.protocol.records.batch import (
     batch_crc_ok,
     read_batch_header,
 )
-from strom.protocol.records.compression import decompress
+from strom.protocol.records.compression import decompress_view
 from strom.protocol.records.record import MIN_RECORD_SIZE
 
 _FastWalk = Callable[[bytes | memoryview, int, int, bool, bool, int, int], tuple[int, int] | None]
@@ -133,7 +133,9 @@ def validate_produced_batch(
 
     `buf` must hold exactly one v2 batch. Nothing is modified; the caller
     assigns offsets (and LogAppendTime) in place afterwards. A compressed
-    batch that inflates past `max_uncompressed_bytes` is CORRUPT_MESSAGE;
+    batch that inflates past `max_uncompressed_bytes` is CORRUPT_MESSAGE
+    (DecompressedSizeError, so that a caller validating on the event loop
+    with a small limit can retry on a worker thread with the real one);
     None (Kafka's behaviour) leaves decompression unbounded.
     """
     header = _check_framing(buf, max_message_bytes)
@@ -142,7 +144,8 @@ def validate_produced_batch(
     if codec == Compression.NONE:
         data: bytes | memoryview = buf[BATCH_HEADER_SIZE : header.size]
     else:
-        data = decompress(codec, buf[BATCH_HEADER_SIZE : header.size], max_uncompressed_bytes)
+        data = decompress_view(codec, buf[BATCH_HEADER_SIZE : header.size],
+                               max_uncompressed_bytes)
     batch_log_append_time = header.timestamp_type == TimestampType.LOG_APPEND_TIME
     check_create_time = timestamp_type == TimestampType.CREATE_TIME
     earliest = now_ms - timestamp_before_max_ms

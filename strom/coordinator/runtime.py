@@ -125,6 +125,10 @@ class CoordinatorLog(Protocol):
     def read(self, offset: int, max_bytes: int) -> bytes:
         """Whole batches from the one holding `offset` (at least one)."""
 
+    def is_live(self) -> bool:
+        """False once the partition is gone (its topic deleted, perhaps already
+        recreated), even before the metadata change unloads the shard."""
+
 
 class Handle(Protocol):
     def cancel(self) -> None: ...
@@ -266,7 +270,9 @@ class CoordinatorRuntime(Generic[S]):
         lost, load the ones it gained (called on every metadata image change)."""
         wanted = set(led)
         for partition in self.partitions:
-            if partition not in wanted:
+            if partition not in wanted or not self._contexts[partition].log.is_live():
+                # Lost, or its topic deleted (and maybe recreated): state replayed
+                # from a log that is gone must not be served.
                 self.unload(partition)
         for partition in sorted(wanted):
             if partition not in self._contexts:
@@ -365,6 +371,14 @@ class CoordinatorRuntime(Generic[S]):
 
     def _active(self, partition: int) -> _Context[S]:
         context = self._contexts.get(partition)
+        if context is not None and not context.log.is_live():
+            # The state topic was deleted and the metadata change that unloads
+            # this shard has not reached us (or failed on the way): never answer
+            # from a deleted log. The next image with the topic loads it again.
+            log.warning("%s: partition %d was deleted under its coordinator; unloading",
+                        self.name, partition)
+            self.unload(partition)
+            context = None
         if context is None:
             raise NotCoordinatorError(f"not the coordinator of {self.name}-{partition}")
         if context.state is ShardState.LOADING:
@@ -390,6 +404,11 @@ class CoordinatorRuntime(Generic[S]):
             except Exception as exc:
                 error = (RequestTimedOutError("coordinator write timed out")
                          if isinstance(exc, TimeoutError) else exc)
+                if not context.log.is_live():
+                    # Deleted while the write waited: the client must find the
+                    # coordinator again (Kafka fails such writes the same way).
+                    error = NotCoordinatorError(
+                        f"{self.name}-{partition} was deleted during the write")
                 self._durable(context, result, error)
                 raise error from None
         self._durable(context, result, None)
@@ -405,6 +424,9 @@ class CoordinatorRuntime(Generic[S]):
     def run_timer(self, partition: int, key: str, operation: Callable[[], Result[Any]]) -> None:
         context = self._contexts.get(partition)
         if context is None or context.state is not ShardState.ACTIVE:
+            return
+        if not context.log.is_live():
+            self.unload(partition)
             return
         try:
             self._submit(context, operation())
@@ -497,11 +519,21 @@ class DurabilityWaiter(Protocol):
 
 
 class PartitionCoordinatorLog:
-    """A partition this broker leads, through its leader append and group-commit fsync."""
+    """A partition this broker leads, through its leader append and group-commit fsync.
 
-    def __init__(self, partition: LeaderPartition, flusher: DurabilityWaiter) -> None:
+    `current` returns the broker's partition object for the same topic and
+    index now (None if there is none): the log is live while that is still
+    the partition it was opened on.
+    """
+
+    def __init__(self, partition: LeaderPartition, flusher: DurabilityWaiter,
+                 current: Callable[[], object] | None = None) -> None:
         self._partition = partition
         self._flusher = flusher
+        self._current = current
+
+    def is_live(self) -> bool:
+        return self._current is None or self._current() is self._partition
 
     @property
     def log_start_offset(self) -> int:

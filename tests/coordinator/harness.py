@@ -68,6 +68,10 @@ class MemoryLog:
         self.batches: list[bytes] = []
         self.end = 0
         self.fail_next: Exception | None = None
+        self.live = True  # False: its topic was deleted
+
+    def is_live(self) -> bool:
+        return self.live
 
     @property
     def log_start_offset(self) -> int:

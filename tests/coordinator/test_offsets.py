@@ -187,3 +187,53 @@ def test_list_and_describe(h: Harness) -> None:
     assert len(described["members"]) == 2
     assert all(m["member_metadata"] == b"r" for m in described["members"])
     assert h.shard.describe_group("nope", False) is None
+
+
+def test_a_deleted_state_partition_is_never_served(h: Harness) -> None:
+    """Its topic deleted (h.log.live = False) before the metadata change that
+    unloads the shard arrives: reads, writes and timers answer NOT_COORDINATOR
+    instead of serving the deleted log's state; the recreated topic loads afresh.
+    At 0098471 the stale shard kept answering from the deleted log."""
+    from strom.errors import NotCoordinatorError
+
+    from .harness import MemoryLog
+
+    assert commit(h, "g", {("t", 0): 10}) == {("t", 0): E.none}
+    h.log.live = False
+    with pytest.raises(NotCoordinatorError):
+        h.runtime.read(0, lambda s: s)
+    assert commit(h, "g", {("t", 0): 11}) == {("t", 0): E.not_coordinator}
+    assert h.runtime.partitions == []
+    recreated = MemoryLog()
+    _follow(h, recreated)
+    assert fetch(h, "g") == {}
+    assert commit(h, "g", {("t", 0): 12}) == {("t", 0): E.none}
+    assert fetch(h, "g") == {("t", 0): (12, 3, "m")}
+    # A shard whose log went away between two images is replaced on the next one.
+    recreated.live = False
+    _follow(h, MemoryLog())
+    assert fetch(h, "g") == {}
+
+
+def _follow(h: Harness, log: Any) -> None:
+    """A metadata image in which partition 0 (on `log`) is led here."""
+
+    async def follow() -> None:
+        h.runtime.follow_leadership([0], lambda partition: log)
+        await h.runtime.wait_loaded()
+
+    h.run(follow())
+
+
+def test_a_write_waiting_when_its_partition_is_deleted_fails_not_coordinator(
+        h: Harness) -> None:
+    from strom.errors import NotCoordinatorError, UnknownTopicOrPartitionError
+
+    async def deleted_while_waiting(end_offset: int) -> None:
+        h.log.live = False
+        raise UnknownTopicOrPartitionError("deleted")
+
+    h.log.wait_durable = deleted_while_waiting  # type: ignore[method-assign]
+    request = CommitRequest("g", -1, "", None, -1, (("t", (PartitionCommit(0, 1, 3, "m"),)),), 9)
+    with pytest.raises(NotCoordinatorError):
+        h.write(lambda s: s.offsets.commit(request))

@@ -12,15 +12,19 @@ topic's logs are emptied first when the metadata change does not fit
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import Counter
 from typing import Any
 
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
+from strom.cluster.image import INTERNAL_TOPICS
 from strom.errors import ErrorCode, KafkaError, LogDirFullError
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import ZERO_UUID
+
+log = logging.getLogger(__name__)
 
 # Kafka's default messages for the errors it returns without one of its own.
 _UNKNOWN_TOPIC = "This server does not host this topic-partition."
@@ -92,6 +96,13 @@ def _delete(ctx: RequestContext, name: str | None, topic_id: uuid.UUID) -> dict[
         topic_id = by_name.topic_id
     try:
         records = broker.metadata.delete_topic_records(name)
+        if name in INTERNAL_TOPICS:
+            # Kafka allows it too (only ACLs protect these topics); it drops every
+            # committed offset or transaction state, so the operator must see who.
+            log.warning("deleting internal topic %s at the request of client %r (%s): its "
+                        "state (committed offsets, transactions) is lost; it is recreated "
+                        "empty when next needed", name, ctx.header.client_id or "",
+                        ctx.client_host or "unknown host")
         try:
             broker.metadata.commit(records)
         except LogDirFullError:

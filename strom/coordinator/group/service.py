@@ -127,7 +127,15 @@ class GroupCoordinator:
         led = [p.partition for p in topic.partitions if p.leader == self.node_id] \
             if topic is not None else []
         self.runtime.follow_leadership(led, lambda partition: PartitionCoordinatorLog(
-            self.replicas.get(TOPIC, partition), self.replicas.flusher))
+            self.replicas.get(TOPIC, partition), self.replicas.flusher,
+            current=lambda: self._hosted(partition)))
+
+    def _hosted(self, partition: int) -> object:
+        """The broker's partition object of TOPIC-partition now, None if deleted."""
+        try:
+            return self.replicas.get(TOPIC, partition)
+        except KafkaError:
+            return None
 
     async def stop(self) -> None:
         await self.runtime.close()

@@ -169,14 +169,18 @@ class FrameDecoder:
                 # Only if the owner kept reading while waiting for memory.
                 self._grow(force=True)
                 return self.get_buffer()
-            self._compact()
-            if self._end == len(self._buffer):
-                # Full of one partial small frame: double, up to SMALL_BUFFER (a larger
-                # frame moves to a buffer of its own once it fills this one).
-                # A new buffer, not extend(): the last view handed out may be alive.
+            if len(self._buffer) < SMALL_BUFFER:
+                # A read filled it: more is coming than fits, so double it, up to
+                # SMALL_BUFFER (a larger frame moves to a buffer of its own once it
+                # fills this one). A new buffer, not extend(): the last view handed
+                # out may still be alive.
                 grown = bytearray(2 * len(self._buffer))
-                grown[: self._end] = self._buffer[: self._end]
+                remaining = self._end - self._start
+                grown[:remaining] = self._buffer[self._start : self._end]
                 self._buffer = grown
+                self._start, self._end = 0, remaining
+            else:
+                self._compact()
         return memoryview(self._buffer)[self._end :]
 
     def buffer_updated(self, nbytes: int) -> list[bytearray | memoryview]:

@@ -116,10 +116,12 @@ def _corrupt_zstd(declare_window_log: int = 27) -> bytes:
 
 
 def _corrupt_lz4() -> bytes:
-    """An lz4 frame with 4 MiB blocks, one compressed block of noise."""
+    """An lz4 frame with 4 MiB blocks (a real header, checksum right), one
+    compressed block of noise."""
     noise = os.urandom(150)
-    header = struct.pack("<IBB", 0x184D2204, 0x60, 0x70)
-    return header + bytes([0]) + struct.pack("<I", len(noise)) + noise + struct.pack("<I", 0)
+    header = lz4.frame.compress(b"x", block_size=lz4.frame.BLOCKSIZE_MAX4MB,
+                                store_size=False, content_checksum=False)[:7]
+    return header + struct.pack("<I", len(noise)) + noise + struct.pack("<I", 0)
 
 
 @pytest.mark.parametrize("make, codec", [(_corrupt_zstd, Compression.ZSTD),

@@ -5,11 +5,12 @@ frame is a list of blocks none of which may inflate past the frame's block
 maximum size; a zstd frame is a list of blocks whose headers give the raw and
 RLE sizes exactly and cap a compressed block at min(window, 128 KiB), and may
 state its content size; a raw snappy block starts with its length; deflate
-cannot exceed 1032:1 (258 bytes from one 2-bit-ish code, RFC 1951). Summing
-those gives an upper bound on the output before a byte is decompressed, so
-the caller can refuse a bomb outright and decompress anything else into one
-buffer of exactly that size: a decoder then has no reason to ask for more
-room, and a failure is corruption, never "try a bigger buffer".
+cannot exceed 1032:1 (a 258-byte match per two bits at best, RFC 1951).
+Summing those gives the range of the output before a byte is decompressed:
+its minimum (raw and RLE blocks, declared content sizes -- what a bomb is
+made of) lets the caller refuse a bomb outright, and its maximum sizes the
+one buffer anything else is decompressed into, so a decoder never has reason
+to ask for more room and a failure is corruption, never "try a bigger buffer".
 
 Formats: lz4 frame format 1.6.x (lz4/doc/lz4_Frame_format.md), zstd RFC 8878
 section 3.1. Checksums are not verified here: the batch's CRC32C already

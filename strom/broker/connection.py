@@ -145,10 +145,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
         else:
             self._guard.memory.wait(self._memory_available)
 
-    def check_timeouts(self, now: float) -> None:
-        """Called by the guard's sweep: close if idle or a request stalled half-sent."""
+    def check_timeouts(self, now: float) -> bool:
+        """Called by the guard's sweep: close if idle or a request stalled half-sent.
+        True if closed for a stalled request (the guard logs those, one line a sweep)."""
         if self._closed:
-            return
+            return False
         limits = self._guard.limits
         partial_since = self._partial_since
         # While the broker itself stopped reading (requests in flight, responses
@@ -157,15 +158,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
         held_back = self._reading_paused and not self._decoder.waiting_for_memory
         if (partial_since is not None and not held_back
                 and now - partial_since > limits.receive_timeout_s):
-            log.info("closing %s: a request was still incomplete after %.0f ms "
-                     "(strom.request.receive.timeout.ms)", self.peer,
-                     limits.receive_timeout_s * 1000)
             self._abort()
-        elif (limits.idle_s is not None and not self._pending
-              and now - self._last_active > limits.idle_s):
+            return True
+        if (limits.idle_s is not None and not self._pending
+                and now - self._last_active > limits.idle_s):
             # Kafka closes idle connections silently (clients reconnect as needed).
             log.debug("closing %s: idle for connections.max.idle.ms", self.peer)
             self._abort()
+        return False
 
     # --- requests --------------------------------------------------------------
 

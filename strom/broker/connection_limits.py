@@ -105,8 +105,11 @@ def parse_ip_overrides(text: str) -> dict[str, int]:
 
 
 class Guarded(Protocol):
-    def check_timeouts(self, now: float) -> None:
-        """Close the connection if it has been idle or a request stalled too long."""
+    peer: str
+
+    def check_timeouts(self, now: float) -> bool:
+        """Close the connection if it has been idle or a request stalled too long;
+        True if closed for a stalled request."""
 
 
 class ConnectionGuard:
@@ -164,8 +167,14 @@ class ConnectionGuard:
                     if others else "")
 
     def sweep(self, now: float) -> None:
-        for connection in list(self._connections):
-            connection.check_timeouts(now)
+        stalled = [connection.peer for connection in list(self._connections)
+                   if connection.check_timeouts(now)]
+        if stalled:
+            # One line a sweep, however many slowloris connections there were.
+            log.info("closed %d connection(s) whose request was still incomplete after "
+                     "%.0f ms (strom.request.receive.timeout.ms): %s%s", len(stalled),
+                     self.limits.receive_timeout_s * 1000, ", ".join(stalled[:3]),
+                     ", ..." if len(stalled) > 3 else "")
 
     @property
     def sweep_interval_s(self) -> float:

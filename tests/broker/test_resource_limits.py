@@ -193,6 +193,7 @@ def test_slowloris_connections_are_closed(strom: StromProcess) -> None:
     sent = [0] * len(trickling)
     closed: set[int] = set()
     before = rss_bytes(strom.proc.pid)
+    log_lines_before = _timeout_log_lines(strom)
 
     def trickle() -> None:
         for i, sock in enumerate(trickling):
@@ -216,10 +217,16 @@ def test_slowloris_connections_are_closed(strom: StromProcess) -> None:
     print(f"all {len(trickling)} closed after {time.monotonic() - start:.1f} s "
           f"({min(sent)}-{max(sent)} bytes each); RSS grew {grown / MIB:.1f} MiB")
     assert len(closed) == len(trickling)
+    # Logged in one line per sweep, not one per connection.
+    assert _timeout_log_lines(strom) - log_lines_before <= 20
     assert grown < 32 * MIB
     assert p99 < P99_LIMIT_S
     for sock in trickling:
         sock.close()
+
+
+def _timeout_log_lines(broker: StromProcess) -> int:
+    return broker.log_path.read_text().count("(strom.request.receive.timeout.ms)")
 
 
 def test_two_thousand_idle_connections(strom: StromProcess) -> None:

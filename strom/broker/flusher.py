@@ -38,6 +38,11 @@ Flushable = PartitionLog
 
 #: fsync threads: partitions flushed at once. More only add GIL hand-overs.
 FSYNC_THREADS = 8
+#: Tickets prepared at once. A ticket holds dup'd fds until it completes, so
+#: acks=all produce to thousands of partitions at once ran out of fds
+#: (hardening #4); a log waiting for a slot is prepared when one frees, and
+#: its ticket then covers everything appended meanwhile.
+MAX_TICKETS = 4 * FSYNC_THREADS
 
 
 class GroupCommitFlusher:
@@ -49,6 +54,8 @@ class GroupCommitFlusher:
     def __init__(self) -> None:
         self._waiters: dict[Flushable, list[tuple[int, asyncio.Future[None]]]] = {}
         self._in_flight: dict[Flushable, asyncio.Future[None]] = {}
+        #: Logs with waiters, waiting for a ticket slot (in order).
+        self._queued: dict[Flushable, None] = {}
         self._closed = False
         self._pool: ThreadPoolExecutor | None = None
 
@@ -90,12 +97,13 @@ class GroupCommitFlusher:
             self._waiters[log] = [(end_offset, fut)]
         else:
             waiters.append((end_offset, fut))
-        if log not in self._in_flight:
-            self._flush(log, loop)
+        if log not in self._in_flight and log not in self._queued:
+            self._start(log, loop)
         return fut
 
     def forget(self, log: Flushable, error: Callable[[], Exception]) -> None:
         """Fail the waiters of a log that is going away (topic deleted)."""
+        self._queued.pop(log, None)
         for _, fut in self._waiters.pop(log, []):
             if not fut.done():
                 fut.set_exception(error())
@@ -103,6 +111,19 @@ class GroupCommitFlusher:
     def fail_all(self, error: Callable[[], Exception]) -> None:
         for log_ in list(self._waiters):
             self.forget(log_, error)
+
+    def _start(self, log_: Flushable, loop: asyncio.AbstractEventLoop) -> None:
+        if len(self._in_flight) >= MAX_TICKETS:
+            self._queued[log_] = None
+        else:
+            self._flush(log_, loop)
+
+    def _start_queued(self, loop: asyncio.AbstractEventLoop) -> None:
+        while self._queued and len(self._in_flight) < MAX_TICKETS and not self._closed:
+            log_ = next(iter(self._queued))
+            del self._queued[log_]
+            if log_ in self._waiters:
+                self._flush(log_, loop)
 
     def _flush(self, log_: Flushable, loop: asyncio.AbstractEventLoop) -> None:
         """Start one fdatasync of everything `log_` has appended so far."""
@@ -119,6 +140,7 @@ class GroupCommitFlusher:
                  loop: asyncio.AbstractEventLoop) -> None:
         del self._in_flight[log_]
         log_.complete_flush(ticket)  # closes its dup'd fds in any case
+        self._start_queued(loop)
         error = run.exception() if not run.cancelled() else KafkaStorageError("cancelled")
         if error is not None:
             # The recovery point stays put; the waiters learn of it. A storage
@@ -141,7 +163,7 @@ class GroupCommitFlusher:
         if rest:
             self._waiters[log_] = rest
             if not self._closed:
-                self._flush(log_, loop)
+                self._start(log_, loop)
 
     def _fail(self, log_: Flushable, error: BaseException) -> None:
         for _, fut in self._waiters.pop(log_, []):

@@ -44,6 +44,8 @@ import struct
 from pathlib import Path
 from typing import ClassVar
 
+from strom.storage.open_files import open_files
+
 __all__ = ["CorruptIndexError", "OffsetIndex", "TimeIndex"]
 
 _INT32_MAX = 2**31 - 1
@@ -62,7 +64,7 @@ class _Index:
 
     def __init__(
         self, path: Path, base_offset: int, max_index_size: int, *, writable: bool,
-        new: bool = False,
+        new: bool = False, lazy: bool = False,
     ) -> None:
         self.path = path
         self.base_offset = base_offset
@@ -85,8 +87,11 @@ class _Index:
                 size = 0
         self._file_size = size
         self._entries = size // self.entry_size
+        #: The file is not created yet (a lazily created segment, segment.py):
+        #: it is, when the entries are first written.
+        self._missing = False
         if writable:
-            self.make_writable(new=new)
+            self.make_writable(new=new, create=not lazy)
 
     # -- mapping ----------------------------------------------------------
 
@@ -113,15 +118,25 @@ class _Index:
         if self._mm is not None:
             self._mm.close()
             self._mm = None
+            open_files.closed(self)
         self._buf = None
         self._loaded = False
 
+    def evict(self) -> None:
+        """Unmap a read-only index (its mapping holds an fd); the next lookup
+        maps it again (open_files.py)."""
+        if self._buf is None and self._mm is not None:
+            self._unmap()
+
     def _view(self) -> mmap.mmap | bytearray | None:
-        """What to read entries from (None when there are none)."""
+        """What to read entries from (None when there are none). Use it at
+        once: a mapping may be unmapped when another file opens."""
         if self._buf is not None:
             return self._buf
         if not self._loaded:
             self._load_read_only()
+        elif self._mm is not None:
+            open_files.touch(self)
         return self._mm
 
     def _load_read_only(self) -> None:
@@ -139,13 +154,23 @@ class _Index:
         finally:
             os.close(fd)
         self._loaded = True
+        if self._mm is not None:
+            open_files.opened(self)
 
-    def make_writable(self, *, new: bool = False) -> None:
+    def make_writable(self, *, new: bool = False, create: bool = True) -> None:
         """Take the entries into memory for appends; create the file if missing.
-        `new`: the file was just removed (a new segment), so nothing to read."""
+        `new`: the file was just removed (a new segment), so nothing to read;
+        with `create` False it is not created before the entries are written."""
         if self._buf is not None:
             return
         self._unmap()
+        if new and not create:
+            self._buf = bytearray()
+            self._entries = self._synced = self._file_size = 0
+            self._capacity = self.max_entries
+            self._loaded = True
+            self._missing = True
+            return
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             if new:
@@ -170,7 +195,7 @@ class _Index:
             return
         size = self._entries * self.entry_size
         written = self._synced * self.entry_size
-        if written < size or self._file_size != size:
+        if written < size or self._file_size != size or self._missing:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 view = memoryview(buf)
@@ -181,6 +206,7 @@ class _Index:
             finally:
                 os.close(fd)
             self._file_size = size
+            self._missing = False
         self._synced = self._entries
         self._buf = None
         self._loaded = False

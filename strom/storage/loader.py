@@ -145,15 +145,15 @@ def recover_segment(segment: LogSegment, epoch_cache: LeaderEpochCache | None) -
     leader epochs it carries, and cut it at the first invalid batch. Returns the
     number of bytes cut (LogSegment.recover)."""
     segment.reset_indexes()
-    fd = segment.file.fd
-    file_size = os.fstat(fd).st_size
+    file = segment.file  # its fd read per call: it may be closed and reopened meanwhile
+    file_size = os.fstat(file.fd).st_size
     position = 0
     expected_offset = segment.base_offset
     chunk = b""
     chunk_start = 0
     while position < file_size:
         if position + BATCH_HEADER_SIZE > chunk_start + len(chunk):
-            chunk = os.pread(fd, _RECOVERY_CHUNK, position)
+            chunk = os.pread(file.fd, _RECOVERY_CHUNK, position)
             chunk_start = position
         try:
             header = read_batch_header(chunk, position - chunk_start)
@@ -164,7 +164,7 @@ def recover_segment(segment: LogSegment, epoch_cache: LeaderEpochCache | None) -
         if position + size > file_size:
             break  # torn tail
         if position + size > chunk_start + len(chunk):
-            chunk = os.pread(fd, max(_RECOVERY_CHUNK, size), position)
+            chunk = os.pread(file.fd, max(_RECOVERY_CHUNK, size), position)
             chunk_start = position
             header = read_batch_header(chunk, 0)
         if not batch_crc_ok(chunk, header):

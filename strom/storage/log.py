@@ -154,6 +154,8 @@ class PartitionLog(SegmentSwapping):
         self._closed = False
         #: A cleaned segment renamed to .swap, waiting for `complete_swap`.
         self._pending_swap: _PendingSwap | None = None
+        #: The next segment created is a new log's first: files on first append.
+        self._lazy_first_segment = False
         #: The aborted transactions of the segments (`.txnindex`), truncated with them.
         self.txn_index = TxnIndex(directory)
 
@@ -194,18 +196,17 @@ class PartitionLog(SegmentSwapping):
                 f"{directory}: topic id {checkpoints.encode_uuid(stored_id)} on disk, "
                 f"expected {checkpoints.encode_uuid(topic_id)}"
             )
-        if topic_id is not None and stored_id is None:
-            if is_new and new_logs is not None:
-                metadata_path.with_name(files.PARTITION_METADATA + files.TMP_SUFFIX).write_bytes(
-                    checkpoints.format_partition_metadata(topic_id))
-            else:
-                checkpoints.write_partition_metadata(metadata_path, topic_id)
+        deferred = is_new and new_logs is not None  # written with its batch, below
+        if topic_id is not None and stored_id is None and not deferred:
+            checkpoints.write_partition_metadata(metadata_path, topic_id)
         epoch_cache = LeaderEpochCache.load(directory / files.LEADER_EPOCH_CHECKPOINT)
         plog = cls(
             directory, config, clock=clock, topic=topic, partition=partition,
             topic_id=topic_id or stored_id, epoch_cache=epoch_cache,
             rng=rng or random.Random(),
         )
+        # A batch of new logs creates no segment files before they are used.
+        plog._lazy_first_segment = is_new and new_logs is not None
         loaded = loader.load_log(
             directory,
             open_segment=plog._open_segment,
@@ -215,6 +216,7 @@ class PartitionLog(SegmentSwapping):
             log_start_offset=log_start_offset,
             had_clean_shutdown=had_clean_shutdown or is_new,
         )
+        plog._lazy_first_segment = False
         plog._segments = loaded.segments
         plog._bases = [segment.base_offset for segment in loaded.segments]
         plog.log_start_offset = loaded.log_start_offset
@@ -226,6 +228,10 @@ class PartitionLog(SegmentSwapping):
         # Recovery may have cut markers whose aborted transactions were indexed.
         plog.txn_index.truncate(plog.log_end_offset)
         if is_new and new_logs is not None:
+            # After loading: the loader removes leftover temp files.
+            if topic_id is not None:
+                metadata_path.with_name(files.PARTITION_METADATA + files.TMP_SUFFIX).write_bytes(
+                    checkpoints.format_partition_metadata(topic_id))
             epoch_cache.path.write_bytes(format_leader_epoch_checkpoint([]))
             new_logs.add(directory)
         elif is_new:
@@ -249,12 +255,14 @@ class PartitionLog(SegmentSwapping):
 
     def _create_segment(self, base_offset: int) -> LogSegment:
         self._dir_version += 1
+        lazy, self._lazy_first_segment = self._lazy_first_segment, False
         return LogSegment.create(
             self.directory, base_offset,
             max_index_bytes=self.config.segment_index_bytes,
             index_interval_bytes=self.config.index_interval_bytes,
             created_ms=self.clock.wall_ms(), roll_jitter_ms=self._roll_jitter(),
             preallocate_bytes=self.config.segment_bytes if self.config.preallocate else 0,
+            lazy=lazy,
         )
 
     def update_config(self, config: LogConfig) -> None:
@@ -343,6 +351,9 @@ class PartitionLog(SegmentSwapping):
                 segment_ms=self.config.segment_ms,
             ):
                 segment = self._roll(base_offset)
+            if segment.file.pending_create:
+                # This append creates the file: the next flush syncs the directory.
+                self._dir_version += 1
             segment.append(batch, last_offset, max_timestamp)
         except OSError as exc:
             # Nothing of the batch is in the log (segment.append cut it off).

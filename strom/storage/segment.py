@@ -35,6 +35,7 @@ from strom.errors import KafkaStorageError
 from strom.protocol.records import LOG_OVERHEAD, decode_records, read_batch_header
 from strom.storage import files
 from strom.storage.index import OffsetIndex, TimeIndex
+from strom.storage.open_files import open_files
 
 __all__ = ["FileRegion", "LogSegment", "SegmentFile"]
 
@@ -61,18 +62,64 @@ MAP_THRESHOLD = 64 * 1024
 
 
 class SegmentFile:
-    """The open .log file of a segment; FileRegions read through it."""
+    """The .log file of a segment; FileRegions read through it.
 
-    __slots__ = ("fd", "path")
+    Its fd is opened on first use and may be closed while the segment idles,
+    to keep the broker's fds bounded (open_files.py): read `fd` for every
+    system call, never keep it across anything that may open another file.
+    A lazily created file (a brand-new log's first segment) is created by
+    its first use, so creating thousands of partitions creates no segment
+    files until they are written to.
+    """
 
-    def __init__(self, path: Path, fd: int) -> None:
+    __slots__ = ("_create", "_fd", "closed", "path")
+
+    def __init__(self, path: Path, fd: int, *, create: bool = False) -> None:
         self.path = path
-        self.fd = fd
+        self._fd = fd
+        #: Open with O_CREAT: the file may not exist yet.
+        self._create = create
+        #: Closed for good (segment closed or deleted): never reopens.
+        self.closed = False
+        if fd >= 0:
+            open_files.opened(self)
+
+    @property
+    def fd(self) -> int:
+        fd = self._fd
+        if fd >= 0:
+            open_files.touch(self)
+            return fd
+        return self._reopen()
+
+    @property
+    def pending_create(self) -> bool:
+        """True while the file was never created (nothing written to it)."""
+        return self._create and self._fd < 0
+
+    def _reopen(self) -> int:
+        if self.closed:
+            raise KafkaStorageError(f"segment {self.path} is closed")
+        flags = os.O_RDWR | (os.O_CREAT if self._create else 0)
+        try:
+            fd = os.open(self.path, flags, 0o644)
+        except FileNotFoundError:
+            raise KafkaStorageError(f"segment {self.path} was deleted") from None
+        self._fd = fd
+        self._create = False
+        open_files.opened(self)
+        return fd
+
+    def evict(self) -> None:
+        """Close the fd; the next use reopens it."""
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            open_files.closed(self)
+            os.close(fd)
 
     def close(self) -> None:
-        if self.fd >= 0:
-            fd, self.fd = self.fd, -1
-            os.close(fd)
+        self.closed = True
+        self.evict()
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +138,7 @@ class FileRegion:
 
     def fileno(self) -> int:
         """The open fd of the segment (for os.sendfile); KafkaStorageError if deleted."""
-        if self.file is None or self.file.fd < 0:
+        if self.file is None:
             raise KafkaStorageError(f"segment {self.path} is closed")
         return self.file.fd
 
@@ -111,7 +158,7 @@ class FileRegion:
         loop. Falls back to `read()` for small regions and when mapping fails
         (e.g. vm.max_map_count reached).
         """
-        if self.length < MAP_THRESHOLD or self.file is None or self.file.fd < 0:
+        if self.length < MAP_THRESHOLD or self.file is None or self.file.closed:
             return self.read()
         start = self.position - self.position % mmap.ALLOCATIONGRANULARITY
         try:
@@ -122,7 +169,7 @@ class FileRegion:
         return memoryview(mapping)[self.position - start:]
 
     def read(self) -> bytes:
-        if self.file is not None and self.file.fd >= 0:
+        if self.file is not None and not self.file.closed:
             data = os.pread(self.file.fd, self.length, self.position)
         else:
             try:
@@ -156,18 +203,19 @@ class LogSegment:
         roll_jitter_ms: int,
         writable: bool,
         new: bool = False,
+        lazy: bool = False,
     ) -> None:
         self.directory = directory
         self.base_offset = base_offset
-        self.file = SegmentFile(files.log_path(directory, base_offset), fd)
+        self.file = SegmentFile(files.log_path(directory, base_offset), fd, create=lazy)
         self.size = size
         self.offset_index = OffsetIndex(
             files.index_path(directory, base_offset), base_offset, max_index_bytes,
-            writable=writable, new=new,
+            writable=writable, new=new, lazy=lazy,
         )
         self.time_index = TimeIndex(
             files.time_index_path(directory, base_offset), base_offset, max_index_bytes,
-            writable=writable, new=new,
+            writable=writable, new=new, lazy=lazy,
         )
         self.index_interval_bytes = index_interval_bytes
         self.bytes_since_last_index_entry = 0
@@ -199,8 +247,24 @@ class LogSegment:
         created_ms: int,
         roll_jitter_ms: int = 0,
         preallocate_bytes: int = 0,
+        lazy: bool = False,
     ) -> LogSegment:
-        """A new, empty, active segment; stale files of the same name are replaced."""
+        """A new, empty, active segment; stale files of the same name are replaced.
+
+        lazy: a brand-new log's first segment in a new directory, whose files
+        are created by the first append (or by closing it once written): a
+        crash before then leaves a directory without segments, which loads as
+        the empty log at offset 0 it was. Never for a segment whose base offset
+        only its file name records (rolls, truncation)."""
+        if lazy and preallocate_bytes <= 0:
+            segment = cls(
+                directory, base_offset, fd=-1, size=0, max_index_bytes=max_index_bytes,
+                index_interval_bytes=index_interval_bytes, created_ms=created_ms,
+                roll_jitter_ms=roll_jitter_ms, writable=True, new=True, lazy=True,
+            )
+            segment._next_offset = base_offset
+            segment._rolling_timestamp_known = True
+            return segment
         for path in files.segment_paths(directory, base_offset)[1:]:
             path.unlink(missing_ok=True)
         flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC
@@ -263,6 +327,11 @@ class LogSegment:
         LogSegment.onBecomeInactiveSegment)."""
         if not self.active:
             return
+        if self.file.pending_create:
+            # Never written: it has no files to trim, and creates none.
+            self.offset_index.abandon()
+            self.time_index.abandon()
+            return
         timestamp, offset = self.max_timestamp_and_offset
         self.time_index.maybe_append(timestamp, offset, skip_full_check=True)
         try:
@@ -274,11 +343,18 @@ class LogSegment:
             self.offset_index.make_writable()
             self.time_index.make_writable()
             raise
-        if os.fstat(self.file.fd).st_size > self.size:  # preallocated
+        if not self.file.pending_create and os.fstat(self.file.fd).st_size > self.size:
+            # preallocated
             os.ftruncate(self.file.fd, self.size)
         self.indexes_dirty = True
 
     def close(self) -> None:
+        if self.file.pending_create:
+            # Never written: it has no files, and closing creates none.
+            self.offset_index.abandon()
+            self.time_index.abandon()
+            self.file.close()
+            return
         try:
             self.on_become_inactive()
         except OSError:
@@ -321,6 +397,8 @@ class LogSegment:
         timestamp = self.max_timestamp
         if timestamp >= 0:
             return timestamp
+        if self.file.pending_create:
+            return self.created_ms
         return os.stat(self.path).st_mtime_ns // 1_000_000
 
     def rolling_timestamp(self) -> int | None:
@@ -442,13 +520,16 @@ class LogSegment:
         """(position, size, last offset, max timestamp) of each batch from
         `position` to the end of the segment. A header that is not a
         plausible batch raises KafkaStorageError (strict) or ends the walk."""
-        fd, size, unpack = self.file.fd, self.size, _PREFIX.unpack_from
+        # The fd is read per pread, never kept: between two batches the caller
+        # may open other files, and the fd may be closed to stay within the
+        # bound (open_files.py) and its number reused.
+        file, size, unpack = self.file, self.size, _PREFIX.unpack_from
         window = b""
         window_start = position
         while position < size:
             at = position - window_start
             if at + _PREFIX_SIZE > len(window):
-                window = os.pread(fd, _WALK_WINDOW, position)
+                window = os.pread(file.fd, _WALK_WINDOW, position)
                 window_start, at = position, 0
             if at + _PREFIX_SIZE > len(window):
                 bad = "truncated header"

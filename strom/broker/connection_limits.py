@@ -63,17 +63,26 @@ class ConnectionLimits:
             return value
 
         queued = number("queued.max.request.bytes")
+        max_request = number("socket.request.max.bytes")
         idle_ms = number("connections.max.idle.ms")
-        overrides = config.get("max.connections.per.ip.overrides")
+        per_ip = number("max.connections.per.ip")
+        overrides = parse_ip_overrides(str(config.get("max.connections.per.ip.overrides") or ""))
+        # Kafka's own checks (KafkaConfig.validateValues), with its messages.
+        if 0 < queued < max_request:
+            raise InvalidConfigError("queued.max.request.bytes must be larger or equal to "
+                                     "socket.request.max.bytes")
+        if per_ip == 0 and not overrides:
+            raise InvalidConfigError("max.connections.per.ip can be set to zero only if "
+                                     "max.connections.per.ip.overrides property is set.")
         return cls(
             max_connections=number("max.connections"),
-            max_connections_per_ip=number("max.connections.per.ip"),
-            per_ip_overrides=parse_ip_overrides(str(overrides or "")),
-            idle_s=idle_ms / 1000 if idle_ms > 0 else None,
+            max_connections_per_ip=per_ip,
+            per_ip_overrides=overrides,
+            # As Kafka's Selector: a negative value never closes idle connections.
+            idle_s=idle_ms / 1000 if idle_ms >= 0 else None,
             receive_timeout_s=number("strom.request.receive.timeout.ms") / 1000,
-            request_memory_bytes=(queued if queued > 0 else
-                                  max(DEFAULT_REQUEST_MEMORY,
-                                      number("socket.request.max.bytes"))),
+            request_memory_bytes=(queued if queued > 0
+                                  else max(DEFAULT_REQUEST_MEMORY, max_request)),
         )
 
     def max_for(self, ip: str) -> int:

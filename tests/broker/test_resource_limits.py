@@ -6,7 +6,8 @@ the broker's RSS stays within the configured limits.
 
 Limits are small so the tests run in seconds: connections.max.idle.ms of 5 s
 (long enough to open 2,000 connections first), strom.request.receive.timeout.ms
-of 2 s, queued.max.request.bytes of 16 MiB.
+of 2 s, and for the request-memory test queued.max.request.bytes of 16 MiB
+(with socket.request.max.bytes of 8 MiB: Kafka requires it to be no larger).
 Round-trip figures are printed (pytest -s) for the report; the issue's goal
 is p99 under 50 ms, asserted with a margin for a loaded test machine.
 """
@@ -41,7 +42,6 @@ def strom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StromProcess]:
     broker = StromProcess(tmp_path_factory.mktemp("limits") / "data", overrides={
         "connections.max.idle.ms": str(IDLE_MS),
         "strom.request.receive.timeout.ms": str(TIMEOUT_MS),
-        "queued.max.request.bytes": str(REQUEST_MEMORY),
         "max.connections.per.ip.overrides": "127.0.0.2:20",
     })
     broker.start()
@@ -298,12 +298,25 @@ def test_client_that_never_reads_is_held_back_then_closed(strom: StromProcess) -
     sock.close()
 
 
-def test_large_requests_wait_for_request_memory(strom: StromProcess) -> None:
+@pytest.fixture
+def strom_small_memory(tmp_path: Path) -> Iterator[StromProcess]:
+    broker = StromProcess(tmp_path / "data", overrides={
+        "strom.request.receive.timeout.ms": str(TIMEOUT_MS),
+        "socket.request.max.bytes": str(8 * MIB),
+        "queued.max.request.bytes": str(REQUEST_MEMORY),
+    })
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+def test_large_requests_wait_for_request_memory(strom_small_memory: StromProcess) -> None:
     """Large requests beyond queued.max.request.bytes: reading pauses instead of
     allocating; small requests are still served; stalled requests close."""
+    strom = strom_small_memory
     assert strom.proc is not None
-    size = 50 * MIB
-    body = bytes(8 * MIB)
+    size = 8 * MIB
+    body = bytes(6 * MIB)  # never complete
     senders = [connect(strom) for _ in range(8)]
     before = rss_bytes(strom.proc.pid)
     held_back = 0
@@ -321,12 +334,15 @@ def test_large_requests_wait_for_request_memory(strom: StromProcess) -> None:
                 held_back += 1
         loop.run(200)
         grown = rss_bytes(strom.proc.pid) - before
-        p99 = loop.p99(f"8 x 8 MiB of 50 MiB requests, queued.max.request.bytes "
+        p99 = loop.p99(f"8 x 6 MiB of 8 MiB requests, queued.max.request.bytes "
                        f"{REQUEST_MEMORY // MIB} MiB")
     print(f"{held_back} of 8 senders held back; RSS grew {grown / MIB:.1f} MiB")
-    assert held_back >= 4
-    # The budget, one growth step past it, and the kernel's socket buffers.
-    assert grown < REQUEST_MEMORY + 24 * MIB
+    # At most three fit in the budget (two, and one overshooting it); of the others
+    # the kernel's socket buffers (4 MiB of send buffer and the receive window,
+    # which does not grow while the broker reads nothing) hold less than 6 MiB.
+    assert held_back >= 3
+    # The budget and one growth step past it (each frame stops at its 8 MiB).
+    assert grown < REQUEST_MEMORY + 16 * MIB
     assert p99 < P99_LIMIT_S
     wait_all_closed(senders, timeout=TIMEOUT_MS / 1000 + 8)
     for sock in senders:

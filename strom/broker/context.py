@@ -10,7 +10,7 @@ from strom.broker.faults import FaultInjector
 from strom.broker.replica_manager import ReplicaManager
 from strom.clock import Clock
 from strom.cluster.image import MetadataImage
-from strom.cluster.local import LocalMetadataStore
+from strom.cluster.store import MetadataStore
 from strom.config import BrokerConfig
 from strom.coordinator.txn.producer_ids import ProducerIdManager
 from strom.protocol.headers import RequestHeader
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 class BrokerServices:
     config: BrokerConfig
     clock: Clock
-    metadata: LocalMetadataStore
+    metadata: MetadataStore
     replicas: ReplicaManager
     producer_ids: ProducerIdManager
     coordinators: Coordinators

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from strom.broker.replica_manager import ReplicaManager
 from strom.clock import Clock
 from strom.cluster.image import GROUP_METADATA_TOPIC, TRANSACTION_STATE_TOPIC, MetadataImage
-from strom.cluster.local import LocalMetadataStore
+from strom.cluster.store import MetadataStore
 from strom.config import BrokerConfig
 from strom.coordinator.txn.producer_ids import ProducerIdManager
 from strom.errors import CoordinatorNotAvailableError
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 
 class Coordinators:
-    def __init__(self, config: BrokerConfig, clock: Clock, metadata: LocalMetadataStore,
+    def __init__(self, config: BrokerConfig, clock: Clock, metadata: MetadataStore,
                  replicas: ReplicaManager, producer_ids: ProducerIdManager) -> None:
         self._config = config
         self._clock = clock

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from strom.broker.context import BrokerServices
 from strom.cluster.image import MetadataRecord, TopicInfo
-from strom.cluster.local import check_records_per_user_op
+from strom.cluster.validation import check_records_per_user_op
 from strom.config import parse_topic_configs
 
 

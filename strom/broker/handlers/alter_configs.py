@@ -26,7 +26,7 @@ from typing import Any
 
 from strom.broker.context import BrokerServices, RequestContext
 from strom.broker.router import handles
-from strom.cluster.local import validate_topic_name
+from strom.cluster.validation import validate_topic_name
 from strom.config import BROKER_CONFIGS, TOPIC_CONFIGS, Value, parse_topic_configs
 from strom.errors import (
     ErrorCode,

@@ -4,7 +4,7 @@ Versions: 0-3. Each topic either lets the controller place the new
 partitions or gives one replica assignment per new partition. Shrinking,
 keeping the count, or assignments that do not fit fail with Kafka's
 INVALID_PARTITIONS / INVALID_REPLICA_ASSIGNMENT messages (see
-LocalMetadataStore.create_partitions_records). A topic named twice fails
+MetadataStore.create_partitions_records). A topic named twice fails
 with INVALID_REQUEST ("Duplicate topic name."); validate_only changes nothing.
 The request is one metadata operation: more than 10,000 new partitions in all
 fail every topic with POLICY_VIOLATION, as in Kafka's controller.
@@ -18,7 +18,7 @@ from typing import Any
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.cluster.image import MetadataRecord
-from strom.cluster.local import check_records_per_user_op
+from strom.cluster.validation import check_records_per_user_op
 from strom.errors import ErrorCode, KafkaError
 from strom.protocol.api import ApiKey
 

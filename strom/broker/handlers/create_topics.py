@@ -19,7 +19,7 @@ from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.broker.topics import topic_records
 from strom.cluster.image import MetadataRecord
-from strom.cluster.local import check_partitions_per_request, check_records_per_user_op
+from strom.cluster.validation import check_partitions_per_request, check_records_per_user_op
 from strom.config import BrokerConfig
 from strom.errors import ErrorCode, InvalidRequestError, KafkaError
 from strom.protocol.api import ApiKey

@@ -25,7 +25,7 @@ from strom.broker.handlers.alter_configs import (
     resource_type_name,
 )
 from strom.broker.router import handles
-from strom.cluster.local import validate_topic_name
+from strom.cluster.validation import validate_topic_name
 from strom.config import BROKER_CONFIGS, ConfigSource
 from strom.errors import (
     ErrorCode,

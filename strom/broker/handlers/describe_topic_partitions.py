@@ -20,7 +20,7 @@ from strom.broker.context import RequestContext
 from strom.broker.handlers.metadata import ALL_TOPIC_OPERATIONS
 from strom.broker.router import handles
 from strom.cluster.image import INTERNAL_TOPICS, TopicInfo
-from strom.cluster.local import validate_topic_name
+from strom.cluster.validation import validate_topic_name
 from strom.errors import ErrorCode, InvalidTopicError
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import ZERO_UUID

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from strom.clock import Clock
 from strom.cluster.image import GROUP_METADATA_TOPIC, MetadataImage
-from strom.cluster.local import LocalMetadataStore
+from strom.cluster.store import MetadataStore
 from strom.config import BrokerConfig
 from strom.coordinator.group.classic import Responder, join_response, sync_response
 from strom.coordinator.group.consumer import ConsumerGroup
@@ -80,7 +80,7 @@ class Replicas(Protocol):
 
 
 class GroupCoordinator:
-    def __init__(self, config: BrokerConfig, clock: Clock, metadata: LocalMetadataStore,
+    def __init__(self, config: BrokerConfig, clock: Clock, metadata: MetadataStore,
                  replicas: Replicas, *, node_id: int) -> None:
         self.broker_config = config
         self.config = GroupConfig.from_broker(config)

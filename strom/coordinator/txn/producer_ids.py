@@ -8,13 +8,13 @@ the block, never reuses an id.
 
 from __future__ import annotations
 
-from strom.cluster.local import LocalMetadataStore
+from strom.cluster.store import MetadataStore
 
 BLOCK_SIZE = 1000
 
 
 class ProducerIdManager:
-    def __init__(self, store: LocalMetadataStore) -> None:
+    def __init__(self, store: MetadataStore) -> None:
         self._store = store
         self._next = 0
         self._end = 0

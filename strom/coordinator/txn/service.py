@@ -21,7 +21,7 @@ from typing import Protocol, TypeVar
 
 from strom.clock import Clock
 from strom.cluster.image import TRANSACTION_STATE_TOPIC, MetadataImage
-from strom.cluster.local import LocalMetadataStore
+from strom.cluster.store import MetadataStore
 from strom.config import BrokerConfig
 from strom.coordinator.group.service import TOPIC as GROUP_TOPIC
 from strom.coordinator.group.service import partition_for
@@ -78,7 +78,7 @@ GroupMarkerListener = Callable[[int, int, bool], None]
 
 
 class TransactionCoordinator:
-    def __init__(self, config: BrokerConfig, clock: Clock, metadata: LocalMetadataStore,
+    def __init__(self, config: BrokerConfig, clock: Clock, metadata: MetadataStore,
                  replicas: Replicas, allocate_producer_id: Callable[[], int], *,
                  node_id: int) -> None:
         self.broker_config = config
@@ -87,12 +87,7 @@ class TransactionCoordinator:
         self.replicas = replicas
         self.node_id = node_id
         self._allocate = allocate_producer_id
-        self.config = TxnConfig(
-            max_timeout_ms=config._int("transaction.max.timeout.ms"),
-            abort_check_interval_ms=config._int(
-                "transaction.abort.timed.out.transaction.cleanup.interval.ms"),
-            transactional_id_expiration_ms=config._int("transactional.id.expiration.ms"),
-        )
+        self.config = TxnConfig.from_broker(config)
         self.on_group_marker: GroupMarkerListener | None = None
         self.runtime: CoordinatorRuntime[TxnCoordinatorShard] = CoordinatorRuntime(
             TOPIC, self._new_shard, clock)
@@ -156,9 +151,9 @@ class TransactionCoordinator:
     def _create_topic(self) -> None:
         if TOPIC not in self.metadata.image.topics:
             brokers = len(self.metadata.image.brokers)
-            partitions = self.broker_config._int("transaction.state.log.num.partitions")
-            replication = self.broker_config._int("transaction.state.log.replication.factor")
-            segment_bytes = self.broker_config._int("transaction.state.log.segment.bytes")
+            partitions = self.config.state_log_num_partitions
+            replication = self.config.state_log_replication_factor
+            segment_bytes = self.config.state_log_segment_bytes
             self.metadata.commit(self.metadata.create_topic_records(
                 TOPIC, partitions, min(replication, brokers),
                 {"cleanup.policy": ["compact"], "compression.type": "uncompressed",
@@ -198,7 +193,7 @@ class TransactionCoordinator:
         topic = self.metadata.image.topics.get(TOPIC)
         if topic is not None:
             return len(topic.partitions)
-        return self.broker_config._int("transaction.state.log.num.partitions")
+        return self.config.state_log_num_partitions
 
     def partition_for(self, transactional_id: str) -> int:
         return partition_for(transactional_id, self.num_partitions)
@@ -209,8 +204,8 @@ class TransactionCoordinator:
 
     def group_partition(self, group_id: str) -> TopicPartition:
         topic = self.metadata.image.topics.get(GROUP_TOPIC)
-        count = len(topic.partitions) if topic is not None else self.broker_config._int(
-            "offsets.topic.num.partitions")
+        count = (len(topic.partitions) if topic is not None
+                 else self.config.offsets_topic_num_partitions)
         return GROUP_TOPIC, partition_for(group_id, count)
 
     # -- operations ---------------------------------------------------------------------

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from strom.clock import Clock
+from strom.config import BrokerConfig
 from strom.coordinator.runtime import Result, Timer
 from strom.coordinator.txn import records as rec
 from strom.coordinator.txn.state import (
@@ -57,9 +58,35 @@ class InvalidTransactionTimeoutError(KafkaError):
 
 @dataclass(frozen=True, slots=True)
 class TxnConfig:
+    """The broker settings of the transaction coordinator, typed, read once."""
+
     max_timeout_ms: int = 900000
     abort_check_interval_ms: int = 10000
     transactional_id_expiration_ms: int = 604800000
+    # __transaction_state as created on first use.
+    state_log_num_partitions: int = 50
+    state_log_replication_factor: int = 3
+    state_log_segment_bytes: int = 104857600
+    # __consumer_offsets' partition count before it exists (TxnOffsetCommit routing).
+    offsets_topic_num_partitions: int = 50
+
+    @classmethod
+    def from_broker(cls, config: BrokerConfig) -> TxnConfig:
+        def get(name: str) -> int:
+            value = config.get(name)
+            assert isinstance(value, int)
+            return value
+
+        return cls(
+            max_timeout_ms=get("transaction.max.timeout.ms"),
+            abort_check_interval_ms=get(
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms"),
+            transactional_id_expiration_ms=get("transactional.id.expiration.ms"),
+            state_log_num_partitions=get("transaction.state.log.num.partitions"),
+            state_log_replication_factor=get("transaction.state.log.replication.factor"),
+            state_log_segment_bytes=get("transaction.state.log.segment.bytes"),
+            offsets_topic_num_partitions=get("offsets.topic.num.partitions"),
+        )
 
 
 # Called with a transaction in a PREPARE state whose record is durable.

@@ -15,6 +15,7 @@ from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 from strom.protocol.records import RecordSpec, build_batch
 from strom.testing import EmbeddedBroker
+from tests.broker.raw_client import send
 from tests.wire import WireClient, encode_request, metadata_request, produce_request
 
 
@@ -174,3 +175,19 @@ def test_acks_zero_failure_closes_connection(broker: EmbeddedBroker, topic_name:
         batch[-1] ^= 0xFF
         client.send(ApiKey.PRODUCE, 9, produce_request(topic_name, bytes(batch), acks=0))
         assert client.is_closed_by_peer()
+
+
+def test_client_produce_to_internal_topic_is_refused(fresh_broker: EmbeddedBroker) -> None:
+    """Only the coordinators write __consumer_offsets: a client's batch there
+    (possibly a decompression bomb the coordinator would replay) gets
+    INVALID_TOPIC_EXCEPTION, as Kafka answers, and nothing is appended."""
+    found = send(fresh_broker.bootstrap, ApiKey.FIND_COORDINATOR, 4,
+                 {"key_type": 0, "coordinator_keys": ["g"]})
+    assert found.coordinators[0].error_code == ErrorCode.none
+    with WireClient(fresh_broker.bootstrap) as client:
+        batch = build_batch([RecordSpec(key=b"k", value=b"v")])
+        response = client.request(ApiKey.PRODUCE, 9,
+                                  produce_request("__consumer_offsets", batch))
+        partition = response.responses[0].partition_responses[0]
+        assert partition.error_code == ErrorCode.invalid_topic_exception
+        assert _latest_offset(client, "__consumer_offsets") == 0

@@ -20,6 +20,7 @@ from strom.broker.context import RequestContext
 from strom.broker.flusher import wait_all
 from strom.broker.partition import Partition
 from strom.broker.router import handles
+from strom.cluster.image import INTERNAL_TOPICS
 from strom.coordinator.txn.errors import TransactionNotVerifiedError
 from strom.coordinator.txn.state import InvalidTxnStateError
 from strom.errors import (
@@ -28,6 +29,7 @@ from strom.errors import (
     InvalidProducerEpochError,
     InvalidRecordError,
     InvalidRequiredAcksError,
+    InvalidTopicError,
     KafkaError,
     UnknownTopicIdError,
     UnknownTopicOrPartitionError,
@@ -39,6 +41,10 @@ from strom.protocol.messages import to_millis
 from strom.protocol.records import BATCH_HEADER_SIZE, Compression, read_batch_header
 
 log = logging.getLogger(__name__)
+
+# The client id Kafka's own admin tooling uses; Kafka lets it append to internal
+# topics (AdminUtils.ADMIN_CLIENT_ID).
+ADMIN_CLIENT_ID = "__admin_client"
 
 
 def _partition_response(index: int, code: ErrorCode, *, base_offset: int = -1,
@@ -159,6 +165,11 @@ def _checked(ctx: RequestContext, request: Any, name: str | None, topic_id: Any,
         raise InvalidRequiredAcksError(f"acks must be -1, 0 or 1, got {request.acks}")
     if name is None:
         raise UnknownTopicIdError(f"unknown topic id {topic_id}")
+    if name in INTERNAL_TOPICS and ctx.header.client_id != ADMIN_CLIENT_ID:
+        # Only the coordinators write their state topics; a client's batch there
+        # would be replayed (and decompressed) by a coordinator. Kafka refuses it
+        # the same way (ReplicaManager: internalTopicsAllowed).
+        raise InvalidTopicError(f"Cannot append to internal topic {name}")
     partition = ctx.broker.replicas.get(name, data.index)
     if data.records is None:
         raise InvalidRecordError("null records")

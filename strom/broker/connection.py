@@ -6,7 +6,9 @@ fsync; responses are written strictly in request order, coalesced into one
 `writelines` per wakeup. Reading pauses while too many requests are in
 flight or the transport's write buffer is full, so a client cannot make the
 broker queue unbounded work (nor, by never reading, unbounded responses), and
-while the shared request memory is spent. The ConnectionGuard counts the
+while the shared request memory is spent. For the same reason requests are
+started only while fewer than MAX_IN_FLIGHT are and the client reads: the
+rest of a read waits in a backlog. The ConnectionGuard counts the
 connection at accept and closes it when idle or when a request stalls
 half-sent (strom.broker.connection_limits).
 
@@ -66,6 +68,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._last_active = time.monotonic()
         self._partial_since: float | None = None
         self._pending: collections.deque[asyncio.Future[Slot]] = collections.deque()
+        # Requests received but not started: one read can hold thousands of small
+        # requests, and starting them all would build thousands of responses for a
+        # client that may never read them. They start as in-flight slots free up.
+        self._backlog: collections.deque[bytearray | memoryview] = collections.deque()
         self._transport: asyncio.Transport | None = None
         self._reading_paused = False
         self._writing_paused = False
@@ -96,6 +102,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         for fut in self._pending:
             fut.cancel()
         self._pending.clear()
+        self._backlog.clear()
         self._guard.memory.cancel_wait(self._memory_available)
         self._decoder.close()
         if self._admitted:
@@ -130,6 +137,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         elif self._partial_since is None:
             self._partial_since = now
         for frame in frames:
+            if self._backlog or self._writing_paused or len(self._pending) >= MAX_IN_FLIGHT:
+                self._backlog.append(frame)
+                continue
             self._dispatch(frame)
             if self._closed:
                 return
@@ -285,8 +295,13 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def _update_reading(self) -> None:
         if self._transport is None or self._closed:
             return
+        backlog = self._backlog
+        while backlog and not self._writing_paused and len(self._pending) < MAX_IN_FLIGHT:
+            self._dispatch(backlog.popleft())
+            if self._closed:
+                return
         should_pause = (self._writing_paused or len(self._pending) >= MAX_IN_FLIGHT
-                        or self._decoder.waiting_for_memory)
+                        or bool(backlog) or self._decoder.waiting_for_memory)
         if should_pause and not self._reading_paused:
             self._transport.pause_reading()
             self._reading_paused = True

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from strom.protocol.api import ApiKey
+from tests.broker.raw_client import RawClient
 from tests.process import StromProcess
 
 MIB = 1 << 20
@@ -258,14 +260,22 @@ def test_two_thousand_idle_connections(strom: StromProcess) -> None:
 def test_client_that_never_reads_is_held_back_then_closed(strom: StromProcess) -> None:
     """A client pipelining requests and never reading its responses: the broker
     stops reading from it (backpressure) instead of buffering responses without
-    bound, and closes it once idle."""
+    bound, and closes it once idle. 100 topics with long names make each
+    Metadata response about 30 KB: at 0098471 one 64 KiB read of 15-byte
+    requests started 4,000 of them (over 100 MB of responses)."""
     assert strom.proc is not None
+    with RawClient(strom.bootstrap) as admin:
+        response = admin.send(ApiKey.CREATE_TOPICS, 7, {"timeout_ms": 30_000, "topics": [
+            {"name": f"never-read-{i:03d}-" + "x" * 230, "num_partitions": 1,
+             "replication_factor": 1, "assignments": [], "configs": []}
+            for i in range(100)]})
+        assert all(topic.error_code == 0 for topic in response.topics)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", strom.port))
     # Metadata v4 for all topics (null array), not auto-creating.
     metadata_all_topics = struct.pack(">ihhihib", 15, 3, 4, 11, -1, -1, 0)
-    batch = metadata_all_topics * 1000
+    batch = metadata_all_topics * 5000
     before = rss_bytes(strom.proc.pid)
     sent = 0
     sock.settimeout(0.5)

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -226,6 +227,11 @@ def kafka_admin() -> Any:
 
 # ------------------------------------------------------------------ session
 
+#: How long every bootstrap broker may stay unreachable before a command gives
+#: up without waiting out --timeout: a broker that is starting gets a few
+#: reconnects (librdkafka backs off from 100 ms), a wrong address is told at once.
+CONNECT_GRACE_S = 2.0
+_CONNECT_POLL_S = 0.2
 _CONNECT_CODES = {"_TRANSPORT", "_TIMED_OUT", "_ALL_BROKERS_DOWN", "_RESOLVE",
                   "_MSG_TIMED_OUT", "_SSL", "_AUTHENTICATION"}
 _AFTER = re.compile(r"\s*\(after \d+ms in state .*$")
@@ -346,15 +352,42 @@ class Session:
     def metadata(self, client: Any = None) -> ClusterMetadata:
         """Metadata of every topic (never auto-creates one); the first call
         of every network command, so it also proves the cluster is reachable."""
+        return self.list_topics(client if client is not None else self.admin(),
+                                what="cannot list topics")
+
+    def list_topics(self, client: Any, topic: str | None = None, *,
+                    what: str = "cannot fetch metadata") -> ClusterMetadata:
+        """`client.list_topics` within --timeout, failing fast when no bootstrap
+        broker can be reached: once librdkafka reports every broker down and
+        they stay down for CONNECT_GRACE_S, waiting out --timeout would only
+        delay the same answer (exit 3)."""
         from confluent_kafka import KafkaException
 
-        source = client if client is not None else self.admin()
-        try:
-            metadata: ClusterMetadata = source.list_topics(timeout=self.timeout)
-        except KafkaException as exc:
-            raise self.translate(exc, "cannot list topics") from None
-        self.connected = True
-        return metadata
+        start = time.monotonic()
+        deadline = start + self.timeout
+        grace_end = start + min(CONNECT_GRACE_S, self.timeout)
+        while True:
+            # Short slices until connected, so the error callbacks that say
+            # "all brokers down" are seen between them.
+            step = deadline - time.monotonic()
+            if not self.connected:
+                step = min(step, _CONNECT_POLL_S)
+            try:
+                metadata: ClusterMetadata = client.list_topics(topic, timeout=max(step, 0.001))
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                name = error.name() if error is not None and hasattr(error, "name") else ""
+                if self.connected or name not in _CONNECT_CODES \
+                        or time.monotonic() >= deadline:
+                    raise self.translate(exc, what) from None
+                self._deliver_errors()
+                # (A --timeout shorter than the grace simply runs out.)
+                if grace_end < deadline and time.monotonic() >= grace_end and any(
+                        e.name() == "_ALL_BROKERS_DOWN" for e in self.errors):
+                    raise self.connect_error(every_broker_down=True) from None
+                continue
+            self.connected = True
+            return metadata
 
     def topic(self, metadata: ClusterMetadata, name: str) -> TopicMetadata:
         topic = metadata.topics.get(name)
@@ -380,18 +413,25 @@ class Session:
             return self.connect_error()
         return CliError(f"{what}: {describe_error(error)}")
 
-    def connect_error(self) -> ConnectError:
-        for client in self._clients:  # deliver pending error callbacks
+    def _deliver_errors(self) -> None:
+        """Run pending error callbacks (librdkafka delivers them on poll). Only
+        before the command reads anything: a consumer's poll could return a record."""
+        for client in self._clients:
             if hasattr(client, "poll"):
                 try:
                     client.poll(0)
                 except Exception:  # noqa: BLE001 - best effort, for a better message
                     pass
+
+    def connect_error(self, *, every_broker_down: bool = False) -> ConnectError:
+        self._deliver_errors()
         reason = ""
         for error in reversed(self.errors):
             if error.name() in ("_TRANSPORT", "_RESOLVE", "_SSL", "_AUTHENTICATION"):
                 reason = ": " + _reason(error.str())
                 break
+        if every_broker_down:
+            return ConnectError(f"cannot connect to {self.bootstrap}{reason or ''}")
         return ConnectError(
             f"cannot connect to {self.bootstrap} within {self.timeout:g}s{reason}")
 

@@ -7,10 +7,12 @@ import argparse
 import os
 import stat
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from strom.cli.broker_reason import REASON_CODES, RejectedRecord, broker_reason
 from strom.cli.common import (
     CliError,
     Session,
@@ -145,12 +147,16 @@ class Deliveries:
         self.partitions: dict[int, list[int]] = {}  # partition -> [first, last, count]
         self.failed = 0
         self.first_error: KafkaError | None = None
+        #: The first failed record, kept when the broker can be asked why (broker_reason).
+        self.first_rejected: RejectedRecord | None = None
 
     def __call__(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:
             self.failed += 1
             if self.first_error is None:
                 self.first_error = error
+                if error.name() in REASON_CODES:
+                    self.first_rejected = _rejected(message)
             return
         self.delivered += 1
         partition = message.partition()
@@ -201,10 +207,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         # A producer's metadata request may create the topic when the
         # cluster allows it, as with any Kafka producer.
-        try:
-            metadata = producer.list_topics(args.topic, timeout=session.timeout)
-        except KafkaException as exc:
-            raise session.translate(exc, "cannot fetch metadata") from None
+        metadata = session.list_topics(producer, args.topic)
         topic = metadata.topics.get(args.topic)
         if topic is None or (topic.error is not None
                              and topic.error.name() == "UNKNOWN_TOPIC_OR_PART"):
@@ -253,12 +256,45 @@ def run(args: argparse.Namespace) -> int:
     except KafkaException as exc:
         raise session.translate(exc, "cannot produce") from None
     if deliveries.first_error is not None:
+        why = _why(session, metadata, deliveries.first_rejected)
         raise CliError(f"{deliveries.failed} of {produced} records failed: "
-                       f"{describe_error(deliveries.first_error)}")
+                       f"{describe_error(deliveries.first_error)}{why}")
     if remaining:
         raise CliError(f"{remaining} records were not acknowledged in time")
     _report(args, deliveries)
     return 0
+
+
+def _rejected(message: Message) -> RejectedRecord | None:
+    topic, partition = message.topic(), message.partition()
+    if topic is None or partition is None or partition < 0:
+        return None
+    _, timestamp = message.timestamp()
+    headers: list[tuple[str, bytes | None]] = []
+    for item in message.headers() or []:
+        name, header_value = item[0], item[1]
+        headers.append((str(name), header_value.encode() if isinstance(header_value, str)
+                        else header_value))
+    return RejectedRecord(topic, partition, _raw(message.key()), _raw(message.value()),
+                          tuple(headers),
+                          timestamp if timestamp >= 0 else int(time.time() * 1000))
+
+
+def _raw(data: str | bytes | None) -> bytes | None:
+    return data.encode() if isinstance(data, str) else data
+
+
+def _why(session: Session, metadata: Any, record: RejectedRecord | None) -> str:
+    """": <the broker's reason>" for a rejected record, or "" when there is none."""
+    if record is None:
+        return ""
+    topic = metadata.topics.get(record.topic)
+    partition = topic.partitions.get(record.partition) if topic is not None else None
+    broker = metadata.brokers.get(partition.leader) if partition is not None else None
+    if broker is None:
+        return ""
+    reason = broker_reason(record, (broker.host, broker.port), min(session.timeout, 10.0))
+    return f": {reason}" if reason else ""
 
 
 def _produce(producer: Any, topic: str, key: bytes | None, value: bytes | None,

@@ -130,6 +130,10 @@ class Broker:
             transport.abort()
         if self._guard_task is not None:
             self._guard_task.cancel()
+            try:
+                await self._guard_task
+            except asyncio.CancelledError:
+                pass
             self._guard_task = None
         if self._background is not None:
             self._background.cancel()

@@ -60,6 +60,8 @@ class Broker:
 
     async def _start(self) -> None:
         config = self.config
+        # Connection limits are checked (Kafka's rules) before any file is touched.
+        self._guard = ConnectionGuard(ConnectionLimits.from_config(config))
         node_id = config.node_id
         cluster_id = config.get("cluster.id")
         log_manager = LogManager(
@@ -69,7 +71,6 @@ class Broker:
         _, host, port = config.listeners[0]
         loop = asyncio.get_running_loop()
         registry = dict(load_handlers())
-        self._guard = ConnectionGuard(ConnectionLimits.from_config(config))
         # Bind first so that port 0 resolves before the metadata image names it.
         try:
             self._server = await loop.create_server(

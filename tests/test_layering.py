@@ -29,15 +29,12 @@ class Rule:
 
 RULES = (
     Rule("handlers reach partitions through Partition / ReplicaManager, never storage",
-         ("strom.broker.handlers",), ("strom.storage",),
-         exempt=("strom.broker.handlers.fetch",)),  # TODO(issue 14 step 1): next commit
+         ("strom.broker.handlers",), ("strom.storage",)),
     Rule("only the composition root picks the single-node metadata store",
          ("strom",), ("strom.cluster.local",),
          exempt=("strom.broker.server", "strom.cluster.local")),
     Rule("coordinators see partitions through protocols, not storage or broker modules",
-         ("strom.coordinator",), ("strom.storage", "strom.broker"),
-         # TODO(issue 14 step 1): next commit
-         exempt=("strom.coordinator.runtime", "strom.coordinator.txn.service")),
+         ("strom.coordinator",), ("strom.storage", "strom.broker")),
     Rule("protocol is sans-I/O and knows nothing else of strom",
          ("strom.protocol",), ("strom",), allowed=("strom.protocol", "strom.errors")),
     Rule("storage knows the record format and shared types only",

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from strom.broker.batch_worker import AppendTurn, on_worker
+from strom.broker.flusher import GroupCommitFlusher
 from strom.broker.purgatory import AppendNotifier
 from strom.clock import Clock
 from strom.config import TopicConfig
@@ -23,6 +24,8 @@ from strom.errors import (
     FencedLeaderEpochError,
     InvalidProducerEpochError,
     NotLeaderOrFollowerError,
+    OffsetOutOfRangeError,
+    PolicyViolationError,
     UnknownLeaderEpochError,
 )
 from strom.protocol.records import (
@@ -39,7 +42,7 @@ from strom.protocol.records import (
     set_max_timestamp,
     validate_produced_batch,
 )
-from strom.storage.log import AppendInfo, LogConfig, PartitionLog
+from strom.storage.log import AppendInfo, FileRegion, LogConfig, PartitionLog
 from strom.storage.producer_state import ProducerStateManager
 from strom.storage.txn_index import AbortedTxn
 
@@ -114,9 +117,28 @@ class LeaderAppend:
     log_append_time: int  # -1 unless the topic uses LogAppendTime
 
 
+@dataclass(frozen=True, slots=True)
+class PartitionFetch:
+    """What a Fetch answers for one partition."""
+
+    # Whole batches as stored, in chunks (views of mapped segment files or bytes).
+    records: list[bytes | memoryview]
+    size: int
+    high_watermark: int
+    last_stable_offset: int
+    log_start_offset: int
+    # read_committed only (KIP-98): the aborted transactions overlapping the read.
+    aborted_transactions: list[dict[str, int]] | None
+
+
+#: DeleteRecords' offset for "up to the high watermark".
+DELETE_TO_HIGH_WATERMARK = -1
+
+
 class Partition:
     def __init__(self, topic: str, index: int, topic_id: uuid.UUID, log: PartitionLog,
-                 config: TopicConfig, *, leader_epoch: int, node_id: int, clock: Clock) -> None:
+                 config: TopicConfig, *, leader_epoch: int, node_id: int, clock: Clock,
+                 flusher: GroupCommitFlusher) -> None:
         self.topic = topic
         self.index = index
         self.topic_id = topic_id
@@ -131,6 +153,7 @@ class Partition:
         self.appended = AppendNotifier()
         self._append_tail: asyncio.Future[None] | None = None
         self._clock = clock
+        self._flusher = flusher
         self.producer_state = ProducerStateManager(log.directory)
         self.txn_index = log.txn_index
         self._rebuild_producer_state()
@@ -367,3 +390,83 @@ class Partition:
         """For a read_committed fetch of [fetch_offset, upper_bound_offset)."""
         return [{"producer_id": e.producer_id, "first_offset": e.first_offset}
                 for e in self.txn_index.collect(fetch_offset, upper_bound_offset)]
+
+    # -- reads, offsets, durability: what handlers and coordinators ask of a partition --
+
+    @property
+    def log_start_offset(self) -> int:
+        return self.log.log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self.log.log_end_offset
+
+    def fetch(self, fetch_offset: int, max_bytes: int, *, read_committed: bool,
+              min_one_batch: bool, zero_copy: bool) -> PartitionFetch:
+        """Whole batches from `fetch_offset` below the high watermark (the last
+        stable offset when read_committed), within max_bytes (KIP-74: the first
+        batch even if larger, when min_one_batch). zero_copy: the chunks are
+        views of the mapped segment files (FileRegion.view), else bytes.
+        OffsetOutOfRangeError outside [log start, log end]."""
+        high_watermark = self.high_watermark
+        last_stable = self.last_stable_offset
+        upper = last_stable if read_committed else high_watermark
+        result = self.log.read(fetch_offset, max_bytes, max_offset=upper,
+                               min_one_batch=min_one_batch)
+        load = FileRegion.view if zero_copy else FileRegion.read
+        return PartitionFetch(
+            [load(region) for region in result.regions], result.size, high_watermark,
+            last_stable, self.log.log_start_offset,
+            self.aborted_transactions(fetch_offset, upper) if read_committed else None,
+        )
+
+    def read_to_end(self, offset: int, max_bytes: int) -> bytes:
+        """Whole batches from `offset` up to the log end offset, the first even
+        if larger than max_bytes, as one buffer (a coordinator loading its state)."""
+        log = self.log
+        return log.read(offset, max_bytes, max_offset=log.log_end_offset,
+                        min_one_batch=True).to_bytes()
+
+    def delete_records(self, offset: int) -> int:
+        """DeleteRecords on the leader: records below `offset`
+        (DELETE_TO_HIGH_WATERMARK: the high watermark) become unreadable and
+        segments wholly below it are deleted; the new log start offset. An
+        offset below the log start changes nothing."""
+        name = f"{self.topic}-{self.index}"
+        if not self.is_leader:
+            raise NotLeaderOrFollowerError(f"Leader not local for partition {name}")
+        policy = self.config.cleanup_policy
+        if "delete" not in policy and "compact" in policy:
+            raise PolicyViolationError(f"Records of partition {name} can not be "
+                                       "deleted due to the configured policy")
+        target = self.high_watermark if offset == DELETE_TO_HIGH_WATERMARK else offset
+        if target < 0:
+            raise OffsetOutOfRangeError(f"The offset {target} for partition {name} "
+                                        "is not valid")
+        if target > self.high_watermark:
+            raise OffsetOutOfRangeError(
+                f"Cannot increment the log start offset to {target} of partition {name} "
+                f"since it is larger than the high watermark {self.high_watermark}"
+            )
+        self.log.advance_log_start_offset(target)
+        self.after_log_change()
+        return self.log.log_start_offset
+
+    def end_offset_for_epoch(self, leader_epoch: int, current_leader_epoch: int = -1
+                             ) -> tuple[int, int]:
+        """OffsetForLeaderEpoch on the leader: (the largest epoch <= leader_epoch,
+        its end offset), (-1, -1) if the log knows none. current_leader_epoch
+        fences a stale caller (-1 skips the check)."""
+        self.check_leader_epoch(current_leader_epoch)
+        if not self.is_leader:
+            raise NotLeaderOrFollowerError(f"not the leader of {self.topic}-{self.index}")
+        return self.log.end_offset_for_epoch(leader_epoch)
+
+    def durable(self, end_offset: int) -> asyncio.Future[None] | None:
+        """A future done once every offset below `end_offset` is fsync'd (None:
+        it already is); group commit (flusher.py)."""
+        return self._flusher.durable(self.log, end_offset)
+
+    async def wait_durable(self, end_offset: int) -> None:
+        """Return once every offset below `end_offset` is fsync'd."""
+        await self._flusher.wait_durable(self.log, end_offset)

@@ -126,6 +126,7 @@ class ReplicaManager:
             partition = Partition(
                 name, index, topic.topic_id, partition_log, config,
                 leader_epoch=leader_epoch, node_id=self.node_id, clock=self.clock,
+                flusher=self.flusher,
             )
         except KafkaStorageError as exc:
             # Logged once per condition where it was raised (storage.disk).

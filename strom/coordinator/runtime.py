@@ -64,7 +64,6 @@ from strom.protocol.records import (
     read_batch_header,
     scan_batches,
 )
-from strom.storage.log import AppendInfo, PartitionLog
 
 log = logging.getLogger(__name__)
 
@@ -500,22 +499,32 @@ class CoordinatorRuntime(Generic[S]):
 # Typed structurally: the coordinator layer does not import the broker's modules.
 
 
+class AppendedOffsets(Protocol):
+    @property
+    def first_offset(self) -> int: ...
+
+
 class LeaderAppendResult(Protocol):
     @property
-    def info(self) -> AppendInfo: ...
+    def info(self) -> AppendedOffsets: ...
 
 
 class LeaderPartition(Protocol):
+    """The broker's Partition as a coordinator uses it."""
+
     @property
-    def log(self) -> PartitionLog: ...
+    def log_start_offset(self) -> int: ...
+
+    @property
+    def log_end_offset(self) -> int: ...
 
     def append_records_as_leader(self, records: memoryview) -> LeaderAppendResult: ...
 
     def append_coordinator_batch(self, records: memoryview) -> int: ...
 
+    def read_to_end(self, offset: int, max_bytes: int) -> bytes: ...
 
-class DurabilityWaiter(Protocol):
-    async def wait_durable(self, log: PartitionLog, end_offset: int) -> None: ...
+    async def wait_durable(self, end_offset: int) -> None: ...
 
 
 class PartitionCoordinatorLog:
@@ -526,10 +535,9 @@ class PartitionCoordinatorLog:
     the partition it was opened on.
     """
 
-    def __init__(self, partition: LeaderPartition, flusher: DurabilityWaiter,
+    def __init__(self, partition: LeaderPartition,
                  current: Callable[[], object] | None = None) -> None:
         self._partition = partition
-        self._flusher = flusher
         self._current = current
 
     def is_live(self) -> bool:
@@ -537,11 +545,11 @@ class PartitionCoordinatorLog:
 
     @property
     def log_start_offset(self) -> int:
-        return self._partition.log.log_start_offset
+        return self._partition.log_start_offset
 
     @property
     def log_end_offset(self) -> int:
-        return self._partition.log.log_end_offset
+        return self._partition.log_end_offset
 
     def append(self, batch: bytes) -> int:
         if read_batch_header(batch).is_transactional:
@@ -552,9 +560,7 @@ class PartitionCoordinatorLog:
         return appended.info.first_offset
 
     async def wait_durable(self, end_offset: int) -> None:
-        await self._flusher.wait_durable(self._partition.log, end_offset)
+        await self._partition.wait_durable(end_offset)
 
     def read(self, offset: int, max_bytes: int) -> bytes:
-        log_ = self._partition.log
-        return log_.read(offset, max_bytes, max_offset=log_.log_end_offset,
-                         min_one_batch=True).to_bytes()
+        return self._partition.read_to_end(offset, max_bytes)

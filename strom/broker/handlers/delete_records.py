@@ -17,43 +17,16 @@ from typing import Any
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.cluster.image import INTERNAL_TOPICS
-from strom.errors import (
-    ErrorCode,
-    InvalidTopicError,
-    KafkaError,
-    NotLeaderOrFollowerError,
-    OffsetOutOfRangeError,
-    PolicyViolationError,
-    error_code_for,
-)
+from strom.errors import ErrorCode, InvalidTopicError, KafkaError, error_code_for
 from strom.protocol.api import ApiKey
-
-HIGH_WATERMARK = -1
 
 
 def _delete(ctx: RequestContext, topic: str, index: int, offset: int) -> int:
     """The new low watermark; raises KafkaErrors."""
     if topic in INTERNAL_TOPICS:
         raise InvalidTopicError(f"Cannot delete records of internal topic {topic}")
-    partition = ctx.broker.replicas.get(topic, index)
-    if not partition.is_leader:
-        raise NotLeaderOrFollowerError(f"Leader not local for partition {topic}-{index}")
-    policy = partition.config.cleanup_policy
-    if "delete" not in policy and "compact" in policy:
-        raise PolicyViolationError(f"Records of partition {topic}-{index} can not be "
-                                   "deleted due to the configured policy")
-    target = partition.high_watermark if offset == HIGH_WATERMARK else offset
-    if target < 0:
-        raise OffsetOutOfRangeError(f"The offset {target} for partition {topic}-{index} "
-                                    "is not valid")
-    if target > partition.high_watermark:
-        raise OffsetOutOfRangeError(
-            f"Cannot increment the log start offset to {target} of partition {topic}-{index} "
-            f"since it is larger than the high watermark {partition.high_watermark}"
-        )
-    partition.log.advance_log_start_offset(target)
-    partition.after_log_change()
-    return partition.log.log_start_offset
+    # Offset -1 is Partition.DELETE_TO_HIGH_WATERMARK.
+    return ctx.broker.replicas.get(topic, index).delete_records(offset)
 
 
 @handles(ApiKey.DELETE_RECORDS)

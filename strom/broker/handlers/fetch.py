@@ -21,7 +21,6 @@ than the mapped writev on loopback (docs/benchmarks.md).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 from strom.broker.context import RequestContext
@@ -31,7 +30,6 @@ from strom.broker.router import handles
 from strom.errors import ErrorCode, KafkaError, UnknownTopicIdError, error_code_for
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import to_millis
-from strom.storage.log import FileRegion
 
 READ_COMMITTED = 1
 CONSUMER_REPLICA_ID = -1
@@ -49,7 +47,7 @@ def _partition_data(index: int, code: ErrorCode, partition: Partition | None = N
         "error_code": code,
         "high_watermark": partition.high_watermark if partition else -1,
         "last_stable_offset": partition.last_stable_offset if partition else -1,
-        "log_start_offset": partition.log.log_start_offset if partition else -1,
+        "log_start_offset": partition.log_start_offset if partition else -1,
         "aborted_transactions": None,
         "preferred_read_replica": -1,
         "records": records or b"",
@@ -66,11 +64,9 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     read_committed = getattr(request, "isolation_level", 0) == READ_COMMITTED
     max_wait_s = max(to_millis(request.max_wait), 0) / 1000.0
     deadline = clock.monotonic() + max_wait_s
-    load: Callable[[FileRegion], bytes | memoryview] = (
-        FileRegion.view if _loop_writes_without_copying(asyncio.get_running_loop())
-        else FileRegion.read)
+    zero_copy = _loop_writes_without_copying(asyncio.get_running_loop())
     while True:
-        responses, size, notifiers, errors = _read_all(ctx, request, read_committed, load)
+        responses, size, notifiers, errors = _read_all(ctx, request, read_committed, zero_copy)
         remaining = deadline - clock.monotonic()
         if errors or size >= request.min_bytes or remaining <= 0 or not notifiers:
             break
@@ -79,8 +75,7 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
             "responses": responses}
 
 
-def _read_all(ctx: RequestContext, request: Any, read_committed: bool,
-              load: Callable[[FileRegion], bytes | memoryview],
+def _read_all(ctx: RequestContext, request: Any, read_committed: bool, zero_copy: bool,
               ) -> tuple[list[dict[str, Any]], int, list[AppendNotifier], bool]:
     broker = ctx.broker
     budget = getattr(request, "max_bytes", 2**31 - 1)
@@ -99,23 +94,25 @@ def _read_all(ctx: RequestContext, request: Any, read_committed: bool,
                     raise UnknownTopicIdError(f"unknown topic id {topic_id}")
                 partition = broker.replicas.get(name, index)
                 partition.check_leader_epoch(getattr(wanted, "current_leader_epoch", -1))
-                upper = (partition.last_stable_offset if read_committed
-                         else partition.high_watermark)
                 notifiers.append(partition.appended)
                 limit = min(wanted.partition_max_bytes, budget - total)
-                result = partition.log.read(
-                    wanted.fetch_offset, max(limit, 0), max_offset=upper,
-                    min_one_batch=total == 0,
+                fetched = partition.fetch(
+                    wanted.fetch_offset, max(limit, 0), read_committed=read_committed,
+                    min_one_batch=total == 0, zero_copy=zero_copy,
                 )
-                # Chunks, not one joined buffer: the encoder writes them as they are.
-                records = [load(region) for region in result.regions]
-                total += result.size
-                data = _partition_data(index, ErrorCode.none, partition, records)
-                if read_committed:
+                total += fetched.size
+                partitions.append({
+                    "partition_index": index,
+                    "error_code": ErrorCode.none,
+                    "high_watermark": fetched.high_watermark,
+                    "last_stable_offset": fetched.last_stable_offset,
+                    "log_start_offset": fetched.log_start_offset,
                     # Consumers drop the records of these (KIP-98).
-                    data["aborted_transactions"] = partition.aborted_transactions(
-                        wanted.fetch_offset, upper)
-                partitions.append(data)
+                    "aborted_transactions": fetched.aborted_transactions,
+                    "preferred_read_replica": -1,
+                    # Chunks, not one joined buffer: the encoder writes them as they are.
+                    "records": fetched.records or b"",
+                })
             except KafkaError as exc:
                 errors = True
                 known = broker.replicas.partitions.get((name, index)) if name else None

@@ -16,7 +16,7 @@ from typing import Any
 
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
-from strom.errors import ErrorCode, KafkaError, NotLeaderOrFollowerError
+from strom.errors import ErrorCode, KafkaError
 from strom.protocol.api import ApiKey
 
 
@@ -33,10 +33,8 @@ def _end_offset(ctx: RequestContext, topic: str, wanted: Any) -> dict[str, Any]:
                                 else ErrorCode.unknown_topic_or_partition)
         return result
     try:
-        partition.check_leader_epoch(wanted.current_leader_epoch)
-        if not partition.is_leader:
-            raise NotLeaderOrFollowerError()
-        epoch, end_offset = partition.log.end_offset_for_epoch(wanted.leader_epoch)
+        epoch, end_offset = partition.end_offset_for_epoch(wanted.leader_epoch,
+                                                           wanted.current_leader_epoch)
     except KafkaError as exc:
         result["error_code"] = exc.code
         return result

@@ -125,7 +125,7 @@ async def _append_all(ctx: RequestContext, request: Any, responses: list[dict[st
                     response = _partition_response(
                         data.index, ErrorCode.none, base_offset=appended.info.first_offset,
                         log_append_time=appended.log_append_time,
-                        log_start_offset=partition.log.log_start_offset,
+                        log_start_offset=partition.log_start_offset,
                     )
                     if acks == -1 and fsync:
                         durable_waits.append((response, partition,
@@ -301,8 +301,7 @@ def _is_zstd(records: memoryview) -> bool:
 async def _wait_durable(ctx: RequestContext,
                         waits: list[tuple[dict[str, Any], Partition, int]],
                         timeout_s: float) -> None:
-    flusher = ctx.broker.replicas.flusher
-    futures = [flusher.durable(p.log, end) for _, p, end in waits]
+    futures = [p.durable(end) for _, p, end in waits]
     await wait_all([fut for fut in futures if fut is not None], timeout_s)
     for (response, _, _), fut in zip(waits, futures, strict=True):
         if fut is None:

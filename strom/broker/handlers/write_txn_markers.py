@@ -35,7 +35,7 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
                     if topic.name == GROUP_METADATA_TOPIC:
                         broker.groups.on_transaction_marker(index, marker.producer_id,
                                                             marker.transaction_result)
-                    await broker.replicas.flusher.wait_durable(partition.log, end)
+                    await partition.wait_durable(end)
                 except KafkaError as exc:
                     code = error_code_for(exc)
                 partitions.append({"partition_index": index, "error_code": code})

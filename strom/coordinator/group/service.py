@@ -41,7 +41,6 @@ from strom.coordinator.group.requests import (
 from strom.coordinator.group.shard import GroupCoordinatorShard
 from strom.coordinator.runtime import (
     CoordinatorRuntime,
-    DurabilityWaiter,
     LeaderPartition,
     PartitionCoordinatorLog,
     Result,
@@ -72,9 +71,6 @@ def partition_for(group_id: str, partitions: int) -> int:
 
 class Replicas(Protocol):
     """What the coordinator needs of the broker's replica manager."""
-
-    @property
-    def flusher(self) -> DurabilityWaiter: ...
 
     def get(self, topic: str, index: int) -> LeaderPartition: ...
 
@@ -127,8 +123,7 @@ class GroupCoordinator:
         led = [p.partition for p in topic.partitions if p.leader == self.node_id] \
             if topic is not None else []
         self.runtime.follow_leadership(led, lambda partition: PartitionCoordinatorLog(
-            self.replicas.get(TOPIC, partition), self.replicas.flusher,
-            current=lambda: self._hosted(partition)))
+            self.replicas.get(TOPIC, partition), current=lambda: self._hosted(partition)))
 
     def _hosted(self, partition: int) -> object:
         """The broker's partition object of TOPIC-partition now, None if deleted."""

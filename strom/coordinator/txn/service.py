@@ -27,7 +27,6 @@ from strom.coordinator.group.service import TOPIC as GROUP_TOPIC
 from strom.coordinator.group.service import partition_for
 from strom.coordinator.runtime import (
     CoordinatorRuntime,
-    DurabilityWaiter,
     LeaderPartition,
     PartitionCoordinatorLog,
     Result,
@@ -37,7 +36,6 @@ from strom.coordinator.runtime import (
 from strom.coordinator.txn.shard import ConcurrentTransactionsError, TxnConfig, TxnCoordinatorShard
 from strom.coordinator.txn.state import TopicPartition, TransactionMetadata, TxnState
 from strom.errors import ErrorCode, KafkaError, UnknownTopicOrPartitionError, error_code_for
-from strom.storage.log import PartitionLog
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +55,6 @@ SETTLE_WAIT_S = 1.0
 
 class MarkerPartition(LeaderPartition, Protocol):
     @property
-    def log(self) -> PartitionLog: ...
-
-    @property
     def leader_epoch(self) -> int: ...
 
     def write_txn_marker(self, producer_id: int, producer_epoch: int, coordinator_epoch: int,
@@ -67,9 +62,6 @@ class MarkerPartition(LeaderPartition, Protocol):
 
 
 class Replicas(Protocol):
-    @property
-    def flusher(self) -> DurabilityWaiter: ...
-
     def get(self, topic: str, index: int) -> MarkerPartition: ...
 
 
@@ -166,8 +158,7 @@ class TransactionCoordinator:
         led = [p.partition for p in topic.partitions if p.leader == self.node_id] \
             if topic is not None else []
         self.runtime.follow_leadership(led, lambda partition: PartitionCoordinatorLog(
-            self.replicas.get(TOPIC, partition), self.replicas.flusher,
-            current=lambda: self._hosted(partition)))
+            self.replicas.get(TOPIC, partition), current=lambda: self._hosted(partition)))
 
     def _hosted(self, partition: int) -> object:
         """The broker's partition object of TOPIC-partition now, None if deleted."""
@@ -348,7 +339,7 @@ class TransactionCoordinator:
                     self.on_group_marker(index, m.producer_id, commit)
                 break
         for target, end in written:
-            await self.replicas.flusher.wait_durable(target.log, end)
+            await target.wait_durable(end)
         try:
             await self.runtime.write(
                 partition, lambda s: s.complete(m.transactional_id, m.producer_id,

@@ -215,7 +215,12 @@ class LogManager:
         if key in self.offline:
             raise KafkaStorageError(f"{topic}-{partition} is offline: {self.offline[key]}")
         if files.parse_partition_dir_name(files.partition_dir_name(topic, partition)) != key:
-            raise ValueError(f"illegal topic name {topic!r}")
+            # Only a topic created before names were checked exactly (0098471
+            # accepted "evil\n"): its partition stays offline, the broker starts,
+            # and DeleteTopics can remove it.
+            raise KafkaStorageError(
+                f"illegal topic name {topic!r} (created by an older strom): its partitions "
+                "stay offline; delete the topic")
         directory = self.log_dirs[0]
         if len(self.log_dirs) > 1:  # counting is a scan of every log: only when it matters
             counts = Counter(self._dir_of.values())

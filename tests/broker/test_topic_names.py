@@ -84,3 +84,43 @@ def test_illegal_names_are_refused_and_delete_records_survives_a_restart(
         assert ("good", 0) in checkpoints.read_offset_checkpoint(data / name), name
     strom.start()
     assert _earliest(strom.bootstrap, "good") == 1000
+
+
+def test_a_topic_with_an_illegal_name_from_an_older_strom(tmp_path: Path) -> None:
+    """A data directory where 0098471 created "evil\\n" (the checkpoints broken by
+    it): the broker starts, serves the other topics, keeps their DeleteRecords,
+    and the illegal topic can be deleted. Before, start-up died with a traceback."""
+    import json
+
+    strom = StromProcess(tmp_path / "data")
+    strom.start()
+    try:
+        admin = AdminClient({"bootstrap.servers": strom.bootstrap})
+        for name in ("evilX", "good"):
+            admin.create_topics([NewTopic(name, 1)])[name].result(TIMEOUT)
+        producer = Producer({"bootstrap.servers": strom.bootstrap})
+        for i in range(10):
+            producer.produce("good", value=b"%d" % i)
+        assert producer.flush(TIMEOUT) == 0
+        deleted = admin.delete_records([TopicPartition("good", 0, 10)])
+        assert next(iter(deleted.values())).result(TIMEOUT).low_watermark == 10
+        assert strom.terminate() == 0
+        # What 0098471 left behind: the name in the metadata, the directory and
+        # the checkpoint lines.
+        data = strom.data_dir
+        metadata = data / "strom-metadata.json"
+        metadata.write_text(metadata.read_text().replace('"evilX"', json.dumps("evil\n")))
+        (data / "evilX-0").rename(data / "evil\n-0")
+        for name in (files.RECOVERY_POINT_CHECKPOINT, files.LOG_START_OFFSET_CHECKPOINT,
+                     files.REPLICATION_OFFSET_CHECKPOINT):
+            path = data / name
+            path.write_text(path.read_text().replace("evilX", "evil\n"))
+        strom.start()
+        assert _earliest(strom.bootstrap, "good") == 10
+        admin = AdminClient({"bootstrap.servers": strom.bootstrap})
+        assert "evil\n" in admin.list_topics(timeout=TIMEOUT).topics
+        admin.delete_topics(["evil\n"])["evil\n"].result(TIMEOUT)
+        topics = admin.list_topics(timeout=TIMEOUT).topics
+        assert "evil\n" not in topics and "good" in topics
+    finally:
+        strom.stop()

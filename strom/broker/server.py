@@ -88,6 +88,16 @@ class Broker:
             config.log_dirs[0], node_id=node_id, cluster_id=log_manager.cluster_id,
             listener=(advertised_host, advertised_port),
         )
+        if not store.path.exists():
+            orphaned = log_manager.partition_dirs_with_records()
+            if orphaned:
+                # Started without it, every log would count as a deleted topic's
+                # and be removed: refuse rather than lose the data.
+                raise StartupError(
+                    f"{store.path} is missing but {len(orphaned)} partition(s) hold records "
+                    f"(e.g. {orphaned[0]}); restore the file from backup (starting without it "
+                    "would delete every topic's data), or remove the partition directories "
+                    "to start empty")
         for name, value in store.image.broker_configs.items():
             config.dynamic[name] = value
         replicas = ReplicaManager(config, log_manager, node_id=node_id, clock=self.clock)

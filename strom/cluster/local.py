@@ -52,8 +52,8 @@ FORMAT_VERSION = 1
 
 # Without this file strom knows no topics, and at start-up deletes every log
 # it finds as belonging to a deleted topic: removing it is not a fix.
-_RESTORE = ("restore it from a backup; do not remove it, a broker started without "
-            "it deletes every topic's data")
+_RESTORE = ("restore it from a backup; do not remove it, a broker refuses to start "
+            "without it while partitions hold records")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -79,6 +79,11 @@ class LocalMetadataStore:
         self._listeners: list[Callable[[MetadataImage, MetadataImage], None]] = []
         if self._path.exists():
             self.image = self.image.apply(self._read())
+
+    @property
+    def path(self) -> Path:
+        """The metadata file (absent until the first change is committed)."""
+        return self._path
 
     def _read(self) -> list[MetadataRecord]:
         """The records of the file; KafkaStorageError, one line naming the file

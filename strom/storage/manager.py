@@ -263,6 +263,21 @@ class LogManager:
         except KafkaStorageError:
             pass  # they name a log that is gone, which loading ignores
 
+    def partition_dirs_with_records(self) -> list[Path]:
+        """Partition directories holding a non-empty segment, before any log is
+        opened: what a missing cluster metadata file would orphan. Directories
+        without records (a crash during creation) lose nothing if removed."""
+        found: list[Path] = []
+        for directory in self.log_dirs:
+            for entry in os.scandir(directory):
+                if (not entry.is_dir() or files.is_delete_dir(entry.name)
+                        or files.parse_partition_dir_name(entry.name) is None):
+                    continue
+                if any(f.name.endswith(files.LOG_SUFFIX) and f.stat().st_size > 0
+                       for f in os.scandir(entry.path)):
+                    found.append(Path(entry.path))
+        return found
+
     def sync_new_logs(self) -> None:
         """Make the logs created since the last call durable, together (one
         batch of fsyncs per metadata operation instead of five per log)."""

@@ -114,6 +114,30 @@ def test_damaged_strom_metadata_json(tmp_path: Path, damage: bytes) -> None:
                    "restore it from a backup")
 
 
+def test_missing_strom_metadata_json_with_records_refuses_to_start(tmp_path: Path) -> None:
+    """Without the metadata file every log looks like a deleted topic's; at
+    0098471 the broker started and deleted them all."""
+    from confluent_kafka import Producer
+
+    data = tmp_path / "data"
+    broker = StromProcess(data)
+    broker.start()
+    try:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        admin.create_topics([NewTopic("kept", 1)])["kept"].result(TIMEOUT)
+        producer = Producer({"bootstrap.servers": broker.bootstrap})
+        producer.produce("kept", b"record")
+        assert producer.flush(TIMEOUT) == 0
+        assert broker.terminate() == 0
+    finally:
+        broker.stop()
+    (data / "strom-metadata.json").unlink()
+    assert_refused(serve(data), f"{data}/strom-metadata.json is missing",
+                   "restore the file from backup")
+    segments = list((data / "kept-0").glob("*.log"))
+    assert segments and segments[0].stat().st_size > 0
+
+
 def test_a_start_is_quiet(tmp_path: Path) -> None:
     """A new data directory is not a crash, and a restart with both internal
     topics logs one INFO line per coordinator, not one per partition."""

@@ -58,32 +58,63 @@ class RequestMemory:
     as large as the whole budget can still be received. Waiters (connections
     that stopped reading for memory) are called back, oldest first, when
     memory is freed. Also keeps the pool of finished buffers for reuse.
+
+    Kafka allocates a request's whole size up front, so a request it has
+    started can always finish. Here buffers grow as bytes arrive, so partly
+    received requests could hold all the memory and wait for each other
+    forever. Hence the overdraft: while no complete request is in flight
+    (nothing will give memory back), one frame at a time may grow past the
+    limit, up to its own declared size.
     """
 
-    __slots__ = ("limit", "used", "_waiters", "_pool", "pooled_bytes")
+    __slots__ = ("limit", "used", "in_flight", "_overdraft", "_waiters", "_pool",
+                 "pooled_bytes")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit  # <= 0: unlimited
         self.used = 0
+        # Bytes of complete frames not yet released (their requests are running).
+        self.in_flight = 0
+        self._overdraft: object | None = None  # the frame's owner allowed past the limit
         self._waiters: list[Callable[[], None]] = []
         self._pool: list[bytearray] = []
         self.pooled_bytes = 0
 
-    def try_acquire(self, nbytes: int) -> bool:
-        if 0 < self.limit <= self.used:
-            return False
+    def _spent(self) -> bool:
+        return 0 < self.limit <= self.used
+
+    def try_acquire(self, nbytes: int, owner: object) -> bool:
+        if self._spent():
+            if self.in_flight or self._overdraft not in (None, owner):
+                return False
+            self._overdraft = owner
         self.used += nbytes
         return True
 
-    def release(self, nbytes: int) -> None:
+    def frame_done(self, owner: object, nbytes: int) -> None:
+        """`owner`'s frame of `nbytes` is complete: its request will release it."""
+        self.in_flight += nbytes
+        if self._overdraft is owner:
+            self._overdraft = None
+
+    def release(self, nbytes: int, *, in_flight: bool = False,
+                owner: object | None = None) -> None:
+        """Give back a complete frame's memory (`in_flight`) or a partial one's
+        (`owner`, which loses the overdraft)."""
         self.used -= nbytes
-        if self._waiters and not 0 < self.limit <= self.used:
-            waiters, self._waiters = self._waiters, []
-            for i, waiter in enumerate(waiters):
-                if 0 < self.limit <= self.used:
-                    self._waiters[:0] = waiters[i:]  # still oldest first
-                    break
-                waiter()
+        if in_flight:
+            self.in_flight -= nbytes
+        if owner is not None and self._overdraft is owner:
+            self._overdraft = None
+        self._wake()
+
+    def _wake(self) -> None:
+        # A woken waiter succeeds whenever the loop lets it run (memory left, or
+        # the overdraft free with nothing in flight), so this ends.
+        for _ in range(len(self._waiters)):
+            if self._spent() and (self.in_flight or self._overdraft is not None):
+                return
+            self._waiters.pop(0)()
 
     def wait(self, callback: Callable[[], None]) -> None:
         """Call `callback` once memory is available; it may wait again."""
@@ -199,6 +230,7 @@ class FrameDecoder:
                 return frames
             frames.append(memoryview(self._frame)[: self._frame_size])
             self._handed_out[id(self._frame)] = self._frame
+            self.memory.frame_done(self, len(self._frame))
             self._frame = None
             self._frame_filled = 0
             return frames
@@ -253,7 +285,7 @@ class FrameDecoder:
         else:
             size = self._frame_size
             old, new = len(frame), min(size, 2 * len(frame))
-        if not self.memory.try_acquire(new - old):
+        if not self.memory.try_acquire(new - old, self):
             if not force:
                 self.waiting_for_memory = True
                 return False
@@ -282,7 +314,7 @@ class FrameDecoder:
         frame.release()
         if self._handed_out.pop(id(buffer), None) is None:
             return  # already given back by close()
-        self.memory.release(len(buffer))
+        self.memory.release(len(buffer), in_flight=True)
         try:
             # A bytearray cannot change size while any view of it is alive, so
             # this proves no slice of the frame is still in use.
@@ -295,14 +327,14 @@ class FrameDecoder:
     def close(self) -> None:
         """The connection is gone: free the partly received frame and uncount frames
         whose requests will never run (cancelled before they started)."""
-        held = sum(len(buffer) for buffer in self._handed_out.values())
+        handed_out = sum(len(buffer) for buffer in self._handed_out.values())
         self._handed_out.clear()
-        if self._frame is not None:
-            held += len(self._frame)
-            self._frame = None
-            self.waiting_for_memory = False
-        if held:
-            self.memory.release(held)
+        if handed_out:
+            self.memory.release(handed_out, in_flight=True)
+        partial = len(self._frame) if self._frame is not None else 0
+        self._frame = None
+        self.waiting_for_memory = False
+        self.memory.release(partial, owner=self)
 
     def _compact(self) -> None:
         remaining = self._end - self._start

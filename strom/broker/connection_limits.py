@@ -21,6 +21,11 @@ connections (`queued.max.request.bytes`, see strom.protocol.framing). Kafka's
 a Python process has no such ceiling, so -1 means 1 GiB here, or
 `socket.request.max.bytes` if that is larger so the largest request accepted
 can always be received.
+
+What bounds the memory of requests, then: large ones (over 64 KiB) by that
+budget plus one frame's overdraft (see RequestMemory) plus the 64 MiB pool;
+small ones by each connection's 64 KiB receive buffer and 64 requests in
+flight, times the connections allowed.
 """
 
 from __future__ import annotations

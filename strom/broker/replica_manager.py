@@ -10,22 +10,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from strom.broker.flusher import GroupCommitFlusher
 from strom.broker.log_cleaner import LogCleanerService
+from strom.broker.log_jobs import LogJobs
 from strom.broker.partition import Partition, log_config_for
 from strom.clock import Clock
-from strom.cluster.image import MetadataImage, TopicInfo
+from strom.cluster.image import INTERNAL_TOPICS, MetadataImage, TopicInfo
 from strom.config import BrokerConfig, TopicConfig
-from strom.errors import KafkaStorageError, UnknownTopicOrPartitionError
+from strom.errors import (
+    KafkaStorageError,
+    NotLeaderOrFollowerError,
+    UnknownTopicOrPartitionError,
+)
 from strom.storage import disk
-from strom.storage.manager import LogManager
+from strom.storage.log import LogConfig
+from strom.storage.manager import LogManager, NewLog, open_new_logs, remove_log_dirs
 
 log = logging.getLogger(__name__)
 
 #: A new partition's log the disk had no room for is tried again this often.
 _RETRY_OPEN_S = 1.0
+#: Partitions installed between two yields to the event loop when a
+#: background creation finishes (~5 us each: 500 keep a yield under 5 ms).
+_INSTALL_CHUNK = 500
 
 
 @dataclass(slots=True)
@@ -52,6 +63,9 @@ class ReplicaManager:
         self._image: MetadataImage | None = None
         self.flusher = GroupCommitFlusher()
         self.cleaner = LogCleanerService(config, self, clock)
+        #: Creating and deleting logs off the event loop (log_jobs.py).
+        self.jobs = LogJobs()
+        self._create_in_background = False
 
     def topic_config(self, topic: TopicInfo) -> TopicConfig:
         return TopicConfig(dict(topic.configs), self.config)
@@ -67,43 +81,75 @@ class ReplicaManager:
         logs = self.log_manager.load_logs(config_for)
         for key, reason in self.log_manager.offline.items():
             self.offline[key] = OfflinePartition(reason)
+        orphans = []
         for topic_name, index in [*logs, *self.log_manager.offline]:
             topic = image.topics.get(topic_name)
             if topic is None or index >= len(topic.partitions):
                 # A log without metadata: the topic was deleted while we were down.
-                log.info("deleting log %s-%d: no such topic in metadata", topic_name, index)
-                self.log_manager.delete_log(topic_name, index)
+                orphans.append((topic_name, index))
+        if orphans:
+            log.info("deleting %d log(s) of topics no longer in the metadata: %s", len(orphans),
+                     ", ".join(f"{t}-{i}" for t, i in orphans[:10])
+                     + (", ..." if len(orphans) > 10 else ""))
+            self.log_manager.delete_logs(orphans)
         self.on_image(None, image)
+
+    @contextmanager
+    def creating_in_background(self) -> Iterator[None]:
+        """Within this block (around a metadata commit), the logs of new
+        partitions are created on a worker thread (log_jobs.py) instead of
+        inline: until `settled()` they answer NOT_LEADER_OR_FOLLOWER, as in
+        Kafka between the controller's commit and the broker's log creation.
+        Internal topics stay inline: their coordinators load them at once."""
+        self._create_in_background = True
+        try:
+            yield
+        finally:
+            self._create_in_background = False
+
+    async def settled(self) -> None:
+        """Wait until the logs created or deleted in the background so far
+        are: created logs take appends, deleted ones are gone from disk."""
+        await self.jobs.settled()
 
     def on_image(self, old: MetadataImage | None, new: MetadataImage) -> None:
         """Apply the difference between two images to the hosted partitions."""
         self._image = new
+        # Deletions first, so that a partition deleted and created again in
+        # one change is created behind its old directory's removal.
+        gone = [k for k in self.partitions if k[0] not in new.topics
+                or self.partitions[k].topic_id != new.topics[k[0]].topic_id]
+        for key in gone:
+            self._detach(key)
+        for key in [k for k in self.offline if k[0] not in new.topics]:
+            del self.offline[key]
+            gone.append(key)
+        if gone:
+            self._delete_logs(gone)
+        later: list[tuple[str, int]] = []
         for name, topic in new.topics.items():
             config = self.topic_config(topic)
             old_topic = old.topics.get(name) if old else None
+            in_background = self._create_in_background and name not in INTERNAL_TOPICS
             for p in topic.partitions:
                 key = (name, p.partition)
                 existing = self.partitions.get(key)
-                if existing is not None and existing.topic_id != topic.topic_id:
-                    self._remove(key)
-                    existing = None
                 if existing is None:
                     if self.node_id not in p.replicas or (
                             key in self.offline and not self.offline[key].retriable):
                         continue
-                    self._open(key, topic, config, p.leader_epoch, sync=False)
+                    if self.jobs.busy(key) or (in_background and self._is_new(key)):
+                        later.append(key)
+                    else:
+                        self._open(key, topic, config, p.leader_epoch, sync=False)
                 else:
                     existing.leader_id = p.leader
                     if p.leader_epoch != existing.leader_epoch:
                         existing.become_leader(p.leader_epoch)
                     if old_topic is None or old_topic.configs != topic.configs:
                         existing.update_config(config)
-        for key in [k for k in self.partitions if k[0] not in new.topics
-                    or self.partitions[k].topic_id != new.topics[k[0]].topic_id]:
-            self._remove(key)
-        for key in [k for k in self.offline if k[0] not in new.topics]:
-            del self.offline[key]
-            self.log_manager.delete_log(*key)
+        if later:
+            self.jobs.submit(later, lambda: self._create_logs(later))
         # The logs created above become durable together (storage/new_logs.py).
         try:
             self.log_manager.sync_new_logs()
@@ -144,17 +190,94 @@ class ReplicaManager:
             if topic is not None:
                 partition.update_config(self.topic_config(topic))
 
-    def _remove(self, key: tuple[str, int]) -> None:
+    def _detach(self, key: tuple[str, int]) -> None:
+        """Stop serving a deleted partition (its log is deleted after)."""
         partition = self.partitions.pop(key)
         self.cleaner.forget(key)
         self.flusher.forget(partition.log, lambda: UnknownTopicOrPartitionError("deleted"))
         partition.appended.notify()
-        self.log_manager.delete_log(*key)
+
+    def _delete_logs(self, keys: list[tuple[str, int]]) -> None:
+        """Delete the logs of partitions no longer hosted: detached now, their
+        directories removed on a worker thread, the checkpoints rewritten
+        once for them all (not once per partition: that was quadratic)."""
+        doomed = self.log_manager.detach_logs(keys)
+        if not doomed:
+            return
+
+        async def remove() -> None:
+            errors = await asyncio.to_thread(remove_log_dirs, doomed)
+            self.log_manager.write_checkpoints_of({d.data_dir for d in doomed})
+            for exc in errors[:1]:  # logged once per condition (storage.disk)
+                disk.storage_error(exc, doomed[0].data_dir, "delete logs in")
+
+        self.jobs.submit([d.key for d in doomed], remove)
+
+    def _is_new(self, key: tuple[str, int]) -> bool:
+        return self.log_manager.get(*key) is None and key not in self.log_manager.offline
+
+    async def _create_logs(self, keys: list[tuple[str, int]]) -> None:
+        """Create the logs of `keys` on a worker thread, then serve them (the
+        image as it is then says which are still wanted, with which config)."""
+        new = self._still_hosted([k for k in keys if self._is_new(k)])
+        dirs = self.log_manager.new_log_dirs(list(new))
+        log_configs: dict[str, LogConfig] = {}  # per topic: ~0.1 ms each
+        for topic in new.values():
+            if topic.name not in log_configs:
+                log_configs[topic.name] = log_config_for(self.topic_config(topic))
+        specs = [NewLog(key, dirs[key], log_configs[topic.name], topic.topic_id)
+                 for key, topic in new.items()]
+        results = await asyncio.to_thread(open_new_logs, specs, self.clock)
+        adopted: list[NewLog] = []
+        for spec, result in zip(specs, results, strict=True):
+            if isinstance(result, OSError):
+                exc = disk.storage_error(result, spec.data_dir, "create a log in")
+                self.offline[spec.key] = OfflinePartition(
+                    str(exc), retriable=True, retry_at=self.clock.monotonic() + _RETRY_OPEN_S)
+            else:
+                self.log_manager.adopt_log(spec.key, result, spec.data_dir)
+                adopted.append(spec)
+        for start in range(0, len(adopted), _INSTALL_CHUNK):
+            if start:
+                await asyncio.sleep(0)  # let other clients in
+            chunk = adopted[start:start + _INSTALL_CHUNK]
+            # The image now: partitions deleted (or created again) meanwhile go.
+            hosted = self._still_hosted([spec.key for spec in chunk])
+            unwanted = [spec.key for spec in chunk if spec.key not in hosted
+                        or hosted[spec.key].topic_id != spec.topic_id]
+            if unwanted:
+                self._delete_logs(unwanted)
+            configs: dict[str, TopicConfig] = {}
+            for spec in chunk:
+                current = hosted.get(spec.key)
+                if current is not None and current.topic_id == spec.topic_id \
+                        and spec.key not in self.partitions:
+                    config = configs.get(current.name)
+                    if config is None:
+                        config = configs[current.name] = self.topic_config(current)
+                    self._open(spec.key, current, config,
+                               current.partitions[spec.key[1]].leader_epoch)
+
+    def _still_hosted(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], TopicInfo]:
+        """Those of `keys` the current image has this broker host."""
+        hosted: dict[tuple[str, int], TopicInfo] = {}
+        image = self._image
+        for key in keys:
+            topic = image.topics.get(key[0]) if image is not None else None
+            if topic is not None and key[1] < len(topic.partitions) \
+                    and self.node_id in topic.partitions[key[1]].replicas:
+                hosted[key] = topic
+        return hosted
 
     def get(self, topic: str, index: int) -> Partition:
         partition = self.partitions.get((topic, index))
         if partition is None and (topic, index) in self.offline:
             partition = self._retry_offline((topic, index))
+        if partition is None and self.jobs.busy((topic, index)) and self._image is not None \
+                and topic in self._image.topics:
+            # Its log is being created (log_jobs.py): retriable, as in Kafka.
+            raise NotLeaderOrFollowerError(
+                f"The log of {topic}-{index} is being created on this server")
         if partition is None:
             raise UnknownTopicOrPartitionError(
                 f"This server does not host this topic-partition: {topic}-{index}"

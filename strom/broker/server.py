@@ -155,6 +155,7 @@ class Broker:
         if self.services is not None:
             await self.services.coordinators.stop()
             await self.services.replicas.flusher.stop()
+            await self.services.replicas.settled()  # log jobs on worker threads end
             self.services.replicas.shutdown()
             self.services = None
         if self._server is not None:

@@ -22,12 +22,14 @@ own.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from strom.clock import Clock
@@ -37,7 +39,8 @@ from strom.storage.checkpoints import CheckpointError, MetaProperties
 from strom.storage.log import LogConfig, PartitionLog
 from strom.storage.new_logs import NewLogSync
 
-__all__ = ["InconsistentClusterIdError", "LogManager"]
+__all__ = ["DoomedLog", "InconsistentClusterIdError", "LogManager", "NewLog", "open_new_logs",
+           "remove_log_dirs"]
 
 log = logging.getLogger(__name__)
 
@@ -233,35 +236,75 @@ class LogManager:
         self._dir_of[key] = directory
         return plog
 
+    def new_log_dirs(self, keys: list[TopicPartition]) -> dict[TopicPartition, Path]:
+        """The data directory of each new log: the one holding the fewest logs
+        (counted once for the whole batch)."""
+        if len(self.log_dirs) == 1:
+            return dict.fromkeys(keys, self.log_dirs[0])
+        counts = Counter(self._dir_of.values())
+        chosen: dict[TopicPartition, Path] = {}
+        for key in keys:
+            directory = min(self.log_dirs, key=lambda d: counts[d])
+            counts[directory] += 1
+            chosen[key] = directory
+        return chosen
+
+    def adopt_log(self, key: TopicPartition, plog: PartitionLog, directory: Path) -> None:
+        """Take over a log opened by `open_new_logs` (on a worker thread) in
+        data directory `directory`."""
+        if key in self._logs:
+            raise ValueError(f"log {key[0]}-{key[1]} exists")
+        self.offline.pop(key, None)
+        self._logs[key] = plog
+        self._dir_of[key] = directory
+
     def delete_log(self, topic: str, partition: int) -> None:
-        """Rename the directory to <topic>-<p>.<uuid>-delete, then remove it."""
-        key = (topic, partition)
-        plog = self._logs.pop(key, None)
-        directory = self._dir_of.pop(key, None)
-        offline = self.offline.pop(key, None)
-        if directory is None or (plog is None and offline is None):
-            return
-        partition_dir = directory / files.partition_dir_name(topic, partition)
-        if plog is not None:
-            partition_dir = plog.directory
+        """Delete one log (`delete_logs`)."""
+        self.delete_logs([(topic, partition)])
+
+    def delete_logs(self, keys: list[TopicPartition]) -> None:
+        """Delete logs now: `detach_logs`, `remove_log_dirs`, then the
+        checkpoints rewritten once for them all."""
+        doomed = self.detach_logs(keys)
+        errors = remove_log_dirs(doomed)
+        self.write_checkpoints_of({d.data_dir for d in doomed})
+        if errors:
+            raise disk.storage_error(errors[0], errors[0].filename or doomed[0].path, "delete")
+
+    def detach_logs(self, keys: list[TopicPartition]) -> list[DoomedLog]:
+        """Forget the logs of `keys` and close them; what is left to do on
+        disk is returned, for `remove_log_dirs` (which may run on a worker
+        thread: nobody else uses those directories any more)."""
+        doomed: list[DoomedLog] = []
+        for key in keys:
+            plog = self._logs.pop(key, None)
+            directory = self._dir_of.pop(key, None)
+            offline = self.offline.pop(key, None)
+            self._recovery_points.pop(key, None)
+            self._log_start_offsets.pop(key, None)
+            self.high_watermarks.pop(key, None)
+            if directory is None or (plog is None and offline is None):
+                continue
+            partition_dir = directory / files.partition_dir_name(*key)
+            if plog is not None:
+                partition_dir = plog.directory
+                try:
+                    plog.close(deleting=True)
+                except KafkaStorageError:
+                    pass  # index files that could not be written (a full disk) go anyway
+            doomed.append(DoomedLog(key, partition_dir, directory))
+        return doomed
+
+    def write_checkpoints_of(self, directories: set[Path]) -> None:
+        """Rewrite the checkpoints of `directories` (after logs were deleted
+        there); a full disk leaves the old ones, naming logs that are gone,
+        which loading ignores."""
+        for directory in directories:
             try:
-                plog.close()
+                with disk.translate(directory, "write checkpoints in"):
+                    self._write_checkpoints(directory)
             except KafkaStorageError:
-                pass  # index files that could not be written (a full disk) go anyway
-        doomed = partition_dir.with_name(files.delete_dir_name(topic, partition))
-        with disk.translate(partition_dir, "delete"):
-            os.rename(partition_dir, doomed)
-            files.fsync_dir(directory)
-        self._recovery_points.pop(key, None)
-        self._log_start_offsets.pop(key, None)
-        self.high_watermarks.pop(key, None)
-        # Space first: on a full disk the checkpoints below may only fit after.
-        shutil.rmtree(doomed, ignore_errors=True)
-        try:
-            with disk.translate(directory, "write checkpoints in"):
-                self._write_checkpoints(directory)
-        except KafkaStorageError:
-            pass  # they name a log that is gone, which loading ignores
+                pass
 
     def partition_dirs_with_records(self) -> list[Path]:
         """Partition directories holding a non-empty segment, before any log is
@@ -372,3 +415,77 @@ def _with_fix(exc: Exception, path: Path) -> str:
                 "and the file permissions, then restart the broker")
     return (f"{path}: {exc}; move the directory away to recover it by hand, or delete the "
             "topic, then restart the broker")
+
+
+@dataclass(frozen=True, slots=True)
+class DoomedLog:
+    """A detached log whose directory is still to be removed."""
+
+    key: TopicPartition
+    path: Path
+    data_dir: Path
+
+
+def remove_log_dirs(doomed: list[DoomedLog]) -> list[OSError]:
+    """Rename each directory to <topic>-<p>.<uuid>-delete (a crash after that
+    finishes the deletion at the next start), fsync each data directory once,
+    then remove them. Touches only these directories: safe on a worker thread.
+    Returns the errors (the rest is still done)."""
+    errors: list[OSError] = []
+    renamed: list[Path] = []
+    for log_ in doomed:
+        target = log_.path.with_name(files.delete_dir_name(*log_.key))
+        try:
+            os.rename(log_.path, target)
+            renamed.append(target)
+        except FileNotFoundError:
+            pass  # never created (a new log that failed), or already gone
+        except OSError as exc:
+            errors.append(exc)
+    for data_dir in {log_.data_dir for log_ in doomed}:
+        try:
+            files.fsync_dir(data_dir)
+        except OSError as exc:
+            errors.append(exc)
+    # Space first, checkpoints after: on a full disk those only fit then.
+    for target in renamed:
+        shutil.rmtree(target, ignore_errors=True)
+    return errors
+
+
+@dataclass(frozen=True, slots=True)
+class NewLog:
+    """A log to create: where, with which config and topic id."""
+
+    key: TopicPartition
+    data_dir: Path
+    config: LogConfig
+    topic_id: uuid.UUID
+
+
+def open_new_logs(new: list[NewLog], clock: Clock) -> list[PartitionLog | OSError]:
+    """Create the logs of `new`, made durable together (new_logs.py); for one
+    that fails, its error. Touches only their new directories and the objects
+    it returns, which nobody else sees before `LogManager.adopt_log`: it runs
+    on a worker thread while the event loop serves. A log is created lazily
+    (no segment files, no file descriptor: open_files.py is not touched)."""
+    pending = NewLogSync()
+    results: list[PartitionLog | OSError] = []
+    for spec in new:
+        directory = spec.data_dir / files.partition_dir_name(*spec.key)
+        try:
+            results.append(PartitionLog.open(directory, spec.config, clock=clock,
+                                             topic_id=spec.topic_id, new_logs=pending))
+        except KafkaStorageError as exc:
+            results.append(OSError(errno.EIO, exc.message or str(exc), str(directory)))
+        except OSError as exc:
+            results.append(exc)
+    try:
+        pending.sync()
+    except OSError as exc:
+        # Not durable: none of them is used (a retry on use rewrites them).
+        for plog in results:
+            if isinstance(plog, PartitionLog):
+                plog.close()
+        return [exc] * len(new)
+    return results

@@ -16,10 +16,11 @@ A crash before step 2 leaves a log without partition.metadata (only the
 temp file): the broker rewrites it from the cluster metadata when it sees
 the partition again (LogManager.create_log), and overwrites the stray temp
 file. Never a half-written partition.metadata: it is renamed into place only
-once its bytes are durable. The empty leader-epoch-checkpoint is written
-unsynced: a crash may leave it empty, which loads as no epochs (the cache is
-rebuilt from the log anyway), and its first flush writes it atomically.
-Segment and index files start empty; step 3 makes their names durable.
+once its bytes are durable. No leader-epoch-checkpoint is written: the log's
+first flush writes it atomically, and a missing one loads as no epochs (the
+cache is rebuilt from the log anyway). No segment files either: the first
+append creates them (LogSegment.create, lazy), and its flush syncs the
+directory. Step 3 makes the directories' names durable.
 """
 
 from __future__ import annotations

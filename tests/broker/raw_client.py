@@ -59,8 +59,20 @@ class RawClient:
         return struct.pack(">i", len(payload)) + payload
 
     def send(self, api_key: int, version: int, body: Mapping[str, Any] | Any) -> Any:
+        return self.receive(api_key, version, self.send_only(api_key, version, body))
+
+    def send_only(self, api_key: int, version: int, body: Mapping[str, Any] | Any) -> int:
+        """Send a request without waiting for its response; its correlation id."""
         correlation_id = next(self._correlation)
         self._sock.sendall(self.encode(api_key, version, body, correlation_id))
+        return correlation_id
+
+    def fileno(self) -> int:
+        """The socket's (for select: whether a response has arrived)."""
+        return self._sock.fileno()
+
+    def receive(self, api_key: int, version: int, correlation_id: int) -> Any:
+        """The response to the request `send_only` sent with `correlation_id`."""
         frame = self.receive_frame()
         (received,) = struct.unpack_from(">i", frame, 0)
         assert received == correlation_id, (received, correlation_id)

@@ -66,11 +66,10 @@ def test_a_new_log_of_a_batch_has_no_segment_files_until_written(tmp_path: Path)
     log = PartitionLog.open(directory, LogConfig(), clock=ManualClock(T0),
                             topic_id=uuid.uuid4(), new_logs=pending)
     pending.sync()
-    assert sorted(p.name for p in directory.iterdir()) == [
-        "leader-epoch-checkpoint", "partition.metadata"]
+    # No leader-epoch-checkpoint either: its first flush writes it.
+    assert sorted(p.name for p in directory.iterdir()) == ["partition.metadata"]
     log.close(flush=True)  # closing an unwritten log creates nothing
-    assert sorted(p.name for p in directory.iterdir()) == [
-        "leader-epoch-checkpoint", "partition.metadata"]
+    assert sorted(p.name for p in directory.iterdir()) == ["partition.metadata"]
     log = open_log(directory)
     assert log.log_end_offset == 0
     append(log, [b"a"])

@@ -53,9 +53,12 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     try:
         check_records_per_user_op(len(records))
         if not validate_only:
-            metadata.commit(records)
+            # New logs on a worker thread (broker/log_jobs.py); answered once made.
+            with ctx.broker.replicas.creating_in_background():
+                metadata.commit(records)
     except KafkaError as exc:
         # The whole operation fails, every topic with it (as in Kafka).
         for result in results:
             result.update(error_code=exc.code, error_message=exc.message)
+    await ctx.broker.replicas.settled()
     return {"throttle_time": 0, "results": results}

@@ -71,9 +71,16 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
             result.update(error_code=exc.code, error_message=exc.message)
     try:
         check_records_per_user_op(len(records))
-        image = broker.image.apply(records) if validate_only else broker.metadata.commit(records)
+        if validate_only:
+            image = broker.image.apply(records)
+        else:
+            # The logs are made on a worker thread (broker/log_jobs.py); the
+            # answer waits for them, so the topic takes produce at once.
+            with broker.replicas.creating_in_background():
+                image = broker.metadata.commit(records)
     except KafkaError as exc:
         return _all_failed(request, exc)
+    await broker.replicas.settled()
     for name, result in created.items():
         topic = image.topics[name]
         entries = topic_config_entries(broker.config, topic.configs)

@@ -78,6 +78,8 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
                                        "Duplicate topic id."))
         else:
             results.append(_delete(ctx, name, topic_id))
+    # The logs are removed on a worker thread (broker/log_jobs.py): answered once gone.
+    await broker.replicas.settled()
     return {"throttle_time": 0, "responses": results}
 
 

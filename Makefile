@@ -8,7 +8,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 CONFIG ?= config/server.properties
 
 .PHONY: serve test lint typecheck unit interop interop-kafka system-deps kafka-jars compat compat-kafka clean \
-	bench bench-quick bench-soak bench-views demo
+	bench bench-quick bench-soak bench-views demo fuzz
 
 $(STAMP): pyproject.toml setup.py strom/protocol/records/_walk.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ interop: $(TEST_STAMP) kafka-jars
 
 interop-kafka: $(TEST_STAMP) kafka-jars
 	STROM_TEST_BOOTSTRAP=kafka $(BIN)/python -m pytest -m interop tests/interop
+
+## fuzz: a million fuzz frames (schema-drawn, mutated client captures, random) against a strom subprocess; FUZZ_ARGS for --frames/--connections/--seed
+fuzz: $(TEST_STAMP)
+	$(BIN)/python -m tests.fuzz $(FUZZ_ARGS)
 
 ## unit: the sans-I/O and storage tests only (no system packages needed)
 unit: $(TEST_STAMP)

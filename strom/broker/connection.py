@@ -259,7 +259,13 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return CLOSE
         if response is None:
             return None
-        return encode_response_frame(api_key, api_version, header.correlation_id, response)
+        try:
+            return encode_response_frame(api_key, api_version, header.correlation_id, response)
+        except Exception:
+            # A handler built a response its version cannot carry: a bug, named here.
+            log.exception("closing %s: %s v%d response could not be encoded", self.peer,
+                          api_key.name, api_version)
+            return CLOSE
 
     def _write_ready(self, _: object) -> None:
         if self._closed or self._transport is None:

@@ -64,6 +64,14 @@ def _to_datetime(value: Any) -> datetime.datetime | None:
     return _EPOCH + datetime.timedelta(milliseconds=int(value))
 
 
+def _to_required_datetime(value: Any) -> datetime.datetime:
+    """A non-nullable timestamp field: Kafka's -1 ("none", e.g. a transaction not
+    started) is written as -1, not as null, which the field cannot hold."""
+    if isinstance(value, datetime.datetime):
+        return value
+    return _EPOCH + datetime.timedelta(milliseconds=int(value))
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _FieldPlan:
     name: str
@@ -92,6 +100,11 @@ def _nested_entity(hint: Any) -> tuple[Any, bool]:
     return None, False
 
 
+def _is_nullable(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType) and \
+        type(None) in typing.get_args(hint)
+
+
 @functools.cache
 def _plan(cls: type[Entity]) -> tuple[_FieldPlan, ...]:
     hints = typing.get_type_hints(cls)
@@ -109,8 +122,10 @@ def _plan(cls: type[Entity]) -> tuple[_FieldPlan, ...]:
             convert = _to_error_code
         elif kafka_type in ("timedelta_i32", "timedelta_i64"):
             convert = _to_timedelta
-        elif kafka_type == "datetime_i64":
+        elif kafka_type == "datetime_i64" and _is_nullable(hint):
             convert = _to_datetime
+        elif kafka_type == "datetime_i64":
+            convert = _to_required_datetime
         elif typing.get_origin(hint) is tuple:
             convert = tuple
         else:

@@ -55,10 +55,19 @@ def _int_draw(low: int, high: int) -> Draw:
     return draw
 
 
-def _text(rng: random.Random) -> str:
-    if rng.random() < 0.6:
-        return rng.choice(_TEXT)
+def _fresh_text(rng: random.Random) -> str:
     return "".join(chr(rng.randint(32, 0x2FF)) for _ in range(rng.randint(0, 12)))
+
+
+# Names come mostly from a fixed pool, so that a million requests create a
+# bounded number of groups, transactional ids and topics (state Kafka keeps too).
+_POOL = _TEXT + [_fresh_text(random.Random(i)) for i in range(200)]
+
+
+def _text(rng: random.Random) -> str:
+    if rng.random() < 0.97:
+        return rng.choice(_POOL)
+    return _fresh_text(rng)
 
 
 def _bytes(rng: random.Random) -> bytes:

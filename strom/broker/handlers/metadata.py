@@ -15,7 +15,7 @@ from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.broker.topics import create_topic
 from strom.cluster.image import INTERNAL_TOPICS, TopicInfo
-from strom.errors import ErrorCode, KafkaError
+from strom.errors import ErrorCode, InvalidRequestError, KafkaError
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import ZERO_UUID
 
@@ -83,6 +83,11 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         for wanted in requested:
             name = wanted.name
             topic_id = getattr(wanted, "topic_id", None)
+            if ctx.api_version < 12 and (name is None or topic_id not in (None, ZERO_UUID)):
+                # v10-v11 carry the fields but their responses cannot name a topic by
+                # id alone; Kafka refuses them the same way (KafkaApis).
+                raise InvalidRequestError(
+                    f"topic ids are not supported in Metadata v{ctx.api_version}")
             if name is None:
                 by_id = image.topic_by_id(topic_id) if topic_id else None
                 topics.append(describe_topic(by_id, operations, offline) if by_id else

@@ -9,7 +9,6 @@ nothing here assumes there are none beyond `_maybe_advance_high_watermark`.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import uuid
 from collections.abc import Callable
@@ -22,32 +21,23 @@ from strom.clock import Clock
 from strom.config import TopicConfig
 from strom.errors import (
     FencedLeaderEpochError,
-    InvalidProducerEpochError,
     NotLeaderOrFollowerError,
     OffsetOutOfRangeError,
     PolicyViolationError,
     UnknownLeaderEpochError,
 )
 from strom.protocol.records import (
-    BatchHeader,
     ControlRecordType,
     TimestampType,
     ValidatedBatch,
     build_control_batch,
-    decode_end_transaction_marker,
-    decode_records,
     read_batch_header,
-    scan_batches,
     set_log_append_time,
     set_max_timestamp,
     validate_produced_batch,
 )
-from strom.storage.log import AppendInfo, FileRegion, LogConfig, PartitionLog
+from strom.storage.log import AppendInfo, AppendOrigin, FileRegion, LogConfig, PartitionLog
 from strom.storage.producer_state import ProducerStateManager
-from strom.storage.txn_index import AbortedTxn
-
-# Producer state is rebuilt from the log in reads of this size.
-_REPLAY_CHUNK_BYTES = 16 * 1024 * 1024
 
 
 def log_config_for(config: TopicConfig) -> LogConfig:
@@ -154,10 +144,12 @@ class Partition:
         self._append_tail: asyncio.Future[None] | None = None
         self._clock = clock
         self._flusher = flusher
-        self.producer_state = ProducerStateManager(log.directory)
-        self.txn_index = log.txn_index
-        self._rebuild_producer_state()
         self.become_leader(leader_epoch)
+
+    @property
+    def producer_state(self) -> ProducerStateManager:
+        """The log's producer state (read-only here: the log changes it with its bytes)."""
+        return self.log.producer_state
 
     def become_leader(self, leader_epoch: int) -> None:
         """Start a leader epoch at the log end, as Kafka's makeLeader does, so
@@ -168,32 +160,6 @@ class Partition:
         latest = self.log.latest_epoch()
         if latest is None or latest < leader_epoch:
             self.log.assign_epoch_start_offset(leader_epoch, self.log.log_end_offset)
-
-    def _rebuild_producer_state(self) -> None:
-        """Newest snapshot, then replay the batches after it (Kafka's recovery)."""
-        state = self.producer_state
-        log = self.log
-        state.load_latest_snapshot(log.log_end_offset)
-        offset = max(state.map_end_offset, log.log_start_offset)
-        while offset < log.log_end_offset:
-            result = log.read(offset, _REPLAY_CHUNK_BYTES, max_offset=log.log_end_offset,
-                              min_one_batch=True)
-            if not result.regions:
-                break
-            data = b"".join(region.read() for region in result.regions)
-            headers = list(scan_batches(data))
-            if not headers:
-                break
-            for header in headers:
-                if header.next_offset <= state.map_end_offset:
-                    continue
-                if header.is_control and header.is_transactional:
-                    records = decode_records(data, header)
-                    kind, _ = decode_end_transaction_marker(records[0])
-                    self._end_transaction(header, kind is ControlRecordType.COMMIT)
-                state.update(header, header.base_offset, header.max_timestamp)
-            offset = headers[-1].next_offset
-        state.map_end_offset = log.log_end_offset
 
     @property
     def is_leader(self) -> bool:
@@ -273,14 +239,6 @@ class Partition:
 
     def _append_validated(self, records: memoryview, validated: ValidatedBatch, now: int,
                           timestamp_type: TimestampType) -> LeaderAppend:
-        duplicate = self.producer_state.check(validated.header)
-        if duplicate is not None:
-            # A retry of a batch already written: answer with its original offsets.
-            return LeaderAppend(
-                AppendInfo(duplicate.first_offset, duplicate.last_offset, -1, -1,
-                           self.log.log_start_offset),
-                -1,
-            )
         log_append_time = -1
         max_timestamp = validated.max_timestamp
         offset_delta = validated.offset_delta_of_max_timestamp
@@ -295,15 +253,17 @@ class Partition:
             # one the client claimed.
             set_max_timestamp(records, validated.header, TimestampType.CREATE_TIME,
                               max_timestamp)
-        info = self.log.append(
+        info = self.log.append_as_leader(
             records,
             validated.header,
             leader_epoch=self.leader_epoch,
             max_timestamp=max_timestamp,
             offset_delta_of_max_timestamp=offset_delta,
+            now_ms=now,
         )
-        self.producer_state.update(validated.header, info.first_offset,
-                                   max_timestamp if max_timestamp >= 0 else now)
+        if info.duplicate:
+            # A retry of a batch already written: answered with its original offsets.
+            return LeaderAppend(info, -1)
         self._maybe_advance_high_watermark()
         return LeaderAppend(info, log_append_time)
 
@@ -323,7 +283,7 @@ class Partition:
     @property
     def last_stable_offset(self) -> int:
         """The first offset of the earliest open transaction, bounded by the HW."""
-        first = self.producer_state.first_unstable_offset
+        first = self.log.producer_state.first_unstable_offset
         return self.high_watermark if first is None else min(first, self.high_watermark)
 
     # -- transactions -------------------------------------------------------------------
@@ -333,23 +293,16 @@ class Partition:
         """Append a COMMIT or ABORT marker for the producer's transaction; the end offset."""
         if not self.is_leader:
             raise NotLeaderOrFollowerError(f"not the leader of {self.topic}-{self.index}")
-        entry = self.producer_state.entries.get(producer_id)
-        if entry is not None and producer_epoch < entry.epoch:
-            raise InvalidProducerEpochError(
-                f"marker epoch {producer_epoch} of producer {producer_id} is older than "
-                f"{entry.epoch} on {self.topic}-{self.index}")
         now = self._clock.wall_ms()
         batch = bytearray(build_control_batch(
             ControlRecordType.COMMIT if commit else ControlRecordType.ABORT,
             producer_id=producer_id, producer_epoch=producer_epoch,
             coordinator_epoch=coordinator_epoch, timestamp=now))
         header = read_batch_header(batch)
-        info = self.log.append(memoryview(batch), header, leader_epoch=self.leader_epoch,
-                               max_timestamp=now, offset_delta_of_max_timestamp=0)
-        placed = dataclasses.replace(header, base_offset=info.first_offset)
-        self._end_transaction(placed, commit)
-        self.producer_state.update(placed, info.first_offset, now)
-        self.producer_state.entries[producer_id].coordinator_epoch = coordinator_epoch
+        # Fenced by producer epoch; an ABORT is indexed (Kafka's appendEndTxnMarker).
+        info = self.log.append_as_leader(
+            memoryview(batch), header, leader_epoch=self.leader_epoch, max_timestamp=now,
+            offset_delta_of_max_timestamp=0, now_ms=now, origin=AppendOrigin.COORDINATOR)
         self._maybe_advance_high_watermark()
         return info.last_offset + 1
 
@@ -359,37 +312,19 @@ class Partition:
         if not self.is_leader:
             raise NotLeaderOrFollowerError(f"not the leader of {self.topic}-{self.index}")
         header = read_batch_header(records)
-        entry = self.producer_state.entries.get(header.producer_id)
-        if entry is not None and header.producer_epoch < entry.epoch:
-            raise InvalidProducerEpochError(
-                f"epoch {header.producer_epoch} of producer {header.producer_id} is older "
-                f"than {entry.epoch}")
-        info = self.log.append(records, header, leader_epoch=self.leader_epoch,
-                               max_timestamp=header.max_timestamp,
-                               offset_delta_of_max_timestamp=header.last_offset_delta)
-        placed = dataclasses.replace(header, base_offset=info.first_offset)
-        self.producer_state.update(placed, info.first_offset, self._clock.wall_ms())
+        # The runtime stamps its records with the time of the write.
+        info = self.log.append_as_leader(
+            records, header, leader_epoch=self.leader_epoch, max_timestamp=header.max_timestamp,
+            offset_delta_of_max_timestamp=header.last_offset_delta,
+            now_ms=self._clock.wall_ms(), origin=AppendOrigin.COORDINATOR)
         self._maybe_advance_high_watermark()
         return info.first_offset
-
-    def _end_transaction(self, marker: BatchHeader, commit: bool) -> None:
-        """Before the producer state sees `marker`: index the transaction if it aborted."""
-        entry = self.producer_state.entries.get(marker.producer_id)
-        if commit or entry is None or entry.current_txn_first_offset < 0:
-            return
-        first = entry.current_txn_first_offset
-        others = [e.current_txn_first_offset for e in self.producer_state.entries.values()
-                  if e is not entry and e.current_txn_first_offset >= 0]
-        last_stable = min(others) if others else marker.base_offset + 1
-        self.txn_index.append(AbortedTxn(marker.producer_id, first, marker.base_offset,
-                                         last_stable),
-                              self.log.active_segment.base_offset)
 
     def aborted_transactions(self, fetch_offset: int, upper_bound_offset: int
                              ) -> list[dict[str, int]]:
         """For a read_committed fetch of [fetch_offset, upper_bound_offset)."""
         return [{"producer_id": e.producer_id, "first_offset": e.first_offset}
-                for e in self.txn_index.collect(fetch_offset, upper_bound_offset)]
+                for e in self.log.txn_index.collect(fetch_offset, upper_bound_offset)]
 
     # -- reads, offsets, durability: what handlers and coordinators ask of a partition --
 

@@ -39,22 +39,33 @@ from pathlib import Path
 
 from strom.clock import Clock
 from strom.errors import (
+    CorruptRecordError,
     InvalidRecordError,
     KafkaStorageError,
     OffsetOutOfRangeError,
     RecordBatchTooLargeError,
 )
-from strom.protocol.records import LOG_OVERHEAD, BatchHeader
+from strom.protocol.records import (
+    LOG_OVERHEAD,
+    BatchHeader,
+    ControlRecordType,
+    batch_crc_ok,
+    decode_end_transaction_marker,
+    decode_records,
+    scan_batches,
+)
 from strom.storage import checkpoints, disk, files, loader, retention
 from strom.storage.flush import FlushTicket
 from strom.storage.leader_epoch import LeaderEpochCache
 from strom.storage.new_logs import NewLogSync
+from strom.storage.producer_state import AppendOrigin, ProducerStateManager
 from strom.storage.segment import FileRegion, LogSegment
 from strom.storage.swap import SegmentSwapping, _PendingSwap
 from strom.storage.txn_index import TxnIndex
 
 __all__ = [
     "AppendInfo",
+    "AppendOrigin",
     "FileRegion",
     "FlushTicket",
     "LogConfig",
@@ -67,6 +78,9 @@ LONG_MAX = 2**63 - 1
 _INT64 = struct.Struct(">q")
 _INT32 = struct.Struct(">i")
 _PARTITION_LEADER_EPOCH_AT = 12
+# Producer state is rebuilt from the log in reads of this size.
+_REPLAY_CHUNK_BYTES = 16 * 1024 * 1024
+_CLIENT = AppendOrigin.CLIENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +117,9 @@ class AppendInfo:
     max_timestamp: int
     offset_of_max_timestamp: int
     log_start_offset: int
+    #: A producer's retry of a batch already in the log: nothing was written,
+    #: the offsets are the original batch's.
+    duplicate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +175,8 @@ class PartitionLog(SegmentSwapping):
         self._lazy_first_segment = False
         #: The aborted transactions of the segments (`.txnindex`), truncated with them.
         self.txn_index = TxnIndex(directory)
+        #: Idempotence and open transactions (producer_state.py), changed with the bytes.
+        self.producer_state = ProducerStateManager(directory)
 
     # -- opening ----------------------------------------------------------
 
@@ -227,6 +246,7 @@ class PartitionLog(SegmentSwapping):
             segment.index_interval_bytes = config.index_interval_bytes
         # Recovery may have cut markers whose aborted transactions were indexed.
         plog.txn_index.truncate(plog.log_end_offset)
+        plog._load_producer_state()
         if is_new and new_logs is not None:
             # After loading: the loader removes leftover temp files.
             if topic_id is not None:
@@ -305,8 +325,139 @@ class PartitionLog(SegmentSwapping):
         )
 
     # -- append -----------------------------------------------------------
+    #
+    # Two entry points, one path: append_as_leader checks the batch against the
+    # producer state, assigns its offsets and writes it; append_as_follower
+    # writes batches whose offsets the leader assigned. Both then update the
+    # producer state and the transaction index from what was written.
 
-    def append(
+    def append_as_leader(
+        self,
+        batch: memoryview,
+        header: BatchHeader,
+        *,
+        leader_epoch: int,
+        max_timestamp: int,
+        offset_delta_of_max_timestamp: int,
+        now_ms: int,
+        origin: AppendOrigin = AppendOrigin.CLIENT,
+    ) -> AppendInfo:
+        """Append one validated batch at the log end offset in `leader_epoch`:
+        producer checks (epoch fencing; for CLIENT batches sequence numbers,
+        and a retry of a recent batch is answered with its original offsets,
+        `duplicate`, and not written), the write, then the producer state (its
+        timestamp: max_timestamp, or now_ms if the batch has none) and, for an
+        ABORT marker, the transaction index. Raises typed KafkaErrors."""
+        state = self.producer_state
+        if header.producer_id >= 0:
+            # The produce path calls `check` itself: one call fewer per batch.
+            duplicate = (state.check(header) if origin is _CLIENT
+                         else state.check_append(header, origin))
+            if duplicate is not None:
+                return AppendInfo(duplicate.first_offset, duplicate.last_offset, -1, -1,
+                                  self.log_start_offset, True)
+        info = self._append(batch, header, leader_epoch=leader_epoch,
+                            max_timestamp=max_timestamp,
+                            offset_delta_of_max_timestamp=offset_delta_of_max_timestamp)
+        timestamp = max_timestamp if max_timestamp >= 0 else now_ms
+        # Only coordinators write control batches (produce validation refuses them).
+        if origin is not _CLIENT and header.is_control:
+            self._end_transaction(batch, header, info.first_offset, timestamp,
+                                  self._segments[-1].base_offset)
+        else:
+            state.update(header, info.first_offset, timestamp)
+        return info
+
+    def append_as_follower(self, records: memoryview) -> AppendInfo | None:
+        """Append batches fetched from the leader, as they are: offsets and
+        leader epochs already assigned, the first at or past the log end
+        offset. Every batch's CRC and order are checked before any is written
+        (CorruptRecordError, UnexpectedAppendOffsetError); the producer state
+        follows the batches without sequence checks (the leader made them).
+        None if `records` holds no batch."""
+        headers = list(scan_batches(records))
+        end = headers[-1].position + headers[-1].batch_length + LOG_OVERHEAD if headers else 0
+        if end != len(records):
+            raise CorruptRecordError(
+                f"{len(records) - end} bytes after the last whole batch for "
+                f"{self.topic}-{self.partition}")
+        next_offset = self.log_end_offset
+        for header in headers:
+            if header.base_offset < next_offset:
+                raise UnexpectedAppendOffsetError(
+                    f"batch offset {header.base_offset} is below {next_offset} in "
+                    f"{self.topic}-{self.partition}")
+            if not batch_crc_ok(records, header):
+                raise CorruptRecordError(
+                    f"batch at offset {header.base_offset} for {self.topic}-{self.partition} "
+                    "fails its CRC")
+            next_offset = header.base_offset + header.last_offset_delta + 1
+        first: AppendInfo | None = None
+        last: AppendInfo | None = None
+        for header in headers:
+            position = header.position
+            batch = records[position:position + header.batch_length + LOG_OVERHEAD]
+            last = self._append(batch, header, leader_epoch=-1,
+                                max_timestamp=header.max_timestamp,
+                                offset_delta_of_max_timestamp=header.last_offset_delta,
+                                assign_offsets=False)
+            first = first or last
+            if header.is_control:
+                self._end_transaction(records, header, last.first_offset,
+                                      header.max_timestamp, self._segments[-1].base_offset)
+            else:
+                self.producer_state.update(header, last.first_offset, header.max_timestamp)
+        if first is None or last is None:
+            return None
+        return AppendInfo(first.first_offset, last.last_offset, last.max_timestamp,
+                          last.offset_of_max_timestamp, self.log_start_offset)
+
+    def _end_transaction(self, data: memoryview | bytes, header: BatchHeader, offset: int,
+                         timestamp: int, segment_base_offset: int) -> None:
+        """A control batch at `offset`: a transaction marker ends its producer's
+        transaction (indexed if it aborts); the producer state moves past it."""
+        state = self.producer_state
+        if header.is_transactional and header.producer_id >= 0:
+            kind, coordinator_epoch = decode_end_transaction_marker(
+                decode_records(data, header)[0])
+            aborted = state.end_transaction(header.producer_id, offset,
+                                            kind is ControlRecordType.COMMIT)
+            if aborted is not None:
+                self.txn_index.append(aborted, segment_base_offset)
+            state.update(header, offset, timestamp)
+            state.entries[header.producer_id].coordinator_epoch = coordinator_epoch
+        else:
+            state.update(header, offset, timestamp)
+
+    def _load_producer_state(self) -> None:
+        """The newest producer-state snapshot at or below the log end, then the
+        batches after it replayed (Kafka's recovery); ABORT markers replayed
+        are indexed again (TxnIndex ignores entries it has)."""
+        state = self.producer_state
+        state.load_latest_snapshot(self.log_end_offset)
+        offset = max(state.map_end_offset, self.log_start_offset)
+        while offset < self.log_end_offset:
+            result = self.read(offset, _REPLAY_CHUNK_BYTES, max_offset=self.log_end_offset,
+                               min_one_batch=True)
+            if not result.regions:
+                break
+            data = result.to_bytes()
+            headers = list(scan_batches(data))
+            if not headers:
+                break
+            for header in headers:
+                if header.next_offset <= state.map_end_offset:
+                    continue
+                if header.is_control:
+                    i = max(bisect.bisect_right(self._bases, header.base_offset) - 1, 0)
+                    self._end_transaction(data, header, header.base_offset,
+                                          header.max_timestamp, self._bases[i])
+                else:
+                    state.update(header, header.base_offset, header.max_timestamp)
+            offset = headers[-1].next_offset
+        state.map_end_offset = max(state.map_end_offset, self.log_end_offset)
+
+    def _append(
         self,
         batch: memoryview,
         header: BatchHeader,
@@ -558,6 +709,8 @@ class PartitionLog(SegmentSwapping):
         self.leader_epoch_cache.truncate_from_end(self.log_end_offset)
         self.leader_epoch_cache.flush()
         self.txn_index.truncate(self.log_end_offset)
+        self.producer_state.truncate(self.log_start_offset, self.log_end_offset)
+        self._load_producer_state()
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
         """Delete every segment and restart the log, empty, at `offset`."""
@@ -574,6 +727,7 @@ class PartitionLog(SegmentSwapping):
         self.leader_epoch_cache.clear()
         self.leader_epoch_cache.flush(force=True)
         self.txn_index.truncate(offset)
+        self.producer_state.truncate_fully_and_start_at(offset)
 
     def advance_log_start_offset(self, offset: int) -> None:
         """DeleteRecords: records below `offset` become unreadable; segments

@@ -16,6 +16,14 @@ batch (`current_txn_first_offset`) and closes at its COMMIT/ABORT marker; the
 earliest open one bounds the last stable offset. Producers with an open
 transaction never expire.
 
+Ownership: the partition log (log.py) owns its producer state and drives it:
+every append checks the batch here, writes it, and updates the state in one
+step (`append_as_leader`; `append_as_follower` updates without checks, the
+leader made them), truncation drops what lies past the new end, and opening
+the log rebuilds it from the newest snapshot and the batches after it. An
+ABORT marker's transaction is indexed in the log's transaction index
+(`end_transaction` computes the entry).
+
 Snapshots use Kafka's `<20-digit offset>.snapshot` format, version 1:
   version int16 | crc uint32 (CRC32C of everything after it) |
   count int32 | count x (producer_id int64, epoch int16, last_sequence int32,
@@ -30,6 +38,7 @@ the same), so a retry of an older batch across a restart is out of sequence.
 from __future__ import annotations
 
 import collections
+import enum
 import os
 import struct
 from collections.abc import Iterable
@@ -40,6 +49,7 @@ import crc32c
 
 from strom.errors import InvalidProducerEpochError, KafkaError, OutOfOrderSequenceError
 from strom.protocol.records import BatchHeader
+from strom.storage.txn_index import AbortedTxn
 
 NO_SEQUENCE = -1
 MAX_SEQUENCE = 2**31 - 1
@@ -84,6 +94,15 @@ class ProducerStateEntry:
         return None
 
 
+class AppendOrigin(enum.Enum):
+    """Who wrote a leader append (Kafka's AppendOrigin)."""
+
+    #: A producer's batch: epoch fencing, sequence checks, retries answered.
+    CLIENT = "client"
+    #: A coordinator's own batch or a transaction marker: epoch fencing only.
+    COORDINATOR = "coordinator"
+
+
 def _in_sequence(last_sequence: int, next_sequence: int) -> bool:
     return next_sequence == last_sequence + 1 or (
         next_sequence == 0 and last_sequence == MAX_SEQUENCE
@@ -99,6 +118,30 @@ class ProducerStateManager:
         # Everything below this offset is reflected in `entries`.
         self.map_end_offset = 0
         self.last_snapshot_offset = -1
+
+    def check_append(self, header: BatchHeader, origin: AppendOrigin) -> BatchMetadata | None:
+        """Validate a leader append; the original batch if it is a producer's retry."""
+        if origin is AppendOrigin.CLIENT and not header.is_control:
+            return self.check(header)
+        entry = self.entries.get(header.producer_id) if header.producer_id >= 0 else None
+        if entry is not None and header.producer_epoch < entry.epoch:
+            raise InvalidProducerEpochError(
+                f"Epoch {header.producer_epoch} of producer {header.producer_id} is older "
+                f"than the last seen epoch {entry.epoch}")
+        return None
+
+    def end_transaction(self, producer_id: int, marker_offset: int,
+                        commit: bool) -> AbortedTxn | None:
+        """Before the state sees the marker at `marker_offset`: the transaction
+        index entry of the producer's open transaction if the marker aborts it."""
+        entry = self.entries.get(producer_id)
+        if commit or entry is None or entry.current_txn_first_offset < 0:
+            return None
+        others = [e.current_txn_first_offset for e in self.entries.values()
+                  if e is not entry and e.current_txn_first_offset >= 0]
+        last_stable = min(others) if others else marker_offset + 1
+        return AbortedTxn(producer_id, entry.current_txn_first_offset, marker_offset,
+                          last_stable)
 
     def check(self, header: BatchHeader) -> BatchMetadata | None:
         """Validate a produced batch; return the original batch if it is a retry."""
@@ -198,6 +241,14 @@ class ProducerStateManager:
             self.map_end_offset = 0
             self.load_latest_snapshot(log_end_offset)
         del log_start_offset
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """The log was emptied and restarts at `offset`: nothing is known."""
+        for path in self.snapshot_files():
+            path.unlink(missing_ok=True)
+        self.entries = {}
+        self.map_end_offset = offset
+        self.last_snapshot_offset = -1
 
     # --- snapshots -----------------------------------------------------------------
 

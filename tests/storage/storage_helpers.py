@@ -16,7 +16,7 @@ from strom.protocol.records import (
     read_batch_header,
     scan_batches,
 )
-from strom.storage.log import AppendInfo, LogConfig, PartitionLog
+from strom.storage.log import AppendInfo, AppendOrigin, LogConfig, PartitionLog
 
 T0 = 1_700_000_000_000
 
@@ -50,9 +50,15 @@ def append_batch(
     delta = next(
         i for i, record in enumerate(records) if record.timestamp == header.max_timestamp
     )
-    return log.append(
+    if not assign_offsets:
+        info = log.append_as_follower(memoryview(buf))
+        assert info is not None
+        return info
+    # Storage tests write batches of any producer: epoch fencing only.
+    return log.append_as_leader(
         memoryview(buf), header, leader_epoch=epoch, max_timestamp=header.max_timestamp,
-        offset_delta_of_max_timestamp=delta, assign_offsets=assign_offsets,
+        offset_delta_of_max_timestamp=delta, now_ms=header.max_timestamp,
+        origin=AppendOrigin.COORDINATOR,
     )
 
 

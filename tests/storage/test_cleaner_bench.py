@@ -40,8 +40,8 @@ def test_cleaning_throughput(tmp_path: Path, codec: Compression) -> None:
                             timestamp=T0) for i in range(100)]
         buf = bytearray(build_batch(specs, compression=codec))
         header = read_batch_header(buf)
-        log.append(memoryview(buf), header, leader_epoch=0, max_timestamp=T0,
-                   offset_delta_of_max_timestamp=0)
+        log.append_as_leader(memoryview(buf), header, leader_epoch=0, max_timestamp=T0,
+                             offset_delta_of_max_timestamp=0, now_ms=T0)
     log.roll()
     size = log.size_in_bytes
     start = time.perf_counter()

@@ -77,8 +77,8 @@ def test_append_rejects_wrong_size_and_too_large(tmp_path: Path) -> None:
     buf = make_batch([b"x"])
     header = read_batch_header(buf)
     with pytest.raises(InvalidRecordError):
-        log.append(memoryview(buf)[:-1], header, leader_epoch=0, max_timestamp=T0,
-                   offset_delta_of_max_timestamp=0)
+        log.append_as_leader(memoryview(buf)[:-1], header, leader_epoch=0, max_timestamp=T0,
+                             offset_delta_of_max_timestamp=0, now_ms=T0)
     with pytest.raises(RecordBatchTooLargeError):
         append(log, [b"x" * 300])
     assert log.log_end_offset == 0

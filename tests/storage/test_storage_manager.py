@@ -11,7 +11,13 @@ from strom.clock import ManualClock
 from strom.errors import KafkaStorageError
 from strom.storage import checkpoints, files
 from strom.storage.log import LogConfig
-from strom.storage.manager import InconsistentClusterIdError, LogManager
+from strom.storage.manager import (
+    InconsistentClusterIdError,
+    LogManager,
+    NewLog,
+    open_new_logs,
+    remove_log_dirs,
+)
 
 CONFIG = LogConfig(segment_bytes=len(make_batch([b"x"])) * 3)
 
@@ -125,6 +131,75 @@ def test_delete_log(tmp_path: Path) -> None:
     # A re-created topic of the same name starts from scratch.
     again = m.create_log("gone", 0, CONFIG, uuid.uuid4())
     assert again.log_end_offset == 0
+    m.shutdown({})
+
+
+def test_a_batch_of_new_logs_is_opened_apart_then_adopted(tmp_path: Path) -> None:
+    # What a worker thread does for a big CreateTopics (broker/log_jobs.py).
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    m = manager(dirs)
+    topic_id = uuid.uuid4()
+    keys = [("big", p) for p in range(40)]
+    where = m.new_log_dirs(keys)
+    assert sorted(d.name for d in where.values()) == ["a"] * 20 + ["b"] * 20
+    specs = [NewLog(key, where[key], CONFIG, topic_id) for key in keys]
+    logs = open_new_logs(specs, ManualClock(T0))
+    for spec, log in zip(specs, logs, strict=True):
+        assert not isinstance(log, OSError)
+        assert m.get(*spec.key) is None  # nobody sees it before it is adopted
+        m.adopt_log(spec.key, log, spec.data_dir)
+        # Durable: partition.metadata in place; no segment files before a write.
+        assert checkpoints.read_partition_metadata(
+            log.directory / files.PARTITION_METADATA) == topic_id
+        assert [p.name for p in log.directory.iterdir()] == [files.PARTITION_METADATA]
+    append(m.get("big", 39) or pytest.fail("not adopted"))
+    m.shutdown({})
+    again = manager(dirs)
+    loaded = again.load_logs(config_for)
+    assert sorted(loaded) == sorted(keys)
+    assert loaded[("big", 39)].log_end_offset == 1
+    assert all(log.topic_id == topic_id for log in loaded.values())
+    again.shutdown({})
+
+
+def test_half_made_log_directories_load_and_take_their_topic_id(tmp_path: Path) -> None:
+    # A crash while a batch of new logs was being made: an empty directory,
+    # one with only the temp partition.metadata. Both load as empty logs, and
+    # create_log (from the cluster metadata) writes their partition.metadata.
+    (tmp_path / "t-0").mkdir()
+    (tmp_path / "t-1").mkdir()
+    (tmp_path / "t-1" / (files.PARTITION_METADATA + files.TMP_SUFFIX)).write_bytes(b"vers")
+    m = manager([tmp_path])
+    loaded = m.load_logs(config_for)
+    assert sorted(loaded) == [("t", 0), ("t", 1)] and not m.offline
+    topic_id = uuid.uuid4()
+    for p in (0, 1):
+        log = m.create_log("t", p, CONFIG, topic_id)
+        assert log is loaded[("t", p)] and log.topic_id == topic_id
+        assert checkpoints.read_partition_metadata(
+            log.directory / files.PARTITION_METADATA) == topic_id
+        append(log)
+    m.shutdown({})
+
+
+def test_delete_logs_rewrites_the_checkpoints_once(tmp_path: Path) -> None:
+    m = manager([tmp_path])
+    keep = m.create_log("keep", 0, CONFIG, uuid.uuid4())
+    for p in range(30):
+        append(m.create_log("gone", p, CONFIG, uuid.uuid4()))
+    append(keep)
+    m.checkpoint({})
+    checkpoint = tmp_path / files.RECOVERY_POINT_CHECKPOINT
+    written = checkpoint.stat().st_ino
+    doomed = m.detach_logs([("gone", p) for p in range(30)])
+    assert m.get("gone", 0) is None and m.get("keep", 0) is keep
+    for log in doomed:
+        log.close()
+    assert remove_log_dirs(doomed) == []  # what a worker thread does
+    m.write_checkpoints_of({tmp_path})
+    assert checkpoint.stat().st_ino != written  # rewritten (a new file renamed in)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("gone")] == []
+    assert "gone" not in checkpoint.read_text()
     m.shutdown({})
 
 

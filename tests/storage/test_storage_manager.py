@@ -9,7 +9,7 @@ from storage_helpers import T0, append, crash, make_batch, read_all
 
 from strom.clock import ManualClock
 from strom.errors import KafkaStorageError
-from strom.storage import checkpoints, files
+from strom.storage import checkpoints, files, new_logs
 from strom.storage.log import LogConfig
 from strom.storage.manager import (
     InconsistentClusterIdError,
@@ -134,8 +134,13 @@ def test_delete_log(tmp_path: Path) -> None:
     m.shutdown({})
 
 
-def test_a_batch_of_new_logs_is_opened_apart_then_adopted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("syncfs", [False, True], ids=["fsyncs", "syncfs"])
+def test_a_batch_of_new_logs_is_opened_apart_then_adopted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, syncfs: bool) -> None:
     # What a worker thread does for a big CreateTopics (broker/log_jobs.py).
+    if syncfs and new_logs._SYNCFS is None:
+        pytest.skip("syncfs(2) is Linux only")
+    monkeypatch.setattr(new_logs, "SYNCFS_MIN_LOGS", 1 if syncfs else 1_000_000)
     dirs = [tmp_path / "a", tmp_path / "b"]
     m = manager(dirs)
     topic_id = uuid.uuid4()

@@ -31,6 +31,10 @@ __all__ = ["LogJobs"]
 
 TopicPartition = tuple[str, int]
 
+#: Jobs submitted while `settled` waits that it waits for too (a bound, not
+#: a limit reached in practice: a job submits at most one follow-up).
+_MAX_FOLLOW_UPS = 100
+
 
 class LogJobs:
     """A queue of jobs, run in order on the event loop (their filesystem
@@ -68,8 +72,12 @@ class LogJobs:
         self._tail = asyncio.get_running_loop().create_task(run(), name="partition-log-job")
 
     async def settled(self) -> None:
-        """Wait until every job submitted so far has ended. Cancelling the
-        waiter does not cancel the jobs (a thread cannot be stopped midway)."""
-        tail = self._tail
-        if tail is not None and not tail.done():
+        """Wait until every job submitted so far has ended, and those they
+        submitted (a creation finding its topic deleted meanwhile deletes the
+        logs it made). Cancelling the waiter does not cancel the jobs (a
+        thread cannot be stopped midway)."""
+        for _ in range(_MAX_FOLLOW_UPS):
+            tail = self._tail
+            if tail is None or tail.done():
+                return
             await asyncio.shield(tail)

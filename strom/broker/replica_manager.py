@@ -230,9 +230,11 @@ class ReplicaManager:
         for topic in new.values():
             if topic.name not in log_configs:
                 log_configs[topic.name] = log_config_for(self.topic_config(topic))
+        # A preallocated segment holds an fd from the start: those logs are
+        # made below, on the loop, which owns the fd bound (open_files.py).
         specs = [NewLog(key, dirs[key], log_configs[topic.name], topic.topic_id)
-                 for key, topic in new.items()]
-        results = await asyncio.to_thread(open_new_logs, specs, self.clock)
+                 for key, topic in new.items() if not log_configs[topic.name].preallocate]
+        results = await asyncio.to_thread(open_new_logs, specs, self.clock) if specs else []
         adopted: list[NewLog] = []
         for spec, result in zip(specs, results, strict=True):
             if isinstance(result, OSError):
@@ -242,6 +244,8 @@ class ReplicaManager:
             else:
                 self.log_manager.adopt_log(spec.key, result, spec.data_dir)
                 adopted.append(spec)
+        adopted += [NewLog(key, dirs[key], log_configs[topic.name], topic.topic_id)
+                    for key, topic in new.items() if log_configs[topic.name].preallocate]
         for start in range(0, len(adopted), _INSTALL_CHUNK):
             if start:
                 await asyncio.sleep(0)  # let other clients in
@@ -253,7 +257,7 @@ class ReplicaManager:
             if unwanted:
                 self._delete_logs(unwanted)
             configs: dict[str, TopicConfig] = {}
-            for spec in chunk:
+            for spec in chunk:  # (adopted logs, then the preallocated ones to make)
                 current = hosted.get(spec.key)
                 if current is not None and current.topic_id == spec.topic_id \
                         and spec.key not in self.partitions:

@@ -28,7 +28,7 @@ from strom.protocol.records import RecordSpec, build_batch
 from tests.broker.raw_client import RawClient, send
 from tests.process import StromProcess
 
-PARTITIONS = 3_000  # seconds of filesystem work: ample time to be answered meanwhile
+PARTITIONS = 2_000  # a second or more of filesystem work: time to answer others meanwhile
 TIMEOUT = 120.0
 TOPIC = "big"
 
@@ -152,3 +152,33 @@ def test_a_crash_during_a_big_create_leaves_a_topic_that_works(strom: StromProce
         assert _produce_code(strom.bootstrap, TOPIC, partition) == ErrorCode.none
     assert sum(1 for p in data.iterdir() if p.name.startswith(f"{TOPIC}-")) == PARTITIONS
     assert strom.terminate() == 0
+
+
+def test_a_topic_deleted_and_created_again_while_its_logs_are_made(
+        strom: StromProcess) -> None:
+    data = strom.data_dir
+    with RawClient(strom.bootstrap, timeout=TIMEOUT) as first, \
+            RawClient(strom.bootstrap, timeout=TIMEOUT) as second:
+        created = first.send_only(ApiKey.CREATE_TOPICS, 7, _create_request(TOPIC, PARTITIONS))
+        _wait_for(lambda: (data / f"{TOPIC}-0").exists(), "the first partition directory")
+        deleted = second.send(ApiKey.DELETE_TOPICS, 6, {
+            "topics": [{"name": TOPIC, "topic_id": None}], "timeout": 120_000})
+        assert deleted.responses[0].error_code == ErrorCode.none
+        # Committed before the deletion: the first create succeeded, as in Kafka.
+        assert first.receive(ApiKey.CREATE_TOPICS, 7, created).topics[0].error_code == 0
+        assert [p.name for p in data.iterdir() if p.name.startswith(TOPIC)] == []
+        # The same name again, with other partitions: none of the old logs.
+        again = second.send(ApiKey.CREATE_TOPICS, 7, _create_request(TOPIC, 3))
+        assert again.topics[0].error_code == ErrorCode.none
+    assert sorted(p.name for p in data.iterdir() if p.name.startswith(TOPIC)) == [
+        f"{TOPIC}-0", f"{TOPIC}-1", f"{TOPIC}-2"]
+    assert _produce_code(strom.bootstrap, TOPIC, 2) == ErrorCode.none
+
+
+def test_preallocated_topics_are_created_in_the_background_too(strom: StromProcess) -> None:
+    request = _create_request(TOPIC, 20)
+    request["topics"][0]["configs"] = [{"name": "preallocate", "value": "true"},
+                                       {"name": "segment.bytes", "value": "1048576"}]
+    response = send(strom.bootstrap, ApiKey.CREATE_TOPICS, 7, request)
+    assert response.topics[0].error_code == ErrorCode.none
+    assert _produce_code(strom.bootstrap, TOPIC, 19) == ErrorCode.none

@@ -21,6 +21,7 @@ from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from kio.schema.describe_transactions.v0 import request as dt
 from kio.schema.find_coordinator.v4 import request as fc
 from kio.schema.join_group.v5 import request as jg
+from kio.schema.list_transactions.v2 import request as lt
 from kio.schema.metadata.v10 import request as md10
 from kio.serial._introspect import classify_field, get_field_tag, is_optional
 
@@ -198,3 +199,15 @@ def test_describe_transactions_of_unknown_id(strom: StromProcess) -> None:
     assert error_code in (ErrorCode.transactional_id_not_found, ErrorCode.not_coordinator,
                           ErrorCode.coordinator_load_in_progress)
     assert start_time == -1
+
+
+def test_list_transactions_with_an_invalid_pattern(strom: StromProcess) -> None:
+    """Found by the fuzzer: an id pattern that is no regular expression (KIP-1152)."""
+    log_start = strom.log_path.stat().st_size
+    with WireClient(strom.bootstrap) as client:
+        response = client.request(ApiKey.LIST_TRANSACTIONS, 2, lt.ListTransactionsRequest(
+            state_filters=(), producer_id_filters=(), transactional_id_pattern="(unclosed"))
+    assert response.error_code == ErrorCode.invalid_regular_expression
+    with open(strom.log_path, "rb") as log:
+        log.seek(log_start)
+        assert b"Traceback" not in log.read()

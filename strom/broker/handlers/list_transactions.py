@@ -11,7 +11,7 @@ from typing import Any
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.coordinator.txn.state import TxnState
-from strom.errors import ErrorCode
+from strom.errors import ErrorCode, KafkaError, error_code_for
 from strom.protocol.api import ApiKey
 
 
@@ -20,10 +20,14 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     coordinator = ctx.broker.transactions
     states = list(request.state_filters)
     unknown = [s for s in states if TxnState.of_display(s) is None]
-    found = coordinator.list_transactions(
-        states, [int(p) for p in request.producer_id_filters],
-        int(getattr(request, "duration_filter", -1)),
-        getattr(request, "transactional_id_pattern", None))
+    try:
+        found = coordinator.list_transactions(
+            states, [int(p) for p in request.producer_id_filters],
+            int(getattr(request, "duration_filter", -1)),
+            getattr(request, "transactional_id_pattern", None))
+    except KafkaError as exc:  # an invalid id pattern (v2)
+        return {"throttle_time": 0, "error_code": error_code_for(exc),
+                "unknown_state_filters": [], "transaction_states": []}
     return {"throttle_time": 0, "error_code": ErrorCode.none, "unknown_state_filters": unknown,
             "transaction_states": [
                 {"transactional_id": m.transactional_id, "producer_id": m.producer_id,

@@ -23,6 +23,7 @@ from strom.clock import Clock
 from strom.cluster.image import TRANSACTION_STATE_TOPIC, MetadataImage
 from strom.cluster.store import MetadataStore
 from strom.config import BrokerConfig
+from strom.coordinator.group.errors import InvalidRegularExpressionError
 from strom.coordinator.group.service import TOPIC as GROUP_TOPIC
 from strom.coordinator.group.service import partition_for
 from strom.coordinator.runtime import (
@@ -263,7 +264,11 @@ class TransactionCoordinator:
     def list_transactions(self, states: list[str], producer_ids: list[int],
                           duration_ms: int, pattern: str | None) -> list[TransactionMetadata]:
         wanted = {TxnState.of_display(s) for s in states}
-        regex = re.compile(pattern) if pattern else None
+        try:
+            regex = re.compile(pattern) if pattern else None
+        except re.error as exc:
+            raise InvalidRegularExpressionError(
+                f"TransactionalIdPattern {pattern} is invalid: {exc}") from None
         now = self.clock.wall_ms()
         out: list[TransactionMetadata] = []
         for partition in self.runtime.partitions:

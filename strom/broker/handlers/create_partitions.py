@@ -7,7 +7,9 @@ INVALID_PARTITIONS / INVALID_REPLICA_ASSIGNMENT messages (see
 MetadataStore.create_partitions_records). A topic named twice fails
 with INVALID_REQUEST ("Duplicate topic name."); validate_only changes nothing.
 The request is one metadata operation: more than 10,000 new partitions in all
-fail every topic with POLICY_VIOLATION, as in Kafka's controller.
+fail every topic with POLICY_VIOLATION, as in Kafka's controller. The new
+logs are made on a worker thread (broker/log_jobs.py); the response waits
+for them.
 """
 
 from __future__ import annotations

@@ -6,7 +6,10 @@ named twice in one request fails with INVALID_REQUEST, as in Kafka. The
 request is one metadata operation: the records of all its valid topics are
 committed together, and a request asking for more than 10,000 partitions, or
 producing more than 10,000 metadata records (a topic of N partitions is N + 1),
-fails as a whole with POLICY_VIOLATION, as Kafka's controller does.
+fails as a whole with POLICY_VIOLATION, as Kafka's controller does. The new
+partitions' logs are made on a worker thread (broker/log_jobs.py) while other
+clients are served; the response waits for them, so the topic takes produce
+at once (others asking meanwhile get NOT_LEADER_OR_FOLLOWER, retriable).
 """
 
 from __future__ import annotations

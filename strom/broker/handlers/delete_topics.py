@@ -5,9 +5,11 @@ TOPIC_DELETION_DISABLED (INVALID_REQUEST before v3), as in Kafka. A name or
 id given twice fails with INVALID_REQUEST ("Duplicate topic name."), so does
 an entry naming both a name and an id; unknown names get
 UNKNOWN_TOPIC_OR_PARTITION, unknown ids UNKNOWN_TOPIC_ID. Deletion is
-synchronous: the logs are gone when the response is sent. On a full disk the
-topic's logs are emptied first when the metadata change does not fit
-(ReplicaManager.release_topic_space), so deleting a topic frees space.
+synchronous: the logs are gone when the response is sent (their directories
+are removed on a worker thread meanwhile, broker/log_jobs.py, while other
+clients are served). On a full disk the topic's logs are emptied first when
+the metadata change does not fit (ReplicaManager.release_topic_space), so
+deleting a topic frees space.
 """
 
 from __future__ import annotations

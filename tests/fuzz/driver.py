@@ -103,8 +103,9 @@ async def _connection(host: str, port: int, source: FrameSource, budget: Callabl
 async def run(host: str, port: int, *, frames: int, connections: int, seed: int,
               captured: Sequence[bytes], answer_timeout: float = 1.0, max_pipeline: int = 4,
               on_progress: Callable[[Stats], None] | None = None,
-              progress_every: float = 10.0) -> Stats:
-    stats = Stats()
+              progress_every: float = 10.0, stats: Stats | None = None) -> Stats:
+    """Send `frames` frames over `connections` connections; `stats` fills as they go."""
+    stats = stats if stats is not None else Stats()
 
     def frame_budget() -> bool:
         return stats.frames_sent < frames

@@ -74,7 +74,7 @@ class Report:
             f"RSS before/after:     {self.rss_start_kib / 1024:.1f} MiB -> "
             f"{self.rss_end_kib / 1024:.1f} MiB ({self.rss_growth:+.0%}); "
             f"{self.rss_cold_kib / 1024:.1f} MiB before the first request of each API",
-            f"records produced before fuzzing: {self.records_detail}",
+            f"records:              {self.records_detail}",
             "verdict:              " + ("OK" if self.ok() and self.rss_growth <= 0.2
                                         else "FAILED"),
         ]
@@ -148,6 +148,22 @@ def _warm_up(bootstrap: str, seed: int) -> None:
                 pass  # a long poll or an acks=0 produce: nothing to wait for
 
 
+def _still_writable(bootstrap: str, topic: str) -> tuple[bool, str]:
+    """No input may stop the broker taking writes: one more record, acks=all."""
+    from confluent_kafka import Producer
+
+    errors: list[str] = []
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
+                         "message.timeout.ms": 30000})
+    producer.produce(topic, key=b"after", value=b"fuzzing", partition=0,
+                     on_delivery=lambda err, _msg: errors.append(str(err)) if err else None)
+    if producer.flush(60) != 0:
+        return False, "a record produced after fuzzing was not acknowledged"
+    if errors:
+        return False, f"a record produced after fuzzing failed: {errors[0]}"
+    return True, "a record produced after fuzzing was acknowledged"
+
+
 def _scan_log(text: str) -> tuple[list[str], int]:
     errors = [line for line in text.splitlines() if re.search(r"\bERROR\b", line)]
     return errors, text.count("Traceback (most recent call last)")
@@ -176,45 +192,38 @@ def _fuzz(broker: StromProcess, base: Path, *, frames: int, connections: int, se
     _warm_up(broker.bootstrap, seed)
     rss_start = rss_kib(broker.proc.pid)
     crash_files: list[Path] = []
-    stats_box: list[Stats] = []
+    stats = Stats()
 
-    async def watch(stats_ref: Callable[[], Stats | None]) -> None:
+    async def watch() -> None:
         while True:
             await asyncio.sleep(0.5)  # polling a child's exit status; no event to wait on
             assert broker.proc is not None
             if broker.proc.poll() is None:
                 continue
-            stats = stats_ref()
             path = base / f"crash-{len(crash_files)}.frames"
-            path.write_bytes(b"".join(stats.recent if stats else ()))
+            path.write_bytes(b"".join(stats.recent))
             crash_files.append(path)
             await asyncio.to_thread(broker.start)
 
     async def main() -> Stats:
-        current: dict[str, Stats] = {}
-
-        def progress(stats: Stats) -> None:
-            current["stats"] = stats
-            if on_progress is not None:
-                on_progress(stats)
-
-        watcher = asyncio.create_task(watch(lambda: current.get("stats")))
+        watcher = asyncio.create_task(watch())
         try:
             return await run("127.0.0.1", broker.port, frames=frames, connections=connections,
                              seed=seed, captured=load_frames(), answer_timeout=answer_timeout,
-                             on_progress=progress, progress_every=2.0)
+                             on_progress=on_progress, progress_every=10.0, stats=stats)
         finally:
             watcher.cancel()
 
     started = time.monotonic()
-    stats = asyncio.run(main())
+    asyncio.run(main())
     seconds = time.monotonic() - started
-    stats_box.append(stats)
     if broker.proc is not None and broker.proc.poll() is not None:
         crash_files.append(base / "crash-final.frames")
         crash_files[-1].write_bytes(b"".join(stats.recent))
         broker.start()
     intact, detail = _read_back(broker.bootstrap, topic, expected)
+    writable, write_detail = _still_writable(broker.bootstrap, topic)
+    intact, detail = intact and writable, f"{detail}; {write_detail}"
     rss_end = rss_kib(broker.proc.pid)
     errors, tracebacks = _scan_log(broker.log_path.read_text(errors="replace"))
     return Report(stats, seconds, len(crash_files), crash_files, errors, tracebacks,

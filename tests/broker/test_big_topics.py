@@ -182,3 +182,25 @@ def test_preallocated_topics_are_created_in_the_background_too(strom: StromProce
     response = send(strom.bootstrap, ApiKey.CREATE_TOPICS, 7, request)
     assert response.topics[0].error_code == ErrorCode.none
     assert _produce_code(strom.bootstrap, TOPIC, 19) == ErrorCode.none
+
+
+def test_a_crash_during_a_big_delete_leaves_no_topic(strom: StromProcess) -> None:
+    data = strom.data_dir
+    with RawClient(strom.bootstrap, timeout=TIMEOUT) as admin:
+        response = admin.send(ApiKey.CREATE_TOPICS, 7, _create_request(TOPIC, PARTITIONS))
+        assert response.topics[0].error_code == ErrorCode.none
+        admin.send_only(ApiKey.DELETE_TOPICS, 6, {
+            "topics": [{"name": TOPIC, "topic_id": None}], "timeout": 120_000})
+        _wait_for(lambda: not (data / f"{TOPIC}-0").exists(), "the first directory renamed")
+        strom.kill()
+    strom.start(timeout=TIMEOUT)
+    metadata = send(strom.bootstrap, ApiKey.METADATA, 12, {
+        "topics": [{"name": TOPIC, "topic_id": None}], "allow_auto_topic_creation": False,
+        "include_topic_authorized_operations": False})
+    assert metadata.topics[0].error_code == ErrorCode.unknown_topic_or_partition
+    # Start-up finished the deletion: renamed directories and the rest alike.
+    assert [p.name for p in data.iterdir() if p.name.startswith(TOPIC)] == []
+    again = send(strom.bootstrap, ApiKey.CREATE_TOPICS, 7, _create_request(TOPIC, 2))
+    assert again.topics[0].error_code == ErrorCode.none
+    assert _produce_code(strom.bootstrap, TOPIC, 1) == ErrorCode.none
+    assert strom.terminate() == 0

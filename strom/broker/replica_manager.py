@@ -124,8 +124,16 @@ class ReplicaManager:
         for key in [k for k in self.offline if k[0] not in new.topics]:
             del self.offline[key]
             gone.append(key)
-        if gone:
-            self._delete_logs(gone)
+        internal = [k for k in gone if k[0] in INTERNAL_TOPICS]
+        if internal:
+            # Inline (a few dozen logs): a coordinator recreating its topic
+            # right after must find the names free, never a pending job.
+            try:
+                self.log_manager.delete_logs(internal)
+            except KafkaStorageError as exc:  # logged once per condition (storage.disk)
+                log.debug("could not delete the logs of %s: %s", internal[0][0], exc)
+        if len(internal) < len(gone):
+            self._delete_logs([k for k in gone if k[0] not in INTERNAL_TOPICS])
         later: list[tuple[str, int]] = []
         for name, topic in new.topics.items():
             config = self.topic_config(topic)

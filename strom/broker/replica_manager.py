@@ -27,8 +27,9 @@ from strom.errors import (
     UnknownTopicOrPartitionError,
 )
 from strom.storage import disk
-from strom.storage.log import LogConfig
+from strom.storage.log import LogConfig, PartitionLog
 from strom.storage.manager import LogManager, NewLog, open_new_logs, remove_log_dirs
+from strom.storage.new_logs import NewLogSync
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ class ReplicaManager:
         #: Creating and deleting logs off the event loop (log_jobs.py).
         self.jobs = LogJobs()
         self._create_in_background = False
+        #: Resolved once the logs of the last background creation take appends.
+        self._created: asyncio.Future[None] | None = None
 
     def topic_config(self, topic: TopicInfo) -> TopicConfig:
         return TopicConfig(dict(topic.configs), self.config)
@@ -106,6 +109,14 @@ class ReplicaManager:
             yield
         finally:
             self._create_in_background = False
+
+    async def created(self) -> None:
+        """Wait until the logs of the partitions created in the background
+        so far take appends (their partition.metadata may still be being
+        written: `settled` waits for that too)."""
+        created = self._created
+        if created is not None and not created.done():
+            await asyncio.shield(created)
 
     async def settled(self) -> None:
         """Wait until the logs created or deleted in the background so far
@@ -157,7 +168,8 @@ class ReplicaManager:
                     if old_topic is None or old_topic.configs != topic.configs:
                         existing.update_config(config)
         if later:
-            self.jobs.submit(later, lambda: self._create_logs(later))
+            created = self._created = asyncio.get_running_loop().create_future()
+            self.jobs.submit(later, lambda: self._create_logs(later, created))
         # The logs created above become durable together (storage/new_logs.py).
         try:
             self.log_manager.sync_new_logs()
@@ -229,9 +241,27 @@ class ReplicaManager:
     def _is_new(self, key: tuple[str, int]) -> bool:
         return self.log_manager.get(*key) is None and key not in self.log_manager.offline
 
-    async def _create_logs(self, keys: list[tuple[str, int]]) -> None:
-        """Create the logs of `keys` on a worker thread, then serve them (the
-        image as it is then says which are still wanted, with which config)."""
+    async def _create_logs(self, keys: list[tuple[str, int]],
+                           created: asyncio.Future[None]) -> None:
+        """Create the logs of `keys` on a worker thread, serve them (the
+        image as it is then says which are still wanted, with which config),
+        resolve `created`, then write their partition.metadata (new_logs.py)."""
+        pending = None
+        try:
+            pending = await self._create_and_install(keys)
+        finally:
+            if not created.done():
+                created.set_result(None)
+        if pending is not None:
+            try:
+                await asyncio.to_thread(pending.sync)
+            except OSError as exc:
+                # The logs serve without it; the next start writes it from
+                # the cluster metadata (LogManager.create_log).
+                log.warning("could not write partition.metadata of %d new logs: %s",
+                            len(pending), exc)
+
+    async def _create_and_install(self, keys: list[tuple[str, int]]) -> NewLogSync | None:
         new = self._still_hosted([k for k in keys if self._is_new(k)])
         dirs = self.log_manager.new_log_dirs(list(new))
         log_configs: dict[str, LogConfig] = {}  # per topic: ~0.1 ms each
@@ -242,7 +272,10 @@ class ReplicaManager:
         # made below, on the loop, which owns the fd bound (open_files.py).
         specs = [NewLog(key, dirs[key], log_configs[topic.name], topic.topic_id)
                  for key, topic in new.items() if not log_configs[topic.name].preallocate]
-        results = await asyncio.to_thread(open_new_logs, specs, self.clock) if specs else []
+        results: list[PartitionLog | OSError] = []
+        pending = None
+        if specs:
+            results, pending = await asyncio.to_thread(open_new_logs, specs, self.clock)
         adopted: list[NewLog] = []
         for spec, result in zip(specs, results, strict=True):
             if isinstance(result, OSError):
@@ -274,6 +307,7 @@ class ReplicaManager:
                         config = configs[current.name] = self.topic_config(current)
                     self._open(spec.key, current, config,
                                current.partitions[spec.key[1]].leader_epoch)
+        return pending
 
     def _still_hosted(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], TopicInfo]:
         """Those of `keys` the current image has this broker host."""

@@ -215,7 +215,7 @@ class PartitionLog(SegmentSwapping):
                 f"{directory}: topic id {checkpoints.encode_uuid(stored_id)} on disk, "
                 f"expected {checkpoints.encode_uuid(topic_id)}"
             )
-        deferred = is_new and new_logs is not None  # written with its batch, below
+        deferred = is_new and new_logs is not None  # written by new_logs.sync
         if topic_id is not None and stored_id is None and not deferred:
             checkpoints.write_partition_metadata(metadata_path, topic_id)
         epoch_cache = LeaderEpochCache.load(directory / files.LEADER_EPOCH_CHECKPOINT)
@@ -248,14 +248,11 @@ class PartitionLog(SegmentSwapping):
         plog.txn_index.truncate(plog.log_end_offset)
         plog._load_producer_state()
         if is_new and new_logs is not None:
-            # After loading: the loader removes leftover temp files.
-            if topic_id is not None:
-                metadata_path.with_name(files.PARTITION_METADATA + files.TMP_SUFFIX).write_bytes(
-                    checkpoints.format_partition_metadata(topic_id))
-            # No leader-epoch-checkpoint yet: the first flush writes it (the
+            # partition.metadata is written by `new_logs.sync`. No
+            # leader-epoch-checkpoint yet: the first flush writes it (the
             # epoch this broker leads is assigned before any append), and a
             # missing file loads as no epochs. One file fewer per new log.
-            new_logs.add(directory)
+            new_logs.add(directory, topic_id)
         elif is_new:
             epoch_cache.flush(force=True)
             files.fsync_dir(directory.parent)

@@ -475,16 +475,19 @@ class NewLog:
     topic_id: uuid.UUID
 
 
-def open_new_logs(new: list[NewLog], clock: Clock) -> list[PartitionLog | OSError]:
-    """Create the logs of `new`, made durable together (new_logs.py); for one
-    that fails, its error. Touches only their new directories and the objects
-    it returns, which nobody else sees before `LogManager.adopt_log`: it runs
-    on a worker thread while the event loop serves. A log is created lazily
-    (no segment files, no file descriptor: open_files.py is not touched).
+def open_new_logs(new: list[NewLog],
+                  clock: Clock) -> tuple[list[PartitionLog | OSError], NewLogSync]:
+    """Create the logs of `new` (for one that fails, its error), ready to take
+    appends; their partition.metadata is written by the returned
+    `NewLogSync.sync`, later (new_logs.py). Touches only their new
+    directories and the objects it returns, which nobody else sees before
+    `LogManager.adopt_log`: it runs on a worker thread while the event loop
+    serves. A log is created lazily (no segment files, no file descriptor:
+    open_files.py is not touched).
 
-    The logs are opened by OPEN_THREADS threads: mkdir and file creation wait
-    on the filesystem's journal, and several at once overlap (2,000 logs on
-    ext4: 0.18 ms per mkdir one at a time, 0.05 ms with 8 threads)."""
+    The logs are opened by OPEN_THREADS threads: mkdir waits on the
+    filesystem's journal, and several at once overlap (2,000 logs on ext4:
+    0.18 ms per mkdir one at a time, 0.05 ms with 8 threads)."""
     if len(new) < 4 * OPEN_THREADS:  # a few: threads would cost more than they save
         opened = [_open_new(new, clock)]
     else:
@@ -494,18 +497,19 @@ def open_new_logs(new: list[NewLog], clock: Clock) -> list[PartitionLog | OSErro
     by_key = {spec.key: result for chunk in opened for spec, result in chunk}
     results = [by_key[spec.key] for spec in new]
     pending = NewLogSync()
-    for plog in results:
+    for spec, plog in zip(new, results, strict=True):
         if isinstance(plog, PartitionLog):
-            pending.add(plog.directory)
+            pending.add(plog.directory, spec.topic_id)
     try:
-        pending.sync()
+        pending.sync_names()
     except OSError as exc:
-        # Not durable: none of them is used (a retry on use rewrites them).
+        # Their names are not durable: none of them is used (a retry on use
+        # makes them again).
         for plog in results:
             if isinstance(plog, PartitionLog):
                 plog.close()
-        return [exc] * len(new)
-    return results
+        return [exc] * len(new), NewLogSync()
+    return results, pending
 
 
 def _open_new(new: list[NewLog], clock: Clock) -> list[tuple[NewLog, PartitionLog | OSError]]:

@@ -3,14 +3,21 @@
 Creating a log used to cost five fsyncs (partition.metadata and its directory,
 the empty leader-epoch-checkpoint and its directory, the data directory): a
 CreateTopics of 3,000 partitions spent 16 of its 26 s in fsync, with the event
-loop blocked. A batch of new logs (one metadata operation) now writes its
-files without syncing them and `NewLogSync.sync` makes the batch durable at
-the end, running the fsyncs on a few threads at once (concurrent fsyncs share
-journal commits):
+loop blocked. A batch of new logs (one metadata operation) now creates only
+their directories, and `NewLogSync.sync` writes their partition.metadata and
+makes the batch durable at the end, running the fsyncs on a few threads at
+once (concurrent fsyncs share journal commits):
 
-  1. fsync every `partition.metadata.tmp`;
+  0. write every `partition.metadata.tmp`;
+  1. fsync each;
   2. rename each to `partition.metadata`;
   3. fsync every new partition directory, then each data directory once.
+
+A log takes appends before that: `sync_names` (one fsync per data directory)
+makes the new directories' names durable, and each log's own flush syncs its
+directory. So a big CreateTopics is answered after `sync_names` and the rest
+runs after (broker/log_jobs.py), as Kafka writes partition.metadata from its
+scheduler after the log exists.
 
 A big batch (SYNCFS_MIN_LOGS or more, on Linux) replaces the fsyncs of
 steps 1 and 3 by one syncfs(2) of each data directory's filesystem before
@@ -20,15 +27,15 @@ logs synced in 0.06-0.19 s instead of 0.36-0.52 s. Only for big batches:
 syncfs also writes back whatever else is dirty on that filesystem, which a
 small batch should not wait for.
 
-A crash before step 2 leaves a log without partition.metadata (only the
-temp file): the broker rewrites it from the cluster metadata when it sees
-the partition again (LogManager.create_log), and overwrites the stray temp
-file. Never a half-written partition.metadata: it is renamed into place only
-once its bytes are durable. No leader-epoch-checkpoint is written: the log's
-first flush writes it atomically, and a missing one loads as no epochs (the
-cache is rebuilt from the log anyway). No segment files either: the first
-append creates them (LogSegment.create, lazy), and its flush syncs the
-directory. Step 3 makes the directories' names durable.
+A crash before step 2 leaves a log without partition.metadata (at most the
+temp file), possibly with records in it: the broker rewrites it from the
+cluster metadata when it sees the partition again (LogManager.create_log),
+and the loader removes the stray temp file. Never a half-written
+partition.metadata: it is renamed into place only once its bytes are
+durable. No leader-epoch-checkpoint is written: the log's first flush writes
+it atomically, and a missing one loads as no epochs (the cache is rebuilt
+from the log anyway). No segment files either: the first append creates them
+(LogSegment.create, lazy), and its flush syncs the directory.
 """
 
 from __future__ import annotations
@@ -36,11 +43,12 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from strom.storage import files
+from strom.storage import checkpoints, files
 
 __all__ = ["NewLogSync"]
 
@@ -101,22 +109,39 @@ class NewLogSync:
     def __init__(self) -> None:
         #: Partition directory -> its data directory.
         self._dirs: dict[Path, Path] = {}
+        #: Partition directory -> the topic id its partition.metadata names.
+        self._topic_ids: dict[Path, uuid.UUID] = {}
 
     def __len__(self) -> int:
         return len(self._dirs)
 
-    def add(self, partition_dir: Path) -> None:
-        """A log created in `partition_dir`, its partition.metadata (if any)
-        written to the temp name, unsynced."""
+    def add(self, partition_dir: Path, topic_id: uuid.UUID | None) -> None:
+        """A log created in `partition_dir`, without its partition.metadata
+        (written by `sync` when `topic_id` is known)."""
         self._dirs[partition_dir] = partition_dir.parent
+        if topic_id is not None:
+            self._topic_ids[partition_dir] = topic_id
+
+    def sync_names(self) -> None:
+        """Make the added directories' names durable (one fsync per data
+        directory): enough for their logs to take appends."""
+        for parent in set(self._dirs.values()):
+            files.fsync_dir(parent)
 
     def sync(self) -> None:
-        """Make every added log durable (the steps above). On an error the
-        logs stay pending and the next call retries."""
+        """Write the partition.metadata of every added log and make it all
+        durable (the steps above). On an error the logs stay pending and the
+        next call retries."""
         if not self._dirs:
             return
-        temps = [d / (files.PARTITION_METADATA + files.TMP_SUFFIX) for d in self._dirs]
-        temps = [t for t in temps if t.exists()]
+        temps: list[Path] = []
+        for directory, topic_id in self._topic_ids.items():
+            tmp = directory / (files.PARTITION_METADATA + files.TMP_SUFFIX)
+            try:
+                tmp.write_bytes(checkpoints.format_partition_metadata(topic_id))
+            except FileNotFoundError:
+                continue  # deleted meanwhile
+            temps.append(tmp)
         parents = set(self._dirs.values())
         if _SYNCFS is not None and len(self._dirs) >= SYNCFS_MIN_LOGS:
             # One per filesystem: data directories on one device share it.
@@ -128,6 +153,7 @@ class NewLogSync:
             for parent in filesystems:
                 _syncfs(parent)
             self._dirs.clear()
+            self._topic_ids.clear()
             return
         _run_all(_fsync_path, temps)
         for tmp in temps:
@@ -136,3 +162,4 @@ class NewLogSync:
         for parent in parents:
             files.fsync_dir(parent)
         self._dirs.clear()
+        self._topic_ids.clear()

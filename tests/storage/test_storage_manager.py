@@ -148,22 +148,49 @@ def test_a_batch_of_new_logs_is_opened_apart_then_adopted(
     where = m.new_log_dirs(keys)
     assert sorted(d.name for d in where.values()) == ["a"] * 20 + ["b"] * 20
     specs = [NewLog(key, where[key], CONFIG, topic_id) for key in keys]
-    logs = open_new_logs(specs, ManualClock(T0))
+    logs, pending = open_new_logs(specs, ManualClock(T0))
     for spec, log in zip(specs, logs, strict=True):
         assert not isinstance(log, OSError)
         assert m.get(*spec.key) is None  # nobody sees it before it is adopted
         m.adopt_log(spec.key, log, spec.data_dir)
-        # Durable: partition.metadata in place; no segment files before a write.
+        # Takes appends now; no file at all before partition.metadata is written.
+        assert list(log.directory.iterdir()) == []
+    append(m.get("big", 39) or pytest.fail("not adopted"))
+    pending.sync()  # what the log job does once the logs serve
+    for log in m.logs().values():
         assert checkpoints.read_partition_metadata(
             log.directory / files.PARTITION_METADATA) == topic_id
-        assert [p.name for p in log.directory.iterdir()] == [files.PARTITION_METADATA]
-    append(m.get("big", 39) or pytest.fail("not adopted"))
+    assert sorted(p.name for p in (m.get("big", 0) or pytest.fail()).directory.iterdir()) \
+        == [files.PARTITION_METADATA]
     m.shutdown({})
     again = manager(dirs)
     loaded = again.load_logs(config_for)
     assert sorted(loaded) == sorted(keys)
     assert loaded[("big", 39)].log_end_offset == 1
     assert all(log.topic_id == topic_id for log in loaded.values())
+    again.shutdown({})
+
+
+def test_a_crash_before_partition_metadata_is_written_keeps_the_records(
+        tmp_path: Path) -> None:
+    # A new log takes appends before its partition.metadata is written (the
+    # log job writes it after answering CreateTopics): a crash in between.
+    m = manager([tmp_path])
+    topic_id = uuid.uuid4()
+    (spec,) = [NewLog(("t", 0), tmp_path, CONFIG, topic_id)]
+    (log,), _never_synced = open_new_logs([spec], ManualClock(T0))
+    assert not isinstance(log, OSError)
+    m.adopt_log(spec.key, log, tmp_path)
+    append(log, [b"a", b"b"])
+    log.flush()
+    crash(log)
+    again = manager([tmp_path])
+    loaded = again.load_logs(config_for)[("t", 0)]
+    assert loaded.topic_id is None and loaded.log_end_offset == 2
+    assert again.create_log("t", 0, CONFIG, topic_id) is loaded  # from the cluster metadata
+    assert checkpoints.read_partition_metadata(
+        loaded.directory / files.PARTITION_METADATA) == topic_id
+    assert [r.value for r in read_all(loaded)] == [b"a", b"b"]
     again.shutdown({})
 
 

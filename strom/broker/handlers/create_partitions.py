@@ -62,5 +62,5 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         # The whole operation fails, every topic with it (as in Kafka).
         for result in results:
             result.update(error_code=exc.code, error_message=exc.message)
-    await ctx.broker.replicas.settled()
+    await ctx.broker.replicas.created()
     return {"throttle_time": 0, "results": results}

@@ -83,7 +83,7 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
                 image = broker.metadata.commit(records)
     except KafkaError as exc:
         return _all_failed(request, exc)
-    await broker.replicas.settled()
+    await broker.replicas.created()
     for name, result in created.items():
         topic = image.topics[name]
         entries = topic_config_entries(broker.config, topic.configs)

@@ -10,7 +10,10 @@ part on a worker thread while the loop serves, then finishes on the loop.
 Ownership stays as elsewhere: the event loop owns the metadata image, the
 replica manager's partitions and the log manager's logs. A job's thread only
 touches directories and objects nobody else sees: new logs before the loop
-adopts them, deleted logs after the loop detached them.
+adopts them, deleted logs after the loop detached them. One exception, by
+design: a new log's partition.metadata is written after the log serves (as
+Kafka does), a file nothing else touches while the log is open (the log
+manager rewrites it only for a log that was loaded without one).
 
 Jobs run one at a time, in the order they were submitted, and the partitions
 a job works on are `busy` until it ends: a partition deleted and created

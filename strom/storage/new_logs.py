@@ -104,7 +104,8 @@ def _run_all(action: Callable[[Path], None], paths: Iterable[Path]) -> None:
 
 
 class NewLogSync:
-    """The new logs not yet durable. Owner thread only."""
+    """The new logs not yet durable. One thread at a time (a batch is made on
+    one worker thread and synced on another, after)."""
 
     def __init__(self) -> None:
         #: Partition directory -> its data directory.

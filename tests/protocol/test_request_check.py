@@ -160,3 +160,19 @@ def test_mutated_requests_are_checked_or_decoded_cleanly(
     except Exception:  # noqa: BLE001 - kio's own clean errors (bad UTF-8, unknown tag)
         return
     assert size == end
+
+
+@pytest.mark.parametrize("version", [3, 8, 9, 12, 13])
+def test_produce_fast_path_rejects_huge_counts_and_null_arrays(version: int) -> None:
+    """Produce skips the schema walk for its own parser, which must refuse the same."""
+    flexible = version >= 9
+    null_id = b"\x00" if flexible else b"\xff\xff"
+    head = struct.pack(">hhih", ApiKey.PRODUCE, version, 1, 1) + b"c"
+    head += b"\x00" if flexible else b""
+    acks_timeout = struct.pack(">hi", 1, 1000)
+    huge = b"\xff\xff\xff\xff\x0f" if flexible else struct.pack(">i", 0x7FFFFFFF)
+    null = b"\x00" if flexible else struct.pack(">i", -1)
+    for topics, message in ((huge, "longer than the request"), (null, "null array")):
+        body = head + null_id + acks_timeout + topics + b"\x00" * 8
+        with pytest.raises(InvalidRequestError, match=message):
+            _decode_frame(struct.pack(">i", len(body)) + body)

@@ -18,7 +18,9 @@ otherwise; a nullable struct starts with an int8 marker (-1 is null); tagged
 fields are read as non-nullable values. A plan is compiled once per request
 class: runs of fixed-size fields collapse into one bounds check, and arrays
 of fixed-size elements are checked with one multiplication, so the walk
-costs a few microseconds per request (see tests/protocol/test_request_check.py).
+costs about a microsecond per request (bench/request_check.py: Metadata 0.4-0.9 us,
+a one-partition Fetch 1.1 us, 100 partitions 6.9 us; kio's decode of the same
+bytes 0.2-0.3, 1.2 and 12.6 us).
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
@@ -23,9 +22,9 @@ from strom.clock import Clock
 from strom.cluster.image import TRANSACTION_STATE_TOPIC, MetadataImage
 from strom.cluster.store import MetadataStore
 from strom.config import BrokerConfig
-from strom.coordinator.group.errors import InvalidRegularExpressionError
 from strom.coordinator.group.service import TOPIC as GROUP_TOPIC
 from strom.coordinator.group.service import partition_for
+from strom.coordinator.regex import full_matcher
 from strom.coordinator.runtime import (
     CoordinatorRuntime,
     LeaderPartition,
@@ -264,11 +263,7 @@ class TransactionCoordinator:
     def list_transactions(self, states: list[str], producer_ids: list[int],
                           duration_ms: int, pattern: str | None) -> list[TransactionMetadata]:
         wanted = {TxnState.of_display(s) for s in states}
-        try:
-            regex = re.compile(pattern) if pattern else None
-        except re.error as exc:
-            raise InvalidRegularExpressionError(
-                f"TransactionalIdPattern {pattern} is invalid: {exc}") from None
+        matches = full_matcher(pattern, "TransactionalIdPattern") if pattern else None
         now = self.clock.wall_ms()
         out: list[TransactionMetadata] = []
         for partition in self.runtime.partitions:
@@ -286,7 +281,7 @@ class TransactionCoordinator:
                 if duration_ms >= 0 and (m.state is not TxnState.ONGOING
                                          or now - m.start_ms < duration_ms):
                     continue
-                if regex is not None and not regex.fullmatch(m.transactional_id):
+                if matches is not None and not matches(m.transactional_id):
                     continue
                 out.append(m)
         return out

@@ -43,6 +43,7 @@ __all__ = [
     "CoordinatorNotAvailableError",
     "NotCoordinatorError",
     "InvalidReplicaAssignmentError",
+    "NotControllerError",
     "error_code_for",
 ]
 
@@ -157,6 +158,13 @@ class InvalidRequiredAcksError(KafkaError):
 
 class RequestTimedOutError(KafkaError):
     code = ErrorCode.request_timed_out
+
+
+class NotControllerError(KafkaError):
+    """This broker is not (or no longer) the controller: a deposed controller's
+    metadata write is refused, and the client retries against the new one."""
+
+    code = ErrorCode.not_controller
 
 
 class UnsupportedCompressionTypeError(KafkaError):

@@ -1,0 +1,98 @@
+"""The values strom writes to etcd: JSON, the same record form as the
+single node's strom-metadata.json (`record_to_json` / `record_from_json`).
+
+    metadata batch:  {"version": 1, "records": [<record>, ...]}
+    registration:    {"version": 1, "node_id": int, "host": str, "port": int, "rack": str|null}
+    candidate:       {"version": 1, "node_id": int}
+
+A batch whose JSON is larger than COMPRESS_ABOVE is stored as b"z" + zlib of
+the JSON (JSON itself never starts with "z"): etcd refuses requests above
+1.5 MiB by default (--max-request-bytes), and a CreateTopics of 8,000
+partitions is about 1.2 MB of PartitionRecords, which compress about 15-fold.
+
+A later version must read version 1; a reader meeting a newer version raises
+CodecError naming it, so an old broker never applies what it cannot read.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+from strom.cluster.image import BrokerInfo, MetadataRecord, record_from_json, record_to_json
+
+FORMAT_VERSION = 1
+COMPRESS_ABOVE = 64 * 1024
+_ZLIB_MARK = b"z"
+
+
+class CodecError(Exception):
+    """A value in etcd that this strom cannot read."""
+
+
+def _load(value: bytes, what: str) -> dict[str, Any]:
+    if value.startswith(_ZLIB_MARK):
+        try:
+            value = zlib.decompress(value[1:])
+        except zlib.error as exc:
+            raise CodecError(f"{what}: bad compressed value ({exc})") from None
+    try:
+        data = json.loads(value)
+    except ValueError as exc:
+        raise CodecError(f"{what}: not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise CodecError(f"{what}: not a JSON object")
+    version = data.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise CodecError(f"{what}: no format version")
+    if version > FORMAT_VERSION:
+        raise CodecError(f"{what}: written by a newer strom (format version {version}, this "
+                         f"one reads {FORMAT_VERSION})")
+    return data
+
+
+def encode_batch(records: Sequence[MetadataRecord]) -> bytes:
+    payload = json.dumps({"version": FORMAT_VERSION,
+                          "records": [record_to_json(r) for r in records]},
+                         separators=(",", ":")).encode()
+    if len(payload) > COMPRESS_ABOVE:
+        return _ZLIB_MARK + zlib.compress(payload, 6)
+    return payload
+
+
+def decode_batch(value: bytes) -> list[MetadataRecord]:
+    data = _load(value, "metadata batch")
+    records = data.get("records")
+    if not isinstance(records, list):
+        raise CodecError("metadata batch: no records")
+    try:
+        return [record_from_json(r) for r in records]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CodecError(f"metadata batch: bad record ({exc!r})") from None
+
+
+def encode_registration(broker: BrokerInfo) -> bytes:
+    return json.dumps({"version": FORMAT_VERSION, "node_id": broker.node_id,
+                       "host": broker.host, "port": broker.port, "rack": broker.rack}).encode()
+
+
+def decode_registration(value: bytes) -> BrokerInfo:
+    data = _load(value, "broker registration")
+    node_id, host, port, rack = (data.get(k) for k in ("node_id", "host", "port", "rack"))
+    if not (isinstance(node_id, int) and isinstance(host, str) and isinstance(port, int)
+            and (rack is None or isinstance(rack, str))):
+        raise CodecError(f"broker registration: bad fields {data!r}")
+    return BrokerInfo(node_id, host, port, rack)
+
+
+def encode_candidate(node_id: int) -> bytes:
+    return json.dumps({"version": FORMAT_VERSION, "node_id": node_id}).encode()
+
+
+def decode_candidate(value: bytes) -> int:
+    node_id = _load(value, "controller candidate").get("node_id")
+    if not isinstance(node_id, int):
+        raise CodecError("controller candidate: no node_id")
+    return node_id

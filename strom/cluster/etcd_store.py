@@ -1,0 +1,372 @@
+"""The cluster-mode metadata store: the metadata image kept in etcd.
+
+Layout and election: cluster/etcd_keys.py. Values: cluster/etcd_codec.py.
+Lease, registration and candidacy: cluster/etcd_session.py.
+
+How the image follows etcd. One watch of the cluster's key prefix, from the
+revision after the last one applied, yields every change in revision order;
+each is applied to the image by the one task that owns it (`_follow`):
+registrations become `brokers`, the candidate with the lowest create revision
+becomes `controller_id`, and each metadata batch is applied with
+`MetadataImage.apply`, as the single node applies its own. When the watch
+breaks (a member died, etcd restarted), it resumes from the last applied
+revision, skipping the keys of that revision already applied (a revision's
+events may be split between two streams). When the revisions it needs are
+compacted away, the store reads the whole prefix at one revision and builds
+the image anew (a full snapshot), then watches on from there.
+
+How the controller writes. Operations run one at a time in the order they
+were submitted, each against the newest image (validate, then commit): a
+batch goes to `metadata/log/<n+1>` in a transaction that compares the
+controller's candidate key (it must still exist with the create revision it
+won with: a deposed controller cannot write) and `log/<n+1>` (it must not
+exist: nobody wrote after the image this operation was validated against).
+The commit returns once this broker's watch has applied the batch, so every
+broker, the controller included, changes its image by the same path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from strom.cluster.etcd_client import (
+    CompactedError,
+    CreatedAt,
+    EtcdClient,
+    EtcdError,
+    EventKind,
+    KeyValue,
+    Put,
+    WatchEvent,
+)
+from strom.cluster.etcd_codec import (
+    CodecError,
+    decode_batch,
+    decode_candidate,
+    decode_registration,
+    encode_batch,
+)
+from strom.cluster.etcd_keys import ClusterKeys, KeyKind
+from strom.cluster.etcd_session import BrokerSession, Candidacy
+from strom.cluster.image import BrokerInfo, MetadataImage, MetadataRecord
+from strom.cluster.operations import MetadataOperations
+from strom.cluster.store import ImageListener
+from strom.errors import KafkaError, NotControllerError, RequestTimedOutError
+
+log = logging.getLogger(__name__)
+
+# Kafka's "no controller" in Metadata and DescribeCluster responses.
+NO_CONTROLLER = -1
+
+Operation = Callable[[], Sequence[MetadataRecord]]
+
+
+async def write_batch(client: EtcdClient, keys: ClusterKeys, candidacy: Candidacy | None,
+                      seq: int, records: Sequence[MetadataRecord]) -> int:
+    """Write batch `seq` as the controller holding `candidacy`; the revision
+    it was written at. NotControllerError if the candidacy is gone (deposed)
+    or batch `seq` exists (another controller wrote first);
+    RequestTimedOutError if etcd did not answer and the batch is not there."""
+    if candidacy is None:
+        raise NotControllerError("this broker does not stand for controller")
+    key = keys.metadata_log(seq)
+    value = encode_batch(records)
+    try:
+        result = await client.txn([CreatedAt(candidacy.key, candidacy.create_revision),
+                                   CreatedAt(key, 0)], [Put(key, value)])
+    except EtcdError as exc:
+        # The transaction may have been applied all the same: read what is there.
+        try:
+            written = await client.get(key)
+        except EtcdError:
+            written = None
+        if written is not None and written.value == value:
+            return written.mod_revision
+        raise RequestTimedOutError(f"etcd did not confirm metadata batch {seq}: {exc}") from exc
+    if not result.succeeded:
+        try:
+            own = await client.get(candidacy.key)
+        except EtcdError:
+            own = None
+        if own is not None and own.create_revision == candidacy.create_revision:
+            raise StaleImageError(f"metadata batch {seq} exists already")
+        raise NotControllerError(
+            f"metadata batch {seq} refused: this broker was deposed as controller")
+    return result.revision
+
+
+class StaleImageError(RequestTimedOutError):
+    """Still the controller, but batch `seq` exists: this broker's image has
+    not caught up yet (a write whose answer was lost, say)."""
+
+
+class EtcdMetadataStore(MetadataOperations):
+    def __init__(self, client: EtcdClient, *, cluster: str, node_id: int,
+                 listener: tuple[str, int], rack: str | None = None, lease_ttl: int = 9,
+                 campaign: bool = True, commit_timeout: float = 30.0,
+                 root: str = "/strom") -> None:
+        self._client = client
+        self.keys = ClusterKeys(cluster, root)
+        self.node_id = node_id
+        host, port = listener
+        self.session = BrokerSession(client, self.keys, BrokerInfo(node_id, host, port, rack),
+                                     ttl=lease_ttl, campaign=campaign)
+        self.commit_timeout = commit_timeout
+        self.image = MetadataImage(cluster, NO_CONTROLLER, {})
+        self._listeners: list[ImageListener] = []
+        # What the watch has applied: candidates by key -> (create revision, node id).
+        self._candidates: dict[str, tuple[int, int]] = {}
+        self._last_batch = 0
+        # The last revision applied, and which of its keys (None: all of them).
+        self.revision = 0
+        self._keys_at_revision: set[str] | None = None
+        self._waiters: list[tuple[Callable[[MetadataImage], bool], asyncio.Future[None]]] = []
+        self._operations: asyncio.Queue[tuple[Operation, asyncio.Future[MetadataImage]]] = (
+            asyncio.Queue())
+        self._tasks: list[asyncio.Task[None]] = []
+        #: Times the image was rebuilt from a full read (start-up, compaction).
+        self.reloads = 0
+
+    # --- life cycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Register, stand for controller, read the cluster's state, follow it."""
+        await self.session.open()
+        await self._reload()
+        self._tasks = [asyncio.create_task(self._follow(), name="etcd-follow"),
+                       asyncio.create_task(self.session.keep_alive(), name="etcd-keep-alive"),
+                       asyncio.create_task(self._run_operations(), name="etcd-controller")]
+
+    async def stop(self, *, deregister: bool = True) -> None:
+        """Stop following; revoke the lease (deregister, resign) unless told
+        not to, as a crashed broker would not (its lease then expires)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        for _, future in self._waiters:
+            if not future.done():
+                future.cancel()
+        if deregister:
+            with contextlib.suppress(EtcdError):
+                await self.session.close()
+        await self._client.close()
+
+    # --- the MetadataStore protocol --------------------------------------------
+
+    def subscribe(self, listener: ImageListener) -> None:
+        self._listeners.append(listener)
+
+    @property
+    def is_controller(self) -> bool:
+        """This broker's candidacy is the oldest in the image."""
+        candidacy = self.session.candidacy
+        return candidacy is not None and self._controller_key() == candidacy.key
+
+    async def commit(self, records: Sequence[MetadataRecord]) -> MetadataImage:
+        """Write the records as the controller; the image once applied here."""
+        if not records:
+            return self.image
+        batch = list(records)
+        return await self.submit(lambda: batch)
+
+    async def submit(self, operation: Operation) -> MetadataImage:
+        """Run `operation` (validate against `self.image`, return the records)
+        in turn with the other operations, and commit what it returns."""
+        future: asyncio.Future[MetadataImage] = asyncio.get_running_loop().create_future()
+        self._operations.put_nowait((operation, future))
+        return await future
+
+    async def wait_for(self, predicate: Callable[[MetadataImage], bool],
+                       timeout: float) -> MetadataImage:
+        """The first image (this one or a later) for which `predicate` holds;
+        TimeoutError after `timeout` seconds."""
+        if predicate(self.image):
+            return self.image
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (predicate, future)
+        self._waiters.append(entry)
+        try:
+            await asyncio.wait_for(future, timeout)
+        finally:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+        return self.image
+
+    # --- the controller ---------------------------------------------------------
+
+    async def _run_operations(self) -> None:
+        while True:
+            operation, future = await self._operations.get()
+            if future.done():
+                continue  # its caller gave up
+            try:
+                image = await self._commit_one(operation)
+            except KafkaError as exc:
+                future.set_exception(exc)
+            except Exception as exc:  # a bug in an operation: its caller gets it, not us
+                log.exception("metadata operation failed")
+                future.set_exception(exc)
+            else:
+                future.set_result(image)
+
+    async def _commit_one(self, operation: Operation) -> MetadataImage:
+        if not self.is_controller:
+            raise NotControllerError(
+                f"broker {self.node_id} is not the controller (the controller is "
+                f"{self.image.controller_id})")
+        records = operation()
+        if not records:
+            return self.image
+        seq = self._last_batch + 1
+        try:
+            revision = await write_batch(self._client, self.keys, self.session.candidacy,
+                                         seq, records)
+        except StaleImageError:
+            # Catch up, then validate against the newer image and write again.
+            try:
+                await self.wait_for(lambda _: self._last_batch >= seq, self.commit_timeout)
+            except TimeoutError:
+                raise RequestTimedOutError(
+                    f"metadata batch {seq} exists but this broker's watch did not see it "
+                    f"within {self.commit_timeout}s") from None
+            return await self._commit_one(operation)
+        try:
+            return await self.wait_for(lambda _: self.revision >= revision, self.commit_timeout)
+        except TimeoutError:
+            raise RequestTimedOutError(
+                f"metadata batch {self._last_batch + 1} was written to etcd but not seen by "
+                f"this broker's watch within {self.commit_timeout}s") from None
+
+    # --- following etcd -----------------------------------------------------------
+
+    async def _follow(self) -> None:
+        backoff = 0.05
+        while True:
+            skip = self._keys_at_revision
+            start = self.revision if skip is not None else self.revision + 1
+            try:
+                async for event in self._client.watch_prefix(self.keys.prefix, start):
+                    if skip and event.kv.mod_revision == start and event.kv.key in skip:
+                        continue  # applied before the stream broke
+                    self._apply_event(event)
+                    backoff = 0.05
+            except CompactedError as exc:
+                log.warning("broker %d: etcd compacted the metadata watch (%s); reading it anew",
+                            self.node_id, exc)
+                await self._reload_until_done()
+            except EtcdError as exc:
+                # Unreachable members, a watch not created in time, a member
+                # without a leader: all pass; the image must keep following.
+                log.warning("broker %d: etcd watch broke: %s; resuming from revision %d",
+                            self.node_id, exc, self.revision)
+                # Pacing retries against an etcd that is down; a new stream
+                # resumes where this one ended, so nothing is missed.
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+
+    async def _reload_until_done(self) -> None:
+        backoff = 0.05
+        while True:
+            try:
+                await self._reload()
+                return
+            except EtcdError as exc:
+                log.warning("broker %d: reading the cluster from etcd failed: %s",
+                            self.node_id, exc)
+                await asyncio.sleep(backoff)  # pacing retries, as in _follow
+                backoff = min(backoff * 2, 1.0)
+
+    async def _reload(self) -> None:
+        """Build the image from everything under the prefix, read at one revision."""
+        revision, kvs = await self._client.get_prefix(self.keys.prefix)
+        brokers: dict[int, BrokerInfo] = {}
+        candidates: dict[str, tuple[int, int]] = {}
+        image = MetadataImage(self.image.cluster_id, NO_CONTROLLER, {})
+        last_batch = 0
+        batches: list[tuple[int, KeyValue]] = []
+        for kv in kvs:
+            parsed = self.keys.parse(kv.key)
+            if parsed is None:
+                continue
+            try:
+                if parsed.kind is KeyKind.BROKER:
+                    brokers[parsed.id] = decode_registration(kv.value)
+                elif parsed.kind is KeyKind.CANDIDATE:
+                    candidates[kv.key] = (kv.create_revision, decode_candidate(kv.value))
+                else:
+                    batches.append((parsed.id, kv))
+            except CodecError as exc:
+                log.error("broker %d: ignoring etcd key %s: %s", self.node_id, kv.key, exc)
+        for seq, kv in sorted(batches, key=lambda b: b[0]):
+            image = image.apply(decode_batch(kv.value))
+            last_batch = seq
+        self._candidates = candidates
+        self._last_batch = last_batch
+        self.revision = revision
+        self._keys_at_revision = None
+        self.reloads += 1
+        self._publish(replace(image, brokers=brokers, controller_id=self._controller_id()))
+
+    def _apply_event(self, event: WatchEvent) -> None:
+        kv = event.kv
+        if kv.mod_revision != self.revision or self._keys_at_revision is None:
+            self._keys_at_revision = set()
+        self.revision = kv.mod_revision
+        self._keys_at_revision.add(kv.key)
+        parsed = self.keys.parse(kv.key)
+        if parsed is None:
+            self._publish(self.image)  # revision waiters see the progress
+            return
+        image = self.image
+        put = event.kind is EventKind.PUT
+        try:
+            if parsed.kind is KeyKind.BROKER:
+                brokers = dict(image.brokers)
+                if put:
+                    brokers[parsed.id] = decode_registration(kv.value)
+                else:
+                    brokers.pop(parsed.id, None)
+                image = replace(image, brokers=brokers)
+            elif parsed.kind is KeyKind.CANDIDATE:
+                if put:
+                    self._candidates[kv.key] = (kv.create_revision, decode_candidate(kv.value))
+                else:
+                    self._candidates.pop(kv.key, None)
+                image = replace(image, controller_id=self._controller_id())
+            elif put:  # a metadata batch; deleting old batches changes nothing
+                if parsed.id != self._last_batch + 1:
+                    log.error("broker %d: metadata batch %d follows batch %d", self.node_id,
+                              parsed.id, self._last_batch)
+                image = image.apply(decode_batch(kv.value))
+                self._last_batch = parsed.id
+        except CodecError as exc:
+            log.error("broker %d: ignoring etcd key %s: %s", self.node_id, kv.key, exc)
+        self._publish(image)
+
+    def _controller_key(self) -> str | None:
+        if not self._candidates:
+            return None
+        return min(self._candidates.items(), key=lambda c: c[1][0])[0]
+
+    def _controller_id(self) -> int:
+        key = self._controller_key()
+        return NO_CONTROLLER if key is None else self._candidates[key][1]
+
+    def _publish(self, new: MetadataImage) -> None:
+        old, self.image = self.image, new
+        if new is not old:
+            for listener in self._listeners:
+                try:
+                    listener(old, new)
+                except Exception:  # one listener's bug must not stop the others or the watch
+                    log.exception("metadata image listener failed")
+        for predicate, future in list(self._waiters):
+            if not future.done() and predicate(new):
+                future.set_result(None)

@@ -1,0 +1,60 @@
+"""The etcd key layout and value codec, without etcd (sans-I/O)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from strom.cluster.etcd_codec import (
+    COMPRESS_ABOVE,
+    CodecError,
+    decode_batch,
+    decode_candidate,
+    decode_registration,
+    encode_batch,
+    encode_candidate,
+    encode_registration,
+)
+from strom.cluster.etcd_keys import ClusterKeys, KeyKind, ParsedKey
+from strom.cluster.image import BrokerInfo, PartitionRecord, TopicConfigRecord, TopicRecord
+
+
+def test_keys_round_trip_and_sort_in_batch_order() -> None:
+    keys = ClusterKeys("prod")
+    assert keys.broker(3) == "/strom/prod/brokers/3"
+    assert keys.parse(keys.broker(3)) == ParsedKey(KeyKind.BROKER, 3)
+    assert keys.parse(keys.candidate(0xABC)) == ParsedKey(KeyKind.CANDIDATE, 0xABC)
+    assert keys.parse(keys.metadata_log(12)) == ParsedKey(KeyKind.METADATA_LOG, 12)
+    assert sorted([keys.metadata_log(10), keys.metadata_log(9)])[0] == keys.metadata_log(9)
+    assert keys.parse("/strom/other/brokers/1") is None
+    assert keys.parse("/strom/prod/brokers/x") is None
+    assert keys.parse("/strom/prod/unknown/1") is None
+    with pytest.raises(ValueError):
+        ClusterKeys("a/b")
+
+
+def test_batches_round_trip_small_and_compressed() -> None:
+    topic_id = uuid.uuid4()
+    small = [TopicRecord("t", topic_id), TopicConfigRecord(topic_id, "retention.ms", 1000)]
+    assert decode_batch(encode_batch(small)) == small
+    big = [PartitionRecord(topic_id, p, (1, 2, 3), (1, 2, 3), 1, 0) for p in range(8000)]
+    value = encode_batch(big)
+    assert value.startswith(b"z") and len(value) < COMPRESS_ABOVE * 4
+    assert decode_batch(value) == big
+
+
+def test_values_of_a_newer_strom_or_damaged_are_refused() -> None:
+    newer = json.dumps({"version": 2, "records": []}).encode()
+    with pytest.raises(CodecError, match="newer strom"):
+        decode_batch(newer)
+    for bad in (b"{", b"[]", b"z\x00", json.dumps({"records": []}).encode(),
+                json.dumps({"version": 1, "records": [{"type": "Nope"}]}).encode()):
+        with pytest.raises(CodecError):
+            decode_batch(bad)
+    broker = BrokerInfo(2, "h", 9092, "rack-a")
+    assert decode_registration(encode_registration(broker)) == broker
+    assert decode_candidate(encode_candidate(7)) == 7
+    with pytest.raises(CodecError):
+        decode_registration(json.dumps({"version": 1, "node_id": "2"}).encode())

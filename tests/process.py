@@ -21,8 +21,10 @@ def free_port() -> int:
 class StromProcess:
     def __init__(self, data_dir: Path, port: int | None = None,
                  overrides: dict[str, str] | None = None,
-                 preexec_fn: Callable[[], None] | None = None) -> None:
+                 preexec_fn: Callable[[], None] | None = None,
+                 log_level: str = "INFO") -> None:
         self.data_dir = data_dir
+        self.log_level = log_level
         self.port = port or free_port()
         self.overrides = overrides or {}
         #: Run in the child before strom starts (e.g. to lower its rlimits).
@@ -37,7 +39,7 @@ class StromProcess:
     def start(self, timeout: float = 30) -> None:
         args = [sys.executable, "-m", "strom", "serve",
                 "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
-                "--override", f"log.dirs={self.data_dir}"]
+                "--override", f"log.dirs={self.data_dir}", "--log-level", self.log_level]
         for key, value in self.overrides.items():
             args += ["--override", f"{key}={value}"]
         with open(self.log_path, "ab") as log:

@@ -129,7 +129,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         try:
             frames = decoder.buffer_updated(nbytes)
         except FrameTooLargeError as exc:
-            log.warning("closing %s: %s", self.peer, exc)
+            self._guard.log_limit.warning(log, "connections closed for too large requests",
+                                          "closing %s: %s", self.peer, exc)
             self._abort()
             return
         if frames:
@@ -190,7 +191,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         registration = self._registry.get(api_key)
         slot: asyncio.Future[Slot]
         if registration is None:
-            log.warning("closing %s: unknown api key %d", self.peer, api_key)
+            self._guard.log_limit.warning(log, "connections closed for unknown api keys",
+                                          "closing %s: unknown api key %d", self.peer, api_key)
             slot = loop.create_future()
             slot.set_result(CLOSE)
         elif not registration.min_version <= api_version <= registration.max_version:
@@ -200,8 +202,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 # and our ranges, so the client can retry with a version we know.
                 slot.set_result([encode_frame(fallback_response(correlation_id))])
             else:
-                log.warning("closing %s: %s v%d is not supported", self.peer,
-                            ApiKey(api_key).name, api_version)
+                self._guard.log_limit.warning(
+                    log, "connections closed for unsupported versions",
+                    "closing %s: %s v%d is not supported", self.peer, ApiKey(api_key).name,
+                    api_version)
                 slot.set_result(CLOSE)
         else:
             slot = loop.create_task(self._handle(registration, frame, api_version))
@@ -227,8 +231,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
             )
             request = decode_request(api_key, api_version, frame, offset)
         except InvalidRequestError as exc:
-            log.warning("closing %s: malformed %s v%d request: %s", self.peer, api_key.name,
-                        api_version, exc)
+            self._guard.log_limit.warning(
+                log, "connections closed for malformed requests",
+                "closing %s: malformed %s v%d request: %s", self.peer, api_key.name,
+                api_version, exc)
             return CLOSE
         context = RequestContext(header, self._broker, client_host=self.client_host)
         fault = self._broker.faults.take(api_key)
@@ -249,7 +255,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
             else:
                 response = error_response(api_key, request, fault.error_code)
         except KafkaError as exc:
-            log.warning("closing %s: %s v%d failed: %s", self.peer, api_key.name, api_version, exc)
+            self._guard.log_limit.warning(
+                log, "connections closed for failed requests",
+                "closing %s: %s v%d failed: %s", self.peer, api_key.name, api_version, exc)
             return CLOSE
         except Exception:
             log.exception("closing %s: %s v%d handler crashed", self.peer, api_key.name,

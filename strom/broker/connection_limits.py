@@ -40,6 +40,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from strom.broker.log_limit import LogLimiter
 from strom.config import BrokerConfig
 from strom.errors import InvalidConfigError
 from strom.protocol.framing import RequestMemory
@@ -47,8 +48,6 @@ from strom.protocol.framing import RequestMemory
 log = logging.getLogger(__name__)
 
 DEFAULT_REQUEST_MEMORY = 1 << 30
-# At most one "refused" WARNING per this many seconds (with the count refused since).
-WARNING_INTERVAL_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +135,8 @@ class ConnectionGuard:
         self._per_ip: Counter[str] = Counter()
         self._total = 0
         self._connections: set[Guarded] = set()
-        self._refused_since_warning = 0
-        self._last_warning = float("-inf")
+        #: Lines clients can trigger, bounded per kind (connections use it too).
+        self.log_limit = LogLimiter()
 
     @property
     def count(self) -> int:
@@ -169,18 +168,11 @@ class ConnectionGuard:
 
     def _refused(self, reason: str, ip: str) -> None:
         # An attacker opening thousands of connections must not flood the log.
-        now = time.monotonic()
-        if now - self._last_warning < WARNING_INTERVAL_S:
-            self._refused_since_warning += 1
-            return
-        others = self._refused_since_warning
-        self._refused_since_warning = 0
-        self._last_warning = now
-        log.warning("refused a connection from %s: %s%s", ip, reason,
-                    f" ({others} more refused in the last {WARNING_INTERVAL_S:.0f} s)"
-                    if others else "")
+        self.log_limit.warning(log, "connections refused", "refused a connection from %s: %s",
+                               ip, reason)
 
     def sweep(self, now: float) -> None:
+        self.log_limit.flush()
         stalled = [connection.peer for connection in list(self._connections)
                    if connection.check_timeouts(now)]
         if stalled:

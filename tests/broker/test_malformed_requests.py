@@ -68,8 +68,11 @@ def _null_array_frames(api_key: ApiKey, version: int) -> list[tuple[str, bytes]]
 @pytest.fixture(scope="module")
 def strom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StromProcess]:
     base: Path = tmp_path_factory.mktemp("malformed")
+    # DEBUG: after the first of a kind, the broker logs closed connections at DEBUG
+    # (strom.broker.log_limit); each test checks its own frame's reason.
     process = StromProcess(base / "data", overrides={"auto.create.topics.enable": "false",
-                                                         "group.initial.rebalance.delay.ms": "0"})
+                                                         "group.initial.rebalance.delay.ms": "0"},
+                           log_level="DEBUG")
     process.start()
     assert process.proc is not None
     # Heuristic overcommit grants a 17 GB reservation on a machine with more RAM
@@ -99,7 +102,7 @@ def _send_and_expect_close(strom: StromProcess, frame: bytes, reason: str = "mal
         log.seek(log_start)
         logged = log.read().decode(errors="replace")
     assert "Traceback" not in logged and " ERROR " not in logged, logged
-    assert "WARNING" in logged and reason in logged, logged
+    assert ("WARNING" in logged or "DEBUG" in logged) and reason in logged, logged
     return logged
 
 

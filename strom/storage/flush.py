@@ -15,9 +15,11 @@ which is what makes one fdatasync per group of produce requests enough.
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import TYPE_CHECKING
 
+from strom.errors import KafkaStorageError
 from strom.storage import disk
 from strom.storage.leader_epoch import EpochEntry, LeaderEpochCache
 
@@ -68,6 +70,13 @@ class FlushTicket:
             if self._epochs is not None:
                 self._epoch_cache.write_snapshot(*self._epochs)
         except OSError as exc:
+            directory = self._epoch_cache.path.parent
+            if exc.errno == errno.ENOENT and not directory.exists():
+                # The log was deleted (DeleteTopics) while this ticket waited or
+                # ran: nothing is left to make durable, and the file system is
+                # fine, so no disk condition (it would make every log's writes
+                # answer KAFKA_STORAGE_ERROR until the next append cleared it).
+                raise KafkaStorageError(f"cannot flush {directory}: the log was deleted") from exc
             raise disk.storage_error(exc, self._epoch_cache.path, "flush") from exc
         self.done = True
 

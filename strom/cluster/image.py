@@ -245,12 +245,18 @@ def image_to_records(image: MetadataImage) -> list[MetadataRecord]:
     for name, value in sorted(image.broker_configs.items()):
         records.append(BrokerConfigRecord(name, value))
     for topic in image.topics.values():
-        records.append(TopicRecord(topic.name, topic.topic_id))
-        for p in topic.partitions:
-            records.append(
-                PartitionRecord(topic.topic_id, p.partition, p.replicas, p.isr, p.leader,
-                                p.leader_epoch, p.partition_epoch)
-            )
-        for key, value in sorted(topic.configs.items()):
-            records.append(TopicConfigRecord(topic.topic_id, key, value))
+        records += topic_to_records(topic)
+    return records
+
+
+def topic_to_records(topic: TopicInfo) -> list[MetadataRecord]:
+    """Records that create `topic` as it is (part of a snapshot)."""
+    records: list[MetadataRecord] = [TopicRecord(topic.name, topic.topic_id)]
+    for p in topic.partitions:
+        records.append(
+            PartitionRecord(topic.topic_id, p.partition, p.replicas, p.isr, p.leader,
+                            p.leader_epoch, p.partition_epoch)
+        )
+    for key, value in sorted(topic.configs.items()):
+        records.append(TopicConfigRecord(topic.topic_id, key, value))
     return records

@@ -1,10 +1,11 @@
 """Group commit of one partition log: a FlushTicket (strom's own, no file format).
 
-The owner thread prepares a ticket (PartitionLog.prepare_flush): dup'd fds of
-every segment with unsynced bytes, fds of index files trimmed since the last
-flush, the directory when segments were created or deleted, a snapshot of the
-leader epochs if they changed, and the log end offset it covers. A worker
-thread runs it (fdatasync each fd; epoch checkpoint written atomically).
+The owner thread prepares a ticket (`prepare_ticket`, called by
+PartitionLog.prepare_flush): dup'd fds of every segment with unsynced bytes,
+fds of index files trimmed since the last flush, the directory when segments
+were created or deleted, a snapshot of the leader epochs if they changed,
+and the log end offset it covers. A worker thread runs it (fdatasync each
+fd; epoch checkpoint written atomically).
 The owner completes it (PartitionLog.complete_flush): the recovery point
 moves to the ticket's offset unless the log was truncated meanwhile.
 
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from strom.errors import KafkaStorageError
@@ -26,7 +29,7 @@ from strom.storage.leader_epoch import EpochEntry, LeaderEpochCache
 if TYPE_CHECKING:
     from strom.storage.segment import LogSegment
 
-__all__ = ["FlushTicket"]
+__all__ = ["FlushTicket", "prepare_ticket"]
 
 
 class FlushTicket:
@@ -87,3 +90,39 @@ class FlushTicket:
             self._dir_fd = -1
         for fd in fds:
             os.close(fd)
+
+
+def prepare_ticket(
+    segments: Sequence[LogSegment], directory: Path, *, sync_dir: bool, offset: int,
+    epoch_cache: LeaderEpochCache, generation: int, appended_messages: int, dir_version: int,
+) -> FlushTicket:
+    """Owner thread: dup the fds of everything in `segments` not yet durable
+    (the directory too if `sync_dir`), for a ticket covering up to `offset`."""
+    fds: list[int] = []
+    log_targets: list[tuple[LogSegment, int]] = []
+    index_targets: list[LogSegment] = []
+    dir_fd = -1
+    try:
+        for segment in segments:
+            if segment.flushed_size != segment.size:
+                fds.append(os.dup(segment.file.fd))
+                log_targets.append((segment, segment.size))
+            if segment.indexes_dirty:
+                for path in (segment.offset_index.path, segment.time_index.path):
+                    try:
+                        fds.append(os.open(path, os.O_RDONLY))
+                    except FileNotFoundError:
+                        pass
+                index_targets.append(segment)
+        if sync_dir:
+            dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        for fd in fds:
+            os.close(fd)
+        raise KafkaStorageError(f"cannot flush {directory}: {exc}") from exc
+    epochs = epoch_cache.snapshot() if epoch_cache.dirty else None
+    return FlushTicket(
+        offset=offset, fds=fds, dir_fd=dir_fd, epochs=epochs, epoch_cache=epoch_cache,
+        generation=generation, appended_messages=appended_messages, log_targets=log_targets,
+        index_targets=index_targets, dir_version=dir_version,
+    )

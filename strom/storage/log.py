@@ -28,8 +28,6 @@ FlushTicket.run, which a worker thread may run while the owner appends.
 
 from __future__ import annotations
 
-import bisect
-import os
 import random
 import shutil
 import struct
@@ -48,20 +46,18 @@ from strom.errors import (
 from strom.protocol.records import (
     LOG_OVERHEAD,
     BatchHeader,
-    ControlRecordType,
     batch_crc_ok,
-    decode_end_transaction_marker,
-    decode_records,
     scan_batches,
 )
-from strom.storage import checkpoints, disk, files, loader, retention
-from strom.storage.flush import FlushTicket
+from strom.storage import checkpoints, disk, files, loader, log_read, retention
+from strom.storage.flush import FlushTicket, prepare_ticket
 from strom.storage.leader_epoch import LeaderEpochCache
+from strom.storage.log_producers import ProducerLog
+from strom.storage.log_read import LogReadResult
 from strom.storage.new_logs import NewLogSync
-from strom.storage.producer_state import AppendOrigin, ProducerStateManager
+from strom.storage.producer_state import AppendOrigin
 from strom.storage.segment import FileRegion, LogSegment
 from strom.storage.swap import SegmentSwapping, _PendingSwap
-from strom.storage.txn_index import TxnIndex
 
 __all__ = [
     "AppendInfo",
@@ -122,20 +118,6 @@ class AppendInfo:
     duplicate: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class LogReadResult:
-    """Whole batches, in offset order, as byte ranges of segment files."""
-
-    regions: tuple[FileRegion, ...]
-    size: int
-
-    def to_bytes(self) -> bytes:
-        return b"".join(region.read() for region in self.regions)
-
-
-_EMPTY_READ = LogReadResult((), 0)
-
-
 class UnexpectedAppendOffsetError(InvalidRecordError):
     """A follower append whose offsets are below the log end offset."""
 
@@ -173,10 +155,11 @@ class PartitionLog(SegmentSwapping):
         self._pending_swap: _PendingSwap | None = None
         #: The next segment created is a new log's first: files on first append.
         self._lazy_first_segment = False
-        #: The aborted transactions of the segments (`.txnindex`), truncated with them.
-        self.txn_index = TxnIndex(directory)
-        #: Idempotence and open transactions (producer_state.py), changed with the bytes.
-        self.producer_state = ProducerStateManager(directory)
+        #: Producer state and transaction index (log_producers.py); the two
+        #: attributes below are its parts, named for the callers that read them.
+        self.producers = ProducerLog(directory)
+        self.txn_index = self.producers.txn_index
+        self.producer_state = self.producers.state
 
     # -- opening ----------------------------------------------------------
 
@@ -359,7 +342,7 @@ class PartitionLog(SegmentSwapping):
         timestamp = max_timestamp if max_timestamp >= 0 else now_ms
         # Only coordinators write control batches (produce validation refuses them).
         if origin is not _CLIENT and header.is_control:
-            self._end_transaction(batch, header, info.first_offset, timestamp,
+            self.producers.end_transaction(batch, header, info.first_offset, timestamp,
                                   self._segments[-1].base_offset)
         else:
             state.update(header, info.first_offset, timestamp)
@@ -400,7 +383,7 @@ class PartitionLog(SegmentSwapping):
                                 assign_offsets=False)
             first = first or last
             if header.is_control:
-                self._end_transaction(records, header, last.first_offset,
+                self.producers.end_transaction(records, header, last.first_offset,
                                       header.max_timestamp, self._segments[-1].base_offset)
             else:
                 self.producer_state.update(header, last.first_offset, header.max_timestamp)
@@ -409,50 +392,13 @@ class PartitionLog(SegmentSwapping):
         return AppendInfo(first.first_offset, last.last_offset, last.max_timestamp,
                           last.offset_of_max_timestamp, self.log_start_offset)
 
-    def _end_transaction(self, data: memoryview | bytes, header: BatchHeader, offset: int,
-                         timestamp: int, segment_base_offset: int) -> None:
-        """A control batch at `offset`: a transaction marker ends its producer's
-        transaction (indexed if it aborts); the producer state moves past it."""
-        state = self.producer_state
-        if header.is_transactional and header.producer_id >= 0:
-            kind, coordinator_epoch = decode_end_transaction_marker(
-                decode_records(data, header)[0])
-            aborted = state.end_transaction(header.producer_id, offset,
-                                            kind is ControlRecordType.COMMIT)
-            if aborted is not None:
-                self.txn_index.append(aborted, segment_base_offset)
-            state.update(header, offset, timestamp)
-            state.entries[header.producer_id].coordinator_epoch = coordinator_epoch
-        else:
-            state.update(header, offset, timestamp)
-
     def _load_producer_state(self) -> None:
-        """The newest producer-state snapshot at or below the log end, then the
-        batches after it replayed (Kafka's recovery); ABORT markers replayed
-        are indexed again (TxnIndex ignores entries it has)."""
-        state = self.producer_state
-        state.load_latest_snapshot(self.log_end_offset)
-        offset = max(state.map_end_offset, self.log_start_offset)
-        while offset < self.log_end_offset:
-            result = self.read(offset, _REPLAY_CHUNK_BYTES, max_offset=self.log_end_offset,
-                               min_one_batch=True)
-            if not result.regions:
-                break
-            data = result.to_bytes()
-            headers = list(scan_batches(data))
-            if not headers:
-                break
-            for header in headers:
-                if header.next_offset <= state.map_end_offset:
-                    continue
-                if header.is_control:
-                    i = max(bisect.bisect_right(self._bases, header.base_offset) - 1, 0)
-                    self._end_transaction(data, header, header.base_offset,
-                                          header.max_timestamp, self._bases[i])
-                else:
-                    state.update(header, header.base_offset, header.max_timestamp)
-            offset = headers[-1].next_offset
-        state.map_end_offset = max(state.map_end_offset, self.log_end_offset)
+        """Rebuild the producer state from its snapshot and the log after it."""
+        def read(offset: int) -> bytes:
+            return self.read(offset, _REPLAY_CHUNK_BYTES, max_offset=self.log_end_offset,
+                             min_one_batch=True).to_bytes()
+        self.producers.rebuild(read, self._bases, log_start_offset=self.log_start_offset,
+                               log_end_offset=self.log_end_offset)
 
     def _append(
         self,
@@ -556,54 +502,21 @@ class PartitionLog(SegmentSwapping):
                 f"{self.log_end_offset}] of {self.topic}-{self.partition}"
             )
         if start_offset >= max_offset or start_offset == self.log_end_offset:
-            return _EMPTY_READ
-        segments, bases = self._segments, self._bases
-        i = max(bisect.bisect_right(bases, start_offset) - 1, 0)
-        regions: list[FileRegion] = []
-        total = 0
-        offset = start_offset
-        max_bytes = max(max_bytes, 0)
-        while i < len(segments):
-            upper = bases[i + 1] if i + 1 < len(bases) else self.log_end_offset
-            region, stop = segments[i].read(
-                offset, max_offset=max_offset, max_bytes=max_bytes - total,
-                min_one_batch=min_one_batch and not regions, upper_bound=upper,
-            )
-            if region is not None:
-                regions.append(region)
-                total += region.length
-            if stop:
-                break
-            i += 1
-            if i < len(segments):
-                offset = bases[i]
-        return LogReadResult(tuple(regions), total)
+            return log_read.EMPTY_READ
+        return log_read.read(self._segments, self._bases, start_offset, max_bytes,
+                             max_offset=max_offset, min_one_batch=min_one_batch,
+                             log_end_offset=self.log_end_offset)
 
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the first record at or after the log start
         offset with timestamp >= timestamp_ms (ListOffsets by time)."""
-        segments, bases = self._segments, self._bases
-        for i, segment in enumerate(segments):
-            if i + 1 < len(bases) and bases[i + 1] <= self.log_start_offset:
-                continue
-            if segment.max_timestamp >= timestamp_ms:
-                found = segment.find_offset_by_timestamp(timestamp_ms, self.log_start_offset)
-                if found is not None:
-                    return found
-        return None
+        return log_read.offset_for_timestamp(self._segments, self._bases, timestamp_ms,
+                                             self.log_start_offset)
 
     def max_timestamp(self) -> tuple[int, int]:
         """(timestamp, offset) of the first record with the largest timestamp;
         (-1, -1) if none (ListOffsets MAX_TIMESTAMP)."""
-        best: LogSegment | None = None
-        best_timestamp, best_offset = -1, -1
-        for segment in self._segments:
-            timestamp, offset = segment.max_timestamp_and_offset
-            if timestamp > best_timestamp:
-                best, best_timestamp, best_offset = segment, timestamp, offset
-        if best is None:
-            return -1, -1
-        return best_timestamp, best.offset_of_record_with_timestamp(best_timestamp, best_offset)
+        return log_read.max_timestamp(self._segments)
 
     # -- leader epochs ----------------------------------------------------
 
@@ -624,34 +537,11 @@ class PartitionLog(SegmentSwapping):
 
     def prepare_flush(self) -> FlushTicket:
         """Owner thread: dup the fds of everything not yet durable, up to the LEO."""
-        fds: list[int] = []
-        log_targets: list[tuple[LogSegment, int]] = []
-        index_targets: list[LogSegment] = []
-        dir_fd = -1
-        try:
-            for segment in self._segments:
-                if segment.flushed_size != segment.size:
-                    fds.append(os.dup(segment.file.fd))
-                    log_targets.append((segment, segment.size))
-                if segment.indexes_dirty:
-                    for path in (segment.offset_index.path, segment.time_index.path):
-                        try:
-                            fds.append(os.open(path, os.O_RDONLY))
-                        except FileNotFoundError:
-                            pass
-                    index_targets.append(segment)
-            if self._dir_version != self._dir_synced_version:
-                dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError as exc:
-            for fd in fds:
-                os.close(fd)
-            raise KafkaStorageError(f"cannot flush {self.directory}: {exc}") from exc
-        epochs = self.leader_epoch_cache.snapshot() if self.leader_epoch_cache.dirty else None
-        return FlushTicket(
-            offset=self.log_end_offset, fds=fds, dir_fd=dir_fd, epochs=epochs,
-            epoch_cache=self.leader_epoch_cache, generation=self._generation,
-            appended_messages=self._appended_messages, log_targets=log_targets,
-            index_targets=index_targets, dir_version=self._dir_version,
+        return prepare_ticket(
+            self._segments, self.directory, sync_dir=self._dir_version != self._dir_synced_version,
+            offset=self.log_end_offset, epoch_cache=self.leader_epoch_cache,
+            generation=self._generation, appended_messages=self._appended_messages,
+            dir_version=self._dir_version,
         )
 
     def complete_flush(self, ticket: FlushTicket) -> None:

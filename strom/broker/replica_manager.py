@@ -101,7 +101,7 @@ class ReplicaManager:
     def creating_in_background(self) -> Iterator[None]:
         """Within this block (around a metadata commit), the logs of new
         partitions are created on a worker thread (log_jobs.py) instead of
-        inline: until `settled()` they answer NOT_LEADER_OR_FOLLOWER, as in
+        inline: until `created()` they answer NOT_LEADER_OR_FOLLOWER, as in
         Kafka between the controller's commit and the broker's log creation.
         Internal topics stay inline: their coordinators load them at once."""
         self._create_in_background = True

@@ -32,26 +32,21 @@ import random
 import shutil
 import struct
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 from strom.clock import Clock
 from strom.errors import (
-    CorruptRecordError,
     InvalidRecordError,
     KafkaStorageError,
     OffsetOutOfRangeError,
     RecordBatchTooLargeError,
 )
-from strom.protocol.records import (
-    LOG_OVERHEAD,
-    BatchHeader,
-    batch_crc_ok,
-    scan_batches,
-)
+from strom.protocol.records import LOG_OVERHEAD, BatchHeader
 from strom.storage import checkpoints, disk, files, loader, log_read, retention
 from strom.storage.flush import FlushTicket, prepare_ticket
 from strom.storage.leader_epoch import LeaderEpochCache
+from strom.storage.log_append import AppendInfo, UnexpectedAppendOffsetError, follower_batches
+from strom.storage.log_config import LogConfig
 from strom.storage.log_producers import ProducerLog
 from strom.storage.log_read import LogReadResult
 from strom.storage.new_logs import NewLogSync
@@ -70,56 +65,12 @@ __all__ = [
     "UnexpectedAppendOffsetError",
 ]
 
-LONG_MAX = 2**63 - 1
 _INT64 = struct.Struct(">q")
 _INT32 = struct.Struct(">i")
 _PARTITION_LEADER_EPOCH_AT = 12
 # Producer state is rebuilt from the log in reads of this size.
 _REPLAY_CHUNK_BYTES = 16 * 1024 * 1024
 _CLIENT = AppendOrigin.CLIENT
-
-
-@dataclass(frozen=True, slots=True)
-class LogConfig:
-    """The topic configs storage obeys, as plain ints (built by the broker)."""
-
-    segment_bytes: int = 1073741824
-    segment_ms: int = 604800000
-    segment_jitter_ms: int = 0
-    segment_index_bytes: int = 10485760
-    index_interval_bytes: int = 4096
-    retention_ms: int = 604800000
-    retention_bytes: int = -1
-    flush_messages: int = LONG_MAX
-    flush_ms: int = LONG_MAX
-    preallocate: bool = False
-    # Compaction (docs/compaction.md); the cleaner reads these, the log does not.
-    cleanup_policy: tuple[str, ...] = ("delete",)
-    delete_retention_ms: int = 86400000
-    min_cleanable_dirty_ratio: float = 0.5
-    min_compaction_lag_ms: int = 0
-    max_compaction_lag_ms: int = LONG_MAX
-    max_message_bytes: int = 1048588
-
-    @property
-    def compact(self) -> bool:
-        return "compact" in self.cleanup_policy
-
-
-@dataclass(frozen=True, slots=True)
-class AppendInfo:
-    first_offset: int
-    last_offset: int
-    max_timestamp: int
-    offset_of_max_timestamp: int
-    log_start_offset: int
-    #: A producer's retry of a batch already in the log: nothing was written,
-    #: the offsets are the original batch's.
-    duplicate: bool = False
-
-
-class UnexpectedAppendOffsetError(InvalidRecordError):
-    """A follower append whose offsets are below the log end offset."""
 
 
 class PartitionLog(SegmentSwapping):
@@ -355,23 +306,8 @@ class PartitionLog(SegmentSwapping):
         (CorruptRecordError, UnexpectedAppendOffsetError); the producer state
         follows the batches without sequence checks (the leader made them).
         None if `records` holds no batch."""
-        headers = list(scan_batches(records))
-        end = headers[-1].position + headers[-1].batch_length + LOG_OVERHEAD if headers else 0
-        if end != len(records):
-            raise CorruptRecordError(
-                f"{len(records) - end} bytes after the last whole batch for "
-                f"{self.topic}-{self.partition}")
-        next_offset = self.log_end_offset
-        for header in headers:
-            if header.base_offset < next_offset:
-                raise UnexpectedAppendOffsetError(
-                    f"batch offset {header.base_offset} is below {next_offset} in "
-                    f"{self.topic}-{self.partition}")
-            if not batch_crc_ok(records, header):
-                raise CorruptRecordError(
-                    f"batch at offset {header.base_offset} for {self.topic}-{self.partition} "
-                    "fails its CRC")
-            next_offset = header.base_offset + header.last_offset_delta + 1
+        headers = follower_batches(records, self.log_end_offset,
+                                   f"{self.topic}-{self.partition}")
         first: AppendInfo | None = None
         last: AppendInfo | None = None
         for header in headers:

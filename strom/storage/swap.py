@@ -24,7 +24,7 @@ from strom.storage import files
 from strom.storage.segment import LogSegment
 
 if TYPE_CHECKING:
-    from strom.storage.log import LogConfig
+    from strom.storage.log_config import LogConfig
 
 @dataclass(frozen=True, slots=True)
 class _PendingSwap:

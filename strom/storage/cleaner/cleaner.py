@@ -70,7 +70,8 @@ from strom.storage.cleaner.transactions import (
     AbortedTxn,
     CleanedTransactionMetadata,
 )
-from strom.storage.log import LONG_MAX, LogConfig, PartitionLog
+from strom.storage.log import LogConfig, PartitionLog
+from strom.storage.log_config import LONG_MAX
 from strom.storage.segment import LogSegment
 
 __all__ = [

@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from strom.errors import KafkaStorageError
 from strom.storage import files
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "write_offset_checkpoint",
     "read_partition_metadata",
     "write_partition_metadata",
+    "check_partition_metadata",
     "read_meta_properties",
     "write_meta_properties",
     "write_clean_shutdown_marker",
@@ -189,6 +191,30 @@ def format_partition_metadata(topic_id: uuid.UUID) -> bytes:
 
 def write_partition_metadata(path: Path, topic_id: uuid.UUID) -> None:
     files.write_atomically(path, format_partition_metadata(topic_id))
+
+
+def check_partition_metadata(
+    directory: Path, topic_id: uuid.UUID | None, *, write_missing: bool
+) -> uuid.UUID | None:
+    """The topic id in `directory`'s partition.metadata, refused
+    (KafkaStorageError) if unreadable or not `topic_id`; written when missing
+    and `write_missing` and `topic_id` is known."""
+    path = directory / files.PARTITION_METADATA
+    try:
+        stored_id = read_partition_metadata(path)
+    except (OSError, ValueError) as exc:  # CheckpointError, UnicodeDecodeError
+        raise KafkaStorageError(
+            f"{path} is unreadable ({exc}); delete it and restart the broker "
+            "to have it rewritten from the topic id in the cluster metadata"
+        ) from exc
+    if topic_id is not None and stored_id is not None and stored_id != topic_id:
+        raise KafkaStorageError(
+            f"{directory}: topic id {encode_uuid(stored_id)} on disk, "
+            f"expected {encode_uuid(topic_id)}"
+        )
+    if topic_id is not None and stored_id is None and write_missing:
+        write_partition_metadata(path, topic_id)
+    return stored_id
 
 
 def _parse_colon_fields(text: str) -> dict[str, str]:

@@ -52,6 +52,7 @@ from strom.storage.log_read import LogReadResult
 from strom.storage.new_logs import NewLogSync
 from strom.storage.producer_state import AppendOrigin
 from strom.storage.segment import FileRegion, LogSegment
+from strom.storage.segment_files import SegmentFiles
 from strom.storage.swap import SegmentSwapping, _PendingSwap
 
 __all__ = [
@@ -87,7 +88,6 @@ class PartitionLog(SegmentSwapping):
         self.partition = partition
         self.topic_id = topic_id
         self.leader_epoch_cache = epoch_cache
-        self._rng = rng
         self._segments: list[LogSegment] = []
         self._bases: list[int] = []
         self.log_start_offset = 0
@@ -99,13 +99,11 @@ class PartitionLog(SegmentSwapping):
         self._appended_messages = 0
         self._flushed_messages = 0
         self.last_flush_ms = clock.wall_ms()
-        self._dir_version = 0
-        self._dir_synced_version = 0
+        #: Creates, opens and deletes the segments; counts directory changes.
+        self.segment_files = SegmentFiles(directory, config, clock, rng)
         self._closed = False
         #: A cleaned segment renamed to .swap, waiting for `complete_swap`.
         self._pending_swap: _PendingSwap | None = None
-        #: The next segment created is a new log's first: files on first append.
-        self._lazy_first_segment = False
         #: Producer state and transaction index (log_producers.py); the two
         #: attributes below are its parts, named for the callers that read them.
         self.producers = ProducerLog(directory)
@@ -136,22 +134,9 @@ class PartitionLog(SegmentSwapping):
         topic, partition = parsed
         is_new = not directory.exists()
         directory.mkdir(parents=True, exist_ok=True)
-        metadata_path = directory / files.PARTITION_METADATA
-        try:
-            stored_id = checkpoints.read_partition_metadata(metadata_path)
-        except (OSError, ValueError) as exc:  # CheckpointError, UnicodeDecodeError
-            raise KafkaStorageError(
-                f"{metadata_path} is unreadable ({exc}); delete it and restart the broker "
-                "to have it rewritten from the topic id in the cluster metadata"
-            ) from exc
-        if topic_id is not None and stored_id is not None and stored_id != topic_id:
-            raise KafkaStorageError(
-                f"{directory}: topic id {checkpoints.encode_uuid(stored_id)} on disk, "
-                f"expected {checkpoints.encode_uuid(topic_id)}"
-            )
-        deferred = is_new and new_logs is not None  # written by new_logs.sync
-        if topic_id is not None and stored_id is None and not deferred:
-            checkpoints.write_partition_metadata(metadata_path, topic_id)
+        # A new log in a batch gets partition.metadata from `new_logs.sync`.
+        stored_id = checkpoints.check_partition_metadata(
+            directory, topic_id, write_missing=not (is_new and new_logs is not None))
         epoch_cache = LeaderEpochCache.load(directory / files.LEADER_EPOCH_CHECKPOINT)
         plog = cls(
             directory, config, clock=clock, topic=topic, partition=partition,
@@ -159,17 +144,17 @@ class PartitionLog(SegmentSwapping):
             rng=rng or random.Random(),
         )
         # A batch of new logs creates no segment files before they are used.
-        plog._lazy_first_segment = is_new and new_logs is not None
+        plog.segment_files.lazy_next = is_new and new_logs is not None
         loaded = loader.load_log(
             directory,
-            open_segment=plog._open_segment,
-            create_segment=plog._create_segment,
+            open_segment=plog.segment_files.open,
+            create_segment=plog.segment_files.create,
             epoch_cache=epoch_cache,
             recovery_point=recovery_point,
             log_start_offset=log_start_offset,
             had_clean_shutdown=had_clean_shutdown or is_new,
         )
-        plog._lazy_first_segment = False
+        plog.segment_files.lazy_next = False
         plog._segments = loaded.segments
         plog._bases = [segment.base_offset for segment in loaded.segments]
         plog.log_start_offset = loaded.log_start_offset
@@ -192,35 +177,10 @@ class PartitionLog(SegmentSwapping):
             files.fsync_dir(directory.parent)
         return plog
 
-    def _roll_jitter(self) -> int:
-        jitter = self.config.segment_jitter_ms
-        if jitter <= 0:
-            return 0
-        return self._rng.randrange(min(jitter, self.config.segment_ms))
-
-    def _open_segment(self, base_offset: int) -> LogSegment:
-        return LogSegment.open(
-            self.directory, base_offset,
-            max_index_bytes=self.config.segment_index_bytes,
-            index_interval_bytes=self.config.index_interval_bytes,
-            created_ms=self.clock.wall_ms(), roll_jitter_ms=self._roll_jitter(),
-        )
-
-    def _create_segment(self, base_offset: int) -> LogSegment:
-        self._dir_version += 1
-        lazy, self._lazy_first_segment = self._lazy_first_segment, False
-        return LogSegment.create(
-            self.directory, base_offset,
-            max_index_bytes=self.config.segment_index_bytes,
-            index_interval_bytes=self.config.index_interval_bytes,
-            created_ms=self.clock.wall_ms(), roll_jitter_ms=self._roll_jitter(),
-            preallocate_bytes=self.config.segment_bytes if self.config.preallocate else 0,
-            lazy=lazy,
-        )
-
     def update_config(self, config: LogConfig) -> None:
         """Apply changed topic configs (AlterConfigs); new segments pick up the rest."""
         self.config = config
+        self.segment_files.config = config
         self._segments[-1].index_interval_bytes = config.index_interval_bytes
 
     # -- properties -------------------------------------------------------
@@ -385,7 +345,7 @@ class PartitionLog(SegmentSwapping):
                 segment = self._roll(base_offset)
             if segment.file.pending_create:
                 # This append creates the file: the next flush syncs the directory.
-                self._dir_version += 1
+                self.segment_files.version += 1
             segment.append(batch, last_offset, max_timestamp)
         except OSError as exc:
             # Nothing of the batch is in the log (segment.append cut it off).
@@ -416,7 +376,7 @@ class PartitionLog(SegmentSwapping):
             raise KafkaStorageError(f"cannot roll {self.directory} backwards to {base_offset}")
         active.on_become_inactive()
         try:
-            segment = self._create_segment(base_offset)
+            segment = self.segment_files.create(base_offset)
         except OSError:
             active.make_active()  # a full disk: keep appending here once space is back
             raise
@@ -474,10 +434,10 @@ class PartitionLog(SegmentSwapping):
     def prepare_flush(self) -> FlushTicket:
         """Owner thread: dup the fds of everything not yet durable, up to the LEO."""
         return prepare_ticket(
-            self._segments, self.directory, sync_dir=self._dir_version != self._dir_synced_version,
+            self._segments, self.directory, sync_dir=self.segment_files.dir_dirty,
             offset=self.log_end_offset, epoch_cache=self.leader_epoch_cache,
             generation=self._generation, appended_messages=self._appended_messages,
-            dir_version=self._dir_version,
+            dir_version=self.segment_files.version,
         )
 
     def complete_flush(self, ticket: FlushTicket) -> None:
@@ -485,7 +445,8 @@ class PartitionLog(SegmentSwapping):
         ticket.close()
         if not ticket.done or self._closed:
             return
-        self._dir_synced_version = max(self._dir_synced_version, ticket.dir_version)
+        segment_files = self.segment_files
+        segment_files.synced_version = max(segment_files.synced_version, ticket.dir_version)
         for segment in ticket.index_targets:
             if not segment.active:
                 segment.indexes_dirty = False
@@ -518,7 +479,7 @@ class PartitionLog(SegmentSwapping):
         self.abort_swap(durable=True)
         self._generation += 1
         while len(self._segments) > 1 and self._segments[-1].base_offset > offset:
-            self._delete_segment(self._segments.pop())
+            self.segment_files.delete(self._segments.pop())
             self._bases.pop()
         active = self._segments[-1]
         if active.truncate_to(offset, self.clock.wall_ms()):
@@ -542,8 +503,8 @@ class PartitionLog(SegmentSwapping):
         self.abort_swap(durable=True)
         self._generation += 1
         for segment in self._segments:
-            self._delete_segment(segment)
-        self._segments = [self._create_segment(offset)]
+            self.segment_files.delete(segment)
+        self._segments = [self.segment_files.create(offset)]
         self._bases = [offset]
         self.log_start_offset = self.log_end_offset = self.recovery_point = offset
         self.size_in_bytes = 0
@@ -611,15 +572,11 @@ class PartitionLog(SegmentSwapping):
         del self._bases[:count]
         for segment in doomed:
             self.size_in_bytes -= segment.size
-            self._delete_segment(segment)
+            self.segment_files.delete(segment)
         if self._segments[0].base_offset > self.log_start_offset:
             self.log_start_offset = self._segments[0].base_offset
             self.leader_epoch_cache.truncate_from_start(self.log_start_offset)
         return count
-
-    def _delete_segment(self, segment: LogSegment) -> None:
-        segment.delete()
-        self._dir_version += 1
 
     def close(self, *, flush: bool = False, deleting: bool = False) -> None:
         """Trim the active segment's indexes and close every file. With flush,

@@ -25,6 +25,7 @@ from strom.storage.segment import LogSegment
 
 if TYPE_CHECKING:
     from strom.storage.log_config import LogConfig
+    from strom.storage.segment_files import SegmentFiles
 
 @dataclass(frozen=True, slots=True)
 class _PendingSwap:
@@ -49,13 +50,10 @@ class SegmentSwapping:
     _pending_swap: _PendingSwap | None
     _segments: list[LogSegment]
     _bases: list[int]
-    _dir_version: int
+    segment_files: SegmentFiles
     _generation: int
 
     config: LogConfig
-
-    def _open_segment(self, base_offset: int) -> LogSegment:
-        raise NotImplementedError
 
     def prepare_swap(
         self, base_offset: int, old: Sequence[LogSegment], generation: int, *,
@@ -107,7 +105,7 @@ class SegmentSwapping:
             os.replace(source, target)
             hook(f"installed {target.name}")
         self._pending_swap = None
-        cleaned = self._open_segment(pending.base_offset)
+        cleaned = self.segment_files.open(pending.base_offset)
         cleaned.index_interval_bytes = self.config.index_interval_bytes
         first = next(i for i, s in enumerate(self._segments) if s is pending.old[0])
         end = first + len(pending.old)
@@ -117,7 +115,7 @@ class SegmentSwapping:
             self.size_in_bytes -= segment.size
             segment.close()  # inactive: closes fds and mappings, touches no path
         self.size_in_bytes += cleaned.size
-        self._dir_version += 1
+        self.segment_files.version += 1
         hook("swapped")
         for path in doomed:
             path.unlink(missing_ok=True)
@@ -134,7 +132,7 @@ class SegmentSwapping:
         for extra in (files.SWAP_SUFFIX, files.CLEANED_SUFFIX):
             for path in files.compacted_segment_paths(self.directory, pending.base_offset, extra):
                 path.unlink(missing_ok=True)
-        self._dir_version += 1
+        self.segment_files.version += 1
         if durable:
             files.fsync_dir(self.directory)
 

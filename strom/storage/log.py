@@ -17,10 +17,9 @@ Invariants:
 - the leader epoch cache's start offsets lie in [log_start_offset, log_end_offset].
 
 Compaction (strom/storage/cleaner) replaces inactive segments by cleaned
-copies holding the same offsets minus removed records, in two owner-thread
-steps around a directory fsync (`prepare_swap`, `complete_swap`); the file
-protocol and what a crash between the steps leaves are described there and in
-loader.py.
+copies in two owner-thread steps around a directory fsync (`prepare_swap`,
+`complete_swap`): the file protocol and its crash cases are in swap.py
+and loader.py.
 
 Not thread-safe: one owner (the partition's task) calls everything except
 FlushTicket.run, which a worker thread may run while the owner appends.
@@ -49,28 +48,19 @@ from strom.storage.log_append import AppendInfo, UnexpectedAppendOffsetError, fo
 from strom.storage.log_config import LogConfig
 from strom.storage.log_producers import ProducerLog
 from strom.storage.log_read import LogReadResult
-from strom.storage.new_logs import NewLogSync
+from strom.storage.new_logs import NewLogSync, make_new_log_durable
 from strom.storage.producer_state import AppendOrigin
 from strom.storage.segment import FileRegion, LogSegment
 from strom.storage.segment_files import SegmentFiles
 from strom.storage.swap import SegmentSwapping, _PendingSwap
 
-__all__ = [
-    "AppendInfo",
-    "AppendOrigin",
-    "FileRegion",
-    "FlushTicket",
-    "LogConfig",
-    "LogReadResult",
-    "PartitionLog",
-    "UnexpectedAppendOffsetError",
-]
+# Also the names callers import from here, defined next to their concepts.
+__all__ = ["AppendInfo", "AppendOrigin", "FileRegion", "FlushTicket", "LogConfig",
+           "LogReadResult", "PartitionLog", "UnexpectedAppendOffsetError"]
 
 _INT64 = struct.Struct(">q")
 _INT32 = struct.Struct(">i")
 _PARTITION_LEADER_EPOCH_AT = 12
-# Producer state is rebuilt from the log in reads of this size.
-_REPLAY_CHUNK_BYTES = 16 * 1024 * 1024
 _CLIENT = AppendOrigin.CLIENT
 
 
@@ -166,15 +156,8 @@ class PartitionLog(SegmentSwapping):
         # Recovery may have cut markers whose aborted transactions were indexed.
         plog.txn_index.truncate(plog.log_end_offset)
         plog._load_producer_state()
-        if is_new and new_logs is not None:
-            # partition.metadata is written by `new_logs.sync`. No
-            # leader-epoch-checkpoint yet: the first flush writes it (the
-            # epoch this broker leads is assigned before any append), and a
-            # missing file loads as no epochs. One file fewer per new log.
-            new_logs.add(directory, topic_id)
-        elif is_new:
-            epoch_cache.flush(force=True)
-            files.fsync_dir(directory.parent)
+        if is_new:
+            make_new_log_durable(new_logs, directory, topic_id, epoch_cache)
         return plog
 
     def update_config(self, config: LogConfig) -> None:
@@ -289,11 +272,7 @@ class PartitionLog(SegmentSwapping):
                           last.offset_of_max_timestamp, self.log_start_offset)
 
     def _load_producer_state(self) -> None:
-        """Rebuild the producer state from its snapshot and the log after it."""
-        def read(offset: int) -> bytes:
-            return self.read(offset, _REPLAY_CHUNK_BYTES, max_offset=self.log_end_offset,
-                             min_one_batch=True).to_bytes()
-        self.producers.rebuild(read, self._bases, log_start_offset=self.log_start_offset,
+        self.producers.rebuild(self.read, self._bases, log_start_offset=self.log_start_offset,
                                log_end_offset=self.log_end_offset)
 
     def _append(
@@ -492,8 +471,7 @@ class PartitionLog(SegmentSwapping):
         self.recovery_point = min(self.recovery_point, self.log_end_offset)
         self.leader_epoch_cache.truncate_from_end(self.log_end_offset)
         self.leader_epoch_cache.flush()
-        self.txn_index.truncate(self.log_end_offset)
-        self.producer_state.truncate(self.log_start_offset, self.log_end_offset)
+        self.producers.truncate(self.log_start_offset, self.log_end_offset)
         self._load_producer_state()
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
@@ -510,8 +488,7 @@ class PartitionLog(SegmentSwapping):
         self.size_in_bytes = 0
         self.leader_epoch_cache.clear()
         self.leader_epoch_cache.flush(force=True)
-        self.txn_index.truncate(offset)
-        self.producer_state.truncate_fully_and_start_at(offset)
+        self.producers.restart_at(offset)
 
     def advance_log_start_offset(self, offset: int) -> None:
         """DeleteRecords: records below `offset` become unreadable; segments
@@ -539,19 +516,12 @@ class PartitionLog(SegmentSwapping):
         limit = self.log_end_offset if high_watermark is None else min(
             high_watermark, self.log_end_offset
         )
-        deleted = self._delete_old_segments(
-            retention.log_start_offset_breached(self.log_start_offset), limit
+        return retention.apply(
+            lambda predicate: self._delete_old_segments(predicate, limit),
+            lambda: self.size_in_bytes, log_start_offset=self.log_start_offset,
+            retention_bytes=self.config.retention_bytes, retention_ms=self.config.retention_ms,
+            now_ms=now,
         )
-        config = self.config
-        if 0 <= config.retention_bytes < self.size_in_bytes:
-            deleted += self._delete_old_segments(
-                retention.retention_size_breached(self.size_in_bytes, config.retention_bytes), limit
-            )
-        if config.retention_ms >= 0:
-            deleted += self._delete_old_segments(
-                retention.retention_ms_breached(now, config.retention_ms), limit
-            )
-        return deleted
 
     def _delete_old_segments(self, predicate: retention.Predicate, high_watermark: int) -> int:
         count = retention.count_deletable(
@@ -598,11 +568,8 @@ class PartitionLog(SegmentSwapping):
         except (OSError, KafkaStorageError) as exc:
             failure = exc
         self._closed = True
-        for segment in self._segments:
-            try:
-                segment.close()
-            except OSError as exc:
-                failure = failure or exc
+        close_failure = SegmentFiles.close_all(self._segments)  # always: every file
+        failure = failure or close_failure
         try:
             if not deleting:
                 self.leader_epoch_cache.flush()

@@ -11,8 +11,9 @@ one call per batch as before (the path is benchmarked).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 from strom.protocol.records import (
     BatchHeader,
@@ -21,14 +22,21 @@ from strom.protocol.records import (
     decode_records,
     scan_batches,
 )
+from strom.storage.log_read import LogReadResult
 from strom.storage.producer_state import ProducerStateManager
 from strom.storage.txn_index import TxnIndex
 
 __all__ = ["ProducerLog"]
 
-#: Reads whole batches from an offset: at most about this many bytes, at
-#: least one batch, none at or past the log end offset.
-Reader = Callable[[int], bytes]
+# Producer state is rebuilt from the log in reads of this size.
+_REPLAY_CHUNK_BYTES = 16 * 1024 * 1024
+
+
+class Reader(Protocol):
+    """PartitionLog.read."""
+
+    def __call__(self, start_offset: int, max_bytes: int, *, max_offset: int,
+                 min_one_batch: bool) -> LogReadResult: ...
 
 
 class ProducerLog:
@@ -68,7 +76,8 @@ class ProducerLog:
         state.load_latest_snapshot(log_end_offset)
         offset = max(state.map_end_offset, log_start_offset)
         while offset < log_end_offset:
-            data = read(offset)
+            data = read(offset, _REPLAY_CHUNK_BYTES, max_offset=log_end_offset,
+                        min_one_batch=True).to_bytes()
             headers = list(scan_batches(data))
             if not headers:
                 break
@@ -83,3 +92,14 @@ class ProducerLog:
                     state.update(header, header.base_offset, header.max_timestamp)
             offset = headers[-1].next_offset
         state.map_end_offset = max(state.map_end_offset, log_end_offset)
+
+    def truncate(self, log_start_offset: int, log_end_offset: int) -> None:
+        """Forget the aborted transactions and producer state at or past
+        `log_end_offset` (the log was truncated there; `rebuild` follows)."""
+        self.txn_index.truncate(log_end_offset)
+        self.state.truncate(log_start_offset, log_end_offset)
+
+    def restart_at(self, offset: int) -> None:
+        """Forget everything: the log restarts, empty, at `offset`."""
+        self.txn_index.truncate(offset)
+        self.state.truncate_fully_and_start_at(offset)

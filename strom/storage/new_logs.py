@@ -47,10 +47,14 @@ import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from strom.storage import checkpoints, files
 
-__all__ = ["NewLogSync"]
+if TYPE_CHECKING:
+    from strom.storage.leader_epoch import LeaderEpochCache
+
+__all__ = ["NewLogSync", "make_new_log_durable"]
 
 #: Threads running the fsyncs of one batch; below this many files a batch
 #: syncs on the caller's thread (starting threads would cost more).
@@ -164,3 +168,17 @@ class NewLogSync:
             files.fsync_dir(parent)
         self._dirs.clear()
         self._topic_ids.clear()
+
+
+def make_new_log_durable(new_logs: NewLogSync | None, partition_dir: Path,
+                         topic_id: uuid.UUID | None, epoch_cache: LeaderEpochCache) -> None:
+    """A log just created in `partition_dir`: durable now, or with its batch."""
+    if new_logs is not None:
+        # partition.metadata is written by `new_logs.sync`. No
+        # leader-epoch-checkpoint yet: the first flush writes it (the
+        # epoch this broker leads is assigned before any append), and a
+        # missing file loads as no epochs. One file fewer per new log.
+        new_logs.add(partition_dir, topic_id)
+    else:
+        epoch_cache.flush(force=True)
+        files.fsync_dir(partition_dir.parent)

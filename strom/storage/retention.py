@@ -23,6 +23,7 @@ from strom.storage.segment import LogSegment
 
 __all__ = [
     "Predicate",
+    "apply",
     "count_deletable",
     "log_start_offset_breached",
     "retention_ms_breached",
@@ -75,3 +76,19 @@ def retention_size_breached(size_in_bytes: int, retention_bytes: int) -> Predica
         return False
 
     return breached
+
+
+def apply(
+    delete: Callable[[Predicate], int], size_in_bytes: Callable[[], int], *,
+    log_start_offset: int, retention_bytes: int, retention_ms: int, now_ms: int,
+) -> int:
+    """The three rules in order, each by `delete` (which deletes the prefix a
+    predicate selects and returns its length); the size rule sees the size
+    left after the first. Returns how many segments were deleted."""
+    deleted = delete(log_start_offset_breached(log_start_offset))
+    size = size_in_bytes()
+    if 0 <= retention_bytes < size:
+        deleted += delete(retention_size_breached(size, retention_bytes))
+    if retention_ms >= 0:
+        deleted += delete(retention_ms_breached(now_ms, retention_ms))
+    return deleted

@@ -75,3 +75,14 @@ class SegmentFiles:
     def delete(self, segment: LogSegment) -> None:
         segment.delete()
         self.version += 1
+
+    @staticmethod
+    def close_all(segments: list[LogSegment]) -> OSError | None:
+        """Close every segment, even when some fail; the first failure."""
+        failure: OSError | None = None
+        for segment in segments:
+            try:
+                segment.close()
+            except OSError as exc:
+                failure = failure or exc
+        return failure

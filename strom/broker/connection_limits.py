@@ -23,9 +23,10 @@ a Python process has no such ceiling, so -1 means 1 GiB here, or
 can always be received.
 
 What bounds the memory of requests, then: large ones (over 64 KiB) by that
-budget plus one frame's overdraft (see RequestMemory) plus the 64 MiB pool;
-small ones by each connection's 64 KiB receive buffer and 64 requests in
-flight, times the connections allowed.
+budget plus one frame's overdraft (see RequestMemory) plus the 16 MiB pool
+(emptied after 5 s without a large request); small ones by each
+connection's 64 KiB receive buffer and 64 requests in flight, times the
+connections allowed.
 """
 
 from __future__ import annotations
@@ -173,6 +174,7 @@ class ConnectionGuard:
 
     def sweep(self, now: float) -> None:
         self.log_limit.flush()
+        self.memory.trim_pool(now)
         stalled = [connection.peer for connection in list(self._connections)
                    if connection.check_timeouts(now)]
         if stalled:

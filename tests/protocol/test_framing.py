@@ -10,6 +10,7 @@ import pytest
 
 from strom.protocol.framing import (
     INITIAL_BUFFER,
+    POOL_IDLE_S,
     SMALL_BUFFER,
     FrameDecoder,
     FrameTooLargeError,
@@ -210,3 +211,20 @@ def test_partly_received_frames_filling_the_memory_cannot_wait_for_each_other() 
             break
     assert sorted(done) == sorted(frames)
     assert memory.used == 0
+
+
+def test_the_shared_pool_is_dropped_once_large_requests_stop() -> None:
+    """The pool outlives connections: kept warm under load, emptied after
+    POOL_IDLE_S without a large request (else it stays resident for good)."""
+    memory = RequestMemory(0)
+    memory.give_back(bytearray(1 << 20))
+    memory.trim_pool(0.0)
+    memory.trim_pool(POOL_IDLE_S - 0.1)
+    assert memory.pooled_bytes == 1 << 20
+    buffer = memory.take_pooled(1000)  # a large request: the pool is in use
+    assert buffer is not None
+    memory.give_back(buffer)
+    memory.trim_pool(POOL_IDLE_S + 1)
+    assert memory.pooled_bytes == 1 << 20
+    memory.trim_pool(2 * POOL_IDLE_S + 1.1)
+    assert memory.pooled_bytes == 0 and memory.take_pooled(1) is None

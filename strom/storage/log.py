@@ -16,10 +16,11 @@ Invariants:
   recovery after a crash starts there;
 - the leader epoch cache's start offsets lie in [log_start_offset, log_end_offset].
 
-Compaction (strom/storage/cleaner) replaces inactive segments by cleaned
-copies in two owner-thread steps around a directory fsync (`prepare_swap`,
-`complete_swap`): the file protocol and its crash cases are in swap.py
-and loader.py.
+The segment list, its size and generation are a LogSegments the log owns
+(log_segments.py). Compaction (strom/storage/cleaner) replaces inactive
+segments by cleaned copies in two owner-thread steps around a directory
+fsync (`prepare_swap`, `complete_swap`): the file protocol and its crash
+cases are in swap.py and loader.py.
 
 Not thread-safe: one owner (the partition's task) calls everything except
 FlushTicket.run, which a worker thread may run while the owner appends.
@@ -31,6 +32,7 @@ import random
 import shutil
 import struct
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from strom.clock import Clock
@@ -41,18 +43,18 @@ from strom.errors import (
     RecordBatchTooLargeError,
 )
 from strom.protocol.records import LOG_OVERHEAD, BatchHeader
-from strom.storage import checkpoints, disk, files, loader, log_read, retention
+from strom.storage import checkpoints, disk, files, loader, log_read, retention, swap
 from strom.storage.flush import FlushTicket, prepare_ticket
 from strom.storage.leader_epoch import LeaderEpochCache
 from strom.storage.log_append import AppendInfo, UnexpectedAppendOffsetError, follower_batches
 from strom.storage.log_config import LogConfig
 from strom.storage.log_producers import ProducerLog
 from strom.storage.log_read import LogReadResult
+from strom.storage.log_segments import LogSegments
 from strom.storage.new_logs import NewLogSync, make_new_log_durable
 from strom.storage.producer_state import AppendOrigin
 from strom.storage.segment import FileRegion, LogSegment
 from strom.storage.segment_files import SegmentFiles
-from strom.storage.swap import SegmentSwapping, _PendingSwap
 
 # Also the names callers import from here, defined next to their concepts.
 __all__ = ["AppendInfo", "AppendOrigin", "FileRegion", "FlushTicket", "LogConfig",
@@ -64,7 +66,7 @@ _PARTITION_LEADER_EPOCH_AT = 12
 _CLIENT = AppendOrigin.CLIENT
 
 
-class PartitionLog(SegmentSwapping):
+class PartitionLog:
     """Append, read, truncate, roll and retain one partition's batches."""
 
     def __init__(
@@ -78,22 +80,15 @@ class PartitionLog(SegmentSwapping):
         self.partition = partition
         self.topic_id = topic_id
         self.leader_epoch_cache = epoch_cache
-        self._segments: list[LogSegment] = []
-        self._bases: list[int] = []
+        #: The segments, their bases, size, generation and pending swap;
+        #: `log_segments.files` creates, opens and deletes them.
+        self.log_segments = LogSegments(SegmentFiles(directory, config, clock, rng))
         self.log_start_offset = 0
         self.log_end_offset = 0
         self.recovery_point = 0
-        self.size_in_bytes = 0
-        #: Bumped by truncation: a flush prepared before it proves nothing after.
-        self._generation = 0
         self._appended_messages = 0
         self._flushed_messages = 0
         self.last_flush_ms = clock.wall_ms()
-        #: Creates, opens and deletes the segments; counts directory changes.
-        self.segment_files = SegmentFiles(directory, config, clock, rng)
-        self._closed = False
-        #: A cleaned segment renamed to .swap, waiting for `complete_swap`.
-        self._pending_swap: _PendingSwap | None = None
         #: Producer state and transaction index (log_producers.py); the two
         #: attributes below are its parts, named for the callers that read them.
         self.producers = ProducerLog(directory)
@@ -134,23 +129,22 @@ class PartitionLog(SegmentSwapping):
             rng=rng or random.Random(),
         )
         # A batch of new logs creates no segment files before they are used.
-        plog.segment_files.lazy_next = is_new and new_logs is not None
+        segment_files = plog.log_segments.files
+        segment_files.lazy_next = is_new and new_logs is not None
         loaded = loader.load_log(
             directory,
-            open_segment=plog.segment_files.open,
-            create_segment=plog.segment_files.create,
+            open_segment=segment_files.open,
+            create_segment=segment_files.create,
             epoch_cache=epoch_cache,
             recovery_point=recovery_point,
             log_start_offset=log_start_offset,
             had_clean_shutdown=had_clean_shutdown or is_new,
         )
-        plog.segment_files.lazy_next = False
-        plog._segments = loaded.segments
-        plog._bases = [segment.base_offset for segment in loaded.segments]
+        segment_files.lazy_next = False
+        plog.log_segments.load(loaded.segments)
         plog.log_start_offset = loaded.log_start_offset
         plog.log_end_offset = loaded.log_end_offset
         plog.recovery_point = loaded.recovery_point
-        plog.size_in_bytes = sum(segment.size for segment in loaded.segments)
         for segment in loaded.segments:
             segment.index_interval_bytes = config.index_interval_bytes
         # Recovery may have cut markers whose aborted transactions were indexed.
@@ -163,27 +157,31 @@ class PartitionLog(SegmentSwapping):
     def update_config(self, config: LogConfig) -> None:
         """Apply changed topic configs (AlterConfigs); new segments pick up the rest."""
         self.config = config
-        self.segment_files.config = config
-        self._segments[-1].index_interval_bytes = config.index_interval_bytes
+        self.log_segments.files.config = config
+        self.log_segments.active.index_interval_bytes = config.index_interval_bytes
 
     # -- properties -------------------------------------------------------
 
     @property
     def segments(self) -> tuple[LogSegment, ...]:
-        return tuple(self._segments)
+        return tuple(self.log_segments.segments)
 
     @property
     def active_segment(self) -> LogSegment:
-        return self._segments[-1]
+        return self.log_segments.active
+
+    @property
+    def size_in_bytes(self) -> int:
+        return self.log_segments.size_in_bytes
 
     @property
     def generation(self) -> int:
         """Bumped by every truncation: offsets taken before it may name other data."""
-        return self._generation
+        return self.log_segments.generation
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self.log_segments.closed
 
     @property
     def unflushed_messages(self) -> int:
@@ -237,7 +235,7 @@ class PartitionLog(SegmentSwapping):
         # Only coordinators write control batches (produce validation refuses them).
         if origin is not _CLIENT and header.is_control:
             self.producers.end_transaction(batch, header, info.first_offset, timestamp,
-                                  self._segments[-1].base_offset)
+                                           self.log_segments.active.base_offset)
         else:
             state.update(header, info.first_offset, timestamp)
         return info
@@ -263,7 +261,8 @@ class PartitionLog(SegmentSwapping):
             first = first or last
             if header.is_control:
                 self.producers.end_transaction(records, header, last.first_offset,
-                                      header.max_timestamp, self._segments[-1].base_offset)
+                                               header.max_timestamp,
+                                               self.log_segments.active.base_offset)
             else:
                 self.producer_state.update(header, last.first_offset, header.max_timestamp)
         if first is None or last is None:
@@ -272,7 +271,8 @@ class PartitionLog(SegmentSwapping):
                           last.offset_of_max_timestamp, self.log_start_offset)
 
     def _load_producer_state(self) -> None:
-        self.producers.rebuild(self.read, self._bases, log_start_offset=self.log_start_offset,
+        self.producers.rebuild(self.read, self.log_segments.bases,
+                               log_start_offset=self.log_start_offset,
                                log_end_offset=self.log_end_offset)
 
     def _append(
@@ -314,17 +314,18 @@ class PartitionLog(SegmentSwapping):
                 )
             epoch = header.partition_leader_epoch
         last_offset = base_offset + header.last_offset_delta
-        segment = self._segments[-1]
+        segments = self.log_segments
+        segment = segments.segments[-1]
         try:
             if segment.should_roll(
                 batch_size=size, max_timestamp=max_timestamp, last_offset=last_offset,
                 now_ms=self.clock.wall_ms(), segment_bytes=self.config.segment_bytes,
                 segment_ms=self.config.segment_ms,
             ):
-                segment = self._roll(base_offset)
+                segment = segments.roll(base_offset)
             if segment.file.pending_create:
                 # This append creates the file: the next flush syncs the directory.
-                self.segment_files.version += 1
+                segments.files.version += 1
             segment.append(batch, last_offset, max_timestamp)
         except OSError as exc:
             # Nothing of the batch is in the log (segment.append cut it off).
@@ -332,7 +333,7 @@ class PartitionLog(SegmentSwapping):
         if disk.failing():
             disk.clear(segment.path)
         self.log_end_offset = last_offset + 1
-        self.size_in_bytes += size
+        segments.size_in_bytes += size
         self._appended_messages += header.records_count
         if epoch >= 0:
             latest = self.leader_epoch_cache.latest_epoch()
@@ -345,23 +346,7 @@ class PartitionLog(SegmentSwapping):
 
     def roll(self) -> None:
         """Start a new active segment at the log end offset."""
-        self._roll(self.log_end_offset)
-
-    def _roll(self, base_offset: int) -> LogSegment:
-        active = self._segments[-1]
-        if active.base_offset == base_offset and active.size == 0:
-            return active
-        if base_offset < active.base_offset:
-            raise KafkaStorageError(f"cannot roll {self.directory} backwards to {base_offset}")
-        active.on_become_inactive()
-        try:
-            segment = self.segment_files.create(base_offset)
-        except OSError:
-            active.make_active()  # a full disk: keep appending here once space is back
-            raise
-        self._segments.append(segment)
-        self._bases.append(base_offset)
-        return segment
+        self.log_segments.roll(self.log_end_offset)
 
     # -- read -------------------------------------------------------------
 
@@ -378,20 +363,22 @@ class PartitionLog(SegmentSwapping):
             )
         if start_offset >= max_offset or start_offset == self.log_end_offset:
             return log_read.EMPTY_READ
-        return log_read.read(self._segments, self._bases, start_offset, max_bytes,
+        segments = self.log_segments
+        return log_read.read(segments.segments, segments.bases, start_offset, max_bytes,
                              max_offset=max_offset, min_one_batch=min_one_batch,
                              log_end_offset=self.log_end_offset)
 
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the first record at or after the log start
         offset with timestamp >= timestamp_ms (ListOffsets by time)."""
-        return log_read.offset_for_timestamp(self._segments, self._bases, timestamp_ms,
+        segments = self.log_segments
+        return log_read.offset_for_timestamp(segments.segments, segments.bases, timestamp_ms,
                                              self.log_start_offset)
 
     def max_timestamp(self) -> tuple[int, int]:
         """(timestamp, offset) of the first record with the largest timestamp;
         (-1, -1) if none (ListOffsets MAX_TIMESTAMP)."""
-        return log_read.max_timestamp(self._segments)
+        return log_read.max_timestamp(self.log_segments.segments)
 
     # -- leader epochs ----------------------------------------------------
 
@@ -412,24 +399,26 @@ class PartitionLog(SegmentSwapping):
 
     def prepare_flush(self) -> FlushTicket:
         """Owner thread: dup the fds of everything not yet durable, up to the LEO."""
+        segments = self.log_segments
         return prepare_ticket(
-            self._segments, self.directory, sync_dir=self.segment_files.dir_dirty,
+            segments.segments, self.directory, sync_dir=segments.files.dir_dirty,
             offset=self.log_end_offset, epoch_cache=self.leader_epoch_cache,
-            generation=self._generation, appended_messages=self._appended_messages,
-            dir_version=self.segment_files.version,
+            generation=segments.generation, appended_messages=self._appended_messages,
+            dir_version=segments.files.version,
         )
 
     def complete_flush(self, ticket: FlushTicket) -> None:
         """Owner thread: advance the recovery point if the ticket ran; close its fds."""
         ticket.close()
-        if not ticket.done or self._closed:
+        segments = self.log_segments
+        if not ticket.done or segments.closed:
             return
-        segment_files = self.segment_files
+        segment_files = segments.files
         segment_files.synced_version = max(segment_files.synced_version, ticket.dir_version)
         for segment in ticket.index_targets:
             if not segment.active:
                 segment.indexes_dirty = False
-        if ticket.generation != self._generation:
+        if ticket.generation != segments.generation:
             return  # truncated meanwhile: the ticket's offset may name other data
         for segment, size in ticket.log_targets:
             segment.flushed_size = max(segment.flushed_size, size)
@@ -452,21 +441,13 @@ class PartitionLog(SegmentSwapping):
             raise ValueError(f"cannot truncate to negative offset {offset}")
         if offset >= self.log_end_offset:
             return
-        if offset < self._segments[0].base_offset:
+        if offset < self.log_segments.bases[0]:
             self.truncate_fully_and_start_at(offset)
             return
         self.abort_swap(durable=True)
-        self._generation += 1
-        while len(self._segments) > 1 and self._segments[-1].base_offset > offset:
-            self.segment_files.delete(self._segments.pop())
-            self._bases.pop()
-        active = self._segments[-1]
-        if active.truncate_to(offset, self.clock.wall_ms()):
-            active.flushed_size = -1  # make the next flush sync the shorter file
-        active.index_interval_bytes = self.config.index_interval_bytes
-        active.make_active()
-        self.log_end_offset = active.next_offset
-        self.size_in_bytes = sum(segment.size for segment in self._segments)
+        self.log_end_offset = self.log_segments.truncate_to(
+            offset, now_ms=self.clock.wall_ms(),
+            index_interval_bytes=self.config.index_interval_bytes)
         self.log_start_offset = min(self.log_start_offset, self.log_end_offset)
         self.recovery_point = min(self.recovery_point, self.log_end_offset)
         self.leader_epoch_cache.truncate_from_end(self.log_end_offset)
@@ -479,13 +460,8 @@ class PartitionLog(SegmentSwapping):
         if offset < 0:
             raise ValueError(f"cannot start at negative offset {offset}")
         self.abort_swap(durable=True)
-        self._generation += 1
-        for segment in self._segments:
-            self.segment_files.delete(segment)
-        self._segments = [self.segment_files.create(offset)]
-        self._bases = [offset]
+        self.log_segments.restart_at(offset)
         self.log_start_offset = self.log_end_offset = self.recovery_point = offset
-        self.size_in_bytes = 0
         self.leader_epoch_cache.clear()
         self.leader_epoch_cache.flush(force=True)
         self.producers.restart_at(offset)
@@ -524,29 +500,46 @@ class PartitionLog(SegmentSwapping):
         )
 
     def _delete_old_segments(self, predicate: retention.Predicate, high_watermark: int) -> int:
+        segments = self.log_segments
         count = retention.count_deletable(
-            self._segments, predicate, high_watermark=high_watermark,
+            segments.segments, predicate, high_watermark=high_watermark,
             log_end_offset=self.log_end_offset,
         )
         if count == 0:
             return 0
-        pending = self._pending_swap
-        if pending is not None and any(s in pending.old for s in self._segments[:count]):
+        if segments.swap_replaces_any_of_oldest(count):
             # A crash before the .swap removal is durable only brings back
             # data below the log start offset.
             self.abort_swap()
-        if count == len(self._segments):
+        if count == len(segments):
             self.roll()
-        doomed = self._segments[:count]
-        del self._segments[:count]
-        del self._bases[:count]
-        for segment in doomed:
-            self.size_in_bytes -= segment.size
-            self.segment_files.delete(segment)
-        if self._segments[0].base_offset > self.log_start_offset:
-            self.log_start_offset = self._segments[0].base_offset
-            self.leader_epoch_cache.truncate_from_start(self.log_start_offset)
+        first_base = segments.delete_oldest(count)
+        if first_base > self.log_start_offset:
+            self.log_start_offset = first_base
+            self.leader_epoch_cache.truncate_from_start(first_base)
         return count
+
+    # -- compaction's swap (swap.py) ----------------------------------------
+
+    def prepare_swap(
+        self, base_offset: int, old: Sequence[LogSegment], generation: int, *,
+        hook: swap.SwapHook = swap.no_hook,
+    ) -> bool:
+        """Owner thread, swap step 1: the cleaned copy of `old` becomes .swap
+        files; False, touching nothing, if the log changed since `generation`.
+        The caller fsyncs the directory before `complete_swap`."""
+        return swap.prepare(self.log_segments, base_offset, old, generation, hook=hook)
+
+    def complete_swap(self, *, hook: swap.SwapHook = swap.no_hook) -> bool:
+        """Owner thread, swap step 2 (after the .swap renames are durable):
+        the cleaned segment replaces `old`; False, removing the .swap files,
+        if the log changed since `prepare_swap`."""
+        return swap.complete(self.log_segments, hook=hook)
+
+    def abort_swap(self, *, durable: bool = False) -> None:
+        """Forget a prepared swap and remove its files; with `durable`, fsync
+        the directory so a crash cannot bring them back."""
+        swap.abort(self.log_segments, durable=durable)
 
     def close(self, *, flush: bool = False, deleting: bool = False) -> None:
         """Trim the active segment's indexes and close every file. With flush,
@@ -554,7 +547,7 @@ class PartitionLog(SegmentSwapping):
         shutdown needs; without, nothing is. `deleting`: the log is about to be
         deleted, so the leader epochs are not written (an fsynced file per
         log made a DeleteTopics of 8,000 partitions take 11 s)."""
-        if self._closed:
+        if self.log_segments.closed:
             return
         # Every file is closed even when some cannot be written (a full disk);
         # the first failure is raised at the end, so the caller does not mark
@@ -563,12 +556,11 @@ class PartitionLog(SegmentSwapping):
         try:
             self.abort_swap()
             if flush:
-                self._segments[-1].on_become_inactive()
+                self.log_segments.active.on_become_inactive()
                 self.flush()
         except (OSError, KafkaStorageError) as exc:
             failure = exc
-        self._closed = True
-        close_failure = SegmentFiles.close_all(self._segments)  # always: every file
+        close_failure = self.log_segments.close()  # always: every file
         failure = failure or close_failure
         try:
             if not deleting:
@@ -582,14 +574,11 @@ class PartitionLog(SegmentSwapping):
 
     def delete(self) -> None:
         """Close and remove the whole directory."""
-        self._pending_swap = None
-        self._closed = True
-        for segment in self._segments:
-            segment.delete()
+        self.log_segments.delete()
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def __repr__(self) -> str:
         return (
             f"PartitionLog({self.topic}-{self.partition}, start={self.log_start_offset}, "
-            f"end={self.log_end_offset}, segments={len(self._segments)})"
+            f"end={self.log_end_offset}, segments={len(self.log_segments)})"
         )

@@ -154,6 +154,7 @@ class Broker:
                 pass
         if self.services is not None:
             await self.services.coordinators.stop()
+            await self.services.producer_ids.stop()
             await self.services.replicas.flusher.stop()
             await self.services.replicas.settled()  # log jobs on worker threads end
             self.services.replicas.shutdown()

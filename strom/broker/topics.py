@@ -29,12 +29,12 @@ def topic_records(broker: BrokerServices, name: str, num_partitions: int = -1,
         assert isinstance(value, int)
         replication_factor = value
     parsed = parse_topic_configs(configs or {})
-    return broker.metadata.create_topic_records(
+    return broker.metadata.operations.create_topic_records(
         name, num_partitions, replication_factor, parsed, assignments, pending
     )
 
 
-def create_topic(broker: BrokerServices, name: str, num_partitions: int = -1,
+async def create_topic(broker: BrokerServices, name: str, num_partitions: int = -1,
                  replication_factor: int = -1, configs: Mapping[str, str | None] | None = None,
                  assignments: Mapping[int, Sequence[int]] | None = None,
                  validate_only: bool = False) -> TopicInfo:
@@ -45,5 +45,5 @@ def create_topic(broker: BrokerServices, name: str, num_partitions: int = -1,
     if validate_only:
         image = broker.image.apply(records)
     else:
-        image = broker.metadata.commit(records)
+        image = await broker.metadata.commit(records)
     return image.topics[name]

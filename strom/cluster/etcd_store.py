@@ -104,7 +104,7 @@ class StaleImageError(RequestTimedOutError):
     not caught up yet (a write whose answer was lost, say)."""
 
 
-class EtcdMetadataStore(MetadataOperations):
+class EtcdMetadataStore:
     def __init__(self, client: EtcdClient, *, cluster: str, node_id: int,
                  listener: tuple[str, int], rack: str | None = None, lease_ttl: int = 9,
                  campaign: bool = True, commit_timeout: float = 30.0,
@@ -117,6 +117,7 @@ class EtcdMetadataStore(MetadataOperations):
                                      ttl=lease_ttl, campaign=campaign)
         self.commit_timeout = commit_timeout
         self.image = MetadataImage(cluster, NO_CONTROLLER, {})
+        self.operations = MetadataOperations(lambda: self.image, node_id)
         self._listeners: list[ImageListener] = []
         # What the watch has applied: candidates by key -> (create revision, node id).
         self._candidates: dict[str, tuple[int, int]] = {}

@@ -46,7 +46,7 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-class LocalMetadataStore(MetadataOperations):
+class LocalMetadataStore:
     def __init__(self, directory: Path, *, node_id: int, cluster_id: str,
                  listener: tuple[str, int]) -> None:
         self._path = directory / FILE_NAME
@@ -54,6 +54,7 @@ class LocalMetadataStore(MetadataOperations):
         brokers = {node_id: BrokerInfo(node_id, host, port)}
         self.node_id = node_id
         self.image = MetadataImage(cluster_id, node_id, brokers)
+        self.operations = MetadataOperations(lambda: self.image, node_id)
         self._listeners: list[Callable[[MetadataImage, MetadataImage], None]] = []
         #: Topic name -> (the TopicInfo, its records' JSON) as last written.
         self._topic_json: dict[str, tuple[TopicInfo, str]] = {}
@@ -90,7 +91,9 @@ class LocalMetadataStore(MetadataOperations):
         """Call `listener(old, new)` after every change of the image."""
         self._listeners.append(listener)
 
-    def commit(self, records: Sequence[MetadataRecord]) -> MetadataImage:
+    async def commit(self, records: Sequence[MetadataRecord]) -> MetadataImage:
+        # Nothing awaited: the file is written and the listeners run before
+        # any other task does (a metadata change is one step, as before).
         if not records:
             return self.image
         old = self.image
@@ -100,6 +103,10 @@ class LocalMetadataStore(MetadataOperations):
         for listener in self._listeners:
             listener(old, new)
         return new
+
+    async def submit(self, operation: Callable[[], Sequence[MetadataRecord]]
+                     ) -> MetadataImage:
+        return await self.commit(operation())
 
     def _persist(self, image: MetadataImage) -> None:
         # The file is the whole image, but each topic's records are turned

@@ -1,13 +1,21 @@
 """The operations of the controller: each validates a request against the
 current image and returns the metadata records that carry it out, changing
-nothing (the store's `commit` does). Shared by the single-node store and the
-etcd store, which differ only in where the records go.
+nothing (the store's `commit` does). Each store holds one
+`MetadataOperations` over its image: the single-node store and the etcd
+store differ only in where the records go.
+
+Replica placement: a partition without a manual assignment gets one replica,
+the brokers registered in the image taken round-robin from a random start
+(as Kafka's StripedReplicaPlacer, without racks). Followers do not replicate
+yet (issue 14), so a replication factor above 1 is refused with
+INVALID_REPLICATION_FACTOR rather than recorded and not honoured.
 """
 
 from __future__ import annotations
 
+import random
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from strom.cluster.image import (
     BrokerConfigRecord,
@@ -19,7 +27,7 @@ from strom.cluster.image import (
     TopicConfigRecord,
     TopicRecord,
 )
-from strom.cluster.validation import MAX_PARTITIONS, validate_topic_name
+from strom.cluster.validation import MAX_PARTITIONS, MAX_REPLICATION_FACTOR, validate_topic_name
 from strom.config import Value
 from strom.errors import (
     InvalidConfigError,
@@ -39,14 +47,26 @@ def _collision_key(name: str) -> str:
 
 
 class MetadataOperations:
-    """Mixed into a store that keeps `image` and `node_id`."""
+    """The controller's operations over the image `image()` returns (the
+    store's newest), on behalf of broker `node_id`."""
 
-    image: MetadataImage
-    node_id: int
-    # Collision key -> topic name, for the image it was built from (a dict
-    # look-up per new topic instead of a scan of every topic).
-    _collisions: tuple[MetadataImage, dict[str, str]] | None = None
+    def __init__(self, image: Callable[[], MetadataImage], node_id: int) -> None:
+        self._image = image
+        self.node_id = node_id
+        # Collision key -> topic name, for the image it was built from (a dict
+        # look-up per new topic instead of a scan of every topic).
+        self._collisions: tuple[MetadataImage, dict[str, str]] | None = None
 
+    @property
+    def image(self) -> MetadataImage:
+        return self._image()
+
+    def _placement(self, count: int) -> list[tuple[int, ...]]:
+        """One replica for each of `count` new partitions, round-robin over
+        the registered brokers from a random start."""
+        brokers = sorted(self.image.brokers) or [self.node_id]
+        start = random.randrange(len(brokers))
+        return [(brokers[(start + i) % len(brokers)],) for i in range(count)]
 
     def create_topic_records(
         self,
@@ -82,6 +102,10 @@ class MetadataOperations:
                     )
                 if len(set(replicas)) != len(replicas):
                     raise InvalidRequestError("Duplicate brokers in a replica assignment")
+                if len(replicas) > MAX_REPLICATION_FACTOR:
+                    raise InvalidReplicationFactorError(
+                        f"Replication factor {len(replicas)} is not supported: strom does not "
+                        f"replicate partitions yet (at most {MAX_REPLICATION_FACTOR}).")
         else:
             if num_partitions <= 0:
                 raise InvalidPartitionsError("Number of partitions must be larger than 0.")
@@ -97,7 +121,11 @@ class MetadataOperations:
                     f"The target replication factor of {replication_factor} cannot be reached "
                     f"because only {len(self.image.brokers)} broker(s) are registered."
                 )
-            replicas_of = {p: (self.node_id,) for p in range(num_partitions)}
+            if replication_factor > MAX_REPLICATION_FACTOR:
+                raise InvalidReplicationFactorError(
+                    f"Replication factor {replication_factor} is not supported: strom does not "
+                    f"replicate partitions yet (at most {MAX_REPLICATION_FACTOR}).")
+            replicas_of = dict(enumerate(self._placement(num_partitions)))
         topic_id = uuid.uuid4()
         records: list[MetadataRecord] = [TopicRecord(name, topic_id)]
         for partition, replicas in sorted(replicas_of.items()):
@@ -148,9 +176,10 @@ class MetadataOperations:
             )
         replication_factor = topic.replication_factor
         records: list[MetadataRecord] = []
+        placed = self._placement(added) if assignments is None else []
         for i in range(added):
             if assignments is None:
-                replicas: tuple[int, ...] = (self.node_id,)
+                replicas: tuple[int, ...] = placed[i]
             else:
                 replicas = tuple(assignments[i])
                 self._validate_manual_assignment(replicas, replication_factor)
@@ -178,6 +207,10 @@ class MetadataOperations:
                     "than once."
                 )
             previous = broker_id
+        if len(replicas) > MAX_REPLICATION_FACTOR:
+            raise InvalidReplicationFactorError(
+                f"Replication factor {len(replicas)} is not supported: strom does not "
+                f"replicate partitions yet (at most {MAX_REPLICATION_FACTOR}).")
         if replication_factor is not None and len(replicas) != replication_factor:
             raise InvalidReplicaAssignmentError(
                 f"The manual partition assignment includes a partition with {len(replicas)} "

@@ -40,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -198,15 +198,16 @@ class _Context(Generic[S]):
     load_task: asyncio.Task[None] | None = None
 
 
-def coordinator_node(image: Callable[[], MetadataImage], topic: str, create: Callable[[], None],
-                     partition_of: Callable[[int], int]) -> int | None:
+async def coordinator_node(image: Callable[[], MetadataImage], topic: str,
+                           create: Callable[[], Awaitable[None]],
+                           partition_of: Callable[[int], int]) -> int | None:
     """The node leading a key's partition of an internal topic, creating the
     topic first when it is missing (as Kafka does on FindCoordinator); None
     while there is no leader or the topic cannot be created."""
     info = image().topics.get(topic)
     if info is None:
         try:
-            create()
+            await create()
         except KafkaStorageError as exc:  # logged once per condition (storage.disk)
             log.debug("cannot create %s: %s", topic, exc)
             return None

@@ -46,7 +46,7 @@ async def broker(etcd: EtcdCluster, node_id: int, cluster: str = "c1",
 
 
 async def create_topic(store: EtcdMetadataStore, name: str) -> MetadataImage:
-    return await store.submit(lambda: store.create_topic_records(name, 1, 1, {}))
+    return await store.submit(lambda: store.operations.create_topic_records(name, 1, 1, {}))
 
 
 def test_brokers_see_each_others_commits_in_order(etcd: EtcdCluster) -> None:
@@ -90,7 +90,7 @@ def test_only_the_controller_commits_and_a_deposed_one_is_fenced(etcd: EtcdClust
             assert b.is_controller
             # The deposed controller's transaction is refused by etcd itself,
             # whatever its image still says.
-            records = a.create_topic_records("from-deposed", 1, 1, {})
+            records = a.operations.create_topic_records("from-deposed", 1, 1, {})
             with pytest.raises(NotControllerError):
                 await write_batch(admin, a.keys, deposed, 2, records)
             with pytest.raises(NotControllerError):

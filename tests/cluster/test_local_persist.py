@@ -4,6 +4,7 @@ and reads back to the same image after any sequence of commits."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -23,8 +24,8 @@ def _store(path: Path) -> LocalMetadataStore:
 
 def test_topic_json_is_record_to_json(tmp_path: Path) -> None:
     store = _store(tmp_path)
-    store.commit(store.create_topic_records("t", 5, 1, {"retention.ms": 1000,
-                                                        "cleanup.policy": ["compact"]}))
+    asyncio.run(store.commit(store.operations.create_topic_records(
+        "t", 5, 1, {"retention.ms": 1000, "cleanup.policy": ["compact"]})))
     topic = store.image.topics["t"]
     assert json.loads(f"[{topic_json(topic)}]") == [
         record_to_json(r) for r in topic_to_records(topic)]
@@ -33,16 +34,16 @@ def test_topic_json_is_record_to_json(tmp_path: Path) -> None:
 def test_the_file_reads_back_as_the_image_after_every_commit(tmp_path: Path) -> None:
     store = _store(tmp_path)
     steps: list[Callable[[], list[MetadataRecord]]] = [
-        lambda: store.create_topic_records("a", 3, 1, {}),
-        lambda: store.create_topic_records("b", 2, 1, {"retention.ms": 5}),
-        lambda: store.create_partitions_records("a", 6, None),
-        lambda: store.topic_config_records("b", {"retention.ms": 7}),
-        lambda: store.broker_config_records({"log.retention.ms": 9}),
-        lambda: store.delete_topic_records("a"),
-        lambda: store.create_topic_records("a", 1, 1, {}),
+        lambda: store.operations.create_topic_records("a", 3, 1, {}),
+        lambda: store.operations.create_topic_records("b", 2, 1, {"retention.ms": 5}),
+        lambda: store.operations.create_partitions_records("a", 6, None),
+        lambda: store.operations.topic_config_records("b", {"retention.ms": 7}),
+        lambda: store.operations.broker_config_records({"log.retention.ms": 9}),
+        lambda: store.operations.delete_topic_records("a"),
+        lambda: store.operations.create_topic_records("a", 1, 1, {}),
     ]
     for step in steps:
-        store.commit(step())
+        asyncio.run(store.commit(step()))
         data = json.loads(store.path.read_text())
         assert data["records"] == [record_to_json(r) for r in image_to_records(store.image)]
         assert image_to_records(_store(tmp_path).image) == image_to_records(store.image)

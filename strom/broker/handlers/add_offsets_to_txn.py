@@ -18,7 +18,7 @@ from strom.protocol.api import ApiKey
 @handles(ApiKey.ADD_OFFSETS_TO_TXN)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     coordinator = ctx.broker.transactions
-    if coordinator.coordinator_for(request.transactional_id) != ctx.broker.node_id:
+    if await coordinator.coordinator_for(request.transactional_id) != ctx.broker.node_id:
         code = ErrorCode.not_coordinator
     elif not request.group_id:
         code = ErrorCode.invalid_group_id

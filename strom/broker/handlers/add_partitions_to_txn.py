@@ -32,7 +32,7 @@ async def _one(ctx: RequestContext, transactional_id: str, producer_id: int,
                verify_only: bool) -> dict[TopicPartition, ErrorCode]:
     broker = ctx.broker
     coordinator = broker.transactions
-    if coordinator.coordinator_for(transactional_id) != broker.node_id:
+    if await coordinator.coordinator_for(transactional_id) != broker.node_id:
         return dict.fromkeys(partitions, ErrorCode.not_coordinator)
     unknown = {tp for tp in partitions if tp[0] not in broker.image.topics
                or not 0 <= tp[1] < len(broker.image.topics[tp[0]].partitions)}

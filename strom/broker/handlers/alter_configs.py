@@ -21,7 +21,7 @@ The helpers below are shared with IncrementalAlterConfigs.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from strom.broker.context import BrokerServices, RequestContext
@@ -87,7 +87,7 @@ def _render_topic(key: str, value: Value) -> str:
     return rendered if rendered is not None else str(value)
 
 
-def replace_topic_configs(broker: BrokerServices, name: str, wanted: Mapping[str, str],
+async def replace_topic_configs(broker: BrokerServices, name: str, wanted: Mapping[str, str],
                           validate_only: bool) -> None:
     """Make `wanted` the topic's complete set of overrides; raises KafkaErrors."""
     if not name:
@@ -99,9 +99,9 @@ def replace_topic_configs(broker: BrokerServices, name: str, wanted: Mapping[str
         raise UnknownTopicOrPartitionError(f"The topic '{name}' does not exist.")
     changes: dict[str, Value] = {k: v for k, v in parsed.items() if topic.configs.get(k) != v}
     changes.update({k: None for k in topic.configs if k not in parsed})
-    records = broker.metadata.topic_config_records(name, changes)
+    records = broker.metadata.operations.topic_config_records(name, changes)
     if not validate_only:
-        broker.metadata.commit(records)
+        await broker.metadata.commit(records)
 
 
 # --- brokers -----------------------------------------------------------------
@@ -130,7 +130,7 @@ def broker_dynamic_as_text(broker: BrokerServices) -> dict[str, str]:
     return result
 
 
-def replace_broker_configs(broker: BrokerServices, wanted: Mapping[str, str],
+async def replace_broker_configs(broker: BrokerServices, wanted: Mapping[str, str],
                            validate_only: bool) -> None:
     """Make `wanted` the complete set of dynamic broker configs; raises KafkaErrors.
 
@@ -153,10 +153,10 @@ def replace_broker_configs(broker: BrokerServices, wanted: Mapping[str, str],
     current = broker.image.broker_configs
     changes: dict[str, Value] = {k: v for k, v in parsed.items() if current.get(k) != v}
     changes.update({k: None for k in current if k not in parsed})
-    records = broker.metadata.broker_config_records(changes)
+    records = broker.metadata.operations.broker_config_records(changes)
     if validate_only or not records:
         return
-    image = broker.metadata.commit(records)
+    image = await broker.metadata.commit(records)
     broker.config.dynamic.clear()
     broker.config.dynamic.update(image.broker_configs)
     broker.replicas.refresh_configs(image)
@@ -165,7 +165,7 @@ def replace_broker_configs(broker: BrokerServices, wanted: Mapping[str, str],
 # --- the handler -------------------------------------------------------------
 
 
-def alter_each(request: Any, alter: Callable[[Any], None],
+async def alter_each(request: Any, alter: Callable[[Any], Awaitable[None]],
                allow_null: bool = False) -> dict[str, Any]:
     """Both alter APIs' response: `alter` applied to each resource in turn, a
     resource named twice refused, each resource's KafkaError its own result."""
@@ -178,7 +178,7 @@ def alter_each(request: Any, alter: Callable[[Any], None],
             continue
         try:
             check_config_names_and_values(resource.configs, allow_null=allow_null)
-            alter(resource)
+            await alter(resource)
         except KafkaError as exc:
             responses.append(resource_result(resource, exc.code, exc.message))
             continue
@@ -191,17 +191,17 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
     validate_only = bool(request.validate_only)
 
-    def alter(resource: Any) -> None:
+    async def alter(resource: Any) -> None:
         wanted = {c.name: c.value for c in resource.configs}
         if resource.resource_type == TOPIC:
-            replace_topic_configs(broker, resource.resource_name, wanted, validate_only)
+            await replace_topic_configs(broker, resource.resource_name, wanted, validate_only)
         elif resource.resource_type == BROKER:
             check_broker_name(broker, resource.resource_name)
-            replace_broker_configs(broker, wanted, validate_only)
+            await replace_broker_configs(broker, wanted, validate_only)
         elif resource.resource_type == BROKER_LOGGER:
             raise InvalidRequestError("AlterConfigs does not support BROKER_LOGGER resources")
         else:
             raise InvalidRequestError(
                 f"Unknown resource type {resource_type_name(resource.resource_type)}")
 
-    return alter_each(request, alter)
+    return await alter_each(request, alter)

@@ -4,7 +4,7 @@ Versions: 0-3. Each topic either lets the controller place the new
 partitions or gives one replica assignment per new partition. Shrinking,
 keeping the count, or assignments that do not fit fail with Kafka's
 INVALID_PARTITIONS / INVALID_REPLICA_ASSIGNMENT messages (see
-MetadataStore.create_partitions_records). A topic named twice fails
+MetadataOperations.create_partitions_records). A topic named twice fails
 with INVALID_REQUEST ("Duplicate topic name."); validate_only changes nothing.
 The request is one metadata operation: more than 10,000 new partitions in all
 fail every topic with POLICY_VIOLATION, as in Kafka's controller. The new
@@ -48,7 +48,8 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         assignments = (None if topic.assignments is None
                        else [list(a.broker_ids) for a in topic.assignments])
         try:
-            records += metadata.create_partitions_records(topic.name, topic.count, assignments)
+            records += metadata.operations.create_partitions_records(
+                topic.name, topic.count, assignments)
         except KafkaError as exc:
             result.update(error_code=exc.code, error_message=exc.message)
         results.append(result)
@@ -57,7 +58,7 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         if not validate_only:
             # New logs on a worker thread (broker/log_jobs.py); answered once made.
             with ctx.broker.replicas.creating_in_background():
-                metadata.commit(records)
+                await metadata.commit(records)
     except KafkaError as exc:
         # The whole operation fails, every topic with it (as in Kafka).
         for result in results:

@@ -80,7 +80,7 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
             # The logs are made on a worker thread (broker/log_jobs.py); the
             # answer waits for them, so the topic takes produce at once.
             with broker.replicas.creating_in_background():
-                image = broker.metadata.commit(records)
+                image = await broker.metadata.commit(records)
     except KafkaError as exc:
         return _all_failed(request, exc)
     await broker.replicas.created()

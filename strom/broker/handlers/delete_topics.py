@@ -79,13 +79,13 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
                 results.append(_result(None, topic_id, ErrorCode.invalid_request,
                                        "Duplicate topic id."))
         else:
-            results.append(_delete(ctx, name, topic_id))
+            results.append(await _delete(ctx, name, topic_id))
     # The logs are removed on a worker thread (broker/log_jobs.py): answered once gone.
     await broker.replicas.settled()
     return {"throttle_time": 0, "responses": results}
 
 
-def _delete(ctx: RequestContext, name: str | None, topic_id: uuid.UUID) -> dict[str, Any]:
+async def _delete(ctx: RequestContext, name: str | None, topic_id: uuid.UUID) -> dict[str, Any]:
     broker = ctx.broker
     if name is None:
         by_id = broker.image.topic_by_id(topic_id)
@@ -99,7 +99,7 @@ def _delete(ctx: RequestContext, name: str | None, topic_id: uuid.UUID) -> dict[
                            _UNKNOWN_TOPIC)
         topic_id = by_name.topic_id
     try:
-        records = broker.metadata.delete_topic_records(name)
+        records = broker.metadata.operations.delete_topic_records(name)
         if name in INTERNAL_TOPICS:
             # Kafka allows it too (only ACLs protect these topics); it drops every
             # committed offset or transaction state, so the operator must see who.
@@ -108,12 +108,12 @@ def _delete(ctx: RequestContext, name: str | None, topic_id: uuid.UUID) -> dict[
                         "empty when next needed", name, ctx.header.client_id or "",
                         ctx.client_host or "unknown host")
         try:
-            broker.metadata.commit(records)
+            await broker.metadata.commit(records)
         except LogDirFullError:
             # The metadata file needs room that the topic's own data may be
             # taking: empty its logs first (they were going anyway), retry once.
             broker.replicas.release_topic_space(name)
-            broker.metadata.commit(records)
+            await broker.metadata.commit(records)
     except KafkaError as exc:
         return _result(name, topic_id, exc.code, exc.message)
     return _result(name, topic_id, ErrorCode.none)

@@ -22,7 +22,7 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         empty = {"transactional_id": transactional_id, "transaction_state": "",
                  "transaction_timeout": 0, "transaction_start_time": -1,
                  "producer_id": -1, "producer_epoch": -1, "topics": []}
-        if coordinator.coordinator_for(transactional_id) != broker.node_id:
+        if await coordinator.coordinator_for(transactional_id) != broker.node_id:
             states.append({**empty, "error_code": ErrorCode.not_coordinator})
             continue
         code, m = coordinator.describe(transactional_id)

@@ -22,7 +22,7 @@ from strom.protocol.api import ApiKey
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     coordinator = ctx.broker.transactions
     pid, epoch = -1, -1
-    if coordinator.coordinator_for(request.transactional_id) != ctx.broker.node_id:
+    if await coordinator.coordinator_for(request.transactional_id) != ctx.broker.node_id:
         code = ErrorCode.not_coordinator
     else:
         code, pid, epoch = await coordinator.end_transaction(

@@ -25,15 +25,15 @@ _MESSAGES = {
 }
 
 
-def _find(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
+async def _find(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
     broker = ctx.broker
     node: int | None = None
     if key_type == GROUP:
         code = ErrorCode.coordinator_not_available
-        node = broker.groups.coordinator_for(key)
+        node = await broker.groups.coordinator_for(key)
     elif key_type == TRANSACTION:
         code = ErrorCode.coordinator_not_available
-        node = broker.transactions.coordinator_for(key)
+        node = await broker.transactions.coordinator_for(key)
     else:
         code = ErrorCode.invalid_request
     info = broker.image.brokers.get(node) if node is not None else None
@@ -49,7 +49,8 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     key_type = int(getattr(request, "key_type", GROUP))
     if ctx.api_version >= 4:
         return {"throttle_time": 0,
-                "coordinators": [_find(ctx, key, key_type) for key in request.coordinator_keys]}
-    found = _find(ctx, request.key, key_type)
+                "coordinators": [await _find(ctx, key, key_type)
+                                 for key in request.coordinator_keys]}
+    found = await _find(ctx, request.key, key_type)
     del found["key"]
     return {"throttle_time": 0, **found}

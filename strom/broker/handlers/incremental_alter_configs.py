@@ -64,7 +64,7 @@ def _check_operation(op: Any) -> None:
         raise InvalidRequestError(f"Unknown operation type {op.config_operation}")
 
 
-def _alter_topic(broker: BrokerServices, resource: Any, validate_only: bool) -> None:
+async def _alter_topic(broker: BrokerServices, resource: Any, validate_only: bool) -> None:
     wanted = topic_overrides_as_text(broker, resource.resource_name)
     for op in resource.configs:
         _check_operation(op)
@@ -78,10 +78,10 @@ def _alter_topic(broker: BrokerServices, resource: Any, validate_only: bool) -> 
                 )
             default = definition.definition.render(definition.definition.default)
         _apply(wanted, op, default)
-    replace_topic_configs(broker, resource.resource_name, wanted, validate_only)
+    await replace_topic_configs(broker, resource.resource_name, wanted, validate_only)
 
 
-def _alter_broker(broker: BrokerServices, resource: Any, validate_only: bool) -> None:
+async def _alter_broker(broker: BrokerServices, resource: Any, validate_only: bool) -> None:
     check_broker_name(broker, resource.resource_name)
     wanted = broker_dynamic_as_text(broker)
     for op in resource.configs:
@@ -96,10 +96,10 @@ def _alter_broker(broker: BrokerServices, resource: Any, validate_only: bool) ->
                 )
             default = definition.render(definition.default)
         _apply(wanted, op, default)
-    replace_broker_configs(broker, wanted, validate_only)
+    await replace_broker_configs(broker, wanted, validate_only)
 
 
-def _alter_loggers(broker: BrokerServices, resource: Any, validate_only: bool) -> None:
+async def _alter_loggers(broker: BrokerServices, resource: Any, validate_only: bool) -> None:
     """Kafka's ConfigAdminManager.validateLogLevelConfigs, then the change."""
     name = resource.resource_name
     if name == "":
@@ -137,15 +137,15 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
     validate_only = bool(request.validate_only)
 
-    def alter(resource: Any) -> None:
+    async def alter(resource: Any) -> None:
         if resource.resource_type == TOPIC:
-            _alter_topic(broker, resource, validate_only)
+            await _alter_topic(broker, resource, validate_only)
         elif resource.resource_type == BROKER:
-            _alter_broker(broker, resource, validate_only)
+            await _alter_broker(broker, resource, validate_only)
         elif resource.resource_type == BROKER_LOGGER:
-            _alter_loggers(broker, resource, validate_only)
+            await _alter_loggers(broker, resource, validate_only)
         else:
             raise InvalidRequestError(
                 f"Unknown resource type {resource_type_name(resource.resource_type)}")
 
-    return alter_each(request, alter, allow_null=True)
+    return await alter_each(request, alter, allow_null=True)

@@ -15,19 +15,26 @@ from typing import Any
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.coordinator.txn.errors import for_version
-from strom.errors import ErrorCode
+from strom.errors import ErrorCode, KafkaError
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import to_millis
 
 
 @handles(ApiKey.INIT_PRODUCER_ID)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    # A block of producer ids is reserved by a metadata commit, awaited
+    # here rather than inside the coordinator's synchronous operations.
+    try:
+        await ctx.broker.producer_ids.ensure_block()
+    except KafkaError as exc:
+        return {"throttle_time": 0, "error_code": exc.code, "producer_id": -1,
+                "producer_epoch": -1}
     if request.transactional_id is None:
         producer_id = ctx.broker.producer_ids.next_producer_id()
         return {"throttle_time": 0, "error_code": ErrorCode.none, "producer_id": producer_id,
                 "producer_epoch": 0}
     coordinator = ctx.broker.transactions
-    if coordinator.coordinator_for(request.transactional_id) != ctx.broker.node_id:
+    if await coordinator.coordinator_for(request.transactional_id) != ctx.broker.node_id:
         return {"throttle_time": 0, "error_code": ErrorCode.not_coordinator,
                 "producer_id": -1, "producer_epoch": -1}
     code, producer_id, epoch = await coordinator.init_producer_id(

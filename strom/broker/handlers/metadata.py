@@ -96,7 +96,7 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
             topic = image.topics.get(name)
             if topic is None and auto_create:
                 try:
-                    topic = create_topic(broker, name)
+                    topic = await create_topic(broker, name)
                 except KafkaError as exc:
                     code = exc.code
                     if code == ErrorCode.topic_already_exists:

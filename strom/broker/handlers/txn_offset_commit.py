@@ -31,7 +31,7 @@ def _all(request: Any, code: ErrorCode) -> list[dict[str, Any]]:
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
     groups = broker.groups
-    if groups.coordinator_for(request.group_id) != broker.node_id:
+    if await groups.coordinator_for(request.group_id) != broker.node_id:
         return {"throttle_time": 0, "topics": _all(request, ErrorCode.not_coordinator)}
     if ctx.api_version >= 5:
         transactions = broker.transactions

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from strom.clock import Clock
 from strom.cluster.image import GROUP_METADATA_TOPIC, MetadataImage
 from strom.cluster.store import MetadataStore
+from strom.cluster.validation import MAX_REPLICATION_FACTOR
 from strom.config import BrokerConfig
 from strom.coordinator.group.classic import Responder, join_response, sync_response
 from strom.coordinator.group.consumer import ConsumerGroup
@@ -104,18 +105,19 @@ class GroupCoordinator:
         self.metadata.subscribe(self.on_image)
         self.on_image(None, self.metadata.image)
 
-    def _create_topic(self) -> None:
+    async def _create_topic(self) -> None:
         brokers = len(self.metadata.image.brokers)
         replication = self.broker_config.get("offsets.topic.replication.factor")
         segment_bytes = self.broker_config.get("offsets.topic.segment.bytes")
         assert isinstance(replication, int) and isinstance(segment_bytes, int)
         # A cluster of one cannot hold 3 replicas; Kafka would refuse to serve groups
         # until it could, we use what there is.
-        records = self.metadata.create_topic_records(
-            TOPIC, self.config.offsets_topic_partitions, min(replication, brokers),
+        records = self.metadata.operations.create_topic_records(
+            TOPIC, self.config.offsets_topic_partitions,
+            min(replication, brokers, MAX_REPLICATION_FACTOR),
             {"cleanup.policy": ["compact"], "compression.type": "producer",
              "segment.bytes": segment_bytes})
-        self.metadata.commit(records)
+        await self.metadata.commit(records)
         log.info("created %s with %d partitions", TOPIC, self.config.offsets_topic_partitions)
 
     def on_image(self, old: MetadataImage | None, new: MetadataImage) -> None:
@@ -145,11 +147,11 @@ class GroupCoordinator:
     def partition_for(self, group_id: str) -> int:
         return partition_for(group_id, self.num_partitions)
 
-    def coordinator_for(self, group_id: str) -> int | None:
+    async def coordinator_for(self, group_id: str) -> int | None:
         """The node id of the group's coordinator, or None if it has none now.
         `__consumer_offsets` is created here when missing, as Kafka does on
         FindCoordinator; its partitions then load in the background."""
-        return coordinator_node(lambda: self.metadata.image, TOPIC, self._create_topic,
+        return await coordinator_node(lambda: self.metadata.image, TOPIC, self._create_topic,
                                 lambda count: partition_for(group_id, count))
 
     # -- classic groups ---------------------------------------------------------------------

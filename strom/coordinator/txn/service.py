@@ -21,6 +21,7 @@ from typing import Protocol, TypeVar
 from strom.clock import Clock
 from strom.cluster.image import TRANSACTION_STATE_TOPIC, MetadataImage
 from strom.cluster.store import MetadataStore
+from strom.cluster.validation import MAX_REPLICATION_FACTOR
 from strom.config import BrokerConfig
 from strom.coordinator.group.service import TOPIC as GROUP_TOPIC
 from strom.coordinator.group.service import partition_for
@@ -140,14 +141,14 @@ class TransactionCoordinator:
         self.metadata.subscribe(self.on_image)
         self.on_image(None, self.metadata.image)
 
-    def _create_topic(self) -> None:
+    async def _create_topic(self) -> None:
         if TOPIC not in self.metadata.image.topics:
             brokers = len(self.metadata.image.brokers)
             partitions = self.config.state_log_num_partitions
             replication = self.config.state_log_replication_factor
             segment_bytes = self.config.state_log_segment_bytes
-            self.metadata.commit(self.metadata.create_topic_records(
-                TOPIC, partitions, min(replication, brokers),
+            await self.metadata.commit(self.metadata.operations.create_topic_records(
+                TOPIC, partitions, min(replication, brokers, MAX_REPLICATION_FACTOR),
                 {"cleanup.policy": ["compact"], "compression.type": "uncompressed",
                  "min.insync.replicas": 1, "segment.bytes": segment_bytes,
                  "unclean.leader.election.enable": False}))
@@ -189,8 +190,8 @@ class TransactionCoordinator:
     def partition_for(self, transactional_id: str) -> int:
         return partition_for(transactional_id, self.num_partitions)
 
-    def coordinator_for(self, transactional_id: str) -> int | None:
-        return coordinator_node(lambda: self.metadata.image, TOPIC, self._create_topic,
+    async def coordinator_for(self, transactional_id: str) -> int | None:
+        return await coordinator_node(lambda: self.metadata.image, TOPIC, self._create_topic,
                                 lambda count: partition_for(transactional_id, count))
 
     def group_partition(self, group_id: str) -> TopicPartition:

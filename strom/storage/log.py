@@ -44,6 +44,7 @@ from strom.errors import (
 )
 from strom.protocol.records import LOG_OVERHEAD, BatchHeader
 from strom.storage import checkpoints, disk, files, loader, log_read, retention, swap
+from strom.storage.file_records import FileRegion
 from strom.storage.flush import FlushTicket, prepare_ticket
 from strom.storage.leader_epoch import LeaderEpochCache
 from strom.storage.log_append import AppendInfo, UnexpectedAppendOffsetError, follower_batches
@@ -53,7 +54,7 @@ from strom.storage.log_read import LogReadResult
 from strom.storage.log_segments import LogSegments
 from strom.storage.new_logs import NewLogSync, make_new_log_durable
 from strom.storage.producer_state import AppendOrigin
-from strom.storage.segment import FileRegion, LogSegment
+from strom.storage.segment import LogSegment
 from strom.storage.segment_files import SegmentFiles
 
 # Also the names callers import from here, defined next to their concepts.

@@ -12,7 +12,8 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from strom.storage.segment import FileRegion, LogSegment
+from strom.storage.file_records import FileRegion
+from strom.storage.segment import LogSegment
 
 __all__ = ["EMPTY_READ", "LogReadResult", "max_timestamp", "offset_for_timestamp", "read"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from storage_helpers import append, open_log
 
-from strom.storage import segment
+from strom.storage.file_records import MAP_THRESHOLD
 from strom.storage.log import LogConfig, PartitionLog
 
 
@@ -30,7 +30,7 @@ def test_view_equals_read_for_large_and_small_regions(tmp_path: Path) -> None:
         assert len(view) == region.length
         assert bytes(view) == region.read()
     small = log.read(0, 1, max_offset=2, min_one_batch=True).regions[0]
-    assert small.length < segment.MAP_THRESHOLD
+    assert small.length < MAP_THRESHOLD
     assert small.view() == small.read()
     log.close()
 

@@ -1,7 +1,10 @@
 """A segment's .log file (Kafka's FileRecords): its fd, opened on demand and
-closed while idle, and the byte ranges (FileRegion) fetch sends from it.
+closed while idle; walks over its batch headers; and the byte ranges
+(FileRegion) fetch sends from it.
 
-LogSegment (segment.py) writes and walks batches through `SegmentFile.fd`;
+LogSegment (segment.py) writes batches through `SegmentFile.fd` and finds
+them with `walk`, which preads only the 43-byte prefix of each header (base
+offset, length, last offset delta, max timestamp), never the records.
 FileRegion is what a read returns: a range of the file, read with pread or
 mapped read-only for a zero-copy socket write (see FileRegion.view for why
 a later truncation cannot crash the broker).
@@ -11,10 +14,13 @@ from __future__ import annotations
 
 import mmap
 import os
+import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from strom.errors import KafkaStorageError
+from strom.protocol.records import LOG_OVERHEAD
 from strom.storage.open_files import open_files
 
 __all__ = ["MAP_THRESHOLD", "FileRegion", "SegmentFile"]
@@ -26,6 +32,19 @@ __all__ = ["MAP_THRESHOLD", "FileRegion", "SegmentFile"]
 #: third of the CPU on six 1 MiB regions per response. Below ~64 KiB the
 #: mmap/munmap pair costs more than a copy into warm, reused heap memory.
 MAP_THRESHOLD = 64 * 1024
+
+#: base_offset, batch_length, partition_leader_epoch, magic, crc, attributes,
+#: last_offset_delta, base_timestamp, max_timestamp: what walking batches needs.
+_PREFIX = struct.Struct(">qiibIhiqq")
+_PREFIX_SIZE = _PREFIX.size  # 43
+_MAX_TIMESTAMP = struct.Struct(">q")
+_MAX_TIMESTAMP_AT = 35
+#: Smallest legal batch_length (a header without records).
+_MIN_BATCH_LENGTH = 49
+#: Batch walks read headers in windows this large: one pread covers ~40
+#: small batches, and costs about the same as a 43-byte pread for big ones.
+#: Measured on a 1 MiB fetch of 170-byte batches: per-header preads 6 ms.
+_WALK_WINDOW = 8192
 
 
 class SegmentFile:
@@ -76,6 +95,64 @@ class SegmentFile:
         self._create = False
         open_files.opened(self)
         return fd
+
+    # -- batches ----------------------------------------------------------
+
+    def walk(
+        self, position: int, size: int, *, strict: bool = True
+    ) -> Iterator[tuple[int, int, int, int]]:
+        """(position, size, last offset, max timestamp) of each batch from
+        `position` to `size`, the segment's end. A header that is not a
+        plausible batch raises KafkaStorageError (strict) or ends the walk."""
+        # The fd is read per pread, never kept: between two batches the caller
+        # may open other files, and the fd may be closed to stay within the
+        # bound (open_files.py) and its number reused.
+        unpack = _PREFIX.unpack_from
+        window = b""
+        window_start = position
+        while position < size:
+            at = position - window_start
+            if at + _PREFIX_SIZE > len(window):
+                window = os.pread(self.fd, _WALK_WINDOW, position)
+                window_start, at = position, 0
+            if at + _PREFIX_SIZE > len(window):
+                bad = "truncated header"
+            else:
+                base, length, _epoch, magic, _crc, _attrs, delta, _base_ts, max_ts = unpack(
+                    window, at
+                )
+                batch_size = length + LOG_OVERHEAD
+                if magic == 2 and length >= _MIN_BATCH_LENGTH and position + batch_size <= size:
+                    yield position, batch_size, base + delta, max_ts
+                    position += batch_size
+                    continue
+                bad = f"implausible header (magic {magic}, length {length})"
+            if strict:
+                raise KafkaStorageError(f"{self.path}: {bad} at position {position}")
+            return
+
+    def batch_prefix(self, position: int, size: int) -> tuple[int, int, int]:
+        """(base offset, batch length, last offset) of the batch at `position`;
+        base offset -1 when no complete, plausible batch (ending by `size`)
+        starts there."""
+        raw = os.pread(self.fd, _PREFIX_SIZE, position)
+        if len(raw) < _PREFIX_SIZE:
+            return -1, 0, -1
+        base, length, _epoch, magic, _crc, _attrs, delta, _base_ts, _max_ts = _PREFIX.unpack(raw)
+        if magic != 2 or length < _MIN_BATCH_LENGTH or position + length + LOG_OVERHEAD > size:
+            return -1, 0, -1
+        return base, length, base + delta
+
+    def first_max_timestamp(self, size: int) -> int | None:
+        """The first batch's max timestamp; None if the file (of `size`
+        bytes) holds no whole batch header."""
+        if size >= _PREFIX_SIZE:
+            raw = os.pread(self.fd, 8, _MAX_TIMESTAMP_AT)
+            if len(raw) == 8:
+                return int(_MAX_TIMESTAMP.unpack(raw)[0])
+        return None
+
+    # -- the fd -----------------------------------------------------------
 
     def evict(self) -> None:
         """Close the fd; the next use reopens it."""

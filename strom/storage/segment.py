@@ -15,23 +15,20 @@ Invariants:
 - (max_timestamp, offset_of_max_timestamp) is the largest batch max
   timestamp in the segment and the last offset of the first batch carrying it.
 
-Readers only pread the 27-byte prefix of each header (base offset, length,
-last offset delta) while walking batches, never the records. Fetch sends
-large regions from a read-only mapping of the file (FileRegion.view, in
-file_records.py, with the file's fd); see there for why a later truncation
-cannot crash the broker.
+The .log file itself is a SegmentFile (file_records.py): its fd, the walk
+over batch headers that finds batches (never reading the records), and the
+FileRegions fetch sends, mapped read-only when large (FileRegion.view: see
+there for why a later truncation cannot crash the broker).
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import struct
-from collections.abc import Iterator
 from pathlib import Path
 
 from strom.errors import KafkaStorageError
-from strom.protocol.records import LOG_OVERHEAD, decode_records, read_batch_header
+from strom.protocol.records import decode_records, read_batch_header
 from strom.storage import files
 from strom.storage.file_records import FileRegion, SegmentFile
 from strom.storage.index import OffsetIndex, TimeIndex
@@ -39,18 +36,6 @@ from strom.storage.index import OffsetIndex, TimeIndex
 __all__ = ["LogSegment"]
 
 _INT32_MAX = 2**31 - 1
-#: base_offset, batch_length, partition_leader_epoch, magic, crc, attributes,
-#: last_offset_delta, base_timestamp, max_timestamp: what walking batches needs.
-_PREFIX = struct.Struct(">qiibIhiqq")
-_PREFIX_SIZE = _PREFIX.size  # 43
-_MAX_TIMESTAMP = struct.Struct(">q")
-_MAX_TIMESTAMP_AT = 35
-#: Smallest legal batch_length (a header without records).
-_MIN_BATCH_LENGTH = 49
-#: Batch walks read headers in windows this large: one pread covers ~40
-#: small batches, and costs about the same as a 43-byte pread for big ones.
-#: Measured on a 1 MiB fetch of 170-byte batches: per-header preads 6 ms.
-_WALK_WINDOW = 8192
 
 
 class LogSegment:
@@ -270,11 +255,7 @@ class LogSegment:
     def rolling_timestamp(self) -> int | None:
         """The first batch's max timestamp, which time-based rolling measures from."""
         if not self._rolling_timestamp_known:
-            self._rolling_timestamp = None
-            if self.size >= _PREFIX_SIZE:
-                raw = os.pread(self.file.fd, 8, _MAX_TIMESTAMP_AT)
-                if len(raw) == 8:
-                    self._rolling_timestamp = _MAX_TIMESTAMP.unpack(raw)[0]
+            self._rolling_timestamp = self.file.first_max_timestamp(self.size)
             self._rolling_timestamp_known = True
         return self._rolling_timestamp
 
@@ -298,7 +279,8 @@ class LogSegment:
         else:
             position = 0
         end = position
-        for batch_position, batch_size, last, batch_max in self._walk(position, strict=False):
+        walk = self.file.walk(position, self.size, strict=False)
+        for batch_position, batch_size, last, batch_max in walk:
             if batch_max > timestamp:
                 timestamp, ts_offset = batch_max, last
             next_offset = last + 1
@@ -382,53 +364,16 @@ class LogSegment:
 
     # -- reading ----------------------------------------------------------
 
-    def _walk(self, position: int, *, strict: bool = True) -> Iterator[tuple[int, int, int, int]]:
-        """(position, size, last offset, max timestamp) of each batch from
-        `position` to the end of the segment. A header that is not a
-        plausible batch raises KafkaStorageError (strict) or ends the walk."""
-        # The fd is read per pread, never kept: between two batches the caller
-        # may open other files, and the fd may be closed to stay within the
-        # bound (open_files.py) and its number reused.
-        file, size, unpack = self.file, self.size, _PREFIX.unpack_from
-        window = b""
-        window_start = position
-        while position < size:
-            at = position - window_start
-            if at + _PREFIX_SIZE > len(window):
-                window = os.pread(file.fd, _WALK_WINDOW, position)
-                window_start, at = position, 0
-            if at + _PREFIX_SIZE > len(window):
-                bad = "truncated header"
-            else:
-                base, length, _epoch, magic, _crc, _attrs, delta, _base_ts, max_ts = unpack(
-                    window, at
-                )
-                batch_size = length + LOG_OVERHEAD
-                if magic == 2 and length >= _MIN_BATCH_LENGTH and position + batch_size <= size:
-                    yield position, batch_size, base + delta, max_ts
-                    position += batch_size
-                    continue
-                bad = f"implausible header (magic {magic}, length {length})"
-            if strict:
-                raise KafkaStorageError(f"{self.path}: {bad} at position {position}")
-            return
-
     def batch_prefix(self, position: int) -> tuple[int, int, int]:
         """(base offset, batch length, last offset) of the batch at `position`;
         base offset -1 when no complete, plausible batch starts there."""
-        raw = os.pread(self.file.fd, _PREFIX_SIZE, position)
-        if len(raw) < _PREFIX_SIZE:
-            return -1, 0, -1
-        base, length, _epoch, magic, _crc, _attrs, delta, _base_ts, _max_ts = _PREFIX.unpack(raw)
-        if magic != 2 or length < _MIN_BATCH_LENGTH or position + length + LOG_OVERHEAD > self.size:
-            return -1, 0, -1
-        return base, length, base + delta
+        return self.file.batch_prefix(position, self.size)
 
     def translate_offset(self, offset: int, start_position: int = 0) -> tuple[int, int, int] | None:
         """(position, size, last offset) of the first batch whose last offset is
         >= `offset`, or None (LogSegment.translateOffset)."""
         position = max(self.offset_index.lookup(offset)[1], start_position)
-        for batch_position, batch_size, last, _max_ts in self._walk(position):
+        for batch_position, batch_size, last, _max_ts in self.file.walk(position, self.size):
             if last >= offset:
                 return batch_position, batch_size, last
         return None
@@ -469,7 +414,7 @@ class LogSegment:
         # End by size: the last batch boundary within start + limit.
         target = start + limit
         position = max(self.offset_index.floor_position(target), start)
-        for batch_position, batch_size, _last, _max_ts in self._walk(position):
+        for batch_position, batch_size, _last, _max_ts in self.file.walk(position, self.size):
             if batch_position + batch_size > target:
                 position = batch_position
                 break
@@ -488,7 +433,7 @@ class LogSegment:
         with timestamp >= `timestamp` (LogSegment.findOffsetByTimestamp)."""
         indexed_offset = self.time_index.lookup(timestamp)[1]
         position = self.offset_index.lookup(max(indexed_offset, starting_offset))[1]
-        for batch_position, batch_size, last, max_ts in self._walk(position):
+        for batch_position, batch_size, last, max_ts in self.file.walk(position, self.size):
             if last >= starting_offset and max_ts >= timestamp:
                 found = self._first_record_at_or_after(
                     batch_position, batch_size, timestamp, starting_offset

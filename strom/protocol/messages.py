@@ -31,7 +31,7 @@ from strom.protocol.fast.fetch import Chunk, encode_fetch_response
 from strom.protocol.fast.produce import parse_produce_request
 from strom.protocol.fast.produce_response import encode_produce_response
 from strom.protocol.headers import encode_response_header
-from strom.protocol.request_check import check_entity
+from strom.protocol.request_check import check_request
 
 Converter = Callable[[Any], Any]
 E = typing.TypeVar("E", bound=Entity)
@@ -169,11 +169,12 @@ def decode_request(
         return parse_produce_request(api_version, frame, offset)  # type: ignore[return-value]
     cls = request_class(api_key, api_version)
     view = memoryview(frame).toreadonly()
-    # kio allocates by the counts it reads and maps null arrays to None even
-    # where the schema forbids them: walk the bytes by the schema first.
-    check_entity(cls, view, offset)
+    # kio allocates by the counts it reads, maps null arrays to None even
+    # where the schema forbids them and refuses tags it does not know: walk
+    # the bytes by the schema first (a copy without unknown tags if any).
+    body, offset = check_request(cls, view, offset)
     try:
-        request, size = entity_reader(cls)(view, offset)
+        request, size = entity_reader(cls)(body, offset)
     except InvalidRequestError:
         raise
     except Exception as exc:  # kio raises assorted errors on malformed input

@@ -10,7 +10,18 @@ N, but there are only M bytes remaining"). This module does the same, without
 building any object: every array count times its element's smallest encoding,
 every string or bytes length and every tagged field's size must fit in the
 bytes received; a null in a field the schema does not make nullable is
-malformed. Anything else (UTF-8, unknown tags, enum values) is left to kio.
+malformed. Anything else (UTF-8, enum values) is left to kio.
+
+Unknown tagged fields are skipped, as Kafka skips them (KIP-482: newer
+clients add optional data older brokers ignore), but kio's native reader
+raises on a tag it does not know. So the walk raises _UnknownTag at the
+first one, and only then `check_request` walks again collecting every
+unknown field (tag, size and value) and hands kio a copy of the body
+without them, each enclosing tag count (and the size of each known tagged
+field that encloses a removed one) rewritten. The common path copies nothing
+and costs the same (bench/request_check.py, within 0.05 us); a request with
+unknown tags costs about 3 us more plus 0.6 us per tagged-field section
+holding one (a 100-partition Fetch with one in every partition: 65 us).
 
 It follows kio's reading rules (kio/serial/_introspect.py and kio's native
 schema): arrays are compact in flexible versions and int32-counted
@@ -28,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import struct
+import threading
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -43,6 +55,7 @@ from kio.serial._introspect import (
 from kio.static.protocol import Entity
 
 from strom.errors import InvalidRequestError
+from strom.protocol.varint import encode_uvarint
 
 Buffer = bytes | bytearray | memoryview
 # walk(buf, pos, end) -> the position after the value; raises InvalidRequestError.
@@ -59,10 +72,66 @@ _FIXED_SIZES: Final = {
 }
 
 
+# (start, end, replacement): buf[start:end] becomes replacement in the copy kio reads.
+Edit = tuple[int, int, bytes]
+
+
+class _UnknownTag(Exception):
+    """A tagged field kio would not know, met while not collecting edits."""
+
+
+class _Collector(threading.local):
+    # None: the walk raises _UnknownTag at the first unknown tag (the common
+    # path pays nothing for the edits it never needs); a list: it collects them.
+    edits: list[Edit] | None = None
+
+
+_collector: Final = _Collector()
+
+
 def check_entity(cls: type[Entity], buf: Buffer, offset: int) -> int:
     """Raise InvalidRequestError unless `buf[offset:]` starts with a `cls` whose
-    counts, lengths and nulls are all sound; return where that entity ends."""
-    return _entity_plan(cls, False).walk(buf, offset, len(buf))
+    counts, lengths and nulls are all sound; return where that entity ends.
+    Unknown tagged fields are skipped by their size."""
+    walk = _entity_plan(cls, False).walk
+    try:
+        return walk(buf, offset, len(buf))
+    except _UnknownTag:
+        return _walk_collecting(walk, buf, offset)[0]
+
+
+def check_request(cls: type[Entity], buf: Buffer, offset: int) -> tuple[Buffer, int]:
+    """check_entity for a body kio is about to read: the buffer and offset to
+    read it from. The same ones unless the body holds tagged fields `cls` does
+    not know; then a copy of the body without them, read from offset 0."""
+    walk = _entity_plan(cls, False).walk
+    try:
+        walk(buf, offset, len(buf))
+    except _UnknownTag:
+        end, edits = _walk_collecting(walk, buf, offset)
+        return splice(buf, offset, end, edits), 0
+    return buf, offset
+
+
+def _walk_collecting(walk: Walk, buf: Buffer, offset: int) -> tuple[int, list[Edit]]:
+    edits: list[Edit] = []
+    _collector.edits = edits
+    try:
+        return walk(buf, offset, len(buf)), edits
+    finally:
+        _collector.edits = None
+
+
+def splice(buf: Buffer, start: int, end: int, edits: list[Edit]) -> bytes:
+    """buf[start:end] with `edits` (disjoint ranges inside it) applied."""
+    parts: list[Buffer] = []
+    at = start
+    for edit_start, edit_end, replacement in sorted(edits):
+        parts.append(buf[at:edit_start])
+        parts.append(replacement)
+        at = edit_end
+    parts.append(buf[at:end])
+    return b"".join(parts)
 
 
 def _malformed(what: str) -> InvalidRequestError:
@@ -242,20 +311,60 @@ def _tagged_fields(tags: dict[int, Walk]) -> Walk:
     def walk(buf: Buffer, pos: int, end: int) -> int:
         if pos < end and buf[pos] == 0:  # no tagged fields: the common case
             return pos + 1
-        count, pos = _uvarint(buf, pos, end)
+        count_at = pos
+        if pos < end and buf[pos] < 0x80:
+            count = buf[pos]
+            pos += 1
+        else:
+            count, pos = _uvarint(buf, pos, end)
+        count_end = pos
         if count > end - pos:  # each takes at least two bytes
             raise _malformed("more tagged fields than the request holds")
+        edits = _collector.edits
+        first_edit = len(edits) if edits is not None else 0
+        known = 0
         for _ in range(count):
-            tag, pos = _uvarint(buf, pos, end)
-            size, pos = _uvarint(buf, pos, end)
+            field_at = pos
+            # One-byte tags and sizes inline: a section of many fields walks in
+            # half the time (bench/request_check.py).
+            if pos < end and buf[pos] < 0x80:
+                tag = buf[pos]
+                pos += 1
+            else:
+                tag, pos = _uvarint(buf, pos, end)
+            size_at = pos
+            if pos < end and buf[pos] < 0x80:
+                size = buf[pos]
+                pos += 1
+            else:
+                size, pos = _uvarint(buf, pos, end)
             if size > end - pos:
                 raise _malformed(f"tagged field {tag} longer than the request")
             walk_tag = tags.get(tag)
-            # Unknown tags are skipped by size, as Kafka does; a known one must
-            # fill exactly its declared size, since kio reads it by its schema.
-            if walk_tag is not None and walk_tag(buf, pos, pos + size) != pos + size:
+            if walk_tag is None:
+                # Skipped by size, as Kafka does; kio cannot, so it gets a copy without it.
+                if edits is None:
+                    raise _UnknownTag
+                edits.append((field_at, pos + size, b""))
+                pos += size
+                continue
+            known += 1
+            inner = len(edits) if edits is not None else 0
+            # A known tag must fill exactly its declared size: kio reads it by its schema.
+            if walk_tag(buf, pos, pos + size) != pos + size:
                 raise _malformed(f"tagged field {tag} does not match its size")
+            if edits is not None and len(edits) > inner:
+                # Unknown tags removed inside this one's value (a tagged struct) shrink it.
+                removed = sum(e - s - len(r) for s, e, r in edits[inner:])
+                edits.append((size_at, pos, encode_uvarint(size - removed)))
             pos += size
+        if known != count:  # only when collecting: the others raised _UnknownTag
+            assert edits is not None
+            if known == 0:  # the usual case: one edit empties the whole section
+                del edits[first_edit:]
+                edits.append((count_at, pos, b"\x00"))
+            else:
+                edits.append((count_at, count_end, encode_uvarint(known)))
         return pos
     return walk
 

@@ -8,421 +8,34 @@ Kafka's DescribeConfigs reports it.
 
 from __future__ import annotations
 
-import enum
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+# The definitions live in config_defs.py; imported here too, where code has
+# always found them.
+from strom.config_defs import (
+    BROKER_CONFIGS,
+    DEFAULT_SECURITY_PROTOCOL_MAP,
+    LONG_MAX,
+    SECURITY_PROTOCOLS,
+    SUPPORTED_SECURITY_PROTOCOLS,
+    TOPIC_CONFIGS,
+    ConfigDef,
+    ConfigSource,
+    ConfigType,
+    TopicConfigDef,
+    Value,
+)
 from strom.errors import InvalidConfigError
 
-LONG_MAX = 9_223_372_036_854_775_807
-
-
-class ConfigType(enum.IntEnum):
-    """DescribeConfigs' config_type values."""
-
-    BOOLEAN = 1
-    STRING = 2
-    INT = 3
-    SHORT = 4
-    LONG = 5
-    DOUBLE = 6
-    LIST = 7
-    CLASS = 8
-    PASSWORD = 9
-
-
-class ConfigSource(enum.IntEnum):
-    """DescribeConfigs' config_source values."""
-
-    UNKNOWN = 0
-    DYNAMIC_TOPIC_CONFIG = 1
-    DYNAMIC_BROKER_CONFIG = 2
-    DYNAMIC_DEFAULT_BROKER_CONFIG = 3
-    STATIC_BROKER_CONFIG = 4
-    DEFAULT_CONFIG = 5
-    DYNAMIC_BROKER_LOGGER_CONFIG = 6
-
-
-Value = int | float | str | bool | list[str] | None
-
-
-def _parse_bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered not in ("true", "false"):
-        raise ValueError(f"expected true or false, got {text!r}")
-    return lowered == "true"
-
-
-def _parse_list(text: str) -> list[str]:
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
-_PARSERS: dict[ConfigType, Callable[[str], Value]] = {
-    ConfigType.BOOLEAN: _parse_bool,
-    ConfigType.STRING: str.strip,
-    ConfigType.INT: lambda t: int(t.strip()),
-    ConfigType.SHORT: lambda t: int(t.strip()),
-    ConfigType.LONG: lambda t: int(t.strip()),
-    ConfigType.DOUBLE: lambda t: float(t.strip()),
-    ConfigType.LIST: _parse_list,
-    ConfigType.CLASS: str.strip,
-    ConfigType.PASSWORD: str,
-}
-
-_RANGES: dict[ConfigType, tuple[int, int]] = {
-    ConfigType.INT: (-(2**31), 2**31 - 1),
-    ConfigType.SHORT: (-(2**15), 2**15 - 1),
-    ConfigType.LONG: (-(2**63), 2**63 - 1),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigDef:
-    name: str
-    type: ConfigType
-    default: Value
-    doc: str
-    # Smallest legal value for numbers; a tuple of choices for strings/lists.
-    at_least: float | None = None
-    choices: tuple[str, ...] | None = None
-    read_only: bool = False
-
-    def parse(self, text: str) -> Value:
-        """Parse and validate `text`; raises InvalidConfigError."""
-        try:
-            value = _PARSERS[self.type](text)
-            if self.type in _RANGES:
-                low, high = _RANGES[self.type]
-                if not (isinstance(value, int) and low <= value <= high):
-                    raise ValueError(text)
-        except ValueError:
-            # Kafka's ConfigDef.parseType messages, which clients show verbatim.
-            reason = ("Expected value to be either true or false"
-                      if self.type == ConfigType.BOOLEAN
-                      else f"Not a number of type {self.type.name}")
-            raise InvalidConfigError(
-                f"Invalid value {text} for configuration {self.name}: {reason}"
-            ) from None
-        self.validate(value)
-        return value
-
-    def validate(self, value: Value) -> None:
-        if isinstance(value, int) and not isinstance(value, bool) and self.type in _RANGES:
-            low, high = _RANGES[self.type]
-            if not low <= value <= high:
-                raise InvalidConfigError(f"Invalid value {value} for configuration {self.name}")
-        if (self.at_least is not None and isinstance(value, int | float)
-                and value < self.at_least):
-                raise InvalidConfigError(
-                    f"Invalid value {value} for configuration {self.name}: "
-                    f"Value must be at least {_render_number(self.at_least)}"
-                )
-        if self.choices is not None:
-            items = value if isinstance(value, list) else [str(value)]
-            for item in items:
-                if item not in self.choices:
-                    raise InvalidConfigError(
-                        f"Invalid value {item} for configuration {self.name}: "
-                        f"String must be one of: {', '.join(self.choices)}"
-                    )
-
-    def render(self, value: Value) -> str | None:
-        """The value as Kafka prints it in DescribeConfigs."""
-        if value is None:
-            return None
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, list):
-            return ",".join(value)
-        if isinstance(value, float):
-            return repr(value)
-        return str(value)
-
-
-def _render_number(n: float) -> str:
-    return str(int(n)) if float(n).is_integer() else str(n)
-
-
-_COMPRESSION = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
-
-
-def _d(name: str, type_: ConfigType, default: Value, doc: str, **kw: Any) -> ConfigDef:
-    return ConfigDef(name, type_, default, doc, **kw)
-
-
-T = ConfigType
-
-INT_MAX = 2**31 - 1
-
-# The transaction coordinator's configs (docs/transactions.md), Kafka's names and defaults.
-TRANSACTION_COORDINATOR_CONFIGS: list[ConfigDef] = [
-    _d("transaction.state.log.num.partitions", T.INT, 50,
-       "Partitions of __transaction_state (fixed once the topic exists).", at_least=1,
-       read_only=True),
-    _d("transaction.state.log.replication.factor", T.SHORT, 3,
-       "Replication factor of __transaction_state; capped at the number of brokers.",
-       at_least=1, read_only=True),
-    _d("transaction.state.log.segment.bytes", T.INT, 104857600,
-       "Segment size of __transaction_state.", at_least=1, read_only=True),
-    _d("transaction.max.timeout.ms", T.INT, 900000,
-       "Largest transaction timeout a producer may ask for.", at_least=1),
-    _d("transaction.abort.timed.out.transaction.cleanup.interval.ms", T.INT, 10000,
-       "How often transactions past their timeout are looked for and aborted.", at_least=1),
-    _d("transactional.id.expiration.ms", T.INT, 604800000,
-       "How long an idle transactional id is kept.", at_least=1),
+__all__ = [
+    "BROKER_CONFIGS", "BROKER_FAMILIES", "DEFAULT_SECURITY_PROTOCOL_MAP", "LONG_MAX",
+    "SECURITY_PROTOCOLS", "SUPPORTED_SECURITY_PROTOCOLS", "TOPIC_CONFIGS", "BrokerConfig",
+    "ConfigDef", "ConfigSource", "ConfigType", "TopicConfig", "TopicConfigDef", "Value",
+    "parse_properties", "parse_topic_configs",
 ]
-
-# The group coordinator's configs (docs/groups.md), Kafka's names and defaults.
-GROUP_COORDINATOR_CONFIGS: list[ConfigDef] = [
-    _d("offsets.topic.num.partitions", T.INT, 50,
-       "Partitions of __consumer_offsets (fixed once the topic exists).", at_least=1,
-       read_only=True),
-    _d("offsets.topic.replication.factor", T.SHORT, 3,
-       "Replication factor of __consumer_offsets; capped at the number of brokers.",
-       at_least=1, read_only=True),
-    _d("offsets.topic.segment.bytes", T.INT, 104857600,
-       "Segment size of __consumer_offsets.", at_least=1, read_only=True),
-    _d("offsets.load.buffer.size", T.INT, 5242880,
-       "Bytes read at a time while loading a coordinator partition.", at_least=1),
-    _d("offsets.retention.minutes", T.INT, 10080,
-       "How long committed offsets of an empty group are kept.", at_least=1),
-    _d("offsets.retention.check.interval.ms", T.LONG, 600000,
-       "How often expired offsets are removed.", at_least=1),
-    _d("offsets.commit.timeout.ms", T.INT, 5000,
-       "How long a commit waits to be durable before failing.", at_least=1),
-    _d("offset.metadata.max.bytes", T.INT, 4096,
-       "Largest metadata string of a committed offset."),
-    _d("group.initial.rebalance.delay.ms", T.INT, 3000,
-       "How long the first rebalance of an empty classic group waits for more members."),
-    _d("group.min.session.timeout.ms", T.INT, 6000,
-       "Smallest session timeout a classic group member may ask for."),
-    _d("group.max.session.timeout.ms", T.INT, 1800000,
-       "Largest session timeout a classic group member may ask for."),
-    _d("group.max.size", T.INT, INT_MAX, "Most members of a classic group.", at_least=1),
-    _d("group.coordinator.rebalance.protocols", T.LIST, ["classic", "consumer"],
-       "Group protocols the coordinator serves.", choices=("classic", "consumer"),
-       read_only=True),
-    _d("group.consumer.session.timeout.ms", T.INT, 45000,
-       "Session timeout of consumer (KIP-848) group members.", at_least=1),
-    _d("group.consumer.min.session.timeout.ms", T.INT, 45000,
-       "Smallest consumer group session timeout.", at_least=1),
-    _d("group.consumer.max.session.timeout.ms", T.INT, 60000,
-       "Largest consumer group session timeout.", at_least=1),
-    _d("group.consumer.heartbeat.interval.ms", T.INT, 5000,
-       "Heartbeat interval given to consumer group members.", at_least=1),
-    _d("group.consumer.min.heartbeat.interval.ms", T.INT, 5000,
-       "Smallest consumer group heartbeat interval.", at_least=1),
-    _d("group.consumer.max.heartbeat.interval.ms", T.INT, 15000,
-       "Largest consumer group heartbeat interval.", at_least=1),
-    _d("group.consumer.max.size", T.INT, INT_MAX, "Most members of a consumer group.",
-       at_least=1),
-    _d("group.consumer.migration.policy", T.STRING, "bidirectional",
-       "Online migration of non-empty groups between the classic and the consumer "
-       "protocol: bidirectional, upgrade, downgrade or disabled.",
-       choices=("bidirectional", "upgrade", "downgrade", "disabled")),
-    _d("group.consumer.assignors", T.LIST, ["uniform", "range"],
-       "Server-side assignors of consumer groups (uniform, range or Kafka's class "
-       "names of them); the first is the default."),
-]
-
-#: Kafka's default: each security protocol is also a listener name of itself.
-DEFAULT_SECURITY_PROTOCOL_MAP = (
-    "SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT"
-)
-SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-#: What the listener serves today; TLS and SASL are a separate piece of work.
-SUPPORTED_SECURITY_PROTOCOLS = ("PLAINTEXT",)
-
-BROKER_CONFIGS: dict[str, ConfigDef] = {
-    d.name: d
-    for d in [
-        _d("node.id", T.INT, 1, "The node id of this broker.", at_least=0, read_only=True),
-        _d("broker.id", T.INT, 1, "Synonym of node.id.", at_least=0, read_only=True),
-        _d("listeners", T.LIST, ["PLAINTEXT://localhost:9092"], "Listener URIs to bind.",
-           read_only=True),
-        _d("advertised.listeners", T.LIST, None,
-           "Listeners given to clients in metadata; defaults to listeners.", read_only=True),
-        _d("listener.security.protocol.map", T.STRING, DEFAULT_SECURITY_PROTOCOL_MAP,
-           "Security protocol of each listener name, NAME:PROTOCOL,... "
-           "(strom serves PLAINTEXT only, for now).", read_only=True),
-        _d("log.dirs", T.LIST, None, "Data directories; log.dir when unset.", read_only=True),
-        _d("log.dir", T.STRING, "./data", "The data directory.", read_only=True),
-        _d("num.partitions", T.INT, 1, "Default partitions of an auto-created topic.",
-           at_least=1),
-        _d("default.replication.factor", T.INT, 1, "Default replication factor.", at_least=1),
-        _d("auto.create.topics.enable", T.BOOLEAN, True,
-           "Create a topic when a client asks for its metadata or produces to it."),
-        _d("delete.topic.enable", T.BOOLEAN, True, "Allow DeleteTopics."),
-        _d("message.max.bytes", T.INT, 1048588, "Largest record batch size allowed.",
-           at_least=0),
-        _d("socket.request.max.bytes", T.INT, 104857600, "Largest request size accepted.",
-           at_least=1, read_only=True),
-        _d("log.segment.bytes", T.INT, 1073741824, "Segment file size before rolling.",
-           at_least=14),
-        _d("log.roll.ms", T.LONG, None,
-           "Time before rolling a segment; log.roll.hours when unset."),
-        _d("log.roll.hours", T.INT, 168, "Time before rolling a segment, in hours.", at_least=1),
-        _d("log.roll.jitter.ms", T.LONG, None, "Jitter subtracted from the roll time."),
-        _d("log.roll.jitter.hours", T.INT, 0, "Roll jitter in hours.", at_least=0),
-        _d("log.retention.ms", T.LONG, None,
-           "How long to keep a segment; -1 keeps forever. Overrides minutes and hours."),
-        _d("log.retention.minutes", T.INT, None, "Retention in minutes; overrides hours."),
-        # Connection and request-memory limits (docs/operations.md), Kafka's names and
-        # defaults; strom applies them at start-up.
-        _d("queued.max.request.bytes", T.LONG, -1,
-           "Bytes of large requests (over 64 KiB) held, partly or fully received, before "
-           "connections stop reading; -1: 1 GiB or socket.request.max.bytes if larger.",
-           read_only=True),
-        _d("max.connections", T.INT, INT_MAX,
-           "Most client connections; beyond it new ones are closed at accept.", at_least=0,
-           read_only=True),
-        _d("max.connections.per.ip", T.INT, INT_MAX,
-           "Most client connections from one address; beyond it new ones are closed.",
-           at_least=0, read_only=True),
-        _d("max.connections.per.ip.overrides", T.STRING, "",
-           "Per-address exceptions to max.connections.per.ip: host:count,ip:count.",
-           read_only=True),
-        _d("connections.max.idle.ms", T.LONG, 600000,
-           "Close a connection after this long without bytes received or sent.",
-           read_only=True),
-        _d("strom.request.receive.timeout.ms", T.LONG, 30000,
-           "Close a connection whose request is not fully received this long after it "
-           "began (clients give up on a request after request.timeout.ms, 30 s).",
-           at_least=1, read_only=True),
-        _d("log.retention.hours", T.INT, 168, "Retention in hours."),
-        _d("log.retention.bytes", T.LONG, -1, "Largest partition size before deleting."),
-        _d("log.retention.check.interval.ms", T.LONG, 300000,
-           "How often retention is applied.", at_least=1),
-        _d("log.index.interval.bytes", T.INT, 4096, "Bytes between offset index entries.",
-           at_least=0),
-        _d("log.index.size.max.bytes", T.INT, 10485760, "Largest offset index size.",
-           at_least=4),
-        _d("log.flush.interval.messages", T.LONG, LONG_MAX,
-           "Messages accumulated before a flush.", at_least=1),
-        _d("log.flush.interval.ms", T.LONG, None, "Time before a flush."),
-        _d("log.flush.scheduler.interval.ms", T.LONG, LONG_MAX,
-           "How often to check whether a flush is due."),
-        _d("log.flush.offset.checkpoint.interval.ms", T.INT, 60000,
-           "How often the recovery point is checkpointed.", at_least=0),
-        _d("log.flush.start.offset.checkpoint.interval.ms", T.INT, 60000,
-           "How often the log start offset is checkpointed.", at_least=0),
-        _d("log.cleanup.policy", T.LIST, ["delete"], "Default cleanup policy.",
-           choices=("compact", "delete")),
-        _d("log.cleaner.delete.retention.ms", T.LONG, 86400000, "Tombstone retention.",
-           at_least=0),
-        _d("log.cleaner.min.compaction.lag.ms", T.LONG, 0, "Minimum compaction lag.",
-           at_least=0),
-        _d("log.cleaner.max.compaction.lag.ms", T.LONG, LONG_MAX, "Maximum compaction lag.",
-           at_least=1),
-        _d("log.cleaner.min.cleanable.ratio", T.DOUBLE, 0.5, "Minimum dirty ratio to clean."),
-        _d("log.cleaner.enable", T.BOOLEAN, True,
-           "Run the log cleaner (compaction of cleanup.policy=compact topics).", read_only=True),
-        _d("log.cleaner.threads", T.INT, 1, "Logs cleaned at the same time.", at_least=0),
-        _d("log.cleaner.backoff.ms", T.LONG, 15000,
-           "How long a cleaner waits when no log needs cleaning.", at_least=0),
-        _d("log.cleaner.dedupe.buffer.size", T.LONG, 134217728,
-           "Memory for the key -> offset maps of all cleaner threads.", at_least=0),
-        _d("log.cleaner.io.buffer.size", T.INT, 524288,
-           "I/O buffer memory of all cleaner threads.", at_least=0),
-        _d("log.cleaner.io.buffer.load.factor", T.DOUBLE, 0.9,
-           "How full a cleaner's key -> offset map may get."),
-        _d("log.cleaner.io.max.bytes.per.second", T.DOUBLE, 1.7976931348623157e308,
-           "Bound on the cleaners' combined read and write rate."),
-        _d("log.segment.delete.delay.ms", T.LONG, 60000,
-           "Delay before deleting a segment file.", at_least=0),
-        _d("log.message.timestamp.type", T.STRING, "CreateTime",
-           "CreateTime or LogAppendTime.", choices=("CreateTime", "LogAppendTime")),
-        _d("log.message.timestamp.before.max.ms", T.LONG, LONG_MAX,
-           "Largest allowed age of a record timestamp.", at_least=0),
-        _d("log.message.timestamp.after.max.ms", T.LONG, 3600000,
-           "Largest allowed distance of a record timestamp into the future.", at_least=0),
-        _d("log.preallocate", T.BOOLEAN, False, "Preallocate segment files."),
-        _d("compression.type", T.STRING, "producer", "Compression of stored batches.",
-           choices=_COMPRESSION),
-        _d("min.insync.replicas", T.INT, 1, "Replicas that must acknowledge acks=all.",
-           at_least=1),
-        _d("unclean.leader.election.enable", T.BOOLEAN, False, "Elect out-of-sync replicas."),
-        _d("strom.acks.all.fsync", T.BOOLEAN, True,
-           "fsync the leader's log before acknowledging acks=all (strom is stricter than "
-           "Kafka here)."),
-        _d("cluster.id", T.STRING, None, "Cluster id; generated on first start.",
-           read_only=True),
-        *GROUP_COORDINATOR_CONFIGS,
-        *TRANSACTION_COORDINATOR_CONFIGS,
-    ]
-}
-
-
-@dataclass(frozen=True, slots=True)
-class TopicConfigDef:
-    """A topic-level config and the broker property that provides its default."""
-
-    definition: ConfigDef
-    synonym: str | None
-
-    @property
-    def name(self) -> str:
-        return self.definition.name
-
-
-def _t(name: str, type_: ConfigType, default: Value, synonym: str | None, doc: str,
-       **kw: Any) -> TopicConfigDef:
-    return TopicConfigDef(ConfigDef(name, type_, default, doc, **kw), synonym)
-
-
-TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
-    d.name: d
-    for d in [
-        _t("cleanup.policy", T.LIST, ["delete"], "log.cleanup.policy",
-           "delete, compact, or both.", choices=("compact", "delete")),
-        _t("compression.type", T.STRING, "producer", "compression.type",
-           "Compression of stored batches.", choices=_COMPRESSION),
-        _t("delete.retention.ms", T.LONG, 86400000, "log.cleaner.delete.retention.ms",
-           "Tombstone retention on compacted topics.", at_least=0),
-        _t("file.delete.delay.ms", T.LONG, 60000, "log.segment.delete.delay.ms",
-           "Delay before deleting a segment file.", at_least=0),
-        _t("flush.messages", T.LONG, LONG_MAX, "log.flush.interval.messages",
-           "Messages accumulated before a flush.", at_least=1),
-        _t("flush.ms", T.LONG, LONG_MAX, "log.flush.interval.ms",
-           "Time before a flush.", at_least=0),
-        _t("index.interval.bytes", T.INT, 4096, "log.index.interval.bytes",
-           "Bytes between offset index entries.", at_least=0),
-        _t("max.compaction.lag.ms", T.LONG, LONG_MAX, "log.cleaner.max.compaction.lag.ms",
-           "Maximum compaction lag.", at_least=1),
-        _t("max.message.bytes", T.INT, 1048588, "message.max.bytes",
-           "Largest record batch size allowed.", at_least=0),
-        _t("message.timestamp.type", T.STRING, "CreateTime", "log.message.timestamp.type",
-           "CreateTime or LogAppendTime.", choices=("CreateTime", "LogAppendTime")),
-        _t("message.timestamp.before.max.ms", T.LONG, LONG_MAX,
-           "log.message.timestamp.before.max.ms", "Largest allowed record age.", at_least=0),
-        _t("message.timestamp.after.max.ms", T.LONG, 3600000,
-           "log.message.timestamp.after.max.ms", "Largest allowed future timestamp.",
-           at_least=0),
-        _t("min.cleanable.dirty.ratio", T.DOUBLE, 0.5, "log.cleaner.min.cleanable.ratio",
-           "Minimum dirty ratio to clean.", at_least=0),
-        _t("min.compaction.lag.ms", T.LONG, 0, "log.cleaner.min.compaction.lag.ms",
-           "Minimum compaction lag.", at_least=0),
-        _t("min.insync.replicas", T.INT, 1, "min.insync.replicas",
-           "Replicas that must acknowledge acks=all.", at_least=1),
-        _t("preallocate", T.BOOLEAN, False, "log.preallocate", "Preallocate segment files."),
-        _t("retention.bytes", T.LONG, -1, "log.retention.bytes",
-           "Largest partition size before deleting old segments."),
-        _t("retention.ms", T.LONG, 604800000, "log.retention.ms",
-           "How long to keep a segment; -1 keeps forever.", at_least=-1),
-        _t("segment.bytes", T.INT, 1073741824, "log.segment.bytes",
-           "Segment file size before rolling.", at_least=14),
-        _t("segment.index.bytes", T.INT, 10485760, "log.index.size.max.bytes",
-           "Largest offset index size.", at_least=4),
-        _t("segment.jitter.ms", T.LONG, 0, "log.roll.jitter.ms", "Roll jitter.", at_least=0),
-        _t("segment.ms", T.LONG, 604800000, "log.roll.ms", "Time before rolling a segment.",
-           at_least=1),
-        _t("unclean.leader.election.enable", T.BOOLEAN, False,
-           "unclean.leader.election.enable", "Elect out-of-sync replicas."),
-    ]
-}
 
 
 def parse_properties(text: str) -> dict[str, str]:
@@ -505,6 +118,21 @@ class BrokerConfig:
         if "node.id" in self.explicit:
             return self._int("node.id")
         return self._int("broker.id")
+
+    @property
+    def etcd_endpoints(self) -> list[str]:
+        """etcd's client URLs; empty for a single node."""
+        endpoints = self.get("strom.metadata.etcd.endpoints")
+        return list(endpoints) if isinstance(endpoints, list) else []
+
+    @property
+    def broker_session_timeout_ms(self) -> int:
+        return self._int("broker.session.timeout.ms")
+
+    @property
+    def broker_rack(self) -> str | None:
+        rack = self.get("broker.rack")
+        return str(rack) if rack else None
 
     @property
     def log_dirs(self) -> list[Path]:

@@ -330,6 +330,14 @@ class ReplicaManager:
             raise NotLeaderOrFollowerError(
                 f"The log of {topic}-{index} is being created on this server")
         if partition is None:
+            known = self._image.topics.get(topic) if self._image is not None else None
+            if known is not None and 0 <= index < len(known.partitions) \
+                    and self.node_id not in known.partitions[index].replicas:
+                # Another broker's partition (cluster mode): the client
+                # refreshes its metadata and goes there, as with Kafka.
+                raise NotLeaderOrFollowerError(
+                    f"{topic}-{index} is led by broker {known.partitions[index].leader}, "
+                    f"not {self.node_id}")
             raise UnknownTopicOrPartitionError(
                 f"This server does not host this topic-partition: {topic}-{index}"
             )

@@ -1,9 +1,10 @@
 """The broker process: listeners, lifecycle, graceful shutdown.
 
 Start-up order: data dirs and cluster id (LogManager), metadata image
-(LocalMetadataStore), logs opened and recovered (ReplicaManager), then the
-listener. Shutdown reverses it: stop accepting, fail waiting requests, flush
-every log, write checkpoints and the clean-shutdown marker.
+(LocalMetadataStore; in cluster mode EtcdMetadataStore, registered with
+etcd), logs opened and recovered (ReplicaManager), then the listener.
+Shutdown reverses it: stop accepting, fail waiting requests, flush every
+log, write checkpoints and the clean-shutdown marker, leave etcd.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import math
 import os
 from collections.abc import Mapping
 
@@ -21,7 +23,10 @@ from strom.broker.coordinators import Coordinators
 from strom.broker.replica_manager import ReplicaManager
 from strom.broker.router import Registration, load_handlers
 from strom.clock import SYSTEM_CLOCK, Clock
+from strom.cluster.etcd_client import EtcdClient, EtcdError
+from strom.cluster.etcd_store import EtcdMetadataStore
 from strom.cluster.local import LocalMetadataStore
+from strom.cluster.store import MetadataStore
 from strom.config import BrokerConfig
 from strom.coordinator.txn.producer_ids import ProducerIdManager
 from strom.storage.dir_lock import LogDirLocks
@@ -46,6 +51,8 @@ class Broker:
         self.services: BrokerServices | None = None
         self.port: int | None = None
         self._locks: LogDirLocks | None = None
+        #: The cluster-mode store, stopped (deregistered) last.
+        self._store: EtcdMetadataStore | None = None
 
     async def start(self) -> None:
         """Start serving. Raises StartupError, or a KafkaError naming the file
@@ -83,21 +90,23 @@ class Broker:
                 reason += "; another process (a broker already running?) uses that port"
             raise StartupError(f"cannot listen on {host}:{port} (listeners): {reason}") from None
         self.port = self._server.sockets[0].getsockname()[1]
-        advertised_host, advertised_port = self._advertised(host, self.port)
-        store = LocalMetadataStore(
-            config.log_dirs[0], node_id=node_id, cluster_id=log_manager.cluster_id,
-            listener=(advertised_host, advertised_port),
-        )
-        if not store.path.exists():
-            orphaned = log_manager.partition_dirs_with_records()
-            if orphaned:
-                # Started without it, every log would count as a deleted topic's
-                # and be removed: refuse rather than lose the data.
-                raise StartupError(
-                    f"{store.path} is missing but {len(orphaned)} partition(s) hold records "
-                    f"(e.g. {orphaned[0]}); restore the file from backup (starting without it "
-                    "would delete every topic's data), or remove the partition directories "
-                    "to start empty")
+        advertised = self._advertised(host, self.port)
+        store: MetadataStore
+        if config.etcd_endpoints:
+            store = self._store = await self._etcd_store(log_manager.cluster_id, advertised)
+            if not store.image.topics:
+                self._refuse_orphans(log_manager, f"the cluster's metadata in etcd "
+                                     f"({', '.join(config.etcd_endpoints)}) holds no topic",
+                                     "check strom.metadata.etcd.endpoints and cluster.id")
+        else:
+            local = LocalMetadataStore(
+                config.log_dirs[0], node_id=node_id, cluster_id=log_manager.cluster_id,
+                listener=advertised,
+            )
+            if not local.path.exists():
+                self._refuse_orphans(log_manager, f"{local.path} is missing",
+                                     "restore the file from backup")
+            store = local
         for name, value in store.image.broker_configs.items():
             config.dynamic[name] = value
         replicas = ReplicaManager(config, log_manager, node_id=node_id, clock=self.clock)
@@ -114,6 +123,45 @@ class Broker:
         await self._server.start_serving()
         log.info("strom broker %d serving on %s:%d (cluster %s)", node_id, host, self.port,
                  log_manager.cluster_id)
+
+    async def _etcd_store(self, cluster_id: str, advertised: tuple[str, int]
+                          ) -> EtcdMetadataStore:
+        """Cluster mode: register with etcd and follow the cluster's metadata."""
+        config = self.config
+        if not config.get("cluster.id"):
+            # Every broker must name the same cluster, as Kafka's brokers are
+            # formatted with one cluster id.
+            raise StartupError("cluster.id must be set when strom.metadata.etcd.endpoints is "
+                               "(the same on every broker of the cluster)")
+        try:
+            client = EtcdClient(config.etcd_endpoints)
+        except ValueError as exc:
+            raise StartupError(f"strom.metadata.etcd.endpoints: {exc}") from None
+        # etcd leases count whole seconds.
+        ttl = max(1, math.ceil(config.broker_session_timeout_ms / 1000))
+        store = EtcdMetadataStore(client, cluster=cluster_id, node_id=config.node_id,
+                                  listener=advertised, rack=config.broker_rack, lease_ttl=ttl)
+        try:
+            await store.start()
+        except EtcdError as exc:
+            await store.stop(deregister=False)
+            raise StartupError(f"cannot join the cluster through etcd "
+                               f"({', '.join(config.etcd_endpoints)}): {exc}") from None
+        except BaseException:
+            await store.stop(deregister=False)
+            raise
+        return store
+
+    @staticmethod
+    def _refuse_orphans(log_manager: LogManager, missing: str, fix: str) -> None:
+        orphaned = log_manager.partition_dirs_with_records()
+        if orphaned:
+            # Started without metadata, every log would count as a deleted
+            # topic's and be removed: refuse rather than lose the data.
+            raise StartupError(
+                f"{missing} but {len(orphaned)} partition(s) hold records "
+                f"(e.g. {orphaned[0]}); {fix} (starting without it would delete every "
+                "topic's data), or remove the partition directories to start empty")
 
     def _advertised(self, host: str, port: int) -> tuple[str, int]:
         configured = self.config.get("advertised.listeners")
@@ -159,6 +207,10 @@ class Broker:
             await self.services.replicas.settled()  # log jobs on worker threads end
             self.services.replicas.shutdown()
             self.services = None
+        if self._store is not None:
+            # Deregisters at once (its lease revoked) rather than when it expires.
+            await self._store.stop()
+            self._store = None
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None

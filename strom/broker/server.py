@@ -15,6 +15,7 @@ import logging
 import math
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from strom.broker.connection import KafkaConnection
 from strom.broker.connection_limits import ConnectionGuard, ConnectionLimits
@@ -23,14 +24,15 @@ from strom.broker.coordinators import Coordinators
 from strom.broker.replica_manager import ReplicaManager
 from strom.broker.router import Registration, load_handlers
 from strom.clock import SYSTEM_CLOCK, Clock
-from strom.cluster.etcd_client import EtcdClient, EtcdError
-from strom.cluster.etcd_store import EtcdMetadataStore
 from strom.cluster.local import LocalMetadataStore
 from strom.cluster.store import MetadataStore
 from strom.config import BrokerConfig
 from strom.coordinator.txn.producer_ids import ProducerIdManager
 from strom.storage.dir_lock import LogDirLocks
 from strom.storage.manager import LogManager
+
+if TYPE_CHECKING:
+    from strom.cluster.etcd_store import EtcdMetadataStore
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +135,15 @@ class Broker:
             # formatted with one cluster id.
             raise StartupError("cluster.id must be set when strom.metadata.etcd.endpoints is "
                                "(the same on every broker of the cluster)")
+        try:
+            # Imported only in cluster mode: the etcd client (aetcd, gRPC) is the
+            # optional `cluster` extra and costs start-up time a single node never needs.
+            from strom.cluster.etcd_client import EtcdClient, EtcdError
+            from strom.cluster.etcd_store import EtcdMetadataStore
+        except ImportError as exc:
+            raise StartupError(f"strom.metadata.etcd.endpoints needs the etcd client ({exc}); "
+                               "install strom with the cluster extra: "
+                               "pip install 'strom[cluster]'") from None
         try:
             client = EtcdClient(config.etcd_endpoints)
         except ValueError as exc:

@@ -174,3 +174,15 @@ def test_version() -> None:
                             text=True, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("strom ") and result.stdout.split()[1][0].isdigit()
+
+
+def test_a_single_node_needs_no_etcd_client() -> None:
+    """aetcd (gRPC) is the optional `cluster` extra: a plain install must start a
+    broker, and a single node must not pay its import. (The first wiring of the
+    etcd store imported it at module level and a plain install could not serve.)"""
+    code = ("import sys; sys.modules['aetcd'] = None  # as if not installed\n"
+            "import strom.broker.server, strom.cli.serve\n"
+            "assert not [m for m in sys.modules if m.startswith('grpc')], 'grpc imported'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr

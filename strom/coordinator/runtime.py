@@ -278,6 +278,25 @@ class CoordinatorRuntime(Generic[S]):
             if partition not in self._contexts:
                 self.load(partition, open_log(partition))
 
+    def follow_topic(self, image: MetadataImage, topic: str, node_id: int,
+                     partition_of: Callable[[int], LeaderPartition]) -> None:
+        """`follow_leadership` for the state topic `topic` of `image`: each
+        partition this broker leads is opened as a PartitionCoordinatorLog that
+        stays live while `partition_of` still returns that same partition
+        object (not once the topic is deleted, or deleted and recreated)."""
+        info = image.topics.get(topic)
+        led = [p.partition for p in info.partitions if p.leader == node_id] \
+            if info is not None else []
+
+        def hosted(partition: int) -> object:
+            try:
+                return partition_of(partition)
+            except KafkaError:
+                return None
+
+        self.follow_leadership(led, lambda partition: PartitionCoordinatorLog(
+            partition_of(partition), current=lambda: hosted(partition)))
+
     def is_active(self, partition: int) -> bool:
         context = self._contexts.get(partition)
         return context is not None and context.state is ShardState.ACTIVE

@@ -29,7 +29,6 @@ from strom.coordinator.regex import full_matcher
 from strom.coordinator.runtime import (
     CoordinatorRuntime,
     LeaderPartition,
-    PartitionCoordinatorLog,
     Result,
     Timer,
     coordinator_node,
@@ -155,18 +154,8 @@ class TransactionCoordinator:
             log.info("created %s with %d partitions", TOPIC, partitions)
 
     def on_image(self, old: MetadataImage | None, new: MetadataImage) -> None:
-        topic = new.topics.get(TOPIC)
-        led = [p.partition for p in topic.partitions if p.leader == self.node_id] \
-            if topic is not None else []
-        self.runtime.follow_leadership(led, lambda partition: PartitionCoordinatorLog(
-            self.replicas.get(TOPIC, partition), current=lambda: self._hosted(partition)))
-
-    def _hosted(self, partition: int) -> object:
-        """The broker's partition object of TOPIC-partition now, None if deleted."""
-        try:
-            return self.replicas.get(TOPIC, partition)
-        except KafkaError:
-            return None
+        self.runtime.follow_topic(new, TOPIC, self.node_id,
+                                  lambda partition: self.replicas.get(TOPIC, partition))
 
     async def stop(self) -> None:
         self._closed = True

@@ -34,6 +34,7 @@ __all__ = [
     "UnknownTopicIdError",
     "KafkaStorageError",
     "LogDirFullError",
+    "LogFsyncFailedError",
     "InvalidRequiredAcksError",
     "RequestTimedOutError",
     "UnsupportedCompressionTypeError",
@@ -150,6 +151,12 @@ class KafkaStorageError(KafkaError):
 
 class LogDirFullError(KafkaStorageError):
     """A write failed for lack of space (ENOSPC, EDQUOT); see storage/disk.py."""
+
+
+class LogFsyncFailedError(KafkaStorageError):
+    """An fsync of a partition's files failed with an I/O error (not ENOSPC):
+    the kernel may have dropped the pages it covered, so a later fsync could
+    succeed over lost data. The partition goes offline (storage/flush.py)."""
 
 
 class InvalidRequiredAcksError(KafkaError):

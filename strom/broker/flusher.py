@@ -28,7 +28,7 @@ import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from strom.errors import KafkaStorageError
+from strom.errors import KafkaStorageError, LogFsyncFailedError
 from strom.storage.log import FlushTicket, PartitionLog
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,9 @@ class GroupCommitFlusher:
         self._queued: dict[Flushable, None] = {}
         self._closed = False
         self._pool: ThreadPoolExecutor | None = None
+        #: Called (on the loop) when a log's fdatasync failed with an I/O
+        #: error: the replica manager takes its partition offline.
+        self.on_fsync_failed: Callable[[Flushable, LogFsyncFailedError], None] | None = None
 
     def start(self) -> None:
         self._pool = ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="strom-fsync")
@@ -147,7 +150,11 @@ class GroupCommitFlusher:
             # error was logged once per condition where it was raised.
             if not isinstance(error, KafkaStorageError):
                 log.error("fsync of %s failed: %s", log_.directory, error)
+            # Every waiter fails, also those that came after the ticket was
+            # prepared: after an I/O error the log takes no more flushes.
             self._fail(log_, error)
+            if isinstance(error, LogFsyncFailedError) and self.on_fsync_failed is not None:
+                self.on_fsync_failed(log_, error)
             return
         waiters = self._waiters.pop(log_, None)
         if not waiters:

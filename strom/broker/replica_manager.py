@@ -23,6 +23,7 @@ from strom.cluster.image import INTERNAL_TOPICS, MetadataImage, TopicInfo
 from strom.config import BrokerConfig, TopicConfig
 from strom.errors import (
     KafkaStorageError,
+    LogFsyncFailedError,
     NotLeaderOrFollowerError,
     UnknownTopicOrPartitionError,
 )
@@ -63,6 +64,7 @@ class ReplicaManager:
         self.offline: dict[tuple[str, int], OfflinePartition] = {}
         self._image: MetadataImage | None = None
         self.flusher = GroupCommitFlusher()
+        self.flusher.on_fsync_failed = self._fsync_failed
         self.cleaner = LogCleanerService(config, self, clock)
         #: Creating and deleting logs off the event loop (log_jobs.py).
         self.jobs = LogJobs()
@@ -217,6 +219,31 @@ class ReplicaManager:
         self.flusher.forget(partition.log, lambda: UnknownTopicOrPartitionError("deleted"))
         partition.appended.notify()
 
+    def _fsync_failed(self, log_: PartitionLog, error: LogFsyncFailedError) -> None:
+        partition = self.partitions.get((log_.topic, log_.partition))
+        if partition is not None and partition.log is log_:  # not deleted meanwhile
+            self._take_offline(partition, str(error))
+
+    def _take_offline(self, partition: Partition, error: str) -> None:
+        """A partition's fdatasync (or its transaction index write) failed with
+        an I/O error: the kernel may have dropped the data it covered, and a
+        later fsync could succeed over the loss ("fsyncgate"), so the partition
+        goes offline until a restart recovers its log from what the disk holds
+        (Kafka takes the whole log directory offline; here the partition, as
+        an unreadable one). Its waiting acks=all requests fail."""
+        key = (partition.topic, partition.index)
+        reason = f"{error}; check the disk, then restart the broker"
+        log.error("partition %s-%d is offline (clients get KAFKA_STORAGE_ERROR): %s; records "
+                  "not yet flushed may be lost: check the disk (dmesg, SMART), then restart "
+                  "the broker, which recovers the log to its last valid batch",
+                  key[0], key[1], error)
+        del self.partitions[key]
+        self.offline[key] = OfflinePartition(reason)
+        self.cleaner.forget(key)
+        self.flusher.forget(partition.log, lambda: KafkaStorageError(reason))
+        partition.appended.notify()  # fetches waiting on it answer the error now
+        self.log_manager.take_offline(key, reason)
+
     def _delete_logs(self, keys: list[tuple[str, int]]) -> None:
         """Delete the logs of partitions no longer hosted: detached now, their
         directories removed on a worker thread, the checkpoints rewritten
@@ -322,6 +349,10 @@ class ReplicaManager:
 
     def get(self, topic: str, index: int) -> Partition:
         partition = self.partitions.get((topic, index))
+        if partition is not None and partition.log.io_failed is not None:
+            # An abort marker's index entry failed (PartitionLog._end_transaction).
+            self._take_offline(partition, partition.log.io_failed)
+            partition = None
         if partition is None and (topic, index) in self.offline:
             partition = self._retry_offline((topic, index))
         if partition is None and self.jobs.busy((topic, index)) and self._image is not None \

@@ -12,6 +12,13 @@ moves to the ticket's offset unless the log was truncated meanwhile.
 Dup'd fds keep a ticket valid while the owner rolls, deletes or truncates
 segments; one ticket covers every batch appended before it was prepared,
 which is what makes one fdatasync per group of produce requests enough.
+
+An fdatasync failing with anything but ENOSPC/EDQUOT (EIO: writeback failed)
+raises LogFsyncFailedError and marks the ticket `fsync_failed`: Linux may
+have dropped the dirty pages it covered and a later fdatasync would succeed
+over lost data (PostgreSQL's "fsyncgate"), so the log must not be flushed
+again; the broker takes the partition offline (as Kafka's LogDirFailureChannel
+takes the log directory offline) and the next start recovers it.
 """
 
 from __future__ import annotations
@@ -20,16 +27,23 @@ import errno
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
-from strom.errors import KafkaStorageError
+from strom.errors import KafkaStorageError, LogFsyncFailedError
 from strom.storage import disk
 from strom.storage.leader_epoch import EpochEntry, LeaderEpochCache
 
 if TYPE_CHECKING:
     from strom.storage.segment import LogSegment
 
-__all__ = ["FlushTicket", "prepare_ticket"]
+__all__ = ["FSYNC_FAULTS", "FlushTicket", "prepare_ticket"]
+
+#: Fault injection for tests only: log directory -> errno its tickets'
+#: fdatasyncs fail with (a disk whose writeback fails, without device-mapper).
+#: Empty in production; one dict check per ticket.
+FSYNC_FAULTS: dict[Path, int] = {}
+
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class FlushTicket:
@@ -41,19 +55,23 @@ class FlushTicket:
     """
 
     __slots__ = (
-        "offset", "_fds", "_dir_fd", "_epochs", "_epoch_cache", "generation",
-        "appended_messages", "log_targets", "index_targets", "dir_version", "done",
+        "offset", "_fds", "_paths", "_dir_fd", "fsync_failed", "_epochs", "_epoch_cache",
+        "generation", "appended_messages", "log_targets", "index_targets", "dir_version", "done",
     )
 
     def __init__(
-        self, *, offset: int, fds: list[int], dir_fd: int,
+        self, *, offset: int, fds: list[int], paths: list[Path], dir_fd: int,
         epochs: tuple[int, list[EpochEntry]] | None, epoch_cache: LeaderEpochCache,
         generation: int, appended_messages: int, log_targets: list[tuple[LogSegment, int]],
         index_targets: list[LogSegment], dir_version: int,
     ) -> None:
         self.offset = offset
         self._fds = fds
+        self._paths = paths
         self._dir_fd = dir_fd
+        #: Why an fdatasync failed with an I/O error, if one did: the log's
+        #: unsynced data may be lost (module docstring).
+        self.fsync_failed: str | None = None
         self._epochs = epochs
         self._epoch_cache = epoch_cache
         self.generation = generation
@@ -65,23 +83,43 @@ class FlushTicket:
 
     def run(self) -> None:
         """fdatasync every file, then the directory, then the epoch checkpoint."""
+        directory = self._epoch_cache.path.parent
+        path = directory  # the file being synced, for the error
         try:
-            for fd in self._fds:
+            fault = FSYNC_FAULTS.get(directory) if FSYNC_FAULTS else None
+            for i, fd in enumerate(self._fds):
+                path = self._paths[i]
+                if fault is not None:
+                    raise OSError(fault, os.strerror(fault))
                 os.fdatasync(fd)
+            path = directory
             if self._dir_fd >= 0:
                 os.fsync(self._dir_fd)
+        except OSError as exc:
+            code = exc.errno or 0
+            if code in _NO_SPACE or (code == errno.ENOENT and not directory.exists()):
+                self._failed(exc)
+            reason = os.strerror(code) if code else str(exc)
+            self.fsync_failed = f"fsync of {path} failed: {reason}"
+            raise LogFsyncFailedError(self.fsync_failed) from exc
+        try:
             if self._epochs is not None:
                 self._epoch_cache.write_snapshot(*self._epochs)
         except OSError as exc:
-            directory = self._epoch_cache.path.parent
-            if exc.errno == errno.ENOENT and not directory.exists():
-                # The log was deleted (DeleteTopics) while this ticket waited or
-                # ran: nothing is left to make durable, and the file system is
-                # fine, so no disk condition (it would make every log's writes
-                # answer KAFKA_STORAGE_ERROR until the next append cleared it).
-                raise KafkaStorageError(f"cannot flush {directory}: the log was deleted") from exc
-            raise disk.storage_error(exc, self._epoch_cache.path, "flush") from exc
+            self._failed(exc)
         self.done = True
+
+    def _failed(self, exc: OSError) -> NoReturn:
+        """Raise the KafkaStorageError for `exc`: a full disk, a deleted log,
+        or the epoch checkpoint (written atomically: nothing of it is lost)."""
+        directory = self._epoch_cache.path.parent
+        if exc.errno == errno.ENOENT and not directory.exists():
+            # The log was deleted (DeleteTopics) while this ticket waited or
+            # ran: nothing is left to make durable, and the file system is
+            # fine, so no disk condition (it would make every log's writes
+            # answer KAFKA_STORAGE_ERROR until the next append cleared it).
+            raise KafkaStorageError(f"cannot flush {directory}: the log was deleted") from exc
+        raise disk.storage_error(exc, self._epoch_cache.path, "flush") from exc
 
     def close(self) -> None:
         fds, self._fds = self._fds, []
@@ -99,6 +137,7 @@ def prepare_ticket(
     """Owner thread: dup the fds of everything in `segments` not yet durable
     (the directory too if `sync_dir`), for a ticket covering up to `offset`."""
     fds: list[int] = []
+    paths: list[Path] = []  # of fds, for the error that names the file
     log_targets: list[tuple[LogSegment, int]] = []
     index_targets: list[LogSegment] = []
     dir_fd = -1
@@ -106,11 +145,13 @@ def prepare_ticket(
         for segment in segments:
             if segment.flushed_size != segment.size:
                 fds.append(os.dup(segment.file.fd))
+                paths.append(segment.file.path)
                 log_targets.append((segment, segment.size))
             if segment.indexes_dirty:
                 for path in (segment.offset_index.path, segment.time_index.path):
                     try:
                         fds.append(os.open(path, os.O_RDONLY))
+                        paths.append(path)
                     except FileNotFoundError:
                         pass
                 index_targets.append(segment)
@@ -122,7 +163,7 @@ def prepare_ticket(
         raise KafkaStorageError(f"cannot flush {directory}: {exc}") from exc
     epochs = epoch_cache.snapshot() if epoch_cache.dirty else None
     return FlushTicket(
-        offset=offset, fds=fds, dir_fd=dir_fd, epochs=epochs, epoch_cache=epoch_cache,
+        offset=offset, fds=fds, paths=paths, dir_fd=dir_fd, epochs=epochs, epoch_cache=epoch_cache,
         generation=generation, appended_messages=appended_messages, log_targets=log_targets,
         index_targets=index_targets, dir_version=dir_version,
     )

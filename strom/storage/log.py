@@ -28,6 +28,7 @@ FlushTicket.run, which a worker thread may run while the owner appends.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import struct
@@ -39,6 +40,7 @@ from strom.clock import Clock
 from strom.errors import (
     InvalidRecordError,
     KafkaStorageError,
+    LogFsyncFailedError,
     OffsetOutOfRangeError,
     RecordBatchTooLargeError,
 )
@@ -90,6 +92,10 @@ class PartitionLog:
         self._appended_messages = 0
         self._flushed_messages = 0
         self.last_flush_ms = clock.wall_ms()
+        #: Set when an fdatasync failed with an I/O error (storage/flush.py):
+        #: the unsynced data may be lost, so the log takes no more appends or
+        #: flushes until it is reopened (recovery validates what is on disk).
+        self.io_failed: str | None = None
         #: Producer state and transaction index (log_producers.py); the two
         #: attributes below are its parts, named for the callers that read them.
         self.producers = ProducerLog(directory)
@@ -235,11 +241,33 @@ class PartitionLog:
         timestamp = max_timestamp if max_timestamp >= 0 else now_ms
         # Only coordinators write control batches (produce validation refuses them).
         if origin is not _CLIENT and header.is_control:
-            self.producers.end_transaction(batch, header, info.first_offset, timestamp,
-                                           self.log_segments.active.base_offset)
+            self._end_transaction(batch, header, info.first_offset, timestamp)
         else:
             state.update(header, info.first_offset, timestamp)
         return info
+
+    def _end_transaction(self, data: memoryview, header: BatchHeader, offset: int,
+                         timestamp: int) -> None:
+        """The control batch at `offset` is written: its producer state and, for
+        an ABORT, its transaction index entry (fsync'd).
+
+        An index entry that cannot be written (a full disk, EIO) leaves the
+        marker in the log unindexed, which read_committed consumers would see
+        as its records committed. Undoing the marker means truncating the log
+        on the failing disk (leader-epoch and index writes that can fail
+        too); writing the entry first means guessing the segment the marker
+        lands in. Instead the log fails like after a failed fsync (the broker
+        takes the partition offline) and is never marked cleanly shut down:
+        the next start replays the markers above the producer-state snapshot,
+        which this log can no longer take, and indexes this one again."""
+        try:
+            self.producers.end_transaction(data, header, offset, timestamp,
+                                           self.log_segments.active.base_offset)
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            self.io_failed = (f"cannot index the aborted transaction ended at offset {offset} "
+                              f"in {self.directory}: {reason}")
+            raise LogFsyncFailedError(self.io_failed) from exc
 
     def append_as_follower(self, records: memoryview) -> AppendInfo | None:
         """Append batches fetched from the leader, as they are: offsets and
@@ -261,9 +289,8 @@ class PartitionLog:
                                 assign_offsets=False)
             first = first or last
             if header.is_control:
-                self.producers.end_transaction(records, header, last.first_offset,
-                                               header.max_timestamp,
-                                               self.log_segments.active.base_offset)
+                self._end_transaction(records, header, last.first_offset,
+                                      header.max_timestamp)
             else:
                 self.producer_state.update(header, last.first_offset, header.max_timestamp)
         if first is None or last is None:
@@ -293,6 +320,8 @@ class PartitionLog:
         written with one pwrite, no copy. Follower: the batch keeps its
         offsets, which must not be below the log end offset.
         """
+        if self.io_failed is not None:
+            raise LogFsyncFailedError(self.io_failed)
         size = header.batch_length + LOG_OVERHEAD
         if len(batch) != size:
             raise InvalidRecordError(f"batch buffer is {len(batch)} bytes, its header says {size}")
@@ -400,6 +429,8 @@ class PartitionLog:
 
     def prepare_flush(self) -> FlushTicket:
         """Owner thread: dup the fds of everything not yet durable, up to the LEO."""
+        if self.io_failed is not None:
+            raise LogFsyncFailedError(self.io_failed)
         segments = self.log_segments
         return prepare_ticket(
             segments.segments, self.directory, sync_dir=segments.files.dir_dirty,
@@ -411,6 +442,8 @@ class PartitionLog:
     def complete_flush(self, ticket: FlushTicket) -> None:
         """Owner thread: advance the recovery point if the ticket ran; close its fds."""
         ticket.close()
+        if ticket.fsync_failed is not None and self.io_failed is None:
+            self.io_failed = ticket.fsync_failed
         segments = self.log_segments
         if not ticket.done or segments.closed:
             return

@@ -73,6 +73,9 @@ class LogManager:
         self._log_start_offsets: dict[TopicPartition, int] = {}
         #: Partitions whose files could not be loaded, and why: offline.
         self.offline: dict[TopicPartition, str] = {}
+        #: Data directories holding a log whose fsync failed (take_offline):
+        #: never marked cleanly shut down, so the next start recovers them.
+        self._unclean_dirs: set[Path] = set()
         #: High watermarks as last checkpointed (the broker restores HWs from it).
         self.high_watermarks: dict[TopicPartition, int] = {}
         for directory in self.log_dirs:
@@ -253,6 +256,24 @@ class LogManager:
             chosen[key] = directory
         return chosen
 
+    def take_offline(self, key: TopicPartition, reason: str) -> None:
+        """Stop serving a log whose fsync failed with an I/O error (flush.py):
+        its files are closed without writing anything more (the disk lost
+        data), it stays offline until the broker restarts, and its data
+        directory is not marked cleanly shut down, so that start recovers it:
+        the segments above its recovery point are read again and truncated to
+        the last valid batch. Its checkpointed offsets are kept."""
+        plog = self._logs.pop(key, None)
+        self.offline[key] = reason
+        directory = self._dir_of.get(key)
+        if directory is not None:
+            self._unclean_dirs.add(directory)
+        if plog is not None:
+            try:
+                plog.close(deleting=True)  # (deleting: no leader-epoch write)
+            except KafkaStorageError:
+                pass  # a failing disk: the files are closed regardless
+
     def adopt_log(self, key: TopicPartition, plog: PartitionLog, directory: Path) -> None:
         """Take over a log opened by `open_new_logs` (on a worker thread) in
         data directory `directory`."""
@@ -405,6 +426,10 @@ class LogManager:
                         "recovers the logs as after a crash", len(failures), failures[0])
             return
         for directory in self.log_dirs:
+            if directory in self._unclean_dirs:
+                log.warning("%s is not marked cleanly shut down: a partition there went "
+                            "offline after a failed fsync; the next start recovers it", directory)
+                continue
             with disk.translate(directory, "write the clean-shutdown marker in"):
                 checkpoints.write_clean_shutdown_marker(directory)
 

@@ -45,6 +45,8 @@ __all__ = [
     "NotCoordinatorError",
     "InvalidReplicaAssignmentError",
     "NotControllerError",
+    "NetworkError",
+    "StaleBrokerEpochError",
     "error_code_for",
 ]
 
@@ -172,6 +174,20 @@ class NotControllerError(KafkaError):
     metadata write is refused, and the client retries against the new one."""
 
     code = ErrorCode.not_controller
+
+
+class NetworkError(KafkaError):
+    """A request to another broker failed on the connection (refused, closed,
+    reset): retriable, as Kafka's NetworkException."""
+
+    code = ErrorCode.network_exception
+
+
+class StaleBrokerEpochError(KafkaError):
+    """A broker-to-controller request from a broker the controller does not
+    know as registered (with that epoch)."""
+
+    code = ErrorCode.stale_broker_epoch
 
 
 class UnsupportedCompressionTypeError(KafkaError):

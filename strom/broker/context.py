@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from strom.broker.controller_channel import ControllerChannel
 from strom.broker.coordinators import Coordinators
 from strom.broker.faults import FaultInjector
 from strom.broker.replica_manager import ReplicaManager
@@ -28,6 +29,8 @@ class BrokerServices:
     replicas: ReplicaManager
     producer_ids: ProducerIdManager
     coordinators: Coordinators
+    #: What only the controller may do, done here or asked of it.
+    controller: ControllerChannel
     faults: FaultInjector = field(default_factory=FaultInjector)
 
     @property

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from strom.broker.controller_channel import ControllerChannel
 from strom.broker.replica_manager import ReplicaManager
 from strom.clock import Clock
 from strom.cluster.image import GROUP_METADATA_TOPIC, TRANSACTION_STATE_TOPIC, MetadataImage
@@ -32,8 +33,10 @@ if TYPE_CHECKING:
 
 class Coordinators:
     def __init__(self, config: BrokerConfig, clock: Clock, metadata: MetadataStore,
-                 replicas: ReplicaManager, producer_ids: ProducerIdManager) -> None:
+                 replicas: ReplicaManager, producer_ids: ProducerIdManager,
+                 controller: ControllerChannel) -> None:
         self._config = config
+        self._controller = controller
         self._clock = clock
         self._metadata = metadata
         self._replicas = replicas
@@ -87,7 +90,8 @@ class Coordinators:
         from strom.coordinator.group.service import GroupCoordinator
 
         groups = GroupCoordinator(self._config, self._clock, self._metadata, self._replicas,
-                                  node_id=self._replicas.node_id)
+                                  node_id=self._replicas.node_id,
+                                  create_topic=self._controller.create_topic)
         self._groups = groups
         groups.start()  # loads the partitions of __consumer_offsets we lead
         return groups
@@ -97,7 +101,8 @@ class Coordinators:
 
         transactions = TransactionCoordinator(
             self._config, self._clock, self._metadata, self._replicas,
-            self._producer_ids.next_producer_id, node_id=self._replicas.node_id)
+            self._producer_ids.next_producer_id, node_id=self._replicas.node_id,
+            create_topic=self._controller.create_topic)
         # A marker written to __consumer_offsets settles transactional offset
         # commits there (the group coordinator exists: that topic does).
         transactions.on_group_marker = (

@@ -28,6 +28,9 @@ class Registration:
     handler: Handler
     # What ApiVersions claims, when it differs from what is handled (see produce.py).
     advertised_min_version: int | None = None
+    # False for a broker-to-controller API (Kafka's "controller" listener
+    # only): handled, but not listed in ApiVersions for clients.
+    advertised: bool = True
 
 
 REGISTRY: dict[int, Registration] = {}
@@ -35,14 +38,16 @@ REGISTRY: dict[int, Registration] = {}
 
 def handles(api_key: ApiKey, *, min_version: int | None = None,
             max_version: int | None = None,
-            advertised_min_version: int | None = None) -> Callable[[Handler], Handler]:
+            advertised_min_version: int | None = None,
+            advertised: bool = True) -> Callable[[Handler], Handler]:
     known = known_versions(api_key)
     assert known is not None, api_key
 
     def register(fn: Handler) -> Handler:
         lo = known[0] if min_version is None else min_version
         hi = known[1] if max_version is None else max_version
-        REGISTRY[api_key] = Registration(api_key, lo, hi, fn, advertised_min_version)
+        REGISTRY[api_key] = Registration(api_key, lo, hi, fn, advertised_min_version,
+                                         advertised)
         return fn
 
     return register

@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING
 from strom.broker.connection import KafkaConnection
 from strom.broker.connection_limits import ConnectionGuard, ConnectionLimits
 from strom.broker.context import BrokerServices
+from strom.broker.controller_channel import ControllerChannel
 from strom.broker.coordinators import Coordinators
+from strom.broker.peer_client import PeerClient
 from strom.broker.replica_manager import ReplicaManager
 from strom.broker.router import Registration, load_handlers
 from strom.clock import SYSTEM_CLOCK, Clock
@@ -55,6 +57,8 @@ class Broker:
         self._locks: LogDirLocks | None = None
         #: The cluster-mode store, stopped (deregistered) last.
         self._store: EtcdMetadataStore | None = None
+        #: Connections to other brokers (cluster mode only).
+        self._peers: PeerClient | None = None
 
     async def start(self) -> None:
         """Start serving. Raises StartupError, or a KafkaError naming the file
@@ -114,10 +118,15 @@ class Broker:
         replicas = ReplicaManager(config, log_manager, node_id=node_id, clock=self.clock)
         replicas.load(store.image)
         store.subscribe(replicas.on_image)
-        producer_ids = ProducerIdManager(store)
-        coordinators = Coordinators(config, self.clock, store, replicas, producer_ids)
+        # In a cluster, what only the controller may do is asked of it over the
+        # Kafka protocol; a single node is its own controller and opens no connection.
+        self._peers = PeerClient(node_id) if config.etcd_endpoints else None
+        controller = ControllerChannel(store, self._peers)
+        producer_ids = ProducerIdManager(controller.allocate_producer_ids)
+        coordinators = Coordinators(config, self.clock, store, replicas, producer_ids,
+                                    controller)
         self.services = BrokerServices(config, self.clock, store, replicas, producer_ids,
-                                       coordinators)
+                                       coordinators, controller)
         replicas.flusher.start()
         coordinators.start()  # those whose state topic exists; the others on first use
         self._background = loop.create_task(replicas.run_background(), name="log-background")
@@ -214,6 +223,9 @@ class Broker:
         if self.services is not None:
             await self.services.coordinators.stop()
             await self.services.producer_ids.stop()
+            if self._peers is not None:
+                await self._peers.close()
+                self._peers = None
             await self.services.replicas.flusher.stop()
             await self.services.replicas.settled()  # log jobs on worker threads end
             self.services.replicas.shutdown()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from strom.broker.context import BrokerServices
-from strom.cluster.image import MetadataRecord, TopicInfo
+from strom.cluster.image import MetadataRecord, PartitionRecord, TopicInfo
 from strom.cluster.validation import check_records_per_user_op
 from strom.config import parse_topic_configs
 
@@ -38,12 +38,21 @@ async def create_topic(broker: BrokerServices, name: str, num_partitions: int = 
                  replication_factor: int = -1, configs: Mapping[str, str | None] | None = None,
                  assignments: Mapping[int, Sequence[int]] | None = None,
                  validate_only: bool = False) -> TopicInfo:
-    """Create one topic (or only validate it) in one metadata operation."""
+    """Create one topic (or only validate it) in one metadata operation. On a
+    broker that is not the controller the request is validated here, then
+    forwarded to the controller (Kafka's AutoTopicCreationManager) with this
+    broker's defaults, and answered once this broker's image has the topic."""
     records = topic_records(broker, name, num_partitions, replication_factor, configs,
                             assignments)
     check_records_per_user_op(len(records))
     if validate_only:
         image = broker.image.apply(records)
-    else:
+    elif broker.controller.is_local or assignments:
         image = await broker.metadata.commit(records)
+    else:
+        partitions = len({r.partition for r in records if isinstance(r, PartitionRecord)})
+        replication = broker.image.apply(records).topics[name].replication_factor
+        image = await broker.controller.create_topic(
+            name, partitions, replication,
+            {k: v for k, v in (configs or {}).items() if v is not None})
     return image.topics[name]

@@ -232,7 +232,10 @@ class MetadataOperations:
                 raise InvalidConfigError("empty config name")
         return [BrokerConfigRecord(k, v) for k, v in sorted(changes.items())]
 
-    def producer_id_block_records(self, block_size: int) -> tuple[int, list[MetadataRecord]]:
-        """The start of a fresh block of producer ids, and the record that reserves it."""
+    def producer_id_block_records(self, block_size: int, broker_id: int | None = None
+                                  ) -> tuple[int, list[MetadataRecord]]:
+        """The start of a fresh block of producer ids for `broker_id` (default
+        this broker), and the record that reserves it."""
         start = self.image.next_producer_id
-        return start, [ProducerIdsRecord(self.node_id, start + block_size)]
+        owner = self.node_id if broker_id is None else broker_id
+        return start, [ProducerIdsRecord(owner, start + block_size)]

@@ -40,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -196,6 +196,11 @@ class _Context(Generic[S]):
     timer: Timer
     state: ShardState = ShardState.LOADING
     load_task: asyncio.Task[None] | None = None
+
+
+#: Creates an internal topic: (name, partitions, replication factor, configs as
+#: strings), on the controller, directly or asked of it (broker/controller_channel.py).
+CreateTopic = Callable[[str, int, int, Mapping[str, str]], Awaitable[object]]
 
 
 async def coordinator_node(image: Callable[[], MetadataImage], topic: str,

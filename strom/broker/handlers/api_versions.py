@@ -22,7 +22,7 @@ def _api_keys() -> list[dict[str, int]]:
          "min_version": r.min_version if r.advertised_min_version is None
          else r.advertised_min_version,
          "max_version": r.max_version}
-        for r in sorted(REGISTRY.values(), key=lambda r: r.api_key)
+        for r in sorted(REGISTRY.values(), key=lambda r: r.api_key) if r.advertised
     ]
 
 

@@ -60,6 +60,10 @@ def _error_topic(name: str | None, code: ErrorCode, topic_id: Any = ZERO_UUID
             "partitions": [], "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED}
 
 
+_CONTROLLER_UNREACHABLE = frozenset({ErrorCode.network_exception, ErrorCode.request_timed_out,
+                                     ErrorCode.not_controller})
+
+
 @handles(ApiKey.METADATA)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
@@ -101,6 +105,11 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
                     code = exc.code
                     if code == ErrorCode.topic_already_exists:
                         topic = broker.image.topics.get(name)
+                    elif code in _CONTROLLER_UNREACHABLE:
+                        # Asked of the controller, not created yet: Kafka's
+                        # answer for a topic being created, which clients retry.
+                        topics.append(_error_topic(name, ErrorCode.leader_not_available))
+                        continue
                     else:
                         topics.append(_error_topic(name, code))
                         continue

@@ -42,6 +42,7 @@ from strom.coordinator.group.requests import (
 from strom.coordinator.group.shard import GroupCoordinatorShard
 from strom.coordinator.runtime import (
     CoordinatorRuntime,
+    CreateTopic,
     LeaderPartition,
     Result,
     Timer,
@@ -77,8 +78,9 @@ class Replicas(Protocol):
 
 class GroupCoordinator:
     def __init__(self, config: BrokerConfig, clock: Clock, metadata: MetadataStore,
-                 replicas: Replicas, *, node_id: int) -> None:
+                 replicas: Replicas, *, node_id: int, create_topic: CreateTopic) -> None:
         self.broker_config = config
+        self._create = create_topic
         self.config = GroupConfig.from_broker(config)
         self.clock = clock
         self.metadata = metadata
@@ -111,12 +113,11 @@ class GroupCoordinator:
         assert isinstance(replication, int) and isinstance(segment_bytes, int)
         # A cluster of one cannot hold 3 replicas; Kafka would refuse to serve groups
         # until it could, we use what there is.
-        records = self.metadata.operations.create_topic_records(
+        await self._create(
             TOPIC, self.config.offsets_topic_partitions,
             min(replication, brokers, MAX_REPLICATION_FACTOR),
-            {"cleanup.policy": ["compact"], "compression.type": "producer",
-             "segment.bytes": segment_bytes})
-        await self.metadata.commit(records)
+            {"cleanup.policy": "compact", "compression.type": "producer",
+             "segment.bytes": str(segment_bytes)})
         log.info("created %s with %d partitions", TOPIC, self.config.offsets_topic_partitions)
 
     def on_image(self, old: MetadataImage | None, new: MetadataImage) -> None:

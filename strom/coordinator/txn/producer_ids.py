@@ -5,8 +5,9 @@ Kafka's ProducerIdControlManager does); a broker serves ids from its block
 and reserves the next block when it runs out. A restart wastes the rest of
 the block, never reuses an id.
 
-Reserving a block is a metadata commit, which is awaited (in a cluster it is
-an etcd transaction), while ids are handed out synchronously from inside
+Reserving a block is a metadata commit on the controller, which is awaited (in
+a cluster an etcd transaction; on another broker an AllocateProducerIds request
+to the controller), while ids are handed out synchronously from inside
 coordinator operations. So, as Kafka's RPCProducerIdManager: the next block
 is fetched in the background once 90% of the current one is used;
 `ensure_block` (awaited by InitProducerId before it asks) waits for one; and
@@ -19,9 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
-from strom.cluster.image import MetadataRecord
-from strom.cluster.store import MetadataStore
 from strom.coordinator.runtime import CoordinatorLoadInProgressError
 from strom.errors import KafkaError
 
@@ -31,10 +31,14 @@ BLOCK_SIZE = 1000
 #: Used ids of a block past which the next one is fetched (Kafka's 90%).
 PREFETCH_AT = BLOCK_SIZE * 9 // 10
 
+AllocateBlock = Callable[[int], Awaitable[tuple[int, int]]]
+
 
 class ProducerIdManager:
-    def __init__(self, store: MetadataStore) -> None:
-        self._store = store
+    def __init__(self, allocate: AllocateBlock) -> None:
+        """`allocate(size)`: a fresh block (first id, count) from the controller,
+        committed by this broker if it is the controller, asked of it if not."""
+        self._allocate = allocate
         self._next = 0
         self._end = 0
         #: The block fetched ahead: (start, end) once committed.
@@ -71,22 +75,13 @@ class ProducerIdManager:
         return task
 
     async def _reserve(self) -> None:
-        starts: list[int] = []
-
-        def reserve() -> list[MetadataRecord]:
-            # Run against the newest image: in a cluster another broker may
-            # have reserved the block this one saw as next.
-            start, records = self._store.operations.producer_id_block_records(BLOCK_SIZE)
-            starts.append(start)
-            return records
-
         try:
-            await self._store.submit(reserve)
+            start, count = await self._allocate(BLOCK_SIZE)
         except KafkaError as exc:
             # The asker gets COORDINATOR_LOAD_IN_PROGRESS and retries.
             log.warning("could not reserve a block of producer ids: %s", exc)
             return
-        self._spare = (starts[-1], starts[-1] + BLOCK_SIZE)
+        self._spare = (start, start + count)
 
     async def stop(self) -> None:
         task, self._fetch = self._fetch, None

@@ -28,6 +28,7 @@ from strom.coordinator.group.service import partition_for
 from strom.coordinator.regex import full_matcher
 from strom.coordinator.runtime import (
     CoordinatorRuntime,
+    CreateTopic,
     LeaderPartition,
     Result,
     Timer,
@@ -72,8 +73,9 @@ GroupMarkerListener = Callable[[int, int, bool], None]
 class TransactionCoordinator:
     def __init__(self, config: BrokerConfig, clock: Clock, metadata: MetadataStore,
                  replicas: Replicas, allocate_producer_id: Callable[[], int], *,
-                 node_id: int) -> None:
+                 node_id: int, create_topic: CreateTopic) -> None:
         self.broker_config = config
+        self._create = create_topic
         self.clock = clock
         self.metadata = metadata
         self.replicas = replicas
@@ -146,11 +148,11 @@ class TransactionCoordinator:
             partitions = self.config.state_log_num_partitions
             replication = self.config.state_log_replication_factor
             segment_bytes = self.config.state_log_segment_bytes
-            await self.metadata.commit(self.metadata.operations.create_topic_records(
+            await self._create(
                 TOPIC, partitions, min(replication, brokers, MAX_REPLICATION_FACTOR),
-                {"cleanup.policy": ["compact"], "compression.type": "uncompressed",
-                 "min.insync.replicas": 1, "segment.bytes": segment_bytes,
-                 "unclean.leader.election.enable": False}))
+                {"cleanup.policy": "compact", "compression.type": "uncompressed",
+                 "min.insync.replicas": "1", "segment.bytes": str(segment_bytes),
+                 "unclean.leader.election.enable": "false"})
             log.info("created %s with %d partitions", TOPIC, partitions)
 
     def on_image(self, old: MetadataImage | None, new: MetadataImage) -> None:

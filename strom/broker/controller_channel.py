@@ -1,0 +1,158 @@
+"""The broker-to-controller channel: what only the controller may do, asked of
+it by any broker.
+
+Only the controller commits metadata. On the controller (and on a single
+node, which is its own controller) the channel commits directly; on another
+broker of a cluster it sends the controller the Kafka request that does it,
+as Kafka's brokers do: CreateTopics for topics created on a client's behalf
+(Kafka's AutoTopicCreationManager: Metadata auto-creation and the
+coordinators' internal topics), AllocateProducerIds for blocks of producer
+ids (Kafka's RPCProducerIdManager). A forwarded topic creation returns once
+the topic is in this broker's own image, so the caller can answer from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from collections.abc import Callable, Mapping
+
+from kio.schema.allocate_producer_ids.v0.request import AllocateProducerIdsRequest
+from kio.schema.allocate_producer_ids.v0.response import AllocateProducerIdsResponse
+from kio.schema.create_topics.v7.request import (
+    CreatableTopic,
+    CreatableTopicConfig,
+    CreateTopicsRequest,
+)
+from kio.schema.create_topics.v7.response import CreateTopicsResponse
+from kio.schema.types import BrokerId, TopicName
+from kio.static.primitive import i16, i32, i32Timedelta, i64
+
+from strom.broker.peer_client import PeerClient
+from strom.cluster.image import BrokerInfo, MetadataImage, MetadataRecord
+from strom.cluster.store import MetadataStore
+from strom.cluster.validation import check_records_per_user_op
+from strom.config import parse_topic_configs
+from strom.errors import (
+    ErrorCode,
+    KafkaError,
+    NotControllerError,
+    RequestTimedOutError,
+)
+
+
+class ControllerError(KafkaError):
+    """An error the controller answered with, carried to this broker's caller."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ControllerChannel:
+    def __init__(self, metadata: MetadataStore, peers: PeerClient | None, *,
+                 timeout: float = 30.0) -> None:
+        """`peers` None: a single node, always its own controller."""
+        self._metadata = metadata
+        self._peers = peers
+        self.timeout = timeout
+        self._waiters: list[tuple[Callable[[MetadataImage], bool], asyncio.Future[None]]] = []
+        metadata.subscribe(self._on_image)
+
+    @property
+    def is_local(self) -> bool:
+        """This broker commits itself: a single node, or the controller."""
+        return self._peers is None or self._metadata.image.controller_id == self._metadata.node_id
+
+    # --- topics ---------------------------------------------------------------
+
+    async def create_topic(self, name: str, num_partitions: int, replication_factor: int,
+                           configs: Mapping[str, str]) -> MetadataImage:
+        """Create one topic (KafkaError if it cannot be); the image that has it.
+        An existing topic is no error: callers create what they found missing."""
+        if self.is_local:
+            records = self._metadata.operations.create_topic_records(
+                name, num_partitions, replication_factor, parse_topic_configs(configs))
+            check_records_per_user_op(len(records))
+            return await self._metadata.commit(records)
+        assert self._peers is not None
+        request = CreateTopicsRequest(
+            topics=(CreatableTopic(
+                name=TopicName(name), num_partitions=i32(num_partitions),
+                replication_factor=i16(replication_factor), assignments=(),
+                configs=tuple(CreatableTopicConfig(name=k, value=v)
+                              for k, v in sorted(configs.items()))),),
+            timeout=i32Timedelta.parse(datetime.timedelta(seconds=self.timeout)),
+            validate_only=False)
+        response = await self._peers.request(self._controller(), request, CreateTopicsResponse,
+                                             timeout=self.timeout)
+        (result,) = response.topics
+        if result.error_code not in (ErrorCode.none, ErrorCode.topic_already_exists):
+            raise ControllerError(result.error_code, result.error_message
+                                  or f"the controller could not create {name}")
+        return await self._wait_for(lambda image: name in image.topics,
+                                    f"topic {name} created by the controller")
+
+    # --- producer ids -----------------------------------------------------------
+
+    async def allocate_producer_ids(self, block_size: int) -> tuple[int, int]:
+        """A fresh block of producer ids for this broker: (first, count)."""
+        if self.is_local:
+            return await reserve_producer_ids(self._metadata, self._metadata.node_id,
+                                              block_size)
+        assert self._peers is not None
+        # strom has no broker epochs yet (registrations are etcd leases): -1,
+        # which Kafka's request schema gives as the default.
+        request = AllocateProducerIdsRequest(broker_id=BrokerId(self._metadata.node_id),
+                                             broker_epoch=i64(-1))
+        response = await self._peers.request(self._controller(), request,
+                                             AllocateProducerIdsResponse, timeout=self.timeout)
+        if response.error_code != ErrorCode.none:
+            raise ControllerError(response.error_code, "the controller allocated no producer ids")
+        return int(response.producer_id_start), int(response.producer_id_len)
+
+    # --- helpers ----------------------------------------------------------------
+
+    def _controller(self) -> BrokerInfo:
+        image = self._metadata.image
+        controller = image.brokers.get(image.controller_id)
+        if controller is None:
+            raise NotControllerError("no controller is known yet")
+        return controller
+
+    def _on_image(self, old: MetadataImage, new: MetadataImage) -> None:
+        for predicate, future in self._waiters:
+            if not future.done() and predicate(new):
+                future.set_result(None)
+
+    async def _wait_for(self, predicate: Callable[[MetadataImage], bool],
+                        what: str) -> MetadataImage:
+        if predicate(self._metadata.image):
+            return self._metadata.image
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (predicate, future)
+        self._waiters.append(entry)
+        try:
+            await asyncio.wait_for(future, self.timeout)
+        except TimeoutError:
+            raise RequestTimedOutError(f"{what}: not in this broker's metadata after "
+                                       f"{self.timeout}s") from None
+        finally:
+            self._waiters.remove(entry)
+        return self._metadata.image
+
+
+async def reserve_producer_ids(metadata: MetadataStore, broker_id: int,
+                               block_size: int) -> tuple[int, int]:
+    """On the controller: commit a fresh block of producer ids for `broker_id`."""
+    starts: list[int] = []
+
+    def reserve() -> list[MetadataRecord]:
+        # Run against the newest image: another broker's block may just have
+        # been committed.
+        start, records = metadata.operations.producer_id_block_records(block_size, broker_id)
+        starts.append(start)
+        return records
+
+    await metadata.submit(reserve)
+    return starts[-1], block_size

@@ -249,17 +249,13 @@ class PartitionLog:
     def _end_transaction(self, data: memoryview, header: BatchHeader, offset: int,
                          timestamp: int) -> None:
         """The control batch at `offset` is written: its producer state and, for
-        an ABORT, its transaction index entry (fsync'd).
-
-        An index entry that cannot be written (a full disk, EIO) leaves the
-        marker in the log unindexed, which read_committed consumers would see
-        as its records committed. Undoing the marker means truncating the log
-        on the failing disk (leader-epoch and index writes that can fail
-        too); writing the entry first means guessing the segment the marker
-        lands in. Instead the log fails like after a failed fsync (the broker
-        takes the partition offline) and is never marked cleanly shut down:
-        the next start replays the markers above the producer-state snapshot,
-        which this log can no longer take, and indexes this one again."""
+        an ABORT, its transaction index entry. If the entry cannot be written,
+        read_committed consumers would see the marker's records as committed;
+        undoing the marker is a truncation on the failing disk (writes that can
+        fail too), writing the entry first means guessing the marker's segment.
+        So the log fails as after a failed fsync (the broker takes it offline)
+        and the next start replays the marker (above the producer-state
+        snapshot, which this log no longer takes) and indexes it."""
         try:
             self.producers.end_transaction(data, header, offset, timestamp,
                                            self.log_segments.active.base_offset)

@@ -18,27 +18,16 @@ it was written.
 
 from __future__ import annotations
 
-import io
 import socket
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kio.schema.request_header.v1.header import RequestHeader as RequestHeaderV1
-from kio.schema.request_header.v2.header import RequestHeader as RequestHeaderV2
-from kio.serial import entity_reader, entity_writer
-
-from strom.protocol.api import (
-    ApiKey,
-    request_class,
-    request_header_version,
-    response_class,
-    response_header_version,
-)
+from strom.protocol.api import ApiKey, request_class, response_class
+from strom.protocol.client_frames import decode_response, encode_request
 from strom.protocol.messages import build
 from strom.protocol.records import RecordSpec, build_batch
-from strom.protocol.varint import read_uvarint
 
 #: Delivery errors whose reason the broker states in the Produce response.
 REASON_CODES = frozenset({"INVALID_RECORD", "INVALID_TIMESTAMP"})
@@ -96,28 +85,12 @@ def broker_reason(record: RejectedRecord, leader: tuple[str, int],
 def _request(sock: socket.socket, api_key: int, version: int,
              body: Mapping[str, Any]) -> Any:
     """Send one request, read its response (the only one in flight)."""
-    out = io.BytesIO()
-    header_cls: Any = (RequestHeaderV2 if request_header_version(api_key, version) == 2
-                       else RequestHeaderV1)
-    entity_writer(header_cls)(out, header_cls(
-        request_api_key=api_key, request_api_version=version, correlation_id=1,
-        client_id="strom-cli"))
-    entity_writer(request_class(api_key, version))(out, build(request_class(api_key, version),
-                                                              body))
-    payload = out.getvalue()
-    sock.sendall(struct.pack(">i", len(payload)) + payload)
+    request = build(request_class(api_key, version), body)
+    sock.sendall(encode_request(request, 1, "strom-cli"))
     (size,) = struct.unpack(">i", _receive(sock, 4))
     if not 4 <= size <= _MAX_RESPONSE:
         raise ValueError(f"bad response size {size}")
-    frame = _receive(sock, size)
-    offset = 4  # correlation id
-    if response_header_version(api_key, version) >= 1:
-        tags, offset = read_uvarint(frame, offset)
-        for _ in range(tags):
-            _, offset = read_uvarint(frame, offset)
-            length, offset = read_uvarint(frame, offset)
-            offset += length
-    response, _ = entity_reader(response_class(api_key, version))(memoryview(frame), offset)
+    _, response = decode_response(_receive(sock, size), response_class(api_key, version))
     return response
 
 

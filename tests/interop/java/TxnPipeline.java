@@ -48,6 +48,9 @@ public class TxnPipeline {
                     Map.of(tp, new OffsetAndMetadata(next)), consumer.groupMetadata());
                 if (!aborted) {
                     aborted = true;
+                    // Flushed first: an abort drops batches still in the accumulator,
+                    // and the test reads the aborted records back (read_uncommitted).
+                    producer.flush();
                     producer.abortTransaction();
                     OffsetAndMetadata committed = consumer.committed(Set.of(tp)).get(tp);
                     consumer.seek(tp, committed == null ? 0 : committed.offset());

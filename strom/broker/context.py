@@ -9,6 +9,7 @@ from strom.broker.controller_channel import ControllerChannel
 from strom.broker.coordinators import Coordinators
 from strom.broker.faults import FaultInjector
 from strom.broker.replica_manager import ReplicaManager
+from strom.broker.txn_channel import TxnChannel
 from strom.clock import Clock
 from strom.cluster.image import MetadataImage
 from strom.cluster.store import MetadataStore
@@ -31,6 +32,8 @@ class BrokerServices:
     coordinators: Coordinators
     #: What only the controller may do, done here or asked of it.
     controller: ControllerChannel
+    #: Transaction markers and verifications across brokers (cluster mode).
+    txn_channel: TxnChannel
     faults: FaultInjector = field(default_factory=FaultInjector)
 
     @property

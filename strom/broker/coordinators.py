@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from strom.broker.controller_channel import ControllerChannel
 from strom.broker.replica_manager import ReplicaManager
+from strom.broker.txn_channel import TxnChannel
 from strom.clock import Clock
 from strom.cluster.image import GROUP_METADATA_TOPIC, TRANSACTION_STATE_TOPIC, MetadataImage
 from strom.cluster.store import MetadataStore
@@ -34,8 +35,9 @@ if TYPE_CHECKING:
 class Coordinators:
     def __init__(self, config: BrokerConfig, clock: Clock, metadata: MetadataStore,
                  replicas: ReplicaManager, producer_ids: ProducerIdManager,
-                 controller: ControllerChannel) -> None:
+                 controller: ControllerChannel, txn_channel: TxnChannel) -> None:
         self._config = config
+        self._txn_channel = txn_channel
         self._controller = controller
         self._clock = clock
         self._metadata = metadata
@@ -108,6 +110,8 @@ class Coordinators:
         transactions.on_group_marker = (
             lambda partition, producer_id, commit:
             self.groups.on_transaction_marker(partition, producer_id, commit))
+        if self._txn_channel.enabled:
+            transactions.marker_sender = self._txn_channel
         self._transactions = transactions
         transactions.start()  # loads the partitions of __transaction_state we lead
         return transactions

@@ -25,6 +25,7 @@ from strom.broker.coordinators import Coordinators
 from strom.broker.peer_client import PeerClient
 from strom.broker.replica_manager import ReplicaManager
 from strom.broker.router import Registration, load_handlers
+from strom.broker.txn_channel import TxnChannel
 from strom.clock import SYSTEM_CLOCK, Clock
 from strom.cluster.local import LocalMetadataStore
 from strom.cluster.store import MetadataStore
@@ -123,10 +124,11 @@ class Broker:
         self._peers = PeerClient(node_id) if config.etcd_endpoints else None
         controller = ControllerChannel(store, self._peers)
         producer_ids = ProducerIdManager(controller.allocate_producer_ids)
+        txn_channel = TxnChannel(lambda: store.image, self._peers)
         coordinators = Coordinators(config, self.clock, store, replicas, producer_ids,
-                                    controller)
+                                    controller, txn_channel)
         self.services = BrokerServices(config, self.clock, store, replicas, producer_ids,
-                                       coordinators, controller)
+                                       coordinators, controller, txn_channel)
         replicas.flusher.start()
         coordinators.start()  # those whose state topic exists; the others on first use
         self._background = loop.create_task(replicas.run_background(), name="log-background")

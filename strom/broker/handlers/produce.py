@@ -259,8 +259,19 @@ async def _verify_transactions(ctx: RequestContext, request: Any, timeout_s: flo
             wanted.setdefault((header.producer_id, header.producer_epoch), []).append(
                 (partition.topic, partition.index))
     verdicts: dict[tuple[str, int], KafkaError] = {}
+    channel = broker.txn_channel
+    # In a cluster the producer's coordinator may be another broker (then asked
+    # with AddPartitionsToTxn v5, broker/txn_channel.py); a single node is its own.
+    node = (await coordinator.coordinator_for(transactional_id)
+            if wanted and channel.enabled else broker.node_id)
     for (producer_id, producer_epoch), tps in wanted.items():
-        if ctx.api_version >= 12:
+        if node is None:
+            codes = dict.fromkeys(tps, ErrorCode.coordinator_not_available)
+        elif node != broker.node_id:
+            codes = await channel.add_partitions(node, transactional_id, producer_id,
+                                                 producer_epoch, tps,
+                                                 verify_only=ctx.api_version < 12)
+        elif ctx.api_version >= 12:
             code = await coordinator.add_partitions(
                 transactional_id, producer_id, producer_epoch, tps,
                 wait_s=max(min(timeout_s, coordinator.settle_wait_s), 0.0))

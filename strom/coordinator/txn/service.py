@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol, TypeVar
 
 from strom.clock import Clock
@@ -66,6 +66,15 @@ class Replicas(Protocol):
     def get(self, topic: str, index: int) -> MarkerPartition: ...
 
 
+class MarkerSender(Protocol):
+    """Writes a transaction's markers on another broker (broker/txn_channel.py)."""
+
+    async def write_markers(self, leader: int, producer_id: int, producer_epoch: int,
+                            coordinator_epoch: int, commit: bool,
+                            partitions: Iterable[TopicPartition]
+                            ) -> dict[TopicPartition, ErrorCode]: ...
+
+
 # (group partition, producer id, commit): the group coordinator applies the marker.
 GroupMarkerListener = Callable[[int, int, bool], None]
 
@@ -83,6 +92,8 @@ class TransactionCoordinator:
         self._allocate = allocate_producer_id
         self.config = TxnConfig.from_broker(config)
         self.on_group_marker: GroupMarkerListener | None = None
+        #: Markers for partitions led by other brokers (cluster mode; None on a single node).
+        self.marker_sender: MarkerSender | None = None
         self.runtime: CoordinatorRuntime[TxnCoordinatorShard] = CoordinatorRuntime(
             TOPIC, self._new_shard, clock)
         self._markers: set[asyncio.Task[None]] = set()
@@ -311,25 +322,50 @@ class TransactionCoordinator:
         commit = m.state is TxnState.PREPARE_COMMIT
         coordinator_epoch = self.replicas.get(TOPIC, partition).leader_epoch
         written: list[tuple[MarkerPartition, int]] = []
-        for topic, index in sorted(m.partitions):
-            while True:
-                if not self.runtime.is_active(partition):
-                    return  # no longer the coordinator: the next one finishes the job
+        pending = set(m.partitions)
+        while pending:
+            if not self.runtime.is_active(partition):
+                return  # no longer the coordinator: the next one finishes the job
+            remote: dict[int, list[TopicPartition]] = {}
+            for topic, index in sorted(pending):
+                leader = self._marker_leader(topic, index)
+                if leader is None:
+                    pending.discard((topic, index))  # deleted topic: nothing to mark, as in Kafka
+                elif leader == self.node_id:
+                    try:
+                        target = self.replicas.get(topic, index)
+                        end = target.write_txn_marker(m.producer_id, m.producer_epoch,
+                                                      coordinator_epoch, commit)
+                    except UnknownTopicOrPartitionError:
+                        pending.discard((topic, index))
+                        continue
+                    except KafkaError as exc:
+                        log.warning("marker for %s on %s-%d failed (%s); retrying",
+                                    m.transactional_id, topic, index, exc)
+                        continue
+                    pending.discard((topic, index))
+                    written.append((target, end))
+                    if topic == GROUP_TOPIC and self.on_group_marker is not None:
+                        self.on_group_marker(index, m.producer_id, commit)
+                elif leader >= 0:
+                    remote.setdefault(leader, []).append((topic, index))
+            for leader, tps in remote.items():
+                assert self.marker_sender is not None
                 try:
-                    target = self.replicas.get(topic, index)
-                    end = target.write_txn_marker(m.producer_id, m.producer_epoch,
-                                                  coordinator_epoch, commit)
-                except UnknownTopicOrPartitionError:
-                    break  # deleted topic: nothing to mark, as in Kafka
+                    codes = await self.marker_sender.write_markers(
+                        leader, m.producer_id, m.producer_epoch, coordinator_epoch, commit, tps)
                 except KafkaError as exc:
-                    log.warning("marker for %s on %s-%d failed (%s); retrying",
-                                m.transactional_id, topic, index, exc)
-                    await asyncio.sleep(MARKER_RETRY_S)
+                    log.warning("markers for %s to broker %d failed (%s); retrying",
+                                m.transactional_id, leader, exc)
                     continue
-                written.append((target, end))
-                if topic == GROUP_TOPIC and self.on_group_marker is not None:
-                    self.on_group_marker(index, m.producer_id, commit)
-                break
+                for tp, code in codes.items():
+                    if code == ErrorCode.none:
+                        pending.discard(tp)  # committed on its leader before it answered
+                    elif code != ErrorCode.unknown_topic_or_partition:
+                        log.warning("marker for %s on %s-%d failed on broker %d (%s); retrying",
+                                    m.transactional_id, tp[0], tp[1], leader, code.name)
+            if pending:
+                await asyncio.sleep(MARKER_RETRY_S)  # a leader moves, a broker comes back
         for target, end in written:
             await target.wait_durable(end)
         try:
@@ -338,6 +374,16 @@ class TransactionCoordinator:
                                                 m.producer_epoch))
         except KafkaError as exc:
             log.warning("completing %s failed: %s", m.transactional_id, exc)
+
+    def _marker_leader(self, topic: str, index: int) -> int | None:
+        """Where a marker for a partition goes: this broker (always, on a single
+        node), another broker, -1 while it has no leader; None if it is gone."""
+        if self.marker_sender is None:
+            return self.node_id
+        info = self.metadata.image.topics.get(topic)
+        if info is None or not 0 <= index < len(info.partitions):
+            return None
+        return info.partitions[index].leader
 
 
 def coordinator_error(exc: BaseException) -> ErrorCode:

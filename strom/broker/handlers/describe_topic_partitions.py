@@ -14,10 +14,11 @@ eligible_leader_replicas and last_known_elr are empty.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any
 
 from strom.broker.context import RequestContext
-from strom.broker.handlers.metadata import ALL_TOPIC_OPERATIONS
+from strom.broker.handlers.metadata import ALL_TOPIC_OPERATIONS, describe_partition
 from strom.broker.router import handles
 from strom.cluster.image import INTERNAL_TOPICS, TopicInfo
 from strom.cluster.validation import validate_topic_name
@@ -36,12 +37,12 @@ def _topic(name: str, code: ErrorCode, topic: TopicInfo | None = None,
             "topic_authorized_operations": ALL_TOPIC_OPERATIONS}
 
 
-def _partitions(topic: TopicInfo, start: int, limit: int) -> list[dict[str, Any]]:
+def _partitions(topic: TopicInfo, start: int, limit: int, offline: Container[tuple[str, int]],
+                registered: Container[int]) -> list[dict[str, Any]]:
+    # Eligible leader replicas (KIP-966) are not in use.
     return [
-        {"error_code": ErrorCode.none, "partition_index": p.partition,
-         "leader_id": p.leader, "leader_epoch": p.leader_epoch,
-         "replica_nodes": list(p.replicas), "isr_nodes": list(p.isr),
-         "eligible_leader_replicas": [], "last_known_elr": [], "offline_replicas": []}
+        {**describe_partition(topic.name, p, offline, registered),
+         "eligible_leader_replicas": [], "last_known_elr": []}
         for p in topic.partitions[start:start + limit]
     ]
 
@@ -79,7 +80,8 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
                 topics.append(_topic(name, code))
             continue
         start = cursor.partition_index if cursor is not None and name == cursor_topic else 0
-        partitions = _partitions(topic, start, remaining)
+        partitions = _partitions(topic, start, remaining, ctx.broker.replicas.offline,
+                                 image.brokers)
         topics.append(_topic(name, ErrorCode.none, topic, partitions))
         end = start + len(partitions)
         if end < len(topic.partitions):

@@ -14,7 +14,7 @@ from typing import Any
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.broker.topics import create_topic
-from strom.cluster.image import INTERNAL_TOPICS, TopicInfo
+from strom.cluster.image import INTERNAL_TOPICS, PartitionInfo, TopicInfo
 from strom.errors import ErrorCode, InvalidRequestError, KafkaError
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import ZERO_UUID
@@ -27,30 +27,46 @@ ALL_TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
 
 
 def describe_topic(topic: TopicInfo, authorized_operations: int,
-                   offline: Container[tuple[str, int]] = ()) -> dict[str, Any]:
+                   offline: Container[tuple[str, int]] = (),
+                   registered: Container[int] | None = None) -> dict[str, Any]:
     """`offline`: partitions whose log cannot serve here (unreadable files, a
     full disk); they carry KAFKA_STORAGE_ERROR and this broker as an offline
-    replica, as Kafka's metadata does for a replica in an offline log dir."""
+    replica, as Kafka's metadata does for a replica in an offline log dir.
+    `registered`: the brokers of the cluster (None: every replica is); a
+    replica on any other broker is listed offline, and a partition without a
+    leader answers LEADER_NOT_AVAILABLE (retriable), as Kafka's do."""
     name = topic.name
     return {
         "error_code": ErrorCode.none,
         "name": name,
         "topic_id": topic.topic_id,
         "is_internal": name in INTERNAL_TOPICS,
-        "partitions": [
-            {
-                "error_code": (ErrorCode.kafka_storage_error if (name, p.partition) in offline
-                               else ErrorCode.none),
-                "partition_index": p.partition,
-                "leader_id": p.leader,
-                "leader_epoch": p.leader_epoch,
-                "replica_nodes": list(p.replicas),
-                "isr_nodes": list(p.isr),
-                "offline_replicas": ([p.leader] if (name, p.partition) in offline else []),
-            }
-            for p in topic.partitions
-        ],
+        "partitions": [describe_partition(name, p, offline, registered)
+                       for p in topic.partitions],
         "topic_authorized_operations": authorized_operations,
+    }
+
+
+def describe_partition(topic: str, p: PartitionInfo, offline: Container[tuple[str, int]] = (),
+                       registered: Container[int] | None = None) -> dict[str, Any]:
+    """One partition as Metadata and DescribeTopicPartitions show it."""
+    stored_here_offline = (topic, p.partition) in offline
+    gone = [r for r in p.replicas if registered is not None and r not in registered]
+    if stored_here_offline:
+        code = ErrorCode.kafka_storage_error
+        gone = [p.leader, *(r for r in gone if r != p.leader)]
+    elif p.leader < 0:
+        code = ErrorCode.leader_not_available
+    else:
+        code = ErrorCode.none
+    return {
+        "error_code": code,
+        "partition_index": p.partition,
+        "leader_id": p.leader,
+        "leader_epoch": p.leader_epoch,
+        "replica_nodes": list(p.replicas),
+        "isr_nodes": list(p.isr),
+        "offline_replicas": gone,
     }
 
 
@@ -79,7 +95,8 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         requested = None
     topics: list[dict[str, Any]] = []
     if requested is None:
-        topics = [describe_topic(t, operations, offline) for t in image.topics.values()]
+        topics = [describe_topic(t, operations, offline, image.brokers)
+                  for t in image.topics.values()]
     else:
         auto_create = bool(getattr(request, "allow_auto_topic_creation", True)) and bool(
             broker.config.get("auto.create.topics.enable")
@@ -94,7 +111,8 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
                     f"topic ids are not supported in Metadata v{ctx.api_version}")
             if name is None:
                 by_id = image.topic_by_id(topic_id) if topic_id else None
-                topics.append(describe_topic(by_id, operations, offline) if by_id else
+                topics.append(describe_topic(by_id, operations, offline, image.brokers)
+                              if by_id else
                               _error_topic(None, ErrorCode.unknown_topic_id, topic_id))
                 continue
             topic = image.topics.get(name)
@@ -116,7 +134,7 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
             if topic is None:
                 topics.append(_error_topic(name, ErrorCode.unknown_topic_or_partition))
             else:
-                topics.append(describe_topic(topic, operations, offline))
+                topics.append(describe_topic(topic, operations, offline, image.brokers))
         image = broker.image
     brokers = [
         {"node_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack}

@@ -1,0 +1,75 @@
+"""Metadata and DescribeTopicPartitions show a broker that left the cluster
+as Kafka's do: its replicas are listed offline (real etcd, two real
+`strom serve` processes, the second killed with SIGKILL so that it leaves
+only when its lease expires). Every wait has a deadline."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+from kio.schema.describe_topic_partitions.v0.request import (
+    DescribeTopicPartitionsRequest,
+    TopicRequest,
+)
+from kio.schema.types import TopicName
+from kio.static.primitive import i32
+
+from strom.protocol.api import ApiKey
+from tests.cluster.etcd_process import EtcdCluster
+from tests.cluster.test_cluster_brokers import WAIT, _broker, _cluster_of
+from tests.interop.clients import wait_until
+from tests.process import StromProcess
+from tests.wire import WireClient, metadata_request
+
+TOPIC = "halves"
+
+
+@pytest.fixture
+def brokers(etcd: EtcdCluster, tmp_path: Path) -> Iterator[list[StromProcess]]:
+    started = [_broker(tmp_path, etcd, node_id) for node_id in (1, 2)]
+    try:
+        for broker in started:
+            broker.start(timeout=WAIT)
+        wait_until(lambda: _cluster_of(started[0].bootstrap, 2), WAIT,
+                   what="both brokers registered")
+        yield started
+    finally:
+        for broker in started:
+            broker.stop()
+
+
+def _partitions(bootstrap: str) -> dict[int, Any]:
+    with WireClient(bootstrap) as client:
+        response = client.request(ApiKey.METADATA, 12, metadata_request(TOPIC))
+    (topic,) = response.topics
+    return {int(p.partition_index): p for p in topic.partitions}
+
+
+def test_replicas_of_a_dead_broker_are_listed_offline(brokers: list[StromProcess]) -> None:
+    one, two = brokers
+    admin = AdminClient({"bootstrap.servers": one.bootstrap})
+    admin.create_topics([NewTopic(TOPIC, 2, 1)])[TOPIC].result(WAIT)
+    before = wait_until(lambda: (lambda ps: ps if len(ps) == 2 else None)(
+        _partitions(one.bootstrap)), WAIT, what="both partitions described")
+    assert all(list(p.offline_replicas) == [] for p in before.values())
+    on_two = next(i for i, p in before.items() if list(p.replica_nodes) == [2])
+
+    two.kill()  # no deregistration: it leaves when its lease expires
+    wait_until(lambda: _cluster_of(one.bootstrap, 1), WAIT, what="broker 2's lease to expire")
+
+    after = _partitions(one.bootstrap)
+    assert list(after[on_two].offline_replicas) == [2]
+    assert list(after[1 - on_two].offline_replicas) == []
+
+    with WireClient(one.bootstrap) as client:
+        described = client.request(ApiKey.DESCRIBE_TOPIC_PARTITIONS, 0,
+                                   DescribeTopicPartitionsRequest(
+                                       topics=(TopicRequest(name=TopicName(TOPIC)),),
+                                       response_partition_limit=i32(100), cursor=None))
+    (topic,) = described.topics
+    offline = {int(p.partition_index): list(p.offline_replicas) for p in topic.partitions}
+    assert offline == {on_two: [2], 1 - on_two: []}

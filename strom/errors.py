@@ -47,7 +47,13 @@ __all__ = [
     "NotControllerError",
     "NetworkError",
     "StaleBrokerEpochError",
+    "InvalidUpdateVersionError",
+    "IneligibleReplicaError",
+    "ElectionNotNeededError",
+    "PreferredLeaderNotAvailableError",
+    "EligibleLeadersNotAvailableError",
     "error_code_for",
+    "error_for_code",
 ]
 
 
@@ -218,8 +224,54 @@ class InvalidReplicaAssignmentError(KafkaError):
     code = ErrorCode.invalid_replica_assignment
 
 
+class InvalidUpdateVersionError(KafkaError):
+    """An AlterPartition based on a partition epoch the controller has moved past."""
+
+    code = ErrorCode.invalid_update_version
+
+
+class IneligibleReplicaError(KafkaError):
+    """An AlterPartition's new ISR names a broker that is not registered or is
+    shutting down."""
+
+    code = ErrorCode.ineligible_replica
+
+
+class ElectionNotNeededError(KafkaError):
+    code = ErrorCode.election_not_needed
+
+
+class PreferredLeaderNotAvailableError(KafkaError):
+    code = ErrorCode.preferred_leader_not_available
+
+
+class EligibleLeadersNotAvailableError(KafkaError):
+    code = ErrorCode.eligible_leaders_not_available
+
+
 def error_code_for(exc: BaseException) -> ErrorCode:
     """The error code a response carries for `exc`."""
     if isinstance(exc, KafkaError):
         return exc.code
     return ErrorCode.unknown_server_error
+
+
+def error_for_code(code: int, message: str = "") -> KafkaError:
+    """The typed exception for an error code another broker answered with (the
+    controller, say), so that callers catch the same classes as for local
+    errors. Codes without a class of their own become a plain KafkaError
+    carrying the code."""
+    cls = _BY_CODE.get(code)
+    if cls is not None:
+        return cls(message)
+    error = KafkaError(message or ErrorCode(code).name)
+    error.code = ErrorCode(code)
+    return error
+
+
+# The classes declared here, each under its code; a subclass that narrows its
+# parent's meaning (LogDirFullError under KafkaStorageError) never wins.
+_BY_CODE: dict[int, type[KafkaError]] = {}
+for _cls in KafkaError.__subclasses__():
+    if _cls.__module__ == __name__:
+        _BY_CODE.setdefault(_cls.code, _cls)

@@ -15,10 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 
 from kio.schema.allocate_producer_ids.v0.request import AllocateProducerIdsRequest
 from kio.schema.allocate_producer_ids.v0.response import AllocateProducerIdsResponse
+from kio.schema.alter_partition.v3.request import AlterPartitionRequest
+from kio.schema.alter_partition.v3.request import BrokerState as AlterPartitionBrokerState
+from kio.schema.alter_partition.v3.request import PartitionData as AlterPartitionData
+from kio.schema.alter_partition.v3.request import TopicData as AlterPartitionTopic
+from kio.schema.alter_partition.v3.response import AlterPartitionResponse
 from kio.schema.create_topics.v7.request import (
     CreatableTopic,
     CreatableTopicConfig,
@@ -29,7 +35,7 @@ from kio.schema.types import BrokerId, TopicName
 from kio.static.primitive import i16, i32, i32Timedelta, i64
 
 from strom.broker.peer_client import PeerClient
-from strom.cluster.image import BrokerInfo, MetadataImage, MetadataRecord
+from strom.cluster.image import BrokerInfo, MetadataImage, MetadataRecord, PartitionInfo
 from strom.cluster.store import MetadataStore
 from strom.cluster.validation import check_records_per_user_op
 from strom.config import parse_topic_configs
@@ -38,6 +44,8 @@ from strom.errors import (
     KafkaError,
     NotControllerError,
     RequestTimedOutError,
+    UnknownTopicIdError,
+    error_for_code,
 )
 
 
@@ -110,6 +118,66 @@ class ControllerChannel:
         if response.error_code != ErrorCode.none:
             raise ControllerError(response.error_code, "the controller allocated no producer ids")
         return int(response.producer_id_start), int(response.producer_id_len)
+
+    # --- ISR changes --------------------------------------------------------------
+
+    async def alter_partition(self, topic_id: uuid.UUID, partition: int, leader_epoch: int,
+                              partition_epoch: int, new_isr: Sequence[int]) -> PartitionInfo:
+        """As this partition's leader, ask the controller to make `new_isr` its
+        ISR (AlterPartition); the partition as committed, once this broker's
+        image has it. Raises the KafkaError the controller answered with
+        (FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION, INELIGIBLE_REPLICA, ...)."""
+        node_id = self._metadata.node_id
+        if self.is_local:
+            altered: list[PartitionInfo] = []
+
+            def alter() -> list[MetadataRecord]:
+                operations = self._metadata.operations
+                result = operations.alter_partition(
+                    node_id, self._broker_epoch(operations.image, node_id), topic_id,
+                    partition, leader_epoch, partition_epoch, new_isr)
+                altered.append(result.partition)
+                return list(result.records)
+
+            await self._metadata.submit(alter)
+            return altered[-1]
+        assert self._peers is not None
+        image = self._metadata.image
+        request = AlterPartitionRequest(
+            broker_id=BrokerId(node_id), broker_epoch=i64(self._broker_epoch(image, node_id)),
+            topics=(AlterPartitionTopic(topic_id=topic_id, partitions=(AlterPartitionData(
+                partition_index=i32(partition), leader_epoch=i32(leader_epoch),
+                partition_epoch=i32(partition_epoch),
+                new_isr_with_epochs=tuple(
+                    AlterPartitionBrokerState(broker_id=BrokerId(r),
+                                              broker_epoch=i64(self._broker_epoch(image, r)))
+                    for r in new_isr)),)),))
+        response = await self._peers.request(self._controller(), request,
+                                             AlterPartitionResponse, timeout=self.timeout)
+        if response.error_code != ErrorCode.none:
+            raise error_for_code(response.error_code, "the controller refused AlterPartition")
+        (answer,) = response.topics[0].partitions
+        if answer.error_code != ErrorCode.none:
+            raise error_for_code(answer.error_code,
+                                 f"the controller refused AlterPartition of {topic_id}-"
+                                 f"{partition}")
+        committed = int(answer.partition_epoch)
+
+        def has_it(image: MetadataImage) -> bool:
+            topic = image.topic_by_id(topic_id)
+            return topic is None or (partition < len(topic.partitions) and topic.partitions[
+                partition].partition_epoch >= committed)
+
+        image = await self._wait_for(has_it, f"AlterPartition of {topic_id}-{partition}")
+        topic = image.topic_by_id(topic_id)
+        if topic is None:
+            raise UnknownTopicIdError(f"topic {topic_id} was deleted")
+        return topic.partitions[partition]
+
+    @staticmethod
+    def _broker_epoch(image: MetadataImage, node_id: int) -> int:
+        broker = image.brokers.get(node_id)
+        return broker.epoch if broker is not None else -1
 
     # --- helpers ----------------------------------------------------------------
 

@@ -2,7 +2,12 @@
 single node's strom-metadata.json (`record_to_json` / `record_from_json`).
 
     metadata batch:  {"version": 1, "records": [<record>, ...]}
-    registration:    {"version": 1, "node_id": int, "host": str, "port": int, "rack": str|null}
+    registration:    {"version": 1, "node_id": int, "host": str, "port": int, "rack": str|null,
+                      "fenced": bool (absent: false; registrations before it have none)}
+
+A registration carries no broker epoch: the epoch is the key's create
+revision, which etcd keeps while the broker re-puts its registration (to
+mark it fenced) and which changes with every new session.
     candidate:       {"version": 1, "node_id": int}
 
 A batch whose JSON is larger than COMPRESS_ABOVE is stored as b"z" + zlib of
@@ -74,17 +79,22 @@ def decode_batch(value: bytes) -> list[MetadataRecord]:
 
 
 def encode_registration(broker: BrokerInfo) -> bytes:
-    return json.dumps({"version": FORMAT_VERSION, "node_id": broker.node_id,
-                       "host": broker.host, "port": broker.port, "rack": broker.rack}).encode()
+    data: dict[str, Any] = {"version": FORMAT_VERSION, "node_id": broker.node_id,
+                            "host": broker.host, "port": broker.port, "rack": broker.rack}
+    if broker.fenced:
+        data["fenced"] = True
+    return json.dumps(data).encode()
 
 
-def decode_registration(value: bytes) -> BrokerInfo:
+def decode_registration(value: bytes, epoch: int = -1) -> BrokerInfo:
+    """The registration in `value`; `epoch` is its key's create revision."""
     data = _load(value, "broker registration")
     node_id, host, port, rack = (data.get(k) for k in ("node_id", "host", "port", "rack"))
+    fenced = data.get("fenced", False)
     if not (isinstance(node_id, int) and isinstance(host, str) and isinstance(port, int)
-            and (rack is None or isinstance(rack, str))):
+            and (rack is None or isinstance(rack, str)) and isinstance(fenced, bool)):
         raise CodecError(f"broker registration: bad fields {data!r}")
-    return BrokerInfo(node_id, host, port, rack)
+    return BrokerInfo(node_id, host, port, rack, epoch, fenced)
 
 
 def encode_candidate(node_id: int) -> bytes:

@@ -298,7 +298,7 @@ class EtcdMetadataStore:
                 continue
             try:
                 if parsed.kind is KeyKind.BROKER:
-                    brokers[parsed.id] = decode_registration(kv.value)
+                    brokers[parsed.id] = decode_registration(kv.value, kv.create_revision)
                 elif parsed.kind is KeyKind.CANDIDATE:
                     candidates[kv.key] = (kv.create_revision, decode_candidate(kv.value))
                 else:
@@ -331,7 +331,7 @@ class EtcdMetadataStore:
             if parsed.kind is KeyKind.BROKER:
                 brokers = dict(image.brokers)
                 if put:
-                    brokers[parsed.id] = decode_registration(kv.value)
+                    brokers[parsed.id] = decode_registration(kv.value, kv.create_revision)
                 else:
                     brokers.pop(parsed.id, None)
                 image = replace(image, brokers=brokers)

@@ -29,6 +29,12 @@ class BrokerInfo:
     host: str
     port: int
     rack: str | None = None
+    # The broker epoch: the etcd create revision of this registration (a new
+    # one per process, as KRaft's), -1 on a single node.
+    epoch: int = -1
+    # In controlled shutdown: leads nothing, joins no ISR (KRaft's
+    # inControlledShutdown; strom has no other kind of fenced broker).
+    fenced: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,11 @@ from strom.cluster.image import (
     TopicConfigRecord,
     TopicRecord,
 )
+from strom.cluster.partition_changes import (
+    AlterPartitionResult,
+    alter_partition,
+    check_broker_epoch,
+)
 from strom.cluster.validation import MAX_PARTITIONS, MAX_REPLICATION_FACTOR, validate_topic_name
 from strom.config import Value
 from strom.errors import (
@@ -231,6 +236,23 @@ class MetadataOperations:
             if not name:
                 raise InvalidConfigError("empty config name")
         return [BrokerConfigRecord(k, v) for k, v in sorted(changes.items())]
+
+    def alter_partition(self, broker_id: int, broker_epoch: int, topic_id: uuid.UUID,
+                        partition: int, leader_epoch: int, partition_epoch: int,
+                        new_isr: Sequence[int], isr_broker_epochs: Sequence[int] | None = None
+                        ) -> AlterPartitionResult:
+        """A leader's AlterPartition for one partition (partition_changes.py):
+        the partition as it will be, and the records that make it so."""
+        check_broker_epoch(self.image, broker_id, broker_epoch)
+        return alter_partition(self.image, broker_id, topic_id, partition, leader_epoch,
+                               partition_epoch, new_isr, isr_broker_epochs)
+
+    def alter_partition_records(self, broker_id: int, broker_epoch: int,
+                                topic_id: uuid.UUID, partition: int, leader_epoch: int,
+                                partition_epoch: int, new_isr: Sequence[int]
+                                ) -> list[MetadataRecord]:
+        return list(self.alter_partition(broker_id, broker_epoch, topic_id, partition,
+                                         leader_epoch, partition_epoch, new_isr).records)
 
     def producer_id_block_records(self, block_size: int, broker_id: int | None = None
                                   ) -> tuple[int, list[MetadataRecord]]:

@@ -58,3 +58,16 @@ def test_values_of_a_newer_strom_or_damaged_are_refused() -> None:
     assert decode_candidate(encode_candidate(7)) == 7
     with pytest.raises(CodecError):
         decode_registration(json.dumps({"version": 1, "node_id": "2"}).encode())
+
+
+def test_registration_carries_fenced_and_takes_its_epoch_from_the_key() -> None:
+    fenced = BrokerInfo(3, "h", 9093, None, 41, True)
+    assert decode_registration(encode_registration(fenced), 41) == fenced
+    # A registration written before `fenced` existed reads as unfenced.
+    old = json.dumps({"version": 1, "node_id": 3, "host": "h", "port": 9093,
+                      "rack": None}).encode()
+    assert decode_registration(old, 12) == BrokerInfo(3, "h", 9093, None, 12, False)
+    assert b"fenced" not in encode_registration(BrokerInfo(3, "h", 9093))
+    with pytest.raises(CodecError):
+        decode_registration(json.dumps({"version": 1, "node_id": 3, "host": "h", "port": 1,
+                                        "rack": None, "fenced": "yes"}).encode())

@@ -4,10 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+CLUSTER_STAMP := $(VENV)/.installed-cluster
 BENCH_STAMP := $(VENV)/.installed-bench
 CONFIG ?= config/server.properties
 
-.PHONY: serve test lint typecheck unit interop interop-kafka system-deps kafka-jars compat compat-kafka clean \
+.PHONY: serve cluster test lint typecheck unit interop interop-kafka system-deps kafka-jars compat compat-kafka clean \
 	bench bench-quick bench-soak bench-views demo fuzz
 
 $(STAMP): pyproject.toml setup.py strom/protocol/records/_walk.c
@@ -23,6 +24,15 @@ $(TEST_STAMP): $(STAMP) pyproject.toml
 ## serve: create .venv, install strom and run a broker on localhost:9092 with data in ./data
 serve: $(STAMP)
 	$(BIN)/strom serve --config $(CONFIG)
+
+$(CLUSTER_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[cluster]'
+	touch $@
+
+## cluster: etcd and three brokers on localhost (node ids 1-3 on 127.0.0.1:19092-19094, etcd on 127.0.0.1:2379), data in ./cluster-data; Ctrl-C stops all
+cluster: $(CLUSTER_STAMP)
+	scripts/install-etcd.sh
+	scripts/local-cluster.sh run
 
 ## system-deps: kcat and a JDK with Maven (apt-get, only what is missing)
 system-deps:

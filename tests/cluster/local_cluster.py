@@ -1,0 +1,87 @@
+"""scripts/local-cluster.sh driven from Python: a cluster of real etcd and
+`strom serve` processes on free loopback ports under a test's directory. The
+tests and the fault checker act on it only through the script, as a person
+would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.process import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "local-cluster.sh"
+
+
+class LocalCluster:
+    def __init__(self, directory: Path, etcd_binary: str, brokers: int = 3,
+                 etcd_members: int = 1, session_timeout_ms: int = 3000,
+                 replica_lag_ms: int | None = None,
+                 overrides: dict[str, str] | None = None,
+                 etcd_election_ms: int = 500) -> None:
+        self.directory = directory
+        self.broker_ports = [free_port() for _ in range(brokers)]
+        self.etcd_ports = [free_port() for _ in range(etcd_members)]
+        self.env = dict(os.environ)
+        self.env.update({
+            "CLUSTER_DIR": str(directory),
+            "CLUSTER_ID": "strom-local-test",
+            "CLUSTER_BROKER_PORTS": " ".join(map(str, self.broker_ports)),
+            "CLUSTER_ETCD_CLIENT_PORTS": " ".join(map(str, self.etcd_ports)),
+            "CLUSTER_ETCD_PEER_PORTS": " ".join(str(free_port()) for _ in self.etcd_ports),
+            # etcd elections in half the default time (heartbeat a tenth of it).
+            "CLUSTER_ETCD_HEARTBEAT_MS": str(max(etcd_election_ms // 10, 10)),
+            "CLUSTER_ETCD_ELECTION_MS": str(etcd_election_ms),
+            "CLUSTER_SESSION_TIMEOUT_MS": str(session_timeout_ms),
+            "CLUSTER_OVERRIDES": " ".join(f"{k}={v}" for k, v in (overrides or {}).items()),
+            "STROM_PYTHON": sys.executable,
+            "STROM_ETCD": etcd_binary,
+            "CLUSTER_START_TIMEOUT": "60",
+            "CLUSTER_STOP_TIMEOUT": "30",
+        })
+        if replica_lag_ms is not None:
+            self.env["CLUSTER_REPLICA_LAG_MS"] = str(replica_lag_ms)
+
+    @property
+    def node_ids(self) -> list[int]:
+        return list(range(1, len(self.broker_ports) + 1))
+
+    @property
+    def etcd_members(self) -> list[int]:
+        return list(range(1, len(self.etcd_ports) + 1))
+
+    def run(self, *args: str | int, timeout: float = 120) -> str:
+        """Run the script; its stdout. Raises with its output if it fails."""
+        done = subprocess.run([str(SCRIPT), *map(str, args)], env=self.env, timeout=timeout,
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"local-cluster.sh {' '.join(map(str, args))} exited "
+                               f"{done.returncode}:\n{done.stdout}\n{done.stderr}")
+        return done.stdout
+
+    def bootstrap(self) -> str:
+        return self.run("bootstrap").strip()
+
+    def status(self) -> dict[str, tuple[int | None, str]]:
+        """name -> (pid or None, running|paused|stopped)."""
+        out: dict[str, tuple[int | None, str]] = {}
+        for line in self.run("status").splitlines():
+            name, pid, state = line.split()
+            out[name] = (None if pid == "-" else int(pid), state)
+        return out
+
+    def stop_all(self) -> None:
+        self.run("stop-all")
+
+
+def process_exists(pid: int) -> bool:
+    """True while `pid` is a process that has not exited (a zombie has: only
+    its parent has not collected it yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")

@@ -4,16 +4,13 @@ nothing (the store's `commit` does). Each store holds one
 `MetadataOperations` over its image: the single-node store and the etcd
 store differ only in where the records go.
 
-Replica placement: a partition without a manual assignment gets one replica,
-the brokers registered in the image taken round-robin from a random start
-(as Kafka's StripedReplicaPlacer, without racks). Followers do not replicate
-yet (issue 14), so a replication factor above 1 is refused with
-INVALID_REPLICATION_FACTOR rather than recorded and not honoured.
+Replica placement: a partition without a manual assignment gets its
+replicas from cluster/placement.py (Kafka's striped placement over the
+registered brokers not shutting down, racks first); the first replica leads.
 """
 
 from __future__ import annotations
 
-import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 
@@ -32,7 +29,8 @@ from strom.cluster.partition_changes import (
     alter_partition,
     check_broker_epoch,
 )
-from strom.cluster.validation import MAX_PARTITIONS, MAX_REPLICATION_FACTOR, validate_topic_name
+from strom.cluster.placement import place
+from strom.cluster.validation import MAX_PARTITIONS, validate_topic_name
 from strom.config import Value
 from strom.errors import (
     InvalidConfigError,
@@ -66,12 +64,11 @@ class MetadataOperations:
     def image(self) -> MetadataImage:
         return self._image()
 
-    def _placement(self, count: int) -> list[tuple[int, ...]]:
-        """One replica for each of `count` new partitions, round-robin over
-        the registered brokers from a random start."""
-        brokers = sorted(self.image.brokers) or [self.node_id]
-        start = random.randrange(len(brokers))
-        return [(brokers[(start + i) % len(brokers)],) for i in range(count)]
+    def _placement(self, count: int, replication_factor: int) -> list[tuple[int, ...]]:
+        """Replicas for `count` new partitions (placement.py)."""
+        if not self.image.brokers and replication_factor == 1:
+            return [(self.node_id,)] * count  # an image before its broker registered
+        return place(self.image.brokers.values(), count, replication_factor)
 
     def create_topic_records(
         self,
@@ -107,10 +104,6 @@ class MetadataOperations:
                     )
                 if len(set(replicas)) != len(replicas):
                     raise InvalidRequestError("Duplicate brokers in a replica assignment")
-                if len(replicas) > MAX_REPLICATION_FACTOR:
-                    raise InvalidReplicationFactorError(
-                        f"Replication factor {len(replicas)} is not supported: strom does not "
-                        f"replicate partitions yet (at most {MAX_REPLICATION_FACTOR}).")
         else:
             if num_partitions <= 0:
                 raise InvalidPartitionsError("Number of partitions must be larger than 0.")
@@ -120,17 +113,7 @@ class MetadataOperations:
                 raise InvalidReplicationFactorError(
                     "Replication factor must be larger than 0."
                 )
-            if replication_factor > len(self.image.brokers):
-                raise InvalidReplicationFactorError(
-                    f"Unable to replicate the partition {replication_factor} time(s): "
-                    f"The target replication factor of {replication_factor} cannot be reached "
-                    f"because only {len(self.image.brokers)} broker(s) are registered."
-                )
-            if replication_factor > MAX_REPLICATION_FACTOR:
-                raise InvalidReplicationFactorError(
-                    f"Replication factor {replication_factor} is not supported: strom does not "
-                    f"replicate partitions yet (at most {MAX_REPLICATION_FACTOR}).")
-            replicas_of = dict(enumerate(self._placement(num_partitions)))
+            replicas_of = dict(enumerate(self._placement(num_partitions, replication_factor)))
         topic_id = uuid.uuid4()
         records: list[MetadataRecord] = [TopicRecord(name, topic_id)]
         for partition, replicas in sorted(replicas_of.items()):
@@ -181,7 +164,7 @@ class MetadataOperations:
             )
         replication_factor = topic.replication_factor
         records: list[MetadataRecord] = []
-        placed = self._placement(added) if assignments is None else []
+        placed = self._placement(added, replication_factor) if assignments is None else []
         for i in range(added):
             if assignments is None:
                 replicas: tuple[int, ...] = placed[i]
@@ -212,10 +195,6 @@ class MetadataOperations:
                     "than once."
                 )
             previous = broker_id
-        if len(replicas) > MAX_REPLICATION_FACTOR:
-            raise InvalidReplicationFactorError(
-                f"Replication factor {len(replicas)} is not supported: strom does not "
-                f"replicate partitions yet (at most {MAX_REPLICATION_FACTOR}).")
         if replication_factor is not None and len(replicas) != replication_factor:
             raise InvalidReplicaAssignmentError(
                 f"The manual partition assignment includes a partition with {len(replicas)} "

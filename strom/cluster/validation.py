@@ -14,9 +14,10 @@ from strom.errors import InvalidTopicError, PolicyViolationError
 _LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]+")
 MAX_TOPIC_NAME_LENGTH = 249
 MAX_PARTITIONS = 100_000
-#: Followers do not replicate yet (issue 14): a partition has one replica.
-#: Internal topics take min(their setting, this, the registered brokers).
-MAX_REPLICATION_FACTOR = 1
+#: The request field is an int16, as in Kafka; in practice the registered
+#: brokers bound it. Internal topics take min(their setting, the registered
+#: brokers): 3 in a cluster of three or more, 1 on a single node.
+MAX_REPLICATION_FACTOR = 32767
 #: Kafka's QuorumController.MAX_RECORDS_PER_USER_OP: the metadata records one
 #: client operation (a whole CreateTopics or CreatePartitions request) may
 #: produce. A topic of N partitions is 1 + N records (+ one per config), so

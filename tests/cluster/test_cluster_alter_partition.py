@@ -128,3 +128,33 @@ def test_alter_partition_on_the_controller(
         assert got.error_code == error, (leader_epoch, partition_epoch, isr)
     unknown = answer(controller, _alter(leader, epochs[leader], uuid.uuid4(), 0, 0, mine))
     assert unknown.error_code == ErrorCode.unknown_topic_id
+
+
+def test_isr_changes_reach_every_broker(
+        cluster: tuple[dict[int, StromProcess], int, dict[int, int]]) -> None:
+    brokers, controller_id, epochs = cluster
+    controller = brokers[controller_id].bootstrap
+    admin = AdminClient({"bootstrap.servers": controller})
+    admin.create_topics([NewTopic("replicated", 1, 2)])["replicated"].result(WAIT)
+    topic_id, partition = wait_until(lambda: _partition(controller, "replicated"), WAIT)
+    leader, follower = partition.leader_id, 3 - partition.leader_id
+    assert sorted(partition.isr_nodes) == [1, 2]
+
+    def alter(partition_epoch: int, isr: list[int]) -> Any:
+        request = _alter(leader, epochs[leader], topic_id, 0, partition_epoch,
+                         {b: epochs[b] for b in isr})
+        return _request(controller, ApiKey.ALTER_PARTITION, 3, request).topics[0].partitions[0]
+
+    shrunk = alter(0, [leader])
+    assert (shrunk.error_code, list(shrunk.isr), shrunk.leader_epoch,
+            shrunk.partition_epoch) == (ErrorCode.none, [leader], 0, 1)
+    for bootstrap in (brokers[1].bootstrap, brokers[2].bootstrap):
+        wait_until(lambda b=bootstrap: list(_partition(b, "replicated")[1].isr_nodes)
+                   == [leader], WAIT, what="the shrunk ISR in every broker's Metadata")
+    # A request based on the ISR before the shrink is stale.
+    assert alter(0, [leader, follower]).error_code == ErrorCode.invalid_update_version
+    grown = alter(1, [follower, leader])
+    assert (grown.error_code, sorted(grown.isr), grown.partition_epoch) == (
+        ErrorCode.none, [1, 2], 2)
+    wait_until(lambda: sorted(_partition(brokers[follower].bootstrap, "replicated")[1]
+                              .isr_nodes) == [1, 2], WAIT, what="the grown ISR")

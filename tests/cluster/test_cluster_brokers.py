@@ -111,8 +111,15 @@ def test_topics_partitions_and_data_across_brokers(brokers: list[StromProcess]) 
     leaders = {p: metadata.topics["spread"].partitions[p].leader for p in range(PARTITIONS)}
     assert sorted(leaders.values()) == [1, 1, 1, 2, 2, 2]  # round-robin over two brokers
 
-    # Replication factor above 1 is refused until followers replicate.
-    refused = admin.create_topics([NewTopic("replicated", 1, 2)])["replicated"]
+    # Replicas on both brokers (striped: each leads one partition); more
+    # replicas than brokers are refused.
+    admin.create_topics([NewTopic("replicated", 2, 2)])["replicated"].result(WAIT)
+    replicated = wait_until(lambda: _metadata(two.bootstrap, "replicated").topics.get(
+        "replicated"), WAIT, what="broker 2 to describe the replicated topic")
+    assert sorted(p.leader for p in replicated.partitions.values()) == [1, 2]
+    for p in replicated.partitions.values():
+        assert sorted(p.replicas) == sorted(p.isrs) == [1, 2] and p.replicas[0] == p.leader
+    refused = admin.create_topics([NewTopic("too-many", 1, 3)])["too-many"]
     with pytest.raises(KafkaException) as caught:
         refused.result(WAIT)
     assert caught.value.args[0].code() == ErrorCode.invalid_replication_factor

@@ -9,7 +9,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 CONFIG ?= config/server.properties
 
 .PHONY: serve cluster test lint typecheck unit interop interop-kafka system-deps kafka-jars compat compat-kafka clean \
-	bench bench-quick bench-soak bench-views demo fuzz
+	bench bench-quick bench-soak bench-views bench-failover demo fuzz
 
 $(STAMP): pyproject.toml setup.py strom/protocol/records/_walk.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -82,6 +82,11 @@ bench-soak: $(BENCH_STAMP) kafka-jars
 ## bench-views: restore a view from 1,000,000 events on strom and Apache Kafka
 bench-views: $(TEST_STAMP) kafka-jars
 	$(BIN)/python bench/views_restore.py
+
+## bench-failover: kill -9 / SIGTERM a partition leader under an acks=all producer: strom's three-broker cluster vs Kafka's three-node KRaft (~10 min); FAILOVER_ARGS for --rounds/--brokers/--modes
+bench-failover: $(BENCH_STAMP) $(CLUSTER_STAMP) kafka-jars
+	scripts/install-etcd.sh
+	$(BIN)/python bench/failover.py $(FAILOVER_ARGS)
 
 ## demo: the shop: strom and four services that only talk through events, narrated
 demo: $(STAMP)

@@ -18,6 +18,7 @@ from strom.coordinator.txn.producer_ids import ProducerIdManager
 from strom.protocol.headers import RequestHeader
 
 if TYPE_CHECKING:
+    from strom.broker.forwarding import Forwarder
     from strom.coordinator.group.service import GroupCoordinator
     from strom.coordinator.txn.service import TransactionCoordinator
 
@@ -35,6 +36,8 @@ class BrokerServices:
     #: Transaction markers and verifications across brokers (cluster mode).
     txn_channel: TxnChannel
     faults: FaultInjector = field(default_factory=FaultInjector)
+    #: Sends admin requests on to the controller (KIP-590); None: never forwards.
+    forwarder: Forwarder | None = None
 
     @property
     def groups(self) -> GroupCoordinator:
@@ -64,6 +67,9 @@ class RequestContext:
     close_connection: bool = False
     # The client's address as Kafka reports it ("/127.0.0.1"); set by the connection.
     client_host: str = ""
+    # The request came from another broker inside an Envelope (KIP-590): it is
+    # handled here, never forwarded again.
+    forwarded: bool = False
 
     @property
     def api_version(self) -> int:

@@ -13,10 +13,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kio.static.protocol import ResponsePayload
+
 from strom.broker.context import RequestContext
 from strom.protocol.api import ApiKey, known_versions
 
-Response = Mapping[str, Any] | None
+# A dict for kio to build, or a kio response (one relayed from the controller).
+Response = Mapping[str, Any] | ResponsePayload | None
 Handler = Callable[[RequestContext, Any], Awaitable[Response]]
 
 

@@ -22,6 +22,7 @@ from strom.broker.connection_limits import ConnectionGuard, ConnectionLimits
 from strom.broker.context import BrokerServices
 from strom.broker.controller_channel import ControllerChannel
 from strom.broker.coordinators import Coordinators
+from strom.broker.forwarding import Forwarder
 from strom.broker.peer_client import PeerClient
 from strom.broker.replica_manager import ReplicaManager
 from strom.broker.router import Registration, load_handlers
@@ -128,8 +129,12 @@ class Broker:
         coordinators = Coordinators(config, self.clock, store, replicas, producer_ids,
                                     controller, txn_channel)
         self.services = BrokerServices(config, self.clock, store, replicas, producer_ids,
-                                       coordinators, controller, txn_channel)
+                                       coordinators, controller, txn_channel,
+                                       forwarder=Forwarder(store, self._peers))
         replicas.flusher.start()
+        if config.etcd_endpoints:
+            # Followers fetch from leaders; leaders send ISR changes to the controller.
+            replicas.start_replication(controller)
         coordinators.start()  # those whose state topic exists; the others on first use
         self._background = loop.create_task(replicas.run_background(), name="log-background")
         self._guard_task = loop.create_task(self._guard.run(), name="connection-timeouts")
@@ -223,6 +228,7 @@ class Broker:
             except asyncio.CancelledError:
                 pass
         if self.services is not None:
+            await self.services.replicas.stop_replication()
             await self.services.coordinators.stop()
             await self.services.producer_ids.stop()
             if self._peers is not None:

@@ -18,6 +18,7 @@ from collections import Counter
 from typing import Any
 
 from strom.broker.context import RequestContext
+from strom.broker.forwarding import forwarded_to_controller
 from strom.broker.router import handles
 from strom.cluster.image import MetadataRecord
 from strom.cluster.validation import check_records_per_user_op
@@ -26,6 +27,7 @@ from strom.protocol.api import ApiKey
 
 
 @handles(ApiKey.CREATE_PARTITIONS)
+@forwarded_to_controller
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     metadata = ctx.broker.metadata
     validate_only = bool(request.validate_only)

@@ -19,6 +19,7 @@ from typing import Any
 
 from strom.broker.configs import topic_config_entries
 from strom.broker.context import RequestContext
+from strom.broker.forwarding import forwarded_to_controller
 from strom.broker.router import handles
 from strom.broker.topics import topic_records
 from strom.cluster.image import MetadataRecord
@@ -30,6 +31,7 @@ from strom.protocol.messages import ZERO_UUID
 
 
 @handles(ApiKey.CREATE_TOPICS)
+@forwarded_to_controller
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
     validate_only = bool(getattr(request, "validate_only", False))

@@ -20,6 +20,7 @@ from collections import Counter
 from typing import Any
 
 from strom.broker.context import RequestContext
+from strom.broker.forwarding import forwarded_to_controller
 from strom.broker.router import handles
 from strom.cluster.image import INTERNAL_TOPICS
 from strom.errors import ErrorCode, KafkaError, LogDirFullError
@@ -47,6 +48,7 @@ def _requested(request: Any) -> list[tuple[str | None, uuid.UUID]]:
 
 
 @handles(ApiKey.DELETE_TOPICS)
+@forwarded_to_controller
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
     requested = _requested(request)

@@ -356,6 +356,24 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
            "lease's time to live, rounded up to whole seconds).", at_least=1000,
            read_only=True),
         _d("broker.rack", T.STRING, None, "The rack of this broker.", read_only=True),
+        # Replication (cluster mode; Kafka's names and defaults).
+        _d("replica.lag.time.max.ms", T.LONG, 30000,
+           "A follower that has not caught up with the leader's log end for this long "
+           "leaves the ISR.", at_least=1, read_only=True),
+        _d("num.replica.fetchers", T.INT, 1,
+           "Fetcher tasks per source broker.", at_least=1, read_only=True),
+        _d("replica.fetch.max.bytes", T.INT, 1048576,
+           "Bytes a follower fetches per partition and request (the first batch even "
+           "if larger).", at_least=0, read_only=True),
+        _d("replica.fetch.response.max.bytes", T.INT, 10485760,
+           "Bytes a follower fetches per request.", at_least=0, read_only=True),
+        _d("replica.fetch.wait.max.ms", T.INT, 500,
+           "How long the leader holds a follower's fetch without new data.", at_least=0,
+           read_only=True),
+        _d("replica.fetch.min.bytes", T.INT, 1,
+           "Bytes a follower's fetch waits for.", at_least=1, read_only=True),
+        _d("replica.fetch.backoff.ms", T.INT, 1000,
+           "Pause of a follower's fetcher after an error.", at_least=0, read_only=True),
         *GROUP_COORDINATOR_CONFIGS,
         *TRANSACTION_COORDINATOR_CONFIGS,
     ]

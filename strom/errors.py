@@ -47,6 +47,8 @@ __all__ = [
     "NotControllerError",
     "NetworkError",
     "StaleBrokerEpochError",
+    "NotEnoughReplicasError",
+    "NotEnoughReplicasAfterAppendError",
     "InvalidUpdateVersionError",
     "IneligibleReplicaError",
     "ElectionNotNeededError",
@@ -173,6 +175,20 @@ class InvalidRequiredAcksError(KafkaError):
 
 class RequestTimedOutError(KafkaError):
     code = ErrorCode.request_timed_out
+
+
+class NotEnoughReplicasError(KafkaError):
+    """acks=all to a partition whose ISR is smaller than min.insync.replicas:
+    refused before the append."""
+
+    code = ErrorCode.not_enough_replicas
+
+
+class NotEnoughReplicasAfterAppendError(KafkaError):
+    """acks=all: the batch was appended, but the ISR shrank below
+    min.insync.replicas before it was replicated."""
+
+    code = ErrorCode.not_enough_replicas_after_append
 
 
 class NotControllerError(KafkaError):

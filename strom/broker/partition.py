@@ -2,14 +2,23 @@
 
 A single node is a cluster of one: it is the leader, the ISR is itself, and
 the high watermark advances to the log end offset as soon as a batch is
-appended. Replication will add followers whose fetch offsets move the HW;
-nothing here assumes there are none beyond `_maybe_advance_high_watermark`.
+appended (`_replication` is None: no per-append cost beyond that).
+
+Replicated (cluster mode), the role comes from the metadata image
+(`update_state`). A leader keeps its followers' fetch offsets in a
+LeaderReplicaState (replica_state.py): the HW is the smallest log end offset
+over the ISR, acks=all waits for it (`replicated`), and ISR changes are
+proposed to the controller through `on_isr_change` (the replica manager sends
+them). A follower only appends what its fetcher brings (`append_as_follower`),
+truncates where the leader says its log diverged, and refuses clients.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import heapq
+import itertools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,10 +26,14 @@ from dataclasses import dataclass
 from strom.broker.batch_worker import AppendTurn, on_worker
 from strom.broker.flusher import GroupCommitFlusher
 from strom.broker.purgatory import AppendNotifier
+from strom.broker.replica_state import LeaderReplicaState
 from strom.clock import Clock
 from strom.config import TopicConfig
 from strom.errors import (
     FencedLeaderEpochError,
+    KafkaError,
+    NotEnoughReplicasAfterAppendError,
+    NotEnoughReplicasError,
     NotLeaderOrFollowerError,
     OffsetOutOfRangeError,
     PolicyViolationError,
@@ -87,6 +100,7 @@ class AppendSettings:
     compacted: bool
     timestamp_before_max_ms: int
     timestamp_after_max_ms: int
+    min_insync_replicas: int
 
     @classmethod
     def of(cls, config: TopicConfig) -> AppendSettings:
@@ -98,6 +112,7 @@ class AppendSettings:
             compacted="compact" in config.cleanup_policy,
             timestamp_before_max_ms=config.int("message.timestamp.before.max.ms"),
             timestamp_after_max_ms=config.int("message.timestamp.after.max.ms"),
+            min_insync_replicas=config.int("min.insync.replicas"),
         )
 
 
@@ -121,14 +136,30 @@ class PartitionFetch:
     aborted_transactions: list[dict[str, int]] | None
 
 
+@dataclass(frozen=True, slots=True)
+class FollowerFetch:
+    """What a Fetch from a follower answers for one partition: records up to
+    the log end offset, or where the follower's log diverges from this one."""
+
+    records: list[bytes | memoryview]
+    size: int
+    high_watermark: int
+    log_start_offset: int
+    #: (epoch, end offset) of the largest epoch this log has at or below the
+    #: follower's last fetched epoch, when the follower's log diverges from it.
+    diverging_epoch: tuple[int, int] | None
+
+
 #: DeleteRecords' offset for "up to the high watermark".
 DELETE_TO_HIGH_WATERMARK = -1
+
+_NO_RECORDS: list[bytes | memoryview] = []
 
 
 class Partition:
     def __init__(self, topic: str, index: int, topic_id: uuid.UUID, log: PartitionLog,
                  config: TopicConfig, *, leader_epoch: int, node_id: int, clock: Clock,
-                 flusher: GroupCommitFlusher) -> None:
+                 flusher: GroupCommitFlusher, leader_id: int | None = None) -> None:
         self.topic = topic
         self.index = index
         self.topic_id = topic_id
@@ -136,11 +167,24 @@ class Partition:
         self.config = config
         self.append_settings = AppendSettings.of(config)
         self.leader_epoch = leader_epoch
-        self.leader_id = node_id
+        self.leader_id = node_id if leader_id is None else leader_id
         self.node_id = node_id
+        self.replicas: tuple[int, ...] = (node_id,)
         self.isr: tuple[int, ...] = (node_id,)
+        self.partition_epoch = 0
         self.high_watermark = log.log_end_offset
+        #: Wakes consumers' fetches: the HW moved (or the partition went away).
         self.appended = AppendNotifier()
+        #: Wakes followers' fetches: the leader's log grew.
+        self.replica_appended = AppendNotifier()
+        #: The leader's view of its followers; None on a follower and on a
+        #: leader without followers (a single node).
+        self._replication: LeaderReplicaState | None = None
+        #: acks=all waits for the HW: (end offset, seq, future), a heap.
+        self._hw_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._hw_seq = itertools.count()
+        #: Called with a proposed ISR (the replica manager sends AlterPartition).
+        self.on_isr_change: Callable[[Partition, tuple[int, ...]], None] | None = None
         self._append_tail: asyncio.Future[None] | None = None
         self._clock = clock
         self._flusher = flusher
@@ -164,6 +208,61 @@ class Partition:
     @property
     def is_leader(self) -> bool:
         return self.leader_id == self.node_id
+
+    @property
+    def replicated(self) -> bool:
+        """A leader with followers: the HW waits for them."""
+        return self._replication is not None
+
+    def update_state(self, leader: int, leader_epoch: int, replicas: tuple[int, ...],
+                     isr: tuple[int, ...], partition_epoch: int) -> bool:
+        """Apply this partition's state from the metadata image (Kafka's
+        makeLeader / makeFollower); True if this broker's role or the leader
+        it follows changed (its fetcher must be re-pointed)."""
+        now = self._clock.wall_ms()
+        if leader == self.node_id:
+            if not self.is_leader or leader_epoch > self.leader_epoch:
+                self._make_leader(leader_epoch, replicas, isr, partition_epoch, now)
+                return True
+            if partition_epoch >= self.partition_epoch:
+                self.replicas, self.isr, self.partition_epoch = replicas, isr, partition_epoch
+                state = self._replication
+                if state is None and replicas != (self.node_id,):
+                    self._make_leader(leader_epoch, replicas, isr, partition_epoch, now)
+                elif state is not None:
+                    state.update_assignment(replicas, isr, partition_epoch, now)
+                    self._maybe_increment_high_watermark(state)
+                    self._complete_hw_waiters()  # the ISR may have shrunk below min
+            return False
+        changed = self.is_leader or leader != self.leader_id or leader_epoch != self.leader_epoch
+        self.replicas, self.isr = replicas, isr
+        self.partition_epoch = max(self.partition_epoch, partition_epoch)
+        if changed:
+            self._make_follower(leader, leader_epoch)
+        return changed
+
+    def _make_leader(self, leader_epoch: int, replicas: tuple[int, ...],
+                     isr: tuple[int, ...], partition_epoch: int, now_ms: int) -> None:
+        self.leader_id = self.node_id
+        self.replicas, self.isr, self.partition_epoch = replicas, isr, partition_epoch
+        self.become_leader(leader_epoch)
+        if replicas == (self.node_id,):
+            self._replication = None
+            self._maybe_advance_high_watermark()
+            return
+        # The HW stays where this replica had it: followers' offsets are unknown
+        # until they fetch from this leader epoch (Kafka's makeLeader).
+        self._replication = LeaderReplicaState(
+            self.node_id, replicas, isr, partition_epoch=partition_epoch,
+            epoch_start_offset=self.log.log_end_offset, now_ms=now_ms)
+        self._maybe_increment_high_watermark(self._replication)
+
+    def _make_follower(self, leader: int, leader_epoch: int) -> None:
+        self.leader_id = leader
+        self.leader_epoch = leader_epoch
+        self._replication = None
+        self.fail_waiters(lambda: NotLeaderOrFollowerError(
+            f"{self.topic}-{self.index} is now led by broker {leader}"))
 
     def update_config(self, config: TopicConfig) -> None:
         self.config = config
@@ -268,17 +367,98 @@ class Partition:
         return LeaderAppend(info, log_append_time)
 
     def _maybe_advance_high_watermark(self) -> None:
+        state = self._replication
+        if state is not None:
+            # Followers are woken to fetch what was appended; the HW moves
+            # when they have it.
+            self.replica_appended.notify()
+            self._maybe_increment_high_watermark(state)
+            return
+        if not self.is_leader:
+            return
         # With the ISR being this broker alone the HW is the log end offset.
         new_hw = self.log.log_end_offset
         if new_hw != self.high_watermark:
             self.high_watermark = new_hw
             self.appended.notify()
 
+    def _maybe_increment_high_watermark(self, state: LeaderReplicaState) -> None:
+        """The smallest log end offset over the (maximal) ISR, never backwards."""
+        new_hw = state.high_watermark(self.log.log_end_offset)
+        if new_hw > self.high_watermark:
+            self.high_watermark = new_hw
+            self.appended.notify()
+            self._complete_hw_waiters()
+
     def after_log_change(self) -> None:
         """Re-derive the HW after truncation, DeleteRecords or retention."""
         self.high_watermark = min(max(self.high_watermark, self.log.log_start_offset),
                                   self.log.log_end_offset)
         self._maybe_advance_high_watermark()
+
+    # -- acks=all -----------------------------------------------------------------------
+
+    def check_min_isr(self) -> None:
+        """acks=all is refused before appending while the ISR is smaller than
+        min.insync.replicas (Kafka's NOT_ENOUGH_REPLICAS)."""
+        required = self.append_settings.min_insync_replicas
+        if len(self.isr) < required:
+            raise NotEnoughReplicasError(
+                f"The size of the current ISR {list(self.isr)} is insufficient to satisfy "
+                f"the min.isr requirement of {required} for partition {self.topic}-{self.index}")
+
+    def replicated_to_isr(self, end_offset: int) -> asyncio.Future[None] | None:
+        """A future done once the HW reaches `end_offset` (None: it has, with
+        enough replicas in the ISR); it fails with NOT_ENOUGH_REPLICAS_AFTER_APPEND
+        if the ISR then is smaller than min.insync.replicas, and with
+        NOT_LEADER_OR_FOLLOWER if leadership moves first. The caller cancels it
+        when it gives up."""
+        if self._replication is None and self.is_leader:
+            return None  # the HW is the log end offset: the batch is in
+        if self.high_watermark >= end_offset:
+            error = self._after_append_error()
+            if error is None:
+                return None
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            fut.set_exception(error)
+            return fut
+        fut = asyncio.get_running_loop().create_future()
+        if not self.is_leader:
+            fut.set_exception(NotLeaderOrFollowerError(
+                f"not the leader of {self.topic}-{self.index}"))
+            return fut
+        heapq.heappush(self._hw_waiters, (end_offset, next(self._hw_seq), fut))
+        return fut
+
+    def _after_append_error(self) -> KafkaError | None:
+        required = self.append_settings.min_insync_replicas
+        if len(self.isr) < required:
+            return NotEnoughReplicasAfterAppendError(
+                f"The ISR {list(self.isr)} of {self.topic}-{self.index} shrank below "
+                f"min.insync.replicas={required} while the batch was replicated")
+        return None
+
+    def _complete_hw_waiters(self) -> None:
+        waiters = self._hw_waiters
+        hw = self.high_watermark
+        while waiters and waiters[0][0] <= hw:
+            _, _, fut = heapq.heappop(waiters)
+            if not fut.done():
+                error = self._after_append_error()
+                if error is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(error)
+
+    def fail_waiters(self, error: Callable[[], Exception]) -> None:
+        """Leadership moved or the partition went away: acks=all waiters fail,
+        fetches waiting on it re-read (and get the error)."""
+        waiters, self._hw_waiters = self._hw_waiters, []
+        for _, _, fut in waiters:
+            if not fut.done():
+                fut.set_exception(error())
+        self.appended.notify()
+        self.replica_appended.notify()
 
     @property
     def last_stable_offset(self) -> int:
@@ -343,6 +523,9 @@ class Partition:
         batch even if larger, when min_one_batch). zero_copy: the chunks are
         views of the mapped segment files (FileRegion.view), else bytes.
         OffsetOutOfRangeError outside [log start, log end]."""
+        if not self.is_leader:
+            # Consumers read from the leader (no fetch from followers, KIP-392).
+            raise NotLeaderOrFollowerError(f"not the leader of {self.topic}-{self.index}")
         high_watermark = self.high_watermark
         last_stable = self.last_stable_offset
         upper = last_stable if read_committed else high_watermark
@@ -403,5 +586,123 @@ class Partition:
         return self._flusher.durable(self.log, end_offset)
 
     async def wait_durable(self, end_offset: int) -> None:
-        """Return once every offset below `end_offset` is fsync'd."""
-        await self._flusher.wait_durable(self.log, end_offset)
+        """Return once every offset below `end_offset` is committed: on the
+        ISR (below the HW) and fsync'd here (coordinators' writes)."""
+        futures = [fut for fut in (self.replicated_to_isr(end_offset),
+                                   self._flusher.durable(self.log, end_offset))
+                   if fut is not None]
+        try:
+            for fut in futures:
+                await fut
+        finally:
+            for fut in futures:
+                if not fut.done():
+                    fut.cancel()
+
+    # -- replication: the leader's side ---------------------------------------------------
+
+    def fetch_for_follower(self, replica_id: int, fetch_offset: int, last_fetched_epoch: int,
+                           max_bytes: int, *, min_one_batch: bool,
+                           zero_copy: bool) -> FollowerFetch:
+        """A follower's fetch (replica id >= 0): records up to the log end
+        offset. With `last_fetched_epoch` (Fetch v12+, -1 if none) the
+        follower's log is first checked against this one: where they diverge
+        the answer is the diverging epoch, no records, and the fetch offset is
+        not taken as the follower's log end offset (KIP-595's truncation as
+        Kafka's followers do it since 2.7). Otherwise the fetch offset is the
+        follower's log end offset: the HW may advance, and the follower may
+        join the ISR."""
+        self._check_leader()
+        state = self._replication
+        if state is None or not state.is_replica(replica_id):
+            raise NotLeaderOrFollowerError(
+                f"broker {replica_id} is not a replica of {self.topic}-{self.index}")
+        log = self.log
+        if last_fetched_epoch >= 0:
+            epoch, end_offset = log.end_offset_for_epoch(last_fetched_epoch)
+            if epoch < last_fetched_epoch or end_offset < fetch_offset:
+                return FollowerFetch(_NO_RECORDS, 0, self.high_watermark,
+                                     log.log_start_offset, (epoch, end_offset))
+        if fetch_offset < log.log_start_offset or fetch_offset > log.log_end_offset:
+            raise OffsetOutOfRangeError(
+                f"offset {fetch_offset} is outside [{log.log_start_offset}, "
+                f"{log.log_end_offset}] of {self.topic}-{self.index}")
+        state.record_fetch(replica_id, fetch_offset, self._clock.wall_ms(), log.log_end_offset)
+        self._maybe_increment_high_watermark(state)
+        expanded = state.expansion(replica_id, self.high_watermark)
+        if expanded is not None:
+            self._propose_isr(state, expanded)
+        result = log.read(fetch_offset, max_bytes, max_offset=log.log_end_offset,
+                          min_one_batch=min_one_batch)
+        load = FileRegion.view if zero_copy else FileRegion.read
+        return FollowerFetch([load(region) for region in result.regions], result.size,
+                             self.high_watermark, log.log_start_offset, None)
+
+    def maybe_shrink_isr(self, max_lag_ms: int) -> None:
+        """Propose the ISR without the followers that have not caught up for
+        `replica.lag.time.max.ms` (Kafka's maybeShrinkIsr)."""
+        state = self._replication
+        if state is None or not self.is_leader:
+            return
+        shrunk = state.shrink(self._clock.wall_ms(), max_lag_ms, self.log.log_end_offset)
+        if shrunk is not None:
+            self._propose_isr(state, shrunk)
+
+    def _propose_isr(self, state: LeaderReplicaState, new_isr: tuple[int, ...]) -> None:
+        if self.on_isr_change is None:
+            return  # no controller to ask (a partition outside a replica manager)
+        state.propose(new_isr)
+        self.on_isr_change(self, new_isr)
+
+    @property
+    def pending_isr(self) -> tuple[int, ...] | None:
+        state = self._replication
+        return state.pending_isr if state is not None else None
+
+    def isr_change_failed(self, proposed: tuple[int, ...]) -> None:
+        """The controller refused `proposed` without a newer state to wait for
+        (INELIGIBLE_REPLICA, OPERATION_NOT_ATTEMPTED): it may be proposed again."""
+        state = self._replication
+        if state is not None and state.pending_isr == proposed:
+            state.proposal_failed()
+
+    # -- replication: the follower's side -------------------------------------------------
+
+    @property
+    def last_fetched_epoch(self) -> int:
+        """The epoch of this log's last batch, sent with a follower's fetch (-1: none)."""
+        latest = self.log.latest_epoch()
+        return -1 if latest is None else latest
+
+    def append_as_follower(self, records: memoryview, leader_high_watermark: int,
+                           leader_log_start_offset: int) -> None:
+        """Batches fetched from the leader, appended as they are; the HW follows
+        the leader's (bounded by this log's end), and so does the log start."""
+        if self.is_leader:
+            raise NotLeaderOrFollowerError(f"{self.topic}-{self.index} is led here")
+        log = self.log
+        if len(records):
+            log.append_as_follower(records)
+        self.high_watermark = max(min(leader_high_watermark, log.log_end_offset),
+                                  log.log_start_offset)
+        start = min(leader_log_start_offset, self.high_watermark)
+        if start > log.log_start_offset:
+            log.advance_log_start_offset(start)
+
+    def truncate_to(self, offset: int) -> None:
+        """Follower truncation: drop what this log holds at and past `offset`
+        (its leader epochs there too)."""
+        self.log.truncate_to(offset)
+        self.high_watermark = min(self.high_watermark, self.log.log_end_offset)
+        self.after_log_change()
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """The leader's log starts past this one's end: start over there, empty."""
+        self.log.truncate_fully_and_start_at(offset)
+        self.high_watermark = offset
+        self.after_log_change()
+
+    def end_offset_for_epoch_local(self, leader_epoch: int) -> tuple[int, int]:
+        """(largest epoch <= leader_epoch, its end offset) in this log, whatever
+        the role: a follower finding where to truncate."""
+        return self.log.end_offset_for_epoch(leader_epoch)

@@ -4,33 +4,50 @@ The replica manager owns the `Partition` objects. It creates and deletes
 logs when the image gains or loses partitions, pushes config changes down to
 the logs, and runs the broker's background log duties (retention,
 checkpoints). Handlers reach partitions only through it.
+
+In cluster mode (`start_replication`) it also gives each partition its role
+from the image (leader or follower, Partition.update_state), points the
+followers' fetchers (replica_fetcher.py) at their leaders, sends the ISR
+changes leaders propose to the controller (AlterPartition, one in flight per
+partition, retried as Kafka's AlterPartitionManager does), and checks every
+`replica.lag.time.max.ms / 2` for followers that fell out of sync.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from strom.broker.flusher import GroupCommitFlusher
 from strom.broker.log_cleaner import LogCleanerService
 from strom.broker.log_jobs import LogJobs
 from strom.broker.partition import Partition, log_config_for
+from strom.broker.replica_fetcher import ReplicaFetcherManager, ReplicationSettings
 from strom.clock import Clock
-from strom.cluster.image import INTERNAL_TOPICS, MetadataImage, TopicInfo
+from strom.cluster.image import INTERNAL_TOPICS, MetadataImage, PartitionInfo, TopicInfo
 from strom.config import BrokerConfig, TopicConfig
 from strom.errors import (
+    ErrorCode,
+    KafkaError,
     KafkaStorageError,
     LogFsyncFailedError,
+    NetworkError,
+    NotControllerError,
     NotLeaderOrFollowerError,
+    RequestTimedOutError,
     UnknownTopicOrPartitionError,
 )
 from strom.storage import disk
 from strom.storage.log import LogConfig, PartitionLog
 from strom.storage.manager import LogManager, NewLog, open_new_logs, remove_log_dirs
 from strom.storage.new_logs import NewLogSync
+
+if TYPE_CHECKING:
+    from strom.broker.controller_channel import ControllerChannel
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +88,12 @@ class ReplicaManager:
         self._create_in_background = False
         #: Resolved once the logs of the last background creation take appends.
         self._created: asyncio.Future[None] | None = None
+        #: Cluster mode only (start_replication): followers' fetchers, the
+        #: controller that takes ISR changes, and the ISR expiration task.
+        self.replication = ReplicationSettings.of(config)
+        self.fetchers: ReplicaFetcherManager | None = None
+        self._controller: ControllerChannel | None = None
+        self._replication_tasks: set[asyncio.Task[None]] = set()
 
     def topic_config(self, topic: TopicInfo) -> TopicConfig:
         return TopicConfig(dict(topic.configs), self.config)
@@ -162,11 +185,11 @@ class ReplicaManager:
                     if self.jobs.busy(key) or (in_background and self._is_new(key)):
                         later.append(key)
                     else:
-                        self._open(key, topic, config, p.leader_epoch, sync=False)
+                        self._open(key, topic, config, p, sync=False)
                 else:
-                    existing.leader_id = p.leader
-                    if p.leader_epoch != existing.leader_epoch:
-                        existing.become_leader(p.leader_epoch)
+                    if old_topic is None or p.partition >= len(old_topic.partitions) \
+                            or old_topic.partitions[p.partition] is not p:
+                        self._update_state(existing, p)
                     if old_topic is None or old_topic.configs != topic.configs:
                         existing.update_config(config)
         if later:
@@ -179,8 +202,15 @@ class ReplicaManager:
             # They stay pending: the next metadata change or shutdown retries.
             log.warning("could not sync new partition logs yet: %s", exc)
 
+    def _update_state(self, partition: Partition, info: PartitionInfo) -> None:
+        if self.node_id not in info.replicas:
+            return  # reassigned away: the partition is deleted with its topic's change
+        if partition.update_state(info.leader, info.leader_epoch, info.replicas, info.isr,
+                                  info.partition_epoch) and self.fetchers is not None:
+            self.fetchers.follow(partition)
+
     def _open(self, key: tuple[str, int], topic: TopicInfo, config: TopicConfig,
-              leader_epoch: int, *, sync: bool = True) -> Partition | None:
+              info: PartitionInfo, *, sync: bool = True) -> Partition | None:
         """Open (or create) a partition's log; on a disk error it goes offline,
         and a new log that the disk had no room for is retried on use."""
         name, index = key
@@ -193,8 +223,8 @@ class ReplicaManager:
                 )
             partition = Partition(
                 name, index, topic.topic_id, partition_log, config,
-                leader_epoch=leader_epoch, node_id=self.node_id, clock=self.clock,
-                flusher=self.flusher,
+                leader_epoch=info.leader_epoch, node_id=self.node_id, clock=self.clock,
+                flusher=self.flusher, leader_id=info.leader,
             )
         except KafkaStorageError as exc:
             # Logged once per condition where it was raised (storage.disk).
@@ -203,6 +233,12 @@ class ReplicaManager:
             return None
         self.offline.pop(key, None)
         self.partitions[key] = partition
+        if self._controller is not None:
+            partition.on_isr_change = self._alter_isr
+        partition.update_state(info.leader, info.leader_epoch, info.replicas, info.isr,
+                               info.partition_epoch)
+        if self.fetchers is not None:
+            self.fetchers.follow(partition)
         return partition
 
     def refresh_configs(self, image: MetadataImage) -> None:
@@ -216,8 +252,10 @@ class ReplicaManager:
         """Stop serving a deleted partition (its log is deleted after)."""
         partition = self.partitions.pop(key)
         self.cleaner.forget(key)
+        if self.fetchers is not None:
+            self.fetchers.unfollow(key)
         self.flusher.forget(partition.log, lambda: UnknownTopicOrPartitionError("deleted"))
-        partition.appended.notify()
+        partition.fail_waiters(lambda: UnknownTopicOrPartitionError("deleted"))
 
     def _fsync_failed(self, log_: PartitionLog, error: LogFsyncFailedError) -> None:
         partition = self.partitions.get((log_.topic, log_.partition))
@@ -240,8 +278,11 @@ class ReplicaManager:
         del self.partitions[key]
         self.offline[key] = OfflinePartition(reason)
         self.cleaner.forget(key)
+        if self.fetchers is not None:
+            self.fetchers.unfollow(key)
         self.flusher.forget(partition.log, lambda: KafkaStorageError(reason))
-        partition.appended.notify()  # fetches waiting on it answer the error now
+        # Fetches waiting on it answer the error now; so do acks=all waits.
+        partition.fail_waiters(lambda: KafkaStorageError(reason))
         self.log_manager.take_offline(key, reason)
 
     def _delete_logs(self, keys: list[tuple[str, int]]) -> None:
@@ -332,8 +373,7 @@ class ReplicaManager:
                     config = configs.get(current.name)
                     if config is None:
                         config = configs[current.name] = self.topic_config(current)
-                    self._open(spec.key, current, config,
-                               current.partitions[spec.key[1]].leader_epoch)
+                    self._open(spec.key, current, config, current.partitions[spec.key[1]])
         return pending
 
     def _still_hosted(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], TopicInfo]:
@@ -382,10 +422,93 @@ class ReplicaManager:
         topic = image.topics.get(key[0]) if image is not None else None
         if topic is not None and key[1] < len(topic.partitions):
             partition = self._open(key, topic, self.topic_config(topic),
-                                   topic.partitions[key[1]].leader_epoch)
+                                   topic.partitions[key[1]])
             if partition is not None:
                 return partition
         raise KafkaStorageError(f"{key[0]}-{key[1]} is offline: {self.offline[key].reason}")
+
+    # -- replication (cluster mode) ------------------------------------------------------
+
+    def start_replication(self, controller: ControllerChannel) -> None:
+        """Cluster mode: follow leaders, send ISR changes to the controller,
+        expire lagging followers from the ISR."""
+        self._controller = controller
+        self.fetchers = ReplicaFetcherManager(
+            self.node_id, self.replication,
+            lambda: self._image.brokers if self._image is not None else {}, self.clock)
+        for partition in self.partitions.values():
+            partition.on_isr_change = self._alter_isr
+            self.fetchers.follow(partition)
+        self._spawn(self._expire_isr(), "isr-expiration")
+
+    async def stop_replication(self) -> None:
+        tasks, self._replication_tasks = list(self._replication_tasks), set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.fetchers is not None:
+            await self.fetchers.close()
+            self.fetchers = None
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._replication_tasks.add(task)
+        task.add_done_callback(self._replication_tasks.discard)
+
+    async def _expire_isr(self) -> None:
+        """Kafka's isr-expiration task: every half lag time, leaders propose to
+        drop the followers that have not caught up within it."""
+        max_lag = self.replication.lag_time_max_ms
+        while True:
+            await asyncio.sleep(max(max_lag / 2, 10) / 1000)
+            for partition in list(self.partitions.values()):
+                try:
+                    partition.maybe_shrink_isr(max_lag)
+                except Exception:  # one partition must not stop the others' checks
+                    log.exception("ISR check of %s-%d failed", partition.topic,
+                                  partition.index)
+
+    def _alter_isr(self, partition: Partition, proposed: tuple[int, ...]) -> None:
+        log.info("%s-%d: proposing ISR %s (was %s)", partition.topic, partition.index,
+                 list(proposed), list(partition.isr))
+        self._spawn(self._send_alter_partition(partition, proposed),
+                    f"alter-partition-{partition.topic}-{partition.index}")
+
+    async def _send_alter_partition(self, partition: Partition,
+                                    proposed: tuple[int, ...]) -> None:
+        """AlterPartition for one proposal, retried while it is still the
+        partition's pending change and the controller cannot be reached (Kafka's
+        AlterPartitionManager). A refusal that names a newer state
+        (FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION, UNKNOWN_TOPIC_ID, ...) keeps
+        the proposal pending until the image brings that state, which resets it;
+        INELIGIBLE_REPLICA and OPERATION_NOT_ATTEMPTED drop it, to be proposed
+        again while it still holds."""
+        assert self._controller is not None
+        backoff = 0.05
+        for _ in range(1000):  # bounded: ~15 minutes of a controller out of reach
+            key = (partition.topic, partition.index)
+            if self.partitions.get(key) is not partition or not partition.is_leader \
+                    or partition.pending_isr != proposed:
+                return
+            try:
+                info = await self._controller.alter_partition(
+                    partition.topic_id, partition.index, partition.leader_epoch,
+                    partition.partition_epoch, proposed)
+            except (NetworkError, RequestTimedOutError, NotControllerError) as exc:
+                log.debug("AlterPartition of %s-%d: %s; retrying", key[0], key[1], exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+                continue
+            except KafkaError as exc:
+                log.info("AlterPartition of %s-%d to ISR %s refused: %s (%s)", key[0], key[1],
+                         list(proposed), exc.code.name, exc.message)
+                if exc.code in (ErrorCode.ineligible_replica, ErrorCode.operation_not_attempted):
+                    partition.isr_change_failed(proposed)
+                return
+            if self.partitions.get(key) is partition:
+                self._update_state(partition, info)
+            return
+        partition.isr_change_failed(proposed)
 
     def release_topic_space(self, name: str) -> None:
         """Empty every log of a topic that is being deleted, before the metadata

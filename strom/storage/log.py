@@ -470,6 +470,13 @@ class PartitionLog:
         if offset < 0:
             raise ValueError(f"cannot truncate to negative offset {offset}")
         if offset >= self.log_end_offset:
+            # No batch to drop, but a leader epoch this log started without
+            # writing to it (it led, appended nothing, then followed) must go:
+            # a follower's next fetch names its latest epoch, and the leader
+            # would point at the same divergence again.
+            if offset == self.log_end_offset:
+                self.leader_epoch_cache.truncate_from_end(offset)
+                self.leader_epoch_cache.flush()
             return
         if offset < self.log_segments.bases[0]:
             self.truncate_fully_and_start_at(offset)

@@ -29,6 +29,10 @@ def _response(rng: random.Random, version: int) -> dict[str, Any]:
                 "aborted_transactions": aborted, "preferred_read_replica": -1,
                 "records": records,
             })
+            if version >= 12 and rng.random() < 0.4:
+                # A follower's fetch where its log diverges (tagged field 0).
+                partitions[-1]["diverging_epoch"] = {"epoch": rng.randint(0, 2**31 - 1),
+                                                     "end_offset": rng.randint(0, 10**12)}
         topics.append({"topic": f"topic-{t}-ü", "topic_id": uuid.UUID(int=rng.getrandbits(128)),
                        "partitions": partitions})
     return {"throttle_time": rng.randint(0, 100), "error_code": 0,

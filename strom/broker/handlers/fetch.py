@@ -9,6 +9,15 @@ returned even when larger than the limits (KIP-74) so a consumer always
 makes progress. Fetch sessions (KIP-227) are declined with session id 0,
 which clients answer with full fetch requests, as Kafka allows.
 
+A fetch with a replica id (v4-14 `replica_id`, v15+ `replica_state`) is a
+follower's (cluster mode): it reads up to the log end offset, not the high
+watermark, its fetch offset counts as the follower's log end offset (which
+moves the HW and the ISR, Partition.fetch_for_follower), v12+ answers a
+`diverging_epoch` where the follower's log stopped agreeing with the
+leader's, and it waits for appends rather than for the HW. Only a
+partition's leader answers, consumers and followers alike
+(NOT_LEADER_OR_FOLLOWER elsewhere).
+
 Zero copy: on uvloop, large partition reads go out as views of read-only
 mappings of the segment files (FileRegion.view), which uvloop writev()s
 straight from the page cache; nothing in strom touches those bytes. asyncio's
@@ -42,6 +51,8 @@ def _loop_writes_without_copying(loop: asyncio.AbstractEventLoop) -> bool:
 
 def _partition_data(index: int, code: ErrorCode, partition: Partition | None = None,
                     records: list[bytes | memoryview] | None = None) -> dict[str, Any]:
+    if partition is not None and not partition.is_leader:
+        partition = None  # a follower's offsets are not the partition's (Kafka: -1)
     return {
         "partition_index": index,
         "error_code": code,
@@ -65,8 +76,15 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     max_wait_s = max(to_millis(request.max_wait), 0) / 1000.0
     deadline = clock.monotonic() + max_wait_s
     zero_copy = _loop_writes_without_copying(asyncio.get_running_loop())
+    replica_id = (request.replica_state.replica_id if ctx.api_version >= 15
+                  else getattr(request, "replica_id", CONSUMER_REPLICA_ID))
     while True:
-        responses, size, notifiers, errors = _read_all(ctx, request, read_committed, zero_copy)
+        if replica_id >= 0:
+            responses, size, notifiers, errors = _read_for_follower(ctx, request, replica_id,
+                                                                    zero_copy)
+        else:
+            responses, size, notifiers, errors = _read_all(ctx, request, read_committed,
+                                                           zero_copy)
         remaining = deadline - clock.monotonic()
         if errors or size >= request.min_bytes or remaining <= 0 or not notifiers:
             break
@@ -117,5 +135,54 @@ def _read_all(ctx: RequestContext, request: Any, read_committed: bool, zero_copy
                 errors = True
                 known = broker.replicas.partitions.get((name, index)) if name else None
                 partitions.append(_partition_data(index, error_code_for(exc), known))
+        responses.append({"topic": name, "topic_id": topic_id, "partitions": partitions})
+    return responses, total, notifiers, errors
+
+
+def _read_for_follower(ctx: RequestContext, request: Any, replica_id: int, zero_copy: bool,
+                       ) -> tuple[list[dict[str, Any]], int, list[AppendNotifier], bool]:
+    """A follower's fetch: every partition read up to the log end offset;
+    woken by appends to the leader's log (Partition.replica_appended)."""
+    broker = ctx.broker
+    budget = getattr(request, "max_bytes", 2**31 - 1)
+    total = 0
+    errors = False
+    notifiers: list[AppendNotifier] = []
+    responses: list[dict[str, Any]] = []
+    for topic in request.topics:
+        topic_id = getattr(topic, "topic_id", None)
+        name = broker.image.topic_name(getattr(topic, "topic", None), topic_id)
+        partitions = []
+        for wanted in topic.partitions:
+            index = wanted.partition
+            try:
+                if name is None:
+                    raise UnknownTopicIdError(f"unknown topic id {topic_id}")
+                partition = broker.replicas.get(name, index)
+                partition.check_leader_epoch(getattr(wanted, "current_leader_epoch", -1))
+                notifiers.append(partition.replica_appended)
+                limit = min(wanted.partition_max_bytes, budget - total)
+                fetched = partition.fetch_for_follower(
+                    replica_id, wanted.fetch_offset, getattr(wanted, "last_fetched_epoch", -1),
+                    max(limit, 0), min_one_batch=total == 0, zero_copy=zero_copy)
+                total += fetched.size
+                data = {
+                    "partition_index": index,
+                    "error_code": ErrorCode.none,
+                    "high_watermark": fetched.high_watermark,
+                    "last_stable_offset": partition.last_stable_offset,
+                    "log_start_offset": fetched.log_start_offset,
+                    "aborted_transactions": None,
+                    "preferred_read_replica": -1,
+                    "records": fetched.records or b"",
+                }
+                if fetched.diverging_epoch is not None:
+                    errors = True  # answered at once: the follower truncates first
+                    epoch, end_offset = fetched.diverging_epoch
+                    data["diverging_epoch"] = {"epoch": epoch, "end_offset": end_offset}
+                partitions.append(data)
+            except KafkaError as exc:
+                errors = True
+                partitions.append(_partition_data(index, error_code_for(exc)))
         responses.append({"topic": name, "topic_id": topic_id, "partitions": partitions})
     return responses, total, notifiers, errors

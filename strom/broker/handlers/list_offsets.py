@@ -5,7 +5,9 @@ last stable offset for read_committed), -2 earliest (log start offset),
 -3 the record with the largest timestamp (KIP-734), -4 earliest local
 (the same here: there is no remote tier), -5 latest tiered (none: -1).
 A timestamp finds the first offset whose record timestamp is at or after
-it; none gives offset -1, as in Kafka.
+it; none gives offset -1, as in Kafka. Only the leader answers
+(NOT_LEADER_OR_FOLLOWER on a follower); a follower asking (replica id >= 0,
+after OFFSET_OUT_OF_RANGE) gets the log end offset as the latest offset.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
-from strom.errors import ErrorCode, KafkaError
+from strom.errors import ErrorCode, KafkaError, NotLeaderOrFollowerError
 from strom.protocol.api import ApiKey
 
 LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
@@ -24,6 +26,7 @@ READ_COMMITTED = 1
 @handles(ApiKey.LIST_OFFSETS)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     read_committed = getattr(request, "isolation_level", 0) == READ_COMMITTED
+    from_replica = getattr(request, "replica_id", -1) >= 0
     topics = []
     for topic in request.topics:
         partitions = []
@@ -40,8 +43,14 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
             try:
                 partition = ctx.broker.replicas.get(topic.name, index)
                 partition.check_leader_epoch(getattr(wanted, "current_leader_epoch", -1))
-                upper = (partition.last_stable_offset if read_committed
-                         else partition.high_watermark)
+                if not partition.is_leader:
+                    raise NotLeaderOrFollowerError(
+                        f"not the leader of {topic.name}-{index}")
+                if from_replica:
+                    upper = partition.log_end_offset
+                else:
+                    upper = (partition.last_stable_offset if read_committed
+                             else partition.high_watermark)
                 timestamp = wanted.timestamp
                 log = partition.log
                 if timestamp == LATEST:

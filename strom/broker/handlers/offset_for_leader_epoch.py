@@ -5,9 +5,10 @@ requested one and the start offset of the next epoch (or the log end offset
 for the latest epoch); leader_epoch and end_offset are -1 when the log knows
 no such epoch. current_leader_epoch fences stale callers (FENCED_LEADER_EPOCH
 / UNKNOWN_LEADER_EPOCH; -1 skips the check). Only the leader answers, as in
-Kafka, whether the caller is a consumer (replica_id -1, v3+) or a follower.
-Partitions this broker does not host: NOT_LEADER_OR_FOLLOWER if the topic
-exists, else UNKNOWN_TOPIC_OR_PARTITION.
+Kafka, whether the caller is a consumer (replica_id -1, v3+) or a follower:
+a follower or a broker that does not host the partition answers
+NOT_LEADER_OR_FOLLOWER (UNKNOWN_TOPIC_OR_PARTITION only for a partition the
+cluster does not have), through the replica manager as every handler.
 """
 
 from __future__ import annotations
@@ -23,16 +24,8 @@ from strom.protocol.api import ApiKey
 def _end_offset(ctx: RequestContext, topic: str, wanted: Any) -> dict[str, Any]:
     result: dict[str, Any] = {"error_code": ErrorCode.none, "partition": wanted.partition,
                               "leader_epoch": -1, "end_offset": -1}
-    broker = ctx.broker
-    partition = broker.replicas.partitions.get((topic, wanted.partition))
-    if partition is None:
-        info = broker.image.topics.get(topic)
-        hosted_elsewhere = info is not None and any(
-            p.partition == wanted.partition for p in info.partitions)
-        result["error_code"] = (ErrorCode.not_leader_or_follower if hosted_elsewhere
-                                else ErrorCode.unknown_topic_or_partition)
-        return result
     try:
+        partition = ctx.broker.replicas.get(topic, wanted.partition)
         epoch, end_offset = partition.end_offset_for_epoch(wanted.leader_epoch,
                                                            wanted.current_leader_epoch)
     except KafkaError as exc:

@@ -4,9 +4,13 @@ Versions: 3-13 (v13 names topics by id); 0-13 advertised, as Kafka 4.x
 does. acks=0 gets no response (and a failure closes the connection, the
 only way such a client learns of it);
 acks=1 is answered once the batch is in the page cache; acks=-1 once the
-batch is on every in-sync replica and, with `strom.acks.all.fsync` (the
-default), fsync'd on the leader by the group-commit flusher, bounded by the
-request's timeout.
+batch is on every in-sync replica (the high watermark passed it) and, with
+`strom.acks.all.fsync` (the default), fsync'd on the leader by the
+group-commit flusher, bounded by the request's timeout (REQUEST_TIMED_OUT).
+acks=-1 is refused before appending while the partition's ISR is smaller than
+`min.insync.replicas` (NOT_ENOUGH_REPLICAS), and answered
+NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR shrank below it while the batch
+was being replicated, as Kafka does.
 """
 
 from __future__ import annotations
@@ -127,7 +131,7 @@ async def _append_all(ctx: RequestContext, request: Any, responses: list[dict[st
                         log_append_time=appended.log_append_time,
                         log_start_offset=partition.log_start_offset,
                     )
-                    if acks == -1 and fsync:
+                    if acks == -1 and (fsync or partition.replicated):
                         durable_waits.append((response, partition,
                                               appended.info.last_offset + 1))
                 except (UnknownTopicOrPartitionError, UnknownTopicIdError) as exc:
@@ -182,6 +186,8 @@ def _checked(ctx: RequestContext, request: Any, name: str | None, topic_id: Any,
     rejected = verdicts.get((partition.topic, partition.index))
     if rejected is not None:
         raise rejected
+    if request.acks == -1 and partition.is_leader:
+        partition.check_min_isr()
     return partition, records
 
 
@@ -312,15 +318,24 @@ def _is_zstd(records: memoryview) -> bool:
 async def _wait_durable(ctx: RequestContext,
                         waits: list[tuple[dict[str, Any], Partition, int]],
                         timeout_s: float) -> None:
-    futures = [p.durable(end) for _, p, end in waits]
-    await wait_all([fut for fut in futures if fut is not None], timeout_s)
-    for (response, _, _), fut in zip(waits, futures, strict=True):
-        if fut is None:
-            continue
+    fsync = bool(ctx.broker.config.get("strom.acks.all.fsync"))
+    # Per response: on the ISR (the HW passed the batch), and fsync'd here.
+    futures: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+    for response, partition, end in waits:
+        replicated = partition.replicated_to_isr(end)
+        if replicated is not None:
+            futures.append((response, replicated))
+        if fsync:
+            flushed = partition.durable(end)
+            if flushed is not None:
+                futures.append((response, flushed))
+    await wait_all([fut for _, fut in futures], timeout_s)
+    for response, fut in futures:
         if not fut.done():
             fut.cancel()
-            response.update(error_code=ErrorCode.request_timed_out, base_offset=-1)
-        elif fut.exception() is not None:
+            if response["error_code"] == ErrorCode.none:
+                response.update(error_code=ErrorCode.request_timed_out, base_offset=-1)
+        elif fut.exception() is not None and response["error_code"] == ErrorCode.none:
             response.update(error_code=error_code_for(fut.exception()),  # type: ignore[arg-type]
                             base_offset=-1)
 

@@ -8,7 +8,8 @@ are the very buffers read from the segment files (on uvloop, views of mappings
 of them), for one `writelines`. It takes only their lengths: it must never read
 them (a mapped view of a since-truncated file faults when read).
 Byte for byte it matches kio's FetchResponse for v4-v18 as strom fills it
-(no tagged fields set; tests/protocol/test_fast_fetch.py).
+(no tagged fields set but a follower's `diverging_epoch`, tag 0;
+tests/protocol/test_fast_fetch.py).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ _PARTITION = struct.Struct(">ihqq")  # index, error, high watermark, last stable
 _I64 = struct.Struct(">q")
 _ABORTED = struct.Struct(">qq")
 _ZERO_UUID = bytes(16)
+# One tagged field, tag 0 (diverging_epoch), of 13 bytes: epoch, end offset,
+# and the struct's own empty tagged fields.
+_DIVERGING = struct.Struct(">BBBiqB")
 
 
 def _length(n: int, flexible: bool) -> bytes:
@@ -102,7 +106,12 @@ def encode_fetch_response(version: int, correlation_id: int,
                     chunks.extend(nonempty)
                     head = bytearray()
             if flexible:
-                head += b"\x00"  # partition tagged fields
+                diverging = p.get("diverging_epoch")
+                if diverging is None:
+                    head += b"\x00"  # partition tagged fields: none
+                else:
+                    head += _DIVERGING.pack(1, 0, 13, diverging["epoch"],
+                                            diverging["end_offset"], 0)
         if flexible:
             head += b"\x00"  # topic tagged fields
     if flexible:

@@ -8,7 +8,7 @@ CLUSTER_STAMP := $(VENV)/.installed-cluster
 BENCH_STAMP := $(VENV)/.installed-bench
 CONFIG ?= config/server.properties
 
-.PHONY: serve cluster test lint typecheck unit interop interop-kafka system-deps kafka-jars compat compat-kafka clean \
+.PHONY: serve cluster test lint typecheck unit interop interop-kafka system-deps kafka-jars compat compat-kafka compat-cluster clean \
 	bench bench-quick bench-soak bench-views bench-failover demo fuzz
 
 $(STAMP): pyproject.toml setup.py strom/protocol/records/_walk.c
@@ -99,6 +99,11 @@ compat: $(STAMP)
 ## compat-kafka: the same against Apache Kafka 4.x, the baseline; writes compat/results-kafka.json
 compat-kafka: kafka-jars
 	compat/run.sh --broker kafka $(COMPAT_ARGS)
+
+## compat-cluster: the same against a three-broker strom cluster (etcd + brokers via scripts/local-cluster.sh, KGO_TEST_RF=3); writes compat/results-cluster.json
+compat-cluster: $(CLUSTER_STAMP)
+	scripts/install-etcd.sh
+	compat/run.sh --cluster $(COMPAT_ARGS)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check strom tests

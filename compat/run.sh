@@ -4,6 +4,8 @@
 #
 #   compat/run.sh                         start a fresh strom broker and test it
 #   compat/run.sh --broker kafka          same against Apache Kafka 4.x (the baseline)
+#   compat/run.sh --cluster               a fresh three-broker strom cluster (etcd + brokers
+#                                         through scripts/local-cluster.sh), KGO_TEST_RF=3
 #   compat/run.sh --bootstrap HOST:PORT   test a broker that is already running
 #
 # Options:
@@ -16,7 +18,8 @@
 #                        are "not run" (30m); with --package, go test -timeout (20m)
 #   --test-timeout DUR   per-test timeout (default 4m; not with --package)
 #   --out FILE           results JSON (default compat/results.json,
-#                        compat/results-kafka.json with --broker kafka)
+#                        compat/results-kafka.json with --broker kafka,
+#                        compat/results-cluster.json with --cluster)
 #   --max-test-output MB go test -json output kept per test (256); a test that
 #                        writes more is cut off there, which stops it (a failing
 #                        TestTxnEtl once logged 5.4 GB). With --package, 8x this
@@ -24,9 +27,10 @@
 #
 # By default every top-level test runs in its own process with its own timeout,
 # and a broker this script started is restarted (fresh data) if a test kills
-# it. Exits 0 whatever the tests did (it is a report); non-zero only when the
-# harness fails: bad usage (2), broker did not start (3), franz-go could not be
-# fetched or built (4), no test ran (5).
+# it (with --cluster: the broker that died is restarted on its data). Exits 0
+# whatever the tests did (it is a report); non-zero only when the harness
+# fails: bad usage (2), broker did not start (3), franz-go could not be fetched
+# or built (4), no test ran (5).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -45,13 +49,14 @@ TEST_TIMEOUT="4m"
 OUT=""
 MAX_OUTPUT_MB=256
 
-usage() { sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --bootstrap) BOOTSTRAP="${2:?}"; shift 2 ;;
         --bootstrap=*) BOOTSTRAP="${1#*=}"; shift ;;
         --broker) BROKER="${2:?}"; shift 2 ;;
         --broker=*) BROKER="${1#*=}"; shift ;;
+        --cluster) BROKER="cluster"; shift ;;
         --run) RUN="${2:?}"; shift 2 ;;
         --records) RECORDS="${2:?}"; shift 2 ;;
         --package) PACKAGE=1; shift ;;
@@ -64,10 +69,17 @@ while [ $# -gt 0 ]; do
         *) echo "compat/run.sh: unknown argument: $1" >&2; usage ;;
     esac
 done
-case "$BROKER" in strom|kafka) ;; *) echo "compat/run.sh: --broker is strom or kafka" >&2; exit 2 ;; esac
+case "$BROKER" in strom|kafka|cluster) ;; *) echo "compat/run.sh: --broker is strom or kafka" >&2; exit 2 ;; esac
+if [ "$BROKER" = cluster ] && [ -n "$BOOTSTRAP" ]; then
+    echo "compat/run.sh: --cluster starts its own cluster; for a running one give --bootstrap with KGO_TEST_RF=3 in the environment" >&2; exit 2
+fi
 if [ -n "$BOOTSTRAP" ]; then BROKER="external"; fi
 if [ -z "$OUT" ]; then
-    if [ "$BROKER" = kafka ]; then OUT="$ROOT/compat/results-kafka.json"; else OUT="$ROOT/compat/results.json"; fi
+    case "$BROKER" in
+        kafka) OUT="$ROOT/compat/results-kafka.json" ;;
+        cluster) OUT="$ROOT/compat/results-cluster.json" ;;
+        *) OUT="$ROOT/compat/results.json" ;;
+    esac
 fi
 # Go-style durations (90s, 20m, 1h) to seconds.
 seconds() {
@@ -93,8 +105,15 @@ mkdir -p "$CACHE"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/strom-compat.XXXXXX")"
 BROKER_PID=""
 
+# scripts/local-cluster.sh with this run's cluster directory and ports.
+cluster_sh() { CLUSTER_DIR="$WORK/cluster" "$ROOT/scripts/local-cluster.sh" "$@"; }
+CLUSTER_UP=0
 # shellcheck disable=SC2317  # called from the EXIT trap
 stop_broker() {
+    if [ "$CLUSTER_UP" = 1 ]; then
+        cluster_sh stop-all >>"$WORK/broker.log" 2>&1 || log "stopping the cluster failed (see .cache/compat/last-broker.log)"
+        CLUSTER_UP=0
+    fi
     [ -n "$BROKER_PID" ] || return 0
     if kill -0 "$BROKER_PID" 2>/dev/null; then
         kill -TERM -- "-$BROKER_PID" 2>/dev/null || kill -TERM "$BROKER_PID" 2>/dev/null || true
@@ -111,6 +130,9 @@ cleanup() {
     for f in events.jsonl:last-run.jsonl stderr.log:last-run.stderr broker.log:last-broker.log \
              run/server.log:last-broker-server.log report.md:last-report.md; do
         if [ -f "$WORK/${f%%:*}" ]; then cp "$WORK/${f%%:*}" "$CACHE/${f##*:}" 2>/dev/null || true; fi
+    done
+    for f in "$WORK"/cluster/broker-*.log "$WORK"/cluster/etcd-*.log; do
+        if [ -f "$f" ]; then cp "$f" "$CACHE/last-cluster-$(basename "$f")" 2>/dev/null || true; fi
     done
     rm -rf "$WORK"
 }
@@ -147,6 +169,17 @@ port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 # start_broker: a fresh broker (empty data dir) on $PORT; returns 1 if it did
 # not come up within STARTUP_TIMEOUT.
 start_broker() {
+    if [ "$BROKER" = cluster ]; then
+        rm -rf "$WORK/cluster"
+        log "starting etcd and three strom brokers (scripts/local-cluster.sh) on $SEEDS"
+        CLUSTER_UP=1
+        CLUSTER_START_TIMEOUT="$STARTUP_TIMEOUT" cluster_sh start-all >>"$WORK/broker.log" 2>&1 || {
+            log "the cluster did not start; its output:"
+            tail -n 40 "$WORK/broker.log" >&2 || true
+            return 1
+        }
+        return 0
+    fi
     rm -rf "$WORK/run"
     mkdir -p "$WORK/run/data"
     if [ "$BROKER" = strom ]; then
@@ -173,6 +206,20 @@ if [ -n "$BOOTSTRAP" ]; then
     SEEDS="$BOOTSTRAP"
     BROKER_DESC="external broker at $BOOTSTRAP"
     port_open "${BOOTSTRAP%:*}" "${BOOTSTRAP##*:}" || { log "nothing answers on $BOOTSTRAP"; exit 3; }
+elif [ "$BROKER" = cluster ]; then
+    # Free ports, not local-cluster.sh's defaults: `make cluster` may be running.
+    P1="$(free_port)"; P2="$(free_port)"; P3="$(free_port)"
+    export CLUSTER_BROKER_PORTS="$P1 $P2 $P3"
+    export CLUSTER_ETCD_CLIENT_PORTS="$(free_port)" CLUSTER_ETCD_PEER_PORTS="$(free_port)"
+    export CLUSTER_LOG_LEVEL="${CLUSTER_LOG_LEVEL:-INFO}"
+    # As compat/kafka.sh: a new group's first rebalance does not wait 3 s.
+    export CLUSTER_OVERRIDES="${CLUSTER_OVERRIDES:-group.initial.rebalance.delay.ms=0}"
+    [ -x "$ROOT/.venv/bin/python" ] || { log "no .venv: create it first (make serve)"; exit 3; }
+    SEEDS="127.0.0.1:$P1,127.0.0.1:$P2,127.0.0.1:$P3"
+    start_broker || exit 3
+    v="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || true)"
+    if [ -n "$v" ] && [ -n "$(git -C "$ROOT" status --porcelain -- strom 2>/dev/null)" ]; then v="$v + uncommitted changes"; fi
+    BROKER_DESC="strom cluster: 3 brokers + etcd${v:+ (commit $v)}"
 else
     PORT="$(free_port)"
     SEEDS="127.0.0.1:$PORT"
@@ -193,6 +240,7 @@ fi
 
 # --- tests -----------------------------------------------------------------
 export KGO_SEEDS="$SEEDS" KGO_TEST_RF=1
+if [ "$BROKER" = cluster ]; then KGO_TEST_RF=3; fi
 if [ -n "$RECORDS" ]; then export KGO_TEST_RECORDS="$RECORDS"; fi
 # Everything of this run stays in $WORK (concurrent runs must not mix) and is
 # copied to .cache/compat/last-* at exit.
@@ -247,6 +295,19 @@ else
                 echo "not run: the broker died and was not restarted" >"$WORK/stopped"
                 break
             fi
+        elif [ "$BROKER" = cluster ] && down="$(cluster_sh status | awk '$1 ~ /^broker-/ && $3 != "running" {sub("broker-", "", $1); print $1}')" \
+                && [ -n "$down" ]; then
+            echo "$t" >>"$WORK/crashed"
+            for id in $down; do
+                log "broker $id of the cluster exited during $t; the end of its output:"
+                tail -n 15 "$WORK/cluster/broker-$id.log" >&2 || true
+                restarts=$((restarts + 1))
+                if [ "$restarts" -gt "$MAX_RESTARTS" ] || ! cluster_sh start "$id" >>"$WORK/broker.log" 2>&1; then
+                    log "not restarting broker $id again; the remaining tests are not run"
+                    echo "not run: a cluster broker died and was not restarted" >"$WORK/stopped"
+                    break 2
+                fi
+            done
         elif [ -n "$BOOTSTRAP" ] && ! port_open "${BOOTSTRAP%:*}" "${BOOTSTRAP##*:}"; then
             echo "$t" >>"$WORK/crashed"
             log "nothing answers on $BOOTSTRAP any more (after $t); the remaining tests are not run"
@@ -268,6 +329,7 @@ if [ "$BROKER" != kafka ] && [ -f "$ROOT/compat/results-kafka.json" ]; then
     COMPARE=(--compare "$ROOT/compat/results-kafka.json")
 fi
 SHORT="$BROKER"
+if [ "$BROKER" = cluster ]; then SHORT="strom cluster"; fi
 case "$BROKER_DESC" in "Apache Kafka "*) SHORT="Kafka ${BROKER_DESC#Apache Kafka }"; SHORT="${SHORT%% (*}" ;; esac
 if [ "$PACKAGE" = 1 ]; then
     mode="package (one go test process, -timeout $TIMEOUT)"

@@ -1,0 +1,300 @@
+"""Faults injected into a local cluster through scripts/local-cluster.sh, as a
+person would: a partition leader killed (kill -9) then restarted, a leader
+paused (SIGSTOP) for longer than its etcd lease then resumed, the controller
+killed then restarted, the etcd leader killed (in a three-member etcd) then
+restarted. Each fault is followed by a bounded wait until the cluster is whole
+again (every broker registered, every partition led with its full ISR, as
+seen by every broker), so that faults never pile up into a loss of quorum the
+settings do not promise to survive. What happened is kept as a timeline."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+
+from kio.schema.metadata.v12 import request as md
+from kio.schema.types import TopicName
+
+from strom.protocol.api import ApiKey
+from tests.cluster.local_cluster import LocalCluster
+from tests.wire import WireClient
+
+KINDS = ("leader-kill", "leader-pause", "controller-kill", "etcd-kill")
+
+
+@dataclass(frozen=True)
+class PartitionView:
+    leader: int
+    isr: tuple[int, ...]
+    replicas: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One broker's Metadata answer."""
+    node_id: int
+    brokers: frozenset[int]
+    controller: int
+    partitions: dict[int, PartitionView]
+
+
+@dataclass
+class FaultEvent:
+    number: int
+    kind: str
+    target: str
+    partition: int | None
+    started: float
+    detected: float | None = None  # the cluster noticed (new leader / controller)
+    healed: float | None = None  # whole again
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self, origin: float) -> str:
+        def at(t: float | None) -> str:
+            return "-" if t is None else f"{t - origin:7.2f}s"
+        where = "" if self.partition is None else f" (partition {self.partition})"
+        text = (f"#{self.number:3d} {self.kind:15s} {self.target}{where}: at {at(self.started)}, "
+                f"noticed {at(self.detected)}, whole {at(self.healed)}")
+        return text + "".join(f"\n       ! {note}" for note in self.notes)
+
+
+class ClusterView:
+    def __init__(self, cluster: LocalCluster, topic: str) -> None:
+        self.cluster = cluster
+        self.topic = topic
+
+    def snapshot(self, node_id: int) -> Snapshot | None:
+        """Broker `node_id`'s view, or None if it does not answer within 2 s."""
+        port = self.cluster.broker_ports[node_id - 1]
+        request = md.MetadataRequest(
+            topics=(md.MetadataRequestTopic(name=TopicName(self.topic), topic_id=None),),
+            allow_auto_topic_creation=False, include_topic_authorized_operations=False)
+        try:
+            with WireClient(f"127.0.0.1:{port}", timeout=2) as client:
+                response = client.request(ApiKey.METADATA, 12, request)
+        except (OSError, ConnectionError):
+            return None
+        partitions: dict[int, PartitionView] = {}
+        for topic in response.topics:
+            if topic.name == self.topic and topic.error_code == 0:
+                for p in topic.partitions:
+                    partitions[int(p.partition_index)] = PartitionView(
+                        int(p.leader_id), tuple(int(n) for n in p.isr_nodes),
+                        tuple(int(n) for n in p.replica_nodes))
+        return Snapshot(node_id, frozenset(int(b.node_id) for b in response.brokers),
+                        int(response.controller_id), partitions)
+
+    def any_snapshot(self, exclude: Collection[int] = ()) -> Snapshot | None:
+        for node_id in self.cluster.node_ids:
+            if node_id not in exclude:
+                snapshot = self.snapshot(node_id)
+                if snapshot is not None:
+                    return snapshot
+        return None
+
+
+def wait_for(condition: Callable[[], object], timeout: float, interval: float = 0.1) -> bool:
+    """Poll until `condition()` is truthy; False once `timeout` seconds passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)  # polling brokers' metadata: there is no event to wait on
+
+
+class FaultInjector:
+    def __init__(self, cluster: LocalCluster, topic: str, partitions: int, replication: int,
+                 session_timeout_s: float, heal_timeout: float = 60.0,
+                 say: Callable[[str], None] = print) -> None:
+        self.cluster = cluster
+        self.view = ClusterView(cluster, topic)
+        self.partitions = partitions
+        self.replication = replication
+        self.session_timeout_s = session_timeout_s
+        #: A fault is noticed within a lease plus the controller's reaction.
+        self.notice_timeout = 3 * session_timeout_s + 15
+        self.heal_timeout = heal_timeout
+        self.say = say
+        self.events: list[FaultEvent] = []
+
+    # -- health --------------------------------------------------------------------------
+
+    def whole(self, snapshot: Snapshot | None) -> bool:
+        if snapshot is None or snapshot.brokers != set(self.cluster.node_ids) \
+                or snapshot.controller < 0 or len(snapshot.partitions) != self.partitions:
+            return False
+        return all(p.leader >= 0 and len(p.isr) == self.replication
+                   for p in snapshot.partitions.values())
+
+    def is_whole(self) -> bool:
+        """Every broker running and each one's view whole."""
+        status = self.cluster.status()
+        if any(state != "running" for _pid, state in status.values()):
+            return False
+        return all(self.whole(self.view.snapshot(n)) for n in self.cluster.node_ids)
+
+    def wait_whole(self, timeout: float | None = None) -> bool:
+        return wait_for(self.is_whole, self.heal_timeout if timeout is None else timeout, 0.2)
+
+    def describe_state(self) -> str:
+        views = []
+        for node_id in self.cluster.node_ids:
+            s = self.view.snapshot(node_id)
+            if s is None:
+                views.append(f"broker {node_id}: no answer")
+                continue
+            parts = " ".join(f"{p}:L{v.leader}/isr{list(v.isr)}"
+                             for p, v in sorted(s.partitions.items()))
+            views.append(f"broker {node_id}: brokers {sorted(s.brokers)} controller "
+                         f"{s.controller} {parts}")
+        status = " ".join(f"{name}={state}" for name, (_pid, state)
+                          in self.cluster.status().items())
+        return f"processes: {status}; " + "; ".join(views)
+
+    def repair(self) -> list[str]:
+        """Start whatever is stopped and resume whatever is paused."""
+        done = []
+        for name, (_pid, state) in self.cluster.status().items():
+            kind, number = name.split("-")
+            if state == "paused":
+                self.cluster.run("resume", number)
+                done.append(f"resumed {name}")
+            elif state == "stopped":
+                self.cluster.run("etcd-start" if kind == "etcd" else "start", number)
+                done.append(f"started {name}")
+        return done
+
+    # -- faults -----------------------------------------------------------------------------
+
+    def inject(self, number: int, kind: str) -> FaultEvent:
+        partition = number % self.partitions
+        snapshot = self.view.any_snapshot()
+        assert snapshot is not None, "no broker answers"
+        if kind == "etcd-kill":
+            event = self._etcd_kill(number)
+        elif kind == "controller-kill":
+            event = self._broker_fault(number, kind, snapshot.controller, None)
+        else:
+            leader = snapshot.partitions[partition].leader if partition in \
+                snapshot.partitions else -1
+            if leader < 0:
+                leader = self.cluster.node_ids[number % len(self.cluster.node_ids)]
+            event = self._broker_fault(number, kind, leader, partition)
+        self.events.append(event)
+        if not self.wait_whole():
+            event.notes.append(f"not whole {self.heal_timeout:.0f}s after the fault: "
+                               + self.describe_state())
+            repaired = self.repair()
+            if repaired:
+                event.notes.append("repaired by hand: " + ", ".join(repaired))
+            if not self.wait_whole():
+                event.notes.append("still not whole after the repair: " + self.describe_state())
+        if event.healed is None and self.is_whole():
+            event.healed = time.monotonic()
+        self.say(event.describe(self.events[0].started))
+        return event
+
+    def _noticed(self, kind: str, victim: int, partition: int | None) -> Callable[[], bool]:
+        """The fault seen by the other brokers: the victim's partition has
+        another leader (with one replica: the victim left the cluster), or
+        another controller is named."""
+        def check() -> bool:
+            s = self.view.any_snapshot(exclude={victim})
+            if s is None:
+                return False
+            if kind == "controller-kill":
+                return s.controller not in (-1, victim)
+            if partition is None or self.replication == 1:
+                return victim not in s.brokers
+            view = s.partitions.get(partition)
+            return view is not None and view.leader not in (-1, victim)
+        return check
+
+    def _broker_fault(self, number: int, kind: str, victim: int,
+                      partition: int | None) -> FaultEvent:
+        event = FaultEvent(number, kind, f"broker {victim}", partition, time.monotonic())
+        if kind == "leader-pause":
+            self.cluster.run("pause", victim)
+        else:
+            self.cluster.run("kill", victim)
+        if wait_for(self._noticed(kind, victim, partition), self.notice_timeout):
+            event.detected = time.monotonic()
+        else:
+            event.notes.append(f"not noticed within {self.notice_timeout:.0f}s: "
+                               + self.describe_state())
+        if kind == "leader-pause":
+            # Paused past its lease: the others must have seen it leave.
+            if not wait_for(lambda: self._left(victim), self.notice_timeout):
+                event.notes.append(f"broker {victim} still registered while paused")
+            self.cluster.run("resume", victim)
+            # A resumed broker must rejoin on its own (a new registration).
+            if not self.wait_whole():
+                event.notes.append(f"broker {victim} did not rejoin after SIGCONT within "
+                                   f"{self.heal_timeout:.0f}s: {self.describe_state()}; "
+                                   "restarting it")
+                self.cluster.run("stop", victim)
+                self._start_broker(victim, event)
+        else:
+            self._start_broker(victim, event)
+        return event
+
+    def _left(self, victim: int) -> bool:
+        s = self.view.any_snapshot(exclude={victim})
+        return s is not None and victim not in s.brokers
+
+    def _start_broker(self, node_id: int, event: FaultEvent) -> None:
+        """Start again; a broker killed before its lease ran out is refused
+        (DUPLICATE_BROKER_REGISTRATION) until it does, so retry until then."""
+        deadline = time.monotonic() + self.notice_timeout
+        while True:
+            try:
+                self.cluster.run("start", node_id)
+                return
+            except RuntimeError as exc:
+                if time.monotonic() > deadline:
+                    event.notes.append(f"broker {node_id} did not start: {exc}")
+                    return
+                wait_for(lambda: self._left(node_id), 2 * self.session_timeout_s)
+
+    def _etcd_kill(self, number: int) -> FaultEvent:
+        member = self._etcd_leader() or self.cluster.etcd_members[
+            number % len(self.cluster.etcd_members)]
+        event = FaultEvent(number, "etcd-kill", f"etcd-{member}", None, time.monotonic())
+        self.cluster.run("etcd-kill", member)
+        # Down for longer than a broker lease: every broker must carry on
+        # through the other members without losing its registration.
+        lost: set[int] = set()
+
+        def watch() -> bool:
+            s = self.view.any_snapshot()
+            if s is not None:
+                lost.update(set(self.cluster.node_ids) - s.brokers)
+            return False
+        wait_for(watch, 1.5 * self.session_timeout_s, 0.2)
+        event.detected = time.monotonic()
+        if lost:
+            event.notes.append(f"brokers {sorted(lost)} left the cluster while etcd-{member} "
+                               "was down")
+        self.cluster.run("etcd-start", member)
+        return event
+
+    def _etcd_leader(self) -> int | None:
+        """The member that is etcd's raft leader (etcd's JSON gateway)."""
+        for member, port in zip(self.cluster.etcd_members, self.cluster.etcd_ports, strict=True):
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/v3/maintenance/status", data=b"{}",
+                    headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(request, timeout=2) as r:
+                    status = json.loads(r.read())
+            except (OSError, ValueError):
+                continue
+            if status.get("leader") and status.get("leader") == \
+                    status.get("header", {}).get("member_id"):
+                return member
+        return None

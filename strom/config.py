@@ -67,6 +67,8 @@ class BrokerConfig:
     explicit: dict[str, Value] = field(default_factory=dict)
     # Set at runtime through AlterConfigs (cluster-wide defaults, DYNAMIC_DEFAULT_BROKER_CONFIG).
     dynamic: dict[str, Value] = field(default_factory=dict)
+    # This broker's own dynamic configs (DYNAMIC_BROKER_CONFIG), over the cluster-wide ones.
+    dynamic_broker: dict[str, Value] = field(default_factory=dict)
 
     @classmethod
     def from_properties(cls, properties: Mapping[str, str]) -> BrokerConfig:
@@ -93,6 +95,8 @@ class BrokerConfig:
         return cls.from_properties(properties)
 
     def get(self, name: str) -> Value:
+        if name in self.dynamic_broker:
+            return self.dynamic_broker[name]
         if name in self.dynamic:
             return self.dynamic[name]
         if name in self.explicit:
@@ -100,11 +104,24 @@ class BrokerConfig:
         return BROKER_CONFIGS[name].default
 
     def source(self, name: str) -> ConfigSource:
+        if name in self.dynamic_broker:
+            return ConfigSource.DYNAMIC_BROKER_CONFIG
         if name in self.dynamic:
             return ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG
         if name in self.explicit:
             return ConfigSource.STATIC_BROKER_CONFIG
         return ConfigSource.DEFAULT_CONFIG
+
+    def layers(self, name: str) -> list[tuple[ConfigSource, Value]]:
+        """Every value set for `name`, the one in effect first (Kafka's
+        synonyms order), without the default."""
+        return [(source, values[name]) for source, values in (
+            (ConfigSource.DYNAMIC_BROKER_CONFIG, self.dynamic_broker),
+            (ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG, self.dynamic),
+            (ConfigSource.STATIC_BROKER_CONFIG, self.explicit)) if name in values]
+
+    def is_set(self, name: str) -> bool:
+        return name in self.dynamic_broker or name in self.dynamic or name in self.explicit
 
     def _int(self, name: str) -> int:
         value = self.get(name)
@@ -249,11 +266,11 @@ class BrokerConfig:
         }
         if synonym is None:
             return definition.definition.default, ConfigSource.DEFAULT_CONFIG, None
-        if synonym in self.dynamic or synonym in self.explicit:
+        if self.is_set(synonym):
             return self.get(synonym), self.source(synonym), synonym
         # The hours/minutes families of a *.ms synonym count as set too.
         for family in BROKER_FAMILIES.get(synonym, ()):
-            if family in self.dynamic or family in self.explicit:
+            if self.is_set(family):
                 return derived[synonym], self.source(family), family
         return definition.definition.default, ConfigSource.DEFAULT_CONFIG, None
 

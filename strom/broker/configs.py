@@ -74,10 +74,10 @@ def broker_config_entries(broker: BrokerConfig, names: set[str] | None = None
             continue
         value = broker.get(name)
         source = broker.source(name)
-        synonyms = []
-        if source != ConfigSource.DEFAULT_CONFIG:
-            synonyms.append({"name": name, "value": definition.render(value),
-                             "source": int(source)})
+        # Every layer that sets it, as Kafka lists them: this broker's own,
+        # the cluster default, the static file, then the default.
+        synonyms = [{"name": name, "value": definition.render(layer_value),
+                     "source": int(layer)} for layer, layer_value in broker.layers(name)]
         if definition.default is not None:
             synonyms.append({"name": name, "value": definition.render(definition.default),
                              "source": int(ConfigSource.DEFAULT_CONFIG)})

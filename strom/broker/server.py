@@ -22,6 +22,7 @@ from strom.broker.connection_limits import ConnectionGuard, ConnectionLimits
 from strom.broker.context import BrokerServices
 from strom.broker.controller_channel import ControllerChannel
 from strom.broker.coordinators import Coordinators
+from strom.broker.dynamic_configs import apply_dynamic_configs, follow_dynamic_configs
 from strom.broker.forwarding import Forwarder
 from strom.broker.peer_client import PeerClient
 from strom.broker.replica_manager import ReplicaManager
@@ -115,11 +116,11 @@ class Broker:
                 self._refuse_orphans(log_manager, f"{local.path} is missing",
                                      "restore the file from backup")
             store = local
-        for name, value in store.image.broker_configs.items():
-            config.dynamic[name] = value
+        apply_dynamic_configs(config, store.image, node_id)
         replicas = ReplicaManager(config, log_manager, node_id=node_id, clock=self.clock)
         replicas.load(store.image)
         store.subscribe(replicas.on_image)
+        follow_dynamic_configs(store, config, replicas)
         # In a cluster, what only the controller may do is asked of it over the
         # Kafka protocol; a single node is its own controller and opens no connection.
         self._peers = PeerClient(node_id) if config.etcd_endpoints else None

@@ -91,10 +91,14 @@ class TopicConfigRecord:
 
 @dataclass(frozen=True, slots=True)
 class BrokerConfigRecord:
-    """A cluster-wide dynamic broker config (DYNAMIC_DEFAULT_BROKER_CONFIG)."""
+    """Sets (value not None) or removes (None) a dynamic broker config: the
+    cluster-wide default (node_id None, DYNAMIC_DEFAULT_BROKER_CONFIG) or one
+    broker's own (DYNAMIC_BROKER_CONFIG), as Kafka's ConfigRecord for a BROKER
+    resource named "" or by a node id."""
 
     name: str
     value: Value
+    node_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +127,8 @@ class MetadataImage:
     brokers: Mapping[int, BrokerInfo]
     topics: Mapping[str, TopicInfo] = field(default_factory=dict)
     broker_configs: Mapping[str, Value] = field(default_factory=dict)
+    # Per-broker dynamic configs, by node id (over the cluster-wide ones).
+    node_configs: Mapping[int, Mapping[str, Value]] = field(default_factory=dict)
     # The first producer id no broker has been given yet.
     next_producer_id: int = 0
     # Incremented per applied batch of records; clients never see it.
@@ -151,6 +157,7 @@ class MetadataImage:
         topics = dict(self.topics)
         by_id = {t.topic_id: t.name for t in topics.values()}
         broker_configs = dict(self.broker_configs)
+        node_configs: dict[int, Mapping[str, Value]] | None = None
         next_producer_id = self.next_producer_id
         # Partitions of the topics these records change, by partition index.
         changed: dict[str, dict[int, PartitionInfo]] = {}
@@ -181,10 +188,21 @@ class MetadataImage:
                     configs[record.name] = record.value
                 topics[topic.name] = replace(topic, configs=MappingProxyType(configs))
             elif isinstance(record, BrokerConfigRecord):
-                if record.value is None:
-                    broker_configs.pop(record.name, None)
+                if record.node_id is None:
+                    configs = broker_configs
                 else:
-                    broker_configs[record.name] = record.value
+                    if node_configs is None:
+                        node_configs = dict(self.node_configs)
+                    configs = dict(node_configs.get(record.node_id, {}))
+                if record.value is None:
+                    configs.pop(record.name, None)
+                else:
+                    configs[record.name] = record.value
+                if record.node_id is not None:
+                    assert node_configs is not None
+                    node_configs[record.node_id] = MappingProxyType(configs)
+                    if not configs:
+                        del node_configs[record.node_id]
             elif isinstance(record, RemoveTopicRecord):
                 name = by_id.pop(record.topic_id)
                 del topics[name]
@@ -203,6 +221,8 @@ class MetadataImage:
             next_producer_id=next_producer_id,
             topics=MappingProxyType(topics),
             broker_configs=MappingProxyType(broker_configs),
+            node_configs=(self.node_configs if node_configs is None
+                          else MappingProxyType(node_configs)),
             offset=self.offset + 1,
         )
 
@@ -233,6 +253,8 @@ def record_from_json(data: Mapping[str, Any]) -> MetadataRecord:
     cls = _RECORD_TYPES[data["type"]]
     kwargs: dict[str, Any] = {}
     for name in cls.__dataclass_fields__:
+        if name not in data:
+            continue  # a field added later (with a default), absent from older records
         value = data[name]
         if name == "topic_id":
             value = uuid.UUID(value)
@@ -250,6 +272,9 @@ def image_to_records(image: MetadataImage) -> list[MetadataRecord]:
         records.append(ProducerIdsRecord(image.controller_id, image.next_producer_id))
     for name, value in sorted(image.broker_configs.items()):
         records.append(BrokerConfigRecord(name, value))
+    for node_id, configs in sorted(image.node_configs.items()):
+        records += [BrokerConfigRecord(name, value, node_id)
+                    for name, value in sorted(configs.items())]
     for topic in image.topics.values():
         records += topic_to_records(topic)
     return records

@@ -210,11 +210,14 @@ class MetadataOperations:
             raise UnknownTopicOrPartitionError(f"Topic {name} does not exist")
         return [TopicConfigRecord(topic.topic_id, k, v) for k, v in sorted(changes.items())]
 
-    def broker_config_records(self, changes: Mapping[str, Value]) -> list[MetadataRecord]:
+    def broker_config_records(self, changes: Mapping[str, Value],
+                              node_id: int | None = None) -> list[MetadataRecord]:
+        """Dynamic broker config changes: the cluster-wide default (node_id
+        None) or one broker's own."""
         for name in changes:
             if not name:
                 raise InvalidConfigError("empty config name")
-        return [BrokerConfigRecord(k, v) for k, v in sorted(changes.items())]
+        return [BrokerConfigRecord(k, v, node_id) for k, v in sorted(changes.items())]
 
     def alter_partition(self, broker_id: int, broker_epoch: int, topic_id: uuid.UUID,
                         partition: int, leader_epoch: int, partition_epoch: int,

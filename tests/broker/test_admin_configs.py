@@ -362,12 +362,32 @@ def test_incremental_broker_configs(fresh_broker: EmbeddedBroker, topic_name: st
         ConfigEntry("log.segment.bytes", "500000", incremental_operation=AlterConfigOpType.SET),
     ])
     admin(broker).incremental_alter_configs([resource])[resource].result(TIMEOUT)
-    assert broker.services.config.dynamic == {"log.segment.bytes": 500000}
+    # Addressed by node id: this broker's own config (Kafka's DYNAMIC_BROKER_CONFIG),
+    # over the cluster-wide default.
+    assert broker.services.config.dynamic_broker == {"log.segment.bytes": 500000}
+    assert broker.services.config.dynamic == {}
     assert broker.services.replicas.get(topic_name, 0).log.config.segment_bytes == 500000
+    own = entries(describe(broker, BROKER, node, ["log.segment.bytes"]))["log.segment.bytes"]
+    assert own.config_source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
     result = incremental(broker, BROKER, "", [("log.cleanup.policy", APPEND, "compact"),
-                                              ("log.segment.bytes", DELETE, None)])
+                                              ("log.segment.bytes", SET, "600000")])
     assert result.error_code == ErrorCode.none
-    assert broker.services.config.dynamic == {"log.cleanup.policy": ["delete", "compact"]}
+    assert broker.services.config.dynamic == {"log.cleanup.policy": ["delete", "compact"],
+                                              "log.segment.bytes": 600000}
+    # The broker's own value still wins; deleting it leaves the default's.
+    assert broker.services.replicas.get(topic_name, 0).log.config.segment_bytes == 500000
+    own = entries(describe(broker, BROKER, node, ["log.segment.bytes"],
+                           synonyms=True))["log.segment.bytes"]
+    assert [(s.source, s.value) for s in own.synonyms] == [
+        (ConfigSource.DYNAMIC_BROKER_CONFIG.value, "500000"),
+        (ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value, "600000"),
+        (ConfigSource.DEFAULT_CONFIG.value, "1073741824")]
+    assert incremental(broker, BROKER, node, [("log.segment.bytes", DELETE, None)]
+                       ).error_code == ErrorCode.none
+    assert broker.services.config.dynamic_broker == {}
+    assert broker.services.replicas.get(topic_name, 0).log.config.segment_bytes == 600000
+    assert incremental(broker, BROKER, "", [("log.segment.bytes", DELETE, None)]
+                       ).error_code == ErrorCode.none
     assert broker.services.replicas.get(topic_name, 0).config.cleanup_policy == [
         "delete", "compact"]
     not_list = incremental(broker, BROKER, "", [("message.max.bytes", SUBTRACT, "1")])

@@ -14,12 +14,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kio.schema.alter_configs.v2 import request as ac
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from kio.schema.create_partitions.v3 import request as cp
 from kio.schema.create_topics.v7 import request as ct
 from kio.schema.delete_topics.v6 import request as dt
 from kio.schema.describe_configs.v4 import request as dc
 from kio.schema.envelope.v0.request import EnvelopeRequest
+from kio.schema.incremental_alter_configs.v1 import request as iac
 from kio.schema.metadata.v12 import request as md
 from kio.schema.types import TopicName
 from kio.static.primitive import i8, i16, i32, i32Timedelta
@@ -27,11 +29,12 @@ from kio.static.primitive import i8, i16, i32, i32Timedelta
 from strom.broker.forwarding import ANONYMOUS_PRINCIPAL
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
+from strom.protocol.records import RecordSpec, build_batch
 from tests.cluster.etcd_process import EtcdCluster
 from tests.cluster.test_cluster_brokers import WAIT, _broker, _cluster_of
 from tests.interop.clients import wait_until
 from tests.process import StromProcess
-from tests.wire import WireClient, encode_request
+from tests.wire import WireClient, encode_request, produce_request
 
 TOPIC, BROKER = 2, 4
 TIMEOUT = i32Timedelta.parse(datetime.timedelta(seconds=30))
@@ -203,3 +206,109 @@ def test_malformed_envelopes_get_kafkas_errors(
     with WireClient(other.bootstrap, timeout=WAIT) as client:
         wait_until(lambda: _metadata(client, "enveloped").error_code == ErrorCode.none,
                    WAIT, what="enveloped topic seen by the other broker")
+
+
+# --- configs ---------------------------------------------------------------------------
+
+
+def _incremental(client: WireClient, *resources: tuple[int, str, list[tuple[str, int, str | None]]]
+                 ) -> list[Any]:
+    request = iac.IncrementalAlterConfigsRequest(resources=tuple(
+        iac.AlterConfigsResource(resource_type=i8(kind), resource_name=name, configs=tuple(
+            iac.AlterableConfig(name=n, config_operation=i8(op), value=v) for n, op, v in ops))
+        for kind, name, ops in resources), validate_only=False)
+    return list(client.request(ApiKey.INCREMENTAL_ALTER_CONFIGS, 1, request).responses)
+
+
+def _broker_configs(client: WireClient, name: str, key: str) -> Any:
+    request = dc.DescribeConfigsRequest(resources=(dc.DescribeConfigsResource(
+        resource_type=i8(BROKER), resource_name=name, configuration_keys=(key,)),),
+        include_synonyms=True)
+    (result,) = client.request(ApiKey.DESCRIBE_CONFIGS, 4, request).results
+    assert result.error_code == ErrorCode.none, result
+    return {c.name: c for c in result.configs}.get(key)
+
+
+SET, DELETE = 0, 1
+DYNAMIC_TOPIC, DYNAMIC_BROKER, DYNAMIC_DEFAULT = 1, 2, 3  # Kafka's ConfigSource ids
+
+
+def test_topic_configs_through_the_non_controller(
+        roles: tuple[StromProcess, StromProcess]) -> None:
+    controller, other = roles
+    with WireClient(other.bootstrap, timeout=WAIT) as client:
+        assert client.request(ApiKey.CREATE_TOPICS, 7, _create("fwd-configs", 1)
+                              ).topics[0].error_code == ErrorCode.none
+        # One request, resources answered in order: forwarded, refused here
+        # (a broker names only itself), and a logger level changed here.
+        answers = _incremental(
+            client,
+            (TOPIC, "fwd-configs", [("retention.ms", SET, "7200000")]),
+            (BROKER, str(_node_id(controller)), [("log.retention.ms", SET, "1")]),
+            (8, str(_node_id(other)), [("strom.broker.forwarding", SET, "INFO")]))
+        assert [(a.resource_name, a.error_code) for a in answers] == [
+            ("fwd-configs", ErrorCode.none),
+            (str(_node_id(controller)), ErrorCode.invalid_request),
+            (str(_node_id(other)), ErrorCode.none)]
+        assert answers[1].error_message == (f"Unexpected node id. Expected "
+                                            f"{_node_id(other)}, but received "
+                                            f"{_node_id(controller)}")
+        assert _topic_configs(client, "fwd-configs")["retention.ms"].value == "7200000"
+
+        legacy = ac.AlterConfigsRequest(resources=(ac.AlterConfigsResource(
+            resource_type=i8(TOPIC), resource_name="fwd-configs",
+            configs=(ac.AlterableConfig(name="cleanup.policy", value="compact"),)),),
+            validate_only=False)
+        (replaced,) = client.request(ApiKey.ALTER_CONFIGS, 2, legacy).responses
+        assert replaced.error_code == ErrorCode.none, replaced
+        seen = _topic_configs(client, "fwd-configs")
+        assert seen["cleanup.policy"].value == "compact"
+        assert "retention.ms" not in {name for name, c in seen.items()
+                                      if c.config_source == DYNAMIC_TOPIC}  # replaced
+        # An error the controller finds is the client's answer.
+        (bad,) = _incremental(client, (TOPIC, "fwd-configs", [("retention.ms", SET, "x")]))
+        assert bad.error_code == ErrorCode.invalid_config
+    with WireClient(controller.bootstrap, timeout=WAIT) as client:
+        assert _topic_configs(client, "fwd-configs")["cleanup.policy"].value == "compact"
+
+
+def test_broker_configs_apply_on_every_broker(
+        roles: tuple[StromProcess, StromProcess]) -> None:
+    """A cluster default changed through one broker takes effect on the
+    other; a broker's own config on that broker only."""
+    controller, other = roles
+    with WireClient(other.bootstrap, timeout=WAIT) as client:
+        assert client.request(ApiKey.CREATE_TOPICS, 7, _create("fwd-limits", 2)
+                              ).topics[0].error_code == ErrorCode.none
+        leaders = {p.partition_index: p.leader_id
+                   for p in _metadata(client, "fwd-limits").partitions}
+        (default,) = _incremental(client, (BROKER, "", [("message.max.bytes", SET, "2000"),
+                                                        ("log.retention.ms", SET, "5000000")]))
+        assert default.error_code == ErrorCode.none, default
+        (own,) = _incremental(client, (BROKER, str(_node_id(other)),
+                                       [("log.retention.ms", SET, "6000000")]))
+        assert own.error_code == ErrorCode.none, own
+        # Here: the broker's own value over the default.
+        entry = _broker_configs(client, str(_node_id(other)), "log.retention.ms")
+        assert (entry.value, entry.config_source) == ("6000000", DYNAMIC_BROKER)
+        assert _topic_configs(client, "fwd-limits")["retention.ms"].value == "6000000"
+    try:
+        with WireClient(controller.bootstrap, timeout=WAIT) as client:
+            # There: the default only, as DescribeConfigs says and produce enforces.
+            entry = _broker_configs(client, "", "message.max.bytes")
+            assert (entry.value, entry.config_source) == ("2000", DYNAMIC_DEFAULT)
+            entry = _broker_configs(client, str(_node_id(controller)), "log.retention.ms")
+            assert (entry.value, entry.config_source) == ("5000000", DYNAMIC_DEFAULT)
+            assert _topic_configs(client, "fwd-limits")["retention.ms"].value == "5000000"
+            partition = next(p for p, leader in leaders.items()
+                             if leader == _node_id(controller))
+            batch = build_batch([RecordSpec(value=b"x" * 5000)])
+            response = client.request(ApiKey.PRODUCE, 9, produce_request(
+                "fwd-limits", batch, partition=partition))
+            error = response.responses[0].partition_responses[0].error_code
+            assert error == ErrorCode.message_too_large
+    finally:
+        with WireClient(other.bootstrap, timeout=WAIT) as client:
+            _incremental(client, (BROKER, "", [("message.max.bytes", DELETE, None),
+                                               ("log.retention.ms", DELETE, None)]),
+                         (BROKER, str(_node_id(other)), [("log.retention.ms", DELETE, None)]))

@@ -13,19 +13,31 @@ change at runtime (read-only) and invalid values give INVALID_REQUEST
 (Kafka's KAFKA-13609 keeps that code). BROKER_LOGGER is not supported here
 (IncrementalAlterConfigs changes log levels).
 
-strom keeps one set of dynamic broker configs: a change addressed to this
-broker's id lands in the cluster-wide defaults (one node is the cluster).
-The helpers below are shared with IncrementalAlterConfigs.
+A BROKER resource named "" changes the cluster-wide defaults
+(DYNAMIC_DEFAULT_BROKER_CONFIG), one named by a node id that broker's own
+configs (DYNAMIC_BROKER_CONFIG), over the defaults; every broker applies
+what its metadata image says (broker/dynamic_configs.py).
+
+In a cluster, a broker that is not the controller checks each resource as
+Kafka's ConfigAdminManager.preprocess does (duplicates, nulls, a BROKER
+resource's name and values, BROKER_LOGGER changed here) and forwards the
+rest to the controller in one request (broker/forwarding.py); the
+controller takes a forwarded BROKER resource named by any node id, since
+the forwarding broker checked it named itself. The response lists every
+resource in request order and is sent once this broker's image shows the
+changes. The helpers below are shared with IncrementalAlterConfigs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from strom.broker.context import BrokerServices, RequestContext
-from strom.broker.router import handles
+from strom.broker.router import Response, handles
+from strom.cluster.image import MetadataImage
 from strom.cluster.validation import validate_topic_name
 from strom.config import BROKER_CONFIGS, TOPIC_CONFIGS, Value, parse_topic_configs
 from strom.errors import (
@@ -88,8 +100,9 @@ def _render_topic(key: str, value: Value) -> str:
 
 
 async def replace_topic_configs(broker: BrokerServices, name: str, wanted: Mapping[str, str],
-                          validate_only: bool) -> None:
-    """Make `wanted` the topic's complete set of overrides; raises KafkaErrors."""
+                          validate_only: bool) -> Mapping[str, Value]:
+    """Make `wanted` the topic's complete set of overrides (returned, parsed);
+    raises KafkaErrors."""
     if not name:
         raise InvalidRequestError("Default topic resources are not allowed.")
     validate_topic_name(name)
@@ -102,15 +115,28 @@ async def replace_topic_configs(broker: BrokerServices, name: str, wanted: Mappi
     records = broker.metadata.operations.topic_config_records(name, changes)
     if not validate_only:
         await broker.metadata.commit(records)
+    return parsed
 
 
 # --- brokers -----------------------------------------------------------------
 
 
-def check_broker_name(broker: BrokerServices, name: str) -> None:
-    """"" (the cluster default) or this broker's id, as Kafka's ConfigAdminManager."""
+def check_broker_name(broker: BrokerServices, name: str, forwarded: bool = False
+                      ) -> int | None:
+    """The node a BROKER resource names: None for "" (the cluster default).
+    A client may name only the broker it asks (Kafka's ConfigAdminManager); a
+    forwarded request any broker (Kafka's ControllerConfigurationValidator)."""
     if name == "":
-        return
+        return None
+    if forwarded:
+        try:
+            node_id = int(name)
+        except ValueError:
+            raise InvalidRequestError(
+                "Unable to parse broker name as a base 10 number.") from None
+        if node_id < 0:
+            raise InvalidRequestError("Invalid negative broker ID.")
+        return node_id
     try:
         node_id = int(name)
     except ValueError:
@@ -119,11 +145,18 @@ def check_broker_name(broker: BrokerServices, name: str) -> None:
         raise InvalidRequestError(
             f"Unexpected node id. Expected {broker.node_id}, but received {name}"
         )
+    return node_id
 
 
-def broker_dynamic_as_text(broker: BrokerServices) -> dict[str, str]:
+def _broker_dynamic(image: MetadataImage, node_id: int | None) -> Mapping[str, Value]:
+    return image.broker_configs if node_id is None else image.node_configs.get(node_id, {})
+
+
+def broker_dynamic_as_text(broker: BrokerServices, node_id: int | None = None
+                           ) -> dict[str, str]:
+    """The cluster-wide (node_id None) or one broker's dynamic configs, as text."""
     result = {}
-    for key, value in broker.image.broker_configs.items():
+    for key, value in _broker_dynamic(broker.image, node_id).items():
         definition = BROKER_CONFIGS.get(key)
         rendered = definition.render(value) if definition else None
         result[key] = rendered if rendered is not None else str(value)
@@ -131,8 +164,10 @@ def broker_dynamic_as_text(broker: BrokerServices) -> dict[str, str]:
 
 
 async def replace_broker_configs(broker: BrokerServices, wanted: Mapping[str, str],
-                           validate_only: bool) -> None:
-    """Make `wanted` the complete set of dynamic broker configs; raises KafkaErrors.
+                           validate_only: bool, node_id: int | None = None
+                           ) -> Mapping[str, Value]:
+    """Make `wanted` the complete set of the cluster-wide (node_id None) or
+    one broker's dynamic configs (returned, parsed); raises KafkaErrors.
 
     Names strom does not know are kept as strings, as Kafka keeps custom
     dynamic broker configs.
@@ -150,22 +185,24 @@ async def replace_broker_configs(broker: BrokerServices, wanted: Mapping[str, st
         except InvalidConfigError as exc:
             # Kafka answers a broker config it cannot apply with INVALID_REQUEST.
             raise InvalidRequestError(exc.message or str(exc)) from None
-    current = broker.image.broker_configs
+    current = _broker_dynamic(broker.image, node_id)
     changes: dict[str, Value] = {k: v for k, v in parsed.items() if current.get(k) != v}
     changes.update({k: None for k in current if k not in parsed})
-    records = broker.metadata.operations.broker_config_records(changes)
-    if validate_only or not records:
-        return
-    image = await broker.metadata.commit(records)
-    broker.config.dynamic.clear()
-    broker.config.dynamic.update(image.broker_configs)
-    broker.replicas.refresh_configs(image)
+    records = broker.metadata.operations.broker_config_records(changes, node_id)
+    if not validate_only and records:
+        # Every broker, this one too, applies it from its image (dynamic_configs.py).
+        await broker.metadata.commit(records)
+    return parsed
 
 
 # --- the handler -------------------------------------------------------------
 
+#: Changes one resource, validate_only or not; returns the resource's configs
+#: as they are once changed (None: nothing a broker's image would show).
+Alter = Callable[[Any, bool], Awaitable[Mapping[str, Value] | None]]
 
-async def alter_each(request: Any, alter: Callable[[Any], Awaitable[None]],
+
+async def alter_each(request: Any, alter: Callable[[Any], Awaitable[object]],
                allow_null: bool = False) -> dict[str, Any]:
     """Both alter APIs' response: `alter` applied to each resource in turn, a
     resource named twice refused, each resource's KafkaError its own result."""
@@ -186,22 +223,113 @@ async def alter_each(request: Any, alter: Callable[[Any], Awaitable[None]],
     return {"throttle_time": 0, "responses": responses}
 
 
-@handles(ApiKey.ALTER_CONFIGS)
-async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+async def alter_or_forward(ctx: RequestContext, request: Any, alter: Alter,
+                           allow_null: bool = False) -> Response:
+    """Both alter APIs: handled here on the controller (or a single node);
+    elsewhere checked here and committed by the controller (module doc)."""
     broker = ctx.broker
     validate_only = bool(request.validate_only)
 
-    async def alter(resource: Any) -> None:
+    async def alter_here(resource: Any) -> None:
+        await alter(resource, validate_only)
+
+    forwarder = broker.forwarder
+    if forwarder is None or not forwarder.should_forward(ctx):
+        return await alter_each(request, alter_here, allow_null)
+    duplicates = duplicate_resources(request.resources)
+    results: list[dict[str, Any] | None] = []
+    remaining: list[Any] = []
+    settles: list[Callable[[MetadataImage], bool] | None] = []
+    for resource in request.resources:
+        if (resource.resource_type, resource.resource_name) in duplicates:
+            results.append(resource_result(resource, ErrorCode.invalid_request,
+                                           "Each resource must appear at most once."))
+            continue
+        try:
+            check_config_names_and_values(resource.configs, allow_null=allow_null)
+            if resource.resource_type == BROKER_LOGGER:  # this process's loggers
+                await alter(resource, validate_only)
+                results.append(resource_result(resource))
+                continue
+            if resource.resource_type == BROKER:
+                # Checked here, as Kafka's brokers check their own configs.
+                check_broker_name(broker, resource.resource_name)
+                final: Mapping[str, Value] | None = await alter(resource, True)
+            elif resource.resource_type == TOPIC:
+                try:
+                    final = await alter(resource, True)
+                except KafkaError:
+                    final = None  # the controller checks topics, and answers
+            else:
+                raise InvalidRequestError(
+                    f"Unknown resource type {resource_type_name(resource.resource_type)}")
+        except KafkaError as exc:
+            results.append(resource_result(resource, exc.code, exc.message))
+            continue
+        results.append(None)
+        remaining.append(resource)
+        settles.append(None if validate_only or final is None
+                       else _shows(broker.image, resource, final))
+    if not remaining:
+        return {"throttle_time": 0, "responses": results}
+
+    def settled(_: Any, response: Any) -> Callable[[MetadataImage], bool] | None:
+        waits = [settle for settle, answer in zip(settles, _answers(response), strict=True)
+                 if settle is not None and answer["error_code"] == ErrorCode.none]
+        return (lambda image: all(wait(image) for wait in waits)) if waits else None
+
+    async def handle_here(_: RequestContext, rest: Any) -> dict[str, Any]:
+        return await alter_each(rest, alter_here, allow_null)
+
+    response = await forwarder.forward(
+        ctx, dataclasses.replace(request, resources=tuple(remaining)), handle_here, settled)
+    if response is None:
+        return None
+    answers = iter(_answers(response))
+    return {"throttle_time": 0,
+            "responses": [next(answers) if r is None else r for r in results]}
+
+
+def _shows(image: MetadataImage, resource: Any, final: Mapping[str, Value]
+           ) -> Callable[[MetadataImage], bool]:
+    """Whether an image shows the forwarded change of `resource`: its configs
+    are `final`, or changed since `image` (another change came after)."""
+    name = resource.resource_name
+
+    def configs(of: MetadataImage) -> dict[str, Value] | None:
+        if resource.resource_type == TOPIC:
+            topic = of.topics.get(name)
+            return None if topic is None else dict(topic.configs)
+        return dict(_broker_dynamic(of, None if name == "" else int(name)))
+
+    before, expected = configs(image), dict(final)
+    return lambda of: (now := configs(of)) == expected or now != before
+
+
+def _answers(response: Any) -> list[dict[str, Any]]:
+    """The per-resource results of a response, a dict or a kio entity."""
+    items = response["responses"] if isinstance(response, Mapping) else response.responses
+    return [dict(item) if isinstance(item, Mapping) else
+            {"error_code": item.error_code, "error_message": item.error_message,
+             "resource_type": item.resource_type, "resource_name": item.resource_name}
+            for item in items]
+
+
+@handles(ApiKey.ALTER_CONFIGS)
+async def handle(ctx: RequestContext, request: Any) -> Response:
+    broker = ctx.broker
+
+    async def alter(resource: Any, validate_only: bool) -> Mapping[str, Value] | None:
         wanted = {c.name: c.value for c in resource.configs}
         if resource.resource_type == TOPIC:
-            await replace_topic_configs(broker, resource.resource_name, wanted, validate_only)
-        elif resource.resource_type == BROKER:
-            check_broker_name(broker, resource.resource_name)
-            await replace_broker_configs(broker, wanted, validate_only)
-        elif resource.resource_type == BROKER_LOGGER:
+            return await replace_topic_configs(broker, resource.resource_name, wanted,
+                                               validate_only)
+        if resource.resource_type == BROKER:
+            node_id = check_broker_name(broker, resource.resource_name, ctx.forwarded)
+            return await replace_broker_configs(broker, wanted, validate_only, node_id)
+        if resource.resource_type == BROKER_LOGGER:
             raise InvalidRequestError("AlterConfigs does not support BROKER_LOGGER resources")
-        else:
-            raise InvalidRequestError(
-                f"Unknown resource type {resource_type_name(resource.resource_type)}")
+        raise InvalidRequestError(
+            f"Unknown resource type {resource_type_name(resource.resource_type)}")
 
-    return await alter_each(request, alter)
+    return await alter_or_forward(ctx, request, alter)

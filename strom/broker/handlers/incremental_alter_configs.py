@@ -9,12 +9,14 @@ or SUBTRACT on a config that is not a list fails with INVALID_CONFIG for
 topics and INVALID_REQUEST for brokers, as in Kafka. BROKER_LOGGER (8),
 named by this broker's id, sets (SET) or resets (DELETE) the level of one of
 the process's loggers; the root logger cannot be reset. validate_only checks
-everything and changes nothing.
+everything and changes nothing. A broker that is not the controller
+forwards TOPIC and BROKER resources to it (see alter_configs.py).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from strom.broker.context import BrokerServices, RequestContext
@@ -22,7 +24,7 @@ from strom.broker.handlers.alter_configs import (
     BROKER,
     BROKER_LOGGER,
     TOPIC,
-    alter_each,
+    alter_or_forward,
     broker_dynamic_as_text,
     check_broker_name,
     replace_broker_configs,
@@ -31,8 +33,8 @@ from strom.broker.handlers.alter_configs import (
     topic_overrides_as_text,
 )
 from strom.broker.handlers.describe_configs import KAFKA_LEVELS, ROOT_LOGGER, python_loggers
-from strom.broker.router import handles
-from strom.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigType
+from strom.broker.router import Response, handles
+from strom.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigType, Value
 from strom.errors import InvalidConfigError, InvalidRequestError
 from strom.protocol.api import ApiKey
 
@@ -64,7 +66,8 @@ def _check_operation(op: Any) -> None:
         raise InvalidRequestError(f"Unknown operation type {op.config_operation}")
 
 
-async def _alter_topic(broker: BrokerServices, resource: Any, validate_only: bool) -> None:
+async def _alter_topic(broker: BrokerServices, resource: Any, validate_only: bool
+                       ) -> Mapping[str, Value]:
     wanted = topic_overrides_as_text(broker, resource.resource_name)
     for op in resource.configs:
         _check_operation(op)
@@ -78,12 +81,13 @@ async def _alter_topic(broker: BrokerServices, resource: Any, validate_only: boo
                 )
             default = definition.definition.render(definition.definition.default)
         _apply(wanted, op, default)
-    await replace_topic_configs(broker, resource.resource_name, wanted, validate_only)
+    return await replace_topic_configs(broker, resource.resource_name, wanted, validate_only)
 
 
-async def _alter_broker(broker: BrokerServices, resource: Any, validate_only: bool) -> None:
-    check_broker_name(broker, resource.resource_name)
-    wanted = broker_dynamic_as_text(broker)
+async def _alter_broker(broker: BrokerServices, resource: Any, validate_only: bool,
+                        forwarded: bool) -> Mapping[str, Value]:
+    node_id = check_broker_name(broker, resource.resource_name, forwarded)
+    wanted = broker_dynamic_as_text(broker, node_id)
     for op in resource.configs:
         _check_operation(op)
         default = None
@@ -96,7 +100,7 @@ async def _alter_broker(broker: BrokerServices, resource: Any, validate_only: bo
                 )
             default = definition.render(definition.default)
         _apply(wanted, op, default)
-    await replace_broker_configs(broker, wanted, validate_only)
+    return await replace_broker_configs(broker, wanted, validate_only, node_id)
 
 
 async def _alter_loggers(broker: BrokerServices, resource: Any, validate_only: bool) -> None:
@@ -133,19 +137,18 @@ async def _alter_loggers(broker: BrokerServices, resource: Any, validate_only: b
 
 
 @handles(ApiKey.INCREMENTAL_ALTER_CONFIGS)
-async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+async def handle(ctx: RequestContext, request: Any) -> Response:
     broker = ctx.broker
-    validate_only = bool(request.validate_only)
 
-    async def alter(resource: Any) -> None:
+    async def alter(resource: Any, validate_only: bool) -> Mapping[str, Value] | None:
         if resource.resource_type == TOPIC:
-            await _alter_topic(broker, resource, validate_only)
-        elif resource.resource_type == BROKER:
-            await _alter_broker(broker, resource, validate_only)
-        elif resource.resource_type == BROKER_LOGGER:
+            return await _alter_topic(broker, resource, validate_only)
+        if resource.resource_type == BROKER:
+            return await _alter_broker(broker, resource, validate_only, ctx.forwarded)
+        if resource.resource_type == BROKER_LOGGER:
             await _alter_loggers(broker, resource, validate_only)
-        else:
-            raise InvalidRequestError(
-                f"Unknown resource type {resource_type_name(resource.resource_type)}")
+            return None
+        raise InvalidRequestError(
+            f"Unknown resource type {resource_type_name(resource.resource_type)}")
 
-    return await alter_each(request, alter, allow_null=True)
+    return await alter_or_forward(ctx, request, alter, allow_null=True)

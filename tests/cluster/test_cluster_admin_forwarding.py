@@ -14,6 +14,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+    ResourceType,
+)
 from kio.schema.alter_configs.v2 import request as ac
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from kio.schema.create_partitions.v3 import request as cp
@@ -32,7 +41,7 @@ from strom.protocol.api import ApiKey
 from strom.protocol.records import RecordSpec, build_batch
 from tests.cluster.etcd_process import EtcdCluster
 from tests.cluster.test_cluster_brokers import WAIT, _broker, _cluster_of
-from tests.interop.clients import wait_until
+from tests.interop.clients import run_kafka_tool, wait_until
 from tests.process import StromProcess
 from tests.wire import WireClient, encode_request, produce_request
 
@@ -312,3 +321,66 @@ def test_broker_configs_apply_on_every_broker(
             _incremental(client, (BROKER, "", [("message.max.bytes", DELETE, None),
                                                ("log.retention.ms", DELETE, None)]),
                          (BROKER, str(_node_id(other)), [("log.retention.ms", DELETE, None)]))
+
+
+# --- real clients, bootstrapped to the non-controller only -----------------------------
+
+
+def test_confluent_admin_through_the_non_controller(
+        roles: tuple[StromProcess, StromProcess]) -> None:
+    controller, other = roles
+    admin = AdminClient({"bootstrap.servers": other.bootstrap})
+    admin.create_topics([NewTopic("fwd-confluent", 2)])["fwd-confluent"].result(WAIT)
+    admin.create_partitions([NewPartitions("fwd-confluent", 3)])["fwd-confluent"].result(WAIT)
+    topic = ConfigResource(ResourceType.TOPIC, "fwd-confluent", incremental_configs=[
+        ConfigEntry("retention.ms", "1234567", incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([topic])[topic].result(WAIT)
+    # A broker's own config is sent to that broker, which forwards it.
+    own = ConfigResource(ResourceType.BROKER, str(_node_id(other)), incremental_configs=[
+        ConfigEntry("log.retention.ms", "7654321", incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([own])[own].result(WAIT)
+    try:
+        described = admin.describe_configs([ConfigResource(ResourceType.BROKER,
+                                                           str(_node_id(other)))])
+        entry = next(iter(described.values())).result(WAIT)["log.retention.ms"]
+        assert (entry.value, entry.source) == ("7654321", DYNAMIC_BROKER)
+        with WireClient(other.bootstrap, timeout=WAIT) as client:
+            assert len(_metadata(client, "fwd-confluent").partitions) == 3
+            assert _topic_configs(client, "fwd-confluent")["retention.ms"].value == "1234567"
+        admin.delete_topics(["fwd-confluent"])["fwd-confluent"].result(WAIT)
+        with WireClient(controller.bootstrap, timeout=WAIT) as client:
+            assert _metadata(client, "fwd-confluent").error_code == \
+                ErrorCode.unknown_topic_or_partition
+    finally:
+        reset = ConfigResource(ResourceType.BROKER, str(_node_id(other)), incremental_configs=[
+            ConfigEntry("log.retention.ms", None,
+                        incremental_operation=AlterConfigOpType.DELETE)])
+        admin.incremental_alter_configs([reset])[reset].result(WAIT)
+
+
+def test_kafka_tools_through_the_non_controller(
+        roles: tuple[StromProcess, StromProcess]) -> None:
+    controller, other = roles
+    bootstrap = ("--bootstrap-server", other.bootstrap)
+    run_kafka_tool("topics", *bootstrap, "--create", "--topic", "fwd-java",
+                   "--partitions", "1", "--config", "retention.ms=3600000")
+    run_kafka_tool("topics", *bootstrap, "--alter", "--topic", "fwd-java", "--partitions", "2")
+    run_kafka_tool("configs", *bootstrap, "--alter", "--entity-type", "topics",
+                   "--entity-name", "fwd-java", "--add-config", "retention.ms=7200000")
+    run_kafka_tool("configs", *bootstrap, "--alter", "--entity-type", "brokers",
+                   "--entity-name", str(_node_id(other)), "--add-config",
+                   "log.cleaner.backoff.ms=16000")
+    try:
+        with WireClient(other.bootstrap, timeout=WAIT) as client:
+            assert len(_metadata(client, "fwd-java").partitions) == 2
+            assert _topic_configs(client, "fwd-java")["retention.ms"].value == "7200000"
+            entry = _broker_configs(client, str(_node_id(other)), "log.cleaner.backoff.ms")
+            assert (entry.value, entry.config_source) == ("16000", DYNAMIC_BROKER)
+        run_kafka_tool("topics", *bootstrap, "--delete", "--topic", "fwd-java")
+        with WireClient(controller.bootstrap, timeout=WAIT) as client:
+            assert _metadata(client, "fwd-java").error_code == \
+                ErrorCode.unknown_topic_or_partition
+    finally:
+        run_kafka_tool("configs", *bootstrap, "--alter", "--entity-type", "brokers",
+                       "--entity-name", str(_node_id(other)), "--delete-config",
+                       "log.cleaner.backoff.ms")

@@ -308,20 +308,37 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+# Which rounds a figure covers: all, or split by whether the signalled leader
+# was also the active controller (then a new controller must take over first:
+# on Kafka a KRaft election, on strom an etcd election after the lease).
+SUBSETS: dict[str, tuple[str, bool | None]] = {
+    "all": ("", None), "leader": (", leader only", False),
+    "leader+controller": (", leader was the controller", True)}
+
+
 def summarize(doc: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for mode in doc["settings"]["modes"]:
-        for metric in ("resume_s", "gap_s", "leader_moved_s"):
-            row: dict[str, Any] = {"mode": mode, "metric": metric}
-            for name, res in doc["brokers"].items():
-                vals = [r[metric] for r in res.get("rounds", [])
-                        if r["mode"] == mode and r["status"] == "ok" and r[metric] is not None]
-                row[name] = median(vals) if vals else None
-                row[f"{name}_n"] = len(vals)
-            k, s = row.get("kafka"), row.get("strom")
-            row["ratio"] = s / k if k and s is not None else None
-            rows.append(row)
+        for subset, (_, ctl) in SUBSETS.items():
+            for metric in ("resume_s", "gap_s", "leader_moved_s"):
+                if subset != "all" and metric != "resume_s":
+                    continue
+                rows.append(figure(doc, mode, subset, ctl, metric))
     return rows
+
+
+def figure(doc: dict[str, Any], mode: str, subset: str, ctl: bool | None,
+           metric: str) -> dict[str, Any]:
+    row: dict[str, Any] = {"mode": mode, "subset": subset, "metric": metric}
+    for name, res in doc["brokers"].items():
+        vals = [r[metric] for r in res.get("rounds", [])
+                if r["mode"] == mode and r["status"] == "ok" and r[metric] is not None
+                and (ctl is None or r["killed_controller"] == ctl)]
+        row[name] = median(vals) if vals else None
+        row[f"{name}_n"] = len(vals)
+    k, s = row.get("kafka"), row.get("strom")
+    row["ratio"] = s / k if k and s is not None else None
+    return row
 
 
 WHAT = {"resume_s": "signal → first ack after the gap", "gap_s": "longest gap in acks",
@@ -347,7 +364,8 @@ def markdown(doc: dict[str, Any]) -> str:
              "|---|---|---|---|---|"]
     for row in doc["figures"]:
         ratio = "—" if row["ratio"] is None else f"{row['ratio']:.2f}×"
-        sig = "kill -9" if row["mode"] == "kill" else "SIGTERM (controlled shutdown)"
+        sig = ("kill -9" if row["mode"] == "kill" else "SIGTERM (controlled shutdown)") \
+            + SUBSETS[row["subset"]][0]
         lines.append(f"| {sig} | {WHAT[row['metric']]} | {cell('kafka', row)} | "
                      f"{cell('strom', row)} | {ratio} |")
     lines.append("")

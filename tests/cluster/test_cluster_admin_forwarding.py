@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -384,3 +385,29 @@ def test_kafka_tools_through_the_non_controller(
         run_kafka_tool("configs", *bootstrap, "--alter", "--entity-type", "brokers",
                        "--entity-name", str(_node_id(other)), "--delete-config",
                        "log.cleaner.backoff.ms")
+
+
+# --- the controller goes away while a request waits --------------------------------------
+
+
+def test_forwarding_outlives_the_controller(etcd: EtcdCluster, tmp_path: Path) -> None:
+    """The controller is killed (kill -9): the other broker's image names it
+    until its lease expires, so the forwarded request meets refused
+    connections, asks again, and is handled by the new controller (this
+    broker). The client only waits."""
+    started = [_broker(tmp_path, etcd, node_id) for node_id in (1, 2)]
+    try:
+        for broker in started:
+            broker.start(timeout=WAIT)
+        metadata = wait_until(lambda: _cluster_of(started[0].bootstrap, 2), WAIT,
+                              what="both brokers registered")
+        controller = started[metadata.controller_id - 1]
+        other = started[2 - metadata.controller_id]
+        controller.kill()
+        with WireClient(other.bootstrap, timeout=WAIT) as client:
+            created = client.request(ApiKey.CREATE_TOPICS, 7, _create("after-the-fall", 1))
+            assert created.topics[0].error_code == ErrorCode.none, created
+            assert _metadata(client, "after-the-fall").error_code == ErrorCode.none
+    finally:
+        for broker in started:
+            broker.stop()

@@ -38,7 +38,9 @@ def _create(bootstrap: str, topic: str) -> bool:
     have been applied: the topic existing counts as created."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     try:
-        admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(WAIT)
+        # One broker: one replica, and acks=all needs only it.
+        admin.create_topics([NewTopic(topic, PARTITIONS, 1, config={
+            "min.insync.replicas": "1"})])[topic].result(WAIT)
     except KafkaException as exc:
         error = exc.args[0]
         if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
@@ -94,8 +96,11 @@ def test_script_drives_a_three_broker_cluster(cluster: LocalCluster) -> None:
                     "unclean.leader.election.enable=false", "replica.lag.time.max.ms=30000"):
         assert setting in properties.splitlines()
 
+    # The broker's default.replication.factor (3) places every partition on all three.
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic("local", PARTITIONS, 1)])["local"].result(WAIT)
+    admin.create_topics([NewTopic("local", PARTITIONS)])["local"].result(WAIT)
+    placed = admin.list_topics("local", timeout=10).topics["local"].partitions
+    assert [sorted(placed[p].replicas) for p in range(PARTITIONS)] == [[1, 2, 3]] * PARTITIONS
     _produce(bootstrap, "local", "first", 30)
     assert sorted(_read_all(bootstrap, "local", 30)) == sorted(f"first-{i}" for i in range(30))
 

@@ -241,6 +241,11 @@ class Partition:
             self._make_follower(leader, leader_epoch)
         return changed
 
+    def restore_high_watermark(self, checkpointed: int) -> None:
+        """A replicated partition opens at its checkpointed HW (bounded by the log)."""
+        self.high_watermark = max(min(checkpointed, self.log.log_end_offset),
+                                  self.log.log_start_offset)
+
     def _make_leader(self, leader_epoch: int, replicas: tuple[int, ...],
                      isr: tuple[int, ...], partition_epoch: int, now_ms: int) -> None:
         self.leader_id = self.node_id

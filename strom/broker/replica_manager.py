@@ -235,6 +235,11 @@ class ReplicaManager:
         self.partitions[key] = partition
         if self._controller is not None:
             partition.on_isr_change = self._alter_isr
+        if info.replicas != (self.node_id,):
+            # Replicated: the HW is what the ISR had when last checkpointed, not
+            # this log's end (which may hold records never committed), as
+            # Kafka's replicas start from the replication-offset-checkpoint.
+            partition.restore_high_watermark(self.log_manager.high_watermarks.get(key, 0))
         partition.update_state(info.leader, info.leader_epoch, info.replicas, info.isr,
                                info.partition_epoch)
         if self.fetchers is not None:

@@ -8,6 +8,7 @@ rejoins as a follower. Every wait has a deadline."""
 
 from __future__ import annotations
 
+import datetime
 import os
 import signal
 from collections.abc import Iterator
@@ -17,6 +18,11 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from kio.schema.fetch.v12 import request as fetch
+from kio.schema.list_offsets.v7 import request as list_offsets
+from kio.schema.offset_for_leader_epoch.v4 import request as ofle
+from kio.schema.types import BrokerId, TopicName
+from kio.static.primitive import i8, i32, i32Timedelta, i64
 
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
@@ -164,6 +170,34 @@ def _produce_raw(broker: StromProcess, value: str, acks: int) -> tuple[int, int]
     return int(answer.error_code), int(answer.base_offset)
 
 
+def _follower_answers(broker: StromProcess, index: int) -> list[int]:
+    """The error codes a follower of partition `index` answers a client's
+    Produce, Fetch, ListOffsets and OffsetForLeaderEpoch with."""
+    with WireClient(broker.bootstrap) as client:
+        produced = client.request(ApiKey.PRODUCE, 9, produce_request(
+            TOPIC, build_batch([RecordSpec(value=b"x")]), acks=-1, partition=index))
+        fetched = client.request(ApiKey.FETCH, 12, fetch.FetchRequest(
+            max_wait=i32Timedelta.parse(datetime.timedelta(milliseconds=0)), min_bytes=i32(1),
+            forgotten_topics_data=(), topics=(fetch.FetchTopic(
+                topic=TopicName(TOPIC), partitions=(fetch.FetchPartition(
+                    partition=i32(index), fetch_offset=i64(0),
+                    partition_max_bytes=i32(1 << 20)),)),)))
+        listed = client.request(ApiKey.LIST_OFFSETS, 7, list_offsets.ListOffsetsRequest(
+            replica_id=BrokerId(-1), isolation_level=i8(0), topics=(
+                list_offsets.ListOffsetsTopic(name=TopicName(TOPIC), partitions=(
+                    list_offsets.ListOffsetsPartition(partition_index=i32(index),
+                                                      timestamp=i64(-1)),)),)))
+        epochs = client.request(ApiKey.OFFSET_FOR_LEADER_EPOCH, 4,
+                                ofle.OffsetForLeaderEpochRequest(replica_id=BrokerId(-1), topics=(
+                                    ofle.OffsetForLeaderTopic(topic=TopicName(TOPIC), partitions=(
+                                        ofle.OffsetForLeaderPartition(
+                                            partition=i32(index), leader_epoch=i32(0)),)),)))
+    return [int(produced.responses[0].partition_responses[0].error_code),
+            int(fetched.responses[0].partitions[0].error_code),
+            int(listed.topics[0].partitions[0].error_code),
+            int(epochs.topics[0].partitions[0].error_code)]
+
+
 def _pause(broker: StromProcess) -> None:
     assert broker.proc is not None
     os.kill(broker.proc.pid, signal.SIGSTOP)
@@ -221,6 +255,9 @@ def test_stopped_follower_leaves_the_isr_then_not_enough_replicas(
         return int(answer.error_code), int(answer.base_offset)
 
     assert produce("all-three") == (ErrorCode.none, 0)
+    # Followers host the partition but only the leader answers clients.
+    for follower in followers:
+        assert _follower_answers(follower, index) == [ErrorCode.not_leader_or_follower] * 4
     _pause(followers[0])
     # acks=all is answered once replica.lag.time.max.ms (1 s) has dropped the
     # stopped follower from the ISR; min.insync.replicas=2 still holds.

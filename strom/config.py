@@ -147,6 +147,11 @@ class BrokerConfig:
         return self._int("broker.session.timeout.ms")
 
     @property
+    def metadata_snapshot_bytes(self) -> int:
+        """metadata.log.max.record.bytes.between.snapshots (docs/cluster.md)."""
+        return self._int("metadata.log.max.record.bytes.between.snapshots")
+
+    @property
     def broker_rack(self) -> str | None:
         rack = self.get("broker.rack")
         return str(rack) if rack else None

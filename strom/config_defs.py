@@ -356,6 +356,10 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
            "lease's time to live, rounded up to whole seconds).", at_least=1000,
            read_only=True),
         _d("broker.rack", T.STRING, None, "The rack of this broker.", read_only=True),
+        _d("metadata.log.max.record.bytes.between.snapshots", T.LONG, 20 * 1024 * 1024,
+           "The controller snapshots the metadata log in etcd once this many bytes of "
+           "metadata batches were written since the last snapshot, and deletes the batches "
+           "before it.", at_least=1, read_only=True),
         # Replication (cluster mode; Kafka's names and defaults).
         _d("replica.lag.time.max.ms", T.LONG, 30000,
            "A follower that has not caught up with the leader's log end for this long "

@@ -168,7 +168,8 @@ class Broker:
         # etcd leases count whole seconds.
         ttl = max(1, math.ceil(config.broker_session_timeout_ms / 1000))
         store = EtcdMetadataStore(client, cluster=cluster_id, node_id=config.node_id,
-                                  listener=advertised, rack=config.broker_rack, lease_ttl=ttl)
+                                  listener=advertised, rack=config.broker_rack, lease_ttl=ttl,
+                                  snapshot_bytes=config.metadata_snapshot_bytes)
         try:
             await store.start()
         except EtcdError as exc:

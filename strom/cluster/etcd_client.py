@@ -95,6 +95,14 @@ class Put:
 
 
 @dataclass(frozen=True, slots=True)
+class DeleteRange:
+    """Delete every key from `key` (included) to `range_end` (excluded)."""
+
+    key: str
+    range_end: str
+
+
+@dataclass(frozen=True, slots=True)
 class TxnResult:
     succeeded: bool
     # The revision of the transaction's writes when it succeeded, else 0.
@@ -211,13 +219,17 @@ class EtcdClient:
             return int(result.header.revision)
         return await self._call(op)
 
-    async def txn(self, compares: Sequence[CreatedAt], success: Sequence[Put]) -> TxnResult:
-        """Write `success` if every compare holds; never retried (see the module doc)."""
+    async def txn(self, compares: Sequence[CreatedAt], success: Sequence[Put],
+                  deletes: Sequence[DeleteRange] = ()) -> TxnResult:
+        """Write `success` (and make `deletes`) if every compare holds; never
+        retried (see the module doc)."""
         async def op(client: aetcd.Client) -> TxnResult:
             built = [aetcd.transactions.Create(c.key.encode()) == c.revision for c in compares]
-            puts = [aetcd.transactions.Put(p.key.encode(), p.value, p.lease or None)
-                    for p in success]
-            succeeded, responses = await client.transaction(compare=built, success=puts,
+            ops: list[Any] = [aetcd.transactions.Put(p.key.encode(), p.value, p.lease or None)
+                              for p in success]
+            ops += [aetcd.transactions.Delete(d.key.encode(), range_end=d.range_end.encode())
+                    for d in deletes]
+            succeeded, responses = await client.transaction(compare=built, success=ops,
                                                             failure=[])
             revision = 0
             if succeeded and responses:

@@ -53,6 +53,7 @@ from strom.cluster.etcd_codec import (
 from strom.cluster.etcd_keys import ClusterKeys, KeyKind
 from strom.cluster.etcd_session import BrokerSession, Candidacy
 from strom.cluster.image import BrokerInfo, MetadataImage, MetadataRecord
+from strom.cluster.etcd_snapshots import parse_snapshot_key, replay, write_snapshot
 from strom.cluster.operations import MetadataOperations
 from strom.cluster.store import ImageListener
 from strom.errors import KafkaError, NotControllerError, RequestTimedOutError
@@ -66,18 +67,25 @@ Operation = Callable[[], Sequence[MetadataRecord]]
 
 
 async def write_batch(client: EtcdClient, keys: ClusterKeys, candidacy: Candidacy | None,
-                      seq: int, records: Sequence[MetadataRecord]) -> int:
+                      seq: int, records: Sequence[MetadataRecord],
+                      previous_revision: int = 0) -> int:
     """Write batch `seq` as the controller holding `candidacy`; the revision
     it was written at. NotControllerError if the candidacy is gone (deposed)
     or batch `seq` exists (another controller wrote first);
-    RequestTimedOutError if etcd did not answer and the batch is not there."""
+    RequestTimedOutError if etcd did not answer and the batch is not there.
+    `previous_revision`: the create revision of batch `seq - 1` as this
+    broker applied it (0: unknown), compared too, since a snapshot deletes
+    the batches before it (etcd_snapshots.py) and a deleted `seq` must not
+    look free to a controller whose image lags behind."""
     if candidacy is None:
         raise NotControllerError("this broker does not stand for controller")
     key = keys.metadata_log(seq)
     value = encode_batch(records)
+    compares = [CreatedAt(candidacy.key, candidacy.create_revision), CreatedAt(key, 0)]
+    if previous_revision:
+        compares.append(CreatedAt(keys.metadata_log(seq - 1), previous_revision))
     try:
-        result = await client.txn([CreatedAt(candidacy.key, candidacy.create_revision),
-                                   CreatedAt(key, 0)], [Put(key, value)])
+        result = await client.txn(compares, [Put(key, value)])
     except EtcdError as exc:
         # The transaction may have been applied all the same: read what is there.
         try:
@@ -108,7 +116,8 @@ class EtcdMetadataStore:
     def __init__(self, client: EtcdClient, *, cluster: str, node_id: int,
                  listener: tuple[str, int], rack: str | None = None, lease_ttl: int = 9,
                  campaign: bool = True, commit_timeout: float = 30.0,
-                 root: str = "/strom") -> None:
+                 root: str = "/strom",
+                 snapshot_bytes: int = 20 * 1024 * 1024) -> None:
         self._client = client
         self.keys = ClusterKeys(cluster, root)
         self.node_id = node_id
@@ -123,6 +132,12 @@ class EtcdMetadataStore:
         self._candidates: dict[str, tuple[int, int]] = {}
         self._last_batch = 0
         # The last revision applied, and which of its keys (None: all of them).
+        # The create revision of the last batch's key (0: not read), and the
+        # bytes of batches since the newest snapshot (etcd_snapshots.py): the
+        # controller snapshots past `snapshot_bytes`.
+        self._last_batch_revision = 0
+        self._bytes_since_snapshot = 0
+        self.snapshot_bytes = snapshot_bytes
         self.revision = 0
         self._keys_at_revision: set[str] | None = None
         self._waiters: list[tuple[Callable[[MetadataImage], bool], asyncio.Future[None]]] = []
@@ -216,6 +231,8 @@ class EtcdMetadataStore:
                 future.set_exception(exc)
             else:
                 future.set_result(image)
+                if self._bytes_since_snapshot >= self.snapshot_bytes:
+                    await self._snapshot()
 
     async def _commit_one(self, operation: Operation) -> MetadataImage:
         if not self.is_controller:
@@ -228,7 +245,7 @@ class EtcdMetadataStore:
         seq = self._last_batch + 1
         try:
             revision = await write_batch(self._client, self.keys, self.session.candidacy,
-                                         seq, records)
+                                         seq, records, self._last_batch_revision)
         except StaleImageError:
             # Catch up, then validate against the newer image and write again.
             try:
@@ -283,6 +300,21 @@ class EtcdMetadataStore:
                             self.node_id, exc)
                 await asyncio.sleep(backoff)  # pacing retries, as in _follow
                 backoff = min(backoff * 2, 1.0)
+    async def _snapshot(self) -> None:
+        """Snapshot the image after the last batch, drop the batches before it."""
+        candidacy = self.session.candidacy
+        if candidacy is None or not self.is_controller:
+            return
+        seq = self._last_batch
+        try:
+            if await write_snapshot(self._client, self.keys, candidacy, seq, self.image):
+                log.info("broker %d: metadata snapshot at batch %d; earlier batches deleted",
+                         self.node_id, seq)
+                self._bytes_since_snapshot = 0
+        except EtcdError as exc:  # tried again after the next batch
+            log.warning("broker %d: metadata snapshot at batch %d failed: %s", self.node_id,
+                        seq, exc)
+
 
     async def _reload(self) -> None:
         """Build the image from everything under the prefix, read at one revision."""
@@ -290,11 +322,12 @@ class EtcdMetadataStore:
         brokers: dict[int, BrokerInfo] = {}
         candidates: dict[str, tuple[int, int]] = {}
         image = MetadataImage(self.image.cluster_id, NO_CONTROLLER, {})
-        last_batch = 0
         batches: list[tuple[int, KeyValue]] = []
+        others: list[KeyValue] = []
         for kv in kvs:
             parsed = self.keys.parse(kv.key)
             if parsed is None:
+                others.append(kv)  # a snapshot's keys among them
                 continue
             try:
                 if parsed.kind is KeyKind.BROKER:
@@ -305,9 +338,10 @@ class EtcdMetadataStore:
                     batches.append((parsed.id, kv))
             except CodecError as exc:
                 log.error("broker %d: ignoring etcd key %s: %s", self.node_id, kv.key, exc)
-        for seq, kv in sorted(batches, key=lambda b: b[0]):
-            image = image.apply(decode_batch(kv.value))
-            last_batch = seq
+        replayed = replay(self.keys, image, batches, others)
+        image, last_batch = replayed.image, replayed.last_batch
+        self._last_batch_revision = replayed.last_batch_revision
+        self._bytes_since_snapshot = replayed.bytes_since_snapshot
         self._candidates = candidates
         self._last_batch = last_batch
         self.revision = revision
@@ -323,6 +357,9 @@ class EtcdMetadataStore:
         self._keys_at_revision.add(kv.key)
         parsed = self.keys.parse(kv.key)
         if parsed is None:
+            snapshot = parse_snapshot_key(self.keys, kv.key)
+            if snapshot is not None and snapshot.part is None and event.kind is EventKind.PUT:
+                self._bytes_since_snapshot = 0  # the batches so far are in it
             self._publish(self.image)  # revision waiters see the progress
             return
         image = self.image
@@ -347,6 +384,8 @@ class EtcdMetadataStore:
                               parsed.id, self._last_batch)
                 image = image.apply(decode_batch(kv.value))
                 self._last_batch = parsed.id
+                self._last_batch_revision = kv.create_revision
+                self._bytes_since_snapshot += len(kv.value)
         except CodecError as exc:
             log.error("broker %d: ignoring etcd key %s: %s", self.node_id, kv.key, exc)
         self._publish(image)

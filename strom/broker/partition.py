@@ -379,8 +379,6 @@ class Partition:
             self.replica_appended.notify()
             self._maybe_increment_high_watermark(state)
             return
-        if not self.is_leader:
-            return
         # With the ISR being this broker alone the HW is the log end offset.
         new_hw = self.log.log_end_offset
         if new_hw != self.high_watermark:
@@ -399,7 +397,8 @@ class Partition:
         """Re-derive the HW after truncation, DeleteRecords or retention."""
         self.high_watermark = min(max(self.high_watermark, self.log.log_start_offset),
                                   self.log.log_end_offset)
-        self._maybe_advance_high_watermark()
+        if self.is_leader:  # a follower's HW is the leader's (append_as_follower)
+            self._maybe_advance_high_watermark()
 
     # -- acks=all -----------------------------------------------------------------------
 

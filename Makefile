@@ -8,7 +8,7 @@ CLUSTER_STAMP := $(VENV)/.installed-cluster
 BENCH_STAMP := $(VENV)/.installed-bench
 CONFIG ?= config/server.properties
 
-.PHONY: serve cluster test lint typecheck unit interop interop-kafka system-deps kafka-jars compat compat-kafka compat-cluster clean \
+.PHONY: serve cluster test lint typecheck unit interop interop-kafka interop-cluster system-deps kafka-jars compat compat-kafka compat-cluster clean \
 	bench bench-quick bench-soak bench-views bench-failover demo fuzz
 
 $(STAMP): pyproject.toml setup.py strom/protocol/records/_walk.c
@@ -54,6 +54,11 @@ interop: $(TEST_STAMP) kafka-jars
 
 interop-kafka: $(TEST_STAMP) kafka-jars
 	STROM_TEST_BOOTSTRAP=kafka $(BIN)/python -m pytest -m interop tests/interop
+
+## interop-cluster: the same against etcd + three strom brokers (scripts/local-cluster.sh), topics at replication factor 3
+interop-cluster: $(TEST_STAMP) kafka-jars
+	scripts/install-etcd.sh
+	STROM_TEST_BOOTSTRAP=cluster $(BIN)/python -m pytest -m interop tests/interop
 
 ## fuzz: a million fuzz frames (schema-drawn, mutated client captures, random) against a strom subprocess; FUZZ_ARGS for --frames/--connections/--seed
 fuzz: $(TEST_STAMP)

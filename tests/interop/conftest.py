@@ -3,8 +3,11 @@
 All tests talk to ``bootstrap``: the in-process strom broker of
 ``tests/conftest.py`` (fixture ``broker``), unless ``STROM_TEST_BOOTSTRAP`` is
 set: ``host:port`` of a running broker (e.g. Apache Kafka, to check that the
-tests assert Kafka's behaviour), or ``kafka`` to start a reference Apache Kafka
-for the session (see ``_kafka_reference.py``).
+tests assert Kafka's behaviour), ``kafka`` to start a reference Apache Kafka
+for the session (see ``_kafka_reference.py``), or ``cluster`` to start a
+three-broker strom cluster on etcd for the session through
+scripts/local-cluster.sh (``make interop-cluster``; topics are created at the
+cluster's default replication factor, 3).
 """
 
 from __future__ import annotations
@@ -37,6 +40,19 @@ def bootstrap(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
             yield ref.bootstrap
         finally:
             ref.stop()
+    elif env == "cluster":
+        from tests.cluster.etcd_process import etcd_binary
+        from tests.cluster.local_cluster import LocalCluster
+
+        binary = etcd_binary()
+        if binary is None:
+            pytest.fail("STROM_TEST_BOOTSTRAP=cluster needs etcd: run scripts/install-etcd.sh")
+        cluster = LocalCluster(tmp_path_factory.mktemp("strom-cluster"), binary)
+        try:
+            cluster.run("start-all", timeout=180)
+            yield cluster.bootstrap()
+        finally:
+            cluster.stop_all()
     elif env:
         yield env
     else:
@@ -87,7 +103,9 @@ def create_topic(admin: Any) -> Callable[..., str]:
 
     def create(name: str, partitions: int = 3, config: dict[str, str] | None = None) -> str:
         fs = admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1,
+            # -1: the broker's default.replication.factor (1 on a single node,
+            # 3 on the local cluster).
+            [NewTopic(name, num_partitions=partitions, replication_factor=-1,
                       config=config or {})],
             operation_timeout=30,
         )

@@ -185,6 +185,10 @@ class Partition:
         self._hw_seq = itertools.count()
         #: Called with a proposed ISR (the replica manager sends AlterPartition).
         self.on_isr_change: Callable[[Partition, tuple[int, ...]], None] | None = None
+        #: Whether a broker may join an ISR (registered, not shutting down):
+        #: the controller would refuse it (INELIGIBLE_REPLICA), and a follower
+        #: fetching every few milliseconds would be proposed again each time.
+        self.isr_eligible: Callable[[int], bool] = lambda _replica: True
         self._append_tail: asyncio.Future[None] | None = None
         self._clock = clock
         self._flusher = flusher
@@ -634,7 +638,7 @@ class Partition:
         state.record_fetch(replica_id, fetch_offset, self._clock.wall_ms(), log.log_end_offset)
         self._maybe_increment_high_watermark(state)
         expanded = state.expansion(replica_id, self.high_watermark)
-        if expanded is not None:
+        if expanded is not None and self.isr_eligible(replica_id):
             self._propose_isr(state, expanded)
         result = log.read(fetch_offset, max_bytes, max_offset=log.log_end_offset,
                           min_one_batch=min_one_batch)

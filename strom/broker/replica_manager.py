@@ -235,6 +235,7 @@ class ReplicaManager:
         self.partitions[key] = partition
         if self._controller is not None:
             partition.on_isr_change = self._alter_isr
+            partition.isr_eligible = self._isr_eligible
         if info.replicas != (self.node_id,):
             # Replicated: the HW is what the ISR had when last checkpointed, not
             # this log's end (which may hold records never committed), as
@@ -443,6 +444,7 @@ class ReplicaManager:
             lambda: self._image.brokers if self._image is not None else {}, self.clock)
         for partition in self.partitions.values():
             partition.on_isr_change = self._alter_isr
+            partition.isr_eligible = self._isr_eligible
             self.fetchers.follow(partition)
         self._spawn(self._expire_isr(), "isr-expiration")
 
@@ -472,6 +474,11 @@ class ReplicaManager:
                 except Exception:  # one partition must not stop the others' checks
                     log.exception("ISR check of %s-%d failed", partition.topic,
                                   partition.index)
+
+    def _isr_eligible(self, replica_id: int) -> bool:
+        """Registered and not in controlled shutdown (Kafka's isReplicaIsrEligible)."""
+        broker = self._image.brokers.get(replica_id) if self._image is not None else None
+        return broker is not None and not broker.fenced
 
     def _alter_isr(self, partition: Partition, proposed: tuple[int, ...]) -> None:
         log.info("%s-%d: proposing ISR %s (was %s)", partition.topic, partition.index,

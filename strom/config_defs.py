@@ -360,6 +360,14 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
            "The controller snapshots the metadata log in etcd once this many bytes of "
            "metadata batches were written since the last snapshot, and deletes the batches "
            "before it.", at_least=1, read_only=True),
+        # Leader election and controlled shutdown (cluster mode; Kafka's names and defaults).
+        _d("controlled.shutdown.enable", T.BOOLEAN, True,
+           "On shutdown, move leadership away before stopping.", read_only=True),
+        _d("auto.leader.rebalance.enable", T.BOOLEAN, True,
+           "The controller moves leadership back to preferred replicas.", read_only=True),
+        _d("leader.imbalance.check.interval.seconds", T.LONG, 300,
+           "How often the controller restores preferred leaders.", at_least=1,
+           read_only=True),
         # Replication (cluster mode; Kafka's names and defaults).
         _d("replica.lag.time.max.ms", T.LONG, 30000,
            "A follower that has not caught up with the leader's log end for this long "

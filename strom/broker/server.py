@@ -29,6 +29,7 @@ from strom.broker.replica_manager import ReplicaManager
 from strom.broker.router import Registration, load_handlers
 from strom.broker.txn_channel import TxnChannel
 from strom.clock import SYSTEM_CLOCK, Clock
+from strom.cluster.elections import ControllerSettings
 from strom.cluster.local import LocalMetadataStore
 from strom.cluster.store import MetadataStore
 from strom.config import BrokerConfig
@@ -40,6 +41,12 @@ if TYPE_CHECKING:
     from strom.cluster.etcd_store import EtcdMetadataStore
 
 log = logging.getLogger(__name__)
+
+#: How long a broker in controlled shutdown waits for the controller to move
+#: its leaderships away before it stops anyway (Kafka bounds the same wait by
+#: its shutdown deadline). Elections take one metadata batch per 2,000
+#: partitions, well within it.
+CONTROLLED_SHUTDOWN_TIMEOUT = 30.0
 
 
 class StartupError(Exception):
@@ -169,6 +176,7 @@ class Broker:
         ttl = max(1, math.ceil(config.broker_session_timeout_ms / 1000))
         store = EtcdMetadataStore(client, cluster=cluster_id, node_id=config.node_id,
                                   listener=advertised, rack=config.broker_rack, lease_ttl=ttl,
+                                  controller_settings=ControllerSettings.from_config(config),
                                   snapshot_bytes=config.metadata_snapshot_bytes)
         try:
             await store.start()
@@ -212,6 +220,10 @@ class Broker:
 
     async def stop(self) -> None:
         served = self.services is not None
+        if self._store is not None and served and self.config.get("controlled.shutdown.enable"):
+            # Still serving: clients are told NOT_LEADER_OR_FOLLOWER as each
+            # partition's leadership moves, and find the new leaders.
+            await self._store.controlled_shutdown(CONTROLLED_SHUTDOWN_TIMEOUT)
         if self._server is not None:
             self._server.close()
         for transport in list(self._connections):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from strom.cluster.etcd_client import CreatedAt, EtcdClient, EtcdError, Put
 from strom.cluster.etcd_codec import encode_candidate, encode_registration
@@ -51,6 +51,8 @@ class BrokerSession:
         self.ttl = ttl
         self.campaign = campaign
         self.lease_id = 0
+        #: The registration's create revision: this session's broker epoch.
+        self.epoch = -1
         self.candidacy: Candidacy | None = None
 
     async def open(self) -> None:
@@ -65,6 +67,7 @@ class BrokerSession:
                 f"node id {self.broker.node_id} is registered by another live broker (or by "
                 f"this broker's previous process, until its lease of {self.ttl}s expires)")
         self.lease_id = lease_id
+        self.epoch = registered.revision
         self.candidacy = None
         if self.campaign:
             candidate = self._keys.candidate(lease_id)
@@ -89,6 +92,18 @@ class BrokerSession:
             except (EtcdError, DuplicateBrokerRegistrationError) as exc:
                 # Keep trying: while etcd answers nobody, no other broker can take over either.
                 log.warning("broker %d: etcd keep-alive failed: %s", self.broker.node_id, exc)
+
+    async def fence(self) -> bool:
+        """Mark the registration fenced (controlled shutdown), keeping its
+        lease and epoch; False if it is not this session's any more."""
+        self.broker = replace(self.broker, fenced=True)
+        if not self.lease_id:
+            return False
+        key = self._keys.broker(self.broker.node_id)
+        result = await self._client.txn(
+            [CreatedAt(key, self.epoch)],
+            [Put(key, encode_registration(self.broker), self.lease_id)])
+        return result.succeeded
 
     async def close(self) -> None:
         """Revoke the lease: registration and candidacy go at once (controlled shutdown)."""

@@ -33,6 +33,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from strom.cluster.elections import ControllerSettings
 from strom.cluster.etcd_client import (
     CompactedError,
     CreatedAt,
@@ -52,8 +53,9 @@ from strom.cluster.etcd_codec import (
 )
 from strom.cluster.etcd_keys import ClusterKeys, KeyKind
 from strom.cluster.etcd_session import BrokerSession, Candidacy
-from strom.cluster.image import BrokerInfo, MetadataImage, MetadataRecord
 from strom.cluster.etcd_snapshots import parse_snapshot_key, replay, write_snapshot
+from strom.cluster.image import BrokerInfo, MetadataImage, MetadataRecord
+from strom.cluster.leader_elector import LeaderElector
 from strom.cluster.operations import MetadataOperations
 from strom.cluster.store import ImageListener
 from strom.errors import KafkaError, NotControllerError, RequestTimedOutError
@@ -117,6 +119,7 @@ class EtcdMetadataStore:
                  listener: tuple[str, int], rack: str | None = None, lease_ttl: int = 9,
                  campaign: bool = True, commit_timeout: float = 30.0,
                  root: str = "/strom",
+                 controller_settings: ControllerSettings | None = None,
                  snapshot_bytes: int = 20 * 1024 * 1024) -> None:
         self._client = client
         self.keys = ClusterKeys(cluster, root)
@@ -146,6 +149,9 @@ class EtcdMetadataStore:
         self._tasks: list[asyncio.Task[None]] = []
         #: Times the image was rebuilt from a full read (start-up, compaction).
         self.reloads = 0
+        self.elector = LeaderElector(self._enqueue, lambda: self.is_controller,
+                                     lambda: self.image,
+                                     controller_settings or ControllerSettings(), node_id)
 
     # --- life cycle -------------------------------------------------------------
 
@@ -155,7 +161,8 @@ class EtcdMetadataStore:
         await self._reload()
         self._tasks = [asyncio.create_task(self._follow(), name="etcd-follow"),
                        asyncio.create_task(self.session.keep_alive(), name="etcd-keep-alive"),
-                       asyncio.create_task(self._run_operations(), name="etcd-controller")]
+                       asyncio.create_task(self._run_operations(), name="etcd-controller"),
+                       asyncio.create_task(self.elector.rebalance(), name="etcd-rebalance")]
 
     async def stop(self, *, deregister: bool = True) -> None:
         """Stop following; revoke the lease (deregister, resign) unless told
@@ -173,6 +180,36 @@ class EtcdMetadataStore:
             with contextlib.suppress(EtcdError):
                 await self.session.close()
         await self._client.close()
+
+    async def controlled_shutdown(self, timeout: float) -> bool:
+        """Kafka's controlled shutdown: mark this broker's registration fenced
+        (same lease), so the controller (this broker, or another) moves every
+        leadership away and drops it from every ISR; wait until this broker's
+        image shows it leads nothing, at most `timeout` seconds. True if so."""
+        try:
+            if not await self.session.fence():
+                return False
+        except EtcdError as exc:
+            log.warning("broker %d: cannot mark the registration fenced: %s", self.node_id, exc)
+            return False
+        node_id = self.node_id
+
+        def leads_nothing(image: MetadataImage) -> bool:
+            me = image.brokers.get(node_id)
+            if me is not None and not me.fenced:
+                return False
+            return not any(p.leader == node_id
+                           for t in image.topics.values() for p in t.partitions)
+
+        try:
+            await self.wait_for(leads_nothing, timeout)
+        except TimeoutError:
+            led = sum(p.leader == node_id for t in self.image.topics.values()
+                      for p in t.partitions)
+            log.warning("broker %d: controlled shutdown timed out after %.0fs still leading "
+                        "%d partition(s)", node_id, timeout, led)
+            return False
+        return True
 
     # --- the MetadataStore protocol --------------------------------------------
 
@@ -195,9 +232,12 @@ class EtcdMetadataStore:
     async def submit(self, operation: Operation) -> MetadataImage:
         """Run `operation` (validate against `self.image`, return the records)
         in turn with the other operations, and commit what it returns."""
+        return await self._enqueue(operation)
+
+    def _enqueue(self, operation: Operation) -> asyncio.Future[MetadataImage]:
         future: asyncio.Future[MetadataImage] = asyncio.get_running_loop().create_future()
         self._operations.put_nowait((operation, future))
-        return await future
+        return future
 
     async def wait_for(self, predicate: Callable[[MetadataImage], bool],
                        timeout: float) -> MetadataImage:
@@ -222,15 +262,21 @@ class EtcdMetadataStore:
             operation, future = await self._operations.get()
             if future.done():
                 continue  # its caller gave up
+            # Its caller may give up (cancel the future) while the batch is
+            # written: answering a done future would raise and end this loop,
+            # and with it every later operation of the controller.
             try:
                 image = await self._commit_one(operation)
             except KafkaError as exc:
-                future.set_exception(exc)
+                if not future.done():
+                    future.set_exception(exc)
             except Exception as exc:  # a bug in an operation: its caller gets it, not us
                 log.exception("metadata operation failed")
-                future.set_exception(exc)
+                if not future.done():
+                    future.set_exception(exc)
             else:
-                future.set_result(image)
+                if not future.done():
+                    future.set_result(image)
                 if self._bytes_since_snapshot >= self.snapshot_bytes:
                     await self._snapshot()
 
@@ -407,6 +453,7 @@ class EtcdMetadataStore:
                     listener(old, new)
                 except Exception:  # one listener's bug must not stop the others or the watch
                     log.exception("metadata image listener failed")
+            self.elector.on_image(old, new)
         for predicate, future in list(self._waiters):
             if not future.done() and predicate(new):
                 future.set_result(None)

@@ -16,7 +16,7 @@ import pytest
 from strom.cluster.etcd_client import EtcdClient
 from strom.cluster.etcd_session import DuplicateBrokerRegistrationError
 from strom.cluster.etcd_store import EtcdMetadataStore, write_batch
-from strom.cluster.image import MetadataImage
+from strom.cluster.image import MetadataImage, MetadataRecord
 from strom.errors import NotControllerError
 from tests.cluster.etcd_process import EtcdCluster
 
@@ -215,3 +215,20 @@ async def retry_not_controller(op: Callable[[], Awaitable[T]]) -> T:
                 raise
             await asyncio.sleep(delay)  # a client's retry backoff
             delay = min(delay * 2, 0.5)
+
+
+def test_a_caller_giving_up_does_not_stop_the_controller(etcd: EtcdCluster) -> None:
+    async def main() -> None:
+        async with broker(etcd, 1) as a:
+            await a.wait_for(lambda i: i.controller_id == 1, WAIT)
+            started = asyncio.Event()
+
+            def op() -> list[MetadataRecord]:
+                started.set()
+                return a.operations.create_topic_records("given-up", 1, 1, {})
+            caller = asyncio.create_task(a.submit(op))
+            await asyncio.wait_for(started.wait(), WAIT)
+            caller.cancel()  # while its batch is being written
+            image = await asyncio.wait_for(create_topic(a, "after"), WAIT)
+            assert {"given-up", "after"} <= set(image.topics)
+    run(main)

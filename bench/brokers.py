@@ -265,7 +265,7 @@ class Kafka(Broker):
         return m.group(1) if m else "?"
 
 
-def strom_runtime_bin() -> Path:
+def strom_runtime_bin(extra: str = "") -> Path:
     """`strom` installed the way users install it: a regular (not editable)
     install of the current tree, byte-compiled by pip, in a virtualenv holding
     strom and its runtime dependencies only.
@@ -276,20 +276,23 @@ def strom_runtime_bin() -> Path:
     deployment never pays. An editable install would also compile every
     module from source at each start wherever PYTHONDONTWRITEBYTECODE is set
     (this machine sets it): 90 ms of a 0.3 s start-up. The install is redone
-    whenever a source file, setup.py or pyproject.toml changes."""
-    venv = CACHE / "bench" / "strom-runtime"
+    whenever a source file, setup.py or pyproject.toml changes. `extra` adds
+    one of strom's optional dependency sets (`cluster`: etcd's client), in a
+    virtualenv of its own."""
+    venv = CACHE / "bench" / ("strom-runtime" + (f"-{extra}" if extra else ""))
     stamp = venv / ".installed"
     digest = _source_digest()
     if not stamp.exists() or stamp.read_text() != digest:
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        build = CACHE / "bench" / "strom-build"
+        build = CACHE / "bench" / ("strom-build" + (f"-{extra}" if extra else ""))
         shutil.rmtree(build, ignore_errors=True)
         shutil.copytree(ROOT, build, ignore=shutil.ignore_patterns(
             ".*", "data", "bench", "tests", "compat", "docs", "build", "*.egg-info",
             "__pycache__", "*.so"))
         subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
-                        "--compile", str(build)], check=True)
+                        "--compile", f"{build}[{extra}]" if extra else str(build)],
+                       check=True)
         shutil.rmtree(build, ignore_errors=True)
         stamp.write_text(digest)
     return venv / "bin" / "strom"

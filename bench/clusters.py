@@ -31,7 +31,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from brokers import BrokerError, random_cluster_id
+from brokers import BrokerError, random_cluster_id, strom_runtime_bin
 from common import CACHE, JAVA_SERVER_OPTS, KAFKA_TOOL, ROOT, free_port, log, run_client, tail
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -270,6 +270,7 @@ class StromCluster(Cluster):
                         CLUSTER_LOG_LEVEL="WARNING",
                         CLUSTER_OVERRIDES="group.initial.rebalance.delay.ms=0")
         self._bootstrap = ""
+        self._version = "?"
 
     @staticmethod
     def unavailable() -> str:
@@ -291,6 +292,11 @@ class StromCluster(Cluster):
 
     def start(self, timeout: float = 300.0) -> float:
         shutil.rmtree(self.dir, ignore_errors=True)
+        # A non-editable install of the tree as it is now, with etcd's client (as
+        # the single-node bench runs strom): every restart in the run runs the
+        # same code, whatever is edited meanwhile, compiled as users install it.
+        self.env["STROM_PYTHON"] = str(strom_runtime_bin("cluster").parent / "python")
+        self._version = self._describe_tree()
         t0 = time.perf_counter()
         self.started = True
         try:
@@ -347,6 +353,10 @@ class StromCluster(Cluster):
         return None if desc.controller is None else int(desc.controller.id)
 
     def version(self) -> str:
+        return self._version
+
+    @staticmethod
+    def _describe_tree() -> str:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                              capture_output=True, text=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--", "strom"], cwd=ROOT,

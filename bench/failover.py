@@ -36,6 +36,7 @@ import json
 import os
 import shlex
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -299,10 +300,11 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
         wait_in_sync(admin, args.recovery_timeout)
         out["check"] = read_back(cluster.bootstrap(), acked)
         log(f"{cluster.label}: read back {out['check']}")
-    except (BrokerError, KafkaException) as exc:
-        out["status"] = "not measured"
+    except (BrokerError, KafkaException, subprocess.SubprocessError) as exc:
+        # Rounds already measured are kept (and shown); the reason says where it stopped.
+        out["status"] = "incomplete" if out["rounds"] else "not measured"
         out["reason"] = str(exc)
-        log(f"{cluster.label}: not measured: {exc}")
+        log(f"{cluster.label}: {out['status']}: {exc}")
     finally:
         cluster.stop_all()
     return out
@@ -359,7 +361,8 @@ def markdown(doc: dict[str, Any]) -> str:
              "", f"Command: `{doc['command']}` · {doc['settings']['rounds']} rounds per mode, "
              f"medians · producer acks=all, idempotent, {doc['settings']['rate']} records/s to "
              f"one partition (RF 3, min.insync.replicas 2) · broker.session.timeout.ms "
-             f"{CLUSTER_SETTINGS['broker.session.timeout.ms']} on both", "",
+             f"{CLUSTER_SETTINGS['broker.session.timeout.ms']} on both · strom "
+             f"{b.get('strom', {}).get('version', '?')}", "",
              "| leader signal | measure | Apache Kafka | strom | strom/Kafka |",
              "|---|---|---|---|---|"]
     for row in doc["figures"]:
@@ -373,6 +376,9 @@ def markdown(doc: dict[str, Any]) -> str:
         if res.get("status") == "not measured":
             lines.append(f"- {res['label']}: not measured: {res['reason']}")
             continue
+        if res.get("status") == "incomplete":
+            lines.append(f"- {res['label']}: stopped after {len(res['rounds'])} rounds: "
+                         f"{res['reason']}")
         chk = res.get("check", {})
         killed_ctl = sum(1 for r in res["rounds"] if r.get("killed_controller"))
         failed = [r for r in res["rounds"] if r["status"] != "ok"]

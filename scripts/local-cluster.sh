@@ -38,7 +38,7 @@
 #   CLUSTER_REPLICA_LAG_MS      replica.lag.time.max.ms (default 30000, Kafka's)
 #   CLUSTER_OVERRIDES           more broker properties, "key=value key=value"
 #   CLUSTER_START_TIMEOUT       seconds to wait for a process to answer (default 60)
-#   CLUSTER_STOP_TIMEOUT        seconds to wait for a SIGTERM'd process (default 30;
+#   CLUSTER_STOP_TIMEOUT        seconds to wait for a SIGTERM'd process (default 60;
 #                               after that it is killed, with a warning)
 #   CLUSTER_LOG_LEVEL           brokers' --log-level (default INFO)
 #   STROM_PYTHON                the python that runs strom (default .venv/bin/python)
@@ -66,7 +66,7 @@ fi
 PYTHON="${STROM_PYTHON:-$root/.venv/bin/python}"
 ETCD="${STROM_ETCD:-$root/.cache/etcd/etcd}"
 START_TIMEOUT="${CLUSTER_START_TIMEOUT:-60}"
-STOP_TIMEOUT="${CLUSTER_STOP_TIMEOUT:-30}"
+STOP_TIMEOUT="${CLUSTER_STOP_TIMEOUT:-60}"
 PIDS="$CLUSTER_DIR/pids"
 mkdir -p "$PIDS"
 

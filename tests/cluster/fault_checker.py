@@ -269,6 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if etcd is None:
         print("no etcd binary: run scripts/install-etcd.sh", file=sys.stderr)
         return 2
+    if args.dir is not None and args.dir.exists() and any(args.dir.iterdir()):
+        print(f"{args.dir} is not empty: the checker starts a new cluster", file=sys.stderr)
+        return 2
     kinds = tuple(args.kinds.split(","))
     config = RunConfig(faults=args.faults, kinds=kinds, replication=args.replication,
                        partitions=args.partitions, session_timeout_ms=args.session_timeout_ms,

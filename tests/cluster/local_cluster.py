@@ -40,7 +40,7 @@ class LocalCluster:
             "STROM_PYTHON": sys.executable,
             "STROM_ETCD": etcd_binary,
             "CLUSTER_START_TIMEOUT": "60",
-            "CLUSTER_STOP_TIMEOUT": "30",
+            "CLUSTER_STOP_TIMEOUT": "60",
         })
         if replica_lag_ms is not None:
             self.env["CLUSTER_REPLICA_LAG_MS"] = str(replica_lag_ms)

@@ -34,12 +34,19 @@ not read, as in KRaft).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from strom.cluster.image import MetadataImage, PartitionInfo, PartitionRecord, TopicInfo
 from strom.cluster.partition_changes import NO_LEADER, change
 from strom.config import BrokerConfig, Value
+from strom.errors import (
+    ElectionNotNeededError,
+    EligibleLeadersNotAvailableError,
+    InvalidRequestError,
+    PreferredLeaderNotAvailableError,
+    UnknownTopicOrPartitionError,
+)
 
 UNCLEAN = "unclean.leader.election.enable"
 #: Partition changes per metadata batch one election trigger writes (about
@@ -154,19 +161,38 @@ def preferred_records(image: MetadataImage,
     return records
 
 
-def unclean_partitions(image: MetadataImage,
-                       partitions: Iterable[tuple[TopicInfo, PartitionInfo]]
-                       ) -> Mapping[tuple[str, int], PartitionRecord | None]:
-    """ElectLeaders UNCLEAN for each partition: the record electing a leader
-    (a live ISR member first, else any live replica), None when it has a
-    live leader already or no live replica."""
+PREFERRED = 0
+UNCLEAN_ELECTION = 1
+
+
+def elect_leader(image: MetadataImage, topic_name: str, partition: int, election_type: int
+                 ) -> PartitionRecord:
+    """ElectLeaders for one partition (Kafka's ReplicationControlManager.electLeader):
+    PREFERRED makes the first replica leader when it is live and in the ISR;
+    UNCLEAN elects a leaderless partition's leader, out of the ISR if it must.
+    The record, or the KafkaError Kafka answers with."""
+    topic = image.topics.get(topic_name)
+    if topic is None:
+        raise UnknownTopicOrPartitionError(f"No such topic as {topic_name}")
+    if not 0 <= partition < len(topic.partitions):
+        raise UnknownTopicOrPartitionError(f"No such partition as {topic_name}-{partition}")
+    current = topic.partitions[partition]
     live = live_brokers(image)
-    result: dict[tuple[str, int], PartitionRecord | None] = {}
-    for topic, partition in partitions:
-        if partition.leader in live:
-            result[(topic.name, partition.partition)] = None
-            continue
-        leader, isr = elect(partition, live, True)
-        record = None if leader == NO_LEADER else change(topic.topic_id, partition, leader, isr)
-        result[(topic.name, partition.partition)] = record
-    return result
+    if election_type == PREFERRED:
+        if current.replicas and current.leader == current.replicas[0]:
+            raise ElectionNotNeededError()
+        leader = preferred_leader(current, live)
+        if leader is None:
+            raise PreferredLeaderNotAvailableError()
+        record = change(topic.topic_id, current, leader, current.isr)
+    elif election_type == UNCLEAN_ELECTION:
+        if current.leader in live:
+            raise ElectionNotNeededError()
+        leader, isr = elect(current, live, True)
+        record = None if leader == NO_LEADER else change(topic.topic_id, current, leader, isr)
+        if record is None:
+            raise EligibleLeadersNotAvailableError()
+    else:
+        raise InvalidRequestError(f"Unknown election type {election_type}")
+    assert record is not None  # the leader changed
+    return record

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from strom.cluster.elections import (
+    PREFERRED,
+    UNCLEAN_ELECTION,
+    elect_leader,
     election_records,
     live_brokers,
     preferred_records,
-    unclean_partitions,
 )
 from strom.cluster.image import (
     BrokerConfigRecord,
@@ -25,6 +28,13 @@ from strom.cluster.image import (
     PartitionRecord,
     TopicConfigRecord,
     TopicRecord,
+)
+from strom.errors import (
+    ElectionNotNeededError,
+    EligibleLeadersNotAvailableError,
+    InvalidRequestError,
+    PreferredLeaderNotAvailableError,
+    UnknownTopicOrPartitionError,
 )
 
 NODES = range(1, 6)
@@ -147,15 +157,29 @@ def test_a_registering_broker_leads_partitions_whose_isr_names_it() -> None:
     assert (p1.leader, p1.isr, p1.leader_epoch) == (1, (1,), 2)
 
 
-def test_unclean_election_on_request() -> None:
+def test_elect_leaders_answers_as_kafka() -> None:
     topic_id = uuid.uuid4()
-    image = MetadataImage("c", 1, {2: BrokerInfo(2, "h", 2, None, 5)}).apply([
+    image = MetadataImage("c", 1, {2: BrokerInfo(2, "h", 2, None, 5),
+                                   3: BrokerInfo(3, "h", 3, None, 6, True)}).apply([
         TopicRecord("t", topic_id),
-        PartitionRecord(topic_id, 0, (1, 2), (1,), -1, 3, 4),
-        PartitionRecord(topic_id, 1, (1, 2), (1, 2), 2, 3, 4),
-        PartitionRecord(topic_id, 2, (1, 3), (1,), -1, 3, 4)])
-    topic = image.topics["t"]
-    result = unclean_partitions(image, [(topic, p) for p in topic.partitions])
-    elected = result[("t", 0)]
-    assert elected is not None and (elected.leader, elected.isr) == (2, (2,))
-    assert result[("t", 1)] is None and result[("t", 2)] is None
+        PartitionRecord(topic_id, 0, (1, 2), (1,), -1, 3, 4),  # leaderless, 2 out of ISR
+        PartitionRecord(topic_id, 1, (1, 2), (1, 2), 2, 3, 4),  # 1 preferred but dead
+        PartitionRecord(topic_id, 2, (1, 3), (1,), -1, 3, 4),  # nobody live
+        PartitionRecord(topic_id, 3, (2, 1), (2, 1), 1, 0, 0)])  # 2 preferred, live, in ISR
+    unclean = elect_leader(image, "t", 0, UNCLEAN_ELECTION)
+    assert (unclean.leader, unclean.isr, unclean.leader_epoch) == (2, (2,), 4)
+    preferred = elect_leader(image, "t", 3, PREFERRED)
+    assert (preferred.leader, preferred.isr, preferred.leader_epoch,
+            preferred.partition_epoch) == (2, (2, 1), 1, 1)
+    for partition, kind, error in (
+            (1, UNCLEAN_ELECTION, ElectionNotNeededError),
+            (1, PREFERRED, PreferredLeaderNotAvailableError),
+            (2, UNCLEAN_ELECTION, EligibleLeadersNotAvailableError),
+            (9, PREFERRED, UnknownTopicOrPartitionError),
+            (0, 7, InvalidRequestError)):
+        with pytest.raises(error):
+            elect_leader(image, "t", partition, kind)
+    with pytest.raises(ElectionNotNeededError):
+        elect_leader(image.apply([preferred]), "t", 3, PREFERRED)
+    with pytest.raises(UnknownTopicOrPartitionError):
+        elect_leader(image, "nope", 0, PREFERRED)

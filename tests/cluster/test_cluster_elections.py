@@ -12,12 +12,14 @@ leads it anew. Every wait has a deadline."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from strom.cluster.etcd_client import EtcdClient, EventKind, WatchEvent
@@ -164,3 +166,59 @@ def test_controller_killed_its_partitions_get_new_leaders(
     back = wait_until(lambda: (lambda s: s if s[orphan][0] == victim else None)(
         _leaders(survivor.bootstrap, "single")), WAIT, what="the returning broker to lead")
     assert back[orphan] == (victim, [victim])
+
+
+def test_producing_through_a_controlled_shutdown(three: dict[int, StromProcess]) -> None:
+    """acks=all records to a partition whose leader (not the controller)
+    shuts down: every one is acknowledged, none fails; the figure printed is
+    the longest any record waited while the leadership moved."""
+    bootstrap = ",".join(b.bootstrap for b in three.values())
+    _create(three[1].bootstrap, "moving", 3, 3)
+    wait_until(lambda: all(isr == [1, 2, 3] for _, isr in
+                           _leaders(three[1].bootstrap, "moving").values()), WAIT,
+               what="every replica in the ISR")
+    controller = _describe(three[1].bootstrap, "moving").controller_id
+    # Striped: each broker leads one partition; take one the controller does not lead.
+    partition, leader = next((p, leader) for p, (leader, _) in
+                             _leaders(three[1].bootstrap, "moving").items()
+                             if leader != controller)
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0,
+                         "enable.idempotence": True, "message.timeout.ms": int(WAIT * 1000)})
+    waits: list[float] = []
+    failures: list[str] = []
+
+    def delivered(err: Any, _msg: Any, sent: float) -> None:
+        if err is not None:
+            failures.append(str(err))
+        else:
+            waits.append(time.monotonic() - sent)
+
+    stop = threading.Event()
+
+    def produce() -> None:
+        i = 0
+        while not stop.is_set():
+            sent = time.monotonic()
+            producer.produce("moving", value=f"r{i}".encode(), partition=partition,
+                             on_delivery=lambda e, m, s=sent: delivered(e, m, s))
+            producer.poll(0.005)
+            i += 1
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    try:
+        wait_until(lambda: len(waits) >= 50, WAIT, what="records acknowledged before")
+        assert three[leader].terminate(timeout=WAIT) == 0
+        survivor = three[next(n for n in NODES if n != leader)]
+        wait_until(lambda: _leaders(survivor.bootstrap, "moving")[partition][0]
+                   not in (leader, -1),
+                   WAIT, what="a new leader")
+        before = len(waits)
+        wait_until(lambda: len(waits) >= before + 50, WAIT, what="records acknowledged after")
+    finally:
+        stop.set()
+        thread.join(WAIT)
+        assert producer.flush(WAIT) == 0
+    assert failures == []
+    print(f"controlled shutdown of a leader: {len(waits)} acks=all records, longest wait "
+          f"{max(waits) * 1000:.0f} ms")

@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """What a leader failure costs a producer: strom's cluster vs Apache Kafka's.
 
-  python bench/failover.py                          # Kafka then strom, 3 rounds per mode
-  python bench/failover.py --brokers kafka --rounds 5 --modes kill
+  python bench/failover.py                  # Kafka then strom, 3 rounds (12 signals each)
+  python bench/failover.py --brokers kafka --rounds 5 --modes kill --targets leader
 
 Each broker runs as a three-node cluster on localhost (bench/clusters.py),
-one cluster at a time. One topic with one partition, replication factor 3,
-min.insync.replicas 2. A librdkafka producer (confluent-kafka, acks=all,
-idempotent) sends small records to the partition at a steady rate. Each round
-waits until the partition has its three replicas in sync and acknowledgements
-flow, then signals the partition's leader:
+one cluster at a time. Each round creates a topic with one partition,
+replication factor 3 (min.insync.replicas 2), placed so that its leader is
+(target `controller`) or is not (target `leader`) the cluster's active
+controller: losing both at once costs a controller election too. A librdkafka
+producer (confluent-kafka, acks=all, idempotent) sends small records to the
+partition at a steady rate. The round waits until the partition has its three
+replicas in sync and acknowledgements flow, then signals the partition's
+leader:
 
 - kill: SIGKILL. The cluster learns of it only when the broker's session
   (broker.session.timeout.ms, 9000 on both) expires.
@@ -20,9 +23,8 @@ signal to the first acknowledgement after the gap it causes, and `gap_s`,
 that gap (the longest interval without an acknowledgement, counted from the
 last acknowledgement before the signal); `leader_moved_s`, when Metadata
 (polled every 50 ms) first named another leader. The killed broker is then
-restarted and the next round waits for the ISR to be complete again. At the
-end the partition is read back: every acknowledged record must be there
-exactly once (lost / duplicated are counted).
+restarted. At the end every round's topic is read back: every acknowledged
+record must be there exactly once (lost / duplicated are counted).
 
 Results: bench/results/failover-latest.json and failover-latest.md; medians
 per broker and mode, and the strom/Kafka ratio. See docs/cluster.md.
@@ -60,7 +62,6 @@ from confluent_kafka.cimpl import NewTopic
 from run import machine
 
 RESULTS = ROOT / "bench" / "results"
-TOPIC = "failover"
 SIGNALS = {"kill": signal.SIGKILL, "term": signal.SIGTERM}
 
 
@@ -68,8 +69,9 @@ class AckRecorder(threading.Thread):
     """Produces record `seq` (its value) every 1/rate s and keeps the producer-side
     time of each acknowledgement and each delivery error."""
 
-    def __init__(self, bootstrap: str, rate: float, first_seq: int) -> None:
+    def __init__(self, bootstrap: str, topic: str, rate: float, first_seq: int) -> None:
         super().__init__(daemon=True)
+        self.topic = topic
         self.rate = rate
         self.next_seq = first_seq
         self.acks: list[tuple[float, int]] = []
@@ -98,7 +100,7 @@ class AckRecorder(threading.Thread):
             now = time.monotonic()
             if now >= due:
                 try:
-                    producer.produce(TOPIC, value=str(self.next_seq).encode(), partition=0,
+                    producer.produce(self.topic, value=str(self.next_seq).encode(), partition=0,
                                      on_delivery=self._done)
                 except BufferError:
                     producer.poll(0.01)
@@ -110,13 +112,14 @@ class AckRecorder(threading.Thread):
         self.unflushed = producer.flush(60)
 
 
-def partition_state(admin: AdminClient, timeout: float = 1.0) -> tuple[int, list[int]] | None:
-    """(leader, isr) of the bench partition, None when Metadata does not answer."""
+def partition_state(admin: AdminClient, topic: str,
+                    timeout: float = 1.0) -> tuple[int, list[int]] | None:
+    """(leader, isr) of the topic's partition 0, None when Metadata does not answer."""
     try:
-        md = admin.list_topics(TOPIC, timeout=timeout)
+        md = admin.list_topics(topic, timeout=timeout)
     except KafkaException:
         return None
-    meta = md.topics.get(TOPIC)
+    meta = md.topics.get(topic)
     if meta is None or meta.error is not None or 0 not in meta.partitions:
         return None
     p = meta.partitions[0]
@@ -127,9 +130,10 @@ class LeaderWatcher(threading.Thread):
     """Polls Metadata every 50 ms (its own client, so a request stuck on the dead
     broker delays nothing else) until it names a leader other than `old`."""
 
-    def __init__(self, bootstrap: str, old: int) -> None:
+    def __init__(self, bootstrap: str, topic: str, old: int) -> None:
         super().__init__(daemon=True)
         self.admin = admin_client(bootstrap)
+        self.topic = topic
         self.old = old
         self.moved_at: float | None = None
         self.new_leader = -1
@@ -137,7 +141,7 @@ class LeaderWatcher(threading.Thread):
 
     def run(self) -> None:
         while not self.halt.is_set():
-            state = partition_state(self.admin, timeout=0.5)
+            state = partition_state(self.admin, self.topic, timeout=0.5)
             if state is not None and state[0] not in (-1, self.old):
                 self.new_leader = state[0]
                 self.moved_at = time.monotonic()
@@ -145,27 +149,38 @@ class LeaderWatcher(threading.Thread):
             self.halt.wait(0.05)
 
 
-def wait_in_sync(admin: AdminClient, timeout: float) -> int:
+def wait_in_sync(admin: AdminClient, topic: str, timeout: float) -> int:
     """Until the partition has a leader and all three replicas in its ISR; the leader."""
     deadline = time.monotonic() + timeout
     state = None
     while time.monotonic() < deadline:
-        state = partition_state(admin)
+        state = partition_state(admin, topic)
         if state is not None and state[0] in NODES and sorted(state[1]) == list(NODES):
             return state[0]
         time.sleep(0.1)
-    raise BrokerError(f"partition not fully in sync after {timeout:.0f}s: {state}")
+    raise BrokerError(f"{topic}: not fully in sync after {timeout:.0f}s: (leader, isr) {state}")
 
 
-def create_topic(admin: AdminClient) -> None:
-    fut = admin.create_topics([NewTopic(TOPIC, 1, 3)], operation_timeout=60,
-                              request_timeout=60)[TOPIC]
+def create_topic(admin: AdminClient, topic: str, replicas: list[int]) -> None:
+    """One partition on `replicas`, the first its preferred (and first) leader."""
+    # librdkafka wants the partition count with an assignment, and no replication factor.
+    fut = admin.create_topics([NewTopic(topic, 1, replica_assignment=[replicas])],
+                              operation_timeout=60, request_timeout=60)[topic]
     try:
         fut.result(timeout=90)
     except KafkaException as exc:
-        err = exc.args[0]
-        if not (isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
-            raise BrokerError(f"CreateTopics {TOPIC} (replication factor 3): {err}") from exc
+        raise BrokerError(f"CreateTopics {topic} (replicas {replicas}): {exc.args[0]}") from exc
+
+
+def placement(target: str, controller: int | None, rnd: int) -> list[int]:
+    """Replicas for a round's topic: the one to be signalled first (the leader).
+    `controller`: the active controller leads; `leader`: another broker does."""
+    if target == "controller" and controller in NODES:
+        first = controller
+    else:
+        others = [n for n in NODES if n != controller]
+        first = others[rnd % len(others)]
+    return [first] + [n for n in NODES if n != first]
 
 
 def gap_after(acks: list[float], t_signal: float) -> tuple[float, float, int] | None:
@@ -185,14 +200,19 @@ def gap_after(acks: list[float], t_signal: float) -> tuple[float, float, int] | 
     return best
 
 
-def one_round(cluster: Cluster, admin: AdminClient, mode: str, rnd: int,
+def one_round(cluster: Cluster, admin: AdminClient, mode: str, target: str, rnd: int,
               args: argparse.Namespace, first_seq: int) -> tuple[dict[str, Any], list[int], int]:
-    leader = wait_in_sync(admin, args.recovery_timeout)
+    """A fresh topic whose leader is (target `controller`) or is not (`leader`)
+    the active controller, then the signal to its leader."""
+    topic = f"failover-{mode}-{target}-{rnd}"
+    create_topic(admin, topic, placement(target, cluster.controller(), rnd))
+    leader = wait_in_sync(admin, topic, args.recovery_timeout)
     controller = cluster.controller()
-    rec = AckRecorder(cluster.bootstrap(), args.rate, first_seq)
+    rec = AckRecorder(cluster.bootstrap(), topic, args.rate, first_seq)
     rec.start()
-    row: dict[str, Any] = {"broker": cluster.name, "mode": mode, "round": rnd,
-                           "killed_node": leader, "controller_before": controller,
+    row: dict[str, Any] = {"broker": cluster.name, "mode": mode, "target": target,
+                           "round": rnd, "topic": topic, "killed_node": leader,
+                           "controller_before": controller,
                            "killed_controller": controller == leader}
     try:
         deadline = time.monotonic() + 60
@@ -204,7 +224,7 @@ def one_round(cluster: Cluster, admin: AdminClient, mode: str, rnd: int,
         steady = [t for t, _ in rec.acks[-int(args.rate * args.warm * 0.8):]]
         t_signal = time.monotonic()
         cluster.signal(leader, SIGNALS[mode])
-        watcher = LeaderWatcher(cluster.bootstrap(), leader)
+        watcher = LeaderWatcher(cluster.bootstrap(), topic, leader)
         watcher.start()
         exited_at: float | None = None
         end = t_signal + args.window
@@ -258,14 +278,15 @@ def one_round(cluster: Cluster, admin: AdminClient, mode: str, rnd: int,
     return row, [s for _, s in rec.acks], rec.next_seq
 
 
-def read_back(bootstrap: str, acked: list[int], timeout: float = 120.0) -> dict[str, int]:
+def read_back(bootstrap: str, topic: str, acked: list[int],
+              timeout: float = 120.0) -> dict[str, int]:
     """Every acknowledged record read back: lost and duplicated counts."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "failover-check",
                          "enable.auto.commit": False, "log_level": 0,
                          "isolation.level": "read_committed"})
     try:
-        _, high = consumer.get_watermark_offsets(TopicPartition(TOPIC, 0), timeout=30)
-        consumer.assign([TopicPartition(TOPIC, 0, 0)])
+        _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=30)
+        consumer.assign([TopicPartition(topic, 0, 0)])
         seen: Counter[int] = Counter()
         deadline = time.monotonic() + timeout
         position = 0
@@ -289,16 +310,20 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
         out["startup_s"] = round(cluster.start(), 2)
         out["version"] = cluster.version()
         admin = admin_client(cluster.bootstrap())
-        create_topic(admin)
         seq = 0
-        acked: list[int] = []
+        acked: dict[str, list[int]] = {}
         for rnd in range(1, args.rounds + 1):
             for mode in args.modes:
-                row, ok, seq = one_round(cluster, admin, mode, rnd, args, seq)
-                out["rounds"].append(row)
-                acked += ok
-        wait_in_sync(admin, args.recovery_timeout)
-        out["check"] = read_back(cluster.bootstrap(), acked)
+                for target in args.targets:
+                    row, ok, seq = one_round(cluster, admin, mode, target, rnd, args, seq)
+                    out["rounds"].append(row)
+                    acked[row["topic"]] = ok
+        # Read back after every round's failover and restart, not just its own.
+        check: Counter[str] = Counter()
+        for topic, ok in acked.items():
+            wait_in_sync(admin, topic, args.recovery_timeout)
+            check.update(read_back(cluster.bootstrap(), topic, ok))
+        out["check"] = dict(check)
         log(f"{cluster.label}: read back {out['check']}")
     except (BrokerError, KafkaException, subprocess.SubprocessError) as exc:
         # Rounds already measured are kept (and shown); the reason says where it stopped.
@@ -358,7 +383,8 @@ def markdown(doc: dict[str, Any]) -> str:
 
     lines = [f"Failover: strom vs Apache Kafka {b.get('kafka', {}).get('version', '?')}, "
              f"three-node clusters — {doc['date']}, {doc['machine']['nproc']} cores",
-             "", f"Command: `{doc['command']}` · {doc['settings']['rounds']} rounds per mode, "
+             "", f"Command: `{doc['command']}` · {doc['settings']['rounds']} rounds of "
+             f"{'/'.join(doc['settings']['modes'])} × {'/'.join(doc['settings']['targets'])}, "
              f"medians · producer acks=all, idempotent, {doc['settings']['rate']} records/s to "
              f"one partition (RF 3, min.insync.replicas 2) · broker.session.timeout.ms "
              f"{CLUSTER_SETTINGS['broker.session.timeout.ms']} on both · strom "
@@ -396,8 +422,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--brokers", default="kafka,strom")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per mode (default 3)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds; each signals once per mode and target (default 3)")
     parser.add_argument("--modes", default="kill,term", help="kill (SIGKILL), term (SIGTERM)")
+    parser.add_argument("--targets", default="leader,controller",
+                        help="leader: a leader that is not the active controller; controller: "
+                             "a leader that is (each round creates a topic placed so)")
     parser.add_argument("--rate", type=float, default=200.0, help="records per second")
     parser.add_argument("--warm", type=float, default=2.0,
                         help="seconds of steady acknowledgements before the signal")
@@ -410,8 +440,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     args.modes = args.modes.split(",")
+    args.targets = args.targets.split(",")
     names = args.brokers.split(",")
     if bad := [m for m in args.modes if m not in SIGNALS] + \
+            [t for t in args.targets if t not in ("leader", "controller")] + \
             [n for n in names if n not in ("kafka", "strom")]:
         parser.error(f"unknown: {bad}")
     args.data_dir.mkdir(parents=True, exist_ok=True)
@@ -420,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     doc: dict[str, Any] = {
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": cmd, "machine": machine(),
-        "settings": {"rounds": args.rounds, "modes": args.modes, "rate": args.rate,
+        "settings": {"rounds": args.rounds, "modes": args.modes, "targets": args.targets,
+                     "rate": args.rate,
                      "warm_s": args.warm, "settle_s": args.settle, "nodes": len(NODES),
                      "cluster": CLUSTER_SETTINGS,
                      "kafka_topology": "3 combined broker+controller nodes (KRaft, static quorum)",

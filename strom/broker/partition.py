@@ -596,16 +596,14 @@ class Partition:
     async def wait_durable(self, end_offset: int) -> None:
         """Return once every offset below `end_offset` is committed: on the
         ISR (below the HW) and fsync'd here (coordinators' writes)."""
-        futures = [fut for fut in (self.replicated_to_isr(end_offset),
-                                   self._flusher.durable(self.log, end_offset))
-                   if fut is not None]
-        try:
-            for fut in futures:
-                await fut
-        finally:
-            for fut in futures:
-                if not fut.done():
-                    fut.cancel()
+        replicated = self.replicated_to_isr(end_offset)
+        if replicated is not None:
+            try:
+                await replicated
+            finally:
+                if not replicated.done():
+                    replicated.cancel()
+        await self._flusher.wait_durable(self.log, end_offset)
 
     # -- replication: the leader's side ---------------------------------------------------
 

@@ -109,10 +109,10 @@ class ControllerChannel:
             return await reserve_producer_ids(self._metadata, self._metadata.node_id,
                                               block_size)
         assert self._peers is not None
-        # strom has no broker epochs yet (registrations are etcd leases): -1,
-        # which Kafka's request schema gives as the default.
-        request = AllocateProducerIdsRequest(broker_id=BrokerId(self._metadata.node_id),
-                                             broker_epoch=i64(-1))
+        node_id = self._metadata.node_id
+        request = AllocateProducerIdsRequest(
+            broker_id=BrokerId(node_id),
+            broker_epoch=i64(self._broker_epoch(self._metadata.image, node_id)))
         response = await self._peers.request(self._controller(), request,
                                              AllocateProducerIdsResponse, timeout=self.timeout)
         if response.error_code != ErrorCode.none:

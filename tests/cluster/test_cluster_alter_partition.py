@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
+from kio.schema.allocate_producer_ids.v0.request import AllocateProducerIdsRequest
 from kio.schema.alter_partition.v3.request import (
     AlterPartitionRequest,
     BrokerState,
@@ -158,3 +159,17 @@ def test_isr_changes_reach_every_broker(
         ErrorCode.none, [1, 2], 2)
     wait_until(lambda: sorted(_partition(brokers[follower].bootstrap, "replicated")[1]
                               .isr_nodes) == [1, 2], WAIT, what="the grown ISR")
+
+
+def test_allocate_producer_ids_compares_the_broker_epoch(
+        cluster: tuple[dict[int, StromProcess], int, dict[int, int]]) -> None:
+    brokers, controller_id, epochs = cluster
+    other = 3 - controller_id
+
+    def allocate(epoch: int) -> Any:
+        return _request(brokers[controller_id].bootstrap, ApiKey.ALLOCATE_PRODUCER_IDS, 0,
+                        AllocateProducerIdsRequest(broker_id=BrokerId(other),
+                                                   broker_epoch=i64(epoch)))
+    assert allocate(epochs[other] - 1).error_code == ErrorCode.stale_broker_epoch
+    assert allocate(epochs[other]).error_code == ErrorCode.none
+    assert allocate(-1).error_code == ErrorCode.none  # the schema's default: not compared

@@ -3,9 +3,10 @@
 Version 0. A broker-to-controller API: Kafka serves it on the controller
 listener only, so it is handled here but not advertised to clients in
 ApiVersions. Only the controller answers (NOT_CONTROLLER elsewhere); a
-broker the controller does not know as registered gets STALE_BROKER_EPOCH,
-as in Kafka. strom has no broker epochs yet (a registration is an etcd
-lease), so the epoch the request carries is not compared.
+broker the controller does not know as registered, or whose registration
+has another epoch (the create revision of its etcd key) than the request
+names, gets STALE_BROKER_EPOCH, as in Kafka. An epoch of -1 is not compared
+(the request schema's default).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from strom.broker.context import RequestContext
 from strom.broker.controller_channel import reserve_producer_ids
 from strom.broker.router import handles
+from strom.cluster.partition_changes import check_broker_epoch
 from strom.coordinator.txn.producer_ids import BLOCK_SIZE
 from strom.errors import ErrorCode, KafkaError, NotControllerError, StaleBrokerEpochError
 from strom.protocol.api import ApiKey
@@ -28,6 +30,8 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
             raise NotControllerError(f"broker {broker.metadata.node_id} is not the controller")
         if request.broker_id not in broker.image.brokers:
             raise StaleBrokerEpochError(f"broker {request.broker_id} is not registered")
+        if request.broker_epoch != -1:
+            check_broker_epoch(broker.image, request.broker_id, request.broker_epoch)
         start, count = await reserve_producer_ids(broker.metadata, request.broker_id,
                                                   BLOCK_SIZE)
     except KafkaError as exc:

@@ -49,6 +49,7 @@ class RunConfig:
     replica_lag_ms: int = 3000
     etcd_members: int = 3
     heal_timeout: float = 60.0
+    acks: str = "all"
     #: Stop injecting at the first fault the cluster did not handle (not
     #: noticed, not whole again): the records are still checked. The pytest
     #: test stops; the command line goes on with --keep-going.
@@ -181,7 +182,8 @@ def run(directory: Path, etcd: str, config: RunConfig,
         readers = [GroupReader(str(i), bootstrap, TOPIC, "fault-checker")
                    for i in range(config.readers)]
         writers = [Writer(str(i), bootstrap, TOPIC, config.partitions, config.rate,
-                          request_timeout_ms=10_000) for i in range(config.writers)]
+                          request_timeout_ms=10_000, acks=config.acks)
+                   for i in range(config.writers)]
         for thread in [*readers, *writers]:
             thread.start()
         assert wait_for(lambda: all(len(w.stats.acked) >= 20 for w in writers), 60), \
@@ -261,6 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--session-timeout-ms", type=int, default=3000)
     parser.add_argument("--replica-lag-ms", type=int, default=3000)
+    parser.add_argument("--acks", default="all", choices=["all", "1"],
+                        help="1 (not idempotent) is a negative control: it should lose records")
     parser.add_argument("--keep-going", action="store_true",
                         help="go on injecting after a fault the cluster did not handle")
     parser.add_argument("--dir", type=Path, help="cluster directory (default: a temp dir)")
@@ -277,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        partitions=args.partitions, session_timeout_ms=args.session_timeout_ms,
                        replica_lag_ms=args.replica_lag_ms,
                        etcd_members=3 if "etcd-kill" in kinds else 1,
-                       stop_on_finding=not args.keep_going)
+                       stop_on_finding=not args.keep_going, acks=args.acks)
     with tempfile.TemporaryDirectory(prefix="strom-faults-") as tmp:
         directory = args.dir or Path(tmp) / "cluster"
         verdict = run(directory, etcd, config, say=lambda text: print(text, flush=True))

@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+)
 from kio.schema.elect_leaders.v2.request import ElectLeadersRequest, TopicPartitions
 from kio.schema.types import TopicName
 from kio.static.primitive import i8, i32
@@ -93,34 +99,47 @@ def test_preferred_election_with_kafkas_tool(pair: dict[int, StromProcess]) -> N
     assert f"Valid replica already elected for partitions pref-{preferred}" in again, again
 
 
-def test_unclean_election_with_kafkas_tool(pair: dict[int, StromProcess]) -> None:
-    admin = AdminClient({"bootstrap.servers": pair[1].bootstrap})
-    admin.create_topics([NewTopic("lost", 1, 2)])["lost"].result(WAIT)
-    (_, replicas, _) = wait_until(lambda: (lambda p: p[0] if p[0][2] == (1, 2) else None)(
-        _partitions(pair[2].bootstrap, "lost")), WAIT, what="both replicas in the ISR")
-    first, second = replicas
+def test_unclean_election_with_kafkas_tool_or_the_topic_config(
+        pair: dict[int, StromProcess]) -> None:
+    one, two = pair[1], pair[2]
+    admin = AdminClient({"bootstrap.servers": one.bootstrap})
+    topics = ("lost", "lost-config")
+    for name in topics:
+        admin.create_topics([NewTopic(name, 1, replica_assignment=[[1, 2]])])[name].result(WAIT)
+        wait_until(lambda n=name: _partitions(two.bootstrap, n)[0][2] == (1, 2), WAIT)
     # The follower leaves first (out of the ISR), then the leader, the last
-    # ISR member: the partition is offline.
-    assert pair[second].terminate(timeout=WAIT) == 0
-    wait_until(lambda: _partitions(pair[first].bootstrap, "lost")[0] == (
-        first, replicas, (first,)), WAIT, what="the follower out of the ISR")
-    assert pair[first].terminate(timeout=WAIT) == 0
-    survivor = pair[second]
-    survivor.start(timeout=WAIT)
-    offline = wait_until(lambda: (lambda p: p if p[0][0] == -1 else None)(
-        _partitions(survivor.bootstrap, "lost")), WAIT, what="the survivor to see it offline")
-    assert offline[0] == (-1, replicas, (first,))  # clean elections leave it offline
+    # ISR member: the partitions are offline.
+    assert two.terminate(timeout=WAIT) == 0
+    for name in topics:
+        wait_until(lambda n=name: _partitions(one.bootstrap, n)[0] == (1, (1, 2), (1,)), WAIT,
+                   what="the follower out of the ISR")
+    assert one.terminate(timeout=WAIT) == 0
+    two.start(timeout=WAIT)
+    for name in topics:
+        offline = wait_until(lambda n=name: (lambda p: p if p[0][0] == -1 else None)(
+            _partitions(two.bootstrap, n)), WAIT, what="broker 2 to see it offline")
+        assert offline[0] == (-1, (1, 2), (1,))  # clean elections leave it offline
 
-    refused = _request(survivor.bootstrap, ApiKey.ELECT_LEADERS, 2, ElectLeadersRequest(
+    refused = _request(two.bootstrap, ApiKey.ELECT_LEADERS, 2, ElectLeadersRequest(
         election_type=i8(0), topic_partitions=(TopicPartitions(
             topic=TopicName("lost"), partitions=(i32(0),)),)))
     (result,) = refused.replica_election_results[0].partition_result
     assert result.error_code == ErrorCode.preferred_leader_not_available
 
-    out = _elect(survivor.bootstrap, "--election-type", "UNCLEAN", "--topic", "lost",
+    out = _elect(two.bootstrap, "--election-type", "UNCLEAN", "--topic", "lost",
                  "--partition", "0")
     assert "Successfully completed leader election (UNCLEAN) for partitions lost-0" in out, out
-    assert _partitions(survivor.bootstrap, "lost")[0] == (second, replicas, (second,))
+    assert _partitions(two.bootstrap, "lost")[0] == (2, (1, 2), (2,))
+    assert _partitions(two.bootstrap, "lost-config")[0][0] == -1  # only what was asked
+
+    # The topic's unclean.leader.election.enable makes the controller elect by itself.
+    resource = ConfigResource("topic", "lost-config", incremental_configs=[ConfigEntry(
+        "unclean.leader.election.enable", "true",
+        incremental_operation=AlterConfigOpType.SET)])
+    admin = AdminClient({"bootstrap.servers": two.bootstrap})
+    admin.incremental_alter_configs([resource])[resource].result(WAIT)
+    wait_until(lambda: _partitions(two.bootstrap, "lost-config")[0] == (2, (1, 2), (2,)), WAIT,
+               what="an unclean election after the config change")
 
 
 def test_elect_leaders_on_a_non_controller(pair: dict[int, StromProcess]) -> None:

@@ -18,6 +18,7 @@ and duplicated records, with the fault timeline around anything lost.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -126,6 +127,29 @@ def judge(acked: list[Acked], log: dict[int, list[tuple[int, str]]],
     return verdict
 
 
+def write_pauses(acked: list[Acked], events: list[FaultEvent]) -> dict[str, list[float]]:
+    """Per fault kind, each fault's longest pause between acknowledgements on
+    one partition while the fault lasted (from its start until the cluster was
+    whole): what the fault cost the producers, as they saw it."""
+    by_partition: dict[int, list[float]] = defaultdict(list)
+    for record in acked:
+        by_partition[record.partition].append(record.at)
+    pauses: dict[str, list[float]] = defaultdict(list)
+    for event in events:
+        end = event.healed if event.healed is not None else event.started + 60
+        longest = 0.0
+        for times in by_partition.values():
+            window = [event.started] + [t for t in times if event.started < t <= end] + [end]
+            longest = max(longest, max(b - a for a, b in zip(window, window[1:], strict=False)))
+        pauses[event.kind].append(longest)
+    return dict(pauses)
+
+
+def describe_pauses(pauses: dict[str, list[float]]) -> str:
+    return "; ".join(f"{kind}: median {statistics.median(values):.2f}s, max {max(values):.2f}s"
+                     for kind, values in sorted(pauses.items()))
+
+
 def explain(verdict: Verdict, events: list[FaultEvent], origin: float, limit: int = 20) -> str:
     """Each finding with the faults just before and after it."""
     def around(t: float) -> str:
@@ -227,6 +251,8 @@ def run(directory: Path, etcd: str, config: RunConfig,
         verdict.seconds = time.monotonic() - started
         origin = injector.events[0].started if injector.events else started
         say(verdict.summary())
+        say("longest pause between acknowledgements on a partition during a fault: "
+            + describe_pauses(write_pauses(acked, injector.events)))
         details = explain(verdict, injector.events, origin)
         if details:
             say(details)

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.fault_checker import RunConfig, judge, run
+from tests.cluster.fault_checker import RunConfig, judge, run, write_pauses
 from tests.cluster.fault_clients import Acked
+from tests.cluster.fault_injector import FaultEvent
 
 FAULTS = int(os.environ.get("STROM_FAULTS", 12))
 
@@ -73,3 +74,12 @@ def test_checker_finds_every_kind_of_violation() -> None:
 
     phantom = judge(acked, log, [*group, (1, 2, "w.1:1:0")])
     assert phantom.group_phantom == [(1, 2, "w.1:1:0")] and not phantom.ok
+
+
+def test_write_pauses_measure_the_longest_gap_during_each_fault() -> None:
+    acked = [Acked(0, i, f"w.0:0:{i}", t) for i, t in enumerate([0.0, 1.0, 4.5, 5.0, 9.0])]
+    acked += [Acked(1, 0, "w.0:1:0", 1.2)]
+    kill = FaultEvent(0, "leader-kill", "broker 1", 0, started=1.5, healed=6.0)
+    pause = FaultEvent(1, "leader-pause", "broker 2", 1, started=6.0, healed=10.0)
+    # Partition 1 has no acknowledgement during either: the whole fault is its pause.
+    assert write_pauses(acked, [kill, pause]) == {"leader-kill": [4.5], "leader-pause": [4.0]}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from tests.cluster.etcd_process import EtcdCluster
 from tests.cluster.test_cluster_brokers import WAIT, _broker, _cluster_of, _metadata
@@ -93,3 +93,11 @@ def test_a_transaction_spanning_both_brokers_commits_and_aborts(
     seen = _read_committed(bootstrap, expected=12)
     for partition in (0, 1):
         assert seen[partition] == [f"commit-{partition}-{i}" for i in range(3)] * 2
+
+    # The transaction log is replicated on both brokers, and its
+    # min.insync.replicas is transaction.state.log.min.isr (Kafka's 2).
+    state = _metadata(bootstrap, "__transaction_state").topics["__transaction_state"]
+    assert {len(p.replicas) for p in state.partitions.values()} == {2}
+    resource = ConfigResource(ConfigResource.Type.TOPIC, "__transaction_state")
+    configs = admin.describe_configs([resource])[resource].result(WAIT)
+    assert configs["min.insync.replicas"].value == "2"

@@ -159,10 +159,15 @@ class TransactionCoordinator:
             partitions = self.config.state_log_num_partitions
             replication = self.config.state_log_replication_factor
             segment_bytes = self.config.state_log_segment_bytes
+            replication = min(replication, brokers, MAX_REPLICATION_FACTOR)
+            # Kafka sets the topic's min.insync.replicas to transaction.state.log.min.isr;
+            # capped here as the replication factor is, so that a single node
+            # (one replica) can still write its transaction state.
+            min_isr = min(self.config.state_log_min_isr, replication)
             await self._create(
-                TOPIC, partitions, min(replication, brokers, MAX_REPLICATION_FACTOR),
+                TOPIC, partitions, replication,
                 {"cleanup.policy": "compact", "compression.type": "uncompressed",
-                 "min.insync.replicas": "1", "segment.bytes": str(segment_bytes),
+                 "min.insync.replicas": str(min_isr), "segment.bytes": str(segment_bytes),
                  "unclean.leader.election.enable": "false"})
             log.info("created %s with %d partitions", TOPIC, partitions)
 

@@ -66,6 +66,7 @@ class TxnConfig:
     # __transaction_state as created on first use.
     state_log_num_partitions: int = 50
     state_log_replication_factor: int = 3
+    state_log_min_isr: int = 2
     state_log_segment_bytes: int = 104857600
     # __consumer_offsets' partition count before it exists (TxnOffsetCommit routing).
     offsets_topic_num_partitions: int = 50
@@ -84,6 +85,7 @@ class TxnConfig:
             transactional_id_expiration_ms=get("transactional.id.expiration.ms"),
             state_log_num_partitions=get("transaction.state.log.num.partitions"),
             state_log_replication_factor=get("transaction.state.log.replication.factor"),
+            state_log_min_isr=get("transaction.state.log.min.isr"),
             state_log_segment_bytes=get("transaction.state.log.segment.bytes"),
             offsets_topic_num_partitions=get("offsets.topic.num.partitions"),
         )

@@ -46,6 +46,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from strom.clock import Clock
 from strom.cluster.image import MetadataImage
+from strom.cluster.validation import MAX_REPLICATION_FACTOR
 from strom.errors import (
     CoordinatorNotAvailableError,
     ErrorCode,
@@ -201,6 +202,21 @@ class _Context(Generic[S]):
 #: Creates an internal topic: (name, partitions, replication factor, configs as
 #: strings), on the controller, directly or asked of it (broker/controller_channel.py).
 CreateTopic = Callable[[str, int, int, Mapping[str, str]], Awaitable[object]]
+
+
+def state_topic_replication(topic: str, configured: int, registered: int,
+                            cluster: bool) -> int:
+    """The replication factor a coordinator's state topic is created with.
+    A single node caps the configured factor (3 by default) at its one
+    broker, as a Kafka user sets it to 1 there; a cluster refuses, as Kafka
+    does, until enough brokers are registered (COORDINATOR_NOT_AVAILABLE, so
+    clients retry): created any earlier, the topic would stay under-replicated
+    for good once the other brokers join."""
+    if cluster and registered < configured:
+        raise CoordinatorNotAvailableError(
+            f"{registered} broker(s) registered, fewer than the replication factor "
+            f"{configured} of {topic}")
+    return min(configured, max(registered, 1), MAX_REPLICATION_FACTOR)
 
 
 async def coordinator_node(image: Callable[[], MetadataImage], topic: str,

@@ -33,6 +33,10 @@ def _broker(tmp_path: Path, etcd: EtcdCluster, node_id: int) -> StromProcess:
         "strom.metadata.etcd.endpoints": etcd.endpoints,
         # Short leases: a broker gone is noticed quickly (whole seconds).
         "broker.session.timeout.ms": "3000",
+        # A cluster refuses to create the coordinators' topics with fewer
+        # brokers than their replication factor (Kafka's 3), as Kafka does.
+        "offsets.topic.replication.factor": "2",
+        "transaction.state.log.replication.factor": "2",
     })
 
 

@@ -15,9 +15,12 @@ from kio.schema.describe_topic_partitions.v0.request import (
     DescribeTopicPartitionsRequest,
     TopicRequest,
 )
+from kio.schema.find_coordinator.v4.request import FindCoordinatorRequest
+from kio.schema.metadata.v12.request import MetadataRequest
 from kio.schema.types import TopicName
-from kio.static.primitive import i32
+from kio.static.primitive import i8, i32
 
+from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 from tests.cluster.etcd_process import EtcdCluster
 from tests.cluster.test_cluster_brokers import WAIT, _broker, _cluster_of
@@ -73,3 +76,47 @@ def test_replicas_of_a_dead_broker_are_listed_offline(brokers: list[StromProcess
     (topic,) = described.topics
     offline = {int(p.partition_index): list(p.offline_replicas) for p in topic.partitions}
     assert offline == {on_two: [2], 1 - on_two: []}
+
+
+def test_coordinators_wait_for_as_many_brokers_as_their_topic_has_replicas(
+        etcd: EtcdCluster, tmp_path: Path) -> None:
+    """Kafka's default offsets.topic.replication.factor (3) with two brokers:
+    FindCoordinator answers COORDINATOR_NOT_AVAILABLE (retriable) instead of
+    creating __consumer_offsets under-replicated for good; a third broker
+    registering lets it be created with three replicas."""
+    started = []
+    try:
+        for node_id in (1, 2, 3):
+            broker = _broker(tmp_path, etcd, node_id)
+            del broker.overrides["offsets.topic.replication.factor"]
+            started.append(broker)
+        for broker in started[:2]:
+            broker.start(timeout=WAIT)
+        wait_until(lambda: _cluster_of(started[0].bootstrap, 2), WAIT,
+                   what="two brokers registered")
+        request = FindCoordinatorRequest(key_type=i8(0), coordinator_keys=("a-group",))
+        with WireClient(started[0].bootstrap) as client:
+            response = client.request(ApiKey.FIND_COORDINATOR, 4, request)
+        assert response.coordinators[0].error_code == ErrorCode.coordinator_not_available
+        assert "__consumer_offsets" not in \
+            [str(t.name) for t in _all_topics(started[0].bootstrap)]
+
+        started[2].start(timeout=WAIT)
+
+        def found() -> bool:
+            with WireClient(started[0].bootstrap) as client:
+                answer = client.request(ApiKey.FIND_COORDINATOR, 4, request)
+            return answer.coordinators[0].error_code == ErrorCode.none
+        wait_until(found, WAIT, what="a coordinator once three brokers are registered")
+        offsets = {str(t.name): t for t in _all_topics(started[0].bootstrap)}
+        assert {len(p.replica_nodes) for p in offsets["__consumer_offsets"].partitions} == {3}
+    finally:
+        for broker in started:
+            broker.stop()
+
+
+def _all_topics(bootstrap: str) -> Any:
+    with WireClient(bootstrap) as client:
+        return client.request(ApiKey.METADATA, 12, MetadataRequest(
+            topics=None, allow_auto_topic_creation=False,
+            include_topic_authorized_operations=False)).topics

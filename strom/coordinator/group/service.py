@@ -20,7 +20,6 @@ from typing import Any, Protocol
 from strom.clock import Clock
 from strom.cluster.image import GROUP_METADATA_TOPIC, MetadataImage
 from strom.cluster.store import MetadataStore
-from strom.cluster.validation import MAX_REPLICATION_FACTOR
 from strom.config import BrokerConfig
 from strom.coordinator.group.classic import Responder, join_response, sync_response
 from strom.coordinator.group.consumer import ConsumerGroup
@@ -47,6 +46,7 @@ from strom.coordinator.runtime import (
     Result,
     Timer,
     coordinator_node,
+    state_topic_replication,
 )
 from strom.errors import ErrorCode, KafkaError, error_code_for
 
@@ -111,11 +111,10 @@ class GroupCoordinator:
         replication = self.broker_config.get("offsets.topic.replication.factor")
         segment_bytes = self.broker_config.get("offsets.topic.segment.bytes")
         assert isinstance(replication, int) and isinstance(segment_bytes, int)
-        # A cluster of one cannot hold 3 replicas; Kafka would refuse to serve groups
-        # until it could, we use what there is.
         await self._create(
             TOPIC, self.config.offsets_topic_partitions,
-            min(replication, brokers, MAX_REPLICATION_FACTOR),
+            state_topic_replication(TOPIC, replication, brokers,
+                                    cluster=bool(self.broker_config.etcd_endpoints)),
             {"cleanup.policy": "compact", "compression.type": "producer",
              "segment.bytes": str(segment_bytes)})
         log.info("created %s with %d partitions", TOPIC, self.config.offsets_topic_partitions)

@@ -21,7 +21,6 @@ from typing import Protocol, TypeVar
 from strom.clock import Clock
 from strom.cluster.image import TRANSACTION_STATE_TOPIC, MetadataImage
 from strom.cluster.store import MetadataStore
-from strom.cluster.validation import MAX_REPLICATION_FACTOR
 from strom.config import BrokerConfig
 from strom.coordinator.group.service import TOPIC as GROUP_TOPIC
 from strom.coordinator.group.service import partition_for
@@ -33,6 +32,7 @@ from strom.coordinator.runtime import (
     Result,
     Timer,
     coordinator_node,
+    state_topic_replication,
 )
 from strom.coordinator.txn.shard import ConcurrentTransactionsError, TxnConfig, TxnCoordinatorShard
 from strom.coordinator.txn.state import TopicPartition, TransactionMetadata, TxnState
@@ -159,7 +159,8 @@ class TransactionCoordinator:
             partitions = self.config.state_log_num_partitions
             replication = self.config.state_log_replication_factor
             segment_bytes = self.config.state_log_segment_bytes
-            replication = min(replication, brokers, MAX_REPLICATION_FACTOR)
+            replication = state_topic_replication(
+                TOPIC, replication, brokers, cluster=bool(self.broker_config.etcd_endpoints))
             # Kafka sets the topic's min.insync.replicas to transaction.state.log.min.isr;
             # capped here as the replication factor is, so that a single node
             # (one replica) can still write its transaction state.

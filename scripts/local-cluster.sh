@@ -110,7 +110,10 @@ pid_of() {
   pid="$(cat "$file")"
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
   [ -r "/proc/$pid/cmdline" ] || return 1
-  tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF -- "$CLUSTER_DIR/$1" || return 1
+  # One argument is this process's own path under $CLUSTER_DIR (etcd's data
+  # dir, a broker's server.properties); broker-1 must not match broker-10.
+  tr '\0' '\n' < "/proc/$pid/cmdline" | awk -v p="$CLUSTER_DIR/$1" \
+    '$0 == p || index($0, p "/") == 1 { found = 1 } END { exit !found }' || return 1
   state="$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)" || return 1
   [ -n "$state" ] && [ "$state" != "Z" ] && [ "$state" != "X" ] || return 1
   echo "$pid"

@@ -5,6 +5,9 @@ a deadline."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +15,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tests.cluster.local_cluster import LocalCluster, process_exists
+from tests.cluster.local_cluster import SCRIPT, LocalCluster, process_exists
 from tests.interop.clients import wait_until
 
 WAIT = 30.0
@@ -168,3 +171,26 @@ def test_three_member_etcd_survives_a_member_kill(etcd_bin: str, tmp_path: Path)
     finally:
         cluster.stop_all()
     assert {state for _pid, state in cluster.status().values()} == {"stopped"}
+
+
+def test_run_stops_everything_on_ctrl_c(etcd_bin: str, tmp_path: Path) -> None:
+    """`make cluster`: `run` in the foreground; SIGINT to its process group
+    (a terminal's Ctrl-C) stops brokers and etcd, and the script exits."""
+    cluster = LocalCluster(tmp_path / "cluster", etcd_bin, brokers=2)
+    output = tmp_path / "run.out"
+    with open(output, "wb") as out:
+        foreground = subprocess.Popen([str(SCRIPT), "run"], env=cluster.env, stdout=out,
+                                      stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_until(lambda: "Ctrl-C stops" in output.read_text(), 90, interval=0.1,
+                   what="the cluster to start")
+        status = cluster.status()
+        assert [state for _pid, state in status.values()] == ["running"] * 3
+        os.killpg(foreground.pid, signal.SIGINT)
+        assert foreground.wait(90) == 0
+    finally:
+        if foreground.poll() is None:
+            os.killpg(foreground.pid, signal.SIGKILL)
+        cluster.stop_all()
+    assert [pid for pid, _state in status.values() if pid and process_exists(pid)] == []
+    assert "stopping the cluster" in output.read_text()

@@ -200,15 +200,17 @@ class KafkaCluster(Cluster):
 
     def controller(self) -> int | None:
         # Kafka's Metadata/DescribeCluster name a random broker as "controller" in
-        # KRaft mode; the quorum leader comes from DescribeQuorum, which brokers
-        # forward to the active controller.
+        # KRaft mode; the quorum leader comes from DescribeQuorum. Every live node
+        # is asked and the answer with the newest leader epoch wins: a node just
+        # restarted may not know of the latest election yet.
+        answers = []
         for n in NODES:
             if self.alive(n):
                 try:
-                    return describe_quorum_leader(self.ports[n])
+                    answers.append(describe_quorum_leader(self.ports[n]))
                 except (OSError, ValueError):
                     continue
-        return None
+        return max(answers)[1] if answers else None
 
     def version(self) -> str:
         jars = glob.glob(str(CACHE / "kafka" / "libs" / "kafka-clients-*.jar"))
@@ -216,8 +218,9 @@ class KafkaCluster(Cluster):
         return m.group(1) if m else "?"
 
 
-def describe_quorum_leader(port: int) -> int:
-    """The KRaft metadata quorum's leader: DescribeQuorum v0 for __cluster_metadata-0."""
+def describe_quorum_leader(port: int) -> tuple[int, int]:
+    """(leader epoch, leader id) of the KRaft metadata quorum as one node sees it:
+    DescribeQuorum v0 for __cluster_metadata-0."""
     from kio.schema.describe_quorum.v0 import request as dq
     from kio.schema.describe_quorum.v0.response import DescribeQuorumResponse
     from kio.schema.types import TopicName
@@ -237,7 +240,9 @@ def describe_quorum_leader(port: int) -> int:
     part = resp.topics[0].partitions[0]
     if part.error_code != 0:
         raise ValueError(f"DescribeQuorum partition error {part.error_code}")
-    return int(part.leader_id)
+    if part.leader_id < 0:
+        raise ValueError("no quorum leader known")
+    return int(part.leader_epoch), int(part.leader_id)
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:

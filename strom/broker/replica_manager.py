@@ -86,6 +86,10 @@ class ReplicaManager:
         #: Creating and deleting logs off the event loop (log_jobs.py).
         self.jobs = LogJobs()
         self._create_in_background = False
+        #: Cluster mode: the logs of every new partition (internal topics aside)
+        #: are made on a worker thread, whichever request or watch event brought
+        #: them: metadata from the etcd watch arrives outside any request.
+        self._create_in_background_always = False
         #: Resolved once the logs of the last background creation take appends.
         self._created: asyncio.Future[None] | None = None
         #: Cluster mode only (start_replication): followers' fetchers, the
@@ -174,7 +178,8 @@ class ReplicaManager:
         for name, topic in new.topics.items():
             config = self.topic_config(topic)
             old_topic = old.topics.get(name) if old else None
-            in_background = self._create_in_background and name not in INTERNAL_TOPICS
+            in_background = (self._create_in_background or self._create_in_background_always) \
+                and name not in INTERNAL_TOPICS
             for p in topic.partitions:
                 key = (name, p.partition)
                 existing = self.partitions.get(key)
@@ -439,6 +444,7 @@ class ReplicaManager:
         """Cluster mode: follow leaders, send ISR changes to the controller,
         expire lagging followers from the ISR."""
         self._controller = controller
+        self._create_in_background_always = True
         self.fetchers = ReplicaFetcherManager(
             self.node_id, self.replication,
             lambda: self._image.brokers if self._image is not None else {}, self.clock)

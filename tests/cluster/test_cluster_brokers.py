@@ -147,6 +147,11 @@ def test_topics_partitions_and_data_across_brokers(brokers: list[StromProcess]) 
     wait_until(lambda: _cluster_of(one.bootstrap, 1), WAIT, what="broker 2 to leave")
     two.start(timeout=WAIT)
     wait_until(lambda: _cluster_of(one.bootstrap, 2), WAIT, what="broker 2 to come back")
-    again = _metadata(two.bootstrap, "spread").topics["spread"]
-    assert {p: again.partitions[p].leader for p in range(PARTITIONS)} == leaders
+    # Its partitions (one replica each) had no leader while it was away; the
+    # controller elects it again once it has registered.
+
+    def led_again() -> dict[int, int]:
+        again = _metadata(two.bootstrap, "spread").topics["spread"]
+        return {p: again.partitions[p].leader for p in range(PARTITIONS)}
+    wait_until(lambda: led_again() == leaders, WAIT, what="broker 2 to lead its partitions again")
     assert _consume_all(bootstrap, "spread", PARTITIONS * PER_PARTITION) == seen

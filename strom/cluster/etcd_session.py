@@ -40,6 +40,10 @@ class Candidacy:
     create_revision: int
 
 
+#: How often a broker whose node id is still registered asks again.
+_REGISTRATION_RETRY_S = 0.25
+
+
 class BrokerSession:
     def __init__(self, client: EtcdClient, keys: ClusterKeys, broker: BrokerInfo, *,
                  ttl: int, campaign: bool = True) -> None:
@@ -55,8 +59,30 @@ class BrokerSession:
         self.epoch = -1
         self.candidacy: Candidacy | None = None
 
-    async def open(self) -> None:
-        """Grant a lease, register, and stand for controller (if campaigning)."""
+    async def open(self, *, wait_s: float = 0.0) -> None:
+        """Grant a lease, register, and stand for controller (if campaigning).
+        While the node id is registered by another lease, try again for up to
+        `wait_s` seconds: a broker restarted right after a crash finds its
+        previous process's registration there until that lease expires (at
+        most its time to live), and Kafka's brokers likewise retry their
+        registration rather than exit."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        warned = False
+        while True:
+            try:
+                await self._open_once()
+                return
+            except DuplicateBrokerRegistrationError as exc:
+                if loop.time() >= deadline:
+                    raise
+                if not warned:
+                    log.warning("%s; waiting up to %.0fs for it to expire", exc, wait_s)
+                    warned = True
+            # Pacing the retries (Kafka's broker retries its registration with backoff).
+            await asyncio.sleep(_REGISTRATION_RETRY_S)
+
+    async def _open_once(self) -> None:
         lease_id = await self._client.grant_lease(self.ttl)
         key = self._keys.broker(self.broker.node_id)
         registered = await self._client.txn(

@@ -156,8 +156,11 @@ class EtcdMetadataStore:
     # --- life cycle -------------------------------------------------------------
 
     async def start(self) -> None:
-        """Register, stand for controller, read the cluster's state, follow it."""
-        await self.session.open()
+        """Register, stand for controller, read the cluster's state, follow it.
+        A registration of this node id left by a crashed process is waited out
+        (its lease expires within its time to live); one that outlives that
+        belongs to a live broker: DuplicateBrokerRegistrationError."""
+        await self.session.open(wait_s=self.session.ttl + 2.0)
         await self._reload()
         self._tasks = [asyncio.create_task(self._follow(), name="etcd-follow"),
                        asyncio.create_task(self.session.keep_alive(), name="etcd-keep-alive"),

@@ -522,18 +522,46 @@ RETRIABLE = {3, 5, 6}  # UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE, NOT_L
 def raw_fetch(bootstrap: str, topic: str, partition: int, offset: int = 0,
               max_bytes: int = 8 * 1024 * 1024, timeout: float = 10.0,
               ) -> tuple[int, int, list[BatchInfo]]:
-    """A Fetch v4 request, hand-encoded, to the broker at ``bootstrap`` (the leader on
-    a single node). Returns (error_code, high_watermark, record batches as stored).
-    Retried while the error is one a client would retry (a new topic not yet loaded)."""
+    """A Fetch v4 request, hand-encoded, to the partition's leader as the cluster's
+    metadata names it (any of the ``bootstrap`` servers answers that). Returns
+    (error_code, high_watermark, record batches as stored). Retried, with the leader
+    looked up again, while the error is one a client would retry (a new topic not yet
+    loaded, a leader that moved)."""
     deadline = time.monotonic() + timeout
     while True:
-        result = _raw_fetch_once(bootstrap, topic, partition, offset, max_bytes)
+        leader = leader_address(bootstrap, topic, partition)
+        if leader is None:
+            result: tuple[int, int, list[BatchInfo]] = (5, -1, [])  # LEADER_NOT_AVAILABLE
+        else:
+            result = _raw_fetch_once(leader, topic, partition, offset, max_bytes)
         if result[0] not in RETRIABLE or time.monotonic() > deadline:
             return result
         time.sleep(0.05)
 
 
-def _raw_fetch_once(bootstrap: str, topic: str, partition: int, offset: int,
+def bootstrap_servers(bootstrap: str) -> list[tuple[str, int]]:
+    """The (host, port) pairs of a bootstrap list ("host:port,host:port")."""
+    out = []
+    for server in bootstrap.split(","):
+        host, port = server.strip().rsplit(":", 1)
+        out.append((host, int(port)))
+    return out
+
+
+def leader_address(bootstrap: str, topic: str, partition: int) -> tuple[str, int] | None:
+    """(host, port) of the partition's leader from a Metadata request (confluent-kafka),
+    None while the metadata names none."""
+    from confluent_kafka.admin import AdminClient
+
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
+    t = md.topics.get(topic)
+    if t is None or t.error is not None or partition not in t.partitions:
+        return None
+    broker = md.brokers.get(t.partitions[partition].leader)
+    return None if broker is None else (broker.host, broker.port)
+
+
+def _raw_fetch_once(broker: tuple[str, int], topic: str, partition: int, offset: int,
                     max_bytes: int) -> tuple[int, int, list[BatchInfo]]:
     import socket
     import struct
@@ -550,8 +578,7 @@ def _raw_fetch_once(bootstrap: str, topic: str, partition: int, offset: int,
         + struct.pack(">i", 1) + string(topic)
         + struct.pack(">i", 1) + struct.pack(">iqi", partition, offset, max_bytes)
     )
-    host, port = bootstrap.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
+    with socket.create_connection(broker, timeout=10) as sock:
         sock.sendall(struct.pack(">i", len(body)) + body)
 
         def read(n: int) -> bytes:

@@ -22,7 +22,16 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from .clients import Rec, consume, produce, produce_error, raw_fetch, wait_until, watermarks
+from .clients import (
+    Rec,
+    bootstrap_servers,
+    consume,
+    produce,
+    produce_error,
+    raw_fetch,
+    wait_until,
+    watermarks,
+)
 from .conftest import wait_topic_ready
 
 pytestmark = pytest.mark.interop
@@ -169,9 +178,11 @@ def test_create_topic_validate_only(admin: Any, topic: str) -> None:
 
 def test_create_topic_errors(admin: Any, topic: str) -> None:
     assert error_code(admin.create_topics([NewTopic(topic, 2, 1)])[topic]) == 0
+    # more replicas than the cluster has brokers (3 on a single node, as before)
+    too_many = max(3, len(admin.list_topics(timeout=10).brokers) + 1)
     cases = {
         topic: (NewTopic(topic, 2, 1), TOPIC_ALREADY_EXISTS),
-        f"{topic}-rf": (NewTopic(f"{topic}-rf", 1, 3), INVALID_REPLICATION_FACTOR),
+        f"{topic}-rf": (NewTopic(f"{topic}-rf", 1, too_many), INVALID_REPLICATION_FACTOR),
         f"{topic}-p0": (NewTopic(f"{topic}-p0", 0, 1), INVALID_PARTITIONS),
         f"{topic}-cfg": (NewTopic(f"{topic}-cfg", 1, 1, config={"no.such.config": "x"}),
                          INVALID_CONFIG),
@@ -349,8 +360,10 @@ def test_delete_topic(bootstrap: str, admin: Any, topic: str, create_topic: Any)
     assert error_code(admin.delete_topics([topic])[topic]) == 0
     wait_until(lambda: topic not in topic_names(admin), 15, what=f"{topic} gone")
     assert error_code(admin.delete_topics([topic])[topic]) == UNKNOWN_TOPIC_OR_PARTITION
-    # the name can be used again, for a new, empty topic
-    wait_until(lambda: error_code(admin.create_topics([NewTopic(topic, 1, 1)])[topic]) == 0,
+    # the name can be used again, for a new, empty topic (at the broker's
+    # default.replication.factor, so that an acks=all producer meets
+    # min.insync.replicas in a cluster too)
+    wait_until(lambda: error_code(admin.create_topics([NewTopic(topic, 1, -1)])[topic]) == 0,
                15, what=f"{topic} created again")
     wait_topic_ready(admin, topic, 1)
     assert watermarks(bootstrap, topic, 0) == (0, 0)
@@ -392,12 +405,15 @@ def test_delete_records(bootstrap: str, admin: Any, topic: str, create_topic: An
 def test_describe_cluster(bootstrap: str, admin: Any) -> None:
     from kafka.admin import KafkaAdminClient
 
-    host, port = bootstrap.rsplit(":", 1)
+    # every broker of the cluster is a bootstrap server here (one on a single node)
+    servers = sorted(bootstrap_servers(bootstrap))
     desc = admin.describe_cluster().result(timeout=30)
     assert desc.cluster_id
-    assert [(n.host, n.port) for n in desc.nodes] == [(host, int(port))]
+    assert sorted((n.host, n.port) for n in desc.nodes) == servers
+    assert len({n.id for n in desc.nodes}) == len(servers)
     assert desc.controller is not None
-    assert desc.controller.id == desc.nodes[0].id
+    # KIP-590: clients are told some live broker, which forwards what needs the controller
+    assert desc.controller.id in {n.id for n in desc.nodes}
 
     kadmin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
@@ -405,12 +421,12 @@ def test_describe_cluster(bootstrap: str, admin: Any) -> None:
     finally:
         kadmin.close()
     assert kdesc["cluster_id"] == desc.cluster_id
-    assert [(b["host"], b["port"]) for b in kdesc["brokers"]] == [(host, int(port))]
+    assert sorted((b["host"], b["port"]) for b in kdesc["brokers"]) == servers
 
     md = admin.list_topics(timeout=10)
     assert md.cluster_id == desc.cluster_id
-    assert md.controller_id == desc.controller.id
-    assert [(b.host, b.port) for b in md.brokers.values()] == [(host, int(port))]
+    assert md.controller_id in {n.id for n in desc.nodes}
+    assert sorted((b.host, b.port) for b in md.brokers.values()) == servers
 
 
 def test_list_offsets(bootstrap: str, admin: Any, topic: str, create_topic: Any) -> None:

@@ -24,17 +24,22 @@ def run(*args: str, input: bytes | None = None) -> subprocess.CompletedProcess[b
 def test_kcat_metadata(bootstrap: str, topic: str, create_topic: Any, kcat: str) -> None:
     create_topic(topic, partitions=4)
     md = json.loads(run(kcat, "-L", "-b", bootstrap, "-t", topic, "-J").stdout)
-    assert [b["name"] for b in md["brokers"]] == [bootstrap]
+    # every broker of the cluster is a bootstrap server here (one on a single node)
+    assert sorted(b["name"] for b in md["brokers"]) == sorted(bootstrap.split(","))
+    broker_ids = {b["id"] for b in md["brokers"]}
+    assert len(broker_ids) == len(md["brokers"])
     [t] = md["topics"]
     assert t["topic"] == topic
     assert "error" not in t
-    broker_id = md["brokers"][0]["id"]
     assert [p["partition"] for p in t["partitions"]] == [0, 1, 2, 3]
     for p in t["partitions"]:
-        assert p["leader"] == broker_id
-        assert p["replicas"] == [{"id": broker_id}]
-        assert p["isrs"] == [{"id": broker_id}]
-    assert md["controllerid"] == broker_id
+        replicas = [r["id"] for r in p["replicas"]]
+        assert replicas and len(set(replicas)) == len(replicas) <= len(broker_ids)
+        assert set(replicas) <= broker_ids
+        # a new topic: its preferred (first) replica leads, every replica in sync
+        assert p["leader"] == replicas[0]
+        assert sorted(r["id"] for r in p["isrs"]) == sorted(replicas)
+    assert md["controllerid"] in broker_ids
 
 
 def test_kcat_keyed_lines_with_headers(bootstrap: str, topic: str, create_topic: Any,

@@ -51,6 +51,8 @@ class RunConfig:
     etcd_members: int = 3
     heal_timeout: float = 60.0
     acks: str = "all"
+    #: The next fault as soon as the processes run again (fault_injector.py).
+    overlap: bool = False
     #: Stop injecting at the first fault the cluster did not handle (not
     #: noticed, not whole again): the records are still checked. The pytest
     #: test stops; the command line goes on with --keep-going.
@@ -127,20 +129,35 @@ def judge(acked: list[Acked], log: dict[int, list[tuple[int, str]]],
     return verdict
 
 
-def write_pauses(acked: list[Acked], events: list[FaultEvent]) -> dict[str, list[float]]:
-    """Per fault kind, each fault's longest pause between acknowledgements on
-    one partition while the fault lasted (from its start until the cluster was
-    whole): what the fault cost the producers, as they saw it."""
+def event_pauses(acked: list[Acked],
+                 events: list[FaultEvent]) -> list[tuple[FaultEvent, float, int]]:
+    """Each fault's longest pause between acknowledgements on one partition
+    while it lasted (from its start until the cluster was whole, or the next
+    fault), and that partition: what the fault cost the producers."""
     by_partition: dict[int, list[float]] = defaultdict(list)
     for record in acked:
         by_partition[record.partition].append(record.at)
-    pauses: dict[str, list[float]] = defaultdict(list)
-    for event in events:
-        end = event.healed if event.healed is not None else event.started + 60
-        longest = 0.0
-        for times in by_partition.values():
+    last = max((record.at for record in acked), default=0.0)
+    out = []
+    for event, following in zip(events, [*events[1:], None], strict=True):
+        # Overlapping faults are never whole in between: up to the next one
+        # (the last one not past the writers' last acknowledgement).
+        end = event.healed if event.healed is not None else \
+            following.started if following is not None else min(event.started + 60, last)
+        longest, where = 0.0, -1
+        for partition, times in sorted(by_partition.items()):
             window = [event.started] + [t for t in times if event.started < t <= end] + [end]
-            longest = max(longest, max(b - a for a, b in zip(window, window[1:], strict=False)))
+            gap = max(b - a for a, b in zip(window, window[1:], strict=False))
+            if gap > longest:
+                longest, where = gap, partition
+        out.append((event, longest, where))
+    return out
+
+
+def write_pauses(acked: list[Acked], events: list[FaultEvent]) -> dict[str, list[float]]:
+    """event_pauses per fault kind."""
+    pauses: dict[str, list[float]] = defaultdict(list)
+    for event, longest, _partition in event_pauses(acked, events):
         pauses[event.kind].append(longest)
     return dict(pauses)
 
@@ -195,7 +212,8 @@ def run(directory: Path, etcd: str, config: RunConfig,
         cluster.run("start-all")
         bootstrap = cluster.bootstrap()
         injector = FaultInjector(cluster, TOPIC, config.partitions, config.replication,
-                                 config.session_timeout_ms / 1000, config.heal_timeout, say)
+                                 config.session_timeout_ms / 1000, config.heal_timeout, say,
+                                 overlap=config.overlap)
         assert wait_for(lambda: (s := injector.view.any_snapshot()) is not None
                         and s.brokers == set(cluster.node_ids), 60), "brokers did not register"
         admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 2})
@@ -219,6 +237,10 @@ def run(directory: Path, etcd: str, config: RunConfig,
                 say(f"stopping after fault #{number}: it was not handled (--keep-going "
                     "goes on)")
                 break
+        if config.overlap and not injector.wait_whole():
+            injector.repair()
+            if not injector.wait_whole():
+                say("not whole after the last fault: " + injector.describe_state())
         # Writing resumed after the last fault: every writer is acknowledged again.
         last = time.monotonic()
         if not wait_for(lambda: all(w.stats.acked and w.stats.acked[-1].at > last
@@ -253,6 +275,9 @@ def run(directory: Path, etcd: str, config: RunConfig,
         say(verdict.summary())
         say("longest pause between acknowledgements on a partition during a fault: "
             + describe_pauses(write_pauses(acked, injector.events)))
+        longest = sorted(event_pauses(acked, injector.events), key=lambda e: -e[1])[:3]
+        say("longest: " + "; ".join(f"#{e.number} {e.kind} {e.target}: {gap:.2f}s on partition "
+                                    f"{p}" for e, gap, p in longest))
         details = explain(verdict, injector.events, origin)
         if details:
             say(details)
@@ -291,6 +316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--replica-lag-ms", type=int, default=3000)
     parser.add_argument("--acks", default="all", choices=["all", "1"],
                         help="1 (not idempotent) is a negative control: it should lose records")
+    parser.add_argument("--overlap", action="store_true",
+                        help="inject the next fault as soon as every process runs again, "
+                             "without waiting for full ISRs (availability is then not checked)")
     parser.add_argument("--keep-going", action="store_true",
                         help="go on injecting after a fault the cluster did not handle")
     parser.add_argument("--dir", type=Path, help="cluster directory (default: a temp dir)")
@@ -307,7 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                        partitions=args.partitions, session_timeout_ms=args.session_timeout_ms,
                        replica_lag_ms=args.replica_lag_ms,
                        etcd_members=3 if "etcd-kill" in kinds else 1,
-                       stop_on_finding=not args.keep_going, acks=args.acks)
+                       stop_on_finding=not args.keep_going, acks=args.acks,
+                       overlap=args.overlap)
     with tempfile.TemporaryDirectory(prefix="strom-faults-") as tmp:
         directory = args.dir or Path(tmp) / "cluster"
         verdict = run(directory, etcd, config, say=lambda text: print(text, flush=True))

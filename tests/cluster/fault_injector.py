@@ -50,7 +50,8 @@ class FaultEvent:
     started: float
     detected: float | None = None  # the cluster noticed (new leader / controller)
     healed: float | None = None  # whole again
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # findings: the cluster did not cope
+    info: list[str] = field(default_factory=list)  # expected (overlapping faults)
 
     def describe(self, origin: float) -> str:
         def at(t: float | None) -> str:
@@ -58,7 +59,8 @@ class FaultEvent:
         where = "" if self.partition is None else f" (partition {self.partition})"
         text = (f"#{self.number:3d} {self.kind:15s} {self.target}{where}: at {at(self.started)}, "
                 f"noticed {at(self.detected)}, whole {at(self.healed)}")
-        return text + "".join(f"\n       ! {note}" for note in self.notes)
+        return text + "".join(f"\n       ! {note}" for note in self.notes) \
+            + "".join(f"\n       - {note}" for note in self.info)
 
 
 class ClusterView:
@@ -110,7 +112,7 @@ def wait_for(condition: Callable[[], object], timeout: float, interval: float = 
 class FaultInjector:
     def __init__(self, cluster: LocalCluster, topic: str, partitions: int, replication: int,
                  session_timeout_s: float, heal_timeout: float = 60.0,
-                 say: Callable[[str], None] = print) -> None:
+                 say: Callable[[str], None] = print, overlap: bool = False) -> None:
         self.cluster = cluster
         self.view = ClusterView(cluster, topic)
         self.partitions = partitions
@@ -119,6 +121,11 @@ class FaultInjector:
         #: A fault is noticed within a lease plus the controller's reaction.
         self.notice_timeout = 3 * session_timeout_s + 15
         self.heal_timeout = heal_timeout
+        #: Inject the next fault as soon as every process runs again, without
+        #: waiting for the ISR to be full: faults pile up.
+        self.overlap = overlap
+        if overlap:
+            self.notice_timeout = 2 * session_timeout_s + 5
         self.say = say
         self.events: list[FaultEvent] = []
 
@@ -186,18 +193,29 @@ class FaultInjector:
                 leader = self.cluster.node_ids[number % len(self.cluster.node_ids)]
             event = self._broker_fault(number, kind, leader, partition)
         self.events.append(event)
-        if not self.wait_whole():
+        if self.overlap:
+            # Only the processes back: the next fault may hit a cluster still
+            # catching up. Availability is then not promised, data still is.
+            if not wait_for(self.all_running, self.heal_timeout):
+                event.notes.append("processes not all running: " + self.describe_state())
+            event.info, event.notes = event.notes, []
+        elif self.wait_whole():
+            event.healed = time.monotonic()
+        else:
             event.notes.append(f"not whole {self.heal_timeout:.0f}s after the fault: "
                                + self.describe_state())
             repaired = self.repair()
             if repaired:
                 event.notes.append("repaired by hand: " + ", ".join(repaired))
-            if not self.wait_whole():
+            if self.wait_whole():
+                event.healed = time.monotonic()
+            else:
                 event.notes.append("still not whole after the repair: " + self.describe_state())
-        if event.healed is None and self.is_whole():
-            event.healed = time.monotonic()
         self.say(event.describe(self.events[0].started))
         return event
+
+    def all_running(self) -> bool:
+        return all(state == "running" for _pid, state in self.cluster.status().values())
 
     def _noticed(self, kind: str, victim: int, partition: int | None) -> Callable[[], bool]:
         """The fault seen by the other brokers: the victim's partition has
@@ -233,7 +251,7 @@ class FaultInjector:
                 event.notes.append(f"broker {victim} still registered while paused")
             self.cluster.run("resume", victim)
             # A resumed broker must rejoin on its own (a new registration).
-            if not self.wait_whole():
+            if not self.overlap and not self.wait_whole():
                 event.notes.append(f"broker {victim} did not rejoin after SIGCONT within "
                                    f"{self.heal_timeout:.0f}s: {self.describe_state()}; "
                                    "restarting it")

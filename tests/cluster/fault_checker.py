@@ -30,11 +30,19 @@ from pathlib import Path
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.cluster.etcd_process import etcd_binary
-from tests.cluster.fault_clients import Acked, GroupReader, Writer, parse_value, read_topic
+from tests.cluster.fault_clients import (
+    Acked,
+    GroupReader,
+    Writer,
+    committed_offsets,
+    parse_value,
+    read_topic,
+)
 from tests.cluster.fault_injector import KINDS, FaultEvent, FaultInjector, wait_for
 from tests.cluster.local_cluster import LocalCluster
 
 TOPIC = "faults"
+GROUP = "fault-checker"
 
 
 @dataclass
@@ -76,13 +84,16 @@ class Verdict:
     group_phantom: list[tuple[int, int, str]] = field(default_factory=list)
     group_redelivered: int = 0
     group_errors: Counter[str] = field(default_factory=Counter)
+    #: Partitions whose committed offset is below one the coordinator acknowledged.
+    commits_lost: list[str] = field(default_factory=list)
+    commits_checked: int = 0  # partitions with an acknowledged commit
     fault_notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
         return not (self.lost or self.misplaced or self.duplicated or self.out_of_order
-                    or self.group_missed or self.group_phantom)
+                    or self.group_missed or self.group_phantom or self.commits_lost)
 
     def summary(self) -> str:
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.fault_kinds.items()))
@@ -91,6 +102,8 @@ class Verdict:
                 f"misplaced: {len(self.misplaced)}; out of order: {len(self.out_of_order)}; "
                 f"group missed: {len(self.group_missed)}; group phantom: "
                 f"{len(self.group_phantom)}; group redelivered: {self.group_redelivered}; "
+                f"committed offsets lost: {len(self.commits_lost)} (of "
+                f"{self.commits_checked} partitions); "
                 f"records in log: {self.in_log}; failed sends: {dict(self.failed)}; "
                 f"producer fatal errors: {len(self.fatal)}; unresolved: {self.unresolved}; "
                 f"faults with findings: {len(self.fault_notes)}; {self.seconds:.0f}s")
@@ -167,6 +180,17 @@ def describe_pauses(pauses: dict[str, list[float]]) -> str:
                      for kind, values in sorted(pauses.items()))
 
 
+def check_commits(readers: list[GroupReader], committed: dict[int, int]) -> list[str]:
+    """A commit the coordinator acknowledged must survive its failovers: the
+    group's committed offset is never below the highest acknowledged one."""
+    acknowledged: dict[int, int] = {}
+    for reader in readers:
+        for partition, offset in reader.committed.items():
+            acknowledged[partition] = max(acknowledged.get(partition, -1), offset)
+    return [f"partition {p}: committed {committed.get(p, -1)} < acknowledged commit {offset}"
+            for p, offset in sorted(acknowledged.items()) if committed.get(p, -1) < offset]
+
+
 def explain(verdict: Verdict, events: list[FaultEvent], origin: float, limit: int = 20) -> str:
     """Each finding with the faults just before and after it."""
     def around(t: float) -> str:
@@ -195,6 +219,7 @@ def explain(verdict: Verdict, events: list[FaultEvent], origin: float, limit: in
                      f"{record.value}")
     lines += [f"GROUP PHANTOM partition {p} offset {o} {v}"
               for p, o, v in verdict.group_phantom[:limit]]
+    lines += [f"COMMIT LOST {text}" for text in verdict.commits_lost[:limit]]
     lines += [f"FAULT FINDING {note}" for note in verdict.fault_notes[:limit]]
     lines += [f"PRODUCER FATAL {text}" for text in verdict.fatal[:limit]]
     return "\n".join(lines)
@@ -221,7 +246,7 @@ def run(directory: Path, etcd: str, config: RunConfig,
             TOPIC, config.partitions, config.replication,
             config={"min.insync.replicas": str(min(2, config.replication))})])[TOPIC].result(60)
         assert injector.wait_whole(), "the topic is not whole: " + injector.describe_state()
-        readers = [GroupReader(str(i), bootstrap, TOPIC, "fault-checker")
+        readers = [GroupReader(str(i), bootstrap, TOPIC, GROUP)
                    for i in range(config.readers)]
         writers = [Writer(str(i), bootstrap, TOPIC, config.partitions, config.rate,
                           request_timeout_ms=10_000, acks=config.acks)
@@ -260,6 +285,9 @@ def run(directory: Path, etcd: str, config: RunConfig,
             reader.join(30)
         log = read_topic(bootstrap, TOPIC, config.partitions, timeout=60)
         verdict = judge(acked, log, [seen for r in readers for seen in r.seen])
+        verdict.commits_lost = check_commits(
+            readers, committed_offsets(bootstrap, TOPIC, GROUP, config.partitions, 30))
+        verdict.commits_checked = len({p for r in readers for p in r.committed})
         verdict.faults = len(injector.events)
         verdict.fault_kinds = Counter(e.kind for e in injector.events)
         verdict.fault_notes = [f"#{e.number} {e.kind} {e.target}: {note}"

@@ -148,13 +148,24 @@ class GroupReader(threading.Thread):
             "session.timeout.ms": 10_000, "heartbeat.interval.ms": 1000,
             "reconnect.backoff.max.ms": 500, "topic.metadata.refresh.interval.ms": 2000,
             # Connection refusals from killed brokers are expected: errors only.
-            "log_level": 2,
+            "log_level": 2, "on_commit": self._on_commit,
         }
         self.topic = topic
         self.seen: list[tuple[int, int, str]] = []  # (partition, offset, value)
+        #: The highest offset the coordinator acknowledged committing, per partition.
+        self.committed: dict[int, int] = {}
         self.errors: dict[str, int] = {}
         self.stopping = threading.Event()
         self.stopped = threading.Event()
+
+    def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        if err is not None:
+            self.errors[f"commit {err.name()}"] = self.errors.get(f"commit {err.name()}", 0) + 1
+            return
+        for tp in partitions:
+            if tp.error is None and tp.offset >= 0:
+                self.committed[tp.partition] = max(self.committed.get(tp.partition, -1),
+                                                   tp.offset)
 
     def run(self) -> None:
         consumer = Consumer(self.consumer_config)
@@ -175,6 +186,19 @@ class GroupReader(threading.Thread):
         finally:
             consumer.close()
             self.stopped.set()
+
+
+def committed_offsets(bootstrap: str, topic: str, group: str, partitions: int,
+                      timeout: float) -> dict[int, int]:
+    """The group's committed offsets, as a new member would resume from them."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                         "enable.auto.commit": False, "log_level": 2})
+    try:
+        got = consumer.committed([TopicPartition(topic, p) for p in range(partitions)],
+                                 timeout=timeout)
+        return {tp.partition: tp.offset for tp in got}
+    finally:
+        consumer.close()
 
 
 def read_topic(bootstrap: str, topic: str, partitions: int, timeout: float,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.fault_checker import RunConfig, judge, run, write_pauses
-from tests.cluster.fault_clients import Acked
+from tests.cluster.fault_checker import RunConfig, check_commits, judge, run, write_pauses
+from tests.cluster.fault_clients import Acked, GroupReader
 from tests.cluster.fault_injector import FaultEvent
 
 FAULTS = int(os.environ.get("STROM_FAULTS", 12))
@@ -83,3 +83,14 @@ def test_write_pauses_measure_the_longest_gap_during_each_fault() -> None:
     pause = FaultEvent(1, "leader-pause", "broker 2", 1, started=6.0, healed=10.0)
     # Partition 1 has no acknowledgement during either: the whole fault is its pause.
     assert write_pauses(acked, [kill, pause]) == {"leader-kill": [4.5], "leader-pause": [4.0]}
+
+
+def test_check_commits_finds_a_committed_offset_gone_back() -> None:
+    one, two = (GroupReader(name, "127.0.0.1:1", "t", "g") for name in ("1", "2"))
+    one.committed = {0: 10, 1: 5}
+    two.committed = {0: 12}
+    assert check_commits([one, two], {0: 12, 1: 7}) == []
+    assert check_commits([one, two], {0: 11, 1: 5}) == [
+        "partition 0: committed 11 < acknowledged commit 12"]
+    assert check_commits([one, two], {0: 12}) == [
+        "partition 1: committed -1 < acknowledged commit 5"]

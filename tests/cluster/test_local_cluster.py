@@ -58,9 +58,13 @@ def _produce(bootstrap: str, topic: str, tag: str, count: int) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
                          "enable.idempotence": True, "message.timeout.ms": int(WAIT * 1000)})
     failures: list[str] = []
+
+    def delivered(err: KafkaError | None, _message: object) -> None:
+        if err is not None:
+            failures.append(str(err))
     for i in range(count):
         producer.produce(topic, value=f"{tag}-{i}".encode(), partition=i % PARTITIONS,
-                         on_delivery=lambda err, _msg: err and failures.append(str(err)))
+                         on_delivery=delivered)
     assert producer.flush(WAIT) == 0
     assert failures == []
 

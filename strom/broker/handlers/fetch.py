@@ -30,6 +30,8 @@ than the mapped writev on loopback (docs/benchmarks.md).
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from strom.broker.context import RequestContext
@@ -78,13 +80,15 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     zero_copy = _loop_writes_without_copying(asyncio.get_running_loop())
     replica_id = (request.replica_state.replica_id if ctx.api_version >= 15
                   else getattr(request, "replica_id", CONSUMER_REPLICA_ID))
+    if replica_id >= 0:
+        read: PartitionRead = functools.partial(_read_for_follower, replica_id=replica_id,
+                                                zero_copy=zero_copy)
+    else:
+        read = functools.partial(_read_for_consumer, read_committed=read_committed,
+                                 zero_copy=zero_copy)
     while True:
-        if replica_id >= 0:
-            responses, size, notifiers, errors = _read_for_follower(ctx, request, replica_id,
-                                                                    zero_copy)
-        else:
-            responses, size, notifiers, errors = _read_all(ctx, request, read_committed,
-                                                           zero_copy)
+        responses, size, notifiers, errors = _read_all(ctx, request, read,
+                                                       describe_errors=replica_id < 0)
         remaining = deadline - clock.monotonic()
         if errors or size >= request.min_bytes or remaining <= 0 or not notifiers:
             break
@@ -93,8 +97,17 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
             "responses": responses}
 
 
-def _read_all(ctx: RequestContext, request: Any, read_committed: bool, zero_copy: bool,
+#: Reads one partition for a fetch: (its response entry, the bytes read, what
+#: wakes a waiting fetch, whether to answer at once). Raises KafkaErrors.
+PartitionRead = Callable[[Partition, Any, int, bool],
+                         tuple[dict[str, Any], int, AppendNotifier, bool]]
+
+
+def _read_all(ctx: RequestContext, request: Any, read: PartitionRead, *, describe_errors: bool,
               ) -> tuple[list[dict[str, Any]], int, list[AppendNotifier], bool]:
+    """Every requested partition through `read`, within the request's max_bytes
+    (the first batch read even if larger, KIP-74). describe_errors: a failed
+    partition hosted here still shows its offsets (consumers)."""
     broker = ctx.broker
     budget = getattr(request, "max_bytes", 2**31 - 1)
     total = 0
@@ -112,77 +125,60 @@ def _read_all(ctx: RequestContext, request: Any, read_committed: bool, zero_copy
                     raise UnknownTopicIdError(f"unknown topic id {topic_id}")
                 partition = broker.replicas.get(name, index)
                 partition.check_leader_epoch(getattr(wanted, "current_leader_epoch", -1))
-                notifiers.append(partition.appended)
-                limit = min(wanted.partition_max_bytes, budget - total)
-                fetched = partition.fetch(
-                    wanted.fetch_offset, max(limit, 0), read_committed=read_committed,
-                    min_one_batch=total == 0, zero_copy=zero_copy,
-                )
-                total += fetched.size
-                partitions.append({
-                    "partition_index": index,
-                    "error_code": ErrorCode.none,
-                    "high_watermark": fetched.high_watermark,
-                    "last_stable_offset": fetched.last_stable_offset,
-                    "log_start_offset": fetched.log_start_offset,
-                    # Consumers drop the records of these (KIP-98).
-                    "aborted_transactions": fetched.aborted_transactions,
-                    "preferred_read_replica": -1,
-                    # Chunks, not one joined buffer: the encoder writes them as they are.
-                    "records": fetched.records or b"",
-                })
+                limit = max(min(wanted.partition_max_bytes, budget - total), 0)
+                data, size, notifier, answer_now = read(partition, wanted, limit, total == 0)
+                notifiers.append(notifier)
+                total += size
+                errors |= answer_now
+                partitions.append(data)
             except KafkaError as exc:
                 errors = True
-                known = broker.replicas.partitions.get((name, index)) if name else None
+                known = broker.replicas.partitions.get((name, index)) \
+                    if name and describe_errors else None
                 partitions.append(_partition_data(index, error_code_for(exc), known))
         responses.append({"topic": name, "topic_id": topic_id, "partitions": partitions})
     return responses, total, notifiers, errors
 
 
-def _read_for_follower(ctx: RequestContext, request: Any, replica_id: int, zero_copy: bool,
-                       ) -> tuple[list[dict[str, Any]], int, list[AppendNotifier], bool]:
-    """A follower's fetch: every partition read up to the log end offset;
-    woken by appends to the leader's log (Partition.replica_appended)."""
-    broker = ctx.broker
-    budget = getattr(request, "max_bytes", 2**31 - 1)
-    total = 0
-    errors = False
-    notifiers: list[AppendNotifier] = []
-    responses: list[dict[str, Any]] = []
-    for topic in request.topics:
-        topic_id = getattr(topic, "topic_id", None)
-        name = broker.image.topic_name(getattr(topic, "topic", None), topic_id)
-        partitions = []
-        for wanted in topic.partitions:
-            index = wanted.partition
-            try:
-                if name is None:
-                    raise UnknownTopicIdError(f"unknown topic id {topic_id}")
-                partition = broker.replicas.get(name, index)
-                partition.check_leader_epoch(getattr(wanted, "current_leader_epoch", -1))
-                notifiers.append(partition.replica_appended)
-                limit = min(wanted.partition_max_bytes, budget - total)
-                fetched = partition.fetch_for_follower(
-                    replica_id, wanted.fetch_offset, getattr(wanted, "last_fetched_epoch", -1),
-                    max(limit, 0), min_one_batch=total == 0, zero_copy=zero_copy)
-                total += fetched.size
-                data = {
-                    "partition_index": index,
-                    "error_code": ErrorCode.none,
-                    "high_watermark": fetched.high_watermark,
-                    "last_stable_offset": partition.last_stable_offset,
-                    "log_start_offset": fetched.log_start_offset,
-                    "aborted_transactions": None,
-                    "preferred_read_replica": -1,
-                    "records": fetched.records or b"",
-                }
-                if fetched.diverging_epoch is not None:
-                    errors = True  # answered at once: the follower truncates first
-                    epoch, end_offset = fetched.diverging_epoch
-                    data["diverging_epoch"] = {"epoch": epoch, "end_offset": end_offset}
-                partitions.append(data)
-            except KafkaError as exc:
-                errors = True
-                partitions.append(_partition_data(index, error_code_for(exc)))
-        responses.append({"topic": name, "topic_id": topic_id, "partitions": partitions})
-    return responses, total, notifiers, errors
+def _read_for_consumer(partition: Partition, wanted: Any, limit: int, first: bool, *,
+                       read_committed: bool, zero_copy: bool,
+                       ) -> tuple[dict[str, Any], int, AppendNotifier, bool]:
+    fetched = partition.fetch(wanted.fetch_offset, limit, read_committed=read_committed,
+                              min_one_batch=first, zero_copy=zero_copy)
+    return {
+        "partition_index": wanted.partition,
+        "error_code": ErrorCode.none,
+        "high_watermark": fetched.high_watermark,
+        "last_stable_offset": fetched.last_stable_offset,
+        "log_start_offset": fetched.log_start_offset,
+        # Consumers drop the records of these (KIP-98).
+        "aborted_transactions": fetched.aborted_transactions,
+        "preferred_read_replica": -1,
+        # Chunks, not one joined buffer: the encoder writes them as they are.
+        "records": fetched.records or b"",
+    }, fetched.size, partition.appended, False
+
+
+def _read_for_follower(partition: Partition, wanted: Any, limit: int, first: bool, *,
+                       replica_id: int, zero_copy: bool,
+                       ) -> tuple[dict[str, Any], int, AppendNotifier, bool]:
+    """A follower's fetch: read up to the log end offset; woken by appends to
+    the leader's log (Partition.replica_appended); a diverging epoch is
+    answered at once, so the follower truncates first."""
+    fetched = partition.fetch_for_follower(
+        replica_id, wanted.fetch_offset, getattr(wanted, "last_fetched_epoch", -1),
+        limit, min_one_batch=first, zero_copy=zero_copy)
+    data: dict[str, Any] = {
+        "partition_index": wanted.partition,
+        "error_code": ErrorCode.none,
+        "high_watermark": fetched.high_watermark,
+        "last_stable_offset": partition.last_stable_offset,
+        "log_start_offset": fetched.log_start_offset,
+        "aborted_transactions": None,
+        "preferred_read_replica": -1,
+        "records": fetched.records or b"",
+    }
+    if fetched.diverging_epoch is not None:
+        epoch, end_offset = fetched.diverging_epoch
+        data["diverging_epoch"] = {"epoch": epoch, "end_offset": end_offset}
+    return data, fetched.size, partition.replica_appended, fetched.diverging_epoch is not None

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster.brokers import controller_and_other, registered_brokers
 from tests.cluster.etcd_process import EtcdCluster, etcd_binary
+from tests.process import StromProcess
 
 
 @pytest.fixture
@@ -38,3 +40,16 @@ def etcd3(etcd_bin: str, tmp_path: Path) -> Iterator[EtcdCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def two_brokers(etcd: EtcdCluster, tmp_path: Path) -> Iterator[list[StromProcess]]:
+    """Brokers 1 and 2 on the test's etcd, both registered."""
+    with registered_brokers(tmp_path, etcd) as started:
+        yield started
+
+
+@pytest.fixture
+def roles(two_brokers: list[StromProcess]) -> tuple[StromProcess, StromProcess]:
+    """(controller, other broker) of `two_brokers`."""
+    return controller_and_other(two_brokers)

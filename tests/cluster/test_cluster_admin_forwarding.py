@@ -40,8 +40,8 @@ from strom.broker.forwarding import ANONYMOUS_PRINCIPAL
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 from strom.protocol.records import RecordSpec, build_batch
+from tests.cluster.brokers import WAIT, cluster_broker, cluster_of
 from tests.cluster.etcd_process import EtcdCluster
-from tests.cluster.test_cluster_brokers import WAIT, _broker, _cluster_of
 from tests.interop.clients import run_kafka_tool, wait_until
 from tests.process import StromProcess
 from tests.wire import WireClient, encode_request, produce_request
@@ -59,10 +59,10 @@ def roles(tmp_path_factory: pytest.TempPathFactory, etcd_bin: str
     started: list[StromProcess] = []
     try:
         etcd.start()
-        started = [_broker(tmp_path, etcd, node_id) for node_id in (1, 2)]
+        started = [cluster_broker(tmp_path, etcd, node_id) for node_id in (1, 2)]
         for broker in started:
             broker.start(timeout=WAIT)
-        metadata = wait_until(lambda: _cluster_of(started[0].bootstrap, 2), WAIT,
+        metadata = wait_until(lambda: cluster_of(started[0].bootstrap, 2), WAIT,
                               what="both brokers registered")
         by_id = {1: started[0], 2: started[1]}
         yield by_id[metadata.controller_id], by_id[3 - metadata.controller_id]
@@ -395,11 +395,11 @@ def test_forwarding_outlives_the_controller(etcd: EtcdCluster, tmp_path: Path) -
     until its lease expires, so the forwarded request meets refused
     connections, asks again, and is handled by the new controller (this
     broker). The client only waits."""
-    started = [_broker(tmp_path, etcd, node_id) for node_id in (1, 2)]
+    started = [cluster_broker(tmp_path, etcd, node_id) for node_id in (1, 2)]
     try:
         for broker in started:
             broker.start(timeout=WAIT)
-        metadata = wait_until(lambda: _cluster_of(started[0].bootstrap, 2), WAIT,
+        metadata = wait_until(lambda: cluster_of(started[0].bootstrap, 2), WAIT,
                               what="both brokers registered")
         controller = started[metadata.controller_id - 1]
         other = started[2 - metadata.controller_id]

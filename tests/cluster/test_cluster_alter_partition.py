@@ -29,8 +29,8 @@ from strom.cluster.etcd_client import EtcdClient
 from strom.cluster.etcd_keys import ClusterKeys
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
+from tests.cluster.brokers import WAIT, cluster_broker, cluster_of
 from tests.cluster.etcd_process import EtcdCluster
-from tests.cluster.test_cluster_brokers import WAIT, _broker, _cluster_of
 from tests.interop.clients import wait_until
 from tests.process import StromProcess
 from tests.wire import WireClient, metadata_request
@@ -40,11 +40,11 @@ from tests.wire import WireClient, metadata_request
 def cluster(etcd: EtcdCluster, tmp_path: Path
             ) -> Iterator[tuple[dict[int, StromProcess], int, dict[int, int]]]:
     """(brokers by node id, the controller's node id, broker epochs by node id)."""
-    started = {node_id: _broker(tmp_path, etcd, node_id) for node_id in (1, 2)}
+    started = {node_id: cluster_broker(tmp_path, etcd, node_id) for node_id in (1, 2)}
     try:
         for broker in started.values():
             broker.start(timeout=WAIT)
-        metadata = wait_until(lambda: _cluster_of(started[1].bootstrap, 2), WAIT,
+        metadata = wait_until(lambda: cluster_of(started[1].bootstrap, 2), WAIT,
                               what="both brokers registered")
         yield started, metadata.controller_id, asyncio.run(_epochs(etcd))
     finally:

@@ -8,37 +8,15 @@ other broker answers while its logs are still being made."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 from tests.broker.raw_client import RawClient
-from tests.cluster.etcd_process import EtcdCluster
-from tests.cluster.test_cluster_brokers import WAIT, _broker, _cluster_of
 from tests.interop.clients import wait_until
 from tests.process import StromProcess
 
 PARTITIONS = 2_000  # a second or more of filesystem work per broker
 TOPIC = "big"
-
-
-@pytest.fixture
-def roles(etcd: EtcdCluster, tmp_path: Path) -> Iterator[tuple[StromProcess, StromProcess]]:
-    """(controller, other broker), both registered."""
-    started = [_broker(tmp_path, etcd, node_id) for node_id in (1, 2)]
-    try:
-        for broker in started:
-            broker.start(timeout=WAIT)
-        metadata = wait_until(lambda: _cluster_of(started[0].bootstrap, 2), WAIT,
-                              what="both brokers registered")
-        by_id = {1: started[0], 2: started[1]}
-        yield by_id[metadata.controller_id], by_id[3 - metadata.controller_id]
-    finally:
-        for broker in started:
-            broker.stop()
 
 
 def test_a_broker_following_a_big_creation_keeps_answering(

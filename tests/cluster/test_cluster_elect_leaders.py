@@ -25,8 +25,8 @@ from kio.static.primitive import i8, i32
 
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
+from tests.cluster.brokers import WAIT, cluster_broker, cluster_of
 from tests.cluster.etcd_process import EtcdCluster
-from tests.cluster.test_cluster_brokers import WAIT, _broker, _cluster_of
 from tests.interop.clients import run_kafka_tool, wait_until
 from tests.process import StromProcess
 from tests.wire import WireClient, metadata_request
@@ -36,14 +36,14 @@ LEADER_ELECTION = "org.apache.kafka.tools.LeaderElectionCommand"
 
 @pytest.fixture
 def pair(etcd: EtcdCluster, tmp_path: Path) -> Iterator[dict[int, StromProcess]]:
-    started = {n: _broker(tmp_path, etcd, n) for n in (1, 2)}
+    started = {n: cluster_broker(tmp_path, etcd, n) for n in (1, 2)}
     for broker in started.values():
         # Preferred leaders come back only when asked, in this test.
         broker.overrides["auto.leader.rebalance.enable"] = "false"
     try:
         for broker in started.values():
             broker.start(timeout=WAIT)
-        wait_until(lambda: _cluster_of(started[1].bootstrap, 2), WAIT,
+        wait_until(lambda: cluster_of(started[1].bootstrap, 2), WAIT,
                    what="both brokers registered")
         yield started
     finally:
@@ -80,7 +80,7 @@ def test_preferred_election_with_kafkas_tool(pair: dict[int, StromProcess]) -> N
     # Broker 2 restarts: its partition moves to broker 1 and stays there.
     assert two.terminate(timeout=WAIT) == 0
     two.start(timeout=WAIT)
-    wait_until(lambda: _cluster_of(one.bootstrap, 2), WAIT, what="broker 2 back")
+    wait_until(lambda: cluster_of(one.bootstrap, 2), WAIT, what="broker 2 back")
     # Back in every ISR once it caught up (the leader asks the controller).
     wait_until(lambda: all(isr == (1, 2) for _, _, isr in
                            _partitions(one.bootstrap, "pref").values()), WAIT,
@@ -151,14 +151,14 @@ def test_elect_leaders_on_a_non_controller(pair: dict[int, StromProcess]) -> Non
 
 
 def test_auto_leader_rebalance(etcd: EtcdCluster, tmp_path: Path) -> None:
-    started = {n: _broker(tmp_path, etcd, n) for n in (1, 2)}
+    started = {n: cluster_broker(tmp_path, etcd, n) for n in (1, 2)}
     for broker in started.values():
         broker.overrides["leader.imbalance.check.interval.seconds"] = "1"
     try:
         for broker in started.values():
             broker.start(timeout=WAIT)
         one, two = started[1], started[2]
-        wait_until(lambda: _cluster_of(one.bootstrap, 2), WAIT, what="both brokers")
+        wait_until(lambda: cluster_of(one.bootstrap, 2), WAIT, what="both brokers")
         admin = AdminClient({"bootstrap.servers": one.bootstrap})
         admin.create_topics([NewTopic("auto", 2, 2)])["auto"].result(WAIT)
         wait_until(lambda: all(isr == (1, 2) for _, _, isr in

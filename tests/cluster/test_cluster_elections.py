@@ -28,8 +28,8 @@ from strom.cluster.etcd_keys import ClusterKeys, KeyKind
 from strom.cluster.image import MetadataImage
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
+from tests.cluster.brokers import WAIT, cluster_broker, cluster_of
 from tests.cluster.etcd_process import EtcdCluster
-from tests.cluster.test_cluster_brokers import WAIT, _broker, _cluster_of
 from tests.interop.clients import wait_until
 from tests.process import StromProcess
 from tests.wire import WireClient, metadata_request
@@ -39,11 +39,11 @@ NODES = (1, 2, 3)
 
 @pytest.fixture
 def three(etcd: EtcdCluster, tmp_path: Path) -> Iterator[dict[int, StromProcess]]:
-    started = {n: _broker(tmp_path, etcd, n) for n in NODES}
+    started = {n: cluster_broker(tmp_path, etcd, n) for n in NODES}
     try:
         for broker in started.values():
             broker.start(timeout=WAIT)
-        wait_until(lambda: _cluster_of(started[1].bootstrap, 3), WAIT,
+        wait_until(lambda: cluster_of(started[1].bootstrap, 3), WAIT,
                    what="three brokers registered")
         yield started
     finally:

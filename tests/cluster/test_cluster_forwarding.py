@@ -8,11 +8,8 @@ clients. Every wait has a deadline."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from confluent_kafka import Consumer, TopicPartition
 from kio.schema.allocate_producer_ids.v0.request import AllocateProducerIdsRequest
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
@@ -23,29 +20,10 @@ from kio.static.primitive import i8, i16, i32Timedelta, i64
 
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
-from tests.cluster.etcd_process import EtcdCluster
-from tests.cluster.test_cluster_brokers import WAIT, _broker, _cluster_of
+from tests.cluster.brokers import WAIT
 from tests.interop.clients import wait_until
 from tests.process import StromProcess
 from tests.wire import WireClient, metadata_request
-
-
-@pytest.fixture
-def roles(etcd: EtcdCluster, tmp_path: Path) -> Iterator[tuple[StromProcess, StromProcess]]:
-    """(controller, other broker), both registered."""
-    started = [_broker(tmp_path, etcd, node_id) for node_id in (1, 2)]
-    try:
-        for broker in started:
-            broker.start(timeout=WAIT)
-        metadata = wait_until(lambda: _cluster_of(started[0].bootstrap, 2), WAIT,
-                              what="both brokers registered")
-        by_id = {1: started[0], 2: started[1]}
-        controller = by_id[metadata.controller_id]
-        other = by_id[3 - metadata.controller_id]
-        yield controller, other
-    finally:
-        for broker in started:
-            broker.stop()
 
 
 def _request(bootstrap: str, api_key: int, version: int, body: Any) -> Any:

@@ -5,11 +5,9 @@ only when its lease expires). Every wait has a deadline."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 from kio.schema.describe_topic_partitions.v0.request import (
     DescribeTopicPartitionsRequest,
@@ -22,27 +20,13 @@ from kio.static.primitive import i8, i32
 
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
+from tests.cluster.brokers import WAIT, cluster_broker, cluster_of
 from tests.cluster.etcd_process import EtcdCluster
-from tests.cluster.test_cluster_brokers import WAIT, _broker, _cluster_of
 from tests.interop.clients import wait_until
 from tests.process import StromProcess
 from tests.wire import WireClient, metadata_request
 
 TOPIC = "halves"
-
-
-@pytest.fixture
-def brokers(etcd: EtcdCluster, tmp_path: Path) -> Iterator[list[StromProcess]]:
-    started = [_broker(tmp_path, etcd, node_id) for node_id in (1, 2)]
-    try:
-        for broker in started:
-            broker.start(timeout=WAIT)
-        wait_until(lambda: _cluster_of(started[0].bootstrap, 2), WAIT,
-                   what="both brokers registered")
-        yield started
-    finally:
-        for broker in started:
-            broker.stop()
 
 
 def _partitions(bootstrap: str) -> dict[int, Any]:
@@ -52,8 +36,8 @@ def _partitions(bootstrap: str) -> dict[int, Any]:
     return {int(p.partition_index): p for p in topic.partitions}
 
 
-def test_replicas_of_a_dead_broker_are_listed_offline(brokers: list[StromProcess]) -> None:
-    one, two = brokers
+def test_replicas_of_a_dead_broker_are_listed_offline(two_brokers: list[StromProcess]) -> None:
+    one, two = two_brokers
     admin = AdminClient({"bootstrap.servers": one.bootstrap})
     admin.create_topics([NewTopic(TOPIC, 2, 1)])[TOPIC].result(WAIT)
     before = wait_until(lambda: (lambda ps: ps if len(ps) == 2 else None)(
@@ -62,7 +46,7 @@ def test_replicas_of_a_dead_broker_are_listed_offline(brokers: list[StromProcess
     on_two = next(i for i, p in before.items() if list(p.replica_nodes) == [2])
 
     two.kill()  # no deregistration: it leaves when its lease expires
-    wait_until(lambda: _cluster_of(one.bootstrap, 1), WAIT, what="broker 2's lease to expire")
+    wait_until(lambda: cluster_of(one.bootstrap, 1), WAIT, what="broker 2's lease to expire")
 
     after = _partitions(one.bootstrap)
     assert list(after[on_two].offline_replicas) == [2]
@@ -87,12 +71,12 @@ def test_coordinators_wait_for_as_many_brokers_as_their_topic_has_replicas(
     started = []
     try:
         for node_id in (1, 2, 3):
-            broker = _broker(tmp_path, etcd, node_id)
+            broker = cluster_broker(tmp_path, etcd, node_id)
             del broker.overrides["offsets.topic.replication.factor"]
             started.append(broker)
         for broker in started[:2]:
             broker.start(timeout=WAIT)
-        wait_until(lambda: _cluster_of(started[0].bootstrap, 2), WAIT,
+        wait_until(lambda: cluster_of(started[0].bootstrap, 2), WAIT,
                    what="two brokers registered")
         request = FindCoordinatorRequest(key_type=i8(0), coordinator_keys=("a-group",))
         with WireClient(started[0].bootstrap) as client:

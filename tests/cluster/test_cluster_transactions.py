@@ -10,67 +10,25 @@ consumer sees nothing. Every wait has a deadline."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from tests.cluster.etcd_process import EtcdCluster
-from tests.cluster.test_cluster_brokers import WAIT, _broker, _cluster_of, _metadata
+from tests.cluster.brokers import WAIT, metadata_of, read_values
 from tests.interop.clients import wait_until
 from tests.process import StromProcess
 
 TOPIC = "orders"
 
 
-@pytest.fixture
-def brokers(etcd: EtcdCluster, tmp_path: Path) -> Iterator[list[StromProcess]]:
-    started = [_broker(tmp_path, etcd, node_id) for node_id in (1, 2)]
-    try:
-        for broker in started:
-            broker.start(timeout=WAIT)
-        wait_until(lambda: _cluster_of(started[0].bootstrap, 2), WAIT,
-                   what="both brokers registered")
-        yield started
-    finally:
-        for broker in started:
-            broker.stop()
-
-
-def _read_committed(bootstrap: str, expected: int) -> dict[int, list[str]]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "txn-reader",
-                         "isolation.level": "read_committed", "enable.auto.commit": False})
-    consumer.assign([TopicPartition(TOPIC, p, 0) for p in (0, 1)])
-    seen: dict[int, list[str]] = {0: [], 1: []}
-    try:
-        def done() -> bool:
-            message = consumer.poll(0.2)
-            if message is not None and message.error() is None:
-                value = message.value()
-                assert value is not None
-                seen[message.partition()].append(value.decode())
-            return sum(map(len, seen.values())) >= expected
-        wait_until(done, WAIT, interval=0, what=f"{expected} committed records read")
-        # Nothing more arrives: the aborted records stay invisible.
-        for _ in range(10):
-            message = consumer.poll(0.1)
-            assert message is None or message.error() is not None, message.value()
-    finally:
-        consumer.close()
-    return seen
-
-
 def test_a_transaction_spanning_both_brokers_commits_and_aborts(
-        brokers: list[StromProcess]) -> None:
-    bootstrap = ",".join(b.bootstrap for b in brokers)
+        two_brokers: list[StromProcess]) -> None:
+    bootstrap = ",".join(b.bootstrap for b in two_brokers)
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(TOPIC, 2, 1)])[TOPIC].result(WAIT)
     leaders = wait_until(
         lambda: (lambda t: {p: t.partitions[p].leader for p in t.partitions}
                  if t is not None and len(t.partitions) == 2 else None)(
-            _metadata(bootstrap, TOPIC).topics.get(TOPIC)), WAIT, what="topic leaders")
+            metadata_of(bootstrap, TOPIC).topics.get(TOPIC)), WAIT, what="topic leaders")
     assert sorted(leaders.values()) == [1, 2]  # one partition on each broker
 
     # Whichever broker coordinates, one of the two partitions is led by the other.
@@ -90,13 +48,15 @@ def test_a_transaction_spanning_both_brokers_commits_and_aborts(
         else:
             producer.abort_transaction(WAIT)
 
-    seen = _read_committed(bootstrap, expected=12)
+    # The aborted transaction sits between the two committed ones: a leak of
+    # its records would show among the first twelve read.
+    seen = read_values(bootstrap, TOPIC, 2, 12, **{"isolation.level": "read_committed"})
     for partition in (0, 1):
         assert seen[partition] == [f"commit-{partition}-{i}" for i in range(3)] * 2
 
     # The transaction log is replicated on both brokers, and its
     # min.insync.replicas is transaction.state.log.min.isr (Kafka's 2).
-    state = _metadata(bootstrap, "__transaction_state").topics["__transaction_state"]
+    state = metadata_of(bootstrap, "__transaction_state").topics["__transaction_state"]
     assert {len(p.replicas) for p in state.partitions.values()} == {2}
     resource = ConfigResource(ConfigResource.Type.TOPIC, "__transaction_state")
     configs = admin.describe_configs([resource])[resource].result(WAIT)

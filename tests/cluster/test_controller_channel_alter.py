@@ -17,14 +17,14 @@ from strom.broker.peer_client import PeerClient
 from strom.cluster.etcd_client import EtcdClient
 from strom.cluster.etcd_store import EtcdMetadataStore
 from strom.errors import ErrorCode, FencedLeaderEpochError, InvalidUpdateVersionError
+from tests.cluster.brokers import WAIT, cluster_broker
 from tests.cluster.etcd_process import EtcdCluster
-from tests.cluster.test_cluster_brokers import WAIT, _broker
 
 ASKER = 3
 
 
 def test_alter_partition_through_the_controller(etcd: EtcdCluster, tmp_path: Path) -> None:
-    controller = _broker(tmp_path, etcd, 1)
+    controller = cluster_broker(tmp_path, etcd, 1)
     controller.start(timeout=WAIT)
     try:
         asyncio.run(asyncio.wait_for(_ask(etcd), WAIT * 2))

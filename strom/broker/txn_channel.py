@@ -48,6 +48,13 @@ def _by_topic(partitions: Iterable[TopicPartition]) -> dict[str, list[int]]:
     return topics
 
 
+def _each(topics: dict[str, list[int]], codes: dict[TopicPartition, ErrorCode],
+          default: ErrorCode) -> dict[TopicPartition, ErrorCode]:
+    """The code of every asked partition: what was answered, else `default`."""
+    return {(name, index): codes.get((name, index), default)
+            for name, indexes in topics.items() for index in indexes}
+
+
 class TxnChannel:
     def __init__(self, image: Callable[[], MetadataImage], peers: PeerClient | None,
                  *, timeout: float = 30.0) -> None:
@@ -90,8 +97,7 @@ class TxnChannel:
                     codes[(str(topic.name), int(result.partition_index))] = \
                         ErrorCode(result.error_code)
         # A partition the leader did not answer for was not written.
-        return {tp: codes.get(tp, ErrorCode.unknown_server_error)
-                for name, indexes in topics.items() for tp in ((name, i) for i in indexes)}
+        return _each(topics, codes, ErrorCode.unknown_server_error)
 
     async def add_partitions(self, coordinator: int, transactional_id: str, producer_id: int,
                              producer_epoch: int, partitions: Iterable[TopicPartition], *,
@@ -114,16 +120,13 @@ class TxnChannel:
         except KafkaError:
             # Kafka's AddPartitionsToTxnManager: the coordinator cannot be
             # reached; the producer retries (a retriable verification error).
-            return {tp: ErrorCode.coordinator_not_available
-                    for name, indexes in topics.items() for tp in ((name, i) for i in indexes)}
+            return _each(topics, {}, ErrorCode.coordinator_not_available)
         codes: dict[TopicPartition, ErrorCode] = {}
         if response.error_code != ErrorCode.none:
-            return {tp: ErrorCode(response.error_code)
-                    for name, indexes in topics.items() for tp in ((name, i) for i in indexes)}
+            return _each(topics, {}, ErrorCode(response.error_code))
         for result in response.results_by_transaction:
             for topic in result.topic_results:
                 for partition in topic.results_by_partition:
                     codes[(str(topic.name), int(partition.partition_index))] = \
                         ErrorCode(partition.partition_error_code)
-        return {tp: codes.get(tp, ErrorCode.unknown_server_error)
-                for name, indexes in topics.items() for tp in ((name, i) for i in indexes)}
+        return _each(topics, codes, ErrorCode.unknown_server_error)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite needs, only those missing:
-# kcat (librdkafka's CLI), a JDK and Maven (to fetch and run Kafka's own tools);
+# kcat (librdkafka's CLI), a JDK and Maven (to fetch and run Kafka's own tools),
+# nftables (the network-partition tests);
 # then etcd (cluster mode's metadata store), built from its Go module.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -8,6 +9,8 @@ missing=()
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 command -v java >/dev/null 2>&1 || missing+=(default-jdk-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
+# nft: the partition tests drop traffic between network namespaces (tests/cluster/netns.py).
+command -v nft >/dev/null 2>&1 || missing+=(nftables)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing system packages: ${missing[*]}"
   SUDO=""

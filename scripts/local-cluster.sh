@@ -29,6 +29,11 @@
 #   CLUSTER_BROKER_PORTS        broker ports; node ids are 1..n in this order
 #                               (default "19092 19093 19094")
 #   CLUSTER_HOST                listen/advertised host (default 127.0.0.1)
+#   CLUSTER_BROKER_HOSTS        one host per broker instead (default CLUSTER_HOST each)
+#   CLUSTER_ETCD_HOSTS          one host per etcd member instead (default CLUSTER_HOST each)
+#   CLUSTER_NETNS_PREFIX        run process NAME (broker-ID, etcd-N) in the network
+#                               namespace ${CLUSTER_NETNS_PREFIX}NAME (`ip netns exec`;
+#                               made by the caller, e.g. tests/cluster/netns.py)
 #   CLUSTER_ID                  cluster.id (default strom-local)
 #   CLUSTER_ETCD_CLIENT_PORTS   one port per etcd member (default "2379"; give
 #                               three for a three-member etcd)
@@ -53,6 +58,9 @@ CLUSTER_DIR="$(cd "$CLUSTER_DIR" && pwd)"
 HOST="${CLUSTER_HOST:-127.0.0.1}"
 read -r -a BROKER_PORTS <<< "${CLUSTER_BROKER_PORTS:-19092 19093 19094}"
 read -r -a ETCD_CLIENT_PORTS <<< "${CLUSTER_ETCD_CLIENT_PORTS:-2379}"
+read -r -a BROKER_HOSTS <<< "${CLUSTER_BROKER_HOSTS:-}"
+read -r -a ETCD_HOSTS <<< "${CLUSTER_ETCD_HOSTS:-}"
+NETNS_PREFIX="${CLUSTER_NETNS_PREFIX:-}"
 if [ -n "${CLUSTER_ETCD_PEER_PORTS:-}" ]; then
   read -r -a ETCD_PEER_PORTS <<< "$CLUSTER_ETCD_PEER_PORTS"
 else
@@ -75,6 +83,9 @@ die() { echo "local-cluster: $*" >&2; exit 1; }
 broker_count() { echo "${#BROKER_PORTS[@]}"; }
 etcd_count() { echo "${#ETCD_CLIENT_PORTS[@]}"; }
 
+broker_host() { echo "${BROKER_HOSTS[$(($1 - 1))]:-$HOST}"; }  # node id -> host
+etcd_host() { echo "${ETCD_HOSTS[$(($1 - 1))]:-$HOST}"; }  # member -> host
+
 broker_port() {  # node id -> port
   local id="$1"
   [[ "$id" =~ ^[0-9]+$ ]] && [ "$id" -ge 1 ] && [ "$id" -le "$(broker_count)" ] \
@@ -89,14 +100,18 @@ check_member() {
 }
 
 bootstrap() {
-  local out="" port
-  for port in "${BROKER_PORTS[@]}"; do out="${out:+$out,}$HOST:$port"; done
+  local out="" id
+  for id in $(seq 1 "$(broker_count)"); do
+    out="${out:+$out,}$(broker_host "$id"):${BROKER_PORTS[$((id - 1))]}"
+  done
   echo "$out"
 }
 
 etcd_endpoints() {
-  local out="" port
-  for port in "${ETCD_CLIENT_PORTS[@]}"; do out="${out:+$out,}$HOST:$port"; done
+  local out="" n
+  for n in $(seq 1 "$(etcd_count)"); do
+    out="${out:+$out,}$(etcd_host "$n"):${ETCD_CLIENT_PORTS[$((n - 1))]}"
+  done
   echo "$out"
 }
 
@@ -133,6 +148,8 @@ spawn() {
   local log="$CLUSTER_DIR/$name.log"
   echo "--- $(date -u +%FT%TZ) starting $name" >> "$log"
   rm -f "$PIDS/$name.pid"
+  # `ip netns exec` enters the namespace and execs the command: the pid stays the same.
+  [ -z "$NETNS_PREFIX" ] || set -- ip netns exec "$NETNS_PREFIX$name" "$@"
   setsid bash -c 'echo $$ > "$0"; exec "$@"' "$PIDS/$name.pid" "$@" \
     >> "$log" 2>&1 < /dev/null &
   # The pid file is written by the child: wait for it (bounded).
@@ -183,8 +200,8 @@ signal_to() {  # signal, name
 
 # Waits (bounded) until the process answers: etcd's /health says true, or a
 # broker answers an ApiVersions request. Fails at once when it exits.
-wait_ready() {  # kind (broker|etcd), name, port
-  "$PYTHON" - "$1" "$2" "$3" "$HOST" "$START_TIMEOUT" "$PIDS/$2.pid" "$CLUSTER_DIR/$2.log" <<'EOF'
+wait_ready() {  # kind (broker|etcd), name, port, host
+  "$PYTHON" - "$1" "$2" "$3" "$4" "$START_TIMEOUT" "$PIDS/$2.pid" "$CLUSTER_DIR/$2.log" <<'EOF'
 import json, os, socket, struct, sys, time, urllib.request
 kind, name, port, host, timeout, pid_file, log = sys.argv[1:]
 pid = int(open(pid_file).read())
@@ -231,10 +248,10 @@ etcd_spawn() {  # member number
   [ -x "$ETCD" ] || die "no etcd at $ETCD: run scripts/install-etcd.sh (or set STROM_ETCD)"
   pid_of "$name" > /dev/null && { echo "$name already running"; return 0; }
   for i in $(seq 1 "$(etcd_count)"); do
-    initial="${initial:+$initial,}etcd-$i=http://$HOST:${ETCD_PEER_PORTS[$((i - 1))]}"
+    initial="${initial:+$initial,}etcd-$i=http://$(etcd_host "$i"):${ETCD_PEER_PORTS[$((i - 1))]}"
   done
-  local client="http://$HOST:${ETCD_CLIENT_PORTS[$((n - 1))]}"
-  local peer="http://$HOST:${ETCD_PEER_PORTS[$((n - 1))]}"
+  local client="http://$(etcd_host "$n"):${ETCD_CLIENT_PORTS[$((n - 1))]}"
+  local peer="http://$(etcd_host "$n"):${ETCD_PEER_PORTS[$((n - 1))]}"
   # --initial-cluster* only matter the first time: a restart reads its data dir.
   spawn "$name" "$ETCD" --name "$name" --data-dir "$CLUSTER_DIR/$name" \
     --listen-client-urls "$client" --advertise-client-urls "$client" \
@@ -250,7 +267,9 @@ etcd_start() {  # [member]: a member alone needs the others for quorum, so start
   local members n
   if [ $# -gt 0 ]; then check_member "$1"; members="$1"; else members="$(seq 1 "$(etcd_count)")"; fi
   for n in $members; do etcd_spawn "$n"; done
-  for n in $members; do wait_ready etcd "etcd-$n" "${ETCD_CLIENT_PORTS[$((n - 1))]}"; done
+  for n in $members; do
+    wait_ready etcd "etcd-$n" "${ETCD_CLIENT_PORTS[$((n - 1))]}" "$(etcd_host "$n")"
+  done
 }
 
 etcd_stop() {
@@ -271,7 +290,7 @@ write_properties() {  # node id -> path of its server.properties
     echo "# written by scripts/local-cluster.sh at each start; edit CLUSTER_* instead"
     echo "node.id=$id"
     echo "cluster.id=${CLUSTER_ID:-strom-local}"
-    echo "listeners=PLAINTEXT://$HOST:$port"
+    echo "listeners=PLAINTEXT://$(broker_host "$id"):$port"
     echo "log.dirs=$dir/data"
     echo "strom.metadata.etcd.endpoints=$(etcd_endpoints)"
     echo "broker.session.timeout.ms=${CLUSTER_SESSION_TIMEOUT_MS:-9000}"
@@ -297,7 +316,7 @@ broker_start() {
   file="$(write_properties "$id")"
   spawn "broker-$id" "$PYTHON" -m strom serve --config "$file" \
     --log-level "${CLUSTER_LOG_LEVEL:-INFO}"
-  wait_ready broker "broker-$id" "$port"
+  wait_ready broker "broker-$id" "$port" "$(broker_host "$id")"
 }
 
 start_all() {

@@ -70,12 +70,11 @@ class ClusterView:
 
     def snapshot(self, node_id: int) -> Snapshot | None:
         """Broker `node_id`'s view, or None if it does not answer within 2 s."""
-        port = self.cluster.broker_ports[node_id - 1]
         request = md.MetadataRequest(
             topics=(md.MetadataRequestTopic(name=TopicName(self.topic), topic_id=None),),
             allow_auto_topic_creation=False, include_topic_authorized_operations=False)
         try:
-            with WireClient(f"127.0.0.1:{port}", timeout=2) as client:
+            with WireClient(self.cluster.broker_address(node_id), timeout=2) as client:
                 response = client.request(ApiKey.METADATA, 12, request)
         except (OSError, ConnectionError):
             return None
@@ -303,10 +302,11 @@ class FaultInjector:
 
     def _etcd_leader(self) -> int | None:
         """The member that is etcd's raft leader (etcd's JSON gateway)."""
-        for member, port in zip(self.cluster.etcd_members, self.cluster.etcd_ports, strict=True):
+        for member in self.cluster.etcd_members:
             try:
                 request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/v3/maintenance/status", data=b"{}",
+                    f"http://{self.cluster.etcd_address(member)}/v3/maintenance/status",
+                    data=b"{}",
                     headers={"Content-Type": "application/json"})
                 with urllib.request.urlopen(request, timeout=2) as r:
                     status = json.loads(r.read())

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.cluster.netns import Netns
 from tests.process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,17 +22,33 @@ class LocalCluster:
                  etcd_members: int = 1, session_timeout_ms: int = 3000,
                  replica_lag_ms: int | None = None,
                  overrides: dict[str, str] | None = None,
-                 etcd_election_ms: int = 500) -> None:
+                 etcd_election_ms: int = 500, net: Netns | None = None) -> None:
+        """With `net`, broker-ID and etcd-N each run in that lab's namespace
+        of the same name, on its address (Kafka's and etcd's usual ports);
+        the lab must have a namespace for each."""
         self.directory = directory
-        self.broker_ports = [free_port() for _ in range(brokers)]
-        self.etcd_ports = [free_port() for _ in range(etcd_members)]
+        self.net = net
+        if net is None:
+            self.broker_hosts = ["127.0.0.1"] * brokers
+            self.etcd_hosts = ["127.0.0.1"] * etcd_members
+            self.broker_ports = [free_port() for _ in range(brokers)]
+            self.etcd_ports = [free_port() for _ in range(etcd_members)]
+            etcd_peer_ports = [free_port() for _ in self.etcd_ports]
+        else:
+            self.broker_hosts = [net.address(f"broker-{i + 1}") for i in range(brokers)]
+            self.etcd_hosts = [net.address(f"etcd-{i + 1}") for i in range(etcd_members)]
+            self.broker_ports = [9092] * brokers
+            self.etcd_ports = [2379] * etcd_members
+            etcd_peer_ports = [2380] * etcd_members
         self.env = dict(os.environ)
         self.env.update({
             "CLUSTER_DIR": str(directory),
             "CLUSTER_ID": "strom-local-test",
             "CLUSTER_BROKER_PORTS": " ".join(map(str, self.broker_ports)),
             "CLUSTER_ETCD_CLIENT_PORTS": " ".join(map(str, self.etcd_ports)),
-            "CLUSTER_ETCD_PEER_PORTS": " ".join(str(free_port()) for _ in self.etcd_ports),
+            "CLUSTER_ETCD_PEER_PORTS": " ".join(map(str, etcd_peer_ports)),
+            "CLUSTER_BROKER_HOSTS": " ".join(self.broker_hosts),
+            "CLUSTER_ETCD_HOSTS": " ".join(self.etcd_hosts),
             # etcd elections in half the default time (heartbeat a tenth of it).
             "CLUSTER_ETCD_HEARTBEAT_MS": str(max(etcd_election_ms // 10, 10)),
             "CLUSTER_ETCD_ELECTION_MS": str(etcd_election_ms),
@@ -44,6 +61,14 @@ class LocalCluster:
         })
         if replica_lag_ms is not None:
             self.env["CLUSTER_REPLICA_LAG_MS"] = str(replica_lag_ms)
+        if net is not None:
+            self.env["CLUSTER_NETNS_PREFIX"] = net.namespace_prefix()
+
+    def broker_address(self, node_id: int) -> str:
+        return f"{self.broker_hosts[node_id - 1]}:{self.broker_ports[node_id - 1]}"
+
+    def etcd_address(self, member: int) -> str:
+        return f"{self.etcd_hosts[member - 1]}:{self.etcd_ports[member - 1]}"
 
     @property
     def node_ids(self) -> list[int]:

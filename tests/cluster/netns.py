@@ -1,0 +1,293 @@
+"""Network namespaces for partition tests: each broker and each etcd member in
+a namespace of its own, joined by a bridge, so that traffic between chosen
+processes can be dropped while everything else keeps flowing (Jepsen's
+partitions, on one machine).
+
+    with Netns.create(["etcd-1", "broker-1", "broker-2"]) as net:
+        net.address("broker-1")               # 10.77.X.11, its only address
+        net.partition({"broker-1"}, {"etcd-1"})  # both directions dropped
+        net.heal()
+
+Layout: a bridge in the root namespace holds 10.77.X.1/24 (so the test's
+clients, which run in the root namespace, reach every process), and each
+namespace gets a veth pair onto the bridge with 10.77.X.(10+i)/24. X is
+chosen free at random per lab; every name carries the lab's tag, so two labs
+(two test runs) never share a namespace, a link or an address. The bridge is
+connected to nothing else: no traffic leaves the machine.
+
+Faults are nftables rules inside the namespaces (a table `strom_faults` with
+an input and an output chain that drop packets from or to a set of blocked
+addresses): silent drops, as a real partition, so connections hang and
+connects time out rather than being refused. Partition and heal only change
+the sets' elements, one `nft` call per namespace.
+
+Everything is removed in close(), which the context manager always calls;
+`sweep()` removes what a killed test run left behind (labs whose process is
+gone). Needs root, `ip` (iproute2) and `nft` (nftables); `unavailable()` says
+why not, for a skip."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import random
+import re
+import shutil
+import subprocess
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+#: Every namespace and link name starts with this (plus the lab's tag).
+PREFIX = "snt"
+TABLE = "strom_faults"
+SUBNET_BASE = "10.77"
+
+
+def _run(*args: str, check: bool = True, stdin: str | None = None) -> str:
+    done = subprocess.run(list(args), capture_output=True, text=True, input=stdin,
+                          timeout=30, check=False)
+    if check and done.returncode != 0:
+        raise NetnsError(f"{' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
+    return done.stdout
+
+
+class NetnsError(RuntimeError):
+    pass
+
+
+def unavailable() -> str | None:
+    """Why namespaces with nftables faults cannot be made here; None if they can."""
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    for tool, package in (("ip", "iproute2"), ("nft", "nftables")):
+        if shutil.which(tool) is None:
+            return f"no `{tool}` ({package}; scripts/install-system-deps.sh installs it)"
+    probe = f"{PREFIX}probe{os.getpid()}"
+    try:
+        _run("ip", "netns", "add", probe)
+        try:
+            _run("ip", "netns", "exec", probe, "nft", "add", "table", "inet", TABLE)
+        finally:
+            _run("ip", "netns", "del", probe, check=False)
+    except (NetnsError, OSError, subprocess.TimeoutExpired) as exc:
+        return f"cannot make a network namespace with nftables rules: {exc}"
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep() -> list[str]:
+    """Remove the namespaces and links of labs whose test process is gone
+    (a test killed before its clean-up); what was removed."""
+    removed = []
+    pattern = re.compile(rf"^{PREFIX}(\d+)[a-z]")
+    for line in _run("ip", "netns", "list").splitlines():
+        name = line.split()[0] if line.split() else ""
+        match = pattern.match(name)
+        if match and not _alive(int(match.group(1))):
+            _run("ip", "netns", "del", name, check=False)
+            removed.append(name)
+    for line in _run("ip", "-o", "link", "show").splitlines():
+        # "12: snt123bA@if3: <...>" or "12: snt123br: <...>"
+        parts = line.split(": ", 2)
+        if len(parts) < 2:
+            continue
+        name = parts[1].split("@")[0]
+        match = pattern.match(name)
+        if match and not _alive(int(match.group(1))):
+            _run("ip", "link", "del", name, check=False)
+            removed.append(name)
+    return removed
+
+
+def _free_subnet() -> int:
+    """A third octet X such that 10.77.X.0/24 is not routed here yet."""
+    used = set()
+    for line in _run("ip", "-4", "route", "show").splitlines():
+        match = re.match(rf"{re.escape(SUBNET_BASE)}\.(\d+)\.", line)
+        if match:
+            used.add(int(match.group(1)))
+    free = [x for x in range(1, 255) if x not in used]
+    if not free:
+        raise NetnsError(f"no free {SUBNET_BASE}.X.0/24 subnet")
+    return random.choice(free)
+
+
+@dataclass
+class Netns:
+    """A lab: a bridge and one namespace per name."""
+
+    tag: str
+    subnet: int
+    names: list[str]
+    #: Blocked addresses per namespace name (what the nft sets hold).
+    blocked: dict[str, set[str]] = field(default_factory=dict)
+    _made_namespaces: list[str] = field(default_factory=list)
+    _made_links: list[str] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, names: Sequence[str]) -> Netns:
+        """Make the bridge and the namespaces (removing everything made so
+        far if one step fails)."""
+        if len(names) > 200:
+            raise ValueError("at most 200 namespaces per lab")
+        sweep()
+        # The pid ties the lab to this process (sweep); a letter ends the number.
+        tag = f"{os.getpid()}{random.choice('abcdefghijklmnopqrstuvwxyz')}"
+        lab = cls(tag, _free_subnet(), list(names))
+        try:
+            lab._make()
+        except BaseException:
+            lab.close()
+            raise
+        return lab
+
+    # -- names and addresses --------------------------------------------------------
+
+    @property
+    def bridge(self) -> str:
+        return f"{PREFIX}{self.tag}br"
+
+    @property
+    def gateway(self) -> str:
+        """The root namespace's address on the bridge (where the clients are)."""
+        return f"{SUBNET_BASE}.{self.subnet}.1"
+
+    def namespace(self, name: str) -> str:
+        return f"{PREFIX}{self.tag}-{name}"
+
+    def namespace_prefix(self) -> str:
+        """namespace(name) == namespace_prefix() + name (CLUSTER_NETNS_PREFIX)."""
+        return f"{PREFIX}{self.tag}-"
+
+    def address(self, name: str) -> str:
+        return f"{SUBNET_BASE}.{self.subnet}.{10 + self.names.index(name)}"
+
+    def _link(self, name: str) -> str:
+        # Interface names are at most 15 bytes: the tag and the index.
+        link = f"{PREFIX}{self.tag}v{self.names.index(name)}"
+        if len(link) > 15:
+            raise NetnsError(f"link name {link} too long (pid {os.getpid()} too large)")
+        return link
+
+    # -- making and removing ------------------------------------------------------------
+
+    def _make(self) -> None:
+        _run("ip", "link", "add", self.bridge, "type", "bridge")
+        self._made_links.append(self.bridge)
+        _run("ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge)
+        _run("ip", "link", "set", self.bridge, "up")
+        for name in self.names:
+            ns, link = self.namespace(name), self._link(name)
+            _run("ip", "netns", "add", ns)
+            self._made_namespaces.append(ns)
+            _run("ip", "link", "add", link, "type", "veth", "peer", "name", "eth0",
+                 "netns", ns)
+            self._made_links.append(link)
+            _run("ip", "link", "set", link, "master", self.bridge)
+            _run("ip", "link", "set", link, "up")
+            _run("ip", "-n", ns, "link", "set", "lo", "up")
+            _run("ip", "-n", ns, "addr", "add", f"{self.address(name)}/24", "dev", "eth0")
+            _run("ip", "-n", ns, "link", "set", "eth0", "up")
+            self._nft(name, f"""
+                table inet {TABLE} {{
+                    set blocked {{ type ipv4_addr; }}
+                    chain input {{ type filter hook input priority 0; policy accept;
+                        ip saddr @blocked drop; }}
+                    chain output {{ type filter hook output priority 0; policy accept;
+                        ip daddr @blocked drop; }}
+                }}""")
+            self.blocked[name] = set()
+
+    def close(self) -> None:
+        """Remove every namespace and link this lab made (processes still in a
+        namespace lose only its name; the caller stops them first)."""
+        for ns in reversed(self._made_namespaces):
+            _run("ip", "netns", "del", ns, check=False)
+        for link in reversed(self._made_links):
+            # Deleting one end of a veth pair deletes both.
+            _run("ip", "link", "del", link, check=False)
+        self._made_namespaces.clear()
+        self._made_links.clear()
+
+    def __enter__(self) -> Netns:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def exists(self) -> bool:
+        """Whether anything of this lab is still there (tests of the clean-up)."""
+        namespaces = {line.split()[0] for line in _run("ip", "netns", "list").splitlines()
+                      if line.split()}
+        if any(self.namespace(n) in namespaces for n in self.names):
+            return True
+        return _run("ip", "link", "show", self.bridge, check=False) != ""
+
+    # -- faults ---------------------------------------------------------------------------
+
+    def _nft(self, name: str, script: str) -> None:
+        _run("ip", "netns", "exec", self.namespace(name), "nft", "-f", "-", stdin=script)
+
+    def _apply(self, names: Iterable[str]) -> None:
+        for name in names:
+            elements = ", ".join(sorted(self.blocked[name], key=ipaddress.ip_address))
+            script = f"flush set inet {TABLE} blocked\n"
+            if elements:
+                script += f"add element inet {TABLE} blocked {{ {elements} }}\n"
+            self._nft(name, script)
+
+    def partition(self, side: Collection[str], other: Collection[str] | None = None) -> None:
+        """Drop all traffic between `side` and `other` (default: every other
+        namespace and the root namespace, i.e. `side` cut off from all),
+        both directions. Adds to partitions already in place."""
+        unknown = (set(side) | set(other or ())) - set(self.names)
+        if unknown:
+            raise ValueError(f"not in this lab: {sorted(unknown)}")
+        if other is None:
+            other = [n for n in self.names if n not in side]
+            for name in side:
+                self.blocked[name].add(self.gateway)
+        for a in side:
+            for b in other:
+                self.blocked[a].add(self.address(b))
+                self.blocked[b].add(self.address(a))
+        self._apply(set(side) | set(other))
+
+    def isolate_from_clients(self, names: Collection[str]) -> None:
+        """Drop traffic between `names` and the root namespace (the clients)."""
+        for name in names:
+            self.blocked[name].add(self.gateway)
+        self._apply(names)
+
+    def heal(self) -> None:
+        """Every partition gone."""
+        dirty = [name for name, blocked in self.blocked.items() if blocked]
+        for name in dirty:
+            self.blocked[name].clear()
+        self._apply(dirty)
+
+    def cut(self) -> dict[str, list[str]]:
+        """What is blocked now, by namespace name (names, or 'clients')."""
+        by_address = {self.address(n): n for n in self.names}
+        by_address[self.gateway] = "clients"
+        return {name: sorted(by_address[a] for a in blocked)
+                for name, blocked in self.blocked.items() if blocked}
+
+
+@contextlib.contextmanager
+def lab(names: Sequence[str]) -> Iterator[Netns]:
+    net = Netns.create(names)
+    try:
+        yield net
+    finally:
+        net.close()

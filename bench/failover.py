@@ -208,6 +208,9 @@ def one_round(cluster: Cluster, admin: AdminClient, mode: str, target: str, rnd:
     create_topic(admin, topic, placement(target, cluster.controller(), rnd))
     leader = wait_in_sync(admin, topic, args.recovery_timeout)
     controller = cluster.controller()
+    if (leader == controller) != (target == "controller"):
+        log(f"{cluster.label} {topic}: leader {leader}, controller {controller}: "
+            f"not the placement asked for (the round counts as what it is)")
     rec = AckRecorder(cluster.bootstrap(), topic, args.rate, first_seq)
     rec.start()
     row: dict[str, Any] = {"broker": cluster.name, "mode": mode, "target": target,
@@ -270,6 +273,10 @@ def one_round(cluster: Cluster, admin: AdminClient, mode: str, target: str, rnd:
     # SIGTERM: how long the controlled shutdown took (to within 20 ms).
     row["exit_s"] = round(exited_at - t_signal, 3) if mode == "term" else None
     cluster.start_node(leader)
+    # Back in this topic's ISR means registered, unfenced and caught up: the next
+    # round's topic can then be placed on it (a broker still fenced is passed over
+    # for leadership, and the round would not signal the leader it meant to).
+    wait_in_sync(admin, topic, args.recovery_timeout)
     log(f"{cluster.label} {mode} round {rnd}: node {leader} "
         f"{'(controller) ' if row['killed_controller'] else ''}-> {new_leader}: "
         + (f"resume {row['resume_s']:.3f}s gap {row['gap_s']:.3f}s "

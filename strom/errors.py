@@ -240,6 +240,12 @@ class InvalidReplicaAssignmentError(KafkaError):
     code = ErrorCode.invalid_replica_assignment
 
 
+class NoReassignmentInProgressError(KafkaError):
+    """A cancellation (null replicas) of a partition that is not being reassigned."""
+
+    code = ErrorCode.no_reassignment_in_progress
+
+
 class InvalidUpdateVersionError(KafkaError):
     """An AlterPartition based on a partition epoch the controller has moved past."""
 

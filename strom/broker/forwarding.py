@@ -1,14 +1,15 @@
 """Admin requests forwarded to the controller in an Envelope (KIP-590).
 
 Only the controller commits metadata. A client may send CreateTopics,
-DeleteTopics, CreatePartitions, AlterConfigs or IncrementalAlterConfigs to
-any broker; a broker that is not the controller sends the request on, as
-Kafka's brokers do: the client's request (its header, with the client's
-correlation id and version, and its body) goes to the controller inside an
-Envelope (API 58) with the client's principal and address; the controller
-runs it through the same handler a client's request would reach and answers
-the handler's response inside the Envelope's; the forwarding broker relays
-that response to the client unchanged.
+DeleteTopics, CreatePartitions, AlterConfigs, IncrementalAlterConfigs,
+AlterPartitionReassignments or ListPartitionReassignments to any broker; a
+broker that is not the controller sends the request on, as Kafka's brokers
+do: the client's request (its header, with the client's correlation id and
+version, and its body) goes to the controller inside an Envelope (API 58)
+with the client's principal and address; the controller runs it through the
+same handler a client's request would reach and answers the handler's
+response inside the Envelope's; the forwarding broker relays that response to
+the client unchanged.
 
 Kafka's rules, kept here:
 - An Envelope answered NOT_CONTROLLER (the controller moved, or lost its
@@ -75,7 +76,9 @@ log = logging.getLogger(__name__)
 #: APIs that strom serves).
 FORWARDED_APIS = frozenset({ApiKey.CREATE_TOPICS, ApiKey.DELETE_TOPICS,
                             ApiKey.CREATE_PARTITIONS, ApiKey.ALTER_CONFIGS,
-                            ApiKey.INCREMENTAL_ALTER_CONFIGS})
+                            ApiKey.INCREMENTAL_ALTER_CONFIGS,
+                            ApiKey.ALTER_PARTITION_REASSIGNMENTS,
+                            ApiKey.LIST_PARTITION_REASSIGNMENTS})
 
 #: The client id of strom's brokers when they talk to each other
 #: (PeerClient.client_id is f"{BROKER_CLIENT_ID}{node id}").
@@ -390,6 +393,18 @@ def error_response(api_key: ApiKey, request: Any, code: ErrorCode,
             {"error_code": code, "error_message": message,
              "resource_type": r.resource_type, "resource_name": r.resource_name}
             for r in request.resources]}
+    if api_key == ApiKey.ALTER_PARTITION_REASSIGNMENTS:
+        return {"throttle_time": 0, "error_code": code, "error_message": message,
+                "allow_replication_factor_change": bool(
+                    getattr(request, "allow_replication_factor_change", True)),
+                "responses": [
+                    {"name": t.name, "partitions": [
+                        {"partition_index": p.partition_index, "error_code": code,
+                         "error_message": message} for p in t.partitions]}
+                    for t in request.topics]}
+    if api_key == ApiKey.LIST_PARTITION_REASSIGNMENTS:
+        return {"throttle_time": 0, "error_code": code, "error_message": message,
+                "topics": []}
     raise AssertionError(f"{api_key.name} is not forwarded")
 
 

@@ -16,8 +16,9 @@ partition, retried as Kafka's AlterPartitionManager does), and checks every
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -114,10 +115,16 @@ class ReplicaManager:
         for key, reason in self.log_manager.offline.items():
             self.offline[key] = OfflinePartition(reason)
         orphans = []
+        # Only a cluster's metadata moves replicas between brokers; on a single
+        # node a log naming another node id is a changed node.id, kept.
+        me = image.brokers.get(self.node_id)
+        clustered = me is not None and me.epoch >= 0
         for topic_name, index in [*logs, *self.log_manager.offline]:
             topic = image.topics.get(topic_name)
-            if topic is None or index >= len(topic.partitions):
-                # A log without metadata: the topic was deleted while we were down.
+            if topic is None or index >= len(topic.partitions) or (
+                    clustered and self.node_id not in topic.partitions[index].replicas):
+                # A log without metadata: the topic was deleted while we were
+                # down, or its replica here was reassigned to another broker.
                 orphans.append((topic_name, index))
         if orphans:
             log.info("deleting %d log(s) of topics no longer in the metadata: %s", len(orphans),
@@ -175,6 +182,7 @@ class ReplicaManager:
         if len(internal) < len(gone):
             self._delete_logs([k for k in gone if k[0] not in INTERNAL_TOPICS])
         later: list[tuple[str, int]] = []
+        moved_away: list[tuple[str, int]] = []
         for name, topic in new.topics.items():
             config = self.topic_config(topic)
             old_topic = old.topics.get(name) if old else None
@@ -194,9 +202,17 @@ class ReplicaManager:
                 else:
                     if old_topic is None or p.partition >= len(old_topic.partitions) \
                             or old_topic.partitions[p.partition] is not p:
+                        if self.node_id not in p.replicas:
+                            moved_away.append(key)
+                            continue
                         self._update_state(existing, p)
                     if old_topic is None or old_topic.configs != topic.configs:
                         existing.update_config(config)
+        moved_away += [k for k in self.offline if k[0] in new.topics
+                       and k[1] < len(new.topics[k[0]].partitions)
+                       and self.node_id not in new.topics[k[0]].partitions[k[1]].replicas]
+        if moved_away:
+            self._remove_replicas(moved_away, new)
         if later:
             created = self._created = asyncio.get_running_loop().create_future()
             self.jobs.submit(later, lambda: self._create_logs(later, created))
@@ -207,9 +223,24 @@ class ReplicaManager:
             # They stay pending: the next metadata change or shutdown retries.
             log.warning("could not sync new partition logs yet: %s", exc)
 
+    def _remove_replicas(self, keys: list[tuple[str, int]], image: MetadataImage) -> None:
+        """A reassignment moved these replicas off this broker (KIP-455): stop
+        serving and following them and delete their logs, as Kafka's brokers
+        do with a replica the metadata no longer places on them."""
+        log.info("deleting %d replica(s) reassigned to other brokers: %s", len(keys),
+                 ", ".join(f"{t}-{i}" for t, i in keys[:10]) + (", ..." if len(keys) > 10 else ""))
+        for key in keys:
+            self.offline.pop(key, None)
+            if key in self.partitions:
+                leader = image.topics[key[0]].partitions[key[1]].leader
+                self._detach(key, functools.partial(
+                    NotLeaderOrFollowerError,
+                    f"{key[0]}-{key[1]} was reassigned; broker {leader} leads it"))
+        self._delete_logs(keys)
+
     def _update_state(self, partition: Partition, info: PartitionInfo) -> None:
         if self.node_id not in info.replicas:
-            return  # reassigned away: the partition is deleted with its topic's change
+            return  # reassigned away: on_image removes it when the image shows it
         if partition.update_state(info.leader, info.leader_epoch, info.replicas, info.isr,
                                   info.partition_epoch) and self.fetchers is not None:
             self.fetchers.follow(partition)
@@ -259,14 +290,16 @@ class ReplicaManager:
             if topic is not None:
                 partition.update_config(self.topic_config(topic))
 
-    def _detach(self, key: tuple[str, int]) -> None:
+    def _detach(self, key: tuple[str, int],
+                error: Callable[[], KafkaError] = lambda: UnknownTopicOrPartitionError("deleted")
+                ) -> None:
         """Stop serving a deleted partition (its log is deleted after)."""
         partition = self.partitions.pop(key)
         self.cleaner.forget(key)
         if self.fetchers is not None:
             self.fetchers.unfollow(key)
-        self.flusher.forget(partition.log, lambda: UnknownTopicOrPartitionError("deleted"))
-        partition.fail_waiters(lambda: UnknownTopicOrPartitionError("deleted"))
+        self.flusher.forget(partition.log, error)
+        partition.fail_waiters(error)
 
     def _fsync_failed(self, log_: PartitionLog, error: LogFsyncFailedError) -> None:
         partition = self.partitions.get((log_.topic, log_.partition))

@@ -46,6 +46,14 @@ class PartitionInfo:
     isr: tuple[int, ...]
     # Bumped on every change of this partition's assignment or ISR (KRaft's partition epoch).
     partition_epoch: int = 0
+    # A reassignment in progress (KIP-455): `replicas` is the target followed by
+    # the replicas being removed; the ones being added are not in the ISR yet.
+    adding_replicas: tuple[int, ...] = ()
+    removing_replicas: tuple[int, ...] = ()
+
+    @property
+    def reassigning(self) -> bool:
+        return bool(self.adding_replicas or self.removing_replicas)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +65,10 @@ class TopicInfo:
 
     @property
     def replication_factor(self) -> int:
-        return len(self.partitions[0].replicas) if self.partitions else 0
+        if not self.partitions:
+            return 0
+        first = self.partitions[0]  # its target's, while it is being reassigned
+        return len(first.replicas) - len(first.removing_replicas)
 
 
 # --- records -----------------------------------------------------------------
@@ -78,6 +89,10 @@ class PartitionRecord:
     leader: int
     leader_epoch: int
     partition_epoch: int = 0
+    # Kafka's PartitionRecord adding/removing replicas (absent from records
+    # written before reassignment existed: none in progress).
+    adding_replicas: tuple[int, ...] = ()
+    removing_replicas: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +193,8 @@ class MetadataImage:
                     record.replicas,
                     record.isr,
                     record.partition_epoch,
+                    record.adding_replicas,
+                    record.removing_replicas,
                 )
             elif isinstance(record, TopicConfigRecord):
                 topic = topics[by_id[record.topic_id]]
@@ -230,12 +247,18 @@ class MetadataImage:
 # --- (de)serialization for the single-node snapshot ------------------------------------
 
 
+_REASSIGNMENT_LISTS = frozenset({"adding_replicas", "removing_replicas"})
+_REPLICA_LISTS = frozenset({"replicas", "isr"}) | _REASSIGNMENT_LISTS
+
+
 def record_to_json(record: MetadataRecord) -> dict[str, Any]:
     data: dict[str, Any] = {"type": type(record).__name__}
     for name in record.__dataclass_fields__:
         value = getattr(record, name)
         if isinstance(value, uuid.UUID):
             value = str(value)
+        elif name in _REASSIGNMENT_LISTS and not value:
+            continue  # none in progress: written as before reassignment existed
         elif isinstance(value, tuple):
             value = list(value)
         data[name] = value
@@ -258,7 +281,7 @@ def record_from_json(data: Mapping[str, Any]) -> MetadataRecord:
         value = data[name]
         if name == "topic_id":
             value = uuid.UUID(value)
-        elif isinstance(value, list) and name in ("replicas", "isr"):
+        elif isinstance(value, list) and name in _REPLICA_LISTS:
             value = tuple(value)
         kwargs[name] = value
     record: MetadataRecord = cls(**kwargs)
@@ -286,7 +309,8 @@ def topic_to_records(topic: TopicInfo) -> list[MetadataRecord]:
     for p in topic.partitions:
         records.append(
             PartitionRecord(topic.topic_id, p.partition, p.replicas, p.isr, p.leader,
-                            p.leader_epoch, p.partition_epoch)
+                            p.leader_epoch, p.partition_epoch, p.adding_replicas,
+                            p.removing_replicas)
         )
     for key, value in sorted(topic.configs.items()):
         records.append(TopicConfigRecord(topic.topic_id, key, value))

@@ -155,7 +155,9 @@ def topic_json(topic: TopicInfo) -> str:
         {"type": "TopicRecord", "name": topic.name, "topic_id": topic_id}]
     records += [{"type": "PartitionRecord", "topic_id": topic_id, "partition": p.partition,
                  "replicas": list(p.replicas), "isr": list(p.isr), "leader": p.leader,
-                 "leader_epoch": p.leader_epoch, "partition_epoch": p.partition_epoch}
+                 "leader_epoch": p.leader_epoch, "partition_epoch": p.partition_epoch,
+                 **({"adding_replicas": list(p.adding_replicas),
+                     "removing_replicas": list(p.removing_replicas)} if p.reassigning else {})}
                 for p in topic.partitions]
     records += [record_to_json(r) for r in topic_to_records(replace(topic, partitions=()))[1:]]
     return json.dumps(records)[1:-1]

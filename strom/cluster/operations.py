@@ -30,6 +30,7 @@ from strom.cluster.partition_changes import (
     check_broker_epoch,
 )
 from strom.cluster.placement import place
+from strom.cluster.reassignment import alter_reassignment
 from strom.cluster.validation import MAX_PARTITIONS, validate_topic_name
 from strom.config import Value
 from strom.errors import (
@@ -235,6 +236,16 @@ class MetadataOperations:
                                 ) -> list[MetadataRecord]:
         return list(self.alter_partition(broker_id, broker_epoch, topic_id, partition,
                                          leader_epoch, partition_epoch, new_isr).records)
+
+    def reassignment_record(self, topic: str, partition: int, target: Sequence[int] | None,
+                            allow_replication_factor_change: bool = True
+                            ) -> PartitionRecord | None:
+        """AlterPartitionReassignments for one partition (cluster/reassignment.py):
+        start, complete or cancel (`target` None) its reassignment."""
+        if target is not None:
+            self._validate_manual_assignment(target, None)
+        return alter_reassignment(self.image, topic, partition, target,
+                                  allow_replication_factor_change)
 
     def producer_id_block_records(self, block_size: int, broker_id: int | None = None
                                   ) -> tuple[int, list[MetadataRecord]]:

@@ -53,13 +53,61 @@ def change(topic_id: uuid.UUID, current: PartitionInfo, leader: int,
     return PartitionRecord(
         topic_id, current.partition, current.replicas, ordered, leader,
         current.leader_epoch + 1 if leader_changed else current.leader_epoch,
-        current.partition_epoch + 1)
+        current.partition_epoch + 1, current.adding_replicas, current.removing_replicas)
 
 
 def applied(record: PartitionRecord) -> PartitionInfo:
     """The partition as `record` leaves it."""
     return PartitionInfo(record.partition, record.leader, record.leader_epoch,
-                         record.replicas, record.isr, record.partition_epoch)
+                         record.replicas, record.isr, record.partition_epoch,
+                         record.adding_replicas, record.removing_replicas)
+
+
+def reassign(image: MetadataImage, topic_id: uuid.UUID, current: PartitionInfo,
+             replicas: Sequence[int], isr: Sequence[int], adding: Sequence[int] = (),
+             removing: Sequence[int] = ()) -> PartitionRecord | None:
+    """The record giving `current` a new replica set (a reassignment started,
+    completed or cancelled); None when nothing changes. The leader stays
+    while it is live and in the ISR, else the first replica that is both
+    leads (none: -1). As Kafka's controller, the leader epoch is bumped when
+    the leader changes or replicas are removed (fencing the removed ones'
+    fetches); the partition epoch on every change."""
+    replicas = tuple(replicas)
+    ordered = tuple(r for r in replicas if r in isr)
+    live = {b.node_id for b in image.brokers.values() if not b.fenced}
+    leader = current.leader
+    if leader not in ordered or leader not in live:
+        leader = next((r for r in replicas if r in ordered and r in live), NO_LEADER)
+    adding, removing = tuple(adding), tuple(removing)
+    if (replicas, ordered, leader, adding, removing) == (
+            current.replicas, current.isr, current.leader, current.adding_replicas,
+            current.removing_replicas):
+        return None
+    fence = leader != current.leader or any(r not in replicas for r in current.replicas)
+    return PartitionRecord(topic_id, current.partition, replicas, ordered, leader,
+                           current.leader_epoch + 1 if fence else current.leader_epoch,
+                           current.partition_epoch + 1, adding, removing)
+
+
+def complete_if_caught_up(image: MetadataImage, current: PartitionInfo,
+                          record: PartitionRecord) -> PartitionRecord:
+    """`record` (a change of `current`), completing its reassignment when
+    every target replica is in its ISR (Kafka's
+    PartitionReassignmentReplicas.maybeCompleteReassignment): the replicas
+    become the target, the removed ones leave the ISR, and a leader among
+    the target replicas is elected if the leader was removed. Unchanged while
+    a target replica is missing, or no live target replica could lead."""
+    removing = record.removing_replicas
+    if not (record.adding_replicas or removing):
+        return record
+    replicas = tuple(r for r in record.replicas if r not in removing)
+    isr = tuple(r for r in record.isr if r not in removing)
+    if not isr or any(r not in isr for r in replicas):
+        return record
+    completed = reassign(image, record.topic_id, current, replicas, isr)
+    if completed is None or completed.leader == NO_LEADER:
+        return record
+    return completed
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,4 +174,8 @@ def alter_partition(image: MetadataImage, broker_id: int, topic_id: uuid.UUID,
     record = change(topic_id, current, current.leader, new_isr)
     if record is None:
         return AlterPartitionResult(current, [])
+    if current.reassigning:
+        # The ISR change that brings in the last target replica completes the
+        # reassignment in the same record (Kafka's PartitionChangeBuilder).
+        record = complete_if_caught_up(image, current, record)
     return AlterPartitionResult(applied(record), [record])

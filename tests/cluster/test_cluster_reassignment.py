@@ -1,0 +1,187 @@
+"""Partition reassignment (KIP-455) in a three-broker cluster (etcd and three
+`strom serve` processes), driven by Apache Kafka's own
+kafka-reassign-partitions.sh (ReassignPartitionsCommand) while an idempotent
+acks=all producer writes: the replicas move, every acknowledged record is on
+the new replicas afterwards (read from the new leader), the broker that lost
+its replicas deletes their logs. The request-level errors, forwarded from a
+broker that is not the controller. Every wait has a deadline."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from kio.schema.alter_partition_reassignments.v0.request import (
+    AlterPartitionReassignmentsRequest,
+    ReassignablePartition,
+    ReassignableTopic,
+)
+from kio.schema.list_partition_reassignments.v0.request import (
+    ListPartitionReassignmentsRequest,
+)
+from kio.schema.types import BrokerId, TopicName
+from kio.static.primitive import i32
+
+from strom.errors import ErrorCode
+from strom.protocol.api import ApiKey
+from tests.cluster.brokers import WAIT, metadata_of, read_values, registered_brokers
+from tests.cluster.etcd_process import EtcdCluster
+from tests.interop.clients import run_kafka_tool, wait_until
+from tests.process import StromProcess
+from tests.wire import WireClient
+
+REASSIGN = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand"
+
+
+@pytest.fixture
+def three(etcd: EtcdCluster, tmp_path: Path) -> Iterator[dict[int, StromProcess]]:
+    with registered_brokers(tmp_path, etcd, (1, 2, 3)) as started:
+        yield {int(b.overrides["node.id"]): b for b in started}
+
+
+class KeepProducing:
+    """An idempotent acks=all producer writing numbered records to every
+    partition of a topic on a thread, remembering what was acknowledged."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+        self.topic, self.partitions = topic, partitions
+        self.acked: dict[int, set[str]] = {p: set() for p in range(partitions)}
+        self.failed: list[str] = []
+        self._producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
+                                   "enable.idempotence": True, "linger.ms": 5})
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> KeepProducing:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(WAIT)
+        self._producer.flush(WAIT)
+
+    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+        value = message.value()
+        partition = message.partition()
+        assert value is not None and partition is not None
+        if error is None:
+            self.acked[partition].add(value.decode())
+        else:
+            self.failed.append(f"{value.decode()}: {error}")
+
+    def _run(self) -> None:
+        n = 0
+        while not self._stop.is_set():
+            partition = n % self.partitions
+            self._producer.produce(self.topic, f"v{n}".encode(), partition=partition,
+                                   on_delivery=self._delivered)
+            n += 1
+            # Paced by the delivery reports it waits for (no sleep to sync on).
+            self._producer.poll(0.002)
+
+    def count(self) -> int:
+        return sum(map(len, self.acked.values()))
+
+
+def _replicas(bootstrap: str, topic: str) -> dict[int, tuple[int, list[int], list[int]]]:
+    found = metadata_of(bootstrap, topic).topics[topic]
+    return {p.id: (p.leader, list(p.replicas), sorted(p.isrs))
+            for p in found.partitions.values()}
+
+
+def _reassign(bootstrap: str, tmp_path: Path, plan: dict[int, list[int]], topic: str,
+              *args: str) -> str:
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps({"version": 1, "partitions": [
+        {"topic": topic, "partition": p, "replicas": r, "log_dirs": ["any"] * len(r)}
+        for p, r in plan.items()]}))
+    done = run_kafka_tool(REASSIGN, "--bootstrap-server", bootstrap,
+                          "--reassignment-json-file", str(plan_file), *args)
+    return done.stdout + done.stderr
+
+
+def test_kafkas_tool_moves_replicas_while_producing(three: dict[int, StromProcess],
+                                                    tmp_path: Path) -> None:
+    one = three[1]
+    admin = AdminClient({"bootstrap.servers": one.bootstrap})
+    topic = NewTopic("moving", num_partitions=2, replica_assignment=[[1, 2], [2, 1]],
+                     config={"min.insync.replicas": "2"})
+    admin.create_topics([topic])["moving"].result(WAIT)
+    wait_until(lambda: all(len(isr) == 2 for _, _, isr in
+                           _replicas(one.bootstrap, "moving").values()), WAIT)
+    log_of_one = three[1].data_dir / "moving-0"
+    assert log_of_one.exists()
+
+    plan = {0: [3, 2], 1: [3, 1]}
+    with KeepProducing(one.bootstrap, "moving", 2) as producer:
+        wait_until(lambda: producer.count() >= 200, WAIT, what="records before the move")
+        out = _reassign(one.bootstrap, tmp_path, plan, "moving", "--execute")
+        assert "Successfully started partition reassignments" in out, out
+        out = wait_until(
+            lambda: (o := _reassign(one.bootstrap, tmp_path, plan, "moving", "--verify"))
+            .count("is completed") == 2 and o, WAIT, interval=0.5,
+            what="the reassignment to complete")
+        before = producer.count()
+        wait_until(lambda: producer.count() >= before + 200, WAIT,
+                   what="records after the move")
+    assert not producer.failed, producer.failed[:5]
+
+    placed = _replicas(one.bootstrap, "moving")
+    assert {p: replicas for p, (_, replicas, _) in placed.items()} == plan
+    # Broker 1 and 2 each led a partition they no longer hold (0 and 1) or
+    # was removed from: broker 3, the first target replica, leads both.
+    assert {leader for leader, _, _ in placed.values()} == {3}
+    # Every acknowledged record is on broker 3, read from it as leader.
+    seen = read_values(three[3].bootstrap, "moving", 2, producer.count())
+    for partition, acked in producer.acked.items():
+        assert acked <= set(seen[partition]), sorted(acked - set(seen[partition]))[:5]
+    # Broker 1 lost its replica of partition 0: its log goes.
+    wait_until(lambda: not log_of_one.exists(), WAIT, what="broker 1 deleting moving-0")
+    assert (three[1].data_dir / "moving-1").exists()
+
+
+def _alter(bootstrap: str, partitions: dict[int, tuple[int, ...] | None], topic: str) -> Any:
+    request = AlterPartitionReassignmentsRequest(topics=(ReassignableTopic(
+        name=TopicName(topic), partitions=tuple(
+            ReassignablePartition(partition_index=i32(p), replicas=None if r is None
+                                  else tuple(BrokerId(b) for b in r))
+            for p, r in partitions.items())),))
+    with WireClient(bootstrap) as client:
+        return client.request(ApiKey.ALTER_PARTITION_REASSIGNMENTS, 0, request)
+
+
+def test_errors_forwarded_from_another_broker(three: dict[int, StromProcess]) -> None:
+    one = three[1]
+    controller = metadata_of(one.bootstrap).controller_id
+    other = three[next(n for n in three if n != controller)]
+    admin = AdminClient({"bootstrap.servers": one.bootstrap})
+    admin.create_topics([NewTopic("fixed", num_partitions=1, replica_assignment=[[1, 2]])])[
+        "fixed"].result(WAIT)
+
+    response = _alter(other.bootstrap, {0: None, 1: (1, 2), 2: None}, "fixed")
+    assert response.error_code == ErrorCode.none
+    codes = {p.partition_index: p.error_code for p in response.responses[0].partitions}
+    assert codes == {0: ErrorCode.no_reassignment_in_progress,
+                     1: ErrorCode.unknown_topic_or_partition,
+                     2: ErrorCode.unknown_topic_or_partition}
+    for bad in ((1, 9), (1, 1), ()):
+        (result,) = _alter(other.bootstrap, {0: bad}, "fixed").responses[0].partitions
+        assert result.error_code == ErrorCode.invalid_replica_assignment, bad
+    assert _alter(other.bootstrap, {0: (1, 2)}, "nope").responses[0].partitions[0] \
+        .error_code == ErrorCode.unknown_topic_or_partition
+
+    # A shrink within the ISR completes at once; nothing is left to list.
+    (result,) = _alter(other.bootstrap, {0: (2,)}, "fixed").responses[0].partitions
+    assert result.error_code == ErrorCode.none
+    with WireClient(other.bootstrap) as client:
+        listed = client.request(ApiKey.LIST_PARTITION_REASSIGNMENTS, 0,
+                                ListPartitionReassignmentsRequest(topics=None))
+    assert listed.error_code == ErrorCode.none and listed.topics == ()
+    wait_until(lambda: _replicas(other.bootstrap, "fixed")[0][1] == [2], WAIT)

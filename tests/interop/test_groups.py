@@ -76,7 +76,9 @@ def create(bootstrap: str, topic: str, partitions: int) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
+    # -1: default.replication.factor, so that producing with acks=all (the
+    # clients' default) meets min.insync.replicas in a cluster too
+    admin.create_topics([NewTopic(topic, partitions, -1)])[topic].result(30)
 
     def ready() -> bool:
         t = admin.list_topics(topic, timeout=5).topics.get(topic)

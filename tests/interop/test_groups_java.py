@@ -51,6 +51,16 @@ def offsets(bootstrap: str, group: str, topic: str) -> dict[int, tuple[int, int,
     return rows
 
 
+def offsets_leader(bootstrap: str, group: str) -> int:
+    """The node id leading the group's partition of __consumer_offsets."""
+    from confluent_kafka.admin import AdminClient
+
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(
+        "__consumer_offsets", timeout=10)
+    partitions = md.topics["__consumer_offsets"].partitions
+    return int(partitions[partition_for(group, len(partitions))].leader)
+
+
 def console_consume(bootstrap: str, topic: str, group: str, count: int,
                     *extra: str) -> list[str]:
     proc = run_kafka_tool(
@@ -68,7 +78,10 @@ def test_consumer_groups_tool_lists_describes_and_resets(gbootstrap: str, topic6
     assert group in groups_tool(gbootstrap, "--list").split()
     assert offsets(gbootstrap, group, topic6) == {p: (2, 2, 0) for p in range(PARTITIONS)}
     state = groups_tool(gbootstrap, "--describe", "--group", group, "--state")
-    assert re.search(rf"^{group}\s+\S+\s+\(1\)\s+\S+\s+Empty\s+0\s*$", state, re.M), state
+    row = re.search(rf"^{group}\s+\S+\s+\((\d+)\)\s+\S+\s+Empty\s+0\s*$", state, re.M)
+    assert row, state
+    # the coordinator is the leader of the group's __consumer_offsets partition
+    assert int(row.group(1)) == offsets_leader(gbootstrap, group), state
 
     produce(gbootstrap, topic6, [f"w{i}" for i in range(6)])  # one more per partition
     assert offsets(gbootstrap, group, topic6) == {p: (2, 3, 1) for p in range(PARTITIONS)}

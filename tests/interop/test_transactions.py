@@ -45,7 +45,9 @@ def create(bootstrap: str, topic: str, partitions: int = 2) -> str:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
+    # -1: default.replication.factor, so that transactional (acks=all) producing
+    # meets min.insync.replicas in a cluster too
+    admin.create_topics([NewTopic(topic, partitions, -1)])[topic].result(30)
     return topic
 
 

@@ -7,6 +7,7 @@ topic's effective values is strom/config.py.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -85,6 +86,8 @@ class ConfigDef:
     at_least: float | None = None
     choices: tuple[str, ...] | None = None
     read_only: bool = False
+    # Lists only: what every item must match, and the rule a refusal names.
+    item_pattern: tuple[str, str] | None = None
 
     def parse(self, text: str) -> Value:
         """Parse and validate `text`; raises InvalidConfigError."""
@@ -116,6 +119,13 @@ class ConfigDef:
                     f"Invalid value {value} for configuration {self.name}: "
                     f"Value must be at least {_render_number(self.at_least)}"
                 )
+        if self.item_pattern is not None and isinstance(value, list):
+            pattern, rule = self.item_pattern
+            for item in value:
+                if not re.fullmatch(pattern, item):
+                    raise InvalidConfigError(
+                        f"Invalid value {','.join(value)} for configuration {self.name}: "
+                        f"{rule}")
         if self.choices is not None:
             items = value if isinstance(value, list) else [str(value)]
             for item in items:
@@ -141,6 +151,10 @@ class ConfigDef:
 def _render_number(n: float) -> str:
     return str(int(n)) if float(n).is_integer() else str(n)
 
+
+#: Kafka's ThrottledReplicaListValidator.
+_THROTTLED = (r"\*|\d+:\d+", "must be the literal '*' or a list of replicas in the following "
+              "format: [partitionId]:[brokerId],[partitionId]:[brokerId],...")
 
 _COMPRESSION = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
 
@@ -389,6 +403,16 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
            "Bytes a follower's fetch waits for.", at_least=1, read_only=True),
         _d("replica.fetch.backoff.ms", T.INT, 1000,
            "Pause of a follower's fetcher after an error.", at_least=0, read_only=True),
+        # Replication throttles (dynamic; Kafka's ReplicationQuotaManager), bytes/s.
+        _d("leader.replication.throttled.rate", T.LONG, LONG_MAX,
+           "Bytes/s a leader sends to followers out of the ISR of its throttled replicas "
+           "(leader.replication.throttled.replicas).", at_least=0),
+        _d("follower.replication.throttled.rate", T.LONG, LONG_MAX,
+           "Bytes/s a follower out of the ISR fetches for its throttled replicas "
+           "(follower.replication.throttled.replicas).", at_least=0),
+        _d("replica.alter.log.dirs.io.max.bytes.per.second", T.LONG, LONG_MAX,
+           "Accepted for Kafka's tools; strom does not move replicas between its log "
+           "dirs.", at_least=0),
         *GROUP_COORDINATOR_CONFIGS,
         *TRANSACTION_COORDINATOR_CONFIGS,
     ]
@@ -460,5 +484,11 @@ TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
            at_least=1),
         _t("unclean.leader.election.enable", T.BOOLEAN, False,
            "unclean.leader.election.enable", "Elect out-of-sync replicas."),
+        _t("leader.replication.throttled.replicas", T.LIST, [], None,
+           "Replicas (partition:broker, or *) whose leader throttles followers out of "
+           "the ISR to leader.replication.throttled.rate.", item_pattern=_THROTTLED),
+        _t("follower.replication.throttled.replicas", T.LIST, [], None,
+           "Replicas (partition:broker, or *) whose follower, out of the ISR, fetches "
+           "at most follower.replication.throttled.rate.", item_pattern=_THROTTLED),
     ]
 }

@@ -50,6 +50,7 @@ from kio.static.primitive import i8, i32, i32Timedelta, i64
 
 from strom.broker.partition import Partition
 from strom.broker.peer_client import PeerClient
+from strom.broker.replication_quota import FOLLOWER_REPLICAS, ReplicationQuota, throttled
 from strom.clock import Clock
 from strom.cluster.image import BrokerInfo
 from strom.config import BrokerConfig
@@ -105,8 +106,10 @@ class ReplicaFetcher:
 
     def __init__(self, node_id: int, leader_id: int, fetcher_id: int,
                  settings: ReplicationSettings, brokers: Callable[[], Mapping[int, BrokerInfo]],
-                 clock: Clock) -> None:
+                 clock: Clock, quota: ReplicationQuota | None = None) -> None:
         self.node_id = node_id
+        #: follower.replication.throttled.rate (replication_quota.py).
+        self._quota = quota
         self.leader_id = leader_id
         self.fetcher_id = fetcher_id
         self.settings = settings
@@ -148,6 +151,21 @@ class ReplicaFetcher:
     async def _fetch_once(self) -> None:
         now = self._clock.monotonic()
         ready = {key: f for key, f in self.partitions.items() if f.paused_until <= now}
+        quota = self._quota
+        throttled: set[Key] = set()
+        if quota is not None and quota.limited and ready:
+            throttled = {key for key, f in ready.items() if self._throttled(f.partition)}
+            if throttled and quota.exceeded():
+                # Kafka's shouldFollowerThrottle: left out until the bound allows.
+                for key in throttled:
+                    del ready[key]
+                throttled = set()
+                if not ready:
+                    self._changed.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._changed.wait(),
+                                               min(max(quota.delay(), 0.01), 1.0))
+                    return
         if not ready:
             self._changed.clear()
             timeout = (min(f.paused_until for f in self.partitions.values()) - now
@@ -182,12 +200,19 @@ class ReplicaFetcher:
                 if self.partitions.get(key) is not fetching \
                         or partition.log_end_offset != offset or partition.is_leader:
                     continue  # re-pointed or changed while the fetch was out
+                if key in throttled and quota is not None:
+                    quota.record(len(data.records) if data.records else 0)
                 try:
                     await self._apply(leader, fetching, offset, data)
                 except KafkaError as exc:
                     log.warning("replicating %s-%d from broker %d: %s", key[0], key[1],
                                 self.leader_id, exc.message)
                     self._pause([fetching])
+
+    def _throttled(self, partition: Partition) -> bool:
+        """Out of the ISR and listed in follower.replication.throttled.replicas."""
+        return self.node_id not in partition.isr and throttled(
+            partition.config, FOLLOWER_REPLICAS, partition.index, self.node_id)
 
     def _request(self, sent: Mapping[Key, tuple[_Fetching, int]]) -> FetchRequest:
         settings = self.settings
@@ -286,11 +311,13 @@ class ReplicaFetcherManager:
     """Which fetcher follows which partition (Kafka's ReplicaFetcherManager)."""
 
     def __init__(self, node_id: int, settings: ReplicationSettings,
-                 brokers: Callable[[], Mapping[int, BrokerInfo]], clock: Clock) -> None:
+                 brokers: Callable[[], Mapping[int, BrokerInfo]], clock: Clock, *,
+                 quota: ReplicationQuota | None = None) -> None:
         self.node_id = node_id
         self.settings = settings
         self._brokers = brokers
         self._clock = clock
+        self._quota = quota
         self._fetchers: dict[tuple[int, int], ReplicaFetcher] = {}
         self._assigned: dict[Key, tuple[int, int]] = {}
 
@@ -307,7 +334,7 @@ class ReplicaFetcherManager:
         if fetcher is None:
             fetcher = self._fetchers[fetcher_key] = ReplicaFetcher(
                 self.node_id, leader, fetcher_key[1], self.settings, self._brokers,
-                self._clock)
+                self._clock, self._quota)
         fetcher.add(partition)
         self._assigned[key] = fetcher_key
 

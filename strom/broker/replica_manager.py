@@ -28,6 +28,7 @@ from strom.broker.log_cleaner import LogCleanerService
 from strom.broker.log_jobs import LogJobs
 from strom.broker.partition import Partition, log_config_for
 from strom.broker.replica_fetcher import ReplicaFetcherManager, ReplicationSettings
+from strom.broker.replication_quota import ReplicationQuotas
 from strom.clock import Clock
 from strom.cluster.image import INTERNAL_TOPICS, MetadataImage, PartitionInfo, TopicInfo
 from strom.config import BrokerConfig, TopicConfig
@@ -96,6 +97,8 @@ class ReplicaManager:
         #: Cluster mode only (start_replication): followers' fetchers, the
         #: controller that takes ISR changes, and the ISR expiration task.
         self.replication = ReplicationSettings.of(config)
+        #: Replication throttles (dynamic broker configs; replication_quota.py).
+        self.quotas = ReplicationQuotas(config, clock)
         self.fetchers: ReplicaFetcherManager | None = None
         self._controller: ControllerChannel | None = None
         self._replication_tasks: set[asyncio.Task[None]] = set()
@@ -285,6 +288,7 @@ class ReplicaManager:
 
     def refresh_configs(self, image: MetadataImage) -> None:
         """Broker-level defaults changed: every topic's effective config may have."""
+        self.quotas.update(self.config)
         for (name, _), partition in self.partitions.items():
             topic = image.topics.get(name)
             if topic is not None:
@@ -480,7 +484,8 @@ class ReplicaManager:
         self._create_in_background_always = True
         self.fetchers = ReplicaFetcherManager(
             self.node_id, self.replication,
-            lambda: self._image.brokers if self._image is not None else {}, self.clock)
+            lambda: self._image.brokers if self._image is not None else {}, self.clock,
+            quota=self.quotas.follower)
         for partition in self.partitions.values():
             partition.on_isr_change = self._alter_isr
             partition.isr_eligible = self._isr_eligible

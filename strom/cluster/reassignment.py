@@ -17,8 +17,10 @@ A reassignment of a partition from replicas C to target T:
    them; the brokers that lost their replica stop it and delete its log.
 
 A target already within the ISR (a reorder, fewer replicas) completes at
-once. Reassigning a partition again during a reassignment starts from its
-current (merged) replicas, as Kafka's; a null target cancels (Kafka's
+once. Reassigning a partition during a reassignment replaces the target:
+replicas not in the new one are removed (the partly copied ones too), the
+new target's replicas that were not there before the first move are being
+added. A null target cancels (Kafka's
 PartitionReassignmentRevert): the replicas being added go, the original
 replicas stay. `partition_changes.reassign` elects and bumps the epochs.
 """
@@ -61,7 +63,11 @@ def alter_reassignment(image: MetadataImage, topic_name: str, partition: int,
         # KIP-860's check, with its message.
         raise InvalidReplicationFactorError(
             f"The replication factor is changed from {replication_factor} to {len(target)}")
-    adding = tuple(r for r in target if r not in current.replicas)
+    # Replicas still being added stay "adding" when the target keeps them (a
+    # request repeated, or changing only the throttle, must not mark them
+    # done); those it drops join the ones being removed.
+    original = [r for r in current.replicas if r not in current.adding_replicas]
+    adding = tuple(r for r in target if r not in original)
     removing = tuple(r for r in current.replicas if r not in target)
     record = reassign(image, topic.topic_id, current, target + removing, current.isr, adding,
                       removing)

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, Message, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from kio.schema.alter_partition_reassignments.v0.request import (
     AlterPartitionReassignmentsRequest,
     ReassignablePartition,
     ReassignableTopic,
 )
+from kio.schema.describe_log_dirs.v1.request import DescribeLogDirsRequest
 from kio.schema.list_partition_reassignments.v0.request import (
     ListPartitionReassignmentsRequest,
 )
@@ -185,3 +187,66 @@ def test_errors_forwarded_from_another_broker(three: dict[int, StromProcess]) ->
                                 ListPartitionReassignmentsRequest(topics=None))
     assert listed.error_code == ErrorCode.none and listed.topics == ()
     wait_until(lambda: _replicas(other.bootstrap, "fixed")[0][1] == [2], WAIT)
+
+
+def _log_size(bootstrap: str, topic: str, partition: int) -> int:
+    """The size of this broker's replica (DescribeLogDirs), -1 if it has none."""
+    with WireClient(bootstrap) as client:
+        response = client.request(ApiKey.DESCRIBE_LOG_DIRS, 1,
+                                  DescribeLogDirsRequest(topics=None))
+    for result in response.results:
+        for found in result.topics:
+            for p in found.partitions:
+                if found.name == topic and p.partition_index == partition:
+                    return int(p.partition_size)
+    return -1
+
+
+def _moving(bootstrap: str) -> list[str]:
+    with WireClient(bootstrap) as client:
+        listed = client.request(ApiKey.LIST_PARTITION_REASSIGNMENTS, 0,
+                                ListPartitionReassignmentsRequest(topics=None))
+    return [f"{t.name}-{p.partition_index}" for t in listed.topics for p in t.partitions]
+
+
+def test_throttle_holds_back_the_new_replica_only(three: dict[int, StromProcess],
+                                                  tmp_path: Path) -> None:
+    one = three[1]
+    admin = AdminClient({"bootstrap.servers": one.bootstrap})
+    admin.create_topics([NewTopic("slow", num_partitions=1, replica_assignment=[[1, 2]],
+                                  config={"min.insync.replicas": "2"})])["slow"].result(WAIT)
+    producer = Producer({"bootstrap.servers": one.bootstrap, "acks": "all",
+                         "linger.ms": 20})
+    for _ in range(300):  # 3 MB: three times what one replica fetch takes
+        producer.produce("slow", bytes(10_000), partition=0)
+        producer.poll(0)
+    assert producer.flush(WAIT) == 0
+    leader_size = _log_size(one.bootstrap, "slow", 0)
+
+    # 1 byte/s: the new replica gets the first fetch's worth, then waits.
+    plan = {0: [1, 3]}
+    out = _reassign(one.bootstrap, tmp_path, plan, "slow", "--execute", "--throttle", "1")
+    assert "The inter-broker throttle limit was set to 1 B/s" in out, out
+    wait_until(lambda: _log_size(three[3].bootstrap, "slow", 0) > 0, WAIT,
+               what="broker 3 fetching its new replica")
+    # A bounded look at a throttled move: it stays behind (unthrottled it
+    # finishes in well under a second on loopback), while the in-sync
+    # follower keeps acks=all working.
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        assert _moving(one.bootstrap) == ["slow-0"]
+        assert 0 < _log_size(three[3].bootstrap, "slow", 0) < leader_size
+        producer.produce("slow", b"in-sync", partition=0)
+        assert producer.flush(WAIT) == 0
+    # Raising the throttle (the tool's --additional) lets it finish.
+    out = _reassign(one.bootstrap, tmp_path, plan, "slow", "--execute", "--additional",
+                    "--throttle", "100000000")
+    wait_until(lambda: not _moving(one.bootstrap), WAIT, interval=0.2,
+               what="the move to finish")
+    out = _reassign(one.bootstrap, tmp_path, plan, "slow", "--verify")
+    assert "is completed" in out and "Clearing broker-level throttles" in out, out
+    assert _replicas(one.bootstrap, "slow")[0][1] == [1, 3]
+    resource = ConfigResource(ConfigResource.Type.BROKER, "1")
+    configs = admin.describe_configs([resource])[resource].result(WAIT)
+    assert configs["leader.replication.throttled.rate"].value == str(2**63 - 1)
+    assert _log_size(three[3].bootstrap, "slow", 0) >= leader_size

@@ -103,6 +103,17 @@ def test_the_move_waits_for_every_added_replica() -> None:
     assert image.topics["t"].partitions[0].replicas == (4, 5, 3)
 
 
+def test_a_new_target_replaces_the_one_in_progress() -> None:
+    image = _apply(_image(brokers=(1, 2, 3, 4, 5)),
+                   _ops(_image(brokers=(1, 2, 3, 4, 5))).reassignment_record("t", 0, [4, 2, 3]))
+    again = _ops(image).reassignment_record("t", 0, [4, 2, 3])
+    assert again is None  # the same request again changes nothing
+    other = _ops(image).reassignment_record("t", 0, [5, 2, 3])
+    assert other is not None
+    assert (other.replicas, other.adding_replicas, other.removing_replicas) == (
+        (5, 2, 3, 4, 1), (5,), (4, 1))
+
+
 def test_cancel_drops_the_added_replicas() -> None:
     image = _apply(_image(), _ops(_image()).reassignment_record("t", 0, [4, 2, 3]))
     cancel = _ops(image).reassignment_record("t", 0, None)

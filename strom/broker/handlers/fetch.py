@@ -37,6 +37,7 @@ from typing import Any
 from strom.broker.context import RequestContext
 from strom.broker.partition import Partition
 from strom.broker.purgatory import AppendNotifier, wait_any
+from strom.broker.replication_quota import LEADER_REPLICAS, ReplicationQuota, throttled
 from strom.broker.router import handles
 from strom.errors import ErrorCode, KafkaError, UnknownTopicIdError, error_code_for
 from strom.protocol.api import ApiKey
@@ -82,7 +83,8 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
                   else getattr(request, "replica_id", CONSUMER_REPLICA_ID))
     if replica_id >= 0:
         read: PartitionRead = functools.partial(_read_for_follower, replica_id=replica_id,
-                                                zero_copy=zero_copy)
+                                                zero_copy=zero_copy,
+                                                quota=ctx.broker.replicas.quotas.leader)
     else:
         read = functools.partial(_read_for_consumer, read_committed=read_committed,
                                  zero_copy=zero_copy)
@@ -160,14 +162,23 @@ def _read_for_consumer(partition: Partition, wanted: Any, limit: int, first: boo
 
 
 def _read_for_follower(partition: Partition, wanted: Any, limit: int, first: bool, *,
-                       replica_id: int, zero_copy: bool,
+                       replica_id: int, zero_copy: bool, quota: ReplicationQuota,
                        ) -> tuple[dict[str, Any], int, AppendNotifier, bool]:
     """A follower's fetch: read up to the log end offset; woken by appends to
     the leader's log (Partition.replica_appended); a diverging epoch is
-    answered at once, so the follower truncates first."""
+    answered at once, so the follower truncates first. A follower out of the
+    ISR fetching a throttled replica (leader.replication.throttled.*) gets no
+    records while the bound is spent (Kafka's shouldLeaderThrottle); its
+    fetch offset still counts."""
+    limited = quota.limited and replica_id not in partition.isr and throttled(
+        partition.config, LEADER_REPLICAS, partition.index, partition.node_id)
+    if limited and quota.exceeded():
+        limit, first = 0, False
     fetched = partition.fetch_for_follower(
         replica_id, wanted.fetch_offset, getattr(wanted, "last_fetched_epoch", -1),
         limit, min_one_batch=first, zero_copy=zero_copy)
+    if limited:
+        quota.record(fetched.size)
     data: dict[str, Any] = {
         "partition_index": wanted.partition,
         "error_code": ErrorCode.none,

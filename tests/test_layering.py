@@ -35,7 +35,10 @@ RULES = (
          exempt=("strom.broker.server", "strom.cluster.local")),
     Rule("only the composition root picks the etcd metadata store",
          ("strom",), ("strom.cluster.etcd_store", "strom.cluster.etcd_session"),
-         exempt=("strom.broker.server", "strom.cluster.etcd_store")),
+         # etcd_snapshots is a part of the etcd store (its snapshot writes are
+         # fenced by the controller's candidacy, an etcd_session type).
+         exempt=("strom.broker.server", "strom.cluster.etcd_store",
+                 "strom.cluster.etcd_snapshots")),
     Rule("coordinators see partitions through protocols, not storage or broker modules",
          ("strom.coordinator",), ("strom.storage", "strom.broker")),
     Rule("protocol is sans-I/O and knows nothing else of strom",

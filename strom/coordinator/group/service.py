@@ -41,13 +41,11 @@ from strom.coordinator.group.requests import (
 from strom.coordinator.group.shard import GroupCoordinatorShard
 from strom.coordinator.runtime import (
     CoordinatorRuntime,
-    CreateTopic,
     LeaderPartition,
     Result,
     Timer,
-    coordinator_node,
-    state_topic_replication,
 )
+from strom.coordinator.state_topic import CreateTopic, coordinator_node, state_topic_replication
 from strom.errors import ErrorCode, KafkaError, error_code_for
 
 log = logging.getLogger(__name__)

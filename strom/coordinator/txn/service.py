@@ -27,13 +27,11 @@ from strom.coordinator.group.service import partition_for
 from strom.coordinator.regex import full_matcher
 from strom.coordinator.runtime import (
     CoordinatorRuntime,
-    CreateTopic,
     LeaderPartition,
     Result,
     Timer,
-    coordinator_node,
-    state_topic_replication,
 )
+from strom.coordinator.state_topic import CreateTopic, coordinator_node, state_topic_replication
 from strom.coordinator.txn.shard import ConcurrentTransactionsError, TxnConfig, TxnCoordinatorShard
 from strom.coordinator.txn.state import TopicPartition, TransactionMetadata, TxnState
 from strom.errors import ErrorCode, KafkaError, UnknownTopicOrPartitionError, error_code_for

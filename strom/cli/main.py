@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from strom.cli import configs, consume, dump_log, groups, produce, serve, topics
+from strom.cli import cluster, configs, consume, dump_log, groups, produce, serve, topics
 from strom.cli.common import EXIT_INTERRUPTED, CliError
 from strom.cli.output import Style
 
@@ -16,6 +16,7 @@ EXAMPLES = """examples:
   printf 'k1:hello\\nk2:world\\n' | strom produce orders --key-separator :
   strom consume orders --from-beginning --output json
   strom groups describe billing
+  strom cluster status                             # brokers, under-replicated partitions
   strom dump-log data/orders-0/00000000000000000000.log --print-data
 
 Every network command takes --bootstrap-server (default localhost:9092) and
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     consume.register(commands)
     groups.register(commands)
     configs.register(commands)
+    cluster.register(commands)
     dump_log.register(commands)
     args = parser.parse_args(argv)
     sys.exit(_run(args))

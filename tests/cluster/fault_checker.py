@@ -40,6 +40,8 @@ from tests.cluster.fault_clients import (
 )
 from tests.cluster.fault_injector import KINDS, FaultEvent, FaultInjector, wait_for
 from tests.cluster.local_cluster import LocalCluster
+from tests.cluster.netns import Netns, lab
+from tests.cluster.partition_faults import PARTITION_KINDS, PartitionInjector
 
 TOPIC = "faults"
 GROUP = "fault-checker"
@@ -75,6 +77,7 @@ class Verdict:
     failed: Counter[str] = field(default_factory=Counter)
     fatal: list[str] = field(default_factory=list)
     unresolved: int = 0
+    no_offset: int = 0  # acknowledged without an offset (placement not checkable)
     in_log: int = 0
     lost: list[Acked] = field(default_factory=list)
     misplaced: list[tuple[Acked, list[tuple[int, int]]]] = field(default_factory=list)
@@ -89,6 +92,9 @@ class Verdict:
     commits_checked: int = 0  # partitions with an acknowledged commit
     fault_notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: The faults as injected, and each one's longest pause between acknowledgements.
+    events: list[FaultEvent] = field(default_factory=list)
+    pauses: list[float] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -106,6 +112,7 @@ class Verdict:
                 f"{self.commits_checked} partitions); "
                 f"records in log: {self.in_log}; failed sends: {dict(self.failed)}; "
                 f"producer fatal errors: {len(self.fatal)}; unresolved: {self.unresolved}; "
+                f"acknowledged without offset: {self.no_offset}; "
                 f"faults with findings: {len(self.fault_notes)}; {self.seconds:.0f}s")
 
 
@@ -132,13 +139,15 @@ def judge(acked: list[Acked], log: dict[int, list[tuple[int, str]]],
         places = where.get(record.value)
         if not places:
             verdict.lost.append(record)
-        elif (record.partition, record.offset) not in places:
+        elif record.offset >= 0 and (record.partition, record.offset) not in places:
             verdict.misplaced.append((record, places))
     deliveries = Counter((p, o) for p, o, _v in group_seen)
     verdict.group_redelivered = sum(n - 1 for n in deliveries.values())
     seen = {(p, o, v) for p, o, v in group_seen}
     verdict.group_phantom = sorted((p, o, v) for p, o, v in seen if at.get((p, o)) != v)
-    verdict.group_missed = [r for r in acked if (r.partition, r.offset, r.value) not in seen]
+    seen_values = {(p, v) for p, _o, v in group_seen}
+    verdict.group_missed = [r for r in acked if (r.partition, r.offset, r.value) not in seen
+                            and (r.offset >= 0 or (r.partition, r.value) not in seen_values)]
     return verdict
 
 
@@ -226,11 +235,15 @@ def explain(verdict: Verdict, events: list[FaultEvent], origin: float, limit: in
 
 
 def run(directory: Path, etcd: str, config: RunConfig,
-        say: Callable[[str], None] = print) -> Verdict:
+        say: Callable[[str], None] = print, net: Netns | None = None) -> Verdict:
+    """With `net` (a lab with a namespace per broker-ID and etcd-N), every
+    process runs in its namespace and network partitions can be injected."""
     started = time.monotonic()
+    if net is None and set(config.kinds) & set(PARTITION_KINDS):
+        raise ValueError("network partitions need the processes in namespaces (net)")
     cluster = LocalCluster(directory, etcd, etcd_members=config.etcd_members,
                            session_timeout_ms=config.session_timeout_ms,
-                           replica_lag_ms=config.replica_lag_ms)
+                           replica_lag_ms=config.replica_lag_ms, net=net)
     writers: list[Writer] = []
     readers: list[GroupReader] = []
     try:
@@ -238,7 +251,9 @@ def run(directory: Path, etcd: str, config: RunConfig,
         bootstrap = cluster.bootstrap()
         injector = FaultInjector(cluster, TOPIC, config.partitions, config.replication,
                                  config.session_timeout_ms / 1000, config.heal_timeout, say,
-                                 overlap=config.overlap)
+                                 overlap=config.overlap) if net is None else PartitionInjector(
+            cluster, net, TOPIC, config.partitions, config.replication,
+            config.session_timeout_ms / 1000, config.heal_timeout, say, overlap=config.overlap)
         assert wait_for(lambda: (s := injector.view.any_snapshot()) is not None
                         and s.brokers == set(cluster.node_ids), 60), "brokers did not register"
         admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 2})
@@ -296,10 +311,13 @@ def run(directory: Path, etcd: str, config: RunConfig,
             verdict.failed.update(writer.stats.failed)
             verdict.fatal += writer.stats.fatal
             verdict.unresolved += writer.stats.unresolved
+            verdict.no_offset += writer.stats.no_offset
         for reader in readers:
             verdict.group_errors.update(reader.errors)
         verdict.seconds = time.monotonic() - started
         origin = injector.events[0].started if injector.events else started
+        verdict.events = list(injector.events)
+        verdict.pauses = [gap for _e, gap, _p in event_pauses(acked, injector.events)]
         say(verdict.summary())
         say("longest pause between acknowledgements on a partition during a fault: "
             + describe_pauses(write_pauses(acked, injector.events)))
@@ -315,6 +333,8 @@ def run(directory: Path, etcd: str, config: RunConfig,
             writer.stopping.set()
         for reader in readers:
             reader.stopping.set()
+        if net is not None:
+            net.heal()  # a controlled shutdown needs etcd
         cluster.stop_all()
 
 
@@ -350,6 +370,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep-going", action="store_true",
                         help="go on injecting after a fault the cluster did not handle")
     parser.add_argument("--dir", type=Path, help="cluster directory (default: a temp dir)")
+    parser.add_argument("--netns", action="store_true",
+                        help="each process in a network namespace of its own (implied by "
+                             f"the partition kinds: {','.join(PARTITION_KINDS)})")
     args = parser.parse_args(argv)
     etcd = etcd_binary()
     if etcd is None:
@@ -359,16 +382,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.dir} is not empty: the checker starts a new cluster", file=sys.stderr)
         return 2
     kinds = tuple(args.kinds.split(","))
+    partitions = bool(set(kinds) & set(PARTITION_KINDS))
     config = RunConfig(faults=args.faults, kinds=kinds, replication=args.replication,
                        partitions=args.partitions, session_timeout_ms=args.session_timeout_ms,
                        replica_lag_ms=args.replica_lag_ms,
-                       etcd_members=3 if "etcd-kill" in kinds else 1,
+                       etcd_members=3 if "etcd-kill" in kinds or partitions else 1,
                        stop_on_finding=not args.keep_going, acks=args.acks,
                        overlap=args.overlap)
-    with tempfile.TemporaryDirectory(prefix="strom-faults-") as tmp:
-        directory = args.dir or Path(tmp) / "cluster"
-        verdict = run(directory, etcd, config, say=lambda text: print(text, flush=True))
+    verdict = run_in(args.dir, etcd, config, args.netns or partitions,
+                     say=lambda text: print(text, flush=True))
     return 0 if verdict.ok else 1
+
+
+def run_in(directory: Path | None, etcd: str, config: RunConfig, netns: bool,
+           say: Callable[[str], None]) -> Verdict:
+    """run() in a temporary directory (unless given), in namespaces if asked."""
+    with tempfile.TemporaryDirectory(prefix="strom-faults-") as tmp:
+        directory = directory or Path(tmp) / "cluster"
+        if not netns:
+            return run(directory, etcd, config, say=say)
+        names = [f"etcd-{n}" for n in range(1, config.etcd_members + 1)] + \
+            [f"broker-{n}" for n in range(1, 4)]
+        with lab(names) as net:
+            return run(directory, etcd, config, say=say, net=net)
 
 
 if __name__ == "__main__":

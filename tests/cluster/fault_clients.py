@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 @dataclass(frozen=True)
 class Acked:
     partition: int
-    offset: int
+    offset: int  # -1: acknowledged without an offset (see Writer._report)
     value: str
     at: float  # time.monotonic() of the delivery report
 
@@ -32,6 +32,7 @@ class WriterStats:
     failed: dict[str, int] = field(default_factory=dict)  # error name -> count
     fatal: list[str] = field(default_factory=list)
     unresolved: int = 0  # still in flight when the writer gave up flushing
+    no_offset: int = 0  # acknowledged without an offset
 
 
 def parse_value(value: str) -> tuple[str, int, int]:
@@ -85,7 +86,14 @@ class Writer(threading.Thread):
             if err is None:
                 value = message.value()
                 offset = message.offset()
-                assert value is not None and offset is not None
+                assert value is not None
+                if offset is None:
+                    # librdkafka reports an idempotent batch delivered without
+                    # an offset when it learns so indirectly (e.g. a retry
+                    # answered as already written without offsets): still
+                    # acknowledged, so it must be in the log; only where is unknown.
+                    self.stats.no_offset += 1
+                    offset = -1
                 self.stats.acked.append(Acked(message.partition() or 0, offset,
                                               value.decode(), time.monotonic()))
             else:

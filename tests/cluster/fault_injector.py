@@ -50,6 +50,7 @@ class FaultEvent:
     started: float
     detected: float | None = None  # the cluster noticed (new leader / controller)
     healed: float | None = None  # whole again
+    ended: float | None = None  # the fault lifted (restarted, resumed, network healed)
     notes: list[str] = field(default_factory=list)  # findings: the cluster did not cope
     info: list[str] = field(default_factory=list)  # expected (overlapping faults)
 
@@ -181,16 +182,7 @@ class FaultInjector:
         partition = number % self.partitions
         snapshot = self.view.any_snapshot()
         assert snapshot is not None, "no broker answers"
-        if kind == "etcd-kill":
-            event = self._etcd_kill(number)
-        elif kind == "controller-kill":
-            event = self._broker_fault(number, kind, snapshot.controller, None)
-        else:
-            leader = snapshot.partitions[partition].leader if partition in \
-                snapshot.partitions else -1
-            if leader < 0:
-                leader = self.cluster.node_ids[number % len(self.cluster.node_ids)]
-            event = self._broker_fault(number, kind, leader, partition)
+        event = self._inject_fault(number, kind, partition, snapshot)
         self.events.append(event)
         if self.overlap:
             # Only the processes back: the next fault may hit a cluster still
@@ -212,6 +204,25 @@ class FaultInjector:
                 event.notes.append("still not whole after the repair: " + self.describe_state())
         self.say(event.describe(self.events[0].started))
         return event
+
+    def _inject_fault(self, number: int, kind: str, partition: int,
+                      snapshot: Snapshot) -> FaultEvent:
+        """Inject one fault and lift it again (the caller waits for the cluster
+        to be whole); partition_faults.py adds network partitions."""
+        if kind == "etcd-kill":
+            return self._etcd_kill(number)
+        if kind == "controller-kill":
+            return self._broker_fault(number, kind, snapshot.controller, None)
+        return self._broker_fault(number, kind, self.leader_of(snapshot, partition, number),
+                                  partition)
+
+    def leader_of(self, snapshot: Snapshot, partition: int, number: int) -> int:
+        """The partition's leader, or some broker if it has none."""
+        leader = snapshot.partitions[partition].leader if partition in \
+            snapshot.partitions else -1
+        if leader < 0:
+            leader = self.cluster.node_ids[number % len(self.cluster.node_ids)]
+        return leader
 
     def all_running(self) -> bool:
         return all(state == "running" for _pid, state in self.cluster.status().values())
@@ -249,6 +260,7 @@ class FaultInjector:
             if not wait_for(lambda: self._left(victim), self.notice_timeout):
                 event.notes.append(f"broker {victim} still registered while paused")
             self.cluster.run("resume", victim)
+            event.ended = time.monotonic()
             # A resumed broker must rejoin on its own (a new registration).
             if not self.overlap and not self.wait_whole():
                 event.notes.append(f"broker {victim} did not rejoin after SIGCONT within "
@@ -258,6 +270,7 @@ class FaultInjector:
                 self._start_broker(victim, event)
         else:
             self._start_broker(victim, event)
+            event.ended = time.monotonic()
         return event
 
     def _left(self, victim: int) -> bool:
@@ -298,6 +311,7 @@ class FaultInjector:
             event.notes.append(f"brokers {sorted(lost)} left the cluster while etcd-{member} "
                                "was down")
         self.cluster.run("etcd-start", member)
+        event.ended = time.monotonic()
         return event
 
     def _etcd_leader(self) -> int | None:

@@ -94,3 +94,17 @@ def test_check_commits_finds_a_committed_offset_gone_back() -> None:
         "partition 0: committed 11 < acknowledged commit 12"]
     assert check_commits([one, two], {0: 12}) == [
         "partition 1: committed -1 < acknowledged commit 5"]
+
+
+def test_an_acknowledgement_without_offset_is_checked_by_value() -> None:
+    """librdkafka may report an idempotent batch delivered without its offset:
+    the record must still be in the log once (and reach the group)."""
+    acked = [_acked(0, 0, "w.0:0:0"), _acked(0, -1, "w.0:0:1")]
+    log = {0: [(0, "w.0:0:0"), (1, "w.0:0:1")]}
+    group = [(0, 0, "w.0:0:0"), (0, 1, "w.0:0:1")]
+    assert judge(acked, log, group).ok
+    lost = judge(acked, {0: [(0, "w.0:0:0")]}, group[:1])
+    assert [r.value for r in lost.lost] == ["w.0:0:1"]
+    assert [r.value for r in lost.group_missed] == ["w.0:0:1"]
+    twice = judge(acked, {0: [*log[0], (2, "w.0:0:1")]}, group)
+    assert [v for v, _ in twice.duplicated] == ["w.0:0:1"]

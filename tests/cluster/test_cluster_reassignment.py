@@ -39,6 +39,8 @@ from tests.process import StromProcess
 from tests.wire import WireClient
 
 REASSIGN = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand"
+LOG_DIRS = "org.apache.kafka.tools.LogDirsCommand"
+LEADER_ELECTION = "org.apache.kafka.tools.LeaderElectionCommand"
 
 
 @pytest.fixture
@@ -147,6 +149,19 @@ def test_kafkas_tool_moves_replicas_while_producing(three: dict[int, StromProces
     # Broker 1 lost its replica of partition 0: its log goes.
     wait_until(lambda: not log_of_one.exists(), WAIT, what="broker 1 deleting moving-0")
     assert (three[1].data_dir / "moving-1").exists()
+    # DescribeLogDirs across the brokers (Kafka's kafka-log-dirs.sh) shows where
+    # the replicas are now.
+    described = run_kafka_tool(LOG_DIRS, "--bootstrap-server", one.bootstrap, "--describe",
+                               "--topic-list", "moving", "--broker-list", "1,2,3").stdout
+    document = json.loads(described.strip().splitlines()[-1])
+    hosted = {b["broker"]: sorted(p["partition"] for d in b["logDirs"] for p in d["partitions"])
+              for b in document["brokers"]}
+    assert hosted == {1: ["moving-1"], 2: ["moving-0"], 3: ["moving-0", "moving-1"]}
+    # Kafka's leader election tool: broker 3 is already the preferred leader.
+    elected = run_kafka_tool(LEADER_ELECTION, "--bootstrap-server", one.bootstrap,
+                             "--election-type", "PREFERRED", "--topic", "moving",
+                             "--partition", "0")
+    assert "Valid replica already elected for partitions" in elected.stdout, elected.stdout
 
 
 def _alter(bootstrap: str, partitions: dict[int, tuple[int, ...] | None], topic: str) -> Any:
@@ -159,7 +174,8 @@ def _alter(bootstrap: str, partitions: dict[int, tuple[int, ...] | None], topic:
         return client.request(ApiKey.ALTER_PARTITION_REASSIGNMENTS, 0, request)
 
 
-def test_errors_forwarded_from_another_broker(three: dict[int, StromProcess]) -> None:
+def test_errors_forwarded_from_another_broker(three: dict[int, StromProcess],
+                                              tmp_path: Path) -> None:
     one = three[1]
     controller = metadata_of(one.bootstrap).controller_id
     other = three[next(n for n in three if n != controller)]
@@ -178,6 +194,15 @@ def test_errors_forwarded_from_another_broker(three: dict[int, StromProcess]) ->
         assert result.error_code == ErrorCode.invalid_replica_assignment, bad
     assert _alter(other.bootstrap, {0: (1, 2)}, "nope").responses[0].partitions[0] \
         .error_code == ErrorCode.unknown_topic_or_partition
+
+    # Kafka's --generate proposes a plan over the brokers named.
+    topics_file = tmp_path / "topics.json"
+    topics_file.write_text(json.dumps({"version": 1, "topics": [{"topic": "fixed"}]}))
+    generated = run_kafka_tool(REASSIGN, "--bootstrap-server", other.bootstrap, "--generate",
+                               "--topics-to-move-json-file", str(topics_file),
+                               "--broker-list", "2,3").stdout
+    proposed = json.loads(generated.split("Proposed partition reassignment configuration")[1])
+    assert [sorted(p["replicas"]) for p in proposed["partitions"]] == [[2, 3]]
 
     # A shrink within the ISR completes at once; nothing is left to list.
     (result,) = _alter(other.bootstrap, {0: (2,)}, "fixed").responses[0].partitions

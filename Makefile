@@ -9,7 +9,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 CONFIG ?= config/server.properties
 
 .PHONY: serve cluster test lint typecheck unit interop interop-kafka interop-cluster system-deps kafka-jars compat compat-kafka compat-cluster clean \
-	bench bench-quick bench-soak bench-views bench-failover demo fuzz
+	bench bench-quick bench-soak bench-views bench-failover demo fuzz jepsen
 
 $(STAMP): pyproject.toml setup.py strom/protocol/records/_walk.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ interop-kafka: $(TEST_STAMP) kafka-jars
 interop-cluster: $(TEST_STAMP) kafka-jars
 	scripts/install-etcd.sh
 	STROM_TEST_BOOTSTRAP=cluster $(BIN)/python -m pytest -m interop tests/interop
+
+## jepsen: 100 mixed faults (kill -9, SIGSTOP, etcd member loss, network partitions between namespaces; as root) under idempotent acks=all producers and a consumer group, then every acknowledged record checked; prints faults by kind, recovery p50/p99, acknowledged/lost/duplicated (~20 min); JEPSEN_ARGS for --faults/--kinds
+jepsen: $(TEST_STAMP) $(CLUSTER_STAMP) system-deps
+	$(BIN)/python -m tests.cluster.jepsen $(JEPSEN_ARGS)
 
 ## fuzz: a million fuzz frames (schema-drawn, mutated client captures, random) against a strom subprocess; FUZZ_ARGS for --frames/--connections/--seed
 fuzz: $(TEST_STAMP)

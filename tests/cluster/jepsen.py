@@ -1,0 +1,127 @@
+"""`make jepsen`: a Jepsen-style run of the fault checker (issue 15). Three
+brokers and a three-member etcd, each in a network namespace of its own,
+while idempotent acks=all producers and a consumer group run; faults in turn:
+kill -9 of a partition leader and of the controller, SIGSTOP of a leader past
+its lease, the loss of etcd's raft leader, and network partitions (a leader
+cut off from its followers, from etcd, a minority side, flapping links).
+After each fault the run waits until the cluster is whole again. Then the
+topic is read back and judged (tests/cluster/fault_checker.py), and a table
+is printed: faults by kind, how long each took to notice and to recover
+(from the fault lifted until every partition is led with its full ISR
+again), the longest pause between acknowledgements it caused, and records
+acknowledged / lost / duplicated, ending with one line
+
+    jepsen: F faults, A acknowledged, L lost, D duplicated
+
+    .venv/bin/python -m tests.cluster.jepsen --faults 100
+
+Without namespaces (not root, no nftables) the network partitions are left
+out, with the reason printed."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+
+from tests.cluster import netns
+from tests.cluster.etcd_process import etcd_binary
+from tests.cluster.fault_checker import RunConfig, Verdict, run_in
+from tests.cluster.fault_injector import KINDS
+from tests.cluster.partition_faults import PARTITION_KINDS
+
+#: Crashes and partitions interleaved, so that no two partitions follow each other.
+MIXED = ("leader-kill", "isolate-etcd", "leader-pause", "isolate-followers",
+         "controller-kill", "minority", "etcd-kill", "flap")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of non-empty `values`."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def _cell(values: Sequence[float]) -> str:
+    if not values:
+        return "-"
+    return f"{percentile(values, 50):.2f} / {percentile(values, 99):.2f}"
+
+
+def table(verdict: Verdict) -> str:
+    """Faults by kind with their costs (seconds, p50 / p99), then the totals."""
+    noticed: dict[str, list[float]] = defaultdict(list)
+    recovery: dict[str, list[float]] = defaultdict(list)
+    pauses: dict[str, list[float]] = defaultdict(list)
+    count: dict[str, int] = defaultdict(int)
+    for event, pause in zip(verdict.events, verdict.pauses, strict=True):
+        count[event.kind] += 1
+        pauses[event.kind].append(pause)
+        if event.detected is not None:
+            noticed[event.kind].append(event.detected - event.started)
+        if event.healed is not None and event.ended is not None:
+            recovery[event.kind].append(max(0.0, event.healed - event.ended))
+    rows = [("fault", "n", "noticed s p50/p99", "recovery s p50/p99",
+             "write pause s p50/p99")]
+    for kind in sorted(count):
+        rows.append((kind, str(count[kind]), _cell(noticed[kind]), _cell(recovery[kind]),
+                     _cell(pauses[kind])))
+    everything = [v for values in recovery.values() for v in values]
+    rows.append(("all", str(len(verdict.events)), _cell([v for vs in noticed.values()
+                                                          for v in vs]),
+                 _cell(everything), _cell(verdict.pauses)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+             .rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    lines.append("")
+    lines.append(f"records acknowledged {verdict.acked}, lost {len(verdict.lost)}, "
+                 f"duplicated {len(verdict.duplicated)}, misplaced {len(verdict.misplaced)}, "
+                 f"out of order {len(verdict.out_of_order)}, missed by the group "
+                 f"{len(verdict.group_missed)}, committed offsets gone back "
+                 f"{len(verdict.commits_lost)}; faults the cluster did not handle "
+                 f"{len(verdict.fault_notes)}")
+    lines.append(final_line(verdict))
+    return "\n".join(lines)
+
+
+def final_line(verdict: Verdict) -> str:
+    return (f"jepsen: {verdict.faults} faults, {verdict.acked} acknowledged, "
+            f"{len(verdict.lost)} lost, {len(verdict.duplicated)} duplicated")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--faults", type=int, default=100)
+    parser.add_argument("--kinds", default=",".join(MIXED),
+                        help=f"comma-separated, in turn (default {','.join(MIXED)})")
+    parser.add_argument("--session-timeout-ms", type=int, default=3000)
+    parser.add_argument("--replica-lag-ms", type=int, default=3000)
+    args = parser.parse_args(argv)
+    etcd = etcd_binary()
+    if etcd is None:
+        print("no etcd binary: run scripts/install-etcd.sh", file=sys.stderr)
+        return 2
+    kinds = tuple(args.kinds.split(","))
+    unknown = set(kinds) - set(KINDS) - set(PARTITION_KINDS)
+    if unknown:
+        print(f"unknown fault kinds: {sorted(unknown)}", file=sys.stderr)
+        return 2
+    reason = netns.unavailable()
+    if reason is not None:
+        print(f"no network partitions: {reason}", flush=True)
+        kinds = tuple(k for k in kinds if k not in PARTITION_KINDS)
+    config = RunConfig(faults=args.faults, kinds=kinds, etcd_members=3,
+                       session_timeout_ms=args.session_timeout_ms,
+                       replica_lag_ms=args.replica_lag_ms, stop_on_finding=False)
+    verdict = run_in(None, etcd, config, netns=reason is None,
+                     say=lambda text: print(text, flush=True))
+    print()
+    print(table(verdict), flush=True)
+    return 0 if verdict.ok and not verdict.fatal else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

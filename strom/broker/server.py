@@ -110,9 +110,13 @@ class Broker:
         store: MetadataStore
         if config.etcd_endpoints:
             store = self._store = await self._etcd_store(log_manager.cluster_id, advertised)
-            if not store.image.topics:
+            if store.metadata_batches == 0:
+                # A cluster whose metadata was never written: these etcd
+                # endpoints or this cluster.id are not the ones the logs were
+                # written under. (Topics deleted while this broker was down are
+                # a cluster with history: their logs are deleted below.)
                 self._refuse_orphans(log_manager, f"the cluster's metadata in etcd "
-                                     f"({', '.join(config.etcd_endpoints)}) holds no topic",
+                                     f"({', '.join(config.etcd_endpoints)}) was never written",
                                      "check strom.metadata.etcd.endpoints and cluster.id")
         else:
             local = LocalMetadataStore(

@@ -214,6 +214,12 @@ class EtcdMetadataStore:
             return False
         return True
 
+    @property
+    def metadata_batches(self) -> int:
+        """The sequence number of the last metadata batch applied: 0 while the
+        cluster's metadata log in etcd has never been written."""
+        return self._last_batch
+
     # --- the MetadataStore protocol --------------------------------------------
 
     def subscribe(self, listener: ImageListener) -> None:

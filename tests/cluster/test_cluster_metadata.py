@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from kio.schema.describe_topic_partitions.v0.request import (
     DescribeTopicPartitionsRequest,
@@ -104,3 +106,38 @@ def _all_topics(bootstrap: str) -> Any:
         return client.request(ApiKey.METADATA, 12, MetadataRequest(
             topics=None, allow_auto_topic_creation=False,
             include_topic_authorized_operations=False)).topics
+
+
+def test_a_broker_down_while_its_topic_was_deleted_starts_and_drops_the_log(
+        two_brokers: list[StromProcess], etcd_bin: str, tmp_path: Path) -> None:
+    """Broker 2 is killed, a topic it holds a replica of is deleted meanwhile:
+    it starts again (the cluster's metadata has history, so its log is a
+    deleted topic's) and removes the log. The same data pointed at an etcd
+    that holds no cluster metadata at all is refused: the logs would all
+    count as deleted topics' and be lost."""
+    one, two = two_brokers
+    admin = AdminClient({"bootstrap.servers": one.bootstrap})
+    admin.create_topics([NewTopic("doomed", 1, 2)])["doomed"].result(WAIT)
+    producer = Producer({"bootstrap.servers": one.bootstrap, "acks": "all"})
+    producer.produce("doomed", value=b"soon gone")
+    assert producer.flush(WAIT) == 0
+    log_dir = two.data_dir / "doomed-0"
+    wait_until(lambda: any(f.stat().st_size for f in log_dir.glob("*.log")), WAIT,
+               what="the record replicated to broker 2")
+    two.kill()
+    admin.delete_topics(["doomed"])["doomed"].result(WAIT)
+
+    (tmp_path / "elsewhere").mkdir()
+    elsewhere = EtcdCluster(etcd_bin, tmp_path / "elsewhere", size=1)
+    elsewhere.start()
+    try:
+        stray = StromProcess(two.data_dir, overrides={
+            **two.overrides, "strom.metadata.etcd.endpoints": elsewhere.endpoints})
+        with pytest.raises(RuntimeError, match="was never written"):
+            stray.start(timeout=WAIT)
+    finally:
+        elsewhere.stop()
+    assert log_dir.exists()  # refused before anything was deleted
+
+    two.start(timeout=WAIT)
+    wait_until(lambda: not log_dir.exists(), WAIT, what="the deleted topic's log removed")

@@ -7,7 +7,8 @@ first/last offset). A batch is checked before it is appended:
   - a batch equal to one of the last five is a retry: it is not written
     again and is answered with its original offset;
   - otherwise its first sequence must follow the last one (wrapping at
-    2^31-1), or start at 0 in a new epoch: else OUT_OF_ORDER_SEQUENCE_NUMBER.
+    2^31-1), or start at 0 in a new epoch (also one a transaction marker
+    began, as transaction version 2 does): else OUT_OF_ORDER_SEQUENCE_NUMBER.
 A producer id this partition has never seen may start at any sequence, as in
 Kafka: its state may have been expired or cleaned away.
 
@@ -161,10 +162,17 @@ class ProducerStateManager:
                 return duplicate
             last = entry.last_sequence
             if last == NO_SEQUENCE:
-                if header.base_sequence != 0 and not header.is_transactional:
+                # The epoch came with a marker (transaction version 2 writes it
+                # with the bumped epoch) or a coordinator's batch: the producer's
+                # first batch in it starts at 0. A later one arriving first (the
+                # first was refused, say by its transaction's verification, while
+                # the next was in flight) is out of order, as in Kafka; taken as
+                # the start, it would put the first one's retry out of order.
+                if header.base_sequence != 0:
                     raise OutOfOrderSequenceError(
-                        f"Out of order sequence number for producer {header.producer_id}: "
-                        f"found {header.base_sequence}, expected 0"
+                        f"Out of order sequence number for producer {header.producer_id} at "
+                        f"epoch {header.producer_epoch}: {header.base_sequence} (incoming seq. "
+                        f"number), expected 0 (no sequence yet in this epoch)"
                     )
             elif not _in_sequence(last, header.base_sequence):
                 raise OutOfOrderSequenceError(

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from strom.errors import InvalidProducerEpochError, OutOfOrderSequenceError
-from strom.protocol.records import RecordSpec, build_batch, read_batch_header
+from strom.protocol.records import (
+    ControlRecordType,
+    RecordSpec,
+    build_batch,
+    build_control_batch,
+    read_batch_header,
+)
 from strom.storage.producer_state import MAX_SEQUENCE, ProducerStateManager
 
 
@@ -81,3 +87,44 @@ def test_expiry(tmp_path: Path) -> None:
     state.update(header(2, 0, 0), 1, 50_000)
     assert state.expire(now_ms=60_000, expiration_ms=30_000) == 1
     assert set(state.entries) == {2}
+
+
+def txn_header(pid: int, epoch: int, seq: int, count: int = 1):  # type: ignore[no-untyped-def]
+    batch = build_batch([RecordSpec(value=b"x")] * count, producer_id=pid, producer_epoch=epoch,
+                        base_sequence=seq, transactional=True)
+    return read_batch_header(batch)
+
+
+def marker_header(pid: int, epoch: int, commit: bool):  # type: ignore[no-untyped-def]
+    return read_batch_header(build_control_batch(
+        ControlRecordType.COMMIT if commit else ControlRecordType.ABORT,
+        producer_id=pid, producer_epoch=epoch, coordinator_epoch=0, timestamp=1))
+
+
+def test_epoch_bumped_by_a_marker_starts_at_sequence_zero(tmp_path: Path) -> None:
+    """Transaction version 2 (KIP-890) writes a transaction's marker with the
+    bumped epoch, so the producer's entry here has that epoch and no sequence
+    yet. Its next transaction must start at 0: a later batch whose first batch
+    was refused (a pipelined produce verified after the first one failed
+    verification) is out of order, as in Kafka, not the start of the epoch;
+    accepted, it made the first batch's retry out of order for good
+    (TestTxnEtl against a cluster)."""
+    state = ProducerStateManager(tmp_path)
+    first = txn_header(4, 0, 0, count=4)
+    state.update(first, 0, 1)
+    state.update(marker_header(4, 1, commit=False), 4, 2)
+    assert state.entries[4].epoch == 1 and state.entries[4].current_txn_first_offset == -1
+    with pytest.raises(OutOfOrderSequenceError):
+        state.check(txn_header(4, 1, 276, count=2))
+    assert state.check(txn_header(4, 1, 0, count=276)) is None
+
+
+def test_transaction_version_1_continues_its_sequence_across_markers(tmp_path: Path) -> None:
+    """Transaction version 1 keeps its epoch across transactions: the marker
+    has the producer's epoch and its sequence goes on where it was."""
+    state = ProducerStateManager(tmp_path)
+    state.update(txn_header(6, 2, 0, count=3), 0, 1)
+    state.update(marker_header(6, 2, commit=True), 3, 2)
+    assert state.check(txn_header(6, 2, 3)) is None
+    with pytest.raises(OutOfOrderSequenceError):
+        state.check(txn_header(6, 2, 0))

@@ -121,3 +121,29 @@ def test_next_transaction_waits_for_the_previous_and_old_epoch_is_fenced(
         assert _produce(client, pid, 0, 1) == ErrorCode.invalid_producer_epoch
         assert _produce(client, pid, 2, 0) == ErrorCode.none
         assert _end_txn(client, pid, 2, True) == (ErrorCode.none, pid, 3)
+
+
+def test_next_epochs_first_batch_refused_its_successor_is_out_of_order(
+        fresh_broker: EmbeddedBroker) -> None:
+    """The marker of a transaction version 2 commit carries the bumped epoch,
+    so the partition knows the producer's new epoch before any of its batches.
+    The next transaction's first batch is refused while the commit completes
+    (its markers held back here); a pipelined second batch verified after it
+    must be OUT_OF_ORDER_SEQUENCE_NUMBER (the client resends it after the
+    first), not taken as the epoch's start: it was, and the first batch's
+    retry was then out of order for good (TestTxnEtl against a cluster)."""
+    with WireClient(fresh_broker.bootstrap) as client:
+        client.request(ApiKey.METADATA, 12, metadata_request(TOPIC))
+        pid = _init_producer_id(client)
+        markers = HeldMarkers(fresh_broker)
+
+        assert _produce(client, pid, 0, 0) == ErrorCode.none
+        assert _end_txn(client, pid, 0, True) == (ErrorCode.none, pid, 1)
+        assert _produce(client, pid, 1, 0) == ErrorCode.not_enough_replicas
+        markers.release()
+        _wait_state(client, "CompleteCommit")
+
+        assert _produce(client, pid, 1, 1) == ErrorCode.out_of_order_sequence_number
+        assert _produce(client, pid, 1, 0) == ErrorCode.none
+        assert _produce(client, pid, 1, 1) == ErrorCode.none
+        assert _end_txn(client, pid, 1, True) == (ErrorCode.none, pid, 2)

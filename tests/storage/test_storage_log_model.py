@@ -132,7 +132,11 @@ class Runner:
         first_base = self.log.segments[0].base_offset
         self.log.truncate_to(target)
         if target >= m.log_end_offset:
-            return  # a no-op, as in Kafka
+            # No record goes, as in Kafka; but, as Kafka's truncateTo does, an
+            # epoch started at the log end without records is dropped (a former
+            # leader that wrote nothing in its epoch must not claim it).
+            self._forget_epochs_at_end()
+            return
         m.batches = [b for b in m.batches if b.last < target]
         if target < first_base:
             m.batches, m.epochs, m.log_start_offset = [], [], target

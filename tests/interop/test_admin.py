@@ -155,7 +155,7 @@ def test_create_topic_aiokafka(bootstrap: str, admin: Any, topic: str) -> None:
 
 def test_create_topic_broker_defaults(admin: Any, topic: str) -> None:
     """-1 partitions and replication factor: the broker's num.partitions (1) and
-    default.replication.factor (1)."""
+    default.replication.factor (1 on a single node, 3 on the local cluster)."""
     assert error_code(admin.create_topics([NewTopic(topic)])[topic]) == 0
     wait_topic_ready(admin, topic, 1)
 

@@ -285,7 +285,14 @@ def run(directory: Path, etcd: str, config: RunConfig,
         last = time.monotonic()
         if not wait_for(lambda: all(w.stats.acked and w.stats.acked[-1].at > last
                                     for w in writers), 60):
-            say("writers were not acknowledged again within 60s after the last fault")
+            origin = injector.events[0].started if injector.events else started
+            stalled = [f"writer {w.writer_name}: last acknowledgement at "
+                       f"{w.stats.acked[-1].at - origin:.2f}s, partition "
+                       f"{w.stats.acked[-1].partition}" if w.stats.acked else
+                       f"writer {w.writer_name}: never acknowledged"
+                       for w in writers if not (w.stats.acked and w.stats.acked[-1].at > last)]
+            say("writers were not acknowledged again within 60s after the last fault: "
+                + "; ".join(stalled))
         for writer in writers:
             writer.stopping.set()
         for writer in writers:

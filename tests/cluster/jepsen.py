@@ -25,6 +25,7 @@ import math
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 
 from tests.cluster import netns
 from tests.cluster.etcd_process import etcd_binary
@@ -82,7 +83,8 @@ def table(verdict: Verdict) -> str:
                  f"out of order {len(verdict.out_of_order)}, missed by the group "
                  f"{len(verdict.group_missed)}, committed offsets gone back "
                  f"{len(verdict.commits_lost)}; faults the cluster did not handle "
-                 f"{len(verdict.fault_notes)}")
+                 f"{len(verdict.fault_notes)}; sends failed (never acknowledged) "
+                 f"{sum(verdict.failed.values())} {dict(verdict.failed) or ''}".rstrip())
     lines.append(final_line(verdict))
     return "\n".join(lines)
 
@@ -99,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"comma-separated, in turn (default {','.join(MIXED)})")
     parser.add_argument("--session-timeout-ms", type=int, default=3000)
     parser.add_argument("--replica-lag-ms", type=int, default=3000)
+    parser.add_argument("--dir", type=Path,
+                        help="cluster directory, kept with every process's log (default: a "
+                             "temporary one)")
     args = parser.parse_args(argv)
     etcd = etcd_binary()
     if etcd is None:
@@ -116,7 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = RunConfig(faults=args.faults, kinds=kinds, etcd_members=3,
                        session_timeout_ms=args.session_timeout_ms,
                        replica_lag_ms=args.replica_lag_ms, stop_on_finding=False)
-    verdict = run_in(None, etcd, config, netns=reason is None,
+    if args.dir is not None and args.dir.exists() and any(args.dir.iterdir()):
+        print(f"{args.dir} is not empty: the run starts a new cluster", file=sys.stderr)
+        return 2
+    verdict = run_in(args.dir, etcd, config, netns=reason is None,
                      say=lambda text: print(text, flush=True))
     print()
     print(table(verdict), flush=True)

@@ -27,6 +27,31 @@ def _all(request: Any, code: ErrorCode) -> list[dict[str, Any]]:
         for t in request.topics]
 
 
+async def _add_group_partition(ctx: RequestContext, request: Any) -> ErrorCode:
+    """Transaction version 2: add the group's `__consumer_offsets` partition to
+    the producer's transaction at its coordinator, which in a cluster may be
+    another broker (asked with AddPartitionsToTxn v5, as the produce path
+    does). Asked here, a coordinator that is not loaded answers
+    NOT_COORDINATOR: the client retried until it gave up and aborted, so
+    a transactional consumer whose group and transaction coordinators
+    differed never committed (TestTxnEtl against a cluster)."""
+    broker = ctx.broker
+    transactions = broker.transactions
+    tp = transactions.group_partition(request.group_id)
+    channel = broker.txn_channel
+    node = (await transactions.coordinator_for(request.transactional_id)
+            if channel.enabled else broker.node_id)
+    if node is None:
+        return ErrorCode.coordinator_not_available
+    if node != broker.node_id:
+        codes = await channel.add_partitions(node, request.transactional_id,
+                                             request.producer_id, request.producer_epoch,
+                                             [tp], verify_only=False)
+        return codes[tp]
+    return await transactions.add_partitions(request.transactional_id, request.producer_id,
+                                             request.producer_epoch, [tp])
+
+
 @handles(ApiKey.TXN_OFFSET_COMMIT)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
@@ -34,10 +59,7 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     if await groups.coordinator_for(request.group_id) != broker.node_id:
         return {"throttle_time": 0, "topics": _all(request, ErrorCode.not_coordinator)}
     if ctx.api_version >= 5:
-        transactions = broker.transactions
-        code = await transactions.add_partitions(
-            request.transactional_id, request.producer_id, request.producer_epoch,
-            [transactions.group_partition(request.group_id)])
+        code = await _add_group_partition(ctx, request)
         if code != ErrorCode.none:
             return {"throttle_time": 0, "topics": _all(request, code)}
     commit = CommitRequest(

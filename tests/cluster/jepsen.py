@@ -3,7 +3,8 @@ brokers and a three-member etcd, each in a network namespace of its own,
 while idempotent acks=all producers and a consumer group run; faults in turn:
 kill -9 of a partition leader and of the controller, SIGSTOP of a leader past
 its lease, the loss of etcd's raft leader, and network partitions (a leader
-cut off from its followers, from etcd, a minority side, flapping links).
+cut off from its followers, from etcd, a minority side, flapping links, a
+slow link).
 After each fault the run waits until the cluster is whole again. Then the
 topic is read back and judged (tests/cluster/fault_checker.py), and a table
 is printed: faults by kind, how long each took to notice and to recover
@@ -35,7 +36,7 @@ from tests.cluster.partition_faults import PARTITION_KINDS
 
 #: Crashes and partitions interleaved, so that no two partitions follow each other.
 MIXED = ("leader-kill", "isolate-etcd", "leader-pause", "isolate-followers",
-         "controller-kill", "minority", "etcd-kill", "flap")
+         "controller-kill", "minority", "etcd-kill", "flap", "slow-link")
 
 
 def percentile(values: Sequence[float], q: float) -> float:

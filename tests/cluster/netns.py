@@ -19,7 +19,9 @@ Faults are nftables rules inside the namespaces (a table `strom_faults` with
 an input and an output chain that drop packets from or to a set of blocked
 addresses): silent drops, as a real partition, so connections hang and
 connects time out rather than being refused. Partition and heal only change
-the sets' elements, one `nft` call per namespace.
+the sets' elements, one `nft` call per namespace. A slow link is a token
+bucket (tc tbf) on both ends of a namespace's veth pair (this kernel has no
+netem: no delay or loss emulation, only a rate).
 
 Everything is removed in close(), which the context manager always calls;
 `sweep()` removes what a killed test run left behind (labs whose process is
@@ -131,6 +133,8 @@ class Netns:
     names: list[str]
     #: Blocked addresses per namespace name (what the nft sets hold).
     blocked: dict[str, set[str]] = field(default_factory=dict)
+    #: Names whose link is slowed (slow()).
+    slowed: set[str] = field(default_factory=set)
     _made_namespaces: list[str] = field(default_factory=list)
     _made_links: list[str] = field(default_factory=list)
 
@@ -270,11 +274,30 @@ class Netns:
         self._apply(names)
 
     def heal(self) -> None:
-        """Every partition gone."""
+        """Every partition and slow link gone."""
         dirty = [name for name, blocked in self.blocked.items() if blocked]
         for name in dirty:
             self.blocked[name].clear()
         self._apply(dirty)
+        for name in sorted(self.slowed):
+            _run("tc", "qdisc", "del", "dev", self._link(name), "root", check=False)
+            _run("ip", "netns", "exec", self.namespace(name), "tc", "qdisc", "del", "dev",
+                 "eth0", "root", check=False)
+        self.slowed.clear()
+
+    def slow(self, name: str, rate_kbit: int) -> None:
+        """Limit `name`'s link to `rate_kbit` kbit/s each way (a token bucket
+        holding at most 200 ms of backlog; the rest is dropped)."""
+        spec = ["tbf", "rate", f"{rate_kbit}kbit", "burst", "16kb", "latency", "200ms"]
+        _run("tc", "qdisc", "replace", "dev", self._link(name), "root", *spec)
+        _run("ip", "netns", "exec", self.namespace(name), "tc", "qdisc", "replace", "dev",
+             "eth0", "root", *spec)
+        self.slowed.add(name)
+
+    def qdiscs(self, name: str) -> str:
+        """`tc qdisc show` of both ends of `name`'s link (tests)."""
+        return _run("tc", "qdisc", "show", "dev", self._link(name)) + _run(
+            "ip", "netns", "exec", self.namespace(name), "tc", "qdisc", "show", "dev", "eth0")
 
     def cut(self) -> dict[str, list[str]]:
         """What is blocked now, by namespace name (names, or 'clients')."""

@@ -15,6 +15,8 @@ unless said otherwise. Kinds:
   the other brokers and etcd members on the other.
 - `flap`: a leader's links to the other brokers and etcd go down and up again
   at random intervals (0.2-1.5 s) for a few seconds.
+- `slow-link`: a leader's link limited to 256 kbit/s (about 30 records of
+  the writers' a second, against their 300) for two leases.
 
 Each fault ends by healing the network; the caller (FaultInjector.inject)
 then waits until the cluster is whole again, as after a crash."""
@@ -37,7 +39,7 @@ from tests.cluster.local_cluster import LocalCluster
 from tests.cluster.netns import Netns
 from tests.wire import WireClient
 
-PARTITION_KINDS = ("isolate-followers", "isolate-etcd", "minority", "flap")
+PARTITION_KINDS = ("isolate-followers", "isolate-etcd", "minority", "flap", "slow-link")
 
 
 class PartitionInjector(FaultInjector):
@@ -67,6 +69,10 @@ class PartitionInjector(FaultInjector):
                 self._isolate_etcd(event, leader, partition)
             elif kind == "minority":
                 self._minority(event, leader, partition)
+            elif kind == "slow-link":
+                self.net.slow(f"broker-{leader}", 256)
+                time.sleep(2 * self.session_timeout_s)  # the fault itself: slow this long
+                event.detected = time.monotonic()
             else:
                 self._flap(event, leader)
         finally:

@@ -89,6 +89,15 @@ def test_isolating_a_namespace_cuts_it_from_all_and_from_the_clients(lab: netns.
     assert connect(lab, "b", "a") == "connected"
 
 
+def test_a_slow_link_is_rate_limited_both_ways_until_healed(lab: netns.Netns) -> None:
+    lab.slow("b", 256)
+    assert lab.qdiscs("b").count("tbf") == 2
+    assert "rate 256Kbit" in lab.qdiscs("b")
+    assert connect(lab, "a", "b") == "connected"  # slow, not cut
+    lab.heal()
+    assert "tbf" not in lab.qdiscs("b")
+
+
 def test_everything_is_removed_even_when_the_test_fails() -> None:
     made: list[netns.Netns] = []
     with pytest.raises(RuntimeError, match="inside"), netns.lab(["x", "y"]) as net:

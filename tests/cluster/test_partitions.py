@@ -44,6 +44,7 @@ def test_partitions_lose_and_duplicate_nothing(etcd_bin: str, tmp_path: Path,
     assert verdict.acked > 0
     # The cut-off leaders were asked and refused (not vacuous).
     probed = [info for e in verdict.events for info in e.info if info.startswith("acks=all")]
-    expected = sum(1 for e in verdict.events if e.kind != "flap")
+    expected = sum(1 for e in verdict.events
+                   if e.kind in ("isolate-followers", "isolate-etcd", "minority"))
     assert len(probed) == expected, report
     assert not any(info.endswith(": NONE") for info in probed), report

@@ -78,6 +78,7 @@ class Verdict:
     fatal: list[str] = field(default_factory=list)
     unresolved: int = 0
     no_offset: int = 0  # acknowledged without an offset (placement not checkable)
+    acked_without_offset: list[Acked] = field(default_factory=list)
     in_log: int = 0
     lost: list[Acked] = field(default_factory=list)
     misplaced: list[tuple[Acked, list[tuple[int, int]]]] = field(default_factory=list)
@@ -120,6 +121,7 @@ def judge(acked: list[Acked], log: dict[int, list[tuple[int, str]]],
           group_seen: list[tuple[int, int, str]]) -> Verdict:
     """The verdict on the records alone (faults are added by the caller)."""
     verdict = Verdict(acked=len(acked))
+    verdict.acked_without_offset = [record for record in acked if record.offset < 0]
     where: dict[str, list[tuple[int, int]]] = defaultdict(list)
     at: dict[tuple[int, int], str] = {}
     for partition, records in log.items():
@@ -230,6 +232,9 @@ def explain(verdict: Verdict, events: list[FaultEvent], origin: float, limit: in
               for p, o, v in verdict.group_phantom[:limit]]
     lines += [f"COMMIT LOST {text}" for text in verdict.commits_lost[:limit]]
     lines += [f"FAULT FINDING {note}" for note in verdict.fault_notes[:limit]]
+    lines += [f"(acknowledged without offset: partition {r.partition} {r.value} at "
+              f"{r.at - origin:.2f}s, {around(r.at)})"
+              for r in verdict.acked_without_offset[:limit]]
     lines += [f"PRODUCER FATAL {text}" for text in verdict.fatal[:limit]]
     return "\n".join(lines)
 

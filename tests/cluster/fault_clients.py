@@ -89,9 +89,11 @@ class Writer(threading.Thread):
                 assert value is not None
                 if offset is None:
                     # librdkafka reports an idempotent batch delivered without
-                    # an offset when it learns so indirectly (e.g. a retry
-                    # answered as already written without offsets): still
-                    # acknowledged, so it must be in the log; only where is unknown.
+                    # an offset when it learns so indirectly: batches that timed
+                    # out are "implicitly acked" once a later batch of the same
+                    # producer and partition succeeds (its debug log says
+                    # IMPLICITACK). Still acknowledged, so it must be in the log;
+                    # only where is unknown.
                     self.stats.no_offset += 1
                     offset = -1
                 self.stats.acked.append(Acked(message.partition() or 0, offset,

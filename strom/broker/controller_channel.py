@@ -44,6 +44,7 @@ from strom.errors import (
     KafkaError,
     NotControllerError,
     RequestTimedOutError,
+    TopicAlreadyExistsError,
     UnknownTopicIdError,
     error_for_code,
 )
@@ -79,10 +80,13 @@ class ControllerChannel:
         """Create one topic (KafkaError if it cannot be); the image that has it.
         An existing topic is no error: callers create what they found missing."""
         if self.is_local:
-            records = self._metadata.operations.create_topic_records(
-                name, num_partitions, replication_factor, parse_topic_configs(configs))
-            check_records_per_user_op(len(records))
-            return await self._metadata.commit(records)
+            try:
+                records = self._metadata.operations.create_topic_records(
+                    name, num_partitions, replication_factor, parse_topic_configs(configs))
+                check_records_per_user_op(len(records))
+                return await self._metadata.commit(records)
+            except TopicAlreadyExistsError:
+                return self._metadata.image  # created meanwhile (as by another broker)
         assert self._peers is not None
         request = CreateTopicsRequest(
             topics=(CreatableTopic(

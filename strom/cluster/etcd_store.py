@@ -54,11 +54,16 @@ from strom.cluster.etcd_codec import (
 from strom.cluster.etcd_keys import ClusterKeys, KeyKind
 from strom.cluster.etcd_session import BrokerSession, Candidacy
 from strom.cluster.etcd_snapshots import parse_snapshot_key, replay, write_snapshot
-from strom.cluster.image import BrokerInfo, MetadataImage, MetadataRecord
+from strom.cluster.image import BrokerInfo, MetadataImage, MetadataRecord, TopicRecord
 from strom.cluster.leader_elector import LeaderElector
 from strom.cluster.operations import MetadataOperations
 from strom.cluster.store import ImageListener
-from strom.errors import KafkaError, NotControllerError, RequestTimedOutError
+from strom.errors import (
+    KafkaError,
+    NotControllerError,
+    RequestTimedOutError,
+    TopicAlreadyExistsError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +241,19 @@ class EtcdMetadataStore:
         if not records:
             return self.image
         batch = list(records)
-        return await self.submit(lambda: batch)
+        created = [r.name for r in batch if isinstance(r, TopicRecord)]
+
+        def operation() -> list[MetadataRecord]:
+            # The records were made from the image as it was before this
+            # operation's turn: a topic created meanwhile (a coordinator's
+            # state topic asked for by several brokers at once) must not be
+            # created again, with a new id and placement: every broker would
+            # drop its partitions and coordinators' state and load again.
+            for name in created:
+                if name in self.image.topics:
+                    raise TopicAlreadyExistsError(f"Topic '{name}' already exists.")
+            return batch
+        return await self.submit(operation)
 
     async def submit(self, operation: Operation) -> MetadataImage:
         """Run `operation` (validate against `self.image`, return the records)

@@ -17,7 +17,7 @@ from strom.cluster.etcd_client import EtcdClient
 from strom.cluster.etcd_session import DuplicateBrokerRegistrationError
 from strom.cluster.etcd_store import EtcdMetadataStore, write_batch
 from strom.cluster.image import MetadataImage, MetadataRecord
-from strom.errors import NotControllerError
+from strom.errors import NotControllerError, TopicAlreadyExistsError
 from tests.cluster.etcd_process import EtcdCluster
 
 WAIT = 15.0  # seconds; every wait below is bounded by it
@@ -231,4 +231,24 @@ def test_a_caller_giving_up_does_not_stop_the_controller(etcd: EtcdCluster) -> N
             caller.cancel()  # while its batch is being written
             image = await asyncio.wait_for(create_topic(a, "after"), WAIT)
             assert {"given-up", "after"} <= set(image.topics)
+    run(main)
+
+
+def test_a_topic_created_twice_at_once_is_created_once(etcd: EtcdCluster) -> None:
+    """Records made from the same image by two callers at once (several brokers
+    creating `__consumer_offsets` on their first FindCoordinator): the second
+    batch is refused, TOPIC_ALREADY_EXISTS, instead of creating the topic again
+    with a new id and placement (every broker then dropped and reloaded its
+    coordinators' partitions, and a group had two coordinators)."""
+    async def main() -> None:
+        async with broker(etcd, 1) as a:
+            await a.wait_for(lambda i: i.controller_id == 1, WAIT)
+            first = a.operations.create_topic_records("state", 3, 1, {})
+            second = a.operations.create_topic_records("state", 3, 1, {})
+            results = await asyncio.gather(a.commit(first), a.commit(second),
+                                           return_exceptions=True)
+            assert isinstance(results[0], MetadataImage)
+            assert isinstance(results[1], TopicAlreadyExistsError)
+            created = results[0].topics["state"].topic_id
+            assert a.image.topics["state"].topic_id == created
     run(main)

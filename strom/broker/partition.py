@@ -16,15 +16,18 @@ truncates where the leader says its log diverged, and refuses clients.
 from __future__ import annotations
 
 import asyncio
-import functools
-import heapq
-import itertools
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from strom.broker.batch_worker import AppendTurn, on_worker
 from strom.broker.flusher import GroupCommitFlusher
+from strom.broker.hw_waiters import HighWatermarkWaiters
+from strom.broker.partition_answers import FollowerFetch, LeaderAppend, PartitionFetch
+from strom.broker.partition_config import (
+    MAX_UNCOMPRESSED_BYTES,
+    AppendSettings,
+    log_config_for,
+)
 from strom.broker.purgatory import AppendNotifier
 from strom.broker.replica_state import LeaderReplicaState
 from strom.clock import Clock
@@ -47,108 +50,9 @@ from strom.protocol.records import (
     read_batch_header,
     set_log_append_time,
     set_max_timestamp,
-    validate_produced_batch,
 )
-from strom.storage.log import AppendInfo, AppendOrigin, FileRegion, LogConfig, PartitionLog
+from strom.storage.log import AppendOrigin, FileRegion, PartitionLog
 from strom.storage.producer_state import ProducerStateManager
-
-
-def log_config_for(config: TopicConfig) -> LogConfig:
-    policy = tuple(config.cleanup_policy)
-    segment_ms = config.int("segment.ms")
-    max_compaction_lag_ms = config.int("max.compaction.lag.ms")
-    if "compact" in policy and max_compaction_lag_ms > 0:
-        # Kafka's LogConfig.maxSegmentMs: a segment must roll, and so become
-        # cleanable, within max.compaction.lag.ms.
-        segment_ms = min(segment_ms, max_compaction_lag_ms)
-    ratio = config.get("min.cleanable.dirty.ratio")
-    assert isinstance(ratio, int | float)
-    return LogConfig(
-        segment_bytes=config.int("segment.bytes"),
-        segment_ms=segment_ms,
-        segment_jitter_ms=config.int("segment.jitter.ms"),
-        segment_index_bytes=config.int("segment.index.bytes"),
-        index_interval_bytes=config.int("index.interval.bytes"),
-        retention_ms=config.int("retention.ms"),
-        retention_bytes=config.int("retention.bytes"),
-        flush_messages=config.int("flush.messages"),
-        flush_ms=config.int("flush.ms"),
-        preallocate=bool(config.get("preallocate")),
-        cleanup_policy=policy,
-        delete_retention_ms=config.int("delete.retention.ms"),
-        min_cleanable_dirty_ratio=float(ratio),
-        min_compaction_lag_ms=config.int("min.compaction.lag.ms"),
-        max_compaction_lag_ms=max_compaction_lag_ms,
-        max_message_bytes=config.int("max.message.bytes"),
-    )
-
-
-# A compressed batch may not inflate beyond this while being validated: a
-# decompression bomb must not exhaust memory (Kafka sets no bound).
-MAX_UNCOMPRESSED_BYTES = 256 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class AppendSettings:
-    """The topic configs every produced batch is validated against, resolved once
-    per config change: resolving them per append (each a lookup through the
-    broker's defaults and its derived *.ms families) was ~8% of the event loop
-    in the 50-producer acks=all soak, where most requests carry one record."""
-
-    timestamp_type: TimestampType
-    max_message_bytes: int
-    compacted: bool
-    timestamp_before_max_ms: int
-    timestamp_after_max_ms: int
-    min_insync_replicas: int
-
-    @classmethod
-    def of(cls, config: TopicConfig) -> AppendSettings:
-        return cls(
-            timestamp_type=(TimestampType.LOG_APPEND_TIME
-                            if config.get("message.timestamp.type") == "LogAppendTime"
-                            else TimestampType.CREATE_TIME),
-            max_message_bytes=config.int("max.message.bytes"),
-            compacted="compact" in config.cleanup_policy,
-            timestamp_before_max_ms=config.int("message.timestamp.before.max.ms"),
-            timestamp_after_max_ms=config.int("message.timestamp.after.max.ms"),
-            min_insync_replicas=config.int("min.insync.replicas"),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class LeaderAppend:
-    info: AppendInfo
-    log_append_time: int  # -1 unless the topic uses LogAppendTime
-
-
-@dataclass(frozen=True, slots=True)
-class PartitionFetch:
-    """What a Fetch answers for one partition."""
-
-    # Whole batches as stored, in chunks (views of mapped segment files or bytes).
-    records: list[bytes | memoryview]
-    size: int
-    high_watermark: int
-    last_stable_offset: int
-    log_start_offset: int
-    # read_committed only (KIP-98): the aborted transactions overlapping the read.
-    aborted_transactions: list[dict[str, int]] | None
-
-
-@dataclass(frozen=True, slots=True)
-class FollowerFetch:
-    """What a Fetch from a follower answers for one partition: records up to
-    the log end offset, or where the follower's log diverges from this one."""
-
-    records: list[bytes | memoryview]
-    size: int
-    high_watermark: int
-    log_start_offset: int
-    #: (epoch, end offset) of the largest epoch this log has at or below the
-    #: follower's last fetched epoch, when the follower's log diverges from it.
-    diverging_epoch: tuple[int, int] | None
-
 
 #: DeleteRecords' offset for "up to the high watermark".
 DELETE_TO_HIGH_WATERMARK = -1
@@ -180,9 +84,8 @@ class Partition:
         #: The leader's view of its followers; None on a follower and on a
         #: leader without followers (a single node).
         self._replication: LeaderReplicaState | None = None
-        #: acks=all waits for the HW: (end offset, seq, future), a heap.
-        self._hw_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
-        self._hw_seq = itertools.count()
+        #: acks=all requests waiting for the HW to reach their batches.
+        self._hw_waiters = HighWatermarkWaiters()
         #: Called with a proposed ISR (the replica manager sends AlterPartition).
         self.on_isr_change: Callable[[Partition, tuple[int, ...]], None] | None = None
         #: Whether a broker may join an ISR (registered, not shutting down):
@@ -301,7 +204,7 @@ class Partition:
         self._check_leader()
         now = self._clock.wall_ms()
         settings = self.append_settings
-        validated = self._validator(records, now, settings, max_uncompressed_bytes)()
+        validated = settings.validator(records, now, max_uncompressed_bytes)()
         return self._append_validated(records, validated, now, settings.timestamp_type)
 
     async def append_records_as_leader_on_worker(self, records: memoryview) -> LeaderAppend:
@@ -311,7 +214,7 @@ class Partition:
         now = self._clock.wall_ms()
         settings = self.append_settings
         validated = await on_worker(
-            self._validator(records, now, settings, MAX_UNCOMPRESSED_BYTES))
+            settings.validator(records, now, MAX_UNCOMPRESSED_BYTES))
         self._check_leader()  # leadership may have moved meanwhile
         return self._append_validated(records, validated, now, settings.timestamp_type)
 
@@ -329,21 +232,6 @@ class Partition:
     def _check_leader(self) -> None:
         if not self.is_leader:
             raise NotLeaderOrFollowerError(f"not the leader of {self.topic}-{self.index}")
-
-    @staticmethod
-    def _validator(records: memoryview, now: int, settings: AppendSettings,
-                   max_uncompressed_bytes: int) -> Callable[[], ValidatedBatch]:
-        return functools.partial(
-            validate_produced_batch,
-            records,
-            max_message_bytes=settings.max_message_bytes,
-            compacted=settings.compacted,
-            timestamp_type=settings.timestamp_type,
-            now_ms=now,
-            timestamp_before_max_ms=settings.timestamp_before_max_ms,
-            timestamp_after_max_ms=settings.timestamp_after_max_ms,
-            max_uncompressed_bytes=max_uncompressed_bytes,
-        )
 
     def _append_validated(self, records: memoryview, validated: ValidatedBatch, now: int,
                           timestamp_type: TimestampType) -> LeaderAppend:
@@ -430,13 +318,12 @@ class Partition:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             fut.set_exception(error)
             return fut
-        fut = asyncio.get_running_loop().create_future()
         if not self.is_leader:
+            fut = asyncio.get_running_loop().create_future()
             fut.set_exception(NotLeaderOrFollowerError(
                 f"not the leader of {self.topic}-{self.index}"))
             return fut
-        heapq.heappush(self._hw_waiters, (end_offset, next(self._hw_seq), fut))
-        return fut
+        return self._hw_waiters.add(end_offset)
 
     def _after_append_error(self) -> KafkaError | None:
         required = self.append_settings.min_insync_replicas
@@ -447,24 +334,12 @@ class Partition:
         return None
 
     def _complete_hw_waiters(self) -> None:
-        waiters = self._hw_waiters
-        hw = self.high_watermark
-        while waiters and waiters[0][0] <= hw:
-            _, _, fut = heapq.heappop(waiters)
-            if not fut.done():
-                error = self._after_append_error()
-                if error is None:
-                    fut.set_result(None)
-                else:
-                    fut.set_exception(error)
+        self._hw_waiters.complete_up_to(self.high_watermark, self._after_append_error)
 
     def fail_waiters(self, error: Callable[[], Exception]) -> None:
         """Leadership moved or the partition went away: acks=all waiters fail,
         fetches waiting on it re-read (and get the error)."""
-        waiters, self._hw_waiters = self._hw_waiters, []
-        for _, _, fut in waiters:
-            if not fut.done():
-                fut.set_exception(error())
+        self._hw_waiters.fail_all(error)
         self.appended.notify()
         self.replica_appended.notify()
 

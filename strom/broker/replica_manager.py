@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 from strom.broker.flusher import GroupCommitFlusher
 from strom.broker.log_cleaner import LogCleanerService
 from strom.broker.log_jobs import LogJobs
-from strom.broker.partition import Partition, log_config_for
+from strom.broker.partition import Partition
+from strom.broker.partition_config import log_config_for
 from strom.broker.replica_fetcher import ReplicaFetcherManager, ReplicationSettings
 from strom.broker.replication_quota import ReplicationQuotas
 from strom.clock import Clock

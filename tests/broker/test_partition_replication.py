@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from strom.broker.flusher import GroupCommitFlusher
-from strom.broker.partition import Partition, log_config_for
+from strom.broker.partition import Partition
+from strom.broker.partition_config import log_config_for
 from strom.clock import ManualClock
 from strom.config import BrokerConfig, TopicConfig
 from strom.errors import (

@@ -7,10 +7,10 @@ checkpoints). Handlers reach partitions only through it.
 
 In cluster mode (`start_replication`) it also gives each partition its role
 from the image (leader or follower, Partition.update_state), points the
-followers' fetchers (replica_fetcher.py) at their leaders, sends the ISR
-changes leaders propose to the controller (AlterPartition, one in flight per
-partition, retried as Kafka's AlterPartitionManager does), and checks every
-`replica.lag.time.max.ms / 2` for followers that fell out of sync.
+followers' fetchers (replica_fetcher.py) at their leaders, and hands the ISR
+changes leaders propose to alter_partition_manager.py (AlterPartition to the
+controller, retried as Kafka's AlterPartitionManager does), which also checks
+every `replica.lag.time.max.ms / 2` for followers that fell out of sync.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from strom.broker.alter_partition_manager import AlterPartitionManager
 from strom.broker.flusher import GroupCommitFlusher
 from strom.broker.log_cleaner import LogCleanerService
 from strom.broker.log_jobs import LogJobs
@@ -34,14 +35,10 @@ from strom.clock import Clock
 from strom.cluster.image import INTERNAL_TOPICS, MetadataImage, PartitionInfo, TopicInfo
 from strom.config import BrokerConfig, TopicConfig
 from strom.errors import (
-    ErrorCode,
     KafkaError,
     KafkaStorageError,
     LogFsyncFailedError,
-    NetworkError,
-    NotControllerError,
     NotLeaderOrFollowerError,
-    RequestTimedOutError,
     UnknownTopicOrPartitionError,
 )
 from strom.storage import disk
@@ -101,8 +98,8 @@ class ReplicaManager:
         #: Replication throttles (dynamic broker configs; replication_quota.py).
         self.quotas = ReplicationQuotas(config, clock)
         self.fetchers: ReplicaFetcherManager | None = None
-        self._controller: ControllerChannel | None = None
-        self._replication_tasks: set[asyncio.Task[None]] = set()
+        #: ISR changes to the controller (cluster mode).
+        self._alter: AlterPartitionManager | None = None
 
     def topic_config(self, topic: TopicInfo) -> TopicConfig:
         return TopicConfig(dict(topic.configs), self.config)
@@ -273,7 +270,7 @@ class ReplicaManager:
             return None
         self.offline.pop(key, None)
         self.partitions[key] = partition
-        if self._controller is not None:
+        if self._alter is not None:
             partition.on_isr_change = self._alter_isr
             partition.isr_eligible = self._isr_eligible
         if info.replicas != (self.node_id,):
@@ -481,7 +478,9 @@ class ReplicaManager:
     def start_replication(self, controller: ControllerChannel) -> None:
         """Cluster mode: follow leaders, send ISR changes to the controller,
         expire lagging followers from the ISR."""
-        self._controller = controller
+        self._alter = AlterPartitionManager(
+            controller, lambda p: self.partitions.get((p.topic, p.index)) is p,
+            self._update_state)
         self._create_in_background_always = True
         self.fetchers = ReplicaFetcherManager(
             self.node_id, self.replication,
@@ -491,34 +490,15 @@ class ReplicaManager:
             partition.on_isr_change = self._alter_isr
             partition.isr_eligible = self._isr_eligible
             self.fetchers.follow(partition)
-        self._spawn(self._expire_isr(), "isr-expiration")
+        self._alter.expire_lagging_followers(lambda: list(self.partitions.values()),
+                                             self.replication.lag_time_max_ms)
 
     async def stop_replication(self) -> None:
-        tasks, self._replication_tasks = list(self._replication_tasks), set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._alter is not None:
+            await self._alter.close()
         if self.fetchers is not None:
             await self.fetchers.close()
             self.fetchers = None
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._replication_tasks.add(task)
-        task.add_done_callback(self._replication_tasks.discard)
-
-    async def _expire_isr(self) -> None:
-        """Kafka's isr-expiration task: every half lag time, leaders propose to
-        drop the followers that have not caught up within it."""
-        max_lag = self.replication.lag_time_max_ms
-        while True:
-            await asyncio.sleep(max(max_lag / 2, 10) / 1000)
-            for partition in list(self.partitions.values()):
-                try:
-                    partition.maybe_shrink_isr(max_lag)
-                except Exception:  # one partition must not stop the others' checks
-                    log.exception("ISR check of %s-%d failed", partition.topic,
-                                  partition.index)
 
     def _isr_eligible(self, replica_id: int) -> bool:
         """Registered and not in controlled shutdown (Kafka's isReplicaIsrEligible)."""
@@ -526,46 +506,8 @@ class ReplicaManager:
         return broker is not None and not broker.fenced
 
     def _alter_isr(self, partition: Partition, proposed: tuple[int, ...]) -> None:
-        log.info("%s-%d: proposing ISR %s (was %s)", partition.topic, partition.index,
-                 list(proposed), list(partition.isr))
-        self._spawn(self._send_alter_partition(partition, proposed),
-                    f"alter-partition-{partition.topic}-{partition.index}")
-
-    async def _send_alter_partition(self, partition: Partition,
-                                    proposed: tuple[int, ...]) -> None:
-        """AlterPartition for one proposal, retried while it is still the
-        partition's pending change and the controller cannot be reached (Kafka's
-        AlterPartitionManager). A refusal that names a newer state
-        (FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION, UNKNOWN_TOPIC_ID, ...) keeps
-        the proposal pending until the image brings that state, which resets it;
-        INELIGIBLE_REPLICA and OPERATION_NOT_ATTEMPTED drop it, to be proposed
-        again while it still holds."""
-        assert self._controller is not None
-        backoff = 0.05
-        for _ in range(1000):  # bounded: ~15 minutes of a controller out of reach
-            key = (partition.topic, partition.index)
-            if self.partitions.get(key) is not partition or not partition.is_leader \
-                    or partition.pending_isr != proposed:
-                return
-            try:
-                info = await self._controller.alter_partition(
-                    partition.topic_id, partition.index, partition.leader_epoch,
-                    partition.partition_epoch, proposed)
-            except (NetworkError, RequestTimedOutError, NotControllerError) as exc:
-                log.debug("AlterPartition of %s-%d: %s; retrying", key[0], key[1], exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 1.0)
-                continue
-            except KafkaError as exc:
-                log.info("AlterPartition of %s-%d to ISR %s refused: %s (%s)", key[0], key[1],
-                         list(proposed), exc.code.name, exc.message)
-                if exc.code in (ErrorCode.ineligible_replica, ErrorCode.operation_not_attempted):
-                    partition.isr_change_failed(proposed)
-                return
-            if self.partitions.get(key) is partition:
-                self._update_state(partition, info)
-            return
-        partition.isr_change_failed(proposed)
+        assert self._alter is not None
+        self._alter.submit(partition, proposed)
 
     def release_topic_space(self, name: str) -> None:
         """Empty every log of a topic that is being deleted, before the metadata

@@ -20,13 +20,10 @@ from __future__ import annotations
 
 import socket
 import struct
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from strom.protocol.api import ApiKey, request_class, response_class
-from strom.protocol.client_frames import decode_response, encode_request
-from strom.protocol.messages import build
+from strom.cli.raw_request import exchange
+from strom.protocol.api import ApiKey
 from strom.protocol.records import RecordSpec, build_batch
 
 #: Delivery errors whose reason the broker states in the Produce response.
@@ -53,7 +50,7 @@ def broker_reason(record: RejectedRecord, leader: tuple[str, int],
     gives none (or cannot be asked: too old, unreachable)."""
     try:
         with socket.create_connection(leader, timeout=timeout) as sock:
-            versions = _request(sock, ApiKey.API_VERSIONS, 0, {})
+            versions = exchange(sock, ApiKey.API_VERSIONS, 0, {}, _MAX_RESPONSE)
             produce = next((v for v in versions.api_keys if v.api_key == ApiKey.PRODUCE),
                            None)
             if produce is None or produce.max_version < _PRODUCE_MIN:
@@ -62,10 +59,10 @@ def broker_reason(record: RejectedRecord, leader: tuple[str, int],
             batch = build_batch([RecordSpec(key=record.key, value=record.value,
                                              headers=record.headers,
                                              timestamp=record.timestamp)])
-            response = _request(sock, ApiKey.PRODUCE, version, {
+            response = exchange(sock, ApiKey.PRODUCE, version, {
                 "transactional_id": None, "acks": 1, "timeout": int(timeout * 1000),
                 "topic_data": [{"name": record.topic, "partition_data": [
-                    {"index": record.partition, "records": bytes(batch)}]}]})
+                    {"index": record.partition, "records": bytes(batch)}]}]}, _MAX_RESPONSE)
     except (OSError, ValueError, KeyError, struct.error):
         return None
     for topic in response.responses:
@@ -80,25 +77,3 @@ def broker_reason(record: RejectedRecord, leader: tuple[str, int],
             message: str | None = partition.error_message
             return message or None
     return None
-
-
-def _request(sock: socket.socket, api_key: int, version: int,
-             body: Mapping[str, Any]) -> Any:
-    """Send one request, read its response (the only one in flight)."""
-    request = build(request_class(api_key, version), body)
-    sock.sendall(encode_request(request, 1, "strom-cli"))
-    (size,) = struct.unpack(">i", _receive(sock, 4))
-    if not 4 <= size <= _MAX_RESPONSE:
-        raise ValueError(f"bad response size {size}")
-    _, response = decode_response(_receive(sock, size), response_class(api_key, version))
-    return response
-
-
-def _receive(sock: socket.socket, n: int) -> bytes:
-    data = bytearray()
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("the broker closed the connection")
-        data += chunk
-    return bytes(data)

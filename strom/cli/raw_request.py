@@ -22,18 +22,26 @@ MAX_RESPONSE = 64 << 20
 def request(address: tuple[str, int], api_key: int, version: int, body: Mapping[str, Any],
             timeout: float) -> Any:
     """The decoded response to one request sent to `address`."""
-    message = build(request_class(api_key, version), body)
     try:
         with socket.create_connection(address, timeout=timeout) as sock:
-            sock.sendall(encode_request(message, 1, "strom-cli"))
-            (size,) = struct.unpack(">i", _receive(sock, 4))
-            if not 4 <= size <= MAX_RESPONSE:
-                raise ConnectError(f"{address[0]}:{address[1]} sent a bad response size")
-            _, response = decode_response(_receive(sock, size),
-                                          response_class(api_key, version))
+            return exchange(sock, api_key, version, body)
+    except ValueError as exc:
+        raise ConnectError(f"{address[0]}:{address[1]} sent a bad response: {exc}") from None
     except OSError as exc:
         raise ConnectError(f"cannot reach {address[0]}:{address[1]}: "
                            f"{exc.strerror or exc}") from None
+
+
+def exchange(sock: socket.socket, api_key: int, version: int, body: Mapping[str, Any],
+             max_response: int = MAX_RESPONSE) -> Any:
+    """Send one request on `sock` and read its response (the only one in
+    flight). ValueError for a response size out of bounds; OSError from the
+    socket."""
+    sock.sendall(encode_request(build(request_class(api_key, version), body), 1, "strom-cli"))
+    (size,) = struct.unpack(">i", _receive(sock, 4))
+    if not 4 <= size <= max_response:
+        raise ValueError(f"bad response size {size}")
+    _, response = decode_response(_receive(sock, size), response_class(api_key, version))
     return response
 
 

@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from tests.cluster.brokers import read_values
 from tests.cluster.local_cluster import SCRIPT, LocalCluster, process_exists
 from tests.interop.clients import wait_until
 
@@ -70,22 +71,8 @@ def _produce(bootstrap: str, topic: str, tag: str, count: int) -> None:
 
 
 def _read_all(bootstrap: str, topic: str, expected: int) -> list[str]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused",
-                         "enable.auto.commit": False})
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
-    seen: list[str] = []
-    try:
-        def done() -> bool:
-            message = consumer.poll(0.2)
-            if message is not None and message.error() is None:
-                value = message.value()
-                assert value is not None
-                seen.append(value.decode())
-            return len(seen) >= expected
-        wait_until(done, WAIT, interval=0, what=f"{expected} records")
-    finally:
-        consumer.close()
-    return seen
+    by_partition = read_values(bootstrap, topic, PARTITIONS, expected)
+    return [value for values in by_partition.values() for value in values]
 
 
 def test_script_drives_a_three_broker_cluster(cluster: LocalCluster) -> None:

@@ -51,6 +51,11 @@ RULES = (
          exempt=("strom.broker", "strom.cli.serve", "strom.testing")),
     Rule("cluster metadata sits below the broker and the coordinators",
          ("strom.cluster",), ("strom.broker", "strom.coordinator")),
+    Rule("security sits below the broker: it knows the metadata image, not the "
+         "broker, the coordinators or storage",
+         ("strom.security",), ("strom.broker", "strom.coordinator", "strom.storage")),
+    Rule("cluster metadata stores security records as plain values",
+         ("strom.cluster",), ("strom.security",)),
 )
 
 

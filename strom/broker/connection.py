@@ -37,6 +37,7 @@ from strom.protocol.fast.fetch import Chunk
 from strom.protocol.framing import FrameDecoder, FrameTooLargeError, encode_frame
 from strom.protocol.headers import parse_request_header, peek_header
 from strom.protocol.messages import decode_request, encode_response_frame
+from strom.security.principal import ANONYMOUS, KafkaPrincipal
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._closed = False
         self.peer = "?"
         self.client_host = ""
+        # Who this connection is: ANONYMOUS until TLS or SASL authenticates it.
+        self.principal: KafkaPrincipal = ANONYMOUS
+        self.listener_name = "PLAINTEXT"
+        self.security_protocol = "PLAINTEXT"
 
     # --- asyncio.BufferedProtocol ------------------------------------------------------
 
@@ -236,7 +241,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 "closing %s: malformed %s v%d request: %s", self.peer, api_key.name,
                 api_version, exc)
             return CLOSE
-        context = RequestContext(header, self._broker, client_host=self.client_host)
+        context = RequestContext(header, self._broker, client_host=self.client_host,
+                                 principal=self.principal, listener_name=self.listener_name,
+                                 security_protocol=self.security_protocol)
         fault = self._broker.faults.take(api_key)
         try:
             if fault is None or fault.action is FaultAction.DELAY:

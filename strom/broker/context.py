@@ -16,6 +16,9 @@ from strom.cluster.store import MetadataStore
 from strom.config import BrokerConfig
 from strom.coordinator.txn.producer_ids import ProducerIdManager
 from strom.protocol.headers import RequestHeader
+from strom.security.acl_types import AclOperation, ResourceType
+from strom.security.authorizer import ALLOW_ALL, Authorizer
+from strom.security.principal import ANONYMOUS, KafkaPrincipal
 
 if TYPE_CHECKING:
     from strom.broker.forwarding import Forwarder
@@ -38,6 +41,8 @@ class BrokerServices:
     faults: FaultInjector = field(default_factory=FaultInjector)
     #: Sends admin requests on to the controller (KIP-590); None: never forwards.
     forwarder: Forwarder | None = None
+    #: Kafka's Authorizer: ALLOW_ALL unless authorizer.class.name is set.
+    authorizer: Authorizer = ALLOW_ALL
 
     @property
     def groups(self) -> GroupCoordinator:
@@ -70,7 +75,24 @@ class RequestContext:
     # The request came from another broker inside an Envelope (KIP-590): it is
     # handled here, never forwarded again.
     forwarded: bool = False
+    # Who sent the request: authenticated by TLS or SASL on its connection
+    # (or carried in an Envelope); ANONYMOUS on a PLAINTEXT listener.
+    principal: KafkaPrincipal = ANONYMOUS
+    # The listener it arrived on (a name of `listeners`) and its security protocol.
+    listener_name: str = "PLAINTEXT"
+    security_protocol: str = "PLAINTEXT"
 
     @property
     def api_version(self) -> int:
         return self.header.api_version
+
+    @property
+    def client_address(self) -> str:
+        """The client's IP address as ACL hosts name it ("127.0.0.1", no "/")."""
+        return self.client_host.removeprefix("/")
+
+    def authorize(self, operation: AclOperation, resource_type: ResourceType,
+                  resource_name: str) -> bool:
+        """May this request's principal do `operation` on the resource?"""
+        return self.broker.authorizer.authorize(self.principal, self.client_address,
+                                                operation, resource_type, resource_name)

@@ -129,9 +129,77 @@ class ProducerIdsRecord:
     next_producer_id: int
 
 
+# --- security records (Kafka's UserScramCredentialRecord, AccessControlEntryRecord,
+# ClientQuotaRecord). Plain values: the security layer (strom/security) gives
+# them meaning; the image only stores them.
+
+
+@dataclass(frozen=True, slots=True)
+class ScramCredentialRecord:
+    """A user's SCRAM credential for one mechanism (RFC 5802: never the
+    password, only the salt and the keys derived from it; base64 here)."""
+
+    name: str
+    #: Kafka's ScramMechanism codes: 1 SCRAM-SHA-256, 2 SCRAM-SHA-512.
+    mechanism: int
+    salt: str
+    stored_key: str
+    server_key: str
+    iterations: int
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveScramCredentialRecord:
+    name: str
+    mechanism: int
+
+
+@dataclass(frozen=True, slots=True)
+class AclRecord:
+    """One ACL binding, with the codes of strom/security/acl_types.py (Kafka's
+    AccessControlEntryRecord; the binding itself is its identity)."""
+
+    resource_type: int
+    resource_name: str
+    pattern_type: int
+    principal: str
+    host: str
+    operation: int
+    permission_type: int
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveAclRecord:
+    """Removes the AclRecord with exactly these fields."""
+
+    resource_type: int
+    resource_name: str
+    pattern_type: int
+    principal: str
+    host: str
+    operation: int
+    permission_type: int
+
+
+#: A client quota entity: (entity type, name) pairs sorted by type, the types
+#: Kafka's "user", "client-id" and "ip"; name None is that type's default.
+QuotaEntity = tuple[tuple[str, str | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientQuotaRecord:
+    """Sets (value not None) or removes (None) one quota of an entity, e.g.
+    producer_byte_rate of (("client-id", None), ("user", "alice"))."""
+
+    entity: QuotaEntity
+    key: str
+    value: float | None
+
+
 MetadataRecord = (
     TopicRecord | PartitionRecord | TopicConfigRecord | BrokerConfigRecord | RemoveTopicRecord
-    | ProducerIdsRecord
+    | ProducerIdsRecord | ScramCredentialRecord | RemoveScramCredentialRecord | AclRecord
+    | RemoveAclRecord | ClientQuotaRecord
 )
 
 
@@ -146,6 +214,11 @@ class MetadataImage:
     node_configs: Mapping[int, Mapping[str, Value]] = field(default_factory=dict)
     # The first producer id no broker has been given yet.
     next_producer_id: int = 0
+    # user -> mechanism code -> credential.
+    scram_credentials: Mapping[str, Mapping[int, ScramCredentialRecord]] = field(
+        default_factory=dict)
+    acls: frozenset[AclRecord] = frozenset()
+    client_quotas: Mapping[QuotaEntity, Mapping[str, float]] = field(default_factory=dict)
     # Incremented per applied batch of records; clients never see it.
     offset: int = 0
 
@@ -174,6 +247,10 @@ class MetadataImage:
         broker_configs = dict(self.broker_configs)
         node_configs: dict[int, Mapping[str, Value]] | None = None
         next_producer_id = self.next_producer_id
+        # Copied on first change only: most batches touch none of them.
+        scram: dict[str, Mapping[int, ScramCredentialRecord]] | None = None
+        acls: set[AclRecord] | None = None
+        quotas: dict[QuotaEntity, Mapping[str, float]] | None = None
         # Partitions of the topics these records change, by partition index.
         changed: dict[str, dict[int, PartitionInfo]] = {}
         for record in records:
@@ -226,6 +303,38 @@ class MetadataImage:
                 changed.pop(name, None)
             elif isinstance(record, ProducerIdsRecord):
                 next_producer_id = max(next_producer_id, record.next_producer_id)
+            elif isinstance(record, ScramCredentialRecord | RemoveScramCredentialRecord):
+                if scram is None:
+                    scram = dict(self.scram_credentials)
+                mechanisms = dict(scram.get(record.name, {}))
+                if isinstance(record, ScramCredentialRecord):
+                    mechanisms[record.mechanism] = record
+                else:
+                    mechanisms.pop(record.mechanism, None)
+                if mechanisms:
+                    scram[record.name] = MappingProxyType(mechanisms)
+                else:
+                    scram.pop(record.name, None)
+            elif isinstance(record, AclRecord | RemoveAclRecord):
+                if acls is None:
+                    acls = set(self.acls)
+                if isinstance(record, AclRecord):
+                    acls.add(record)
+                else:
+                    acls.discard(AclRecord(*(getattr(record, f)
+                                             for f in AclRecord.__dataclass_fields__)))
+            elif isinstance(record, ClientQuotaRecord):
+                if quotas is None:
+                    quotas = dict(self.client_quotas)
+                values = dict(quotas.get(record.entity, {}))
+                if record.value is None:
+                    values.pop(record.key, None)
+                else:
+                    values[record.key] = record.value
+                if values:
+                    quotas[record.entity] = MappingProxyType(values)
+                else:
+                    quotas.pop(record.entity, None)
         for name, partitions in changed.items():
             # Creation appends partitions in index order; sort only when not.
             indexes = list(partitions)
@@ -240,6 +349,10 @@ class MetadataImage:
             broker_configs=MappingProxyType(broker_configs),
             node_configs=(self.node_configs if node_configs is None
                           else MappingProxyType(node_configs)),
+            scram_credentials=(self.scram_credentials if scram is None
+                               else MappingProxyType(scram)),
+            acls=self.acls if acls is None else frozenset(acls),
+            client_quotas=self.client_quotas if quotas is None else MappingProxyType(quotas),
             offset=self.offset + 1,
         )
 
@@ -259,6 +372,8 @@ def record_to_json(record: MetadataRecord) -> dict[str, Any]:
             value = str(value)
         elif name in _REASSIGNMENT_LISTS and not value:
             continue  # none in progress: written as before reassignment existed
+        elif name == "entity":
+            value = [list(pair) for pair in value]
         elif isinstance(value, tuple):
             value = list(value)
         data[name] = value
@@ -268,7 +383,8 @@ def record_to_json(record: MetadataRecord) -> dict[str, Any]:
 _RECORD_TYPES: dict[str, type[Any]] = {
     cls.__name__: cls
     for cls in (TopicRecord, PartitionRecord, TopicConfigRecord, BrokerConfigRecord,
-                RemoveTopicRecord, ProducerIdsRecord)
+                RemoveTopicRecord, ProducerIdsRecord, ScramCredentialRecord,
+                RemoveScramCredentialRecord, AclRecord, RemoveAclRecord, ClientQuotaRecord)
 }
 
 
@@ -283,6 +399,8 @@ def record_from_json(data: Mapping[str, Any]) -> MetadataRecord:
             value = uuid.UUID(value)
         elif isinstance(value, list) and name in _REPLICA_LISTS:
             value = tuple(value)
+        elif name == "entity":
+            value = tuple((str(t), None if n is None else str(n)) for t, n in value)
         kwargs[name] = value
     record: MetadataRecord = cls(**kwargs)
     return record
@@ -300,7 +418,20 @@ def image_to_records(image: MetadataImage) -> list[MetadataRecord]:
                     for name, value in sorted(configs.items())]
     for topic in image.topics.values():
         records += topic_to_records(topic)
+    for _, mechanisms in sorted(image.scram_credentials.items()):
+        records += [credential for _, credential in sorted(mechanisms.items())]
+    acls: list[AclRecord] = sorted(image.acls, key=_acl_order)
+    records += acls
+    for entity, values in sorted(image.client_quotas.items(),
+                                 key=lambda item: repr(item[0])):
+        records += [ClientQuotaRecord(entity, key, value)
+                    for key, value in sorted(values.items())]
     return records
+
+
+def _acl_order(acl: AclRecord) -> tuple[int, str, int, str, str, int, int]:
+    return (acl.resource_type, acl.resource_name, acl.pattern_type, acl.principal, acl.host,
+            acl.operation, acl.permission_type)
 
 
 def topic_to_records(topic: TopicInfo) -> list[MetadataRecord]:

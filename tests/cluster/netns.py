@@ -6,6 +6,7 @@ partitions, on one machine).
     with Netns.create(["etcd-1", "broker-1", "broker-2"]) as net:
         net.address("broker-1")               # 10.77.X.11, its only address
         net.partition({"broker-1"}, {"etcd-1"})  # both directions dropped
+        net.partition({"broker-1"}, {"broker-2:9093"})  # only broker-2's port 9093
         net.heal()
 
 Layout: a bridge in the root namespace holds 10.77.X.1/24 (so the test's
@@ -17,8 +18,10 @@ connected to nothing else: no traffic leaves the machine.
 
 Faults are nftables rules inside the namespaces (a table `strom_faults` with
 an input and an output chain that drop packets from or to a set of blocked
-addresses): silent drops, as a real partition, so connections hang and
-connects time out rather than being refused. Partition and heal only change
+addresses, and a second set of address . port pairs for a partition of one
+listener only, e.g. a Kafka node's controller port and not its broker port):
+silent drops, as a real partition, so connections hang and connects time out
+rather than being refused. Partition and heal only change
 the sets' elements, one `nft` call per namespace. A slow link is a token
 bucket (tc tbf) on both ends of a namespace's veth pair (this kernel has no
 netem: no delay or loss emulation, only a rate).
@@ -205,10 +208,15 @@ class Netns:
             self._nft(name, f"""
                 table inet {TABLE} {{
                     set blocked {{ type ipv4_addr; }}
+                    set blocked_ports {{ type ipv4_addr . inet_service; }}
                     chain input {{ type filter hook input priority 0; policy accept;
-                        ip saddr @blocked drop; }}
+                        ip saddr @blocked drop;
+                        ip saddr . tcp sport @blocked_ports drop;
+                        ip saddr . tcp dport @blocked_ports drop; }}
                     chain output {{ type filter hook output priority 0; policy accept;
-                        ip daddr @blocked drop; }}
+                        ip daddr @blocked drop;
+                        ip daddr . tcp dport @blocked_ports drop;
+                        ip daddr . tcp sport @blocked_ports drop; }}
                 }}""")
             self.blocked[name] = set()
 
@@ -244,28 +252,48 @@ class Netns:
 
     def _apply(self, names: Iterable[str]) -> None:
         for name in names:
-            elements = ", ".join(sorted(self.blocked[name], key=ipaddress.ip_address))
-            script = f"flush set inet {TABLE} blocked\n"
-            if elements:
-                script += f"add element inet {TABLE} blocked {{ {elements} }}\n"
+            whole = sorted((a for a in self.blocked[name] if " . " not in a),
+                           key=ipaddress.ip_address)
+            ports = sorted(a for a in self.blocked[name] if " . " in a)
+            script = f"flush set inet {TABLE} blocked\nflush set inet {TABLE} blocked_ports\n"
+            if whole:
+                script += f"add element inet {TABLE} blocked {{ {', '.join(whole)} }}\n"
+            if ports:
+                script += f"add element inet {TABLE} blocked_ports {{ {', '.join(ports)} }}\n"
             self._nft(name, script)
+
+    def _endpoint(self, endpoint: str) -> tuple[str, int | None]:
+        """'name' or 'name:port' -> (name, port or None)."""
+        name, _, port = endpoint.partition(":")
+        if name not in self.names:
+            raise ValueError(f"not in this lab: {endpoint}")
+        return name, int(port) if port else None
 
     def partition(self, side: Collection[str], other: Collection[str] | None = None) -> None:
         """Drop all traffic between `side` and `other` (default: every other
         namespace and the root namespace, i.e. `side` cut off from all),
-        both directions. Adds to partitions already in place."""
-        unknown = (set(side) | set(other or ())) - set(self.names)
-        if unknown:
-            raise ValueError(f"not in this lab: {sorted(unknown)}")
+        both directions. Adds to partitions already in place. An `other`
+        given as 'name:port' cuts only the connections to or from that port
+        of `name` (both ends of each: either side may have dialled)."""
+        for name in side:
+            if name not in self.names:
+                raise ValueError(f"not in this lab: {name}")
         if other is None:
             other = [n for n in self.names if n not in side]
             for name in side:
                 self.blocked[name].add(self.gateway)
-        for a in side:
-            for b in other:
-                self.blocked[a].add(self.address(b))
-                self.blocked[b].add(self.address(a))
-        self._apply(set(side) | set(other))
+        touched = set(side)
+        for endpoint in other:
+            b, port = self._endpoint(endpoint)
+            touched.add(b)
+            for a in side:
+                if port is None:
+                    self.blocked[a].add(self.address(b))
+                    self.blocked[b].add(self.address(a))
+                else:
+                    self.blocked[a].add(f"{self.address(b)} . {port}")
+                    self.blocked[b].add(f"{self.address(a)} . {port}")
+        self._apply(touched)
 
     def isolate_from_clients(self, names: Collection[str]) -> None:
         """Drop traffic between `names` and the root namespace (the clients)."""
@@ -303,7 +331,11 @@ class Netns:
         """What is blocked now, by namespace name (names, or 'clients')."""
         by_address = {self.address(n): n for n in self.names}
         by_address[self.gateway] = "clients"
-        return {name: sorted(by_address[a] for a in blocked)
+
+        def named(blocked: str) -> str:
+            address, _, port = blocked.partition(" . ")
+            return by_address[address] + (f":{port}" if port else "")
+        return {name: sorted(named(a) for a in blocked)
                 for name, blocked in self.blocked.items() if blocked}
 
 

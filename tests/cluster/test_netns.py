@@ -76,6 +76,27 @@ def test_partition_drops_traffic_between_the_sides_only(lab: netns.Netns) -> Non
     assert connect(lab, "a", "b") == "connected"
 
 
+def test_a_partition_of_one_port_leaves_the_other_ports_flowing(lab: netns.Netns) -> None:
+    # A second listener on b (Kafka's controller port beside its broker port).
+    second = subprocess.Popen(
+        ["ip", "netns", "exec", lab.namespace("b"), sys.executable, "-m", "http.server",
+         "--bind", lab.address("b"), str(PORT + 1)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: connect_port(lab, "a", "b", PORT + 1) == "connected", 20)
+        lab.partition({"a"}, {f"b:{PORT + 1}"})
+        assert lab.cut() == {"a": [f"b:{PORT + 1}"], "b": [f"a:{PORT + 1}"]}
+        assert connect_port(lab, "a", "b", PORT + 1) == "timeout"
+        assert connect_port(lab, "a", "b", PORT) == "connected"
+        assert connect_port(lab, "b", "a", PORT) == "connected"
+        assert connect_port(lab, "c", "b", PORT + 1) == "connected"
+        lab.heal()
+        assert connect_port(lab, "a", "b", PORT + 1) == "connected"
+    finally:
+        second.kill()
+        second.wait(10)
+
+
 def test_isolating_a_namespace_cuts_it_from_all_and_from_the_clients(lab: netns.Netns) -> None:
     lab.partition({"c"})
     assert connect(lab, "a", "c") == "timeout"

@@ -3,7 +3,10 @@ single node's strom-metadata.json (`record_to_json` / `record_from_json`).
 
     metadata batch:  {"version": 1, "records": [<record>, ...]}
     registration:    {"version": 1, "node_id": int, "host": str, "port": int, "rack": str|null,
-                      "fenced": bool (absent: false; registrations before it have none)}
+                      "fenced": bool (absent: false; registrations before it have none),
+                      "features": {"metadata.version": [min, max]} (the levels the broker
+                      supports; absent: a strom from before metadata.version, which
+                      supports only its minimum, cluster/metadata_version.py)}
 
 A registration carries no broker epoch: the epoch is the key's create
 revision, which etcd keeps while the broker re-puts its registration (to
@@ -26,6 +29,7 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
+from strom.cluster import metadata_version
 from strom.cluster.image import BrokerInfo, MetadataRecord, record_from_json, record_to_json
 
 FORMAT_VERSION = 1
@@ -83,6 +87,9 @@ def encode_registration(broker: BrokerInfo) -> bytes:
                             "host": broker.host, "port": broker.port, "rack": broker.rack}
     if broker.fenced:
         data["fenced"] = True
+    # Readers ignore fields they do not know: older strom read this as before.
+    low, high = broker.metadata_versions or (metadata_version.MINIMUM, metadata_version.LATEST)
+    data["features"] = {metadata_version.FEATURE_NAME: [low, high]}
     return json.dumps(data).encode()
 
 
@@ -94,7 +101,16 @@ def decode_registration(value: bytes, epoch: int = -1) -> BrokerInfo:
     if not (isinstance(node_id, int) and isinstance(host, str) and isinstance(port, int)
             and (rack is None or isinstance(rack, str)) and isinstance(fenced, bool)):
         raise CodecError(f"broker registration: bad fields {data!r}")
-    return BrokerInfo(node_id, host, port, rack, epoch, fenced)
+    return BrokerInfo(node_id, host, port, rack, epoch, fenced, _supported(data))
+
+
+def _supported(data: dict[str, Any]) -> tuple[int, int]:
+    features = data.get("features")
+    levels = features.get(metadata_version.FEATURE_NAME) if isinstance(features, dict) else None
+    if (isinstance(levels, list) and len(levels) == 2
+            and all(isinstance(v, int) for v in levels) and levels[0] <= levels[1]):
+        return levels[0], levels[1]
+    return metadata_version.MINIMUM, metadata_version.MINIMUM
 
 
 def encode_candidate(node_id: int) -> bytes:

@@ -33,6 +33,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from strom.cluster import metadata_version
 from strom.cluster.elections import ControllerSettings
 from strom.cluster.etcd_client import (
     CompactedError,
@@ -54,7 +55,13 @@ from strom.cluster.etcd_codec import (
 from strom.cluster.etcd_keys import ClusterKeys, KeyKind
 from strom.cluster.etcd_session import BrokerSession, Candidacy
 from strom.cluster.etcd_snapshots import parse_snapshot_key, replay, write_snapshot
-from strom.cluster.image import BrokerInfo, MetadataImage, MetadataRecord, TopicRecord
+from strom.cluster.image import (
+    BrokerInfo,
+    FeatureLevelRecord,
+    MetadataImage,
+    MetadataRecord,
+    TopicRecord,
+)
 from strom.cluster.leader_elector import LeaderElector
 from strom.cluster.operations import MetadataOperations
 from strom.cluster.store import ImageListener
@@ -315,6 +322,12 @@ class EtcdMetadataStore:
         if not records:
             return self.image
         seq = self._last_batch + 1
+        if seq == 1:
+            # A new cluster (its metadata never written) starts at the newest
+            # metadata.version, as Kafka's format does.
+            records = [FeatureLevelRecord(metadata_version.FEATURE_NAME, metadata_version.LATEST),
+                       *records]
+        metadata_version.check_records(self.image.metadata_version, records)
         try:
             revision = await write_batch(self._client, self.keys, self.session.candidacy,
                                          seq, records, self._last_batch_revision)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
+from strom.cluster import metadata_version
 from strom.config import Value
 
 # The group coordinator's and the transaction coordinator's state (Kafka's names).
@@ -35,6 +36,9 @@ class BrokerInfo:
     # In controlled shutdown: leads nothing, joins no ISR (KRaft's
     # inControlledShutdown; strom has no other kind of fenced broker).
     fenced: bool = False
+    # The metadata.version levels it supports (its registration's); None:
+    # this strom's own range (cluster/metadata_version.py).
+    metadata_versions: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +118,15 @@ class BrokerConfigRecord:
     name: str
     value: Value
     node_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureLevelRecord:
+    """Kafka's FeatureLevelRecord: the finalized level of a feature (only
+    metadata.version so far, cluster/metadata_version.py)."""
+
+    name: str
+    level: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +212,7 @@ class ClientQuotaRecord:
 MetadataRecord = (
     TopicRecord | PartitionRecord | TopicConfigRecord | BrokerConfigRecord | RemoveTopicRecord
     | ProducerIdsRecord | ScramCredentialRecord | RemoveScramCredentialRecord | AclRecord
-    | RemoveAclRecord | ClientQuotaRecord
+    | RemoveAclRecord | ClientQuotaRecord | FeatureLevelRecord
 )
 
 
@@ -219,6 +232,9 @@ class MetadataImage:
         default_factory=dict)
     acls: frozenset[AclRecord] = frozenset()
     client_quotas: Mapping[QuotaEntity, Mapping[str, float]] = field(default_factory=dict)
+    # The finalized metadata.version; metadata without a FeatureLevelRecord
+    # was written by a strom from before it: the minimum.
+    metadata_version: int = metadata_version.MINIMUM
     # Incremented per applied batch of records; clients never see it.
     offset: int = 0
 
@@ -247,6 +263,7 @@ class MetadataImage:
         broker_configs = dict(self.broker_configs)
         node_configs: dict[int, Mapping[str, Value]] | None = None
         next_producer_id = self.next_producer_id
+        level = self.metadata_version
         # Copied on first change only: most batches touch none of them.
         scram: dict[str, Mapping[int, ScramCredentialRecord]] | None = None
         acls: set[AclRecord] | None = None
@@ -323,6 +340,9 @@ class MetadataImage:
                 else:
                     acls.discard(AclRecord(*(getattr(record, f)
                                              for f in AclRecord.__dataclass_fields__)))
+            elif isinstance(record, FeatureLevelRecord):
+                if record.name == metadata_version.FEATURE_NAME:
+                    level = record.level
             elif isinstance(record, ClientQuotaRecord):
                 if quotas is None:
                     quotas = dict(self.client_quotas)
@@ -353,6 +373,7 @@ class MetadataImage:
                                else MappingProxyType(scram)),
             acls=self.acls if acls is None else frozenset(acls),
             client_quotas=self.client_quotas if quotas is None else MappingProxyType(quotas),
+            metadata_version=level,
             offset=self.offset + 1,
         )
 
@@ -384,7 +405,8 @@ _RECORD_TYPES: dict[str, type[Any]] = {
     cls.__name__: cls
     for cls in (TopicRecord, PartitionRecord, TopicConfigRecord, BrokerConfigRecord,
                 RemoveTopicRecord, ProducerIdsRecord, ScramCredentialRecord,
-                RemoveScramCredentialRecord, AclRecord, RemoveAclRecord, ClientQuotaRecord)
+                RemoveScramCredentialRecord, AclRecord, RemoveAclRecord, ClientQuotaRecord,
+                FeatureLevelRecord)
 }
 
 
@@ -409,6 +431,10 @@ def record_from_json(data: Mapping[str, Any]) -> MetadataRecord:
 def image_to_records(image: MetadataImage) -> list[MetadataRecord]:
     """Records that rebuild `image` from an empty one (a snapshot)."""
     records: list[MetadataRecord] = []
+    if image.metadata_version != metadata_version.MINIMUM:
+        # First, so that a snapshot's later records pass the level check.
+        records.append(FeatureLevelRecord(metadata_version.FEATURE_NAME,
+                                          image.metadata_version))
     if image.next_producer_id:
         records.append(ProducerIdsRecord(image.controller_id, image.next_producer_id))
     for name, value in sorted(image.broker_configs.items()):

@@ -19,8 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from strom.cluster import metadata_version
 from strom.cluster.image import (
     BrokerInfo,
+    FeatureLevelRecord,
     MetadataImage,
     MetadataRecord,
     TopicInfo,
@@ -60,6 +62,11 @@ class LocalMetadataStore:
         self._topic_json: dict[str, tuple[TopicInfo, str]] = {}
         if self._path.exists():
             self.image = self.image.apply(self._read())
+        else:
+            # A new node starts at the newest metadata.version (Kafka's format
+            # does); a file from an older strom has none: the minimum.
+            self.image = self.image.apply([FeatureLevelRecord(
+                metadata_version.FEATURE_NAME, metadata_version.LATEST)])
 
     @property
     def path(self) -> Path:
@@ -97,6 +104,7 @@ class LocalMetadataStore:
         if not records:
             return self.image
         old = self.image
+        metadata_version.check_records(old.metadata_version, records)
         new = old.apply(records)
         self._persist(new)
         self.image = new

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from strom.cluster import metadata_version
 from strom.cluster.etcd_codec import (
     COMPRESS_ABOVE,
     CodecError,
@@ -53,7 +54,7 @@ def test_values_of_a_newer_strom_or_damaged_are_refused() -> None:
                 json.dumps({"version": 1, "records": [{"type": "Nope"}]}).encode()):
         with pytest.raises(CodecError):
             decode_batch(bad)
-    broker = BrokerInfo(2, "h", 9092, "rack-a")
+    broker = BrokerInfo(2, "h", 9092, "rack-a", metadata_versions=(7, 11))
     assert decode_registration(encode_registration(broker)) == broker
     assert decode_candidate(encode_candidate(7)) == 7
     with pytest.raises(CodecError):
@@ -61,13 +62,24 @@ def test_values_of_a_newer_strom_or_damaged_are_refused() -> None:
 
 
 def test_registration_carries_fenced_and_takes_its_epoch_from_the_key() -> None:
-    fenced = BrokerInfo(3, "h", 9093, None, 41, True)
+    fenced = BrokerInfo(3, "h", 9093, None, 41, True, (7, 11))
     assert decode_registration(encode_registration(fenced), 41) == fenced
-    # A registration written before `fenced` existed reads as unfenced.
+    # A registration written before `fenced` existed reads as unfenced (and,
+    # without `features`, as supporting metadata.version's minimum only).
     old = json.dumps({"version": 1, "node_id": 3, "host": "h", "port": 9093,
                       "rack": None}).encode()
-    assert decode_registration(old, 12) == BrokerInfo(3, "h", 9093, None, 12, False)
+    assert decode_registration(old, 12) == BrokerInfo(3, "h", 9093, None, 12, False, (7, 7))
     assert b"fenced" not in encode_registration(BrokerInfo(3, "h", 9093))
     with pytest.raises(CodecError):
         decode_registration(json.dumps({"version": 1, "node_id": 3, "host": "h", "port": 1,
                                         "rack": None, "fenced": "yes"}).encode())
+
+
+def test_registration_advertises_the_metadata_versions_this_strom_supports() -> None:
+    data = json.loads(encode_registration(BrokerInfo(3, "h", 9093)))
+    assert data["features"] == {"metadata.version": [metadata_version.MINIMUM,
+                                                     metadata_version.LATEST]}
+    assert data["version"] == 1  # older strom reads it, ignoring the field it does not know
+    for bad in ([11, 7], "7-11", [7], None):
+        value = json.dumps({**data, "features": {"metadata.version": bad}}).encode()
+        assert decode_registration(value).metadata_versions == (7, 7)

@@ -11,6 +11,8 @@ from typing import Any
 
 from strom.broker.context import RequestContext
 from strom.broker.router import REGISTRY, handles
+from strom.cluster import features
+from strom.cluster.image import MetadataImage
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import encode_response
@@ -26,26 +28,24 @@ def _api_keys() -> list[dict[str, int]]:
     ]
 
 
-# Finalized features (v3+), as Kafka reports them: Kafka 4.x clients use
-# transaction.version 2 (KIP-890 part 2, docs/transactions.md) when it is finalized.
-_FEATURES = {"transaction.version": (0, 2, 2)}  # name -> (min supported, max, finalized)
-
-
-def _features() -> dict[str, Any]:
+# Features (v3+), as Kafka reports them (cluster/features.py): Kafka 4.x clients
+# use transaction.version 2 (KIP-890 part 2, docs/transactions.md) when it is
+# finalized; metadata.version gates the metadata record types (docs/cluster.md).
+def _features(image: MetadataImage) -> dict[str, Any]:
     return {
         "supported_features": [{"name": n, "min_version": lo, "max_version": hi}
-                               for n, (lo, hi, _) in _FEATURES.items()],
-        "finalized_features_epoch": 1,
+                               for n, (lo, hi) in features.supported().items()],
+        "finalized_features_epoch": features.finalized_epoch(image),
         "finalized_features": [{"name": n, "min_version_level": level,
                                 "max_version_level": level}
-                               for n, (_, _, level) in _FEATURES.items()],
+                               for n, level in features.finalized(image).items()],
     }
 
 
 @handles(ApiKey.API_VERSIONS)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     return {"error_code": ErrorCode.none, "api_keys": _api_keys(), "throttle_time": 0,
-            **_features()}
+            **_features(ctx.broker.image)}
 
 
 def fallback_response(correlation_id: int) -> bytes:

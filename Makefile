@@ -9,7 +9,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 CONFIG ?= config/server.properties
 
 .PHONY: serve cluster test lint typecheck unit interop interop-kafka interop-cluster system-deps kafka-jars compat compat-kafka compat-cluster clean \
-	bench bench-quick bench-soak bench-views bench-failover demo fuzz jepsen
+	bench bench-quick bench-soak bench-views bench-failover bench-cluster demo fuzz jepsen
 
 $(STAMP): pyproject.toml setup.py strom/protocol/records/_walk.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -96,6 +96,11 @@ bench-views: $(TEST_STAMP) kafka-jars
 bench-failover: $(BENCH_STAMP) $(CLUSTER_STAMP) kafka-jars
 	scripts/install-etcd.sh
 	$(BIN)/python bench/failover.py $(FAILOVER_ARGS)
+
+## bench-cluster: three strom brokers vs three Apache Kafka brokers, alternating rounds: produce acks=all RF 3 MiB/s, end-to-end p99 at 5 MiB/s, failover (kill -9 of a leader), follower catch-up after 1 GiB (~15 min); CLUSTER_BENCH_ARGS for --rounds/--catchup-bytes/--quick
+bench-cluster: $(BENCH_STAMP) $(CLUSTER_STAMP) kafka-jars
+	scripts/install-etcd.sh
+	$(BIN)/python bench/cluster_bench.py $(CLUSTER_BENCH_ARGS)
 
 ## demo: the shop: strom and four services that only talk through events, narrated
 demo: $(STAMP)

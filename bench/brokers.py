@@ -265,7 +265,7 @@ class Kafka(Broker):
         return m.group(1) if m else "?"
 
 
-def strom_runtime_bin(extra: str = "") -> Path:
+def strom_runtime_bin(extra: str = "", source: Path = ROOT, name: str = "") -> Path:
     """`strom` installed the way users install it: a regular (not editable)
     install of the current tree, byte-compiled by pip, in a virtualenv holding
     strom and its runtime dependencies only.
@@ -278,16 +278,18 @@ def strom_runtime_bin(extra: str = "") -> Path:
     (this machine sets it): 90 ms of a 0.3 s start-up. The install is redone
     whenever a source file, setup.py or pyproject.toml changes. `extra` adds
     one of strom's optional dependency sets (`cluster`: etcd's client), in a
-    virtualenv of its own."""
-    venv = CACHE / "bench" / ("strom-runtime" + (f"-{extra}" if extra else ""))
+    virtualenv of its own. `source`: another copy of the tree to install (an
+    export of a commit), into a virtualenv named `name`."""
+    venv = CACHE / "bench" / (name or "strom-runtime" + (f"-{extra}" if extra else ""))
     stamp = venv / ".installed"
-    digest = _source_digest()
+    digest = _source_digest(source)
     if not stamp.exists() or stamp.read_text() != digest:
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        build = CACHE / "bench" / ("strom-build" + (f"-{extra}" if extra else ""))
+        build = CACHE / "bench" / (f"{name}-build" if name else
+                                   "strom-build" + (f"-{extra}" if extra else ""))
         shutil.rmtree(build, ignore_errors=True)
-        shutil.copytree(ROOT, build, ignore=shutil.ignore_patterns(
+        shutil.copytree(source, build, ignore=shutil.ignore_patterns(
             ".*", "data", "bench", "tests", "compat", "docs", "build", "*.egg-info",
             "__pycache__", "*.so"))
         subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
@@ -298,11 +300,12 @@ def strom_runtime_bin(extra: str = "") -> Path:
     return venv / "bin" / "strom"
 
 
-def _source_digest() -> str:
-    h = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + (ROOT / "setup.py").read_bytes())
-    sources = [*(ROOT / "strom").rglob("*.py"), *(ROOT / "strom").rglob("*.c")]
+def _source_digest(source: Path = ROOT) -> str:
+    h = hashlib.sha256((source / "pyproject.toml").read_bytes()
+                       + (source / "setup.py").read_bytes())
+    sources = [*(source / "strom").rglob("*.py"), *(source / "strom").rglob("*.c")]
     for path in sorted(sources):
-        h.update(str(path.relative_to(ROOT)).encode())
+        h.update(str(path.relative_to(source)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()
 

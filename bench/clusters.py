@@ -29,6 +29,7 @@ import socket
 import struct
 import subprocess
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from brokers import BrokerError, random_cluster_id, strom_runtime_bin
@@ -113,14 +114,31 @@ class KafkaCluster(Cluster):
     name = "kafka"
     label = "Apache Kafka"
 
-    def __init__(self, data_root: Path) -> None:
-        self.root = data_root / "failover-kafka"
+    def __init__(self, data_root: Path, subdir: str = "failover-kafka",
+                 namespaces: Mapping[int, tuple[str, str]] | None = None,
+                 settings: Mapping[str, str] | None = None) -> None:
+        """`namespaces`: node -> (network namespace, its address) to run each
+        node in a namespace of its own, on Kafka's usual ports there
+        (tests/cluster/kafka_cluster.py, the jepsen baseline); `settings`
+        override CLUSTER_SETTINGS."""
+        self.root = data_root / subdir
+        self.namespaces = dict(namespaces or {})
+        self.settings = {**CLUSTER_SETTINGS, **(settings or {})}
         self.ports: dict[int, int] = {}
         self.controller_ports: dict[int, int] = {}
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        #: Called with each node's data dir once made, before it is formatted
+        #: (to mount a file system of its own there).
+        self.before_format: Callable[[int, Path], None] | None = None
+
+    def host(self, node: int) -> str:
+        return self.namespaces[node][1] if self.namespaces else "127.0.0.1"
+
+    def data_dir(self, node: int) -> Path:
+        return self.root / f"data-{node}"
 
     def bootstrap(self) -> str:
-        return ",".join(f"127.0.0.1:{self.ports[n]}" for n in NODES)
+        return ",".join(f"{self.host(n)}:{self.ports[n]}" for n in NODES)
 
     def _config(self, node: int) -> Path:
         return self.root / f"server-{node}.properties"
@@ -129,9 +147,9 @@ class KafkaCluster(Cluster):
         shutil.rmtree(self.root, ignore_errors=True)
         self.root.mkdir(parents=True)
         for n in NODES:
-            self.ports[n] = free_port()
-            self.controller_ports[n] = free_port()
-        voters = ",".join(f"{n}@127.0.0.1:{self.controller_ports[n]}" for n in NODES)
+            self.ports[n] = 9092 if self.namespaces else free_port()
+            self.controller_ports[n] = 9093 if self.namespaces else free_port()
+        voters = ",".join(f"{n}@{self.host(n)}:{self.controller_ports[n]}" for n in NODES)
         cluster_id = random_cluster_id()
         for n in NODES:
             props = {
@@ -141,18 +159,21 @@ class KafkaCluster(Cluster):
                 # `format --initial-controllers`; the static one is what 3.x-era
                 # deployments and most guides use, and elects the same way).
                 "controller.quorum.voters": voters,
-                "listeners": f"PLAINTEXT://127.0.0.1:{self.ports[n]},"
-                             f"CONTROLLER://127.0.0.1:{self.controller_ports[n]}",
-                "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.ports[n]}",
+                "listeners": f"PLAINTEXT://{self.host(n)}:{self.ports[n]},"
+                             f"CONTROLLER://{self.host(n)}:{self.controller_ports[n]}",
+                "advertised.listeners": f"PLAINTEXT://{self.host(n)}:{self.ports[n]}",
                 "controller.listener.names": "CONTROLLER",
                 "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
                 "inter.broker.listener.name": "PLAINTEXT",
-                "log.dirs": str(self.root / f"data-{n}"),
+                "log.dirs": str(self.data_dir(n)),
                 "num.partitions": "1",
                 "group.initial.rebalance.delay.ms": "0",
-                **CLUSTER_SETTINGS,
+                **self.settings,
             }
             self._config(n).write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+            self.data_dir(n).mkdir()
+            if self.before_format is not None:
+                self.before_format(n, self.data_dir(n))
             fmt = run_client([KAFKA_TOOL, "storage", "format", "-t", cluster_id,
                               "-c", str(self._config(n))], timeout=120)
             if fmt.returncode != 0:
@@ -172,8 +193,10 @@ class KafkaCluster(Cluster):
         env = dict(os.environ, KAFKA_TOOL_JAVA_OPTS=JAVA_SERVER_OPTS)
         with open(self.root / f"node-{node}.log", "ab") as out:
             # kafka-tool execs java: the pid we hold is the JVM's, so signals reach Kafka itself.
+            # `ip netns exec` execs too: still the JVM's pid.
+            netns = ["ip", "netns", "exec", self.namespaces[node][0]] if self.namespaces else []
             self.procs[node] = subprocess.Popen(
-                [KAFKA_TOOL, "server", str(self._config(node))], stdout=out,
+                [*netns, KAFKA_TOOL, "server", str(self._config(node))], stdout=out,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=ROOT,
                 start_new_session=True)
         log(f"Kafka node {node} started (pid {self.procs[node].pid})")
@@ -207,7 +230,7 @@ class KafkaCluster(Cluster):
         for n in NODES:
             if self.alive(n):
                 try:
-                    answers.append(describe_quorum_leader(self.ports[n]))
+                    answers.append(describe_quorum_leader(self.ports[n], self.host(n)))
                 except (OSError, ValueError):
                     continue
         return max(answers)[1] if answers else None
@@ -218,7 +241,7 @@ class KafkaCluster(Cluster):
         return m.group(1) if m else "?"
 
 
-def describe_quorum_leader(port: int) -> tuple[int, int]:
+def describe_quorum_leader(port: int, host: str = "127.0.0.1") -> tuple[int, int]:
     """(leader epoch, leader id) of the KRaft metadata quorum as one node sees it:
     DescribeQuorum v0 for __cluster_metadata-0."""
     from kio.schema.describe_quorum.v0 import request as dq
@@ -231,7 +254,7 @@ def describe_quorum_leader(port: int) -> tuple[int, int]:
     metadata_log = dq.TopicData(topic_name=TopicName("__cluster_metadata"),
                                 partitions=(dq.PartitionData(partition_index=i32(0)),))
     req = dq.DescribeQuorumRequest(topics=(metadata_log,))
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+    with socket.create_connection((host, port), timeout=5) as sock:
         sock.sendall(encode_request(req, 1, "strom-bench-failover"))
         size = struct.unpack(">i", _recv_exact(sock, 4))[0]
         _, resp = decode_response(_recv_exact(sock, size), DescribeQuorumResponse)
@@ -262,8 +285,11 @@ class StromCluster(Cluster):
     name = "strom"
     label = "strom"
 
-    def __init__(self, data_root: Path) -> None:
+    def __init__(self, data_root: Path, source: Path | None = None,
+                 revision: str = "") -> None:
         self.dir = data_root / "failover-strom"
+        self.source = source
+        self.revision = revision
         self.started = False
         self.pids: dict[int, int] = {}
         self.env = dict(os.environ, CLUSTER_DIR=str(self.dir),
@@ -285,8 +311,12 @@ class StromCluster(Cluster):
         return ""
 
     def _script(self, *args: str, timeout: float = 120.0) -> str:
+        # Not from the repository's root: the script runs `python -m strom`, and
+        # Python puts the working directory first on sys.path, so the tree being
+        # edited would be imported instead of the runtime installed for the bench.
+        self.dir.parent.mkdir(parents=True, exist_ok=True)
         res = subprocess.run([str(LOCAL_CLUSTER), *args], capture_output=True, text=True,
-                             env=self.env, cwd=ROOT, timeout=timeout)
+                             env=self.env, cwd=self.dir.parent, timeout=timeout)
         if res.returncode != 0:
             raise BrokerError(f"local-cluster.sh {' '.join(args)}: exit {res.returncode}: "
                               f"{tail(res.stderr + res.stdout, 8)}")
@@ -300,8 +330,17 @@ class StromCluster(Cluster):
         # A non-editable install of the tree as it is now, with etcd's client (as
         # the single-node bench runs strom): every restart in the run runs the
         # same code, whatever is edited meanwhile, compiled as users install it.
-        self.env["STROM_PYTHON"] = str(strom_runtime_bin("cluster").parent / "python")
-        self._version = self._describe_tree()
+        # Installed once per object: a bench that starts the cluster again for
+        # each round (bench/cluster_bench.py) measures the same code every round.
+        # `source`: an export of one commit instead (cluster_bench.py --strom-rev).
+        if "STROM_PYTHON" not in self.env:
+            if self.source is None:
+                runtime = strom_runtime_bin("cluster")
+                self._version = self._describe_tree()
+            else:
+                runtime = strom_runtime_bin("cluster", self.source, "strom-runtime-cluster-rev")
+                self._version = self.revision
+            self.env["STROM_PYTHON"] = str(runtime.parent / "python")
         t0 = time.perf_counter()
         self.started = True
         try:

@@ -190,7 +190,13 @@ def consumer_perf(broker: Broker, topic: str, records: int,
 
 def loadgen(mode: str, broker: Broker, topic: str, client_timeout: float,
             **opts: Any) -> tuple[dict[str, Any], Completed]:
-    argv = [PYTHON, LOADGEN, mode, "--bootstrap", broker.bootstrap, "--topic", topic]
+    return loadgen_at(broker.bootstrap, mode, topic, client_timeout, **opts)
+
+
+def loadgen_at(bootstrap: str, mode: str, topic: str, client_timeout: float,
+               **opts: Any) -> tuple[dict[str, Any], Completed]:
+    """bench/loadgen.py `mode` against `bootstrap`; its JSON result and the run."""
+    argv = [PYTHON, LOADGEN, mode, "--bootstrap", bootstrap, "--topic", topic]
     for k, v in opts.items():
         argv.append(f"--{k.replace('_', '-')}")
         if v != "":  # "" marks a flag without a value
@@ -304,12 +310,23 @@ def w_small_rdkafka(ctx: Context) -> tuple[dict[str, float], dict[str, Any]]:
 def w_e2e(ctx: Context) -> tuple[dict[str, float], dict[str, Any]]:
     topic = _new_topic(ctx, "e2e")
     produce_to_each_partition(ctx.broker.bootstrap, topic, ctx.broker.partitions, 60)
-    b = ctx.broker
+    res, out, r = e2e_latency(ctx.broker.bootstrap, topic, E2E_RATE, ctx.sizes.e2e_seconds,
+                              acks="1", linger_ms=E2E_LINGER_MS)
+    return (_metrics(res, "p50_ms", "p99_ms", "p999_ms", "max_ms"),
+            {**_client_detail(r), "producer_mib_per_s": out["mib_per_s"],
+             "samples": res.get("samples"), "p99_ms_by_second": res.get("p99_ms_by_second")})
+
+
+def e2e_latency(bootstrap: str, topic: str, rate: float, seconds: float, acks: str,
+                linger_ms: int) -> tuple[dict[str, Any], dict[str, Any], Completed]:
+    """Producer timestamp -> consumer receive, 1 KiB records paced at `rate`
+    records/s for `seconds`: (consumer result, producer result, producer run).
+    The consumer starts at the end of every partition before the producer."""
     with tempfile.TemporaryDirectory() as tmp:
         expect = Path(tmp) / "expect"
         consumer = subprocess.Popen(
-            [PYTHON, LOADGEN, "e2e-consumer", "--bootstrap", b.bootstrap, "--topic", topic,
-             "--expect-file", str(expect), "--timeout", str(ctx.sizes.e2e_seconds + 60)],
+            [PYTHON, LOADGEN, "e2e-consumer", "--bootstrap", bootstrap, "--topic", topic,
+             "--expect-file", str(expect), "--timeout", str(seconds + 60)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
             assert consumer.stdout is not None
@@ -318,9 +335,9 @@ def w_e2e(ctx: Context) -> tuple[dict[str, float], dict[str, Any]]:
                 consumer.wait(5)
                 err = consumer.stderr.read() if consumer.stderr else ""
                 raise WorkloadFailed(f"e2e consumer: {tail(err)}")
-            out, r = loadgen("e2e-producer", b, topic, ctx.sizes.e2e_seconds + 60,
-                             rate=E2E_RATE, size=1024, acks="1", linger_ms=E2E_LINGER_MS,
-                             duration=ctx.sizes.e2e_seconds)
+            out, r = loadgen_at(bootstrap, "e2e-producer", topic, seconds + 60,
+                                rate=rate, size=1024, acks=acks, linger_ms=linger_ms,
+                                duration=seconds)
             expect.write_text(str(out["records"]))
             cout, cerr = consumer.communicate(timeout=90)
         except subprocess.TimeoutExpired:
@@ -333,9 +350,7 @@ def w_e2e(ctx: Context) -> tuple[dict[str, float], dict[str, Any]]:
         raise WorkloadFailed(f"e2e consumer: {tail(cerr)}") from None
     if res.get("received", 0) < out["records"]:
         raise WorkloadFailed(f"e2e consumer received {res.get('received')} of {out['records']}")
-    return (_metrics(res, "p50_ms", "p99_ms", "p999_ms", "max_ms"),
-            {**_client_detail(r), "producer_mib_per_s": out["mib_per_s"],
-             "samples": res.get("samples"), "p99_ms_by_second": res.get("p99_ms_by_second")})
+    return res, out, r
 
 
 def w_p1000(ctx: Context) -> tuple[dict[str, float], dict[str, Any]]:

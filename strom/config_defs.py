@@ -410,6 +410,16 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("follower.replication.throttled.rate", T.LONG, LONG_MAX,
            "Bytes/s a follower out of the ISR fetches for its throttled replicas "
            "(follower.replication.throttled.replicas).", at_least=0),
+        # Client quotas (docs/security.md "Client quotas"): the windows rates are measured in.
+        _d("quota.window.num", T.INT, 11, "Samples a client quota's rate is measured over.",
+           at_least=1, read_only=True),
+        _d("quota.window.size.seconds", T.INT, 1, "Length of each client quota sample.",
+           at_least=1, read_only=True),
+        _d("controller.quota.window.num", T.INT, 11,
+           "Samples of controller_mutation_rate (its token bucket holds num * size * rate).",
+           at_least=1, read_only=True),
+        _d("controller.quota.window.size.seconds", T.INT, 1,
+           "Length of each controller_mutation_rate sample.", at_least=1, read_only=True),
         _d("replica.alter.log.dirs.io.max.bytes.per.second", T.LONG, LONG_MAX,
            "Accepted for Kafka's tools; strom does not move replicas between its log "
            "dirs.", at_least=0),

@@ -135,6 +135,12 @@ class UnsupportedVersionError(KafkaError):
     code = ErrorCode.unsupported_version
 
 
+class ThrottlingQuotaExceededError(KafkaError):
+    """controller_mutation_rate spent (strom/broker/client_quotas.py)."""
+
+    code = ErrorCode.throttling_quota_exceeded
+
+
 class NotLeaderOrFollowerError(KafkaError):
     code = ErrorCode.not_leader_or_follower
 

@@ -1,0 +1,244 @@
+"""Client quota enforcement (Kafka's ClientQuotaManager, ClientRequestQuotaManager
+and ControllerMutationQuotaManager), over the sans-I/O model of
+strom/security/quotas.py.
+
+The connection asks `ClientQuotaManager.client(...)` for each request; with no
+quota in the metadata image (`enabled` False) it asks nothing, so a broker
+without quotas pays one attribute test per request. Otherwise a client's
+resolved quotas are cached per (user, client id) until the image's quotas
+change; sensors keep their samples across such changes and take the new bound.
+
+What is recorded, as Kafka:
+- producer_byte_rate: the size of each Produce request, before it is handled;
+- consumer_byte_rate: the size of each consumer Fetch response; a fetch over
+  the quota is answered empty (its bytes taken back) and its max_bytes is
+  capped at what the quota allows in (samples - 1) windows;
+- request_percentage: the time the request's handler ran on the event loop
+  (strom's request thread), as a percentage of one second, the throttle
+  bounded by one window; ApiVersions, SASL and broker-to-broker requests are
+  exempt;
+- controller_mutation_rate: partitions created or deleted (CreateTopics,
+  CreatePartitions, DeleteTopics), on the controller, in a token bucket.
+The response carries the largest throttle time and the connection stops
+reading for that long (connection.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Coroutine, Generator
+from dataclasses import dataclass
+from typing import Any
+
+from strom.clock import Clock
+from strom.cluster.image import MetadataImage
+from strom.cluster.store import MetadataStore
+from strom.config import BrokerConfig
+from strom.errors import ThrottlingQuotaExceededError
+from strom.protocol.api import ApiKey
+from strom.security import quotas as q
+
+SASL_AUTHENTICATE = 36
+
+#: Requests never throttled by request_percentage (Kafka: ApiVersions and
+#: SASL before authentication, cluster actions between brokers).
+REQUEST_QUOTA_EXEMPT = frozenset({
+    ApiKey.API_VERSIONS, ApiKey.SASL_HANDSHAKE, SASL_AUTHENTICATE, ApiKey.ENVELOPE,
+    ApiKey.ALTER_PARTITION, ApiKey.ALLOCATE_PRODUCER_IDS, ApiKey.WRITE_TXN_MARKERS,
+})
+
+#: Sensors idle this long are dropped (Kafka's inactive sensor expiration, 1 hour).
+SENSOR_EXPIRY_MS = 3_600_000
+
+
+@dataclass(slots=True)
+class ClientQuotas:
+    """One client's sensors; None where no quota applies."""
+
+    produce: q.QuotaSensor | None
+    fetch: q.QuotaSensor | None
+    request: q.QuotaSensor | None
+    mutation: q.TokenBucket | None
+    #: request_percentage throttles are bounded by one window (Kafka).
+    max_request_throttle_ms: int
+
+    @property
+    def empty(self) -> bool:
+        return (self.produce is None and self.fetch is None and self.request is None
+                and self.mutation is None)
+
+
+class ClientQuotaManager:
+    def __init__(self, metadata: MetadataStore, config: BrokerConfig, clock: Clock) -> None:
+        self._clock = clock
+        self._windows = q.WindowConfig(_int(config, "quota.window.num", 11),
+                                       1000 * _int(config, "quota.window.size.seconds", 1))
+        self._controller_windows = q.WindowConfig(
+            _int(config, "controller.quota.window.num", 11),
+            1000 * _int(config, "controller.quota.window.size.seconds", 1))
+        self._quotas = metadata.image.client_quotas
+        #: Any client quota at all: the one test a request pays without quotas.
+        self.enabled = bool(self._quotas)
+        self._clients: dict[tuple[str, str], ClientQuotas | None] = {}
+        self._sensors: dict[tuple[str, q.SensorKey], q.QuotaSensor] = {}
+        self._buckets: dict[q.SensorKey, q.TokenBucket] = {}
+        self._created = 0
+        metadata.subscribe(self._on_image)
+
+    def _on_image(self, old: MetadataImage, new: MetadataImage) -> None:
+        if new.client_quotas is not self._quotas:
+            self._quotas = new.client_quotas
+            self.enabled = bool(self._quotas)
+            self._clients.clear()
+
+    def now_ms(self) -> int:
+        return int(self._clock.monotonic() * 1000)
+
+    def client(self, user: str, client_id: str) -> ClientQuotas | None:
+        """The quotas of a client (user principal name, client id); None: none apply."""
+        key = (user, client_id)
+        try:
+            return self._clients[key]
+        except KeyError:
+            pass
+        now = self.now_ms()
+        if len(self._clients) > 10_000:
+            self._clients.clear()
+        found = ClientQuotas(
+            self._sensor(q.PRODUCER_BYTE_RATE, user, client_id, now),
+            self._sensor(q.CONSUMER_BYTE_RATE, user, client_id, now),
+            self._sensor(q.REQUEST_PERCENTAGE, user, client_id, now),
+            self._bucket(user, client_id, now),
+            self._windows.window_ms)
+        result = None if found.empty else found
+        self._clients[key] = result
+        return result
+
+    def _sensor(self, key: str, user: str, client_id: str, now: int) -> q.QuotaSensor | None:
+        resolved = q.resolve(self._quotas, key, user, client_id)
+        if resolved is None:
+            return None
+        shared, bound = resolved
+        sensor = self._sensors.get((key, shared))
+        if sensor is None:
+            self._expire(now)
+            sensor = self._sensors[(key, shared)] = q.QuotaSensor(bound, self._windows, now)
+        sensor.bound = bound
+        return sensor
+
+    def _bucket(self, user: str, client_id: str, now: int) -> q.TokenBucket | None:
+        resolved = q.resolve(self._quotas, q.CONTROLLER_MUTATION_RATE, user, client_id)
+        if resolved is None:
+            return None
+        shared, bound = resolved
+        bucket = self._buckets.get(shared)
+        if bucket is None:
+            self._expire(now)
+            bucket = self._buckets[shared] = q.TokenBucket(bound, self._controller_windows, now)
+        bucket.bound = bound
+        return bucket
+
+    def _expire(self, now: int) -> None:
+        """Drop idle sensors now and then, so many short-lived client ids do not
+        pile up (a cached client keeps its sensor objects alive anyway)."""
+        self._created += 1
+        if self._created % 1000:
+            return
+        for key in [k for k, s in self._sensors.items()
+                    if now - s.last_used_ms > SENSOR_EXPIRY_MS]:
+            del self._sensors[key]
+        for shared in [k for k, b in self._buckets.items()
+                       if now - b.last_used_ms > SENSOR_EXPIRY_MS]:
+            del self._buckets[shared]
+
+    # --- controller_mutation_rate ----------------------------------------------------
+
+    def mutation_quota(self, user: str, client_id: str, strict: bool) -> MutationQuota:
+        client = self.client(user, client_id) if self.enabled else None
+        return MutationQuota(None if client is None else client.mutation, strict, self)
+
+
+class MutationQuota:
+    """Partitions mutated by one CreateTopics / CreatePartitions / DeleteTopics
+    (Kafka's Strict/PermissiveControllerMutationQuota): strict (the versions
+    that know THROTTLING_QUOTA_EXCEEDED) refuses a topic once the bucket is
+    empty; permissive only throttles."""
+
+    def __init__(self, bucket: q.TokenBucket | None, strict: bool,
+                 manager: ClientQuotaManager) -> None:
+        self._bucket = bucket
+        self._strict = strict
+        self._manager = manager
+        self._throttle_ms = 0
+        self._at_ms = 0
+
+    def record(self, partitions: int) -> None:
+        """Count a topic's partitions; ThrottlingQuotaExceededError (strict) if
+        the quota was already spent."""
+        bucket = self._bucket
+        if bucket is None:
+            return
+        now = self._manager.now_ms()
+        if self._strict:
+            throttle = bucket.throttle_ms(now)
+            if throttle > 0:
+                self._throttle_ms, self._at_ms = throttle, now
+                raise ThrottlingQuotaExceededError(
+                    "The throttling quota has been exceeded.")
+        throttle = bucket.record(partitions, now)
+        if throttle > 0:
+            self._throttle_ms, self._at_ms = throttle, now
+
+    def throttle_time_ms(self) -> int:
+        """The throttle for the response, less the time since it was measured."""
+        if not self._throttle_ms:
+            return 0
+        return max(0, self._throttle_ms - (self._manager.now_ms() - self._at_ms))
+
+
+# --- request time --------------------------------------------------------------------
+
+
+class TimedHandler:
+    """Runs a handler coroutine and adds up the time of its steps on the event
+    loop, not the time it waits (Kafka's request thread time: a fetch waiting
+    for data costs nothing)."""
+
+    __slots__ = ("_coro", "elapsed_ns")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self._coro = coro
+        self.elapsed_ns = 0
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro = self._coro
+        to_send: Any = None
+        to_throw: BaseException | None = None
+        while True:
+            started = time.perf_counter_ns()
+            try:
+                if to_throw is not None:
+                    yielded = coro.throw(to_throw)
+                else:
+                    yielded = coro.send(to_send)
+            except StopIteration as stop:
+                self.elapsed_ns += time.perf_counter_ns() - started
+                return stop.value
+            except BaseException:
+                self.elapsed_ns += time.perf_counter_ns() - started
+                raise
+            self.elapsed_ns += time.perf_counter_ns() - started
+            try:
+                to_send, to_throw = (yield yielded), None
+            except BaseException as exc:  # noqa: BLE001 - passed on to the handler
+                to_send, to_throw = None, exc
+
+
+def request_percentage(elapsed_ns: int) -> float:
+    """Handler time as Kafka records it: percent of one second."""
+    return elapsed_ns * 100.0 / 1_000_000_000
+
+
+def _int(config: BrokerConfig, name: str, default: int) -> int:
+    value = config.get(name)
+    return value if isinstance(value, int) else default

@@ -38,10 +38,11 @@ from tests.cluster.fault_clients import (
     parse_value,
     read_topic,
 )
-from tests.cluster.fault_injector import KINDS, FaultEvent, FaultInjector, wait_for
+from tests.cluster.fault_injector import KINDS, Cluster, FaultEvent, FaultInjector, wait_for
 from tests.cluster.local_cluster import LocalCluster
 from tests.cluster.netns import Netns, lab
 from tests.cluster.partition_faults import PARTITION_KINDS, PartitionInjector
+from tests.cluster.slow_disk import DISK_KINDS, SlowDisks
 
 TOPIC = "faults"
 GROUP = "fault-checker"
@@ -67,6 +68,8 @@ class RunConfig:
     #: noticed, not whole again): the records are still checked. The pytest
     #: test stops; the command line goes on with --keep-going.
     stop_on_finding: bool = True
+    #: "strom", or "kafka": the baseline (kafka_cluster.py; needs namespaces).
+    target: str = "strom"
 
 
 @dataclass
@@ -240,15 +243,34 @@ def explain(verdict: Verdict, events: list[FaultEvent], origin: float, limit: in
 
 
 def run(directory: Path, etcd: str, config: RunConfig,
-        say: Callable[[str], None] = print, net: Netns | None = None) -> Verdict:
+        say: Callable[[str], None] = print, net: Netns | None = None,
+        disks: SlowDisks | None = None) -> Verdict:
     """With `net` (a lab with a namespace per broker-ID and etcd-N), every
-    process runs in its namespace and network partitions can be injected."""
+    process runs in its namespace and network partitions can be injected;
+    with `disks`, each broker's data dir is a disk of its own that the
+    slow-disk fault throttles."""
     started = time.monotonic()
     if net is None and set(config.kinds) & set(PARTITION_KINDS):
         raise ValueError("network partitions need the processes in namespaces (net)")
-    cluster = LocalCluster(directory, etcd, etcd_members=config.etcd_members,
-                           session_timeout_ms=config.session_timeout_ms,
-                           replica_lag_ms=config.replica_lag_ms, net=net)
+    if disks is None and set(config.kinds) & set(DISK_KINDS):
+        raise ValueError("a slow disk needs the data dirs on disks of their own (disks)")
+    cluster: Cluster
+    if config.target == "kafka":
+        from tests.cluster.kafka_cluster import KafkaNetCluster
+        if net is None:
+            raise ValueError("the Kafka baseline runs in namespaces (net)")
+        kafka = KafkaNetCluster(directory, net, config.session_timeout_ms,
+                                config.replica_lag_ms)
+        if disks is not None:
+            kafka.kafka.before_format = lambda n, path: disks.mount(f"broker-{n}", path)
+        cluster = kafka
+    else:
+        cluster = LocalCluster(directory, etcd, etcd_members=config.etcd_members,
+                               session_timeout_ms=config.session_timeout_ms,
+                               replica_lag_ms=config.replica_lag_ms, net=net)
+        if disks is not None:
+            for n in cluster.node_ids:
+                disks.mount(f"broker-{n}", cluster.data_dir(n))
     writers: list[Writer] = []
     readers: list[GroupReader] = []
     try:
@@ -256,9 +278,11 @@ def run(directory: Path, etcd: str, config: RunConfig,
         bootstrap = cluster.bootstrap()
         injector = FaultInjector(cluster, TOPIC, config.partitions, config.replication,
                                  config.session_timeout_ms / 1000, config.heal_timeout, say,
-                                 overlap=config.overlap) if net is None else PartitionInjector(
-            cluster, net, TOPIC, config.partitions, config.replication,
-            config.session_timeout_ms / 1000, config.heal_timeout, say, overlap=config.overlap)
+                                 overlap=config.overlap, disks=disks) \
+            if net is None else PartitionInjector(
+                cluster, net, TOPIC, config.partitions, config.replication,
+                config.session_timeout_ms / 1000, config.heal_timeout, say,
+                overlap=config.overlap, disks=disks)
         assert wait_for(lambda: (s := injector.view.any_snapshot()) is not None
                         and s.brokers == set(cluster.node_ids), 60), "brokers did not register"
         admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 2})
@@ -347,6 +371,8 @@ def run(directory: Path, etcd: str, config: RunConfig,
             reader.stopping.set()
         if net is not None:
             net.heal()  # a controlled shutdown needs etcd
+        if disks is not None:
+            disks.heal()
         cluster.stop_all()
 
 
@@ -409,14 +435,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_in(directory: Path | None, etcd: str, config: RunConfig, netns: bool,
            say: Callable[[str], None]) -> Verdict:
     """run() in a temporary directory (unless given), in namespaces if asked."""
-    with tempfile.TemporaryDirectory(prefix="strom-faults-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="strom-faults-") as tmp, \
+            SlowDisks(Path(tmp) / "disks") as disks:
         directory = directory or Path(tmp) / "cluster"
+        slow = disks if set(config.kinds) & set(DISK_KINDS) else None
         if not netns:
-            return run(directory, etcd, config, say=say)
-        names = [f"etcd-{n}" for n in range(1, config.etcd_members + 1)] + \
-            [f"broker-{n}" for n in range(1, 4)]
+            return run(directory, etcd, config, say=say, disks=slow)
+        names = [f"etcd-{n}" for n in range(1, config.etcd_members + 1)
+                 if config.target == "strom"] + [f"broker-{n}" for n in range(1, 4)]
         with lab(names) as net:
-            return run(directory, etcd, config, say=say, net=net)
+            return run(directory, etcd, config, say=say, net=net, disks=slow)
 
 
 if __name__ == "__main__":

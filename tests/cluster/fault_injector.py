@@ -2,27 +2,52 @@
 person would: a partition leader killed (kill -9) then restarted, a leader
 paused (SIGSTOP) for longer than its etcd lease then resumed, the controller
 killed then restarted, the etcd leader killed (in a three-member etcd) then
-restarted. Each fault is followed by a bounded wait until the cluster is whole
+restarted; with slow disks (slow_disk.py), a leader's disk throttled. A
+Kafka cluster (kafka_cluster.py) takes the same faults through the same
+verbs. Each fault is followed by a bounded wait until the cluster is whole
 again (every broker registered, every partition led with its full ISR, as
 seen by every broker), so that faults never pile up into a loss of quorum the
 settings do not promise to survive. What happened is kept as a timeline."""
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 from kio.schema.metadata.v12 import request as md
 from kio.schema.types import TopicName
 
 from strom.protocol.api import ApiKey
-from tests.cluster.local_cluster import LocalCluster
+from tests.cluster.slow_disk import DISK_KINDS, SlowDisks
 from tests.wire import WireClient
 
 KINDS = ("leader-kill", "leader-pause", "controller-kill", "etcd-kill")
+
+
+class Cluster(Protocol):
+    """What the faults act on: local_cluster.LocalCluster (strom and etcd
+    through scripts/local-cluster.sh) or kafka_cluster.KafkaNetCluster."""
+
+    quorum_on_brokers: bool
+
+    @property
+    def node_ids(self) -> list[int]: ...
+    @property
+    def etcd_members(self) -> list[int]: ...
+    def run(self, *args: str | int, timeout: float = 120) -> str: ...
+    def status(self) -> dict[str, tuple[int | None, str]]: ...
+    def bootstrap(self) -> str: ...
+    def broker_address(self, node_id: int) -> str: ...
+    def data_dir(self, node_id: int) -> Path: ...
+    def broker_endpoints(self, but: int | None = None) -> list[str]: ...
+    def quorum_endpoints(self, but: int | None = None) -> list[str]: ...
+    def quorum_name(self, member: int) -> str: ...
+    def controller_id(self, named: int, exclude: Collection[int] = ()) -> int: ...
+    def quorum_leader(self) -> int | None: ...
+    def stop_all(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -65,7 +90,7 @@ class FaultEvent:
 
 
 class ClusterView:
-    def __init__(self, cluster: LocalCluster, topic: str) -> None:
+    def __init__(self, cluster: Cluster, topic: str) -> None:
         self.cluster = cluster
         self.topic = topic
 
@@ -110,10 +135,12 @@ def wait_for(condition: Callable[[], object], timeout: float, interval: float = 
 
 
 class FaultInjector:
-    def __init__(self, cluster: LocalCluster, topic: str, partitions: int, replication: int,
+    def __init__(self, cluster: Cluster, topic: str, partitions: int, replication: int,
                  session_timeout_s: float, heal_timeout: float = 60.0,
-                 say: Callable[[str], None] = print, overlap: bool = False) -> None:
+                 say: Callable[[str], None] = print, overlap: bool = False,
+                 disks: SlowDisks | None = None) -> None:
         self.cluster = cluster
+        self.disks = disks
         self.view = ClusterView(cluster, topic)
         self.partitions = partitions
         self.replication = replication
@@ -212,7 +239,11 @@ class FaultInjector:
         if kind == "etcd-kill":
             return self._etcd_kill(number)
         if kind == "controller-kill":
-            return self._broker_fault(number, kind, snapshot.controller, None)
+            return self._broker_fault(number, kind,
+                                      self.cluster.controller_id(snapshot.controller), None)
+        if kind in DISK_KINDS:
+            return self._slow_disk(number, self.leader_of(snapshot, partition, number),
+                                   partition)
         return self._broker_fault(number, kind, self.leader_of(snapshot, partition, number),
                                   partition)
 
@@ -236,7 +267,8 @@ class FaultInjector:
             if s is None:
                 return False
             if kind == "controller-kill":
-                return s.controller not in (-1, victim)
+                return self.cluster.controller_id(s.controller, exclude={victim}) \
+                    not in (-1, victim)
             if partition is None or self.replication == 1:
                 return victim not in s.brokers
             view = s.partitions.get(partition)
@@ -294,7 +326,8 @@ class FaultInjector:
     def _etcd_kill(self, number: int) -> FaultEvent:
         member = self._etcd_leader() or self.cluster.etcd_members[
             number % len(self.cluster.etcd_members)]
-        event = FaultEvent(number, "etcd-kill", f"etcd-{member}", None, time.monotonic())
+        event = FaultEvent(number, "etcd-kill", self.cluster.quorum_name(member), None,
+                           time.monotonic())
         self.cluster.run("etcd-kill", member)
         # Down for longer than a broker lease: every broker must carry on
         # through the other members without losing its registration.
@@ -307,26 +340,29 @@ class FaultInjector:
             return False
         wait_for(watch, 1.5 * self.session_timeout_s, 0.2)
         event.detected = time.monotonic()
+        if self.cluster.quorum_on_brokers:
+            lost.discard(member)  # a KRaft voter is also a broker: it went with it
         if lost:
-            event.notes.append(f"brokers {sorted(lost)} left the cluster while etcd-{member} "
-                               "was down")
+            event.notes.append(f"brokers {sorted(lost)} left the cluster while "
+                               f"{self.cluster.quorum_name(member)} was down")
         self.cluster.run("etcd-start", member)
         event.ended = time.monotonic()
         return event
 
     def _etcd_leader(self) -> int | None:
-        """The member that is etcd's raft leader (etcd's JSON gateway)."""
-        for member in self.cluster.etcd_members:
-            try:
-                request = urllib.request.Request(
-                    f"http://{self.cluster.etcd_address(member)}/v3/maintenance/status",
-                    data=b"{}",
-                    headers={"Content-Type": "application/json"})
-                with urllib.request.urlopen(request, timeout=2) as r:
-                    status = json.loads(r.read())
-            except (OSError, ValueError):
-                continue
-            if status.get("leader") and status.get("leader") == \
-                    status.get("header", {}).get("member_id"):
-                return member
-        return None
+        """The metadata quorum's leader (etcd's raft leader; KRaft's)."""
+        return self.cluster.quorum_leader()
+
+    def _slow_disk(self, number: int, leader: int, partition: int) -> FaultEvent:
+        """A leader's disk throttled (slow_disk.py) for two leases."""
+        event = FaultEvent(number, "slow-disk", f"broker {leader}", partition, time.monotonic())
+        if self.disks is None:
+            raise ValueError("slow-disk needs the brokers' data dirs on slow disks")
+        self.disks.slow(f"broker-{leader}")
+        try:
+            time.sleep(2 * self.session_timeout_s)  # the fault itself: slow this long
+            event.detected = time.monotonic()
+        finally:
+            self.disks.heal()
+            event.ended = time.monotonic()
+        return event

@@ -5,9 +5,12 @@ would."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import urllib.request
+from collections.abc import Collection
 from pathlib import Path
 
 from tests.cluster.netns import Netns
@@ -18,6 +21,9 @@ SCRIPT = ROOT / "scripts" / "local-cluster.sh"
 
 
 class LocalCluster:
+    #: etcd runs beside the brokers, not in them (kafka_cluster.py: in them).
+    quorum_on_brokers = False
+
     def __init__(self, directory: Path, etcd_binary: str, brokers: int = 3,
                  etcd_members: int = 1, session_timeout_ms: int = 3000,
                  replica_lag_ms: int | None = None,
@@ -69,6 +75,42 @@ class LocalCluster:
 
     def etcd_address(self, member: int) -> str:
         return f"{self.etcd_hosts[member - 1]}:{self.etcd_ports[member - 1]}"
+
+    def data_dir(self, node_id: int) -> Path:
+        """Broker `node_id`'s log.dirs (as the script sets it)."""
+        return self.directory / f"broker-{node_id}" / "data"
+
+    def broker_endpoints(self, but: int | None = None) -> list[str]:
+        """The brokers' namespaces (netns.Netns names), but one."""
+        return [f"broker-{n}" for n in self.node_ids if n != but]
+
+    def quorum_endpoints(self, but: int | None = None) -> list[str]:
+        """Where the metadata quorum is: every etcd member's namespace."""
+        return [f"etcd-{n}" for n in self.etcd_members]
+
+    def quorum_name(self, member: int) -> str:
+        return f"etcd-{member}"
+
+    def controller_id(self, named: int, exclude: Collection[int] = ()) -> int:
+        """The controller: the one Metadata names (`named`)."""
+        return named
+
+    def quorum_leader(self) -> int | None:
+        """The member that is etcd's raft leader (etcd's JSON gateway)."""
+        for member in self.etcd_members:
+            try:
+                request = urllib.request.Request(
+                    f"http://{self.etcd_address(member)}/v3/maintenance/status",
+                    data=b"{}",
+                    headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(request, timeout=2) as r:
+                    status = json.loads(r.read())
+            except (OSError, ValueError):
+                continue
+            if status.get("leader") and status.get("leader") == \
+                    status.get("header", {}).get("member_id"):
+                return member
+        return None
 
     @property
     def node_ids(self) -> list[int]:

@@ -34,21 +34,21 @@ from kio.schema.types import TopicName
 
 from strom.protocol.api import ApiKey
 from strom.protocol.records import RecordSpec, build_batch
-from tests.cluster.fault_injector import FaultEvent, FaultInjector, Snapshot, wait_for
-from tests.cluster.local_cluster import LocalCluster
+from tests.cluster.fault_injector import Cluster, FaultEvent, FaultInjector, Snapshot, wait_for
 from tests.cluster.netns import Netns
+from tests.cluster.slow_disk import SlowDisks
 from tests.wire import WireClient
 
 PARTITION_KINDS = ("isolate-followers", "isolate-etcd", "minority", "flap", "slow-link")
 
 
 class PartitionInjector(FaultInjector):
-    def __init__(self, cluster: LocalCluster, net: Netns, topic: str, partitions: int,
+    def __init__(self, cluster: Cluster, net: Netns, topic: str, partitions: int,
                  replication: int, session_timeout_s: float, heal_timeout: float = 60.0,
                  say: Callable[[str], None] = print, overlap: bool = False,
-                 seed: int = 0) -> None:
+                 seed: int = 0, disks: SlowDisks | None = None) -> None:
         super().__init__(cluster, topic, partitions, replication, session_timeout_s,
-                         heal_timeout, say, overlap)
+                         heal_timeout, say, overlap, disks)
         self.net = net
         self.topic = topic
         self.random = random.Random(seed)
@@ -83,14 +83,16 @@ class PartitionInjector(FaultInjector):
     # -- the kinds ------------------------------------------------------------------------
 
     def _brokers(self, but: int | None = None) -> list[str]:
-        return [f"broker-{n}" for n in self.cluster.node_ids if n != but]
+        """The other brokers' replication endpoints (a Kafka node's broker port)."""
+        return self.cluster.broker_endpoints(but)
 
-    def _etcds(self) -> list[str]:
-        return [f"etcd-{n}" for n in self.cluster.etcd_members]
+    def _etcds(self, but: int | None = None) -> list[str]:
+        """The metadata quorum (etcd; the other KRaft voters' controller port)."""
+        return self.cluster.quorum_endpoints(but)
 
     def _isolate_followers(self, event: FaultEvent, leader: int, partition: int) -> None:
         before = self.view.snapshot(leader)
-        controller = -1 if before is None else before.controller
+        controller = -1 if before is None else self.cluster.controller_id(before.controller)
         self.net.partition({f"broker-{leader}"}, self._brokers(but=leader))
 
         def shrunk() -> bool:
@@ -113,14 +115,20 @@ class PartitionInjector(FaultInjector):
         self._probe(event, leader, partition, expect_refusal=True)
 
     def _isolate_etcd(self, event: FaultEvent, leader: int, partition: int) -> None:
-        self.net.partition({f"broker-{leader}"}, self._etcds())
+        self.net.partition({f"broker-{leader}"}, self._etcds(but=leader))
         self._deposed(event, leader, partition)
 
     def _minority(self, event: FaultEvent, leader: int, partition: int) -> None:
         member = self._etcd_leader() or self.cluster.etcd_members[0]
-        side = {f"broker-{leader}", f"etcd-{member}"}
+        if self.cluster.quorum_on_brokers:
+            # A KRaft voter is a broker too: the leader alone is the minority
+            # (with the quorum's leader when it is that one).
+            side = {f"broker-{leader}"}
+            event.target += f" (quorum leader {member})"
+        else:
+            side = {f"broker-{leader}", f"etcd-{member}"}
+            event.target += f" + etcd-{member}"
         self.net.partition(side, [n for n in self.net.names if n not in side])
-        event.target += f" + etcd-{member}"
         self._deposed(event, leader, partition)
 
     def _deposed(self, event: FaultEvent, leader: int, partition: int) -> None:

@@ -54,6 +54,10 @@ __all__ = [
     "ElectionNotNeededError",
     "PreferredLeaderNotAvailableError",
     "EligibleLeadersNotAvailableError",
+    "TopicAuthorizationFailedError",
+    "GroupAuthorizationFailedError",
+    "ClusterAuthorizationFailedError",
+    "TransactionalIdAuthorizationFailedError",
     "error_code_for",
     "error_for_code",
 ]
@@ -275,6 +279,24 @@ class PreferredLeaderNotAvailableError(KafkaError):
 
 class EligibleLeadersNotAvailableError(KafkaError):
     code = ErrorCode.eligible_leaders_not_available
+
+
+# The authorizer's denials (strom/broker/authorization.py says which request
+# needs what), each under the code Kafka answers.
+class TopicAuthorizationFailedError(KafkaError):
+    code = ErrorCode.topic_authorization_failed
+
+
+class GroupAuthorizationFailedError(KafkaError):
+    code = ErrorCode.group_authorization_failed
+
+
+class ClusterAuthorizationFailedError(KafkaError):
+    code = ErrorCode.cluster_authorization_failed
+
+
+class TransactionalIdAuthorizationFailedError(KafkaError):
+    code = ErrorCode.transactional_id_authorization_failed
 
 
 def error_code_for(exc: BaseException) -> ErrorCode:

@@ -9,14 +9,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from strom.broker.authorization import authorized_names, operations_if
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
+from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
+from strom.security.acl_types import AclOperation, ResourceType
 
 
 @handles(ApiKey.CONSUMER_GROUP_DESCRIBE)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     groups = ctx.broker.groups
-    described = await groups.consumer_group_describe(
-        list(request.group_ids), bool(request.include_authorized_operations))
-    return {"throttle_time": 0, "groups": described}
+    include = bool(request.include_authorized_operations)
+    wanted = list(request.group_ids)
+    permitted = authorized_names(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, wanted)
+    described = await groups.consumer_group_describe([g for g in wanted if g in permitted],
+                                                     include)
+    for group in described:
+        if group["error_code"] == ErrorCode.none:
+            # KIP-430: what this principal may do on the group.
+            group["authorized_operations"] = operations_if(ctx, include, ResourceType.GROUP,
+                                                           group["group_id"])
+    denied = [{"error_code": ErrorCode.group_authorization_failed, "error_message": None,
+               "group_id": g, "group_state": "", "group_epoch": -1, "assignment_epoch": -1,
+               "assignor_name": "", "members": []} for g in wanted if g not in permitted]
+    return {"throttle_time": 0, "groups": denied + described}

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from strom.broker.authorization import allowed, authorized_names
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.coordinator.group.requests import HeartbeatRequest
+from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import to_millis
+from strom.security.acl_types import AclOperation, ResourceType
 
 
 @handles(ApiKey.CONSUMER_GROUP_HEARTBEAT)
@@ -21,6 +24,12 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     groups = ctx.broker.groups
     owned = request.topic_partitions
     names = request.subscribed_topic_names
+    if not allowed(ctx, AclOperation.READ, ResourceType.GROUP, request.group_id):
+        return _refused(ErrorCode.group_authorization_failed)
+    if names and len(authorized_names(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, names)
+                     ) < len(set(names)):
+        # Kafka 4.x: a member may only subscribe to topics it may describe.
+        return _refused(ErrorCode.topic_authorization_failed)
     return await groups.consumer_group_heartbeat(HeartbeatRequest(
         group_id=request.group_id,
         member_id=request.member_id,
@@ -37,3 +46,8 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         client_host=ctx.client_host,
         api_version=ctx.api_version,
     ))
+
+
+def _refused(code: ErrorCode) -> dict[str, Any]:
+    return {"throttle_time": 0, "error_code": code, "error_message": None, "member_id": None,
+            "member_epoch": 0, "heartbeat_interval": 0, "assignment": None}

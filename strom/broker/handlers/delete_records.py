@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from strom.broker.authorization import authorized_names
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.cluster.image import INTERNAL_TOPICS
 from strom.errors import ErrorCode, InvalidTopicError, KafkaError, error_code_for
 from strom.protocol.api import ApiKey
+from strom.security.acl_types import AclOperation, ResourceType
 
 
 def _delete(ctx: RequestContext, topic: str, index: int, offset: int) -> int:
@@ -32,11 +34,17 @@ def _delete(ctx: RequestContext, topic: str, index: int, offset: int) -> int:
 @handles(ApiKey.DELETE_RECORDS)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     topics = []
+    deletable = authorized_names(ctx, AclOperation.DELETE, ResourceType.TOPIC,
+                                 (t.name for t in request.topics))
     for topic in request.topics:
         partitions = []
         for wanted in topic.partitions:
             result: dict[str, Any] = {"partition_index": wanted.partition_index,
                                       "low_watermark": -1, "error_code": ErrorCode.none}
+            if topic.name not in deletable:
+                result["error_code"] = ErrorCode.topic_authorization_failed
+                partitions.append(result)
+                continue
             try:
                 result["low_watermark"] = _delete(ctx, topic.name, wanted.partition_index,
                                                   wanted.offset)

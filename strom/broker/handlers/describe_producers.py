@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from strom.broker.authorization import DENIED_MESSAGES, allowed
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.errors import ErrorCode, KafkaError, error_code_for
 from strom.protocol.api import ApiKey
+from strom.security.acl_types import AclOperation, ResourceType
 
 
 @handles(ApiKey.DESCRIBE_PRODUCERS)
@@ -19,6 +21,13 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     topics = []
     for topic in request.topics:
         partitions = []
+        if not allowed(ctx, AclOperation.READ, ResourceType.TOPIC, topic.name):
+            denied = ErrorCode.topic_authorization_failed
+            topics.append({"name": topic.name, "partitions": [
+                {"partition_index": index, "error_code": denied,
+                 "error_message": DENIED_MESSAGES[denied], "active_producers": []}
+                for index in topic.partition_indexes]})
+            continue
         for index in topic.partition_indexes:
             try:
                 partition = ctx.broker.replicas.get(topic.name, index)

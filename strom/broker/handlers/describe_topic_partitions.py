@@ -17,24 +17,31 @@ from __future__ import annotations
 from collections.abc import Container
 from typing import Any
 
+from strom.broker.authorization import (
+    AUTHORIZED_OPERATIONS_OMITTED,
+    authorized_names,
+    authorized_operations,
+)
 from strom.broker.context import RequestContext
-from strom.broker.handlers.metadata import ALL_TOPIC_OPERATIONS, describe_partition
+from strom.broker.handlers.metadata import describe_partition
 from strom.broker.router import handles
 from strom.cluster.image import INTERNAL_TOPICS, TopicInfo
 from strom.cluster.validation import validate_topic_name
 from strom.errors import ErrorCode, InvalidTopicError
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import ZERO_UUID
+from strom.security.acl_types import AclOperation, ResourceType
 
 MAX_REQUEST_PARTITION_SIZE_LIMIT = 2000
 
 
 def _topic(name: str, code: ErrorCode, topic: TopicInfo | None = None,
-           partitions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+           partitions: list[dict[str, Any]] | None = None,
+           operations: int = AUTHORIZED_OPERATIONS_OMITTED) -> dict[str, Any]:
     return {"error_code": code, "name": name,
             "topic_id": topic.topic_id if topic else ZERO_UUID,
             "is_internal": name in INTERNAL_TOPICS, "partitions": partitions or [],
-            "topic_authorized_operations": ALL_TOPIC_OPERATIONS}
+            "topic_authorized_operations": operations}
 
 
 def _partitions(topic: TopicInfo, start: int, limit: int, offline: Container[tuple[str, int]],
@@ -55,6 +62,11 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     all_topics = not request.topics
     candidates = image.topics if all_topics else (t.name for t in request.topics)
     names = sorted({n for n in candidates if n >= cursor_topic})
+    # Kafka: topics the principal may not describe are left out of an
+    # all-topics answer and answered TOPIC_AUTHORIZATION_FAILED when named.
+    describable = authorized_names(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, names)
+    if all_topics:
+        names = [n for n in names if n in describable]
     if cursor is not None and (
             (not all_topics and cursor.topic_name not in names) or cursor.partition_index < 0):
         return {"throttle_time": 0, "next_cursor": None, "topics": [
@@ -69,6 +81,10 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         if remaining == 0:
             next_cursor = {"topic_name": name, "partition_index": 0}
             break
+        if name not in describable:
+            topics.append({**_topic(name, ErrorCode.topic_authorization_failed),
+                           "is_internal": False})
+            continue
         topic = image.topics.get(name)
         if topic is None:
             if not all_topics:
@@ -82,7 +98,8 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         start = cursor.partition_index if cursor is not None and name == cursor_topic else 0
         partitions = _partitions(topic, start, remaining, ctx.broker.replicas.offline,
                                  image.brokers)
-        topics.append(_topic(name, ErrorCode.none, topic, partitions))
+        topics.append(_topic(name, ErrorCode.none, topic, partitions,
+                             authorized_operations(ctx, ResourceType.TOPIC, name)))
         end = start + len(partitions)
         if end < len(topic.partitions):
             next_cursor = {"topic_name": name, "partition_index": end}

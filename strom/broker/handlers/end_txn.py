@@ -11,18 +11,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from strom.broker.authorization import allowed
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.coordinator.txn.errors import for_version
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
+from strom.security.acl_types import AclOperation, ResourceType
 
 
 @handles(ApiKey.END_TXN)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     coordinator = ctx.broker.transactions
     pid, epoch = -1, -1
-    if await coordinator.coordinator_for(request.transactional_id) != ctx.broker.node_id:
+    if not allowed(ctx, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID,
+                   request.transactional_id):
+        code = ErrorCode.transactional_id_authorization_failed
+    elif await coordinator.coordinator_for(request.transactional_id) != ctx.broker.node_id:
         code = ErrorCode.not_coordinator
     else:
         code, pid, epoch = await coordinator.end_transaction(

@@ -24,7 +24,9 @@ straight from the page cache; nothing in strom touches those bytes. asyncio's
 own transports copy (writelines joins, a partial write buffers the rest), so
 there the records are pread as before. os.sendfile was measured too: it needs
 its own write queue beside the transport's and moved fewer bytes per second
-than the mapped writev on loopback (docs/benchmarks.md).
+than the mapped writev on loopback (docs/benchmarks.md). TLS connections
+(SSL, SASL_SSL) never get views: OpenSSL encrypts from user space, so there
+is no copy to save, and touching a truncated mapping would be fatal.
 """
 
 from __future__ import annotations
@@ -34,14 +36,22 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from strom.broker.authorization import authorized_names, cluster_allowed
 from strom.broker.context import RequestContext
 from strom.broker.partition import Partition
 from strom.broker.purgatory import AppendNotifier, wait_any
 from strom.broker.replication_quota import LEADER_REPLICAS, ReplicationQuota, throttled
 from strom.broker.router import handles
-from strom.errors import ErrorCode, KafkaError, UnknownTopicIdError, error_code_for
+from strom.errors import (
+    ErrorCode,
+    KafkaError,
+    TopicAuthorizationFailedError,
+    UnknownTopicIdError,
+    error_code_for,
+)
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import to_millis
+from strom.security.acl_types import AclOperation, ResourceType
 
 READ_COMMITTED = 1
 CONSUMER_REPLICA_ID = -1
@@ -78,7 +88,11 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     read_committed = getattr(request, "isolation_level", 0) == READ_COMMITTED
     max_wait_s = max(to_millis(request.max_wait), 0) / 1000.0
     deadline = clock.monotonic() + max_wait_s
-    zero_copy = _loop_writes_without_copying(asyncio.get_running_loop())
+    # Over TLS the records are encrypted in user space: OpenSSL reads every byte,
+    # and a view of a mapping truncated meanwhile would kill the process
+    # (SIGBUS) instead of failing one write, so TLS connections get pread bytes.
+    zero_copy = (_loop_writes_without_copying(asyncio.get_running_loop())
+                 and ctx.security_protocol not in ("SSL", "SASL_SSL"))
     replica_id = (request.replica_state.replica_id if ctx.api_version >= 15
                   else getattr(request, "replica_id", CONSUMER_REPLICA_ID))
     if replica_id >= 0:
@@ -88,8 +102,9 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     else:
         read = functools.partial(_read_for_consumer, read_committed=read_committed,
                                  zero_copy=zero_copy)
+    readable = _readable(ctx, request, follower=replica_id >= 0)
     while True:
-        responses, size, notifiers, errors = _read_all(ctx, request, read,
+        responses, size, notifiers, errors = _read_all(ctx, request, read, readable,
                                                        describe_errors=replica_id < 0)
         remaining = deadline - clock.monotonic()
         if errors or size >= request.min_bytes or remaining <= 0 or not notifiers:
@@ -99,13 +114,28 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
             "responses": responses}
 
 
+def _readable(ctx: RequestContext, request: Any, *, follower: bool) -> set[str] | None:
+    """The topics this fetch may read (None: all). Kafka: a follower needs
+    CLUSTER_ACTION on the cluster (else every partition is refused), a consumer
+    READ on each topic."""
+    if not ctx.broker.authorizer.enabled:
+        return None
+    if follower:
+        return None if cluster_allowed(ctx, AclOperation.CLUSTER_ACTION) else set()
+    image = ctx.broker.image
+    return authorized_names(ctx, AclOperation.READ, ResourceType.TOPIC, (
+        image.topic_name(getattr(t, "topic", None), getattr(t, "topic_id", None))
+        for t in request.topics))
+
+
 #: Reads one partition for a fetch: (its response entry, the bytes read, what
 #: wakes a waiting fetch, whether to answer at once). Raises KafkaErrors.
 PartitionRead = Callable[[Partition, Any, int, bool],
                          tuple[dict[str, Any], int, AppendNotifier, bool]]
 
 
-def _read_all(ctx: RequestContext, request: Any, read: PartitionRead, *, describe_errors: bool,
+def _read_all(ctx: RequestContext, request: Any, read: PartitionRead,
+              readable: set[str] | None, *, describe_errors: bool,
               ) -> tuple[list[dict[str, Any]], int, list[AppendNotifier], bool]:
     """Every requested partition through `read`, within the request's max_bytes
     (the first batch read even if larger, KIP-74). describe_errors: a failed
@@ -125,6 +155,8 @@ def _read_all(ctx: RequestContext, request: Any, read: PartitionRead, *, describ
             try:
                 if name is None:
                     raise UnknownTopicIdError(f"unknown topic id {topic_id}")
+                if readable is not None and name not in readable:
+                    raise TopicAuthorizationFailedError()
                 partition = broker.replicas.get(name, index)
                 partition.check_leader_epoch(getattr(wanted, "current_leader_epoch", -1))
                 limit = max(min(wanted.partition_max_bytes, budget - total), 0)
@@ -136,7 +168,8 @@ def _read_all(ctx: RequestContext, request: Any, read: PartitionRead, *, describ
             except KafkaError as exc:
                 errors = True
                 known = broker.replicas.partitions.get((name, index)) \
-                    if name and describe_errors else None
+                    if name and describe_errors and (readable is None or name in readable) \
+                    else None
                 partitions.append(_partition_data(index, error_code_for(exc), known))
         responses.append({"topic": name, "topic_id": topic_id, "partitions": partitions})
     return responses, total, notifiers, errors

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from strom.broker.authorization import DENIED_MESSAGES, allowed
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
+from strom.security.acl_types import AclOperation, ResourceType
 
 GROUP = 0
 TRANSACTION = 1
@@ -28,7 +30,12 @@ _MESSAGES = {
 async def _find(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
     broker = ctx.broker
     node: int | None = None
-    if key_type == GROUP:
+    if key_type == GROUP and not allowed(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, key):
+        code = ErrorCode.group_authorization_failed
+    elif (key_type == TRANSACTION
+          and not allowed(ctx, AclOperation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, key)):
+        code = ErrorCode.transactional_id_authorization_failed
+    elif key_type == GROUP:
         code = ErrorCode.coordinator_not_available
         node = await broker.groups.coordinator_for(key)
     elif key_type == TRANSACTION:
@@ -37,10 +44,13 @@ async def _find(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
     else:
         code = ErrorCode.invalid_request
     info = broker.image.brokers.get(node) if node is not None else None
-    if info is None:
+    # The coordinator's endpoint on the listener the client came in on; one
+    # without that listener is not available to this client (Kafka's answer).
+    address = info.endpoint(ctx.listener_name) if info is not None else None
+    if info is None or address is None:
         return {"key": key, "node_id": -1, "host": "", "port": -1, "error_code": code,
-                "error_message": _MESSAGES[code]}
-    return {"key": key, "node_id": info.node_id, "host": info.host, "port": info.port,
+                "error_message": _MESSAGES.get(code) or DENIED_MESSAGES[code]}
+    return {"key": key, "node_id": info.node_id, "host": address[0], "port": address[1],
             "error_code": ErrorCode.none, "error_message": "NONE"}
 
 

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from strom.broker.authorization import allowed
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
+from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
+from strom.security.acl_types import AclOperation, ResourceType
 
 
 @handles(ApiKey.HEARTBEAT)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if not allowed(ctx, AclOperation.READ, ResourceType.GROUP, request.group_id):
+        return {"throttle_time": 0, "error_code": ErrorCode.group_authorization_failed}
     groups = ctx.broker.groups
     code = await groups.heartbeat(request.group_id, request.member_id,
                                   getattr(request, "group_instance_id", None),

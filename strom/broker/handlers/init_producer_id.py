@@ -12,16 +12,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from strom.broker.authorization import allowed, any_allowed, cluster_allowed
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.coordinator.txn.errors import for_version
 from strom.errors import ErrorCode, KafkaError
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import to_millis
+from strom.security.acl_types import AclOperation, ResourceType
 
 
 @handles(ApiKey.INIT_PRODUCER_ID)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if request.transactional_id is not None:
+        if not allowed(ctx, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID,
+                       request.transactional_id):
+            return _refused(ErrorCode.transactional_id_authorization_failed)
+    elif not (cluster_allowed(ctx, AclOperation.IDEMPOTENT_WRITE)
+              or any_allowed(ctx, AclOperation.WRITE, ResourceType.TOPIC)):
+        # KIP-679: WRITE on any topic is enough for an idempotent producer.
+        return _refused(ErrorCode.cluster_authorization_failed)
     # A block of producer ids is reserved by a metadata commit, awaited
     # here rather than inside the coordinator's synchronous operations.
     try:
@@ -42,3 +52,7 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         int(getattr(request, "producer_id", -1)), int(getattr(request, "producer_epoch", -1)))
     return {"throttle_time": 0, "error_code": for_version(code, ctx.api_version, 4),
             "producer_id": producer_id, "producer_epoch": epoch}
+
+
+def _refused(code: ErrorCode) -> dict[str, Any]:
+    return {"throttle_time": 0, "error_code": code, "producer_id": -1, "producer_epoch": -1}

@@ -10,15 +10,31 @@ from __future__ import annotations
 
 from typing import Any
 
+from strom.broker.authorization import allowed
 from strom.broker.context import RequestContext
+from strom.broker.faults import error_response
 from strom.broker.router import handles
 from strom.coordinator.group.requests import JoinRequest
+from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import to_millis
+from strom.security.acl_types import AclOperation, ResourceType
 
 
 @handles(ApiKey.JOIN_GROUP)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    version = ctx.api_version
+    if not allowed(ctx, AclOperation.READ, ResourceType.GROUP, request.group_id):
+        response = error_response(ApiKey.JOIN_GROUP, request,
+                                  ErrorCode.group_authorization_failed)
+    else:
+        response = await _join(ctx, request)
+    if version < 7 and response["protocol_name"] is None:
+        response["protocol_name"] = ""  # not nullable before v7
+    return response
+
+
+async def _join(ctx: RequestContext, request: Any) -> dict[str, Any]:
     version = ctx.api_version
     groups = ctx.broker.groups
     session_timeout = to_millis(request.session_timeout)
@@ -39,6 +55,4 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         requires_known_member_id=version >= 4,
         supports_skip_assignment=version >= 9,
     ))
-    if version < 7 and response["protocol_name"] is None:
-        response["protocol_name"] = ""  # not nullable before v7
     return response

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from strom.broker.authorization import allowed
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.coordinator.group.requests import LeavingMember
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
+from strom.security.acl_types import AclOperation, ResourceType
 
 
 @handles(ApiKey.LEAVE_GROUP)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if not allowed(ctx, AclOperation.READ, ResourceType.GROUP, request.group_id):
+        return {"throttle_time": 0, "error_code": ErrorCode.group_authorization_failed,
+                "members": []}
     groups = ctx.broker.groups
     if ctx.api_version < 3:
         members = [LeavingMember(request.member_id, None)]

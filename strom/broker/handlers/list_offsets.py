@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from strom.broker.authorization import authorized_names
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.errors import ErrorCode, KafkaError, NotLeaderOrFollowerError
 from strom.protocol.api import ApiKey
+from strom.security.acl_types import AclOperation, ResourceType
 
 LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
 READ_COMMITTED = 1
@@ -28,9 +30,17 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     read_committed = getattr(request, "isolation_level", 0) == READ_COMMITTED
     from_replica = getattr(request, "replica_id", -1) >= 0
     topics = []
+    describable = authorized_names(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC,
+                                   (t.name for t in request.topics))
     for topic in request.topics:
         partitions = []
         seen: set[int] = set()
+        if topic.name not in describable:
+            topics.append({"name": topic.name, "partitions": [
+                {"partition_index": p.partition_index,
+                 "error_code": ErrorCode.topic_authorization_failed, "timestamp": -1,
+                 "offset": -1, "leader_epoch": -1} for p in topic.partitions]})
+            continue
         for wanted in topic.partitions:
             index = wanted.partition_index
             response: dict[str, Any] = {"partition_index": index, "error_code": ErrorCode.none,

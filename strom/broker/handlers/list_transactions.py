@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from strom.broker.authorization import allowed
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.coordinator.txn.state import TxnState
 from strom.errors import ErrorCode, KafkaError, error_code_for
 from strom.protocol.api import ApiKey
+from strom.security.acl_types import AclOperation, ResourceType
 
 
 @handles(ApiKey.LIST_TRANSACTIONS)
@@ -28,6 +30,9 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     except KafkaError as exc:  # an invalid id pattern (v2)
         return {"throttle_time": 0, "error_code": error_code_for(exc),
                 "unknown_state_filters": [], "transaction_states": []}
+    if ctx.broker.authorizer.enabled:
+        found = [m for m in found if allowed(ctx, AclOperation.DESCRIBE,
+                                             ResourceType.TRANSACTIONAL_ID, m.transactional_id)]
     return {"throttle_time": 0, "error_code": ErrorCode.none, "unknown_state_filters": unknown,
             "transaction_states": [
                 {"transactional_id": m.transactional_id, "producer_id": m.producer_id,

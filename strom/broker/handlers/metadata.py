@@ -11,6 +11,13 @@ from __future__ import annotations
 from collections.abc import Container
 from typing import Any
 
+from strom.broker.authorization import (
+    allowed,
+    authorized_names,
+    cluster_allowed,
+    cluster_operations_if,
+    operations_if,
+)
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.broker.topics import create_topic
@@ -18,6 +25,7 @@ from strom.cluster.image import INTERNAL_TOPICS, PartitionInfo, TopicInfo
 from strom.errors import ErrorCode, InvalidRequestError, KafkaError
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import ZERO_UUID
+from strom.security.acl_types import AclOperation, ResourceType
 
 # Kafka sends this when authorized operations were not requested.
 AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
@@ -80,24 +88,40 @@ _CONTROLLER_UNREACHABLE = frozenset({ErrorCode.network_exception, ErrorCode.requ
                                      ErrorCode.not_controller})
 
 
+def _leaders_without_listener(topics: list[dict[str, Any]], unreachable: Container[int],
+                              api_version: int) -> None:
+    code = ErrorCode.listener_not_found if api_version >= 6 else ErrorCode.leader_not_available
+    for topic in topics:
+        for partition in topic["partitions"]:
+            if partition["leader_id"] in unreachable and partition["error_code"] == 0:
+                partition.update(error_code=code, leader_id=-1)
+
+
 @handles(ApiKey.METADATA)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
     image = broker.image
-    operations = (
-        ALL_TOPIC_OPERATIONS
-        if getattr(request, "include_topic_authorized_operations", False)
-        else AUTHORIZED_OPERATIONS_OMITTED
-    )
+    include_ops = ctx.api_version >= 8 and bool(
+        getattr(request, "include_topic_authorized_operations", False))
+
+    def operations(name: str) -> int:
+        # KIP-430: what this principal may do on the topic, when asked for.
+        return operations_if(ctx, include_ops, ResourceType.TOPIC, name)
+
     requested = request.topics
     offline = broker.replicas.offline
     if ctx.api_version == 0 and not requested:
         requested = None
     topics: list[dict[str, Any]] = []
     if requested is None:
-        topics = [describe_topic(t, operations, offline, image.brokers)
-                  for t in image.topics.values()]
+        # Topics the principal may not describe are left out, unnamed.
+        visible = authorized_names(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC,
+                                   image.topics)
+        topics = [describe_topic(t, operations(t.name), offline, image.brokers)
+                  for t in image.topics.values() if t.name in visible]
     else:
+        describable = authorized_names(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, (
+            image.topic_name(w.name, getattr(w, "topic_id", None)) for w in requested))
         auto_create = bool(getattr(request, "allow_auto_topic_creation", True)) and bool(
             broker.config.get("auto.create.topics.enable")
         )
@@ -111,11 +135,27 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
                     f"topic ids are not supported in Metadata v{ctx.api_version}")
             if name is None:
                 by_id = image.topic_by_id(topic_id) if topic_id else None
-                topics.append(describe_topic(by_id, operations, offline, image.brokers)
-                              if by_id else
-                              _error_topic(None, ErrorCode.unknown_topic_id, topic_id))
+                if by_id is None:
+                    topics.append(_error_topic(None, ErrorCode.unknown_topic_id, topic_id))
+                elif by_id.name not in describable:
+                    # Kafka: topic ids are not secret, the name is.
+                    topics.append(_error_topic(None, ErrorCode.topic_authorization_failed,
+                                               topic_id))
+                else:
+                    topics.append(describe_topic(by_id, operations(by_id.name), offline,
+                                                 image.brokers))
+                continue
+            if name not in describable:
+                # Whether it exists is not disclosed.
+                topics.append(_error_topic(name, ErrorCode.topic_authorization_failed))
                 continue
             topic = image.topics.get(name)
+            if topic is None and auto_create and not (
+                    cluster_allowed(ctx, AclOperation.CREATE)
+                    or allowed(ctx, AclOperation.CREATE, ResourceType.TOPIC, name)):
+                topics.append({**_error_topic(name, ErrorCode.topic_authorization_failed),
+                               "is_internal": name in INTERNAL_TOPICS})
+                continue
             if topic is None and auto_create:
                 try:
                     topic = await create_topic(broker, name)
@@ -134,18 +174,30 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
             if topic is None:
                 topics.append(_error_topic(name, ErrorCode.unknown_topic_or_partition))
             else:
-                topics.append(describe_topic(topic, operations, offline, image.brokers))
+                topics.append(describe_topic(topic, operations(name), offline, image.brokers))
         image = broker.image
-    brokers = [
-        {"node_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack}
-        for b in image.brokers.values()
-    ]
+    # Each broker's endpoint on the listener this client came in on; brokers
+    # without that listener are left out, and partitions they lead answer
+    # LISTENER_NOT_FOUND (v6+), as Kafka's KRaftMetadataCache does.
+    brokers = []
+    unreachable = set()
+    for b in image.brokers.values():
+        address = b.endpoint(ctx.listener_name)
+        if address is None:
+            unreachable.add(b.node_id)
+        else:
+            brokers.append({"node_id": b.node_id, "host": address[0], "port": address[1],
+                            "rack": b.rack})
+    if unreachable:
+        _leaders_without_listener(topics, unreachable, ctx.api_version)
     return {
         "throttle_time": 0,
         "brokers": brokers,
         "cluster_id": image.cluster_id,
         "controller_id": image.controller_id,
         "topics": topics,
-        "cluster_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+        "cluster_authorized_operations": cluster_operations_if(
+            ctx, 8 <= ctx.api_version <= 10
+            and bool(getattr(request, "include_cluster_authorized_operations", False))),
         "error_code": ErrorCode.none,
     }

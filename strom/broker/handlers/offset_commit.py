@@ -11,12 +11,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from strom.broker.authorization import allowed, authorized_names
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
+from strom.cluster.image import MetadataImage
 from strom.coordinator.group.requests import CommitRequest, PartitionCommit
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import to_millis
+from strom.security.acl_types import AclOperation, ResourceType
+
+
+def _name(image: MetadataImage, topic: Any, by_id: bool) -> str | None:
+    if not by_id:
+        return str(topic.name)
+    info = image.topic_by_id(topic.topic_id) if topic.topic_id is not None else None
+    return info.name if info is not None else None
 
 
 @handles(ApiKey.OFFSET_COMMIT)
@@ -29,6 +39,11 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         retention = to_millis(request.retention_time)
     answered: list[dict[str, Any]] = []  # per request topic, in request order
     valid: list[tuple[str, tuple[PartitionCommit, ...]]] = []
+    group_denied = not allowed(ctx, AclOperation.READ, ResourceType.GROUP, request.group_id)
+    readable: set[str] = set()
+    if not group_denied:
+        readable = authorized_names(ctx, AclOperation.READ, ResourceType.TOPIC, (
+            _name(image, t, by_id) for t in request.topics))
     for t in request.topics:
         topic_id = getattr(t, "topic_id", None)
         if by_id:
@@ -41,7 +56,13 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         errors: dict[int, ErrorCode] = {}
         commits = []
         for p in t.partitions:
-            if info is None:
+            if group_denied:
+                errors[p.partition_index] = ErrorCode.group_authorization_failed
+            elif info is None and by_id:
+                errors[p.partition_index] = missing
+            elif name not in readable:
+                errors[p.partition_index] = ErrorCode.topic_authorization_failed
+            elif info is None:
                 errors[p.partition_index] = missing
             elif not 0 <= p.partition_index < len(info.partitions):
                 errors[p.partition_index] = ErrorCode.unknown_topic_or_partition

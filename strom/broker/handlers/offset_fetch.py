@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from strom.broker.authorization import allowed, authorized_names
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.cluster.image import MetadataImage
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
+from strom.security.acl_types import AclOperation, ResourceType
 
 
 def _resolve(image: MetadataImage, topics: Any, by_id: bool
@@ -53,9 +55,38 @@ def _with_ids(image: MetadataImage, topics: list[dict[str, Any]], by_id: bool
     return out
 
 
+async def _fetch(ctx: RequestContext, group_id: str, wanted: list[tuple[str, list[int]]] | None,
+                 member_id: str | None = None, member_epoch: int = -1,
+                 require_stable: bool = False) -> tuple[ErrorCode, list[dict[str, Any]]]:
+    """The group's offsets as this principal may see them (Kafka: DESCRIBE on
+    the group; named topics without DESCRIBE answer TOPIC_AUTHORIZATION_FAILED,
+    and are left out of an all-topics answer)."""
+    if not allowed(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, group_id):
+        return ErrorCode.group_authorization_failed, []
+    groups = ctx.broker.groups
+    if wanted is None:
+        code, topics = await groups.fetch_offsets(group_id, None, member_id, member_epoch,
+                                                  require_stable)
+        if code == ErrorCode.none and ctx.broker.authorizer.enabled:
+            visible = authorized_names(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC,
+                                       (t["name"] for t in topics))
+            topics = [t for t in topics if t["name"] in visible]
+        return code, topics
+    visible = authorized_names(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC,
+                               (name for name, _ in wanted))
+    code, topics = await groups.fetch_offsets(
+        group_id, [(n, ps) for n, ps in wanted if n in visible], member_id, member_epoch,
+        require_stable)
+    if code == ErrorCode.none:
+        topics += [{"name": name, "partitions": [
+            {"partition_index": p, "committed_offset": -1, "committed_leader_epoch": -1,
+             "metadata": "", "error_code": ErrorCode.topic_authorization_failed}
+            for p in partitions]} for name, partitions in wanted if name not in visible]
+    return code, topics
+
+
 @handles(ApiKey.OFFSET_FETCH)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    groups = ctx.broker.groups
     image = ctx.broker.image
     version = ctx.api_version
     require_stable = bool(getattr(request, "require_stable", False))
@@ -64,15 +95,17 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         answered = []
         for g in request.groups:
             wanted, unknown = _resolve(image, g.topics, by_id)
-            code, topics = await groups.fetch_offsets(
-                g.group_id, wanted, getattr(g, "member_id", None),
+            code, topics = await _fetch(
+                ctx, g.group_id, wanted, getattr(g, "member_id", None),
                 getattr(g, "member_epoch", -1), require_stable)
             answered.append({"group_id": g.group_id, "error_code": code,
-                             "topics": _with_ids(image, topics, by_id) + unknown})
+                             "topics": _with_ids(image, topics, by_id)
+                             + (unknown if code != ErrorCode.group_authorization_failed
+                                else [])})
         return {"throttle_time": 0, "groups": answered}
     wanted, _ = _resolve(image, request.topics, False)
-    code, topics = await groups.fetch_offsets(request.group_id, wanted,
-                                              require_stable=require_stable)
+    code, topics = await _fetch(ctx, request.group_id, wanted,
+                                require_stable=require_stable)
     if code != ErrorCode.none and version < 2:
         topics = [{"name": name, "partitions": [
             {"partition_index": p, "committed_offset": -1, "metadata": "", "error_code": code}

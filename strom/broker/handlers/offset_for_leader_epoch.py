@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from strom.broker.authorization import authorized_names, cluster_allowed
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.errors import ErrorCode, KafkaError
 from strom.protocol.api import ApiKey
+from strom.security.acl_types import AclOperation, ResourceType
 
 
 def _end_offset(ctx: RequestContext, topic: str, wanted: Any) -> dict[str, Any]:
@@ -37,11 +39,19 @@ def _end_offset(ctx: RequestContext, topic: str, wanted: Any) -> dict[str, Any]:
 
 @handles(ApiKey.OFFSET_FOR_LEADER_EPOCH)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    names = [topic.topic for topic in request.topics]
+    # A broker (CLUSTER_ACTION) may ask for any topic, a client for those it may describe.
+    describable = (set(names) if cluster_allowed(ctx, AclOperation.CLUSTER_ACTION)
+                   else authorized_names(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, names))
     return {
         "throttle_time": 0,
         "topics": [
             {"topic": topic.topic,
-             "partitions": [_end_offset(ctx, topic.topic, p) for p in topic.partitions]}
+             "partitions": [_end_offset(ctx, topic.topic, p) if topic.topic in describable
+                            else {"error_code": ErrorCode.topic_authorization_failed,
+                                  "partition": p.partition, "leader_epoch": -1,
+                                  "end_offset": -1}
+                            for p in topic.partitions]}
             for topic in request.topics
         ],
     }

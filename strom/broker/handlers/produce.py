@@ -19,6 +19,7 @@ import asyncio
 import logging
 from typing import Any
 
+from strom.broker.authorization import allowed, authorized_names, has_transactional_batch
 from strom.broker.batch_worker import INLINE_UNCOMPRESSED_BYTES, AppendTurn
 from strom.broker.context import RequestContext
 from strom.broker.flusher import wait_all
@@ -35,6 +36,7 @@ from strom.errors import (
     InvalidRequiredAcksError,
     InvalidTopicError,
     KafkaError,
+    TopicAuthorizationFailedError,
     UnknownTopicIdError,
     UnknownTopicOrPartitionError,
     UnsupportedCompressionTypeError,
@@ -43,6 +45,7 @@ from strom.errors import (
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import to_millis
 from strom.protocol.records import BATCH_HEADER_SIZE, Compression, read_batch_header
+from strom.security.acl_types import AclOperation, ResourceType
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,8 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any] | None:
     durable_waits: list[tuple[dict[str, Any], Partition, int]] = []
     turn: asyncio.Future[None] | None = None
     previous: asyncio.Future[None] | None = None
+    if broker.authorizer.enabled and _transactional_denied(ctx, request):
+        return _refused(ctx, request, ErrorCode.transactional_id_authorization_failed)
     if ctx.api_version >= 12 and request.transactional_id is not None:
         # Transaction version 2 may await the coordinator before appending.
         previous, turn = broker.transactions.produce_turn(request.transactional_id)
@@ -88,6 +93,37 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any] | None:
     return await _respond(ctx, request, responses, durable_waits, failed)
 
 
+def _transactional_denied(ctx: RequestContext, request: Any) -> bool:
+    """Kafka: transactional batches need WRITE on the request's transactional id."""
+    if not any(has_transactional_batch(data.records) for topic_data in request.topic_data
+               for data in topic_data.partition_data):
+        return False
+    return request.transactional_id is None or not allowed(
+        ctx, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, request.transactional_id)
+
+
+def _refused(ctx: RequestContext, request: Any, code: ErrorCode) -> dict[str, Any] | None:
+    """Every partition fails with `code`; acks=0 learns of it by the connection
+    closing (Kafka's getErrorResponse has no response for acks=0)."""
+    if request.acks == 0:
+        ctx.close_connection = True
+        return None
+    return {"throttle_time": 0, "responses": [
+        {"name": getattr(t, "name", None), "topic_id": getattr(t, "topic_id", None),
+         "partition_responses": [_partition_response(p.index, code) for p in t.partition_data]}
+        for t in request.topic_data]}
+
+
+def _writable(ctx: RequestContext, request: Any) -> set[str] | None:
+    """The request's topics the principal may WRITE to; None: no authorizer."""
+    if not ctx.broker.authorizer.enabled:
+        return None
+    image = ctx.broker.image
+    return authorized_names(ctx, AclOperation.WRITE, ResourceType.TOPIC, (
+        image.topic_name(getattr(t, "name", None), getattr(t, "topic_id", None))
+        for t in request.topic_data))
+
+
 async def _append_all(ctx: RequestContext, request: Any, responses: list[dict[str, Any]],
                       durable_waits: list[tuple[dict[str, Any], Partition, int]]) -> bool:
     broker = ctx.broker
@@ -95,9 +131,10 @@ async def _append_all(ctx: RequestContext, request: Any, responses: list[dict[st
     fsync = bool(broker.config.get("strom.acks.all.fsync"))
     failed = False
     verdicts: dict[tuple[str, int], KafkaError] = {}
+    writable = _writable(ctx, request)
     if request.transactional_id is not None:
         verdicts = await _verify_transactions(ctx, request,
-                                              to_millis(request.timeout) / 1000.0)
+                                              to_millis(request.timeout) / 1000.0, writable)
     # Appends to a partition happen in arrival order even when a batch waits
     # for a worker thread (batch_worker): queue behind any such batch.
     turns: dict[int, AppendTurn] | None = None
@@ -117,7 +154,8 @@ async def _append_all(ctx: RequestContext, request: Any, responses: list[dict[st
                 if turn is not None:
                     await turn.wait()
                 try:
-                    partition, records = _checked(ctx, request, name, topic_id, data, verdicts)
+                    partition, records = _checked(ctx, request, name, topic_id, data, verdicts,
+                                                  writable)
                     try:
                         appended = partition.append_records_as_leader(
                             records, max_uncompressed_bytes=INLINE_UNCOMPRESSED_BYTES)
@@ -162,13 +200,16 @@ async def _append_all(ctx: RequestContext, request: Any, responses: list[dict[st
 
 
 def _checked(ctx: RequestContext, request: Any, name: str | None, topic_id: Any, data: Any,
-             verdicts: dict[tuple[str, int], KafkaError]) -> tuple[Partition, memoryview]:
+             verdicts: dict[tuple[str, int], KafkaError], writable: set[str] | None,
+             ) -> tuple[Partition, memoryview]:
     """The partition and writable records of one partition's data, or the
     KafkaError that rejects them before validation."""
     if request.acks not in (-1, 0, 1):
         raise InvalidRequiredAcksError(f"acks must be -1, 0 or 1, got {request.acks}")
     if name is None:
         raise UnknownTopicIdError(f"unknown topic id {topic_id}")
+    if writable is not None and name not in writable:
+        raise TopicAuthorizationFailedError()
     if name in INTERNAL_TOPICS and ctx.header.client_id != ADMIN_CLIENT_ID:
         # Only the coordinators write their state topics; a client's batch there
         # would be replayed (and decompressed) by a coordinator. Kafka refuses it
@@ -226,7 +267,8 @@ async def _respond(ctx: RequestContext, request: Any, responses: list[dict[str, 
     return {"responses": responses, "throttle_time": 0}
 
 
-async def _verify_transactions(ctx: RequestContext, request: Any, timeout_s: float
+async def _verify_transactions(ctx: RequestContext, request: Any, timeout_s: float,
+                               writable: set[str] | None = None,
                                ) -> dict[tuple[str, int], KafkaError]:
     """KIP-890 part 1: a transactional batch that would open a transaction on a
     partition must belong to the producer's ongoing transaction, or a late batch
@@ -245,8 +287,8 @@ async def _verify_transactions(ctx: RequestContext, request: Any, timeout_s: flo
     for topic_data in request.topic_data:
         topic_id = getattr(topic_data, "topic_id", None)
         name = broker.image.topic_name(getattr(topic_data, "name", None), topic_id)
-        if name is None:
-            continue
+        if name is None or (writable is not None and name not in writable):
+            continue  # the append loop answers it
         for data in topic_data.partition_data:
             try:
                 partition = broker.replicas.get(name, data.index)

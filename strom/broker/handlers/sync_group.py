@@ -9,14 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from strom.broker.authorization import allowed
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.coordinator.group.requests import SyncRequest
+from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
+from strom.security.acl_types import AclOperation, ResourceType
 
 
 @handles(ApiKey.SYNC_GROUP)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if not allowed(ctx, AclOperation.READ, ResourceType.GROUP, request.group_id):
+        return {"throttle_time": 0, "error_code": ErrorCode.group_authorization_failed,
+                "protocol_type": None, "protocol_name": None, "assignment": b""}
     groups = ctx.broker.groups
     return await groups.sync_group(SyncRequest(
         group_id=request.group_id,

@@ -13,18 +13,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from strom.broker.authorization import allowed, authorized_names
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.coordinator.group.requests import CommitRequest, PartitionCommit
 from strom.coordinator.txn.errors import for_version
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
+from strom.security.acl_types import AclOperation, ResourceType
 
 
 def _all(request: Any, code: ErrorCode) -> list[dict[str, Any]]:
+    return _all_of(request.topics, code)
+
+
+def _all_of(topics: Any, code: ErrorCode) -> list[dict[str, Any]]:
     return [{"name": t.name, "partitions": [
         {"partition_index": p.partition_index, "error_code": code} for p in t.partitions]}
-        for t in request.topics]
+        for t in topics]
 
 
 async def _add_group_partition(ctx: RequestContext, request: Any) -> ErrorCode:
@@ -54,14 +60,35 @@ async def _add_group_partition(ctx: RequestContext, request: Any) -> ErrorCode:
 
 @handles(ApiKey.TXN_OFFSET_COMMIT)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if not allowed(ctx, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID,
+                   request.transactional_id):
+        return {"throttle_time": 0,
+                "topics": _all(request, ErrorCode.transactional_id_authorization_failed)}
+    if not allowed(ctx, AclOperation.READ, ResourceType.GROUP, request.group_id):
+        return {"throttle_time": 0, "topics": _all(request, ErrorCode.group_authorization_failed)}
+    readable = authorized_names(ctx, AclOperation.READ, ResourceType.TOPIC,
+                                (t.name for t in request.topics))
+    denied = [t for t in request.topics if t.name not in readable]
+    if denied:
+        # Kafka answers the unauthorized topics and commits the others.
+        response = {"throttle_time": 0,
+                    "topics": _all_of(denied, ErrorCode.topic_authorization_failed)}
+        if len(denied) < len(request.topics):
+            rest = await _commit(ctx, request, [t for t in request.topics if t.name in readable])
+            response["topics"] = rest["topics"] + response["topics"]
+        return response
+    return await _commit(ctx, request, list(request.topics))
+
+
+async def _commit(ctx: RequestContext, request: Any, wanted: list[Any]) -> dict[str, Any]:
     broker = ctx.broker
     groups = broker.groups
     if await groups.coordinator_for(request.group_id) != broker.node_id:
-        return {"throttle_time": 0, "topics": _all(request, ErrorCode.not_coordinator)}
+        return {"throttle_time": 0, "topics": _all_of(wanted, ErrorCode.not_coordinator)}
     if ctx.api_version >= 5:
         code = await _add_group_partition(ctx, request)
         if code != ErrorCode.none:
-            return {"throttle_time": 0, "topics": _all(request, code)}
+            return {"throttle_time": 0, "topics": _all_of(wanted, code)}
     commit = CommitRequest(
         group_id=request.group_id,
         generation_id_or_member_epoch=int(getattr(request, "generation_id", -1)),
@@ -71,7 +98,7 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         topics=tuple((t.name, tuple(PartitionCommit(
             p.partition_index, p.committed_offset,
             int(getattr(p, "committed_leader_epoch", -1)), p.committed_metadata)
-            for p in t.partitions)) for t in request.topics),
+            for p in t.partitions)) for t in wanted),
         api_version=8,
         transactional=True,
     )

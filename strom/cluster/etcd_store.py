@@ -33,7 +33,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from strom.cluster import metadata_version
+from strom.cluster import features, metadata_version
 from strom.cluster.elections import ControllerSettings
 from strom.cluster.etcd_client import (
     CompactedError,
@@ -322,11 +322,11 @@ class EtcdMetadataStore:
         if not records:
             return self.image
         seq = self._last_batch + 1
-        if seq == 1:
+        if seq == 1 and (level := features.bootstrap_level(self.image)) > metadata_version.MINIMUM:
             # A new cluster (its metadata never written) starts at the newest
-            # metadata.version, as Kafka's format does.
-            records = [FeatureLevelRecord(metadata_version.FEATURE_NAME, metadata_version.LATEST),
-                       *records]
+            # metadata.version its brokers support, as Kafka's format does
+            # (none at the minimum: an older strom cannot read the record).
+            records = [FeatureLevelRecord(metadata_version.FEATURE_NAME, level), *records]
         metadata_version.check_records(self.image.metadata_version, records)
         try:
             revision = await write_batch(self._client, self.keys, self.session.candidacy,

@@ -49,6 +49,14 @@ def finalized_epoch(image: MetadataImage) -> int:
     return image.metadata_version - metadata_version.MINIMUM + 1
 
 
+def bootstrap_level(image: MetadataImage) -> int:
+    """The metadata.version of a new cluster's first batch: the newest, unless
+    a registered broker (an older strom started with it) supports less."""
+    return min([metadata_version.LATEST] + [b.metadata_versions[1]
+                                            for b in image.brokers.values()
+                                            if b.metadata_versions is not None])
+
+
 @dataclass(frozen=True, slots=True)
 class FeatureResult:
     feature: str

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from strom.cluster import features, metadata_version
 from strom.cluster.image import (
@@ -30,6 +31,9 @@ from strom.errors import ErrorCode, UnsupportedVersionError
 from strom.protocol.api import ApiKey
 from strom.testing import EmbeddedBroker
 from tests.broker.raw_client import RawClient
+from tests.cluster.brokers import WAIT, controller_and_other, registered_brokers
+from tests.cluster.etcd_process import EtcdCluster
+from tests.interop.clients import wait_until
 
 ACL = AclRecord(2, "t", 3, "User:alice", "*", 3, 3)
 SCRAM = ScramCredentialRecord("alice", 1, "c2FsdA==", "a2V5", "a2V5", 4096)
@@ -105,6 +109,13 @@ def test_update_features_rules() -> None:
         new, 1, [("metadata.version", 11, 1), ("group.version", 1, 1)])
     assert records == [] and [r.error_code for r in results] == [
         ErrorCode.none, ErrorCode.invalid_update_version]
+
+
+def test_a_new_cluster_starts_at_the_newest_level_its_brokers_support() -> None:
+    assert features.bootstrap_level(MetadataImage("c", 1, {})) == 11
+    assert features.bootstrap_level(MetadataImage("c", 1, {1: _broker(1, (7, 11))})) == 11
+    assert features.bootstrap_level(MetadataImage(
+        "c", 1, {1: _broker(1, (7, 11)), 2: _broker(2, (7, 7))})) == 7
 
 
 def _write_old_metadata(directory: Path) -> None:
@@ -187,3 +198,24 @@ def test_upgrade_a_single_node_from_an_older_strom_over_the_wire(tmp_path: Path)
         broker.restart()
         with RawClient(broker.bootstrap) as client:
             assert _features(client)[1]["metadata.version"] == 11  # persisted
+
+
+def test_a_new_etcd_cluster_is_at_the_newest_level_and_forwards_updates(
+        tmp_path: Path, etcd: EtcdCluster) -> None:
+    with registered_brokers(tmp_path, etcd) as started:
+        controller, other = controller_and_other(started)
+        admin = AdminClient({"bootstrap.servers": other.bootstrap})
+        admin.create_topics([NewTopic("first", 1, 2)])["first"].result(WAIT)  # batch 1
+        for broker in started:
+            with RawClient(broker.bootstrap) as client:
+                wait_until(lambda c=client: _features(c)[1]["metadata.version"] == 11, WAIT,
+                           what="metadata.version 11 on every broker")
+        with RawClient(other.bootstrap, timeout=WAIT) as client:
+            # Through the broker that is not the controller: forwarded to it.
+            response = _update(client, 1, 11, upgrade_type=1)
+            assert response.error_code == ErrorCode.none
+            assert response.results[0].error_code == ErrorCode.none
+            response = _update(client, 1, 12, upgrade_type=1)
+            assert response.results[0].error_message == (
+                "Invalid update version 12 for feature metadata.version. Local controller "
+                f"{controller.overrides['node.id']} only supports versions [7-11]")

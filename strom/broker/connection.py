@@ -26,6 +26,7 @@ import time
 from collections.abc import Mapping
 from typing import cast
 
+from strom.broker.client_quotas import handle_with_quotas
 from strom.broker.connection_limits import ConnectionGuard
 from strom.broker.context import BrokerServices, RequestContext
 from strom.broker.faults import FaultAction, error_response
@@ -77,6 +78,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._reading_paused = False
         self._writing_paused = False
         self._closed = False
+        # Set while a client quota mutes this connection (_throttle).
+        self._throttle_handle: asyncio.TimerHandle | None = None
         self.peer = "?"
         self.client_host = ""
         # Who this connection is: ANONYMOUS until TLS or SASL authenticates it.
@@ -249,7 +252,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
             if fault is None or fault.action is FaultAction.DELAY:
                 if fault is not None:
                     await asyncio.sleep(fault.delay_s)
-                response = await registration.handler(context, request)
+                quotas = self._broker.client_quotas
+                if quotas.enabled:
+                    response, throttle_ms = await handle_with_quotas(
+                        quotas, registration.handler, context, request, len(frame))
+                    if throttle_ms > 0:
+                        self._throttle(throttle_ms)
+                else:
+                    response = await registration.handler(context, request)
             elif fault.action is FaultAction.CLOSE:
                 return CLOSE
             elif fault.action is FaultAction.CLOSE_AFTER:
@@ -322,7 +332,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             if self._closed:
                 return
         should_pause = (self._writing_paused or len(self._pending) >= MAX_IN_FLIGHT
-                        or bool(backlog) or self._decoder.waiting_for_memory)
+                        or bool(backlog) or self._decoder.waiting_for_memory
+                        or self._throttle_handle is not None)
         if should_pause and not self._reading_paused:
             self._transport.pause_reading()
             self._reading_paused = True
@@ -332,6 +343,24 @@ class KafkaConnection(asyncio.BufferedProtocol):
             if self._partial_since is not None:
                 # The broker held the rest back; the client's time starts again now.
                 self._partial_since = time.monotonic()
+
+    def _throttle(self, throttle_ms: int) -> None:
+        """Stop reading from the socket for `throttle_ms` (a client quota was
+        exceeded; Kafka mutes the channel once it sent the response, which is
+        sent at once: KIP-219 clients also hold back by themselves)."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + throttle_ms / 1000.0
+        handle = self._throttle_handle
+        if handle is not None:
+            if handle.when() >= until:
+                return
+            handle.cancel()
+        self._throttle_handle = loop.call_at(until, self._end_throttle)
+        self._update_reading()
+
+    def _end_throttle(self) -> None:
+        self._throttle_handle = None
+        self._update_reading()
 
     def _abort(self) -> None:
         self._closed = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from strom.broker.client_quotas import ClientQuotaManager
 from strom.broker.controller_channel import ControllerChannel
 from strom.broker.coordinators import Coordinators
 from strom.broker.faults import FaultInjector
@@ -43,6 +44,11 @@ class BrokerServices:
     forwarder: Forwarder | None = None
     #: Kafka's Authorizer: ALLOW_ALL unless authorizer.class.name is set.
     authorizer: Authorizer = ALLOW_ALL
+    #: Client quotas (client_quotas.py), following the image's ClientQuotaRecords.
+    client_quotas: ClientQuotaManager = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client_quotas = ClientQuotaManager(self.metadata, self.config, self.clock)
 
     @property
     def groups(self) -> GroupCoordinator:

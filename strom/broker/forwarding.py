@@ -2,7 +2,8 @@
 
 Only the controller commits metadata. A client may send CreateTopics,
 DeleteTopics, CreatePartitions, AlterConfigs, IncrementalAlterConfigs,
-AlterPartitionReassignments or ListPartitionReassignments to any broker; a
+AlterPartitionReassignments, ListPartitionReassignments or AlterClientQuotas
+to any broker; a
 broker that is not the controller sends the request on, as Kafka's brokers
 do: the client's request (its header, with the client's correlation id and
 version, and its body) goes to the controller inside an Envelope (API 58)
@@ -78,7 +79,8 @@ FORWARDED_APIS = frozenset({ApiKey.CREATE_TOPICS, ApiKey.DELETE_TOPICS,
                             ApiKey.CREATE_PARTITIONS, ApiKey.ALTER_CONFIGS,
                             ApiKey.INCREMENTAL_ALTER_CONFIGS,
                             ApiKey.ALTER_PARTITION_REASSIGNMENTS,
-                            ApiKey.LIST_PARTITION_REASSIGNMENTS})
+                            ApiKey.LIST_PARTITION_REASSIGNMENTS,
+                            ApiKey.ALTER_CLIENT_QUOTAS})
 
 #: The client id of strom's brokers when they talk to each other
 #: (PeerClient.client_id is f"{BROKER_CLIENT_ID}{node id}").
@@ -405,6 +407,11 @@ def error_response(api_key: ApiKey, request: Any, code: ErrorCode,
     if api_key == ApiKey.LIST_PARTITION_REASSIGNMENTS:
         return {"throttle_time": 0, "error_code": code, "error_message": message,
                 "topics": []}
+    if api_key == ApiKey.ALTER_CLIENT_QUOTAS:
+        return {"throttle_time": 0, "entries": [
+            {"error_code": code, "error_message": message,
+             "entity": [{"entity_type": e.entity_type, "entity_name": e.entity_name}
+                        for e in entry.entity]} for entry in request.entries]}
     raise AssertionError(f"{api_key.name} is not forwarded")
 
 
@@ -450,8 +457,26 @@ def _partitions_created(request: Any, response: Any) -> ImagePredicate | None:
                              for name in grown)
 
 
+def _quotas_altered(request: Any, response: Any) -> ImagePredicate | None:
+    """Every quota of the entries the controller accepted reads as asked."""
+    if request.validate_only:
+        return None
+    wanted: list[tuple[tuple[tuple[str, str | None], ...], str, float | None]] = []
+    for entry, result in zip(request.entries, response.entries, strict=False):
+        if result.error_code != ErrorCode.none:
+            continue
+        entity = tuple(sorted({e.entity_type: e.entity_name for e in entry.entity}.items()))
+        ops = {op.key: None if op.remove else float(op.value) for op in entry.ops}
+        wanted += [(entity, key, value) for key, value in ops.items()]
+    if not wanted:
+        return None
+    return lambda image: all(image.client_quotas.get(entity, {}).get(key) == value
+                             for entity, key, value in wanted)
+
+
 SETTLED: dict[ApiKey, Settled] = {
     ApiKey.CREATE_TOPICS: _topics_created,
     ApiKey.DELETE_TOPICS: _topics_deleted,
     ApiKey.CREATE_PARTITIONS: _partitions_created,
+    ApiKey.ALTER_CLIENT_QUOTAS: _quotas_altered,
 }

@@ -25,8 +25,10 @@ reading for that long (connection.py).
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import time
-from collections.abc import Coroutine, Generator
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -204,14 +206,14 @@ class TimedHandler:
     loop, not the time it waits (Kafka's request thread time: a fetch waiting
     for data costs nothing)."""
 
-    __slots__ = ("_coro", "elapsed_ns")
+    __slots__ = ("_awaitable", "elapsed_ns")
 
-    def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
-        self._coro = coro
+    def __init__(self, awaitable: Awaitable[Any]) -> None:
+        self._awaitable = awaitable
         self.elapsed_ns = 0
 
     def __await__(self) -> Generator[Any, Any, Any]:
-        coro = self._coro
+        coro = self._awaitable.__await__()
         to_send: Any = None
         to_throw: BaseException | None = None
         while True:
@@ -232,6 +234,99 @@ class TimedHandler:
                 to_send, to_throw = (yield yielded), None
             except BaseException as exc:  # noqa: BLE001 - passed on to the handler
                 to_send, to_throw = None, exc
+
+
+Handler = Callable[[Any, Any], Awaitable[Any]]
+
+
+async def handle_with_quotas(manager: ClientQuotaManager, handler: Handler, ctx: Any,
+                             request: Any, request_size: int) -> tuple[Any, int]:
+    """Run `handler` under the client's quotas: its response with Kafka's
+    throttle time in it, and that time in ms (the connection stops reading
+    for it). `ctx` is the RequestContext (typed loosely: this module sits
+    below broker.context)."""
+    api_key = ctx.header.api_key
+    client = manager.client(ctx.principal.name, ctx.header.client_id or "")
+    if client is None:
+        return await handler(ctx, request), 0
+    throttle = 0
+    fetch = None
+    if api_key == ApiKey.PRODUCE and client.produce is not None:
+        throttle = client.produce.record(request_size, manager.now_ms())
+    elif api_key == ApiKey.FETCH and client.fetch is not None and _from_consumer(ctx, request):
+        fetch = client.fetch
+        # No more in one response than the quota allows over the span (Kafka's
+        # getMaxValueInQuotaWindow), so one fetch cannot earn a long throttle.
+        cap = max(int(fetch.max_in_window()), 1)
+        if cap < request.max_bytes:
+            request = dataclasses.replace(request, max_bytes=cap)
+    request_throttle = 0
+    if client.request is not None and api_key not in REQUEST_QUOTA_EXEMPT:
+        timed = TimedHandler(handler(ctx, request))
+        response = await timed
+        request_throttle = client.request.record(request_percentage(timed.elapsed_ns),
+                                                 manager.now_ms(),
+                                                 client.max_request_throttle_ms)
+    else:
+        response = await handler(ctx, request)
+    if fetch is not None and isinstance(response, Mapping):
+        size = fetch_response_size(response)
+        now = manager.now_ms()
+        fetch_throttle = fetch.record(size, now)
+        if max(fetch_throttle, request_throttle) > 0:
+            # Answered without records: their bytes are not counted (Kafka's
+            # unrecordQuotaSensor and getThrottledResponse).
+            fetch.unrecord(size, now)
+            response = {"throttle_time": 0, "error_code": 0, "session_id": 0, "responses": []}
+        throttle = max(throttle, fetch_throttle)
+    # A handler's own throttle (controller_mutation_rate) mutes the channel too.
+    throttle = max(throttle, request_throttle, _throttle_of(response))
+    if throttle > 0 and response is not None:
+        response = _with_throttle(response, throttle)
+    return response, throttle
+
+
+def _from_consumer(ctx: Any, request: Any) -> bool:
+    if ctx.header.api_version >= 15:
+        return bool(request.replica_state.replica_id < 0)
+    return bool(getattr(request, "replica_id", -1) < 0)
+
+
+def fetch_response_size(response: Mapping[str, Any]) -> int:
+    """The record bytes of a Fetch response (what the quota counts; the rest
+    of the response is a few dozen bytes per partition)."""
+    total = 0
+    for topic in response.get("responses", ()):
+        for partition in topic["partitions"]:
+            records = partition.get("records")
+            if isinstance(records, list):
+                total += sum(len(chunk) for chunk in records)
+            elif records:
+                total += len(records)
+    return total
+
+
+def _throttle_of(response: Any) -> int:
+    if isinstance(response, Mapping):
+        value = response.get("throttle_time", 0)
+    else:
+        value = getattr(response, "throttle_time", 0)
+    if isinstance(value, datetime.timedelta):
+        return int(value.total_seconds() * 1000)
+    return int(value or 0)
+
+
+def _with_throttle(response: Any, throttle_ms: int) -> Any:
+    """The response with throttle_time set (a response without the field, of
+    an old version, goes unchanged: the muting still applies)."""
+    if isinstance(response, Mapping):
+        if "throttle_time" not in response:
+            return response
+        return {**response, "throttle_time": throttle_ms}
+    if dataclasses.is_dataclass(response) and hasattr(response, "throttle_time"):
+        return dataclasses.replace(response,  # type: ignore[type-var]
+                                   throttle_time=datetime.timedelta(milliseconds=throttle_ms))
+    return response
 
 
 def request_percentage(elapsed_ns: int) -> float:

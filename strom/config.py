@@ -69,18 +69,46 @@ class BrokerConfig:
     dynamic: dict[str, Value] = field(default_factory=dict)
     # This broker's own dynamic configs (DYNAMIC_BROKER_CONFIG), over the cluster-wide ones.
     dynamic_broker: dict[str, Value] = field(default_factory=dict)
+    # Kafka's per-listener settings, listener.name.<listener>.<setting>, as written
+    # (keys as given; the listener part is matched case-insensitively): see
+    # listener_get. Settings strom defines are validated at load.
+    listener_overrides: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_properties(cls, properties: Mapping[str, str]) -> BrokerConfig:
         explicit: dict[str, Value] = {}
+        overrides: dict[str, str] = {}
         for key, text in properties.items():
+            if key.startswith(LISTENER_PREFIX):
+                _, _, setting = key[len(LISTENER_PREFIX):].partition(".")
+                definition = BROKER_CONFIGS.get(setting)
+                if definition is not None:
+                    definition.parse(text)
+                overrides[key] = text
+                continue
             definition = BROKER_CONFIGS.get(key)
             if definition is None:
                 # Kafka logs and ignores unknown properties; so do we, silently,
                 # so that an unchanged Kafka server.properties loads.
                 continue
             explicit[key] = definition.parse(text)
-        return cls(explicit)
+        return cls(explicit, listener_overrides=overrides)
+
+    def listener_raw(self, listener: str, setting: str) -> str | None:
+        """The text of listener.name.<listener>.<setting>, or None if unset."""
+        wanted = f"{listener.lower()}.{setting}"
+        for key, text in self.listener_overrides.items():
+            if key[len(LISTENER_PREFIX):].lower() == wanted.lower() and key.endswith(setting):
+                return text
+        return None
+
+    def listener_get(self, listener: str, name: str) -> Value:
+        """A broker setting as it applies to one listener: Kafka's
+        listener.name.<listener>.<name> when set, else the broker-wide value."""
+        text = self.listener_raw(listener, name)
+        if text is None:
+            return self.get(name)
+        return BROKER_CONFIGS[name].parse(text)
 
     @classmethod
     def load(cls, path: Path | None, overrides: Iterable[str] = ()) -> BrokerConfig:
@@ -301,6 +329,9 @@ def _parse_listener(item: str, setting: str = "listeners") -> tuple[str, str, in
             "from 0 to 65535, e.g. PLAINTEXT://localhost:9092")
     return name, host or "0.0.0.0", int(port)
 
+
+#: Kafka's prefix of per-listener settings (ListenerName.configPrefix).
+LISTENER_PREFIX = "listener.name."
 
 # Kafka's URI_PARSE_REGEXP host: letters, digits, '-', '%', '.', '_' and ':' (IPv6).
 _LISTENER_HOST = re.compile(r"[0-9a-zA-Z\-%._:]*")

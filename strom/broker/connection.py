@@ -22,8 +22,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import cast
 
 from strom.broker.client_quotas import handle_with_quotas
@@ -39,6 +40,7 @@ from strom.protocol.framing import FrameDecoder, FrameTooLargeError, encode_fram
 from strom.protocol.headers import parse_request_header, peek_header
 from strom.protocol.messages import decode_request, encode_response_frame
 from strom.security.principal import ANONYMOUS, KafkaPrincipal
+from strom.security.principal_mapping import NoMatchingRuleError
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.principal: KafkaPrincipal = ANONYMOUS
         self.listener_name = "PLAINTEXT"
         self.security_protocol = "PLAINTEXT"
+        # SSL listeners: the principal from the client certificate, taken once
+        # the handshake is done (asyncio calls connection_made after it).
+        self.tls_principal: Callable[[ssl.SSLObject], KafkaPrincipal] | None = None
 
     # --- asyncio.BufferedProtocol ------------------------------------------------------
 
@@ -102,6 +107,15 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._abort()
             return
         self._admitted = True
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None and self.tls_principal is not None:
+            try:
+                self.principal = self.tls_principal(ssl_object)
+            except NoMatchingRuleError as exc:
+                # Kafka fails the authentication (SslAuthenticationException).
+                self._guard.log_limit.warning(log, "connections refused for their certificate",
+                                              "closing %s: %s", self.peer, exc)
+                self._abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True

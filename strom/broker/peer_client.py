@@ -29,6 +29,7 @@ from kio.static.protocol import RequestPayload, ResponsePayload
 from strom.cluster.image import BrokerInfo
 from strom.errors import NetworkError, RequestTimedOutError
 from strom.protocol.client_frames import decode_response, encode_request
+from strom.security.inter_broker import PLAINTEXT_PEERS, PeerSecurity
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +140,11 @@ class PeerClient:
     """Requests to other brokers, one reused connection per peer."""
 
     def __init__(self, node_id: int, *, request_timeout: float = 30.0,
-                 connect_timeout: float = 10.0) -> None:
+                 connect_timeout: float = 10.0,
+                 security: PeerSecurity = PLAINTEXT_PEERS) -> None:
         self.client_id = f"strom-broker-{node_id}"
+        # Which of a peer's listeners to dial, and how (TLS, SASL).
+        self.security = security
         self.request_timeout = request_timeout
         self.connect_timeout = connect_timeout
         self._connections: dict[int, _Connection] = {}
@@ -162,7 +166,11 @@ class PeerClient:
     async def _connection(self, peer: BrokerInfo) -> _Connection:
         if self._closed:
             raise NetworkError("the broker is shutting down")
-        address = (peer.host, peer.port)
+        security = self.security
+        address = peer.endpoint(security.listener_name)
+        if address is None:
+            raise NetworkError(f"broker {peer.node_id} has no {security.listener_name} listener "
+                               "(inter.broker.listener.name)")
         lock = self._connecting.setdefault(peer.node_id, asyncio.Lock())
         async with lock:  # one connection per peer, even when asked concurrently
             existing = self._connections.get(peer.node_id)
@@ -172,15 +180,28 @@ class PeerClient:
                 existing.close()
             try:
                 reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(*address), self.connect_timeout)
+                    self._open(address), self.connect_timeout)
             except TimeoutError:
                 raise NetworkError(f"connecting to broker {peer.node_id} at "
-                                   f"{peer.host}:{peer.port} timed out") from None
-            except OSError as exc:
+                                   f"{address[0]}:{address[1]} timed out") from None
+            except OSError as exc:  # ssl.SSLError (a refused certificate) too
                 raise NetworkError(f"cannot connect to broker {peer.node_id} at "
-                                   f"{peer.host}:{peer.port}: {exc}") from None
+                                   f"{address[0]}:{address[1]}: {exc}") from None
             connection = self._connections[peer.node_id] = _Connection(reader, writer, address)
             return connection
+
+    async def _open(self, address: tuple[str, int]
+                    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        context = self.security.ssl_context
+        reader, writer = await asyncio.open_connection(
+            *address, ssl=context, server_hostname=address[0] if context else None)
+        if self.security.authenticate is not None:
+            try:
+                await self.security.authenticate(reader, writer)
+            except BaseException:
+                writer.close()
+                raise
+        return reader, writer
 
     async def close(self) -> None:
         self._closed = True

@@ -55,6 +55,7 @@ from strom.clock import Clock
 from strom.cluster.image import BrokerInfo
 from strom.config import BrokerConfig
 from strom.errors import ErrorCode, KafkaError
+from strom.security.inter_broker import PLAINTEXT_PEERS, PeerSecurity, peer_security
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ class ReplicationSettings:
     fetch_wait_max_ms: int = 500
     fetch_min_bytes: int = 1
     fetch_backoff_ms: int = 1000
+    #: The leader's listener dialled, and how (inter.broker.listener.name, TLS).
+    security: PeerSecurity = PLAINTEXT_PEERS
 
     @classmethod
     def of(cls, config: BrokerConfig) -> ReplicationSettings:
@@ -87,6 +90,7 @@ class ReplicationSettings:
             fetch_wait_max_ms=get("replica.fetch.wait.max.ms"),
             fetch_min_bytes=get("replica.fetch.min.bytes"),
             fetch_backoff_ms=get("replica.fetch.backoff.ms"),
+            security=peer_security(config),
         )
 
 
@@ -116,7 +120,8 @@ class ReplicaFetcher:
         self._brokers = brokers
         self._clock = clock
         # Its own connection: fetches are held by the leader (see the module doc).
-        self._peers = PeerClient(node_id, request_timeout=30.0 + settings.fetch_wait_max_ms / 1000)
+        self._peers = PeerClient(node_id, request_timeout=30.0 + settings.fetch_wait_max_ms / 1000,
+                                 security=settings.security)
         self.partitions: dict[Key, _Fetching] = {}
         self._changed = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(

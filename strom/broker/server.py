@@ -14,7 +14,8 @@ import errno
 import logging
 import math
 import os
-from collections.abc import Mapping
+import ssl
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from strom.broker.connection import KafkaConnection
@@ -30,10 +31,16 @@ from strom.broker.router import Registration, load_handlers
 from strom.broker.txn_channel import TxnChannel
 from strom.clock import SYSTEM_CLOCK, Clock
 from strom.cluster.elections import ControllerSettings
+from strom.cluster.image import Endpoint
 from strom.cluster.local import LocalMetadataStore
 from strom.cluster.store import MetadataStore
 from strom.config import BrokerConfig
 from strom.coordinator.txn.producer_ids import ProducerIdManager
+from strom.security import listeners as listener_configs
+from strom.security.inter_broker import peer_security
+from strom.security.listeners import ListenerConfig
+from strom.security.principal import KafkaPrincipal
+from strom.security.tls import server_context, tls_principal
 from strom.storage.dir_lock import LogDirLocks
 from strom.storage.manager import LogManager
 
@@ -57,13 +64,16 @@ class Broker:
     def __init__(self, config: BrokerConfig, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.config = config
         self.clock = clock
-        self._server: asyncio.Server | None = None
+        #: One server per bound listener, in `listeners` order.
+        self._servers: list[asyncio.Server] = []
         self._background: asyncio.Task[None] | None = None
         self._connections: set[asyncio.Transport] = set()
         self._guard: ConnectionGuard | None = None
         self._guard_task: asyncio.Task[None] | None = None
         self.services: BrokerServices | None = None
+        #: The first listener's bound port (and each listener's, by name).
         self.port: int | None = None
+        self.listener_ports: dict[str, int] = {}
         self._locks: LogDirLocks | None = None
         #: The cluster-mode store, stopped (deregistered) last.
         self._store: EtcdMetadataStore | None = None
@@ -91,25 +101,26 @@ class Broker:
             config.log_dirs, clock=self.clock, node_id=node_id,
             cluster_id=str(cluster_id) if cluster_id else None,
         )
-        _, host, port = config.listeners[0]
+        specs = listener_configs.listeners(config)
+        # Key stores are read (and refused) before any port is bound.
+        contexts = {spec.name: server_context(config, spec.name) for spec in specs if spec.tls}
         loop = asyncio.get_running_loop()
         registry = dict(load_handlers())
         # Bind first so that port 0 resolves before the metadata image names it.
-        try:
-            self._server = await loop.create_server(
-                lambda: self._connection(registry), host or None, port, reuse_address=True,
-                start_serving=False,
-            )
-        except OSError as exc:
-            reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
-            if exc.errno == errno.EADDRINUSE:
-                reason += "; another process (a broker already running?) uses that port"
-            raise StartupError(f"cannot listen on {host}:{port} (listeners): {reason}") from None
-        self.port = self._server.sockets[0].getsockname()[1]
-        advertised = self._advertised(host, self.port)
+        bound: dict[str, tuple[str, int]] = {}
+        for spec in specs:
+            server = await self._bind(spec, registry, contexts.get(spec.name))
+            self._servers.append(server)
+            bound[spec.name] = (spec.host, server.sockets[0].getsockname()[1])
+        self.listener_ports = {name: port for name, (_, port) in bound.items()}
+        self.port = bound[specs[0].name][1]
+        endpoints = listener_configs.advertised_endpoints(config, bound)
+        advertised = (endpoints[0].host, endpoints[0].port)
         store: MetadataStore
         if config.etcd_endpoints:
-            store = self._store = await self._etcd_store(log_manager.cluster_id, advertised)
+            listener_configs.check_inter_broker_listener(config, endpoints)
+            store = self._store = await self._etcd_store(log_manager.cluster_id, advertised,
+                                                         endpoints)
             if store.metadata_batches == 0:
                 # A cluster whose metadata was never written: these etcd
                 # endpoints or this cluster.id are not the ones the logs were
@@ -121,7 +132,7 @@ class Broker:
         else:
             local = LocalMetadataStore(
                 config.log_dirs[0], node_id=node_id, cluster_id=log_manager.cluster_id,
-                listener=advertised,
+                listener=advertised, endpoints=endpoints,
             )
             if not local.path.exists():
                 self._refuse_orphans(log_manager, f"{local.path} is missing",
@@ -134,7 +145,8 @@ class Broker:
         follow_dynamic_configs(store, config, replicas)
         # In a cluster, what only the controller may do is asked of it over the
         # Kafka protocol; a single node is its own controller and opens no connection.
-        self._peers = PeerClient(node_id) if config.etcd_endpoints else None
+        self._peers = PeerClient(node_id, security=peer_security(config)) \
+            if config.etcd_endpoints else None
         controller = ControllerChannel(store, self._peers)
         producer_ids = ProducerIdManager(controller.allocate_producer_ids)
         txn_channel = TxnChannel(lambda: store.image, self._peers)
@@ -150,12 +162,29 @@ class Broker:
         coordinators.start()  # those whose state topic exists; the others on first use
         self._background = loop.create_task(replicas.run_background(), name="log-background")
         self._guard_task = loop.create_task(self._guard.run(), name="connection-timeouts")
-        await self._server.start_serving()
-        log.info("strom broker %d serving on %s:%d (cluster %s)", node_id, host, self.port,
+        for server in self._servers:
+            await server.start_serving()
+        log.info("strom broker %d serving on %s (cluster %s)", node_id,
+                 ", ".join(f"{name} {host or '*'}:{port}" for name, (host, port) in bound.items()),
                  log_manager.cluster_id)
 
-    async def _etcd_store(self, cluster_id: str, advertised: tuple[str, int]
-                          ) -> EtcdMetadataStore:
+    async def _bind(self, spec: ListenerConfig, registry: Mapping[int, Registration],
+                    context: ssl.SSLContext | None) -> asyncio.Server:
+        principal = tls_principal(self.config, spec.name) if spec.security_protocol == "SSL" \
+            else None
+        try:
+            return await asyncio.get_running_loop().create_server(
+                lambda: self._connection(registry, spec, principal), spec.host or None,
+                spec.port, reuse_address=True, start_serving=False, ssl=context)
+        except OSError as exc:
+            reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+            if exc.errno == errno.EADDRINUSE:
+                reason += "; another process (a broker already running?) uses that port"
+            raise StartupError(f"cannot listen on {spec.host}:{spec.port} (listeners, "
+                               f"{spec.name}): {reason}") from None
+
+    async def _etcd_store(self, cluster_id: str, advertised: tuple[str, int],
+                          endpoints: tuple[Endpoint, ...]) -> EtcdMetadataStore:
         """Cluster mode: register with etcd and follow the cluster's metadata."""
         config = self.config
         if not config.get("cluster.id"):
@@ -179,7 +208,8 @@ class Broker:
         # etcd leases count whole seconds.
         ttl = max(1, math.ceil(config.broker_session_timeout_ms / 1000))
         store = EtcdMetadataStore(client, cluster=cluster_id, node_id=config.node_id,
-                                  listener=advertised, rack=config.broker_rack, lease_ttl=ttl,
+                                  listener=advertised, endpoints=endpoints,
+                                  rack=config.broker_rack, lease_ttl=ttl,
                                   controller_settings=ControllerSettings.from_config(config),
                                   snapshot_bytes=config.metadata_snapshot_bytes)
         try:
@@ -204,18 +234,15 @@ class Broker:
                 f"(e.g. {orphaned[0]}); {fix} (starting without it would delete every "
                 "topic's data), or remove the partition directories to start empty")
 
-    def _advertised(self, host: str, port: int) -> tuple[str, int]:
-        configured = self.config.get("advertised.listeners")
-        if configured:
-            _, adv_host, adv_port = self.config.advertised_listeners[0]
-            return adv_host, adv_port or port
-        if host in ("", "0.0.0.0", "::"):
-            return "localhost", port
-        return host, port
-
-    def _connection(self, registry: Mapping[int, Registration]) -> KafkaConnection:
+    def _connection(self, registry: Mapping[int, Registration], spec: ListenerConfig,
+                    principal: Callable[[ssl.SSLObject], KafkaPrincipal] | None,
+                    ) -> KafkaConnection:
         assert self.services is not None and self._guard is not None
-        return KafkaConnection(self.services, registry, self._connections, self._guard)
+        connection = KafkaConnection(self.services, registry, self._connections, self._guard)
+        connection.listener_name = spec.name
+        connection.security_protocol = spec.security_protocol
+        connection.tls_principal = principal
+        return connection
 
     @property
     def bootstrap(self) -> str:
@@ -228,8 +255,8 @@ class Broker:
             # Still serving: clients are told NOT_LEADER_OR_FOLLOWER as each
             # partition's leadership moves, and find the new leaders.
             await self._store.controlled_shutdown(CONTROLLED_SHUTDOWN_TIMEOUT)
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         for transport in list(self._connections):
             transport.abort()
         if self._guard_task is not None:
@@ -260,9 +287,9 @@ class Broker:
             # Deregisters at once (its lease revoked) rather than when it expires.
             await self._store.stop()
             self._store = None
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers = []
         if self._locks is not None:
             self._locks.release()
             self._locks = None

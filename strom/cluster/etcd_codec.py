@@ -6,7 +6,9 @@ single node's strom-metadata.json (`record_to_json` / `record_from_json`).
                       "fenced": bool (absent: false; registrations before it have none),
                       "features": {"metadata.version": [min, max]} (the levels the broker
                       supports; absent: a strom from before metadata.version, which
-                      supports only its minimum, cluster/metadata_version.py)}
+                      supports only its minimum, cluster/metadata_version.py),
+                      "endpoints": [[listener, host, port, security protocol], ...]
+                      (every advertised listener; absent: host and port only)}
 
 A registration carries no broker epoch: the epoch is the key's create
 revision, which etcd keeps while the broker re-puts its registration (to
@@ -30,7 +32,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from strom.cluster import metadata_version
-from strom.cluster.image import BrokerInfo, MetadataRecord, record_from_json, record_to_json
+from strom.cluster.image import (
+    BrokerInfo,
+    Endpoint,
+    MetadataRecord,
+    record_from_json,
+    record_to_json,
+)
 
 FORMAT_VERSION = 1
 COMPRESS_ABOVE = 64 * 1024
@@ -87,6 +95,11 @@ def encode_registration(broker: BrokerInfo) -> bytes:
                             "host": broker.host, "port": broker.port, "rack": broker.rack}
     if broker.fenced:
         data["fenced"] = True
+    if broker.endpoints:
+        # Every advertised listener; host and port stay the first one's, which
+        # is all a strom from before several listeners reads.
+        data["endpoints"] = [[e.listener, e.host, e.port, e.security_protocol]
+                             for e in broker.endpoints]
     # Readers ignore fields they do not know: older strom read this as before.
     low, high = broker.metadata_versions or (metadata_version.MINIMUM, metadata_version.LATEST)
     data["features"] = {metadata_version.FEATURE_NAME: [low, high]}
@@ -101,7 +114,18 @@ def decode_registration(value: bytes, epoch: int = -1) -> BrokerInfo:
     if not (isinstance(node_id, int) and isinstance(host, str) and isinstance(port, int)
             and (rack is None or isinstance(rack, str)) and isinstance(fenced, bool)):
         raise CodecError(f"broker registration: bad fields {data!r}")
-    return BrokerInfo(node_id, host, port, rack, epoch, fenced, _supported(data))
+    return BrokerInfo(node_id, host, port, rack, epoch, fenced, _supported(data),
+                      _endpoints(data))
+
+
+def _endpoints(data: dict[str, Any]) -> tuple[Endpoint, ...]:
+    raw = data.get("endpoints", [])
+    if not (isinstance(raw, list) and all(
+            isinstance(e, list) and len(e) == 4 and isinstance(e[0], str)
+            and isinstance(e[1], str) and isinstance(e[2], int) and isinstance(e[3], str)
+            for e in raw)):
+        raise CodecError(f"broker registration: bad endpoints {raw!r}")
+    return tuple(Endpoint(*e) for e in raw)
 
 
 def _supported(data: dict[str, Any]) -> tuple[int, int]:

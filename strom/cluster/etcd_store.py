@@ -57,6 +57,7 @@ from strom.cluster.etcd_session import BrokerSession, Candidacy
 from strom.cluster.etcd_snapshots import parse_snapshot_key, replay, write_snapshot
 from strom.cluster.image import (
     BrokerInfo,
+    Endpoint,
     FeatureLevelRecord,
     MetadataImage,
     MetadataRecord,
@@ -128,7 +129,8 @@ class StaleImageError(RequestTimedOutError):
 
 class EtcdMetadataStore:
     def __init__(self, client: EtcdClient, *, cluster: str, node_id: int,
-                 listener: tuple[str, int], rack: str | None = None, lease_ttl: int = 9,
+                 listener: tuple[str, int], endpoints: tuple[Endpoint, ...] = (),
+                 rack: str | None = None, lease_ttl: int = 9,
                  campaign: bool = True, commit_timeout: float = 30.0,
                  root: str = "/strom",
                  controller_settings: ControllerSettings | None = None,
@@ -137,7 +139,8 @@ class EtcdMetadataStore:
         self.keys = ClusterKeys(cluster, root)
         self.node_id = node_id
         host, port = listener
-        self.session = BrokerSession(client, self.keys, BrokerInfo(node_id, host, port, rack),
+        registration = BrokerInfo(node_id, host, port, rack, endpoints=endpoints)
+        self.session = BrokerSession(client, self.keys, registration,
                                      ttl=lease_ttl, campaign=campaign)
         self.commit_timeout = commit_timeout
         self.image = MetadataImage(cluster, NO_CONTROLLER, {})

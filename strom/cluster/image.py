@@ -25,6 +25,16 @@ INTERNAL_TOPICS = frozenset({GROUP_METADATA_TOPIC, TRANSACTION_STATE_TOPIC,
 
 
 @dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One advertised listener of a broker (KRaft's BrokerEndpoint)."""
+
+    listener: str  # upper case, as Kafka normalises listener names
+    host: str
+    port: int
+    security_protocol: str = "PLAINTEXT"
+
+
+@dataclass(frozen=True, slots=True)
 class BrokerInfo:
     node_id: int
     host: str
@@ -39,6 +49,20 @@ class BrokerInfo:
     # The metadata.version levels it supports (its registration's); None:
     # this strom's own range (cluster/metadata_version.py).
     metadata_versions: tuple[int, int] | None = None
+    # Every advertised listener; empty for a registration that names one
+    # address only (host, port: a strom from before several listeners).
+    endpoints: tuple[Endpoint, ...] = ()
+
+    def endpoint(self, listener: str) -> tuple[str, int] | None:
+        """Where a client that came in on `listener` reaches this broker: the
+        endpoint of the same listener name, None if it has none (Kafka leaves
+        such a broker out of the answers of that listener)."""
+        if not self.endpoints:
+            return self.host, self.port
+        for endpoint in self.endpoints:
+            if endpoint.listener == listener:
+                return endpoint.host, endpoint.port
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 from strom.cluster import metadata_version
 from strom.cluster.image import (
     BrokerInfo,
+    Endpoint,
     FeatureLevelRecord,
     MetadataImage,
     MetadataRecord,
@@ -50,10 +51,10 @@ def _one_line(exc: BaseException) -> str:
 
 class LocalMetadataStore:
     def __init__(self, directory: Path, *, node_id: int, cluster_id: str,
-                 listener: tuple[str, int]) -> None:
+                 listener: tuple[str, int], endpoints: tuple[Endpoint, ...] = ()) -> None:
         self._path = directory / FILE_NAME
         host, port = listener
-        brokers = {node_id: BrokerInfo(node_id, host, port)}
+        brokers = {node_id: BrokerInfo(node_id, host, port, endpoints=endpoints)}
         self.node_id = node_id
         self.image = MetadataImage(cluster_id, node_id, brokers)
         self.operations = MetadataOperations(lambda: self.image, node_id)

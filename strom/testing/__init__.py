@@ -23,11 +23,29 @@ from strom.config import BROKER_CONFIGS, BrokerConfig
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 from strom.protocol.records import Record, iter_batches_records
+from strom.testing.tls import TestCertificateAuthority
+
+
+def _keep_ports(listeners: str, ports: Mapping[str, int]) -> str:
+    """`listeners` with each port 0 replaced by the port that listener had."""
+    kept = []
+    for item in listeners.split(","):
+        name, _, address = item.strip().partition("://")
+        host, _, port = address.rpartition(":")
+        if port == "0" and name.upper() in ports:
+            item = f"{name}://{host}:{ports[name.upper()]}"
+        kept.append(item)
+    return ",".join(kept)
 
 
 class EmbeddedBroker:
     def __init__(self, data_dir: Path | None = None, *, port: int = 0,
-                 host: str = "127.0.0.1", overrides: Mapping[str, str] | None = None) -> None:
+                 host: str = "127.0.0.1", overrides: Mapping[str, str] | None = None,
+                 tls: TestCertificateAuthority | None = None,
+                 tls_client_auth: str = "none") -> None:
+        """`tls`: also serve an SSL listener with that CA's broker certificate
+        (strom.testing.tls; `bootstrap_for("SSL")`), asking clients for
+        certificates as `tls_client_auth` says (Kafka's ssl.client.auth)."""
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="strom-")
@@ -36,6 +54,10 @@ class EmbeddedBroker:
         self.host = host
         self.port = port
         self.overrides = dict(overrides or {})
+        self.tls = tls
+        self.tls_client_auth = tls_client_auth
+        #: Each listener's bound port by name, kept across restarts.
+        self.listener_ports: dict[str, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._broker: Any = None
@@ -43,6 +65,10 @@ class EmbeddedBroker:
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    def bootstrap_for(self, listener: str) -> str:
+        """host:port of the listener named `listener` (e.g. "SSL")."""
+        return f"{self.host}:{self.listener_ports[listener.upper()]}"
 
     def _config(self) -> BrokerConfig:
         properties = {
@@ -56,7 +82,12 @@ class EmbeddedBroker:
         }
         if "transaction.state.log.num.partitions" in BROKER_CONFIGS:
             properties["transaction.state.log.num.partitions"] = "1"
+        if self.tls is not None:
+            properties["listeners"] += f",SSL://{self.host}:0"
+            properties.update(self.tls.server_overrides(self.tls_client_auth))
         properties.update(self.overrides)
+        if self.listener_ports:
+            properties["listeners"] = _keep_ports(properties["listeners"], self.listener_ports)
         return BrokerConfig.from_properties(properties)
 
     def start(self) -> EmbeddedBroker:
@@ -71,8 +102,9 @@ class EmbeddedBroker:
         asyncio.run_coroutine_threadsafe(broker.start(), loop).result(timeout=30)
         self._broker = broker
         assert broker.port is not None
-        # Keep the port across restarts so clients' bootstrap addresses stay valid.
+        # Keep the ports across restarts so clients' bootstrap addresses stay valid.
         self.port = broker.port
+        self.listener_ports = dict(broker.listener_ports)
         return self
 
     def stop(self) -> None:

@@ -47,10 +47,12 @@ def assert_refused(result: subprocess.CompletedProcess[str], *expected: str) -> 
 
 
 @pytest.mark.parametrize(("listeners", "protocol_map", "expected"), [
-    ("SSL://127.0.0.1:{port}", None, "security protocol SSL is not supported yet; use PLAINTEXT"),
+    ("SSL://127.0.0.1:{port}", None, "listener SSL serves TLS but has no key: set "
+     "ssl.keystore.location"),
     ("SASL_PLAINTEXT://127.0.0.1:{port}", None, "security protocol SASL_PLAINTEXT"),
     ("SASL_SSL://127.0.0.1:{port}", None, "security protocol SASL_SSL"),
-    ("EXTERNAL://127.0.0.1:{port}", "EXTERNAL:SSL", "security protocol SSL"),
+    ("EXTERNAL://127.0.0.1:{port}", "EXTERNAL:SSL", "listener EXTERNAL serves TLS but has no "
+     "key"),
     ("PLAINTEXT://127.0.0.1:{port},SECURE://127.0.0.1:1", "PLAINTEXT:PLAINTEXT,SECURE:SASL_SSL",
      "listener.security.protocol.map maps SECURE"),
     ("INTERNAL://127.0.0.1:{port}", None, "no security protocol defined for listener INTERNAL"),

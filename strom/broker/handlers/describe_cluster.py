@@ -54,8 +54,11 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         response["cluster_authorized_operations"] = ALL_CLUSTER_OPERATIONS
     response.update(
         endpoint_type=endpoint_type, controller_id=image.controller_id,
-        brokers=[{"broker_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack,
-                  "is_fenced": False} for b in sorted(image.brokers.values(),
-                                                      key=lambda b: b.node_id)],
+        # Each broker's endpoint on the listener this client came in on
+        # (Kafka leaves out the brokers without one).
+        brokers=[{"broker_id": b.node_id, "host": address[0], "port": address[1],
+                  "rack": b.rack, "is_fenced": False}
+                 for b in sorted(image.brokers.values(), key=lambda b: b.node_id)
+                 if (address := b.endpoint(ctx.listener_name)) is not None],
     )
     return response

@@ -44,10 +44,13 @@ async def _find(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
     else:
         code = ErrorCode.invalid_request
     info = broker.image.brokers.get(node) if node is not None else None
-    if info is None:
+    # The coordinator's endpoint on the listener the client came in on; one
+    # without that listener is not available to this client (Kafka's answer).
+    address = info.endpoint(ctx.listener_name) if info is not None else None
+    if info is None or address is None:
         return {"key": key, "node_id": -1, "host": "", "port": -1, "error_code": code,
                 "error_message": _MESSAGES.get(code) or DENIED_MESSAGES[code]}
-    return {"key": key, "node_id": info.node_id, "host": info.host, "port": info.port,
+    return {"key": key, "node_id": info.node_id, "host": address[0], "port": address[1],
             "error_code": ErrorCode.none, "error_message": "NONE"}
 
 

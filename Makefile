@@ -60,8 +60,8 @@ interop-cluster: $(TEST_STAMP) kafka-jars
 	scripts/install-etcd.sh
 	STROM_TEST_BOOTSTRAP=cluster $(BIN)/python -m pytest -m interop tests/interop
 
-## jepsen: 100 mixed faults (kill -9, SIGSTOP, etcd member loss, network partitions between namespaces; as root) under idempotent acks=all producers and a consumer group, then every acknowledged record checked; prints faults by kind, recovery p50/p99, acknowledged/lost/duplicated (~20 min); JEPSEN_ARGS for --faults/--kinds
-jepsen: $(TEST_STAMP) $(CLUSTER_STAMP) system-deps
+## jepsen: 100 mixed faults (kill -9, SIGSTOP, etcd member loss, network partitions between namespaces, a slow disk; as root) under idempotent acks=all producers and a consumer group, then every acknowledged record checked; prints faults by kind, recovery p50/p99, acknowledged/lost/duplicated; against strom, then against three Apache Kafka 4.4 KRaft nodes, the baseline (~1 h); JEPSEN_TARGET=strom|kafka for one; JEPSEN_ARGS for --faults/--kinds/--dir
+jepsen: $(TEST_STAMP) $(CLUSTER_STAMP) system-deps kafka-jars
 	$(BIN)/python -m tests.cluster.jepsen $(JEPSEN_ARGS)
 
 ## fuzz: a million fuzz frames (schema-drawn, mutated client captures, random) against a strom subprocess; FUZZ_ARGS for --frames/--connections/--seed

@@ -18,7 +18,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from strom.broker.context import RequestContext
-from strom.errors import ErrorCode
+from strom.errors import (
+    ClusterAuthorizationFailedError,
+    ErrorCode,
+    GroupAuthorizationFailedError,
+    KafkaError,
+    TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailedError,
+)
 from strom.protocol.api import ApiKey
 from strom.security.acl_types import CLUSTER_NAME, AclOperation, ResourceType
 
@@ -47,6 +54,13 @@ DENIED: dict[ResourceType, ErrorCode] = {
     ResourceType.GROUP: ErrorCode.group_authorization_failed,
     ResourceType.CLUSTER: ErrorCode.cluster_authorization_failed,
     ResourceType.TRANSACTIONAL_ID: ErrorCode.transactional_id_authorization_failed,
+}
+
+_DENIAL_ERRORS: dict[ResourceType, type[KafkaError]] = {
+    ResourceType.TOPIC: TopicAuthorizationFailedError,
+    ResourceType.GROUP: GroupAuthorizationFailedError,
+    ResourceType.CLUSTER: ClusterAuthorizationFailedError,
+    ResourceType.TRANSACTIONAL_ID: TransactionalIdAuthorizationFailedError,
 }
 
 #: Kafka's messages for those codes (Errors.java), where a response carries one.
@@ -119,6 +133,26 @@ def cluster_operations_if(ctx: RequestContext, include: bool) -> int:
     if not cluster_allowed(ctx, AclOperation.DESCRIBE):
         return 0
     return authorized_operations(ctx, ResourceType.CLUSTER, CLUSTER_NAME)
+
+
+#: Config resource types (DescribeConfigs, AlterConfigs, IncrementalAlterConfigs)
+#: -> the ACL resource they are authorized on (None: the cluster).
+_CONFIG_RESOURCES: dict[int, ResourceType] = {
+    2: ResourceType.TOPIC, 4: ResourceType.CLUSTER, 8: ResourceType.CLUSTER,
+    16: ResourceType.CLUSTER, 32: ResourceType.GROUP}
+
+
+def check_config_resource(ctx: RequestContext, operation: AclOperation, config_type: int,
+                          name: str) -> None:
+    """Raise Kafka's denial for `operation` (DESCRIBE_CONFIGS or ALTER_CONFIGS)
+    on a config resource: topics on the topic, groups on the group, brokers,
+    broker loggers and client metrics on the cluster."""
+    resource_type = _CONFIG_RESOURCES.get(config_type)
+    if resource_type is None:
+        return  # an unknown type: the handler answers it
+    resource = CLUSTER_NAME if resource_type == ResourceType.CLUSTER else name
+    if not ctx.authorize(operation, resource_type, resource):
+        raise _DENIAL_ERRORS[resource_type]()
 
 
 def has_transactional_batch(records: object) -> bool:

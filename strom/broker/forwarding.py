@@ -29,8 +29,12 @@ Kafka's rules, kept here:
   name itself as a registered broker (the client id strom's brokers use) has
   its connection closed. strom has no authentication yet: this keeps clients
   from sending Envelopes by mistake, not an attacker who copies a broker's
-  client id (Kafka without an authorizer is no stricter). Envelope is not
-  listed in ApiVersions, as Kafka's controller-only APIs are not.
+  client id (Kafka without an authorizer is no stricter). With an authorizer
+  the sender also needs CLUSTER_ACTION on the cluster (Kafka's rule; brokers
+  are super users or granted it), else CLUSTER_AUTHORIZATION_FAILED. The
+  Envelope carries the client's principal (DefaultPrincipalData) and address,
+  and the controller authorizes the inner request as that principal. Envelope
+  is not listed in ApiVersions, as Kafka's controller-only APIs are not.
 
 A forwarded request is answered once what the controller committed is in this
 broker's own image (so a Metadata or DescribeConfigs right after it, here,
@@ -70,6 +74,8 @@ from strom.protocol.api import ApiKey, request_header_version, response_class
 from strom.protocol.client_frames import decode_response, encode_request
 from strom.protocol.headers import RequestHeader, parse_request_header, peek_header
 from strom.protocol.messages import ZERO_UUID, decode_request, encode_response
+from strom.security.acl_types import CLUSTER_NAME, AclOperation, ResourceType
+from strom.security.principal import ANONYMOUS, KafkaPrincipal
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +143,8 @@ class Forwarder:
         assert self._peers is not None
         api_key = ApiKey(ctx.header.api_key)
         envelope = EnvelopeRequest(request_data=embed_request(ctx.header, request),
-                                   request_principal=ANONYMOUS_PRINCIPAL,
+                                   request_principal=principal_bytes(
+                                       principal_data(ctx.principal)),
                                    client_host_address=address_bytes(ctx.client_host))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
@@ -242,6 +249,9 @@ async def serve_envelope(ctx: RequestContext, envelope: Any) -> Response:
                  ctx.header.client_id)
         ctx.close_connection = True
         return None
+    if not ctx.authorize(AclOperation.CLUSTER_ACTION, ResourceType.CLUSTER, CLUSTER_NAME):
+        # Kafka: only a principal with CLUSTER_ACTION (a broker) may forward.
+        return _envelope_error(ErrorCode.cluster_authorization_failed)
     if broker.image.controller_id != broker.node_id:
         return _envelope_error(ErrorCode.not_controller)
     try:
@@ -249,7 +259,7 @@ async def serve_envelope(ctx: RequestContext, envelope: Any) -> Response:
     except ValueError:
         return _envelope_error(ErrorCode.invalid_request)
     try:
-        principal_from_bytes(envelope.request_principal)
+        carried = principal_from_bytes(envelope.request_principal)
     except Exception:
         return _envelope_error(ErrorCode.principal_deserialization_failure)
     # Kafka answers a request it cannot parse inside an Envelope with
@@ -270,7 +280,12 @@ async def serve_envelope(ctx: RequestContext, envelope: Any) -> Response:
         request = decode_request(api_key, version, frame, offset)
     except InvalidRequestError:
         return _envelope_error(ErrorCode.unsupported_version)
-    inner = RequestContext(header, broker, client_host=f"/{client}", forwarded=True)
+    # The inner request is authorized as the client's, on the client's listener.
+    inner = RequestContext(header, broker, client_host=f"/{client}", forwarded=True,
+                           principal=KafkaPrincipal(carried.type_, carried.name,
+                                                    carried.token_authenticated),
+                           listener_name=ctx.listener_name,
+                           security_protocol=ctx.security_protocol)
     try:
         response = await registration.handler(inner, request)
     except KafkaError as exc:
@@ -330,7 +345,7 @@ def embed_request(header: RequestHeader, request: Any) -> bytes:
     return encode_request(request, header.correlation_id, header.client_id or "")[4:]
 
 
-#: strom authenticates no one: every client is Kafka's User:ANONYMOUS.
+#: Kafka's DefaultKafkaPrincipalBuilder serialization version.
 _PRINCIPAL_VERSION = 0
 _write_principal = entity_writer(DefaultPrincipalData)
 _read_principal = entity_reader(DefaultPrincipalData)
@@ -354,8 +369,13 @@ def principal_from_bytes(data: bytes | None) -> DefaultPrincipalData:
     return principal
 
 
-ANONYMOUS_PRINCIPAL = principal_bytes(
-    DefaultPrincipalData(type_="User", name="ANONYMOUS", token_authenticated=False))
+def principal_data(principal: KafkaPrincipal) -> DefaultPrincipalData:
+    """What an Envelope carries of the client's principal (KIP-590)."""
+    return DefaultPrincipalData(type_=principal.principal_type, name=principal.name,
+                                token_authenticated=principal.token_authenticated)
+
+
+ANONYMOUS_PRINCIPAL = principal_bytes(principal_data(ANONYMOUS))
 
 
 def address_bytes(client_host: str) -> bytes:

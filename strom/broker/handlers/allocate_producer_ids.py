@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from strom.broker.authorization import cluster_allowed
 from strom.broker.context import RequestContext
 from strom.broker.controller_channel import reserve_producer_ids
 from strom.broker.router import handles
@@ -20,11 +21,15 @@ from strom.cluster.partition_changes import check_broker_epoch
 from strom.coordinator.txn.producer_ids import BLOCK_SIZE
 from strom.errors import ErrorCode, KafkaError, NotControllerError, StaleBrokerEpochError
 from strom.protocol.api import ApiKey
+from strom.security.acl_types import AclOperation
 
 
 @handles(ApiKey.ALLOCATE_PRODUCER_IDS, advertised=False)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
+    if not cluster_allowed(ctx, AclOperation.CLUSTER_ACTION):
+        return {"throttle_time": 0, "error_code": ErrorCode.cluster_authorization_failed,
+                "producer_id_start": -1, "producer_id_len": 0}
     try:
         if broker.image.controller_id != broker.metadata.node_id:
             raise NotControllerError(f"broker {broker.metadata.node_id} is not the controller")

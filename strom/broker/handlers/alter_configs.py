@@ -35,6 +35,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+from strom.broker.authorization import check_config_resource
 from strom.broker.context import BrokerServices, RequestContext
 from strom.broker.router import Response, handles
 from strom.cluster.image import MetadataImage
@@ -48,6 +49,7 @@ from strom.errors import (
     UnknownTopicOrPartitionError,
 )
 from strom.protocol.api import ApiKey
+from strom.security.acl_types import AclOperation
 
 TOPIC, BROKER, BROKER_LOGGER = 2, 4, 8
 RESOURCE_TYPE_NAMES = {2: "TOPIC", 4: "BROKER", 8: "BROKER_LOGGER", 16: "CLIENT_METRICS",
@@ -320,6 +322,8 @@ async def handle(ctx: RequestContext, request: Any) -> Response:
     broker = ctx.broker
 
     async def alter(resource: Any, validate_only: bool) -> Mapping[str, Value] | None:
+        check_config_resource(ctx, AclOperation.ALTER_CONFIGS, resource.resource_type,
+                              resource.resource_name)
         wanted = {c.name: c.value for c in resource.configs}
         if resource.resource_type == TOPIC:
             return await replace_topic_configs(broker, resource.resource_name, wanted,

@@ -15,16 +15,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from strom.broker.authorization import cluster_allowed
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.cluster.image import MetadataRecord, PartitionInfo
 from strom.cluster.partition_changes import check_broker_epoch
 from strom.errors import ErrorCode, KafkaError, NotControllerError, error_code_for
 from strom.protocol.api import ApiKey
+from strom.security.acl_types import AclOperation
 
 
 @handles(ApiKey.ALTER_PARTITION, min_version=2, advertised=False)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if not cluster_allowed(ctx, AclOperation.CLUSTER_ACTION):
+        return {"throttle_time": 0, "error_code": ErrorCode.cluster_authorization_failed,
+                "topics": []}
     broker = ctx.broker
     # topic index -> partition results; rebuilt each time the operation runs
     # (the store runs it again against a newer image when its first was stale).

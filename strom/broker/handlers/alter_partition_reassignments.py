@@ -17,13 +17,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from strom.broker.authorization import DENIED_MESSAGES, cluster_allowed
 from strom.broker.context import RequestContext
-from strom.broker.forwarding import forwarded_to_controller
+from strom.broker.forwarding import error_response, forwarded_to_controller
 from strom.broker.router import handles
 from strom.cluster.image import MetadataRecord
 from strom.cluster.validation import check_records_per_user_op
 from strom.errors import ErrorCode, KafkaError, NotControllerError
 from strom.protocol.api import ApiKey
+from strom.security.acl_types import AclOperation
 
 Result = tuple[int, ErrorCode, str | None]  # (partition, error code, message)
 
@@ -31,6 +33,10 @@ Result = tuple[int, ErrorCode, str | None]  # (partition, error code, message)
 @handles(ApiKey.ALTER_PARTITION_REASSIGNMENTS)
 @forwarded_to_controller
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if not cluster_allowed(ctx, AclOperation.ALTER):
+        denied = ErrorCode.cluster_authorization_failed
+        return error_response(ApiKey(ctx.header.api_key), request, denied,
+                              DENIED_MESSAGES[denied])
     broker = ctx.broker
     allow = bool(getattr(request, "allow_replication_factor_change", True))
     # Rebuilt each time the operation runs (again, on a newer image, if stale).

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from strom.broker.authorization import authorized_names
 from strom.broker.context import RequestContext
 from strom.broker.forwarding import forwarded_to_controller
 from strom.broker.router import handles
@@ -24,6 +25,7 @@ from strom.cluster.image import MetadataRecord
 from strom.cluster.validation import check_records_per_user_op
 from strom.errors import ErrorCode, KafkaError
 from strom.protocol.api import ApiKey
+from strom.security.acl_types import AclOperation, ResourceType
 
 
 @handles(ApiKey.CREATE_PARTITIONS)
@@ -36,6 +38,8 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     reported: set[str] = set()
     # One metadata operation for the whole request: committed once.
     records: list[MetadataRecord] = []
+    alterable = authorized_names(ctx, AclOperation.ALTER, ResourceType.TOPIC,
+                                 (t.name for t in request.topics))
     for topic in request.topics:
         result: dict[str, Any] = {"name": topic.name, "error_code": ErrorCode.none,
                                   "error_message": None}
@@ -45,6 +49,11 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
             reported.add(topic.name)
             result.update(error_code=ErrorCode.invalid_request,
                           error_message="Duplicate topic name.")
+            results.append(result)
+            continue
+        if topic.name not in alterable:
+            result.update(error_code=ErrorCode.topic_authorization_failed,
+                          error_message="The topic authorization is failed.")
             results.append(result)
             continue
         assignments = (None if topic.assignments is None

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from strom.broker.authorization import authorized_names, cluster_allowed
 from strom.broker.configs import topic_config_entries
 from strom.broker.context import RequestContext
 from strom.broker.forwarding import forwarded_to_controller
@@ -28,6 +29,7 @@ from strom.config import BrokerConfig
 from strom.errors import ErrorCode, InvalidRequestError, KafkaError
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import ZERO_UUID
+from strom.security.acl_types import AclOperation, ResourceType
 
 
 @handles(ApiKey.CREATE_TOPICS)
@@ -47,6 +49,12 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     records: list[MetadataRecord] = []
     created: dict[str, dict[str, Any]] = {}
     pending: dict[str, str] = {}
+    names = [t.name for t in request.topics]
+    creatable = (set(names) if cluster_allowed(ctx, AclOperation.CREATE)
+                 else authorized_names(ctx, AclOperation.CREATE, ResourceType.TOPIC, names))
+    # The answer shows a created topic's configs only to who may describe them.
+    describable = authorized_names(ctx, AclOperation.DESCRIBE_CONFIGS, ResourceType.TOPIC,
+                                   names)
     for wanted in request.topics:
         result: dict[str, Any] = {
             "name": wanted.name, "topic_id": ZERO_UUID, "error_code": ErrorCode.none,
@@ -58,6 +66,10 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
             result.update(error_code=ErrorCode.invalid_request,
                           error_message="Create topics request from client contains "
                           "duplicate topics")
+            continue
+        if wanted.name not in creatable:
+            result.update(error_code=ErrorCode.topic_authorization_failed,
+                          error_message="Authorization failed.")
             continue
         try:
             if wanted.assignments and (wanted.num_partitions != -1
@@ -96,6 +108,10 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
             configs=[{k: e[k] for k in ("name", "value", "read_only", "config_source",
                                        "is_sensitive")} for e in entries],
         )
+        if name not in describable:
+            result["configs"] = []
+            if ctx.api_version >= 5:
+                result["topic_config_error_code"] = ErrorCode.topic_authorization_failed
     return {"throttle_time": 0, "topics": results}
 
 

@@ -19,6 +19,7 @@ import uuid
 from collections import Counter
 from typing import Any
 
+from strom.broker.authorization import allowed, cluster_allowed
 from strom.broker.context import RequestContext
 from strom.broker.forwarding import forwarded_to_controller
 from strom.broker.router import handles
@@ -26,6 +27,7 @@ from strom.cluster.image import INTERNAL_TOPICS
 from strom.errors import ErrorCode, KafkaError, LogDirFullError
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import ZERO_UUID
+from strom.security.acl_types import AclOperation, ResourceType
 
 log = logging.getLogger(__name__)
 
@@ -89,16 +91,30 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
 
 async def _delete(ctx: RequestContext, name: str | None, topic_id: uuid.UUID) -> dict[str, Any]:
     broker = ctx.broker
+    everything = cluster_allowed(ctx, AclOperation.DELETE)
+
+    def may(operation: AclOperation, topic: str) -> bool:
+        return everything or allowed(ctx, operation, ResourceType.TOPIC, topic)
+
+    denied = ErrorCode.topic_authorization_failed
     if name is None:
         by_id = broker.image.topic_by_id(topic_id)
         if by_id is None:
             return _result(None, topic_id, ErrorCode.unknown_topic_id, _UNKNOWN_TOPIC_ID)
         name = by_id.name
+        if not may(AclOperation.DELETE, name):
+            # Ids are not secret; the name is shown only to who may describe it.
+            return _result(name if may(AclOperation.DESCRIBE, name) else None, topic_id,
+                           denied, None)
     else:
+        if not may(AclOperation.DESCRIBE, name):
+            return _result(name, ZERO_UUID, denied, None)  # existence not disclosed
         by_name = broker.image.topics.get(name)
         if by_name is None:
             return _result(name, ZERO_UUID, ErrorCode.unknown_topic_or_partition,
                            _UNKNOWN_TOPIC)
+        if not may(AclOperation.DELETE, name):
+            return _result(name, ZERO_UUID, denied, None)
         topic_id = by_name.topic_id
     try:
         records = broker.metadata.operations.delete_topic_records(name)

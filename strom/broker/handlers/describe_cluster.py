@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from strom.broker.authorization import cluster_operations_if
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.errors import ErrorCode
@@ -50,8 +51,9 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
                           f"wanted an endpoint of type {_ENDPOINT_NAMES[endpoint_type]}",
         )
         return response
-    if request.include_cluster_authorized_operations:
-        response["cluster_authorized_operations"] = ALL_CLUSTER_OPERATIONS
+    # KIP-430: 0 without DESCRIBE on the cluster, else what the principal may do.
+    response["cluster_authorized_operations"] = cluster_operations_if(
+        ctx, bool(request.include_cluster_authorized_operations))
     response.update(
         endpoint_type=endpoint_type, controller_id=image.controller_id,
         # Each broker's endpoint on the listener this client came in on

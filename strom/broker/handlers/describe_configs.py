@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from strom.broker.authorization import check_config_resource
 from strom.broker.configs import broker_config_entries, topic_config_entries
 from strom.broker.context import BrokerServices, RequestContext
 from strom.broker.handlers.alter_configs import (
@@ -34,6 +35,7 @@ from strom.errors import (
     UnknownTopicOrPartitionError,
 )
 from strom.protocol.api import ApiKey
+from strom.security.acl_types import AclOperation
 
 ROOT_LOGGER = "root"
 # Python's level names as log4j spells them; TRACE has no Python level of its own.
@@ -133,6 +135,8 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
             "configs": [],
         }
         try:
+            check_config_resource(ctx, AclOperation.DESCRIBE_CONFIGS, resource.resource_type,
+                                  resource.resource_name)
             entries = _describe(ctx.broker, resource)
         except KafkaError as exc:
             result.update(error_code=exc.code, error_message=exc.message)

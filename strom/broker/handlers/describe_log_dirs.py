@@ -17,11 +17,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from strom.broker.authorization import cluster_allowed
 from strom.broker.context import RequestContext
 from strom.broker.partition import Partition
 from strom.broker.router import handles
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
+from strom.security.acl_types import AclOperation
 
 
 def _absolute(path: Path) -> str:
@@ -43,6 +45,9 @@ def _partition(index: int, partition: Partition) -> dict[str, Any]:
 
 @handles(ApiKey.DESCRIBE_LOG_DIRS)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if not cluster_allowed(ctx, AclOperation.DESCRIBE):
+        return {"throttle_time": 0, "error_code": ErrorCode.cluster_authorization_failed,
+                "results": []}
     wanted = _requested(request)
     by_dir: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for (topic, index), partition in sorted(ctx.broker.replicas.partitions.items()):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from strom.broker.authorization import cluster_allowed
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.cluster.elections import PREFERRED, elect_leader
@@ -24,6 +25,7 @@ from strom.cluster.image import MetadataImage, MetadataRecord
 from strom.cluster.validation import check_records_per_user_op
 from strom.errors import ErrorCode, KafkaError, NotControllerError
 from strom.protocol.api import ApiKey
+from strom.security.acl_types import AclOperation
 
 Result = tuple[int, str | None]  # (error code, message)
 
@@ -33,6 +35,12 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
     election_type = int(getattr(request, "election_type", PREFERRED))
     every = request.topic_partitions is None
+    if not cluster_allowed(ctx, AclOperation.ALTER):
+        denied = ErrorCode.cluster_authorization_failed
+        return {"throttle_time": 0, "error_code": denied, "replica_election_results": [
+            {"topic": t.topic, "partition_result": [
+                {"partition_id": int(p), "error_code": denied, "error_message": None}
+                for p in t.partitions]} for t in request.topic_partitions or ()]}
     # (topic, partition) -> result; rebuilt each time the operation runs.
     results: dict[str, dict[int, Result]] = {}
 

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from strom.broker.authorization import check_config_resource
 from strom.broker.context import BrokerServices, RequestContext
 from strom.broker.handlers.alter_configs import (
     BROKER,
@@ -37,6 +38,7 @@ from strom.broker.router import Response, handles
 from strom.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigType, Value
 from strom.errors import InvalidConfigError, InvalidRequestError
 from strom.protocol.api import ApiKey
+from strom.security.acl_types import AclOperation
 
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 OPERATION_NAMES = {SET: "SET", DELETE: "DELETE", APPEND: "APPEND", SUBTRACT: "SUBTRACT"}
@@ -141,6 +143,8 @@ async def handle(ctx: RequestContext, request: Any) -> Response:
     broker = ctx.broker
 
     async def alter(resource: Any, validate_only: bool) -> Mapping[str, Value] | None:
+        check_config_resource(ctx, AclOperation.ALTER_CONFIGS, resource.resource_type,
+                              resource.resource_name)
         if resource.resource_type == TOPIC:
             return await _alter_topic(broker, resource, validate_only)
         if resource.resource_type == BROKER:

@@ -13,17 +13,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from strom.broker.authorization import DENIED_MESSAGES, cluster_allowed
 from strom.broker.context import RequestContext
-from strom.broker.forwarding import forwarded_to_controller
+from strom.broker.forwarding import error_response, forwarded_to_controller
 from strom.broker.router import handles
 from strom.cluster.reassignment import ongoing
 from strom.errors import ErrorCode, NotControllerError
 from strom.protocol.api import ApiKey
+from strom.security.acl_types import AclOperation
 
 
 @handles(ApiKey.LIST_PARTITION_REASSIGNMENTS)
 @forwarded_to_controller
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if not cluster_allowed(ctx, AclOperation.DESCRIBE):
+        denied = ErrorCode.cluster_authorization_failed
+        return error_response(ApiKey(ctx.header.api_key), request, denied,
+                              DENIED_MESSAGES[denied])
     broker = ctx.broker
     image = broker.image
     if image.controller_id != broker.metadata.node_id:

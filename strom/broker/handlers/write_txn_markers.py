@@ -10,23 +10,32 @@ from __future__ import annotations
 
 from typing import Any
 
+from strom.broker.authorization import cluster_allowed
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.cluster.image import GROUP_METADATA_TOPIC
 from strom.errors import ErrorCode, KafkaError, error_code_for
 from strom.protocol.api import ApiKey
+from strom.security.acl_types import AclOperation
 
 
 @handles(ApiKey.WRITE_TXN_MARKERS, min_version=1)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
     markers = []
+    # Kafka: ALTER on the cluster (the admin client's abort) or CLUSTER_ACTION (brokers).
+    permitted = (cluster_allowed(ctx, AclOperation.ALTER)
+                 or cluster_allowed(ctx, AclOperation.CLUSTER_ACTION))
     for marker in request.markers:
         topics = []
         for topic in marker.topics:
             partitions = []
             for index in topic.partition_indexes:
                 code = ErrorCode.none
+                if not permitted:
+                    partitions.append({"partition_index": index,
+                                       "error_code": ErrorCode.cluster_authorization_failed})
+                    continue
                 try:
                     partition = broker.replicas.get(topic.name, index)
                     end = partition.write_txn_marker(

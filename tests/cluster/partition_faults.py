@@ -18,6 +18,10 @@ unless said otherwise. Kinds:
 - `slow-link`: a leader's link limited to 256 kbit/s (about 30 records of
   the writers' a second, against their 300) for two leases.
 
+Against Kafka (kafka_cluster.py) "etcd" is the KRaft controller quorum on
+the brokers' port 9093 and the brokers' replication is port 9092: the same
+kinds cut those ports.
+
 Each fault ends by healing the network; the caller (FaultInjector.inject)
 then waits until the cluster is whole again, as after a crash."""
 
@@ -40,6 +44,9 @@ from tests.cluster.slow_disk import SlowDisks
 from tests.wire import WireClient
 
 PARTITION_KINDS = ("isolate-followers", "isolate-etcd", "minority", "flap", "slow-link")
+PROBE_TIMEOUT_MS = 3000
+#: How much later than its timeout a probe's answer may come on a loaded machine.
+PROBE_LATE_S = 2.0
 
 
 class PartitionInjector(FaultInjector):
@@ -163,10 +170,17 @@ class PartitionInjector(FaultInjector):
                expect_refusal: bool) -> None:
         """An acks=all Produce of one record straight to `node_id` (which may
         not know it lost the partition); a finding if it is acknowledged."""
+        sent = time.monotonic()
         answer = probe_acks_all(self.cluster.broker_address(node_id), self.topic, partition,
-                                f"probe{event.number}:{partition}:0")
+                                f"probe{event.number}:{partition}:0", PROBE_TIMEOUT_MS)
+        took = time.monotonic() - sent
         self.probes[event.number] = answer
-        event.info.append(f"acks=all sent to broker {node_id}: {answer}")
+        event.info.append(f"acks=all sent to broker {node_id}: {answer} after {took:.2f}s")
+        if answer != "no answer" and took > PROBE_TIMEOUT_MS / 1000 + PROBE_LATE_S:
+            # The broker holds an acks=all no longer than the request's timeout
+            # (Kafka's delayed produce expires then): a later answer is a finding.
+            event.notes.append(f"broker {node_id} answered the acks=all probe {answer} after "
+                               f"{took:.2f}s, past its {PROBE_TIMEOUT_MS} ms timeout")
         if expect_refusal and answer == "NONE":
             event.notes.append(f"broker {node_id} acknowledged an acks=all write to partition "
                                f"{partition} while {event.kind} cut it off")

@@ -2,8 +2,8 @@
 
 Only the controller commits metadata. A client may send CreateTopics,
 DeleteTopics, CreatePartitions, AlterConfigs, IncrementalAlterConfigs,
-AlterPartitionReassignments, ListPartitionReassignments or AlterClientQuotas
-to any broker; a
+AlterPartitionReassignments, ListPartitionReassignments, AlterClientQuotas or
+UpdateFeatures to any broker; a
 broker that is not the controller sends the request on, as Kafka's brokers
 do: the client's request (its header, with the client's correlation id and
 version, and its body) goes to the controller inside an Envelope (API 58)
@@ -85,7 +85,7 @@ FORWARDED_APIS = frozenset({ApiKey.CREATE_TOPICS, ApiKey.DELETE_TOPICS,
                             ApiKey.CREATE_PARTITIONS, ApiKey.ALTER_CONFIGS,
                             ApiKey.INCREMENTAL_ALTER_CONFIGS,
                             ApiKey.ALTER_PARTITION_REASSIGNMENTS,
-                            ApiKey.LIST_PARTITION_REASSIGNMENTS,
+                            ApiKey.LIST_PARTITION_REASSIGNMENTS, ApiKey.UPDATE_FEATURES,
                             ApiKey.ALTER_CLIENT_QUOTAS})
 
 #: The client id of strom's brokers when they talk to each other
@@ -432,6 +432,10 @@ def error_response(api_key: ApiKey, request: Any, code: ErrorCode,
             {"error_code": code, "error_message": message,
              "entity": [{"entity_type": e.entity_type, "entity_name": e.entity_name}
                         for e in entry.entity]} for entry in request.entries]}
+    if api_key == ApiKey.UPDATE_FEATURES:  # v2 has no results; build() drops them
+        return {"throttle_time": 0, "error_code": code, "error_message": message,
+                "results": [{"feature": u.feature, "error_code": code, "error_message": message}
+                            for u in request.feature_updates]}
     raise AssertionError(f"{api_key.name} is not forwarded")
 
 

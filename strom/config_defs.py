@@ -523,6 +523,15 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("replica.alter.log.dirs.io.max.bytes.per.second", T.LONG, LONG_MAX,
            "Accepted for Kafka's tools; strom does not move replicas between its log "
            "dirs.", at_least=0),
+        # Authorization (strom/security/standard_authorizer.py, docs/security.md).
+        _d("authorizer.class.name", T.STRING, "",
+           "The authorizer: org.apache.kafka.metadata.authorizer.StandardAuthorizer "
+           "turns on ACLs; empty allows every request.", read_only=True),
+        _d("super.users", T.STRING, "",
+           "Principals allowed everything, separated by ';' (User:admin;User:ops).",
+           read_only=True),
+        _d("allow.everyone.if.no.acl.found", T.BOOLEAN, False,
+           "Allow everyone to act on a resource no ACL applies to.", read_only=True),
         *GROUP_COORDINATOR_CONFIGS,
         *TRANSACTION_COORDINATOR_CONFIGS,
         *SSL_CONFIGS,

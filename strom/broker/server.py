@@ -40,6 +40,11 @@ from strom.security import listeners as listener_configs
 from strom.security.inter_broker import peer_security
 from strom.security.listeners import ListenerConfig
 from strom.security.principal import KafkaPrincipal
+from strom.security.standard_authorizer import (
+    AuthorizerConfigError,
+    StandardAuthorizer,
+    authorizer_from_config,
+)
 from strom.security.tls import server_context, tls_principal
 from strom.storage.dir_lock import LogDirLocks
 from strom.storage.manager import LogManager
@@ -95,6 +100,10 @@ class Broker:
         config = self.config
         # Connection limits are checked (Kafka's rules) before any file is touched.
         self._guard = ConnectionGuard(ConnectionLimits.from_config(config))
+        try:
+            authorizer = authorizer_from_config(config)
+        except AuthorizerConfigError as exc:
+            raise StartupError(str(exc)) from None
         node_id = config.node_id
         cluster_id = config.get("cluster.id")
         log_manager = LogManager(
@@ -142,6 +151,10 @@ class Broker:
         replicas = ReplicaManager(config, log_manager, node_id=node_id, clock=self.clock)
         replicas.load(store.image)
         store.subscribe(replicas.on_image)
+        if isinstance(authorizer, StandardAuthorizer):
+            # ACLs decided from the image, followed as it changes.
+            authorizer.load(store.image)
+            store.subscribe(authorizer.on_image)
         follow_dynamic_configs(store, config, replicas)
         # In a cluster, what only the controller may do is asked of it over the
         # Kafka protocol; a single node is its own controller and opens no connection.
@@ -154,7 +167,8 @@ class Broker:
                                     controller, txn_channel)
         self.services = BrokerServices(config, self.clock, store, replicas, producer_ids,
                                        coordinators, controller, txn_channel,
-                                       forwarder=Forwarder(store, self._peers))
+                                       forwarder=Forwarder(store, self._peers),
+                                       authorizer=authorizer)
         replicas.flusher.start()
         if config.etcd_endpoints:
             # Followers fetch from leaders; leaders send ISR changes to the controller.

@@ -291,6 +291,7 @@ REQUIREMENTS: dict[int, tuple[Need, ...]] = {
     ApiKey.DESCRIBE_TOPIC_PARTITIONS: (
         Need(_T, "DESCRIBE", _TOPIC,
              "named topics; unauthorized topics are left out of an all-topics answer"),),
+    ApiKey.UPDATE_FEATURES: (Need(_C, "ALTER", _CLUSTER + " (whole request)"),),
     ApiKey.ENVELOPE: (Need(_C, "CLUSTER_ACTION", _CLUSTER + " (the Envelope's error)",
                            "the forwarding broker's principal; the inner request is "
                            "checked against the principal the Envelope carries"),),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from strom.broker.authorization import cluster_allowed
 from strom.broker.context import RequestContext
 from strom.broker.forwarding import forwarded_to_controller
 from strom.broker.router import handles
@@ -19,12 +20,21 @@ from strom.cluster import features
 from strom.cluster.image import MetadataRecord
 from strom.errors import ErrorCode, KafkaError, NotControllerError
 from strom.protocol.api import ApiKey
+from strom.security.acl_types import AclOperation
 
 
 @handles(ApiKey.UPDATE_FEATURES)
 @forwarded_to_controller
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
+    if not cluster_allowed(ctx, AclOperation.ALTER):
+        denied = ErrorCode.cluster_authorization_failed
+        refused: dict[str, Any] = {"throttle_time": 0, "error_code": denied,
+                                   "error_message": None}
+        if ctx.api_version < 2:
+            refused["results"] = [{"feature": u.feature, "error_code": denied,
+                                   "error_message": None} for u in request.feature_updates]
+        return refused
     updates = []
     for asked in request.feature_updates:
         upgrade_type = getattr(asked, "upgrade_type", None)

@@ -347,7 +347,7 @@ DEFAULT_SECURITY_PROTOCOL_MAP = (
 )
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 #: What the listeners serve (SASL ones once the SASL authenticator gates them).
-SUPPORTED_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL")
+SUPPORTED_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 BROKER_CONFIGS: dict[str, ConfigDef] = {
     d.name: d
@@ -535,6 +535,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         *GROUP_COORDINATOR_CONFIGS,
         *TRANSACTION_COORDINATOR_CONFIGS,
         *SSL_CONFIGS,
+        *SASL_CONFIGS,
     ]
 }
 

@@ -58,6 +58,12 @@ __all__ = [
     "GroupAuthorizationFailedError",
     "ClusterAuthorizationFailedError",
     "TransactionalIdAuthorizationFailedError",
+    "SaslAuthenticationError",
+    "IllegalSaslStateError",
+    "UnsupportedSaslMechanismError",
+    "ResourceNotFoundError",
+    "DuplicateResourceError",
+    "UnacceptableCredentialError",
     "error_code_for",
     "error_for_code",
 ]
@@ -297,6 +303,35 @@ class ClusterAuthorizationFailedError(KafkaError):
 
 class TransactionalIdAuthorizationFailedError(KafkaError):
     code = ErrorCode.transactional_id_authorization_failed
+
+
+class SaslAuthenticationError(KafkaError):
+    """SASL credentials were rejected; the message is what the client is told
+    (it never says whether the user exists)."""
+
+    code = ErrorCode.sasl_authentication_failed
+
+
+class IllegalSaslStateError(KafkaError):
+    """A SASL request out of order (SaslAuthenticate before SaslHandshake, ...)."""
+
+    code = ErrorCode.illegal_sasl_state
+
+
+class UnsupportedSaslMechanismError(KafkaError):
+    code = ErrorCode.unsupported_sasl_mechanism
+
+
+class ResourceNotFoundError(KafkaError):
+    code = ErrorCode.resource_not_found
+
+
+class DuplicateResourceError(KafkaError):
+    code = ErrorCode.duplicate_resource
+
+
+class UnacceptableCredentialError(KafkaError):
+    code = ErrorCode.unacceptable_credential
 
 
 def error_code_for(exc: BaseException) -> ErrorCode:

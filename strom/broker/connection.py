@@ -41,6 +41,8 @@ from strom.protocol.headers import parse_request_header, peek_header
 from strom.protocol.messages import decode_request, encode_response_frame
 from strom.security.principal import ANONYMOUS, KafkaPrincipal
 from strom.security.principal_mapping import NoMatchingRuleError
+from strom.security.sasl.authenticator import Admission, SaslAuthenticator
+from strom.security.sasl.scram import MECHANISM_CODES, CredentialLookup
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,11 @@ MAX_IN_FLIGHT = 64
 
 
 class _Close:
-    """A response slot that ends the connection once reached."""
+    """A response slot that ends the connection once reached, after writing
+    `chunks` (a last response, such as a failed SASL authentication's)."""
+
+    def __init__(self, chunks: list[Chunk] | None = None) -> None:
+        self.chunks = chunks or []
 
 
 CLOSE = _Close()
@@ -88,6 +94,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.principal: KafkaPrincipal = ANONYMOUS
         self.listener_name = "PLAINTEXT"
         self.security_protocol = "PLAINTEXT"
+        # SASL listeners: the connection's authentication state; until it is
+        # authenticated only ApiVersions, SaslHandshake and SaslAuthenticate
+        # are served, one at a time (strom.security.sasl.authenticator).
+        self.sasl: SaslAuthenticator | None = None
+        self._sasl_slot: asyncio.Future[Slot] | None = None
         # SSL listeners: the principal from the client certificate, taken once
         # the handshake is done (asyncio calls connection_made after it).
         self.tls_principal: Callable[[ssl.SSLObject], KafkaPrincipal] | None = None
@@ -107,6 +118,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._abort()
             return
         self._admitted = True
+        if self.security_protocol.startswith("SASL_"):
+            self._start_sasl()
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None and self.tls_principal is not None:
             try:
@@ -116,6 +129,21 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self._guard.log_limit.warning(log, "connections refused for their certificate",
                                               "closing %s: %s", self.peer, exc)
                 self._abort()
+
+    def _start_sasl(self) -> None:
+        settings = self._broker.sasl_listeners.get(self.listener_name.upper())
+        if settings is None:  # cannot happen: every SASL listener's settings are built at start
+            log.error("closing %s: no SASL settings for listener %s", self.peer,
+                      self.listener_name)
+            self._abort()
+            return
+        broker = self._broker
+
+        def scram_lookup(mechanism: str) -> CredentialLookup:
+            code = MECHANISM_CODES[mechanism]
+            return lambda name: broker.image.scram_credentials.get(name, {}).get(code)
+
+        self.sasl = SaslAuthenticator(settings, scram_lookup, broker.clock.wall_ms)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -160,7 +188,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         elif self._partial_since is None:
             self._partial_since = now
         for frame in frames:
-            if self._backlog or self._writing_paused or len(self._pending) >= MAX_IN_FLIGHT:
+            if self._backlog or not self._can_start(frame):
                 self._backlog.append(frame)
                 continue
             self._dispatch(frame)
@@ -202,16 +230,50 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     # --- requests --------------------------------------------------------------
 
+    def _can_start(self, frame: bytearray | memoryview) -> bool:
+        if self._writing_paused or len(self._pending) >= MAX_IN_FLIGHT:
+            return False
+        sasl = self.sasl
+        if sasl is None or not self._pending:
+            return True
+        # SASL requests, and every request before authentication, run alone:
+        # the authentication state each is admitted under is then current.
+        if not sasl.authenticated:
+            return False
+        try:
+            api_key = peek_header(frame)[0]
+        except KafkaError:
+            return True  # _dispatch closes the connection
+        return not sasl.serial(api_key) and not self._sasl_in_flight()
+
+    def _sasl_in_flight(self) -> bool:
+        return self._sasl_slot is not None and not self._sasl_slot.done()
+
     def _dispatch(self, frame: bytearray | memoryview) -> None:
         loop = asyncio.get_running_loop()
+        sasl = self.sasl
+        slot: asyncio.Future[Slot]
+        if sasl is not None and sasl.raw_tokens:
+            # After SaslHandshake v0 the client sends bare SASL tokens.
+            slot = loop.create_task(self._raw_token(sasl, frame))
+            self._pending.append(slot)
+            slot.add_done_callback(self._write_ready)
+            return
         try:
             api_key, api_version, correlation_id = peek_header(frame)
         except KafkaError:
             self._decoder.release(frame)
             self._abort()
             return
+        if sasl is not None and sasl.admit(api_key) is Admission.CLOSE:
+            self._guard.log_limit.warning(
+                log, "connections closed for requests outside SASL authentication",
+                "closing %s: api key %d not allowed in SASL state %s", self.peer, api_key,
+                sasl.state.value)
+            self._decoder.release(frame)
+            self._abort()
+            return
         registration = self._registry.get(api_key)
-        slot: asyncio.Future[Slot]
         if registration is None:
             self._guard.log_limit.warning(log, "connections closed for unknown api keys",
                                           "closing %s: unknown api key %d", self.peer, api_key)
@@ -231,10 +293,29 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 slot.set_result(CLOSE)
         else:
             slot = loop.create_task(self._handle(registration, frame, api_version))
+            if sasl is not None and sasl.serial(api_key):
+                self._sasl_slot = slot
         if not isinstance(slot, asyncio.Task):
             self._decoder.release(frame)
         self._pending.append(slot)
         slot.add_done_callback(self._write_ready)
+
+    async def _raw_token(self, sasl: SaslAuthenticator, frame: bytearray | memoryview) -> Slot:
+        """One bare SASL token (SaslHandshake v0): the reply goes back as a
+        bare size-prefixed frame; a refused client's connection just closes,
+        as Kafka does for v0."""
+        try:
+            token = bytes(frame)
+        finally:
+            self._decoder.release(frame)
+        try:
+            result = await sasl.authenticate(token)
+        except KafkaError as exc:
+            log.info("closing %s: SASL authentication failed: %s", self.peer, exc)
+            await asyncio.sleep(sasl.settings.failed_authentication_delay_ms / 1000)
+            return CLOSE
+        self.principal = sasl.principal
+        return [encode_frame(result.auth_bytes)]
 
     async def _handle(self, registration: Registration, frame: bytearray | memoryview,
                       api_version: int) -> Slot:
@@ -260,7 +341,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return CLOSE
         context = RequestContext(header, self._broker, client_host=self.client_host,
                                  principal=self.principal, listener_name=self.listener_name,
-                                 security_protocol=self.security_protocol)
+                                 security_protocol=self.security_protocol, sasl=self.sasl)
         fault = self._broker.faults.take(api_key)
         try:
             if fault is None or fault.action is FaultAction.DELAY:
@@ -296,10 +377,13 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return CLOSE
         if context.close_connection:
             return CLOSE
+        if self.sasl is not None:
+            self.principal = self.sasl.principal
         if response is None:
             return None
         try:
-            return encode_response_frame(api_key, api_version, header.correlation_id, response)
+            encoded = encode_response_frame(api_key, api_version, header.correlation_id, response)
+            return _Close(encoded) if context.close_after_response else encoded
         except Exception:
             # A handler built a response its version cannot carry: a bug, named here.
             log.exception("closing %s: %s v%d response could not be encoded", self.peer,
@@ -321,6 +405,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             if exc is not None:
                 log.error("closing %s: response failed", self.peer, exc_info=exc)
             if isinstance(result, _Close):
+                out.extend(result.chunks)
                 close = True
                 break
             if result is not None:
@@ -341,7 +426,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if self._transport is None or self._closed:
             return
         backlog = self._backlog
-        while backlog and not self._writing_paused and len(self._pending) < MAX_IN_FLIGHT:
+        while backlog and self._can_start(backlog[0]):
             self._dispatch(backlog.popleft())
             if self._closed:
                 return

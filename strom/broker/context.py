@@ -20,6 +20,8 @@ from strom.protocol.headers import RequestHeader
 from strom.security.acl_types import AclOperation, ResourceType
 from strom.security.authorizer import ALLOW_ALL, Authorizer
 from strom.security.principal import ANONYMOUS, KafkaPrincipal
+from strom.security.sasl.authenticator import SaslAuthenticator
+from strom.security.sasl.settings import ListenerSasl
 
 if TYPE_CHECKING:
     from strom.broker.forwarding import Forwarder
@@ -49,6 +51,8 @@ class BrokerServices:
 
     def __post_init__(self) -> None:
         self.client_quotas = ClientQuotaManager(self.metadata, self.config, self.clock)
+    #: How each SASL listener authenticates, by listener name (upper case).
+    sasl_listeners: dict[str, ListenerSasl] = field(default_factory=dict)
 
     @property
     def groups(self) -> GroupCoordinator:
@@ -87,6 +91,12 @@ class RequestContext:
     # The listener it arrived on (a name of `listeners`) and its security protocol.
     listener_name: str = "PLAINTEXT"
     security_protocol: str = "PLAINTEXT"
+    # The connection's SASL state on a SASL listener (SaslHandshake and
+    # SaslAuthenticate drive it); None elsewhere.
+    sasl: SaslAuthenticator | None = None
+    # Set by a handler whose response must be the connection's last (a failed
+    # SASL authentication): the response is sent, then the connection closes.
+    close_after_response: bool = False
 
     @property
     def api_version(self) -> int:

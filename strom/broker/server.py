@@ -40,6 +40,7 @@ from strom.security import listeners as listener_configs
 from strom.security.inter_broker import peer_security
 from strom.security.listeners import ListenerConfig
 from strom.security.principal import KafkaPrincipal
+from strom.security.sasl.settings import sasl_listeners
 from strom.security.standard_authorizer import (
     AuthorizerConfigError,
     StandardAuthorizer,
@@ -113,6 +114,11 @@ class Broker:
         specs = listener_configs.listeners(config)
         # Key stores are read (and refused) before any port is bound.
         contexts = {spec.name: server_context(config, spec.name) for spec in specs if spec.tls}
+        # SASL settings (JAAS users, JWKS) are read, and refused, before binding too.
+        sasl = sasl_listeners(config)
+        for settings in sasl.values():
+            if settings.jwks is not None:
+                await settings.jwks.load()
         loop = asyncio.get_running_loop()
         registry = dict(load_handlers())
         # Bind first so that port 0 resolves before the metadata image names it.
@@ -169,6 +175,7 @@ class Broker:
                                        coordinators, controller, txn_channel,
                                        forwarder=Forwarder(store, self._peers),
                                        authorizer=authorizer)
+        self.services.sasl_listeners = sasl
         replicas.flusher.start()
         if config.etcd_endpoints:
             # Followers fetch from leaders; leaders send ISR changes to the controller.

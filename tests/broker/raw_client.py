@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import itertools
 import socket
+import ssl
 import struct
 from collections.abc import Mapping
 from types import TracebackType
@@ -37,9 +38,12 @@ from strom.protocol.varint import read_uvarint
 
 class RawClient:
     def __init__(self, bootstrap: str, *, client_id: str = "raw-test-client",
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, ssl_context: ssl.SSLContext | None = None) -> None:
         host, _, port = bootstrap.rpartition(":")
-        self._sock = socket.create_connection((host, int(port)), timeout=timeout)
+        sock = socket.create_connection((host, int(port)), timeout=timeout)
+        # ssl_context: to an SSL listener (the handshake happens here).
+        self._sock = (ssl_context.wrap_socket(sock, server_hostname=host)
+                      if ssl_context is not None else sock)
         self._client_id = client_id
         self._correlation = itertools.count(1)
 

@@ -1,4 +1,4 @@
-"""`strom cluster status|under-replicated|elect-leaders|reassign`: a cluster's
+"""`strom cluster status|under-replicated|elect-leaders|reassign|features`: a cluster's
 brokers and replication at a glance, preferred/unclean leader elections
 (like kafka-leader-election) and partition reassignment (like
 kafka-reassign-partitions: generate a plan, execute it with an optional
@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from strom.cli import raw_request, reassign_plan
+from strom.cli import features, raw_request, reassign_plan
 from strom.cli.common import (
     CliError,
     ClusterMetadata,
@@ -139,6 +139,7 @@ def register(commands: Any) -> None:
         description="Cancel the moves of a plan still in progress: the replicas being "
                     "added are dropped, the original ones stay.")
     cancel.add_argument("plan", type=Path, metavar="PLAN.json")
+    features.register(actions, net)
 
 
 def parser_for(actions: Any) -> Any:

@@ -31,6 +31,7 @@ from strom.errors import ErrorCode, UnsupportedVersionError
 from strom.protocol.api import ApiKey
 from strom.testing import EmbeddedBroker
 from tests.broker.raw_client import RawClient
+from tests.cli.conftest import run_cli
 from tests.cluster.brokers import WAIT, controller_and_other, registered_brokers
 from tests.cluster.etcd_process import EtcdCluster
 from tests.interop.clients import wait_until
@@ -219,3 +220,26 @@ def test_a_new_etcd_cluster_is_at_the_newest_level_and_forwards_updates(
             assert response.results[0].error_message == (
                 "Invalid update version 12 for feature metadata.version. Local controller "
                 f"{controller.overrides['node.id']} only supports versions [7-11]")
+
+
+def test_strom_cluster_features_describe_and_upgrade(tmp_path: Path) -> None:
+    _write_old_metadata(tmp_path / "data")
+    with EmbeddedBroker(tmp_path / "data") as broker:
+        b = ("-b", broker.bootstrap)
+        described = run_cli("cluster", "features", "describe", *b, "--output", "json")
+        assert described.code == 0, described.stderr
+        assert {"feature": "metadata.version", "supported_min": 7, "supported_max": 11,
+                "finalized": 7, "epoch": 1} in described.json()
+        text = run_cli("cluster", "features", "describe", *b).stdout
+        assert text.split("\n")[1].split() == [
+            "metadata.version", "3.3-IV3", "3.5-IV2", "3.3-IV3", "1"]
+        dry = run_cli("cluster", "features", "upgrade", "--metadata", "3.5", "--dry-run", *b)
+        assert (dry.code, dry.stdout) == (0, "metadata.version can be upgraded to 3.5-IV2.\n")
+        bad = run_cli("cluster", "features", "upgrade", "--feature", "metadata.version=12", *b)
+        assert bad.code == 1 and "only supports versions [7-11]" in bad.stdout
+        assert run_cli("cluster", "features", "upgrade", "--metadata", "2.8", *b).code == 2
+        done = run_cli("cluster", "features", "upgrade", "--metadata", "3.5", *b)
+        assert (done.code, done.stdout) == (0, "metadata.version was upgraded to 3.5-IV2.\n")
+        described = run_cli("cluster", "features", "describe", *b, "--output", "json")
+        assert {"feature": "metadata.version", "supported_min": 7, "supported_max": 11,
+                "finalized": 11, "epoch": 5} in described.json()

@@ -86,7 +86,8 @@ FORWARDED_APIS = frozenset({ApiKey.CREATE_TOPICS, ApiKey.DELETE_TOPICS,
                             ApiKey.INCREMENTAL_ALTER_CONFIGS,
                             ApiKey.ALTER_PARTITION_REASSIGNMENTS,
                             ApiKey.LIST_PARTITION_REASSIGNMENTS, ApiKey.UPDATE_FEATURES,
-                            ApiKey.ALTER_CLIENT_QUOTAS})
+                            ApiKey.ALTER_CLIENT_QUOTAS, ApiKey.CREATE_ACLS,
+                            ApiKey.DELETE_ACLS})
 
 #: The client id of strom's brokers when they talk to each other
 #: (PeerClient.client_id is f"{BROKER_CLIENT_ID}{node id}").
@@ -436,6 +437,13 @@ def error_response(api_key: ApiKey, request: Any, code: ErrorCode,
         return {"throttle_time": 0, "error_code": code, "error_message": message,
                 "results": [{"feature": u.feature, "error_code": code, "error_message": message}
                             for u in request.feature_updates]}
+    if api_key == ApiKey.CREATE_ACLS:
+        return {"throttle_time": 0, "results": [
+            {"error_code": code, "error_message": message} for _ in request.creations]}
+    if api_key == ApiKey.DELETE_ACLS:
+        return {"throttle_time": 0, "filter_results": [
+            {"error_code": code, "error_message": message, "matching_acls": []}
+            for _ in request.filters]}
     raise AssertionError(f"{api_key.name} is not forwarded")
 
 

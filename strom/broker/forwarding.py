@@ -87,7 +87,7 @@ FORWARDED_APIS = frozenset({ApiKey.CREATE_TOPICS, ApiKey.DELETE_TOPICS,
                             ApiKey.ALTER_PARTITION_REASSIGNMENTS,
                             ApiKey.LIST_PARTITION_REASSIGNMENTS, ApiKey.UPDATE_FEATURES,
                             ApiKey.ALTER_CLIENT_QUOTAS, ApiKey.CREATE_ACLS,
-                            ApiKey.DELETE_ACLS})
+                            ApiKey.DELETE_ACLS, ApiKey.ALTER_USER_SCRAM_CREDENTIALS})
 
 #: The client id of strom's brokers when they talk to each other
 #: (PeerClient.client_id is f"{BROKER_CLIENT_ID}{node id}").
@@ -444,6 +444,11 @@ def error_response(api_key: ApiKey, request: Any, code: ErrorCode,
         return {"throttle_time": 0, "filter_results": [
             {"error_code": code, "error_message": message, "matching_acls": []}
             for _ in request.filters]}
+    if api_key == ApiKey.ALTER_USER_SCRAM_CREDENTIALS:
+        names = dict.fromkeys([d.name for d in request.deletions]
+                              + [u.name for u in request.upsertions])
+        return {"throttle_time": 0, "results": [
+            {"user": name, "error_code": code, "error_message": message} for name in names]}
     raise AssertionError(f"{api_key.name} is not forwarded")
 
 

@@ -74,9 +74,9 @@ def produce_consume_confluent(bootstrap: str, settings: dict[str, Any], count: i
     while len(got) < count and time.monotonic() < deadline:
         for message in consumer.consume(1000, 1.0):
             assert message.error() is None, message.error()
-            value = message.value()
-            assert value is not None
-            got.append(value)
+            payload = message.value()
+            assert payload is not None
+            got.append(payload)
     consumer.close()
     assert got == values
     return got

@@ -316,14 +316,17 @@ def e2e_producer(args: argparse.Namespace) -> dict[str, Any]:
         if err is not None and len(errors) < 100:
             errors.append(str(err))
 
-    producer = Producer({
+    conf: dict[str, Any] = {
         "bootstrap.servers": args.bootstrap,
         "acks": args.acks,
         "linger.ms": args.linger_ms,
         "socket.nagle.disable": True,
         "enable.idempotence": False,
         "delivery.report.only.error": True,
-    })
+    }
+    if args.max_in_flight > 0:
+        conf["max.in.flight.requests.per.connection"] = args.max_in_flight
+    producer = Producer(conf)
     _partitions(producer, args.topic)
     body = bytearray(_payload(args.size, 2))
     sent = 0
@@ -512,6 +515,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--timeout", type=float, default=15.0)
         p.add_argument("--expect-file", default="")
         p.add_argument("--producers", type=int, default=10)
+        p.add_argument("--max-in-flight", type=int, default=0,
+                       help="e2e-producer: max.in.flight.requests.per.connection "
+                            "(0: librdkafka's default, 1000000)")
         p.add_argument("--latency", action="store_true",
                        help="produce: ack latency percentiles of every record")
         p.add_argument("--warmup-s", type=float, default=0.0,

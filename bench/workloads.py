@@ -318,7 +318,8 @@ def w_e2e(ctx: Context) -> tuple[dict[str, float], dict[str, Any]]:
 
 
 def e2e_latency(bootstrap: str, topic: str, rate: float, seconds: float, acks: str,
-                linger_ms: int) -> tuple[dict[str, Any], dict[str, Any], Completed]:
+                linger_ms: int, max_in_flight: int = 0
+                ) -> tuple[dict[str, Any], dict[str, Any], Completed]:
     """Producer timestamp -> consumer receive, 1 KiB records paced at `rate`
     records/s for `seconds`: (consumer result, producer result, producer run).
     The consumer starts at the end of every partition before the producer."""
@@ -337,7 +338,7 @@ def e2e_latency(bootstrap: str, topic: str, rate: float, seconds: float, acks: s
                 raise WorkloadFailed(f"e2e consumer: {tail(err)}")
             out, r = loadgen_at(bootstrap, "e2e-producer", topic, seconds + 60,
                                 rate=rate, size=1024, acks=acks, linger_ms=linger_ms,
-                                duration=seconds)
+                                duration=seconds, max_in_flight=max_in_flight)
             expect.write_text(str(out["records"]))
             cout, cerr = consumer.communicate(timeout=90)
         except subprocess.TimeoutExpired:

@@ -337,3 +337,12 @@ def request_percentage(elapsed_ns: int) -> float:
 def _int(config: BrokerConfig, name: str, default: int) -> int:
     value = config.get(name)
     return value if isinstance(value, int) else default
+
+
+def mutation_quota(ctx: Any, strict_since_version: int) -> MutationQuota:
+    """The controller_mutation_rate of a CreateTopics / CreatePartitions /
+    DeleteTopics request's client: strict from the version that knows
+    THROTTLING_QUOTA_EXCEEDED (KIP-599), permissive below it."""
+    manager: ClientQuotaManager = ctx.broker.client_quotas
+    return manager.mutation_quota(ctx.principal.name, ctx.header.client_id or "",
+                                  ctx.api_version >= strict_since_version)

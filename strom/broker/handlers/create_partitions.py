@@ -18,6 +18,7 @@ from collections import Counter
 from typing import Any
 
 from strom.broker.authorization import authorized_names
+from strom.broker.client_quotas import mutation_quota
 from strom.broker.context import RequestContext
 from strom.broker.forwarding import forwarded_to_controller
 from strom.broker.router import handles
@@ -38,6 +39,8 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     reported: set[str] = set()
     # One metadata operation for the whole request: committed once.
     records: list[MetadataRecord] = []
+    # controller_mutation_rate: strict (THROTTLING_QUOTA_EXCEEDED) from v3, as Kafka.
+    quota = mutation_quota(ctx, 3)
     alterable = authorized_names(ctx, AclOperation.ALTER, ResourceType.TOPIC,
                                  (t.name for t in request.topics))
     for topic in request.topics:
@@ -59,8 +62,10 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         assignments = (None if topic.assignments is None
                        else [list(a.broker_ids) for a in topic.assignments])
         try:
-            records += metadata.operations.create_partitions_records(
+            added = metadata.operations.create_partitions_records(
                 topic.name, topic.count, assignments)
+            quota.record(topic.count - len(ctx.broker.image.topics[topic.name].partitions))
+            records += added
         except KafkaError as exc:
             result.update(error_code=exc.code, error_message=exc.message)
         results.append(result)
@@ -75,4 +80,4 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         for result in results:
             result.update(error_code=exc.code, error_message=exc.message)
     await ctx.broker.replicas.created()
-    return {"throttle_time": 0, "results": results}
+    return {"throttle_time": quota.throttle_time_ms(), "results": results}

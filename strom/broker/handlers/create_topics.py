@@ -18,6 +18,7 @@ from collections import Counter
 from typing import Any
 
 from strom.broker.authorization import authorized_names, cluster_allowed
+from strom.broker.client_quotas import mutation_quota
 from strom.broker.configs import topic_config_entries
 from strom.broker.context import RequestContext
 from strom.broker.forwarding import forwarded_to_controller
@@ -47,6 +48,8 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     # One metadata operation for the whole request, as Kafka's controller:
     # the records of every valid topic, committed (and persisted) once.
     records: list[MetadataRecord] = []
+    # controller_mutation_rate: strict (THROTTLING_QUOTA_EXCEEDED) from v6, as Kafka.
+    quota = mutation_quota(ctx, 6)
     created: dict[str, dict[str, Any]] = {}
     pending: dict[str, str] = {}
     names = [t.name for t in request.topics]
@@ -79,10 +82,12 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
                                "same time.")
             assignments = {a.partition_index: list(a.broker_ids) for a in wanted.assignments}
             configs = {c.name: c.value for c in wanted.configs}
-            records += topic_records(
+            made = topic_records(
                 broker, wanted.name, wanted.num_partitions, wanted.replication_factor,
                 configs, assignments or None, pending,
             )
+            quota.record(_partitions_asked(broker.config, wanted))
+            records += made
             created[wanted.name] = result
         except KafkaError as exc:
             result.update(error_code=exc.code, error_message=exc.message)
@@ -112,7 +117,7 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
             result["configs"] = []
             if ctx.api_version >= 5:
                 result["topic_config_error_code"] = ErrorCode.topic_authorization_failed
-    return {"throttle_time": 0, "topics": results}
+    return {"throttle_time": quota.throttle_time_ms(), "topics": results}
 
 
 def _partitions_asked(config: BrokerConfig, topic: Any) -> int:

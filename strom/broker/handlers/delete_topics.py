@@ -20,6 +20,7 @@ from collections import Counter
 from typing import Any
 
 from strom.broker.authorization import allowed, cluster_allowed
+from strom.broker.client_quotas import MutationQuota, mutation_quota
 from strom.broker.context import RequestContext
 from strom.broker.forwarding import forwarded_to_controller
 from strom.broker.router import handles
@@ -65,6 +66,8 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     ids = Counter(i for n, i in requested if n is None and i != ZERO_UUID)
     results: list[dict[str, Any]] = []
     reported: set[str | uuid.UUID] = set()
+    # controller_mutation_rate: strict (THROTTLING_QUOTA_EXCEEDED) from v5, as Kafka.
+    quota = mutation_quota(ctx, 5)
     for name, topic_id in requested:
         if name is None and topic_id == ZERO_UUID:
             results.append(_result(None, ZERO_UUID, ErrorCode.invalid_request,
@@ -83,13 +86,14 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
                 results.append(_result(None, topic_id, ErrorCode.invalid_request,
                                        "Duplicate topic id."))
         else:
-            results.append(await _delete(ctx, name, topic_id))
+            results.append(await _delete(ctx, name, topic_id, quota))
     # The logs are removed on a worker thread (broker/log_jobs.py): answered once gone.
     await broker.replicas.settled()
-    return {"throttle_time": 0, "responses": results}
+    return {"throttle_time": quota.throttle_time_ms(), "responses": results}
 
 
-async def _delete(ctx: RequestContext, name: str | None, topic_id: uuid.UUID) -> dict[str, Any]:
+async def _delete(ctx: RequestContext, name: str | None, topic_id: uuid.UUID,
+                  quota: MutationQuota) -> dict[str, Any]:
     broker = ctx.broker
     everything = cluster_allowed(ctx, AclOperation.DELETE)
 
@@ -118,6 +122,7 @@ async def _delete(ctx: RequestContext, name: str | None, topic_id: uuid.UUID) ->
         topic_id = by_name.topic_id
     try:
         records = broker.metadata.operations.delete_topic_records(name)
+        quota.record(len(broker.image.topics[name].partitions))
         if name in INTERNAL_TOPICS:
             # Kafka allows it too (only ACLs protect these topics); it drops every
             # committed offset or transaction state, so the operator must see who.

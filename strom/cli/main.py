@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from strom.cli import cluster, configs, consume, dump_log, groups, produce, serve, topics
+from strom.cli import acls, cluster, configs, consume, dump_log, groups, produce, serve, topics
 from strom.cli.common import EXIT_INTERRUPTED, CliError
 from strom.cli.output import Style
 
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     consume.register(commands)
     groups.register(commands)
     configs.register(commands)
+    acls.register(commands)
     cluster.register(commands)
     dump_log.register(commands)
     args = parser.parse_args(argv)

@@ -112,7 +112,9 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
         help="librdkafka client property, e.g. security.protocol=SASL_SSL (repeatable)")
     group.add_argument(
         "--command-config", type=Path, metavar="FILE",
-        help="properties file of librdkafka client properties")
+        help="client properties file, as Kafka's tools take it (security.protocol, "
+             "sasl.mechanism, sasl.jaas.config, ssl.truststore.location, ...; librdkafka "
+             "names work too)")
     group.add_argument("-v", "--verbose", action="store_true",
                        help="show the client library's log on stderr")
 
@@ -168,6 +170,23 @@ def _read_properties(path: Path) -> dict[str, str]:
             raise UsageError(f"{path}: not a property: {line!r}")
         properties[match.group(1)] = match.group(2)
     return properties
+
+
+def command_config(path: Path) -> dict[str, str]:
+    """--command-config FILE: Kafka's client properties, as librdkafka takes them."""
+    from strom.cli.client_properties import librdkafka_properties
+    from strom.config import parse_properties
+
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        # Java's properties syntax, with lines continued by a trailing backslash
+        # (how Kafka's docs write sasl.jaas.config).
+        return librdkafka_properties(parse_properties(text))
+    except ValueError as exc:
+        raise UsageError(f"{path}: {exc}") from None
 
 
 _RELATIVE = re.compile(r"^-?(\d+)(ms|s|m|h|d)$")
@@ -297,7 +316,7 @@ class Session:
             "error_cb": self.errors.append,
         }
         if getattr(args, "command_config", None) is not None:
-            config.update(_read_properties(args.command_config))
+            config.update(command_config(args.command_config))
         config.update(parse_key_values(getattr(args, "property", []), "-X"))
         self.config = config
         self._admin: AdminClient | None = None

@@ -6,7 +6,18 @@ import argparse
 import os
 import sys
 
-from strom.cli import acls, cluster, configs, consume, dump_log, groups, produce, serve, topics
+from strom.cli import (
+    acls,
+    cluster,
+    configs,
+    consume,
+    dump_log,
+    groups,
+    produce,
+    serve,
+    topics,
+    users,
+)
 from strom.cli.common import EXIT_INTERRUPTED, CliError
 from strom.cli.output import Style
 
@@ -40,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     groups.register(commands)
     configs.register(commands)
     acls.register(commands)
+    users.register(commands)
     cluster.register(commands)
     dump_log.register(commands)
     args = parser.parse_args(argv)

@@ -14,7 +14,9 @@ from strom.cli import (
     dump_log,
     groups,
     produce,
+    quotas,
     serve,
+    storage,
     topics,
     users,
 )
@@ -52,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
     configs.register(commands)
     acls.register(commands)
     users.register(commands)
+    storage.register(commands)
+    quotas.register(commands)
     cluster.register(commands)
     dump_log.register(commands)
     args = parser.parse_args(argv)

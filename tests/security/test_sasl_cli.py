@@ -107,3 +107,31 @@ def test_pkcs12_truststore_converted(tmp_path: Path) -> None:
                                  "ssl.truststore.password": "pw",
                                  "ssl.truststore.type": "PKCS12"})
     assert Path(out["ssl.ca.location"]).read_bytes().strip() == ca.cert_pem.bytes().strip()
+
+
+def test_storage_format_add_scram_before_first_start(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    formatted = run_cli("storage", "format", "--override", f"log.dirs={data}",
+                        "--add-scram", "SCRAM-SHA-256=[name=alice,password=alice-secret]",
+                        "--add-scram",
+                        'SCRAM-SHA-512=[name="admin",iterations=8192,password=admin-secret]')
+    assert formatted.code == 0, formatted.stderr
+    stored = (data / "strom-metadata.json").read_text()
+    assert "alice-secret" not in stored and "admin-secret" not in stored
+    again = run_cli("storage", "format", "--override", f"log.dirs={data}",
+                    "--add-scram", "SCRAM-SHA-256=[name=bob,password=b]")
+    assert again.code == 1 and "already formatted" in again.stderr
+    assert run_cli("storage", "format", "--override", f"log.dirs={data}", "-g",
+                   "--add-scram", "SCRAM-SHA-256=[name=bob,password=b]").code == 0
+    for bad in ("SCRAM-SHA-1=[name=a,password=b]", "SCRAM-SHA-256=name=a",
+                "SCRAM-SHA-256=[password=b]", "SCRAM-SHA-256=[name=a,iterations=10,password=b]"):
+        result = run_cli("storage", "format", "--override", f"log.dirs={tmp_path / 'x'}",
+                         "--add-scram", bad)
+        assert result.code == 2, bad
+    with EmbeddedBroker(data, overrides=sasl_overrides()) as b:
+        scram = b.services.image.scram_credentials
+        assert scram["alice"][1].iterations == 4096 and scram["admin"][2].iterations == 8192
+        alice = command_config(tmp_path, "SCRAM-SHA-256", "alice", "alice-secret")
+        listed = run_cli("topics", "list", "--bootstrap-server", b.bootstrap,
+                         "--command-config", str(alice))
+        assert listed.code == 0, listed.stderr

@@ -14,7 +14,6 @@ from strom.cli import (
     dump_log,
     groups,
     produce,
-    quotas,
     serve,
     storage,
     topics,
@@ -55,7 +54,6 @@ def main(argv: list[str] | None = None) -> None:
     acls.register(commands)
     users.register(commands)
     storage.register(commands)
-    quotas.register(commands)
     cluster.register(commands)
     dump_log.register(commands)
     args = parser.parse_args(argv)

@@ -14,6 +14,7 @@ from strom.cli import (
     dump_log,
     groups,
     produce,
+    quotas,
     serve,
     storage,
     topics,
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     acls.register(commands)
     users.register(commands)
     storage.register(commands)
+    quotas.register(commands)
     cluster.register(commands)
     dump_log.register(commands)
     args = parser.parse_args(argv)

@@ -271,8 +271,12 @@ class Rate:
         return max(elapsed, 1)
 
     def measure(self, now_ms: int) -> float:
+        return self.measure_over(now_ms)[0]
+
+    def measure_over(self, now_ms: int) -> tuple[float, int]:
+        """(the rate per second, the span in ms it was measured over)."""
         window = self.window_ms(now_ms)
-        return sum(s.value for s in self._samples) / (window / 1000.0)
+        return sum(s.value for s in self._samples) * 1000.0 / window, window
 
 
 class QuotaSensor:
@@ -290,10 +294,9 @@ class QuotaSensor:
         Kafka's ClientQuotaManager.recordAndGetThrottleTimeMs / QuotaUtils."""
         self.last_used_ms = now_ms
         self.rate.record(value, now_ms)
-        observed = self.rate.measure(now_ms)
+        observed, window = self.rate.measure_over(now_ms)
         if observed <= self.bound:
             return 0
-        window = self.rate.window_ms(now_ms)
         throttle = round((observed - self.bound) / self.bound * window)
         return throttle if max_throttle_ms is None else min(throttle, max_throttle_ms)
 

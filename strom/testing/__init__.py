@@ -38,14 +38,29 @@ def _keep_ports(listeners: str, ports: Mapping[str, int]) -> str:
     return ",".join(kept)
 
 
+def _plain_jaas(users: Mapping[str, str]) -> str:
+    def quoted(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    options = " ".join(f"user_{name}={quoted(password)}" for name, password in users.items())
+    return f"org.apache.kafka.common.security.plain.PlainLoginModule required {options};"
+
+
 class EmbeddedBroker:
     def __init__(self, data_dir: Path | None = None, *, port: int = 0,
                  host: str = "127.0.0.1", overrides: Mapping[str, str] | None = None,
                  tls: TestCertificateAuthority | None = None,
-                 tls_client_auth: str = "none") -> None:
+                 tls_client_auth: str = "none",
+                 sasl_users: Mapping[str, str] | None = None,
+                 sasl_mechanisms: str = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512") -> None:
         """`tls`: also serve an SSL listener with that CA's broker certificate
         (strom.testing.tls; `bootstrap_for("SSL")`), asking clients for
-        certificates as `tls_client_auth` says (Kafka's ssl.client.auth)."""
+        certificates as `tls_client_auth` says (Kafka's ssl.client.auth).
+
+        `sasl_users` ({name: password}): also serve a SASL_PLAINTEXT listener
+        (`bootstrap_for("SASL_PLAINTEXT")`, `sasl_config(...)`) with
+        `sasl_mechanisms`; the users can log in with PLAIN (a JAAS config) and
+        with both SCRAM mechanisms (credentials written at start)."""
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="strom-")
@@ -56,6 +71,8 @@ class EmbeddedBroker:
         self.overrides = dict(overrides or {})
         self.tls = tls
         self.tls_client_auth = tls_client_auth
+        self.sasl_users = dict(sasl_users or {})
+        self.sasl_mechanisms = sasl_mechanisms
         #: Each listener's bound port by name, kept across restarts.
         self.listener_ports: dict[str, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -85,6 +102,11 @@ class EmbeddedBroker:
         if self.tls is not None:
             properties["listeners"] += f",SSL://{self.host}:0"
             properties.update(self.tls.server_overrides(self.tls_client_auth))
+        if self.sasl_users:
+            properties["listeners"] += f",SASL_PLAINTEXT://{self.host}:0"
+            properties["sasl.enabled.mechanisms"] = self.sasl_mechanisms
+            properties["listener.name.sasl_plaintext.plain.sasl.jaas.config"] = _plain_jaas(
+                self.sasl_users)
         properties.update(self.overrides)
         if self.listener_ports:
             properties["listeners"] = _keep_ports(properties["listeners"], self.listener_ports)
@@ -105,7 +127,26 @@ class EmbeddedBroker:
         # Keep the ports across restarts so clients' bootstrap addresses stay valid.
         self.port = broker.port
         self.listener_ports = dict(broker.listener_ports)
+        if self.sasl_users:
+            self._add_scram_users()
         return self
+
+    def _add_scram_users(self) -> None:
+        from strom.security.sasl.scram import MECHANISM_CODES, credential_from_password
+
+        image = self.services.image
+        records = [credential_from_password(name, mechanism, password)
+                   for name, password in self.sasl_users.items()
+                   for mechanism in MECHANISM_CODES
+                   if MECHANISM_CODES[mechanism] not in image.scram_credentials.get(name, {})]
+        if records:
+            self.run(self.services.metadata.commit(records))
+
+    def sasl_config(self, user: str, mechanism: str = "SCRAM-SHA-256") -> dict[str, str]:
+        """confluent-kafka settings to log in as `user` on the SASL listener."""
+        return {"bootstrap.servers": self.bootstrap_for("SASL_PLAINTEXT"),
+                "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": mechanism,
+                "sasl.username": user, "sasl.password": self.sasl_users[user]}
 
     def stop(self) -> None:
         if self._loop is None:

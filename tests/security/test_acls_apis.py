@@ -5,6 +5,7 @@ super user or not), persistence across a restart."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -203,3 +204,19 @@ def test_acls_enforced_and_kept_across_restart(tmp_path: Path) -> None:
                 topics["open"].result(timeout=10)
         assert {a for a in broker.services.image.acls} and len(
             broker.services.image.acls) == 2
+
+
+@pytest.mark.parametrize("class_name", ["kafka.security.authorizer.AclAuthorizer",
+                                        "com.example.MyAuthorizer"])
+def test_unknown_authorizer_refused_at_start(tmp_path: Path, class_name: str) -> None:
+    from strom.broker.server import Broker, StartupError
+    from strom.config import BrokerConfig
+
+    config = BrokerConfig.from_properties({
+        "listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": str(tmp_path / "data"),
+        "authorizer.class.name": class_name})
+    with pytest.raises(StartupError, match=f"authorizer.class.name: {class_name}") as info:
+        asyncio.run(Broker(config).start())
+    assert "\n" not in str(info.value)
+    # Refused before the logs and the metadata are opened.
+    assert not (tmp_path / "data" / "meta.properties").exists()

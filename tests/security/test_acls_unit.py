@@ -200,3 +200,58 @@ def test_decision_cost_with_10000_acls() -> None:
     for who, name in queries:
         assert big.authorize(who, HOST, Op.READ, TOPIC, name)
         assert not big.authorize(user("stranger"), HOST, Op.READ, TOPIC, name)
+
+
+def test_filters_match_as_kafka_acl_binding_filter() -> None:
+    from strom.security.acl_filters import AclBindingFilter
+
+    any_ = 1
+    literal = acl("orders", Op.READ)
+    wildcard = acl("*", Op.WRITE, principal="User:*")
+    prefixed = acl("ord", Op.READ, pattern=PREFIXED, permission=DENY, host="10.0.0.9")
+    group = acl("ord", Op.READ, rtype=GROUP)
+    acls = [literal, wildcard, prefixed, group]
+
+    def found(rtype: int = any_, name: str | None = None, pattern: int = any_,
+              principal: str | None = None, host: str | None = None, op: int = any_,
+              permission: int = any_) -> list[AclRecord]:
+        f = AclBindingFilter(rtype, name, pattern, principal, host, op, permission)
+        assert f.error() is None
+        return [a for a in acls if f.matches(a)]
+
+    assert found() == acls
+    assert found(rtype=TOPIC) == [literal, wildcard, prefixed]
+    # ANY with a name, or a specific pattern type: that exact name.
+    assert found(name="ord") == [prefixed, group]
+    assert found(name="ord", pattern=PREFIXED) == [prefixed]
+    assert found(name="orders", pattern=LITERAL) == [literal]
+    # MATCH: what applies to a resource of that name.
+    assert found(rtype=TOPIC, name="orders", pattern=PatternType.MATCH) == [
+        literal, wildcard, prefixed]
+    assert found(rtype=TOPIC, name="other", pattern=PatternType.MATCH) == [wildcard]
+    # Entry fields match exactly ("User:*" is not a wildcard in a filter).
+    assert found(principal="User:*") == [wildcard]
+    assert found(host="10.0.0.9") == [prefixed]
+    assert found(op=Op.WRITE) == [wildcard]
+    assert found(permission=DENY) == [prefixed]
+    for bad in (AclBindingFilter(0, None, any_, None, None, any_, any_),
+                AclBindingFilter(any_, None, 0, None, None, any_, any_),
+                AclBindingFilter(any_, None, any_, None, None, 0, any_),
+                AclBindingFilter(any_, None, any_, None, None, any_, 77)):
+        assert bad.error() is not None
+
+
+def test_creation_checks() -> None:
+    from strom.security.acl_filters import creation_error
+
+    assert creation_error(acl("t", Op.READ)) is None
+    assert creation_error(acl("kafka-cluster", Op.ALTER, rtype=ResourceType.CLUSTER)) is None
+    assert creation_error(acl("t", Op.READ, rtype=ResourceType.USER)) is None
+    assert creation_error(acl("t", Op.ANY)) == "Invalid operation ANY"
+    assert creation_error(acl("t", Op.READ, pattern=PatternType.MATCH)) == \
+        "Invalid patternType MATCH"
+    assert creation_error(acl("t", Op.READ, rtype=ResourceType.ANY)) == \
+        "Invalid resourceType ANY"
+    assert creation_error(acl("t", Op.READ, permission=AclPermissionType.ANY)) == \
+        "Invalid permissionType ANY"
+    assert "TYPE:NAME" in (creation_error(acl("t", Op.READ, principal="alice")) or "")

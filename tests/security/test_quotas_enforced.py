@@ -218,3 +218,26 @@ def test_controller_mutation_rate(quota_broker: EmbeddedBroker) -> None:
             assert old.throttle_time.total_seconds() > 0.3
     finally:
         set_quota(quota_broker, {"controller_mutation_rate": None}, client_id="strom-tests")
+
+
+def test_request_percentage(quota_broker: EmbeddedBroker, topic_name: str) -> None:
+    """Handler time over request_percentage throttles, bounded by one window;
+    ApiVersions stays exempt."""
+    from kio.schema.api_versions.v3.request import ApiVersionsRequest
+
+    set_quota(quota_broker, {"request_percentage": 0.5}, client_id="strom-tests")
+    try:
+        with WireClient(quota_broker.bootstrap) as client:
+            throttles = []
+            for _ in range(3000):  # 0.5% over a 2 s span is 10 ms of handler time
+                response = client.request(ApiKey.METADATA, 12, metadata_request(topic_name))
+                throttles.append(int(response.throttle_time.total_seconds() * 1000))
+                if throttles[-1]:
+                    break
+            assert throttles[-1] > 0, f"no throttle after {len(throttles)} requests"
+            assert throttles[-1] <= 1000  # one quota window at most
+            versions = client.request(ApiKey.API_VERSIONS, 3, ApiVersionsRequest(
+                client_software_name="t", client_software_version="1"))
+            assert versions.throttle_time.total_seconds() == 0
+    finally:
+        set_quota(quota_broker, {"request_percentage": None}, client_id="strom-tests")

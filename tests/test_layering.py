@@ -32,7 +32,9 @@ RULES = (
          ("strom.broker.handlers",), ("strom.storage",)),
     Rule("only the composition root picks the single-node metadata store",
          ("strom",), ("strom.cluster.local",),
-         exempt=("strom.broker.server", "strom.cluster.local")),
+         # `strom storage format` writes a single node's first metadata before
+         # it ever starts (kafka-storage format's bootstrap records).
+         exempt=("strom.broker.server", "strom.cluster.local", "strom.cli.storage")),
     Rule("only the composition root picks the etcd metadata store",
          ("strom",), ("strom.cluster.etcd_store", "strom.cluster.etcd_session"),
          # etcd_snapshots is a part of the etcd store (its snapshot writes are

@@ -19,7 +19,6 @@ import pytest
 from strom.broker.authorization import REQUIREMENTS, api_name
 from strom.broker.forwarding import BROKER_CLIENT_ID, principal_bytes, principal_data
 from strom.broker.router import REGISTRY, load_handlers
-from strom.cluster.image import AclRecord, RemoveAclRecord
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey, request_class
 from strom.protocol.client_frames import encode_request
@@ -28,29 +27,22 @@ from strom.protocol.records import RecordSpec, build_batch
 from strom.security.acl_types import (
     CLUSTER_NAME,
     AclOperation,
-    AclPermissionType,
-    PatternType,
     ResourceType,
 )
 from strom.security.principal import ANONYMOUS, KafkaPrincipal
 from strom.testing import EmbeddedBroker
 from tests.broker.raw_client import RawClient
+from tests.security.authz_broker import Grant, secured_broker, with_acls
 
 T, G, C, X = ResourceType.TOPIC, ResourceType.GROUP, ResourceType.CLUSTER, \
     ResourceType.TRANSACTIONAL_ID
 Op = AclOperation
 TOPIC, GROUP, TXN = "authz-t", "authz-g", "authz-x"
-Grant = tuple[ResourceType, str, AclOperation]
 
 TOPIC_DENIED = ErrorCode.topic_authorization_failed
 GROUP_DENIED = ErrorCode.group_authorization_failed
 CLUSTER_DENIED = ErrorCode.cluster_authorization_failed
 TXN_DENIED = ErrorCode.transactional_id_authorization_failed
-
-
-def _acl(rtype: ResourceType, name: str, op: AclOperation) -> AclRecord:
-    return AclRecord(int(rtype), name, int(PatternType.LITERAL), "User:ANONYMOUS", "*",
-                     int(op), int(AclPermissionType.ALLOW))
 
 
 @dataclass
@@ -367,11 +359,7 @@ def test_every_registered_api_has_a_denial_case_and_a_table_entry() -> None:
 
 @pytest.fixture(scope="module")
 def secured() -> Iterator[EmbeddedBroker]:
-    broker = EmbeddedBroker(overrides={
-        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-        "super.users": "User:admin", "auto.create.topics.enable": "false"})
-    broker.start()
-    try:
+    with secured_broker({"auto.create.topics.enable": "false"}) as broker:
         with_acls(broker, [(C, CLUSTER_NAME, Op.CREATE)])
         with RawClient(broker.bootstrap) as client:
             made = client.send(ApiKey.CREATE_TOPICS, 5, {"topics": [
@@ -380,19 +368,6 @@ def secured() -> Iterator[EmbeddedBroker]:
             assert made.topics[0].error_code == ErrorCode.none
         with_acls(broker, [])
         yield broker
-    finally:
-        broker.close()
-
-
-def with_acls(broker: EmbeddedBroker, grants: list[Grant]) -> None:
-    """Make ANONYMOUS's ACLs exactly `grants`."""
-    async def commit() -> None:
-        store = broker.services.metadata
-        records: list[Any] = [RemoveAclRecord(**{f: getattr(a, f) for f in a.__slots__})
-                              for a in store.image.acls]
-        records += [_acl(*g) for g in grants]
-        await store.commit(records)
-    broker.run(commit())
 
 
 def _ask(broker: EmbeddedBroker, case: Case) -> list[int]:

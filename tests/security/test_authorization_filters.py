@@ -1,0 +1,224 @@
+"""What a principal sees, with Kafka's StandardAuthorizer on: resources it may
+not describe are left out of listings (Metadata, ListGroups, OffsetFetch of
+every topic, ListTransactions, DescribeTransactions' topics), KIP-430
+authorized operations are what the ACLs allow, and a forwarded request
+(KIP-590 Envelope) is authorized as the principal the Envelope carries."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from strom.broker.forwarding import BROKER_CLIENT_ID, principal_bytes, principal_data
+from strom.errors import ErrorCode
+from strom.protocol.api import ApiKey, request_class, response_class
+from strom.protocol.client_frames import decode_response, encode_request
+from strom.protocol.messages import build
+from strom.security.acl_types import CLUSTER_NAME, AclOperation, ResourceType
+from strom.security.principal import ANONYMOUS, KafkaPrincipal, user
+from strom.testing import EmbeddedBroker
+from tests.broker.raw_client import RawClient
+from tests.security.authz_broker import acl, secured_broker, with_acls
+
+T, G, C, X = ResourceType.TOPIC, ResourceType.GROUP, ResourceType.CLUSTER, \
+    ResourceType.TRANSACTIONAL_ID
+Op = AclOperation
+OMITTED = -(2**31)
+
+
+def bits(*ops: AclOperation) -> int:
+    return sum(1 << op for op in ops)
+
+
+@pytest.fixture(scope="module")
+def secured() -> Iterator[EmbeddedBroker]:
+    with secured_broker({"auto.create.topics.enable": "false"}) as broker:
+        with_acls(broker, [(C, CLUSTER_NAME, Op.CREATE), (G, "g1", Op.READ),
+                           (G, "g2", Op.READ), (T, "a", Op.READ), (T, "b", Op.READ),
+                           (X, "x1", Op.WRITE), (X, "x2", Op.WRITE)])
+        with RawClient(broker.bootstrap) as client:
+            made = client.send(ApiKey.CREATE_TOPICS, 5, {"topics": [
+                {"name": n, "num_partitions": 1, "replication_factor": 1, "assignments": [],
+                 "configs": []} for n in ("a", "b")], "timeout": 5000})
+            assert [t.error_code for t in made.topics] == [ErrorCode.none] * 2
+            for group in ("g1", "g2"):
+                until_done(lambda g=group: {int(client.send(ApiKey.FIND_COORDINATOR, 4, {
+                    "key_type": 0, "coordinator_keys": [g]}).coordinators[0].error_code)})
+                until_done(lambda g=group: {int(p.error_code) for t in client.send(
+                    ApiKey.OFFSET_COMMIT, 8, {
+                        "group_id": g, "generation_id_or_member_epoch": -1, "member_id": "",
+                        "topics": [{"name": n, "partitions": [
+                            {"partition_index": 0, "committed_offset": 0,
+                             "committed_metadata": None}]} for n in ("a", "b")]}).topics
+                    for p in t.partitions})
+            for txn in ("x1", "x2"):
+                until_done(lambda x=txn: {int(client.send(ApiKey.FIND_COORDINATOR, 4, {
+                    "key_type": 1, "coordinator_keys": [x]}).coordinators[0].error_code)})
+                until_done(lambda x=txn: {int(client.send(ApiKey.INIT_PRODUCER_ID, 4, {
+                    "transactional_id": x, "transaction_timeout": 60000}).error_code)})
+        with_acls(broker, [])
+        yield broker
+
+
+def until_done(attempt: Callable[[], set[int]]) -> None:
+    """Retry while the coordinator loads (it starts on first use), bounded."""
+    deadline = time.monotonic() + 20
+    while (codes := attempt()) != {0}:
+        assert codes <= RETRIABLE and time.monotonic() < deadline, codes
+        time.sleep(0.05)
+
+
+RETRIABLE = {ErrorCode.not_coordinator, ErrorCode.coordinator_not_available,
+             ErrorCode.coordinator_load_in_progress}
+
+
+def send(broker: EmbeddedBroker, api: int, version: int, body: dict[str, Any]) -> Any:
+    with RawClient(broker.bootstrap) as client:
+        return client.send(api, version, body)
+
+
+def metadata(broker: EmbeddedBroker, topics: list[str] | None, version: int = 10) -> Any:
+    return send(broker, ApiKey.METADATA, version, {
+        "topics": None if topics is None else [{"name": n, "topic_id": None} for n in topics],
+        "allow_auto_topic_creation": False, "include_topic_authorized_operations": True,
+        "include_cluster_authorized_operations": True})
+
+
+def test_metadata_hides_topics_without_describe(secured: EmbeddedBroker) -> None:
+    with_acls(secured, [(T, "a", Op.DESCRIBE)])
+    assert [t.name for t in metadata(secured, None).topics] == ["a"]
+    named = {t.name: t.error_code for t in metadata(secured, ["a", "b", "nope"]).topics}
+    # b exists, nope does not: both answer alike, so existence is not disclosed.
+    assert named == {"a": ErrorCode.none, "b": ErrorCode.topic_authorization_failed,
+                     "nope": ErrorCode.topic_authorization_failed}
+
+
+def test_metadata_auto_create_needs_create(secured: EmbeddedBroker) -> None:
+    with_acls(secured, [(T, "fresh", Op.DESCRIBE)])
+    asked = send(secured, ApiKey.METADATA, 10, {
+        "topics": [{"name": "fresh", "topic_id": None}], "allow_auto_topic_creation": True,
+        "include_topic_authorized_operations": False,
+        "include_cluster_authorized_operations": False})
+    # auto.create.topics.enable is off here: UNKNOWN, but never denied for DESCRIBE.
+    assert asked.topics[0].error_code == ErrorCode.unknown_topic_or_partition
+
+
+def test_kip430_topic_and_cluster_operations(secured: EmbeddedBroker) -> None:
+    with_acls(secured, [(T, "a", Op.READ), (T, "a", Op.ALTER_CONFIGS)])
+    answer = metadata(secured, ["a"])
+    # READ implies DESCRIBE, ALTER_CONFIGS implies DESCRIBE_CONFIGS (Kafka's rules).
+    assert answer.topics[0].topic_authorized_operations == bits(
+        Op.READ, Op.DESCRIBE, Op.ALTER_CONFIGS, Op.DESCRIBE_CONFIGS)
+    assert answer.cluster_authorized_operations == 0  # no DESCRIBE on the cluster
+    with_acls(secured, [(T, "a", Op.DESCRIBE), (C, CLUSTER_NAME, Op.ALTER)])
+    answer = metadata(secured, ["a"])
+    assert answer.topics[0].topic_authorized_operations == bits(Op.DESCRIBE)
+    # ALTER implies DESCRIBE on the cluster.
+    assert answer.cluster_authorized_operations == bits(Op.ALTER, Op.DESCRIBE)
+    cluster = send(secured, ApiKey.DESCRIBE_CLUSTER, 1,
+                   {"include_cluster_authorized_operations": True})
+    assert cluster.cluster_authorized_operations == bits(Op.ALTER, Op.DESCRIBE)
+    cluster = send(secured, ApiKey.DESCRIBE_CLUSTER, 1,
+                   {"include_cluster_authorized_operations": False})
+    assert cluster.cluster_authorized_operations == OMITTED
+
+
+def test_kip430_group_operations(secured: EmbeddedBroker) -> None:
+    with_acls(secured, [(G, "g1", Op.READ)])
+    described = send(secured, ApiKey.DESCRIBE_GROUPS, 5,
+                     {"groups": ["g1"], "include_authorized_operations": True})
+    assert described.groups[0].error_code == ErrorCode.none
+    assert described.groups[0].authorized_operations == bits(Op.READ, Op.DESCRIBE)
+    described = send(secured, ApiKey.DESCRIBE_GROUPS, 5,
+                     {"groups": ["g1"], "include_authorized_operations": False})
+    assert described.groups[0].authorized_operations == OMITTED
+
+
+def test_kip430_without_an_authorizer_reports_every_operation() -> None:
+    with EmbeddedBroker() as broker:
+        with RawClient(broker.bootstrap) as client:
+            client.send(ApiKey.CREATE_TOPICS, 5, {"topics": [
+                {"name": "a", "num_partitions": 1, "replication_factor": 1,
+                 "assignments": [], "configs": []}], "timeout": 5000})
+        answer = metadata(broker, ["a"])
+        assert answer.topics[0].topic_authorized_operations == bits(
+            Op.READ, Op.WRITE, Op.CREATE, Op.DELETE, Op.ALTER, Op.DESCRIBE,
+            Op.DESCRIBE_CONFIGS, Op.ALTER_CONFIGS)
+        assert answer.cluster_authorized_operations == bits(
+            Op.CREATE, Op.CLUSTER_ACTION, Op.DESCRIBE_CONFIGS, Op.ALTER_CONFIGS,
+            Op.IDEMPOTENT_WRITE, Op.ALTER, Op.DESCRIBE)
+
+
+def test_list_groups_shows_groups_it_may_describe(secured: EmbeddedBroker) -> None:
+    def listed() -> list[str]:
+        answer = send(secured, ApiKey.LIST_GROUPS, 4, {"states_filter": []})
+        return sorted(g.group_id for g in answer.groups)
+
+    with_acls(secured, [])
+    assert listed() == []
+    with_acls(secured, [(G, "g1", Op.DESCRIBE)])
+    assert listed() == ["g1"]
+    with_acls(secured, [(C, CLUSTER_NAME, Op.DESCRIBE)])
+    assert listed() == ["g1", "g2"]
+
+
+def test_offset_fetch_of_every_topic_leaves_out_undescribable_ones(
+        secured: EmbeddedBroker) -> None:
+    with_acls(secured, [(G, "g1", Op.DESCRIBE), (T, "a", Op.DESCRIBE)])
+    answer = send(secured, ApiKey.OFFSET_FETCH, 8,
+                  {"groups": [{"group_id": "g1", "topics": None}], "require_stable": False})
+    assert [t.name for t in answer.groups[0].topics] == ["a"]
+    named = send(secured, ApiKey.OFFSET_FETCH, 8, {"groups": [{"group_id": "g1", "topics": [
+        {"name": "a", "partition_indexes": [0]}, {"name": "b", "partition_indexes": [0]}]}],
+        "require_stable": False})
+    codes = {t.name: t.partitions[0].error_code for t in named.groups[0].topics}
+    assert codes == {"a": ErrorCode.none, "b": ErrorCode.topic_authorization_failed}
+
+
+def test_offset_delete_answers_unreadable_topics(secured: EmbeddedBroker) -> None:
+    with_acls(secured, [(G, "g2", Op.DELETE), (T, "a", Op.READ)])
+    answer = send(secured, ApiKey.OFFSET_DELETE, 0, {"group_id": "g2", "topics": [
+        {"name": n, "partitions": [{"partition_index": 0}]} for n in ("a", "b")]})
+    codes = {t.name: t.partitions[0].error_code for t in answer.topics}
+    assert codes == {"a": ErrorCode.none, "b": ErrorCode.topic_authorization_failed}
+
+
+def test_list_transactions_shows_ids_it_may_describe(secured: EmbeddedBroker) -> None:
+    def listed() -> list[str]:
+        answer = send(secured, ApiKey.LIST_TRANSACTIONS, 1,
+                      {"state_filters": [], "producer_id_filters": [], "duration_filter": -1})
+        return sorted(s.transactional_id for s in answer.transaction_states)
+
+    with_acls(secured, [(X, "x2", Op.DESCRIBE)])
+    assert listed() == ["x2"]
+    with_acls(secured, [(X, "x1", Op.WRITE), (X, "x2", Op.DESCRIBE)])  # WRITE implies DESCRIBE
+    assert listed() == ["x1", "x2"]
+
+
+def _forwarded_create(broker: EmbeddedBroker, principal: KafkaPrincipal) -> int:
+    """A CreateTopics (validate only) inside an Envelope carrying `principal`,
+    sent as strom's brokers send it; the embedded result's code."""
+    inner = build(request_class(ApiKey.CREATE_TOPICS, 5), {"topics": [
+        {"name": "via-envelope", "num_partitions": 1, "replication_factor": 1,
+         "assignments": [], "configs": []}], "timeout": 5000, "validate_only": True})
+    with RawClient(broker.bootstrap, client_id=f"{BROKER_CLIENT_ID}1") as client:
+        envelope = client.send(ApiKey.ENVELOPE, 0, {
+            "request_data": encode_request(inner, 7, "admin-client")[4:],
+            "request_principal": principal_bytes(principal_data(principal)),
+            "client_host_address": bytes([127, 0, 0, 1])})
+    assert envelope.error_code == ErrorCode.none
+    _, response = decode_response(envelope.response_data,
+                                  response_class(ApiKey.CREATE_TOPICS, 5))
+    return int(response.topics[0].error_code)
+
+
+def test_envelope_inner_request_is_authorized_as_the_carried_principal(
+        secured: EmbeddedBroker) -> None:
+    # The forwarding broker (here ANONYMOUS) has CLUSTER_ACTION; only alice may create.
+    with_acls(secured, [(C, CLUSTER_NAME, Op.CLUSTER_ACTION)],
+              [acl(T, "via-envelope", Op.CREATE, principal="User:alice")])
+    assert _forwarded_create(secured, user("alice")) == ErrorCode.none
+    assert _forwarded_create(secured, ANONYMOUS) == ErrorCode.topic_authorization_failed

@@ -45,22 +45,26 @@ def secured() -> Iterator[EmbeddedBroker]:
                  "configs": []} for n in ("a", "b")], "timeout": 5000})
             assert [t.error_code for t in made.topics] == [ErrorCode.none] * 2
             for group in ("g1", "g2"):
-                until_done(lambda g=group: {int(client.send(ApiKey.FIND_COORDINATOR, 4, {
-                    "key_type": 0, "coordinator_keys": [g]}).coordinators[0].error_code)})
-                until_done(lambda g=group: {int(p.error_code) for t in client.send(
-                    ApiKey.OFFSET_COMMIT, 8, {
-                        "group_id": g, "generation_id_or_member_epoch": -1, "member_id": "",
-                        "topics": [{"name": n, "partitions": [
-                            {"partition_index": 0, "committed_offset": 0,
-                             "committed_metadata": None}]} for n in ("a", "b")]}).topics
-                    for p in t.partitions})
+                until_done(lambda g=group: _codes(client, ApiKey.FIND_COORDINATOR, 4, {  # type: ignore[misc]
+                    "key_type": 0, "coordinator_keys": [g]}))
+                until_done(lambda g=group: _codes(client, ApiKey.OFFSET_COMMIT, 8, {  # type: ignore[misc]
+                    "group_id": g, "generation_id_or_member_epoch": -1, "member_id": "",
+                    "topics": [{"name": n, "partitions": [
+                        {"partition_index": 0, "committed_offset": 0,
+                         "committed_metadata": None}]} for n in ("a", "b")]}))
             for txn in ("x1", "x2"):
-                until_done(lambda x=txn: {int(client.send(ApiKey.FIND_COORDINATOR, 4, {
-                    "key_type": 1, "coordinator_keys": [x]}).coordinators[0].error_code)})
-                until_done(lambda x=txn: {int(client.send(ApiKey.INIT_PRODUCER_ID, 4, {
-                    "transactional_id": x, "transaction_timeout": 60000}).error_code)})
+                until_done(lambda x=txn: _codes(client, ApiKey.FIND_COORDINATOR, 4, {  # type: ignore[misc]
+                    "key_type": 1, "coordinator_keys": [x]}))
+                until_done(lambda x=txn: _codes(client, ApiKey.INIT_PRODUCER_ID, 4, {  # type: ignore[misc]
+                    "transactional_id": x, "transaction_timeout": 60000}))
         with_acls(broker, [])
         yield broker
+
+
+def _codes(client: RawClient, api: int, version: int, body: dict[str, Any]) -> set[int]:
+    """Every error code in the response (top level, per coordinator, per partition)."""
+    from strom.broker.forwarding import error_codes
+    return error_codes(client.send(api, version, body))
 
 
 def until_done(attempt: Callable[[], set[int]]) -> None:
@@ -210,6 +214,7 @@ def _forwarded_create(broker: EmbeddedBroker, principal: KafkaPrincipal) -> int:
             "request_principal": principal_bytes(principal_data(principal)),
             "client_host_address": bytes([127, 0, 0, 1])})
     assert envelope.error_code == ErrorCode.none
+    response: Any
     _, response = decode_response(envelope.response_data,
                                   response_class(ApiKey.CREATE_TOPICS, 5))
     return int(response.topics[0].error_code)

@@ -240,3 +240,35 @@ def test_sans_io_server(issuer: Issuer) -> None:
         "a,b", "t", {"x": "y"})
     with pytest.raises(ValueError):
         JwksKeys.from_json("[]")
+
+
+UNSECURED = ("org.apache.kafka.common.security.oauthbearer.internals.unsecured."
+             "OAuthBearerUnsecuredValidatorCallbackHandler")
+
+
+def unsigned(claims: dict[str, Any]) -> str:
+    encode = jwt.utils.base64url_encode
+    return (encode(b'{"alg":"none"}').decode() + "." + encode(json.dumps(claims).encode()).decode()
+            + ".")
+
+
+def test_kafka_unsecured_validator_only_when_named(issuer: Issuer) -> None:
+    base = {"listeners": "SASL_PLAINTEXT://127.0.0.1:0", "sasl.enabled.mechanisms": "OAUTHBEARER",
+            "connection.failed.authentication.delay.ms": "10"}
+    with EmbeddedBroker(overrides={
+            **base, "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class":
+            UNSECURED}) as b:
+        response, raw = authenticate(b, client_first(unsigned(
+            {"sub": "dev", "exp": int(time.time()) + 60})))
+        with raw:
+            assert response.error_code == 0
+        for token in (unsigned({"sub": "dev", "exp": int(time.time()) - 120}),
+                      unsigned({"sub": "dev"}), issuer.token()):
+            response, raw = authenticate(b, client_first(token))
+            with raw:
+                assert json.loads(response.auth_bytes) == {"status": "invalid_token"}
+    # A JWKS listener never takes unsigned tokens.
+    keys = JwksKeys.from_json(issuer.jwks())
+    server = OAuthBearerServer(keys, ValidatorSettings())
+    assert json.loads(server.evaluate(client_first(unsigned(
+        {"sub": "x", "exp": int(time.time()) + 60})))) == {"status": "invalid_token"}

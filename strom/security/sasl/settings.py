@@ -28,6 +28,9 @@ from strom.security.sasl.jwks import JwksSource
 from strom.security.sasl.mechanism import GSSAPI, OAUTHBEARER, PLAIN, SUPPORTED_MECHANISMS
 from strom.security.sasl.oauthbearer import ValidatorSettings
 
+#: Kafka's validator of unsigned tokens (its default; strom's only when named).
+OAUTH_UNSECURED_VALIDATOR = ("org.apache.kafka.common.security.oauthbearer.internals.unsecured."
+                             "OAuthBearerUnsecuredValidatorCallbackHandler")
 #: Kafka's validating callback handler (and its pre-3.4 'secured' package name).
 OAUTH_VALIDATOR_CLASSES = (
     "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
@@ -115,17 +118,18 @@ def _plain_users(lookup: _Lookup, listener: str) -> dict[str, str]:
     return plain_users(entry)
 
 
-def _oauth(lookup: _Lookup, listener: str) -> tuple[ValidatorSettings, JwksSource]:
+def _oauth(lookup: _Lookup, listener: str) -> tuple[ValidatorSettings, JwksSource | None]:
     prop, handler = lookup.raw("sasl.server.callback.handler.class", OAUTHBEARER)
     if handler is None:
         configured = lookup.value("sasl.server.callback.handler.class")
         handler = configured if isinstance(configured, str) else None
-    if handler and handler.strip() not in OAUTH_VALIDATOR_CLASSES:
+    unsecured = handler is not None and handler.strip() == OAUTH_UNSECURED_VALIDATOR
+    if handler and not unsecured and handler.strip() not in OAUTH_VALIDATOR_CLASSES:
         raise InvalidConfigError(
             f"{prop}: {handler} is not supported; strom validates OAUTHBEARER tokens as "
             f"{OAUTH_VALIDATOR_CLASSES[0]} does")
     url = lookup.value("sasl.oauthbearer.jwks.endpoint.url", OAUTHBEARER)
-    if not isinstance(url, str) or not url:
+    if (not isinstance(url, str) or not url) and not unsecured:
         raise InvalidConfigError(
             f"sasl.oauthbearer.jwks.endpoint.url: not set, but OAUTHBEARER is enabled on "
             f"listener {listener} (strom validates tokens against a JWKS only; Kafka's "
@@ -143,7 +147,10 @@ def _oauth(lookup: _Lookup, listener: str) -> tuple[ValidatorSettings, JwksSourc
         expected_issuer=issuer if isinstance(issuer, str) and issuer else None,
         sub_claim_name=str(lookup.value("sasl.oauthbearer.sub.claim.name", OAUTHBEARER)),
         scope_claim_name=str(lookup.value("sasl.oauthbearer.scope.claim.name", OAUTHBEARER)),
-        clock_skew_s=number("sasl.oauthbearer.clock.skew.seconds"))
+        clock_skew_s=number("sasl.oauthbearer.clock.skew.seconds"), unsecured=unsecured)
+    if unsecured:
+        return settings, None
+    assert isinstance(url, str)
     source = JwksSource(url, refresh_ms=number("sasl.oauthbearer.jwks.endpoint.refresh.ms"),
                         retry_backoff_ms=number("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms"))
     return settings, source

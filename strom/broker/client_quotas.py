@@ -251,9 +251,11 @@ async def handle_with_quotas(manager: ClientQuotaManager, handler: Handler, ctx:
         return await handler(ctx, request), 0
     throttle = 0
     fetch = None
+    # A follower's Fetch is replication, never throttled (Kafka: sendResponseExemptThrottle).
+    follower = api_key == ApiKey.FETCH and not _from_consumer(ctx, request)
     if api_key == ApiKey.PRODUCE and client.produce is not None:
         throttle = client.produce.record(request_size, manager.now_ms())
-    elif api_key == ApiKey.FETCH and client.fetch is not None and _from_consumer(ctx, request):
+    elif api_key == ApiKey.FETCH and client.fetch is not None and not follower:
         fetch = client.fetch
         # No more in one response than the quota allows over the span (Kafka's
         # getMaxValueInQuotaWindow), so one fetch cannot earn a long throttle.
@@ -261,7 +263,7 @@ async def handle_with_quotas(manager: ClientQuotaManager, handler: Handler, ctx:
         if cap < request.max_bytes:
             request = dataclasses.replace(request, max_bytes=cap)
     request_throttle = 0
-    if client.request is not None and api_key not in REQUEST_QUOTA_EXEMPT:
+    if client.request is not None and api_key not in REQUEST_QUOTA_EXEMPT and not follower:
         timed = TimedHandler(handler(ctx, request))
         response = await timed
         request_throttle = client.request.record(request_percentage(timed.elapsed_ns),

@@ -183,7 +183,19 @@ start_broker() {
     rm -rf "$WORK/run"
     mkdir -p "$WORK/run/data"
     if [ "$BROKER" = strom ]; then
-        setsid "$STROM" serve --override "listeners=PLAINTEXT://127.0.0.1:$PORT" \
+        # franz-go's SASL tests (TestSCRAMAuth, TestSCRAMAuthBadCredentials,
+        # TestOAuthAuth) get a SCRAM listener with a user written before the
+        # first start, and an OAUTHBEARER listener with Kafka's unsecured
+        # validator (the unsigned tokens TestOAuthAuth sends).
+        "$STROM" storage format --override "log.dirs=$WORK/run/data" \
+            --add-scram "SCRAM-SHA-256=[name=$SCRAM_USER,password=$SCRAM_PASSWORD]" \
+            >>"$WORK/broker.log" 2>&1
+        setsid "$STROM" serve \
+            --override "listeners=PLAINTEXT://127.0.0.1:$PORT,SCRAM://127.0.0.1:$SCRAM_PORT,OAUTH://127.0.0.1:$OAUTH_PORT" \
+            --override "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SCRAM:SASL_PLAINTEXT,OAUTH:SASL_PLAINTEXT" \
+            --override "listener.name.scram.sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512" \
+            --override "listener.name.oauth.sasl.enabled.mechanisms=OAUTHBEARER" \
+            --override "listener.name.oauth.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler" \
             --override "log.dirs=$WORK/run/data" >>"$WORK/broker.log" 2>&1 </dev/null &
     else
         setsid "$ROOT/compat/kafka.sh" "$PORT" "$WORK/run" >>"$WORK/broker.log" 2>&1 </dev/null &
@@ -224,6 +236,10 @@ else
     PORT="$(free_port)"
     SEEDS="127.0.0.1:$PORT"
     if [ "$BROKER" = strom ]; then
+        SCRAM_PORT="$(free_port)"; OAUTH_PORT="$(free_port)"
+        SCRAM_USER=kgo; SCRAM_PASSWORD=kgo-secret
+        export KGO_TEST_SCRAM="$SCRAM_USER:$SCRAM_PASSWORD:256"
+        export KGO_TEST_SCRAM_SEEDS="127.0.0.1:$SCRAM_PORT" KGO_TEST_OAUTH_SEEDS="127.0.0.1:$OAUTH_PORT"
         STROM="$ROOT/.venv/bin/strom"
         [ -x "$STROM" ] || { log "$STROM not found: create the venv first (make serve / pip install -e .)"; exit 3; }
     fi

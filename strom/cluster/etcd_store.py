@@ -71,6 +71,7 @@ from strom.errors import (
     NotControllerError,
     RequestTimedOutError,
     TopicAlreadyExistsError,
+    UnsupportedVersionError,
 )
 
 log = logging.getLogger(__name__)
@@ -174,9 +175,20 @@ class EtcdMetadataStore:
         """Register, stand for controller, read the cluster's state, follow it.
         A registration of this node id left by a crashed process is waited out
         (its lease expires within its time to live); one that outlives that
-        belongs to a live broker: DuplicateBrokerRegistrationError."""
+        belongs to a live broker: DuplicateBrokerRegistrationError. A cluster
+        whose metadata.version is newer than this strom's: UnsupportedVersionError."""
         await self.session.open(wait_s=self.session.ttl + 2.0)
         await self._reload()
+        level = self.image.metadata_version
+        if level > metadata_version.LATEST:
+            # Kafka's controller refuses to register a broker that does not
+            # support the finalized level: it could not read what the cluster writes.
+            with contextlib.suppress(EtcdError):
+                await self.session.close()
+            raise UnsupportedVersionError(
+                f"the cluster's metadata.version is {level} "
+                f"({metadata_version.release(level)}); this strom supports "
+                f"{metadata_version.MINIMUM}-{metadata_version.LATEST}: run a newer strom")
         self._tasks = [asyncio.create_task(self._follow(), name="etcd-follow"),
                        asyncio.create_task(self.session.keep_alive(), name="etcd-keep-alive"),
                        asyncio.create_task(self._run_operations(), name="etcd-controller"),

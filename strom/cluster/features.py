@@ -123,5 +123,5 @@ def _refusal(image: MetadataImage, node_id: int, feature: str, level: int,
                      for r in p.replicas} - set(image.brokers))
     if absent:
         return (f"Broker {absent[0]} holds replicas but is not registered: its supported "
-                "versions are unknown; start it first.")
+                "versions are unknown; start it, or move its replicas away, first.")
     return None

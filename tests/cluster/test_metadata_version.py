@@ -243,3 +243,35 @@ def test_strom_cluster_features_describe_and_upgrade(tmp_path: Path) -> None:
         described = run_cli("cluster", "features", "describe", *b, "--output", "json")
         assert {"feature": "metadata.version", "supported_min": 7, "supported_max": 11,
                 "finalized": 11, "epoch": 5} in described.json()
+
+
+def test_a_broker_refuses_to_join_a_cluster_at_a_newer_level(etcd: EtcdCluster) -> None:
+    """As Kafka's controller refuses a broker that does not support the
+    finalized metadata.version (a newer strom finalized 12 here)."""
+    from strom.cluster.etcd_client import EtcdClient
+    from strom.cluster.etcd_store import EtcdMetadataStore
+
+    def store(node_id: int) -> EtcdMetadataStore:
+        return EtcdMetadataStore(EtcdClient(etcd.endpoints, request_timeout=2.0), cluster="c",
+                                 node_id=node_id, listener=("127.0.0.1", 9000 + node_id),
+                                 lease_ttl=2)
+
+    async def run() -> None:
+        newer = store(1)
+        await newer.start()
+        try:
+            await newer.commit([FeatureLevelRecord("metadata.version", 12)])
+            joining = store(2)
+            with pytest.raises(UnsupportedVersionError, match="metadata.version is 12"):
+                await joining.start()
+            await joining.stop(deregister=False)
+            client = EtcdClient(etcd.endpoints, request_timeout=2.0)
+            try:  # its registration withdrawn, not left to its lease
+                assert await client.get(newer.keys.broker(2)) is None
+                assert await client.get(newer.keys.broker(1)) is not None
+            finally:
+                await client.close()
+        finally:
+            await newer.stop()
+
+    asyncio.run(asyncio.wait_for(run(), 40))

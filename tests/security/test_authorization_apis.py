@@ -399,3 +399,14 @@ def test_denied_without_and_allowed_with_the_permission(secured: EmbeddedBroker,
         assert case.denied not in _ask(secured, case)
     finally:
         with_acls(secured, [])
+
+
+def test_docs_table_is_the_generated_one() -> None:
+    """docs/security.md "What each request needs" is requirements_markdown()'s output
+    (regenerate it there when REQUIREMENTS changes)."""
+    from pathlib import Path
+
+    from strom.broker.authorization import requirements_markdown
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "security.md"
+    assert requirements_markdown() in docs.read_text()

@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Produce and consume over TLS and over plaintext, strom and Apache Kafka, on
+the same machine in the same run (issue 16).
+
+  .venv/bin/python bench/tls.py                       # 2 rounds, 300,000 x 1 KiB
+  .venv/bin/python bench/tls.py --rounds 3 --records 500000 --brokers strom
+
+Each broker serves a PLAINTEXT and an SSL listener (PKCS12 keystore, TLS 1.3,
+no client authentication) from one process; Kafka's ProducerPerformance
+(acks=1) and ConsumerPerformance run against each listener with the same
+settings, the broker started fresh every round, brokers alternating. Figures
+are medians over rounds; the last column is TLS/plaintext of the same broker,
+and the strom/Kafka ratios are printed after the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from brokers import Broker, Kafka, Strom  # noqa: E402
+from common import JAVA_PERF_OPTS, KAFKA_TOOL, free_port, log, run_client  # noqa: E402
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+from cryptography.hazmat.primitives.serialization import pkcs12  # noqa: E402
+from workloads import producer_perf  # noqa: E402
+
+from strom.testing.tls import TestCertificateAuthority  # noqa: E402
+
+PASSWORD = "benchpass"
+
+
+class Stores:
+    """A throw-away CA, the brokers' PKCS12 keystore and the clients' truststore."""
+
+    def __init__(self, directory: Path) -> None:
+        ca = TestCertificateAuthority(directory)
+        pem = ca.server_keystore_path.read_bytes()
+        key = serialization.load_pem_private_key(pem, None)
+        chain = x509.load_pem_x509_certificates(pem)
+        self.keystore = directory / "broker.p12"
+        self.keystore.write_bytes(pkcs12.serialize_key_and_certificates(
+            b"broker", key, chain[0], chain[1:],  # type: ignore[arg-type]
+            serialization.BestAvailableEncryption(PASSWORD.encode())))
+        self.truststore = directory / "truststore.p12"
+        subprocess.run(["keytool", "-importcert", "-noprompt", "-alias", "ca", "-file",
+                        str(ca.ca_path), "-keystore", str(self.truststore), "-storetype",
+                        "PKCS12", "-storepass", PASSWORD], check=True, capture_output=True)
+        self.client_config = directory / "client-ssl.properties"
+        self.client_config.write_text("".join(f"{k}={v}\n" for k, v in self.client().items()))
+
+    def broker(self) -> dict[str, str]:
+        return {"ssl.keystore.type": "PKCS12", "ssl.keystore.location": str(self.keystore),
+                "ssl.keystore.password": PASSWORD, "ssl.key.password": PASSWORD}
+
+    def client(self) -> dict[str, str]:
+        return {"security.protocol": "SSL", "ssl.truststore.type": "PKCS12",
+                "ssl.truststore.location": str(self.truststore),
+                "ssl.truststore.password": PASSWORD}
+
+
+class StromTls(Strom):
+    def __init__(self, stores: Stores, *args: Any) -> None:
+        super().__init__(*args)
+        self.stores = stores
+        self.tls_port = 0
+
+    def command(self) -> list[str]:
+        self.tls_port = free_port()
+        self.extra.update({"listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
+                                        f"SSL://127.0.0.1:{self.tls_port}",
+                           **self.stores.broker()})
+        return super().command()
+
+
+class KafkaTls(Kafka):
+    def __init__(self, stores: Stores, *args: Any) -> None:
+        super().__init__(*args)
+        self.stores = stores
+        self.tls_port = 0
+
+    def prepare(self) -> None:
+        super().prepare()
+        # Later lines win in a properties file: the SSL listener beside the others.
+        self.tls_port = free_port()
+        extra = {
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},SSL://127.0.0.1:{self.tls_port},"
+                         f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
+                                    f"SSL://127.0.0.1:{self.tls_port}",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL",
+            **self.stores.broker(),
+        }
+        with self.config_path.open("a") as out:
+            out.write("".join(f"{k}={v}\n" for k, v in extra.items()))
+
+
+class Listener:
+    """What the perf tools need of a broker: one listener's address."""
+
+    def __init__(self, broker: Broker, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.log_path = broker.log_path
+        self.name = broker.name
+        self.proc = broker.proc
+
+
+def consume(bootstrap: str, topic: str, records: int, config: Path | None) -> float:
+    """ConsumerPerformance's fetch MiB/s."""
+    argv = [KAFKA_TOOL, "consumer-perf", "--bootstrap-server", bootstrap, "--topic", topic,
+            "--num-records", str(records), "--timeout", "30000",
+            "--group", f"bench-tls-{int(time.time() * 1000)}"]
+    if config is not None:
+        argv += ["--command-config", str(config)]
+    run = run_client(argv, 600, env={"KAFKA_TOOL_JAVA_OPTS": JAVA_PERF_OPTS})
+    rows = [ln.split(",") for ln in run.stdout.splitlines()
+            if ln.count(",") >= 9 and not ln.startswith("start.time")]
+    if run.returncode != 0 or not rows or int(float(rows[-1][4])) < records:
+        raise RuntimeError(f"consumer-perf failed: {run.stdout[-500:]} {run.stderr[-500:]}")
+    return float(rows[-1][8])
+
+
+def one_round(broker: StromTls | KafkaTls, stores: Stores, records: int,
+              size: int) -> dict[str, float]:
+    broker.start()
+    try:
+        figures = {}
+        for mode, port, props in (("plaintext", broker.port, {}),
+                                  ("tls", broker.tls_port, stores.client())):
+            listener = Listener(broker, f"127.0.0.1:{port}")
+            topic = f"tls-bench-{mode}"
+            produced, _ = producer_perf(listener, topic, records, size,  # type: ignore[arg-type]
+                                        {"acks": "1", **props}, timeout=600)
+            figures[f"produce_{mode}"] = produced["mib_per_s"]
+            figures[f"consume_{mode}"] = consume(
+                listener.bootstrap, topic, records,
+                stores.client_config if mode == "tls" else None)
+            log(f"{broker.label} {mode}: produce {figures[f'produce_{mode}']:.1f} MiB/s, "
+                f"consume {figures[f'consume_{mode}']:.1f} MiB/s")
+        return figures
+    finally:
+        broker.stop()
+        broker.cleanup()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=300_000)
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--brokers", default="strom,kafka")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="strom-tls-bench-") as tmp:
+        root = Path(tmp)
+        stores = Stores(root / "certs")
+        makers: dict[str, type[StromTls] | type[KafkaTls]] = {"strom": StromTls,
+                                                               "kafka": KafkaTls}
+        names = args.brokers.split(",")
+        results: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+        for round_no in range(args.rounds):
+            order = names if round_no % 2 == 0 else list(reversed(names))
+            for name in order:
+                broker = makers[name](stores, root / f"{name}-{round_no}", 1, 1 << 30)
+                results[name].append(one_round(broker, stores, args.records, args.size))
+    print(f"\n{args.records:,} records x {args.size} B, acks=1, 1 partition, median of "
+          f"{args.rounds} rounds (MiB/s)\n")
+    print("| broker | produce plaintext | produce TLS | TLS/plain | consume plaintext | "
+          "consume TLS | TLS/plain |")
+    print("|---|---|---|---|---|---|---|")
+    medians = {}
+    for name, rounds in results.items():
+        m = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+        medians[name] = m
+        print(f"| {name} | {m['produce_plaintext']:.1f} | {m['produce_tls']:.1f} | "
+              f"{m['produce_tls'] / m['produce_plaintext']:.2f} | "
+              f"{m['consume_plaintext']:.1f} | {m['consume_tls']:.1f} | "
+              f"{m['consume_tls'] / m['consume_plaintext']:.2f} |")
+    if {"strom", "kafka"} <= medians.keys():
+        s, k = medians["strom"], medians["kafka"]
+        print("\nstrom/Kafka: " + ", ".join(f"{key} {s[key] / k[key]:.2f}" for key in s))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -30,7 +30,7 @@ def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def acls(bootstrap: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_kafka_tool("org.apache.kafka.tools.AclCommand", "--bootstrap-server",
+    return run_kafka_tool("acls", "--bootstrap-server",
                           bootstrap, *args, timeout=120)
 
 

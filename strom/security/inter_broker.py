@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from strom.config import BrokerConfig
 from strom.security.listeners import TLS_PROTOCOLS, inter_broker_listener
+from strom.security.sasl.client import authenticator, inter_broker_sasl
 from strom.security.tls import client_context
 
 #: SASL on a fresh peer connection (SaslHandshake + SaslAuthenticate); raises
@@ -43,4 +44,8 @@ def peer_security(config: BrokerConfig) -> PeerSecurity:
     name = inter_broker_listener(config)
     protocol = config.listener_security_protocols.get(name, "PLAINTEXT")
     context = client_context(config, name) if protocol in TLS_PROTOCOLS else None
-    return PeerSecurity(name, protocol, context)
+    authenticate = None
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        # sasl.mechanism.inter.broker.protocol with the listener's own JAAS credentials.
+        authenticate = authenticator(inter_broker_sasl(config, name))
+    return PeerSecurity(name, protocol, context, authenticate)

@@ -9,11 +9,16 @@ listener."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from strom.errors import ErrorCode
+from strom.protocol.api import ApiKey
+from strom.protocol.messages import ZERO_UUID
 from strom.testing.tls import TestCertificateAuthority
+from tests.broker.raw_client import RawClient
 from tests.cluster.brokers import WAIT, cluster_broker, cluster_of, read_values
 from tests.cluster.etcd_process import EtcdCluster
 from tests.interop.clients import wait_until
@@ -73,4 +78,49 @@ def test_replication_over_a_tls_inter_broker_listener(etcd: EtcdCluster,
         assert sum(map(len, values.values())) == 40
     finally:
         for broker in brokers:
+            broker.stop()
+
+
+def test_a_listener_only_one_broker_has(etcd: EtcdCluster, tmp_path: Path) -> None:
+    """Kafka's answers on a listener some brokers lack: those brokers are left
+    out of Metadata and DescribeCluster, partitions they lead answer
+    LISTENER_NOT_FOUND."""
+    one = cluster_broker(tmp_path, etcd, 1)
+    two = cluster_broker(tmp_path, etcd, 2)
+    extra_port = free_port()
+    protocol_map = "CLIENT:PLAINTEXT,EXTRA:PLAINTEXT"
+    one.overrides.update({"listeners": f"CLIENT://127.0.0.1:{one.port},"
+                                       f"EXTRA://127.0.0.1:{extra_port}",
+                          "listener.security.protocol.map": protocol_map,
+                          "inter.broker.listener.name": "CLIENT"})
+    two.overrides.update({"listeners": f"CLIENT://127.0.0.1:{two.port}",
+                          "listener.security.protocol.map": protocol_map,
+                          "inter.broker.listener.name": "CLIENT"})
+    try:
+        for broker in (one, two):
+            broker.start(timeout=WAIT)
+        wait_until(lambda: cluster_of(one.bootstrap, 2), WAIT, what="two brokers registered")
+        admin = AdminClient({"bootstrap.servers": one.bootstrap})
+        admin.create_topics([NewTopic("split", 2, 1)])["split"].result(WAIT)
+
+        def described() -> Any:
+            with RawClient(f"127.0.0.1:{extra_port}") as client:
+                response = client.send(ApiKey.METADATA, 12, {
+                    "topics": [{"name": "split", "topic_id": ZERO_UUID}],
+                    "allow_auto_topic_creation": False,
+                    "include_topic_authorized_operations": False})
+            topic = response.topics[0]
+            return response if topic.error_code == 0 and len(topic.partitions) == 2 else None
+        response = wait_until(described, WAIT, what="the topic described on EXTRA")
+        assert [(b.node_id, b.port) for b in response.brokers] == [(1, extra_port)]
+        by_leader = {p.partition_index: (p.error_code, p.leader_id)
+                     for p in response.topics[0].partitions}
+        assert sorted(by_leader.values()) == [
+            (0, 1), (int(ErrorCode.listener_not_found), -1)]
+        with RawClient(f"127.0.0.1:{extra_port}") as client:
+            cluster = client.send(ApiKey.DESCRIBE_CLUSTER, 1, {
+                "include_cluster_authorized_operations": False})
+        assert [b.broker_id for b in cluster.brokers] == [1]
+    finally:
+        for broker in (one, two):
             broker.stop()

@@ -286,8 +286,13 @@ REQUIREMENTS: dict[int, tuple[Need, ...]] = {
     ApiKey.ALLOCATE_PRODUCER_IDS: (Need(_C, "CLUSTER_ACTION", _CLUSTER),),
     ApiKey.CONSUMER_GROUP_HEARTBEAT: (
         Need(_G, "READ", _GROUP),
-        Need(_T, "DESCRIBE", _TOPIC, "every topic named in subscribed_topic_names")),
-    ApiKey.CONSUMER_GROUP_DESCRIBE: (Need(_G, "DESCRIBE", _GROUP + " per group"),),
+        Need(_T, "DESCRIBE", _TOPIC, "every topic named in subscribed_topic_names"),
+        Need(_T, "DESCRIBE", "-", "a regex resolves to the topics the member refreshing "
+             "it may describe")),
+    ApiKey.CONSUMER_GROUP_DESCRIBE: (
+        Need(_G, "DESCRIBE", _GROUP + " per group"),
+        Need(_T, "DESCRIBE", _TOPIC + " per group",
+             "every topic of its members' assignments and target assignments")),
     ApiKey.DESCRIBE_TOPIC_PARTITIONS: (
         Need(_T, "DESCRIBE", _TOPIC,
              "named topics; unauthorized topics are left out of an all-topics answer"),),

@@ -7,6 +7,7 @@ authorized operations are what the ACLs allow, and a forwarded request
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -227,3 +228,52 @@ def test_envelope_inner_request_is_authorized_as_the_carried_principal(
               [acl(T, "via-envelope", Op.CREATE, principal="User:alice")])
     assert _forwarded_create(secured, user("alice")) == ErrorCode.none
     assert _forwarded_create(secured, ANONYMOUS) == ErrorCode.topic_authorization_failed
+
+
+def _heartbeat_until_assigned(broker: EmbeddedBroker, group: str,
+                              subscription: dict[str, Any]) -> Any:
+    """ConsumerGroupHeartbeat (KIP-848) until the member has an assignment, bounded."""
+    member_id, epoch = uuid.uuid4().hex, 0  # v1: the client names itself
+    deadline = time.monotonic() + 20
+    with RawClient(broker.bootstrap) as client:
+        until_done(lambda: _codes(client, ApiKey.FIND_COORDINATOR, 4, {
+            "key_type": 0, "coordinator_keys": [group]}))
+        while True:
+            answer = client.send(ApiKey.CONSUMER_GROUP_HEARTBEAT, 1, {
+                "group_id": group, "member_id": member_id, "member_epoch": epoch,
+                "rebalance_timeout": 5000, "topic_partitions": [],
+                "subscribed_topic_names": None, "subscribed_topic_regex": None,
+                **subscription})
+            if answer.error_code in RETRIABLE:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+                continue
+            assert answer.error_code == ErrorCode.none, answer
+            member_id, epoch = answer.member_id, answer.member_epoch
+            if answer.assignment is not None and answer.assignment.topic_partitions:
+                return answer.assignment
+            assert time.monotonic() < deadline, "never assigned"
+            time.sleep(0.05)
+
+
+def test_regex_subscription_resolves_only_describable_topics(secured: EmbeddedBroker) -> None:
+    # KAFKA-18813: the regex is resolved with the ACLs of the member refreshing it.
+    with_acls(secured, [(G, "k1", Op.READ), (T, "a", Op.DESCRIBE)])
+    assignment = _heartbeat_until_assigned(secured, "k1", {"subscribed_topic_regex": "a|b"})
+    ids = {t.topic_id for t in assignment.topic_partitions}
+    assert ids == {secured.services.image.topics["a"].topic_id}
+
+
+def test_consumer_group_describe_refuses_groups_with_undescribable_topics(
+        secured: EmbeddedBroker) -> None:
+    with_acls(secured, [(G, "k2", Op.READ), (T, "b", Op.DESCRIBE)])
+    _heartbeat_until_assigned(secured, "k2", {"subscribed_topic_names": ["b"]})
+
+    def described() -> int:
+        answer = send(secured, ApiKey.CONSUMER_GROUP_DESCRIBE, 0,
+                      {"group_ids": ["k2"], "include_authorized_operations": False})
+        return int(answer.groups[0].error_code)
+
+    assert described() == ErrorCode.none
+    with_acls(secured, [(G, "k2", Op.DESCRIBE)])
+    assert described() == ErrorCode.topic_authorization_failed

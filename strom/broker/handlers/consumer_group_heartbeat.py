@@ -7,6 +7,7 @@ one API; the coordinator assigns (see coordinator/group/consumer_protocol.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from strom.broker.authorization import allowed, authorized_names
@@ -45,7 +46,16 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         client_id=ctx.header.client_id or "",
         client_host=ctx.client_host,
         api_version=ctx.api_version,
+        describable=_describable(ctx) if ctx.broker.authorizer.enabled else None,
     ))
+
+
+def _describable(ctx: RequestContext) -> Callable[[frozenset[str]], frozenset[str]]:
+    """The topics of a regex this member may describe (Kafka 4.x leaves the
+    others out of the resolved subscription)."""
+    def keep(names: frozenset[str]) -> frozenset[str]:
+        return frozenset(authorized_names(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, names))
+    return keep
 
 
 def _refused(code: ErrorCode) -> dict[str, Any]:

@@ -238,7 +238,7 @@ class ConsumerGroupManager:
             subscribed_topic_regex=regex,
             client_id=request.client_id, client_host=request.client_host, classic=None)
         reconciled = self.update_member(group, member, updated, replaced, request.owned,
-                                        records)
+                                        records, request.describable)
         self.schedule_session_timeout(group_id, reconciled)
 
         response: dict[str, Any] = {
@@ -257,7 +257,9 @@ class ConsumerGroupManager:
     def update_member(self, group: ConsumerGroup, member: ConsumerGroupMember,
                       updated: ConsumerGroupMember, replaced: ConsumerGroupMember | None,
                       owned: tuple[tuple[uuid.UUID, tuple[int, ...]], ...] | None,
-                      records: list[RecordPair]) -> ConsumerGroupMember:
+                      records: list[RecordPair],
+                      describable: Callable[[frozenset[str]], frozenset[str]] | None = None,
+                      ) -> ConsumerGroupMember:
         """Kafka's three steps for a member that (re)joined or heartbeats, over either
         protocol: (1) record the member, bumping the group epoch when subscriptions or
         the subscribed topics' metadata changed; (2) compute the target assignment of a
@@ -294,6 +296,9 @@ class ConsumerGroupManager:
             if resolved is not None and resolved.version == image.offset:
                 continue
             topics = resolve_regex(pattern, image)
+            if describable is not None:
+                # Resolved with the ACLs of the member refreshing it (Kafka 4.x).
+                topics = describable(topics)
             if resolved is None or resolved.topics != topics:
                 bump = True
             regexes[pattern] = ResolvedRegex(topics, image.offset, now)

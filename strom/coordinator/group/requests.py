@@ -8,7 +8,8 @@ on first use; see strom/broker/coordinators.py).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 # A classic member's (protocol name, metadata) pairs, in its preference order.
 Protocols = tuple[tuple[str, bytes], ...]
@@ -65,6 +66,11 @@ class HeartbeatRequest:
     client_id: str
     client_host: str
     api_version: int = 1
+    #: The topics of a resolved regex this member may see (Kafka 4.x,
+    #: KAFKA-18813: a regex is resolved with the ACLs of the member whose
+    #: heartbeat refreshed it); None: all of them (no authorizer).
+    describable: Callable[[frozenset[str]], frozenset[str]] | None = field(
+        default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -144,7 +144,7 @@ def _replace(cluster: LocalCluster, injector: FaultInjector, victim: int, python
     moved = wait_for(lambda: _leads(injector, victim, other) == set(), 30, 0.05)
     alive_when_moved = process_exists(pid)
     assert wait_for(lambda: not process_exists(pid), 60), \
-        f"broker {victim} still running 60s after SIGTERM"
+        f"broker {victim} still running 60s after SIGTERM ({_process_state(pid)})"
     assert moved and alive_when_moved, \
         f"broker {victim}: leaderships of {sorted(led)} not moved before it exited"
     cluster.run("stop", victim)  # forgets the pid file of the exited process
@@ -154,6 +154,16 @@ def _replace(cluster: LocalCluster, injector: FaultInjector, victim: int, python
     version = "previous" if python != sys.executable else "new"
     notes.append(f"broker {victim} -> {version} strom: led {sorted(led)}, whole again "
                  f"{time.monotonic() - started:.2f}s after SIGTERM")
+
+
+def _process_state(pid: int) -> str:
+    """/proc's state letter (T: stopped) and the last thing the process waits in."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except OSError as exc:
+        return f"no /proc entry: {exc}"
+    return f"state {state}, waiting in {wchan or '-'}"
 
 
 def _unreadable_batches(cluster: LocalCluster) -> list[str]:

@@ -66,6 +66,6 @@ def check_records(level: int, records: Iterable[object]) -> None:
         if needed > level:
             raise UnsupportedVersionError(
                 f"The current metadata.version ({release(level)}) does not support "
-                f"{name}; upgrade it to {release(needed)} or later once every broker runs a "
-                f"strom that supports it (kafka-features.sh upgrade --metadata "
-                f"{release(needed).split('-')[0]})")
+                f"{name}; once every broker runs a strom that supports {release(needed)}, "
+                f"upgrade it: strom cluster features upgrade --metadata "
+                f"{release(needed).split('-')[0]}")

@@ -25,13 +25,14 @@ Kafka's rules, kept here:
   UNKNOWN_SERVER_ERROR (a broker misconfiguration, not the client's doing).
 - The controller takes Envelopes from brokers only. Kafka serves Envelope on
   its controller listener alone and closes a client listener's connection
-  that sends one; strom has one listener, so an Envelope whose sender does not
-  name itself as a registered broker (the client id strom's brokers use) has
-  its connection closed. strom has no authentication yet: this keeps clients
-  from sending Envelopes by mistake, not an attacker who copies a broker's
-  client id (Kafka without an authorizer is no stricter). With an authorizer
-  the sender also needs CLUSTER_ACTION on the cluster (Kafka's rule; brokers
-  are super users or granted it), else CLUSTER_AUTHORIZATION_FAILED. The
+  that sends one; strom serves it on any listener, so an Envelope whose
+  sender does not name itself as a registered broker (the client id strom's
+  brokers use) has its connection closed: this keeps clients from sending
+  Envelopes by mistake, not an attacker who copies a broker's client id
+  (Kafka without an authorizer is no stricter). With an authorizer the sender
+  also needs CLUSTER_ACTION on the cluster (Kafka's rule; brokers are super
+  users or granted it), else CLUSTER_AUTHORIZATION_FAILED: that is what stops
+  a client from speaking for another principal. The
   Envelope carries the client's principal (DefaultPrincipalData) and address,
   and the controller authorizes the inner request as that principal. Envelope
   is not listed in ApiVersions, as Kafka's controller-only APIs are not.

@@ -277,3 +277,38 @@ def test_consumer_group_describe_refuses_groups_with_undescribable_topics(
     assert described() == ErrorCode.none
     with_acls(secured, [(G, "k2", Op.DESCRIBE)])
     assert described() == ErrorCode.topic_authorization_failed
+
+
+def test_metadata_auto_creates_only_with_create() -> None:
+    with secured_broker({"auto.create.topics.enable": "true"}) as broker:
+        def ask(name: str) -> int:
+            answer = send(broker, ApiKey.METADATA, 10, {
+                "topics": [{"name": name, "topic_id": None}],
+                "allow_auto_topic_creation": True,
+                "include_topic_authorized_operations": False,
+                "include_cluster_authorized_operations": False})
+            return int(answer.topics[0].error_code)
+
+        with_acls(broker, [(T, "auto-a", Op.DESCRIBE), (T, "auto-b", Op.DESCRIBE),
+                           (T, "auto-b", Op.CREATE)])
+        assert ask("auto-a") == ErrorCode.topic_authorization_failed
+        assert "auto-a" not in broker.services.image.topics
+        assert ask("auto-b") in (ErrorCode.none, ErrorCode.leader_not_available)
+        assert "auto-b" in broker.services.image.topics
+        # CREATE on the cluster lets every named topic be made.
+        with_acls(broker, [(T, "auto-a", Op.DESCRIBE), (C, CLUSTER_NAME, Op.CREATE)])
+        assert ask("auto-a") in (ErrorCode.none, ErrorCode.leader_not_available)
+
+
+def test_unauthorized_acks0_produce_closes_the_connection(secured: EmbeddedBroker) -> None:
+    from strom.protocol.records import RecordSpec, build_batch
+
+    with_acls(secured, [])
+    with RawClient(secured.bootstrap) as client:
+        client.send_only(ApiKey.PRODUCE, 9, {
+            "transactional_id": None, "acks": 0, "timeout": 5000, "topic_data": [
+                {"name": "a", "partition_data": [
+                    {"index": 0, "records": build_batch([RecordSpec(value=b"v")])}]}]})
+        # acks=0 has no response: the client learns of the failure by the close.
+        with pytest.raises(ConnectionError):
+            client.receive_frame()

@@ -1,0 +1,149 @@
+"""Broker CPU seconds per small request, for two source trees alternately: the
+A/B for a change to the per-request path (the connection, the router, a
+check every request pays) that batched benchmarks (bench/cpu_ab.py: a few
+dozen 1 MB Produce requests) cannot see.
+
+    .venv/bin/python bench/request_cost_ab.py /tmp/base . --requests 20000 --rounds 4
+    .venv/bin/python bench/request_cost_ab.py /tmp/base . --quota producer_byte_rate
+
+Each round starts a broker from each tree and sends Produce v9 requests of one
+100-byte record (acks=1), 32 pipelined on one connection, reading the
+broker's CPU time from /proc (10 ms ticks). --quota sets that client quota
+(1e12: never reached, only recorded) for the benchmark's client id first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import shutil
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from strom.protocol.api import ApiKey, request_class, response_class
+from strom.protocol.client_frames import decode_response, encode_request
+from strom.protocol.messages import build
+from strom.protocol.records import RecordSpec, build_batch
+
+TICK = os.sysconf("SC_CLK_TCK")
+CLIENT_ID = "request-cost-ab"
+PIPELINE = 32
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _frame(api_key: int, version: int, body: dict[str, Any], correlation_id: int = 1) -> bytes:
+    return encode_request(build(request_class(api_key, version), body), correlation_id,
+                          CLIENT_ID)
+
+
+def _read_frame(sock: socket.socket) -> bytes:
+    def exactly(n: int) -> bytes:
+        data = bytearray()
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError("the broker closed the connection")
+            data += chunk
+        return bytes(data)
+    (size,) = struct.unpack(">i", exactly(4))
+    return exactly(size)
+
+
+def _call(sock: socket.socket, api_key: int, version: int, body: dict[str, Any]) -> Any:
+    sock.sendall(_frame(api_key, version, body))
+    _, response = decode_response(_read_frame(sock), response_class(api_key, version))
+    return response
+
+
+def _run(tree: str, requests: int, quota: str | None) -> float:
+    port = _free_port()
+    data = tempfile.mkdtemp(prefix="request-cost-")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "strom", "serve", "--override",
+         f"listeners=PLAINTEXT://127.0.0.1:{port}", "--override", f"log.dirs={data}",
+         "--override", "num.partitions=1"],
+        env=dict(os.environ, PYTHONPATH=tree), cwd=tree,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), 1)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)  # polling a port: there is no event to wait on
+        with sock:
+            sock.settimeout(60)
+            _call(sock, ApiKey.CREATE_TOPICS, 7, {
+                "topics": [{"name": "t", "num_partitions": 1, "replication_factor": 1,
+                            "assignments": [], "configs": []}],
+                "timeout": datetime.timedelta(seconds=30), "validate_only": False})
+            if quota:
+                _call(sock, ApiKey.ALTER_CLIENT_QUOTAS, 1, {"validate_only": False, "entries": [
+                    {"entity": [{"entity_type": "client-id", "entity_name": CLIENT_ID}],
+                     "ops": [{"key": quota, "value": 1e12, "remove": False}]}]})
+            batch = build_batch([RecordSpec(value=b"v" * 100)])
+            frame = _frame(ApiKey.PRODUCE, 9, {
+                "transactional_id": None, "acks": 1, "timeout": datetime.timedelta(seconds=5),
+                "topic_data": [{"name": "t", "partition_data": [{"index": 0,
+                                                                 "records": batch}]}]})
+            before = _cpu_seconds(proc.pid)
+            in_flight = 0
+            for _ in range(requests):
+                sock.sendall(frame)
+                in_flight += 1
+                if in_flight >= PIPELINE:
+                    _read_frame(sock)
+                    in_flight -= 1
+            for _ in range(in_flight):
+                _read_frame(sock)
+            return _cpu_seconds(proc.pid) - before
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("base", help="the tree to compare against")
+    parser.add_argument("head", help="the tree with the change")
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--quota", help="a client quota key to set for the client first")
+    args = parser.parse_args()
+    base: list[float] = []
+    head: list[float] = []
+    for _ in range(args.rounds):
+        base.append(_run(args.base, args.requests, args.quota))
+        head.append(_run(args.head, args.requests, args.quota))
+        print(f"base {base[-1]:.2f} s  head {head[-1]:.2f} s", flush=True)
+    b, h = statistics.median(base), statistics.median(head)
+    print(f"{args.requests:,} requests: median base {b:.2f} s, head {h:.2f} s CPU; "
+          f"head/base {h / b:.3f} ({(h - b) / args.requests * 1e6:+.1f} us per request)")
+
+
+if __name__ == "__main__":
+    main()

@@ -401,6 +401,10 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("connections.max.idle.ms", T.LONG, 600000,
            "Close a connection after this long without bytes received or sent.",
            read_only=True),
+        _d("strom.http.listener", T.STRING, None,
+           "http://HOST:PORT of the broker's HTTP listener: Prometheus /metrics, "
+           "/health/live and /health/ready (docs/operations.md); unset: no HTTP listener.",
+           read_only=True),
         _d("strom.request.receive.timeout.ms", T.LONG, 30000,
            "Close a connection whose request is not fully received this long after it "
            "began (clients give up on a request after request.timeout.ms, 30 s).",

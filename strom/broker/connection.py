@@ -118,6 +118,17 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._abort()
             return
         self._admitted = True
+        quotas = self._broker.client_quotas
+        if quotas.enabled:
+            throttle_ms = quotas.connection_throttle_ms(self._ip)
+            if throttle_ms > 0:
+                # Over its ip's connection_creation_rate: never served, closed
+                # once the throttle time has passed (Kafka's ConnectionQuotas).
+                self._transport.pause_reading()
+                self._reading_paused = True
+                self._throttle_handle = asyncio.get_running_loop().call_later(
+                    throttle_ms / 1000.0, self._transport.close)
+                return
         if self.security_protocol.startswith("SASL_"):
             self._start_sasl()
         ssl_object = transport.get_extra_info("ssl_object")
@@ -328,6 +339,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
     async def _handle_frame(self, registration: Registration, frame: bytearray | memoryview,
                             api_version: int) -> Slot:
         api_key = registration.api_key
+        started = time.perf_counter()
         try:
             header, offset = parse_request_header(
                 frame, request_header_version(api_key, api_version)
@@ -353,6 +365,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                         quotas, registration.handler, context, request, len(frame))
                     if throttle_ms > 0:
                         self._throttle(throttle_ms)
+                        self._broker.stats.throttled(api_key, throttle_ms)
                 else:
                     response = await registration.handler(context, request)
             elif fault.action is FaultAction.CLOSE:
@@ -367,6 +380,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             else:
                 response = error_response(api_key, request, fault.error_code)
         except KafkaError as exc:
+            self._broker.stats.error(api_key, exc.code)
             self._guard.log_limit.warning(
                 log, "connections closed for failed requests",
                 "closing %s: %s v%d failed: %s", self.peer, api_key.name, api_version, exc)
@@ -375,6 +389,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             log.exception("closing %s: %s v%d handler crashed", self.peer, api_key.name,
                           api_version)
             return CLOSE
+        # Latency and error codes for /metrics (plain counters: stats.py).
+        self._broker.stats.request_done(api_key, time.perf_counter() - started, response)
         if context.close_connection:
             return CLOSE
         if self.sasl is not None:
@@ -442,6 +458,16 @@ class KafkaConnection(asyncio.BufferedProtocol):
             if self._partial_since is not None:
                 # The broker held the rest back; the client's time starts again now.
                 self._partial_since = time.monotonic()
+
+    @property
+    def in_flight(self) -> int:
+        """Requests started and not yet answered (/metrics, at scrape time)."""
+        return len(self._pending)
+
+    @property
+    def queued(self) -> int:
+        """Requests received but not started (/metrics, at scrape time)."""
+        return len(self._backlog)
 
     def _throttle(self, throttle_ms: int) -> None:
         """Stop reading from the socket for `throttle_ms` (a client quota was

@@ -143,6 +143,10 @@ class ConnectionGuard:
     def count(self) -> int:
         return self._total
 
+    def connections(self) -> list[Guarded]:
+        """The admitted connections (read by /metrics at scrape time)."""
+        return list(self._connections)
+
     def admit(self, connection: Guarded, ip: str) -> bool:
         """Count a new connection, or refuse it (False: the caller closes it)."""
         limits = self.limits

@@ -10,6 +10,7 @@ from strom.broker.controller_channel import ControllerChannel
 from strom.broker.coordinators import Coordinators
 from strom.broker.faults import FaultInjector
 from strom.broker.replica_manager import ReplicaManager
+from strom.broker.stats import BrokerStats
 from strom.broker.txn_channel import TxnChannel
 from strom.clock import Clock
 from strom.cluster.image import MetadataImage
@@ -53,6 +54,8 @@ class BrokerServices:
         self.client_quotas = ClientQuotaManager(self.metadata, self.config, self.clock)
     #: How each SASL listener authenticates, by listener name (upper case).
     sasl_listeners: dict[str, ListenerSasl] = field(default_factory=dict)
+    #: What the request path counts for /metrics (plain ints; stats.py).
+    stats: BrokerStats = field(default_factory=BrokerStats)
 
     @property
     def groups(self) -> GroupCoordinator:

@@ -25,9 +25,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from strom.broker.stats import SHORT_BUCKETS, Histogram
 from strom.errors import KafkaStorageError, LogFsyncFailedError
 from strom.storage.log import FlushTicket, PartitionLog
 
@@ -61,6 +63,9 @@ class GroupCommitFlusher:
         #: Called (on the loop) when a log's fdatasync failed with an I/O
         #: error: the replica manager takes its partition offline.
         self.on_fsync_failed: Callable[[Flushable, LogFsyncFailedError], None] | None = None
+        #: Seconds from a flush's start to its end as the loop sees it (the
+        #: fdatasync and the wait for a free fsync thread): /metrics.
+        self.fsync_seconds = Histogram(SHORT_BUCKETS)
 
     def start(self) -> None:
         self._pool = ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="strom-fsync")
@@ -137,10 +142,12 @@ class GroupCommitFlusher:
             return
         run = loop.run_in_executor(self._pool, ticket.run)
         self._in_flight[log_] = run
-        run.add_done_callback(lambda done: self._flushed(log_, ticket, done, loop))
+        started = time.perf_counter()
+        run.add_done_callback(lambda done: self._flushed(log_, ticket, done, loop, started))
 
     def _flushed(self, log_: Flushable, ticket: FlushTicket, run: asyncio.Future[None],
-                 loop: asyncio.AbstractEventLoop) -> None:
+                 loop: asyncio.AbstractEventLoop, started: float) -> None:
+        self.fsync_seconds.observe(time.perf_counter() - started)
         del self._in_flight[log_]
         log_.complete_flush(ticket)  # closes its dup'd fds in any case
         self._start_queued(loop)

@@ -100,6 +100,10 @@ class ReplicaManager:
         self.fetchers: ReplicaFetcherManager | None = None
         #: ISR changes to the controller (cluster mode).
         self._alter: AlterPartitionManager | None = None
+        #: ISR changes this broker proposed as leader (Kafka's IsrShrinksPerSec
+        #: and IsrExpandsPerSec): /metrics.
+        self.isr_shrinks = 0
+        self.isr_expands = 0
 
     def topic_config(self, topic: TopicInfo) -> TopicConfig:
         return TopicConfig(dict(topic.configs), self.config)
@@ -507,6 +511,10 @@ class ReplicaManager:
 
     def _alter_isr(self, partition: Partition, proposed: tuple[int, ...]) -> None:
         assert self._alter is not None
+        if len(proposed) < len(partition.isr):
+            self.isr_shrinks += 1
+        elif len(proposed) > len(partition.isr):
+            self.isr_expands += 1
         self._alter.submit(partition, proposed)
 
     def release_topic_space(self, name: str) -> None:

@@ -51,6 +51,7 @@ from strom.storage.dir_lock import LogDirLocks
 from strom.storage.manager import LogManager
 
 if TYPE_CHECKING:
+    from strom.broker.http_listener import HttpListener
     from strom.cluster.etcd_store import EtcdMetadataStore
 
 log = logging.getLogger(__name__)
@@ -85,17 +86,69 @@ class Broker:
         self._store: EtcdMetadataStore | None = None
         #: Connections to other brokers (cluster mode only).
         self._peers: PeerClient | None = None
+        #: /metrics and the health checks (strom.http.listener; None: off).
+        self.http: HttpListener | None = None
+        self._stopping = False
 
     async def start(self) -> None:
         """Start serving. Raises StartupError, or a KafkaError naming the file
         or setting at fault, with nothing left locked or listening."""
         self.config.check_listeners()  # refuse what strom cannot serve before touching disk
+        http_address = self._http_address()
         self._locks = LogDirLocks.acquire(self.config.log_dirs)
+        self._stopping = False
         try:
+            if http_address is not None:
+                # Bound first: /health/ready answers 503 while the logs load.
+                await self._start_http(*http_address)
             await self._start()
         except BaseException:
             await self.stop()
             raise
+
+    def _http_address(self) -> tuple[str, int] | None:
+        value = self.config.get("strom.http.listener")
+        if not value:
+            return None
+        # aiohttp and prometheus-client are imported only when the listener is on.
+        from strom.broker.http_listener import HttpListenerConfigError, parse_listener
+
+        try:
+            return parse_listener(str(value))
+        except HttpListenerConfigError as exc:
+            raise StartupError(str(exc)) from None
+
+    async def _start_http(self, host: str, port: int) -> None:
+        from strom.broker.http_listener import SETTING, HttpListener
+
+        self.http = HttpListener(self, host, port)
+        try:
+            await self.http.start()
+        except OSError as exc:
+            reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+            raise StartupError(f"cannot listen on {host}:{port} ({SETTING}): {reason}") from None
+
+    def not_ready_reason(self) -> str | None:
+        """Why the broker cannot take clients yet (None: ready), for /health/ready."""
+        if self._stopping:
+            return "shutting down"
+        services = self.services
+        if services is None:
+            return "loading logs and metadata"
+        if not self._servers or not all(server.is_serving() for server in self._servers):
+            return "listeners not serving yet"
+        for coordinator, topic in ((services.coordinators.started_groups, "__consumer_offsets"),
+                                   (services.coordinators.started_transactions,
+                                    "__transaction_state")):
+            loading = coordinator.runtime.loading_partitions() if coordinator is not None else []
+            if loading:
+                return (f"coordinator loading {topic} partition(s) "
+                        f"{', '.join(map(str, loading[:5]))}{', ...' if len(loading) > 5 else ''}")
+        return None
+
+    @property
+    def connection_guard(self) -> ConnectionGuard | None:
+        return self._guard
 
     async def _start(self) -> None:
         config = self.config
@@ -271,6 +324,7 @@ class Broker:
         return f"{host or 'localhost'}:{self.port}"
 
     async def stop(self) -> None:
+        self._stopping = True
         served = self.services is not None
         if self._store is not None and served and self.config.get("controlled.shutdown.enable"):
             # Still serving: clients are told NOT_LEADER_OR_FOLLOWER as each
@@ -314,5 +368,8 @@ class Broker:
         if self._locks is not None:
             self._locks.release()
             self._locks = None
+        if self.http is not None:
+            await self.http.stop()
+            self.http = None
         if served:
             log.info("strom broker stopped")

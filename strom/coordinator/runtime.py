@@ -280,6 +280,14 @@ class CoordinatorRuntime(Generic[S]):
         context = self._contexts.get(partition)
         return context is not None and context.state is ShardState.ACTIVE
 
+    def active_shards(self) -> list[S]:
+        """The shards loaded and serving (read at scrape time by /metrics)."""
+        return [c.shard for c in self._contexts.values() if c.state is ShardState.ACTIVE]
+
+    def loading_partitions(self) -> list[int]:
+        """Partitions still replaying their state (/health/ready waits for them)."""
+        return sorted(p for p, c in self._contexts.items() if c.state is ShardState.LOADING)
+
     async def wait_loaded(self, timeout_s: float = 30.0) -> None:
         """Until every shard has loaded (tests and start-up logs)."""
         tasks = [c.load_task for c in self._contexts.values() if c.load_task is not None]

@@ -83,6 +83,14 @@ class EmbeddedBroker:
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def http_url(self) -> str:
+        """http://host:port of the broker's HTTP listener (strom.http.listener set)."""
+        http = self._broker.http if self._broker is not None else None
+        if http is None or http.port is None:
+            raise RuntimeError("the broker runs no HTTP listener: set strom.http.listener")
+        return f"http://{self.host}:{http.port}"
+
     def bootstrap_for(self, listener: str) -> str:
         """host:port of the listener named `listener` (e.g. "SSL")."""
         return f"{self.host}:{self.listener_ports[listener.upper()]}"

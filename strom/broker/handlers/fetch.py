@@ -37,7 +37,7 @@ from collections.abc import Callable
 from typing import Any
 
 from strom.broker.authorization import authorized_names, cluster_allowed
-from strom.broker.context import RequestContext
+from strom.broker.context import BrokerServices, RequestContext
 from strom.broker.partition import Partition
 from strom.broker.purgatory import AppendNotifier, wait_any
 from strom.broker.replication_quota import LEADER_REPLICAS, ReplicationQuota, throttled
@@ -103,13 +103,17 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         read = functools.partial(_read_for_consumer, read_committed=read_committed,
                                  zero_copy=zero_copy)
     readable = _readable(ctx, request, follower=replica_id >= 0)
+    sizes: dict[str, int] = {}
     while True:
+        sizes.clear()
         responses, size, notifiers, errors = _read_all(ctx, request, read, readable,
-                                                       describe_errors=replica_id < 0)
+                                                       describe_errors=replica_id < 0,
+                                                       sizes=sizes)
         remaining = deadline - clock.monotonic()
         if errors or size >= request.min_bytes or remaining <= 0 or not notifiers:
             break
         await wait_any(notifiers, remaining)
+    _count_bytes_out(broker, sizes, follower=replica_id >= 0)
     return {"throttle_time": 0, "error_code": ErrorCode.none, "session_id": 0,
             "responses": responses}
 
@@ -135,7 +139,7 @@ PartitionRead = Callable[[Partition, Any, int, bool],
 
 
 def _read_all(ctx: RequestContext, request: Any, read: PartitionRead,
-              readable: set[str] | None, *, describe_errors: bool,
+              readable: set[str] | None, *, describe_errors: bool, sizes: dict[str, int],
               ) -> tuple[list[dict[str, Any]], int, list[AppendNotifier], bool]:
     """Every requested partition through `read`, within the request's max_bytes
     (the first batch read even if larger, KIP-74). describe_errors: a failed
@@ -163,6 +167,8 @@ def _read_all(ctx: RequestContext, request: Any, read: PartitionRead,
                 data, size, notifier, answer_now = read(partition, wanted, limit, total == 0)
                 notifiers.append(notifier)
                 total += size
+                if size:
+                    sizes[name] = sizes.get(name, 0) + size
                 errors |= answer_now
                 partitions.append(data)
             except KafkaError as exc:
@@ -173,6 +179,16 @@ def _read_all(ctx: RequestContext, request: Any, read: PartitionRead,
                 partitions.append(_partition_data(index, error_code_for(exc), known))
         responses.append({"topic": name, "topic_id": topic_id, "partitions": partitions})
     return responses, total, notifiers, errors
+
+
+def _count_bytes_out(broker: BrokerServices, sizes: dict[str, int], *, follower: bool) -> None:
+    """Kafka's BytesOutPerSec (consumers) or ReplicationBytesOutPerSec (followers)."""
+    for name, size in sizes.items():
+        counters = broker.stats.topic(name)
+        if follower:
+            counters.replication_bytes_out += size
+        else:
+            counters.bytes_out += size
 
 
 def _read_for_consumer(partition: Partition, wanted: Any, limit: int, first: bool, *,

@@ -164,6 +164,10 @@ async def _append_all(ctx: RequestContext, request: Any, responses: list[dict[st
                         if turns is None:
                             turns = _take_turns(_target_partitions(ctx, request), position)
                         appended = await partition.append_records_as_leader_on_worker(records)
+                    counters = broker.stats.topic(partition.topic)
+                    counters.messages_in += appended.info.last_offset \
+                        - appended.info.first_offset + 1
+                    counters.bytes_in += len(records)
                     response = _partition_response(
                         data.index, ErrorCode.none, base_offset=appended.info.first_offset,
                         log_append_time=appended.log_append_time,

@@ -95,6 +95,9 @@ class TransactionCoordinator:
         self.runtime: CoordinatorRuntime[TxnCoordinatorShard] = CoordinatorRuntime(
             TOPIC, self._new_shard, clock)
         self._markers: set[asyncio.Task[None]] = set()
+        #: Transactions completed here (markers written, COMPLETE_* durable): /metrics.
+        self.completed_commits = 0
+        self.completed_aborts = 0
         self._closed = False
         # Produce requests of one transactional id, in arrival order (see produce_turn).
         self._produce_turns: dict[str, asyncio.Future[None]] = {}
@@ -378,6 +381,11 @@ class TransactionCoordinator:
                                                 m.producer_epoch))
         except KafkaError as exc:
             log.warning("completing %s failed: %s", m.transactional_id, exc)
+        else:
+            if commit:
+                self.completed_commits += 1
+            else:
+                self.completed_aborts += 1
 
     def _marker_leader(self, topic: str, index: int) -> int | None:
         """Where a marker for a partition goes: this broker (always, on a single

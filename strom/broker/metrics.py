@@ -93,6 +93,7 @@ class BrokerCollector(Collector):
             ["generation"], ((([str(g)]), h) for g, h in enumerate(probes.gc_pauses)))
 
     def _topics(self, services: BrokerServices) -> Iterator[Metric]:
+        services.stats.forget_topics(services.image.topics)  # deleted topics' series end
         topics = services.stats.topics
         families = [
             ("strom_topic_messages_in_total", "messages_in",

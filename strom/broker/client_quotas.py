@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from strom.clock import Clock
-from strom.cluster.image import MetadataImage
+from strom.cluster.image import MetadataImage, QuotaEntity
 from strom.cluster.store import MetadataStore
 from strom.config import BrokerConfig
 from strom.errors import ThrottlingQuotaExceededError
@@ -85,6 +86,8 @@ class ClientQuotaManager:
         self._sensors: dict[tuple[str, q.SensorKey], q.QuotaSensor] = {}
         self._buckets: dict[q.SensorKey, q.TokenBucket] = {}
         self._created = 0
+        self._ip_quotas = _ip_quotas(self._quotas)
+        self._ip_sensors: dict[str, q.QuotaSensor] = {}
         metadata.subscribe(self._on_image)
 
     def _on_image(self, old: MetadataImage, new: MetadataImage) -> None:
@@ -92,6 +95,7 @@ class ClientQuotaManager:
             self._quotas = new.client_quotas
             self.enabled = bool(self._quotas)
             self._clients.clear()
+            self._ip_quotas = _ip_quotas(self._quotas)
 
     def now_ms(self) -> int:
         return int(self._clock.monotonic() * 1000)
@@ -152,6 +156,35 @@ class ClientQuotaManager:
         for shared in [k for k, b in self._buckets.items()
                        if now - b.last_used_ms > SENSOR_EXPIRY_MS]:
             del self._buckets[shared]
+
+    # --- connection_creation_rate ----------------------------------------------------
+
+    def connection_throttle_ms(self, ip: str) -> int:
+        """Count a new connection from `ip`; over its connection_creation_rate
+        (/ips/<ip>, else /ips/<default>) the time after which Kafka closes it
+        unserved (ConnectionQuotas: such a connection is not counted)."""
+        try:
+            address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = \
+                ipaddress.ip_address(ip)
+        except ValueError:
+            address = None
+        bound = self._ip_quotas.get(address) if address is not None else None
+        if bound is None:
+            bound = self._ip_quotas.get(None)
+        if bound is None:
+            return 0
+        now = self.now_ms()
+        sensor = self._ip_sensors.get(ip)
+        if sensor is None:
+            if len(self._ip_sensors) > 10_000:
+                self._ip_sensors = {k: v for k, v in self._ip_sensors.items()
+                                    if now - v.last_used_ms <= SENSOR_EXPIRY_MS}
+            sensor = self._ip_sensors[ip] = q.QuotaSensor(bound, self._windows, now)
+        sensor.bound = bound
+        throttle = sensor.record(1.0, now, self._windows.window_ms)
+        if throttle > 0:
+            sensor.unrecord(1.0, now)
+        return throttle
 
     # --- controller_mutation_rate ----------------------------------------------------
 
@@ -334,6 +367,23 @@ def _with_throttle(response: Any, throttle_ms: int) -> Any:
 def request_percentage(elapsed_ns: int) -> float:
     """Handler time as Kafka records it: percent of one second."""
     return elapsed_ns * 100.0 / 1_000_000_000
+
+
+def _ip_quotas(quotas: Mapping[QuotaEntity, Mapping[str, float]]
+               ) -> dict[ipaddress.IPv4Address | ipaddress.IPv6Address | None, float]:
+    """connection_creation_rate by address (None: the ip default); an address
+    matches in any spelling."""
+    found: dict[ipaddress.IPv4Address | ipaddress.IPv6Address | None, float] = {}
+    for entity, values in quotas.items():
+        value = values.get(q.CONNECTION_CREATION_RATE)
+        if value is None or len(entity) != 1 or entity[0][0] != q.IP:
+            continue
+        name = entity[0][1]
+        try:
+            found[None if name is None else ipaddress.ip_address(name)] = value
+        except ValueError:
+            continue
+    return found
 
 
 def _int(config: BrokerConfig, name: str, default: int) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import importlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -241,3 +242,40 @@ def test_request_percentage(quota_broker: EmbeddedBroker, topic_name: str) -> No
             assert versions.throttle_time.total_seconds() == 0
     finally:
         set_quota(quota_broker, {"request_percentage": None}, client_id="strom-tests")
+
+
+def test_connection_creation_rate(quota_broker: EmbeddedBroker) -> None:
+    """Connections from an ip over its connection_creation_rate are closed
+    unserved once the throttle time has passed (at most one window); other
+    ips are not affected. The clients connect from 127.0.0.2 (loopback too)."""
+    from kio.schema.api_versions.v3.request import ApiVersionsRequest
+
+    from tests.wire import encode_request
+
+    set_quota(quota_broker, {"connection_creation_rate": 2.0}, ip="127.0.0.2")
+    host, port = quota_broker.bootstrap.rsplit(":", 1)
+    request = encode_request(ApiKey.API_VERSIONS, 3, 1, ApiVersionsRequest(
+        client_software_name="t", client_software_version="1"))
+    try:
+        outcomes: list[bool] = []  # served or not, in order
+        for _ in range(8):  # 2 a second over a 2 s span: 4 at once
+            with socket.create_connection((host, int(port)), timeout=10,
+                                          source_address=("127.0.0.2", 0)) as sock:
+                sock.sendall(request)
+                started = time.monotonic()
+                try:
+                    answer = sock.recv(4)
+                except ConnectionResetError:  # closed with the request unread
+                    answer = b""
+                outcomes.append(bool(answer))
+                if not answer:
+                    assert time.monotonic() - started <= 1.5  # one window at most
+        # The fifth in a row is over; waiting out refusals lets some more in.
+        assert outcomes[:5] == [True, True, True, True, False], outcomes
+        assert outcomes.count(False) >= 2, outcomes
+        # Another address is not limited.
+        with WireClient(quota_broker.bootstrap) as client:
+            client.send_raw(request)
+            assert client.read_frame()
+    finally:
+        set_quota(quota_broker, {"connection_creation_rate": None}, ip="127.0.0.2")

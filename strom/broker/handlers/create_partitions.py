@@ -55,8 +55,8 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
             results.append(result)
             continue
         if topic.name not in alterable:
-            result.update(error_code=ErrorCode.topic_authorization_failed,
-                          error_message="The topic authorization is failed.")
+            # Kafka 4.x's controller answers this without a message.
+            result["error_code"] = ErrorCode.topic_authorization_failed
             results.append(result)
             continue
         assignments = (None if topic.assignments is None

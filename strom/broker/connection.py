@@ -387,7 +387,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return CLOSE
         except Exception:
             log.exception("closing %s: %s v%d handler crashed", self.peer, api_key.name,
-                          api_version)
+                          api_version, extra={"peer": self.peer, "api": api_key.name,
+                                              "client_id": header.client_id})
             return CLOSE
         # Latency and error codes for /metrics (plain counters: stats.py).
         self._broker.stats.request_done(api_key, time.perf_counter() - started, response)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -30,19 +31,27 @@ def register(commands: Any) -> None:
                         help="set a property, after the file (repeatable)")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log-format", choices=["text", "json"],
+                        default=os.environ.get("STROM_LOG_FORMAT") or "text",
+                        help="text lines, or one JSON object per line (time, level, logger, "
+                             "message, extra fields); default $STROM_LOG_FORMAT or text")
     parser.set_defaults(run=run)
 
 
 #: Exit code of a broker that cannot start as configured (as argparse's usage errors).
 EXIT_CANNOT_START = 2
+#: --log-format json: the start-up error is a JSON line too.
+_JSON_ERRORS = False
 
 
 def run(args: argparse.Namespace) -> int:
     from strom.broker.server import Broker
     from strom.config import BrokerConfig
+    from strom.log_format import configure
 
-    logging.basicConfig(level=args.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    global _JSON_ERRORS
+    _JSON_ERRORS = args.log_format == "json"
+    configure(args.log_level, args.log_format)
     try:
         config = BrokerConfig.load(args.config, args.override)
     except (KafkaError, OSError) as exc:
@@ -72,7 +81,11 @@ def _cannot_start(exc: BaseException) -> int:
     operator's to fix (a setting, a file, a port), not bugs."""
     text = str(exc) if not isinstance(exc, OSError) or not exc.strerror else (
         f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror}")
-    print(f"strom serve: error: {' '.join(text.split())}", file=sys.stderr, flush=True)
+    message = f"strom serve: error: {' '.join(text.split())}"
+    if _JSON_ERRORS:
+        logging.getLogger(__name__).error(message)  # a JSON line like every other
+    else:
+        print(message, file=sys.stderr, flush=True)
     return EXIT_CANNOT_START
 
 

@@ -187,7 +187,9 @@ async def _append_all(ctx: RequestContext, request: Any, responses: list[dict[st
                         for e in getattr(exc, "record_errors", ())
                     ]
                 except Exception:
-                    log.exception("produce to %s-%s failed", name, data.index)
+                    log.exception("produce to %s-%s failed", name, data.index,
+                                  extra={"topic": name, "partition": data.index,
+                                         "client_id": ctx.header.client_id})
                     failed = True
                     response = _partition_response(data.index, ErrorCode.unknown_server_error)
                 finally:

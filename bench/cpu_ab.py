@@ -13,6 +13,10 @@ Without the in-tree C extension the base runs its pure-Python fallback and
 looks several times slower. CPU time is read from /proc in clock ticks
 (10 ms): use enough records that a phase takes well over a second of CPU for
 fine comparisons.
+
+--head-metrics turns the head broker's HTTP listener on (strom.http.listener)
+and scrapes its /metrics every --scrape-interval seconds while it runs, to
+measure what metrics cost (docs/operations.md, "Metrics").
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -59,18 +65,36 @@ def _wait_listening(port: int, timeout: float = 30.0) -> None:
     raise TimeoutError(f"no broker on port {port}")
 
 
-def _run(tree: str, records: int, value: bytes) -> dict[str, float]:
+def _scrape(url: str, interval: float, stop: threading.Event) -> None:
+    while not stop.wait(interval):
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                response.read()
+        except OSError:
+            pass  # starting or stopping; the next scrape tells
+
+
+def _run(tree: str, records: int, value: bytes,
+         scrape_interval: float | None = None) -> dict[str, float]:
     data = tempfile.mkdtemp(prefix="cpu-ab-")
     port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "strom", "serve", "--override",
-         f"listeners=PLAINTEXT://127.0.0.1:{port}", "--override", f"log.dirs={data}"],
-        env=dict(os.environ, PYTHONPATH=tree), cwd=tree,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = [sys.executable, "-m", "strom", "serve", "--override",
+            f"listeners=PLAINTEXT://127.0.0.1:{port}", "--override", f"log.dirs={data}"]
+    stop = threading.Event()
+    scraper: threading.Thread | None = None
+    if scrape_interval is not None:
+        http_port = _free_port()
+        args += ["--override", f"strom.http.listener=http://127.0.0.1:{http_port}"]
+        scraper = threading.Thread(target=_scrape, daemon=True, args=(
+            f"http://127.0.0.1:{http_port}/metrics", scrape_interval, stop))
+    proc = subprocess.Popen(args, env=dict(os.environ, PYTHONPATH=tree), cwd=tree,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     bootstrap = f"127.0.0.1:{port}"
     out: dict[str, float] = {}
     try:
         _wait_listening(port)
+        if scraper is not None:
+            scraper.start()
         admin = AdminClient({"bootstrap.servers": bootstrap})
         for future in admin.create_topics([NewTopic("acks1", PARTITIONS, 1),
                                            NewTopic("acksall", PARTITIONS, 1)]).values():
@@ -99,6 +123,9 @@ def _run(tree: str, records: int, value: bytes) -> dict[str, float]:
         out["consume"] = _cpu_seconds(proc.pid) - before
         consumer.close()
     finally:
+        stop.set()
+        if scraper is not None and scraper.is_alive():
+            scraper.join(15)
         proc.terminate()
         proc.wait(30)
         shutil.rmtree(data, ignore_errors=True)
@@ -112,13 +139,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--records", type=int, default=1_500_000)
     parser.add_argument("--size", type=int, default=100, help="record value bytes")
+    parser.add_argument("--head-metrics", action="store_true",
+                        help="the head broker serves /metrics, scraped while it runs")
+    parser.add_argument("--scrape-interval", type=float, default=1.0,
+                        help="seconds between scrapes with --head-metrics (Prometheus' "
+                             "default is 15)")
     args = parser.parse_args()
     trees = {"base": os.path.abspath(args.base), "head": os.path.abspath(args.head)}
     value = b"x" * args.size
     results: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
     for _ in range(args.rounds):
         for name, tree in trees.items():  # alternating: load drifts hit both alike
-            results[name].append(_run(tree, args.records, value))
+            scrape = args.scrape_interval if name == "head" and args.head_metrics else None
+            results[name].append(_run(tree, args.records, value, scrape))
             print(name, {k: round(v, 2) for k, v in results[name][-1].items()}, flush=True)
     for phase in results["base"][0]:
         base = statistics.median(r[phase] for r in results["base"])

@@ -179,7 +179,7 @@ def _controller(session: Session) -> tuple[str, int]:
 
 def _ongoing(session: Session, address: tuple[str, int]) -> dict[tuple[str, int], Any]:
     response = raw_request.request(address, ApiKey.LIST_PARTITION_REASSIGNMENTS, 0,
-                                   {"topics": None}, session.timeout)
+                                   {"topics": None}, session.timeout, session.config)
     _check(response.error_code, response.error_message, "cannot list reassignments")
     return {(t.name, int(p.partition_index)): p for t in response.topics for p in t.partitions}
 
@@ -390,7 +390,7 @@ def run_execute(args: argparse.Namespace) -> int:
         address, ApiKey.ALTER_PARTITION_REASSIGNMENTS, 0,
         {"timeout": int(session.timeout * 1000),
          "topics": [{"name": t, "partitions": ps} for t, ps in topics.items()]},
-        session.timeout)
+        session.timeout, session.config)
     _check(response.error_code, response.error_message, "cannot start the reassignment")
     failed = [f"{t.name}-{p.partition_index}: {raw_request.error_name(p.error_code)}"
               + (f" ({p.error_message})" if p.error_message else "")
@@ -511,7 +511,7 @@ def run_cancel(args: argparse.Namespace) -> int:
         address, ApiKey.ALTER_PARTITION_REASSIGNMENTS, 0,
         {"timeout": int(session.timeout * 1000),
          "topics": [{"name": t, "partitions": ps} for t, ps in topics.items()]},
-        session.timeout)
+        session.timeout, session.config)
     _check(response.error_code, response.error_message, "cannot cancel")
     failed = [p for t in response.responses for p in t.partitions if p.error_code]
     print(f"Cancelled the reassignment of {len(moving) - len(failed)} partition(s).")

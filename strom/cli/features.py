@@ -72,7 +72,7 @@ def run_describe(args: argparse.Namespace) -> int:
     session = Session(args)
     response = raw_request.request(_address(session), ApiKey.API_VERSIONS, 3, {
         "client_software_name": "strom-cli", "client_software_version": "1"},
-        session.timeout)
+        session.timeout, session.config)
     if response.error_code:
         raise CliError(f"ApiVersions: {raw_request.error_name(response.error_code)}")
     finalized = {f.name: int(f.max_version_level) for f in response.finalized_features}
@@ -116,7 +116,8 @@ def run_upgrade(args: argparse.Namespace) -> int:
     response = raw_request.request(_address(session), ApiKey.UPDATE_FEATURES, 1, {
         "timeout": int(session.timeout * 1000), "validate_only": args.dry_run,
         "feature_updates": [{"feature": name, "max_version_level": level, "upgrade_type": 1}
-                            for name, level in updates]}, session.timeout)
+                            for name, level in updates]}, session.timeout,
+        session.config)
     if response.error_code:
         raise CliError(f"UpdateFeatures: {raw_request.error_name(response.error_code)}"
                        + (f" ({response.error_message})" if response.error_message else ""))

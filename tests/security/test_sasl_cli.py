@@ -135,3 +135,15 @@ def test_storage_format_add_scram_before_first_start(tmp_path: Path) -> None:
         listed = run_cli("topics", "list", "--bootstrap-server", b.bootstrap,
                          "--command-config", str(alice))
         assert listed.code == 0, listed.stderr
+
+
+def test_raw_request_commands_log_in_with_sasl(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    admin = command_config(tmp_path, "PLAIN", "admin", "admin-secret")
+    features = run_cli("cluster", "features", "describe", "--bootstrap-server",
+                       broker.bootstrap, "--command-config", str(admin))
+    assert features.code == 0, features.stderr
+    assert "metadata.version" in features.stdout
+    wrong = command_config(tmp_path, "PLAIN", "admin", "wrong")
+    refused = run_cli("cluster", "features", "describe", "--bootstrap-server",
+                      broker.bootstrap, "--command-config", str(wrong), "--timeout", "3")
+    assert refused.code != 0

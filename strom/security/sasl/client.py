@@ -76,7 +76,7 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     return response
 
 
-def _steps(settings: SaslClientSettings) -> Callable[[bytes | None], bytes | None]:
+def client_steps(settings: SaslClientSettings) -> Callable[[bytes | None], bytes | None]:
     """The mechanism's next client token given the server's last one (None
     first); None when the client has nothing more to send."""
     if settings.mechanism == PLAIN:
@@ -116,7 +116,7 @@ def authenticator(settings: SaslClientSettings
                 raise SaslAuthenticationError(
                     f"the broker does not take {settings.mechanism} (its mechanisms: "
                     f"{', '.join(getattr(handshake, 'mechanisms', ()))})")
-            step = _steps(settings)
+            step = client_steps(settings)
             token = step(None)
             correlation = 2
             while token is not None:

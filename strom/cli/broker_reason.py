@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from strom.cli.raw_request import exchange
+from strom.cli.common import CliError
+from strom.cli.raw_request import exchange, secure
 from strom.protocol.api import ApiKey
 from strom.protocol.records import RecordSpec, build_batch
 
@@ -45,11 +48,13 @@ class RejectedRecord:
 
 
 def broker_reason(record: RejectedRecord, leader: tuple[str, int],
-                  timeout: float) -> str | None:
+                  timeout: float, config: Mapping[str, Any] | None = None) -> str | None:
     """The broker's own words for why it rejects `record`, or None if it
-    gives none (or cannot be asked: too old, unreachable)."""
+    gives none (or cannot be asked: too old, unreachable). `config`: the
+    session's client settings (TLS, SASL)."""
     try:
-        with socket.create_connection(leader, timeout=timeout) as sock:
+        with socket.create_connection(leader, timeout=timeout) as plain:
+            sock = secure(plain, leader[0], config or {})
             versions = exchange(sock, ApiKey.API_VERSIONS, 0, {}, _MAX_RESPONSE)
             produce = next((v for v in versions.api_keys if v.api_key == ApiKey.PRODUCE),
                            None)
@@ -63,7 +68,7 @@ def broker_reason(record: RejectedRecord, leader: tuple[str, int],
                 "transactional_id": None, "acks": 1, "timeout": int(timeout * 1000),
                 "topic_data": [{"name": record.topic, "partition_data": [
                     {"index": record.partition, "records": bytes(batch)}]}]}, _MAX_RESPONSE)
-    except (OSError, ValueError, KeyError, struct.error):
+    except (OSError, ValueError, KeyError, struct.error, CliError):
         return None
     for topic in response.responses:
         for partition in topic.partition_responses:

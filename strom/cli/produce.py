@@ -293,7 +293,8 @@ def _why(session: Session, metadata: Any, record: RejectedRecord | None) -> str:
     broker = metadata.brokers.get(partition.leader) if partition is not None else None
     if broker is None:
         return ""
-    reason = broker_reason(record, (broker.host, broker.port), min(session.timeout, 10.0))
+    reason = broker_reason(record, (broker.host, broker.port), min(session.timeout, 10.0),
+                           session.config)
     return f": {reason}" if reason else ""
 
 

@@ -30,7 +30,7 @@ def request(address: tuple[str, int], api_key: int, version: int, body: Mapping[
     SASL when the client settings `config` (librdkafka names) say so."""
     try:
         with socket.create_connection(address, timeout=timeout) as plain:
-            sock = _secure(plain, address[0], config or {})
+            sock = secure(plain, address[0], config or {})
             return exchange(sock, api_key, version, body)
     except ValueError as exc:
         raise ConnectError(f"{address[0]}:{address[1]} sent a bad response: {exc}") from None
@@ -52,7 +52,8 @@ def exchange(sock: socket.socket, api_key: int, version: int, body: Mapping[str,
     return response
 
 
-def _secure(sock: socket.socket, host: str, config: Mapping[str, Any]) -> socket.socket:
+def secure(sock: socket.socket, host: str, config: Mapping[str, Any]) -> socket.socket:
+    """`sock` with TLS and a SASL login as the client settings `config` ask."""
     protocol = str(config.get("security.protocol", "PLAINTEXT")).upper()
     if protocol in ("SSL", "SASL_SSL"):
         context = ssl.create_default_context(cafile=config.get("ssl.ca.location"))

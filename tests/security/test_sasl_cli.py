@@ -147,3 +147,13 @@ def test_raw_request_commands_log_in_with_sasl(broker: EmbeddedBroker, tmp_path:
     refused = run_cli("cluster", "features", "describe", "--bootstrap-server",
                       broker.bootstrap, "--command-config", str(wrong), "--timeout", "3")
     assert refused.code != 0
+
+
+def test_produce_reason_asked_over_sasl(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    admin_props = command_config(tmp_path, "PLAIN", "admin", "admin-secret")
+    common = ("--bootstrap-server", broker.bootstrap, "--command-config", str(admin_props))
+    assert run_cli("topics", "create", "compacted-sasl", "--config", "cleanup.policy=compact",
+                   *common).code == 0
+    result = run_cli("produce", "compacted-sasl", *common, stdin=b"no key\n")
+    assert result.code == 1
+    assert "compacted topic cannot accept a record without a key" in result.stderr

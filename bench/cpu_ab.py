@@ -74,8 +74,8 @@ def _scrape(url: str, interval: float, stop: threading.Event) -> None:
             pass  # starting or stopping; the next scrape tells
 
 
-def _run(tree: str, records: int, value: bytes,
-         scrape_interval: float | None = None) -> dict[str, float]:
+def _run(tree: str, records: int, value: bytes, scrape_interval: float | None = None,
+         linger_ms: int = 5, batch_size: int = 1048576) -> dict[str, float]:
     data = tempfile.mkdtemp(prefix="cpu-ab-")
     port = _free_port()
     args = [sys.executable, "-m", "strom", "serve", "--override",
@@ -100,8 +100,8 @@ def _run(tree: str, records: int, value: bytes,
                                            NewTopic("acksall", PARTITIONS, 1)]).values():
             future.result(30)
         for topic, acks in (("acks1", "1"), ("acksall", "all")):
-            producer = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 5,
-                                 "batch.size": 1048576})
+            producer = Producer({"bootstrap.servers": bootstrap, "acks": acks,
+                                 "linger.ms": linger_ms, "batch.size": batch_size})
             before = _cpu_seconds(proc.pid)
             for _ in range(records):
                 while True:
@@ -144,6 +144,10 @@ def main() -> None:
     parser.add_argument("--scrape-interval", type=float, default=1.0,
                         help="seconds between scrapes with --head-metrics (Prometheus' "
                              "default is 15)")
+    parser.add_argument("--linger-ms", type=int, default=5,
+                        help="producer linger.ms (0 and a small --batch-size: many small "
+                             "requests, where per-request costs show)")
+    parser.add_argument("--batch-size", type=int, default=1048576, help="producer batch.size")
     args = parser.parse_args()
     trees = {"base": os.path.abspath(args.base), "head": os.path.abspath(args.head)}
     value = b"x" * args.size
@@ -151,7 +155,8 @@ def main() -> None:
     for _ in range(args.rounds):
         for name, tree in trees.items():  # alternating: load drifts hit both alike
             scrape = args.scrape_interval if name == "head" and args.head_metrics else None
-            results[name].append(_run(tree, args.records, value, scrape))
+            results[name].append(_run(tree, args.records, value, scrape, args.linger_ms,
+                                      args.batch_size))
             print(name, {k: round(v, 2) for k, v in results[name][-1].items()}, flush=True)
     for phase in results["base"][0]:
         base = statistics.median(r[phase] for r in results["base"])

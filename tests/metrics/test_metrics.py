@@ -10,8 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+)
 
 from strom.testing import EmbeddedBroker
 from tests.metrics.scrape import Scrape, get, scrape, wait_for
@@ -147,3 +153,17 @@ def test_health(broker: EmbeddedBroker) -> None:
     assert (status, body.strip()) == (200, '{"status": "ready"}')
     status, _ = get(broker.http_url + "/no/such/page")
     assert status == 404
+
+
+def test_errors_of_admin_responses_counted(broker: EmbeddedBroker) -> None:
+    # IncrementalAlterConfigs answers with kio's message objects, not dicts.
+    create_topic(broker, "m-conf")
+    labels = {"api": "IncrementalAlterConfigs", "error": "INVALID_CONFIG"}
+    before = scrape(broker.http_url).value("strom_request_errors_total", **labels)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    resource = ConfigResource("topic", "m-conf", incremental_configs=[
+        ConfigEntry("no.such.config", "1",
+                    incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(KafkaException):
+        admin.incremental_alter_configs([resource])[resource].result(timeout=30)
+    assert scrape(broker.http_url).value("strom_request_errors_total", **labels) == before + 1

@@ -36,6 +36,11 @@ SETTING = "strom.http.listener"
 
 #: A stalled event loop (no probe tick for this long) fails /health/live.
 LIVE_STALL_S = 10.0
+#: A connection without a complete request for this long is closed (aiohttp's
+#: keep-alive timer also runs from the connection's start, so a half-sent
+#: request is dropped too: slowloris clients cannot hold sockets forever). The
+#: Kafka listeners' strom.request.receive.timeout.ms default.
+IDLE_TIMEOUT_S = 30.0
 
 _URL = re.compile(r"http://(?:\[(?P<v6>[0-9A-Fa-f:.%]+)\]|(?P<host>[0-9A-Za-z\-._]*)):"
                   r"(?P<port>[0-9]{1,5})/?")
@@ -69,8 +74,10 @@ def parse_listener(value: str) -> tuple[str, int]:
 
 
 class HttpListener:
-    def __init__(self, broker: Broker, host: str, port: int) -> None:
+    def __init__(self, broker: Broker, host: str, port: int, *,
+                 idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
         self.broker = broker
+        self.idle_timeout_s = idle_timeout_s
         self.host = host
         self.requested_port = port
         self.port: int | None = None
@@ -86,7 +93,8 @@ class HttpListener:
 
     async def start(self) -> None:
         self.probes.start()
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None,
+                                     keepalive_timeout=self.idle_timeout_s)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.requested_port, reuse_address=True)
         await site.start()

@@ -127,3 +127,28 @@ async def _ready_before_load(tmp_path: Path) -> None:
         assert "strom_partitions" not in result.types
     finally:
         await listener.stop()
+
+
+def test_half_sent_requests_are_closed_after_the_idle_timeout(tmp_path: Path) -> None:
+    asyncio.run(_half_sent(tmp_path))
+
+
+async def _half_sent(tmp_path: Path) -> None:
+    from strom.broker.http_listener import HttpListener
+    from strom.broker.server import Broker
+    from strom.config import BrokerConfig
+
+    broker = Broker(BrokerConfig.from_properties({"log.dirs": str(tmp_path)}))
+    listener = HttpListener(broker, "127.0.0.1", 0, idle_timeout_s=0.5)
+    await listener.start()
+    try:
+        assert listener.port is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        await writer.drain()
+        # The server closes it (EOF) well within the deadline; without the
+        # timer the read would time out.
+        assert await asyncio.wait_for(reader.read(), timeout=20) == b""
+        writer.close()
+    finally:
+        await listener.stop()

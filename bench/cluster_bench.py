@@ -142,17 +142,41 @@ def broker_pids(cluster: Cluster) -> list[int]:
     return []
 
 
+def runqueue_wait_s(pid: int) -> float:
+    """Seconds the threads of `pid` spent runnable but waiting for a core
+    (/proc/<pid>/task/*/schedstat, second field): on a machine shared with
+    other work, how much of a phase a broker spent waiting to be scheduled."""
+    total = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
 class CpuWindow:
-    """CPU the cluster's broker processes spend over a phase, in cores."""
+    """CPU the cluster's broker processes spend over a phase, and the time
+    their threads waited for a core, both in cores (seconds per second)."""
 
     def __init__(self, cluster: Cluster) -> None:
         self.pids = broker_pids(cluster)
         self.cpu0 = sum(proc_cpu_s(p) for p in self.pids)
+        self.wait0 = sum(runqueue_wait_s(p) for p in self.pids)
         self.t0 = time.perf_counter()
 
     def cores(self) -> float:
         wall = max(time.perf_counter() - self.t0, 1e-9)
         return round((sum(proc_cpu_s(p) for p in self.pids) - self.cpu0) / wall, 2)
+
+    def waiting(self) -> float:
+        wall = max(time.perf_counter() - self.t0, 1e-9)
+        return round((sum(runqueue_wait_s(p) for p in self.pids) - self.wait0) / wall, 2)
 
 
 def create_topic(admin: AdminClient, topic: str,
@@ -221,20 +245,22 @@ def phase_produce(cluster: Cluster, admin: AdminClient, rnd: int,
     cpu = CpuWindow(cluster)
     out = produce(cluster, topic, sizes.produce_records, sizes.client_timeout_s)
     return {"produce_mib_s": round(out["mib_per_s"], 2), "produce_broker_cores": cpu.cores(),
+            "produce_broker_runq_wait": cpu.waiting(),
             "produce_client_main_thread_busy": round(out["client_main_thread_busy"], 2)}
 
 
 def phase_e2e(cluster: Cluster, admin: AdminClient, rnd: int, sizes: Sizes,
-              rate_mib: float) -> dict[str, Any]:
+              rate_mib: float, in_flight: int) -> dict[str, Any]:
     topic = f"e2e-r{rnd}"
     create_topic(admin, topic)
     wait_isr(admin, topic, set(NODES), 60)
     cpu = CpuWindow(cluster)
     res, out, _ = e2e_latency(cluster.bootstrap(), topic, rate_mib * 1024, sizes.e2e_seconds,
-                              acks="all", linger_ms=E2E_LINGER_MS, max_in_flight=E2E_IN_FLIGHT)
+                              acks="all", linger_ms=E2E_LINGER_MS, max_in_flight=in_flight)
     return {"e2e_p50_ms": round(res["p50_ms"], 2), "e2e_p99_ms": round(res["p99_ms"], 2),
             "e2e_p999_ms": round(res["p999_ms"], 2), "e2e_max_ms": round(res["max_ms"], 2),
-            "e2e_producer_mib_s": round(out["mib_per_s"], 2), "e2e_broker_cores": cpu.cores()}
+            "e2e_producer_mib_s": round(out["mib_per_s"], 2), "e2e_broker_cores": cpu.cores(),
+            "e2e_broker_runq_wait": cpu.waiting()}
 
 
 def phase_catchup(cluster: Cluster, admin: AdminClient, rnd: int, sizes: Sizes,
@@ -290,7 +316,8 @@ def phase_catchup(cluster: Cluster, admin: AdminClient, rnd: int, sizes: Sizes,
             "catchup_node": follower, "catchup_mib": round(out["bytes"] / 1048576),
             "catchup_write_mib_s": round(out["mib_per_s"], 2),
             "catchup_isr_shrink_s": round(t_shrunk - t_stopped, 2),
-            "catchup_broker_cores": cpu_window.cores() if cpu_window else None}
+            "catchup_broker_cores": cpu_window.cores() if cpu_window else None,
+            "catchup_broker_runq_wait": cpu_window.waiting() if cpu_window else None}
 
 
 def phase_failover(cluster: Cluster, admin: AdminClient, rnd: int,
@@ -322,7 +349,8 @@ def one_cluster_round(cluster: Cluster, rnd: int, args: argparse.Namespace) -> d
             if phase == "produce":
                 row.update(phase_produce(cluster, admin, rnd, args.sizes))
             elif phase == "e2e":
-                row.update(phase_e2e(cluster, admin, rnd, args.sizes, args.e2e_rate))
+                row.update(phase_e2e(cluster, admin, rnd, args.sizes, args.e2e_rate,
+                                     args.e2e_in_flight))
             elif phase == "catchup":
                 row.update(phase_catchup(cluster, admin, rnd, args.sizes, args.timeout))
             elif phase == "failover":
@@ -405,6 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--e2e-rate", type=float, default=2.0,
                         help="MiB/s (default 2: at 5 Kafka's three nodes fell behind here)")
     parser.add_argument("--e2e-seconds", type=float, default=None)
+    parser.add_argument("--e2e-in-flight", type=int, default=E2E_IN_FLIGHT,
+                        help="the e2e producer's max.in.flight.requests.per.connection "
+                             "(default 5; 0: librdkafka's default)")
     parser.add_argument("--brokers", default="strom,kafka",
                         help="clusters, in the order each round runs them")
     parser.add_argument("--phases", default=",".join(PHASES))
@@ -447,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": cmd, "machine": machine(), "uptime_start": uptime(),
         "settings": {"rounds": args.rounds, "order": names, "phases": args.phases,
                      "sizes": asdict(args.sizes), "e2e_rate_mib_s": args.e2e_rate,
+                     "e2e_in_flight": args.e2e_in_flight, "e2e_linger_ms": E2E_LINGER_MS,
                      "partitions": PARTITIONS, "record_bytes": RECORD,
                      "cluster": CLUSTER_SETTINGS,
                      "kafka_topology": "3 combined broker+controller nodes (KRaft, static quorum)",

@@ -1,5 +1,6 @@
 """Apache Kafka's kafka-configs.sh manages strom's client quotas unchanged
-(AlterClientQuotas / DescribeClientQuotas, Kafka 4.x's ConfigCommand)."""
+(AlterClientQuotas / DescribeClientQuotas, Kafka 4.x's ConfigCommand):
+--entity-type users, clients (and their defaults) and ips."""
 
 from __future__ import annotations
 
@@ -44,6 +45,11 @@ def test_kafka_configs_users_and_clients(fresh_broker: EmbeddedBroker) -> None:
     out = configs(fresh_broker, "--describe", "--entity-type", "clients",
                   "--entity-default").stdout
     assert "Quota configs for the default client-id are request_percentage=50.0" in out
+    configs(fresh_broker, "--alter", "--add-config", "connection_creation_rate=10",
+            "--entity-type", "ips", "--entity-name", "127.0.0.9")
+    out = configs(fresh_broker, "--describe", "--entity-type", "ips", "--entity-name",
+                  "127.0.0.9").stdout
+    assert "Quota configs for ip '127.0.0.9' are connection_creation_rate=10.0" in out
     bad = configs(fresh_broker, "--alter", "--add-config", "producer_byte_rate=-5",
                   "--entity-type", "users", "--entity-name", "bob", check=False)
     assert bad.returncode != 0

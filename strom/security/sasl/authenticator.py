@@ -31,9 +31,10 @@ from strom.security.sasl.plain import PlainServer
 from strom.security.sasl.scram import CredentialLookup, ScramServer
 from strom.security.sasl.settings import ListenerSasl
 
-#: Kafka re-authenticates at most once a second (KafkaChannel's
-#: MIN_REAUTH_INTERVAL_ONE_SECOND_NANOS); a SaslHandshake sooner is an ordinary
-#: request and answered ILLEGAL_SASL_STATE.
+#: Kafka starts a re-authentication at most once a second (KafkaChannel's
+#: MIN_REAUTH_INTERVAL_ONE_SECOND_NANOS, counted from the previous
+#: re-authentication's start; the first may come at any time); a SaslHandshake
+#: sooner is an ordinary request and answered ILLEGAL_SASL_STATE.
 MIN_REAUTH_INTERVAL_MS = 1000
 
 
@@ -96,7 +97,7 @@ class SaslAuthenticator:
         self._server: SaslServer | None = None
         self._session_expiry_ms: int | None = None
         self._reauth_begin_ms: int | None = None
-        self._auth_begin_ms = 0
+        self._last_reauth_start_ms: int | None = None
         #: A re-authentication's SaslHandshake named another mechanism than the session's.
         self._bad_mechanism: str | None = None
 
@@ -144,13 +145,14 @@ class SaslAuthenticator:
         """The SaslHandshake's error code; the enabled mechanisms go with it."""
         now = self._clock_ms()
         if self.state is SaslState.AUTHENTICATED:
+            last = self._last_reauth_start_ms
             if (self._session_expiry_ms is None or self.mechanism is None
-                    or now - self._auth_begin_ms < MIN_REAUTH_INTERVAL_MS):
+                    or (last is not None and now - last < MIN_REAUTH_INTERVAL_MS)):
                 # Not a re-authentication: as Kafka's KafkaApis answers it.
                 return ErrorCode.illegal_sasl_state
             self._move(SaslState.REAUTHENTICATE)
             self._reauth_begin_ms = now
-            self._auth_begin_ms = now
+            self._last_reauth_start_ms = now
             if mechanism != self.mechanism:
                 # Kafka refuses at the SaslAuthenticate that follows (REAUTH_BAD_MECHANISM).
                 self._server = None
@@ -165,7 +167,6 @@ class SaslAuthenticator:
             self._move(SaslState.FAILED)
             return ErrorCode.unsupported_sasl_mechanism
         self.mechanism = mechanism
-        self._auth_begin_ms = now
         self._server = self._new_server(mechanism)
         self._move(SaslState.AUTHENTICATE if version >= 1 else SaslState.AUTHENTICATE_RAW)
         return ErrorCode.none

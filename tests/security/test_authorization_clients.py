@@ -84,3 +84,28 @@ def test_java_admin_client_reports_authorized_operations(secured: EmbeddedBroker
     # Implied operations count (READ -> DESCRIBE, ALTER_CONFIGS -> DESCRIBE_CONFIGS).
     assert "cluster DESCRIBE" in out
     assert "topic visible ALTER_CONFIGS,DESCRIBE,DESCRIBE_CONFIGS,READ" in out
+
+
+def _idempotent_send(broker: EmbeddedBroker) -> int | None:
+    """The fatal error an idempotent producer raised sending one record (None:
+    delivered). No callbacks: confluent-kafka fails inside one while raising
+    librdkafka's fatal error."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True,
+                         "message.timeout.ms": 10000})
+    try:
+        producer.produce("visible", b"v")
+        remaining = producer.flush(15)
+    except KafkaException as exc:
+        return int(exc.args[0].code())
+    assert remaining == 0
+    return None
+
+
+def test_idempotent_producer_needs_write_on_some_topic(secured: EmbeddedBroker) -> None:
+    # KIP-679: WRITE on any topic stands in for IDEMPOTENT_WRITE on the cluster.
+    with_acls(secured, [(T, "visible", Op.WRITE)])
+    assert _idempotent_send(secured) is None
+    with_acls(secured, [(T, "visible", Op.DESCRIBE)])
+    assert _idempotent_send(secured) == KafkaError.CLUSTER_AUTHORIZATION_FAILED

@@ -341,6 +341,11 @@ class StromCluster(Cluster):
                 runtime = strom_runtime_bin("cluster", self.source, "strom-runtime-cluster-rev")
                 self._version = self.revision
             self.env["STROM_PYTHON"] = str(runtime.parent / "python")
+        # Ports picked again at every start, just before it: between rounds (or
+        # a long install) another process on a shared machine may take them.
+        self.env.update(CLUSTER_BROKER_PORTS=" ".join(str(free_port()) for _ in NODES),
+                        CLUSTER_ETCD_CLIENT_PORTS=str(free_port()),
+                        CLUSTER_ETCD_PEER_PORTS=str(free_port()))
         t0 = time.perf_counter()
         self.started = True
         try:

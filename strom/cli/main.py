@@ -10,6 +10,7 @@ from strom.cli import (
     acls,
     cluster,
     configs,
+    console,
     consume,
     dump_log,
     groups,
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     quotas.register(commands)
     cluster.register(commands)
     dump_log.register(commands)
+    console.register(commands)
     args = parser.parse_args(argv)
     sys.exit(_run(args))
 

@@ -11,12 +11,15 @@ connection already authenticated) it is answered ILLEGAL_SASL_STATE.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.errors import ErrorCode, IllegalSaslStateError, SaslAuthenticationError
 from strom.protocol.api import ApiKey
+
+log = logging.getLogger(__name__)
 
 
 def _failed(code: ErrorCode, message: str) -> dict[str, Any]:
@@ -37,6 +40,9 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         return _failed(exc.code, str(exc))
     except SaslAuthenticationError as exc:
         ctx.close_after_response = True
+        # As Kafka's "Failed authentication with /host" (INFO): who, not the password.
+        log.info("failed authentication with %s (listener %s, %s): %s", ctx.client_host,
+                 ctx.listener_name, sasl.mechanism, exc)
         # Kafka delays the answer to slow down password guessing.
         await asyncio.sleep(sasl.settings.failed_authentication_delay_ms / 1000)
         return _failed(exc.code, str(exc))

@@ -10,7 +10,9 @@ no client authentication) from one process; Kafka's ProducerPerformance
 (acks=1) and ConsumerPerformance run against each listener with the same
 settings, the broker started fresh every round, brokers alternating. Figures
 are medians over rounds; the last column is TLS/plaintext of the same broker,
-and the strom/Kafka ratios are printed after the table.
+and the strom/Kafka ratios are printed after the table. The broker's CPU
+seconds per GiB moved (its process's user+system time over each phase) are
+printed too: on a busy machine they hold where MiB/s does not.
 """
 
 from __future__ import annotations
@@ -138,14 +140,21 @@ def one_round(broker: StromTls | KafkaTls, stores: Stores, records: int,
                                   ("tls", broker.tls_port, stores.client())):
             listener = Listener(broker, f"127.0.0.1:{port}")
             topic = f"tls-bench-{mode}"
+            gib = records * size / (1 << 30)
+            cpu = broker.cpu_s()
             produced, _ = producer_perf(listener, topic, records, size,  # type: ignore[arg-type]
                                         {"acks": "1", **props}, timeout=600)
             figures[f"produce_{mode}"] = produced["mib_per_s"]
+            figures[f"produce_cpu_{mode}"] = (broker.cpu_s() - cpu) / gib
+            cpu = broker.cpu_s()
             figures[f"consume_{mode}"] = consume(
                 listener.bootstrap, topic, records,
                 stores.client_config if mode == "tls" else None)
-            log(f"{broker.label} {mode}: produce {figures[f'produce_{mode}']:.1f} MiB/s, "
-                f"consume {figures[f'consume_{mode}']:.1f} MiB/s")
+            figures[f"consume_cpu_{mode}"] = (broker.cpu_s() - cpu) / gib
+            log(f"{broker.label} {mode}: produce {figures[f'produce_{mode}']:.1f} MiB/s "
+                f"({figures[f'produce_cpu_{mode}']:.1f} broker CPU s/GiB), consume "
+                f"{figures[f'consume_{mode}']:.1f} MiB/s "
+                f"({figures[f'consume_cpu_{mode}']:.1f} CPU s/GiB)")
         return figures
     finally:
         broker.stop()
@@ -184,6 +193,16 @@ def main() -> int:
               f"{m['produce_tls'] / m['produce_plaintext']:.2f} | "
               f"{m['consume_plaintext']:.1f} | {m['consume_tls']:.1f} | "
               f"{m['consume_tls'] / m['consume_plaintext']:.2f} |")
+    print("\nBroker CPU seconds per GiB (the broker process's user+system time over the "
+          "phase; robust to a busy machine where MiB/s is not)\n")
+    print("| broker | produce plaintext | produce TLS | TLS/plain | consume plaintext | "
+          "consume TLS | TLS/plain |")
+    print("|---|---|---|---|---|---|---|")
+    for name, m in medians.items():
+        print(f"| {name} | {m['produce_cpu_plaintext']:.1f} | {m['produce_cpu_tls']:.1f} | "
+              f"{m['produce_cpu_tls'] / m['produce_cpu_plaintext']:.2f} | "
+              f"{m['consume_cpu_plaintext']:.1f} | {m['consume_cpu_tls']:.1f} | "
+              f"{m['consume_cpu_tls'] / m['consume_cpu_plaintext']:.2f} |")
     if {"strom", "kafka"} <= medians.keys():
         s, k = medians["strom"], medians["kafka"]
         print("\nstrom/Kafka: " + ", ".join(f"{key} {s[key] / k[key]:.2f}" for key in s))

@@ -1,5 +1,11 @@
-"""`strom consume`: print a topic's records, like kafka-console-consumer and
+"""`strom consume`: print the records of topics, like kafka-console-consumer and
 `kcat -C`.
+
+Several topics can be named; a name starting with ^ (or every name, with
+--regex) is a regular expression, as librdkafka subscribes to patterns.
+Without --group a pattern is resolved once, at start, against the cluster's
+topics (internal topics only when named); with --group librdkafka subscribes
+to the pattern and picks up matching topics created later.
 
 Without --group the partitions are assigned directly (no group, nothing
 committed). By default it reads from the beginning and stops at the end of
@@ -14,6 +20,7 @@ the records printed.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from collections.abc import Iterable
@@ -21,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from strom.cli.common import (
     CliError,
+    ClusterMetadata,
     Session,
     UsageError,
     add_command,
@@ -51,16 +59,21 @@ EXAMPLES = """\
   strom consume orders --from-timestamp 15m --output json | jq .value
   strom consume orders --group billing --follow       # join a group, commit offsets
   strom consume orders -f 'p%p@%o %k=%s\\n'            # kcat-style template
+  strom consume orders payments --output json         # several topics
+  strom consume '^orders-.*' -f '%t/%p@%o %s\\n'       # every topic matching a regex
+  strom consume -r 'orders-(eu|us)' --group audit --follow  # a pattern subscription
 
 """ + TEMPLATE_HELP
 
 DESCRIPTION = """\
-Print the records of a topic. By default it reads from the beginning and stops
+Print the records of topics. By default it reads from the beginning and stops
 at the end of each partition as it was when the command started, like cat;
 --follow keeps waiting for new records, like tail -f. A start option always
 decides where reading starts. With --group and no start option, reading
 resumes at the group's committed offsets (the beginning where there are none)
-and the offsets of printed records are committed."""
+and the offsets of printed records are committed. A TOPIC starting with ^
+(or every TOPIC, with --regex) is a regular expression matched against the
+cluster's topic names."""
 
 BATCH = 500
 POLL_SECONDS = 0.2
@@ -74,9 +87,12 @@ OFFSET_STORED = -1000
 def register(commands: Any) -> None:
     parser = add_command(
         commands, "consume", run, parents=[network_parent()], examples=EXAMPLES,
-        help="print records of a topic",
+        help="print records of topics",
         description=DESCRIPTION)
-    parser.add_argument("topic", metavar="TOPIC")
+    parser.add_argument("topics", nargs="+", metavar="TOPIC",
+                        help="topics to read; ^REGEX for every topic matching REGEX")
+    parser.add_argument("-r", "--regex", action="store_true",
+                        help="every TOPIC is a regular expression (as rpk's -r)")
     start = parser.add_mutually_exclusive_group()
     start.add_argument("--from-beginning", action="store_true",
                        help="start at the first record (the default without --group)")
@@ -89,7 +105,8 @@ def register(commands: Any) -> None:
                        help="start at the first record at or after TIME: ms since the "
                             "epoch, ISO 8601, or a duration ago like 15m, 2h, 7d")
     parser.add_argument("-p", "--partition", type=int, action="append", metavar="P",
-                        help="read only partition P (repeatable; not with --group)")
+                        help="read only partition P (repeatable; one topic only, "
+                             "not with --group)")
     parser.add_argument("-g", "--group", metavar="GROUP",
                         help="consume as a member of GROUP and commit offsets")
     parser.add_argument("--no-commit", action="store_true",
@@ -132,6 +149,39 @@ def _formatter(args: argparse.Namespace) -> Formatter:
     return plain_formatter(print_key=args.print_key, key_separator=unescape(args.key_separator))
 
 
+TopicPart = tuple[str, int]
+
+
+def is_pattern(name: str, regex: bool) -> bool:
+    return regex or name.startswith("^")
+
+
+def subscription(args: argparse.Namespace) -> list[str]:
+    """The topics as librdkafka subscribes to them: patterns start with ^."""
+    return [name if not is_pattern(name, args.regex) or name.startswith("^") else "^" + name
+            for name in dict.fromkeys(args.topics)]
+
+
+def resolve_topics(args: argparse.Namespace, session: Session,
+                   metadata: ClusterMetadata) -> list[str]:
+    """The existing topics the command names: literal names must exist; a
+    pattern matches like librdkafka's (a search, anchored by its ^) and, as
+    Kafka's pattern subscriptions, never matches internal topics."""
+    names: dict[str, None] = {}
+    for name in subscription(args):
+        if not name.startswith("^"):
+            names[session.topic(metadata, name).topic] = None
+            continue
+        try:
+            pattern = re.compile(name)
+        except re.error as exc:
+            raise UsageError(f"bad topic pattern {name!r}: {exc}") from None
+        for topic in sorted(metadata.topics):
+            if pattern.search(topic) and not topic.startswith("__"):
+                names[topic] = None
+    return list(names)
+
+
 class Reader:
     """The consume loop and its bookkeeping: where each partition starts and
     (unless following) ends, which partitions are still being read."""
@@ -142,11 +192,11 @@ class Reader:
         self.session = session
         self.consumer = consumer
         self.formatter = formatter
-        self.topic: str = args.topic
+        self.label = ", ".join(f"'{name}'" for name in dict.fromkeys(args.topics))
         self.follow: bool = args.follow
         self.commit = args.group is not None and not args.no_commit
-        self.ends: dict[int, int] = {}
-        self.active: set[int] = set()  # assigned and not yet at their end
+        self.ends: dict[TopicPart, int] = {}
+        self.active: set[TopicPart] = set()  # assigned and not yet at their end
         self.assigned = False
         self.count = 0
         self.out = sys.stdout.buffer
@@ -154,28 +204,28 @@ class Reader:
 
     # -- where to start ----------------------------------------------------
 
-    def positions(self, partitions: Iterable[int]) -> list[TopicPartition]:
+    def positions(self, partitions: Iterable[TopicPart]) -> list[TopicPartition]:
         """TopicPartitions at their start offsets; records each end offset."""
         from confluent_kafka import KafkaException, TopicPartition
 
         args = self.args
         result: list[TopicPartition] = []
-        lows: dict[int, int] = {}
-        for p in partitions:
-            low, high = self._watermarks(p)
-            lows[p] = low
-            self.ends[p] = high
-        by_time: dict[int, int] = {}
-        if args.from_timestamp is not None:
+        lows: dict[TopicPart, int] = {}
+        for tp in partitions:
+            low, high = self._watermarks(tp)
+            lows[tp] = low
+            self.ends[tp] = high
+        by_time: dict[TopicPart, int] = {}
+        if args.from_timestamp is not None and lows:
             timestamp = parse_timestamp(args.from_timestamp)
-            query = [TopicPartition(self.topic, p, timestamp) for p in lows]
+            query = [TopicPartition(t, p, timestamp) for t, p in lows]
             try:
                 found = self.consumer.offsets_for_times(query, timeout=self.session.timeout)
             except KafkaException as exc:
                 raise self.session.translate(exc, "cannot look up offsets by time") from None
-            by_time = {tp.partition: tp.offset for tp in found}
-        for p, low in lows.items():
-            high = self.ends[p]
+            by_time = {(tp.topic, tp.partition): tp.offset for tp in found}
+        for key, low in lows.items():
+            high = self.ends[key]
             if args.from_end or args.offset == "end":
                 offset = high
             elif args.offset == "beginning":
@@ -184,59 +234,62 @@ class Reader:
                 offset = args.offset if args.offset >= 0 else high + args.offset
                 offset = min(max(offset, low), high)
             elif args.from_timestamp is not None:
-                offset = by_time.get(p, -1)
+                offset = by_time.get(key, -1)
                 if offset < 0:  # no record at or after the time
                     offset = high
             elif args.group is not None and not args.from_beginning:
                 offset = OFFSET_STORED
             else:
                 offset = low
-            result.append(TopicPartition(self.topic, p, offset))
+            result.append(TopicPartition(key[0], key[1], offset))
         return result
 
-    def _watermarks(self, partition: int) -> tuple[int, int]:
+    def _watermarks(self, tp: TopicPart) -> tuple[int, int]:
         from confluent_kafka import KafkaException, TopicPartition
 
+        topic, partition = tp
         try:
             low, high = self.consumer.get_watermark_offsets(
-                TopicPartition(self.topic, partition), timeout=self.session.timeout,
-                cached=False)
+                TopicPartition(topic, partition), timeout=self.session.timeout, cached=False)
         except KafkaException as exc:
             raise self.session.translate(
-                exc, f"cannot get offsets of {self.topic}-{partition}") from None
+                exc, f"cannot get offsets of {topic}-{partition}") from None
         return int(low), int(high)
 
     def _track(self, positions: list[TopicPartition]) -> None:
         for tp in positions:
-            if self.follow or tp.offset < 0 or tp.offset < self.ends[tp.partition]:
-                self.active.add(tp.partition)
+            key = (tp.topic, tp.partition)
+            if self.follow or tp.offset < 0 or tp.offset < self.ends[key]:
+                self.active.add(key)
         self.assigned = True
 
     # -- group callbacks ----------------------------------------------------
 
     def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        positions = self.positions(tp.partition for tp in partitions)
+        positions = self.positions((tp.topic, tp.partition) for tp in partitions)
         self._track(positions)
         consumer.assign(positions)
 
     def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
-            self.active.discard(tp.partition)
+            self.active.discard((tp.topic, tp.partition))
         consumer.unassign()
 
     # -- the loop -------------------------------------------------------------
 
-    def start(self, partitions: list[int]) -> None:
+    def start(self, partitions: list[TopicPart]) -> None:
         if self.args.group is not None:
-            self.consumer.subscribe([self.topic], on_assign=self.on_assign,
+            self.consumer.subscribe(subscription(self.args), on_assign=self.on_assign,
                                     on_revoke=self.on_revoke)
             return
         positions = self.positions(partitions)
         self._track(positions)
-        total = sum(max(self.ends[tp.partition] - tp.offset, 0) for tp in positions)
+        total = sum(max(self.ends[(tp.topic, tp.partition)] - tp.offset, 0)
+                    for tp in positions)
         if not self.follow and not is_tty(sys.stdout):
-            self.progress = Progress(f"reading {self.topic}", total, "records")
-        self.consumer.assign([tp for tp in positions if tp.partition in self.active])
+            self.progress = Progress(f"reading {self.label}", total, "records")
+        self.consumer.assign([tp for tp in positions
+                              if (tp.topic, tp.partition) in self.active])
 
     def run(self) -> None:
         limit = self.args.max_messages
@@ -245,7 +298,7 @@ class Reader:
             if self.assigned and not self.follow and not self.active:
                 return
             if not self.assigned and time.monotonic() > deadline:
-                raise CliError(f"no partitions of '{self.topic}' were assigned to group "
+                raise CliError(f"no partitions of {self.label} were assigned to group "
                                f"'{self.args.group}' within {self.session.timeout:g}s")
             messages = self.consumer.consume(BATCH, timeout=POLL_SECONDS)
             for message in messages:
@@ -258,13 +311,15 @@ class Reader:
     def _handle(self, message: Any) -> bool:
         """Print one message; False for events (end of partition)."""
         error = message.error()
-        partition = message.partition()
+        key = (message.topic(), message.partition())
         if error is not None:
             if error.name() == "_PARTITION_EOF":
-                self._finish(partition)
+                self._finish(key)
                 return False
-            raise CliError(f"cannot consume from '{self.topic}': {describe_error(error)}")
-        if not self.follow and partition not in self.active:
+            topic = message.topic()
+            where = f"'{topic}'" if topic else self.label
+            raise CliError(f"cannot consume from {where}: {describe_error(error)}")
+        if not self.follow and key not in self.active:
             return False  # past the end this command reads to
         self.out.write(self.formatter(ConsumedRecord.from_message(message)))
         self.count += 1
@@ -272,17 +327,20 @@ class Reader:
             self.consumer.store_offsets(message=message)
         if self.progress is not None:
             self.progress.advance()
-        if not self.follow and message.offset() + 1 >= self.ends.get(partition, 0):
-            self._finish(partition)
+        if not self.follow and message.offset() + 1 >= self.ends.get(key, 0):
+            self._finish(key)
         return True
 
-    def _finish(self, partition: int | None) -> None:
+    def _finish(self, key: tuple[str | None, int | None]) -> None:
         from confluent_kafka import TopicPartition
 
-        if self.follow or partition is None or partition not in self.active:
+        topic, partition = key
+        if self.follow or topic is None or partition is None:
             return
-        self.active.discard(partition)
-        self.consumer.pause([TopicPartition(self.topic, partition)])
+        if (topic, partition) not in self.active:
+            return
+        self.active.discard((topic, partition))
+        self.consumer.pause([TopicPartition(topic, partition)])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -293,6 +351,8 @@ def run(args: argparse.Namespace) -> int:
                          "partitions)")
     if args.no_commit and args.group is None:
         raise UsageError("--no-commit only applies with --group")
+    if args.partition and (len(set(args.topics)) > 1 or is_pattern(args.topics[0], args.regex)):
+        raise UsageError("--partition needs exactly one topic, not several or a pattern")
     formatter = _formatter(args)
     session = Session(args)
     grouped = args.group is not None
@@ -311,14 +371,17 @@ def run(args: argparse.Namespace) -> int:
     finished = False
     try:
         metadata = session.metadata(consumer)
-        topic = session.topic(metadata, args.topic)
-        partitions = sorted(topic.partitions)
+        names = resolve_topics(args, session, metadata)
+        if not names:
+            raise CliError(f"no topic matches {reader.label}")
+        partitions = [(name, p) for name in names for p in sorted(metadata.topics[name].partitions)]
         if args.partition:
+            topic = metadata.topics[names[0]]
             missing = [p for p in args.partition if p not in topic.partitions]
             if missing:
-                raise CliError(f"topic '{args.topic}' has {len(partitions)} partitions; "
+                raise CliError(f"topic '{topic.topic}' has {len(topic.partitions)} partitions; "
                                f"there is no partition {missing[0]}")
-            partitions = sorted(set(args.partition))
+            partitions = [(topic.topic, p) for p in sorted(set(args.partition))]
         reader.start(partitions)
         try:
             reader.run()
@@ -331,7 +394,7 @@ def run(args: argparse.Namespace) -> int:
         _close(consumer, reader)
         if finished and not args.quiet:
             noun = "record" if reader.count == 1 else "records"
-            print(f"Consumed {reader.count} {noun} from '{args.topic}'.", file=sys.stderr)
+            print(f"Consumed {reader.count} {noun} from {reader.label}.", file=sys.stderr)
     return 0
 
 

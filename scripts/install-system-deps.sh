@@ -11,6 +11,8 @@ command -v java >/dev/null 2>&1 || missing+=(default-jdk-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 # nft: the partition tests drop traffic between network namespaces (tests/cluster/netns.py).
 command -v nft >/dev/null 2>&1 || missing+=(nftables)
+# chromium: the web console's browser tests (tests/console) drive it headless.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing system packages: ${missing[*]}"
   SUDO=""

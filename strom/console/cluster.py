@@ -33,7 +33,7 @@ ka: Any = importlib.import_module("confluent_kafka.admin")
 def spec(kind: str, timestamp_ms: int = 0) -> Any:
     """An OffsetSpec: "earliest", "latest" or "timestamp"."""
     if kind == "timestamp":
-        return ka.spec("timestamp", timestamp_ms)
+        return ka.OffsetSpec.for_timestamp(timestamp_ms)
     return getattr(ka.OffsetSpec, kind)()
 
 
@@ -393,7 +393,11 @@ class Cluster:
 
 
 def _source_name(source: Any) -> str:
-    name = _enum_name(source)
+    # ConfigEntry.source is the protocol's number, not the ConfigSource enum.
+    try:
+        name = str(ka.ConfigSource(source).name)
+    except ValueError:
+        name = _enum_name(source)
     return {"DYNAMIC_TOPIC_CONFIG": "topic override", "DEFAULT_CONFIG": "default",
             "STATIC_BROKER_CONFIG": "broker config",
             "DYNAMIC_DEFAULT_BROKER_CONFIG": "cluster-wide broker config",

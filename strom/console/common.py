@@ -65,8 +65,8 @@ async def sse(request: web.Request, sample: Callable[[], dict[str, Any]]) -> web
     try:
         async for event in _samples(sample, interval):
             await response.write(f"data: {json.dumps(event)}\n\n".encode())
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
+    except ConnectionResetError:
+        pass  # the page went away
     return response
 
 

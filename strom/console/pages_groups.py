@@ -54,7 +54,7 @@ async def group_events(request: web.Request) -> web.StreamResponse:
         info = cluster.group(group_id)
         return {"state": info.state, "lag_total": info.total_lag,
                 "members": len(info.members),
-                "partitions": [{"topic": p.topic, "partition": p.partition,
+                "rows": [{"topic": p.topic, "partition": p.partition,
                                 "committed": p.committed, "end": p.end, "lag": p.lag}
                                for p in info.partitions]}
 

@@ -34,7 +34,7 @@
       var v = map[el.dataset.key];
       if (v !== undefined) { el.textContent = v; }
     });
-    (event.partitions || []).forEach(function (p) {
+    (event.rows || []).forEach(function (p) {
       var row = section.querySelector('[data-row="' + CSS.escape(p.topic + "/" + p.partition) + '"]');
       if (!row) { return; }
       ["committed", "end", "lag"].forEach(function (c) {

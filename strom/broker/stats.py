@@ -91,8 +91,12 @@ class BrokerStats:
         if hist is None:
             hist = self.requests[api_key] = Histogram()
         hist.observe(seconds)
-        if isinstance(response, dict):
-            _count_errors(self.errors, api_key, response)
+        if type(response) is dict:
+            nested = _HOT_PATHS.get(api_key)
+            if nested is not None:
+                _count_hot_errors(self.errors, api_key, response, *nested)
+            else:
+                _count_errors(self.errors, api_key, response)
         elif response is not None:
             _count_entity_errors(self.errors, api_key, response)
 
@@ -110,6 +114,26 @@ class BrokerStats:
         keep = set(existing)
         for name in [n for n in self.topics if n not in keep]:
             del self.topics[name]
+
+
+#: Produce (0) and Fetch (1): where their partitions' error codes are, so the
+#: walk visits only those (a generic walk over every key cost ~3x as much).
+_HOT_PATHS: dict[int, tuple[str, str]] = {0: ("responses", "partition_responses"),
+                                          1: ("responses", "partitions")}
+
+
+def _count_hot_errors(errors: dict[tuple[int, int], int], api_key: int,
+                      response: Mapping[str, Any], topics_key: str, partitions_key: str) -> None:
+    code = response.get("error_code")
+    if code:
+        key = (api_key, int(code))
+        errors[key] = errors.get(key, 0) + 1
+    for topic in response.get(topics_key) or ():
+        for partition in topic[partitions_key]:
+            code = partition["error_code"]
+            if code:
+                key = (api_key, int(code))
+                errors[key] = errors.get(key, 0) + 1
 
 
 def _count_errors(errors: dict[tuple[int, int], int], api_key: int,

@@ -19,8 +19,12 @@ from confluent_kafka.admin import (
     NewTopic,
 )
 
+from strom.errors import ErrorCode
+from strom.protocol.api import ApiKey
+from strom.protocol.records import RecordSpec, build_batch
 from strom.testing import EmbeddedBroker
 from tests.metrics.scrape import Scrape, get, scrape, wait_for
+from tests.wire import WireClient, produce_request
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -167,3 +171,18 @@ def test_errors_of_admin_responses_counted(broker: EmbeddedBroker) -> None:
     with pytest.raises(KafkaException):
         admin.incremental_alter_configs([resource])[resource].result(timeout=30)
     assert scrape(broker.http_url).value("strom_request_errors_total", **labels) == before + 1
+
+
+def test_produce_partition_errors_counted(broker: EmbeddedBroker) -> None:
+    create_topic(broker, "m-perr")
+    labels = {"api": "Produce", "error": "UNKNOWN_TOPIC_OR_PARTITION"}
+    before = scrape(broker.http_url).value("strom_request_errors_total", **labels)
+    batch = build_batch([RecordSpec(value=b"v")])
+    with WireClient(broker.bootstrap) as client:
+        response = client.request(ApiKey.PRODUCE, 9, produce_request("m-perr", batch,
+                                                                      partition=7))
+    assert response.responses[0].partition_responses[0].error_code == \
+        ErrorCode.unknown_topic_or_partition
+    after = scrape(broker.http_url)
+    assert after.value("strom_request_errors_total", **labels) == before + 1
+    assert after.value("strom_topic_messages_in_total", topic="m-perr") == 0

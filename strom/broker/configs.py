@@ -74,14 +74,18 @@ def broker_config_entries(broker: BrokerConfig, names: set[str] | None = None
             continue
         value = broker.get(name)
         source = broker.source(name)
+        # Passwords (ssl.keystore.password, ...) are never answered, in their
+        # synonyms either (Kafka answers them null).
+        sensitive = definition.type == ConfigType.PASSWORD
         # Every layer that sets it, as Kafka lists them: this broker's own,
         # the cluster default, the static file, then the default.
-        synonyms = [{"name": name, "value": definition.render(layer_value),
+        synonyms = [{"name": name,
+                     "value": None if sensitive else definition.render(layer_value),
                      "source": int(layer)} for layer, layer_value in broker.layers(name)]
         if definition.default is not None:
             synonyms.append({"name": name, "value": definition.render(definition.default),
                              "source": int(ConfigSource.DEFAULT_CONFIG)})
         entries.append(_entry(name, definition.render(value), source, definition.type, synonyms,
                               definition.doc, read_only=definition.read_only,
-                              sensitive=definition.type == ConfigType.PASSWORD))
+                              sensitive=sensitive))
     return entries

@@ -233,3 +233,34 @@ def test_required_client_auth_and_mapping_rules(ca: TestCertificateAuthority) ->
         # The broker serves on.
         produce_consume_confluent(broker.bootstrap_for("SSL"),
                                   ca.confluent_config(service), 10)
+
+
+def test_describe_configs_never_answers_tls_passwords(tmp_path: Path) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    ca = TestCertificateAuthority(tmp_path / "ca")
+    pem = ca.server_keystore_path.read_bytes()
+    chain = x509.load_pem_x509_certificates(pem)
+    store = tmp_path / "broker.p12"
+    store.write_bytes(pkcs12.serialize_key_and_certificates(
+        b"broker", serialization.load_pem_private_key(pem, None),  # type: ignore[arg-type]
+        chain[0], chain[1:], serialization.BestAvailableEncryption(b"hunter2")))
+    overrides = {**ca.server_overrides(), "ssl.keystore.type": "PKCS12",
+                 "ssl.keystore.location": str(store), "ssl.keystore.password": "hunter2",
+                 "ssl.key.password": "hunter2"}
+    with EmbeddedBroker(tls=ca, overrides=overrides) as broker, \
+            RawClient(broker.bootstrap) as client:
+        response = client.send(ApiKey.DESCRIBE_CONFIGS, 4, {
+            "resources": [{"resource_type": 4, "resource_name": "1",
+                           "configuration_keys": ["ssl.keystore.password",
+                                                  "ssl.key.password", "ssl.client.auth"]}],
+            "include_synonyms": True, "include_documentation": False})
+    entries = {c.name: c for c in response.results[0].configs}
+    for name in ("ssl.keystore.password", "ssl.key.password"):
+        assert entries[name].is_sensitive
+        assert entries[name].value is None
+        assert [s.value for s in entries[name].synonyms] == [None]
+    assert entries["ssl.client.auth"].value == "none"
+    assert b"hunter" not in repr(response).encode()

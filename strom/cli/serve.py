@@ -50,6 +50,9 @@ def run(args: argparse.Namespace) -> int:
     from strom.log_format import configure
 
     global _JSON_ERRORS
+    if args.log_format not in ("text", "json"):  # a STROM_LOG_FORMAT argparse did not check
+        return _cannot_start(ValueError(f"STROM_LOG_FORMAT: {args.log_format!r} is neither "
+                                        "text nor json"))
     _JSON_ERRORS = args.log_format == "json"
     configure(args.log_level, args.log_format)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -79,3 +80,13 @@ def test_extra_fields_and_exceptions_are_fields() -> None:
     assert (entry["topic"], entry["partition"], entry["client_id"]) == ("orders", 3, "svc-a")
     assert "ValueError: bad batch" in entry["exception"]
     assert "\n" not in formatter.format(record)
+
+
+def test_unknown_log_format_in_the_environment_is_refused(tmp_path: Path) -> None:
+    args = [sys.executable, "-m", "strom", "serve", "--override", f"log.dirs={tmp_path}"]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL,
+                            env={**os.environ, "STROM_LOG_FORMAT": "yaml"})
+    assert result.returncode == 2
+    assert result.stderr.strip() == \
+        "strom serve: error: STROM_LOG_FORMAT: 'yaml' is neither text nor json"

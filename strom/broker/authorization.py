@@ -268,6 +268,7 @@ REQUIREMENTS: dict[int, tuple[Need, ...]] = {
     49: (Need(_C, "ALTER_CONFIGS", _CLUSTER),),
     50: (Need(_C, "DESCRIBE", _CLUSTER),),
     51: (Need(_C, "ALTER", _CLUSTER),),
+    ApiKey.DESCRIBE_QUORUM: (Need(_C, "DESCRIBE", _CLUSTER + " (whole request)"),),
     ApiKey.ALTER_PARTITION: (Need(_C, "CLUSTER_ACTION", _CLUSTER + " (whole request)"),),
     ApiKey.DESCRIBE_CLUSTER: (Need(_C, "DESCRIBE", "0 authorized operations",
                                    "cluster_authorized_operations when asked for"),),

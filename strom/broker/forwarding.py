@@ -88,7 +88,8 @@ FORWARDED_APIS = frozenset({ApiKey.CREATE_TOPICS, ApiKey.DELETE_TOPICS,
                             ApiKey.ALTER_PARTITION_REASSIGNMENTS,
                             ApiKey.LIST_PARTITION_REASSIGNMENTS, ApiKey.UPDATE_FEATURES,
                             ApiKey.ALTER_CLIENT_QUOTAS, ApiKey.CREATE_ACLS,
-                            ApiKey.DELETE_ACLS, ApiKey.ALTER_USER_SCRAM_CREDENTIALS})
+                            ApiKey.DELETE_ACLS, ApiKey.ALTER_USER_SCRAM_CREDENTIALS,
+                            ApiKey.DESCRIBE_QUORUM})
 
 #: The client id of strom's brokers when they talk to each other
 #: (PeerClient.client_id is f"{BROKER_CLIENT_ID}{node id}").
@@ -450,6 +451,8 @@ def error_response(api_key: ApiKey, request: Any, code: ErrorCode,
                               + [u.name for u in request.upsertions])
         return {"throttle_time": 0, "results": [
             {"user": name, "error_code": code, "error_message": message} for name in names]}
+    if api_key == ApiKey.DESCRIBE_QUORUM:
+        return {"error_code": code, "error_message": message, "topics": [], "nodes": []}
     raise AssertionError(f"{api_key.name} is not forwarded")
 
 

@@ -144,7 +144,7 @@ class EtcdMetadataStore:
         self.session = BrokerSession(client, self.keys, registration,
                                      ttl=lease_ttl, campaign=campaign)
         self.commit_timeout = commit_timeout
-        self.image = MetadataImage(cluster, NO_CONTROLLER, {})
+        self.image = MetadataImage(cluster, NO_CONTROLLER, {}, controller_epoch=-1)
         self.operations = MetadataOperations(lambda: self.image, node_id)
         self._listeners: list[ImageListener] = []
         # What the watch has applied: candidates by key -> (create revision, node id).
@@ -421,7 +421,7 @@ class EtcdMetadataStore:
         revision, kvs = await self._client.get_prefix(self.keys.prefix)
         brokers: dict[int, BrokerInfo] = {}
         candidates: dict[str, tuple[int, int]] = {}
-        image = MetadataImage(self.image.cluster_id, NO_CONTROLLER, {})
+        image = MetadataImage(self.image.cluster_id, NO_CONTROLLER, {}, controller_epoch=-1)
         batches: list[tuple[int, KeyValue]] = []
         others: list[KeyValue] = []
         for kv in kvs:
@@ -447,7 +447,8 @@ class EtcdMetadataStore:
         self.revision = revision
         self._keys_at_revision = None
         self.reloads += 1
-        self._publish(replace(image, brokers=brokers, controller_id=self._controller_id()))
+        self._publish(replace(image, brokers=brokers, controller_id=self._controller_id(),
+                              controller_epoch=self._controller_epoch(), offset=last_batch))
 
     def _apply_event(self, event: WatchEvent) -> None:
         kv = event.kv
@@ -477,12 +478,13 @@ class EtcdMetadataStore:
                     self._candidates[kv.key] = (kv.create_revision, decode_candidate(kv.value))
                 else:
                     self._candidates.pop(kv.key, None)
-                image = replace(image, controller_id=self._controller_id())
+                image = replace(image, controller_id=self._controller_id(),
+                                controller_epoch=self._controller_epoch())
             elif put:  # a metadata batch; deleting old batches changes nothing
                 if parsed.id != self._last_batch + 1:
                     log.error("broker %d: metadata batch %d follows batch %d", self.node_id,
                               parsed.id, self._last_batch)
-                image = image.apply(decode_batch(kv.value))
+                image = replace(image.apply(decode_batch(kv.value)), offset=parsed.id)
                 self._last_batch = parsed.id
                 self._last_batch_revision = kv.create_revision
                 self._bytes_since_snapshot += len(kv.value)
@@ -498,6 +500,12 @@ class EtcdMetadataStore:
     def _controller_id(self) -> int:
         key = self._controller_key()
         return NO_CONTROLLER if key is None else self._candidates[key][1]
+
+    def _controller_epoch(self) -> int:
+        # The winning candidacy's create revision: what fences a deposed
+        # controller's writes, so it grows with every new controller.
+        key = self._controller_key()
+        return -1 if key is None else self._candidates[key][0]
 
     def _publish(self, new: MetadataImage) -> None:
         old, self.image = self.image, new

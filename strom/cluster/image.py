@@ -259,8 +259,13 @@ class MetadataImage:
     # The finalized metadata.version; metadata without a FeatureLevelRecord
     # was written by a strom from before it: the minimum.
     metadata_version: int = metadata_version.MINIMUM
-    # Incremented per applied batch of records; clients never see it.
+    # Incremented per applied batch of records; in cluster mode the sequence
+    # number of the last batch applied (DescribeQuorum's high watermark).
     offset: int = 0
+    # The controller's election epoch: on a single node 1 (it is controller
+    # from the start), in cluster mode the etcd create revision of the
+    # winning candidacy (higher for every later controller; -1 with none).
+    controller_epoch: int = 1
 
     def topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
         for topic in self.topics.values():

@@ -314,6 +314,9 @@ def cases() -> list[Case]:
         Case(ApiKey.UPDATE_FEATURES, 1, {"timeout": 5000, "feature_updates": [],
                                          "validate_only": True},
              top, CLUSTER_DENIED, [(C, CLUSTER_NAME, Op.ALTER)]),
+        Case(ApiKey.DESCRIBE_QUORUM, 2, {"topics": [
+            {"topic_name": "__cluster_metadata", "partitions": [{"partition_index": 0}]}]},
+             top, CLUSTER_DENIED, [(C, CLUSTER_NAME, Op.DESCRIBE)]),
         # The ACL, quota and SCRAM APIs (other parts of issue 16): the cluster.
         Case(29, 3, {"resource_type_filter": 1, "resource_name_filter": None,
                      "pattern_type_filter": 1, "principal_filter": None, "host_filter": None,

@@ -24,7 +24,7 @@ from strom.protocol.api import ApiKey
 from strom.protocol.records import RecordSpec, build_batch
 from strom.testing import EmbeddedBroker
 from tests.metrics.scrape import Scrape, get, scrape, wait_for
-from tests.wire import WireClient, produce_request
+from tests.wire import WireClient, metadata_request, produce_request
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -186,3 +186,18 @@ def test_produce_partition_errors_counted(broker: EmbeddedBroker) -> None:
     after = scrape(broker.http_url)
     assert after.value("strom_request_errors_total", **labels) == before + 1
     assert after.value("strom_topic_messages_in_total", topic="m-perr") == 0
+
+
+def test_requests_in_flight_and_connections(broker: EmbeddedBroker) -> None:
+    base = broker.http_url
+    idle = scrape(base)
+    broker.inject_delay(ApiKey.METADATA, 2.0)
+    try:
+        with WireClient(broker.bootstrap) as client:
+            client.send(ApiKey.METADATA, 12, metadata_request("m-flight"))
+            busy = wait_for(base, lambda r: r.value("strom_requests_in_flight") >= 1)
+            assert busy.value("strom_connections") >= idle.value("strom_connections") + 1
+            client.receive(ApiKey.METADATA, 12)
+        wait_for(base, lambda r: r.value("strom_requests_in_flight") == 0)
+    finally:
+        broker.clear_faults()

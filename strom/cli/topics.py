@@ -16,6 +16,7 @@ from strom.cli.common import (
     kafka_admin,
     network_parent,
     parse_key_values,
+    parse_timestamp,
 )
 from strom.cli.configs import (
     add_alter_args,
@@ -47,6 +48,11 @@ DELETE_EXAMPLES = """\
 ALTER_EXAMPLES = """\
   strom topics alter orders --partitions 12           # partitions can only grow
   strom topics alter orders --config retention.ms=3600000 --delete-config cleanup.policy
+"""
+DELETE_RECORDS_EXAMPLES = """\
+  strom topics delete-records orders --offset 1200 -p 0      # partition 0 now starts at 1200
+  strom topics delete-records orders --before-timestamp 7d   # every partition, older than 7 days
+  strom topics delete-records scratch --all                  # empty every partition
 """
 
 
@@ -100,6 +106,26 @@ def register(commands: Any) -> None:
     alter.add_argument("-p", "--partitions", type=int,
                        help="new total number of partitions (can only grow)")
     add_alter_args(alter, set_flag="--config", delete_flag="--delete-config")
+
+    trim = add_command(
+        actions, "delete-records", run_delete_records, parents=[net],
+        examples=DELETE_RECORDS_EXAMPLES,
+        help="delete the records before an offset (trim a partition's start)",
+        description="Delete every record before an offset, a timestamp or the end of "
+                    "partitions (DeleteRecords, as kafka-delete-records and rpk's topic "
+                    "trim-prefix): the partition's start offset (log start offset) moves "
+                    "up and its older records are no longer readable.")
+    trim.add_argument("topic", metavar="TOPIC")
+    trim.add_argument("-p", "--partition", type=int, action="append", metavar="P",
+                      help="only partition P (repeatable; default: every partition)")
+    where = trim.add_mutually_exclusive_group(required=True)
+    where.add_argument("-o", "--offset", type=int, metavar="N",
+                       help="delete the records before offset N (N itself is kept)")
+    where.add_argument("--before-timestamp", metavar="TIME",
+                       help="delete the records before the first one at or after TIME: ms "
+                            "since the epoch, ISO 8601, or a duration ago like 7d")
+    where.add_argument("--all", action="store_true",
+                       help="delete every record up to each partition's end")
 
 
 def _is_internal(name: str) -> bool:
@@ -309,4 +335,47 @@ def run_alter(args: argparse.Namespace) -> int:
                     "set": set_configs, "deleted": delete_configs})
     else:
         print(f"Altered topic '{args.topic}': {', '.join(changes) or 'no change'}")
+    return 0
+
+
+def run_delete_records(args: argparse.Namespace) -> int:
+    from confluent_kafka import OFFSET_END, TopicPartition
+
+    ka = kafka_admin()
+    if args.offset is not None and args.offset < 0:
+        raise UsageError("--offset must be at least 0 (--all deletes up to the end)")
+    session = Session(args)
+    topic = session.topic(session.metadata(), args.topic)
+    partitions = sorted(topic.partitions)
+    if args.partition:
+        missing = [p for p in args.partition if p not in topic.partitions]
+        if missing:
+            raise CliError(f"topic '{args.topic}' has {len(partitions)} partitions; "
+                           f"there is no partition {missing[0]}")
+        partitions = sorted(set(args.partition))
+    targets = [TopicPartition(args.topic, p) for p in partitions]
+    admin = session.admin()
+    if args.before_timestamp is not None:
+        timestamp = parse_timestamp(args.before_timestamp)
+        found = admin.list_offsets({tp: ka.OffsetSpec.for_timestamp(timestamp)
+                                    for tp in targets}, **session.admin_options)
+        for tp in targets:
+            info = session.wait(found[tp], f"cannot look up offsets of {tp.topic}-{tp.partition}")
+            # -1: no record at or after TIME, so every record is older
+            tp.offset = int(info.offset) if info.offset >= 0 else OFFSET_END
+    else:
+        for tp in targets:
+            tp.offset = OFFSET_END if args.all else args.offset
+    futures = admin.delete_records(targets, operation_timeout=session.timeout,
+                                   **session.admin_options)
+    starts: list[tuple[int, int]] = []
+    for tp in targets:
+        deleted = session.wait(futures[tp],
+                               f"cannot delete records of {tp.topic}-{tp.partition}")
+        starts.append((tp.partition, int(deleted.low_watermark)))
+    if args.output == "json":
+        print_json({"topic": args.topic, "partitions": [
+            {"partition": p, "start_offset": start} for p, start in starts]})
+    else:
+        render_table(["PARTITION", "START-OFFSET"], starts, numeric=(0, 1))
     return 0

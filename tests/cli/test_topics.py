@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from tests.cli.conftest import Cli, Result, ok
 
 
@@ -114,3 +116,41 @@ def test_describe_all_topics(cli: Cli, topic_name: str) -> None:
     names = [d["topic"] for d in ok(cli("topics", "describe", "--output", "json")).json()]
     assert topic_name in names
     assert names == sorted(names)
+
+
+def test_delete_records_trims_partitions(cli: Cli, topic_name: str) -> None:
+    ok(cli("topics", "create", topic_name, "--partitions", "2"))
+    ok(cli_produce(cli, topic_name, b"0\n1\n2\n3\n4\n", "-p", "0"))
+    ok(cli_produce(cli, topic_name, b"a\nb\nc\n", "-p", "1"))
+
+    trimmed = ok(cli("topics", "delete-records", topic_name, "-p", "0", "--offset", "3"))
+    assert trimmed.stdout.split() == ["PARTITION", "START-OFFSET", "0", "3"]
+    values = ok(cli("consume", topic_name, "-p", "0", "-q")).stdout
+    assert values == "3\n4\n"
+
+    emptied = ok(cli("topics", "delete-records", topic_name, "--all", "--output", "json"))
+    assert emptied.json() == {"topic": topic_name, "partitions": [
+        {"partition": 0, "start_offset": 5}, {"partition": 1, "start_offset": 3}]}
+    doc = ok(cli("topics", "describe", topic_name, "--output", "json")).json()[0]
+    assert [(p["start_offset"], p["end_offset"]) for p in doc["partitions"]] == [(5, 5), (3, 3)]
+
+    beyond = cli("topics", "delete-records", topic_name, "-p", "1", "--offset", "99")
+    assert beyond.code == 1 and "OFFSET_OUT_OF_RANGE" in beyond.stderr, beyond.stderr
+    usage = cli("topics", "delete-records", topic_name)
+    assert usage.code == 2 and "one of the arguments" in usage.stderr
+
+
+def test_delete_records_before_timestamp(cli: Cli, topic_name: str) -> None:
+    ok(cli("topics", "create", topic_name))
+    ok(cli_produce(cli, topic_name, b"old-1\nold-2\n"))
+    cut = int(time.time() * 1000) + 2
+    deadline = time.monotonic() + 5
+    while time.time() * 1000 <= cut and time.monotonic() < deadline:
+        time.sleep(0.001)  # the records after `cut` need a later timestamp than it
+    ok(cli_produce(cli, topic_name, b"new-1\n"))
+    ok(cli("topics", "delete-records", topic_name, "--before-timestamp", str(cut)))
+    assert ok(cli("consume", topic_name, "-q")).stdout == "new-1\n"
+    # no record at or after the time: everything is older, everything goes
+    ok(cli("topics", "delete-records", topic_name, "--before-timestamp",
+           str(int(time.time() * 1000) + 3_600_000)))
+    assert ok(cli("consume", topic_name, "-q")).stdout == ""

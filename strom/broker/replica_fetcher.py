@@ -48,6 +48,7 @@ from kio.schema.list_offsets.v7.response import ListOffsetsResponse
 from kio.schema.types import BrokerId, TopicName
 from kio.static.primitive import i8, i32, i32Timedelta, i64
 
+from strom.broker.cancel import cancel_and_wait
 from strom.broker.partition import Partition
 from strom.broker.peer_client import PeerClient
 from strom.broker.replication_quota import FOLLOWER_REPLICAS, ReplicationQuota, throttled
@@ -137,9 +138,8 @@ class ReplicaFetcher:
         self.partitions.pop(key, None)
 
     async def close(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        # One cancel() can be lost in PeerClient.send's wait_for (broker/cancel.py).
+        await cancel_and_wait(self._task)
         await self._peers.close()
 
     async def _run(self) -> None:

@@ -137,11 +137,9 @@ def _replace(cluster: LocalCluster, injector: FaultInjector, victim: int, python
     start it with `python`, wait until the cluster is whole.
 
     A broker of this tree must exit. One of the previous strom that has not
-    exited 60 s after SIGTERM is killed and noted: under a load average of
-    30-40 that happened in 3 of 11 runs here, idle in epoll with its replica
-    fetchers and elector still running (Broker.stop stuck before
-    stop_replication ended; not found yet, and this tree's shutdown runs the
-    same steps)."""
+    exited 60 s after SIGTERM is killed and noted: that version waits forever
+    for a replica fetcher whose cancel Python 3.11's wait_for swallowed
+    (fixed here in broker/cancel.py), 3 of 11 runs under a load average of 30-40."""
     other = next(n for n in cluster.node_ids if n != victim)
     led = _leads(injector, victim, other)
     pid = cluster.status()[f"broker-{victim}"][0]

@@ -9,7 +9,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 CONFIG ?= config/server.properties
 
 .PHONY: serve cluster test lint typecheck unit interop interop-kafka interop-cluster system-deps kafka-jars compat compat-kafka compat-cluster clean \
-	bench bench-quick bench-soak bench-views bench-failover bench-cluster demo fuzz jepsen
+	bench bench-quick bench-soak bench-views bench-failover bench-cluster demo fuzz jepsen screenshots
 
 $(STAMP): pyproject.toml setup.py strom/protocol/records/_walk.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -105,6 +105,10 @@ bench-cluster: $(BENCH_STAMP) $(CLUSTER_STAMP) kafka-jars
 ## demo: the shop: strom and four services that only talk through events, narrated
 demo: $(STAMP)
 	$(BIN)/python -m examples.shop.demo
+
+## screenshots: the web console's main pages in headless chromium against a throw-away strom, into docs/img/console-*.png
+screenshots: $(TEST_STAMP) system-deps
+	$(BIN)/python scripts/console-screenshots.py
 
 ## compat: franz-go's kgo integration tests against a fresh strom broker; prints a table, writes compat/results.json (docs/compat.md)
 compat: $(STAMP)

@@ -298,10 +298,11 @@ class Cluster:
 
     def read(self, topic: str, starts: Mapping[int, int], limit: int,
              stop_at: Mapping[int, int], *, max_seconds: float = 5.0,
-             accept: Any = None) -> tuple[list[Message], int]:
+             accept: Any = None, newest: bool = False) -> tuple[list[Message], int]:
         """Up to `limit` records from each partition's start offset up to its end
         offset at the time of asking (`stop_at`), in offset order per partition;
-        `accept(message)` filters. Returns (messages, records scanned)."""
+        `accept(message)` filters; `newest`: keep the last `limit` instead of the
+        first. Returns (messages, records scanned)."""
         todo = {p: o for p, o in starts.items() if o < stop_at.get(p, 0)}
         if not todo:
             return [], 0
@@ -312,7 +313,8 @@ class Cluster:
             consumer.assign([TopicPartition(topic, p, o) for p, o in todo.items()])
             deadline = time.monotonic() + max_seconds
             remaining = set(todo)
-            while remaining and len(out) < limit and time.monotonic() < deadline:
+            while (remaining and (newest or len(out) < limit)
+                   and time.monotonic() < deadline):
                 for msg in consumer.consume(500, timeout=0.5):
                     err = msg.error()
                     p = int(msg.partition() or 0)
@@ -332,7 +334,7 @@ class Cluster:
         finally:
             consumer.close()
         out.sort(key=lambda m: (m.timestamp, m.partition, m.offset))
-        return out[:limit], scanned
+        return (out[-limit:] if newest else out[:limit]), scanned
 
     def offsets_for_time(self, topic: str, partitions: list[int],
                          timestamp_ms: int) -> dict[int, int]:

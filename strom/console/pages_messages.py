@@ -84,7 +84,7 @@ async def _read(request: web.Request, topic: TopicInfo, query: Query) -> tuple[l
         starts = await run(cluster.offsets_for_time, topic.name,
                            [p.partition for p in parts], query.timestamp)
     return await run(cluster.read, topic.name, starts, query.limit, stop,
-                     accept=query.filter or None)
+                     accept=query.filter or None, newest=query.start == "end")
 
 
 async def browse(request: web.Request) -> web.StreamResponse:

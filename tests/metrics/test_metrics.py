@@ -201,3 +201,26 @@ def test_requests_in_flight_and_connections(broker: EmbeddedBroker) -> None:
         wait_for(base, lambda r: r.value("strom_requests_in_flight") == 0)
     finally:
         broker.clear_faults()
+
+
+def test_transactions_counted_by_result(broker: EmbeddedBroker) -> None:
+    create_topic(broker, "m-txn")
+    base = broker.http_url
+    before = scrape(base)
+
+    def completed(result: Scrape, outcome: str) -> float:
+        return result.value("strom_transactions_completed_total", result=outcome) \
+            - before.value("strom_transactions_completed_total", result=outcome)
+
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "m-txn"})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    producer.produce("m-txn", b"kept")
+    producer.commit_transaction(30)
+    producer.begin_transaction()
+    producer.produce("m-txn", b"dropped")
+    # Sent, so the partition joins the transaction (librdkafka sends no EndTxn
+    # for a transaction without partitions).
+    assert producer.flush(30) == 0
+    producer.abort_transaction(30)
+    wait_for(base, lambda r: completed(r, "commit") == 1 and completed(r, "abort") == 1)

@@ -42,12 +42,22 @@ def add_console(app: web.Application, cluster: Cluster) -> None:
                                autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["ms"] = _format_ms
     env.filters["num"] = lambda n: f"{n:,}" if isinstance(n, int) else n
+    env.filters["bytes"] = format_bytes
     app.router.add_static("/static", HERE / "static", name="static")
     app.router.add_get("/", overview, name="overview")
     app.router.add_get("/events/overview", overview_events)
     pages_topics.add_routes(app)
     pages_messages.add_routes(app)
     pages_groups.add_routes(app)
+
+
+def format_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
 
 
 def _format_ms(ms: int) -> str:

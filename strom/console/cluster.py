@@ -37,6 +37,10 @@ def spec(kind: str, timestamp_ms: int = 0) -> Any:
     return getattr(ka.OffsetSpec, kind)()
 
 
+#: Kafka's api key of DescribeLogDirs.
+DESCRIBE_LOG_DIRS = 35
+
+
 class ConsoleError(Exception):
     """A failure to show on the page as one line (status: the HTTP status)."""
 
@@ -229,6 +233,30 @@ class Cluster:
                 out[(tp.topic, tp.partition)] = int(future.result(timeout=self.timeout).offset)
             except (KafkaException, TimeoutError):
                 continue
+        return out
+
+    def sizes(self, brokers: list[tuple[int, str, int]]) -> dict[tuple[str, int], int]:
+        """Bytes on disk per partition (the largest replica), from DescribeLogDirs
+        sent to every broker; librdkafka has no call for it, so it goes over
+        strom's raw-request client with the same TLS/SASL settings. Empty when
+        no broker answers or the principal may not describe the cluster."""
+        from strom.cli.common import CliError
+        from strom.cli.raw_request import request
+
+        out: dict[tuple[str, int], int] = {}
+        for _, host, port in brokers:
+            try:
+                response = request((host, port), DESCRIBE_LOG_DIRS, 1, {"topics": None},
+                                   self.timeout, self.config)
+            except CliError:
+                continue
+            for result in response.results:
+                if int(result.error_code) != 0:
+                    continue
+                for topic in result.topics:
+                    for p in topic.partitions:
+                        key = (str(topic.name), int(p.partition_index))
+                        out[key] = max(out.get(key, 0), int(p.partition_size))
         return out
 
     def end_offsets(self, topics: list[TopicInfo]) -> dict[tuple[str, int], int]:

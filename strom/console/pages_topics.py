@@ -25,8 +25,11 @@ def add_routes(app: web.Application) -> None:
 
 
 async def topics(request: web.Request) -> web.StreamResponse:
-    info = await run(request.app[CLUSTER].overview)
+    cluster = request.app[CLUSTER]
+    info = await run(cluster.overview)
+    sizes = await run(cluster.sizes, info.brokers)
     return render(request, "topics.html", {"title": "Topics", "info": info,
+                                           "sizes": topic_sizes(sizes),
                                            "form": {}, "created": request.query.get("created"),
                                            "deleted": request.query.get("deleted")})
 
@@ -47,11 +50,18 @@ async def create(request: web.Request) -> web.StreamResponse:
         await run(cluster.create_topic, name, partitions, replication, configs)
     except ConsoleError as exc:
         info = await run(cluster.overview)
-        return render(request, "topics.html", {"title": "Topics", "info": info,
+        return render(request, "topics.html", {"title": "Topics", "info": info, "sizes": {},
                                                "form": fields, "error": str(exc),
                                                "created": None, "deleted": None},
                       status=exc.status)
     raise web.HTTPSeeOther(f"/topics/{name}?created=1")
+
+
+def topic_sizes(sizes: dict[tuple[str, int], int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for (topic, _), size in sizes.items():
+        out[topic] = out.get(topic, 0) + size
+    return out
 
 
 def _parse_configs(text: str) -> dict[str, str]:
@@ -68,8 +78,12 @@ def _parse_configs(text: str) -> dict[str, str]:
 
 async def topic(request: web.Request) -> web.StreamResponse:
     name = request.match_info["topic"]
-    info = await run(request.app[CLUSTER].topic, name)
+    cluster = request.app[CLUSTER]
+    info = await run(cluster.topic, name)
+    brokers = (await run(cluster.overview)).brokers
+    sizes = await run(cluster.sizes, brokers)
     return render(request, "topic.html", {"title": f"Topic {name}", "topic": info,
+                                          "sizes": sizes,
                                           "created": request.query.get("created")})
 
 

@@ -109,6 +109,14 @@ def test_create_produce_browse_filter_config_delete(page: Any) -> None:
     assert [line["key"] for line in lines] == ["customer-7"]
     assert json.loads(lines[0]["value"])["order"]["id"] == 42
 
+    # Sizes on disk (DescribeLogDirs): the 3000-byte value is in one partition.
+    page.goto("/topics/orders")
+    sizes = page.locator("#partitions td.size").all_inner_texts()
+    assert any(re.fullmatch(r"[3-9]\.\d KiB", size) for size in sizes), sizes
+    page.goto("/topics")
+    assert re.fullmatch(r"\d+\.\d KiB", page.locator("#topics tr", has_text="orders")
+                        .locator("td.size").inner_text())
+
     # Edit a config: shown with its source.
     page.goto("/topics/orders/configs")
     expect_text(page, "[data-config='retention.ms']", "86400000.*topic override")

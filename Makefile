@@ -9,7 +9,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 CONFIG ?= config/server.properties
 
 .PHONY: serve cluster test lint typecheck unit interop interop-kafka interop-cluster system-deps kafka-jars compat compat-kafka compat-cluster clean \
-	bench bench-quick bench-soak bench-views bench-failover bench-cluster demo fuzz jepsen screenshots
+	bench bench-quick bench-soak bench-views bench-failover bench-cluster demo fuzz jepsen dist dist-check screenshots
 
 $(STAMP): pyproject.toml setup.py strom/protocol/records/_walk.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -122,6 +122,21 @@ compat-kafka: kafka-jars
 compat-cluster: $(CLUSTER_STAMP)
 	scripts/install-etcd.sh
 	compat/run.sh --cluster $(COMPAT_ARGS)
+
+DIST_STAMP := $(VENV)/.installed-dist
+
+$(DIST_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[dist]'
+	touch $@
+
+## dist: the sdist and a wheel built from it (C extension included) in dist/, by python -m build
+dist: $(DIST_STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+
+## dist-check: install dist/'s wheel in a fresh virtualenv (no pip warnings), start strom.testing.EmbeddedBroker from it, show pip's message on Python 3.10 (~1 min, needs PyPI)
+dist-check: dist
+	PYTHON=$(PYTHON) scripts/dist-check.sh
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check strom tests

@@ -10,6 +10,17 @@ messages, for the features strom has).
   downgrade that would lose metadata and no longer offers an unsafe one).
   A broker that holds replicas but is not registered (down) refuses it too.
 - transaction.version: strom finalizes 2 (KIP-890 part 2) and cannot change it.
+- group.version: 1 (KIP-848's consumer rebalance protocol, served by
+  ConsumerGroupHeartbeat/ConsumerGroupDescribe), finalized and fixed: strom
+  has no way to switch the protocol off.
+- share.version, streams.version, eligible.leader.replicas.version,
+  kraft.version: supported at 0 only, since strom has no share groups
+  (KIP-932), no streams groups (KIP-1071), no eligible leader replicas
+  (KIP-966) and no KRaft quorum whose voters could change (KIP-853: etcd's
+  members are the quorum, docs/cluster.md "The metadata quorum"). A level 0
+  is not finalized (Kafka keeps no record of a feature at 0), so ApiVersions
+  lists them as supported only; an update to 0 is accepted, above it refused
+  with Kafka's "only supports versions [0-0]".
 
 An update to the current level is accepted and writes nothing.
 """
@@ -24,7 +35,17 @@ from strom.cluster.image import FeatureLevelRecord, MetadataImage, MetadataRecor
 from strom.errors import ErrorCode
 
 TRANSACTION_VERSION = "transaction.version"
-_TRANSACTION_LEVELS = (0, 2, 2)  # min supported, max supported, finalized
+GROUP_VERSION = "group.version"
+# Features whose level strom fixes: min supported, max supported, finalized
+# (Kafka 4.4's levels; server-common Feature.java).
+_FIXED = {
+    TRANSACTION_VERSION: (0, 2, 2),
+    GROUP_VERSION: (0, 1, 1),
+    "share.version": (0, 0, 0),
+    "streams.version": (0, 0, 0),
+    "eligible.leader.replicas.version": (0, 0, 0),
+    "kraft.version": (0, 0, 0),
+}
 
 # Kafka's FeatureUpdate.UpgradeType codes (UpdateFeatures v1+).
 UPGRADE, SAFE_DOWNGRADE, UNSAFE_DOWNGRADE = 1, 2, 3
@@ -32,12 +53,13 @@ UPGRADE, SAFE_DOWNGRADE, UNSAFE_DOWNGRADE = 1, 2, 3
 
 def supported() -> dict[str, tuple[int, int]]:
     """Feature name -> the (min, max) levels this broker supports."""
-    return {TRANSACTION_VERSION: _TRANSACTION_LEVELS[:2],
+    return {**{name: (low, high) for name, (low, high, _) in _FIXED.items()},
             metadata_version.FEATURE_NAME: (metadata_version.MINIMUM, metadata_version.LATEST)}
 
 
 def finalized(image: MetadataImage) -> dict[str, int]:
-    return {TRANSACTION_VERSION: _TRANSACTION_LEVELS[2],
+    """The finalized levels above 0 (a feature at 0 is not finalized)."""
+    return {**{name: level for name, (_, _, level) in _FIXED.items() if level > 0},
             metadata_version.FEATURE_NAME: image.metadata_version}
 
 
@@ -99,7 +121,7 @@ def _refusal(image: MetadataImage, node_id: int, feature: str, level: int,
     low, high = ranges[feature]
     if not low <= level <= high:
         return f"Local controller {node_id} only supports versions [{low}-{high}]"
-    current = finalized(image)[feature]
+    current = finalized(image).get(feature, 0)
     if level < current and upgrade_type == UPGRADE:
         return ("Can't downgrade the version of this feature without setting the upgrade "
                 "type to either safe or unsafe downgrade.")
@@ -107,7 +129,7 @@ def _refusal(image: MetadataImage, node_id: int, feature: str, level: int,
         return "Can't downgrade to a newer version."
     if level == current:
         return None
-    if feature == TRANSACTION_VERSION:
+    if feature in _FIXED:
         return f"strom finalizes {feature} {current} and cannot change it."
     if level < current:
         return (f"Refusing to downgrade {feature} from {current}: the metadata may hold "

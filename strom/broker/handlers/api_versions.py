@@ -31,10 +31,13 @@ def _api_keys() -> list[dict[str, int]]:
 # Features (v3+), as Kafka reports them (cluster/features.py): Kafka 4.x clients
 # use transaction.version 2 (KIP-890 part 2, docs/transactions.md) when it is
 # finalized; metadata.version gates the metadata record types (docs/cluster.md).
-def _features(image: MetadataImage) -> dict[str, Any]:
+# Below v4 a supported feature whose minimum is 0 is left out, as Kafka does
+# (KAFKA-17492: older clients fail to read a range starting at 0).
+def _features(image: MetadataImage, version: int) -> dict[str, Any]:
     return {
         "supported_features": [{"name": n, "min_version": lo, "max_version": hi}
-                               for n, (lo, hi) in features.supported().items()],
+                               for n, (lo, hi) in features.supported().items()
+                               if lo > 0 or version >= 4],
         "finalized_features_epoch": features.finalized_epoch(image),
         "finalized_features": [{"name": n, "min_version_level": level,
                                 "max_version_level": level}
@@ -45,7 +48,7 @@ def _features(image: MetadataImage) -> dict[str, Any]:
 @handles(ApiKey.API_VERSIONS)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     return {"error_code": ErrorCode.none, "api_keys": _api_keys(), "throttle_time": 0,
-            **_features(ctx.broker.image)}
+            **_features(ctx.broker.image, ctx.api_version)}
 
 
 def fallback_response(correlation_id: int) -> bytes:

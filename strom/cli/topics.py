@@ -23,6 +23,7 @@ from strom.cli.configs import (
     alter_configs,
     is_override,
     parse_alter_args,
+    source_name,
 )
 from strom.cli.output import Style, print_json, render_table
 
@@ -176,21 +177,37 @@ def _offsets(session: Session, topics: list[TopicMetadata]) -> dict[tuple[str, i
     return result
 
 
-def _config_overrides(session: Session, topics: list[TopicMetadata]) -> dict[str, dict[str, Any]]:
+TOPIC_OVERRIDE = "DYNAMIC_TOPIC_CONFIG"
+
+
+def _config_overrides(session: Session, topics: list[TopicMetadata]
+                      ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Per topic: its own overrides (DescribeConfigs source DYNAMIC_TOPIC_CONFIG),
+    and the non-default values it inherits from the brokers' configs (static
+    server.properties or dynamic broker defaults), with their source. Kafka's
+    own defaults are left out of both."""
     ka = kafka_admin()
 
     resources = [ka.ConfigResource(ka.ResourceType.TOPIC, t.topic) for t in topics]
     if not resources:
-        return {}
+        return {}, {}
     futures = session.admin().describe_configs(resources, **session.admin_options)
-    result: dict[str, dict[str, Any]] = {}
+    overrides: dict[str, dict[str, Any]] = {}
+    inherited: dict[str, dict[str, Any]] = {}
     for resource in resources:
         entries = session.wait(futures[resource], f"cannot describe configs of {resource.name}")
-        result[resource.name] = {
-            e.name: (None if e.is_sensitive else e.value)
-            for e in sorted(entries.values(), key=lambda e: e.name) if is_override(e)
-        }
-    return result
+        mine = overrides.setdefault(resource.name, {})
+        theirs = inherited.setdefault(resource.name, {})
+        for e in sorted(entries.values(), key=lambda e: e.name):
+            if not is_override(e):
+                continue
+            value = None if e.is_sensitive else e.value
+            source = source_name(e)
+            if source == TOPIC_OVERRIDE:
+                mine[e.name] = value
+            else:
+                theirs[e.name] = {"value": value, "source": source}
+    return overrides, inherited
 
 
 def run_describe(args: argparse.Namespace) -> int:
@@ -201,7 +218,7 @@ def run_describe(args: argparse.Namespace) -> int:
     else:
         topics = sorted(metadata.topics.values(), key=lambda t: t.topic)
     offsets = _offsets(session, topics)
-    configs = _config_overrides(session, topics)
+    configs, broker_defaults = _config_overrides(session, topics)
     documents = []
     for topic in topics:
         partitions = []
@@ -216,6 +233,7 @@ def run_describe(args: argparse.Namespace) -> int:
             "topic": topic.topic, "partitions": partitions,
             "replication_factor": _replication_factor(topic),
             "configs": configs.get(topic.topic, {}),
+            "broker_defaults": broker_defaults.get(topic.topic, {}),
         })
     if args.output == "json":
         print_json(documents)
@@ -228,6 +246,10 @@ def run_describe(args: argparse.Namespace) -> int:
         print(f"{style('Topic: ' + doc['topic'], 'bold', 'cyan')}  "
               f"Partitions: {len(doc['partitions'])}  "
               f"Replication factor: {doc['replication_factor']}  Configs: {overrides}")
+        if doc["broker_defaults"]:
+            inherited = " ".join(f"{k}={v['value']} ({v['source']})"
+                                 for k, v in doc["broker_defaults"].items())
+            print(f"Broker defaults: {inherited}")
         rows = [(p["partition"], p["leader"], p["replicas"], p["isr"], p["start_offset"],
                  p["end_offset"], max(p["end_offset"] - p["start_offset"], 0))
                 for p in doc["partitions"]]

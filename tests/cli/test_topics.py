@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
-from tests.cli.conftest import Cli, Result, ok
+import pytest
+
+from strom.testing import EmbeddedBroker
+from tests.cli.conftest import Cli, Result, ok, run_cli
 
 
 def test_create_list_describe_alter_delete(cli: Cli, topic_name: str) -> None:
@@ -154,3 +158,19 @@ def test_delete_records_before_timestamp(cli: Cli, topic_name: str) -> None:
     ok(cli("topics", "delete-records", topic_name, "--before-timestamp",
            str(int(time.time() * 1000) + 3_600_000)))
     assert ok(cli("consume", topic_name, "-q")).stdout == ""
+
+
+def test_describe_shows_overrides_apart_from_broker_defaults(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    overrides = {"log.retention.ms": "7200000", "log.segment.bytes": "1048576"}
+    with EmbeddedBroker(tmp_path, overrides=overrides) as broker:
+        monkeypatch.setenv("STROM_BOOTSTRAP_SERVER", broker.bootstrap)
+        ok(run_cli("topics", "create", "inherits", "--config", "cleanup.policy=compact",
+                   "--config", "segment.bytes=2097152"))
+        doc = ok(run_cli("topics", "describe", "inherits", "--output", "json")).json()[0]
+        assert doc["configs"] == {"cleanup.policy": "compact", "segment.bytes": "2097152"}
+        assert doc["broker_defaults"] == {
+            "retention.ms": {"value": "7200000", "source": "STATIC_BROKER_CONFIG"}}
+        text = ok(run_cli("topics", "describe", "inherits")).stdout.splitlines()
+        assert text[0].endswith("Configs: cleanup.policy=compact segment.bytes=2097152")
+        assert text[1] == "Broker defaults: retention.ms=7200000 (STATIC_BROKER_CONFIG)"

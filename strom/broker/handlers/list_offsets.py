@@ -1,7 +1,8 @@
 """ListOffsets: offsets by timestamp, earliest, latest and max timestamp.
 
 Versions: 1-11. Special timestamps: -1 latest (the high watermark, or the
-last stable offset for read_committed), -2 earliest (log start offset),
+last stable offset for read_committed), -2 earliest (log start offset, with
+the leader epoch of the batch there, as Kafka answers it),
 -3 the record with the largest timestamp (KIP-734), -4 earliest local
 (the same here: there is no remote tier), -5 latest tiered (none: -1).
 A timestamp finds the first offset whose record timestamp is at or after
@@ -66,7 +67,12 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
                 if timestamp == LATEST:
                     response.update(offset=upper, leader_epoch=partition.leader_epoch)
                 elif timestamp in (EARLIEST, EARLIEST_LOCAL):
-                    response.update(offset=log.log_start_offset)
+                    # Kafka answers the epoch of the batch at the log start
+                    # (its leader epoch cache's), -1 when the cache has none.
+                    # Without tiered storage the local log start is the log start.
+                    start = log.log_start_offset
+                    epoch = log.leader_epoch_cache.epoch_for_offset(start)
+                    response.update(offset=start, leader_epoch=-1 if epoch is None else epoch)
                 elif timestamp == MAX_TIMESTAMP:
                     max_ts, offset = log.max_timestamp()
                     if 0 <= offset < upper:

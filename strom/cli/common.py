@@ -471,3 +471,32 @@ def describe_error(error: Any) -> str:
     if generic:
         return f"{friendly} ({name})"
     return f"{friendly} ({name}): {detail}"
+
+
+def add_group_examples(parser: argparse.ArgumentParser, per_command: int = 2) -> None:
+    """Give every command group (`strom topics`, `strom cluster reassign`, ...)
+    examples at the end of its --help: the first few of each of its commands',
+    so a group's help never drifts from its commands'. Groups with their own
+    epilog keep it."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in dict.fromkeys(action.choices.values()):
+            add_group_examples(child, per_command)
+        if parser.epilog:
+            continue
+        examples: dict[str, None] = {}  # ordered, and steps sharing examples show them once
+        for child in dict.fromkeys(action.choices.values()):
+            epilog = child.epilog or ""
+            if not epilog.startswith("examples:\n"):
+                continue
+            entries: list[str] = []
+            for line in epilog.split("\n\n", 1)[0].splitlines()[1:]:
+                if entries and entries[-1].endswith("\\"):
+                    entries[-1] += "\n" + line  # a continued command stays whole
+                elif line.strip():
+                    entries.append(line)
+            examples.update(dict.fromkeys(entries[:per_command]))
+        if examples:
+            parser.epilog = "examples:\n" + "\n".join(examples) + "\n"
+            parser.formatter_class = argparse.RawDescriptionHelpFormatter

@@ -21,7 +21,7 @@ from strom.cli import (
     topics,
     users,
 )
-from strom.cli.common import EXIT_INTERRUPTED, CliError
+from strom.cli.common import EXIT_INTERRUPTED, CliError, add_group_examples
 from strom.cli.output import Style
 
 EXAMPLES = """examples:
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     cluster.register(commands)
     dump_log.register(commands)
     console.register(commands)
+    add_group_examples(parser)
     args = parser.parse_args(argv)
     sys.exit(_run(args))
 

@@ -23,7 +23,8 @@ from tests.cli.conftest import Cli, ok, run_cli
 
 COMMANDS = [
     ["topics", "list"], ["topics", "describe"], ["topics", "create"], ["topics", "delete"],
-    ["topics", "alter"], ["produce"], ["consume"], ["groups", "list"],
+    ["topics", "alter"], ["topics", "delete-records"], ["produce"], ["consume"],
+    ["groups", "list"],
     ["groups", "describe"], ["groups", "reset-offsets"], ["groups", "delete"],
     ["configs", "describe"], ["configs", "alter"], ["dump-log"], ["serve"],
 ]
@@ -36,6 +37,30 @@ def test_help_has_examples(command: list[str]) -> None:
     assert "examples:" in result.stdout and f"strom {' '.join(command)}" in result.stdout
     if command not in (["dump-log"], ["serve"]):
         assert "--bootstrap-server" in result.stdout and "--timeout" in result.stdout
+
+
+GROUPS = [["topics"], ["groups"], ["configs"], ["acls"], ["users"], ["storage"], ["quotas"],
+          ["cluster"], ["cluster", "reassign"], ["cluster", "features"]]
+
+
+@pytest.mark.parametrize("group", GROUPS, ids=" ".join)
+def test_group_help_ends_with_its_commands_examples(group: list[str]) -> None:
+    result = run_cli(*group, "--help")
+    assert result.code == 0
+    before, examples = result.stdout.split("\nexamples:\n")
+    assert "ACTION" in before or "STEP" in before or "COMMAND" in before
+    lines = [line for line in examples.splitlines() if line.strip()]
+    assert len(lines) >= 2
+    prefix = f"  strom {' '.join(group)} "
+    assert all(line.startswith(prefix) or line.startswith("      ") for line in lines), lines
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    result = run_cli("--version")
+    assert result.code == 0
+    assert result.stdout == f"strom {version('strom')}\n"
 
 
 def test_top_level_help_and_missing_command() -> None:

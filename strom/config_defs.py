@@ -405,6 +405,9 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
            "http://HOST:PORT of the broker's HTTP listener: Prometheus /metrics, "
            "/health/live and /health/ready (docs/operations.md); unset: no HTTP listener.",
            read_only=True),
+        _d("strom.console.enable", T.BOOLEAN, False,
+           "Serve the web console (as `strom console`) on strom.http.listener too "
+           "(docs/operations.md, Console).", read_only=True),
         _d("strom.request.receive.timeout.ms", T.LONG, 30000,
            "Close a connection whose request is not fully received this long after it "
            "began (clients give up on a request after request.timeout.ms, 30 s).",

@@ -81,6 +81,7 @@ class Broker:
         #: The first listener's bound port (and each listener's, by name).
         self.port: int | None = None
         self.listener_ports: dict[str, int] = {}
+        self._listener_hosts: dict[str, str] = {}
         self._locks: LogDirLocks | None = None
         #: The cluster-mode store, stopped (deregistered) last.
         self._store: EtcdMetadataStore | None = None
@@ -122,11 +123,32 @@ class Broker:
         from strom.broker.http_listener import SETTING, HttpListener
 
         self.http = HttpListener(self, host, port)
+        if self.config.get("strom.console.enable"):
+            # The web console on the same listener: a Kafka client of this broker
+            # over loopback, as `strom console` would be (docs/operations.md).
+            from strom.console.app import mount_console
+            from strom.console.cluster import Cluster
+
+            mount_console(self.http.app, Cluster(self._own_bootstrap))
         try:
             await self.http.start()
         except OSError as exc:
             reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
             raise StartupError(f"cannot listen on {host}:{port} ({SETTING}): {reason}") from None
+
+    def _own_bootstrap(self) -> str:
+        """host:port of this broker's PLAINTEXT listener (else its first), for the
+        console it serves ("" until they are bound); a wildcard host is reached
+        over loopback."""
+        name = "PLAINTEXT" if "PLAINTEXT" in self.listener_ports else next(
+            iter(self.listener_ports), "")
+        if not name:
+            return ""
+        host = self._listener_hosts.get(name, "")
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, host)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"{host}:{self.listener_ports[name]}"
 
     def not_ready_reason(self) -> str | None:
         """Why the broker cannot take clients yet (None: ready), for /health/ready."""
@@ -181,6 +203,7 @@ class Broker:
             self._servers.append(server)
             bound[spec.name] = (spec.host, server.sockets[0].getsockname()[1])
         self.listener_ports = {name: port for name, (_, port) in bound.items()}
+        self._listener_hosts = {name: host for name, (host, _) in bound.items()}
         self.port = bound[specs[0].name][1]
         endpoints = listener_configs.advertised_endpoints(config, bound)
         advertised = (endpoints[0].host, endpoints[0].port)

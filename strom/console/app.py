@@ -19,7 +19,7 @@ from aiohttp import web
 
 from strom.console import pages_groups, pages_messages, pages_topics
 from strom.console.cluster import Cluster, ConsoleError
-from strom.console.common import CLUSTER, render, run, sse
+from strom.console.common import CLUSTER, STREAMS, LiveStreams, render, run, sse
 
 HERE = Path(__file__).parent
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -32,12 +32,30 @@ def build_app(cluster: Cluster) -> web.Application:
     return app
 
 
+async def _end_streams(app: web.Application) -> None:
+    """Open live streams end at shutdown rather than hold it up (aiohttp waits for
+    running handlers, and a live page never ends its request)."""
+    for task in list(app[STREAMS].tasks):
+        task.cancel()
+
+
 async def _close(app: web.Application) -> None:
     await asyncio.to_thread(app[CLUSTER].close)
 
 
+def mount_console(app: web.Application, cluster: Cluster) -> None:
+    """The console's pages on another app (the broker's HTTP listener, before it
+    starts), next to that app's own routes."""
+    app.middlewares.append(_errors)
+    app.middlewares.append(_same_origin)
+    add_console(app, cluster)
+    app.on_cleanup.append(_close)
+
+
 def add_console(app: web.Application, cluster: Cluster) -> None:
     app[CLUSTER] = cluster
+    app[STREAMS] = LiveStreams()
+    app.on_shutdown.append(_end_streams)
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"),
                                autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["ms"] = _format_ms

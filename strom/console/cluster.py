@@ -9,7 +9,7 @@ import importlib
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,16 +144,37 @@ class Cluster:
     """One cluster's clients, created once and shared by every request (the
     clients are thread-safe; librdkafka reconnects by itself after a restart)."""
 
-    def __init__(self, bootstrap: str, *, timeout: float = 10.0,
+    def __init__(self, bootstrap: str | Callable[[], str], *, timeout: float = 10.0,
                  config: Mapping[str, Any] | None = None) -> None:
-        self.bootstrap = bootstrap
+        """`bootstrap` may be a function called on first use (a broker serving
+        the console itself knows its own port only once its listeners are bound)."""
+        self._bootstrap = bootstrap
         self.timeout = timeout
-        self.config: dict[str, Any] = {"bootstrap.servers": bootstrap, **(config or {})}
-        # Looking at a topic must not create it (librdkafka's admin client is a
-        # producer handle, whose metadata requests would ask for auto-creation).
-        self._admin = AdminClient({**self.config, "allow.auto.create.topics": False})
+        self._extra = dict(config or {})
+        self._admin_client: AdminClient | None = None
         self._producer: Producer | None = None
         self._lock = threading.Lock()
+
+    @property
+    def bootstrap(self) -> str:
+        return self._bootstrap if isinstance(self._bootstrap, str) else self._bootstrap()
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {"bootstrap.servers": self.bootstrap, **self._extra}
+
+    @property
+    def _admin(self) -> AdminClient:
+        bootstrap = self.bootstrap
+        if not bootstrap:
+            raise Unreachable("the broker's Kafka listeners are not up yet")
+        with self._lock:
+            if self._admin_client is None:
+                # Looking at a topic must not create it (librdkafka's admin client is
+                # a producer handle, whose metadata requests would ask for it).
+                self._admin_client = AdminClient({**self.config,
+                                                  "allow.auto.create.topics": False})
+            return self._admin_client
 
     def close(self) -> None:
         if self._producer is not None:
@@ -182,9 +203,10 @@ class Cluster:
                          **(extra or {})})
 
     def producer(self) -> Producer:
+        config = self.config
         with self._lock:
             if self._producer is None:
-                self._producer = Producer(dict(self.config))
+                self._producer = Producer(config)
             return self._producer
 
     # -- overview and topics -----------------------------------------------------------------

@@ -18,6 +18,13 @@ CLUSTER = web.AppKey("cluster", Cluster)
 #: Seconds between live samples (end offsets, lag) on an open page.
 SAMPLE_S = 3.0
 SAMPLE_INTERVAL = web.AppKey("sample_interval", float)
+#: The handler tasks of open live streams, ended at shutdown.
+class LiveStreams:
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+
+STREAMS = web.AppKey("streams", LiveStreams)
 
 T = TypeVar("T")
 
@@ -62,11 +69,17 @@ async def sse(request: web.Request, sample: Callable[[], dict[str, Any]]) -> web
                                            "Cache-Control": "no-cache"})
     await response.prepare(request)
     interval = request.app.get(SAMPLE_INTERVAL, SAMPLE_S)
+    task = asyncio.current_task()
+    streams = request.app[STREAMS].tasks
+    if task is not None:
+        streams.add(task)
     try:
         async for event in _samples(sample, interval):
             await response.write(f"data: {json.dumps(event)}\n\n".encode())
     except ConnectionResetError:
         pass  # the page went away
+    finally:
+        streams.discard(task)
     return response
 
 

@@ -34,7 +34,7 @@ from typing import Any
 from crc32c import crc32c
 
 from strom.cli.common import UsageError, add_command, add_output_arg
-from strom.cli.output import Style, bytes_field, print_json
+from strom.cli.output import Progress, Style, bytes_field, is_tty, print_json
 from strom.protocol.records import (
     BATCH_HEADER_SIZE,
     BatchHeader,
@@ -58,6 +58,7 @@ EXAMPLES = """\
   strom dump-log data/orders-0/00000000000000000000.index   # checked against the .log
   strom dump-log --check data/                               # every segment file, quietly
   strom dump-log data/orders-0 --output json
+  strom dump-log --check --progress data/ 2> progress.txt  # progress even when not a terminal
 """
 
 _SUFFIX_ORDER = {LOG_SUFFIX: 0, INDEX_SUFFIX: 1, TIME_INDEX_SUFFIX: 2}
@@ -77,6 +78,11 @@ def register(commands: Any) -> None:
                         help="also print every record: key, value, headers")
     parser.add_argument("--check", action="store_true",
                         help="print only problems and a summary")
+    parser.add_argument("--progress", action="store_true", default=None,
+                        help="show progress (bytes read of all files, rate) on stderr even "
+                             "when it is not a terminal (default: on a terminal, when the "
+                             "dump itself does not go to that terminal: --check, --output "
+                             "json or stdout redirected)")
     add_output_arg(parser)
 
 
@@ -101,11 +107,17 @@ class FileReport:
 class Sink:
     """Where a dump goes: streamed text lines, or JSON kept for the end."""
 
-    def __init__(self, *, json_output: bool, check_only: bool, print_data: bool) -> None:
+    def __init__(self, *, json_output: bool, check_only: bool, print_data: bool,
+                 progress: Progress | None = None) -> None:
         self.json_output = json_output
         self.check_only = check_only
         self.print_data = print_data
         self.style = Style(sys.stdout)
+        self.progress = progress
+
+    def advance(self, nbytes: int) -> None:
+        if self.progress is not None:
+            self.progress.advance(nbytes)
 
     def begin(self, report: FileReport) -> None:
         if not self.json_output and not self.check_only:
@@ -134,6 +146,8 @@ class Sink:
         report.problems.append(message)
         if not self.json_output:
             where = f"{report.path}: " if self.check_only else ""
+            if self.progress is not None:
+                self.progress.close()  # the line is redrawn below the problem
             print(f"{self.style('problem:', 'bold', 'red')} {where}{message}")
 
 
@@ -324,7 +338,11 @@ def scan_log(data: Buffer, report: FileReport, sink: Sink | None) -> list[Batch]
         batches.append(Batch(position, header.base_offset, header.last_offset,
                              header.max_timestamp))
         previous_last = max(header.last_offset, previous_last or -1)
+        if sink is not None:
+            sink.advance(header.end - position)
         position = header.end
+    if sink is not None:
+        sink.advance(size - position)  # what could not be read counts as done
     return batches
 
 
@@ -441,8 +459,15 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         raise UsageError("no segment files (.log, .index, .timeindex) found in "
                          + ", ".join(str(p) for p in args.paths))
-    sink = Sink(json_output=args.output == "json", check_only=args.check,
-                print_data=args.print_data)
+    json_output = args.output == "json"
+    progress: Progress | None = None
+    if args.progress or (is_tty(sys.stderr) and (args.check or json_output
+                                                  or not is_tty(sys.stdout))):
+        total = sum(path.stat().st_size for path in files)
+        progress = Progress("checking" if args.check else "dumping", total, "bytes",
+                            enabled=True)
+    sink = Sink(json_output=json_output, check_only=args.check,
+                print_data=args.print_data, progress=progress)
     cache: dict[Path, list[Batch]] = {}
     reports: list[FileReport] = []
     for path in files:
@@ -460,8 +485,12 @@ def run(args: argparse.Namespace) -> int:
                 check_offset_index(mapped.data, report, sink, cache)
             else:
                 check_time_index(mapped.data, report, sink, cache)
+            if kind != "log":
+                sink.advance(len(mapped.data))
         finally:
             mapped.close()
+    if progress is not None:
+        progress.close()
     problems = sum(len(r.problems) for r in reports)
     bad_files = sum(1 for r in reports if r.problems)
     if args.output == "json":

@@ -194,3 +194,14 @@ def test_bad_paths(partition_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     nothing = dump(tmp_path / "empty")
     assert nothing.code == 2 and "no segment files" in nothing.stderr
+
+
+def test_progress_on_stderr_only_when_asked_or_on_a_terminal(partition_dir: Path) -> None:
+    quiet = ok(dump("--check", partition_dir))
+    assert quiet.stderr == ""  # stderr is not a terminal here
+    shown = ok(dump("--check", "--progress", partition_dir))
+    assert shown.stdout.strip().startswith("Checked ")
+    assert "\rchecking [" in shown.stderr and " bytes " in shown.stderr, shown.stderr
+    json_run = ok(dump("--output", "json", "--progress", partition_dir))
+    assert json_run.json()["ok"] is True  # stdout stays pure JSON
+    assert "\rdumping [" in json_run.stderr

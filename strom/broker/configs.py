@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from strom.broker.static_broker_configs import read_only
 from strom.config import (
     BROKER_CONFIGS,
     BROKER_FAMILIES,
@@ -86,6 +87,6 @@ def broker_config_entries(broker: BrokerConfig, names: set[str] | None = None
             synonyms.append({"name": name, "value": definition.render(definition.default),
                              "source": int(ConfigSource.DEFAULT_CONFIG)})
         entries.append(_entry(name, definition.render(value), source, definition.type, synonyms,
-                              definition.doc, read_only=definition.read_only,
+                              definition.doc, read_only=read_only(name),
                               sensitive=sensitive))
     return entries

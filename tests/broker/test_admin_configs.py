@@ -121,6 +121,13 @@ def test_describe_broker_by_id(broker: EmbeddedBroker) -> None:
     assert configs["num.partitions"].source == ConfigSource.STATIC_BROKER_CONFIG.value
     assert configs["node.id"].is_read_only
     assert configs["log.segment.bytes"].source == ConfigSource.DEFAULT_CONFIG.value
+    # Read-only unless Kafka updates it dynamically (DynamicBrokerConfig's list):
+    # log.retention.ms is, its synonym log.retention.hours is not.
+    assert not configs["log.retention.ms"].is_read_only
+    assert configs["log.retention.hours"].is_read_only
+    assert configs["num.partitions"].is_read_only
+    assert configs["group.consumer.session.timeout.ms"].is_read_only
+    assert not configs["message.max.bytes"].is_read_only
 
 
 @pytest.mark.parametrize(("name", "message"), [
@@ -271,8 +278,11 @@ def test_alter_broker_config_addressed_by_node_id(fresh_broker: EmbeddedBroker) 
     ("", {"node.id": "5"}, "Cannot update these configs dynamically: Set(node.id)"),
     ("", {"message.max.bytes": "big"},
      "Invalid value big for configuration message.max.bytes: Not a number of type INT"),
-    ("", {"num.partitions": "0"},
-     "Invalid value 0 for configuration num.partitions: Value must be at least 1"),
+    ("", {"log.flush.interval.messages": "0"},
+     "Invalid value 0 for configuration log.flush.interval.messages: Value must be at least 1"),
+    # Static in Kafka (not in DynamicBrokerConfig's list): refused as read-only.
+    ("", {"log.retention.hours": "1", "num.partitions": "3"},
+     "Cannot update these configs dynamically: Set(log.retention.hours, num.partitions)"),
     ("77", {"message.max.bytes": "100"}, "Unexpected node id. Expected {node}, but received 77"),
     ("x", {"message.max.bytes": "100"}, "Node id must be an integer, but it is: x"),
 ])

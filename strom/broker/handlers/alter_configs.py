@@ -38,6 +38,7 @@ from typing import Any
 from strom.broker.authorization import check_config_resource
 from strom.broker.context import BrokerServices, RequestContext
 from strom.broker.router import Response, handles
+from strom.broker.static_broker_configs import read_only
 from strom.cluster.image import MetadataImage
 from strom.cluster.validation import validate_topic_name
 from strom.config import BROKER_CONFIGS, TOPIC_CONFIGS, Value, parse_topic_configs
@@ -174,10 +175,10 @@ async def replace_broker_configs(broker: BrokerServices, wanted: Mapping[str, st
     Names strom does not know are kept as strings, as Kafka keeps custom
     dynamic broker configs.
     """
-    read_only = sorted(k for k in wanted if k in BROKER_CONFIGS and BROKER_CONFIGS[k].read_only)
-    if read_only:
+    static = sorted(k for k in wanted if read_only(k))
+    if static:
         raise InvalidRequestError(
-            f"Cannot update these configs dynamically: Set({', '.join(read_only)})"
+            f"Cannot update these configs dynamically: Set({', '.join(static)})"
         )
     parsed: dict[str, Value] = {}
     for key, text in wanted.items():

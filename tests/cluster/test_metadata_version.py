@@ -204,6 +204,22 @@ def test_upgrade_a_single_node_from_an_older_strom_over_the_wire(tmp_path: Path)
             assert _features(client)[1]["metadata.version"] == 11  # persisted
 
 
+def test_scram_changes_below_their_level_get_unsupported_version(tmp_path: Path) -> None:
+    # Metadata an older strom wrote stays at level 7: AlterUserScramCredentials
+    # answers each valid user UNSUPPORTED_VERSION (the connection stays open),
+    # and an invalid one keeps its own error.
+    _write_old_metadata(tmp_path / "data")
+    with EmbeddedBroker(tmp_path / "data") as broker, RawClient(broker.bootstrap) as client:
+        upsertion = {"name": "alice", "mechanism": 1, "iterations": 4096,
+                     "salt": b"salt", "salted_password": b"x" * 32}
+        response = client.send(ApiKey.ALTER_USER_SCRAM_CREDENTIALS, 0, {
+            "deletions": [{"name": "bob", "mechanism": 1}], "upsertions": [upsertion]})
+        codes = {r.user: r.error_code for r in response.results}
+        assert codes == {"alice": ErrorCode.unsupported_version,
+                         "bob": ErrorCode.resource_not_found}
+        assert _features(client)[1]["metadata.version"] == 7
+
+
 def test_a_new_etcd_cluster_is_at_the_newest_level_and_forwards_updates(
         tmp_path: Path, etcd: EtcdCluster) -> None:
     with registered_brokers(tmp_path, etcd) as started:

@@ -25,7 +25,7 @@ from strom.broker.context import RequestContext
 from strom.broker.forwarding import forwarded_to_controller
 from strom.broker.router import handles
 from strom.cluster.image import MetadataRecord, RemoveScramCredentialRecord
-from strom.errors import ErrorCode
+from strom.errors import ErrorCode, KafkaError
 from strom.protocol.api import ApiKey
 from strom.security.acl_types import AclOperation
 from strom.security.sasl.scram import (
@@ -123,5 +123,12 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         results.extend(_result(name, error) for name, error in errors.items())
         return records
 
-    await ctx.broker.metadata.submit(operation)
+    try:
+        await ctx.broker.metadata.submit(operation)
+    except KafkaError as exc:
+        # Nothing was written (e.g. metadata.version below SCRAM's level): the
+        # users whose change was valid get the reason, the others keep theirs.
+        return {"throttle_time": 0, "results": [
+            _result(r["user"], (exc.code, exc.message)) if r["error_code"] == ErrorCode.none
+            else r for r in results]}
     return {"throttle_time": 0, "results": list(results)}

@@ -500,3 +500,10 @@ def add_group_examples(parser: argparse.ArgumentParser, per_command: int = 2) ->
         if examples:
             parser.epilog = "examples:\n" + "\n".join(examples) + "\n"
             parser.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+def add_hidden_alias(parser: argparse.ArgumentParser, *flags: str, dest: str,
+                     **kwargs: Any) -> None:
+    """An earlier or other tools' spelling of an option: accepted, same
+    destination, left out of --help (one spelling is shown everywhere)."""
+    parser.add_argument(*flags, dest=dest, help=argparse.SUPPRESS, **kwargs)

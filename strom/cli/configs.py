@@ -11,6 +11,7 @@ from strom.cli.common import (
     Session,
     UsageError,
     add_command,
+    add_hidden_alias,
     kafka_admin,
     network_parent,
     parse_key_values,
@@ -28,9 +29,9 @@ DESCRIBE_EXAMPLES = """\
 """
 
 ALTER_EXAMPLES = """\
-  strom configs alter --topic orders --set retention.ms=86400000 --set cleanup.policy=compact
-  strom configs alter --topic orders --delete retention.ms     # back to the default
-  strom configs alter --broker 1 --set log.retention.ms=3600000
+  strom configs alter --topic orders -c retention.ms=86400000 -c cleanup.policy=compact
+  strom configs alter --topic orders --delete-config retention.ms     # back to the default
+  strom configs alter --broker 1 --config log.retention.ms=3600000
 """
 
 
@@ -56,7 +57,7 @@ def register(commands: Any) -> None:
         description="Set or delete configs of a topic or a broker, incrementally: "
                     "configs not named keep their values.")
     _add_entity(alter)
-    add_alter_args(alter, set_flag="--set", delete_flag="--delete")
+    add_alter_args(alter)
 
 
 def _add_entity(parser: argparse.ArgumentParser) -> None:
@@ -66,11 +67,17 @@ def _add_entity(parser: argparse.ArgumentParser) -> None:
                         help="a broker, by id (default: the first broker)")
 
 
-def add_alter_args(parser: argparse.ArgumentParser, *, set_flag: str, delete_flag: str) -> None:
-    parser.add_argument(set_flag, dest="set_configs", action="append", default=[],
+def add_alter_args(parser: argparse.ArgumentParser) -> None:
+    """Every command that changes configs spells it -c/--config KEY=VALUE and
+    --delete-config KEY (kafka-topics' and kafka-configs' names); --set and
+    --delete, the earlier spelling of `configs alter` (and rpk's), stay as
+    hidden aliases so scripts keep working."""
+    parser.add_argument("-c", "--config", dest="set_configs", action="append", default=[],
                         metavar="KEY=VALUE", help="set a config (repeatable)")
-    parser.add_argument(delete_flag, dest="delete_configs", action="append", default=[],
+    parser.add_argument("--delete-config", dest="delete_configs", action="append", default=[],
                         metavar="KEY", help="delete a config, back to its default (repeatable)")
+    add_hidden_alias(parser, "--set", dest="set_configs", action="append")
+    add_hidden_alias(parser, "--delete", dest="delete_configs", action="append")
 
 
 def _resource(session: Session, args: argparse.Namespace) -> tuple[Any, str]:
@@ -178,7 +185,7 @@ def run_describe(args: argparse.Namespace) -> int:
 def run_alter(args: argparse.Namespace) -> int:
     set_configs, delete_configs = parse_alter_args(args)
     if not set_configs and not delete_configs:
-        raise UsageError("nothing to alter: give --set KEY=VALUE or --delete KEY")
+        raise UsageError("nothing to alter: give --config KEY=VALUE or --delete-config KEY")
     session = Session(args)
     restype, name = _resource(session, args)
     alter_configs(session, restype, name, set_configs, delete_configs)

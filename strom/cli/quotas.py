@@ -9,7 +9,14 @@ import argparse
 from typing import Any
 
 from strom.cli import raw_request
-from strom.cli.common import CliError, UsageError, add_command, network_parent, parse_key_values
+from strom.cli.common import (
+    CliError,
+    UsageError,
+    add_command,
+    add_hidden_alias,
+    network_parent,
+    parse_key_values,
+)
 from strom.cli.output import print_json, render_table
 from strom.protocol.api import ApiKey
 
@@ -21,10 +28,10 @@ DESCRIBE_EXAMPLES = """\
 """
 
 ALTER_EXAMPLES = """\
-  strom quotas alter --user alice --set producer_byte_rate=1048576
-  strom quotas alter --user-default --client-id app --set consumer_byte_rate=2097152
-  strom quotas alter --client-default --set request_percentage=50
-  strom quotas alter --user alice --delete producer_byte_rate
+  strom quotas alter --user alice -c producer_byte_rate=1048576
+  strom quotas alter --user-default --client-id app -c consumer_byte_rate=2097152
+  strom quotas alter --client-default --config request_percentage=50
+  strom quotas alter --user alice --delete-config producer_byte_rate
 """
 
 DEFAULT = "<default>"
@@ -51,10 +58,14 @@ def register(commands: Any) -> None:
         description="Set or delete quotas of one entity (a user, a client id, both, or an ip; "
                     "--*-default for the type's default).")
     _add_entity(alter)
-    alter.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="set a quota (repeatable)")
-    alter.add_argument("--delete", action="append", default=[], metavar="KEY",
-                       help="remove a quota (repeatable)")
+    # -c/--config and --delete-config, as every command that changes configs;
+    # --set/--delete (this command's first spelling) stay as hidden aliases.
+    alter.add_argument("-c", "--config", dest="set", action="append", default=[],
+                       metavar="KEY=VALUE", help="set a quota (repeatable)")
+    alter.add_argument("--delete-config", dest="delete", action="append", default=[],
+                       metavar="KEY", help="remove a quota (repeatable)")
+    add_hidden_alias(alter, "--set", dest="set", action="append")
+    add_hidden_alias(alter, "--delete", dest="delete", action="append")
     alter.add_argument("--validate-only", action="store_true",
                        help="check the change on the controller, change nothing")
 
@@ -120,15 +131,15 @@ def run_alter(args: argparse.Namespace) -> int:
         raise UsageError("name an entity: --user/--user-default, --client-id/--client-default "
                          "or --ip/--ip-default")
     ops: list[dict[str, Any]] = []
-    for key, text in parse_key_values(args.set, "--set").items():
+    for key, text in parse_key_values(args.set, "--config").items():
         try:
             value = float(text)
         except ValueError:
-            raise UsageError(f"--set {key}: not a number: {text!r}") from None
+            raise UsageError(f"--config {key}: not a number: {text!r}") from None
         ops.append({"key": key, "value": value, "remove": False})
     ops += [{"key": key, "value": 0.0, "remove": True} for key in args.delete]
     if not ops:
-        raise UsageError("nothing to change: give --set KEY=VALUE or --delete KEY")
+        raise UsageError("nothing to change: give --config KEY=VALUE or --delete-config KEY")
     body = {"entries": [{"entity": [{"entity_type": k, "entity_name": n}
                                     for k, n in entity.items()], "ops": ops}],
             "validate_only": args.validate_only}

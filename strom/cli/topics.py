@@ -13,6 +13,7 @@ from strom.cli.common import (
     TopicMetadata,
     UsageError,
     add_command,
+    add_hidden_alias,
     kafka_admin,
     network_parent,
     parse_key_values,
@@ -40,7 +41,7 @@ DESCRIBE_EXAMPLES = """\
 CREATE_EXAMPLES = """\
   strom topics create orders --partitions 6
   strom topics create users --config cleanup.policy=compact --if-not-exists
-  strom topics create events -p 3 -r 1 --config retention.ms=86400000
+  strom topics create events --partitions 3 -r 1 -c retention.ms=86400000
 """
 DELETE_EXAMPLES = """\
   strom topics delete orders
@@ -82,12 +83,14 @@ def register(commands: Any) -> None:
                          examples=CREATE_EXAMPLES, help="create topics",
                          description="Create topics.")
     create.add_argument("topics", nargs="+", metavar="TOPIC")
-    create.add_argument("-p", "--partitions", type=int, default=-1,
+    create.add_argument("--partitions", type=int, default=-1, metavar="N",
                         help="number of partitions (default: the broker's num.partitions)")
+    add_hidden_alias(create, "-p", dest="partitions", type=int)
     create.add_argument("-r", "--replication-factor", type=int, default=-1,
                         help="replicas per partition (default: the broker's default)")
     create.add_argument("-c", "--config", action="append", default=[], metavar="KEY=VALUE",
                         help="topic config, e.g. retention.ms=86400000 (repeatable)")
+    add_hidden_alias(create, "--set", dest="config", action="append")
     create.add_argument("--if-not-exists", action="store_true",
                         help="succeed if the topic already exists")
     create.add_argument("--validate-only", action="store_true",
@@ -104,9 +107,12 @@ def register(commands: Any) -> None:
                         help="add partitions or change configs",
                         description="Add partitions to a topic or change its configs.")
     alter.add_argument("topic", metavar="TOPIC")
-    alter.add_argument("-p", "--partitions", type=int,
+    alter.add_argument("--partitions", type=int, metavar="N",
                        help="new total number of partitions (can only grow)")
-    add_alter_args(alter, set_flag="--config", delete_flag="--delete-config")
+    add_alter_args(alter)
+    # -p is a partition everywhere else (produce, consume, delete-records);
+    # here it stays accepted, unlisted, for scripts and rpk habits (`-p 3`).
+    add_hidden_alias(alter, "-p", dest="partitions", type=int)
 
     trim = add_command(
         actions, "delete-records", run_delete_records, parents=[net],

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import pty
+import re
 import socket
 import subprocess
 import sys
@@ -268,3 +269,36 @@ def test_progress_only_on_a_terminal() -> None:
     silent.advance(10)
     silent.close()
     assert quiet.getvalue() == ""
+
+
+# Every command that changes configs shows -c/--config and --delete-config;
+# -p is always a partition. The older spellings still parse (hidden).
+CONFIG_COMMANDS = [["topics", "create"], ["topics", "alter"], ["configs", "alter"],
+                   ["quotas", "alter"]]
+
+
+def test_one_spelling_of_config_and_partition_flags() -> None:
+    for command in CONFIG_COMMANDS:
+        text = run_cli(*command, "--help").stdout
+        assert "-c KEY=VALUE, --config KEY=VALUE" in text, command
+        assert "--set" not in text and "--delete " not in text, command
+        if command != ["topics", "create"]:
+            assert "--delete-config KEY" in text, command
+    for command in (["produce"], ["consume"], ["topics", "delete-records"]):
+        assert re.search(r"-p (\w+), --partition \1\b", run_cli(*command, "--help").stdout), \
+            command
+    for command in (["topics", "create"], ["topics", "alter"]):
+        text = run_cli(*command, "--help").stdout
+        assert "--partitions N" in text and "-p " not in text, command
+
+
+def test_old_flag_spellings_still_parse(cli: Cli, topic_name: str) -> None:
+    ok(cli("topics", "create", topic_name, "-p", "2", "--set", "retention.ms=1000"))
+    ok(cli("topics", "alter", topic_name, "-p", "3", "--set", "segment.ms=3600000",
+           "--delete", "retention.ms"))
+    doc = ok(cli("topics", "describe", topic_name, "--output", "json")).json()[0]
+    assert len(doc["partitions"]) == 3 and doc["configs"] == {"segment.ms": "3600000"}
+    ok(cli("configs", "alter", "--topic", topic_name, "-c", "retention.ms=5000",
+           "--delete-config", "segment.ms"))
+    doc = ok(cli("topics", "describe", topic_name, "--output", "json")).json()[0]
+    assert doc["configs"] == {"retention.ms": "5000"}

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 
-from tests.cli.conftest import Cli, ok
+from strom.testing import EmbeddedBroker
+from tests.cli.conftest import Cli, ok, run_cli
 
 
 def _topics(cli: Cli, base: str) -> tuple[str, str, str]:
@@ -64,3 +68,30 @@ def test_several_topics_errors(cli: Cli, topic_name: str) -> None:
     assert bad.code == 2 and "bad topic pattern" in bad.stderr
     missing = cli("consume", a, "no-such-topic")
     assert missing.code == 1 and "unknown topic 'no-such-topic'" in missing.stderr
+
+
+def test_group_pattern_picks_up_topics_created_later(broker: EmbeddedBroker,
+                                                     topic_name: str) -> None:
+    b = ["-b", broker.bootstrap]
+    first, later = f"{topic_name}-first", f"{topic_name}-later"
+    ok(run_cli("topics", "create", first, *b))
+    ok(run_cli("produce", first, *b, stdin=b"one\n"))
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "strom", "consume", f"^{re.escape(topic_name)}-.*",
+         "--group", f"g-{topic_name}", "--follow", "-c", "2", "--output", "json", *b,
+         # librdkafka re-reads metadata for pattern subscriptions at this interval
+         "-X", "topic.metadata.refresh.interval.ms=200"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert follower.stdout is not None
+        assert b'"one"' in follower.stdout.readline()  # subscribed and reading
+        ok(run_cli("topics", "create", later, *b))
+        ok(run_cli("produce", later, *b, stdin=b"two\n"))
+        rest, err = follower.communicate(timeout=60)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
+    assert follower.returncode == 0, err
+    record = json.loads(rest.splitlines()[0])
+    assert (record["topic"], record["value"]) == (later, "two")

@@ -435,8 +435,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_in(directory: Path | None, etcd: str, config: RunConfig, netns: bool,
            say: Callable[[str], None]) -> Verdict:
     """run() in a temporary directory (unless given), in namespaces if asked."""
+    kept = directory is not None
     with tempfile.TemporaryDirectory(prefix="strom-faults-") as tmp, \
-            SlowDisks(Path(tmp) / "disks") as disks:
+            SlowDisks(directory / "disks" if directory is not None else Path(tmp) / "disks",
+                      keep=kept) as disks:
         directory = directory or Path(tmp) / "cluster"
         slow = disks if set(config.kinds) & set(DISK_KINDS) else None
         if not netns:

@@ -68,6 +68,8 @@ class Disk:
 class SlowDisks:
     directory: Path
     size_mib: int = 4096
+    #: Keep the image files on close (a kept run's data: `mount -o loop`).
+    keep: bool = False
     disks: dict[str, Disk] = field(default_factory=dict)
     slowed: set[str] = field(default_factory=set)
 
@@ -116,7 +118,8 @@ class SlowDisks:
             except RuntimeError:
                 _run("umount", "-l", str(disk.mountpoint))  # a process still in it
             _run("losetup", "-d", disk.device)
-            disk.image.unlink(missing_ok=True)
+            if not self.keep:
+                disk.image.unlink(missing_ok=True)
         self.disks.clear()
 
     def __enter__(self) -> SlowDisks:

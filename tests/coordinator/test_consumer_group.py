@@ -176,6 +176,10 @@ def test_invalid_requests(h: Harness) -> None:
 def test_regex_subscription_follows_new_topics(h: Harness) -> None:
     a = Member(h, topics=None, regex="t.*")
     a.heartbeat()
+    # Resolved after the heartbeat that brought it (Kafka resolves regexes
+    # asynchronously): nothing yet, then its topics at the next heartbeat.
+    assert a.owned == {} and group(h).regexes["t.*"].topics == frozenset()
+    a.heartbeat()
     names = {t.topic_id: t.name for t in h.image.topics.values()}
     assert {names[t]: len(ps) for t, ps in a.owned.items()} == {"t": 6, "t2": 2}
     topic_id = uuid.uuid4()

@@ -58,6 +58,8 @@ from strom.errors import ErrorCode
 log = logging.getLogger(__name__)
 
 RecordPair = tuple[bytes, bytes | None]
+#: The version of a regex recorded but not resolved yet (never an image offset).
+UNRESOLVED = -1
 
 
 def _member_topics(member: ConsumerGroupMember,
@@ -294,6 +296,18 @@ class ConsumerGroupManager:
         for pattern in sorted(in_use):
             resolved = regexes.get(pattern)
             if resolved is not None and resolved.version == image.offset:
+                continue
+            if resolved is None:
+                # A pattern new to the group is resolved after the heartbeat
+                # that brought it, as Kafka resolves regexes asynchronously: this
+                # epoch's target has the literal topics only; the next
+                # heartbeat resolves it (UNRESOLVED never matches an image
+                # offset) and bumps the epoch. librdkafka's 0045 test expects
+                # that order. (validate_heartbeat has checked the pattern.)
+                regexes[pattern] = ResolvedRegex(frozenset(), UNRESOLVED, now)
+                records.append(rec.encode(
+                    rec.ConsumerGroupRegularExpressionKey(group_id, pattern),
+                    rec.ConsumerGroupRegularExpressionValue((), UNRESOLVED, now)))
                 continue
             topics = resolve_regex(pattern, image)
             if describable is not None:

@@ -20,6 +20,7 @@ _INACTIVE = ("EMPTY", "DEAD", "UNKNOWN")
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/groups", groups, name="groups")
+    app.router.add_get("/views", views, name="views")
     app.router.add_get("/groups/{group}", group, name="group")
     app.router.add_get("/events/groups/{group}", group_events)
     app.router.add_post("/groups/{group}/reset", reset)
@@ -30,6 +31,33 @@ async def groups(request: web.Request) -> web.StreamResponse:
     ids = await run(request.app[CLUSTER].group_ids)
     return render(request, "groups.html", {"title": "Consumer groups", "groups": ids,
                                            "deleted": request.query.get("deleted")})
+
+
+#: strom.views commits a view's source offsets under this group id (with no
+#: members) when its outputs go through Kafka transactions; that is all a view
+#: tells the broker (an outbox view keeps its offsets in its own store).
+VIEW_GROUP_PREFIX = "strom-view-"
+_VIEW_HELPERS = ("-outbox", "-query")
+
+
+def view_name(group_id: str) -> str | None:
+    if not group_id.startswith(VIEW_GROUP_PREFIX) or group_id.endswith(_VIEW_HELPERS):
+        return None
+    return group_id[len(VIEW_GROUP_PREFIX):] or None
+
+
+async def views(request: web.Request) -> web.StreamResponse:
+    """strom.views views that report to the broker: name, position, lag, state."""
+    cluster = request.app[CLUSTER]
+    ids = await run(cluster.group_ids)
+    rows = []
+    for group_id, _ in ids:
+        name = view_name(group_id)
+        if name is None:
+            continue
+        info = await run(cluster.group, group_id)
+        rows.append((name, info))
+    return render(request, "views.html", {"title": "Views", "views": rows})
 
 
 async def group(request: web.Request) -> web.StreamResponse:

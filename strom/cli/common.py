@@ -87,11 +87,13 @@ class ConnectError(CliError):
 
 def add_command(commands: Any, name: str, run: Callable[[argparse.Namespace], int], *,
                 help: str, description: str, examples: str,
-                parents: Iterable[argparse.ArgumentParser] = ()) -> argparse.ArgumentParser:
+                parents: Iterable[argparse.ArgumentParser] = (),
+                aliases: Iterable[str] = ()) -> argparse.ArgumentParser:
     """A subcommand with its examples in --help and `run` as its action."""
     parser: argparse.ArgumentParser = commands.add_parser(
         name, help=help, description=description, epilog="examples:\n" + examples,
         formatter_class=argparse.RawDescriptionHelpFormatter, parents=list(parents),
+        aliases=list(aliases),
     )
     parser.set_defaults(run=run, command_name=parser.prog)
     return parser

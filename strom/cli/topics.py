@@ -60,8 +60,9 @@ DELETE_RECORDS_EXAMPLES = """\
 
 def register(commands: Any) -> None:
     parser = commands.add_parser(
-        "topics", help="list, describe, create, delete and alter topics",
-        description="List, describe, create, delete and alter topics.")
+        "topics", help="list, describe, create, delete and alter topics; trim partitions",
+        description="List, describe, create, delete and alter topics; delete the records "
+                    "at the start of partitions.")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     net = network_parent()
 
@@ -116,7 +117,7 @@ def register(commands: Any) -> None:
 
     trim = add_command(
         actions, "delete-records", run_delete_records, parents=[net],
-        examples=DELETE_RECORDS_EXAMPLES,
+        examples=DELETE_RECORDS_EXAMPLES, aliases=["trim-prefix"],  # rpk's name
         help="delete the records before an offset (trim a partition's start)",
         description="Delete every record before an offset, a timestamp or the end of "
                     "partitions (DeleteRecords, as kafka-delete-records and rpk's topic "

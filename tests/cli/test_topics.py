@@ -140,6 +140,8 @@ def test_delete_records_trims_partitions(cli: Cli, topic_name: str) -> None:
 
     beyond = cli("topics", "delete-records", topic_name, "-p", "1", "--offset", "99")
     assert beyond.code == 1 and "OFFSET_OUT_OF_RANGE" in beyond.stderr, beyond.stderr
+    rpk_name = ok(cli("topics", "trim-prefix", topic_name, "-p", "1", "--offset", "3"))
+    assert rpk_name.stdout.split() == ["PARTITION", "START-OFFSET", "1", "3"]
     usage = cli("topics", "delete-records", topic_name)
     assert usage.code == 2 and "one of the arguments" in usage.stderr
 

@@ -6,6 +6,7 @@ threads (`asyncio.to_thread`) so a slow broker never stalls other pages."""
 from __future__ import annotations
 
 import importlib
+import logging
 import threading
 import time
 import uuid
@@ -150,7 +151,10 @@ class Cluster:
         the console itself knows its own port only once its listeners are bound)."""
         self._bootstrap = bootstrap
         self.timeout = timeout
-        self._extra = dict(config or {})
+        # librdkafka's log goes through Python logging (not straight to stderr):
+        # an unreachable broker is shown on the page, not repeated on the console.
+        self._extra = {"logger": logging.getLogger("strom.console.librdkafka"),
+                       **(config or {})}
         self._admin_client: AdminClient | None = None
         self._producer: Producer | None = None
         self._lock = threading.Lock()

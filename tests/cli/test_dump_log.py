@@ -3,8 +3,12 @@ and on damaged copies of it."""
 
 from __future__ import annotations
 
+import os
+import pty
 import shutil
 import struct
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -205,3 +209,37 @@ def test_progress_on_stderr_only_when_asked_or_on_a_terminal(partition_dir: Path
     json_run = ok(dump("--output", "json", "--progress", partition_dir))
     assert json_run.json()["ok"] is True  # stdout stays pure JSON
     assert "\rdumping [" in json_run.stderr
+
+
+def _stderr_on_a_terminal(args: list[str]) -> tuple[bytes, bytes]:
+    """Run strom with stderr on a pseudo-terminal: (stdout, what the terminal got)."""
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "strom", *args],
+                                stdout=subprocess.PIPE, stderr=follower)
+        os.close(follower)
+        follower = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: every writer closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        out, _ = proc.communicate(timeout=60)
+        return out, b"".join(chunks)
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+
+
+def test_progress_by_default_on_a_terminal_when_the_dump_goes_elsewhere(
+        partition_dir: Path) -> None:
+    out, terminal = _stderr_on_a_terminal(["dump-log", "--check", str(partition_dir)])
+    assert out.startswith(b"Checked ")
+    assert b"\rchecking [" in terminal
+    # erased at the end: the terminal is left with a blank line to write on
+    assert terminal.endswith(b"\r")

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Produce and consume over TLS and over plaintext, strom and Apache Kafka, on
-the same machine in the same run (issue 16).
+"""Produce and consume over plaintext, TLS and SASL_SSL, strom and Apache
+Kafka, on the same machine in the same run (issue 16).
 
   .venv/bin/python bench/tls.py                       # 2 rounds, 300,000 x 1 KiB
   .venv/bin/python bench/tls.py --rounds 3 --records 500000 --brokers strom
+  .venv/bin/python bench/tls.py --modes plaintext,tls
 
-Each broker serves a PLAINTEXT and an SSL listener (PKCS12 keystore, TLS 1.3,
-no client authentication) from one process; Kafka's ProducerPerformance
+Each broker serves PLAINTEXT, SSL and SASL_SSL listeners (PKCS12 keystore,
+TLS 1.3, no client certificates; SASL PLAIN) from one process; Kafka's ProducerPerformance
 (acks=1) and ConsumerPerformance run against each listener with the same
 settings, the broker started fresh every round, brokers alternating. Figures
 are medians over rounds; the last column is TLS/plaintext of the same broker,
@@ -29,16 +30,18 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from brokers import Broker, Kafka, Strom  # noqa: E402
+from brokers import Kafka, Strom  # noqa: E402
 from common import JAVA_PERF_OPTS, KAFKA_TOOL, free_port, log, run_client  # noqa: E402
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.serialization import pkcs12  # noqa: E402
-from workloads import producer_perf  # noqa: E402
+from workloads import PERF_LINE  # noqa: E402
 
 from strom.testing.tls import TestCertificateAuthority  # noqa: E402
 
 PASSWORD = "benchpass"
+PLAIN = "org.apache.kafka.common.security.plain.PlainLoginModule required"
+MODES = ("plaintext", "tls", "sasl_ssl")
 
 
 class Stores:
@@ -57,29 +60,43 @@ class Stores:
         subprocess.run(["keytool", "-importcert", "-noprompt", "-alias", "ca", "-file",
                         str(ca.ca_path), "-keystore", str(self.truststore), "-storetype",
                         "PKCS12", "-storepass", PASSWORD], check=True, capture_output=True)
-        self.client_config = directory / "client-ssl.properties"
-        self.client_config.write_text("".join(f"{k}={v}\n" for k, v in self.client().items()))
+        self.client_configs: dict[str, Path] = {}
+        for mode in ("tls", "sasl_ssl"):
+            path = self.client_configs[mode] = directory / f"client-{mode}.properties"
+            path.write_text("".join(f"{k}={v}\n" for k, v in self.client(mode).items()))
 
     def broker(self) -> dict[str, str]:
+        """TLS for both TLS listeners; SASL PLAIN for the SASL_SSL one (Kafka's names)."""
         return {"ssl.keystore.type": "PKCS12", "ssl.keystore.location": str(self.keystore),
-                "ssl.keystore.password": PASSWORD, "ssl.key.password": PASSWORD}
+                "ssl.keystore.password": PASSWORD, "ssl.key.password": PASSWORD,
+                "sasl.enabled.mechanisms": "PLAIN",
+                "listener.name.sasl_ssl.plain.sasl.jaas.config":
+                    f"{PLAIN} username=\"bench\" password=\"{PASSWORD}\" "
+                    f"user_bench=\"{PASSWORD}\";"}
 
-    def client(self) -> dict[str, str]:
-        return {"security.protocol": "SSL", "ssl.truststore.type": "PKCS12",
-                "ssl.truststore.location": str(self.truststore),
-                "ssl.truststore.password": PASSWORD}
+    def client(self, mode: str) -> dict[str, str]:
+        if mode == "plaintext":
+            return {}
+        tls = {"security.protocol": "SSL", "ssl.truststore.type": "PKCS12",
+               "ssl.truststore.location": str(self.truststore),
+               "ssl.truststore.password": PASSWORD}
+        if mode == "tls":
+            return tls
+        return {**tls, "security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN",
+                "sasl.jaas.config": f"{PLAIN} username=\"bench\" password=\"{PASSWORD}\";"}
 
 
 class StromTls(Strom):
     def __init__(self, stores: Stores, *args: Any) -> None:
         super().__init__(*args)
         self.stores = stores
-        self.tls_port = 0
+        self.ports: dict[str, int] = {}
 
     def command(self) -> list[str]:
-        self.tls_port = free_port()
+        self.ports = {"plaintext": self.port, "tls": free_port(), "sasl_ssl": free_port()}
         self.extra.update({"listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
-                                        f"SSL://127.0.0.1:{self.tls_port}",
+                                        f"SSL://127.0.0.1:{self.ports['tls']},"
+                                        f"SASL_SSL://127.0.0.1:{self.ports['sasl_ssl']}",
                            **self.stores.broker()})
         return super().command()
 
@@ -88,32 +105,38 @@ class KafkaTls(Kafka):
     def __init__(self, stores: Stores, *args: Any) -> None:
         super().__init__(*args)
         self.stores = stores
-        self.tls_port = 0
+        self.ports: dict[str, int] = {}
 
     def prepare(self) -> None:
         super().prepare()
-        # Later lines win in a properties file: the SSL listener beside the others.
-        self.tls_port = free_port()
+        # Later lines win in a properties file: the TLS listeners beside the others.
+        self.ports = {"plaintext": self.port, "tls": free_port(), "sasl_ssl": free_port()}
+        served = (f"PLAINTEXT://127.0.0.1:{self.port},SSL://127.0.0.1:{self.ports['tls']},"
+                  f"SASL_SSL://127.0.0.1:{self.ports['sasl_ssl']}")
         extra = {
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},SSL://127.0.0.1:{self.tls_port},"
-                         f"CONTROLLER://127.0.0.1:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
-                                    f"SSL://127.0.0.1:{self.tls_port}",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL",
+            "listeners": f"{served},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": served,
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,"
+                                              "SASL_SSL:SASL_SSL",
             **self.stores.broker(),
         }
         with self.config_path.open("a") as out:
             out.write("".join(f"{k}={v}\n" for k, v in extra.items()))
 
 
-class Listener:
-    """What the perf tools need of a broker: one listener's address."""
-
-    def __init__(self, broker: Broker, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
-        self.log_path = broker.log_path
-        self.name = broker.name
-        self.proc = broker.proc
+def produce(bootstrap: str, topic: str, records: int, size: int, config: Path | None) -> float:
+    """ProducerPerformance's MiB/s, acks=1; the client's security settings from
+    a file (a JAAS value holds '=', which --command-property cannot carry)."""
+    argv = [KAFKA_TOOL, "producer-perf", "--bootstrap-server", bootstrap, "--topic", topic,
+            "--num-records", str(records), "--record-size", str(size), "--throughput", "-1",
+            "--command-property", "acks=1", "--reporting-interval", "2000"]
+    if config is not None:
+        argv += ["--command-config", str(config)]
+    run = run_client(argv, 600, env={"KAFKA_TOOL_JAVA_OPTS": JAVA_PERF_OPTS})
+    matches = PERF_LINE.findall(run.stdout)
+    if run.returncode != 0 or not matches or int(matches[-1][0]) < records:
+        raise RuntimeError(f"producer-perf failed: {run.stdout[-500:]} {run.stderr[-500:]}")
+    return float(matches[-1][1]) * size / 1048576
 
 
 def consume(bootstrap: str, topic: str, records: int, config: Path | None) -> float:
@@ -132,24 +155,20 @@ def consume(bootstrap: str, topic: str, records: int, config: Path | None) -> fl
 
 
 def one_round(broker: StromTls | KafkaTls, stores: Stores, records: int,
-              size: int) -> dict[str, float]:
+              size: int, modes: list[str]) -> dict[str, float]:
     broker.start()
     try:
         figures = {}
-        for mode, port, props in (("plaintext", broker.port, {}),
-                                  ("tls", broker.tls_port, stores.client())):
-            listener = Listener(broker, f"127.0.0.1:{port}")
+        for mode in modes:
+            bootstrap = f"127.0.0.1:{broker.ports[mode]}"
+            config = stores.client_configs.get(mode)
             topic = f"tls-bench-{mode}"
             gib = records * size / (1 << 30)
             cpu = broker.cpu_s()
-            produced, _ = producer_perf(listener, topic, records, size,  # type: ignore[arg-type]
-                                        {"acks": "1", **props}, timeout=600)
-            figures[f"produce_{mode}"] = produced["mib_per_s"]
+            figures[f"produce_{mode}"] = produce(bootstrap, topic, records, size, config)
             figures[f"produce_cpu_{mode}"] = (broker.cpu_s() - cpu) / gib
             cpu = broker.cpu_s()
-            figures[f"consume_{mode}"] = consume(
-                listener.bootstrap, topic, records,
-                stores.client_config if mode == "tls" else None)
+            figures[f"consume_{mode}"] = consume(bootstrap, topic, records, config)
             figures[f"consume_cpu_{mode}"] = (broker.cpu_s() - cpu) / gib
             log(f"{broker.label} {mode}: produce {figures[f'produce_{mode}']:.1f} MiB/s "
                 f"({figures[f'produce_cpu_{mode}']:.1f} broker CPU s/GiB), consume "
@@ -167,7 +186,10 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--brokers", default="strom,kafka")
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help="listeners measured: plaintext,tls,sasl_ssl")
     args = parser.parse_args()
+    modes = args.modes.split(",")
     with tempfile.TemporaryDirectory(prefix="strom-tls-bench-") as tmp:
         root = Path(tmp)
         stores = Stores(root / "certs")
@@ -179,30 +201,28 @@ def main() -> int:
             order = names if round_no % 2 == 0 else list(reversed(names))
             for name in order:
                 broker = makers[name](stores, root / f"{name}-{round_no}", 1, 1 << 30)
-                results[name].append(one_round(broker, stores, args.records, args.size))
+                results[name].append(one_round(broker, stores, args.records, args.size, modes))
     print(f"\n{args.records:,} records x {args.size} B, acks=1, 1 partition, median of "
-          f"{args.rounds} rounds (MiB/s)\n")
-    print("| broker | produce plaintext | produce TLS | TLS/plain | consume plaintext | "
-          "consume TLS | TLS/plain |")
-    print("|---|---|---|---|---|---|---|")
-    medians = {}
-    for name, rounds in results.items():
-        m = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
-        medians[name] = m
-        print(f"| {name} | {m['produce_plaintext']:.1f} | {m['produce_tls']:.1f} | "
-              f"{m['produce_tls'] / m['produce_plaintext']:.2f} | "
-              f"{m['consume_plaintext']:.1f} | {m['consume_tls']:.1f} | "
-              f"{m['consume_tls'] / m['consume_plaintext']:.2f} |")
-    print("\nBroker CPU seconds per GiB (the broker process's user+system time over the "
-          "phase; robust to a busy machine where MiB/s is not)\n")
-    print("| broker | produce plaintext | produce TLS | TLS/plain | consume plaintext | "
-          "consume TLS | TLS/plain |")
-    print("|---|---|---|---|---|---|---|")
-    for name, m in medians.items():
-        print(f"| {name} | {m['produce_cpu_plaintext']:.1f} | {m['produce_cpu_tls']:.1f} | "
-              f"{m['produce_cpu_tls'] / m['produce_cpu_plaintext']:.2f} | "
-              f"{m['consume_cpu_plaintext']:.1f} | {m['consume_cpu_tls']:.1f} | "
-              f"{m['consume_cpu_tls'] / m['consume_cpu_plaintext']:.2f} |")
+          f"{args.rounds} rounds\n")
+    medians = {name: {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+               for name, rounds in results.items()}
+    for title, key in (("MiB/s", "{op}_{mode}"),
+                       ("broker CPU s/GiB (its user+system time over the phase; holds on a "
+                        "busy machine where MiB/s does not)", "{op}_cpu_{mode}")):
+        print(f"{title}\n")
+        print("| broker | " + " | ".join(f"{op} {mode}" for op in ("produce", "consume")
+                                         for mode in modes) + " |")
+        print("|---" * (1 + 2 * len(modes)) + "|")
+        for name, m in medians.items():
+            cells = []
+            for op in ("produce", "consume"):
+                base = m[key.format(op=op, mode=modes[0])]
+                for mode in modes:
+                    value = m[key.format(op=op, mode=mode)]
+                    cells.append(f"{value:.1f}" if mode == modes[0]
+                                 else f"{value:.1f} ({value / base:.2f}x)")
+            print(f"| {name} | " + " | ".join(cells) + " |")
+        print()
     if {"strom", "kafka"} <= medians.keys():
         s, k = medians["strom"], medians["kafka"]
         print("\nstrom/Kafka: " + ", ".join(f"{key} {s[key] / k[key]:.2f}" for key in s))

@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp_jinja2
 import jinja2
@@ -61,6 +61,7 @@ def add_console(app: web.Application, cluster: Cluster) -> None:
     env.filters["ms"] = _format_ms
     env.filters["num"] = lambda n: f"{n:,}" if isinstance(n, int) else n
     env.filters["bytes"] = format_bytes
+    env.filters["seg"] = lambda text: quote(str(text), safe="")
     app.router.add_static("/static", HERE / "static", name="static")
     app.router.add_get("/", overview, name="overview")
     app.router.add_get("/events/overview", overview_events)

@@ -5,6 +5,7 @@ first, then apply), delete."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 from confluent_kafka import TopicPartition
@@ -21,10 +22,11 @@ _INACTIVE = ("EMPTY", "DEAD", "UNKNOWN")
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/groups", groups, name="groups")
     app.router.add_get("/views", views, name="views")
-    app.router.add_get("/groups/{group}", group, name="group")
-    app.router.add_get("/events/groups/{group}", group_events)
-    app.router.add_post("/groups/{group}/reset", reset)
-    app.router.add_post("/groups/{group}/delete", delete)
+    # Group ids may hold any character, "/" too (links quote it as %2F).
+    app.router.add_post("/groups/{group:.+}/reset", reset)
+    app.router.add_post("/groups/{group:.+}/delete", delete)
+    app.router.add_get("/groups/{group:.+}", group, name="group")
+    app.router.add_get("/events/groups/{group:.+}", group_events)
 
 
 async def groups(request: web.Request) -> web.StreamResponse:
@@ -147,7 +149,7 @@ async def reset(request: web.Request) -> web.StreamResponse:
                     "consumers first")
             await run(cluster.set_group_offsets, group_id,
                       {(t, p): new for t, p, _, new in plan})
-            raise web.HTTPSeeOther(f"/groups/{group_id}?reset={len(plan)}")
+            raise web.HTTPSeeOther(f"/groups/{quote(group_id, safe='')}?reset={len(plan)}")
     except ConsoleError as exc:
         return render(request, "group.html", _context(info, form=fields, error=str(exc)),
                       status=exc.status)
@@ -163,4 +165,4 @@ async def delete(request: web.Request) -> web.StreamResponse:
         return render(request, "group.html", _context(
             info, error=f"type the group's name ({group_id}) to confirm deletion"), status=400)
     await run(cluster.delete_group, group_id)
-    raise web.HTTPSeeOther(f"/groups?deleted={group_id}")
+    raise web.HTTPSeeOther(f"/groups?deleted={quote(group_id, safe='')}")

@@ -136,3 +136,26 @@ def test_banner_while_the_broker_restarts(browser: Any, own_broker: EmbeddedBrok
     finally:
         context.close()
         server.stop()
+
+
+def test_group_ids_with_slashes_and_spaces(page: Any, broker: EmbeddedBroker) -> None:
+    from confluent_kafka import TopicPartition
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic("odd-names", 1, 1)])["odd-names"].result(10)
+    produce(broker.bootstrap, "odd-names", 4)
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "team a/ü?x"})
+    consumer.commit(offsets=[TopicPartition("odd-names", 0, 1)], asynchronous=False)
+    consumer.close()
+    page.goto("/groups")
+    page.get_by_role("link", name="team a/ü?x").click()
+    assert page.locator("h1").inner_text() == "Group team a/ü?x"
+    wait_lag(page, 3)
+    page.select_option("#r-to", "latest")
+    page.get_by_role("button", name="Dry run").click()
+    page.get_by_role("button", name="Apply this reset").click()
+    assert "reset" in page.locator("#reset-done").inner_text()
+    assert broker.committed_offsets("team a/ü?x")[("odd-names", 0)] == 4
+    page.fill("#g-confirm", "team a/ü?x")
+    page.get_by_role("button", name="Delete group").click()
+    assert "team a/ü?x deleted" in page.locator("#deleted").inner_text()

@@ -4,6 +4,7 @@ first, then apply), delete."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import quote
 
@@ -29,9 +30,20 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/events/groups/{group:.+}", group_events)
 
 
+#: Groups whose members and lag the list page looks up (three requests each).
+LIST_DETAIL_LIMIT = 100
+
+
 async def groups(request: web.Request) -> web.StreamResponse:
-    ids = await run(request.app[CLUSTER].group_ids)
-    return render(request, "groups.html", {"title": "Consumer groups", "groups": ids,
+    cluster = request.app[CLUSTER]
+    ids = await run(cluster.group_ids)
+    details = await asyncio.gather(*(run(cluster.group, g) for g, _ in
+                                     ids[:LIST_DETAIL_LIMIT]), return_exceptions=True)
+    found: list[object] = [*details, *[None] * (len(ids) - len(details))]
+    rows = [(g, state, d if isinstance(d, Group) else None)
+            for (g, state), d in zip(ids, found, strict=True)]
+    return render(request, "groups.html", {"title": "Consumer groups", "groups": rows,
+                                           "limit": LIST_DETAIL_LIMIT,
                                            "deleted": request.query.get("deleted")})
 
 

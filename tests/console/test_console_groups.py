@@ -55,7 +55,10 @@ def test_group_lag_rises_and_falls_then_reset_and_delete(page: Any,
     try:
         consume(consumer, 5)
         page.goto("/groups")
-        page.get_by_role("link", name="billing").click()
+        listed = page.locator("#groups tr[data-group=billing]")
+        assert listed.locator(".lag").inner_text() == "15"
+        assert "payments" in listed.inner_text()
+        listed.get_by_role("link", name="billing").click()
         expect_state = page.locator("#state")
         assert expect_state.inner_text() == "STABLE"
         assert lag_total(page) == 15

@@ -102,6 +102,26 @@ def test_create_produce_browse_filter_config_delete(page: Any) -> None:
     page.get_by_role("button", name="Show messages").click()
     assert page.locator("#messages tr.message").count() == 1
 
+    # From a time: everything after 2000, nothing after 2100; from an offset.
+    page.fill("#path", "")
+    page.fill("#equals", "")
+    page.select_option("#start", "timestamp")
+    page.fill("#timestamp", "2000-01-01T00:00:00Z")
+    page.get_by_role("button", name="Show messages").click()
+    assert page.locator("#messages tr.message").count() == 3
+    page.fill("#timestamp", "4102444800000")
+    page.get_by_role("button", name="Show messages").click()
+    assert page.locator("#messages tr.message").count() == 0
+    page.select_option("#start", "offset")
+    page.fill("#offset", "1")
+    page.get_by_role("button", name="Show messages").click()
+    offsets = page.locator("#messages tr.message td:nth-child(2)").all_inner_texts()
+    assert len(offsets) < 3 and all(int(o) >= 1 for o in offsets)
+    page.fill("#path", "order.sku")
+    page.fill("#equals", "A-1")
+    page.select_option("#start", "beginning")
+    page.get_by_role("button", name="Show messages").click()
+
     # The download holds the same records as JSON lines.
     href = page.get_by_role("link", name="Download as JSON lines").get_attribute("href")
     with urllib.request.urlopen(page.url.split("/topics")[0] + str(href)) as response:

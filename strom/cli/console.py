@@ -39,8 +39,11 @@ def run(args: argparse.Namespace) -> int:
 
     host, port = parse_listen(args.listen)
     session = Session(args)
+    # Not the session's error_cb: it keeps every client error for a one-shot
+    # command's last message, which a console running for weeks must not.
+    config = {k: v for k, v in session.config.items() if k != "error_cb"}
     cluster = Cluster(session.bootstrap, timeout=session.timeout,
-                      config={**session.config, "client.id": "strom-console"})
+                      config={**config, "client.id": "strom-console"})
     print(f"strom console on http://{host}:{port}/ for {session.bootstrap}", flush=True)
     web.run_app(build_app(cluster), host=host, port=port, print=None, access_log=None,
                 shutdown_timeout=1.0)

@@ -145,6 +145,17 @@ class BrokerConfigRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupConfigRecord:
+    """Sets (value not None) or removes (None) one config of a group (KIP-848's
+    per-group settings, consumer.session.timeout.ms, ...), as Kafka's
+    ConfigRecord for a GROUP resource. Needs metadata.version 12."""
+
+    group: str
+    name: str
+    value: Value
+
+
+@dataclass(frozen=True, slots=True)
 class FeatureLevelRecord:
     """Kafka's FeatureLevelRecord: the finalized level of a feature (only
     metadata.version so far, cluster/metadata_version.py)."""
@@ -236,7 +247,7 @@ class ClientQuotaRecord:
 MetadataRecord = (
     TopicRecord | PartitionRecord | TopicConfigRecord | BrokerConfigRecord | RemoveTopicRecord
     | ProducerIdsRecord | ScramCredentialRecord | RemoveScramCredentialRecord | AclRecord
-    | RemoveAclRecord | ClientQuotaRecord | FeatureLevelRecord
+    | RemoveAclRecord | ClientQuotaRecord | FeatureLevelRecord | GroupConfigRecord
 )
 
 
@@ -256,6 +267,8 @@ class MetadataImage:
         default_factory=dict)
     acls: frozenset[AclRecord] = frozenset()
     client_quotas: Mapping[QuotaEntity, Mapping[str, float]] = field(default_factory=dict)
+    # Group id -> its configs (GroupConfigRecord); groups without any are absent.
+    group_configs: Mapping[str, Mapping[str, Value]] = field(default_factory=dict)
     # The finalized metadata.version; metadata without a FeatureLevelRecord
     # was written by a strom from before it: the minimum.
     metadata_version: int = metadata_version.MINIMUM
@@ -297,6 +310,7 @@ class MetadataImage:
         scram: dict[str, Mapping[int, ScramCredentialRecord]] | None = None
         acls: set[AclRecord] | None = None
         quotas: dict[QuotaEntity, Mapping[str, float]] | None = None
+        group_configs: dict[str, Mapping[str, Value]] | None = None
         # Partitions of the topics these records change, by partition index.
         changed: dict[str, dict[int, PartitionInfo]] = {}
         for record in records:
@@ -343,6 +357,18 @@ class MetadataImage:
                     node_configs[record.node_id] = MappingProxyType(configs)
                     if not configs:
                         del node_configs[record.node_id]
+            elif isinstance(record, GroupConfigRecord):
+                if group_configs is None:
+                    group_configs = dict(self.group_configs)
+                own = dict(group_configs.get(record.group, {}))
+                if record.value is None:
+                    own.pop(record.name, None)
+                else:
+                    own[record.name] = record.value
+                if own:
+                    group_configs[record.group] = MappingProxyType(own)
+                else:
+                    group_configs.pop(record.group, None)
             elif isinstance(record, RemoveTopicRecord):
                 name = by_id.pop(record.topic_id)
                 del topics[name]
@@ -402,6 +428,8 @@ class MetadataImage:
                                else MappingProxyType(scram)),
             acls=self.acls if acls is None else frozenset(acls),
             client_quotas=self.client_quotas if quotas is None else MappingProxyType(quotas),
+            group_configs=(self.group_configs if group_configs is None
+                           else MappingProxyType(group_configs)),
             metadata_version=level,
             offset=self.offset + 1,
         )
@@ -435,7 +463,7 @@ _RECORD_TYPES: dict[str, type[Any]] = {
     for cls in (TopicRecord, PartitionRecord, TopicConfigRecord, BrokerConfigRecord,
                 RemoveTopicRecord, ProducerIdsRecord, ScramCredentialRecord,
                 RemoveScramCredentialRecord, AclRecord, RemoveAclRecord, ClientQuotaRecord,
-                FeatureLevelRecord)
+                FeatureLevelRecord, GroupConfigRecord)
 }
 
 
@@ -471,6 +499,9 @@ def image_to_records(image: MetadataImage) -> list[MetadataRecord]:
     for node_id, configs in sorted(image.node_configs.items()):
         records += [BrokerConfigRecord(name, value, node_id)
                     for name, value in sorted(configs.items())]
+    for group, values in sorted(image.group_configs.items()):
+        records += [GroupConfigRecord(group, name, value)
+                    for name, value in sorted(values.items())]
     for topic in image.topics.values():
         records += topic_to_records(topic)
     for _, mechanisms in sorted(image.scram_credentials.items()):

@@ -16,6 +16,10 @@ strom uses Kafka's level numbers where the record sets correspond, so that
                  configs, producer ids
     11  3.5-IV2  SCRAM credentials (Kafka's isScramSupported), and in strom also
                  ACLs and client quotas, whose records older strom cannot read
+    12  3.6-IV0  per-group configs (KIP-848's consumer.session.timeout.ms, ...;
+                 GroupConfigRecord). Kafka writes them as ConfigRecords of
+                 resource type GROUP from 4.0; strom gives them the next level
+                 after its own last, since only the record set matters here
 
 Levels 8-10 are accepted and behave as 7. A new cluster (its first metadata
 batch) and a new single node start at LATEST, as Kafka's format does.
@@ -33,9 +37,11 @@ from strom.errors import UnsupportedVersionError
 FEATURE_NAME = "metadata.version"
 MINIMUM = 7
 SECURITY_RECORDS = 11
-LATEST = SECURITY_RECORDS
+GROUP_CONFIGS = 12
+LATEST = GROUP_CONFIGS
 
-_RELEASES = {7: "3.3-IV3", 8: "3.4-IV0", 9: "3.5-IV0", 10: "3.5-IV1", 11: "3.5-IV2"}
+_RELEASES = {7: "3.3-IV3", 8: "3.4-IV0", 9: "3.5-IV0", 10: "3.5-IV1", 11: "3.5-IV2",
+             12: "3.6-IV0"}
 
 #: Record type -> the level that introduced it; types absent are readable by all.
 INTRODUCED_AT = {
@@ -44,6 +50,7 @@ INTRODUCED_AT = {
     "AclRecord": SECURITY_RECORDS,
     "RemoveAclRecord": SECURITY_RECORDS,
     "ClientQuotaRecord": SECURITY_RECORDS,
+    "GroupConfigRecord": GROUP_CONFIGS,
 }
 
 

@@ -153,9 +153,9 @@ def test_describe_broker_loggers(broker: EmbeddedBroker) -> None:
 
 
 def test_describe_unsupported_resource_type(broker: EmbeddedBroker) -> None:
-    result = describe(broker, 32, "some-group")
+    result = describe(broker, 16, "some-subscription")  # CLIENT_METRICS (KIP-714)
     assert result.error_code == ErrorCode.invalid_request
-    assert result.error_message == "Unsupported resource type: GROUP"
+    assert result.error_message == "Unsupported resource type: CLIENT_METRICS"
 
 
 # --- AlterConfigs (legacy) ------------------------------------------------------

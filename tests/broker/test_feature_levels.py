@@ -27,10 +27,10 @@ def test_v4_lists_every_feature_with_its_levels(broker: EmbeddedBroker) -> None:
     supported = {f.name: (f.min_version, f.max_version) for f in response.supported_features}
     finalized = {f.name: (f.min_version_level, f.max_version_level)
                  for f in response.finalized_features}
-    assert supported == {"metadata.version": (7, 11), "transaction.version": (0, 2),
+    assert supported == {"metadata.version": (7, 12), "transaction.version": (0, 2),
                          "group.version": (0, 1), **{f: (0, 0) for f in AT_ZERO}}
     # A feature at level 0 is not finalized (Kafka keeps no record of it).
-    assert finalized == {"metadata.version": (11, 11), "transaction.version": (2, 2),
+    assert finalized == {"metadata.version": (12, 12), "transaction.version": (2, 2),
                          "group.version": (1, 1)}
 
 

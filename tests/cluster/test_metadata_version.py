@@ -92,7 +92,7 @@ def test_update_features_rules() -> None:
         (("metadata.version", 11, 1), None),  # already there: nothing written
         (("metadata.version", 7, 1), "without setting the upgrade type"),
         (("metadata.version", 7, 2), "Refusing to downgrade"),
-        (("metadata.version", 12, 1), "Local controller 1 only supports versions [7-11]"),
+        (("metadata.version", 13, 1), "Local controller 1 only supports versions [7-12]"),
         (("transaction.version", 2, 1), None),
         (("transaction.version", 1, 2), "cannot change it"),
         (("group.version", 1, 1), None),
@@ -115,7 +115,7 @@ def test_update_features_rules() -> None:
 
 
 def test_a_new_cluster_starts_at_the_newest_level_its_brokers_support() -> None:
-    assert features.bootstrap_level(MetadataImage("c", 1, {})) == 11
+    assert features.bootstrap_level(MetadataImage("c", 1, {})) == 12
     assert features.bootstrap_level(MetadataImage("c", 1, {1: _broker(1, (7, 11))})) == 11
     assert features.bootstrap_level(MetadataImage(
         "c", 1, {1: _broker(1, (7, 11)), 2: _broker(2, (7, 7))})) == 7
@@ -180,7 +180,7 @@ def test_upgrade_a_single_node_from_an_older_strom_over_the_wire(tmp_path: Path)
     with EmbeddedBroker(tmp_path / "data") as broker:
         with RawClient(broker.bootstrap) as client:
             supported, finalized, epoch = _features(client)
-            assert supported["metadata.version"] == (7, 11)
+            assert supported["metadata.version"] == (7, 12)
             assert finalized == {"metadata.version": 7, "transaction.version": 2,
                                  "group.version": 1}
             assert epoch == 1
@@ -228,17 +228,17 @@ def test_a_new_etcd_cluster_is_at_the_newest_level_and_forwards_updates(
         admin.create_topics([NewTopic("first", 1, 2)])["first"].result(WAIT)  # batch 1
         for broker in started:
             with RawClient(broker.bootstrap) as client:
-                wait_until(lambda c=client: _features(c)[1]["metadata.version"] == 11, WAIT,
-                           what="metadata.version 11 on every broker")
+                wait_until(lambda c=client: _features(c)[1]["metadata.version"] == 12, WAIT,
+                           what="metadata.version 12 on every broker")
         with RawClient(other.bootstrap, timeout=WAIT) as client:
             # Through the broker that is not the controller: forwarded to it.
-            response = _update(client, 1, 11, upgrade_type=1)
+            response = _update(client, 1, 12, upgrade_type=1)
             assert response.error_code == ErrorCode.none
             assert response.results[0].error_code == ErrorCode.none
-            response = _update(client, 1, 12, upgrade_type=1)
+            response = _update(client, 1, 13, upgrade_type=1)
             assert response.results[0].error_message == (
-                "Invalid update version 12 for feature metadata.version. Local controller "
-                f"{controller.overrides['node.id']} only supports versions [7-11]")
+                "Invalid update version 13 for feature metadata.version. Local controller "
+                f"{controller.overrides['node.id']} only supports versions [7-12]")
 
 
 def test_strom_cluster_features_describe_and_upgrade(tmp_path: Path) -> None:
@@ -247,26 +247,26 @@ def test_strom_cluster_features_describe_and_upgrade(tmp_path: Path) -> None:
         b = ("-b", broker.bootstrap)
         described = run_cli("cluster", "features", "describe", *b, "--output", "json")
         assert described.code == 0, described.stderr
-        assert {"feature": "metadata.version", "supported_min": 7, "supported_max": 11,
+        assert {"feature": "metadata.version", "supported_min": 7, "supported_max": 12,
                 "finalized": 7, "epoch": 1} in described.json()
         text = run_cli("cluster", "features", "describe", *b).stdout
         assert text.split("\n")[1].split() == [
-            "metadata.version", "3.3-IV3", "3.5-IV2", "3.3-IV3", "1"]
+            "metadata.version", "3.3-IV3", "3.6-IV0", "3.3-IV3", "1"]
         dry = run_cli("cluster", "features", "upgrade", "--metadata", "3.5", "--dry-run", *b)
         assert (dry.code, dry.stdout) == (0, "metadata.version can be upgraded to 3.5-IV2.\n")
-        bad = run_cli("cluster", "features", "upgrade", "--feature", "metadata.version=12", *b)
-        assert bad.code == 1 and "only supports versions [7-11]" in bad.stdout
+        bad = run_cli("cluster", "features", "upgrade", "--feature", "metadata.version=13", *b)
+        assert bad.code == 1 and "only supports versions [7-12]" in bad.stdout
         assert run_cli("cluster", "features", "upgrade", "--metadata", "2.8", *b).code == 2
         done = run_cli("cluster", "features", "upgrade", "--metadata", "3.5", *b)
         assert (done.code, done.stdout) == (0, "metadata.version was upgraded to 3.5-IV2.\n")
         described = run_cli("cluster", "features", "describe", *b, "--output", "json")
-        assert {"feature": "metadata.version", "supported_min": 7, "supported_max": 11,
+        assert {"feature": "metadata.version", "supported_min": 7, "supported_max": 12,
                 "finalized": 11, "epoch": 5} in described.json()
 
 
 def test_a_broker_refuses_to_join_a_cluster_at_a_newer_level(etcd: EtcdCluster) -> None:
     """As Kafka's controller refuses a broker that does not support the
-    finalized metadata.version (a newer strom finalized 12 here)."""
+    finalized metadata.version (a newer strom finalized 13 here)."""
     from strom.cluster.etcd_client import EtcdClient
     from strom.cluster.etcd_store import EtcdMetadataStore
 
@@ -279,9 +279,9 @@ def test_a_broker_refuses_to_join_a_cluster_at_a_newer_level(etcd: EtcdCluster) 
         newer = store(1)
         await newer.start()
         try:
-            await newer.commit([FeatureLevelRecord("metadata.version", 12)])
+            await newer.commit([FeatureLevelRecord("metadata.version", 13)])
             joining = store(2)
-            with pytest.raises(UnsupportedVersionError, match="metadata.version is 12"):
+            with pytest.raises(UnsupportedVersionError, match="metadata.version is 13"):
                 await joining.start()
             await joining.stop(deregister=False)
             client = EtcdClient(etcd.endpoints, request_timeout=2.0)

@@ -212,7 +212,7 @@ def test_rolling_upgrade_loses_nothing_and_gates_new_records(
         for victim in cluster.node_ids:
             _replace(cluster, injector, victim, new, notes, running_previous=True)
             # The metadata an older strom wrote has no level: the minimum.
-            assert _metadata_version(cluster, victim) == (11, 7)
+            assert _metadata_version(cluster, victim) == (12, 7)
         # Every broker upgraded; the level is raised only when asked. The
         # reverse: one broker (not the controller) back to the previous strom.
         controller = injector.view.snapshot(1).controller  # type: ignore[union-attr]
@@ -225,11 +225,11 @@ def test_rolling_upgrade_loses_nothing_and_gates_new_records(
         gated = _security_write(cluster, controller)
         if gated is not None:
             assert gated[1] == ErrorCode.unsupported_version, gated
-        assert all(_metadata_version(cluster, n) in (None, (11, 7)) for n in cluster.node_ids)
+        assert all(_metadata_version(cluster, n) in (None, (12, 7)) for n in cluster.node_ids)
         _replace(cluster, injector, old, new, notes, running_previous=True)
         raised = _update_metadata_version(cluster, controller, 11)
         assert raised.error_code == ErrorCode.none, raised
-        assert wait_for(lambda: all(_metadata_version(cluster, n) == (11, 11)
+        assert wait_for(lambda: all(_metadata_version(cluster, n) == (12, 11)
                                     for n in cluster.node_ids), 30)
         written = _security_write(cluster, controller)
         if written is not None:

@@ -27,12 +27,12 @@ def test_kafka_features_describe_and_upgrade(java_tools: Any, tmp_path: Path) ->
         described = run_kafka_tool(*tool, "describe").stdout
         line = next(x for x in described.splitlines() if "metadata.version" in x)
         assert line.split() == ["Feature:", "metadata.version", "SupportedMinVersion:",
-                                "3.3-IV3", "SupportedMaxVersion:", "3.5-IV2",
+                                "3.3-IV3", "SupportedMaxVersion:", "3.6-IV0",
                                 "FinalizedVersionLevel:", "3.3-IV3", "Epoch:", "1"]
-        refused = run_kafka_tool(*tool, "upgrade", "--feature", "metadata.version=12",
+        refused = run_kafka_tool(*tool, "upgrade", "--feature", "metadata.version=13",
                                  check=False)
         assert refused.returncode == 1
-        assert "Local controller 1 only supports versions [7-11]" in refused.stdout
+        assert "Local controller 1 only supports versions [7-12]" in refused.stdout
         upgraded = run_kafka_tool(*tool, "upgrade", "--release-version", "3.5").stdout
         assert "metadata.version was upgraded to 11." in upgraded
         described = run_kafka_tool(*tool, "describe").stdout

@@ -35,11 +35,13 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+from strom.broker import group_configs
 from strom.broker.authorization import check_config_resource
 from strom.broker.context import BrokerServices, RequestContext
+from strom.broker.group_configs import check_group_name
 from strom.broker.router import Response, handles
 from strom.broker.static_broker_configs import read_only
-from strom.cluster.image import MetadataImage
+from strom.cluster.image import GroupConfigRecord, MetadataImage, MetadataRecord
 from strom.cluster.validation import validate_topic_name
 from strom.config import BROKER_CONFIGS, TOPIC_CONFIGS, Value, parse_topic_configs
 from strom.errors import (
@@ -52,7 +54,7 @@ from strom.errors import (
 from strom.protocol.api import ApiKey
 from strom.security.acl_types import AclOperation
 
-TOPIC, BROKER, BROKER_LOGGER = 2, 4, 8
+TOPIC, BROKER, BROKER_LOGGER, GROUP = 2, 4, 8, 32
 RESOURCE_TYPE_NAMES = {2: "TOPIC", 4: "BROKER", 8: "BROKER_LOGGER", 16: "CLIENT_METRICS",
                        32: "GROUP"}
 
@@ -119,6 +121,31 @@ async def replace_topic_configs(broker: BrokerServices, name: str, wanted: Mappi
     if not validate_only:
         await broker.metadata.commit(records)
     return parsed
+
+
+# --- groups ------------------------------------------------------------------
+
+
+async def replace_group_configs(broker: BrokerServices, name: str,
+                                wanted: Mapping[str, str | None], validate_only: bool
+                                ) -> Mapping[str, Value]:
+    """Make `wanted` a group's complete set of configs (returned, parsed;
+    broker/group_configs.py); raises KafkaErrors. The group need not exist,
+    as in Kafka."""
+    check_group_name(name)
+    parsed = group_configs.validate(broker.config, wanted)
+    current = broker.image.group_configs.get(name, {})
+    changes: dict[str, Value] = {k: v for k, v in parsed.items() if current.get(k) != v}
+    changes.update({k: None for k in current if k not in parsed})
+    records: list[MetadataRecord] = [GroupConfigRecord(name, k, v)
+                                     for k, v in sorted(changes.items())]
+    if not validate_only and records:
+        await broker.metadata.commit(records)
+    return parsed
+
+
+def group_configs_as_text(broker: BrokerServices, name: str) -> dict[str, str]:
+    return {k: str(v) for k, v in broker.image.group_configs.get(name, {}).items()}
 
 
 # --- brokers -----------------------------------------------------------------
@@ -263,6 +290,8 @@ async def alter_or_forward(ctx: RequestContext, request: Any, alter: Alter,
                     final = await alter(resource, True)
                 except KafkaError:
                     final = None  # the controller checks topics, and answers
+            elif resource.resource_type == GROUP:
+                final = await alter(resource, True)
             else:
                 raise InvalidRequestError(
                     f"Unknown resource type {resource_type_name(resource.resource_type)}")
@@ -303,6 +332,8 @@ def _shows(image: MetadataImage, resource: Any, final: Mapping[str, Value]
         if resource.resource_type == TOPIC:
             topic = of.topics.get(name)
             return None if topic is None else dict(topic.configs)
+        if resource.resource_type == GROUP:
+            return dict(of.group_configs.get(name, {}))
         return dict(_broker_dynamic(of, None if name == "" else int(name)))
 
     before, expected = configs(image), dict(final)
@@ -334,6 +365,9 @@ async def handle(ctx: RequestContext, request: Any) -> Response:
             return await replace_broker_configs(broker, wanted, validate_only, node_id)
         if resource.resource_type == BROKER_LOGGER:
             raise InvalidRequestError("AlterConfigs does not support BROKER_LOGGER resources")
+        if resource.resource_type == GROUP:
+            return await replace_group_configs(broker, resource.resource_name, wanted,
+                                               validate_only)
         raise InvalidRequestError(
             f"Unknown resource type {resource_type_name(resource.resource_type)}")
 

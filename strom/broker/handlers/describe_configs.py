@@ -16,12 +16,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from strom.broker import group_configs
 from strom.broker.authorization import check_config_resource
 from strom.broker.configs import broker_config_entries, topic_config_entries
 from strom.broker.context import BrokerServices, RequestContext
 from strom.broker.handlers.alter_configs import (
     BROKER,
     BROKER_LOGGER,
+    GROUP,
     TOPIC,
     resource_type_name,
 )
@@ -118,6 +120,11 @@ def _describe(broker: BrokerServices, resource: Any) -> list[dict[str, Any]]:
                 f"Unexpected broker id, expected {broker.node_id} but received {name}"
             )
         return [e for e in _logger_entries() if names is None or e["name"] in names]
+    if resource.resource_type == GROUP:
+        if name == "":
+            raise InvalidRequestError("Group name must not be empty")
+        return group_configs.describe_entries(
+            broker.config, broker.image.group_configs.get(name, {}), names)
     raise InvalidRequestError(
         f"Unsupported resource type: {resource_type_name(resource.resource_type)}"
     )

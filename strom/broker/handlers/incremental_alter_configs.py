@@ -24,11 +24,14 @@ from strom.broker.context import BrokerServices, RequestContext
 from strom.broker.handlers.alter_configs import (
     BROKER,
     BROKER_LOGGER,
+    GROUP,
     TOPIC,
     alter_or_forward,
     broker_dynamic_as_text,
     check_broker_name,
+    group_configs_as_text,
     replace_broker_configs,
+    replace_group_configs,
     replace_topic_configs,
     resource_type_name,
     topic_overrides_as_text,
@@ -84,6 +87,18 @@ async def _alter_topic(broker: BrokerServices, resource: Any, validate_only: boo
             default = definition.definition.render(definition.definition.default)
         _apply(wanted, op, default)
     return await replace_topic_configs(broker, resource.resource_name, wanted, validate_only)
+
+
+async def _alter_group(broker: BrokerServices, resource: Any, validate_only: bool
+                       ) -> Mapping[str, Value]:
+    wanted = group_configs_as_text(broker, resource.resource_name)
+    for op in resource.configs:
+        _check_operation(op)
+        if op.config_operation in (APPEND, SUBTRACT):  # no group config is a list
+            raise InvalidConfigError(f"Can't {OPERATION_NAMES[op.config_operation]} to key "
+                                     f"{op.name} because its type is not LIST.")
+        _apply(wanted, op, None)
+    return await replace_group_configs(broker, resource.resource_name, wanted, validate_only)
 
 
 async def _alter_broker(broker: BrokerServices, resource: Any, validate_only: bool,
@@ -152,6 +167,8 @@ async def handle(ctx: RequestContext, request: Any) -> Response:
         if resource.resource_type == BROKER_LOGGER:
             await _alter_loggers(broker, resource, validate_only)
             return None
+        if resource.resource_type == GROUP:
+            return await _alter_group(broker, resource, validate_only)
         raise InvalidRequestError(
             f"Unknown resource type {resource_type_name(resource.resource_type)}")
 

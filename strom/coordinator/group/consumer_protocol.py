@@ -246,7 +246,8 @@ class ConsumerGroupManager:
         response: dict[str, Any] = {
             "throttle_time": 0, "error_code": ErrorCode.none, "error_message": None,
             "member_id": member_id, "member_epoch": reconciled.member_epoch,
-            "heartbeat_interval": config.consumer_heartbeat_interval_ms, "assignment": None,
+            "heartbeat_interval": config.heartbeat_interval_ms(
+                ctx.image().group_configs.get(group_id, {})), "assignment": None,
         }
         full = (request.rebalance_timeout_ms != -1 and request.owned is not None
                 and (request.subscribed_topic_names is not None
@@ -534,7 +535,8 @@ class ConsumerGroupManager:
         """A classic member's session timeout is the one of its JoinGroup."""
         member_id = member.member_id
         timeout = (member.classic.session_timeout_ms if member.classic is not None
-                   else self.ctx.config.consumer_session_timeout_ms)
+                   else self.ctx.config.session_timeout_ms(
+                       self.ctx.image().group_configs.get(group_id, {})))
         self.ctx.timer.schedule(self._session_key(group_id, member_id), timeout,
                                 lambda: self._expire_session(group_id, member_id))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,21 @@ class GroupConfig:
     # group.consumer.migration.policy: bidirectional, upgrade, downgrade or disabled.
     migration_policy: str = "bidirectional"
 
+    def session_timeout_ms(self, group_configs: Mapping[str, object]) -> int:
+        """A consumer group's session timeout: its consumer.session.timeout.ms
+        (a GROUP config, KIP-848) capped to the broker's range as Kafka 4.4
+        caps it, else group.consumer.session.timeout.ms."""
+        return _capped(group_configs.get("consumer.session.timeout.ms"),
+                       self.consumer_session_timeout_ms,
+                       self.consumer_min_session_timeout_ms, self.consumer_max_session_timeout_ms)
+
+    def heartbeat_interval_ms(self, group_configs: Mapping[str, object]) -> int:
+        """Likewise consumer.heartbeat.interval.ms."""
+        return _capped(group_configs.get("consumer.heartbeat.interval.ms"),
+                       self.consumer_heartbeat_interval_ms,
+                       self.consumer_min_heartbeat_interval_ms,
+                       self.consumer_max_heartbeat_interval_ms)
+
     @property
     def upgrade_enabled(self) -> bool:
         return self.migration_policy in ("bidirectional", "upgrade")
@@ -83,6 +98,12 @@ class GroupConfig:
             consumer_assignors=assignors,
             migration_policy=str(get("group.consumer.migration.policy")).lower(),
         )
+
+
+def _capped(own: object, default: int, low: int, high: int) -> int:
+    if not isinstance(own, int) or isinstance(own, bool):
+        return default
+    return min(max(own, low), high)
 
 
 @dataclass(eq=False)

@@ -1,11 +1,13 @@
 """InitProducerId: a producer id and epoch for an idempotent or transactional producer.
 
-Versions: 0-6. Without a transactional id every call returns a fresh
-producer id at epoch 0, as Kafka does (an idempotent producer bumps its
-epoch itself). With one, the transaction coordinator answers: a new id, or
-the id's epoch bumped, fencing the previous producer and aborting its open
-transaction (CONCURRENT_TRANSACTIONS until that abort completes). v3+ may
-name the current producer id and epoch (KIP-360) to recover by a bump.
+Versions: 0-5, Kafka 4.4's stable range (its v6, KIP-939's two-phase commit
+fields, is unstable there and not implemented here, so not advertised).
+Without a transactional id every call returns a fresh producer id at epoch
+0, as Kafka does (an idempotent producer bumps its epoch itself). With one,
+the transaction coordinator answers: a new id, or the id's epoch bumped,
+fencing the previous producer and aborting its open transaction
+(CONCURRENT_TRANSACTIONS until that abort completes). v3+ may name the
+current producer id and epoch (KIP-360) to recover by a bump.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from strom.protocol.messages import to_millis
 from strom.security.acl_types import AclOperation, ResourceType
 
 
-@handles(ApiKey.INIT_PRODUCER_ID)
+@handles(ApiKey.INIT_PRODUCER_ID, max_version=5)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     if request.transactional_id is not None:
         if not allowed(ctx, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID,

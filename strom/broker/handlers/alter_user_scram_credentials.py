@@ -129,6 +129,6 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         # Nothing was written (e.g. metadata.version below SCRAM's level): the
         # users whose change was valid get the reason, the others keep theirs.
         return {"throttle_time": 0, "results": [
-            _result(r["user"], (exc.code, exc.message)) if r["error_code"] == ErrorCode.none
+            _result(r["user"], (exc.code, str(exc))) if r["error_code"] == ErrorCode.none
             else r for r in results]}
     return {"throttle_time": 0, "results": list(results)}

@@ -199,7 +199,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         elif self._partial_since is None:
             self._partial_since = now
         for frame in frames:
-            if self._backlog or not self._can_start(frame):
+            # _can_start's common case inline (no SASL): once per request.
+            if (self._backlog or self._writing_paused or len(self._pending) >= MAX_IN_FLIGHT
+                    or (self.sasl is not None and not self._sasl_allows(frame))):
                 self._backlog.append(frame)
                 continue
             self._dispatch(frame)
@@ -244,6 +246,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def _can_start(self, frame: bytearray | memoryview) -> bool:
         if self._writing_paused or len(self._pending) >= MAX_IN_FLIGHT:
             return False
+        return self.sasl is None or self._sasl_allows(frame)
+
+    def _sasl_allows(self, frame: bytearray | memoryview) -> bool:
         sasl = self.sasl
         if sasl is None or not self._pending:
             return True
@@ -339,7 +344,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
     async def _handle_frame(self, registration: Registration, frame: bytearray | memoryview,
                             api_version: int) -> Slot:
         api_key = registration.api_key
-        started = time.perf_counter()
+        stats = self._broker.stats
+        started = time.perf_counter() if stats.enabled else 0.0
         try:
             header, offset = parse_request_header(
                 frame, request_header_version(api_key, api_version)
@@ -365,7 +371,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
                         quotas, registration.handler, context, request, len(frame))
                     if throttle_ms > 0:
                         self._throttle(throttle_ms)
-                        self._broker.stats.throttled(api_key, throttle_ms)
+                        if stats.enabled:
+                            stats.throttled(api_key, throttle_ms)
                 else:
                     response = await registration.handler(context, request)
             elif fault.action is FaultAction.CLOSE:
@@ -380,7 +387,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             else:
                 response = error_response(api_key, request, fault.error_code)
         except KafkaError as exc:
-            self._broker.stats.error(api_key, exc.code)
+            if stats.enabled:
+                stats.error(api_key, exc.code)
             self._guard.log_limit.warning(
                 log, "connections closed for failed requests",
                 "closing %s: %s v%d failed: %s", self.peer, api_key.name, api_version, exc)
@@ -390,8 +398,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
                           api_version, extra={"peer": self.peer, "api": api_key.name,
                                               "client_id": header.client_id})
             return CLOSE
-        # Latency and error codes for /metrics (plain counters: stats.py).
-        self._broker.stats.request_done(api_key, time.perf_counter() - started, response)
+        if stats.enabled:
+            # Latency and error codes for /metrics (plain counters: stats.py).
+            stats.request_done(api_key, time.perf_counter() - started, response)
         if context.close_connection:
             return CLOSE
         if self.sasl is not None:

@@ -252,6 +252,9 @@ class Broker:
                                        forwarder=Forwarder(store, self._peers),
                                        authorizer=authorizer)
         self.services.sasl_listeners = sasl
+        # Only /metrics reads the request path's counters; without the HTTP
+        # listener (a read-only setting) they are not kept at all.
+        self.services.stats.enabled = self.http is not None
         replicas.flusher.start()
         if config.etcd_endpoints:
             # Followers fetch from leaders; leaders send ISR changes to the controller.

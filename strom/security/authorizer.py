@@ -35,9 +35,8 @@ class Authorizer(Protocol):
 class AllowAll:
     """No authorizer configured: every request is allowed (Kafka's default)."""
 
-    @property
-    def enabled(self) -> bool:
-        return False
+    # A class attribute, not a property: handlers test it on every request.
+    enabled = False
 
     def authorize(self, principal: KafkaPrincipal, host: str, operation: AclOperation,
                   resource_type: ResourceType, resource_name: str) -> bool:

@@ -113,7 +113,8 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         if errors or size >= request.min_bytes or remaining <= 0 or not notifiers:
             break
         await wait_any(notifiers, remaining)
-    _count_bytes_out(broker, sizes, follower=replica_id >= 0)
+    if broker.stats.enabled:
+        _count_bytes_out(broker, sizes, follower=replica_id >= 0)
     return {"throttle_time": 0, "error_code": ErrorCode.none, "session_id": 0,
             "responses": responses}
 

@@ -357,9 +357,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 "closing %s: malformed %s v%d request: %s", self.peer, api_key.name,
                 api_version, exc)
             return CLOSE
-        context = RequestContext(header, self._broker, client_host=self.client_host,
-                                 principal=self.principal, listener_name=self.listener_name,
-                                 security_protocol=self.security_protocol, sasl=self.sasl)
+        # Positional, in RequestContext's field order (close_connection,
+        # client_host, forwarded, principal, listener_name, security_protocol,
+        # sasl): keywords cost ~0.2 us more, on every request.
+        context = RequestContext(header, self._broker, False, self.client_host, False,
+                                 self.principal, self.listener_name, self.security_protocol,
+                                 self.sasl)
         fault = self._broker.faults.take(api_key)
         try:
             if fault is None or fault.action is FaultAction.DELAY:

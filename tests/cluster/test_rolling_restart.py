@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tests.cluster.fault_checker import _ends, _group_reached, judge
-from tests.cluster.fault_clients import GroupReader, Writer, read_topic
 from tests.cluster.fault_injector import FaultInjector, wait_for
 from tests.cluster.local_cluster import LocalCluster, process_exists
+from tests.cluster.rolling import RollingLoad, leads
 
 TOPIC = "rolling"
 PARTITIONS = 6
@@ -38,10 +37,7 @@ def cluster(etcd_bin: str, tmp_path: Path) -> Iterator[LocalCluster]:
 
 
 def _leads(injector: FaultInjector, node_id: int, seen_by: int) -> set[int] | None:
-    snapshot = injector.view.snapshot(seen_by)
-    if snapshot is None or len(snapshot.partitions) != PARTITIONS:
-        return None
-    return {p for p, view in snapshot.partitions.items() if view.leader == node_id}
+    return leads(injector, node_id, seen_by, PARTITIONS)
 
 
 @pytest.mark.timeout(300)
@@ -56,14 +52,10 @@ def test_rolling_restart_loses_nothing_and_moves_leaders_first(
     admin.create_topics([NewTopic(
         TOPIC, PARTITIONS, 3, config={"min.insync.replicas": "2"})])[TOPIC].result(60)
     assert injector.wait_whole(), injector.describe_state()
-    readers = [GroupReader(str(i), bootstrap, TOPIC, "rolling") for i in range(2)]
-    writers = [Writer(str(i), bootstrap, TOPIC, PARTITIONS, 100.0, request_timeout_ms=10_000)
-               for i in range(2)]
+    load = RollingLoad(bootstrap, TOPIC, PARTITIONS, "rolling")
     notes: list[str] = []
     try:
-        for thread in [*readers, *writers]:
-            thread.start()
-        assert wait_for(lambda: all(len(w.stats.acked) >= 20 for w in writers), 60)
+        load.start()
         for victim in cluster.node_ids:
             other = next(n for n in cluster.node_ids if n != victim)
             led = _leads(injector, victim, other)
@@ -85,32 +77,7 @@ def test_rolling_restart_loses_nothing_and_moves_leaders_first(
             assert injector.wait_whole(), injector.describe_state()
             notes.append(f"broker {victim}: led {sorted(led)}, exited {exited:.2f}s after "
                          f"SIGTERM, whole again {time.monotonic() - started:.2f}s after it")
-        last = time.monotonic()
-        assert wait_for(lambda: all(w.stats.acked and w.stats.acked[-1].at > last
-                                    for w in writers), 60)
+        load.wait_for_new_acks()
     finally:
-        for writer in writers:
-            writer.stopping.set()
-        for writer in writers:
-            writer.join(writer.flush_timeout + 30)
-    acked = sorted((a for w in writers for a in w.stats.acked), key=lambda a: a.at)
-    ends = _ends(acked)
-    try:
-        assert wait_for(lambda: _group_reached(readers, ends), 60, 0.2)
-    finally:
-        for reader in readers:
-            reader.stopping.set()
-        for reader in readers:
-            reader.join(30)
-    verdict = judge(acked, read_topic(bootstrap, TOPIC, PARTITIONS, timeout=60),
-                    [seen for r in readers for seen in r.seen])
-    failed = {name: n for w in writers for name, n in w.stats.failed.items()}
-    with capsys.disabled():
-        print("\n" + "\n".join(notes) + f"\nrolling restart: {len(acked)} acknowledged, "
-              f"{len(verdict.lost)} lost, {len(verdict.duplicated)} duplicated, "
-              f"failed sends {failed}", flush=True)
-    assert verdict.ok, (verdict.summary(), notes)
-    assert failed == {}
-    assert [f for w in writers for f in w.stats.fatal] == []
-    assert sum(w.stats.unresolved for w in writers) == 0
-    assert len(acked) > 0
+        load.stop_writers()
+    load.judge("rolling restart", notes, capsys)

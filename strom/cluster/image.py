@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from strom.cluster import metadata_version
 from strom.config import Value
@@ -360,15 +360,7 @@ class MetadataImage:
             elif isinstance(record, GroupConfigRecord):
                 if group_configs is None:
                     group_configs = dict(self.group_configs)
-                own = dict(group_configs.get(record.group, {}))
-                if record.value is None:
-                    own.pop(record.name, None)
-                else:
-                    own[record.name] = record.value
-                if own:
-                    group_configs[record.group] = MappingProxyType(own)
-                else:
-                    group_configs.pop(record.group, None)
+                _set_inner(group_configs, record.group, record.name, record.value)
             elif isinstance(record, RemoveTopicRecord):
                 name = by_id.pop(record.topic_id)
                 del topics[name]
@@ -378,15 +370,8 @@ class MetadataImage:
             elif isinstance(record, ScramCredentialRecord | RemoveScramCredentialRecord):
                 if scram is None:
                     scram = dict(self.scram_credentials)
-                mechanisms = dict(scram.get(record.name, {}))
-                if isinstance(record, ScramCredentialRecord):
-                    mechanisms[record.mechanism] = record
-                else:
-                    mechanisms.pop(record.mechanism, None)
-                if mechanisms:
-                    scram[record.name] = MappingProxyType(mechanisms)
-                else:
-                    scram.pop(record.name, None)
+                _set_inner(scram, record.name, record.mechanism,
+                           record if isinstance(record, ScramCredentialRecord) else None)
             elif isinstance(record, AclRecord | RemoveAclRecord):
                 if acls is None:
                     acls = set(self.acls)
@@ -401,15 +386,7 @@ class MetadataImage:
             elif isinstance(record, ClientQuotaRecord):
                 if quotas is None:
                     quotas = dict(self.client_quotas)
-                values = dict(quotas.get(record.entity, {}))
-                if record.value is None:
-                    values.pop(record.key, None)
-                else:
-                    values[record.key] = record.value
-                if values:
-                    quotas[record.entity] = MappingProxyType(values)
-                else:
-                    quotas.pop(record.entity, None)
+                _set_inner(quotas, record.entity, record.key, record.value)
         for name, partitions in changed.items():
             # Creation appends partitions in index order; sort only when not.
             indexes = list(partitions)
@@ -433,6 +410,26 @@ class MetadataImage:
             metadata_version=level,
             offset=self.offset + 1,
         )
+
+
+_K = TypeVar("_K")
+_N = TypeVar("_N")
+_V = TypeVar("_V")
+
+
+def _set_inner(outer: dict[_K, Mapping[_N, _V]], key: _K, name: _N, value: _V | None) -> None:
+    """Set (value not None) or remove one value of `outer[key]`, a read-only
+    mapping replaced rather than changed (older images share it); a mapping
+    left empty is dropped."""
+    inner = dict(outer.get(key, {}))
+    if value is None:
+        inner.pop(name, None)
+    else:
+        inner[name] = value
+    if inner:
+        outer[key] = MappingProxyType(inner)
+    else:
+        outer.pop(key, None)
 
 
 # --- (de)serialization for the single-node snapshot ------------------------------------

@@ -20,13 +20,13 @@ import os
 import shutil
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 from typing import Any
 
+from strom.cli.raw_request import read_frame
 from strom.protocol.api import ApiKey, request_class, response_class
 from strom.protocol.client_frames import decode_response, encode_request
 from strom.protocol.messages import build
@@ -55,22 +55,9 @@ def _frame(api_key: int, version: int, body: dict[str, Any], correlation_id: int
                           CLIENT_ID)
 
 
-def _read_frame(sock: socket.socket) -> bytes:
-    def exactly(n: int) -> bytes:
-        data = bytearray()
-        while len(data) < n:
-            chunk = sock.recv(n - len(data))
-            if not chunk:
-                raise ConnectionError("the broker closed the connection")
-            data += chunk
-        return bytes(data)
-    (size,) = struct.unpack(">i", exactly(4))
-    return exactly(size)
-
-
 def _call(sock: socket.socket, api_key: int, version: int, body: dict[str, Any]) -> Any:
     sock.sendall(_frame(api_key, version, body))
-    _, response = decode_response(_read_frame(sock), response_class(api_key, version))
+    _, response = decode_response(read_frame(sock), response_class(api_key, version))
     return response
 
 
@@ -114,10 +101,10 @@ def _run(tree: str, requests: int, quota: str | None) -> float:
                 sock.sendall(frame)
                 in_flight += 1
                 if in_flight >= PIPELINE:
-                    _read_frame(sock)
+                    read_frame(sock)
                     in_flight -= 1
             for _ in range(in_flight):
-                _read_frame(sock)
+                read_frame(sock)
             return _cpu_seconds(proc.pid) - before
     finally:
         proc.terminate()

@@ -20,12 +20,12 @@ import datetime
 import glob
 import os
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 from typing import Any
 
+from strom.cli.raw_request import read_frame
 from strom.protocol.api import ApiKey, request_class
 from strom.protocol.client_frames import encode_request
 from strom.protocol.messages import build
@@ -47,29 +47,16 @@ def _frame(api_key: int, version: int, body: dict[str, Any]) -> bytes:
                           "request-instructions")
 
 
-def _read_frame(sock: socket.socket) -> bytes:
-    def exactly(n: int) -> bytes:
-        data = bytearray()
-        while len(data) < n:
-            chunk = sock.recv(n - len(data))
-            if not chunk:
-                raise ConnectionError("the broker closed the connection")
-            data += chunk
-        return bytes(data)
-    (size,) = struct.unpack(">i", exactly(4))
-    return exactly(size)
-
-
 def _send(sock: socket.socket, requests: int, frame: bytes) -> None:
     in_flight = 0
     for _ in range(requests):
         sock.sendall(frame)
         in_flight += 1
         if in_flight >= PIPELINE:
-            _read_frame(sock)
+            read_frame(sock)
             in_flight -= 1
     for _ in range(in_flight):
-        _read_frame(sock)
+        read_frame(sock)
 
 
 def _instructions(tree: str, requests: int, acks: int) -> float:
@@ -90,7 +77,7 @@ def _instructions(tree: str, requests: int, acks: int) -> float:
                     "topics": [{"name": "t", "num_partitions": 1, "replication_factor": 1,
                                 "assignments": [], "configs": []}],
                     "timeout": datetime.timedelta(seconds=30), "validate_only": False}))
-                _read_frame(sock)
+                read_frame(sock)
                 produce = _frame(ApiKey.PRODUCE, 9, {
                     "transactional_id": None, "acks": acks,
                     "timeout": datetime.timedelta(seconds=5),

@@ -45,11 +45,18 @@ def exchange(sock: socket.socket, api_key: int, version: int, body: Mapping[str,
     flight). ValueError for a response size out of bounds; OSError from the
     socket."""
     sock.sendall(encode_request(build(request_class(api_key, version), body), 1, "strom-cli"))
+    _, response = decode_response(read_frame(sock, max_response),
+                                  response_class(api_key, version))
+    return response
+
+
+def read_frame(sock: socket.socket, max_response: int = MAX_RESPONSE) -> bytes:
+    """The next response frame on `sock`, without its size prefix. ValueError
+    for a size out of bounds; ConnectionError when the broker closed."""
     (size,) = struct.unpack(">i", _receive(sock, 4))
     if not 4 <= size <= max_response:
         raise ValueError(f"bad response size {size}")
-    _, response = decode_response(_receive(sock, size), response_class(api_key, version))
-    return response
+    return _receive(sock, size)
 
 
 def secure(sock: socket.socket, host: str, config: Mapping[str, Any]) -> socket.socket:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import pty
 import re
 import socket
 import subprocess
@@ -21,6 +20,7 @@ from strom.cli.output import Progress, Style, render_table
 from strom.cli.produce import split_records, unescape
 from strom.testing import EmbeddedBroker
 from tests.cli.conftest import Cli, ok, run_cli
+from tests.cli.terminal import run_on_terminal
 
 COMMANDS = [
     ["topics", "list"], ["topics", "describe"], ["topics", "create"], ["topics", "delete"],
@@ -116,32 +116,10 @@ def test_entry_point_and_json_output(broker: EmbeddedBroker, topic_name: str) ->
 
 
 def _on_a_terminal(args: list[str], env: dict[str, str]) -> bytes:
-    """Run strom with stdout on a pseudo-terminal; what it printed there.
-
-    The terminal is read while the command runs: a pty buffers only a few
-    KiB, and a long topic list would otherwise block the writer forever."""
-    leader, follower = pty.openpty()
-    try:
-        proc = subprocess.Popen([sys.executable, "-m", "strom", *args], stdout=follower,
-                                stderr=subprocess.PIPE, env=env)
-        os.close(follower)
-        follower = -1
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: every writer closed the terminal
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
-        return b"".join(chunks)
-    finally:
-        os.close(leader)
-        if follower >= 0:
-            os.close(follower)
+    """Run strom with stdout on a pseudo-terminal; what it printed there."""
+    code, err, terminal = run_on_terminal(args, "stdout", env)
+    assert code == 0, err
+    return terminal
 
 
 def test_colour_only_on_a_terminal_and_never_with_no_color(broker: EmbeddedBroker) -> None:

@@ -3,12 +3,8 @@ and on damaged copies of it."""
 
 from __future__ import annotations
 
-import os
-import pty
 import shutil
 import struct
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +12,7 @@ import pytest
 
 from strom.testing import EmbeddedBroker
 from tests.cli.conftest import Result, ok, run_cli
+from tests.cli.terminal import run_on_terminal
 
 TOPIC = "dumped"
 
@@ -213,27 +210,8 @@ def test_progress_on_stderr_only_when_asked_or_on_a_terminal(partition_dir: Path
 
 def _stderr_on_a_terminal(args: list[str]) -> tuple[bytes, bytes]:
     """Run strom with stderr on a pseudo-terminal: (stdout, what the terminal got)."""
-    leader, follower = pty.openpty()
-    try:
-        proc = subprocess.Popen([sys.executable, "-m", "strom", *args],
-                                stdout=subprocess.PIPE, stderr=follower)
-        os.close(follower)
-        follower = -1
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: every writer closed the terminal
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        out, _ = proc.communicate(timeout=60)
-        return out, b"".join(chunks)
-    finally:
-        os.close(leader)
-        if follower >= 0:
-            os.close(follower)
+    _, out, terminal = run_on_terminal(args, "stderr")
+    return out, terminal
 
 
 def test_progress_by_default_on_a_terminal_when_the_dump_goes_elsewhere(

@@ -498,6 +498,10 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
            "leaves the ISR.", at_least=1, read_only=True),
         _d("num.replica.fetchers", T.INT, 1,
            "Fetcher tasks per source broker.", at_least=1, read_only=True),
+        _d("max.incremental.fetch.session.cache.slots", T.INT, 1000,
+           "Incremental fetch sessions (KIP-227) the broker keeps; when full, a new "
+           "session takes the slot of an idle or smaller one, or is not created.",
+           at_least=0, read_only=True),
         _d("replica.fetch.max.bytes", T.INT, 1048576,
            "Bytes a follower fetches per partition and request (the first batch even "
            "if larger).", at_least=0, read_only=True),

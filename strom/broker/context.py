@@ -9,6 +9,7 @@ from strom.broker.client_quotas import ClientQuotaManager
 from strom.broker.controller_channel import ControllerChannel
 from strom.broker.coordinators import Coordinators
 from strom.broker.faults import FaultInjector
+from strom.broker.fetch_sessions import FetchSessionCache
 from strom.broker.replica_manager import ReplicaManager
 from strom.broker.stats import BrokerStats
 from strom.broker.txn_channel import TxnChannel
@@ -50,8 +51,13 @@ class BrokerServices:
     #: Client quotas (client_quotas.py), following the image's ClientQuotaRecords.
     client_quotas: ClientQuotaManager = field(init=False)
 
+    #: Incremental fetch sessions (KIP-227), max.incremental.fetch.session.cache.slots.
+    fetch_sessions: FetchSessionCache = field(init=False)
+
     def __post_init__(self) -> None:
         self.client_quotas = ClientQuotaManager(self.metadata, self.config, self.clock)
+        slots = self.config.get("max.incremental.fetch.session.cache.slots")
+        self.fetch_sessions = FetchSessionCache(slots if isinstance(slots, int) else 1000)
     #: How each SASL listener authenticates, by listener name (upper case).
     sasl_listeners: dict[str, ListenerSasl] = field(default_factory=dict)
     #: What the request path counts for /metrics (plain ints; stats.py).

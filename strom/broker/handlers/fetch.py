@@ -6,8 +6,10 @@ until min_bytes are available (woken by appends, not by polling), stops
 adding partitions once max_bytes is reached, and honours each partition's
 partition_max_bytes; the first batch of the first non-empty partition is
 returned even when larger than the limits (KIP-74) so a consumer always
-makes progress. Fetch sessions (KIP-227) are declined with session id 0,
-which clients answer with full fetch requests, as Kafka allows.
+makes progress. Incremental fetch sessions (KIP-227, v7+) are kept by
+strom/broker/fetch_sessions.py: it says which partitions to read (the
+request's, or the session's) and which of them to answer; followers may use
+them too (as privileged sessions), strom's own replica fetcher does not.
 
 A fetch with a replica id (v4-14 `replica_id`, v15+ `replica_state`) is a
 follower's (cluster mode): it reads up to the log end offset, not the high
@@ -38,6 +40,7 @@ from typing import Any
 
 from strom.broker.authorization import authorized_names, cluster_allowed
 from strom.broker.context import BrokerServices, RequestContext
+from strom.broker.fetch_sessions import FINAL_EPOCH, FetchContext
 from strom.broker.partition import Partition
 from strom.broker.purgatory import AppendNotifier, wait_any
 from strom.broker.replication_quota import LEADER_REPLICAS, ReplicationQuota, throttled
@@ -82,9 +85,20 @@ def _partition_data(index: int, code: ErrorCode, partition: Partition | None = N
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
     clock = broker.clock
-    if getattr(request, "session_id", 0) != 0:
-        return {"throttle_time": 0, "error_code": ErrorCode.fetch_session_id_not_found,
-                "session_id": 0, "responses": []}
+    replica_id = (request.replica_state.replica_id if ctx.api_version >= 15
+                  else getattr(request, "replica_id", CONSUMER_REPLICA_ID))
+    topics = request.topics
+    session: FetchContext | None = None
+    # A sessionless full fetch (id 0, epoch -1) skips the session layer.
+    if ctx.api_version >= 7 and (request.session_id or request.session_epoch != FINAL_EPOCH):
+        session = broker.fetch_sessions.new_context(
+            session_id=request.session_id, epoch=request.session_epoch, topics=topics,
+            forgotten=request.forgotten_topics_data or (), uses_topic_ids=ctx.api_version >= 13,
+            privileged=replica_id >= 0, now_ms=round(clock.monotonic() * 1000))
+        if session.error:
+            return {"throttle_time": 0, "error_code": session.error, "session_id": 0,
+                    "responses": []}
+        topics = session.topics
     read_committed = getattr(request, "isolation_level", 0) == READ_COMMITTED
     max_wait_s = max(to_millis(request.max_wait), 0) / 1000.0
     deadline = clock.monotonic() + max_wait_s
@@ -93,8 +107,6 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     # (SIGBUS) instead of failing one write, so TLS connections get pread bytes.
     zero_copy = (_loop_writes_without_copying(asyncio.get_running_loop())
                  and ctx.security_protocol not in ("SSL", "SASL_SSL"))
-    replica_id = (request.replica_state.replica_id if ctx.api_version >= 15
-                  else getattr(request, "replica_id", CONSUMER_REPLICA_ID))
     if replica_id >= 0:
         read: PartitionRead = functools.partial(_read_for_follower, replica_id=replica_id,
                                                 zero_copy=zero_copy,
@@ -102,11 +114,11 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     else:
         read = functools.partial(_read_for_consumer, read_committed=read_committed,
                                  zero_copy=zero_copy)
-    readable = _readable(ctx, request, follower=replica_id >= 0)
+    readable = _readable(ctx, topics, follower=replica_id >= 0)
     sizes: dict[str, int] = {}
     while True:
         sizes.clear()
-        responses, size, notifiers, errors = _read_all(ctx, request, read, readable,
+        responses, size, notifiers, errors = _read_all(ctx, request, topics, read, readable,
                                                        describe_errors=replica_id < 0,
                                                        sizes=sizes)
         remaining = deadline - clock.monotonic()
@@ -115,11 +127,14 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         await wait_any(notifiers, remaining)
     if broker.stats.enabled:
         _count_bytes_out(broker, sizes, follower=replica_id >= 0)
-    return {"throttle_time": 0, "error_code": ErrorCode.none, "session_id": 0,
+    session_id = 0
+    if session is not None:
+        session_id, responses = session.finish(responses, round(clock.monotonic() * 1000))
+    return {"throttle_time": 0, "error_code": ErrorCode.none, "session_id": session_id,
             "responses": responses}
 
 
-def _readable(ctx: RequestContext, request: Any, *, follower: bool) -> set[str] | None:
+def _readable(ctx: RequestContext, topics: Any, *, follower: bool) -> set[str] | None:
     """The topics this fetch may read (None: all). Kafka: a follower needs
     CLUSTER_ACTION on the cluster (else every partition is refused), a consumer
     READ on each topic."""
@@ -130,7 +145,7 @@ def _readable(ctx: RequestContext, request: Any, *, follower: bool) -> set[str] 
     image = ctx.broker.image
     return authorized_names(ctx, AclOperation.READ, ResourceType.TOPIC, (
         image.topic_name(getattr(t, "topic", None), getattr(t, "topic_id", None))
-        for t in request.topics))
+        for t in topics))
 
 
 #: Reads one partition for a fetch: (its response entry, the bytes read, what
@@ -139,7 +154,7 @@ PartitionRead = Callable[[Partition, Any, int, bool],
                          tuple[dict[str, Any], int, AppendNotifier, bool]]
 
 
-def _read_all(ctx: RequestContext, request: Any, read: PartitionRead,
+def _read_all(ctx: RequestContext, request: Any, topics: Any, read: PartitionRead,
               readable: set[str] | None, *, describe_errors: bool, sizes: dict[str, int],
               ) -> tuple[list[dict[str, Any]], int, list[AppendNotifier], bool]:
     """Every requested partition through `read`, within the request's max_bytes
@@ -151,7 +166,7 @@ def _read_all(ctx: RequestContext, request: Any, read: PartitionRead,
     errors = False
     notifiers: list[AppendNotifier] = []
     responses: list[dict[str, Any]] = []
-    for topic in request.topics:
+    for topic in topics:
         topic_id = getattr(topic, "topic_id", None)
         name = broker.image.topic_name(getattr(topic, "topic", None), topic_id)
         partitions = []

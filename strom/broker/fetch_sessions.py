@@ -210,6 +210,8 @@ class FetchSessionCache:
         self.eviction_ms = eviction_ms
         self._rng = rng or random.Random()
         self.sessions: dict[int, FetchSession] = {}
+        #: Sessions created and evicted since start (for tests and metrics).
+        self.created = 0
         self.evictions = 0
 
     def new_context(self, *, session_id: int, epoch: int, topics: Sequence[Any],
@@ -282,6 +284,7 @@ class FetchSessionCache:
         session = FetchSession(session_id, privileged, uses_topic_ids, now_ms, now_ms,
                                partitions=partitions)
         self.sessions[session_id] = session
+        self.created += 1
         return session
 
     def _evict(self, value: tuple[bool, int], privileged: bool, now_ms: int) -> bool:

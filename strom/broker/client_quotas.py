@@ -312,7 +312,13 @@ async def handle_with_quotas(manager: ClientQuotaManager, handler: Handler, ctx:
             # Answered without records: their bytes are not counted (Kafka's
             # unrecordQuotaSensor and getThrottledResponse).
             fetch.unrecord(size, now)
-            response = {"throttle_time": 0, "error_code": 0, "session_id": 0, "responses": []}
+            # The fetch session (KIP-227) lives on; what it would have told the
+            # client is told in its next response.
+            session_id = int(response.get("session_id", 0))
+            if session_id:
+                ctx.broker.fetch_sessions.forget_answers(session_id)
+            response = {"throttle_time": 0, "error_code": 0, "session_id": session_id,
+                        "responses": []}
         throttle = max(throttle, fetch_throttle)
     # A handler's own throttle (controller_mutation_rate) mutes the channel too.
     throttle = max(throttle, request_throttle, _throttle_of(response))

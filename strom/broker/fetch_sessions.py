@@ -163,16 +163,23 @@ class FetchContext:
     session: FetchSession | None = None
     #: Partitions added by this incremental request: answered whatever they hold.
     added: set[tuple[TopicKey, int]] = field(default_factory=set)
+    #: The session's epoch after this request; another request on the session
+    #: meanwhile (a duplicate, or a full fetch closing it) voids this answer.
+    epoch: int = 0
 
     def finish(self, responses: list[dict[str, Any]],
                now_ms: int) -> tuple[int, list[dict[str, Any]]]:
         """The response's session id and topics, given the handler's responses
-        to `topics` (same order, one entry per topic and partition)."""
+        to `topics` (same order, one entry per topic and partition). Sets
+        `error` when the session moved on while this fetch waited."""
         if self.create:
             return self._create(responses, now_ms), responses
         if self.session is None:
             return INVALID_SESSION_ID, responses
         session = self.session
+        if session.epoch != self.epoch or self.cache.sessions.get(session.id) is not session:
+            self.error = ErrorCode.invalid_fetch_session_epoch
+            return session.id, []
         answered: list[dict[str, Any]] = []
         for topic, response in zip(self.topics, responses, strict=True):
             key = _key(topic, session.uses_topic_ids)
@@ -236,7 +243,16 @@ class FetchSessionCache:
         session.last_used_ms = now_ms
         session.epoch = next_epoch(session.epoch)
         return FetchContext(self, topics=self._reading_order(session), session=session,
-                            added=added)
+                            added=added, epoch=session.epoch)
+
+    def forget_answers(self, session_id: int) -> None:
+        """A session's response was replaced by an empty one (a throttled
+        fetch, Kafka's getThrottledResponse): the client saw none of it, so the
+        next incremental response answers every partition again."""
+        session = self.sessions.get(session_id)
+        for cached in session.partitions.values() if session is not None else ():
+            cached.sent_high_watermark = cached.sent_last_stable_offset = -2
+            cached.sent_log_start_offset = -2
 
     def _update(self, session: FetchSession, topics: Sequence[Any],
                 forgotten: Iterable[Any]) -> set[tuple[TopicKey, int]]:

@@ -105,6 +105,34 @@ def test_epoch_and_id_errors() -> None:
     assert _incremental(cache, session_id, 2).error == ErrorCode.fetch_session_id_not_found
 
 
+def test_a_session_moved_on_voids_a_waiting_answer() -> None:
+    cache = FetchSessionCache(10)
+    session_id = _full(cache, {("a", 0): 0})
+    waiting = _incremental(cache, session_id, 1)  # a fetch still long-polling
+    duplicate = _incremental(cache, session_id, 2)
+    assert waiting.finish(_answer(waiting, {}), 0) == (session_id, [])
+    assert waiting.error == ErrorCode.invalid_fetch_session_epoch
+    assert duplicate.finish(_answer(duplicate, {}), 0)[0] == session_id
+    assert duplicate.error == ErrorCode.none
+    closed = _incremental(cache, session_id, 3)
+    cache.new_context(session_id=session_id, epoch=FINAL_EPOCH, topics=(), forgotten=(),
+                      uses_topic_ids=False, privileged=False, now_ms=0)
+    closed.finish(_answer(closed, {}), 0)
+    assert closed.error == ErrorCode.invalid_fetch_session_epoch
+
+
+def test_a_throttled_answer_is_repeated() -> None:
+    cache = FetchSessionCache(10)
+    session_id = _full(cache, {("a", 0): 0, ("a", 1): 0})
+    context = _incremental(cache, session_id, 1)
+    _, responses = context.finish(_answer(context, {("a", 1): 5}), 0)
+    assert _answered(responses) == {("a", 1)}
+    cache.forget_answers(session_id)  # the response was replaced by an empty one
+    context = _incremental(cache, session_id, 2)
+    _, responses = context.finish(_answer(context, {("a", 1): 5}), 0)
+    assert _answered(responses) == {("a", 0), ("a", 1)}
+
+
 def test_no_slots_no_sessions() -> None:
     assert _full(FetchSessionCache(0), {("a", 0): 0}) == 0
 

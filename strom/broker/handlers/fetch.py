@@ -127,10 +127,11 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         await wait_any(notifiers, remaining)
     if broker.stats.enabled:
         _count_bytes_out(broker, sizes, follower=replica_id >= 0)
-    session_id = 0
+    session_id, error = 0, ErrorCode.none
     if session is not None:
         session_id, responses = session.finish(responses, round(clock.monotonic() * 1000))
-    return {"throttle_time": 0, "error_code": ErrorCode.none, "session_id": session_id,
+        error = session.error
+    return {"throttle_time": 0, "error_code": error, "session_id": session_id,
             "responses": responses}
 
 

@@ -71,10 +71,15 @@ def load_log(
     recovery_point: int,
     log_start_offset: int,
     had_clean_shutdown: bool,
+    empty: bool = False,
 ) -> LoadedLog:
-    """Open the segments of `directory`, recovering what needs it."""
-    _remove_leftovers(directory)
-    segments = [open_segment(base) for base in _log_file_offsets(directory)]
+    """Open the segments of `directory`, recovering what needs it. `empty`:
+    the directory was just made, so it is not read (two directory scans
+    fewer for each log of a big CreateTopics)."""
+    segments = []
+    if not empty:
+        _remove_leftovers(directory)
+        segments = [open_segment(base) for base in _log_file_offsets(directory)]
 
     # After an unclean shutdown every segment from the one holding the
     # recovery point on is recovered; the rest only get their indexes checked.

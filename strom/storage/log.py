@@ -54,7 +54,7 @@ from strom.storage.log_config import LogConfig
 from strom.storage.log_producers import ProducerLog
 from strom.storage.log_read import LogReadResult
 from strom.storage.log_segments import LogSegments
-from strom.storage.new_logs import NewLogSync, make_new_log_durable
+from strom.storage.new_logs import NewLogSync, make_directory, make_new_log_durable
 from strom.storage.producer_state import AppendOrigin
 from strom.storage.segment import LogSegment
 from strom.storage.segment_files import SegmentFiles
@@ -75,7 +75,9 @@ class PartitionLog:
     def __init__(
         self, directory: Path, config: LogConfig, *, clock: Clock, topic: str, partition: int,
         topic_id: uuid.UUID | None, epoch_cache: LeaderEpochCache, rng: random.Random,
+        empty: bool = False,
     ) -> None:
+        """`empty`: `directory` was just made (nothing to read from it)."""
         self.directory = directory
         self.config = config
         self.clock = clock
@@ -98,7 +100,7 @@ class PartitionLog:
         self.io_failed: str | None = None
         #: Producer state and transaction index (log_producers.py); the two
         #: attributes below are its parts, named for the callers that read them.
-        self.producers = ProducerLog(directory)
+        self.producers = ProducerLog(directory, empty=empty)
         self.txn_index = self.producers.txn_index
         self.producer_state = self.producers.state
 
@@ -124,22 +126,27 @@ class PartitionLog:
         if parsed is None:
             raise ValueError(f"{directory.name!r} is not a <topic>-<partition> directory name")
         topic, partition = parsed
-        is_new = not directory.exists()
-        directory.mkdir(parents=True, exist_ok=True)
-        # A new log in a batch gets partition.metadata from `new_logs.sync`.
-        stored_id = checkpoints.check_partition_metadata(
-            directory, topic_id, write_missing=not (is_new and new_logs is not None))
-        epoch_cache = LeaderEpochCache.load(directory / files.LEADER_EPOCH_CHECKPOINT)
+        is_new = make_directory(directory)
+        # A directory this call made is empty: a new log in a batch reads no
+        # checkpoint and no producer state from it (each a lookup in a data
+        # directory of thousands of entries: a third of a big CreateTopics'
+        # log creation), and gets partition.metadata from `new_logs.sync`.
+        fresh = is_new and new_logs is not None
+        stored_id = None if fresh else checkpoints.check_partition_metadata(
+            directory, topic_id, write_missing=not fresh)
+        epoch_path = directory / files.LEADER_EPOCH_CHECKPOINT
+        epoch_cache = LeaderEpochCache(epoch_path) if fresh else LeaderEpochCache.load(epoch_path)
         plog = cls(
             directory, config, clock=clock, topic=topic, partition=partition,
             topic_id=topic_id or stored_id, epoch_cache=epoch_cache,
-            rng=rng or random.Random(),
+            rng=rng or random.Random(), empty=fresh,
         )
         # A batch of new logs creates no segment files before they are used.
         segment_files = plog.log_segments.files
-        segment_files.lazy_next = is_new and new_logs is not None
+        segment_files.lazy_next = fresh
         loaded = loader.load_log(
             directory,
+            empty=fresh,
             open_segment=segment_files.open,
             create_segment=segment_files.create,
             epoch_cache=epoch_cache,
@@ -154,9 +161,10 @@ class PartitionLog:
         plog.recovery_point = loaded.recovery_point
         for segment in loaded.segments:
             segment.index_interval_bytes = config.index_interval_bytes
-        # Recovery may have cut markers whose aborted transactions were indexed.
-        plog.txn_index.truncate(plog.log_end_offset)
-        plog._load_producer_state()
+        if not fresh:
+            # Recovery may have cut markers whose aborted transactions were indexed.
+            plog.txn_index.truncate(plog.log_end_offset)
+            plog._load_producer_state()
         if is_new:
             make_new_log_durable(new_logs, directory, topic_id, epoch_cache)
         return plog

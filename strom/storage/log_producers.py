@@ -44,11 +44,12 @@ class ProducerLog:
 
     __slots__ = ("state", "txn_index")
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, empty: bool = False) -> None:
+        """`empty`: `directory` was just made (nothing to read)."""
         #: Idempotence and open transactions, changed with the bytes.
         self.state = ProducerStateManager(directory)
         #: The aborted transactions of the segments (`.txnindex`), truncated with them.
-        self.txn_index = TxnIndex(directory)
+        self.txn_index = TxnIndex(directory, empty=empty)
 
     def end_transaction(self, data: memoryview | bytes, header: BatchHeader, offset: int,
                         timestamp: int, segment_base_offset: int) -> None:

@@ -54,7 +54,7 @@ from strom.storage import checkpoints, files
 if TYPE_CHECKING:
     from strom.storage.leader_epoch import LeaderEpochCache
 
-__all__ = ["NewLogSync", "make_new_log_durable"]
+__all__ = ["NewLogSync", "make_directory", "make_new_log_durable"]
 
 #: Threads running the fsyncs of one batch; below this many files a batch
 #: syncs on the caller's thread (starting threads would cost more).
@@ -168,6 +168,22 @@ class NewLogSync:
             files.fsync_dir(parent)
         self._dirs.clear()
         self._topic_ids.clear()
+
+
+def make_directory(directory: Path) -> bool:
+    """Create `directory` (and missing parents); True if this call made it.
+    One mkdir for a new log, not a lookup first: in a data directory of
+    thousands of entries each lookup is as costly as the mkdir."""
+    try:
+        directory.mkdir()
+    except FileExistsError:
+        if not directory.is_dir():
+            raise
+        return False
+    except FileNotFoundError:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        return make_directory(directory)
+    return True
 
 
 def make_new_log_durable(new_logs: NewLogSync | None, partition_dir: Path,

@@ -59,12 +59,14 @@ def read_entries(data: bytes) -> list[AbortedTxn]:
 class TxnIndex:
     """Every aborted transaction of one partition, by segment file."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, empty: bool = False) -> None:
+        """`empty`: `directory` was just made (nothing to read)."""
         self.directory = directory
         # segment base offset -> entries, in marker order
         self._files: dict[int, list[AbortedTxn]] = {}
         self._known: set[tuple[int, int]] = set()
-        self._load()
+        if not empty:
+            self._load()
 
     def _load(self) -> None:
         self._files = {}

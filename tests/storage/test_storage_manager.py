@@ -194,6 +194,30 @@ def test_a_crash_before_partition_metadata_is_written_keeps_the_records(
     again.shutdown({})
 
 
+def test_a_batch_of_new_logs_loads_a_directory_that_already_exists(tmp_path: Path) -> None:
+    # Only a directory the batch made itself is read as empty: one left
+    # over (records in it, or another topic's id) is loaded and checked.
+    old_id, new_id = uuid.uuid4(), uuid.uuid4()
+    m = manager([tmp_path])
+    for p in (0, 1):
+        log = m.create_log("t", p, CONFIG, old_id)
+        append(log, [b"kept"])
+    m.shutdown({})
+    specs = [NewLog(("t", 0), tmp_path, CONFIG, old_id),
+             NewLog(("t", 1), tmp_path, CONFIG, new_id),
+             NewLog(("t", 2), tmp_path, CONFIG, new_id)]
+    (same, other, made), pending = open_new_logs(specs, ManualClock(T0))
+    assert not isinstance(same, OSError) and same.log_end_offset == 1
+    assert [r.value for r in read_all(same)] == [b"kept"]
+    assert isinstance(other, OSError)  # another topic's log: refused, not emptied
+    assert not isinstance(made, OSError) and made.log_end_offset == 0
+    pending.sync()
+    assert checkpoints.read_partition_metadata(
+        made.directory / files.PARTITION_METADATA) == new_id
+    for log in (same, made):
+        log.close()
+
+
 def test_half_made_log_directories_load_and_take_their_topic_id(tmp_path: Path) -> None:
     # A crash while a batch of new logs was being made: an empty directory,
     # one with only the temp partition.metadata. Both load as empty logs, and

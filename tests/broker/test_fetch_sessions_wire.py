@@ -12,11 +12,15 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from kio.serial import entity_reader
 
 from strom.errors import ErrorCode
-from strom.protocol.api import ApiKey
+from strom.protocol.api import ApiKey, response_class, response_header_version
+from strom.protocol.varint import read_uvarint
 from strom.testing import EmbeddedBroker
 from tests.broker.raw_client import RawClient
+from tests.security.test_quotas_admin import alter_quotas, entry
+from tests.wire import WireClient
 
 PARTITIONS = 200
 
@@ -61,10 +65,6 @@ def _fetch(client: RawClient, session_id: int, epoch: int,
 
 
 def _decode(version: int, correlation_id: int, frame: bytes) -> Any:
-    from kio.serial import entity_reader
-
-    from strom.protocol.api import response_class, response_header_version
-    from strom.protocol.varint import read_uvarint
     assert int.from_bytes(frame[:4], "big") == correlation_id
     offset = 4
     if response_header_version(ApiKey.FETCH, version) >= 1:
@@ -176,3 +176,28 @@ def test_consumer_over_200_partitions(loaded: tuple[EmbeddedBroker, str]) -> Non
         assert len(seen) == PARTITIONS
     finally:
         consumer.close()
+
+
+def test_throttled_fetch_keeps_its_session(loaded: tuple[EmbeddedBroker, str]) -> None:
+    """A fetch over consumer_byte_rate is answered empty (Kafka's throttled
+    response) with its session id; the next incremental fetch (on another
+    connection: the throttled one is muted) repeats every partition, since
+    the client saw nothing of the dropped answer."""
+    broker, topic = loaded
+    client_id = "throttled-session"
+    with WireClient(broker.bootstrap) as admin:
+        assert alter_quotas(admin, entry({"consumer_byte_rate": 1.0}, client_id=client_id)) \
+            == [(ErrorCode.none, None)]
+    try:
+        # Partition 20 has a record to read; 21-29 are read at their end.
+        offsets = {20: 0, **{p: 1 for p in range(21, 30)}}
+        with RawClient(broker.bootstrap, client_id=client_id) as client:
+            full, _ = _fetch(client, 0, 0, offsets, topic)
+        assert full.throttle_time.total_seconds() > 0 and list(full.responses) == []
+        assert full.session_id != 0
+        with RawClient(broker.bootstrap) as client:
+            repeated, _ = _fetch(client, full.session_id, 1, {}, topic)
+        assert set(_answered(repeated)) == set(offsets)
+    finally:
+        with WireClient(broker.bootstrap) as admin:
+            alter_quotas(admin, entry({"consumer_byte_rate": None}, client_id=client_id))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import random
 import shutil
 import uuid
 from collections import Counter
@@ -546,13 +547,16 @@ def _open_new(new: list[NewLog], clock: Clock) -> list[tuple[NewLog, PartitionLo
     # Each log registers with a NewLogSync of this thread's own (not shared
     # across threads); open_new_logs syncs them all together.
     deferred = NewLogSync()
+    # One generator for the chunk's segment jitters, seeded once: seeding one
+    # per log (from os.urandom) was a tenth of making a new log.
+    rng = random.Random()
     results: list[tuple[NewLog, PartitionLog | OSError]] = []
     for spec in new:
         directory = spec.data_dir / files.partition_dir_name(*spec.key)
         try:
             results.append((spec, PartitionLog.open(directory, spec.config, clock=clock,
                                                     topic_id=spec.topic_id,
-                                                    new_logs=deferred)))
+                                                    new_logs=deferred, rng=rng)))
         except KafkaStorageError as exc:
             results.append((spec, OSError(errno.EIO, exc.message or str(exc), str(directory))))
         except OSError as exc:

@@ -9,7 +9,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 CONFIG ?= config/server.properties
 
 .PHONY: serve cluster test lint typecheck unit interop interop-kafka interop-cluster system-deps kafka-jars compat compat-kafka compat-cluster clean \
-	bench bench-quick bench-soak bench-views bench-failover bench-cluster demo fuzz jepsen dist dist-check screenshots
+	bench bench-quick bench-soak bench-views bench-fetch-sessions bench-failover bench-cluster demo fuzz jepsen dist dist-check screenshots
 
 $(STAMP): pyproject.toml setup.py strom/protocol/records/_walk.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -91,6 +91,10 @@ bench-soak: $(BENCH_STAMP) kafka-jars
 ## bench-views: restore a view from 1,000,000 events on strom and Apache Kafka
 bench-views: $(TEST_STAMP) kafka-jars
 	$(BIN)/python bench/views_restore.py
+
+## bench-fetch-sessions: bytes per idle fetch of a 1,000-partition consumer, sessionless and in a KIP-227 session
+bench-fetch-sessions: $(TEST_STAMP)
+	$(BIN)/python bench/fetch_sessions.py
 
 ## bench-failover: kill -9 / SIGTERM a partition leader under an acks=all producer: strom's three-broker cluster vs Kafka's three-node KRaft (~10 min); FAILOVER_ARGS for --rounds/--brokers/--modes
 bench-failover: $(BENCH_STAMP) $(CLUSTER_STAMP) kafka-jars

@@ -221,6 +221,10 @@ class FetchSessionCache:
         self.created = 0
         self.evictions = 0
 
+    def partitions(self) -> int:
+        """Partitions held by all sessions (Kafka's NumIncrementalFetchPartitionsCached)."""
+        return sum(len(s.partitions) for s in self.sessions.values())
+
     def new_context(self, *, session_id: int, epoch: int, topics: Sequence[Any],
                     forgotten: Iterable[Any], uses_topic_ids: bool, privileged: bool,
                     now_ms: int) -> FetchContext:

@@ -75,6 +75,7 @@ class BrokerCollector(Collector):
         yield from self._logs(services)
         yield from self._groups(services)
         yield from self._transactions(services)
+        yield from self._fetch_sessions(services)
         yield from self._connections()
 
     # -- families -----------------------------------------------------------------------
@@ -221,6 +222,21 @@ class BrokerCollector(Collector):
             "fdatasync of a partition log by the group-commit flusher (acks=all), from its "
             "start to its end as the event loop sees it; kafka.log:type=LogFlushStats,"
             "name=LogFlushRateAndTimeMs.", [], iter([([], replicas.flusher.fsync_seconds)]))
+
+    def _fetch_sessions(self, services: BrokerServices) -> Iterator[Metric]:
+        cache = services.fetch_sessions
+        yield GaugeMetricFamily(
+            "strom_fetch_sessions", "Incremental fetch sessions cached (KIP-227); "
+            "kafka.server:type=FetchSessionCache,name=NumIncrementalFetchSessions.",
+            value=len(cache.sessions))
+        yield GaugeMetricFamily(
+            "strom_fetch_session_partitions", "Partitions in cached fetch sessions; "
+            "kafka.server:type=FetchSessionCache,name=NumIncrementalFetchPartitionsCached.",
+            value=cache.partitions())
+        yield CounterMetricFamily(
+            "strom_fetch_session_evictions", "Fetch sessions evicted to make room for new "
+            "ones; kafka.server:type=FetchSessionCache,"
+            "name=IncrementalFetchSessionEvictionsPerSec.", value=cache.evictions)
 
     def _groups(self, services: BrokerServices) -> Iterator[Metric]:
         labels = ["group", "topic", "partition"]

@@ -6,7 +6,7 @@ no partition at all, where a sessionless one repeats every partition."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -46,11 +46,13 @@ def _produce(bootstrap: str, topic: str, partitions: range | list[int]) -> None:
 def _fetch(client: RawClient, session_id: int, epoch: int,
            offsets: dict[int, int], topic: str, *, version: int = 12,
            topic_id: uuid.UUID | None = None, forget: list[int] | None = None,
+           max_wait_ms: int = 0, on_sent: Callable[[], None] | None = None,
            ) -> tuple[Any, int]:
     """One Fetch; the response and its frame's size in bytes."""
     ident: dict[str, Any] = {"topic_id": topic_id} if version >= 13 else {"topic": topic}
     body = {
-        "replica_id": -1, "max_wait": 0, "min_bytes": 0, "max_bytes": 50 << 20,
+        "replica_id": -1, "max_wait": max_wait_ms, "min_bytes": 1 if max_wait_ms else 0,
+        "max_bytes": 50 << 20,
         "isolation_level": 0, "session_id": session_id, "session_epoch": epoch,
         "topics": [{**ident, "partitions": [
             {"partition": p, "fetch_offset": o, "partition_max_bytes": 1 << 20}
@@ -59,6 +61,8 @@ def _fetch(client: RawClient, session_id: int, epoch: int,
         "rack_id": "",
     }
     correlation_id = client.send_only(ApiKey.FETCH, version, body)
+    if on_sent is not None:
+        on_sent()
     frame = client.receive_frame()
     response = _decode(version, correlation_id, frame)
     return response, len(frame) + 4
@@ -201,3 +205,16 @@ def test_throttled_fetch_keeps_its_session(loaded: tuple[EmbeddedBroker, str]) -
     finally:
         with WireClient(broker.bootstrap) as admin:
             alter_quotas(admin, entry({"consumer_byte_rate": None}, client_id=client_id))
+
+
+def test_incremental_fetch_long_polls_on_session_partitions(
+        loaded: tuple[EmbeddedBroker, str]) -> None:
+    """An incremental fetch naming no partition still waits (max_wait,
+    min_bytes) on the session's partitions and answers when one is appended to."""
+    broker, topic = loaded
+    with RawClient(broker.bootstrap) as client:
+        full, _ = _fetch(client, 0, 0, {40: 1, 41: 1}, topic)
+        waited, _ = _fetch(client, full.session_id, 1, {}, topic, max_wait_ms=10_000,
+                           on_sent=lambda: _produce(broker.bootstrap, topic, [41]))
+    answered = _answered(waited)
+    assert set(answered) == {41} and answered[41] > 0

@@ -168,10 +168,10 @@ terminate() {
   pid="$(pid_of "$name")" || { rm -f "$PIDS/$name.pid"; return 0; }
   kill -TERM "$pid" 2>/dev/null || true
   kill -CONT "$pid" 2>/dev/null || true
-  if ! wait_exit "$name" "$STOP_TIMEOUT"; then
+  if ! wait_exit "$pid" "$STOP_TIMEOUT"; then
     echo "local-cluster: $name (pid $pid) still running ${STOP_TIMEOUT}s after SIGTERM; killing it" >&2
     kill -KILL "$pid" 2>/dev/null || true
-    wait_exit "$name" 10 || die "$name (pid $pid) survived SIGKILL"
+    wait_exit "$pid" 10 || die "$name (pid $pid) survived SIGKILL"
   fi
   rm -f "$PIDS/$name.pid"
 }
@@ -180,13 +180,17 @@ kill9() {
   local name="$1" pid
   pid="$(pid_of "$name")" || die "$name is not running"
   kill -KILL "$pid"
-  wait_exit "$name" 10 || die "$name (pid $pid) survived SIGKILL"
+  wait_exit "$pid" 10 || die "$name (pid $pid) survived SIGKILL"
   rm -f "$PIDS/$name.pid"
 }
 
-wait_exit() {  # name, seconds
-  local deadline=$((SECONDS + $2))
-  while pid_of "$1" > /dev/null; do
+wait_exit() {  # pid, seconds
+  # Until the process is gone or a zombie. Not pid_of: a dying process loses
+  # its cmdline (its memory) before it stops running, and "exited" then
+  # would be early (a kill -9'd broker still ran when the script returned).
+  local deadline=$((SECONDS + $2)) state
+  while state="$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" \
+      && [ -n "$state" ] && [ "$state" != "Z" ] && [ "$state" != "X" ]; do
     [ "$SECONDS" -lt "$deadline" ] || return 1
     sleep 0.05  # polling /proc: a process that is not our child has no exit event for us
   done

@@ -12,6 +12,14 @@ import pytest
 from tests.cluster.fault_checker import _ends, _group_reached, judge
 from tests.cluster.fault_clients import GroupReader, Writer, read_topic
 from tests.cluster.fault_injector import FaultInjector, wait_for
+from tests.cluster.local_cluster import process_exists
+
+#: How long after a broker's exit the others may still be seeing its
+#: leaderships move for the move to count as its controlled shutdown's: well
+#: below the 3 s lease of these tests, after which an exit without one would
+#: move them too (the others' Metadata applies etcd's change a little after
+#: the leaving broker, which exits as soon as it sees it).
+MOVED_AFTER_EXIT_GRACE_S = 1.0
 
 
 def leads(injector: FaultInjector, node_id: int, seen_by: int,
@@ -22,6 +30,31 @@ def leads(injector: FaultInjector, node_id: int, seen_by: int,
     if snapshot is None or len(snapshot.partitions) != partitions:
         return None
     return {p for p, view in snapshot.partitions.items() if view.leader == node_id}
+
+
+def watch_shutdown(injector: FaultInjector, victim: int, other: int, pid: int,
+                   partitions: int, timeout: float = 60.0) -> tuple[float | None, float | None]:
+    """After SIGTERM to `victim` (process `pid`): seconds until broker `other`
+    saw it lead nothing, and until the process exited (None: not within
+    `timeout`)."""
+    start = time.monotonic()
+    moved_at: float | None = None
+    exited_at: float | None = None
+    while time.monotonic() - start < timeout and (moved_at is None or exited_at is None):
+        if exited_at is None and not process_exists(pid):
+            exited_at = time.monotonic() - start
+        if moved_at is None and leads(injector, victim, other, partitions) == set():
+            moved_at = time.monotonic() - start
+        if moved_at is None and exited_at is not None \
+                and time.monotonic() - start > exited_at + 2 * MOVED_AFTER_EXIT_GRACE_S:
+            break  # exited without its leaderships moving: no need to wait longer
+        time.sleep(0.05)
+    return moved_at, exited_at
+
+
+def moved_before_exit(moved_at: float | None, exited_at: float | None) -> bool:
+    return moved_at is not None and (
+        exited_at is None or moved_at <= exited_at + MOVED_AFTER_EXIT_GRACE_S)
 
 
 class RollingLoad:

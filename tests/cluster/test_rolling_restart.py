@@ -18,8 +18,8 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.cluster.fault_injector import FaultInjector, wait_for
-from tests.cluster.local_cluster import LocalCluster, process_exists
-from tests.cluster.rolling import RollingLoad, leads
+from tests.cluster.local_cluster import LocalCluster
+from tests.cluster.rolling import RollingLoad, leads, moved_before_exit, watch_shutdown
 
 TOPIC = "rolling"
 PARTITIONS = 6
@@ -63,15 +63,13 @@ def test_rolling_restart_loses_nothing_and_moves_leaders_first(
             assert pid is not None and led is not None
             started = time.monotonic()
             os.kill(pid, signal.SIGTERM)
-            # Controlled shutdown: the others see it lead nothing while it still runs.
-            moved = wait_for(lambda v=victim, o=other: _leads(injector, v, o) == set(), 30,
-                             0.05)
-            alive_when_moved = process_exists(pid)
-            assert wait_for(lambda p=pid: not process_exists(p), 60), \
-                f"broker {victim} still running 60s after SIGTERM"
-            exited = time.monotonic() - started
-            assert moved and alive_when_moved, \
-                f"broker {victim}: leaderships of {sorted(led)} not moved before it exited"
+            # Controlled shutdown: the others see it lead nothing by the time it exits.
+            moved_at, exited_at = watch_shutdown(injector, victim, other, pid, PARTITIONS)
+            assert exited_at is not None, f"broker {victim} still running 60s after SIGTERM"
+            exited = exited_at
+            assert moved_before_exit(moved_at, exited_at), \
+                (f"broker {victim}: leaderships of {sorted(led)} not moved before it exited "
+                 f"(moved {moved_at}s, exited {exited_at}s after SIGTERM)")
             cluster.run("stop", victim)  # forgets the pid file of the exited process
             cluster.run("start", victim)
             assert injector.wait_whole(), injector.describe_state()

@@ -34,7 +34,7 @@ from strom.protocol.api import ApiKey
 from tests.broker.raw_client import RawClient
 from tests.cluster.fault_injector import FaultInjector, wait_for
 from tests.cluster.local_cluster import ROOT, LocalCluster, process_exists
-from tests.cluster.rolling import RollingLoad, leads
+from tests.cluster.rolling import RollingLoad, leads, moved_before_exit, watch_shutdown
 
 #: The strom before metadata.version (and before the security records).
 PREVIOUS = "c59c16c"
@@ -142,17 +142,17 @@ def _replace(cluster: LocalCluster, injector: FaultInjector, victim: int, python
     assert pid is not None and led is not None
     started = time.monotonic()
     os.kill(pid, signal.SIGTERM)
-    moved = wait_for(lambda: _leads(injector, victim, other) == set(), 30, 0.05)
-    alive_when_moved = process_exists(pid)
-    if not wait_for(lambda: not process_exists(pid), 60):
+    moved_at, exited_at = watch_shutdown(injector, victim, other, pid, PARTITIONS)
+    if exited_at is None:
         state = _process_state(pid)
         assert running_previous, f"broker {victim} still running 60s after SIGTERM ({state})"
         notes.append(f"broker {victim} (previous strom) still running 60s after SIGTERM "
                      f"({state}): killed")
         os.kill(pid, signal.SIGKILL)
         assert wait_for(lambda: not process_exists(pid), 10)
-    assert moved and alive_when_moved, \
-        f"broker {victim}: leaderships of {sorted(led)} not moved before it exited"
+    assert moved_before_exit(moved_at, exited_at), \
+        (f"broker {victim}: leaderships of {sorted(led)} not moved before it exited "
+         f"(moved {moved_at}s, exited {exited_at}s after SIGTERM)")
     cluster.run("stop", victim)  # forgets the pid file of the exited process
     cluster.env["STROM_PYTHON"] = python
     cluster.run("start", victim)

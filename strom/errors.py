@@ -64,6 +64,10 @@ __all__ = [
     "ResourceNotFoundError",
     "DuplicateResourceError",
     "UnacceptableCredentialError",
+    "InvalidRecordStateError",
+    "ShareSessionNotFoundError",
+    "InvalidShareSessionEpochError",
+    "ShareSessionLimitReachedError",
     "error_code_for",
     "error_for_code",
 ]
@@ -332,6 +336,24 @@ class DuplicateResourceError(KafkaError):
 
 class UnacceptableCredentialError(KafkaError):
     code = ErrorCode.unacceptable_credential
+
+
+class InvalidRecordStateError(KafkaError):
+    """A share acknowledgement of records not acquired by the member (KIP-932)."""
+
+    code = ErrorCode.invalid_record_state
+
+
+class ShareSessionNotFoundError(KafkaError):
+    code = ErrorCode.share_session_not_found
+
+
+class InvalidShareSessionEpochError(KafkaError):
+    code = ErrorCode.invalid_share_session_epoch
+
+
+class ShareSessionLimitReachedError(KafkaError):
+    code = ErrorCode.share_session_limit_reached
 
 
 def error_code_for(exc: BaseException) -> ErrorCode:

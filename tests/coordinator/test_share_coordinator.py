@@ -1,0 +1,228 @@
+"""The share coordinator shard (KIP-932) on the real runtime, with the log in
+memory (tests/coordinator/harness.py): records as Kafka 4.4 writes them,
+snapshots every N updates, epoch fencing, and replay after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from strom.clock import ManualClock
+from strom.coordinator.runtime import CoordinatorRuntime, Timer
+from strom.coordinator.share import records as rec
+from strom.coordinator.share.batches import combine
+from strom.coordinator.share.persister import DeliveryState, StateBatch
+from strom.coordinator.share.service import coordinator_key
+from strom.coordinator.share.shard import (
+    FencedStateEpochError,
+    ShareCoordinatorShard,
+    UninitializedShareStateError,
+    WriteData,
+)
+from strom.errors import FencedLeaderEpochError, UnknownTopicOrPartitionError
+from strom.protocol.records import decode_records, scan_batches
+
+from .harness import ManualScheduler, MemoryLog
+
+TOPIC_ID = uuid.UUID("12345678-1234-5678-1234-567812345678")
+KEY = rec.ShareKey("g", TOPIC_ID, 0)
+A, ACK, ARC = DeliveryState.AVAILABLE, DeliveryState.ACKNOWLEDGED, DeliveryState.ARCHIVED
+
+
+class ShareHarness:
+    def __init__(self, updates_per_snapshot: int = 3) -> None:
+        self.clock = ManualClock()
+        self.log = MemoryLog()
+        self.loop = asyncio.new_event_loop()
+        self.updates_per_snapshot = updates_per_snapshot
+        self.topics = {TOPIC_ID: 2}
+        self._start()
+
+    def _start(self) -> None:
+        self.runtime: CoordinatorRuntime[ShareCoordinatorShard] = CoordinatorRuntime(
+            "share", self._shard, self.clock, scheduler=ManualScheduler(self.clock))
+
+        async def load() -> None:
+            self.runtime.load(0, self.log)
+            await self.runtime.wait_loaded()
+        self.run(load())
+
+    def _shard(self, partition: int, timer: Timer) -> ShareCoordinatorShard:
+        return ShareCoordinatorShard(
+            partition, timer, self.clock, updates_per_snapshot=self.updates_per_snapshot,
+            topic_exists=lambda t, p: 0 <= p < self.topics.get(t, 0))
+
+    def restart(self) -> None:
+        self.run(self.runtime.close())
+        self._start()
+
+    def run(self, coro: Any) -> Any:
+        return self.loop.run_until_complete(coro)
+
+    def write(self, op: Any) -> Any:
+        return self.run(self.runtime.write(0, op))
+
+    def shard(self) -> ShareCoordinatorShard:
+        return self.runtime.read(0, lambda s: s)
+
+    def record_types(self) -> list[tuple[int, bool]]:
+        """(key type, is tombstone) of every record written, in order."""
+        data = b"".join(self.log.batches)
+        out = []
+        for header in scan_batches(data):
+            for record in decode_records(data, header):
+                assert record.key is not None
+                decoded = rec.decode_key(record.key)
+                assert decoded is not None
+                out.append((decoded[0], record.value is None))
+        return out
+
+
+@pytest.fixture
+def h() -> Any:
+    harness = ShareHarness()
+    yield harness
+    harness.run(harness.runtime.close())
+    harness.loop.close()
+
+
+def batch(first: int, last: int, state: DeliveryState, count: int) -> StateBatch:
+    return StateBatch(first, last, state, count)
+
+
+def test_snapshot_every_n_updates_and_replay(h: ShareHarness) -> None:
+    h.write(lambda s: s.initialize(KEY, 0, 10))
+    for i in range(5):
+        h.write(lambda s, i=i: s.write(KEY, WriteData(0, 1, -1, (batch(10 + i, 10 + i, ACK, 1),))))
+    # initialize: a snapshot; then 3 updates; the 4th write is a snapshot again.
+    assert h.record_types() == [(0, False), (1, False), (1, False), (1, False), (0, False),
+                                (1, False)]
+    state = h.shard().states[KEY]
+    assert state.snapshot_epoch == 1
+    assert state.batches == (batch(10, 14, ACK, 1),)
+    h.restart()
+    assert h.shard().states[KEY] == state
+    assert h.shard().updates_since_snapshot[KEY] == 1
+
+
+def test_start_offset_moves_and_prunes(h: ShareHarness) -> None:
+    h.write(lambda s: s.initialize(KEY, 0, 0))
+    h.write(lambda s: s.write(KEY, WriteData(0, 0, -1, (batch(0, 9, A, 1),))))
+    h.write(lambda s: s.write(KEY, WriteData(0, 0, 5, (batch(5, 6, ACK, 1),))))
+    read = h.write(lambda s: s.read(KEY, 0))
+    assert read.start_offset == 5
+    assert read.batches == (batch(5, 6, ACK, 1), batch(7, 9, A, 1))
+
+
+def test_leader_epoch_fencing(h: ShareHarness) -> None:
+    h.write(lambda s: s.initialize(KEY, 0, 0))
+    h.write(lambda s: s.write(KEY, WriteData(0, 3, -1, ())))
+    with pytest.raises(FencedLeaderEpochError):
+        h.write(lambda s: s.write(KEY, WriteData(0, 2, -1, ())))
+    with pytest.raises(FencedLeaderEpochError):
+        h.write(lambda s: s.read(KEY, 2))
+    # A read from a newer leader records its epoch: the old leader is fenced.
+    before = len(h.record_types())
+    h.write(lambda s: s.read(KEY, 4))
+    assert len(h.record_types()) == before + 1
+    with pytest.raises(FencedLeaderEpochError):
+        h.write(lambda s: s.write(KEY, WriteData(0, 3, -1, ())))
+    h.restart()
+    assert h.shard().leader_epochs[KEY] == 4
+    # The same epoch again writes nothing.
+    h.write(lambda s: s.read(KEY, 4))
+    assert len(h.record_types()) == before + 1
+
+
+def test_state_epoch_fencing(h: ShareHarness) -> None:
+    h.write(lambda s: s.initialize(KEY, 1, 0))
+    with pytest.raises(FencedStateEpochError):
+        h.write(lambda s: s.write(KEY, WriteData(0, 0, -1, ())))
+    with pytest.raises(FencedStateEpochError):
+        h.write(lambda s: s.initialize(KEY, 0, 0))
+    h.write(lambda s: s.write(KEY, WriteData(1, 0, -1, (batch(0, 0, ACK, 1),))))
+    # Re-initializing (an offsets reset) starts over: new start, no batches.
+    h.write(lambda s: s.initialize(KEY, 2, 100))
+    state = h.write(lambda s: s.read(KEY, 0))
+    assert (state.state_epoch, state.start_offset, state.batches) == (2, 100, ())
+    with pytest.raises(FencedStateEpochError):
+        h.write(lambda s: s.write(KEY, WriteData(1, 0, -1, ())))
+
+
+def test_uninitialized_and_unknown_topic(h: ShareHarness) -> None:
+    with pytest.raises(UninitializedShareStateError):
+        h.write(lambda s: s.read(KEY, 0))
+    with pytest.raises(UninitializedShareStateError):
+        h.write(lambda s: s.write(KEY, WriteData(0, 0, 0, ())))
+    assert h.runtime.read(0, lambda s: s.summary(KEY)) is None
+    other = rec.ShareKey("g", uuid.uuid4(), 0)
+    with pytest.raises(UnknownTopicOrPartitionError):
+        h.write(lambda s: s.initialize(other, 0, 0))
+    with pytest.raises(UnknownTopicOrPartitionError):
+        h.write(lambda s: s.initialize(rec.ShareKey("g", TOPIC_ID, 2), 0, 0))
+    assert h.log.batches == []
+
+
+def test_delete_writes_a_tombstone_that_survives_replay(h: ShareHarness) -> None:
+    h.write(lambda s: s.initialize(KEY, 0, 7))
+    h.write(lambda s: s.delete(KEY))
+    assert h.record_types()[-1] == (0, True)
+    h.write(lambda s: s.delete(KEY))  # nothing left: success, no record
+    assert len(h.record_types()) == 2
+    h.restart()
+    assert KEY not in h.shard().states
+    assert KEY not in h.shard().state_epochs
+
+
+def test_records_round_trip() -> None:
+    snapshot = rec.Snapshot(2, 3, 4, 50, -1, 111, 222, (batch(50, 60, ARC, 5),))
+    k, v = rec.snapshot_record(KEY, snapshot)
+    assert rec.decode_key(k) == (rec.SNAPSHOT_TYPE, KEY)
+    assert rec.decode_snapshot(v) == snapshot
+    update = rec.Update(2, -1, -1, 9, (batch(61, 61, ACK, 1),))
+    k, v = rec.update_record(KEY, update)
+    assert rec.decode_key(k) == (rec.UPDATE_TYPE, KEY)
+    assert rec.decode_update(v) == update
+    # Kafka's layout: int16 type, then group id (int16 length), 16-byte uuid, int32.
+    assert k == b"\x00\x01" + b"\x00\x01g" + TOPIC_ID.bytes + b"\x00\x00\x00\x00"
+
+
+def test_coordinator_key_is_kafkas() -> None:
+    # Kafka's Uuid.toString is URL-safe base64 without padding.
+    assert coordinator_key("g", TOPIC_ID, 3) == "g:EjRWeBI0VngSNFZ4EjRWeA:3"
+
+
+_batches = st.lists(st.builds(
+    lambda first, length, state, count: StateBatch(first, first + length, state, count),
+    st.integers(0, 40), st.integers(0, 8), st.sampled_from([A, ACK, ARC]), st.integers(0, 4)),
+    max_size=8)
+
+
+@given(_batches, st.integers(-1, 30))
+def test_combine_matches_the_per_offset_rule(batches: list[StateBatch], start: int) -> None:
+    """Per offset: the highest (delivery count, state) of the runs covering it;
+    nothing below the start offset; adjacent equal runs joined."""
+    combined = combine(batches, start)
+    expected: dict[int, tuple[int, int]] = {}
+    for b in batches:
+        for offset in range(b.first_offset, b.last_offset + 1):
+            if start != -1 and offset < start:
+                continue
+            rank = (b.delivery_count, int(b.delivery_state))
+            expected[offset] = max(expected.get(offset, rank), rank)
+    got: dict[int, tuple[int, int]] = {}
+    for b in combined:
+        for offset in range(b.first_offset, b.last_offset + 1):
+            assert offset not in got
+            got[offset] = (b.delivery_count, int(b.delivery_state))
+    assert got == expected
+    for left, right in zip(combined, combined[1:], strict=False):
+        assert left.last_offset < right.first_offset
+        assert not (left.last_offset + 1 == right.first_offset
+                    and (left.delivery_count, left.delivery_state)
+                    == (right.delivery_count, right.delivery_state))

@@ -20,7 +20,6 @@ from strom.config_defs import (
     DEFAULT_SECURITY_PROTOCOL_MAP,
     LONG_MAX,
     SECURITY_PROTOCOLS,
-    SUPPORTED_SECURITY_PROTOCOLS,
     TOPIC_CONFIGS,
     ConfigDef,
     ConfigSource,
@@ -32,7 +31,7 @@ from strom.errors import InvalidConfigError
 
 __all__ = [
     "BROKER_CONFIGS", "BROKER_FAMILIES", "DEFAULT_SECURITY_PROTOCOL_MAP", "LONG_MAX",
-    "SECURITY_PROTOCOLS", "SUPPORTED_SECURITY_PROTOCOLS", "TOPIC_CONFIGS", "BrokerConfig",
+    "SECURITY_PROTOCOLS", "TOPIC_CONFIGS", "BrokerConfig",
     "ConfigDef", "ConfigSource", "ConfigType", "TopicConfig", "TopicConfigDef", "Value",
     "parse_properties", "parse_topic_configs",
 ]
@@ -238,18 +237,11 @@ class BrokerConfig:
             assert isinstance(raw, list)
             for item in raw:
                 name, _, _ = _parse_listener(item, setting)
-                protocol = protocols.get(name.upper())
-                if protocol is None:
+                if name.upper() not in protocols:
                     raise InvalidConfigError(
                         f"{setting}: no security protocol defined for listener {name.upper()} "
                         "(add it to listener.security.protocol.map, e.g. "
                         f"{name.upper()}:PLAINTEXT)")
-                if protocol not in SUPPORTED_SECURITY_PROTOCOLS:
-                    via = "" if protocol == name.upper() else (
-                        f"; listener.security.protocol.map maps {name.upper()} to it")
-                    raise InvalidConfigError(
-                        f"security protocol {protocol} is not supported yet; use PLAINTEXT "
-                        f"({setting}={item}{via})")
 
     @property
     def log_retention_ms(self) -> int:

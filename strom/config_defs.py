@@ -1,156 +1,37 @@
 """The definitions of the broker and topic configs: Kafka's property names,
-types, defaults, bounds and documentation, and how a value is parsed,
-checked and rendered. Loading a broker's configuration and resolving a
+types, defaults, bounds and documentation (what a definition is, and how a
+value is parsed and checked, is config_schema.py; TLS and SASL are
+config_security.py). Loading a broker's configuration and resolving a
 topic's effective values is strom/config.py.
 """
 
 from __future__ import annotations
 
-import enum
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from strom.errors import InvalidConfigError
+from strom.config_schema import (
+    INT_MAX,
+    LONG_MAX,
+    ConfigDef,
+    ConfigSource,
+    ConfigType,
+    T,
+    Value,
+)
+from strom.config_schema import define as _d
+from strom.config_security import (
+    DEFAULT_SECURITY_PROTOCOL_MAP,
+    SASL_CONFIGS,
+    SECURITY_PROTOCOLS,
+    SSL_CONFIGS,
+)
 
-LONG_MAX = 9_223_372_036_854_775_807
-
-
-class ConfigType(enum.IntEnum):
-    """DescribeConfigs' config_type values."""
-
-    BOOLEAN = 1
-    STRING = 2
-    INT = 3
-    SHORT = 4
-    LONG = 5
-    DOUBLE = 6
-    LIST = 7
-    CLASS = 8
-    PASSWORD = 9
-
-
-class ConfigSource(enum.IntEnum):
-    """DescribeConfigs' config_source values."""
-
-    UNKNOWN = 0
-    DYNAMIC_TOPIC_CONFIG = 1
-    DYNAMIC_BROKER_CONFIG = 2
-    DYNAMIC_DEFAULT_BROKER_CONFIG = 3
-    STATIC_BROKER_CONFIG = 4
-    DEFAULT_CONFIG = 5
-    DYNAMIC_BROKER_LOGGER_CONFIG = 6
-
-
-Value = int | float | str | bool | list[str] | None
-
-
-def _parse_bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered not in ("true", "false"):
-        raise ValueError(f"expected true or false, got {text!r}")
-    return lowered == "true"
-
-
-def _parse_list(text: str) -> list[str]:
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
-_PARSERS: dict[ConfigType, Callable[[str], Value]] = {
-    ConfigType.BOOLEAN: _parse_bool,
-    ConfigType.STRING: str.strip,
-    ConfigType.INT: lambda t: int(t.strip()),
-    ConfigType.SHORT: lambda t: int(t.strip()),
-    ConfigType.LONG: lambda t: int(t.strip()),
-    ConfigType.DOUBLE: lambda t: float(t.strip()),
-    ConfigType.LIST: _parse_list,
-    ConfigType.CLASS: str.strip,
-    ConfigType.PASSWORD: str,
-}
-
-_RANGES: dict[ConfigType, tuple[int, int]] = {
-    ConfigType.INT: (-(2**31), 2**31 - 1),
-    ConfigType.SHORT: (-(2**15), 2**15 - 1),
-    ConfigType.LONG: (-(2**63), 2**63 - 1),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigDef:
-    name: str
-    type: ConfigType
-    default: Value
-    doc: str
-    # Smallest legal value for numbers; a tuple of choices for strings/lists.
-    at_least: float | None = None
-    choices: tuple[str, ...] | None = None
-    read_only: bool = False
-    # Lists only: what every item must match, and the rule a refusal names.
-    item_pattern: tuple[str, str] | None = None
-
-    def parse(self, text: str) -> Value:
-        """Parse and validate `text`; raises InvalidConfigError."""
-        try:
-            value = _PARSERS[self.type](text)
-            if self.type in _RANGES:
-                low, high = _RANGES[self.type]
-                if not (isinstance(value, int) and low <= value <= high):
-                    raise ValueError(text)
-        except ValueError:
-            # Kafka's ConfigDef.parseType messages, which clients show verbatim.
-            reason = ("Expected value to be either true or false"
-                      if self.type == ConfigType.BOOLEAN
-                      else f"Not a number of type {self.type.name}")
-            raise InvalidConfigError(
-                f"Invalid value {text} for configuration {self.name}: {reason}"
-            ) from None
-        self.validate(value)
-        return value
-
-    def validate(self, value: Value) -> None:
-        if isinstance(value, int) and not isinstance(value, bool) and self.type in _RANGES:
-            low, high = _RANGES[self.type]
-            if not low <= value <= high:
-                raise InvalidConfigError(f"Invalid value {value} for configuration {self.name}")
-        if (self.at_least is not None and isinstance(value, int | float)
-                and value < self.at_least):
-                raise InvalidConfigError(
-                    f"Invalid value {value} for configuration {self.name}: "
-                    f"Value must be at least {_render_number(self.at_least)}"
-                )
-        if self.item_pattern is not None and isinstance(value, list):
-            pattern, rule = self.item_pattern
-            for item in value:
-                if not re.fullmatch(pattern, item):
-                    raise InvalidConfigError(
-                        f"Invalid value {','.join(value)} for configuration {self.name}: "
-                        f"{rule}")
-        if self.choices is not None:
-            items = value if isinstance(value, list) else [str(value)]
-            for item in items:
-                if item not in self.choices:
-                    raise InvalidConfigError(
-                        f"Invalid value {item} for configuration {self.name}: "
-                        f"String must be one of: {', '.join(self.choices)}"
-                    )
-
-    def render(self, value: Value) -> str | None:
-        """The value as Kafka prints it in DescribeConfigs."""
-        if value is None:
-            return None
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, list):
-            return ",".join(value)
-        if isinstance(value, float):
-            return repr(value)
-        return str(value)
-
-
-def _render_number(n: float) -> str:
-    return str(int(n)) if float(n).is_integer() else str(n)
-
+__all__ = [
+    "BROKER_CONFIGS", "DEFAULT_SECURITY_PROTOCOL_MAP", "INT_MAX", "LONG_MAX", "SASL_CONFIGS",
+    "SECURITY_PROTOCOLS", "SSL_CONFIGS", "TOPIC_CONFIGS", "ConfigDef", "ConfigSource",
+    "ConfigType", "TopicConfigDef", "Value",
+]
 
 #: Kafka's ThrottledReplicaListValidator.
 _THROTTLED = (r"\*|\d+:\d+", "must be the literal '*' or a list of replicas in the following "
@@ -158,14 +39,6 @@ _THROTTLED = (r"\*|\d+:\d+", "must be the literal '*' or a list of replicas in t
 
 _COMPRESSION = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
 
-
-def _d(name: str, type_: ConfigType, default: Value, doc: str, **kw: Any) -> ConfigDef:
-    return ConfigDef(name, type_, default, doc, **kw)
-
-
-T = ConfigType
-
-INT_MAX = 2**31 - 1
 
 # The transaction coordinator's configs (docs/transactions.md), Kafka's names and defaults.
 TRANSACTION_COORDINATOR_CONFIGS: list[ConfigDef] = [
@@ -186,6 +59,29 @@ TRANSACTION_COORDINATOR_CONFIGS: list[ConfigDef] = [
        "How often transactions past their timeout are looked for and aborted.", at_least=1),
     _d("transactional.id.expiration.ms", T.INT, 604800000,
        "How long an idle transactional id is kept.", at_least=1),
+]
+
+# The share coordinator's configs (docs/share-groups.md), Kafka 4.4's names and defaults.
+SHARE_COORDINATOR_CONFIGS: list[ConfigDef] = [
+    _d("share.coordinator.state.topic.num.partitions", T.INT, 50,
+       "Partitions of __share_group_state (fixed once the topic exists).", at_least=1,
+       read_only=True),
+    _d("share.coordinator.state.topic.replication.factor", T.SHORT, 3,
+       "Replication factor of __share_group_state; capped at the number of brokers.",
+       at_least=1, read_only=True),
+    _d("share.coordinator.state.topic.min.isr", T.SHORT, 2,
+       "min.insync.replicas of __share_group_state (capped at its replication factor).",
+       at_least=1, read_only=True),
+    _d("share.coordinator.state.topic.segment.bytes", T.INT, 104857600,
+       "Segment size of __share_group_state.", at_least=1, read_only=True),
+    _d("share.coordinator.snapshot.update.records.per.snapshot", T.INT, 500,
+       "Update records written for a share partition between two snapshot records.",
+       at_least=0, read_only=True),
+    _d("share.coordinator.write.timeout.ms", T.INT, 5000,
+       "How long a share-state write waits to be durable.", at_least=1, read_only=True),
+    _d("share.coordinator.load.buffer.size", T.INT, 5242880,
+       "Bytes read at a time while loading a __share_group_state partition.", at_least=1,
+       read_only=True),
 ]
 
 # The group coordinator's configs (docs/groups.md), Kafka's names and defaults.
@@ -215,9 +111,26 @@ GROUP_COORDINATOR_CONFIGS: list[ConfigDef] = [
     _d("group.max.session.timeout.ms", T.INT, 1800000,
        "Largest session timeout a classic group member may ask for."),
     _d("group.max.size", T.INT, INT_MAX, "Most members of a classic group.", at_least=1),
-    _d("group.coordinator.rebalance.protocols", T.LIST, ["classic", "consumer"],
-       "Group protocols the coordinator serves.", choices=("classic", "consumer"),
+    _d("group.coordinator.rebalance.protocols", T.LIST, ["classic", "consumer", "share"],
+       "Group protocols the coordinator serves.", choices=("classic", "consumer", "share"),
        read_only=True),
+    # Share groups (KIP-932), Kafka 4.4's names and defaults (docs/share-groups.md).
+    _d("group.share.session.timeout.ms", T.INT, 45000,
+       "The timeout to detect client failures when using the share group protocol.",
+       at_least=1),
+    _d("group.share.min.session.timeout.ms", T.INT, 45000,
+       "The minimum allowed session timeout for share group members.", at_least=1),
+    _d("group.share.max.session.timeout.ms", T.INT, 60000,
+       "The maximum allowed session timeout for share group members.", at_least=1),
+    _d("group.share.heartbeat.interval.ms", T.INT, 5000,
+       "The heartbeat interval given to the members of a share group.", at_least=1),
+    _d("group.share.min.heartbeat.interval.ms", T.INT, 5000,
+       "The minimum heartbeat interval for share group members.", at_least=1),
+    _d("group.share.max.heartbeat.interval.ms", T.INT, 15000,
+       "The maximum heartbeat interval for share group members.", at_least=1),
+    _d("group.share.max.size", T.INT, 200,
+       "The maximum number of members that a single share group can accommodate.",
+       at_least=1),
     _d("group.consumer.session.timeout.ms", T.INT, 45000,
        "Session timeout of consumer (KIP-848) group members.", at_least=1),
     _d("group.consumer.min.session.timeout.ms", T.INT, 45000,
@@ -240,114 +153,6 @@ GROUP_COORDINATOR_CONFIGS: list[ConfigDef] = [
        "Server-side assignors of consumer groups (uniform, range or Kafka's class "
        "names of them); the first is the default."),
 ]
-
-# TLS (docs/security.md "Listeners and TLS"), Kafka's names and defaults. Each may
-# be set for one listener as listener.name.<listener name, lower case>.<setting>.
-# Kafka can change them at runtime; strom reads them at start-up.
-SSL_CONFIGS: list[ConfigDef] = [
-    _d("ssl.protocol", T.STRING, "TLSv1.3",
-       "Highest TLS version offered (TLSv1.2 or TLSv1.3; TLS means TLSv1.3).", read_only=True),
-    _d("ssl.enabled.protocols", T.LIST, ["TLSv1.2", "TLSv1.3"],
-       "TLS versions accepted.", read_only=True),
-    _d("ssl.cipher.suites", T.LIST, None,
-       "TLS 1.2 cipher suites (IANA or OpenSSL names); empty: OpenSSL's defaults. "
-       "TLS 1.3 suites cannot be restricted with Python's ssl module.", read_only=True),
-    _d("ssl.keystore.type", T.STRING, "JKS",
-       "PKCS12 or PEM (JKS: convert with keytool -importkeystore to PKCS12; a PKCS12 "
-       "file under the default JKS type is read as PKCS12, as Java does).",
-       choices=("JKS", "PKCS12", "PEM"), read_only=True),
-    _d("ssl.keystore.location", T.STRING, None,
-       "The broker's key and certificate chain (PKCS12 file, or PEM file with both).",
-       read_only=True),
-    _d("ssl.keystore.password", T.PASSWORD, None, "Password of the keystore file.",
-       read_only=True),
-    _d("ssl.key.password", T.PASSWORD, None,
-       "Password of the private key (PEM: of the encrypted PKCS#8 key).", read_only=True),
-    _d("ssl.keystore.key", T.PASSWORD, None,
-       "PEM private key inline (ssl.keystore.type=PEM).", read_only=True),
-    _d("ssl.keystore.certificate.chain", T.PASSWORD, None,
-       "PEM certificate chain inline (ssl.keystore.type=PEM).", read_only=True),
-    _d("ssl.truststore.type", T.STRING, "JKS", "PKCS12 or PEM (as ssl.keystore.type).",
-       choices=("JKS", "PKCS12", "PEM"), read_only=True),
-    _d("ssl.truststore.location", T.STRING, None,
-       "Certificates of the CAs trusted for client (and peer broker) certificates.",
-       read_only=True),
-    _d("ssl.truststore.password", T.PASSWORD, None, "Password of the truststore file.",
-       read_only=True),
-    _d("ssl.truststore.certificates", T.PASSWORD, None,
-       "PEM trusted certificates inline (ssl.truststore.type=PEM).", read_only=True),
-    _d("ssl.client.auth", T.STRING, "none",
-       "Client certificates: required, requested or none.",
-       choices=("required", "requested", "none"), read_only=True),
-    _d("ssl.endpoint.identification.algorithm", T.STRING, "https",
-       "https: a broker connecting to a peer over TLS checks the peer's host name against "
-       "its certificate; empty: it does not.", read_only=True),
-    _d("ssl.principal.mapping.rules", T.STRING, "DEFAULT",
-       "How a client certificate's distinguished name becomes a principal name: "
-       "RULE:pattern/replacement/[LU],... and DEFAULT (the full DN).", read_only=True),
-    _d("security.inter.broker.protocol", T.STRING, "PLAINTEXT",
-       "Security protocol between brokers when inter.broker.listener.name is unset (its "
-       "listener name is the protocol's name).",
-       choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"), read_only=True),
-    _d("inter.broker.listener.name", T.STRING, None,
-       "The listener brokers connect to each other on.", read_only=True),
-    _d("controller.listener.names", T.LIST, None,
-       "A KRaft controller's listeners: listed in listeners but not bound (strom has no "
-       "controller quorum).", read_only=True),
-]
-
-# SASL (docs/security.md "SASL"), Kafka's names and defaults. Each may be set for one
-# listener as listener.name.<listener>.<setting>, and the ones Kafka reads per
-# mechanism as listener.name.<listener>.<mechanism, lower case>.<setting>
-# (strom/security/sasl/settings.py). Read at start-up.
-SASL_CONFIGS: list[ConfigDef] = [
-    _d("sasl.enabled.mechanisms", T.LIST, ["GSSAPI"],
-       "SASL mechanisms of SASL listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER "
-       "(GSSAPI, Kafka's default, is refused at start).", read_only=True),
-    _d("sasl.jaas.config", T.PASSWORD, None,
-       "JAAS login module of a mechanism; strom reads PlainLoginModule's user_<name> "
-       "options (set it as listener.name.<l>.plain.sasl.jaas.config).", read_only=True),
-    _d("sasl.mechanism.inter.broker.protocol", T.STRING, "GSSAPI",
-       "SASL mechanism between brokers on a SASL inter-broker listener.", read_only=True),
-    _d("sasl.server.callback.handler.class", T.STRING, None,
-       "OAUTHBEARER: Kafka's OAuthBearerValidatorCallbackHandler (JWT validation against "
-       "sasl.oauthbearer.jwks.endpoint.url), the only handler strom has.", read_only=True),
-    _d("connections.max.reauth.ms", T.LONG, 0,
-       "KIP-368: SASL sessions last at most this long, then the client re-authenticates "
-       "on the same connection; 0: sessions do not expire.", at_least=0, read_only=True),
-    _d("connection.failed.authentication.delay.ms", T.INT, 100,
-       "Delay of the answer to a failed authentication (the connection then closes).",
-       at_least=0, read_only=True),
-    _d("sasl.oauthbearer.jwks.endpoint.url", T.STRING, None,
-       "JWKS of the keys OAUTHBEARER tokens are signed with: file://, https:// or http://.",
-       read_only=True),
-    _d("sasl.oauthbearer.jwks.endpoint.refresh.ms", T.LONG, 3600000,
-       "How often the JWKS is read again.", at_least=0, read_only=True),
-    _d("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms", T.LONG, 100,
-       "Least time between JWKS reads for a token signed with an unknown key id.",
-       at_least=0, read_only=True),
-    _d("sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms", T.LONG, 10000,
-       "Most time between JWKS read attempts after failures.", at_least=0, read_only=True),
-    _d("sasl.oauthbearer.expected.audience", T.LIST, None,
-       "Audiences a token's aud must name one of; unset: aud is not checked.",
-       read_only=True),
-    _d("sasl.oauthbearer.expected.issuer", T.STRING, None,
-       "The iss a token must carry; unset: iss is not checked.", read_only=True),
-    _d("sasl.oauthbearer.sub.claim.name", T.STRING, "sub",
-       "The claim naming the principal.", read_only=True),
-    _d("sasl.oauthbearer.scope.claim.name", T.STRING, "scope",
-       "The claim holding the token's scopes.", read_only=True),
-    _d("sasl.oauthbearer.clock.skew.seconds", T.INT, 30,
-       "Clock difference tolerated in exp, iat and nbf.", at_least=0, read_only=True),
-]
-
-#: Kafka's default: each security protocol is also a listener name of itself.
-DEFAULT_SECURITY_PROTOCOL_MAP = (
-    "SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT"
-)
-SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-#: What the listeners serve (SASL ones once the SASL authenticator gates them).
-SUPPORTED_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 BROKER_CONFIGS: dict[str, ConfigDef] = {
     d.name: d
@@ -545,6 +350,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
            "Allow everyone to act on a resource no ACL applies to.", read_only=True),
         *GROUP_COORDINATOR_CONFIGS,
         *TRANSACTION_COORDINATOR_CONFIGS,
+        *SHARE_COORDINATOR_CONFIGS,
         *SSL_CONFIGS,
         *SASL_CONFIGS,
     ]

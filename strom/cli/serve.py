@@ -46,6 +46,7 @@ _JSON_ERRORS = False
 
 def run(args: argparse.Namespace) -> int:
     from strom.broker.server import Broker
+    from strom.cli.processes import process_count, supervise
     from strom.config import BrokerConfig
     from strom.log_format import configure
 
@@ -57,8 +58,17 @@ def run(args: argparse.Namespace) -> int:
     configure(args.log_level, args.log_format)
     try:
         config = BrokerConfig.load(args.config, args.override)
+        processes = process_count(config)
     except (KafkaError, OSError) as exc:
         return _cannot_start(exc)
+    if processes > 1:  # one broker process per core (strom/cli/processes.py)
+        argv = [*(["--config", str(args.config)] if args.config else []),
+                *(x for item in args.override for x in ("--override", item)),
+                "--log-level", args.log_level, "--log-format", args.log_format]
+        try:
+            return supervise(config, processes, argv)
+        except KafkaError as exc:
+            return _cannot_start(exc)
     _raise_open_file_limit()
     try:
         import uvloop

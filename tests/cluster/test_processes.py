@@ -1,0 +1,134 @@
+"""`strom serve` with strom.processes=2 (issue 19, more than one core): one
+command runs two broker processes, pinned to different cores, that own
+disjoint partitions of one cluster (etcd). Real clients see two brokers; an
+idempotent acks=all producer's records come back in order, once each, from
+both; a broker process that dies takes the set down (its supervisor restarts
+the whole), and after kill -9 of one process every acknowledged record is
+still there. Every wait has a deadline."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from tests.cluster.brokers import WAIT, cluster_of, metadata_of, read_values
+from tests.cluster.etcd_process import EtcdCluster
+from tests.interop.clients import wait_until
+from tests.process import StromProcess
+
+PARTITIONS = 4
+PER_PARTITION = 50
+
+
+def two_free_ports() -> int:
+    """A port p with p + 1 free too (process i listens on p + i)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port >= 65535:
+            continue
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 1))
+                return port
+        except OSError:
+            continue
+    raise RuntimeError("no two consecutive free ports")
+
+
+def children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(x) for x in f.read().split()]
+
+
+@pytest.fixture
+def serve(etcd: EtcdCluster, tmp_path: Path) -> Iterator[StromProcess]:
+    proc = StromProcess(tmp_path / "data", port=two_free_ports(), overrides={
+        "strom.processes": "2", "node.id": "1", "cluster.id": "strom-processes-test",
+        "strom.metadata.etcd.endpoints": etcd.endpoints,
+        "broker.session.timeout.ms": "3000",
+        "offsets.topic.replication.factor": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+    })
+    try:
+        yield proc
+    finally:
+        if proc.proc is not None and proc.proc.poll() is None:
+            for child in children(proc.proc.pid):
+                os.kill(child, signal.SIGKILL)
+        proc.stop()
+
+
+def produce(bootstrap: str, topic: str, tag: str) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
+                         "enable.idempotence": True, "linger.ms": 0,
+                         "message.timeout.ms": int(WAIT * 1000)})
+    failures: list[str] = []
+
+    def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            failures.append(str(err))
+
+    for i in range(PER_PARTITION):
+        for partition in range(PARTITIONS):
+            producer.produce(topic, value=f"{tag}-{partition}-{i}".encode(),
+                             partition=partition,
+                             on_delivery=on_delivery)
+    assert producer.flush(WAIT) == 0
+    assert failures == []
+
+
+def expected(tag: str) -> dict[int, list[str]]:
+    return {p: [f"{tag}-{p}-{i}" for i in range(PER_PARTITION)] for p in range(PARTITIONS)}
+
+
+def test_two_processes_serve_one_cluster(serve: StromProcess, tmp_path: Path) -> None:
+    serve.start(timeout=WAIT)
+    assert serve.proc is not None
+    bootstrap = serve.bootstrap
+    cluster = wait_until(lambda: cluster_of(bootstrap, 2), WAIT, what="both processes")
+    assert sorted(cluster.brokers) == [1, 2]
+    assert cluster.brokers[2].port == serve.port + 1
+    shards = children(serve.proc.pid)
+    assert len(shards) == 2
+    if len(os.sched_getaffinity(0)) >= 2:
+        cores = [os.sched_getaffinity(pid) for pid in shards]
+        assert all(len(c) == 1 for c in cores) and cores[0] != cores[1]
+    assert (tmp_path / "data-shard1" / "meta.properties").exists()
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic("spread", PARTITIONS, 1)])["spread"].result(WAIT)
+    metadata = wait_until(
+        lambda: (m := metadata_of(bootstrap, "spread")).topics["spread"].partitions
+        and len(m.topics["spread"].partitions) == PARTITIONS and m, WAIT, what="the topic")
+    assert sorted(p.leader for p in metadata.topics["spread"].partitions.values()) == \
+        [1, 1, 2, 2]
+    produce(bootstrap, "spread", "one")
+    assert read_values(bootstrap, "spread", PARTITIONS, PARTITIONS * PER_PARTITION) == \
+        expected("one")
+
+    # kill -9 of the second process: the supervisor stops the first and exits
+    # non-zero; started again, every acknowledged record is there, in order.
+    os.kill(shards[1], signal.SIGKILL)
+    assert serve.proc.wait(timeout=WAIT) != 0
+    assert all(not os.path.exists(f"/proc/{pid}") for pid in shards)  # reaped by it
+    serve.start(timeout=WAIT)
+    wait_until(lambda: cluster_of(bootstrap, 2), WAIT, what="both processes again")
+    produce(bootstrap, "spread", "two")
+    seen = read_values(bootstrap, "spread", PARTITIONS, 2 * PARTITIONS * PER_PARTITION)
+    assert seen == {p: expected("one")[p] + expected("two")[p] for p in range(PARTITIONS)}
+
+    # SIGTERM: both shut down cleanly and strom serve exits 0.
+    shards = children(serve.proc.pid)
+    assert serve.terminate(timeout=WAIT) == 0
+    assert all(not os.path.exists(f"/proc/{pid}") for pid in shards)

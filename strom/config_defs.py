@@ -210,6 +210,10 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
            "http://HOST:PORT of the broker's HTTP listener: Prometheus /metrics, "
            "/health/live and /health/ready (docs/operations.md); unset: no HTTP listener.",
            read_only=True),
+        _d("strom.processes", T.INT, 1,
+           "Broker processes `strom serve` runs, one per core (0: one per usable core; "
+           "more than one needs cluster mode; strom/cli/processes.py).", at_least=0,
+           read_only=True),
         _d("strom.console.enable", T.BOOLEAN, False,
            "Serve the web console (as `strom console`) on strom.http.listener too "
            "(docs/operations.md, Console).", read_only=True),
@@ -280,11 +284,6 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
            "etcd client URLs (http://host:port, comma-separated) holding the cluster's "
            "metadata; empty runs a single node with its metadata in the first log dir.",
            read_only=True),
-        _d("strom.processes", T.INT, 1,
-           "Broker processes `strom serve` runs, one per core, each a broker of the cluster "
-           "with node.id + i, listener ports + i and its own log dirs (docs/benchmarks.md, "
-           "More than one core); 0: one per usable core. More than one needs "
-           "strom.metadata.etcd.endpoints.", at_least=0, read_only=True),
         _d("broker.session.timeout.ms", T.INT, 9000,
            "A broker whose etcd lease was not renewed this long leaves the cluster (its "
            "lease's time to live, rounded up to whole seconds).", at_least=1000,

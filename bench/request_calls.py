@@ -34,6 +34,7 @@ from strom.protocol.messages import build
 from strom.protocol.records import RecordSpec, build_batch
 
 requests, acks, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+size, idempotent = int(sys.argv[4]), sys.argv[5] == "1"
 
 def frame(api_key, version, body):
     return encode_request(build(request_class(api_key, version), body), 1, "request-calls")
@@ -50,9 +51,9 @@ def read_frame(sock):
     (size,) = struct.unpack(">i", exactly(4))
     return exactly(size)
 
-def send(sock, requests, data):
+def send(sock, frames):
     in_flight = 0
-    for _ in range(requests):
+    for data in frames:
         sock.sendall(data)
         in_flight += 1
         if in_flight >= 32:
@@ -77,21 +78,36 @@ try:
                     "assignments": [], "configs": []}],
         "timeout": datetime.timedelta(seconds=30), "validate_only": False}))
     read_frame(sock)
-    produce = frame(ApiKey.PRODUCE, 9, {
-        "transactional_id": None, "acks": acks, "timeout": datetime.timedelta(seconds=5),
-        "topic_data": [{"name": "t", "partition_data": [
-            {"index": 0, "records": build_batch([RecordSpec(value=b"v" * 100)])}]}]})
-    send(sock, 500, produce)  # warm up: caches, first segment, lazy imports
+    pid, epoch = -1, -1
+    if idempotent:
+        sock.sendall(frame(ApiKey.INIT_PRODUCER_ID, 4, {
+            "transactional_id": None, "transaction_timeout": datetime.timedelta(0),
+            "producer_id": -1, "producer_epoch": -1}))
+        body = read_frame(sock)
+        # v4 response: header (correlation id, tagged fields), throttle, error, pid, epoch.
+        pid, epoch = struct.unpack_from(">qh", body, 4 + 1 + 4 + 2)
+
+    def produce(sequence):
+        # Each request carries the next sequence as an idempotent producer's would.
+        batch = build_batch([RecordSpec(value=b"v" * size, timestamp=int(time.time() * 1000))],
+                            producer_id=pid, producer_epoch=epoch,
+                            base_sequence=sequence if idempotent else -1)
+        return frame(ApiKey.PRODUCE, 9, {
+            "transactional_id": None, "acks": acks, "timeout": datetime.timedelta(seconds=5),
+            "topic_data": [{"name": "t", "partition_data": [
+                {"index": 0, "records": batch}]}]})
+    send(sock, [produce(i) for i in range(500)])  # warm up: caches, first segment, lazy imports
+    frames = [produce(500 + i) for i in range(requests)]
     if mode == "cpu":
         # CPU seconds of the event-loop thread alone (not the client's).
         marks = []
         on_loop(broker._loop, lambda: marks.append(time.thread_time()))
-        send(sock, requests, produce)
+        send(sock, frames)
         on_loop(broker._loop, lambda: marks.append(time.thread_time()))
     else:
         profiler = cProfile.Profile()
         on_loop(broker._loop, profiler.enable)
-        send(sock, requests, produce)
+        send(sock, frames)
         on_loop(broker._loop, profiler.disable)
     sock.close()
 finally:
@@ -109,8 +125,12 @@ print(json.dumps(calls))
 '''
 
 
+RECORD: dict[str, Any] = {"size": 100, "idempotent": False}
+
+
 def _child(tree: str, requests: int, acks: int, mode: str) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(requests), str(acks), mode],
+    out = subprocess.run([sys.executable, "-c", CHILD, str(requests), str(acks), mode,
+                          str(RECORD["size"]), "1" if RECORD["idempotent"] else "0"],
                          env=dict(os.environ, PYTHONPATH=os.path.abspath(tree)),
                          cwd=os.path.abspath(tree), check=True, capture_output=True, text=True)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -143,7 +163,12 @@ def main() -> None:
                         help="also measure the loop thread's CPU per request, unprofiled, "
                              "this many rounds alternating the trees")
     parser.add_argument("--cpu-requests", type=int, default=20_000)
+    parser.add_argument("--record-size", type=int, default=100, help="value bytes (fleet: 1024)")
+    parser.add_argument("--idempotent", action="store_true",
+                        help="an idempotent producer (InitProducerId, a sequence per request; "
+                             "the fleet row: --acks -1 --record-size 1024 --idempotent)")
     args = parser.parse_args()
+    RECORD.update(size=args.record_size, idempotent=args.idempotent)
     for acks in args.acks or [1, -1]:
         if args.cpu_rounds:
             _cpu_rounds(args.trees, args.cpu_requests, acks, args.cpu_rounds)

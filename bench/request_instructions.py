@@ -20,9 +20,11 @@ import datetime
 import glob
 import os
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import time
 from typing import Any
 
 from strom.cli.raw_request import read_frame
@@ -33,13 +35,16 @@ from strom.protocol.records import RecordSpec, build_batch
 
 SERVER = r'''
 import sys
+if sys.argv[1:] == ["uvloop"]:
+    import uvloop
+    uvloop.install()
 from strom.testing import EmbeddedBroker
 broker = EmbeddedBroker(overrides={"num.partitions": "1"}).start()
 print(broker.port, flush=True)
 sys.stdin.readline()
 broker.stop()
 '''
-PIPELINE = 32
+PIPELINE = [32]  # requests in flight on the connection (--pipeline)
 
 
 def _frame(api_key: int, version: int, body: dict[str, Any]) -> bytes:
@@ -47,25 +52,53 @@ def _frame(api_key: int, version: int, body: dict[str, Any]) -> bytes:
                           "request-instructions")
 
 
-def _send(sock: socket.socket, requests: int, frame: bytes) -> None:
+def _send(sock: socket.socket, frames: list[bytes]) -> None:
     in_flight = 0
-    for _ in range(requests):
+    for frame in frames:
         sock.sendall(frame)
         in_flight += 1
-        if in_flight >= PIPELINE:
+        if in_flight >= PIPELINE[0]:
             read_frame(sock)
             in_flight -= 1
     for _ in range(in_flight):
         read_frame(sock)
 
 
-def _instructions(tree: str, requests: int, acks: int) -> float:
+def _producer(sock: socket.socket) -> tuple[int, int]:
+    """An idempotent producer's id and epoch (InitProducerId v4)."""
+    sock.sendall(_frame(ApiKey.INIT_PRODUCER_ID, 4, {
+        "transactional_id": None, "transaction_timeout": datetime.timedelta(0),
+        "producer_id": -1, "producer_epoch": -1}))
+    # Response header (correlation id, tagged fields), throttle, error, pid, epoch.
+    pid, epoch = struct.unpack_from(">qh", read_frame(sock), 4 + 1 + 4 + 2)
+    return int(pid), int(epoch)
+
+
+def _produce_frames(acks: int, first: int, count: int, producer: tuple[int, int] | None,
+                    size: int) -> list[bytes]:
+    """Produce v9 requests of one record each; an idempotent producer's carry
+    consecutive sequences from `first`."""
+    pid, epoch = producer if producer is not None else (-1, -1)
+    frames = []
+    for sequence in range(first, first + count):
+        batch = build_batch([RecordSpec(value=b"v" * size, timestamp=int(time.time() * 1000))],
+                            producer_id=pid, producer_epoch=epoch,
+                            base_sequence=sequence if producer is not None else -1)
+        frames.append(_frame(ApiKey.PRODUCE, 9, {
+            "transactional_id": None, "acks": acks,
+            "timeout": datetime.timedelta(seconds=5),
+            "topic_data": [{"name": "t", "partition_data": [{"index": 0, "records": batch}]}]}))
+    return frames
+
+
+def _instructions(tree: str, requests: int, acks: int, options: argparse.Namespace) -> float:
     tree = os.path.abspath(tree)
     with tempfile.TemporaryDirectory(prefix="request-instructions-") as tmp:
         out = os.path.join(tmp, "callgrind.out")
         proc = subprocess.Popen(
             ["valgrind", "--tool=callgrind", "--instr-atstart=no",
-             f"--callgrind-out-file={out}", sys.executable, "-c", SERVER],
+             f"--callgrind-out-file={out}", sys.executable, "-c", SERVER,
+             *(["uvloop"] if options.uvloop else [])],
             cwd=tree, env=dict(os.environ, PYTHONPATH=tree), stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert proc.stdin is not None and proc.stdout is not None
@@ -78,15 +111,12 @@ def _instructions(tree: str, requests: int, acks: int) -> float:
                                 "assignments": [], "configs": []}],
                     "timeout": datetime.timedelta(seconds=30), "validate_only": False}))
                 read_frame(sock)
-                produce = _frame(ApiKey.PRODUCE, 9, {
-                    "transactional_id": None, "acks": acks,
-                    "timeout": datetime.timedelta(seconds=5),
-                    "topic_data": [{"name": "t", "partition_data": [
-                        {"index": 0, "records": build_batch([RecordSpec(value=b"v" * 100)])}]}]})
-                _send(sock, 300, produce)
+                producer = _producer(sock) if options.idempotent else None
+                _send(sock, _produce_frames(acks, 0, 300, producer, options.record_size))
+                frames = _produce_frames(acks, 300, requests, producer, options.record_size)
                 subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True,
                                capture_output=True)
-                _send(sock, requests, produce)
+                _send(sock, frames)
                 subprocess.run(["callgrind_control", "-i", "off", str(proc.pid)], check=True,
                                capture_output=True)
             proc.stdin.write("\n")
@@ -110,9 +140,18 @@ def main() -> None:
     parser.add_argument("trees", nargs="+")
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--acks", type=int, action="append", help="1 or -1 (default: both)")
+    parser.add_argument("--record-size", type=int, default=100, help="value bytes (fleet: 1024)")
+    parser.add_argument("--idempotent", action="store_true",
+                        help="an idempotent producer (InitProducerId, a sequence per request; "
+                             "the fleet row: --acks -1 --record-size 1024 --idempotent)")
+    parser.add_argument("--uvloop", action="store_true",
+                        help="the broker on uvloop, as `strom serve` runs it")
+    parser.add_argument("--pipeline", type=int, default=32,
+                        help="requests in flight (1: one at a time, each read one request)")
     args = parser.parse_args()
+    PIPELINE[0] = args.pipeline
     for acks in args.acks or [1, -1]:
-        counts = [_instructions(tree, args.requests, acks) for tree in args.trees]
+        counts = [_instructions(tree, args.requests, acks, args) for tree in args.trees]
         print(f"acks={acks}: " + ", ".join(
             f"{tree} {count:,.0f}" for tree, count in zip(args.trees, counts, strict=True))
             + " instructions/request"

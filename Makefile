@@ -11,7 +11,7 @@ CONFIG ?= config/server.properties
 .PHONY: serve cluster test lint typecheck unit interop interop-kafka interop-cluster system-deps kafka-jars compat compat-kafka compat-cluster clean \
 	bench bench-quick bench-soak bench-views bench-fetch-sessions bench-failover bench-cluster demo fuzz jepsen dist dist-check screenshots
 
-$(STAMP): pyproject.toml setup.py strom/protocol/records/_walk.c
+$(STAMP): pyproject.toml setup.py strom/protocol/records/_walk.c strom/protocol/fast/_produce.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e .

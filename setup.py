@@ -1,5 +1,6 @@
-"""The one C extension: the accept path of the produced-record walk
-(strom/protocol/records/_walk.c). Optional: without a C compiler strom
+"""The C extensions: the accept paths of the produced-record walk
+(strom/protocol/records/_walk.c) and of the request parsers
+(strom/protocol/fast/_produce.c). Optional: without a C compiler strom
 installs anyway and validates records in Python (the same results, slower)."""
 
 from setuptools import Extension, setup
@@ -10,6 +11,12 @@ setup(
             "strom.protocol.records._walk",
             ["strom/protocol/records/_walk.c"],
             optional=True,
-        )
+        ),
+        # The accept path of the request header and ProduceRequest parsers.
+        Extension(
+            "strom.protocol.fast._produce",
+            ["strom/protocol/fast/_produce.c"],
+            optional=True,
+        ),
     ]
 )

@@ -12,6 +12,7 @@ and the first eight bytes are enough to answer even a request we cannot parse.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from strom.errors import InvalidRequestError
@@ -43,6 +44,18 @@ def parse_request_header(
     frame: bytes | bytearray | memoryview, header_version: int
 ) -> tuple[RequestHeader, int]:
     """The header and the offset at which the body starts."""
+    if _fast_header is not None:
+        parsed = _fast_header(frame, header_version)
+        if parsed is not None:
+            return parsed
+    return parse_request_header_python(frame, header_version)
+
+
+def parse_request_header_python(
+    frame: bytes | bytearray | memoryview, header_version: int
+) -> tuple[RequestHeader, int]:
+    """The reference parser: the C one (strom/protocol/fast/_produce.c) accepts
+    what this one accepts with the same result, and leaves every error to it."""
     api_key, api_version, correlation_id = peek_header(frame)
     offset = _FIXED.size
     client_id: str | None = None
@@ -71,6 +84,16 @@ def parse_request_header(
             offset += size  # no request header tags are defined that a broker reads
     return RequestHeader(api_key, api_version, correlation_id, client_id), offset
 
+
+_FastHeader = Callable[[bytes | bytearray | memoryview, int], tuple[RequestHeader, int] | None]
+_fast_header: _FastHeader | None
+try:  # built from strom/protocol/fast/_produce.c when a C compiler was there at install time
+    from strom.protocol.fast._produce import parse_request_header as _fast_header
+    from strom.protocol.fast._produce import setup_header
+except ImportError:  # pragma: no cover - installs without a compiler
+    _fast_header = None
+else:
+    setup_header(RequestHeader)
 
 _RESPONSE_V0 = struct.Struct(">i")
 

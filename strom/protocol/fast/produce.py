@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from strom.errors import InvalidRequestError
@@ -125,6 +126,17 @@ class _Reader:
 def parse_produce_request(version: int, frame: bytes | bytearray | memoryview,
                           offset: int) -> ProduceRequest:
     """The body of a ProduceRequest at `offset` in `frame`; raises InvalidRequestError."""
+    if _fast_produce is not None:
+        parsed = _fast_produce(version, frame, offset)
+        if parsed is not None:
+            return parsed
+    return parse_produce_request_python(version, frame, offset)
+
+
+def parse_produce_request_python(version: int, frame: bytes | bytearray | memoryview,
+                                 offset: int) -> ProduceRequest:
+    """The reference parser: the C one (_produce.c) accepts what this one
+    accepts with the same result, and leaves every error to it."""
     r = _Reader(memoryview(frame), offset, version >= FLEXIBLE_FROM)
     transactional_id = r.string()
     r.need(6)
@@ -152,3 +164,18 @@ def parse_produce_request(version: int, frame: bytes | bytearray | memoryview,
         topics.append(TopicProduceData(name, topic_id, tuple(partitions)))
     r.skip_tagged_fields()
     return ProduceRequest(transactional_id, acks, timeout, tuple(topics))
+
+
+def _uuid(raw: bytes) -> uuid.UUID:
+    return uuid.UUID(bytes=raw)
+
+
+_FastProduce = Callable[[int, bytes | bytearray | memoryview, int], ProduceRequest | None]
+_fast_produce: _FastProduce | None
+try:  # built from _produce.c when a C compiler was there at install time
+    from strom.protocol.fast._produce import parse_produce_request as _fast_produce
+    from strom.protocol.fast._produce import setup_produce
+except ImportError:  # pragma: no cover - installs without a compiler
+    _fast_produce = None
+else:
+    setup_produce(ProduceRequest, TopicProduceData, PartitionProduceData, _uuid)

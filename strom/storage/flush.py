@@ -5,7 +5,10 @@ PartitionLog.prepare_flush): dup'd fds of every segment with unsynced bytes,
 fds of index files trimmed since the last flush, the directory when segments
 were created or deleted, a snapshot of the leader epochs if they changed,
 and the log end offset it covers. A worker thread runs it (fdatasync each
-fd; epoch checkpoint written atomically).
+fd; epoch checkpoint written atomically). The first flush of a log whose
+directory was made lazily (log.py) also writes its partition.metadata
+atomically and fsyncs the data directory, so the directory's name is as
+durable as the records in it.
 The owner completes it (PartitionLog.complete_flush): the recovery point
 moves to the ticket's offset unless the log was truncated meanwhile.
 
@@ -30,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from strom.errors import KafkaStorageError, LogFsyncFailedError
-from strom.storage import disk
+from strom.storage import disk, files
 from strom.storage.leader_epoch import EpochEntry, LeaderEpochCache
 
 if TYPE_CHECKING:
@@ -57,13 +60,15 @@ class FlushTicket:
     __slots__ = (
         "offset", "_fds", "_paths", "_dir_fd", "fsync_failed", "_epochs", "_epoch_cache",
         "generation", "appended_messages", "log_targets", "index_targets", "dir_version", "done",
+        "_parent_fd", "syncs_parent", "_partition_metadata",
     )
 
     def __init__(
         self, *, offset: int, fds: list[int], paths: list[Path], dir_fd: int,
         epochs: tuple[int, list[EpochEntry]] | None, epoch_cache: LeaderEpochCache,
         generation: int, appended_messages: int, log_targets: list[tuple[LogSegment, int]],
-        index_targets: list[LogSegment], dir_version: int,
+        index_targets: list[LogSegment], dir_version: int, parent_fd: int = -1,
+        partition_metadata: bytes | None = None,
     ) -> None:
         self.offset = offset
         self._fds = fds
@@ -79,7 +84,14 @@ class FlushTicket:
         self.log_targets = log_targets
         self.index_targets = index_targets
         self.dir_version = dir_version
+        #: The data directory, to fsync after the log's own (its name is new).
+        self._parent_fd = parent_fd
+        #: Whether it syncs the data directory (and so the log's name).
+        self.syncs_parent = parent_fd >= 0
+        #: partition.metadata to write (a lazily made directory's first flush).
+        self._partition_metadata = partition_metadata
         self.done = False
+
 
     def run(self) -> None:
         """fdatasync every file, then the directory, then the epoch checkpoint."""
@@ -95,6 +107,9 @@ class FlushTicket:
             path = directory
             if self._dir_fd >= 0:
                 os.fsync(self._dir_fd)
+            if self._parent_fd >= 0:
+                path = directory.parent
+                os.fsync(self._parent_fd)
         except OSError as exc:
             code = exc.errno or 0
             if code in _NO_SPACE or (code == errno.ENOENT and not directory.exists()):
@@ -103,6 +118,9 @@ class FlushTicket:
             self.fsync_failed = f"fsync of {path} failed: {reason}"
             raise LogFsyncFailedError(self.fsync_failed) from exc
         try:
+            if self._partition_metadata is not None:
+                files.write_atomically(directory / files.PARTITION_METADATA,
+                                       self._partition_metadata)
             if self._epochs is not None:
                 self._epoch_cache.write_snapshot(*self._epochs)
         except OSError as exc:
@@ -126,6 +144,9 @@ class FlushTicket:
         if self._dir_fd >= 0:
             fds.append(self._dir_fd)
             self._dir_fd = -1
+        if self._parent_fd >= 0:
+            fds.append(self._parent_fd)
+            self._parent_fd = -1
         for fd in fds:
             os.close(fd)
 
@@ -133,14 +154,19 @@ class FlushTicket:
 def prepare_ticket(
     segments: Sequence[LogSegment], directory: Path, *, sync_dir: bool, offset: int,
     epoch_cache: LeaderEpochCache, generation: int, appended_messages: int, dir_version: int,
+    write_epochs: bool = True, sync_parent: bool = False,
+    partition_metadata: bytes | None = None,
 ) -> FlushTicket:
     """Owner thread: dup the fds of everything in `segments` not yet durable
-    (the directory too if `sync_dir`), for a ticket covering up to `offset`."""
+    (the directory too if `sync_dir`), for a ticket covering up to `offset`.
+    `write_epochs`: False while the log has no directory (the epochs wait in
+    memory). The first flush of a lazily made log: `sync_parent` (fsync the
+    data directory after the log's) and `partition_metadata` (its bytes)."""
     fds: list[int] = []
     paths: list[Path] = []  # of fds, for the error that names the file
     log_targets: list[tuple[LogSegment, int]] = []
     index_targets: list[LogSegment] = []
-    dir_fd = -1
+    dir_fd = parent_fd = -1
     try:
         for segment in segments:
             if segment.flushed_size != segment.size:
@@ -157,13 +183,18 @@ def prepare_ticket(
                 index_targets.append(segment)
         if sync_dir:
             dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        if sync_parent:
+            parent_fd = os.open(directory.parent, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:
         for fd in fds:
             os.close(fd)
+        if dir_fd >= 0:
+            os.close(dir_fd)
         raise KafkaStorageError(f"cannot flush {directory}: {exc}") from exc
-    epochs = epoch_cache.snapshot() if epoch_cache.dirty else None
+    epochs = epoch_cache.snapshot() if write_epochs and epoch_cache.dirty else None
     return FlushTicket(
         offset=offset, fds=fds, paths=paths, dir_fd=dir_fd, epochs=epochs, epoch_cache=epoch_cache,
         generation=generation, appended_messages=appended_messages, log_targets=log_targets,
-        index_targets=index_targets, dir_version=dir_version,
+        index_targets=index_targets, dir_version=dir_version, parent_fd=parent_fd,
+        partition_metadata=partition_metadata,
     )

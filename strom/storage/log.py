@@ -3,7 +3,11 @@
 
 On disk, a directory `<topic>-<partition>` holding segments (see segment.py),
 `leader-epoch-checkpoint` (leader_epoch.py) and `partition.metadata`
-(checkpoints.py).
+(checkpoints.py). A new log of a batch (CreateTopics, CreatePartitions, a
+restart finding a partition that never got a record) has no directory until
+its first write needs one (`directory_made`, `_make_directory`): creating a
+1,000-partition topic touches no file system, and a crash before that first
+write loses nothing (the cluster metadata brings the empty log back).
 
 Invariants:
 - segments are sorted by base offset and never overlap; the last one is
@@ -14,7 +18,10 @@ Invariants:
   active segment's base offset when it is empty);
 - recovery_point <= log_end_offset; everything below it is fsynced, so
   recovery after a crash starts there;
-- the leader epoch cache's start offsets lie in [log_start_offset, log_end_offset].
+- the leader epoch cache's start offsets lie in [log_start_offset, log_end_offset];
+- a log whose directory is not made yet is empty at offset 0 (anything else
+  makes it: an append, a truncation to another offset); its epochs live in
+  memory and its first flush writes them with partition.metadata.
 
 The segment list, its size and generation are a LogSegments the log owns
 (log_segments.py). Compaction (strom/storage/cleaner) replaces inactive
@@ -103,6 +110,11 @@ class PartitionLog:
         self.producers = ProducerLog(directory, empty=empty)
         self.txn_index = self.producers.txn_index
         self.producer_state = self.producers.state
+        #: False for a lazy new log until its first write makes the directory.
+        self.directory_made = True
+        #: A lazy log made its directory: the next flush writes partition.metadata
+        #: and syncs the data directory (the new name) too.
+        self._directory_unsynced = False
 
     # -- opening ----------------------------------------------------------
 
@@ -121,12 +133,17 @@ class PartitionLog:
         new_logs: NewLogSync | None = None,
     ) -> PartitionLog:
         """Open (and recover) the log in `directory`, creating it if new. A new
-        log is made durable now, or with its batch by `new_logs` (new_logs.py)."""
+        log is made durable now, or with its batch by `new_logs` (new_logs.py).
+
+        With `new_logs` (a batch of new logs: the caller knows `directory`
+        does not exist) and no preallocation, nothing is made on disk: the
+        directory waits for the log's first write (`_make_directory`)."""
         parsed = files.parse_partition_dir_name(directory.name)
         if parsed is None:
             raise ValueError(f"{directory.name!r} is not a <topic>-<partition> directory name")
         topic, partition = parsed
-        is_new = make_directory(directory)
+        lazy = new_logs is not None and not config.preallocate
+        is_new = True if lazy else make_directory(directory)
         # A directory this call made is empty: a new log in a batch reads no
         # checkpoint and no producer state from it (each a lookup in a data
         # directory of thousands of entries: a third of a big CreateTopics'
@@ -165,9 +182,30 @@ class PartitionLog:
             # Recovery may have cut markers whose aborted transactions were indexed.
             plog.txn_index.truncate(plog.log_end_offset)
             plog._load_producer_state()
-        if is_new:
+        if lazy:
+            plog.directory_made = False
+        elif is_new:
             make_new_log_durable(new_logs, directory, topic_id, epoch_cache)
         return plog
+
+    def _make_directory(self) -> None:
+        """The first write of a lazy log: make its directory and have the
+        next flush write partition.metadata and sync the directory and its
+        data directory (so the name is durable with the first records).
+        Raises OSError (a full disk: the log stays without a directory and
+        the next write tries again)."""
+        if not make_directory(self.directory):
+            # Made meanwhile by someone else: a directory whose removal failed
+            # (DeleteTopics on a failing disk) or one an operator put there.
+            # Never append into another log's files.
+            with os.scandir(self.directory) as entries:
+                if any(True for _ in entries):
+                    raise KafkaStorageError(
+                        f"cannot create the log {self.directory}: a directory of that name "
+                        "with files in it is in the way; move it away")
+        self.directory_made = True
+        self._directory_unsynced = True
+        self.log_segments.files.version += 1  # the next flush syncs the directory
 
     def update_config(self, config: LogConfig) -> None:
         """Apply changed topic configs (AlterConfigs); new segments pick up the rest."""
@@ -351,6 +389,8 @@ class PartitionLog:
         segments = self.log_segments
         segment = segments.segments[-1]
         try:
+            if not self.directory_made:
+                self._make_directory()
             if segment.should_roll(
                 batch_size=size, max_timestamp=max_timestamp, last_offset=last_offset,
                 now_ms=self.clock.wall_ms(), segment_bytes=self.config.segment_bytes,
@@ -436,11 +476,15 @@ class PartitionLog:
         if self.io_failed is not None:
             raise LogFsyncFailedError(self.io_failed)
         segments = self.log_segments
+        made = self.directory_made
+        new_directory = self._directory_unsynced
         return prepare_ticket(
-            segments.segments, self.directory, sync_dir=segments.files.dir_dirty,
+            segments.segments, self.directory, sync_dir=made and segments.files.dir_dirty,
             offset=self.log_end_offset, epoch_cache=self.leader_epoch_cache,
             generation=segments.generation, appended_messages=self._appended_messages,
-            dir_version=segments.files.version,
+            dir_version=segments.files.version, write_epochs=made, sync_parent=new_directory,
+            partition_metadata=checkpoints.format_partition_metadata(self.topic_id)
+            if new_directory and self.topic_id is not None else None,
         )
 
     def complete_flush(self, ticket: FlushTicket) -> None:
@@ -453,6 +497,8 @@ class PartitionLog:
             return
         segment_files = segments.files
         segment_files.synced_version = max(segment_files.synced_version, ticket.dir_version)
+        if ticket.syncs_parent:
+            self._directory_unsynced = False
         for segment in ticket.index_targets:
             if not segment.active:
                 segment.indexes_dirty = False
@@ -484,7 +530,8 @@ class PartitionLog:
             # would point at the same divergence again.
             if offset == self.log_end_offset:
                 self.leader_epoch_cache.truncate_from_end(offset)
-                self.leader_epoch_cache.flush()
+                if self.directory_made:  # (else the epochs wait in memory)
+                    self.leader_epoch_cache.flush()
             return
         if offset < self.log_segments.bases[0]:
             self.truncate_fully_and_start_at(offset)
@@ -504,6 +551,16 @@ class PartitionLog:
         """Delete every segment and restart the log, empty, at `offset`."""
         if offset < 0:
             raise ValueError(f"cannot start at negative offset {offset}")
+        if not self.directory_made:
+            if offset == self.log_end_offset:
+                # Already empty there (deleting a topic empties every log
+                # first): no directory for that.
+                self.leader_epoch_cache.clear()
+                return
+            try:
+                self._make_directory()  # the new start offset is a file name
+            except OSError as exc:
+                raise disk.storage_error(exc, self.directory, "create") from exc
         self.abort_swap(durable=True)
         self.log_segments.restart_at(offset)
         self.log_start_offset = self.log_end_offset = self.recovery_point = offset
@@ -594,6 +651,9 @@ class PartitionLog:
         log made a DeleteTopics of 8,000 partitions take 11 s)."""
         if self.log_segments.closed:
             return
+        if not self.directory_made:
+            self.log_segments.close()  # a lazy segment: no files, creates none
+            return
         # Every file is closed even when some cannot be written (a full disk);
         # the first failure is raised at the end, so the caller does not mark
         # the shutdown clean and the next start recovers this log.
@@ -618,9 +678,10 @@ class PartitionLog:
             raise failure
 
     def delete(self) -> None:
-        """Close and remove the whole directory."""
+        """Close and remove the whole directory (if it was ever made)."""
         self.log_segments.delete()
-        shutil.rmtree(self.directory, ignore_errors=True)
+        if self.directory_made:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
     def __repr__(self) -> str:
         return (

@@ -529,7 +529,7 @@ def open_new_logs(new: list[NewLog],
     results = [by_key[spec.key] for spec in new]
     pending = NewLogSync()
     for spec, plog in zip(new, results, strict=True):
-        if isinstance(plog, PartitionLog):
+        if isinstance(plog, PartitionLog) and plog.directory_made:  # (lazy ones: no files yet)
             pending.add(plog.directory, spec.topic_id)
     try:
         pending.sync_names()

@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import NewPartitions
 
 from strom.errors import ErrorCode
@@ -29,7 +29,11 @@ def test_delete_topics_removes_topic_and_its_logs(broker: EmbeddedBroker,
     create(broker, topic_name, 2)
     log_dirs = [p.log.directory for (t, _), p in broker.services.replicas.partitions.items()
                 if t == topic_name]
-    assert len(log_dirs) == 2 and all(d.exists() for d in log_dirs)
+    # Partition 0 gets a record (its directory is made then); 1 never does.
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    producer.produce(topic_name, b"v", partition=0)
+    assert producer.flush(TIMEOUT) == 0
+    assert len(log_dirs) == 2 and [d.exists() for d in sorted(log_dirs)] == [True, False]
     admin(broker).delete_topics([topic_name])[topic_name].result(TIMEOUT)
     assert topic_name not in broker.services.image.topics
     assert not any(t == topic_name for t, _ in broker.services.replicas.partitions)

@@ -4,11 +4,12 @@
 Before, a CreateTopics of 8,000 partitions held the event loop for 6-11 s
 (mkdir, partition.metadata and fsyncs per partition, inline) and a
 DeleteTopics of them for 54 s (three fsynced checkpoint files rewritten per
-partition): no other client was answered meanwhile. Logs are now created and
-removed on a worker thread (broker/log_jobs.py) while the loop serves; the
-CreateTopics answer still waits for them, so the topic takes produce at once.
-The tests check ordering, not speed: another connection is answered while the
-big request is in flight.
+partition): no other client was answered meanwhile. Logs are now removed on a
+worker thread (broker/log_jobs.py) while the loop serves, and created without
+touching the disk: a new log makes its directory at its first write (issue
+19), so the topic takes produce as soon as CreateTopics answers. The tests
+check ordering, not speed: another connection is answered while the big
+request is in flight.
 """
 
 from __future__ import annotations
@@ -70,23 +71,48 @@ def _produce_code(bootstrap: str, topic: str, partition: int) -> int:
     return int(response.responses[0].partition_responses[0].error_code)
 
 
-def test_others_are_answered_while_a_big_topic_is_created(strom: StromProcess) -> None:
+def _topic_dirs(data: Path) -> list[str]:
+    return sorted(p.name for p in data.iterdir() if p.name.startswith(f"{TOPIC}-"))
+
+
+def _send(bootstrap: str, api_key: int, version: int, body: dict[str, Any]) -> Any:
+    with RawClient(bootstrap, timeout=TIMEOUT) as client:
+        return client.send(api_key, version, body)
+
+
+def _produce_everywhere(bootstrap: str, topic: str, partitions: int) -> None:
+    """One record into every partition, in one Produce request (acks=1)."""
+    batch = bytes(build_batch([RecordSpec(key=None, value=b"v",
+                                          timestamp=int(time.time() * 1000))]))
+    response = _send(bootstrap, ApiKey.PRODUCE, 9, {
+        "acks": 1, "timeout": 30_000, "transactional_id": None,
+        "topic_data": [{"name": topic, "partition_data": [
+            {"index": p, "records": batch} for p in range(partitions)]}]})
+    codes = {r.error_code for r in response.responses[0].partition_responses}
+    assert codes == {ErrorCode.none}
+
+
+def test_a_big_topic_makes_no_directory_until_records_arrive(strom: StromProcess) -> None:
     data = strom.data_dir
-    with RawClient(strom.bootstrap, timeout=TIMEOUT) as admin, \
-            RawClient(strom.bootstrap, timeout=TIMEOUT) as other:
-        other.send(ApiKey.API_VERSIONS, 0, {})
-        created = admin.send_only(ApiKey.CREATE_TOPICS, 7, _create_request(TOPIC, PARTITIONS))
-        _wait_for(lambda: (data / f"{TOPIC}-0").exists(), "the first partition directory")
-        other.send(ApiKey.API_VERSIONS, 0, {})
-        other.send(ApiKey.METADATA, 12, {"topics": None, "allow_auto_topic_creation": False,
-                                         "include_topic_authorized_operations": False})
-        assert not _answered(admin), "the loop was held: CreateTopics answered first"
-        response = admin.receive(ApiKey.CREATE_TOPICS, 7, created)
-        assert response.topics[0].error_code == ErrorCode.none
-        # Answered once every log exists: produce works at once, on any partition.
-        assert _produce_code(strom.bootstrap, TOPIC, PARTITIONS - 1) == ErrorCode.none
-        assert _produce_code(strom.bootstrap, TOPIC, 0) == ErrorCode.none
+    response = _send(strom.bootstrap, ApiKey.CREATE_TOPICS, 7, _create_request(TOPIC, 1_000))
+    assert response.topics[0].error_code == ErrorCode.none
+    # Answered after the metadata only: not one partition directory.
+    assert _topic_dirs(data) == []
+    # CreatePartitions likewise.
+    more = _send(strom.bootstrap, ApiKey.CREATE_PARTITIONS, 3, {
+        "topics": [{"name": TOPIC, "count": 2_000, "assignments": None}],
+        "timeout": 120_000, "validate_only": False})
+    assert more.results[0].error_code == ErrorCode.none
+    assert _topic_dirs(data) == []
+    # A record makes its partition's directory, and only that one.
+    assert _produce_code(strom.bootstrap, TOPIC, 1_999) == ErrorCode.none
+    assert _produce_code(strom.bootstrap, TOPIC, 0) == ErrorCode.none
+    assert _topic_dirs(data) == [f"{TOPIC}-0", f"{TOPIC}-1999"]
     assert strom.terminate() == 0
+    # A clean shutdown makes nothing for the others either.
+    assert _topic_dirs(data) == [f"{TOPIC}-0", f"{TOPIC}-1999"]
+    assert {p.name for p in (data / f"{TOPIC}-0").iterdir()} >= {
+        "partition.metadata", "leader-epoch-checkpoint", "00000000000000000000.log"}
     assert "Traceback" not in strom.log_path.read_text()
 
 
@@ -96,6 +122,7 @@ def test_others_are_answered_while_a_big_topic_is_deleted(strom: StromProcess) -
             RawClient(strom.bootstrap, timeout=TIMEOUT) as other:
         response = admin.send(ApiKey.CREATE_TOPICS, 7, _create_request(TOPIC, PARTITIONS))
         assert response.topics[0].error_code == ErrorCode.none
+        _produce_everywhere(strom.bootstrap, TOPIC, PARTITIONS)  # every directory made
         deleted = admin.send_only(ApiKey.DELETE_TOPICS, 6, {
             "topics": [{"name": TOPIC, "topic_id": None}], "timeout": 120_000})
         _wait_for(lambda: not (data / f"{TOPIC}-0").exists(), "the first directory renamed")
@@ -128,29 +155,34 @@ def test_concurrent_creates_of_one_name_one_succeeds(strom: StromProcess) -> Non
     assert _produce_code(strom.bootstrap, TOPIC, 499) == ErrorCode.none
 
 
-def test_a_crash_during_a_big_create_leaves_a_topic_that_works(strom: StromProcess) -> None:
+def test_a_crash_after_a_big_create_leaves_a_topic_that_works(strom: StromProcess) -> None:
+    # kill -9 right after CreateTopics answered: the partitions that never
+    # got a record have no directory, and come back from the metadata.
     data = strom.data_dir
-    with RawClient(strom.bootstrap, timeout=TIMEOUT) as admin:
-        admin.send_only(ApiKey.CREATE_TOPICS, 7, _create_request(TOPIC, PARTITIONS))
-        # kill -9 once some, not all, of the logs exist.
-        _wait_for(lambda: (data / f"{TOPIC}-100").exists(), "a hundred partition directories")
-        strom.kill()
+    response = _send(strom.bootstrap, ApiKey.CREATE_TOPICS, 7,
+                     _create_request(TOPIC, PARTITIONS))
+    assert response.topics[0].error_code == ErrorCode.none
+    assert _produce_code(strom.bootstrap, TOPIC, 7) == ErrorCode.none  # acks=all: durable
+    strom.kill()
     strom.start(timeout=TIMEOUT)
     metadata = send(strom.bootstrap, ApiKey.METADATA, 12, {
         "topics": [{"name": TOPIC, "topic_id": None}], "allow_auto_topic_creation": False,
         "include_topic_authorized_operations": False})
     (topic,) = metadata.topics
-    if topic.error_code == ErrorCode.unknown_topic_or_partition:
-        # Absent is allowed too (then nothing of it is left on disk).
-        assert [p.name for p in data.iterdir() if p.name.startswith(f"{TOPIC}-")] == []
-        return
     # Whole: every partition, each with a log that takes appends.
     assert topic.error_code == ErrorCode.none
     assert sorted(p.partition_index for p in topic.partitions) == list(range(PARTITIONS))
     assert all(p.error_code == ErrorCode.none for p in topic.partitions)
+    assert _topic_dirs(data) == [f"{TOPIC}-7"]
+    listed = send(strom.bootstrap, ApiKey.LIST_OFFSETS, 7, {
+        "replica_id": -1, "isolation_level": 0, "topics": [{"name": TOPIC, "partitions": [
+            {"partition_index": p, "current_leader_epoch": -1, "timestamp": -1}
+            for p in (0, 7, PARTITIONS - 1)]}]})
+    assert [(p.error_code, p.offset) for p in listed.topics[0].partitions] == [
+        (ErrorCode.none, 0), (ErrorCode.none, 1), (ErrorCode.none, 0)]
     for partition in (0, 100, PARTITIONS - 1):
         assert _produce_code(strom.bootstrap, TOPIC, partition) == ErrorCode.none
-    assert sum(1 for p in data.iterdir() if p.name.startswith(f"{TOPIC}-")) == PARTITIONS
+    assert _topic_dirs(data) == sorted(f"{TOPIC}-{p}" for p in (0, 7, 100, PARTITIONS - 1))
     assert strom.terminate() == 0
 
 
@@ -160,7 +192,6 @@ def test_a_topic_deleted_and_created_again_while_its_logs_are_made(
     with RawClient(strom.bootstrap, timeout=TIMEOUT) as first, \
             RawClient(strom.bootstrap, timeout=TIMEOUT) as second:
         created = first.send_only(ApiKey.CREATE_TOPICS, 7, _create_request(TOPIC, PARTITIONS))
-        _wait_for(lambda: (data / f"{TOPIC}-0").exists(), "the first partition directory")
         deleted = second.send(ApiKey.DELETE_TOPICS, 6, {
             "topics": [{"name": TOPIC, "topic_id": None}], "timeout": 120_000})
         assert deleted.responses[0].error_code == ErrorCode.none
@@ -170,9 +201,12 @@ def test_a_topic_deleted_and_created_again_while_its_logs_are_made(
         # The same name again, with other partitions: none of the old logs.
         again = second.send(ApiKey.CREATE_TOPICS, 7, _create_request(TOPIC, 3))
         assert again.topics[0].error_code == ErrorCode.none
-    assert sorted(p.name for p in data.iterdir() if p.name.startswith(TOPIC)) == [
-        f"{TOPIC}-0", f"{TOPIC}-1", f"{TOPIC}-2"]
     assert _produce_code(strom.bootstrap, TOPIC, 2) == ErrorCode.none
+    assert sorted(p.name for p in data.iterdir() if p.name.startswith(TOPIC)) == [f"{TOPIC}-2"]
+    listed = send(strom.bootstrap, ApiKey.LIST_OFFSETS, 7, {
+        "replica_id": -1, "isolation_level": 0, "topics": [{"name": TOPIC, "partitions": [
+            {"partition_index": 2, "current_leader_epoch": -1, "timestamp": -1}]}]})
+    assert listed.topics[0].partitions[0].offset == 1  # none of the old log
 
 
 def test_preallocated_topics_are_created_in_the_background_too(strom: StromProcess) -> None:
@@ -189,6 +223,7 @@ def test_a_crash_during_a_big_delete_leaves_no_topic(strom: StromProcess) -> Non
     with RawClient(strom.bootstrap, timeout=TIMEOUT) as admin:
         response = admin.send(ApiKey.CREATE_TOPICS, 7, _create_request(TOPIC, PARTITIONS))
         assert response.topics[0].error_code == ErrorCode.none
+        _produce_everywhere(strom.bootstrap, TOPIC, PARTITIONS)  # every directory made
         admin.send_only(ApiKey.DELETE_TOPICS, 6, {
             "topics": [{"name": TOPIC, "topic_id": None}], "timeout": 120_000})
         _wait_for(lambda: not (data / f"{TOPIC}-0").exists(), "the first directory renamed")

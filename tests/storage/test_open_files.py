@@ -60,20 +60,30 @@ def test_many_logs_with_several_segments_stay_within_the_bound(tmp_path: Path,
         log.close()
 
 
-def test_a_new_log_of_a_batch_has_no_segment_files_until_written(tmp_path: Path) -> None:
+def test_a_new_log_of_a_batch_has_no_directory_until_written(tmp_path: Path) -> None:
     pending = NewLogSync()
     directory = tmp_path / "t-0"
+    topic_id = uuid.uuid4()
     log = PartitionLog.open(directory, LogConfig(), clock=ManualClock(T0),
-                            topic_id=uuid.uuid4(), new_logs=pending)
-    pending.sync()
-    # No leader-epoch-checkpoint either: its first flush writes it.
-    assert sorted(p.name for p in directory.iterdir()) == ["partition.metadata"]
+                            topic_id=topic_id, new_logs=pending)
+    assert len(pending) == 0
+    log.assign_epoch_start_offset(3, 0)
+    log.truncate_to(0)  # a follower's truncation to its own end: epochs stay in memory
     log.close(flush=True)  # closing an unwritten log creates nothing
-    assert sorted(p.name for p in directory.iterdir()) == ["partition.metadata"]
-    log = open_log(directory)
-    assert log.log_end_offset == 0
+    assert not directory.exists()
+    log = PartitionLog.open(directory, LogConfig(), clock=ManualClock(T0),
+                            topic_id=topic_id, new_logs=pending)
+    log.assign_epoch_start_offset(3, 0)
     append(log, [b"a"])
+    # The first append makes the directory and the segment; its first flush
+    # writes partition.metadata and the epochs.
+    assert sorted(p.name for p in directory.iterdir()) == ["00000000000000000000.log"]
     log.close(flush=True)
     assert {"00000000000000000000.log", "00000000000000000000.index",
-            "00000000000000000000.timeindex"} <= {p.name for p in directory.iterdir()}
-    assert [r.value for r in read_all(open_log(directory))] == [b"a"]
+            "00000000000000000000.timeindex", "partition.metadata",
+            "leader-epoch-checkpoint"} <= {p.name for p in directory.iterdir()}
+    # The epoch assigned before the directory existed (epoch 3 from offset 0).
+    assert (directory / "leader-epoch-checkpoint").read_text().splitlines()[-1] == "3 0"
+    reopened = PartitionLog.open(directory, LogConfig(), clock=ManualClock(T0), topic_id=topic_id)
+    assert reopened.topic_id == topic_id
+    assert [r.value for r in read_all(reopened)] == [b"a"]

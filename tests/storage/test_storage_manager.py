@@ -9,7 +9,7 @@ from storage_helpers import T0, append, crash, make_batch, read_all
 
 from strom.clock import ManualClock
 from strom.errors import KafkaStorageError
-from strom.storage import checkpoints, files, new_logs
+from strom.storage import checkpoints, files
 from strom.storage.log import LogConfig
 from strom.storage.manager import (
     InconsistentClusterIdError,
@@ -134,13 +134,8 @@ def test_delete_log(tmp_path: Path) -> None:
     m.shutdown({})
 
 
-@pytest.mark.parametrize("syncfs", [False, True], ids=["fsyncs", "syncfs"])
-def test_a_batch_of_new_logs_is_opened_apart_then_adopted(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, syncfs: bool) -> None:
+def test_a_batch_of_new_logs_is_opened_apart_then_adopted(tmp_path: Path) -> None:
     # What a worker thread does for a big CreateTopics (broker/log_jobs.py).
-    if syncfs and new_logs._SYNCFS is None:
-        pytest.skip("syncfs(2) is Linux only")
-    monkeypatch.setattr(new_logs, "SYNCFS_MIN_LOGS", 1 if syncfs else 1_000_000)
     dirs = [tmp_path / "a", tmp_path / "b"]
     m = manager(dirs)
     topic_id = uuid.uuid4()
@@ -153,28 +148,32 @@ def test_a_batch_of_new_logs_is_opened_apart_then_adopted(
         assert not isinstance(log, OSError)
         assert m.get(*spec.key) is None  # nobody sees it before it is adopted
         m.adopt_log(spec.key, log, spec.data_dir)
-        # Takes appends now; no file at all before partition.metadata is written.
-        assert list(log.directory.iterdir()) == []
-    append(m.get("big", 39) or pytest.fail("not adopted"))
-    pending.sync()  # what the log job does once the logs serve
-    for log in m.logs().values():
-        assert checkpoints.read_partition_metadata(
-            log.directory / files.PARTITION_METADATA) == topic_id
-    assert sorted(p.name for p in (m.get("big", 0) or pytest.fail()).directory.iterdir()) \
-        == [files.PARTITION_METADATA]
+        # Takes appends now; no directory before its first write.
+        assert not log.directory.exists()
+    assert len(pending) == 0
+    appended = m.get("big", 39) or pytest.fail("not adopted")
+    append(appended)
+    assert appended.directory.is_dir()
+    assert not (m.get("big", 0) or pytest.fail()).directory.exists()
     m.shutdown({})
+    assert checkpoints.read_partition_metadata(
+        appended.directory / files.PARTITION_METADATA) == topic_id
+    assert sorted(p.name for d in dirs for p in d.iterdir()
+                  if p.name.startswith("big")) == ["big-39"]
     again = manager(dirs)
     loaded = again.load_logs(config_for)
-    assert sorted(loaded) == sorted(keys)
+    # The others come back from the cluster metadata (the broker creates them).
+    assert sorted(loaded) == [("big", 39)]
     assert loaded[("big", 39)].log_end_offset == 1
-    assert all(log.topic_id == topic_id for log in loaded.values())
+    assert loaded[("big", 39)].topic_id == topic_id
     again.shutdown({})
 
 
 def test_a_crash_before_partition_metadata_is_written_keeps_the_records(
         tmp_path: Path) -> None:
-    # A new log takes appends before its partition.metadata is written (the
-    # log job writes it after answering CreateTopics): a crash in between.
+    # A new log takes appends before its partition.metadata is written (its
+    # directory is made by the first append, the file by the first flush):
+    # a crash in between.
     m = manager([tmp_path])
     topic_id = uuid.uuid4()
     (spec,) = [NewLog(("t", 0), tmp_path, CONFIG, topic_id)]
@@ -182,7 +181,6 @@ def test_a_crash_before_partition_metadata_is_written_keeps_the_records(
     assert not isinstance(log, OSError)
     m.adopt_log(spec.key, log, tmp_path)
     append(log, [b"a", b"b"])
-    log.flush()
     crash(log)
     again = manager([tmp_path])
     loaded = again.load_logs(config_for)[("t", 0)]
@@ -194,28 +192,34 @@ def test_a_crash_before_partition_metadata_is_written_keeps_the_records(
     again.shutdown({})
 
 
-def test_a_batch_of_new_logs_loads_a_directory_that_already_exists(tmp_path: Path) -> None:
-    # Only a directory the batch made itself is read as empty: one left
-    # over (records in it, or another topic's id) is loaded and checked.
+def test_a_new_log_never_writes_into_a_directory_in_its_way(tmp_path: Path) -> None:
+    # A batch's new logs look at no directory (the broker loaded every one
+    # at start). One found in the way at the first write (its removal failed,
+    # or an operator put it there) is refused, not appended into; an empty
+    # one is used.
     old_id, new_id = uuid.uuid4(), uuid.uuid4()
     m = manager([tmp_path])
-    for p in (0, 1):
-        log = m.create_log("t", p, CONFIG, old_id)
-        append(log, [b"kept"])
+    log = m.create_log("t", 0, CONFIG, old_id)
+    append(log, [b"kept"])
     m.shutdown({})
-    specs = [NewLog(("t", 0), tmp_path, CONFIG, old_id),
-             NewLog(("t", 1), tmp_path, CONFIG, new_id),
-             NewLog(("t", 2), tmp_path, CONFIG, new_id)]
-    (same, other, made), pending = open_new_logs(specs, ManualClock(T0))
-    assert not isinstance(same, OSError) and same.log_end_offset == 1
-    assert [r.value for r in read_all(same)] == [b"kept"]
-    assert isinstance(other, OSError)  # another topic's log: refused, not emptied
-    assert not isinstance(made, OSError) and made.log_end_offset == 0
-    pending.sync()
-    assert checkpoints.read_partition_metadata(
-        made.directory / files.PARTITION_METADATA) == new_id
-    for log in (same, made):
-        log.close()
+    (tmp_path / "t-1").mkdir()
+    specs = [NewLog(("t", 0), tmp_path, CONFIG, new_id),
+             NewLog(("t", 1), tmp_path, CONFIG, new_id)]
+    (in_the_way, empty), _ = open_new_logs(specs, ManualClock(T0))
+    assert not isinstance(in_the_way, OSError) and not isinstance(empty, OSError)
+    with pytest.raises(KafkaStorageError, match="in the way"):
+        append(in_the_way, [b"new"])
+    assert in_the_way.log_end_offset == 0
+    append(empty, [b"new"])
+    for log in (in_the_way, empty):
+        log.close(flush=True)
+    again = manager([tmp_path])
+    loaded = again.load_logs(config_for)
+    assert [r.value for r in read_all(loaded[("t", 0)])] == [b"kept"]
+    assert loaded[("t", 0)].topic_id == old_id
+    assert [r.value for r in read_all(loaded[("t", 1)])] == [b"new"]
+    assert loaded[("t", 1)].topic_id == new_id
+    again.shutdown({})
 
 
 def test_half_made_log_directories_load_and_take_their_topic_id(tmp_path: Path) -> None:

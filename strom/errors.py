@@ -68,6 +68,7 @@ __all__ = [
     "ShareSessionNotFoundError",
     "InvalidShareSessionEpochError",
     "ShareSessionLimitReachedError",
+    "FencedStateEpochError",
     "error_code_for",
     "error_for_code",
 ]
@@ -354,6 +355,13 @@ class InvalidShareSessionEpochError(KafkaError):
 
 class ShareSessionLimitReachedError(KafkaError):
     code = ErrorCode.share_session_limit_reached
+
+
+class FencedStateEpochError(KafkaError):
+    """A share-state write or initialize with a state epoch older than the stored
+    one: the group coordinator has re-initialized the state since (KIP-932)."""
+
+    code = ErrorCode.fenced_state_epoch
 
 
 def error_code_for(exc: BaseException) -> ErrorCode:

@@ -1,6 +1,7 @@
-"""The group and transaction coordinators, started when first needed.
+"""The group, transaction and share coordinators, started when first needed.
 
-Kafka creates `__consumer_offsets` and `__transaction_state` only when a
+Kafka creates `__consumer_offsets`, `__transaction_state` and
+`__share_group_state` only when a
 client first asks for a coordinator, and strom goes one step further: the
 coordinators' code is not even loaded until then. A broker that only serves
 produce and fetch never pays for it, and start-up to first produce is a
@@ -18,24 +19,29 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from strom.broker.controller_channel import ControllerChannel
+from strom.broker.peer_client import PeerClient
 from strom.broker.replica_manager import ReplicaManager
 from strom.broker.txn_channel import TxnChannel
 from strom.clock import Clock
 from strom.cluster.image import GROUP_METADATA_TOPIC, TRANSACTION_STATE_TOPIC, MetadataImage
 from strom.cluster.store import MetadataStore
 from strom.config import BrokerConfig
+from strom.coordinator.share import SHARE_GROUP_STATE_TOPIC
 from strom.coordinator.txn.producer_ids import ProducerIdManager
 from strom.errors import CoordinatorNotAvailableError
 
 if TYPE_CHECKING:
+    from strom.broker.share_persister import BrokerPersister
     from strom.coordinator.group.service import GroupCoordinator
+    from strom.coordinator.share.service import ShareCoordinator
     from strom.coordinator.txn.service import TransactionCoordinator
 
 
 class Coordinators:
     def __init__(self, config: BrokerConfig, clock: Clock, metadata: MetadataStore,
                  replicas: ReplicaManager, producer_ids: ProducerIdManager,
-                 controller: ControllerChannel, txn_channel: TxnChannel) -> None:
+                 controller: ControllerChannel, txn_channel: TxnChannel, *,
+                 peers: PeerClient | None = None) -> None:
         self._config = config
         self._txn_channel = txn_channel
         self._controller = controller
@@ -45,6 +51,9 @@ class Coordinators:
         self._producer_ids = producer_ids
         self._groups: GroupCoordinator | None = None
         self._transactions: TransactionCoordinator | None = None
+        self._shares: ShareCoordinator | None = None
+        self._peers = peers
+        self._persister: BrokerPersister | None = None
         self._closed = False
 
     def start(self) -> None:
@@ -60,6 +69,8 @@ class Coordinators:
             self._start_groups()
         if self._transactions is None and TRANSACTION_STATE_TOPIC in new.topics:
             self._start_transactions()
+        if self._shares is None and SHARE_GROUP_STATE_TOPIC in new.topics:
+            self._start_shares()
 
     @property
     def groups(self) -> GroupCoordinator:
@@ -75,6 +86,26 @@ class Coordinators:
         self._refuse_if_closed()
         return self._start_transactions()
 
+    @property
+    def shares(self) -> ShareCoordinator:
+        """The share coordinator over __share_group_state (KIP-932)."""
+        if self._shares is not None:
+            return self._shares
+        self._refuse_if_closed()
+        return self._start_shares()
+
+    @property
+    def persister(self) -> BrokerPersister:
+        """The broker's Persister (KIP-932): share state kept by the share
+        coordinator of each share partition, here or on a peer broker. Getting
+        it starts nothing; its first call starts the share coordinator."""
+        if self._persister is None:
+            from strom.broker.share_persister import BrokerPersister
+
+            self._persister = BrokerPersister(self, lambda: self._metadata.image,
+                                              self._replicas.node_id, self._peers)
+        return self._persister
+
     def _refuse_if_closed(self) -> None:
         if self._closed:
             raise CoordinatorNotAvailableError("The broker is shutting down.")
@@ -87,6 +118,10 @@ class Coordinators:
     @property
     def started_transactions(self) -> TransactionCoordinator | None:
         return self._transactions
+
+    @property
+    def started_shares(self) -> ShareCoordinator | None:
+        return self._shares
 
     def _start_groups(self) -> GroupCoordinator:
         from strom.coordinator.group.service import GroupCoordinator
@@ -116,8 +151,20 @@ class Coordinators:
         transactions.start()  # loads the partitions of __transaction_state we lead
         return transactions
 
+    def _start_shares(self) -> ShareCoordinator:
+        from strom.coordinator.share.service import ShareCoordinator
+
+        shares = ShareCoordinator(self._config, self._clock, self._metadata, self._replicas,
+                                  node_id=self._replicas.node_id,
+                                  create_topic=self._controller.create_topic)
+        self._shares = shares
+        shares.start()  # loads the partitions of __share_group_state we lead
+        return shares
+
     async def stop(self) -> None:
         self._closed = True
+        if self._shares is not None:
+            await self._shares.stop()
         if self._transactions is not None:
             await self._transactions.stop()
         if self._groups is not None:

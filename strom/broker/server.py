@@ -161,7 +161,9 @@ class Broker:
             return "listeners not serving yet"
         for coordinator, topic in ((services.coordinators.started_groups, "__consumer_offsets"),
                                    (services.coordinators.started_transactions,
-                                    "__transaction_state")):
+                                    "__transaction_state"),
+                                   (services.coordinators.started_shares,
+                                    "__share_group_state")):
             loading = coordinator.runtime.loading_partitions() if coordinator is not None else []
             if loading:
                 return (f"coordinator loading {topic} partition(s) "
@@ -246,7 +248,7 @@ class Broker:
         producer_ids = ProducerIdManager(controller.allocate_producer_ids)
         txn_channel = TxnChannel(lambda: store.image, self._peers)
         coordinators = Coordinators(config, self.clock, store, replicas, producer_ids,
-                                    controller, txn_channel)
+                                    controller, txn_channel, peers=self._peers)
         self.services = BrokerServices(config, self.clock, store, replicas, producer_ids,
                                        coordinators, controller, txn_channel,
                                        forwarder=Forwarder(store, self._peers),

@@ -107,6 +107,8 @@ class EmbeddedBroker:
         }
         if "transaction.state.log.num.partitions" in BROKER_CONFIGS:
             properties["transaction.state.log.num.partitions"] = "1"
+        if "share.coordinator.state.topic.num.partitions" in BROKER_CONFIGS:
+            properties["share.coordinator.state.topic.num.partitions"] = "1"
         if self.tls is not None:
             properties["listeners"] += f",SSL://{self.host}:0"
             properties.update(self.tls.server_overrides(self.tls_client_auth))

@@ -14,17 +14,20 @@ from hypothesis import strategies as st
 
 from strom.clock import ManualClock
 from strom.coordinator.runtime import CoordinatorRuntime, Timer
+from strom.coordinator.share import coordinator_key, parse_coordinator_key
 from strom.coordinator.share import records as rec
 from strom.coordinator.share.batches import combine
 from strom.coordinator.share.persister import DeliveryState, StateBatch
-from strom.coordinator.share.service import coordinator_key
 from strom.coordinator.share.shard import (
-    FencedStateEpochError,
     ShareCoordinatorShard,
     UninitializedShareStateError,
     WriteData,
 )
-from strom.errors import FencedLeaderEpochError, UnknownTopicOrPartitionError
+from strom.errors import (
+    FencedLeaderEpochError,
+    FencedStateEpochError,
+    UnknownTopicOrPartitionError,
+)
 from strom.protocol.records import decode_records, scan_batches
 
 from .harness import ManualScheduler, MemoryLog
@@ -195,6 +198,10 @@ def test_records_round_trip() -> None:
 def test_coordinator_key_is_kafkas() -> None:
     # Kafka's Uuid.toString is URL-safe base64 without padding.
     assert coordinator_key("g", TOPIC_ID, 3) == "g:EjRWeBI0VngSNFZ4EjRWeA:3"
+    assert parse_coordinator_key("a:b:EjRWeBI0VngSNFZ4EjRWeA:3") == ("a:b", TOPIC_ID, 3)
+    for bad in ("g:EjRWeBI0VngSNFZ4EjRWeA", ":EjRWeBI0VngSNFZ4EjRWeA:1", "g:xx:1",
+                "g:EjRWeBI0VngSNFZ4EjRWeA:-1", "g:EjRWeBI0VngSNFZ4EjRWeA:x"):
+        assert parse_coordinator_key(bad) is None
 
 
 _batches = st.lists(st.builds(

@@ -3,23 +3,27 @@
 Versions: 0-6; v4+ batches keys (KIP-699). Groups (key type 0) map to the
 leader of their `__consumer_offsets` partition, chosen as Kafka chooses it.
 Transactional ids (key type 1) map to the leader of their
-`__transaction_state` partition, by the same rule; other key types (share
-groups) get INVALID_REQUEST.
+`__transaction_state` partition, by the same rule. Share partitions (key
+type 2, v6+, KIP-932) are "groupId:topicId:partition" keys, sent by brokers
+(CLUSTER_ACTION), mapped to the leader of their `__share_group_state`
+partition; a key not of that shape is INVALID_REQUEST, as are other types.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from strom.broker.authorization import DENIED_MESSAGES, allowed
+from strom.broker.authorization import DENIED_MESSAGES, allowed, cluster_allowed
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
+from strom.coordinator.share import parse_coordinator_key
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 from strom.security.acl_types import AclOperation, ResourceType
 
 GROUP = 0
 TRANSACTION = 1
+SHARE = 2
 
 _MESSAGES = {
     ErrorCode.coordinator_not_available: "The coordinator is not available.",
@@ -35,12 +39,18 @@ async def _find(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
     elif (key_type == TRANSACTION
           and not allowed(ctx, AclOperation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, key)):
         code = ErrorCode.transactional_id_authorization_failed
+    elif key_type == SHARE and not cluster_allowed(ctx, AclOperation.CLUSTER_ACTION):
+        code = ErrorCode.cluster_authorization_failed
     elif key_type == GROUP:
         code = ErrorCode.coordinator_not_available
         node = await broker.groups.coordinator_for(key)
     elif key_type == TRANSACTION:
         code = ErrorCode.coordinator_not_available
         node = await broker.transactions.coordinator_for(key)
+    elif (key_type == SHARE and ctx.api_version >= 6
+          and parse_coordinator_key(key) is not None):
+        code = ErrorCode.coordinator_not_available
+        node = await broker.coordinators.shares.coordinator_for_key(key)
     else:
         code = ErrorCode.invalid_request
     info = broker.image.brokers.get(node) if node is not None else None

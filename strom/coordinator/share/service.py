@@ -26,16 +26,16 @@ from strom.cluster.store import MetadataStore
 from strom.config import BrokerConfig
 from strom.coordinator.group.service import partition_for
 from strom.coordinator.runtime import CoordinatorRuntime, LeaderPartition, Result, Timer
+from strom.coordinator.share import SHARE_GROUP_STATE_TOPIC, coordinator_key
 from strom.coordinator.share.records import ShareKey
 from strom.coordinator.share.shard import ShareCoordinatorShard, ShareGroupOffset, WriteData
 from strom.coordinator.state_topic import CreateTopic, coordinator_node, state_topic_replication
-from strom.storage.checkpoints import encode_uuid
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-TOPIC = "__share_group_state"
+TOPIC = SHARE_GROUP_STATE_TOPIC
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +66,6 @@ class ShareCoordinatorConfig:
             write_timeout_ms=get("share.coordinator.write.timeout.ms"),
             load_buffer_size=get("share.coordinator.load.buffer.size"),
         )
-
-
-def coordinator_key(group_id: str, topic_id: uuid.UUID, partition: int) -> str:
-    """Kafka's SharePartitionKey.asCoordinatorKey."""
-    return f"{group_id}:{encode_uuid(topic_id)}:{partition}"
 
 
 class Replicas(Protocol):

@@ -33,18 +33,13 @@ from strom.coordinator.share import batches as combiner
 from strom.coordinator.share import records as rec
 from strom.coordinator.share.persister import StateBatch
 from strom.errors import (
-    ErrorCode,
     FencedLeaderEpochError,
+    FencedStateEpochError,
     InvalidRequestError,
-    KafkaError,
     UnknownTopicOrPartitionError,
 )
 
 log = logging.getLogger(__name__)
-
-
-class FencedStateEpochError(KafkaError):
-    code = ErrorCode.fenced_state_epoch
 
 
 class UninitializedShareStateError(InvalidRequestError):

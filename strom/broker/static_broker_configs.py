@@ -30,6 +30,10 @@ STATIC_IN_KAFKA = frozenset({
     "group.consumer.max.session.timeout.ms", "group.consumer.heartbeat.interval.ms",
     "group.consumer.min.heartbeat.interval.ms", "group.consumer.max.heartbeat.interval.ms",
     "group.consumer.max.size", "group.consumer.migration.policy", "group.consumer.assignors",
+    "group.share.session.timeout.ms", "group.share.min.session.timeout.ms",
+    "group.share.max.session.timeout.ms", "group.share.heartbeat.interval.ms",
+    "group.share.min.heartbeat.interval.ms", "group.share.max.heartbeat.interval.ms",
+    "group.share.max.size",
     "transaction.max.timeout.ms", "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "transactional.id.expiration.ms",
 })

@@ -115,8 +115,8 @@ def test_consumer_group_metadata_in_kafka_layout() -> None:
 
 
 def test_unknown_record_types_are_skipped() -> None:
-    share_group_key = bytes.fromhex("000a" "0001" "67")
-    assert rec.decode(share_group_key, b"\x00\x00") is None
+    unknown_key = bytes.fromhex("7f00" "0001" "67")  # a type no Kafka writes yet
+    assert rec.decode(unknown_key, b"\x00\x00") is None
 
 
 @pytest.mark.parametrize("key,value", [

@@ -201,6 +201,9 @@ class ConsumerGroupManager:
         existing = ctx.groups.get(group_id)
         if isinstance(existing, ConsumerGroup):
             group = existing
+        elif existing is not None and not isinstance(existing, ClassicGroup):
+            # A share (or other modern) group's id: no migration between those.
+            raise GroupIdNotFoundError(f"Group {group_id} is not a consumer group.")
         else:
             if request.member_epoch != 0:
                 raise GroupIdNotFoundError(f"Consumer group {group_id} not found.")

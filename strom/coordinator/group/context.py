@@ -14,6 +14,7 @@ from strom.coordinator.runtime import Timer
 if TYPE_CHECKING:
     from strom.coordinator.group.classic import ClassicGroup
     from strom.coordinator.group.consumer import ConsumerGroup
+    from strom.coordinator.group.share_group import ShareGroup
 
 # Kafka's classicGroupNewMemberJoinTimeoutMs: a new member parked in JoinGroup
 # cannot heartbeat, so it gets this long to complete its join.
@@ -47,6 +48,14 @@ class GroupConfig:
     consumer_assignors: tuple[str, ...] = ("uniform", "range")
     # group.consumer.migration.policy: bidirectional, upgrade, downgrade or disabled.
     migration_policy: str = "bidirectional"
+    # Share groups (KIP-932): group.share.*.
+    share_session_timeout_ms: int = 45_000
+    share_min_session_timeout_ms: int = 45_000
+    share_max_session_timeout_ms: int = 60_000
+    share_heartbeat_interval_ms_default: int = 5000
+    share_min_heartbeat_interval_ms: int = 5000
+    share_max_heartbeat_interval_ms: int = 15_000
+    share_max_size: int = 200
 
     def session_timeout_ms(self, group_configs: Mapping[str, object]) -> int:
         """A consumer group's session timeout: its consumer.session.timeout.ms
@@ -62,6 +71,20 @@ class GroupConfig:
                        self.consumer_heartbeat_interval_ms,
                        self.consumer_min_heartbeat_interval_ms,
                        self.consumer_max_heartbeat_interval_ms)
+
+    def share_session_timeout(self, group_configs: Mapping[str, object]) -> int:
+        """A share group's session timeout: its share.session.timeout.ms capped to
+        group.share.min/max.session.timeout.ms, else group.share.session.timeout.ms."""
+        return _capped(group_configs.get("share.session.timeout.ms"),
+                       self.share_session_timeout_ms, self.share_min_session_timeout_ms,
+                       self.share_max_session_timeout_ms)
+
+    def share_heartbeat_interval_ms(self, group_configs: Mapping[str, object]) -> int:
+        """Likewise share.heartbeat.interval.ms."""
+        return _capped(group_configs.get("share.heartbeat.interval.ms"),
+                       self.share_heartbeat_interval_ms_default,
+                       self.share_min_heartbeat_interval_ms,
+                       self.share_max_heartbeat_interval_ms)
 
     @property
     def upgrade_enabled(self) -> bool:
@@ -97,6 +120,13 @@ class GroupConfig:
             consumer_max_size=get("group.consumer.max.size"),
             consumer_assignors=assignors,
             migration_policy=str(get("group.consumer.migration.policy")).lower(),
+            share_session_timeout_ms=get("group.share.session.timeout.ms"),
+            share_min_session_timeout_ms=get("group.share.min.session.timeout.ms"),
+            share_max_session_timeout_ms=get("group.share.max.session.timeout.ms"),
+            share_heartbeat_interval_ms_default=get("group.share.heartbeat.interval.ms"),
+            share_min_heartbeat_interval_ms=get("group.share.min.heartbeat.interval.ms"),
+            share_max_heartbeat_interval_ms=get("group.share.max.heartbeat.interval.ms"),
+            share_max_size=get("group.share.max.size"),
         )
 
 
@@ -115,7 +145,7 @@ class ShardContext:
     clock: Clock
     timer: Timer
     image: Callable[[], MetadataImage]
-    groups: dict[str, ClassicGroup | ConsumerGroup] = field(default_factory=dict)
+    groups: dict[str, ClassicGroup | ConsumerGroup | ShareGroup] = field(default_factory=dict)
 
     def now_ms(self) -> int:
         return self.clock.wall_ms()

@@ -24,6 +24,16 @@ from typing import Any
 
 from strom.coordinator.group.schema import FieldSpec as F
 from strom.coordinator.group.schema import Message, MessageSpec
+from strom.coordinator.group.share_records import (
+    SHARE_KEY_TYPE,
+    SHARE_KEYS,
+    SHARE_VALUE_CODECS,
+    SHARE_VALUE_TYPES,
+    ShareKey,
+    ShareValue,
+    share_value_in,
+    share_value_out,
+)
 from strom.errors import CorruptRecordError
 
 _INT16 = struct.Struct(">h")
@@ -258,11 +268,11 @@ class ConsumerGroupRegularExpressionValue:
 Key = (OffsetCommitKey | GroupMetadataKey | ConsumerGroupMetadataKey
        | ConsumerGroupMemberMetadataKey | ConsumerGroupTargetAssignmentMetadataKey
        | ConsumerGroupTargetAssignmentMemberKey | ConsumerGroupCurrentMemberAssignmentKey
-       | ConsumerGroupRegularExpressionKey)
+       | ConsumerGroupRegularExpressionKey | ShareKey)
 Value = (OffsetCommitValue | GroupMetadataValue | ConsumerGroupMetadataValue
          | ConsumerGroupMemberMetadataValue | ConsumerGroupTargetAssignmentMetadataValue
          | ConsumerGroupTargetAssignmentMemberValue | ConsumerGroupCurrentMemberAssignmentValue
-         | ConsumerGroupRegularExpressionValue)
+         | ConsumerGroupRegularExpressionValue | ShareValue)
 
 
 # -- codec --------------------------------------------------------------------------------
@@ -305,10 +315,18 @@ _VALUE_CODECS: dict[int, Message] = {
     8: _CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT_VALUE,
     16: _CONSUMER_GROUP_REGULAR_EXPRESSION_VALUE,
 }
+# Share groups (KIP-932): share_records.py.
+_KEYS.update(SHARE_KEYS)
+_KEY_TYPE.update(SHARE_KEY_TYPE)
+_KEY_CODECS.update({t: Message(MessageSpec(cls.__name__, "0", "none", fields))
+                    for t, (cls, fields) in SHARE_KEYS.items()})
+_VALUE_CODECS.update(SHARE_VALUE_CODECS)
 
 
 def _value_out(value: Value) -> tuple[int, dict[str, Any]]:
     """(version Kafka 4.x writes, fields) of a value."""
+    if isinstance(value, SHARE_VALUE_TYPES):
+        return share_value_out(value)
     if isinstance(value, OffsetCommitValue):
         version = 1 if value.expire_timestamp != -1 else 3
         return version, {"offset": value.offset, "leader_epoch": value.leader_epoch,
@@ -369,6 +387,8 @@ def _classic_in(d: dict[str, Any] | None) -> ClassicMemberMetadata | None:
 
 
 def _value_in(key_type: int, d: dict[str, Any]) -> Value:
+    if key_type in SHARE_KEYS:
+        return share_value_in(key_type, d)
     if key_type in (0, 1):
         return OffsetCommitValue(d["offset"], d["leader_epoch"], d["metadata"],
                                  d["commit_timestamp"], d["expire_timestamp"])
@@ -417,8 +437,8 @@ def encode(key: Key, value: Value | None) -> tuple[bytes, bytes | None]:
 
 
 def decode_key(data: bytes) -> Key | None:
-    """The key, or None for a record type this coordinator does not keep (share
-    and streams groups): replay skips those, as a Kafka without them would fail."""
+    """The key, or None for a record type this coordinator does not keep (streams
+    groups): replay skips those, as a Kafka without them would fail."""
     if len(data) < 2:
         raise CorruptRecordError("coordinator record key shorter than its type")
     (key_type,) = _INT16.unpack_from(data)

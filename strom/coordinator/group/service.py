@@ -39,6 +39,7 @@ from strom.coordinator.group.requests import (
     SyncRequest,
 )
 from strom.coordinator.group.shard import GroupCoordinatorShard
+from strom.coordinator.group.share_service import ShareGroupInfo, ShareGroupService
 from strom.coordinator.runtime import (
     CoordinatorRuntime,
     LeaderPartition,
@@ -90,6 +91,8 @@ class GroupCoordinator:
         self.runtime: CoordinatorRuntime[GroupCoordinatorShard] = CoordinatorRuntime(
             TOPIC, self._new_shard, clock, load_buffer_bytes=load_buffer,
             write_timeout_s=commit_timeout / 1000.0)
+        # Share groups (KIP-932): heartbeats, describe, and their share state.
+        self.share = ShareGroupService(self)
 
     def _new_shard(self, partition: int, timer: Timer) -> GroupCoordinatorShard:
         return GroupCoordinatorShard(partition, timer, self.config, self.clock,
@@ -122,6 +125,7 @@ class GroupCoordinator:
                                   lambda partition: self.replicas.get(TOPIC, partition))
 
     async def stop(self) -> None:
+        await self.share.close()
         await self.runtime.close()
 
     # -- routing ------------------------------------------------------------------------
@@ -297,7 +301,7 @@ class GroupCoordinator:
                 described, consumer = self.runtime.read(
                     self.partition_for(group_id),
                     lambda shard: (shard.describe_group(group_id, include_operations),  # noqa: B023
-                                   shard.is_consumer_group(group_id)))  # noqa: B023
+                                   shard.is_modern_group(group_id)))  # noqa: B023
             except Exception as exc:
                 out.append((group_id, _coordinator_error(exc), None, None))
                 continue
@@ -309,7 +313,16 @@ class GroupCoordinator:
                 out.append((group_id, ErrorCode.none, None, described))
         return out
 
+    async def share_group_info(self, group_id: str) -> ShareGroupInfo:
+        """A share group as the share coordinator's admin APIs see it (KafkaError if
+        this broker is not its coordinator)."""
+        return await self.share.info(group_id)
+
     async def delete_groups(self, group_ids: list[str]) -> list[dict[str, Any]]:
+        # An empty share group's state goes first (Kafka: DeleteShareGroupState, then
+        # the group's tombstones); a group whose state stays is not deleted.
+        failed = await self.share.delete_state(group_ids)
+        group_ids_all, group_ids = group_ids, [g for g in group_ids if g not in failed]
         by_partition: dict[int, list[str]] = {}
         for group_id in group_ids:
             by_partition.setdefault(self.partition_for(group_id), []).append(group_id)
@@ -324,7 +337,8 @@ class GroupCoordinator:
 
         results = await asyncio.gather(*(delete(p, ids) for p, ids in by_partition.items()))
         by_id = {r["group_id"]: r for batch in results for r in batch}
-        return [by_id[g] for g in group_ids]
+        by_id.update({g: {"group_id": g, "error_code": code} for g, code in failed.items()})
+        return [by_id[g] for g in group_ids_all]
 
     # -- consumer groups (KIP-848) ------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from strom.coordinator.group.classic import (
     ClassicGroup,
     ClassicGroupState,
     Responder,
+    join_response,
     sync_response,
 )
 from strom.coordinator.group.classic_members import ClassicMemberManager
@@ -34,6 +35,9 @@ from strom.coordinator.group.context import GroupConfig, ShardContext
 from strom.coordinator.group.errors import GroupIdNotFoundError
 from strom.coordinator.group.offsets import OffsetAndMetadata, OffsetManager, OffsetStore
 from strom.coordinator.group.requests import JoinRequest, LeavingMember, SyncRequest
+from strom.coordinator.group.share_group import ShareGroup
+from strom.coordinator.group.share_protocol import ShareGroupManager
+from strom.coordinator.group.share_records import SHARE_KEY_TYPES, SHARE_VALUE_TYPES
 from strom.coordinator.runtime import Result, Timer
 from strom.errors import ErrorCode, KafkaError
 
@@ -44,7 +48,7 @@ EXPIRE_OFFSETS_KEY = "expire-group-metadata"
 ALL_GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
 AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
 
-Group = ClassicGroup | ConsumerGroup
+Group = ClassicGroup | ConsumerGroup | ShareGroup
 RecordPair = tuple[bytes, bytes | None]
 
 
@@ -58,6 +62,7 @@ class GroupCoordinatorShard:
         self.consumer = ConsumerGroupManager(self.ctx)
         self.classic_members = ClassicMemberManager(self.ctx, self.consumer)
         self.consumer.on_downgraded = self.classic.on_downgraded
+        self.share = ShareGroupManager(self.ctx)
         # Transactional offset commits (TxnOffsetCommit) waiting for their marker:
         # producer id -> (group, topic, partition) -> (key, value) record bytes.
         self.pending_txn_offsets: dict[int, dict[tuple[str, str, int], RecordPair]] = {}
@@ -89,6 +94,9 @@ class GroupCoordinatorShard:
                 if isinstance(existing, ClassicGroup):
                     self.classic.cancel_timers(existing)
                 self.groups[k.group] = ClassicGroup.from_record(k.group, v)
+        elif isinstance(k, SHARE_KEY_TYPES):
+            assert v is None or isinstance(v, SHARE_VALUE_TYPES)
+            self.share.replay(k, v)
         else:
             self.consumer.replay(k, v)
 
@@ -124,6 +132,8 @@ class GroupCoordinatorShard:
         for group in self.groups.values():
             if isinstance(group, ClassicGroup):
                 self.classic.on_loaded(group)
+            elif isinstance(group, ShareGroup):
+                self.share.on_loaded(group)
             else:
                 self.consumer.on_loaded(group)
         self._schedule_expiry()
@@ -143,6 +153,10 @@ class GroupCoordinatorShard:
         return group if isinstance(group, ConsumerGroup) and not group.is_empty else None
 
     def join_group(self, request: JoinRequest, respond: Responder) -> Result[None]:
+        if isinstance(self.groups.get(request.group_id), ShareGroup):
+            # Kafka: the id is not a classic group's, so the joining member is unknown.
+            respond(join_response(request.member_id, ErrorCode.unknown_member_id))
+            return Result(None)
         group = self._mixed(request.group_id)
         if group is not None:
             return self.classic_members.join(group, request, respond)
@@ -252,6 +266,10 @@ class GroupCoordinatorShard:
     def is_consumer_group(self, group_id: str) -> bool:
         return isinstance(self.groups.get(group_id), ConsumerGroup)
 
+    def is_modern_group(self, group_id: str) -> bool:
+        """A consumer or share group: DescribeGroups answers "not a classic group"."""
+        return isinstance(self.groups.get(group_id), (ConsumerGroup, ShareGroup))
+
     def delete_groups(self, group_ids: list[str]) -> Result[list[dict[str, Any]]]:
         records: list[RecordPair] = []
         results = []
@@ -289,7 +307,8 @@ class GroupCoordinatorShard:
             expired, all_expired = self.offsets.expire(
                 group_id, expiration_base(group), group.is_subscribed_to_topic)
             records.extend(expired)
-            if all_expired and group.is_empty:
+            if all_expired and group.is_empty and not isinstance(group, ShareGroup):
+                # A share group is never expired: its state is the share coordinator's.
                 records.extend(self._group_tombstones(group))
         if records:
             log.info("partition %d: expiring %d offsets and groups", self.ctx.partition,
@@ -301,6 +320,8 @@ class GroupCoordinatorShard:
 def expiration_base(group: Group) -> Callable[[OffsetAndMetadata], int] | None:
     """Kafka's OffsetExpirationCondition: from when an offset's retention counts, or
     None while the group's offsets must not expire."""
+    if isinstance(group, ShareGroup):
+        return None  # no offsets here: its state lives in the share coordinator
     if isinstance(group, ConsumerGroup):
         return lambda o: o.commit_timestamp
     if group.protocol_type:

@@ -152,6 +152,31 @@ GROUP_COORDINATOR_CONFIGS: list[ConfigDef] = [
     _d("group.consumer.assignors", T.LIST, ["uniform", "range"],
        "Server-side assignors of consumer groups (uniform, range or Kafka's class "
        "names of them); the first is the default."),
+    _d("group.streams.session.timeout.ms", T.INT, 45000,
+       "Session timeout of streams group (KIP-1071) members.", at_least=1),
+    _d("group.streams.min.session.timeout.ms", T.INT, 45000,
+       "Smallest streams group session timeout (streams.session.timeout.ms).", at_least=1),
+    _d("group.streams.max.session.timeout.ms", T.INT, 60000,
+       "Largest streams group session timeout (streams.session.timeout.ms).", at_least=1),
+    _d("group.streams.heartbeat.interval.ms", T.INT, 5000,
+       "Heartbeat interval given to streams group members.", at_least=1),
+    _d("group.streams.min.heartbeat.interval.ms", T.INT, 5000,
+       "Smallest streams group heartbeat interval.", at_least=1),
+    _d("group.streams.max.heartbeat.interval.ms", T.INT, 15000,
+       "Largest streams group heartbeat interval.", at_least=1),
+    _d("group.streams.max.size", T.INT, INT_MAX, "Most members of a streams group.",
+       at_least=1),
+    _d("group.streams.num.standby.replicas", T.INT, 0,
+       "Standby replicas of every task of a streams group.", at_least=0),
+    _d("group.streams.max.standby.replicas", T.INT, 2,
+       "Largest streams.num.standby.replicas a streams group may set.", at_least=0),
+    _d("group.streams.acceptable.recovery.lag", T.LONG, 10000,
+       "The lag (offsets to catch up) a streams client may have on a task and still be "
+       "caught up; handed to the clients.", at_least=0),
+    _d("group.streams.task.offset.interval.ms", T.INT, 60000,
+       "How often streams clients report their task changelog offsets.", at_least=1),
+    _d("group.streams.min.task.offset.interval.ms", T.INT, 15000,
+       "Smallest streams.task.offset.interval.ms.", at_least=1),
 ]
 
 BROKER_CONFIGS: dict[str, ConfigDef] = {

@@ -10,12 +10,14 @@ messages, for the features strom has).
   downgrade that would lose metadata and no longer offers an unsafe one).
   A broker that holds replicas but is not registered (down) refuses it too.
 - transaction.version: strom finalizes 2 (KIP-890 part 2) and cannot change it.
+- streams.version: 1 (KIP-1071's streams rebalance protocol, served by
+  StreamsGroupHeartbeat/StreamsGroupDescribe), finalized and fixed.
 - group.version: 1 (KIP-848's consumer rebalance protocol, served by
   ConsumerGroupHeartbeat/ConsumerGroupDescribe), finalized and fixed: strom
   has no way to switch the protocol off.
-- share.version, streams.version, eligible.leader.replicas.version,
+- share.version, eligible.leader.replicas.version,
   kraft.version: supported at 0 only, since strom has no share groups
-  (KIP-932), no streams groups (KIP-1071), no eligible leader replicas
+  (KIP-932), no eligible leader replicas
   (KIP-966) and no KRaft quorum whose voters could change (KIP-853: etcd's
   members are the quorum, docs/cluster.md "The metadata quorum"). A level 0
   is not finalized (Kafka keeps no record of a feature at 0), so ApiVersions
@@ -42,7 +44,7 @@ _FIXED = {
     TRANSACTION_VERSION: (0, 2, 2),
     GROUP_VERSION: (0, 1, 1),
     "share.version": (0, 0, 0),
-    "streams.version": (0, 0, 0),
+    "streams.version": (0, 1, 1),
     "eligible.leader.replicas.version": (0, 0, 0),
     "kraft.version": (0, 0, 0),
 }

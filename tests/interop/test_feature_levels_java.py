@@ -28,7 +28,7 @@ def test_kafka_features_describe_lists_every_feature(java_tools: Any,
         "kraft.version": ["0", "0", "0"],
         "metadata.version": ["3.3-IV3", "3.6-IV0", "3.6-IV0"],
         "share.version": ["0", "0", "0"],
-        "streams.version": ["0", "0", "0"],
+        "streams.version": ["0", "1", "1"],
         "transaction.version": ["0", "2", "2"],
     }
     refused = run_kafka_tool(*tool, "upgrade", "--feature", "share.version=1", check=False)

@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING, Any
 from strom.clock import Clock
 from strom.cluster.image import MetadataImage
 from strom.config import BrokerConfig
+from strom.coordinator.group.streams_config import StreamsGroupConfig
 from strom.coordinator.runtime import Timer
 
 if TYPE_CHECKING:
     from strom.coordinator.group.classic import ClassicGroup
     from strom.coordinator.group.consumer import ConsumerGroup
     from strom.coordinator.group.share_group import ShareGroup
+    from strom.coordinator.group.streams import StreamsGroup
 
 # Kafka's classicGroupNewMemberJoinTimeoutMs: a new member parked in JoinGroup
 # cannot heartbeat, so it gets this long to complete its join.
@@ -48,6 +50,7 @@ class GroupConfig:
     consumer_assignors: tuple[str, ...] = ("uniform", "range")
     # group.consumer.migration.policy: bidirectional, upgrade, downgrade or disabled.
     migration_policy: str = "bidirectional"
+    streams: StreamsGroupConfig = StreamsGroupConfig()
     # Share groups (KIP-932): group.share.*.
     share_session_timeout_ms: int = 45_000
     share_min_session_timeout_ms: int = 45_000
@@ -120,6 +123,7 @@ class GroupConfig:
             consumer_max_size=get("group.consumer.max.size"),
             consumer_assignors=assignors,
             migration_policy=str(get("group.consumer.migration.policy")).lower(),
+            streams=StreamsGroupConfig.from_broker(get),
             share_session_timeout_ms=get("group.share.session.timeout.ms"),
             share_min_session_timeout_ms=get("group.share.min.session.timeout.ms"),
             share_max_session_timeout_ms=get("group.share.max.session.timeout.ms"),
@@ -145,7 +149,8 @@ class ShardContext:
     clock: Clock
     timer: Timer
     image: Callable[[], MetadataImage]
-    groups: dict[str, ClassicGroup | ConsumerGroup | ShareGroup] = field(default_factory=dict)
+    groups: dict[str, ClassicGroup | ConsumerGroup | ShareGroup | StreamsGroup] = field(
+        default_factory=dict)
 
     def now_ms(self) -> int:
         return self.clock.wall_ms()

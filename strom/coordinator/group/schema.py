@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from kio.serial import entity_reader, entity_writer
 from kio.static.constants import EntityType
-from kio.static.primitive import f64, i8, i16, i32, i64
+from kio.static.primitive import f64, i8, i16, i32, i64, u16
 
 from strom.errors import CorruptRecordError
 from strom.protocol.request_check import check_entity
@@ -43,11 +43,11 @@ NO_DEFAULT: Any = _NoDefault()
 
 _PRIMITIVES: dict[str, Any] = {
     "int8": i8, "int16": i16, "int32": i32, "int64": i64, "float64": f64,
-    "bool": bool, "string": str, "bytes": bytes, "uuid": uuid.UUID,
+    "bool": bool, "string": str, "bytes": bytes, "uuid": uuid.UUID, "uint16": u16,
 }
 _ZERO: dict[str, Any] = {
     "int8": 0, "int16": 0, "int32": 0, "int64": 0, "float64": 0.0, "bool": False,
-    "string": "", "bytes": b"", "uuid": uuid.UUID(int=0),
+    "string": "", "bytes": b"", "uuid": uuid.UUID(int=0), "uint16": 0,
 }
 
 

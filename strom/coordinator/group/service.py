@@ -40,6 +40,8 @@ from strom.coordinator.group.requests import (
 )
 from strom.coordinator.group.shard import GroupCoordinatorShard
 from strom.coordinator.group.share_service import ShareGroupInfo, ShareGroupService
+from strom.coordinator.group.streams import StreamsGroup
+from strom.coordinator.group.streams_service import StreamsGroupService
 from strom.coordinator.runtime import (
     CoordinatorRuntime,
     LeaderPartition,
@@ -91,6 +93,8 @@ class GroupCoordinator:
         self.runtime: CoordinatorRuntime[GroupCoordinatorShard] = CoordinatorRuntime(
             TOPIC, self._new_shard, clock, load_buffer_bytes=load_buffer,
             write_timeout_s=commit_timeout / 1000.0)
+        # Streams groups (KIP-1071): heartbeats and describe.
+        self.streams = StreamsGroupService(self)
         # Share groups (KIP-932): heartbeats, describe, and their share state.
         self.share = ShareGroupService(self)
 
@@ -257,7 +261,7 @@ class GroupCoordinator:
         try:
             def fetch(shard: GroupCoordinatorShard) -> list[Any]:
                 group = shard.groups.get(group_id)
-                if isinstance(group, ConsumerGroup):
+                if isinstance(group, (ConsumerGroup, StreamsGroup)):
                     group.validate_offset_fetch(member_id, member_epoch)
                 elif group is not None:
                     group.validate_offset_fetch()

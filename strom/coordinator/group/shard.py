@@ -19,6 +19,7 @@ from typing import Any
 from strom.clock import Clock
 from strom.cluster.image import MetadataImage
 from strom.coordinator.group import records as rec
+from strom.coordinator.group import streams_records
 from strom.coordinator.group.assignors import Assignment
 from strom.coordinator.group.classic import (
     ClassicGroup,
@@ -38,6 +39,8 @@ from strom.coordinator.group.requests import JoinRequest, LeavingMember, SyncReq
 from strom.coordinator.group.share_group import ShareGroup
 from strom.coordinator.group.share_protocol import ShareGroupManager
 from strom.coordinator.group.share_records import SHARE_KEY_TYPES, SHARE_VALUE_TYPES
+from strom.coordinator.group.streams import StreamsGroup
+from strom.coordinator.group.streams_protocol import StreamsGroupManager
 from strom.coordinator.runtime import Result, Timer
 from strom.errors import ErrorCode, KafkaError
 
@@ -48,7 +51,7 @@ EXPIRE_OFFSETS_KEY = "expire-group-metadata"
 ALL_GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
 AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
 
-Group = ClassicGroup | ConsumerGroup | ShareGroup
+Group = ClassicGroup | ConsumerGroup | ShareGroup | StreamsGroup
 RecordPair = tuple[bytes, bytes | None]
 
 
@@ -62,6 +65,7 @@ class GroupCoordinatorShard:
         self.consumer = ConsumerGroupManager(self.ctx)
         self.classic_members = ClassicMemberManager(self.ctx, self.consumer)
         self.consumer.on_downgraded = self.classic.on_downgraded
+        self.streams = StreamsGroupManager(self.ctx)
         self.share = ShareGroupManager(self.ctx)
         # Transactional offset commits (TxnOffsetCommit) waiting for their marker:
         # producer id -> (group, topic, partition) -> (key, value) record bytes.
@@ -74,6 +78,9 @@ class GroupCoordinatorShard:
     # -- records ------------------------------------------------------------------------
 
     def replay(self, offset: int, key: bytes, value: bytes | None) -> None:
+        if streams_records.is_streams_key(key):
+            self.streams.replay(key, value)
+            return
         decoded = rec.decode(key, value)
         if decoded is None:
             return
@@ -132,6 +139,8 @@ class GroupCoordinatorShard:
         for group in self.groups.values():
             if isinstance(group, ClassicGroup):
                 self.classic.on_loaded(group)
+            elif isinstance(group, StreamsGroup):
+                self.streams.on_loaded(group)
             elif isinstance(group, ShareGroup):
                 self.share.on_loaded(group)
             else:
@@ -153,6 +162,10 @@ class GroupCoordinatorShard:
         return group if isinstance(group, ConsumerGroup) and not group.is_empty else None
 
     def join_group(self, request: JoinRequest, respond: Responder) -> Result[None]:
+        if isinstance(self.groups.get(request.group_id), StreamsGroup):
+            # Kafka: a streams group's id is not for the classic protocol.
+            respond(join_response(request.member_id, ErrorCode.inconsistent_group_protocol))
+            return Result(None)
         if isinstance(self.groups.get(request.group_id), ShareGroup):
             # Kafka: the id is not a classic group's, so the joining member is unknown.
             respond(join_response(request.member_id, ErrorCode.unknown_member_id))
@@ -320,6 +333,8 @@ class GroupCoordinatorShard:
 def expiration_base(group: Group) -> Callable[[OffsetAndMetadata], int] | None:
     """Kafka's OffsetExpirationCondition: from when an offset's retention counts, or
     None while the group's offsets must not expire."""
+    if isinstance(group, StreamsGroup):
+        return lambda o: o.commit_timestamp
     if isinstance(group, ShareGroup):
         return None  # no offsets here: its state lives in the share coordinator
     if isinstance(group, ConsumerGroup):

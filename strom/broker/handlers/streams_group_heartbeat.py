@@ -1,0 +1,121 @@
+"""StreamsGroupHeartbeat: Kafka Streams' group protocol (KIP-1071).
+
+Versions: 0 (Kafka 4.4 also has v1, KIP-1331 topology descriptions, which
+strom does not serve). Joining (epoch 0, with the topology), heartbeating,
+leaving (-1, -2); the coordinator assigns tasks (coordinator/group/
+streams_protocol.py). Internal topics the coordinator finds missing are
+created here, as Kafka's broker creates them after the coordinator answered:
+with CREATE on the cluster or on the topic, else the member is told
+MISSING_INTERNAL_TOPICS "Unauthorized to CREATE on topics ...".
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from strom.broker.authorization import allowed, authorized_names, cluster_allowed
+from strom.broker.context import RequestContext
+from strom.broker.router import handles
+from strom.broker.topics import create_topic
+from strom.coordinator.group.streams import TasksTuple, tasks_in
+from strom.coordinator.group.streams_protocol import StreamsHeartbeat
+from strom.coordinator.group.streams_service import error_response
+from strom.coordinator.group.streams_topology import MISSING_INTERNAL_TOPICS
+from strom.errors import ErrorCode, KafkaError
+from strom.protocol.api import ApiKey
+from strom.protocol.messages import to_millis
+from strom.security.acl_types import AclOperation, ResourceType
+
+log = logging.getLogger(__name__)
+
+
+@handles(ApiKey.STREAMS_GROUP_HEARTBEAT)
+async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    if not allowed(ctx, AclOperation.READ, ResourceType.GROUP, request.group_id):
+        return error_response(ErrorCode.group_authorization_failed, None)
+    topology = _topology(request.topology) if request.topology is not None else None
+    if topology is not None:
+        names = _topic_names(topology)
+        if len(authorized_names(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, names)
+               ) < len(names):
+            return error_response(ErrorCode.topic_authorization_failed, None)
+    present = (request.active_tasks is not None, request.standby_tasks is not None,
+               request.warmup_tasks is not None)
+    owned = (TasksTuple(tasks_in(request.active_tasks), tasks_in(request.standby_tasks),
+                        tasks_in(request.warmup_tasks)) if all(present) else None)
+    endpoint = request.user_endpoint
+    outcome = await ctx.broker.groups.streams.heartbeat(StreamsHeartbeat(
+        group_id=request.group_id,
+        member_id=request.member_id,
+        member_epoch=request.member_epoch,
+        endpoint_information_epoch=request.endpoint_information_epoch,
+        instance_id=request.instance_id,
+        rack_id=request.rack_id,
+        rebalance_timeout_ms=to_millis(request.rebalance_timeout),
+        topology=topology,
+        owned=owned,
+        process_id=request.process_id,
+        user_endpoint=(endpoint.host, int(endpoint.port)) if endpoint is not None else None,
+        client_tags=(tuple((kv.key, kv.value) for kv in request.client_tags)
+                     if request.client_tags is not None else None),
+        shutdown_application=request.shutdown_application,
+        client_id=ctx.header.client_id or "",
+        client_host=ctx.client_host,
+    ), present)
+    response = outcome.response
+    if outcome.to_create:
+        created = [t.name for t in outcome.to_create]
+        permitted = (set(created) if cluster_allowed(ctx, AclOperation.CREATE) else
+                     authorized_names(ctx, AclOperation.CREATE, ResourceType.TOPIC, created))
+        refused = sorted(set(created) - permitted)
+        if refused:
+            response["status"] = (response["status"] or []) + [{
+                "status_code": MISSING_INTERNAL_TOPICS,
+                "status_detail": f"Unauthorized to CREATE on topics {', '.join(refused)}."}]
+        for topic in outcome.to_create:
+            if topic.name not in permitted:
+                continue
+            try:
+                await create_topic(ctx.broker, topic.name, topic.partitions,
+                                   topic.replication_factor, dict(topic.configs))
+                log.info("created internal topic %s (%d partitions) of streams group %s",
+                         topic.name, topic.partitions, request.group_id)
+            except KafkaError as exc:
+                if exc.code != ErrorCode.topic_already_exists:
+                    log.warning("could not create internal topic %s of streams group %s: %s",
+                                topic.name, request.group_id, exc)
+    return response
+
+
+def _topic_info(info: Any) -> dict[str, Any]:
+    return {"name": info.name, "partitions": int(info.partitions),
+            "replication_factor": int(info.replication_factor),
+            "topic_configs": [{"key": c.key, "value": c.value} for c in info.topic_configs]}
+
+
+def _topology(topology: Any) -> dict[str, Any]:
+    """The request's topology as a StreamsGroupTopology record's fields."""
+    return {"epoch": int(topology.epoch), "subtopologies": [{
+        "subtopology_id": sub.subtopology_id,
+        "source_topics": list(sub.source_topics),
+        "source_topic_regex": list(sub.source_topic_regex),
+        "state_changelog_topics": [_topic_info(t) for t in sub.state_changelog_topics],
+        "repartition_sink_topics": list(sub.repartition_sink_topics),
+        "repartition_source_topics": [_topic_info(t) for t in sub.repartition_source_topics],
+        "copartition_groups": [{
+            "source_topics": [int(i) for i in g.source_topics],
+            "source_topic_regex": [int(i) for i in g.source_topic_regex],
+            "repartition_source_topics": [int(i) for i in g.repartition_source_topics],
+        } for g in sub.copartition_groups],
+    } for sub in topology.subtopologies]}
+
+
+def _topic_names(topology: dict[str, Any]) -> set[str]:
+    names: set[str] = set()
+    for sub in topology["subtopologies"]:
+        names.update(sub["source_topics"])
+        names.update(sub["repartition_sink_topics"])
+        names.update(t["name"] for t in sub["repartition_source_topics"])
+        names.update(t["name"] for t in sub["state_changelog_topics"])
+    return names

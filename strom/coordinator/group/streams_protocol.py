@@ -1,0 +1,730 @@
+"""StreamsGroupHeartbeat and StreamsGroupDescribe: the KIP-1071 protocol.
+
+A heartbeat runs Kafka's steps on a snapshot of the group, producing records
+only: (1) create or update the member; (2) initialize the group's topology
+from the first joining member (a later member with another topology of the
+same epoch is refused: Kafka 4.4 has no topology updates); (3) configure the
+topology against the metadata image (streams_topology.py), bumping the group
+epoch when the topics' metadata, the validated topology or the assignment
+configs changed; (4) when the group epoch is ahead of the target assignment's,
+run the sticky assignor (streams_assignor.py) and record the new target;
+(5) move the member one step towards its target. Replay is the only code that
+changes a StreamsGroup.
+
+Internal topics (repartition, changelog) missing from the cluster are named
+in the heartbeat's result; the service creates them, as Kafka's broker does
+after the coordinator answered, and members see MISSING_INTERNAL_TOPICS until
+they exist.
+
+Timers: `streams-session-<group>-<member>` fences a member that stopped
+heartbeating; `streams-rebalance-<group>-<member>` one that did not revoke its
+tasks within its rebalance timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from strom.coordinator.group import records as rec
+from strom.coordinator.group import streams_assignor
+from strom.coordinator.group import streams_records as srec
+from strom.coordinator.group.classic import ClassicGroup
+from strom.coordinator.group.consumer import metadata_hash
+from strom.coordinator.group.context import ShardContext
+from strom.coordinator.group.errors import (
+    FencedMemberEpochError,
+    GroupIdNotFoundError,
+    GroupMaxSizeReachedError,
+    InvalidRequestError,
+    UnknownMemberIdError,
+)
+from strom.coordinator.group.streams import (
+    MemberState,
+    StreamsGroup,
+    StreamsGroupMember,
+    Tasks,
+    TasksTuple,
+    member_tombstones,
+    normalize,
+    target_value,
+    tasks_out,
+)
+from strom.coordinator.group.streams_topology import (
+    SHUTDOWN_APPLICATION,
+    STALE_TOPOLOGY,
+    ConfiguredTopology,
+    InternalTopic,
+    configure,
+    topic_names,
+)
+from strom.coordinator.runtime import Result
+from strom.errors import ErrorCode, KafkaError
+
+log = logging.getLogger(__name__)
+
+RecordPair = tuple[bytes, bytes | None]
+LEAVE_GROUP_MEMBER_EPOCH = -1
+LEAVE_GROUP_STATIC_MEMBER_EPOCH = -2
+
+
+class StreamsInvalidTopologyError(KafkaError):
+    code = ErrorCode.streams_invalid_topology
+
+
+@dataclass(frozen=True, slots=True)
+class StreamsHeartbeat:
+    """A StreamsGroupHeartbeat, version-independent (None: unchanged since the last)."""
+
+    group_id: str
+    member_id: str
+    member_epoch: int
+    endpoint_information_epoch: int = 0
+    instance_id: str | None = None
+    rack_id: str | None = None
+    rebalance_timeout_ms: int = -1
+    topology: dict[str, Any] | None = None  # a StreamsGroupTopology record's fields
+    owned: TasksTuple | None = None
+    process_id: str | None = None
+    user_endpoint: tuple[str, int] | None = None
+    client_tags: tuple[tuple[str, str], ...] | None = None
+    shutdown_application: bool = False
+    client_id: str = ""
+    client_host: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatOutcome:
+    response: dict[str, Any]
+    to_create: tuple[InternalTopic, ...] = ()
+
+
+def validate(request: StreamsHeartbeat, task_lists_present: tuple[bool, bool, bool]) -> None:
+    """Kafka's checks of a StreamsGroupHeartbeat's fields, before the coordinator runs."""
+    topology = request.topology
+    if topology is not None:
+        for sub in topology["subtopologies"]:
+            if sub["source_topic_regex"]:
+                raise InvalidRequestError(
+                    "Regular expressions for source topics are not supported yet.")
+    if not request.member_id:
+        raise InvalidRequestError("MemberId can't be empty.")
+    if not request.group_id:
+        raise InvalidRequestError("GroupId can't be empty.")
+    if request.instance_id == "":
+        raise InvalidRequestError("InstanceId can't be empty.")
+    if request.rack_id == "":
+        raise InvalidRequestError("RackId can't be empty.")
+    epoch = request.member_epoch
+    if epoch == 0:
+        if request.rebalance_timeout_ms == -1:
+            raise InvalidRequestError("RebalanceTimeoutMs must be provided in first request.")
+        if request.owned is not None:
+            for name, kind in zip(("ActiveTasks", "StandbyTasks", "WarmupTasks"),
+                                  request.owned.kinds(), strict=True):
+                if kind:
+                    raise InvalidRequestError(f"{name} must be empty when (re-)joining.")
+        if topology is None:
+            raise InvalidRequestError("Topology must be non-null when (re-)joining.")
+        validate_topology(topology)
+    elif epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH:
+        if request.instance_id is None:
+            raise InvalidRequestError("InstanceId can't be null.")
+    elif epoch < LEAVE_GROUP_STATIC_MEMBER_EPOCH:
+        raise InvalidRequestError(
+            f"MemberEpoch is {epoch}, but must be greater than or equal to -2.")
+    if any(task_lists_present) and not all(task_lists_present):
+        raise InvalidRequestError("If one task-type is non-null, all must be non-null.")
+    if epoch != 0 and topology is not None:
+        raise InvalidRequestError("Topology can only be provided when (re-)joining.")
+
+
+def validate_topology(topology: Mapping[str, Any]) -> None:
+    """What makes a topology invalid (STREAMS_INVALID_TOPOLOGY) before any topic is looked
+    at: a changelog topic with a partition count, a subtopology id twice, a copartition
+    group pointing at no topic."""
+    seen: set[str] = set()
+    for sub in topology["subtopologies"]:
+        sub_id = sub["subtopology_id"]
+        if sub_id in seen:
+            raise StreamsInvalidTopologyError(f"Duplicate subtopology id {sub_id}.")
+        seen.add(sub_id)
+        for info in sub["state_changelog_topics"]:
+            if info["partitions"] != 0:
+                raise StreamsInvalidTopologyError(
+                    f"Changelog topic {info['name']} must have an undefined partition count, "
+                    f"but it is set to {info['partitions']}.")
+        for info in sub["repartition_source_topics"]:
+            if info["partitions"] < 0:
+                raise StreamsInvalidTopologyError(
+                    f"Repartition topic {info['name']} has a negative partition count.")
+        for group in sub["copartition_groups"]:
+            for key, size in (("source_topics", len(sub["source_topics"])),
+                              ("repartition_source_topics",
+                               len(sub["repartition_source_topics"]))):
+                for i in group[key]:
+                    if not 0 <= i < size:
+                        raise StreamsInvalidTopologyError(
+                            f"Copartition group of subtopology {sub_id} refers to "
+                            f"{key} index {i}, which does not exist.")
+
+
+def _tasks_response(tasks: Tasks) -> list[dict[str, Any]]:
+    return tasks_out(tasks)
+
+
+class StreamsGroupManager:
+    def __init__(self, ctx: ShardContext) -> None:
+        self.ctx = ctx
+
+    def find(self, group_id: str) -> StreamsGroup | None:
+        group = self.ctx.groups.get(group_id)
+        return group if isinstance(group, StreamsGroup) else None
+
+    # -- replay ---------------------------------------------------------------------------
+
+    def replay(self, key_bytes: bytes, value_bytes: bytes | None) -> None:
+        key, value = srec.decode(key_bytes, value_bytes)
+        gid = key.group_id
+        group = self.find(gid)
+        if value is None:
+            if group is None:
+                return
+            if key.type == srec.METADATA:
+                del self.ctx.groups[gid]
+                for member_id in group.members:
+                    self.cancel_timers(gid, member_id)
+            elif key.type == srec.MEMBER_METADATA:
+                group.members.pop(key.member_id, None)
+            elif key.type == srec.TARGET_METADATA:
+                group.assignment_epoch = 0
+            elif key.type == srec.TARGET_MEMBER:
+                group.target.pop(key.member_id, None)
+            elif key.type == srec.CURRENT_ASSIGNMENT:
+                member = group.members.get(key.member_id)
+                if member is not None:
+                    group.members[key.member_id] = replace(
+                        member, member_epoch=0, previous_member_epoch=0,
+                        state=MemberState.STABLE, assigned=TasksTuple(),
+                        pending_revocation=TasksTuple(), active_epochs={})
+            elif key.type == srec.TOPOLOGY:
+                group.topology = None
+                group.configured = None
+            return
+        if group is None:
+            group = StreamsGroup(gid)
+            self.ctx.groups[gid] = group
+        if key.type == srec.METADATA:
+            group.group_epoch = value["epoch"]
+            group.metadata_hash = value["metadata_hash"]
+            group.validated_topology_epoch = value["validated_topology_epoch"]
+            configs = value["last_assignment_configs"]
+            group.last_assignment_configs = None if configs is None else tuple(
+                (c["key"], c["value"]) for c in configs)
+        elif key.type == srec.MEMBER_METADATA:
+            old = group.members.get(key.member_id) or StreamsGroupMember(key.member_id)
+            endpoint = value["user_endpoint"]
+            group.members[key.member_id] = replace(
+                old, instance_id=value["instance_id"], rack_id=value["rack_id"],
+                client_id=value["client_id"], client_host=value["client_host"],
+                rebalance_timeout_ms=value["rebalance_timeout_ms"],
+                topology_epoch=value["topology_epoch"], process_id=value["process_id"],
+                user_endpoint=None if endpoint is None else (endpoint["host"],
+                                                             int(endpoint["port"])),
+                client_tags=tuple((t["key"], t["value"]) for t in value["client_tags"]))
+        elif key.type == srec.TARGET_METADATA:
+            group.assignment_epoch = value["assignment_epoch"]
+        elif key.type == srec.TARGET_MEMBER:
+            group.target[key.member_id] = TasksTuple(
+                *(normalize({t["subtopology_id"]: t["partitions"] for t in value[k]})
+                  for k in ("active_tasks", "standby_tasks", "warmup_tasks")))
+        elif key.type == srec.CURRENT_ASSIGNMENT:
+            old = group.members.get(key.member_id) or StreamsGroupMember(key.member_id)
+            group.members[key.member_id] = old.with_assignment_value(value)
+        elif key.type == srec.TOPOLOGY:
+            group.topology = dict(value)
+            group.configured = None
+            group.configured_for = None
+
+    # -- heartbeat --------------------------------------------------------------------
+
+    def heartbeat(self, request: StreamsHeartbeat) -> Result[HeartbeatOutcome]:
+        if request.member_epoch in (LEAVE_GROUP_MEMBER_EPOCH, LEAVE_GROUP_STATIC_MEMBER_EPOCH):
+            return self._leave(request)
+        ctx = self.ctx
+        config = ctx.config.streams
+        gid = request.group_id
+        records: list[RecordPair] = []
+        statuses: list[dict[str, Any]] = []
+        joining = request.member_epoch == 0
+
+        existing = ctx.groups.get(gid)
+        if isinstance(existing, StreamsGroup):
+            group = existing
+        elif existing is None or (isinstance(existing, ClassicGroup) and existing.is_empty
+                                  and not existing.members):
+            if not joining:
+                raise GroupIdNotFoundError(f"Streams group {gid} not found.")
+            if existing is not None:
+                # An empty classic group (offsets only) becomes a streams group, as in Kafka.
+                records.append(rec.encode(rec.GroupMetadataKey(gid), None))
+            group = StreamsGroup(gid)
+        else:
+            raise GroupIdNotFoundError(f"Group {gid} is not a streams group.")
+
+        member = group.members.get(request.member_id)
+        is_new = member is None
+        if member is None:
+            if not joining:
+                raise UnknownMemberIdError(
+                    f"Member {request.member_id} is not a member of group {gid}.")
+            if len(group.members) >= config.max_size:
+                raise GroupMaxSizeReachedError(
+                    f"The streams group has reached its maximum capacity of "
+                    f"{config.max_size} members.")
+            member = StreamsGroupMember(request.member_id)
+        elif not joining:
+            _check_epoch(member, request)
+
+        # 1. The member.
+        updated = replace(
+            member,
+            rack_id=request.rack_id if request.rack_id is not None else member.rack_id,
+            rebalance_timeout_ms=(request.rebalance_timeout_ms
+                                  if request.rebalance_timeout_ms != -1
+                                  else member.rebalance_timeout_ms),
+            topology_epoch=(request.topology["epoch"] if request.topology is not None
+                            else member.topology_epoch),
+            client_id=request.client_id, client_host=request.client_host,
+            process_id=request.process_id if request.process_id is not None
+            else member.process_id,
+            client_tags=request.client_tags if request.client_tags is not None
+            else member.client_tags,
+            user_endpoint=request.user_endpoint if request.user_endpoint is not None
+            else member.user_endpoint)
+        bump = False
+        if is_new or updated.metadata_value() != member.metadata_value():
+            records.append(srec.encode(srec.StreamsKey(srec.MEMBER_METADATA, gid,
+                                                       updated.member_id),
+                                       updated.metadata_value()))
+            bump = True
+
+        # 2. The topology.
+        topology = group.topology
+        if request.topology is not None:
+            if topology is None:
+                topology = request.topology
+                records.append(srec.encode(srec.StreamsKey(srec.TOPOLOGY, gid), topology))
+                log.info("streams group %s: member %s initialized the topology, epoch %d",
+                         gid, request.member_id, topology["epoch"])
+            elif topology["epoch"] > request.topology["epoch"]:
+                pass  # a stale member: it gets STALE_TOPOLOGY below
+            elif _canonical(topology) != _canonical(request.topology):
+                raise InvalidRequestError("Topology updates are not supported yet.")
+        assert topology is not None or not joining
+        if topology is not None and updated.topology_epoch < topology["epoch"]:
+            statuses.append({"status_code": STALE_TOPOLOGY, "status_detail":
+                             f"The member's topology epoch {updated.topology_epoch} is behind "
+                             f"the group's topology epoch {topology['epoch']}."})
+
+        # 3. The topology against the topics there are.
+        image = ctx.image()
+        configured: ConfiguredTopology | None = None
+        new_hash = group.metadata_hash
+        if topology is not None:
+            new_hash = metadata_hash(topic_names(topology), image)
+            key = (int(topology["epoch"]), new_hash)
+            if group.configured is not None and group.configured_for == key:
+                configured = group.configured
+            else:
+                configured = configure(topology, image)
+                # Derived from the topology and the image only; not state of its own.
+                group.configured, group.configured_for = configured, key
+        if new_hash != group.metadata_hash:
+            bump = True
+        validated = (int(topology["epoch"]) if topology is not None and configured is not None
+                     and configured.is_ready else -1)
+        if validated != group.validated_topology_epoch:
+            bump = True
+        group_configs = ctx.image().group_configs.get(gid, {})
+        standbys = config.num_standby_replicas_for(group_configs)
+        assignment_configs = (("num.standby.replicas", str(standbys)),)
+        if assignment_configs != group.last_assignment_configs:
+            bump = True
+        group_epoch = group.group_epoch
+        if bump:
+            group_epoch += 1
+            records.append(srec.encode(srec.StreamsKey(srec.METADATA, gid), {
+                "epoch": group_epoch, "metadata_hash": new_hash,
+                "validated_topology_epoch": validated,
+                "last_assignment_configs": [{"key": k, "value": v}
+                                            for k, v in assignment_configs]}))
+
+        # 4. The target assignment of this epoch.
+        members_after = dict(group.members)
+        members_after[updated.member_id] = updated
+        target = dict(group.target)
+        assignment_epoch = group.assignment_epoch
+        if group_epoch > assignment_epoch:
+            new_target = self._compute_target(members_after, target, configured, standbys)
+            for mid, tasks in sorted(new_target.items()):
+                if mid not in target or tasks.normalized() != target[mid].normalized():
+                    records.append(srec.encode(srec.StreamsKey(srec.TARGET_MEMBER, gid, mid),
+                                               target_value(tasks)))
+            records.append(srec.encode(srec.StreamsKey(srec.TARGET_METADATA, gid), {
+                "assignment_epoch": group_epoch, "assignment_timestamp": ctx.now_ms()}))
+            target = new_target
+            assignment_epoch = group_epoch
+
+        # 5. One step of the member towards its target.
+        reconciled = reconcile(updated, assignment_epoch,
+                               target.get(updated.member_id, TasksTuple()), group,
+                               request.owned)
+        if is_new or reconciled.assignment_value() != member.assignment_value():
+            records.append(srec.encode(
+                srec.StreamsKey(srec.CURRENT_ASSIGNMENT, gid, updated.member_id),
+                reconciled.assignment_value()))
+            if reconciled.state is MemberState.UNREVOKED_TASKS:
+                self._schedule_rebalance_timeout(gid, reconciled)
+            else:
+                ctx.timer.cancel(self._rebalance_key(gid, updated.member_id))
+        self.schedule_session_timeout(gid, updated.member_id)
+        if request.shutdown_application:
+            group.shutdown_requested_by = request.member_id
+
+        response: dict[str, Any] = {
+            "throttle_time": 0, "error_code": ErrorCode.none, "error_message": None,
+            "member_id": reconciled.member_id, "member_epoch": reconciled.member_epoch,
+            "heartbeat_interval": config.heartbeat_interval_ms_for(group_configs),
+            "acceptable_recovery_lag": config.acceptable_recovery_lag,
+            "task_offset_interval": config.task_offset_interval_ms,
+            "status": None, "active_tasks": None, "standby_tasks": None,
+            "warmup_tasks": None, "endpoint_information_epoch": 0,
+            "partitions_by_user_endpoint": None,
+        }
+        if joining or reconciled.assigned != member.assigned:
+            response["active_tasks"] = _tasks_response(reconciled.assigned.active)
+            response["standby_tasks"] = _tasks_response(reconciled.assigned.standby)
+            response["warmup_tasks"] = _tasks_response(reconciled.assigned.warmup)
+            if reconciled.user_endpoint is not None:
+                # Where the tasks live changed: interactive queries must learn it.
+                group.endpoint_information_epoch += 1
+        if group.endpoint_information_epoch != request.endpoint_information_epoch:
+            response["partitions_by_user_endpoint"] = self._endpoints(
+                members_after | {reconciled.member_id: reconciled}, configured)
+        if gid in ctx.groups:
+            response["endpoint_information_epoch"] = group.endpoint_information_epoch
+        to_create: tuple[InternalTopic, ...] = ()
+        if configured is not None and configured.status_code is not None:
+            to_create = configured.to_create
+            statuses.append({"status_code": configured.status_code,
+                             "status_detail": configured.status_detail})
+        if group.shutdown_requested_by is not None:
+            statuses.append({"status_code": SHUTDOWN_APPLICATION, "status_detail":
+                             f"Streams group member {group.shutdown_requested_by} encountered "
+                             "a fatal error and requested a shutdown for the entire "
+                             "application."})
+        if statuses:
+            response["status"] = statuses
+        return Result(HeartbeatOutcome(response, to_create), records)
+
+    def _compute_target(self, members: dict[str, StreamsGroupMember],
+                        previous: dict[str, TasksTuple], configured: ConfiguredTopology | None,
+                        standbys: int) -> dict[str, TasksTuple]:
+        if configured is None or not configured.is_ready or configured.subtopologies is None:
+            return {mid: TasksTuple() for mid in members}
+        specs = [streams_assignor.AssignmentMember(mid, m.process_id or mid,
+                                                   previous.get(mid, m.assigned))
+                 for mid, m in members.items()]
+        counts = {sub: s.number_of_tasks for sub, s in configured.subtopologies.items()}
+        return streams_assignor.assign(specs, counts, standbys)
+
+    @staticmethod
+    def _endpoints(members: Mapping[str, StreamsGroupMember],
+                   configured: ConfiguredTopology | None) -> list[dict[str, Any]]:
+        """Where every task's input partitions are, by member endpoint (interactive
+        queries): Kafka's EndpointToPartitions."""
+        if configured is None or configured.subtopologies is None:
+            return []
+        subs = configured.subtopologies
+        partition_counts: dict[str, int] = {}
+        for sub in subs.values():
+            for name in sub.source_topics:
+                partition_counts[name] = sub.number_of_tasks
+            for topic in sub.repartition_source_topics:
+                partition_counts[topic.name] = topic.partitions
+
+        def partitions(tasks: Tasks) -> list[dict[str, Any]]:
+            by_topic: dict[str, set[int]] = {}
+            for sub_id, ps in tasks.items():
+                sub = subs.get(sub_id)
+                if sub is None:
+                    continue
+                for name in sub.input_topics:
+                    by_topic.setdefault(name, set()).update(
+                        p for p in ps if p < partition_counts.get(name, 0))
+            return [{"topic": t, "partitions": sorted(ps)}
+                    for t, ps in sorted(by_topic.items()) if ps]
+
+        out = []
+        for member in sorted(members.values(), key=lambda m: m.member_id):
+            if member.user_endpoint is None:
+                continue
+            out.append({"user_endpoint": {"host": member.user_endpoint[0],
+                                          "port": member.user_endpoint[1]},
+                        "active_partitions": partitions(member.assigned.active),
+                        "standby_partitions": partitions(member.assigned.standby)})
+        return out
+
+    # -- StreamsGroupDescribe ---------------------------------------------------------
+
+    def describe(self, group_id: str) -> dict[str, Any]:
+        """A StreamsGroupDescribe entry (without authorized operations)."""
+        group = self.ctx.groups.get(group_id)
+        if not isinstance(group, StreamsGroup):
+            raise GroupIdNotFoundError(f"Group {group_id} not found." if group is None
+                                       else f"Group {group_id} is not a streams group.")
+        topology: dict[str, Any] | None = None
+        if group.topology is not None:
+            configured = group.configured
+            if configured is None:
+                configured = configure(group.topology, self.ctx.image())
+            subtopologies = None
+            if configured.subtopologies is not None:
+                subtopologies = [{
+                    "subtopology_id": sub_id, "source_topics": sorted(sub.source_topics),
+                    "repartition_sink_topics": sorted(sub.repartition_sink_topics),
+                    "state_changelog_topics": [_topic_info(t) for t in
+                                               sub.state_changelog_topics],
+                    "repartition_source_topics": [_topic_info(t) for t in
+                                                  sub.repartition_source_topics],
+                } for sub_id, sub in sorted(configured.subtopologies.items())]
+            topology = {"epoch": group.topology_epoch, "subtopologies": subtopologies}
+
+        def assignment(tasks: TasksTuple) -> dict[str, Any]:
+            return {"active_tasks": tasks_out(tasks.active),
+                    "standby_tasks": tasks_out(tasks.standby),
+                    "warmup_tasks": tasks_out(tasks.warmup)}
+
+        return {
+            "error_code": ErrorCode.none, "error_message": None, "group_id": group_id,
+            "group_state": group.state_name, "group_epoch": group.group_epoch,
+            "assignment_epoch": group.assignment_epoch, "topology": topology,
+            "members": [{
+                "member_id": m.member_id, "member_epoch": m.member_epoch,
+                "instance_id": m.instance_id, "rack_id": m.rack_id,
+                "client_id": m.client_id, "client_host": m.client_host,
+                "topology_epoch": m.topology_epoch, "process_id": m.process_id,
+                "user_endpoint": None if m.user_endpoint is None else {
+                    "host": m.user_endpoint[0], "port": m.user_endpoint[1]},
+                "client_tags": [{"key": k, "value": v} for k, v in m.client_tags],
+                "task_offsets": [], "task_end_offsets": [],
+                "assignment": assignment(m.assigned),
+                "target_assignment": assignment(group.target.get(m.member_id, TasksTuple())),
+                "is_classic": False,
+            } for m in group.members.values()],
+        }
+
+    # -- leaving and fencing ----------------------------------------------------------
+
+    def _leave(self, request: StreamsHeartbeat) -> Result[HeartbeatOutcome]:
+        group = self.find(request.group_id)
+        if group is None:
+            raise GroupIdNotFoundError(f"Streams group {request.group_id} not found.")
+        member = group.members.get(request.member_id)
+        if member is None:
+            raise UnknownMemberIdError(
+                f"Member {request.member_id} is not a member of group {group.group_id}.")
+        response = {"throttle_time": 0, "error_code": ErrorCode.none, "error_message": None,
+                    "member_id": request.member_id, "member_epoch": request.member_epoch,
+                    "heartbeat_interval": 0, "acceptable_recovery_lag": 0,
+                    "task_offset_interval": 0, "status": None, "active_tasks": None,
+                    "standby_tasks": None, "warmup_tasks": None,
+                    "endpoint_information_epoch": 0, "partitions_by_user_endpoint": None}
+        result = self.fence(group, member)
+        return Result(HeartbeatOutcome(response), result.records)
+
+    def fence(self, group: StreamsGroup, member: StreamsGroupMember) -> Result[None]:
+        """Remove a member; the group epoch moves so the others get its tasks."""
+        gid = group.group_id
+        self.cancel_timers(gid, member.member_id)
+        records = member_tombstones(gid, member.member_id)
+        records.append(srec.encode(srec.StreamsKey(srec.METADATA, gid), {
+            "epoch": group.group_epoch + 1, "metadata_hash": group.metadata_hash,
+            "validated_topology_epoch": group.validated_topology_epoch,
+            "last_assignment_configs": None if group.last_assignment_configs is None else [
+                {"key": k, "value": v} for k, v in group.last_assignment_configs]}))
+        if group.shutdown_requested_by == member.member_id and len(group.members) == 1:
+            group.shutdown_requested_by = None
+        return Result(None, records)
+
+    # -- timers -----------------------------------------------------------------------
+
+    @staticmethod
+    def _session_key(group_id: str, member_id: str) -> str:
+        return f"streams-session-{group_id}-{member_id}"
+
+    @staticmethod
+    def _rebalance_key(group_id: str, member_id: str) -> str:
+        return f"streams-rebalance-{group_id}-{member_id}"
+
+    def cancel_timers(self, group_id: str, member_id: str) -> None:
+        self.ctx.timer.cancel(self._session_key(group_id, member_id))
+        self.ctx.timer.cancel(self._rebalance_key(group_id, member_id))
+
+    def schedule_session_timeout(self, group_id: str, member_id: str) -> None:
+        timeout = self.ctx.config.streams.session_timeout_ms_for(
+            self.ctx.image().group_configs.get(group_id, {}))
+
+        def expire() -> Result[Any]:
+            group = self.find(group_id)
+            member = group.members.get(member_id) if group is not None else None
+            if group is None or member is None:
+                return Result(None)
+            log.info("streams group %s: member %s session expired", group_id, member_id)
+            return self.fence(group, member)
+
+        self.ctx.timer.schedule(self._session_key(group_id, member_id), timeout, expire)
+
+    def _schedule_rebalance_timeout(self, group_id: str, member: StreamsGroupMember) -> None:
+        member_id, epoch = member.member_id, member.member_epoch
+
+        def expire() -> Result[Any]:
+            group = self.find(group_id)
+            current = group.members.get(member_id) if group is not None else None
+            if (group is None or current is None or current.member_epoch != epoch
+                    or current.state is not MemberState.UNREVOKED_TASKS):
+                return Result(None)
+            log.info("streams group %s: member %s did not revoke its tasks in time",
+                     group_id, member_id)
+            return self.fence(group, current)
+
+        self.ctx.timer.schedule(self._rebalance_key(group_id, member_id),
+                                max(member.rebalance_timeout_ms, 0), expire)
+
+    def on_loaded(self, group: StreamsGroup) -> None:
+        for member in group.members.values():
+            self.schedule_session_timeout(group.group_id, member.member_id)
+            if member.state is MemberState.UNREVOKED_TASKS:
+                self._schedule_rebalance_timeout(group.group_id, member)
+
+
+def _topic_info(topic: InternalTopic) -> dict[str, Any]:
+    return {"name": topic.name, "partitions": topic.partitions,
+            "replication_factor": max(topic.replication_factor, 0),
+            "topic_configs": [{"key": k, "value": v} for k, v in topic.configs]}
+
+
+def _canonical(topology: Mapping[str, Any]) -> Any:
+    """A topology compared as Kafka compares them: subtopologies by id."""
+    def freeze(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return tuple(sorted((k, freeze(v)) for k, v in value.items()))
+        if isinstance(value, (list, tuple)):
+            return tuple(freeze(v) for v in value)
+        return value
+
+    return (topology["epoch"], tuple(sorted(freeze(s) for s in topology["subtopologies"])))
+
+
+def _check_epoch(member: StreamsGroupMember, request: StreamsHeartbeat) -> None:
+    received = request.member_epoch
+    if received > member.member_epoch:
+        raise FencedMemberEpochError(
+            f"The streams group member has a greater member epoch ({received}) than the one "
+            f"known by the group coordinator ({member.member_epoch}). The member must abandon "
+            "all its tasks and rejoin.")
+    if received < member.member_epoch and (
+            received != member.previous_member_epoch or (
+                request.owned is not None and not _is_subset(request.owned, member.assigned))):
+        raise FencedMemberEpochError(
+            f"The streams group member has a smaller member epoch ({received}) than the one "
+            f"known by the group coordinator ({member.member_epoch}). The member must abandon "
+            "all its tasks and rejoin.")
+
+
+def _is_subset(owned: TasksTuple, assigned: TasksTuple) -> bool:
+    for mine, theirs in zip(owned.kinds(), assigned.kinds(), strict=True):
+        for sub, ps in mine.items():
+            if not ps <= theirs.get(sub, frozenset()):
+                return False
+    return True
+
+
+def reconcile(member: StreamsGroupMember, target_epoch: int, target: TasksTuple,
+              group: StreamsGroup, owned: TasksTuple | None) -> StreamsGroupMember:
+    """One step of Kafka's CurrentAssignmentBuilder for streams groups."""
+    if member.state is MemberState.STABLE:
+        if member.member_epoch == target_epoch:
+            return member
+        return _next(member, target_epoch, target, group, owned)
+    if member.state is MemberState.UNREVOKED_TASKS:
+        if owned is None or owned.contains_any(member.pending_revocation):
+            return member
+        return _next(member, target_epoch, target, group, owned)
+    if member.state is MemberState.UNRELEASED_TASKS:
+        return _next(member, target_epoch, target, group, owned)
+    if owned is None or not owned.is_empty():
+        raise FencedMemberEpochError("The streams group member is in a unknown state. The "
+                                     "member must abandon all its tasks and rejoin.")
+    return _next(member, target_epoch, target, group, owned)
+
+
+def _next(member: StreamsGroupMember, target_epoch: int, target: TasksTuple,
+          group: StreamsGroup, owned: TasksTuple | None) -> StreamsGroupMember:
+    me, process = member.member_id, member.process_id
+
+    def unreleased_active(sub: str, p: int) -> bool:
+        return (group.active_owner(sub, p, excluding=me) is not None
+                or process in group.other_role_processes(sub, p, excluding=me))
+
+    def unreleased_other(sub: str, p: int) -> bool:
+        return (group.active_owner(sub, p, excluding=me) == process
+                or process in group.other_role_processes(sub, p, excluding=me))
+
+    kept: list[dict[str, frozenset[int]]] = []
+    revoke: list[dict[str, frozenset[int]]] = []
+    add: list[dict[str, frozenset[int]]] = []
+    has_unreleased = False
+    checks = (unreleased_active, unreleased_other, unreleased_other)
+    for current, wanted, unreleased in zip(member.assigned.kinds(), target.kinds(), checks,
+                                           strict=True):
+        k: dict[str, frozenset[int]] = {}
+        r: dict[str, frozenset[int]] = {}
+        a: dict[str, frozenset[int]] = {}
+        for sub in set(current) | set(wanted):
+            have = current.get(sub, frozenset())
+            want = wanted.get(sub, frozenset())
+            both = have & want
+            pending = {p for p in want - have if not unreleased(sub, p)}
+            if len(pending) < len(want - have):
+                has_unreleased = True
+            if both:
+                k[sub] = both
+            if have - want:
+                r[sub] = have - want
+            if pending:
+                a[sub] = frozenset(pending)
+        kept.append(k)
+        revoke.append(r)
+        add.append(a)
+    to_revoke = TasksTuple(*revoke)
+    if not to_revoke.is_empty() and (owned is None or owned.contains_any(to_revoke)):
+        return replace(member, state=MemberState.UNREVOKED_TASKS,
+                       assigned=TasksTuple(*kept), pending_revocation=to_revoke)
+    assigned = TasksTuple(*({s: k.get(s, frozenset()) | a.get(s, frozenset())
+                             for s in set(k) | set(a)} for k, a in zip(kept, add, strict=True)))
+    epochs = {t: e for t, e in member.active_epochs.items()
+              if t[1] in assigned.active.get(t[0], ())}
+    for sub, ps in add[0].items():
+        for p in ps:
+            epochs[(sub, p)] = target_epoch
+    return replace(member, state=(MemberState.UNRELEASED_TASKS if has_unreleased
+                                  else MemberState.STABLE),
+                   member_epoch=target_epoch,
+                   previous_member_epoch=(member.previous_member_epoch
+                                          if target_epoch == member.member_epoch
+                                          else member.member_epoch),
+                   assigned=assigned, pending_revocation=TasksTuple(), active_epochs=epochs)

@@ -129,6 +129,8 @@ class Coordinators:
         groups = GroupCoordinator(self._config, self._clock, self._metadata, self._replicas,
                                   node_id=self._replicas.node_id,
                                   create_topic=self._controller.create_topic)
+        # Share groups initialize and delete their partitions' share state here.
+        groups.share.set_persister(self.persister)
         self._groups = groups
         groups.start()  # loads the partitions of __consumer_offsets we lead
         return groups

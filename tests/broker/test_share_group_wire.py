@@ -75,6 +75,14 @@ def until_assigned(client: WireClient, group: str, member: str, first: Any) -> A
     return response
 
 
+def state_summary(client: WireClient, group: str, topic_id: uuid.UUID, count: int) -> Any:
+    """ReadShareGroupStateSummary (the share coordinator's API): per partition."""
+    return call(client, ApiKey.READ_SHARE_GROUP_STATE_SUMMARY, 1, {
+        "group_id": group, "topics": [{"topic_id": topic_id, "partitions": [
+            {"partition": p, "leader_epoch": -1} for p in range(count)]}]}
+                ).results[0].partitions
+
+
 def test_join_assign_describe_and_leave(client: WireClient) -> None:
     a_id, b_id = str(uuid.uuid4()), str(uuid.uuid4())
     a = beat(client, "sg", a_id, 0, ["st"])
@@ -82,6 +90,12 @@ def test_join_assign_describe_and_leave(client: WireClient) -> None:
     assert a.heartbeat_interval.total_seconds() == 5
     a = until_assigned(client, "sg", a_id, a)
     assert len(partitions(a)) == 3
+    # Assigned once the share coordinator holds their state (start offset -1: not
+    # resolved until a share partition loads it).
+    topic = next(iter(partitions(a)))[0]
+    for result in state_summary(client, "sg", topic, 3):
+        assert (result.error_code, result.start_offset) == (NONE, -1)
+        assert result.state_epoch >= 1
     b = until_assigned(client, "sg", b_id, beat(client, "sg", b_id, 0, ["st"]))
     a = beat(client, "sg", a_id, a.member_epoch)  # a gives up what b now has
     assert a.assignment is not None
@@ -118,6 +132,9 @@ def test_join_assign_describe_and_leave(client: WireClient) -> None:
     assert (empty.group_state, empty.members) == ("Empty", ())
     assert call(client, ApiKey.DELETE_GROUPS, 2, {"groups_names": ["sg"]}
                 ).results[0].error_code == NONE
+    # Deleting the group deleted its share state.
+    assert all(r.state_epoch == 0 and r.error_code == NONE
+               for r in state_summary(client, "sg", topic, 3))
     gone = call(client, ApiKey.SHARE_GROUP_DESCRIBE, 1, {
         "group_ids": ["sg"], "include_authorized_operations": False}).groups[0]
     assert gone.error_code == GROUP_ID_NOT_FOUND

@@ -5,86 +5,23 @@ SHARE, the five *ShareGroupState APIs with Kafka 4.4's errors, the
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import pytest
-from kio.schema.delete_share_group_state.v0 import request as delete_req
 from kio.schema.find_coordinator.v6.request import FindCoordinatorRequest
-from kio.schema.initialize_share_group_state.v0 import request as init_req
-from kio.schema.read_share_group_state.v0 import request as read_req
-from kio.schema.read_share_group_state_summary.v1 import request as summary_req
-from kio.schema.write_share_group_state.v1 import request as write_req
 
 from strom.coordinator.share import SHARE_GROUP_STATE_TOPIC, coordinator_key
 from strom.coordinator.share.persister import DeliveryState, ShareState, StateBatch
 from strom.errors import ErrorCode, FencedStateEpochError
 from strom.protocol.api import ApiKey
 from strom.testing import EmbeddedBroker
-from tests.wire import WireClient, metadata_request
-
-
-def _topic_id(client: WireClient, topic: str) -> uuid.UUID:
-    response = client.request(ApiKey.METADATA, 12, metadata_request(topic))
-    assert response.topics[0].error_code == ErrorCode.none
-    return uuid.UUID(str(response.topics[0].topic_id))
-
-
-def _initialize(client: WireClient, group: str, topic_id: uuid.UUID, partition: int,
-                state_epoch: int, start_offset: int) -> Any:
-    r = client.request(ApiKey.INITIALIZE_SHARE_GROUP_STATE, 0,
-                       init_req.InitializeShareGroupStateRequest(
-                           group_id=group, topics=(init_req.InitializeStateData(
-                               topic_id=topic_id, partitions=(init_req.PartitionData(
-                                   partition=partition, state_epoch=state_epoch,
-                                   start_offset=start_offset),)),)))
-    return r.results[0].partitions[0]
-
-
-def _write(client: WireClient, group: str, topic_id: uuid.UUID, state_epoch: int,
-           leader_epoch: int, start_offset: int,
-           batches: tuple[tuple[int, int, int, int], ...]) -> Any:
-    r = client.request(ApiKey.WRITE_SHARE_GROUP_STATE, 1,
-                       write_req.WriteShareGroupStateRequest(
-                           group_id=group, topics=(write_req.WriteStateData(
-                               topic_id=topic_id, partitions=(write_req.PartitionData(
-                                   partition=0, state_epoch=state_epoch,
-                                   leader_epoch=leader_epoch, start_offset=start_offset,
-                                   delivery_complete_count=-1,
-                                   state_batches=tuple(write_req.StateBatch(
-                                       first_offset=f, last_offset=la, delivery_state=s,
-                                       delivery_count=c) for f, la, s, c in batches)),)),)))
-    return r.results[0].partitions[0]
-
-
-def _read(client: WireClient, group: str, topic_id: uuid.UUID, leader_epoch: int) -> Any:
-    r = client.request(ApiKey.READ_SHARE_GROUP_STATE, 0, read_req.ReadShareGroupStateRequest(
-        group_id=group, topics=(read_req.ReadStateData(topic_id=topic_id, partitions=(
-            read_req.PartitionData(partition=0, leader_epoch=leader_epoch),)),)))
-    return r.results[0].partitions[0]
-
-
-def _summary(client: WireClient, group: str, topic_id: uuid.UUID) -> Any:
-    r = client.request(ApiKey.READ_SHARE_GROUP_STATE_SUMMARY, 1,
-                       summary_req.ReadShareGroupStateSummaryRequest(
-                           group_id=group, topics=(summary_req.ReadStateSummaryData(
-                               topic_id=topic_id, partitions=(summary_req.PartitionData(
-                                   partition=0, leader_epoch=0),)),)))
-    return r.results[0].partitions[0]
-
-
-def _delete(client: WireClient, group: str, topic_id: uuid.UUID) -> Any:
-    r = client.request(ApiKey.DELETE_SHARE_GROUP_STATE, 0,
-                       delete_req.DeleteShareGroupStateRequest(
-                           group_id=group, topics=(delete_req.DeleteStateData(
-                               topic_id=topic_id, partitions=(delete_req.PartitionData(
-                                   partition=0),)),)))
-    return r.results[0].partitions[0]
+from tests.broker import share_state_client as api
+from tests.wire import WireClient
 
 
 def test_find_coordinator_share_key_creates_the_state_topic(broker: EmbeddedBroker,
                                                             topic_name: str) -> None:
     with WireClient(broker.bootstrap) as client:
-        topic_id = _topic_id(client, topic_name)
+        topic_id = api.topic_id(client, topic_name)
         key = coordinator_key("g", topic_id, 0)
         r = client.request(ApiKey.FIND_COORDINATOR, 6, FindCoordinatorRequest(
             key_type=2, coordinator_keys=(key, "not-a-share-key")))
@@ -100,43 +37,45 @@ def test_find_coordinator_share_key_creates_the_state_topic(broker: EmbeddedBrok
 def test_state_round_trip_and_kafkas_errors(broker: EmbeddedBroker, topic_name: str) -> None:
     group = f"g-{topic_name}"
     with WireClient(broker.bootstrap) as client:
-        topic_id = _topic_id(client, topic_name)
+        topic_id = api.topic_id(client, topic_name)
+        assert api.find_coordinator(client, group, topic_id).error_code == ErrorCode.none
+        api.until_served(lambda: api.summary(client, group, topic_id))
         # Never initialized: read is INVALID_REQUEST, summary says -1, as Kafka 4.4.
-        assert _read(client, group, topic_id, 0).error_code == ErrorCode.invalid_request
-        assert _summary(client, group, topic_id).start_offset == -1
-        assert _write(client, group, topic_id, 0, 0, 0, ()).error_code == \
+        assert api.read(client, group, topic_id, 0).error_code == ErrorCode.invalid_request
+        assert api.summary(client, group, topic_id).start_offset == -1
+        assert api.write(client, group, topic_id, 0, 0, 0, ()).error_code == \
             ErrorCode.invalid_request
 
-        assert _initialize(client, group, topic_id, 0, 1, -1).error_code == ErrorCode.none
-        assert _write(client, group, topic_id, 1, 5, 3,
+        assert api.initialize(client, group, topic_id, 0, 1, -1).error_code == ErrorCode.none
+        assert api.write(client, group, topic_id, 1, 5, 3,
                       ((3, 4, 2, 1), (5, 9, 0, 1))).error_code == ErrorCode.none
-        read = _read(client, group, topic_id, 5)
+        read = api.read(client, group, topic_id, 5)
         assert (read.error_code, read.state_epoch, read.start_offset) == (ErrorCode.none, 1, 3)
         assert [(b.first_offset, b.last_offset, b.delivery_state, b.delivery_count)
                 for b in read.state_batches] == [(3, 4, 2, 1), (5, 9, 0, 1)]
-        summary = _summary(client, group, topic_id)
+        summary = api.summary(client, group, topic_id)
         assert (summary.state_epoch, summary.leader_epoch, summary.start_offset) == (1, 5, 3)
 
         # Fencing: an older leader, an older state epoch.
-        assert _write(client, group, topic_id, 1, 4, -1, ()).error_code == \
+        assert api.write(client, group, topic_id, 1, 4, -1, ()).error_code == \
             ErrorCode.fenced_leader_epoch
-        assert _read(client, group, topic_id, 4).error_code == ErrorCode.fenced_leader_epoch
-        assert _initialize(client, group, topic_id, 0, 0, 0).error_code == \
+        assert api.read(client, group, topic_id, 4).error_code == ErrorCode.fenced_leader_epoch
+        assert api.initialize(client, group, topic_id, 0, 0, 0).error_code == \
             ErrorCode.fenced_state_epoch
         # Bad input: negative epochs, an unknown topic, an empty group id.
-        assert _read(client, group, topic_id, -1).error_code == ErrorCode.invalid_request
-        assert _write(client, group, topic_id, -1, 5, 0, ()).error_code == \
+        assert api.read(client, group, topic_id, -1).error_code == ErrorCode.invalid_request
+        assert api.write(client, group, topic_id, -1, 5, 0, ()).error_code == \
             ErrorCode.invalid_request
-        assert _initialize(client, group, uuid.uuid4(), 0, 1, 0).error_code == \
+        assert api.initialize(client, group, uuid.uuid4(), 0, 1, 0).error_code == \
             ErrorCode.unknown_topic_or_partition
-        assert _initialize(client, group, topic_id, 7, 1, 0).error_code == \
+        assert api.initialize(client, group, topic_id, 7, 1, 0).error_code == \
             ErrorCode.unknown_topic_or_partition
-        assert _initialize(client, "", topic_id, 0, 1, 0).error_code == \
+        assert api.initialize(client, "", topic_id, 0, 1, 0).error_code == \
             ErrorCode.invalid_request
 
-        assert _delete(client, group, topic_id).error_code == ErrorCode.none
-        assert _summary(client, group, topic_id).start_offset == -1
-        assert _read(client, group, topic_id, 5).error_code == ErrorCode.invalid_request
+        assert api.delete(client, group, topic_id).error_code == ErrorCode.none
+        assert api.summary(client, group, topic_id).start_offset == -1
+        assert api.read(client, group, topic_id, 5).error_code == ErrorCode.invalid_request
 
 
 def test_broker_persister(broker: EmbeddedBroker, topic_name: str) -> None:
@@ -144,7 +83,7 @@ def test_broker_persister(broker: EmbeddedBroker, topic_name: str) -> None:
     group = f"p-{topic_name}"
     persister = broker.services.coordinators.persister
     with WireClient(broker.bootstrap) as client:
-        topic_id = _topic_id(client, topic_name)
+        topic_id = api.topic_id(client, topic_name)
     assert broker.run(persister.read_state(group, topic_id, 0, 0)) is None
     assert broker.run(persister.read_summary(group, topic_id, 0)) is None
     broker.run(persister.initialize_state(group, topic_id, 0, 2, -1))

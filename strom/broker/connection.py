@@ -169,6 +169,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if self._admitted:
             self._admitted = False
             self._guard.leave(self, self._ip)
+        # Its share sessions end, and their members' acquired records are
+        # released (Kafka's ShareSessionCache disconnect listener).
+        self._broker.share_partitions.connection_closed(id(self))
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -359,10 +362,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return CLOSE
         # Positional, in RequestContext's field order (close_connection,
         # client_host, forwarded, principal, listener_name, security_protocol,
-        # sasl): keywords cost ~0.2 us more, on every request.
+        # sasl, close_after_response, connection_id): keywords cost ~0.2 us
+        # more, on every request.
         context = RequestContext(header, self._broker, False, self.client_host, False,
                                  self.principal, self.listener_name, self.security_protocol,
-                                 self.sasl)
+                                 self.sasl, False, id(self))
         fault = self._broker.faults.take(api_key)
         try:
             if fault is None or fault.action is FaultAction.DELAY:

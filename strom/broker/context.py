@@ -11,13 +11,16 @@ from strom.broker.coordinators import Coordinators
 from strom.broker.faults import FaultInjector
 from strom.broker.fetch_sessions import FetchSessionCache
 from strom.broker.replica_manager import ReplicaManager
+from strom.broker.share.manager import SharePartitionManager
 from strom.broker.stats import BrokerStats
 from strom.broker.txn_channel import TxnChannel
 from strom.clock import Clock
 from strom.cluster.image import MetadataImage
 from strom.cluster.store import MetadataStore
 from strom.config import BrokerConfig
+from strom.coordinator.share.persister import Persister
 from strom.coordinator.txn.producer_ids import ProducerIdManager
+from strom.errors import CoordinatorNotAvailableError
 from strom.protocol.headers import RequestHeader
 from strom.security.acl_types import AclOperation, ResourceType
 from strom.security.authorizer import ALLOW_ALL, Authorizer
@@ -29,6 +32,14 @@ if TYPE_CHECKING:
     from strom.broker.forwarding import Forwarder
     from strom.coordinator.group.service import GroupCoordinator
     from strom.coordinator.txn.service import TransactionCoordinator
+
+
+def _persister(coordinators: Coordinators) -> Persister:
+    """The share coordinator's Persister (started on first use)."""
+    persister: Persister | None = getattr(coordinators, "persister", None)
+    if persister is None:
+        raise CoordinatorNotAvailableError("no share coordinator on this broker")
+    return persister
 
 
 @dataclass(slots=True)
@@ -54,10 +65,17 @@ class BrokerServices:
     #: Incremental fetch sessions (KIP-227), max.incremental.fetch.session.cache.slots.
     fetch_sessions: FetchSessionCache = field(init=False)
 
+    #: Share partitions and share sessions (KIP-932), this broker's as leader.
+    share_partitions: SharePartitionManager = field(init=False)
+
     def __post_init__(self) -> None:
         self.client_quotas = ClientQuotaManager(self.metadata, self.config, self.clock)
         slots = self.config.get("max.incremental.fetch.session.cache.slots")
         self.fetch_sessions = FetchSessionCache(slots if isinstance(slots, int) else 1000)
+        metadata = self.metadata
+        self.share_partitions = SharePartitionManager(
+            lambda: _persister(self.coordinators), self.config, self.clock,
+            lambda group_id: metadata.image.group_configs.get(group_id, {}))
     #: How each SASL listener authenticates, by listener name (upper case).
     sasl_listeners: dict[str, ListenerSasl] = field(default_factory=dict)
     #: What the request path counts for /metrics (plain ints; stats.py).
@@ -106,6 +124,8 @@ class RequestContext:
     # Set by a handler whose response must be the connection's last (a failed
     # SASL authentication): the response is sent, then the connection closes.
     close_after_response: bool = False
+    # Which connection the request came on (share sessions end with it).
+    connection_id: int = 0
 
     @property
     def api_version(self) -> int:

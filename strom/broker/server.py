@@ -377,6 +377,7 @@ class Broker:
                 pass
         if self.services is not None:
             await self.services.replicas.stop_replication()
+            await self.services.share_partitions.close()
             await self.services.coordinators.stop()
             await self.services.producer_ids.stop()
             if self._peers is not None:

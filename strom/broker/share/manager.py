@@ -1,0 +1,335 @@
+"""SharePartitionManager: the share partitions this broker leads (KIP-932).
+
+One SharePartition per (share group, topic id, partition), made on the first
+share fetch that reaches this partition's leader: its state is read through
+the Persister (the share coordinator's `__share_group_state`), and a start
+offset still unresolved (never initialized, or initialized with -1 by the
+group coordinator) is resolved with the group's share.auto.offset.reset:
+`latest` (default, the high watermark), `earliest` (the log start offset) or
+`by_duration:<ISO-8601 duration>` (the first record at or after now minus the
+duration). A new leader epoch reloads the state.
+
+The manager owns the share sessions (sessions.py), the acquisition lock timers
+(one timer per share partition, at its earliest lock deadline), and writing the
+state back: after acknowledgements (the ShareAcknowledge or ShareFetch answers
+once the state is written), and in the background after lock expiries and
+releases. Writes of one share partition never overlap: a write in flight
+covers changes made before it started, later ones wait for the next.
+
+A member's acquired records are released when its share session closes
+(epoch -1), when the connection it last used closes, and (member_left) when
+the group coordinator removes it from the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from strom.broker.partition import Partition
+from strom.broker.purgatory import AppendNotifier
+from strom.broker.share.reader import read_batches, records_for
+from strom.broker.share.sessions import ShareSession, ShareSessionCache, TopicIdPartition
+from strom.broker.share.share_partition import (
+    Acknowledgement,
+    AcquiredRange,
+    AcquireMode,
+    SharePartition,
+)
+from strom.clock import Clock
+from strom.config import BrokerConfig
+from strom.coordinator.share.persister import (
+    UNINITIALIZED_START_OFFSET,
+    Persister,
+    ShareState,
+)
+from strom.errors import InvalidConfigError, OffsetOutOfRangeError
+
+log = logging.getLogger(__name__)
+
+GroupKey = tuple[str, uuid.UUID, int]  # (group id, topic id, partition)
+
+#: Kafka's broker configs for share partitions, and their 4.4 defaults.
+BROKER_DEFAULTS: Mapping[str, int] = {
+    "group.share.record.lock.duration.ms": 30000,
+    "group.share.min.record.lock.duration.ms": 15000,
+    "group.share.max.record.lock.duration.ms": 60000,
+    "group.share.delivery.count.limit": 5,
+    "group.share.partition.max.record.locks": 2000,
+    "group.share.max.share.sessions": 2000,
+}
+
+_DURATION = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?")
+
+
+def broker_int(config: BrokerConfig, name: str) -> int:
+    try:
+        value = config.get(name)
+    except KeyError:  # not (yet) a defined broker config
+        return BROKER_DEFAULTS[name]
+    return value if isinstance(value, int) else BROKER_DEFAULTS[name]
+
+
+def parse_duration_ms(text: str) -> int:
+    """An ISO-8601 duration as share.auto.offset.reset's by_duration takes it
+    (PnDTnHnMn.nS, Java's Duration.parse without negatives)."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None or text.strip() in ("P", "PT"):
+        raise InvalidConfigError(f"invalid duration {text!r}")
+    days, hours, minutes, seconds = match.groups()
+    total = int(days or 0) * 86400 + int(hours or 0) * 3600 + int(minutes or 0) * 60
+    return total * 1000 + round(float(seconds or 0) * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupShareSettings:
+    """What a share partition reads from its group's configs (KIP-932 group
+    configs, defaulting to the broker's)."""
+
+    record_lock_duration_ms: int
+    auto_offset_reset: str  # latest | earliest | by_duration:<duration>
+    read_committed: bool
+
+
+@dataclass(slots=True)
+class SharePartitionHandle:
+    key: GroupKey
+    share: SharePartition
+    leader_epoch: int
+    #: Fires when records become acquirable again (released, lock expired).
+    released: AppendNotifier = field(default_factory=AppendNotifier)
+    version: int = 0  # bumped by every change to persist
+    written: int = 0  # the version the persister last stored
+    writing: asyncio.Future[None] | None = None
+    timer: asyncio.TimerHandle | None = None
+    timer_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShareFetchResult:
+    records: list[memoryview]
+    size: int
+    acquired: list[AcquiredRange]
+
+
+class SharePartitionManager:
+    def __init__(self, persister: Callable[[], Persister], config: BrokerConfig, clock: Clock,
+                 group_configs: Callable[[str], Mapping[str, object]]) -> None:
+        #: The Persister, asked for when first needed (the share coordinator
+        #: behind it starts on first use).
+        self.persister_source = persister
+        self.config = config
+        self.clock = clock
+        self._group_configs = group_configs
+        self.sessions = ShareSessionCache(broker_int(config, "group.share.max.share.sessions"))
+        self._partitions: dict[GroupKey, SharePartitionHandle] = {}
+        self._loading: dict[GroupKey, asyncio.Future[SharePartitionHandle]] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- settings ------------------------------------------------------------
+
+    def now_ms(self) -> int:
+        return round(self.clock.monotonic() * 1000)
+
+    def group_settings(self, group_id: str) -> GroupShareSettings:
+        values = self._group_configs(group_id)
+        lock = broker_int(self.config, "group.share.record.lock.duration.ms")
+        configured = values.get("share.record.lock.duration.ms")
+        if configured is not None:
+            lock = int(str(configured))
+        lock = min(max(lock, broker_int(self.config, "group.share.min.record.lock.duration.ms")),
+                   broker_int(self.config, "group.share.max.record.lock.duration.ms"))
+        reset = str(values.get("share.auto.offset.reset") or "latest")
+        isolation = str(values.get("share.isolation.level") or "read_uncommitted")
+        return GroupShareSettings(lock, reset, isolation == "read_committed")
+
+    # -- share partitions ----------------------------------------------------
+
+    def handle(self, key: GroupKey) -> SharePartitionHandle | None:
+        return self._partitions.get(key)
+
+    async def share_partition(self, group_id: str, topic_id: uuid.UUID,
+                              partition: Partition) -> SharePartitionHandle:
+        """The share partition, loaded (once, whoever asks first) from the Persister."""
+        key = (group_id, topic_id, partition.index)
+        handle = self._partitions.get(key)
+        if handle is not None and handle.leader_epoch == partition.leader_epoch:
+            return handle
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(key, partition))
+            self._loading[key] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(key, None))
+        return await asyncio.shield(loading)
+
+    async def _load(self, key: GroupKey, partition: Partition) -> SharePartitionHandle:
+        group_id, topic_id, index = key
+        leader_epoch = partition.leader_epoch
+        state = await self.persister_source().read_state(group_id, topic_id, index, leader_epoch)
+        if state is None:
+            # Not initialized by the group coordinator: start it here.
+            start = self._reset_offset(group_id, partition)
+            await self.persister_source().initialize_state(group_id, topic_id, index, 0, start)
+            state = ShareState(0, leader_epoch, start, ())
+        elif state.start_offset == UNINITIALIZED_START_OFFSET:
+            state = ShareState(state.state_epoch, leader_epoch,
+                               self._reset_offset(group_id, partition), ())
+            await self.persister_source().write_state(group_id, topic_id, index, state)
+        share = SharePartition(
+            state, delivery_count_limit=broker_int(self.config, "group.share.delivery.count.limit"),
+            max_record_locks=broker_int(self.config, "group.share.partition.max.record.locks"))
+        old = self._partitions.get(key)
+        if old is not None and old.timer is not None:
+            old.timer.cancel()
+        handle = self._partitions[key] = SharePartitionHandle(key, share, leader_epoch)
+        return handle
+
+    def _reset_offset(self, group_id: str, partition: Partition) -> int:
+        reset = self.group_settings(group_id).auto_offset_reset
+        if reset == "earliest":
+            return partition.log_start_offset
+        if reset.startswith("by_duration:"):
+            since = self.clock.wall_ms() - parse_duration_ms(reset.removeprefix("by_duration:"))
+            found = partition.log.offset_for_timestamp(since)
+            if found is not None and found[0] < partition.high_watermark:
+                return max(found[0], partition.log_start_offset)
+        return partition.high_watermark
+
+    # -- fetch and acknowledge -----------------------------------------------
+
+    def acquire(self, handle: SharePartitionHandle, partition: Partition, member_id: str, *,
+                max_records: int, max_bytes: int, first: bool, settings: GroupShareSettings,
+                mode: AcquireMode = AcquireMode.BATCH_OPTIMIZED) -> ShareFetchResult:
+        """Read from the next fetch offset and acquire what can be handed out."""
+        share = handle.share
+        if share.advance_log_start(partition.log_start_offset):
+            handle.version += 1
+        offset = share.next_fetch_offset()
+        upper = partition.last_stable_offset if settings.read_committed \
+            else partition.high_watermark
+        if offset is None or offset >= upper or max_records <= 0:
+            return ShareFetchResult([], 0, [])
+        try:
+            fetched = partition.fetch(offset, max_bytes, read_committed=settings.read_committed,
+                                      min_one_batch=first, zero_copy=False)
+        except OffsetOutOfRangeError:
+            return ShareFetchResult([], 0, [])
+        read = read_batches(fetched.records, fetched.aborted_transactions)
+        now = self.now_ms()
+        acquired = share.acquire(member_id, offset, [r.batch for r in read],
+                                 max_records=max_records,
+                                 lock_duration_ms=settings.record_lock_duration_ms,
+                                 now_ms=now, mode=mode)
+        self._schedule(handle)
+        chunks, size = records_for(read, acquired)
+        return ShareFetchResult(chunks, size, acquired)
+
+    async def acknowledge(self, handle: SharePartitionHandle, member_id: str,
+                          acks: Sequence[Acknowledgement], *, renew_allowed: bool,
+                          settings: GroupShareSettings) -> None:
+        """Apply and persist; raises the acknowledgement's or the Persister's error."""
+        handle.share.acknowledge(member_id, acks, lock_duration_ms=settings.record_lock_duration_ms,
+                                 now_ms=self.now_ms(), renew_allowed=renew_allowed)
+        handle.version += 1
+        handle.released.notify()
+        self._schedule(handle)
+        await self.persist(handle)
+
+    async def persist(self, handle: SharePartitionHandle) -> None:
+        """Store the share partition's state as of now (one write at a time)."""
+        target = handle.version
+        while handle.written < target:
+            if handle.writing is None:
+                handle.writing = asyncio.ensure_future(self._write(handle))
+            await asyncio.shield(handle.writing)
+
+    async def _write(self, handle: SharePartitionHandle) -> None:
+        version = handle.version
+        group_id, topic_id, index = handle.key
+        try:
+            await self.persister_source().write_state(group_id, topic_id, index,
+                                             handle.share.snapshot(handle.leader_epoch))
+            handle.written = max(handle.written, version)
+        finally:
+            handle.writing = None
+
+    def _persist_later(self, handle: SharePartitionHandle) -> None:
+        task = asyncio.ensure_future(self.persist(handle))
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("writing share partition state failed: %s", task.exception())
+
+    # -- lock timers ---------------------------------------------------------
+
+    def _schedule(self, handle: SharePartitionHandle) -> None:
+        deadline = handle.share.next_lock_deadline()
+        if deadline == handle.timer_at:
+            return
+        if handle.timer is not None:
+            handle.timer.cancel()
+            handle.timer, handle.timer_at = None, None
+        if deadline is not None:
+            delay = max(deadline - self.now_ms(), 0) / 1000.0
+            handle.timer = asyncio.get_running_loop().call_later(delay, self._expire, handle)
+            handle.timer_at = deadline
+
+    def _expire(self, handle: SharePartitionHandle) -> None:
+        handle.timer, handle.timer_at = None, None
+        if self._partitions.get(handle.key) is not handle:
+            return
+        if handle.share.expire_locks(self.now_ms()):
+            self._changed(handle)
+        self._schedule(handle)
+
+    def _changed(self, handle: SharePartitionHandle) -> None:
+        handle.version += 1
+        handle.released.notify()
+        self._persist_later(handle)
+
+    # -- members and sessions ------------------------------------------------
+
+    def release(self, group_id: str, member_id: str,
+                partitions: Sequence[TopicIdPartition] | None = None) -> None:
+        """Release what the member holds (in the given partitions, or all of
+        the group's here), persisting in the background."""
+        for key, handle in list(self._partitions.items()):
+            if key[0] != group_id or (partitions is not None and key[1:] not in partitions):
+                continue
+            if handle.share.release_member(member_id):
+                self._changed(handle)
+                self._schedule(handle)
+
+    def session_closed(self, session: ShareSession) -> None:
+        self.release(session.group_id, session.member_id)
+
+    def member_left(self, group_id: str, member_id: str) -> None:
+        """The group coordinator removed the member: its session ends too."""
+        self.sessions.remove(group_id, member_id)
+        self.release(group_id, member_id)
+
+    def connection_closed(self, connection_id: int) -> None:
+        for session in self.sessions.connection_closed(connection_id):
+            self.session_closed(session)
+
+    def forget(self, key: GroupKey) -> None:
+        """Drop a share partition (leadership moved, state deleted)."""
+        handle = self._partitions.pop(key, None)
+        if handle is not None and handle.timer is not None:
+            handle.timer.cancel()
+
+    async def close(self) -> None:
+        for handle in self._partitions.values():
+            if handle.timer is not None:
+                handle.timer.cancel()
+        for task in list(self._background):
+            task.cancel()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)

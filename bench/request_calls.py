@@ -34,7 +34,10 @@ from strom.protocol.messages import build
 from strom.protocol.records import RecordSpec, build_batch
 
 requests, acks, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-size, idempotent = int(sys.argv[4]), sys.argv[5] == "1"
+size, idempotent, serve = int(sys.argv[4]), sys.argv[5] == "1", sys.argv[6] == "1"
+if serve:  # as `strom serve` runs: uvloop, and its GC settings once started
+    import uvloop
+    uvloop.install()
 
 def frame(api_key, version, body):
     return encode_request(build(request_class(api_key, version), body), 1, "request-calls")
@@ -71,6 +74,9 @@ def on_loop(loop, fn):
     assert done.wait(30)
 
 broker = EmbeddedBroker(overrides={"num.partitions": "1"}).start()
+if serve:
+    from strom.cli.serve import _tune_gc
+    _tune_gc()
 try:
     sock = socket.create_connection(("127.0.0.1", broker.port), 10)
     sock.sendall(frame(ApiKey.CREATE_TOPICS, 7, {
@@ -125,12 +131,13 @@ print(json.dumps(calls))
 '''
 
 
-RECORD: dict[str, Any] = {"size": 100, "idempotent": False}
+RECORD: dict[str, Any] = {"size": 100, "idempotent": False, "serve": False}
 
 
 def _child(tree: str, requests: int, acks: int, mode: str) -> dict[str, Any]:
     out = subprocess.run([sys.executable, "-c", CHILD, str(requests), str(acks), mode,
-                          str(RECORD["size"]), "1" if RECORD["idempotent"] else "0"],
+                          str(RECORD["size"]), "1" if RECORD["idempotent"] else "0",
+                          "1" if RECORD["serve"] else "0"],
                          env=dict(os.environ, PYTHONPATH=os.path.abspath(tree)),
                          cwd=os.path.abspath(tree), check=True, capture_output=True, text=True)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -167,8 +174,11 @@ def main() -> None:
     parser.add_argument("--idempotent", action="store_true",
                         help="an idempotent producer (InitProducerId, a sequence per request; "
                              "the fleet row: --acks -1 --record-size 1024 --idempotent)")
+    parser.add_argument("--serve", action="store_true",
+                        help="the broker as `strom serve` runs it: on uvloop (whose calls "
+                             "cProfile does not see), with its GC settings")
     args = parser.parse_args()
-    RECORD.update(size=args.record_size, idempotent=args.idempotent)
+    RECORD.update(size=args.record_size, idempotent=args.idempotent, serve=args.serve)
     for acks in args.acks or [1, -1]:
         if args.cpu_rounds:
             _cpu_rounds(args.trees, args.cpu_requests, acks, args.cpu_rounds)

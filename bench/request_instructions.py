@@ -35,11 +35,15 @@ from strom.protocol.records import RecordSpec, build_batch
 
 SERVER = r'''
 import sys
-if sys.argv[1:] == ["uvloop"]:
+serve = sys.argv[1:] == ["serve"]
+if serve:  # as `strom serve` runs: uvloop, and its GC settings once started
     import uvloop
     uvloop.install()
 from strom.testing import EmbeddedBroker
 broker = EmbeddedBroker(overrides={"num.partitions": "1"}).start()
+if serve:
+    from strom.cli.serve import _tune_gc
+    _tune_gc()
 print(broker.port, flush=True)
 sys.stdin.readline()
 broker.stop()
@@ -98,7 +102,7 @@ def _instructions(tree: str, requests: int, acks: int, options: argparse.Namespa
         proc = subprocess.Popen(
             ["valgrind", "--tool=callgrind", "--instr-atstart=no",
              f"--callgrind-out-file={out}", sys.executable, "-c", SERVER,
-             *(["uvloop"] if options.uvloop else [])],
+             *(["serve"] if options.serve else [])],
             cwd=tree, env=dict(os.environ, PYTHONPATH=tree), stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert proc.stdin is not None and proc.stdout is not None
@@ -144,8 +148,9 @@ def main() -> None:
     parser.add_argument("--idempotent", action="store_true",
                         help="an idempotent producer (InitProducerId, a sequence per request; "
                              "the fleet row: --acks -1 --record-size 1024 --idempotent)")
-    parser.add_argument("--uvloop", action="store_true",
-                        help="the broker on uvloop, as `strom serve` runs it")
+    parser.add_argument("--serve", action="store_true",
+                        help="the broker as `strom serve` runs it: on uvloop, with its GC "
+                             "settings (gc.freeze after start, gen0 threshold 50,000)")
     parser.add_argument("--pipeline", type=int, default=32,
                         help="requests in flight (1: one at a time, each read one request)")
     args = parser.parse_args()

@@ -113,6 +113,17 @@ def test_a_big_topic_makes_no_directory_until_records_arrive(strom: StromProcess
     assert _topic_dirs(data) == [f"{TOPIC}-0", f"{TOPIC}-1999"]
     assert {p.name for p in (data / f"{TOPIC}-0").iterdir()} >= {
         "partition.metadata", "leader-epoch-checkpoint", "00000000000000000000.log"}
+    # After a restart every partition is back, the unwritten ones still without
+    # a directory, and each takes records.
+    strom.start(timeout=TIMEOUT)
+    metadata = send(strom.bootstrap, ApiKey.METADATA, 12, {
+        "topics": [{"name": TOPIC, "topic_id": None}], "allow_auto_topic_creation": False,
+        "include_topic_authorized_operations": False})
+    assert len(metadata.topics[0].partitions) == 2_000
+    assert all(p.error_code == ErrorCode.none for p in metadata.topics[0].partitions)
+    assert _topic_dirs(data) == [f"{TOPIC}-0", f"{TOPIC}-1999"]
+    assert _produce_code(strom.bootstrap, TOPIC, 500) == ErrorCode.none
+    assert strom.terminate() == 0
     assert "Traceback" not in strom.log_path.read_text()
 
 

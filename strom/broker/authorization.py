@@ -288,6 +288,11 @@ REQUIREMENTS: dict[int, tuple[Need, ...]] = {
         Need(_G, "DESCRIBE", _GROUP + " per group"),
         Need(_T, "DESCRIBE", _TOPIC + " per group",
              "every topic of its members' assignments and target assignments")),
+    ApiKey.SHARE_FETCH: (Need(_G, "READ", _GROUP + " (whole request)"),
+                         Need(_T, "READ", _TOPIC + " per partition",
+                              "fetches and piggybacked acknowledgements")),
+    ApiKey.SHARE_ACKNOWLEDGE: (Need(_G, "READ", _GROUP + " (whole request)"),
+                               Need(_T, "READ", _TOPIC + " per partition")),
     ApiKey.DESCRIBE_TOPIC_PARTITIONS: (
         Need(_T, "DESCRIBE", _TOPIC,
              "named topics; unauthorized topics are left out of an all-topics answer"),),

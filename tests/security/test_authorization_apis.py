@@ -307,6 +307,17 @@ def cases() -> list[Case]:
                                                  "include_authorized_operations": True},
              lambda r: [g.error_code for g in r.groups], GROUP_DENIED,
              [(G, GROUP, Op.DESCRIBE)]),
+        # Share groups (issue 17): the topic checks are in
+        # tests/broker/share/test_share_authorization.py (they need the topic's id).
+        Case(ApiKey.SHARE_FETCH, 1, {
+            "group_id": GROUP, "member_id": "AAAAAAAAAAAAAAAAAAAAAA", "share_session_epoch": 0,
+            "max_wait": 0, "min_bytes": 1, "max_bytes": 1024, "max_records": 10,
+            "batch_size": 10, "topics": [], "forgotten_topics_data": []},
+             top, GROUP_DENIED, [(G, GROUP, Op.READ)]),
+        Case(ApiKey.SHARE_ACKNOWLEDGE, 1, {
+            "group_id": GROUP, "member_id": "AAAAAAAAAAAAAAAAAAAAAA", "share_session_epoch": -1,
+            "topics": []},
+             top, GROUP_DENIED, [(G, GROUP, Op.READ)]),
         Case(ApiKey.DESCRIBE_TOPIC_PARTITIONS, 0, {"topics": [{"name": TOPIC}],
                                                    "response_partition_limit": 100},
              lambda r: [t.error_code for t in r.topics], TOPIC_DENIED,

@@ -3,17 +3,19 @@
 
   python bench/cores.py                       # 3 alternating rounds, both layouts
   python bench/cores.py --rounds 1 --quick    # to see it work
-  python bench/cores.py --busy                # with a competing CPU hog on core 0
+  python bench/cores.py --busy                # with a competing CPU hog
 
 A shard is a broker process that owns a disjoint set of partitions (Kafka's
 clients route every produce and fetch to the partition's leader, so shards
 need no request forwarding on the data path). Layouts, each on a fresh
 data directory:
 
-- `1x`: one broker (node 1) pinned to core 0, the client pinned to core 1.
-- `2x`: two brokers (nodes 1, 2; cluster mode over etcd at replication
-  factor 1, partitions spread over both), pinned to cores 0 and 1; the
-  client is not pinned (a 2-core machine has no third core for it).
+- `1x`: one single-node broker (the default `strom serve`) pinned to core 0,
+  the client pinned to core 1.
+- `2x`: `strom serve --override strom.processes=2`: two broker processes
+  (nodes 1, 2; cluster mode over etcd at replication factor 1, partitions
+  spread over both), which it pins to cores 0 and 1; the client is not
+  pinned (a 2-core machine has no third core for it).
 
 Workloads (librdkafka through confluent-kafka, one client process):
 
@@ -24,7 +26,7 @@ Workloads (librdkafka through confluent-kafka, one client process):
 - `bulk`: 1 KiB records, linger.ms 5, 1 MiB batches, acks=1; MiB/s.
 
 Each row reports the brokers' and the client's CPU (cores busy). `--busy`
-runs a CPU hog (a Python busy loop) pinned to core 0 during the workloads,
+runs a CPU hog (a Python busy loop, not pinned) during the workloads,
 the "one other busy process on the machine" of the issue. Results:
 bench/results/cores-latest.json and .md. See docs/benchmarks.md
 ("More than one core").
@@ -37,6 +39,8 @@ import datetime as dt
 import json
 import os
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -45,6 +49,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from brokers import strom_runtime_bin
+from cluster_bench import export_revision
 from common import CACHE, CLK_TCK, PYTHON, ROOT, free_port, log, port_open
 
 RESULTS = ROOT / "bench" / "results"
@@ -101,17 +107,36 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def consecutive_free_ports(n: int) -> int:
+    """A port p with p .. p + n - 1 free (strom.processes listens on p + i)."""
+    for _ in range(50):
+        first = free_port()
+        socks = [socket.socket() for _ in range(n)]
+        try:
+            for i, sock in enumerate(socks):
+                sock.bind(("127.0.0.1", first + i))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError(f"no {n} consecutive free ports")
+
+
 def pin(cpu: int | None) -> list[str]:
     return ["taskset", "-c", str(cpu)] if cpu is not None else []
 
 
 class Layout:
-    def __init__(self, shards: int, base: Path) -> None:
+    def __init__(self, shards: int, base: Path, strom: Path) -> None:
+        self.strom = strom
         self.shards = shards
         self.base = base
         self.procs: list[subprocess.Popen[bytes]] = []
         self.etcd: subprocess.Popen[bytes] | None = None
-        self.ports = [free_port() for _ in range(shards)]
+        first = consecutive_free_ports(shards)
+        self.ports = [first + i for i in range(shards)]
 
     @property
     def bootstrap(self) -> str:
@@ -137,17 +162,19 @@ class Layout:
                               "transaction.state.log.replication.factor": "1",
                               "transaction.state.log.min.isr": "1",
                               "default.replication.factor": "1"})
-        for i, port in enumerate(self.ports):
-            args = [*pin(i), PYTHON, "-m", "strom", "serve", "--log-level", "WARNING",
-                    "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
-                    "--override", f"log.dirs={self.base / f'data-{i}'}"]
-            if self.shards > 1:
-                args += ["--override", f"node.id={i + 1}"]
-            for k, v in overrides.items():
-                args += ["--override", f"{k}={v}"]
-            with open(self.base / f"broker-{i}.log", "ab") as out:
-                self.procs.append(subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
-                                                   cwd=self.base))
+        if self.shards > 1:
+            # The built thing: one `strom serve` running one broker process per
+            # core (strom.processes, strom/cli/processes.py), which pins them.
+            overrides.update({"strom.processes": str(self.shards), "node.id": "1"})
+        args = [*pin(0 if self.shards == 1 else None), str(self.strom), "serve",
+                "--log-level", "WARNING",
+                "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.ports[0]}",
+                "--override", f"log.dirs={self.base / 'data'}"]
+        for k, v in overrides.items():
+            args += ["--override", f"{k}={v}"]
+        with open(self.base / "broker.log", "ab") as out:
+            self.procs.append(subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                                               cwd=self.base))
         deadline = time.monotonic() + 60
         for port in self.ports:
             while not port_open(port):
@@ -184,7 +211,13 @@ class Layout:
             time.sleep(0.1)  # polling metadata: there is no event to wait on
 
     def cpu(self) -> float:
-        return sum(proc_cpu_s(p.pid) for p in self.procs)
+        """CPU seconds of the broker processes (strom.processes' children too)."""
+        total = 0.0
+        for p in self.procs:
+            total += proc_cpu_s(p.pid)
+            with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
+                total += sum(proc_cpu_s(int(c)) for c in f.read().split())
+        return total
 
     def stop(self) -> None:
         for p in self.procs:
@@ -223,9 +256,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--busy", action="store_true", help="a CPU hog pinned to core 0")
+    ap.add_argument("--busy", action="store_true", help="a CPU hog beside the workloads")
     ap.add_argument("--layouts", default="1,2")
+    ap.add_argument("--strom-rev", default="HEAD",
+                    help="the commit measured (exported and installed non-editable: other "
+                         "work may edit the tree while this runs)")
     args = ap.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the brokers and the hog are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    src = CACHE / "bench" / "cores-rev-src"
+    rev = export_revision(args.strom_rev, src)
+    strom = strom_runtime_bin("cluster", src, "strom-runtime-cores")
     if (os.cpu_count() or 1) < 2:
         log("needs 2 cores")
         return 1
@@ -238,13 +279,13 @@ def main() -> int:
         order = layouts if rnd % 2 == 0 else list(reversed(layouts))
         for shards in order:
             base = Path(tempfile.mkdtemp(prefix=f"cores-{shards}-", dir=ROOT / ".cache"))
-            layout = Layout(shards, base)
+            layout = Layout(shards, base, strom)
             hog = None
             try:
                 layout.start()
                 run_workload(layout, "small", 5_000)  # warm-up
                 if args.busy:
-                    hog = subprocess.Popen([*pin(0), sys.executable, "-c", HOG])
+                    hog = subprocess.Popen([sys.executable, "-c", HOG])
                 for mode, n in (("small", small_n), ("bulk", bulk_n)):
                     r = run_workload(layout, mode, n)
                     r.update(round=rnd, shards=shards, mode=mode, busy=args.busy)
@@ -257,9 +298,9 @@ def main() -> int:
                 layout.stop()
                 shutil.rmtree(base, ignore_errors=True)
     doc = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-           "command": " ".join(sys.argv), "loadavg_start": load0,
+           "command": " ".join(sys.argv), "strom_rev": rev, "loadavg_start": load0,
            "loadavg_end": os.getloadavg(), "rows": rows}
-    lines = [f"# strom, 1 vs 2 shards — {doc['date']}", "",
+    lines = [f"# strom at {rev}, 1 vs 2 broker processes — {doc['date']}", "",
              f"`{doc['command']}`; load average at start {load0[0]:.1f}, "
              f"at end {doc['loadavg_end'][0]:.1f}", "",
              "| workload | shards | median | range | broker CPU (cores) | client CPU |",

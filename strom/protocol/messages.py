@@ -192,7 +192,8 @@ def encode_response_frame(
     if api_key == FETCH and isinstance(payload, Mapping):
         chunks = encode_fetch_response(api_version, correlation_id, payload)
     elif api_key == PRODUCE and isinstance(payload, Mapping):
-        chunks = [encode_produce_response(api_version, correlation_id, payload)]
+        body = encode_produce_response(api_version, correlation_id, payload)
+        return [_SIZE.pack(len(body)), body]
     else:
         chunks = [encode_response(api_key, api_version, correlation_id, payload, fast=False)]
     size = sum(len(c) for c in chunks)

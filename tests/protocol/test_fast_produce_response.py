@@ -37,3 +37,22 @@ def test_matches_kio_byte_for_byte(version: int, seed: int) -> None:
     shape = _response(random.Random(seed * 17 + version))
     assert encode_produce_response(version, 99, shape) == encode_response(
         ApiKey.PRODUCE, version, 99, shape, fast=False)
+
+
+@pytest.mark.parametrize("version", range(3, 14))
+@pytest.mark.parametrize("name", ["t", "tü" * 20, "x" * 125, "x" * 126, "x" * 127, "x" * 300])
+@pytest.mark.parametrize("error", [(0, None, []), (87, "Record is invalid", []),
+                                   (87, None, [{"batch_index": 0,
+                                                "batch_index_error_message": None}])])
+def test_one_partition_answer_matches_kio(version: int, name: str,
+                                          error: tuple[int, str | None, list[Any]]) -> None:
+    # The one-topic, one-partition shape has a path of its own (_one_partition).
+    code, message, record_errors = error
+    shape = {"responses": [{"name": name, "topic_id": uuid.UUID(int=7 << 64),
+                            "partition_responses": [{
+                                "index": 2**31 - 1, "error_code": code, "base_offset": 2**40,
+                                "log_append_time": -1, "log_start_offset": 3,
+                                "record_errors": record_errors, "error_message": message}]}],
+             "throttle_time": 12}
+    assert encode_produce_response(version, -5, shape) == encode_response(
+        ApiKey.PRODUCE, version, -5, shape, fast=False)

@@ -19,9 +19,9 @@ from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.broker.topics import create_topic
 from strom.coordinator.group.streams import TasksTuple, tasks_in
-from strom.coordinator.group.streams_protocol import StreamsHeartbeat
 from strom.coordinator.group.streams_service import error_response
 from strom.coordinator.group.streams_topology import MISSING_INTERNAL_TOPICS
+from strom.coordinator.group.streams_validation import StreamsHeartbeat
 from strom.errors import ErrorCode, KafkaError
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import to_millis

@@ -35,7 +35,6 @@ from strom.coordinator.group.classic import ClassicGroup
 from strom.coordinator.group.consumer import metadata_hash
 from strom.coordinator.group.context import ShardContext
 from strom.coordinator.group.errors import (
-    FencedMemberEpochError,
     GroupIdNotFoundError,
     GroupMaxSizeReachedError,
     InvalidRequestError,
@@ -52,6 +51,7 @@ from strom.coordinator.group.streams import (
     target_value,
     tasks_out,
 )
+from strom.coordinator.group.streams_reconcile import check_epoch, reconcile
 from strom.coordinator.group.streams_topology import (
     SHUTDOWN_APPLICATION,
     STALE_TOPOLOGY,
@@ -60,115 +60,23 @@ from strom.coordinator.group.streams_topology import (
     configure,
     topic_names,
 )
+from strom.coordinator.group.streams_validation import (
+    LEAVE_GROUP_MEMBER_EPOCH,
+    LEAVE_GROUP_STATIC_MEMBER_EPOCH,
+    StreamsHeartbeat,
+)
 from strom.coordinator.runtime import Result
-from strom.errors import ErrorCode, KafkaError
+from strom.errors import ErrorCode
 
 log = logging.getLogger(__name__)
 
 RecordPair = tuple[bytes, bytes | None]
-LEAVE_GROUP_MEMBER_EPOCH = -1
-LEAVE_GROUP_STATIC_MEMBER_EPOCH = -2
-
-
-class StreamsInvalidTopologyError(KafkaError):
-    code = ErrorCode.streams_invalid_topology
-
-
-@dataclass(frozen=True, slots=True)
-class StreamsHeartbeat:
-    """A StreamsGroupHeartbeat, version-independent (None: unchanged since the last)."""
-
-    group_id: str
-    member_id: str
-    member_epoch: int
-    endpoint_information_epoch: int = 0
-    instance_id: str | None = None
-    rack_id: str | None = None
-    rebalance_timeout_ms: int = -1
-    topology: dict[str, Any] | None = None  # a StreamsGroupTopology record's fields
-    owned: TasksTuple | None = None
-    process_id: str | None = None
-    user_endpoint: tuple[str, int] | None = None
-    client_tags: tuple[tuple[str, str], ...] | None = None
-    shutdown_application: bool = False
-    client_id: str = ""
-    client_host: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class HeartbeatOutcome:
     response: dict[str, Any]
     to_create: tuple[InternalTopic, ...] = ()
-
-
-def validate(request: StreamsHeartbeat, task_lists_present: tuple[bool, bool, bool]) -> None:
-    """Kafka's checks of a StreamsGroupHeartbeat's fields, before the coordinator runs."""
-    topology = request.topology
-    if topology is not None:
-        for sub in topology["subtopologies"]:
-            if sub["source_topic_regex"]:
-                raise InvalidRequestError(
-                    "Regular expressions for source topics are not supported yet.")
-    if not request.member_id:
-        raise InvalidRequestError("MemberId can't be empty.")
-    if not request.group_id:
-        raise InvalidRequestError("GroupId can't be empty.")
-    if request.instance_id == "":
-        raise InvalidRequestError("InstanceId can't be empty.")
-    if request.rack_id == "":
-        raise InvalidRequestError("RackId can't be empty.")
-    epoch = request.member_epoch
-    if epoch == 0:
-        if request.rebalance_timeout_ms == -1:
-            raise InvalidRequestError("RebalanceTimeoutMs must be provided in first request.")
-        if request.owned is not None:
-            for name, kind in zip(("ActiveTasks", "StandbyTasks", "WarmupTasks"),
-                                  request.owned.kinds(), strict=True):
-                if kind:
-                    raise InvalidRequestError(f"{name} must be empty when (re-)joining.")
-        if topology is None:
-            raise InvalidRequestError("Topology must be non-null when (re-)joining.")
-        validate_topology(topology)
-    elif epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH:
-        if request.instance_id is None:
-            raise InvalidRequestError("InstanceId can't be null.")
-    elif epoch < LEAVE_GROUP_STATIC_MEMBER_EPOCH:
-        raise InvalidRequestError(
-            f"MemberEpoch is {epoch}, but must be greater than or equal to -2.")
-    if any(task_lists_present) and not all(task_lists_present):
-        raise InvalidRequestError("If one task-type is non-null, all must be non-null.")
-    if epoch != 0 and topology is not None:
-        raise InvalidRequestError("Topology can only be provided when (re-)joining.")
-
-
-def validate_topology(topology: Mapping[str, Any]) -> None:
-    """What makes a topology invalid (STREAMS_INVALID_TOPOLOGY) before any topic is looked
-    at: a changelog topic with a partition count, a subtopology id twice, a copartition
-    group pointing at no topic."""
-    seen: set[str] = set()
-    for sub in topology["subtopologies"]:
-        sub_id = sub["subtopology_id"]
-        if sub_id in seen:
-            raise StreamsInvalidTopologyError(f"Duplicate subtopology id {sub_id}.")
-        seen.add(sub_id)
-        for info in sub["state_changelog_topics"]:
-            if info["partitions"] != 0:
-                raise StreamsInvalidTopologyError(
-                    f"Changelog topic {info['name']} must have an undefined partition count, "
-                    f"but it is set to {info['partitions']}.")
-        for info in sub["repartition_source_topics"]:
-            if info["partitions"] < 0:
-                raise StreamsInvalidTopologyError(
-                    f"Repartition topic {info['name']} has a negative partition count.")
-        for group in sub["copartition_groups"]:
-            for key, size in (("source_topics", len(sub["source_topics"])),
-                              ("repartition_source_topics",
-                               len(sub["repartition_source_topics"]))):
-                for i in group[key]:
-                    if not 0 <= i < size:
-                        raise StreamsInvalidTopologyError(
-                            f"Copartition group of subtopology {sub_id} refers to "
-                            f"{key} index {i}, which does not exist.")
 
 
 def _tasks_response(tasks: Tasks) -> list[dict[str, Any]]:
@@ -286,7 +194,7 @@ class StreamsGroupManager:
                     f"{config.max_size} members.")
             member = StreamsGroupMember(request.member_id)
         elif not joining:
-            _check_epoch(member, request)
+            check_epoch(member, request.member_epoch, request.owned)
 
         # 1. The member.
         updated = replace(
@@ -627,104 +535,3 @@ def _canonical(topology: Mapping[str, Any]) -> Any:
         return value
 
     return (topology["epoch"], tuple(sorted(freeze(s) for s in topology["subtopologies"])))
-
-
-def _check_epoch(member: StreamsGroupMember, request: StreamsHeartbeat) -> None:
-    received = request.member_epoch
-    if received > member.member_epoch:
-        raise FencedMemberEpochError(
-            f"The streams group member has a greater member epoch ({received}) than the one "
-            f"known by the group coordinator ({member.member_epoch}). The member must abandon "
-            "all its tasks and rejoin.")
-    if received < member.member_epoch and (
-            received != member.previous_member_epoch or (
-                request.owned is not None and not _is_subset(request.owned, member.assigned))):
-        raise FencedMemberEpochError(
-            f"The streams group member has a smaller member epoch ({received}) than the one "
-            f"known by the group coordinator ({member.member_epoch}). The member must abandon "
-            "all its tasks and rejoin.")
-
-
-def _is_subset(owned: TasksTuple, assigned: TasksTuple) -> bool:
-    for mine, theirs in zip(owned.kinds(), assigned.kinds(), strict=True):
-        for sub, ps in mine.items():
-            if not ps <= theirs.get(sub, frozenset()):
-                return False
-    return True
-
-
-def reconcile(member: StreamsGroupMember, target_epoch: int, target: TasksTuple,
-              group: StreamsGroup, owned: TasksTuple | None) -> StreamsGroupMember:
-    """One step of Kafka's CurrentAssignmentBuilder for streams groups."""
-    if member.state is MemberState.STABLE:
-        if member.member_epoch == target_epoch:
-            return member
-        return _next(member, target_epoch, target, group, owned)
-    if member.state is MemberState.UNREVOKED_TASKS:
-        if owned is None or owned.contains_any(member.pending_revocation):
-            return member
-        return _next(member, target_epoch, target, group, owned)
-    if member.state is MemberState.UNRELEASED_TASKS:
-        return _next(member, target_epoch, target, group, owned)
-    if owned is None or not owned.is_empty():
-        raise FencedMemberEpochError("The streams group member is in a unknown state. The "
-                                     "member must abandon all its tasks and rejoin.")
-    return _next(member, target_epoch, target, group, owned)
-
-
-def _next(member: StreamsGroupMember, target_epoch: int, target: TasksTuple,
-          group: StreamsGroup, owned: TasksTuple | None) -> StreamsGroupMember:
-    me, process = member.member_id, member.process_id
-
-    def unreleased_active(sub: str, p: int) -> bool:
-        return (group.active_owner(sub, p, excluding=me) is not None
-                or process in group.other_role_processes(sub, p, excluding=me))
-
-    def unreleased_other(sub: str, p: int) -> bool:
-        return (group.active_owner(sub, p, excluding=me) == process
-                or process in group.other_role_processes(sub, p, excluding=me))
-
-    kept: list[dict[str, frozenset[int]]] = []
-    revoke: list[dict[str, frozenset[int]]] = []
-    add: list[dict[str, frozenset[int]]] = []
-    has_unreleased = False
-    checks = (unreleased_active, unreleased_other, unreleased_other)
-    for current, wanted, unreleased in zip(member.assigned.kinds(), target.kinds(), checks,
-                                           strict=True):
-        k: dict[str, frozenset[int]] = {}
-        r: dict[str, frozenset[int]] = {}
-        a: dict[str, frozenset[int]] = {}
-        for sub in set(current) | set(wanted):
-            have = current.get(sub, frozenset())
-            want = wanted.get(sub, frozenset())
-            both = have & want
-            pending = {p for p in want - have if not unreleased(sub, p)}
-            if len(pending) < len(want - have):
-                has_unreleased = True
-            if both:
-                k[sub] = both
-            if have - want:
-                r[sub] = have - want
-            if pending:
-                a[sub] = frozenset(pending)
-        kept.append(k)
-        revoke.append(r)
-        add.append(a)
-    to_revoke = TasksTuple(*revoke)
-    if not to_revoke.is_empty() and (owned is None or owned.contains_any(to_revoke)):
-        return replace(member, state=MemberState.UNREVOKED_TASKS,
-                       assigned=TasksTuple(*kept), pending_revocation=to_revoke)
-    assigned = TasksTuple(*({s: k.get(s, frozenset()) | a.get(s, frozenset())
-                             for s in set(k) | set(a)} for k, a in zip(kept, add, strict=True)))
-    epochs = {t: e for t, e in member.active_epochs.items()
-              if t[1] in assigned.active.get(t[0], ())}
-    for sub, ps in add[0].items():
-        for p in ps:
-            epochs[(sub, p)] = target_epoch
-    return replace(member, state=(MemberState.UNRELEASED_TASKS if has_unreleased
-                                  else MemberState.STABLE),
-                   member_epoch=target_epoch,
-                   previous_member_epoch=(member.previous_member_epoch
-                                          if target_epoch == member.member_epoch
-                                          else member.member_epoch),
-                   assigned=assigned, pending_revocation=TasksTuple(), active_epochs=epochs)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from strom.coordinator.group.streams_protocol import HeartbeatOutcome, StreamsHeartbeat, validate
+from strom.coordinator.group.streams_protocol import HeartbeatOutcome
+from strom.coordinator.group.streams_validation import StreamsHeartbeat, validate
 from strom.errors import KafkaError
 
 if TYPE_CHECKING:

@@ -146,6 +146,16 @@ GROUP_COORDINATOR_CONFIGS: list[ConfigDef] = [
        at_least=2),
     _d("group.share.partition.max.record.locks", T.INT, 2000,
        "Share-group record lock limit per share-partition.", at_least=100),
+    # The ranges a group's share.delivery.count.limit / share.partition.max.record.locks
+    # must be in (broker/group_configs.py), Kafka 4.4's.
+    _d("group.share.min.delivery.count.limit", T.INT, 2,
+       "The minimum delivery count limit for share groups.", at_least=2),
+    _d("group.share.max.delivery.count.limit", T.INT, 10,
+       "The maximum delivery count limit for share groups.", at_least=2),
+    _d("group.share.min.partition.max.record.locks", T.INT, 100,
+       "The minimum share-group record lock limit per share-partition.", at_least=100),
+    _d("group.share.max.partition.max.record.locks", T.INT, 4000,
+       "The maximum share-group record lock limit per share-partition.", at_least=100),
     _d("group.share.max.share.sessions", T.INT, 2000,
        "The maximum number of share sessions per broker.", at_least=1),
     _d("group.consumer.session.timeout.ms", T.INT, 45000,

@@ -13,9 +13,19 @@ Kafka's messages and codes (probed against Kafka 4.4): an unknown name
 INVALID_CONFIG "Unknown group config name: x"; a value that is not an int
 or below 1 INVALID_CONFIG as ConfigDef words it; outside the broker's range
 INVALID_CONFIG "x must be in the range 45000 to 60000 inclusive."; an empty
-group name INVALID_REQUEST. Kafka's share.*, streams.* and other group
-configs are unknown here: strom has no share or streams groups to apply
-them to.
+group name INVALID_REQUEST.
+
+Share groups (KIP-932) have Kafka 4.4's share.* group configs (see
+docs/share-groups.md): share.session.timeout.ms, share.heartbeat.interval.ms,
+share.record.lock.duration.ms, share.delivery.count.limit and
+share.partition.max.record.locks (ints within the broker's
+group.share.min/max.* range), share.auto.offset.reset (latest, earliest or
+by_duration:<ISO-8601 duration>), share.isolation.level (read_committed,
+read_uncommitted) and share.renew.acknowledge.enable (boolean); a share
+group's session timeout must stay above its heartbeat interval.
+`share_group_settings` gives a share group's effective values (the share
+partitions read the lock duration, delivery count limit, record locks,
+offset reset and isolation level from it).
 
 The values are GroupConfigRecords in the metadata (metadata.version 12),
 so every broker sees them; the group coordinator reads a group's values
@@ -26,6 +36,7 @@ range as Kafka 4.4 caps them (the range may have changed since).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,10 +48,13 @@ from strom.errors import InvalidConfigError, InvalidRequestError
 @dataclass(frozen=True, slots=True)
 class GroupConfigDef:
     name: str
-    broker_default: str  # the broker config it defaults to (its synonym)
-    broker_min: str
-    broker_max: str
+    broker_default: str | None  # the broker config it defaults to (its synonym)
+    broker_min: str | None
+    broker_max: str | None
     doc: str
+    type: ConfigType = ConfigType.INT
+    default: Value = None  # without a broker synonym
+    choices: tuple[str, ...] = ()  # STRING: the values accepted (ValidString)
 
 
 SESSION_TIMEOUT = "consumer.session.timeout.ms"
@@ -58,7 +72,45 @@ GROUP_CONFIGS = {d.name: d for d in (
                    "group.consumer.min.heartbeat.interval.ms",
                    "group.consumer.max.heartbeat.interval.ms",
                    "The heartbeat interval given to the members of a consumer group."),
+    GroupConfigDef("share.session.timeout.ms", "group.share.session.timeout.ms",
+                   "group.share.min.session.timeout.ms", "group.share.max.session.timeout.ms",
+                   "The timeout to detect client failures when using the share group "
+                   "protocol."),
+    GroupConfigDef("share.heartbeat.interval.ms", "group.share.heartbeat.interval.ms",
+                   "group.share.min.heartbeat.interval.ms",
+                   "group.share.max.heartbeat.interval.ms",
+                   "The heartbeat interval given to the members of a share group."),
+    GroupConfigDef("share.record.lock.duration.ms", "group.share.record.lock.duration.ms",
+                   "group.share.min.record.lock.duration.ms",
+                   "group.share.max.record.lock.duration.ms",
+                   "The record acquisition lock duration in milliseconds for share groups."),
+    GroupConfigDef("share.delivery.count.limit", "group.share.delivery.count.limit",
+                   "group.share.min.delivery.count.limit",
+                   "group.share.max.delivery.count.limit",
+                   "The maximum number of delivery attempts for a record delivered to a "
+                   "share group."),
+    GroupConfigDef("share.partition.max.record.locks", "group.share.partition.max.record.locks",
+                   "group.share.min.partition.max.record.locks",
+                   "group.share.max.partition.max.record.locks",
+                   "Share-group record lock limit per share-partition."),
+    GroupConfigDef("share.auto.offset.reset", None, None, None,
+                   "The strategy to initialize the share-partition start offset: earliest, "
+                   "latest or by_duration:<duration> (ISO8601, PnDTnHnMn.nS; not negative).",
+                   ConfigType.STRING, "latest"),
+    GroupConfigDef("share.isolation.level", None, None, None,
+                   "Controls how to read records written transactionally. If set to "
+                   "\"read_committed\", the share group will only deliver transactional "
+                   "records which have been committed. If set to \"read_uncommitted\", the "
+                   "share group will return all messages, even transactional messages which "
+                   "have been aborted. Non-transactional records will be returned "
+                   "unconditionally in either mode.",
+                   ConfigType.STRING, "read_uncommitted", ("read_committed", "read_uncommitted")),
+    GroupConfigDef("share.renew.acknowledge.enable", None, None, None,
+                   "Whether the renew acknowledge type is enabled for the share group.",
+                   ConfigType.BOOLEAN, True),
 )}
+#: Kafka's validateSessionExceedsHeartbeat: (session, heartbeat) pairs checked together.
+_SESSION_ABOVE_HEARTBEAT = (("share.session.timeout.ms", "share.heartbeat.interval.ms"),)
 
 
 def check_group_name(name: str) -> None:
@@ -66,11 +118,19 @@ def check_group_name(name: str) -> None:
         raise InvalidRequestError("Default group resources are not allowed.")
 
 
-def parse(config: BrokerConfig, name: str, text: str | None) -> int:
+def parse(config: BrokerConfig, name: str, text: str | None) -> Value:
     """A group config's value from its text; raises InvalidConfigError."""
     definition = GROUP_CONFIGS.get(name)
     if definition is None:
         raise InvalidConfigError(f"Unknown group config name: {name}")
+    if definition.type is ConfigType.STRING:
+        return _parse_string(definition, text)
+    if definition.type is ConfigType.BOOLEAN:
+        lowered = (text or "").strip().lower()
+        if lowered not in ("true", "false"):
+            raise InvalidConfigError(f"Invalid value {text} for configuration {name}: "
+                                     "Expected value to be either true or false")
+        return lowered == "true"
     try:
         value = int(text) if text is not None else None
     except ValueError:
@@ -93,7 +153,13 @@ def validate(config: BrokerConfig, wanted: Mapping[str, str | None]) -> dict[str
     for name in wanted:
         if name not in GROUP_CONFIGS:
             raise InvalidConfigError(f"Unknown group config name: {name}")
-    return {name: parse(config, name, text) for name, text in wanted.items()}
+    parsed = {name: parse(config, name, text) for name, text in wanted.items()}
+    for session, heartbeat in _SESSION_ABOVE_HEARTBEAT:
+        if (session in parsed or heartbeat in parsed) and (
+                _effective_int(config, parsed, session)
+                <= _effective_int(config, parsed, heartbeat)):
+            raise InvalidConfigError(f"{session} must be greater than {heartbeat}")
+    return parsed
 
 
 def describe_entries(config: BrokerConfig, group_values: Mapping[str, Value],
@@ -105,23 +171,141 @@ def describe_entries(config: BrokerConfig, group_values: Mapping[str, Value],
     for name, definition in GROUP_CONFIGS.items():
         if names is not None and name not in names:
             continue
-        broker_value = str(_int(config, definition.broker_default))
-        synonyms = [{"name": definition.broker_default, "value": broker_value,
-                     "source": int(ConfigSource.DEFAULT_CONFIG)}]
+        synonyms = []
+        if definition.broker_default is not None:
+            default_text = _text(config.get(definition.broker_default))
+            synonyms.append({"name": definition.broker_default, "value": default_text,
+                             "source": int(ConfigSource.DEFAULT_CONFIG)})
+        else:
+            default_text = _text(definition.default)
         own = group_values.get(name)
         if own is not None:
-            synonyms.insert(0, {"name": name, "value": str(own),
+            synonyms.insert(0, {"name": name, "value": _text(own),
                                 "source": GROUP_CONFIG_SOURCE})
         source = int(ConfigSource.DEFAULT_CONFIG) if own is None else GROUP_CONFIG_SOURCE
         entries.append({
-            "name": name, "value": broker_value if own is None else str(own),
+            "name": name, "value": default_text if own is None else _text(own),
             "read_only": False, "config_source": source,
             "is_default": own is None, "is_sensitive": False, "synonyms": synonyms,
-            "config_type": int(ConfigType.INT), "documentation": definition.doc})
+            "config_type": int(definition.type), "documentation": definition.doc})
     return entries
 
 
+@dataclass(frozen=True, slots=True)
+class ShareGroupSettings:
+    """A share group's effective share.* values: its own, else the broker's."""
+
+    session_timeout_ms: int
+    heartbeat_interval_ms: int
+    record_lock_duration_ms: int
+    delivery_count_limit: int
+    partition_max_record_locks: int
+    auto_offset_reset: str  # "latest", "earliest" or "by_duration:<ISO-8601>"
+    isolation_level: str  # "read_uncommitted" or "read_committed"
+    renew_acknowledge_enable: bool
+
+    @property
+    def read_committed(self) -> bool:
+        return self.isolation_level == "read_committed"
+
+    @property
+    def reset_by_duration_ms(self) -> int | None:
+        """by_duration's duration in ms (reset to the records of the last that long),
+        None for latest and earliest."""
+        if not self.auto_offset_reset.startswith("by_duration:"):
+            return None
+        return parse_duration_ms(self.auto_offset_reset[len("by_duration:"):])
+
+
+def share_group_settings(config: BrokerConfig, group_values: Mapping[str, Value]
+                         ) -> ShareGroupSettings:
+    """`group_values`: the group's own configs (the metadata image's group_configs of
+    the group). A value set before the broker's range changed is used as set, as
+    Kafka's GroupConfigManager does for these (the heartbeat ones are capped by the
+    group coordinator)."""
+    def num(name: str) -> int:
+        return _effective_int(config, group_values, name)
+
+    def text(name: str) -> str:
+        value = group_values.get(name)
+        return str(value if value is not None else GROUP_CONFIGS[name].default)
+
+    renew = group_values.get("share.renew.acknowledge.enable")
+    return ShareGroupSettings(
+        num("share.session.timeout.ms"), num("share.heartbeat.interval.ms"),
+        num("share.record.lock.duration.ms"), num("share.delivery.count.limit"),
+        num("share.partition.max.record.locks"), text("share.auto.offset.reset").lower(),
+        text("share.isolation.level"), True if renew is None else bool(renew))
+
+
+# Java's Duration.parse (PnDTnHnMn.nS), which Kafka's by_duration uses.
+_DURATION = re.compile(
+    r"([-+]?)P(?:([-+]?[0-9]+)D)?(T(?:([-+]?[0-9]+)H)?(?:([-+]?[0-9]+)M)?"
+    r"(?:([-+]?[0-9]+)(?:[.,]([0-9]{0,9}))?S)?)?", re.IGNORECASE)
+
+
+def parse_duration_ms(text: str) -> int:
+    """An ISO-8601 duration in ms; ValueError if malformed or negative."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None or match.group(3) == "T" or not any(
+            match.group(i) for i in (2, 4, 5, 6)):
+        raise ValueError(f"Unable to parse duration {text!r}")
+    sign, days, _, hours, minutes, seconds, fraction = match.groups()
+    ms = (int(days or 0) * 86_400_000 + int(hours or 0) * 3_600_000
+          + int(minutes or 0) * 60_000 + int(seconds or 0) * 1000)
+    if fraction:
+        frac_ms = int((fraction + "000")[:3])
+        ms += -frac_ms if (seconds or "").startswith("-") else frac_ms
+    if sign == "-":
+        ms = -ms
+    if ms < 0:
+        raise ValueError("Negative duration is not supported")
+    return ms
+
+
+def _parse_string(definition: GroupConfigDef, text: str | None) -> str:
+    name = definition.name
+    value = (text or "").strip()
+    if definition.choices:
+        if value not in definition.choices:
+            raise InvalidConfigError(
+                f"Invalid value {text} for configuration {name}: String must be one of: "
+                f"{', '.join(definition.choices)}")
+        return value
+    # share.auto.offset.reset (Kafka's ShareGroupAutoOffsetResetStrategy.Validator)
+    lowered = value.lower()
+    ok = lowered in ("earliest", "latest")
+    if lowered.startswith("by_duration:"):
+        try:
+            parse_duration_ms(value[len("by_duration:"):])
+            ok = True
+        except ValueError:
+            ok = False
+    if not ok:
+        raise InvalidConfigError(
+            f"Invalid value {text} for configuration {name}: Invalid value `{text}` for "
+            f"configuration {name}. The value must be either 'earliest', 'latest' or of the "
+            "format 'by_duration:<PnDTnHnMn.nS>'.")
+    return value
+
+
+def _text(value: Value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def _effective_int(config: BrokerConfig, values: Mapping[str, Value], name: str) -> int:
+    own = values.get(name)
+    if isinstance(own, int) and not isinstance(own, bool):
+        return own
+    broker = GROUP_CONFIGS[name].broker_default
+    assert broker is not None, name
+    return _int(config, broker)
+
+
 def _range(config: BrokerConfig, definition: GroupConfigDef) -> tuple[int, int]:
+    assert definition.broker_min is not None and definition.broker_max is not None
     return _int(config, definition.broker_min), _int(config, definition.broker_max)
 
 

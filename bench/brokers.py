@@ -313,6 +313,10 @@ def _source_digest(source: Path = ROOT) -> str:
 class Strom(Broker):
     name = "strom"
     label = "strom"
+    #: An export of one commit to run instead of the working tree (run.py --strom-rev):
+    #: other work may be editing the tree while the bench runs.
+    source: Path | None = None
+    source_rev = ""
 
     def command(self) -> list[str]:
         props = {
@@ -326,7 +330,9 @@ class Strom(Broker):
             "group.initial.rebalance.delay.ms": "0",
             **self.extra,
         }
-        argv = [str(strom_runtime_bin()), "serve", "--log-level", "WARNING"]
+        runtime = (strom_runtime_bin() if self.source is None else
+                   strom_runtime_bin(source=self.source, name="strom-runtime-rev"))
+        argv = [str(runtime), "serve", "--log-level", "WARNING"]
         for k, v in props.items():
             argv += ["--override", f"{k}={v}"]
         return argv
@@ -334,6 +340,8 @@ class Strom(Broker):
     def version(self) -> str:
         from importlib.metadata import version
 
+        if self.source_rev:
+            return f"{version('strom')} ({self.source_rev}, committed tree)"
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                              capture_output=True, text=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--", "strom"], cwd=ROOT,

@@ -47,7 +47,30 @@ FIGURES: list[Figure] = [
            1.0),
     Figure("p1000_p99", "1,000 partitions: produce p99 @ 5 MiB/s, keyed", "ms", "p1000",
            "lat_p99_ms", False, 1.0),
+    # Issue 19: many clients, driven by the C generator (bench/fleet.py).
+    Figure("fleet_p50", "fleet: 50 producers × 200 records/s, 1 KiB, acks=all, idempotent, "
+           "linger 0 — ack p50", "ms", "fleet", "lat_p50_ms", False, 0.8),
+    Figure("fleet_p99", "fleet — ack p99", "ms", "fleet", "lat_p99_ms", False, 0.8),
+    Figure("fleet_p999", "fleet — ack p99.9", "ms", "fleet", "lat_p999_ms", False, 0.8),
+    Figure("fleet_cpu", "fleet — broker CPU per record", "µs", "fleet",
+           "broker_cpu_us_per_record", False, None),
+    Figure("conn1000_p99", "1,000 producers × 5 records/s, one record per request — ack p99",
+           "ms", "conn1000", "lat_p99_ms", False, 1.0),
+    Figure("conn1000_rss", "1,000 producers — broker RSS", "MiB", "conn1000", "rss_mib", False,
+           1.0),
+    Figure("idle10k_rss", "10,000 idle connections + 5 MiB/s — broker RSS", "MiB", "idle10k",
+           "rss_mib", False, 1.0),
+    Figure("idle10k_p99", "10,000 idle connections + 5 MiB/s — produce p99", "ms", "idle10k",
+           "lat_p99_ms", False, 1.0),
+    Figure("group50_rebalance", "group of 50 over 500 partitions — subscribe to all assigned",
+           "s", "group50", "rebalance_s", False, 1.0),
+    Figure("group50_leave", "group of 50 — one member leaves to all reassigned", "s", "group50",
+           "leave_rebalance_s", False, 1.0),
+    Figure("group50_p99", "group of 50 — end-to-end p99 @ 2,000 records/s", "ms", "group50",
+           "lat_p99_ms", False, 1.0),
 ]
+
+CPU_KEYS = ("broker_cpu_cores", "client_cpu_cores")
 
 
 def summarize(results: list[dict[str, Any]], brokers: list[str],
@@ -63,6 +86,13 @@ def summarize(results: list[dict[str, Any]], brokers: list[str],
             ok = [r["metrics"][fig.metric] for r in rs
                   if r["status"] == "ok" and fig.metric in r["metrics"]]
             cell: dict[str, Any] = {"rounds": len(rs), "ok_rounds": len(ok), "values": ok}
+            # Broker and client CPU (cores) beside every figure: a row where the
+            # client used a whole core measured the client, not the broker.
+            for key in CPU_KEYS:
+                cpu = [float(r["detail"][key]) for r in rs
+                       if r["status"] == "ok" and key in r.get("detail", {})]
+                if cpu:
+                    cell[key] = median(cpu)
             if fig.id in unfair.get(b, {}):
                 cell.update(status="n/a", reason=unfair[b][fig.id])
             elif ok:
@@ -111,11 +141,19 @@ def _cell(cell: dict[str, Any] | None) -> str:
     return "FAILED²" if st == "failed" else "skipped"
 
 
+def _cpu(cell: dict[str, Any] | None) -> str:
+    if not cell or cell.get("status") != "ok" or "broker_cpu_cores" not in cell:
+        return "—"
+    client = cell.get("client_cpu_cores")
+    return f"{cell['broker_cpu_cores']:.2f} / " + (f"{client:.2f}" if client is not None else "—")
+
+
 def markdown(rows: list[dict[str, Any]], brokers: list[str], labels: dict[str, str],
              header: str) -> str:
     cols = ["figure", "unit"] + [labels[b] for b in brokers] + ["strom/Kafka", "goal"]
     if "tansu" in brokers:
         cols.insert(-1, "strom/Tansu")
+    cols += [f"{labels[b]} CPU broker / client" for b in brokers]
     out = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in rows:
         cells = [row["label"], row["unit"]] + [_cell(row["brokers"].get(b)) for b in brokers]
@@ -131,6 +169,7 @@ def markdown(rows: list[dict[str, Any]], brokers: list[str], labels: dict[str, s
             met = {True: " ✅", False: " ❌", None: ""}[row["goal_met"]]
             goal = f"{sign} {row['goal']}{met}"
         cells.append(goal)
+        cells += [_cpu(row["brokers"].get(b)) for b in brokers]
         out.append("| " + " | ".join(cells) + " |")
     notes: list[str] = []
     na = sorted({f"{labels[b]}: {c['reason']}" for row in rows for b, c in row["brokers"].items()
@@ -142,6 +181,8 @@ def markdown(rows: list[dict[str, Any]], brokers: list[str], labels: dict[str, s
         for b, c in row["brokers"].items():
             if c.get("status") == "failed":
                 failed.append(f"{labels[b]} / {row['label']}: {c['reason']}")
+    notes.append("CPU: cores used during the workload (broker process; load generator "
+                 "process), medians over rounds.")
     if failed:
         notes.append("² failed:\n" + "\n".join(f"  - {f}" for f in dict.fromkeys(failed)))
     return "\n".join(out + [""] + notes) + "\n"

@@ -26,8 +26,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import rdkgen
+import workloads
 from brokers import BROKERS, Broker, BrokerError
 from common import CACHE, JAVA_PERF_OPTS, JAVA_SERVER_OPTS, PYTHON, ROOT, log
+from fleet import FLEET_WORKLOADS, raise_nofile
 from report import chart, markdown, summarize
 from workloads import FULL, QUICK, WORKLOADS, Context, Result, Sizes, run_workload
 
@@ -60,6 +63,8 @@ def versions(brokers: list[Broker]) -> dict[str, str]:
         "python": platform.python_version(),
         "confluent_kafka": confluent_kafka.version()[0],
         "librdkafka": confluent_kafka.libversion()[0],
+        "rdkgen": subprocess.run([str(rdkgen.build()), "version"], capture_output=True,
+                                 text=True).stdout.strip(),
     })
     try:
         from importlib.metadata import version
@@ -96,7 +101,7 @@ def broker_round(b: Broker, sizes: Sizes, rnd: int, only: set[str] | None) -> li
                               metrics={"rss_mib": rss / 1024} if rss else {},
                               reason="" if rss else "no VmRSS"))
         ctx = Context(b, sizes, rnd)
-        for name, fn, sync_first in WORKLOADS:
+        for name, fn, sync_first in WORKLOADS + FLEET_WORKLOADS:
             if only is not None and name not in only and name != "warmup":
                 continue
             skip = b.unfair.get(name, "")
@@ -146,6 +151,13 @@ def main(argv: list[str] | None = None) -> int:
                              "(default: kafka,strom quick; all three full)")
     parser.add_argument("--only", default=None,
                         help="comma-separated workload ids (warm-up always runs)")
+    parser.add_argument("--client", choices=("c", "python"), default="c",
+                        help="librdkafka generator of the *_rdkafka, p1000 and warm-up "
+                             "workloads: c (bench/rdkgen.c) or python (bench/loadgen.py); "
+                             "the fleet, conn1000, idle10k and group50 workloads are C only")
+    parser.add_argument("--strom-rev", default=None, metavar="REV",
+                        help="run strom from this commit (git archive) instead of the "
+                             "working tree, which other work may be editing")
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--segment-bytes", type=int, default=128 * 1048576)
     parser.add_argument("--data-dir", type=Path, default=CACHE / "bench" / "data",
@@ -168,8 +180,17 @@ def main(argv: list[str] | None = None) -> int:
         if n not in BROKERS:
             parser.error(f"unknown broker {n!r}")
     only = set(args.only.split(",")) if args.only else None
+    workloads.RDKAFKA_CLIENT["name"] = args.client
+    # 10,000 idle connections need that many descriptors in the broker and the client.
+    nofile = raise_nofile()
     args.data_dir.mkdir(parents=True, exist_ok=True)
 
+    if args.strom_rev:
+        from brokers import Strom
+        from cluster_bench import export_revision
+
+        Strom.source = CACHE / "bench" / "strom-rev-src"
+        Strom.source_rev = export_revision(args.strom_rev, Strom.source)
     brokers = {n: BROKERS[n](args.data_dir, args.partitions, args.segment_bytes) for n in names}
     if "tansu" in brokers:
         try:
@@ -195,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             "java_tools_jvm": JAVA_PERF_OPTS,
             "strom_fsyncs_acks_all": True, "kafka_fsyncs_acks_all": False,
             "labels": labels, "unfair": unfair,
+            "rdkafka_client": args.client, "nofile_limit": nofile,
         },
         "rounds_planned": sizes.rounds, "rounds_done": 0, "rounds": [], "results": [],
     }

@@ -193,10 +193,21 @@ def loadgen(mode: str, broker: Broker, topic: str, client_timeout: float,
     return loadgen_at(broker.bootstrap, mode, topic, client_timeout, **opts)
 
 
+#: Which librdkafka generator runs the produce and consume modes: "python"
+#: (bench/loadgen.py over confluent-kafka) or "c" (bench/rdkgen.c); run.py --client.
+RDKAFKA_CLIENT = {"name": "python"}
+C_MODES = {"produce", "consume"}
+
+
 def loadgen_at(bootstrap: str, mode: str, topic: str, client_timeout: float,
                **opts: Any) -> tuple[dict[str, Any], Completed]:
-    """bench/loadgen.py `mode` against `bootstrap`; its JSON result and the run."""
-    argv = [PYTHON, LOADGEN, mode, "--bootstrap", bootstrap, "--topic", topic]
+    """The librdkafka generator's `mode` against `bootstrap`; its JSON result and the run."""
+    if RDKAFKA_CLIENT["name"] == "c" and mode in C_MODES:
+        import rdkgen
+
+        argv = [str(rdkgen.build()), mode, "--bootstrap", bootstrap, "--topic", topic]
+    else:
+        argv = [PYTHON, LOADGEN, mode, "--bootstrap", bootstrap, "--topic", topic]
     for k, v in opts.items():
         argv.append(f"--{k.replace('_', '-')}")
         if v != "":  # "" marks a flag without a value
@@ -454,8 +465,9 @@ def run_workload(name: str, fn: Workload, ctx: Context, sync_first: bool,
         return Result(name, b.name, ctx.round, "failed", reason=f"{type(exc).__name__}: {exc}",
                       detail={"broker_alive": b.alive()})
     wall = time.perf_counter() - t0
-    detail.update({"broker_cpu_cores": (b.cpu_s() - cpu0) / max(wall, 1e-9),
-                   "loadavg_before": load, "wall_s": wall})
+    # A workload may have measured the broker's CPU over its own window (fleet.py).
+    detail.setdefault("broker_cpu_cores", (b.cpu_s() - cpu0) / max(wall, 1e-9))
+    detail.update({"loadavg_before": load, "wall_s": wall})
     shown = ", ".join(f"{k}={v:.1f}" for k, v in metrics.items())
     log(f"  {b.name} {name}: {shown}")
     return Result(name, b.name, ctx.round, "ok", metrics=metrics, detail=detail)

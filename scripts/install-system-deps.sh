@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite needs, only those missing:
-# kcat (librdkafka's CLI), a JDK and Maven (to fetch and run Kafka's own tools),
+# kcat (librdkafka's CLI) and librdkafka-dev, a JDK and Maven (to fetch and run Kafka's own tools),
 # nftables (the network-partition tests);
 # then etcd (cluster mode's metadata store), built from its Go module.
 set -euo pipefail
@@ -11,6 +11,8 @@ command -v java >/dev/null 2>&1 || missing+=(default-jdk-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 # nft: the partition tests drop traffic between network namespaces (tests/cluster/netns.py).
 command -v nft >/dev/null 2>&1 || missing+=(nftables)
+# librdkafka-dev: the benchmarks' C load generator (bench/rdkgen.c) builds against it.
+[ -f /usr/include/librdkafka/rdkafka.h ] || missing+=(librdkafka-dev)
 # chromium: the web console's browser tests (tests/console) drive it headless.
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -9,7 +9,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 CONFIG ?= config/server.properties
 
 .PHONY: serve cluster test lint typecheck unit interop interop-kafka interop-cluster system-deps kafka-jars compat compat-kafka compat-cluster clean \
-	bench bench-quick bench-soak bench-views bench-fetch-sessions bench-failover bench-cluster demo fuzz jepsen dist dist-check screenshots
+	bench bench-quick bench-fleet bench-soak bench-views bench-fetch-sessions bench-failover bench-cluster demo fuzz jepsen dist dist-check screenshots
 
 $(STAMP): pyproject.toml setup.py strom/protocol/records/_walk.c strom/protocol/fast/_produce.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -76,13 +76,24 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	touch $@
 
-## bench: strom vs Apache Kafka vs Tansu on this machine, 3 rounds (~30 min); results in bench/results/
-bench: $(BENCH_STAMP) kafka-jars
+# The C load generator over librdkafka (Debian's librdkafka-dev); bench/run.py also builds it.
+RDKGEN := build/rdkgen
+$(RDKGEN): bench/rdkgen.c
+	@test -f /usr/include/librdkafka/rdkafka.h || scripts/install-system-deps.sh
+	mkdir -p build
+	cc -O2 -Wall -o $@ bench/rdkgen.c -lrdkafka -lpthread -lm
+
+## bench: strom vs Apache Kafka vs Tansu on this machine, 3 rounds (~40 min), with the many-client rows (fleet, 1,000 producers, 10,000 idle connections, a group of 50); results in bench/results/
+bench: $(BENCH_STAMP) kafka-jars $(RDKGEN)
 	$(BIN)/python bench/run.py
 
-## bench-quick: Kafka and strom, 2 rounds, small sizes (< 5 min on a quiet machine)
-bench-quick: $(BENCH_STAMP) kafka-jars
+## bench-quick: Kafka and strom, 2 rounds, small sizes (< 10 min on a quiet machine)
+bench-quick: $(BENCH_STAMP) kafka-jars $(RDKGEN)
 	$(BIN)/python bench/run.py --quick
+
+## bench-fleet: the fleet row alone: 50 producers × 200 records/s, 1 KiB, acks=all, idempotent, linger.ms=0, pooled ack latency, Kafka and strom, 3 rounds (~5 min); FLEET_ARGS for more run.py options
+bench-fleet: $(BENCH_STAMP) kafka-jars $(RDKGEN)
+	$(BIN)/python bench/run.py --brokers kafka,strom --rounds 3 --only fleet --out bench/results/fleet $(FLEET_ARGS)
 
 ## bench-soak: 50 producers, keyed records, retention crossed under load, 30 min per broker
 bench-soak: $(BENCH_STAMP) kafka-jars

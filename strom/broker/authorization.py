@@ -288,6 +288,12 @@ REQUIREMENTS: dict[int, tuple[Need, ...]] = {
         Need(_G, "DESCRIBE", _GROUP + " per group"),
         Need(_T, "DESCRIBE", _TOPIC + " per group",
              "every topic of its members' assignments and target assignments")),
+    ApiKey.SHARE_GROUP_HEARTBEAT: (
+        Need(_G, "READ", _GROUP),
+        Need(_T, "DESCRIBE", _TOPIC, "every topic named in subscribed_topic_names")),
+    ApiKey.SHARE_GROUP_DESCRIBE: (
+        Need(_G, "DESCRIBE", _GROUP + " per group"),
+        Need(_T, "DESCRIBE", _TOPIC + " per group", "every topic of its members' assignments")),
     ApiKey.SHARE_FETCH: (Need(_G, "READ", _GROUP + " (whole request)"),
                          Need(_T, "READ", _TOPIC + " per partition",
                               "fetches and piggybacked acknowledgements")),

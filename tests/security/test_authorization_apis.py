@@ -307,6 +307,19 @@ def cases() -> list[Case]:
                                                  "include_authorized_operations": True},
              lambda r: [g.error_code for g in r.groups], GROUP_DENIED,
              [(G, GROUP, Op.DESCRIBE)]),
+        Case(ApiKey.SHARE_GROUP_HEARTBEAT, 1, {
+            "group_id": GROUP, "member_id": "AAAAAAAAAAAAAAAAAAAAAA", "member_epoch": 0,
+            "subscribed_topic_names": [TOPIC]},
+             top, GROUP_DENIED, [(G, GROUP, Op.READ)], [(T, TOPIC, Op.DESCRIBE)]),
+        Case(ApiKey.SHARE_GROUP_HEARTBEAT, 1, {
+            "group_id": GROUP, "member_id": "AAAAAAAAAAAAAAAAAAAAAA", "member_epoch": 0,
+            "subscribed_topic_names": [TOPIC]},
+             top, TOPIC_DENIED, [(T, TOPIC, Op.DESCRIBE)], [(G, GROUP, Op.READ)],
+             name="topic"),
+        Case(ApiKey.SHARE_GROUP_DESCRIBE, 1, {"group_ids": [GROUP],
+                                              "include_authorized_operations": True},
+             lambda r: [g.error_code for g in r.groups], GROUP_DENIED,
+             [(G, GROUP, Op.DESCRIBE)]),
         # Share groups (issue 17): the topic checks are in
         # tests/broker/share/test_share_authorization.py (they need the topic's id).
         Case(ApiKey.SHARE_FETCH, 1, {

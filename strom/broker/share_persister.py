@@ -132,7 +132,7 @@ class BrokerPersister:
             except UninitializedShareStateError:
                 return None
             return ShareState(state.state_epoch, state.leader_epoch, state.start_offset,
-                              state.batches)
+                              state.batches, state.delivery_complete_count)
 
         async def remote(peer: BrokerInfo) -> ShareState | None:
             request = read_req.ReadShareGroupStateRequest(
@@ -156,7 +156,7 @@ class BrokerPersister:
                           state: ShareState) -> None:
         key = _key(group_id, topic_id, partition)
         data = WriteData(state.state_epoch, state.leader_epoch, state.start_offset,
-                         state.batches)
+                         state.batches, state.delivery_complete_count)
 
         async def remote(peer: BrokerInfo) -> None:
             request = write_req.WriteShareGroupStateRequest(
@@ -165,7 +165,7 @@ class BrokerPersister:
                         partition=i32(partition), state_epoch=i32(state.state_epoch),
                         leader_epoch=i32(state.leader_epoch),
                         start_offset=i64(state.start_offset),
-                        delivery_complete_count=i32(-1),
+                        delivery_complete_count=i32(state.delivery_complete_count),
                         state_batches=tuple(write_req.StateBatch(
                             first_offset=i64(b.first_offset), last_offset=i64(b.last_offset),
                             delivery_state=i8(int(b.delivery_state)),
@@ -183,7 +183,8 @@ class BrokerPersister:
             state = shares.read_summary(key)
             if state is None:
                 return None
-            return ShareStateSummary(state.state_epoch, state.leader_epoch, state.start_offset)
+            return ShareStateSummary(state.state_epoch, state.leader_epoch, state.start_offset,
+                                     state.delivery_complete_count)
 
         async def remote(peer: BrokerInfo) -> ShareStateSummary | None:
             request = summary_req.ReadShareGroupStateSummaryRequest(
@@ -196,7 +197,8 @@ class BrokerPersister:
             if result.start_offset == -1 and result.leader_epoch == -1:
                 return None
             return ShareStateSummary(int(result.state_epoch), int(result.leader_epoch),
-                                     int(result.start_offset))
+                                     int(result.start_offset),
+                                     int(result.delivery_complete_count))
 
         return await self._call(key, local, remote)
 

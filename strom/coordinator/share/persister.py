@@ -50,6 +50,10 @@ class ShareState:
     leader_epoch: int
     start_offset: int  # UNINITIALIZED_START_OFFSET until resolved
     batches: tuple[StateBatch, ...]
+    # Offsets at or above the start offset whose delivery is complete
+    # (acknowledged or archived; KIP-1226), -1 if not counted. The group's
+    # lag (DescribeShareGroupOffsets v1) is computed from it.
+    delivery_complete_count: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,7 @@ class ShareStateSummary:
     state_epoch: int
     leader_epoch: int
     start_offset: int
+    delivery_complete_count: int = -1
 
 
 class Persister(Protocol):

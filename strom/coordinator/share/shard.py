@@ -179,8 +179,11 @@ class ShareCoordinatorShard:
         now = self.clock.wall_ms()
         snapshot = rec.Snapshot(
             snapshot_epoch=0 if current is None else current.snapshot_epoch + 1,
-            state_epoch=state_epoch, leader_epoch=-1, start_offset=start_offset,
-            delivery_complete_count=-1, create_timestamp=now, write_timestamp=now, batches=())
+            state_epoch=state_epoch, leader_epoch=0, start_offset=start_offset,
+            # Kafka's ShareGroupOffset.fromRequest: nothing is complete yet at a
+            # known start offset (so lag is computable), unknown before one is.
+            delivery_complete_count=-1 if start_offset == -1 else 0,
+            create_timestamp=now, write_timestamp=now, batches=())
         return Result(None, [rec.snapshot_record(key, snapshot)])
 
     def read(self, key: Key, leader_epoch: int) -> Result[ShareGroupOffset]:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fetches Apache Kafka's jars (server, tools, clients and the log4j2/slf4j
-# runtime the tools log through) from Maven Central into .cache/kafka/libs/.
+# Fetches Apache Kafka's jars (server, tools, clients, Kafka Streams and the
+# log4j2/slf4j runtime the tools log through) from Maven Central into
+# .cache/kafka/libs/.
 #
 # Idempotent: does nothing when the jars of this version are already there.
 # Needs java and mvn (scripts/install-system-deps.sh installs them); reads no stdin.
@@ -22,7 +23,8 @@ stamp="$dest/.fetched-$KAFKA_VERSION"
 if [ "${1:-}" != "--force" ] && [ -f "$stamp" ] \
   && [ -f "$libs/kafka_2.13-$KAFKA_VERSION.jar" ] \
   && [ -f "$libs/kafka-tools-$KAFKA_VERSION.jar" ] \
-  && [ -f "$libs/kafka-clients-$KAFKA_VERSION.jar" ]; then
+  && [ -f "$libs/kafka-clients-$KAFKA_VERSION.jar" ] \
+  && [ -f "$libs/kafka-streams-$KAFKA_VERSION.jar" ]; then
   exit 0
 fi
 
@@ -50,6 +52,7 @@ cat >"$work/pom.xml" <<EOF
     <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$KAFKA_VERSION</version></dependency>
     <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-clients</artifactId><version>$KAFKA_VERSION</version></dependency>
     <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-storage</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-streams</artifactId><version>$KAFKA_VERSION</version></dependency>
     <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-api</artifactId><version>$LOG4J_VERSION</version></dependency>
     <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>$LOG4J_VERSION</version></dependency>
     <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId><version>$LOG4J_VERSION</version></dependency>

@@ -23,6 +23,12 @@ group.share.min/max.* range), share.auto.offset.reset (latest, earliest or
 by_duration:<ISO-8601 duration>), share.isolation.level (read_committed,
 read_uncommitted) and share.renew.acknowledge.enable (boolean); a share
 group's session timeout must stay above its heartbeat interval.
+
+Streams groups (KIP-1071) have streams.session.timeout.ms,
+streams.heartbeat.interval.ms (within group.streams.min/max.*) and
+streams.num.standby.replicas (0 to group.streams.max.standby.replicas), read by
+coordinator/group/streams_config.py; a streams group's session timeout must stay
+above its heartbeat interval, as Kafka 4.4 checks.
 `share_group_settings` gives a share group's effective values (the share
 partitions read the lock duration, delivery count limit, record locks,
 offset reset and isolation level from it).
@@ -55,6 +61,7 @@ class GroupConfigDef:
     type: ConfigType = ConfigType.INT
     default: Value = None  # without a broker synonym
     choices: tuple[str, ...] = ()  # STRING: the values accepted (ValidString)
+    at_least: int = 1  # INT: ConfigDef's atLeast; the range's low end without broker_min
 
 
 SESSION_TIMEOUT = "consumer.session.timeout.ms"
@@ -108,9 +115,22 @@ GROUP_CONFIGS = {d.name: d for d in (
     GroupConfigDef("share.renew.acknowledge.enable", None, None, None,
                    "Whether the renew acknowledge type is enabled for the share group.",
                    ConfigType.BOOLEAN, True),
+    GroupConfigDef("streams.session.timeout.ms", "group.streams.session.timeout.ms",
+                   "group.streams.min.session.timeout.ms",
+                   "group.streams.max.session.timeout.ms",
+                   "The timeout to detect client failures when using the streams group "
+                   "protocol."),
+    GroupConfigDef("streams.heartbeat.interval.ms", "group.streams.heartbeat.interval.ms",
+                   "group.streams.min.heartbeat.interval.ms",
+                   "group.streams.max.heartbeat.interval.ms",
+                   "The heartbeat interval given to the members."),
+    GroupConfigDef("streams.num.standby.replicas", "group.streams.num.standby.replicas",
+                   None, "group.streams.max.standby.replicas",
+                   "The number of standby replicas for each task.", at_least=0),
 )}
 #: Kafka's validateSessionExceedsHeartbeat: (session, heartbeat) pairs checked together.
-_SESSION_ABOVE_HEARTBEAT = (("share.session.timeout.ms", "share.heartbeat.interval.ms"),)
+_SESSION_ABOVE_HEARTBEAT = (("share.session.timeout.ms", "share.heartbeat.interval.ms"),
+                            ("streams.session.timeout.ms", "streams.heartbeat.interval.ms"))
 
 
 def check_group_name(name: str) -> None:
@@ -138,10 +158,12 @@ def parse(config: BrokerConfig, name: str, text: str | None) -> Value:
     if value is None or not -(2**31) <= value < 2**31:
         raise InvalidConfigError(
             f"Invalid value {text} for configuration {name}: Not a number of type INT")
-    if value < 1:
-        raise InvalidConfigError(
-            f"Invalid value {text} for configuration {name}: Value must be at least 1")
+    if value < definition.at_least:
+        raise InvalidConfigError(f"Invalid value {text} for configuration {name}: Value "
+                                 f"must be at least {definition.at_least}")
     low, high = _range(config, definition)
+    if definition.broker_min is None and value > high:  # Kafka's validateIntMax
+        raise InvalidConfigError(f"{name} must be less than or equal to {high}")
     if not low <= value <= high:
         raise InvalidConfigError(f"{name} must be in the range {low} to {high} inclusive.")
     return value
@@ -305,8 +327,10 @@ def _effective_int(config: BrokerConfig, values: Mapping[str, Value], name: str)
 
 
 def _range(config: BrokerConfig, definition: GroupConfigDef) -> tuple[int, int]:
-    assert definition.broker_min is not None and definition.broker_max is not None
-    return _int(config, definition.broker_min), _int(config, definition.broker_max)
+    assert definition.broker_max is not None
+    low = (definition.at_least if definition.broker_min is None
+           else _int(config, definition.broker_min))
+    return low, _int(config, definition.broker_max)
 
 
 def _int(config: BrokerConfig, name: str) -> int:

@@ -270,3 +270,29 @@ def test_state_survives_a_restart(broker: EmbeddedBroker) -> None:
                 for p in t.partitions} == before[1]
         response = a.heartbeat()
         assert response.error_code == NONE and a.epoch == before[0]
+
+
+def alter_group_config(client: WireClient, group: str, name: str, value: str) -> Any:
+    response = call(client, ApiKey.INCREMENTAL_ALTER_CONFIGS, 1, {
+        "validate_only": False, "resources": [
+            {"resource_type": 32, "resource_name": group, "configs": [
+                {"name": name, "config_operation": 0, "value": value}]}]})
+    return response.responses[0]
+
+
+def test_group_config_num_standby_replicas(client: WireClient) -> None:
+    too_many = alter_group_config(client, "app5", "streams.num.standby.replicas", "3")
+    assert (too_many.error_code, too_many.error_message) == (
+        40, "streams.num.standby.replicas must be less than or equal to 2")  # INVALID_CONFIG
+    create_topic(client, "words5", 2)
+    topology = word_count("app5", "words5")
+    a, b = Member(client, "app5", topology), Member(client, "app5", topology)
+    a.heartbeat()
+    until_stable([a, b])
+    assert a.standby and b.standby  # the broker's group.streams.num.standby.replicas=1
+    assert alter_group_config(client, "app5", "streams.num.standby.replicas",
+                              "0").error_code == NONE
+    # The group's own setting wins, and changing it rebalances the group.
+    until_stable([a, b])
+    assert a.standby == {} and b.standby == {}
+    assert len(a.tasks()) == len(b.tasks()) == 2

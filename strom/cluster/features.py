@@ -15,9 +15,12 @@ messages, for the features strom has).
 - group.version: 1 (KIP-848's consumer rebalance protocol, served by
   ConsumerGroupHeartbeat/ConsumerGroupDescribe), finalized and fixed: strom
   has no way to switch the protocol off.
-- share.version, eligible.leader.replicas.version,
-  kraft.version: supported at 0 only, since strom has no share groups
-  (KIP-932), no eligible leader replicas
+- share.version: 1 (KIP-932 share groups: ShareGroupHeartbeat/Describe,
+  ShareFetch, ShareAcknowledge, the share coordinator), finalized and fixed.
+  Kafka 4.4's level 2 adds share-group dead-letter queues (KIP-1191), which
+  strom does not have.
+- eligible.leader.replicas.version,
+  kraft.version: supported at 0 only, since strom has no eligible leader replicas
   (KIP-966) and no KRaft quorum whose voters could change (KIP-853: etcd's
   members are the quorum, docs/cluster.md "The metadata quorum"). A level 0
   is not finalized (Kafka keeps no record of a feature at 0), so ApiVersions
@@ -43,7 +46,7 @@ GROUP_VERSION = "group.version"
 _FIXED = {
     TRANSACTION_VERSION: (0, 2, 2),
     GROUP_VERSION: (0, 1, 1),
-    "share.version": (0, 0, 0),
+    "share.version": (0, 1, 1),
     "streams.version": (0, 1, 1),
     "eligible.leader.replicas.version": (0, 0, 0),
     "kraft.version": (0, 0, 0),

@@ -12,8 +12,7 @@ from strom.protocol.api import ApiKey
 from strom.testing import EmbeddedBroker
 from tests.broker.raw_client import RawClient
 
-AT_ZERO = ("share.version", "eligible.leader.replicas.version",
-           "kraft.version")
+AT_ZERO = ("eligible.leader.replicas.version", "kraft.version")
 
 
 def _api_versions(broker: EmbeddedBroker, version: int) -> Any:
@@ -29,10 +28,11 @@ def test_v4_lists_every_feature_with_its_levels(broker: EmbeddedBroker) -> None:
                  for f in response.finalized_features}
     assert supported == {"metadata.version": (7, 12), "transaction.version": (0, 2),
                          "group.version": (0, 1), "streams.version": (0, 1),
-                         **{f: (0, 0) for f in AT_ZERO}}
+                         "share.version": (0, 1), **{f: (0, 0) for f in AT_ZERO}}
     # A feature at level 0 is not finalized (Kafka keeps no record of it).
     assert finalized == {"metadata.version": (12, 12), "transaction.version": (2, 2),
-                         "group.version": (1, 1), "streams.version": (1, 1)}
+                         "group.version": (1, 1), "streams.version": (1, 1),
+                         "share.version": (1, 1)}
 
 
 def test_v3_leaves_out_features_whose_minimum_is_0(broker: EmbeddedBroker) -> None:
@@ -40,13 +40,15 @@ def test_v3_leaves_out_features_whose_minimum_is_0(broker: EmbeddedBroker) -> No
     response = _api_versions(broker, 3)
     assert [f.name for f in response.supported_features] == ["metadata.version"]
     assert {f.name for f in response.finalized_features} == {
-        "metadata.version", "transaction.version", "group.version", "streams.version"}
+        "metadata.version", "transaction.version", "group.version", "streams.version",
+        "share.version"}
 
 
 @pytest.mark.parametrize(("feature", "level", "upgrade_type", "message"), [
-    ("share.version", 0, 1, None),
+    ("share.version", 1, 1, None),
     ("kraft.version", 0, 1, None),
-    ("share.version", 1, 1, "Local controller {node} only supports versions [0-0]"),
+    ("share.version", 2, 1, "Local controller {node} only supports versions [0-1]"),
+    ("share.version", 0, 2, "strom finalizes share.version 1 and cannot change it."),
     ("streams.version", 1, 1, None),
     ("group.version", 1, 1, None),
     ("group.version", 0, 2, "strom finalizes group.version 1 and cannot change it."),

@@ -96,7 +96,7 @@ def test_update_features_rules() -> None:
         (("transaction.version", 2, 1), None),
         (("transaction.version", 1, 2), "cannot change it"),
         (("group.version", 1, 1), None),
-        (("share.version", 1, 1), "Local controller 1 only supports versions [0-0]"),
+        (("share.version", 2, 1), "Local controller 1 only supports versions [0-1]"),
         (("no.such.version", 1, 1), "does not support this feature"),
         (("metadata.version", 11, 4), "does not support the given upgrade type"),
     ]
@@ -109,7 +109,7 @@ def test_update_features_rules() -> None:
             assert expected in str(results[0].error_message), (update, results)
     # All or nothing: one refusal and nothing is written.
     results, records = features.update_records(
-        new, 1, [("metadata.version", 11, 1), ("share.version", 1, 1)])
+        new, 1, [("metadata.version", 11, 1), ("share.version", 2, 1)])
     assert records == [] and [r.error_code for r in results] == [
         ErrorCode.none, ErrorCode.invalid_update_version]
 
@@ -182,7 +182,8 @@ def test_upgrade_a_single_node_from_an_older_strom_over_the_wire(tmp_path: Path)
             supported, finalized, epoch = _features(client)
             assert supported["metadata.version"] == (7, 12)
             assert finalized == {"metadata.version": 7, "transaction.version": 2,
-                                 "group.version": 1}
+                                 "group.version": 1, "streams.version": 1,
+                                 "share.version": 1}
             assert epoch == 1
             response = client.send(ApiKey.UPDATE_FEATURES, 1, {
                 "timeout": 30_000, "validate_only": True,

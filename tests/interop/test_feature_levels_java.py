@@ -27,10 +27,10 @@ def test_kafka_features_describe_lists_every_feature(java_tools: Any,
         "group.version": ["0", "1", "1"],
         "kraft.version": ["0", "0", "0"],
         "metadata.version": ["3.3-IV3", "3.6-IV0", "3.6-IV0"],
-        "share.version": ["0", "0", "0"],
+        "share.version": ["0", "1", "1"],
         "streams.version": ["0", "1", "1"],
         "transaction.version": ["0", "2", "2"],
     }
-    refused = run_kafka_tool(*tool, "upgrade", "--feature", "share.version=1", check=False)
+    refused = run_kafka_tool(*tool, "upgrade", "--feature", "share.version=2", check=False)
     assert refused.returncode == 1
-    assert "Local controller 1 only supports versions [0-0]" in refused.stdout + refused.stderr
+    assert "Local controller 1 only supports versions [0-1]" in refused.stdout + refused.stderr

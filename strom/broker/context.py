@@ -18,9 +18,7 @@ from strom.clock import Clock
 from strom.cluster.image import MetadataImage
 from strom.cluster.store import MetadataStore
 from strom.config import BrokerConfig
-from strom.coordinator.share.persister import Persister
 from strom.coordinator.txn.producer_ids import ProducerIdManager
-from strom.errors import CoordinatorNotAvailableError
 from strom.protocol.headers import RequestHeader
 from strom.security.acl_types import AclOperation, ResourceType
 from strom.security.authorizer import ALLOW_ALL, Authorizer
@@ -32,14 +30,6 @@ if TYPE_CHECKING:
     from strom.broker.forwarding import Forwarder
     from strom.coordinator.group.service import GroupCoordinator
     from strom.coordinator.txn.service import TransactionCoordinator
-
-
-def _persister(coordinators: Coordinators) -> Persister:
-    """The share coordinator's Persister (started on first use)."""
-    persister: Persister | None = getattr(coordinators, "persister", None)
-    if persister is None:
-        raise CoordinatorNotAvailableError("no share coordinator on this broker")
-    return persister
 
 
 @dataclass(slots=True)
@@ -74,7 +64,7 @@ class BrokerServices:
         self.fetch_sessions = FetchSessionCache(slots if isinstance(slots, int) else 1000)
         metadata = self.metadata
         self.share_partitions = SharePartitionManager(
-            lambda: _persister(self.coordinators), self.config, self.clock,
+            lambda: self.coordinators.persister, self.config, self.clock,
             lambda group_id: metadata.image.group_configs.get(group_id, {}))
     #: How each SASL listener authenticates, by listener name (upper case).
     sasl_listeners: dict[str, ListenerSasl] = field(default_factory=dict)

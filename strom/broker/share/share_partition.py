@@ -339,7 +339,8 @@ class SharePartition:
 
     def snapshot(self, leader_epoch: int) -> ShareState:
         """The state to persist: runs of equal (state, delivery count), an
-        acquired record written as AVAILABLE."""
+        acquired record written as AVAILABLE, and how many offsets of the
+        window are finished."""
         batches: list[StateBatch] = []
         run: tuple[int, DeliveryState, int] | None = None
         for offset in range(self.start_offset, self.end_offset):
@@ -352,7 +353,10 @@ class SharePartition:
             run = (offset, state, rec.delivery_count)
         if run is not None:
             batches.append(StateBatch(run[0], self.end_offset - 1, run[1], run[2]))
-        return ShareState(self.state_epoch, leader_epoch, self.start_offset, tuple(batches))
+        # KIP-1226: finished offsets past the SPSO, for the group's lag.
+        complete = sum(1 for rec in self._records.values() if rec.state in FINAL)
+        return ShareState(self.state_epoch, leader_epoch, self.start_offset, tuple(batches),
+                          complete)
 
 
 _PERSISTED = {

@@ -253,6 +253,8 @@ class SharePartitionModel(RuleBasedStateMachine):
                 assert rec.lock_deadline_ms == want.deadline
         assert self.sut.record(start - 1) is None
         assert self.sut.record(end) is None
+        assert self.sut.snapshot(0).delivery_complete_count == sum(
+            1 for o in range(start, end) if self.model[o].state in (ACK, ARC))
         deadlines = [r.deadline for r in self.model.values() if r.state is AQ]
         assert self.sut.next_lock_deadline() == (min(deadlines) if deadlines else None)
 

@@ -246,3 +246,44 @@ def test_share_records_round_trip_with_kafka_key_types() -> None:
         assert k[:2] == key_type.to_bytes(2, "big") and v is not None and v[:2] == b"\0\0"
         assert rec.decode(k, v) == (key, value)
         assert rec.decode(k, None) == (key, None)
+
+
+# Written by Kafka 4.4's own serializers (MessageUtil.toVersionPrefixedByteBuffer and
+# toCoordinatorTypePrefixedByteBuffer of the generated ShareGroup*Value/Key classes in
+# kafka-group-coordinator-4.4.0.jar) for the same records.
+KAFKA_BYTES = {
+    10: ("000a00016700016d", "000002720263032f68030261026200"),
+    11: (None, "000000000003fffffffffffffff900"),
+    12: (None, "00000000000301000800000000000004d2"),
+    13: (None, "000002000000000000000000000000000000010300000000000000020000"),
+    14: (None, "000000000003000000020002000000000000000000000000000000010300000000000000020000"),
+    15: ("000f000167", "000002000000000000000000000000000000010274020000000100020000000000000000"
+                       "00000000000000020275020000000000020000000000000000000000000000000102740000"),
+}
+
+
+def test_share_records_are_byte_for_byte_kafkas() -> None:
+    tp = {T1: frozenset({0, 2})}
+    records: dict[int, tuple[Any, Any]] = {
+        10: (srec.ShareGroupMemberMetadataKey("g", "m"),
+             srec.ShareGroupMemberMetadataValue("r", "c", "/h", ("a", "b"))),
+        11: (srec.ShareGroupMetadataKey("g"), srec.ShareGroupMetadataValue(3, -7)),
+        12: (srec.ShareGroupTargetAssignmentMetadataKey("g"),
+             srec.ShareGroupTargetAssignmentMetadataValue(3, 1234)),
+        13: (srec.ShareGroupTargetAssignmentMemberKey("g", "m"),
+             srec.ShareGroupTargetAssignmentMemberValue(tp)),
+        14: (srec.ShareGroupCurrentMemberAssignmentKey("g", "m"),
+             srec.ShareGroupCurrentMemberAssignmentValue(3, 2, 0, tp)),
+        15: (srec.ShareGroupStatePartitionMetadataKey("g"),
+             srec.ShareGroupStatePartitionMetadataValue(
+                 (srec.TopicStateInfo(T1, "t", frozenset({1})),),
+                 (srec.TopicStateInfo(T2, "u", frozenset({0})),),
+                 (srec.TopicStateInfo(T1, "t"),))),
+    }
+    for key_type, (key, value) in records.items():
+        key_hex, value_hex = KAFKA_BYTES[key_type]
+        k, v = rec.encode(key, value)
+        assert v is not None and v.hex() == value_hex, key_type
+        if key_hex is not None:
+            assert k.hex() == key_hex
+        assert rec.decode(k, bytes.fromhex(value_hex)) == (key, value)

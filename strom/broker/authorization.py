@@ -288,6 +288,14 @@ REQUIREMENTS: dict[int, tuple[Need, ...]] = {
         Need(_G, "DESCRIBE", _GROUP + " per group"),
         Need(_T, "DESCRIBE", _TOPIC + " per group",
              "every topic of its members' assignments and target assignments")),
+    ApiKey.STREAMS_GROUP_HEARTBEAT: (
+        Need(_G, "READ", _GROUP),
+        Need(_T, "DESCRIBE", _TOPIC, "every topic of the topology a joining member sends"),
+        Need(_C, "CREATE", "-", "or CREATE on the topic: missing internal topics are "
+             "created, else the status MISSING_INTERNAL_TOPICS says who may not")),
+    ApiKey.STREAMS_GROUP_DESCRIBE: (
+        Need(_G, "DESCRIBE", _GROUP + " per group"),
+        Need(_T, "DESCRIBE", _TOPIC + " per group", "every topic of its topology")),
     ApiKey.SHARE_GROUP_HEARTBEAT: (
         Need(_G, "READ", _GROUP),
         Need(_T, "DESCRIBE", _TOPIC, "every topic named in subscribed_topic_names")),

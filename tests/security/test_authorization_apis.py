@@ -10,6 +10,7 @@ then takes them away. Requests are raw kio requests over real sockets.
 from __future__ import annotations
 
 import struct
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from strom.broker.authorization import REQUIREMENTS, api_name
 from strom.broker.forwarding import BROKER_CLIENT_ID, principal_bytes, principal_data
 from strom.broker.router import REGISTRY, load_handlers
+from strom.coordinator.share import coordinator_key
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey, request_class
 from strom.protocol.client_frames import encode_request
@@ -38,6 +40,8 @@ T, G, C, X = ResourceType.TOPIC, ResourceType.GROUP, ResourceType.CLUSTER, \
     ResourceType.TRANSACTIONAL_ID
 Op = AclOperation
 TOPIC, GROUP, TXN = "authz-t", "authz-g", "authz-x"
+SHARE_GROUP = "authz-share"
+SHARE_TOPIC_ID = uuid.UUID("0f0e0d0c-0b0a-0908-0706-050403020100")
 
 TOPIC_DENIED = ErrorCode.topic_authorization_failed
 GROUP_DENIED = ErrorCode.group_authorization_failed
@@ -320,6 +324,14 @@ def cases() -> list[Case]:
                                               "include_authorized_operations": True},
              lambda r: [g.error_code for g in r.groups], GROUP_DENIED,
              [(G, GROUP, Op.DESCRIBE)]),
+        Case(ApiKey.STREAMS_GROUP_HEARTBEAT, 0, _streams_join(), top, GROUP_DENIED,
+             [(G, GROUP, Op.READ)], [(T, TOPIC, Op.DESCRIBE)]),
+        Case(ApiKey.STREAMS_GROUP_HEARTBEAT, 0, _streams_join(), top, TOPIC_DENIED,
+             [(T, TOPIC, Op.DESCRIBE)], [(G, GROUP, Op.READ)], name="topic"),
+        Case(ApiKey.STREAMS_GROUP_DESCRIBE, 0, {"group_ids": [GROUP],
+                                                "include_authorized_operations": True},
+             lambda r: [g.error_code for g in r.groups], GROUP_DENIED,
+             [(G, GROUP, Op.DESCRIBE)]),
         # Share groups (issue 17): the topic checks are in
         # tests/broker/share/test_share_authorization.py (they need the topic's id).
         Case(ApiKey.SHARE_FETCH, 1, {
@@ -331,6 +343,48 @@ def cases() -> list[Case]:
             "group_id": GROUP, "member_id": "AAAAAAAAAAAAAAAAAAAAAA", "share_session_epoch": -1,
             "topics": []},
              top, GROUP_DENIED, [(G, GROUP, Op.READ)]),
+        # The share coordinator's state APIs (issue 17): brokers, CLUSTER_ACTION.
+        *[Case(api, version, {"group_id": GROUP, "topics": [
+            {"topic_id": SHARE_TOPIC_ID, "partitions": [partition]}]},
+               per_partition("results", "partitions"), CLUSTER_DENIED,
+               [(C, CLUSTER_NAME, Op.CLUSTER_ACTION)])
+          for api, version, partition in (
+              (ApiKey.INITIALIZE_SHARE_GROUP_STATE, 0,
+               {"partition": 0, "state_epoch": 0, "start_offset": 0}),
+              (ApiKey.READ_SHARE_GROUP_STATE, 0, {"partition": 0, "leader_epoch": 0}),
+              (ApiKey.WRITE_SHARE_GROUP_STATE, 1,
+               {"partition": 0, "state_epoch": 0, "leader_epoch": 0, "start_offset": 0,
+                "delivery_complete_count": -1, "state_batches": []}),
+              (ApiKey.DELETE_SHARE_GROUP_STATE, 0, {"partition": 0}),
+              (ApiKey.READ_SHARE_GROUP_STATE_SUMMARY, 1, {"partition": 0, "leader_epoch": 0}))],
+        Case(ApiKey.FIND_COORDINATOR, 6, {"key_type": 2, "coordinator_keys": [
+            coordinator_key(GROUP, SHARE_TOPIC_ID, 0)]},
+             lambda r: [c.error_code for c in r.coordinators], CLUSTER_DENIED,
+             [(C, CLUSTER_NAME, Op.CLUSTER_ACTION)], name="share"),
+        # The share-group offset admin APIs (issue 17), on a group of their own.
+        Case(ApiKey.DESCRIBE_SHARE_GROUP_OFFSETS, 1, {"groups": [
+            {"group_id": SHARE_GROUP, "topics": None}]},
+             lambda r: [g.error_code for g in r.groups], GROUP_DENIED,
+             [(G, SHARE_GROUP, Op.DESCRIBE)]),
+        Case(ApiKey.DESCRIBE_SHARE_GROUP_OFFSETS, 1, {"groups": [
+            {"group_id": SHARE_GROUP, "topics": [{"topic_name": TOPIC, "partitions": [0]}]}]},
+             lambda r: [p.error_code for g in r.groups for t in g.topics for p in t.partitions],
+             TOPIC_DENIED, [(T, TOPIC, Op.DESCRIBE)], [(G, SHARE_GROUP, Op.DESCRIBE)],
+             name="topic"),
+        Case(ApiKey.ALTER_SHARE_GROUP_OFFSETS, 0, {"group_id": SHARE_GROUP, "topics": [
+            {"topic_name": TOPIC, "partitions": [{"partition_index": 0, "start_offset": 0}]}]},
+             top, GROUP_DENIED, [(G, SHARE_GROUP, Op.READ)], [(T, TOPIC, Op.READ)]),
+        Case(ApiKey.ALTER_SHARE_GROUP_OFFSETS, 0, {"group_id": SHARE_GROUP, "topics": [
+            {"topic_name": TOPIC, "partitions": [{"partition_index": 0, "start_offset": 0}]}]},
+             per_partition("responses", "partitions"), TOPIC_DENIED, [(T, TOPIC, Op.READ)],
+             [(G, SHARE_GROUP, Op.READ)], name="topic"),
+        Case(ApiKey.DELETE_SHARE_GROUP_OFFSETS, 0, {"group_id": SHARE_GROUP, "topics": [
+            {"topic_name": TOPIC}]},
+             top, GROUP_DENIED, [(G, SHARE_GROUP, Op.DELETE)], [(T, TOPIC, Op.READ)]),
+        Case(ApiKey.DELETE_SHARE_GROUP_OFFSETS, 0, {"group_id": SHARE_GROUP, "topics": [
+            {"topic_name": TOPIC}]},
+             lambda r: [t.error_code for t in r.responses], TOPIC_DENIED,
+             [(T, TOPIC, Op.READ)], [(G, SHARE_GROUP, Op.DELETE)], name="topic"),
         Case(ApiKey.DESCRIBE_TOPIC_PARTITIONS, 0, {"topics": [{"name": TOPIC}],
                                                    "response_partition_limit": 100},
              lambda r: [t.error_code for t in r.topics], TOPIC_DENIED,
@@ -377,6 +431,19 @@ def cases() -> list[Case]:
 #: test_authorization_filters.py).
 NO_CASE = {ApiKey.API_VERSIONS, ApiKey.SASL_HANDSHAKE, 36, ApiKey.LIST_GROUPS,
            ApiKey.LIST_TRANSACTIONS}
+
+
+def _streams_join() -> dict[str, Any]:
+    """A Kafka Streams member joining with a one-subtopology topology reading TOPIC."""
+    return {"group_id": GROUP, "member_id": "streams-member", "member_epoch": 0,
+            "endpoint_information_epoch": 0, "rebalance_timeout": 5000,
+            "topology": {"epoch": 1, "subtopologies": [{
+                "subtopology_id": "0", "source_topics": [TOPIC], "source_topic_regex": [],
+                "state_changelog_topics": [], "repartition_sink_topics": [],
+                "repartition_source_topics": [], "copartition_groups": []}]},
+            "active_tasks": None, "standby_tasks": None, "warmup_tasks": None,
+            "process_id": "p", "user_endpoint": None, "client_tags": [],
+            "task_offsets": None, "task_end_offsets": None, "shutdown_application": False}
 
 
 def test_every_registered_api_has_a_denial_case_and_a_table_entry() -> None:

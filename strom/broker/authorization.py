@@ -203,7 +203,9 @@ REQUIREMENTS: dict[int, tuple[Need, ...]] = {
         Need(_T, "DESCRIBE", _TOPIC + " per partition",
              "named topics; unauthorized topics are left out of an all-topics answer")),
     ApiKey.FIND_COORDINATOR: (Need(_G, "DESCRIBE", _GROUP, "key type GROUP"),
-                              Need(_X, "DESCRIBE", _TXN, "key type TRANSACTION")),
+                              Need(_X, "DESCRIBE", _TXN, "key type TRANSACTION"),
+                              Need(_C, "CLUSTER_ACTION", _CLUSTER,
+                                   "key type SHARE (brokers' share-state persisters)")),
     ApiKey.JOIN_GROUP: (Need(_G, "READ", _GROUP),),
     ApiKey.HEARTBEAT: (Need(_G, "READ", _GROUP),),
     ApiKey.LEAVE_GROUP: (Need(_G, "READ", _GROUP),),
@@ -307,6 +309,20 @@ REQUIREMENTS: dict[int, tuple[Need, ...]] = {
                               "fetches and piggybacked acknowledgements")),
     ApiKey.SHARE_ACKNOWLEDGE: (Need(_G, "READ", _GROUP + " (whole request)"),
                                Need(_T, "READ", _TOPIC + " per partition")),
+    # The share coordinator's state APIs, sent by brokers (KIP-932).
+    ApiKey.INITIALIZE_SHARE_GROUP_STATE: (Need(_C, "CLUSTER_ACTION", _CLUSTER + " per partition"),),
+    ApiKey.READ_SHARE_GROUP_STATE: (Need(_C, "CLUSTER_ACTION", _CLUSTER + " per partition"),),
+    ApiKey.WRITE_SHARE_GROUP_STATE: (Need(_C, "CLUSTER_ACTION", _CLUSTER + " per partition"),),
+    ApiKey.DELETE_SHARE_GROUP_STATE: (Need(_C, "CLUSTER_ACTION", _CLUSTER + " per partition"),),
+    ApiKey.READ_SHARE_GROUP_STATE_SUMMARY: (
+        Need(_C, "CLUSTER_ACTION", _CLUSTER + " per partition"),),
+    ApiKey.DESCRIBE_SHARE_GROUP_OFFSETS: (
+        Need(_G, "DESCRIBE", _GROUP + " per group"),
+        Need(_T, "DESCRIBE", _TOPIC + " per partition", "named topics")),
+    ApiKey.ALTER_SHARE_GROUP_OFFSETS: (Need(_G, "READ", _GROUP + " (whole request)"),
+                                       Need(_T, "READ", _TOPIC + " per partition")),
+    ApiKey.DELETE_SHARE_GROUP_OFFSETS: (Need(_G, "DELETE", _GROUP + " (whole request)"),
+                                        Need(_T, "READ", _TOPIC + " per topic")),
     ApiKey.DESCRIBE_TOPIC_PARTITIONS: (
         Need(_T, "DESCRIBE", _TOPIC,
              "named topics; unauthorized topics are left out of an all-topics answer"),),

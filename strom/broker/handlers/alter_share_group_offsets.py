@@ -36,16 +36,18 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     denied = ErrorCode.topic_authorization_failed
     topics = {t.topic_name: {int(p.partition_index): int(p.start_offset) for p in t.partitions}
               for t in request.topics if t.topic_name in permitted}
+    # Denied topics are answered whatever the group's answer, as KafkaApis merges them.
     try:
         results = await ShareOffsetsAdmin(ctx.broker.groups).alter(group_id, topics)
+        code, message = ErrorCode.none, None
     except KafkaError as exc:
-        return _error(exc.code, exc.message)
+        results, code, message = [], exc.code, exc.message
     responses = [{"topic_name": r.name, "topic_id": r.topic_id, "partitions": [
-        {"partition_index": p, "error_code": code, "error_message": message}
-        for p, code, message in r.partitions]} for r in results]
+        {"partition_index": p, "error_code": c, "error_message": m}
+        for p, c, m in r.partitions]} for r in results]
     responses += [{"topic_name": t.topic_name, "topic_id": None, "partitions": [
         {"partition_index": p.partition_index, "error_code": denied,
          "error_message": DENIED_MESSAGES[denied]} for p in t.partitions]}
         for t in request.topics if t.topic_name not in permitted]
-    return {"throttle_time": 0, "error_code": ErrorCode.none, "error_message": None,
+    return {"throttle_time": 0, "error_code": code, "error_message": message,
             "responses": responses}

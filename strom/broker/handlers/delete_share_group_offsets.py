@@ -33,15 +33,17 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         return _error(code, DENIED_MESSAGES[code])
     names = [t.topic_name for t in request.topics]
     permitted = authorized_names(ctx, AclOperation.READ, ResourceType.TOPIC, names)
+    # Denied topics are answered whatever the group's answer, as KafkaApis merges them.
     try:
         results = await ShareOffsetsAdmin(ctx.broker.groups).delete(
             group_id, [n for n in names if n in permitted])
+        code, message = ErrorCode.none, None
     except KafkaError as exc:
-        return _error(exc.code, exc.message)
+        results, code, message = [], exc.code, exc.message
     denied = ErrorCode.topic_authorization_failed
     responses = [{"topic_name": r.name, "topic_id": r.topic_id, "error_code": r.error,
                   "error_message": r.message} for r in results]
     responses += [{"topic_name": n, "topic_id": None, "error_code": denied,
                    "error_message": DENIED_MESSAGES[denied]} for n in names if n not in permitted]
-    return {"throttle_time": 0, "error_code": ErrorCode.none, "error_message": None,
+    return {"throttle_time": 0, "error_code": code, "error_message": message,
             "responses": responses}

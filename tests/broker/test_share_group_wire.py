@@ -199,3 +199,23 @@ def test_group_ids_of_another_type(client: WireClient) -> None:
         {"group_id": "sg2", "member_id": None, "member_epoch": -1, "topics": None}],
         "require_stable": False})
     assert fetched.groups[0].error_code == GROUP_ID_NOT_FOUND
+
+
+def test_deleting_a_topic_deletes_its_share_state(client: WireClient) -> None:
+    made = call(client, ApiKey.CREATE_TOPICS, 5, {"topics": [
+        {"name": "doomed", "num_partitions": 2, "replication_factor": 1, "assignments": [],
+         "configs": []}], "timeout": 5000, "validate_only": False})
+    assert made.topics[0].error_code == NONE
+    member = str(uuid.uuid4())
+    joined = until_assigned(client, "dg", member, beat(client, "dg", member, 0, ["doomed"]))
+    topic = next(iter(partitions(joined)))[0]
+    assert all(r.state_epoch >= 1 for r in state_summary(client, "dg", topic, 2))
+    deleted = call(client, ApiKey.DELETE_TOPICS, 6, {
+        "topics": [{"name": "doomed", "topic_id": None}], "timeout": 5000})
+    assert deleted.responses[0].error_code == NONE
+    deadline = time.monotonic() + 10
+    while any(r.state_epoch != 0 for r in state_summary(client, "dg", topic, 2)):
+        assert time.monotonic() < deadline, "the deleted topic's share state stayed"
+        time.sleep(0.05)
+    after = beat(client, "dg", member, joined.member_epoch)
+    assert after.error_code == NONE and not partitions(after)

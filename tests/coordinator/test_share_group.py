@@ -188,6 +188,23 @@ def test_failed_initialization_is_retried_by_a_later_heartbeat(h: Harness) -> No
     assert retry["initialize"] == first["initialize"] and retry["assignment"] is None
 
 
+def test_a_deleted_topic_is_marked_deleting_until_its_state_is_gone(h: Harness) -> None:
+    beat(h, "a", 0, topics=("t", "u"))
+    t, u = topic_id(h, "t"), topic_id(h, "u")
+    pending = h.write(lambda s: s.share.mark_deleting(frozenset({t})))
+    assert pending == [("g", tuple(sorted(((t, p) for p in range(4)), key=str)))]
+    group = h.shard.groups["g"]
+    assert isinstance(group, ShareGroup)
+    assert set(group.initialized) == {u} and group.deleting == {t: "t"}
+    assert h.write(lambda s: s.share.mark_deleting(frozenset({t}))) == []  # once
+    h.write(lambda s: s.share.deleted("g", frozenset({t})))
+    assert group.deleting == {}
+    h.restart()
+    restored = h.shard.groups["g"]
+    assert isinstance(restored, ShareGroup)
+    assert set(restored.initialized) == {u} and restored.deleting == {}
+
+
 # -- group types --------------------------------------------------------------------------
 
 def test_group_ids_of_other_types_are_refused_both_ways(h: Harness) -> None:

@@ -127,6 +127,8 @@ class GroupCoordinator:
     def on_image(self, old: MetadataImage | None, new: MetadataImage) -> None:
         self.runtime.follow_topic(new, TOPIC, self.node_id,
                                   lambda partition: self.replicas.get(TOPIC, partition))
+        if old is not None:
+            self.share.on_image(old, new)  # deleted topics lose their share state
 
     async def stop(self) -> None:
         await self.share.close()

@@ -347,6 +347,47 @@ class ShareGroupManager:
                                                                group.metadata_hash)))
         return Result(None, records)
 
+    # -- deleted topics -------------------------------------------------------------------
+
+    def mark_deleting(self, topic_ids: frozenset[uuid.UUID]
+                      ) -> Result[list[tuple[str, tuple[tuple[uuid.UUID, int], ...]]]]:
+        """Topics deleted from the cluster: every share group with share state for them
+        records them as deleting (Kafka's DeletingTopics) and forgets their partitions;
+        the answer lists, per group, the partitions whose state the service deletes."""
+        records: list[RecordPair] = []
+        pending: list[tuple[str, tuple[tuple[uuid.UUID, int], ...]]] = []
+        for group in list(self.ctx.groups.values()):
+            if not isinstance(group, ShareGroup):
+                continue
+            gone = topic_ids & (set(group.initialized) | set(group.initializing))
+            if not gone:
+                continue
+            partitions = tuple(sorted(
+                ((t, p) for t in gone
+                 for p in group.initialized.get(t, ("", frozenset()))[1]
+                 | group.initializing.get(t, ("", frozenset()))[1]), key=str))
+            deleting = dict(group.deleting)
+            for t in gone:
+                deleting[t] = (group.initialized.get(t) or group.initializing[t])[0]
+            records.append(encode(srec.ShareGroupStatePartitionMetadataKey(group.group_id),
+                                  _state_metadata(
+                                      {t: v for t, v in group.initializing.items()
+                                       if t not in gone},
+                                      {t: v for t, v in group.initialized.items()
+                                       if t not in gone}, deleting)))
+            pending.append((group.group_id, partitions))
+        return Result(pending, records)
+
+    def deleted(self, group_id: str, topic_ids: frozenset[uuid.UUID]) -> Result[None]:
+        """Their share state is deleted: they are no longer deleting."""
+        group = self.find(group_id)
+        if group is None or not topic_ids & set(group.deleting):
+            return Result(None)
+        return Result(None, [encode(
+            srec.ShareGroupStatePartitionMetadataKey(group_id),
+            _state_metadata(group.initializing, group.initialized,
+                            {t: n for t, n in group.deleting.items() if t not in topic_ids}))])
+
     # -- describe ----------------------------------------------------------------------
 
     def describe(self, group_id: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from strom.cluster.image import MetadataImage
 from strom.coordinator.group.errors import UnsupportedVersionError
 from strom.coordinator.group.share_group import ShareGroup
 from strom.coordinator.group.share_protocol import (
@@ -112,7 +113,12 @@ class ShareGroupService:
         return outcome.response
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a test driving the coordinator directly)
+            coro.close()
+            return
+        task = loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -136,6 +142,37 @@ class ShareGroupService:
         except Exception as exc:
             log.warning("share group %s: recording initialized state failed: %s", group_id,
                         exc)
+
+    # -- deleted topics -------------------------------------------------------------------
+
+    def on_image(self, old: MetadataImage, new: MetadataImage) -> None:
+        """Topics deleted from the cluster lose their share state in every share group
+        (Kafka's GroupCoordinatorService.onMetadataUpdate: DeleteShareGroupState)."""
+        if old.topics is new.topics:
+            return
+        kept = {t.topic_id for t in new.topics.values()}
+        gone = frozenset(t.topic_id for t in old.topics.values() if t.topic_id not in kept)
+        if gone:
+            self._spawn(self._delete_topics(gone))
+
+    async def _delete_topics(self, topic_ids: frozenset[uuid.UUID]) -> None:
+        runtime = self._coordinator.runtime
+        for partition in runtime.partitions:
+            try:
+                pending = await runtime.write(
+                    partition, lambda shard: shard.share.mark_deleting(topic_ids))
+            except KafkaError:
+                continue  # not ours any more, or loading: its next owner has the records
+            for group_id, partitions in pending:
+                try:
+                    if self._persister is not None:
+                        await asyncio.gather(*(self._persister.delete_state(group_id, t, p)
+                                               for t, p in partitions))
+                    await runtime.write(partition, lambda shard: shard.share.deleted(
+                        group_id, topic_ids))  # noqa: B023
+                except KafkaError as exc:
+                    log.warning("share group %s: deleting the state of deleted topics "
+                                "failed: %s", group_id, exc)
 
     # -- ShareGroupDescribe -------------------------------------------------------------
 

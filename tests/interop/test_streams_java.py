@@ -7,6 +7,7 @@ the tasks between them (tests/interop/java/StreamsWordCount.java)."""
 from __future__ import annotations
 
 import queue
+import re
 import struct
 import subprocess
 import threading
@@ -39,6 +40,8 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
     with EmbeddedBroker(tmp_path_factory.mktemp("streams-broker"), overrides={
             "offsets.topic.num.partitions": "3", "transaction.state.log.num.partitions": "3",
             "group.initial.rebalance.delay.ms": "0"}) as b:
+        b.run(b.services.groups.coordinator_for("any"))  # creates __consumer_offsets
+        b.run(b.services.groups.runtime.wait_loaded())
         yield b
 
 
@@ -193,3 +196,29 @@ def test_two_instances_split_the_tasks(classes: Path, broker: EmbeddedBroker,
     finally:
         for app in apps:
             app.kill()
+
+
+def test_dump_log_decodes_streams_group_records(java_tools: Any, broker: EmbeddedBroker,
+                                                tmp_path: Path) -> None:
+    """Kafka's own decoder reads the streams group records strom writes."""
+    from strom.coordinator.group.service import partition_for
+    from tests.coordinator.test_streams_group_wire import Member, until_stable, word_count
+    from tests.wire import WireClient
+
+    from .clients import run_kafka_tool
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic("dump-lines", 2, 1)])["dump-lines"].result(30)
+    with WireClient(broker.bootstrap) as client:
+        member = Member(client, "dump-app", word_count("dump-app", "dump-lines"))
+        member.heartbeat()
+        until_stable([member])
+    segment = (broker.data_dir / f"__consumer_offsets-{partition_for('dump-app', 3)}"
+               / "00000000000000000000.log")
+    out = run_kafka_tool("org.apache.kafka.tools.DumpLogSegments", "--offsets-decoder",
+                         "--print-data-log", "--files", str(segment)).stdout
+    ours = [line for line in out.splitlines() if '"dump-app"' in line]
+    types = {int(t) for line in ours for t in re.findall(r'"type":"(\d+)"', line)}
+    assert {17, 19, 20, 21, 22, 23} <= types, out[-3000:]
+    assert "Unknown" not in out and "error" not in out.lower(), out[-3000:]
+    assert any('"processId":"' + member.process + '"' in line for line in ours)

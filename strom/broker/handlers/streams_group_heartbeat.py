@@ -5,8 +5,8 @@ strom does not serve). Joining (epoch 0, with the topology), heartbeating,
 leaving (-1, -2); the coordinator assigns tasks (coordinator/group/
 streams_protocol.py). Internal topics the coordinator finds missing are
 created here, as Kafka's broker creates them after the coordinator answered:
-with CREATE on the cluster or on the topic, else the member is told
-MISSING_INTERNAL_TOPICS "Unauthorized to CREATE on topics ...".
+with CREATE on the cluster or on every one of them; else none is, and the
+MISSING_INTERNAL_TOPICS status adds "Unauthorized to CREATE on topics ...".
 """
 
 from __future__ import annotations
@@ -70,12 +70,11 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
                      authorized_names(ctx, AclOperation.CREATE, ResourceType.TOPIC, created))
         refused = sorted(set(created) - permitted)
         if refused:
-            response["status"] = (response["status"] or []) + [{
-                "status_code": MISSING_INTERNAL_TOPICS,
-                "status_detail": f"Unauthorized to CREATE on topics {', '.join(refused)}."}]
+            # Kafka creates none of them then, and says so in the status.
+            _add_missing_internal_topics(response, "Unauthorized to CREATE on topics "
+                                         f"{', '.join(refused)}.")
+            return response
         for topic in outcome.to_create:
-            if topic.name not in permitted:
-                continue
             try:
                 await create_topic(ctx.broker, topic.name, topic.partitions,
                                    topic.replication_factor, dict(topic.configs))
@@ -86,6 +85,16 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
                     log.warning("could not create internal topic %s of streams group %s: %s",
                                 topic.name, request.group_id, exc)
     return response
+
+
+def _add_missing_internal_topics(response: dict[str, Any], detail: str) -> None:
+    """Kafka appends to the MISSING_INTERNAL_TOPICS status the coordinator gave, if any."""
+    statuses = response["status"] = list(response["status"] or [])
+    for i, status in enumerate(statuses):
+        if status["status_code"] == MISSING_INTERNAL_TOPICS:
+            statuses[i] = {**status, "status_detail": f"{status['status_detail']}; {detail}"}
+            return
+    statuses.append({"status_code": MISSING_INTERNAL_TOPICS, "status_detail": detail})
 
 
 def _topic_info(info: Any) -> dict[str, Any]:

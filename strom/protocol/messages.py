@@ -189,9 +189,10 @@ def encode_response_frame(
 ) -> list[Chunk]:
     """A whole response frame (size prefix, header, body) as chunks for writelines;
     record data is passed through without copying where a fast path exists."""
-    if api_key == FETCH and isinstance(payload, Mapping):
+    # type() first: isinstance against the Mapping ABC is two Python-level calls.
+    if api_key == FETCH and (type(payload) is dict or isinstance(payload, Mapping)):
         chunks = encode_fetch_response(api_version, correlation_id, payload)
-    elif api_key == PRODUCE and isinstance(payload, Mapping):
+    elif api_key == PRODUCE and (type(payload) is dict or isinstance(payload, Mapping)):
         body = encode_produce_response(api_version, correlation_id, payload)
         return [_SIZE.pack(len(body)), body]
     else:

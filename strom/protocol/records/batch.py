@@ -104,6 +104,9 @@ class Compression(enum.IntEnum):
     ZSTD = 4
 
 
+_CODECS = tuple(Compression)
+
+
 class TimestampType(enum.IntEnum):
     """`message.timestamp.type`; attribute bit 3 of a batch."""
 
@@ -182,7 +185,9 @@ class BatchHeader:
             # Kafka's CompressionType.forId fails the same way; the CRC is
             # right, so the batch was built wrong rather than damaged.
             raise CorruptRecordError(f"unknown compression codec id {codec}")
-        return Compression(codec)
+        # A tuple, not Compression(codec): an enum call is two Python-level
+        # calls (EnumType.__call__, Enum.__new__), made per produced batch.
+        return _CODECS[codec]
 
     @property
     def timestamp_type(self) -> TimestampType:

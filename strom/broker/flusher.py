@@ -25,9 +25,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import queue
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from strom.broker.stats import SHORT_BUCKETS, Histogram
 from strom.errors import KafkaStorageError, LogFsyncFailedError
@@ -59,7 +60,7 @@ class GroupCommitFlusher:
         #: Logs with waiters, waiting for a ticket slot (in order).
         self._queued: dict[Flushable, None] = {}
         self._closed = False
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: _FsyncThreads | None = None
         #: Called (on the loop) when a log's fdatasync failed with an I/O
         #: error: the replica manager takes its partition offline.
         self.on_fsync_failed: Callable[[Flushable, LogFsyncFailedError], None] | None = None
@@ -68,7 +69,7 @@ class GroupCommitFlusher:
         self.fsync_seconds = Histogram(SHORT_BUCKETS)
 
     def start(self) -> None:
-        self._pool = ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="strom-fsync")
+        self._pool = _FsyncThreads(FSYNC_THREADS)
 
     async def stop(self) -> None:
         self._closed = True
@@ -77,7 +78,7 @@ class GroupCommitFlusher:
             await asyncio.gather(*running, return_exceptions=True)
         self.fail_all(lambda: KafkaStorageError("broker shutting down"))
         if self._pool is not None:
-            self._pool.shutdown(wait=False)
+            self._pool.shutdown()
 
     async def wait_durable(self, log: Flushable, end_offset: int) -> None:
         """Return once every offset below `end_offset` is fsync'd."""
@@ -140,7 +141,10 @@ class GroupCommitFlusher:
         except KafkaStorageError as exc:
             self._fail(log_, exc)
             return
-        run = loop.run_in_executor(self._pool, ticket.run)
+        if self._pool is None:
+            self._pool = _FsyncThreads(FSYNC_THREADS)
+        run: asyncio.Future[None] = loop.create_future()
+        self._pool.submit(ticket, run, loop)
         self._in_flight[log_] = run
         started = time.perf_counter()
         run.add_done_callback(lambda done: self._flushed(log_, ticket, done, loop, started))
@@ -183,6 +187,57 @@ class GroupCommitFlusher:
         for _, fut in self._waiters.pop(log_, []):
             if not fut.done():
                 fut.set_exception(KafkaStorageError(f"fsync failed: {error}"))
+
+
+class _FsyncThreads:
+    """Threads that run flush tickets and settle each ticket's future on its
+    loop. Not a ThreadPoolExecutor: its submit, the concurrent future and
+    wrap_future's chaining were ~30 Python-level calls per flush on the two
+    threads (locks, conditions, callbacks); at one-record acks=all requests
+    a flush covers one to a few requests (docs/benchmarks.md, issue 19)."""
+
+    def __init__(self, size: int) -> None:
+        self._queue: queue.SimpleQueue[
+            tuple[FlushTicket, asyncio.Future[None], asyncio.AbstractEventLoop] | None
+        ] = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._work, name=f"strom-fsync_{i}",
+                                          daemon=True) for i in range(size)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, ticket: FlushTicket, run: asyncio.Future[None],
+               loop: asyncio.AbstractEventLoop) -> None:
+        self._queue.put((ticket, run, loop))
+
+    def shutdown(self) -> None:
+        """Threads end once the tickets queued before this have run."""
+        for _ in self._threads:
+            self._queue.put(None)
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            ticket, run, loop = item
+            error: BaseException | None = None
+            try:
+                ticket.run()
+            except BaseException as exc:  # handed to the loop, as an executor would
+                error = exc
+            try:
+                loop.call_soon_threadsafe(_settle, run, error)
+            except RuntimeError:
+                pass  # the loop is closed: nobody waits for this flush any more
+
+
+def _settle(run: asyncio.Future[None], error: BaseException | None) -> None:
+    if run.done():
+        return
+    if error is None:
+        run.set_result(None)
+    else:
+        run.set_exception(error)
 
 
 async def wait_all(futures: list[asyncio.Future[None]], timeout_s: float) -> None:

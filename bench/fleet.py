@@ -6,8 +6,9 @@
   idle10k    10,000 idle connections (each served one ApiVersions) held while a
              paced producer runs: broker RSS and the load's ack latency
   group50    a consumer group of 50 members over 500 partitions: time until every
-             member holds partitions, end-to-end latency, time to rebalance after
-             one member leaves
+             member holds partitions, until a probe record written to every partition
+             has been consumed, end-to-end latency of a paced load after that, time to
+             rebalance after one member leaves
 
 Broker CPU is read when the generator says its measured window starts and when
 it ends, so set-up (1,000 producers connecting) is not in the per-record cost.
@@ -217,6 +218,7 @@ def w_group50(ctx: Context) -> tuple[dict[str, float], dict[str, Any]]:
         raise WorkloadFailed("after one member left, the others never held every partition")
     m = _latency(out)
     m["rebalance_s"] = float(out["rebalance_s"])
+    m["ready_s"] = float(out["ready_s"])
     m["leave_rebalance_s"] = float(out["leave_rebalance_s"])
     return m, _detail(run_)
 

@@ -64,6 +64,8 @@ FIGURES: list[Figure] = [
            "lat_p99_ms", False, 1.0),
     Figure("group50_rebalance", "group of 50 over 500 partitions — subscribe to all assigned",
            "s", "group50", "rebalance_s", False, 1.0),
+    Figure("group50_ready", "group of 50 — subscribe to a record consumed from every "
+           "partition", "s", "group50", "ready_s", False, 1.0),
     Figure("group50_leave", "group of 50 — one member leaves to all reassigned", "s", "group50",
            "leave_rebalance_s", False, 1.0),
     Figure("group50_p99", "group of 50 — end-to-end p99 @ 2,000 records/s", "ms", "group50",

@@ -95,6 +95,11 @@ class Coordinators:
         return self._start_shares()
 
     @property
+    def peers(self) -> PeerClient | None:
+        """Requests to other brokers (cluster mode; None on a single node)."""
+        return self._peers
+
+    @property
     def persister(self) -> BrokerPersister:
         """The broker's Persister (KIP-932): share state kept by the share
         coordinator of each share partition, here or on a peer broker. Getting

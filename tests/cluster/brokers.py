@@ -30,6 +30,7 @@ def cluster_broker(tmp_path: Path, etcd: EtcdCluster, node_id: int) -> StromProc
         # brokers than their replication factor (Kafka's 3), as Kafka does.
         "offsets.topic.replication.factor": "2",
         "transaction.state.log.replication.factor": "2",
+        "share.coordinator.state.topic.replication.factor": "2",
     })
 
 

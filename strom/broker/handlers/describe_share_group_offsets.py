@@ -9,10 +9,12 @@ rest is coordinator/group/share_offsets.py.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from strom.broker.authorization import DENIED_MESSAGES, allowed, authorized_names
 from strom.broker.context import RequestContext
+from strom.broker.latest_offsets import latest_offsets
 from strom.broker.router import handles
 from strom.coordinator.group.share_offsets import ShareOffsetsAdmin
 from strom.errors import ErrorCode, KafkaError
@@ -20,11 +22,11 @@ from strom.protocol.api import ApiKey
 from strom.security.acl_types import AclOperation, ResourceType
 
 
-def _latest_offset(ctx: RequestContext, topic: str, partition: int) -> int | None:
-    try:
-        return int(ctx.broker.replicas.get(topic, partition).high_watermark)
-    except KafkaError:
-        return None  # led by another broker: lag unknown here
+async def _latest(ctx: RequestContext, partitions: list[tuple[str, int]]
+                  ) -> Mapping[tuple[str, int], int]:
+    broker = ctx.broker
+    return await latest_offsets(partitions, node_id=broker.node_id, image=lambda: broker.image,
+                                replicas=broker.replicas, peers=broker.coordinators.peers)
 
 
 async def _group(ctx: RequestContext, group: Any) -> dict[str, Any]:
@@ -50,7 +52,7 @@ async def _group(ctx: RequestContext, group: Any) -> dict[str, Any]:
                     for p in t.partitions]})
     try:
         described = await ShareOffsetsAdmin(ctx.broker.groups).describe(
-            group_id, topics, lambda topic, p: _latest_offset(ctx, topic, p))
+            group_id, topics, lambda partitions: _latest(ctx, partitions))
     except KafkaError as exc:
         return {"group_id": group_id, "topics": [], "error_code": exc.code,
                 "error_message": exc.message}

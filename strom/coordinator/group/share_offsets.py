@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -54,8 +54,8 @@ log = logging.getLogger(__name__)
 
 NO_OFFSET_INFO = "There is no offset information to delete."
 
-#: (topic name, partition) -> the partition's latest offset, or None if unknown here.
-LatestOffset = Callable[[str, int], int | None]
+#: The latest offsets of (topic name, partition)s; those it cannot tell are left out.
+LatestOffsets = Callable[[list[tuple[str, int]]], Awaitable[Mapping[tuple[str, int], int]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +187,7 @@ class ShareOffsetsAdmin:
         return persister
 
     async def describe(self, group_id: str, topics: Mapping[str, list[int]] | None,
-                       latest_offset: LatestOffset) -> list[TopicOffsets]:
+                       latest_offsets: LatestOffsets) -> list[TopicOffsets]:
         """Raises KafkaError for the whole group (NOT_COORDINATOR, GROUP_ID_NOT_FOUND, ...)."""
         coordinator = self._coordinator
         image = coordinator.metadata.image
@@ -205,6 +205,8 @@ class ShareOffsetsAdmin:
                 info = image.topics.get(name)
                 wanted.append((name, info.topic_id if info is not None else None, asked))
         persister = self._persister()
+        latest = await latest_offsets([(name, p) for name, topic_id, parts in wanted
+                                       if topic_id is not None for p in parts])
 
         async def one(name: str, topic_id: uuid.UUID, partition: int) -> PartitionOffset:
             try:
@@ -214,10 +216,10 @@ class ShareOffsetsAdmin:
             if summary is None:
                 return PartitionOffset(partition, -1, -1)
             lag = -1
-            latest = latest_offset(name, partition)
+            end = latest.get((name, partition))
             complete = summary.delivery_complete_count
-            if summary.start_offset != -1 and complete != -1 and latest is not None:
-                lag = max(latest - summary.start_offset - complete, 0)
+            if summary.start_offset != -1 and complete != -1 and end is not None:
+                lag = max(end - summary.start_offset - complete, 0)
             return PartitionOffset(partition, summary.start_offset, summary.leader_epoch, lag)
 
         out: list[TopicOffsets] = []

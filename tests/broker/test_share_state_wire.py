@@ -11,10 +11,13 @@ from kio.schema.find_coordinator.v6.request import FindCoordinatorRequest
 
 from strom.coordinator.share import SHARE_GROUP_STATE_TOPIC, coordinator_key
 from strom.coordinator.share.persister import DeliveryState, ShareState, StateBatch
+from strom.coordinator.share.records import ShareKey
 from strom.errors import ErrorCode, FencedStateEpochError
-from strom.protocol.api import ApiKey
+from strom.protocol.api import ApiKey, request_class
+from strom.protocol.messages import build
 from strom.testing import EmbeddedBroker
 from tests.broker import share_state_client as api
+from tests.interop.clients import wait_until
 from tests.wire import WireClient
 
 
@@ -100,3 +103,25 @@ def test_broker_persister(broker: EmbeddedBroker, topic_name: str) -> None:
         broker.run(persister.write_state(group, topic_id, 0, ShareState(1, 0, 0, ())))
     broker.run(persister.delete_state(group, topic_id, 0))
     assert broker.run(persister.read_summary(group, topic_id, 0)) is None
+
+
+def test_deleted_topic_state_is_forgotten(broker: EmbeddedBroker, topic_name: str) -> None:
+    """Kafka's maybeCleanupShareState: a deleted topic's share state is tombstoned."""
+    group = f"d-{topic_name}"
+    shares = broker.services.coordinators.shares
+    with WireClient(broker.bootstrap) as client:
+        topic_id = api.topic_id(client, topic_name)
+        assert api.find_coordinator(client, group, topic_id).error_code == ErrorCode.none
+        assert api.until_served(lambda: api.initialize(
+            client, group, topic_id, 0, 1, 0)).error_code == ErrorCode.none
+        key = ShareKey(group, topic_id, 0)
+        partition = shares.partition_for(group, topic_id, 0)
+
+        async def stored() -> bool:
+            return shares.runtime.read(partition, lambda s: key in s.states)
+        assert broker.run(stored())
+        deleted = client.request(ApiKey.DELETE_TOPICS, 6, build(
+            request_class(ApiKey.DELETE_TOPICS, 6),
+            {"topics": [{"name": topic_name, "topic_id": None}], "timeout": 5000}))
+        assert deleted.responses[0].error_code == ErrorCode.none
+    wait_until(lambda: not broker.run(stored()), 10, what="the state to be forgotten")

@@ -182,6 +182,17 @@ def test_delete_writes_a_tombstone_that_survives_replay(h: ShareHarness) -> None
     assert KEY not in h.shard().state_epochs
 
 
+def test_deleted_topics_state_is_forgotten(h: ShareHarness) -> None:
+    other = rec.ShareKey("g", uuid.uuid4(), 0)
+    h.topics[other.topic_id] = 1
+    h.write(lambda s: s.initialize(KEY, 0, 0))
+    h.write(lambda s: s.initialize(other, 0, 0))
+    h.write(lambda s: s.forget_topics(frozenset({TOPIC_ID})))
+    assert set(h.shard().states) == {other}
+    h.restart()
+    assert set(h.shard().states) == {other}
+
+
 def test_records_round_trip() -> None:
     snapshot = rec.Snapshot(2, 3, 4, 50, -1, 111, 222, (batch(50, 60, ARC, 5),))
     k, v = rec.snapshot_record(KEY, snapshot)

@@ -30,6 +30,7 @@ from strom.coordinator.share import SHARE_GROUP_STATE_TOPIC, coordinator_key
 from strom.coordinator.share.records import ShareKey
 from strom.coordinator.share.shard import ShareCoordinatorShard, ShareGroupOffset, WriteData
 from strom.coordinator.state_topic import CreateTopic, coordinator_node, state_topic_replication
+from strom.errors import KafkaError
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,26 @@ class ShareCoordinator:
     def on_image(self, old: MetadataImage | None, new: MetadataImage) -> None:
         self.runtime.follow_topic(new, TOPIC, self.node_id,
                                   lambda partition: self.replicas.get(TOPIC, partition))
+        # Only when topics went away: most image changes (ISR, leaders) keep
+        # them all, and the diff is a pass over every topic.
+        if old is not None and len(new.topics) < len(old.topics):
+            self._forget_deleted(old, new)
+
+    def _forget_deleted(self, old: MetadataImage, new: MetadataImage) -> None:
+        """Delete the state of deleted topics' share partitions, in every shard
+        this broker leads (Kafka's ShareCoordinatorService.onTopicsDeleted)."""
+        deleted = frozenset(t.topic_id for t in old.topics.values()) - frozenset(
+            t.topic_id for t in new.topics.values())
+        if not deleted:
+            return
+        for partition in self.runtime.partitions:
+            if not self.runtime.is_active(partition):
+                continue  # loading: its replay still holds them; the next deletion clears them
+            try:
+                self.runtime.write_now(partition, lambda s: s.forget_topics(deleted))
+            except KafkaError as exc:
+                log.warning("%s-%d: deleting the share state of deleted topics failed: %s",
+                            TOPIC, partition, exc)
 
     async def stop(self) -> None:
         await self.runtime.close()

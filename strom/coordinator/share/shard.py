@@ -227,6 +227,13 @@ class ShareCoordinatorShard:
         self._check_topic(key, "deleting")
         return Result(None, [rec.tombstone(key)])
 
+    def forget_topics(self, topic_ids: frozenset[uuid.UUID]) -> Result[None]:
+        """Tombstones for the state of deleted topics' share partitions (Kafka's
+        maybeCleanupShareState): a topic made again under the same name has a
+        new id, so this state could never be read again."""
+        return Result(None, [rec.tombstone(key) for key in self.states
+                             if key.topic_id in topic_ids])
+
     def keys_of_group(self, group_id: str) -> list[Key]:
         return [k for k in self.states if k.group_id == group_id]
 

@@ -1,19 +1,34 @@
 """Share state survives kill -9 (KIP-932): what the share coordinator
 acknowledged before the broker was killed is read back after it restarts,
-snapshots and the updates after them replayed, and its fencing still holds."""
+snapshots and the updates after them replayed, and its fencing still holds;
+the records below the latest snapshot were pruned first, and were not needed."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from strom.coordinator.share import SHARE_GROUP_STATE_TOPIC
 from strom.errors import ErrorCode
+from strom.protocol.api import ApiKey, request_class
+from strom.protocol.messages import build
 from tests.broker import share_state_client as api
+from tests.interop.clients import wait_until
 from tests.process import StromProcess
 from tests.wire import WireClient
 
 GROUP = "crash-group"
 TOPIC = "crash-topic"
+def _log_start(client: WireClient) -> int:
+    request = build(request_class(ApiKey.LIST_OFFSETS, 7), {
+        "replica_id": -1, "isolation_level": 0, "topics": [{
+            "name": SHARE_GROUP_STATE_TOPIC, "partitions": [
+                {"partition_index": 0, "current_leader_epoch": -1, "timestamp": -2}]}]})
+    answer = client.request(ApiKey.LIST_OFFSETS, 7, request).topics[0].partitions[0]
+    assert answer.error_code == ErrorCode.none
+    return int(answer.offset)
+
+
 def _batches(result: Any) -> list[tuple[int, int, int, int]]:
     return [(b.first_offset, b.last_offset, b.delivery_state, b.delivery_count)
             for b in result.state_batches]
@@ -21,7 +36,8 @@ def _batches(result: Any) -> list[tuple[int, int, int, int]]:
 
 def test_share_state_survives_kill_9(tmp_path: Path) -> None:
     broker = StromProcess(tmp_path / "data", overrides={
-        "share.coordinator.state.topic.num.partitions": "3",
+        "share.coordinator.state.topic.num.partitions": "1",
+        "share.coordinator.state.topic.prune.interval.ms": "50",
         # A snapshot after every 2 updates: the log holds both kinds.
         "share.coordinator.snapshot.update.records.per.snapshot": "2",
         "num.partitions": "1",
@@ -43,6 +59,9 @@ def test_share_state_survives_kill_9(tmp_path: Path) -> None:
             assert (before.state_epoch, before.start_offset) == (3, 2)
             assert _batches(before) == [(2, 4, 2, 1), (5, 5, 4, 5), (6, 7, 0, 2),
                                         (8, 12, 2, 1)]
+            # Records: snapshot (initialize), 2 updates, snapshot (offset 3), 2 updates;
+            # pruning deletes what is below the latest snapshot.
+            wait_until(lambda: _log_start(client) == 3, 30, what="pruning")
         broker.kill()
         broker.start()
         with WireClient(broker.bootstrap) as client:

@@ -34,7 +34,9 @@ def test_find_coordinator_share_key_creates_the_state_topic(broker: EmbeddedBrok
         assert bad.error_code == ErrorCode.invalid_request
     topic = broker.services.image.topics[SHARE_GROUP_STATE_TOPIC]
     assert len(topic.partitions) == 1  # the test-sized default; Kafka's is 50
-    assert topic.configs["cleanup.policy"] in ("compact", ["compact"])
+    # Kafka's: never compacted nor expired, pruned by the coordinator.
+    assert topic.configs["cleanup.policy"] in ("delete", ["delete"])
+    assert topic.configs["retention.ms"] in (-1, "-1")
 
 
 def test_state_round_trip_and_kafkas_errors(broker: EmbeddedBroker, topic_name: str) -> None:

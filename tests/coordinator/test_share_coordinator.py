@@ -193,6 +193,21 @@ def test_deleted_topics_state_is_forgotten(h: ShareHarness) -> None:
     assert set(h.shard().states) == {other}
 
 
+def test_last_redundant_offset(h: ShareHarness) -> None:
+    """Pruning may delete below every live key's latest snapshot (snapshot every 3)."""
+    other = rec.ShareKey("h", TOPIC_ID, 1)
+    assert h.shard().last_redundant_offset() == 0
+    h.write(lambda s: s.initialize(KEY, 0, 0))  # offset 0: snapshot
+    h.write(lambda s: s.initialize(other, 0, 0))  # offset 1: snapshot
+    for _ in range(4):  # offsets 2-4 updates, 5 a snapshot of KEY
+        h.write(lambda s: s.write(KEY, WriteData(0, 0, -1, ())))
+    assert h.shard().last_redundant_offset() == 1
+    h.write(lambda s: s.delete(other))  # offset 6: tombstone; `other` needs nothing
+    assert h.shard().last_redundant_offset() == 5
+    h.write(lambda s: s.delete(KEY))
+    assert h.shard().last_redundant_offset() == 8  # nothing live: all of it
+
+
 def test_records_round_trip() -> None:
     snapshot = rec.Snapshot(2, 3, 4, 50, -1, 111, 222, (batch(50, 60, ARC, 5),))
     k, v = rec.snapshot_record(KEY, snapshot)

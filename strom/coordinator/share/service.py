@@ -1,7 +1,8 @@
 """The share coordinator as the broker sees it (Kafka's ShareCoordinatorService).
 
 It owns the runtime over `__share_group_state` (created on first use,
-compacted, `share.coordinator.state.topic.num.partitions` partitions), loads
+`share.coordinator.state.topic.num.partitions` partitions, pruned below the
+snapshots still needed: `prune`), loads
 the partitions this broker leads, and routes each share partition's state to
 its partition with Kafka's function: the Java String.hashCode of
 "groupId:topicId:partition" (the topic id in Kafka's base64 form), as
@@ -14,6 +15,7 @@ call it once per partition.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable
@@ -50,6 +52,7 @@ class ShareCoordinatorConfig:
     updates_per_snapshot: int = 500
     write_timeout_ms: int = 5000
     load_buffer_size: int = 5242880
+    prune_interval_ms: int = 300000
 
     @classmethod
     def from_broker(cls, config: BrokerConfig) -> ShareCoordinatorConfig:
@@ -66,13 +69,21 @@ class ShareCoordinatorConfig:
             updates_per_snapshot=get("share.coordinator.snapshot.update.records.per.snapshot"),
             write_timeout_ms=get("share.coordinator.write.timeout.ms"),
             load_buffer_size=get("share.coordinator.load.buffer.size"),
+            prune_interval_ms=get("share.coordinator.state.topic.prune.interval.ms"),
         )
+
+
+class StatePartition(LeaderPartition, Protocol):
+    @property
+    def high_watermark(self) -> int: ...
+
+    def delete_records(self, offset: int) -> int: ...
 
 
 class Replicas(Protocol):
     """What the coordinator needs of the broker's replica manager."""
 
-    def get(self, topic: str, index: int) -> LeaderPartition: ...
+    def get(self, topic: str, index: int) -> StatePartition: ...
 
 
 class ShareCoordinator:
@@ -88,6 +99,7 @@ class ShareCoordinator:
         self.runtime: CoordinatorRuntime[ShareCoordinatorShard] = CoordinatorRuntime(
             TOPIC, self._new_shard, clock, load_buffer_bytes=self.config.load_buffer_size,
             write_timeout_s=self.config.write_timeout_ms / 1000.0)
+        self._pruning: asyncio.Task[None] | None = None
 
     def _new_shard(self, partition: int, timer: Timer) -> ShareCoordinatorShard:
         return ShareCoordinatorShard(partition, timer, self.clock,
@@ -103,6 +115,9 @@ class ShareCoordinator:
     def start(self) -> None:
         self.metadata.subscribe(self.on_image)
         self.on_image(None, self.metadata.image)
+        self._pruning = asyncio.get_running_loop().create_task(
+            self._prune_every(self.config.prune_interval_ms / 1000.0),
+            name="share-state-prune")
 
     def on_image(self, old: MetadataImage | None, new: MetadataImage) -> None:
         self.runtime.follow_topic(new, TOPIC, self.node_id,
@@ -129,7 +144,36 @@ class ShareCoordinator:
                             TOPIC, partition, exc)
 
     async def stop(self) -> None:
+        if self._pruning is not None:
+            self._pruning.cancel()
+            await asyncio.gather(self._pruning, return_exceptions=True)
         await self.runtime.close()
+
+    # -- pruning ------------------------------------------------------------------------
+
+    async def _prune_every(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)  # a periodic job, as Kafka's prune timer
+            self.prune()
+
+    def prune(self) -> None:
+        """Delete the records of each partition this broker coordinates that no
+        share partition needs (below every live key's latest snapshot), as
+        Kafka's share coordinator does with DeleteRecords: the topic is not
+        compacted (a compacted topic would keep only a key's latest update and
+        lose the ones between it and the snapshot)."""
+        for partition in self.runtime.partitions:
+            if not self.runtime.is_active(partition):
+                continue
+            try:
+                redundant = self.runtime.read(partition, lambda s: s.last_redundant_offset())
+                state = self.replicas.get(TOPIC, partition)
+                target = min(redundant, state.high_watermark)
+                if target > state.log_start_offset:
+                    state.delete_records(target)
+                    log.debug("%s-%d: pruned below %d", TOPIC, partition, target)
+            except KafkaError as exc:
+                log.warning("%s-%d: pruning failed: %s", TOPIC, partition, exc)
 
     async def _create_topic(self) -> None:
         if TOPIC in self.metadata.image.topics:
@@ -142,7 +186,9 @@ class ShareCoordinator:
         min_isr = min(self.config.min_isr, replication)
         await self._create(
             TOPIC, self.config.num_partitions, replication,
-            {"cleanup.policy": "compact", "compression.type": "uncompressed",
+            # Kafka's: deleted by pruning below the snapshots still needed, never
+            # by time or compaction (see prune).
+            {"cleanup.policy": "delete", "retention.ms": "-1", "compression.type": "producer",
              "min.insync.replicas": str(min_isr),
              "segment.bytes": str(self.config.segment_bytes),
              "unclean.leader.election.enable": "false"})

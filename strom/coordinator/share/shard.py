@@ -89,10 +89,15 @@ class ShareCoordinatorShard:
         self.state_epochs: dict[Key, int] = {}
         # Updates written since the key's last snapshot.
         self.updates_since_snapshot: dict[Key, int] = {}
+        # The offset of each live key's latest snapshot, and the offset after the
+        # last record replayed: what pruning may delete (last_redundant_offset).
+        self.snapshot_offsets: dict[Key, int] = {}
+        self.next_offset = 0
 
     # -- replay -------------------------------------------------------------------------
 
     def replay(self, offset: int, key: bytes, value: bytes | None) -> None:
+        self.next_offset = max(self.next_offset, offset + 1)
         decoded = rec.decode_key(key)
         if decoded is None:
             return
@@ -103,6 +108,7 @@ class ShareCoordinatorShard:
             return
         if kind == rec.SNAPSHOT_TYPE:
             self._replay_snapshot(share_key, rec.decode_snapshot(value))
+            self.snapshot_offsets[share_key] = offset
         else:
             self._replay_update(share_key, rec.decode_update(value))
 
@@ -143,6 +149,13 @@ class ShareCoordinatorShard:
         self.leader_epochs.pop(key, None)
         self.state_epochs.pop(key, None)
         self.updates_since_snapshot.pop(key, None)
+        self.snapshot_offsets.pop(key, None)
+
+    def last_redundant_offset(self) -> int:
+        """Records below this offset are needed by no share partition: each live
+        key's state is its latest snapshot and the updates after it, and a
+        deleted key needs nothing (Kafka's ShareCoordinatorOffsetsManager)."""
+        return min(self.snapshot_offsets.values(), default=self.next_offset)
 
     def on_loaded(self) -> None:
         log.debug("__share_group_state-%d loaded: %d share partition(s)", self.partition,

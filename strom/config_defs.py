@@ -85,6 +85,9 @@ SHARE_COORDINATOR_CONFIGS: list[ConfigDef] = [
     _d("share.coordinator.state.topic.prune.interval.ms", T.INT, 300000,
        "How often records of __share_group_state no share partition needs any more (below "
        "every share partition's latest snapshot) are deleted.", at_least=1, read_only=True),
+    _d("share.coordinator.cold.partition.snapshot.interval.ms", T.INT, 300000,
+       "A share partition whose latest snapshot is older than this gets a new one, so "
+       "pruning can pass its older records.", at_least=1, read_only=True),
 ]
 
 # The group coordinator's configs (docs/groups.md), Kafka's names and defaults.

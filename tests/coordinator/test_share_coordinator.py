@@ -208,6 +208,25 @@ def test_last_redundant_offset(h: ShareHarness) -> None:
     assert h.shard().last_redundant_offset() == 8  # nothing live: all of it
 
 
+def test_cold_snapshots_let_pruning_pass(h: ShareHarness) -> None:
+    """An idle share partition's old snapshot would hold pruning back for good; a
+    cold snapshot (same state, next snapshot epoch) moves it forward."""
+    other = rec.ShareKey("h", TOPIC_ID, 1)
+    h.write(lambda s: s.initialize(KEY, 0, 0))  # offset 0
+    h.write(lambda s: s.write(KEY, WriteData(0, 0, -1, (batch(0, 1, ACK, 1),))))
+    h.clock.advance(1000)
+    h.write(lambda s: s.initialize(other, 0, 0))  # offset 2
+    before = h.shard().states[KEY]
+    assert h.shard().last_redundant_offset() == 0
+    h.write(lambda s: s.snapshot_cold(1000))  # KEY is 1000 ms old, `other` is new
+    after = h.shard().states[KEY]
+    assert after.snapshot_epoch == before.snapshot_epoch + 1
+    assert (after.batches, after.start_offset) == (before.batches, before.start_offset)
+    assert h.shard().last_redundant_offset() == 2
+    h.restart()
+    assert h.shard().states[KEY].batches == before.batches
+
+
 def test_records_round_trip() -> None:
     snapshot = rec.Snapshot(2, 3, 4, 50, -1, 111, 222, (batch(50, 60, ARC, 5),))
     k, v = rec.snapshot_record(KEY, snapshot)

@@ -53,6 +53,7 @@ class ShareCoordinatorConfig:
     write_timeout_ms: int = 5000
     load_buffer_size: int = 5242880
     prune_interval_ms: int = 300000
+    cold_snapshot_interval_ms: int = 300000
 
     @classmethod
     def from_broker(cls, config: BrokerConfig) -> ShareCoordinatorConfig:
@@ -70,6 +71,8 @@ class ShareCoordinatorConfig:
             write_timeout_ms=get("share.coordinator.write.timeout.ms"),
             load_buffer_size=get("share.coordinator.load.buffer.size"),
             prune_interval_ms=get("share.coordinator.state.topic.prune.interval.ms"),
+            cold_snapshot_interval_ms=get(
+                "share.coordinator.cold.partition.snapshot.interval.ms"),
         )
 
 
@@ -99,7 +102,7 @@ class ShareCoordinator:
         self.runtime: CoordinatorRuntime[ShareCoordinatorShard] = CoordinatorRuntime(
             TOPIC, self._new_shard, clock, load_buffer_bytes=self.config.load_buffer_size,
             write_timeout_s=self.config.write_timeout_ms / 1000.0)
-        self._pruning: asyncio.Task[None] | None = None
+        self._jobs: list[asyncio.Task[None]] = []
 
     def _new_shard(self, partition: int, timer: Timer) -> ShareCoordinatorShard:
         return ShareCoordinatorShard(partition, timer, self.clock,
@@ -115,9 +118,13 @@ class ShareCoordinator:
     def start(self) -> None:
         self.metadata.subscribe(self.on_image)
         self.on_image(None, self.metadata.image)
-        self._pruning = asyncio.get_running_loop().create_task(
-            self._prune_every(self.config.prune_interval_ms / 1000.0),
-            name="share-state-prune")
+        loop = asyncio.get_running_loop()
+        self._jobs = [
+            loop.create_task(self._every(self.config.prune_interval_ms, self.prune),
+                             name="share-state-prune"),
+            loop.create_task(self._every(self.config.cold_snapshot_interval_ms,
+                                         self.snapshot_cold),
+                             name="share-state-cold-snapshots")]
 
     def on_image(self, old: MetadataImage | None, new: MetadataImage) -> None:
         self.runtime.follow_topic(new, TOPIC, self.node_id,
@@ -144,17 +151,30 @@ class ShareCoordinator:
                             TOPIC, partition, exc)
 
     async def stop(self) -> None:
-        if self._pruning is not None:
-            self._pruning.cancel()
-            await asyncio.gather(self._pruning, return_exceptions=True)
+        for job in self._jobs:
+            job.cancel()
+        await asyncio.gather(*self._jobs, return_exceptions=True)
         await self.runtime.close()
 
     # -- pruning ------------------------------------------------------------------------
 
-    async def _prune_every(self, interval_s: float) -> None:
+    async def _every(self, interval_ms: int, job: Callable[[], None]) -> None:
         while True:
-            await asyncio.sleep(interval_s)  # a periodic job, as Kafka's prune timer
-            self.prune()
+            await asyncio.sleep(interval_ms / 1000.0)  # a periodic job, as Kafka's timers
+            job()
+
+    def snapshot_cold(self) -> None:
+        """Re-snapshot the share partitions not snapshotted for
+        `share.coordinator.cold.partition.snapshot.interval.ms` (the shard's
+        snapshot_cold)."""
+        interval = self.config.cold_snapshot_interval_ms
+        for partition in self.runtime.partitions:
+            if not self.runtime.is_active(partition):
+                continue
+            try:
+                self.runtime.write_now(partition, lambda s: s.snapshot_cold(interval))
+            except KafkaError as exc:
+                log.warning("%s-%d: cold snapshots failed: %s", TOPIC, partition, exc)
 
     def prune(self) -> None:
         """Delete the records of each partition this broker coordinates that no

@@ -247,6 +247,19 @@ class ShareCoordinatorShard:
         return Result(None, [rec.tombstone(key) for key in self.states
                              if key.topic_id in topic_ids])
 
+    def snapshot_cold(self, interval_ms: int) -> Result[None]:
+        """A new snapshot (the same state, the next snapshot epoch) for every share
+        partition whose latest snapshot is `interval_ms` old or more (Kafka's
+        snapshotColdPartitions): pruning stops at the oldest latest-snapshot, so an
+        idle share partition would otherwise hold back the whole partition's."""
+        now = self.clock.wall_ms()
+        records: list[tuple[bytes, bytes | None]] = [rec.snapshot_record(key, rec.Snapshot(
+            state.snapshot_epoch + 1, state.state_epoch, state.leader_epoch,
+            state.start_offset, state.delivery_complete_count, state.create_timestamp, now,
+            state.batches))
+            for key, state in self.states.items() if now - state.write_timestamp >= interval_ms]
+        return Result(None, records)
+
     def keys_of_group(self, group_id: str) -> list[Key]:
         return [k for k in self.states if k.group_id == group_id]
 

@@ -1,3 +1,7 @@
+from collections.abc import Callable
+
+from strom.protocol.records.batch import BatchHeader
+
 def walk_records(
     data: bytes | memoryview,
     count: int,
@@ -8,3 +12,13 @@ def walk_records(
     latest: int,
     /,
 ) -> tuple[int, int] | None: ...
+def check_produced_batch(
+    buf: memoryview,
+    max_message_bytes: int,
+    compacted: bool,
+    check_create_time: bool,
+    earliest: int,
+    latest: int,
+    /,
+) -> tuple[BatchHeader, int, int] | None: ...
+def setup(batch_header: type[BatchHeader], crc32c: Callable[[memoryview], int], /) -> None: ...

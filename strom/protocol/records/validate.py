@@ -35,6 +35,8 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from crc32c import crc32c
+
 from strom.errors import (
     CorruptRecordError,
     InvalidRecordError,
@@ -59,11 +61,19 @@ from strom.protocol.records.compression import decompress_view
 from strom.protocol.records.record import MIN_RECORD_SIZE
 
 _FastWalk = Callable[[bytes | memoryview, int, int, bool, bool, int, int], tuple[int, int] | None]
+_FastCheck = Callable[[memoryview, int, bool, bool, int, int],
+                      tuple[BatchHeader, int, int] | None]
 _fast_walk: _FastWalk | None
+_fast_check: _FastCheck | None
 try:  # built from _walk.c when a C compiler was there at install time
+    from strom.protocol.records._walk import check_produced_batch as _fast_check
+    from strom.protocol.records._walk import setup as _setup_walk
     from strom.protocol.records._walk import walk_records as _fast_walk
 except ImportError:  # pragma: no cover - installs without a compiler
     _fast_walk = None
+    _fast_check = None
+else:
+    _setup_walk(BatchHeader, crc32c)
 
 __all__ = [
     "RecordError",
@@ -140,6 +150,38 @@ def validate_produced_batch(
     with a small limit can retry on a worker thread with the real one);
     None (Kafka's behaviour) leaves decompression unbounded.
     """
+    check_create_time = timestamp_type == TimestampType.CREATE_TIME
+    if _fast_check is not None:
+        # The C accept path (uncompressed batches): framing, CRC, batch checks
+        # and walk in one call, or None and the checks below run and raise.
+        accepted = _fast_check(buf, max_message_bytes, compacted, check_create_time,
+                               now_ms - timestamp_before_max_ms, now_ms + timestamp_after_max_ms)
+        if accepted is not None:
+            if not check_create_time:  # LogAppendTime: every record gets now_ms
+                return ValidatedBatch(accepted[0], now_ms, 0)
+            return ValidatedBatch(*accepted)
+    return validate_produced_batch_python(
+        buf, max_message_bytes=max_message_bytes, compacted=compacted,
+        timestamp_type=timestamp_type, now_ms=now_ms,
+        timestamp_before_max_ms=timestamp_before_max_ms,
+        timestamp_after_max_ms=timestamp_after_max_ms,
+        max_uncompressed_bytes=max_uncompressed_bytes)
+
+
+def validate_produced_batch_python(
+    buf: memoryview,
+    *,
+    max_message_bytes: int,
+    compacted: bool,
+    timestamp_type: TimestampType,
+    now_ms: int,
+    timestamp_before_max_ms: int,
+    timestamp_after_max_ms: int,
+    max_uncompressed_bytes: int | None = None,
+) -> ValidatedBatch:
+    """The reference validation: the C accept path (check_produced_batch in
+    _walk.c) returns what this returns wherever it answers; errors and
+    compressed batches are this function's alone."""
     header = _check_framing(buf, max_message_bytes)
     _check_batch(header)
     codec = header.compression

@@ -35,11 +35,12 @@ if TYPE_CHECKING:
 
 
 def valid_member_id(member_id: str | None) -> bool:
-    """A share member id is a Kafka Uuid in its base64 form (22 characters)."""
-    if not member_id or len(member_id) != 22:
+    """A share member id is a Kafka Uuid in its base64 form: 22 characters, or 24 with
+    the padding (Kafka's Uuid.fromString accepts both; franz-go sends the padded form)."""
+    if not member_id or len(member_id) not in (22, 24):
         return False
     try:
-        return len(base64.urlsafe_b64decode(member_id + "==")) == 16
+        return len(base64.urlsafe_b64decode(member_id.rstrip("=") + "==")) == 16
     except (binascii.Error, ValueError):
         return False
 

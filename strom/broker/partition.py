@@ -63,13 +63,17 @@ _NO_RECORDS: list[bytes | memoryview] = []
 class Partition:
     def __init__(self, topic: str, index: int, topic_id: uuid.UUID, log: PartitionLog,
                  config: TopicConfig, *, leader_epoch: int, node_id: int, clock: Clock,
-                 flusher: GroupCommitFlusher, leader_id: int | None = None) -> None:
+                 flusher: GroupCommitFlusher, leader_id: int | None = None,
+                 append_settings: AppendSettings | None = None) -> None:
+        """`append_settings`: `AppendSettings.of(config)`, when the caller
+        has it (resolving it is most of a new partition's cost: a topic of
+        1,000 partitions resolves it once)."""
         self.topic = topic
         self.index = index
         self.topic_id = topic_id
         self.log = log
         self.config = config
-        self.append_settings = AppendSettings.of(config)
+        self.append_settings = append_settings or AppendSettings.of(config)
         self.leader_epoch = leader_epoch
         self.leader_id = node_id if leader_id is None else leader_id
         self.node_id = node_id

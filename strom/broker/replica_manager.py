@@ -28,7 +28,7 @@ from strom.broker.flusher import GroupCommitFlusher
 from strom.broker.log_cleaner import LogCleanerService
 from strom.broker.log_jobs import LogJobs
 from strom.broker.partition import Partition
-from strom.broker.partition_config import log_config_for
+from strom.broker.partition_config import AppendSettings, log_config_for
 from strom.broker.replica_fetcher import ReplicaFetcherManager, ReplicationSettings
 from strom.broker.replication_quota import ReplicationQuotas
 from strom.clock import Clock
@@ -104,6 +104,9 @@ class ReplicaManager:
         #: and IsrExpandsPerSec): /metrics.
         self.isr_shrinks = 0
         self.isr_expands = 0
+        #: The append settings of the last topic config a partition was opened
+        #: with: the partitions of one topic share its config object.
+        self._last_settings: tuple[TopicConfig, AppendSettings] | None = None
 
     def topic_config(self, topic: TopicInfo) -> TopicConfig:
         return TopicConfig(dict(topic.configs), self.config)
@@ -165,12 +168,25 @@ class ReplicaManager:
         await self.jobs.settled()
 
     def on_image(self, old: MetadataImage | None, new: MetadataImage) -> None:
-        """Apply the difference between two images to the hosted partitions."""
+        """Apply the difference between two images to the hosted partitions.
+
+        In time linear in the partitions of the topics that changed (plus a
+        set lookup per hosted partition): a topic whose TopicInfo is the same
+        object in both images (MetadataImage.apply keeps untouched topics'
+        objects) is skipped, unless a partition of it waits to be retried.
+        Comparing every partition of every topic made each metadata change
+        cost ~1.5 us per partition hosted: 36 ms for a 10-partition
+        CreateTopics on a broker with 20,000 partitions."""
         self._image = new
+        old_topics = old.topics if old is not None else None
+        changed = set(new.topics) if old_topics is None else {
+            name for name, topic in new.topics.items() if old_topics.get(name) is not topic}
+        if old_topics is not None:
+            changed.update(name for name in old_topics if name not in new.topics)
         # Deletions first, so that a partition deleted and created again in
         # one change is created behind its old directory's removal.
-        gone = [k for k in self.partitions if k[0] not in new.topics
-                or self.partitions[k].topic_id != new.topics[k[0]].topic_id]
+        gone = [k for k in self.partitions if k[0] in changed and (
+            k[0] not in new.topics or self.partitions[k].topic_id != new.topics[k[0]].topic_id)]
         for key in gone:
             self._detach(key)
         for key in [k for k in self.offline if k[0] not in new.topics]:
@@ -188,7 +204,11 @@ class ReplicaManager:
             self._delete_logs([k for k in gone if k[0] not in INTERNAL_TOPICS])
         later: list[tuple[str, int]] = []
         moved_away: list[tuple[str, int]] = []
+        # A new log the disk had no room for is retried at every change.
+        changed.update(k[0] for k, offline in self.offline.items() if offline.retriable)
         for name, topic in new.topics.items():
+            if name not in changed:
+                continue
             config = self.topic_config(topic)
             old_topic = old.topics.get(name) if old else None
             in_background = (self._create_in_background or self._create_in_background_always) \
@@ -262,10 +282,13 @@ class ReplicaManager:
                 partition_log = self.log_manager.create_log(
                     name, index, log_config_for(config), topic.topic_id, sync=sync
                 )
+            last = self._last_settings
+            if last is None or last[0] is not config:
+                last = self._last_settings = (config, AppendSettings.of(config))
             partition = Partition(
                 name, index, topic.topic_id, partition_log, config,
                 leader_epoch=info.leader_epoch, node_id=self.node_id, clock=self.clock,
-                flusher=self.flusher, leader_id=info.leader,
+                flusher=self.flusher, leader_id=info.leader, append_settings=last[1],
             )
         except KafkaStorageError as exc:
             # Logged once per condition where it was raised (storage.disk).

@@ -13,7 +13,9 @@ Invariants:
   open for writing: it is written last by `shutdown` and removed (durably)
   once the directory's logs are loaded;
 - a topic-partition lives in exactly one data directory;
-- checkpoint files only name logs that exist: deleting a log rewrites them.
+- checkpoint files only name logs that exist: deleting a log rewrites them
+  (a log created lazily, log.py, exists before its directory: it is named
+  at offset 0, and loading ignores names without a directory).
 
 Flush and retention are scheduled by the owner (the broker's storage task)
 through `logs_due_for_flush` and `apply_retention`; nothing here runs on its
@@ -513,13 +515,17 @@ def open_new_logs(new: list[NewLog],
     `NewLogSync.sync`, later (new_logs.py). Touches only their new
     directories and the objects it returns, which nobody else sees before
     `LogManager.adopt_log`: it runs on a worker thread while the event loop
-    serves. A log is created lazily (no segment files, no file descriptor:
-    open_files.py is not touched).
+    serves. A log is created lazily: no directory, no file descriptor
+    (open_files.py is not touched) until its first write (log.py); only a
+    preallocated one is made at once.
 
-    The logs are opened by OPEN_THREADS threads: mkdir waits on the
-    filesystem's journal, and several at once overlap (2,000 logs on ext4:
-    0.18 ms per mkdir one at a time, 0.05 ms with 8 threads)."""
-    if len(new) < 4 * OPEN_THREADS:  # a few: threads would cost more than they save
+    Logs made at once (preallocated) are opened by OPEN_THREADS threads:
+    mkdir waits on the filesystem's journal, and several at once overlap
+    (2,000 logs on ext4: 0.18 ms per mkdir one at a time, 0.05 ms with 8
+    threads). Lazy ones are Python objects only: threads would only contend
+    for the GIL."""
+    made_at_once = sum(1 for spec in new if spec.config.preallocate)
+    if made_at_once < 4 * OPEN_THREADS:  # a few: threads would cost more than they save
         opened = [_open_new(new, clock)]
     else:
         chunks = [new[i::OPEN_THREADS] for i in range(OPEN_THREADS)]

@@ -1,5 +1,11 @@
 """Making new partition logs durable together: one sync per batch of creations.
 
+Most new logs of a batch never come here any more: they are lazy (log.py),
+with no directory until their first write, whose first flush writes
+partition.metadata and syncs the directory and its data directory (flush.py).
+What follows applies to the logs a batch still makes at once: those whose
+topic preallocates segments (the first segment needs its file).
+
 Creating a log used to cost five fsyncs (partition.metadata and its directory,
 the empty leader-epoch-checkpoint and its directory, the data directory): a
 CreateTopics of 3,000 partitions spent 16 of its 26 s in fsync, with the event

@@ -121,11 +121,11 @@ def test_kafkas_tool_moves_replicas_while_producing(three: dict[int, StromProces
     wait_until(lambda: all(len(isr) == 2 for _, _, isr in
                            _replicas(one.bootstrap, "moving").values()), WAIT)
     log_of_one = three[1].data_dir / "moving-0"
-    assert log_of_one.exists()
 
     plan = {0: [3, 2], 1: [3, 1]}
     with KeepProducing(one.bootstrap, "moving", 2) as producer:
         wait_until(lambda: producer.count() >= 200, WAIT, what="records before the move")
+        assert log_of_one.exists()  # made by its first records (issue 19)
         out = _reassign(one.bootstrap, tmp_path, plan, "moving", "--execute")
         assert "Successfully started partition reassignments" in out, out
         out = wait_until(

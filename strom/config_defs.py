@@ -136,7 +136,7 @@ GROUP_COORDINATOR_CONFIGS: list[ConfigDef] = [
        "The maximum heartbeat interval for share group members.", at_least=1),
     _d("group.share.max.size", T.INT, 200,
        "The maximum number of members that a single share group can accommodate.",
-       at_least=1),
+       at_least=1, at_most=1000),
     # Share partitions (KIP-932, broker/share/), Kafka 4.4's names and defaults.
     _d("group.share.record.lock.duration.ms", T.INT, 30000,
        "The record acquisition lock duration in milliseconds for share groups.",

@@ -85,6 +85,8 @@ class ConfigDef:
     at_least: float | None = None
     choices: tuple[str, ...] | None = None
     read_only: bool = False
+    # Largest legal value for numbers (Kafka's Range.between upper bound).
+    at_most: float | None = None
     # Lists only: what every item must match, and the rule a refusal names.
     item_pattern: tuple[str, str] | None = None
 
@@ -118,6 +120,11 @@ class ConfigDef:
                     f"Invalid value {value} for configuration {self.name}: "
                     f"Value must be at least {_render_number(self.at_least)}"
                 )
+        if (self.at_most is not None and isinstance(value, int | float)
+                and not isinstance(value, bool) and value > self.at_most):
+            raise InvalidConfigError(
+                f"Invalid value {value} for configuration {self.name}: "
+                f"Value must be no more than {_render_number(self.at_most)}")
         if self.item_pattern is not None and isinstance(value, list):
             pattern, rule = self.item_pattern
             for item in value:

@@ -149,3 +149,14 @@ def test_the_coordinator_and_describe_use_a_groups_share_configs(tmp_path: Path)
             assert time.monotonic() < deadline, "the member never expired"
             time.sleep(0.1)
         assert described_group.group_state == "Empty"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("0", "Value must be at least 1"), ("1001", "Value must be no more than 1000")])
+def test_group_share_max_size_is_kafkas_range(text: str, message: str) -> None:
+    with pytest.raises(InvalidConfigError) as exc:
+        BrokerConfig.from_properties({"group.share.max.size": text})
+    assert exc.value.message == (f"Invalid value {text} for configuration "
+                                 f"group.share.max.size: {message}")
+    assert BrokerConfig.from_properties({"group.share.max.size": "1000"}).get(
+        "group.share.max.size") == 1000

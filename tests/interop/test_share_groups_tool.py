@@ -48,7 +48,7 @@ class Member:
     def __init__(self, bootstrap: str, group: str, topic: str) -> None:
         self.group = group
         self.member_id = str(uuid.uuid4())
-        with WireClient(bootstrap) as client:
+        with WireClient(bootstrap.split(",")[0]) as client:  # any broker answers
             find = build(request_class(ApiKey.FIND_COORDINATOR, 4),
                          {"key_type": 0, "coordinator_keys": [group]})
             found = wait_until(lambda: _found(client.request(ApiKey.FIND_COORDINATOR, 4, find)),

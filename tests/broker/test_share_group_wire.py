@@ -23,6 +23,7 @@ UNKNOWN_MEMBER_ID = 25
 FENCED_MEMBER_EPOCH = 110
 NON_EMPTY_GROUP = 68
 GROUP_MAX_SIZE_REACHED = 81
+UNKNOWN_SERVER_ERROR = -1
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +166,11 @@ def test_bad_input_gets_kafka_errors(client: WireClient) -> None:
     # A subscription far larger than any real one is answered, not fatal.
     many = beat(client, "big", str(uuid.uuid4()), 0, [f"t{i}" for i in range(20_000)])
     assert many.error_code == NONE and partitions(many) == set()
+    # One whose member record cannot be written (over the topic's max.message.bytes) is
+    # refused as Kafka refuses it; the group and the broker go on.
+    huge = beat(client, "huge", str(uuid.uuid4()), 0, [f"topic-{i:07d}" for i in range(120_000)])
+    assert (huge.error_code, huge.error_message) == (UNKNOWN_SERVER_ERROR, None)
+    assert beat(client, "huge", str(uuid.uuid4()), 0, ["st"]).error_code == NONE
 
 
 def test_group_ids_of_another_type(client: WireClient) -> None:

@@ -137,6 +137,10 @@ GROUP_COORDINATOR_CONFIGS: list[ConfigDef] = [
     _d("group.share.max.size", T.INT, 200,
        "The maximum number of members that a single share group can accommodate.",
        at_least=1, at_most=1000),
+    _d("group.share.initialize.retry.interval.ms", T.INT, 30000,
+       "Time elapsed before retrying initialize share group state request. If below "
+       "offsets.commit.timeout.ms, then value of offsets.commit.timeout.ms is used.",
+       at_least=1),
     # Share partitions (KIP-932, broker/share/), Kafka 4.4's names and defaults.
     _d("group.share.record.lock.duration.ms", T.INT, 30000,
        "The record acquisition lock duration in milliseconds for share groups.",

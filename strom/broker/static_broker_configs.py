@@ -33,7 +33,7 @@ STATIC_IN_KAFKA = frozenset({
     "group.share.session.timeout.ms", "group.share.min.session.timeout.ms",
     "group.share.max.session.timeout.ms", "group.share.heartbeat.interval.ms",
     "group.share.min.heartbeat.interval.ms", "group.share.max.heartbeat.interval.ms",
-    "group.share.max.size",
+    "group.share.max.size", "group.share.initialize.retry.interval.ms",
     "transaction.max.timeout.ms", "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "transactional.id.expiration.ms",
 })

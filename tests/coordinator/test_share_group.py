@@ -205,6 +205,21 @@ def test_a_deleted_topic_is_marked_deleting_until_its_state_is_gone(h: Harness) 
     assert set(restored.initialized) == {u} and restored.deleting == {}
 
 
+def test_initializing_partitions_left_by_a_restart_or_too_long_are_initialized_again(
+        h: Harness) -> None:
+    h.shard.share.has_persister = True
+    first = beat(h, "a", 0)
+    assert first["initialize"]  # asked; the answer is never recorded (say the broker died)
+    h.restart()
+    h.shard.share.has_persister = True
+    again = beat(h, "a", 1, topics=None)
+    assert again["initialize"] == first["initialize"]
+    # In flight here: not asked twice, until group.share.initialize.retry.interval.ms.
+    assert beat(h, "a", 1, topics=None)["initialize"] == ()
+    h.clock.advance(h.config.share_initialize_retry_interval_ms)
+    assert beat(h, "a", 1, topics=None)["initialize"] == first["initialize"]
+
+
 # -- group types --------------------------------------------------------------------------
 
 def test_group_ids_of_other_types_are_refused_both_ways(h: Harness) -> None:

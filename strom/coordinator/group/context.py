@@ -59,6 +59,7 @@ class GroupConfig:
     share_min_heartbeat_interval_ms: int = 5000
     share_max_heartbeat_interval_ms: int = 15_000
     share_max_size: int = 200
+    share_initialize_retry_interval_ms: int = 30_000
 
     def session_timeout_ms(self, group_configs: Mapping[str, object]) -> int:
         """A consumer group's session timeout: its consumer.session.timeout.ms
@@ -131,6 +132,10 @@ class GroupConfig:
             share_min_heartbeat_interval_ms=get("group.share.min.heartbeat.interval.ms"),
             share_max_heartbeat_interval_ms=get("group.share.max.heartbeat.interval.ms"),
             share_max_size=get("group.share.max.size"),
+            # Kafka: below offsets.commit.timeout.ms, that is used instead.
+            share_initialize_retry_interval_ms=max(
+                get("group.share.initialize.retry.interval.ms"),
+                get("offsets.commit.timeout.ms")),
         )
 
 

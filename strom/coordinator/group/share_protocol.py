@@ -100,6 +100,12 @@ class ShareGroupManager:
         #: Whether partitions need their state initialized through a Persister
         #: (set by the service when a share coordinator exists).
         self.has_persister = False
+        #: (group, topic id) -> when this process asked the Persister to initialize its
+        #: partitions. Partitions recorded as initializing without an entry here (the
+        #: broker restarted, or the coordinator moved, before the answer was recorded),
+        #: or asked longer than group.share.initialize.retry.interval.ms ago, are
+        #: initialized again (Kafka's InitMapValue timestamps).
+        self.initializing_since: dict[tuple[str, uuid.UUID], int] = {}
 
     def find(self, group_id: str) -> ShareGroup | None:
         group = self.ctx.groups.get(group_id)
@@ -240,7 +246,14 @@ class ShareGroupManager:
                                   srec.ShareGroupMetadataValue(group_epoch, new_hash)))
 
         # Share state for partitions of subscribed topics that have none yet.
-        to_initialize = _uninitialized(group, subscribed, image)
+        now = ctx.now_ms()
+        retry_ms = config.share_initialize_retry_interval_ms
+        in_flight = {t for (g, t), since in self.initializing_since.items()
+                     if g == group_id and now - since < retry_ms}
+        to_initialize = _uninitialized(group, subscribed, image, in_flight)
+        if self.has_persister:
+            for topic_id, _, _ in to_initialize:
+                self.initializing_since[(group_id, topic_id)] = now
         initialized = dict(group.initialized)
         initializing = dict(group.initializing)
         if to_initialize:
@@ -323,6 +336,8 @@ class ShareGroupManager:
         """The Persister answered for `topics`: record them as initialized and bump the
         group epoch so the next heartbeat assigns them; on failure forget they were
         initializing, so a later heartbeat tries again."""
+        for topic_id, _, _ in topics:
+            self.initializing_since.pop((group_id, topic_id), None)
         group = self.find(group_id)
         if group is None:
             return Result(None)
@@ -456,15 +471,18 @@ def _check_epoch(member: ShareGroupMember, received: int) -> None:
             "abandon all its partitions and rejoin.")
 
 
-def _uninitialized(group: ShareGroup, subscribed: set[str], image: MetadataImage
-                   ) -> list[TopicInit]:
+def _uninitialized(group: ShareGroup, subscribed: set[str], image: MetadataImage,
+                   in_flight: set[uuid.UUID]) -> list[TopicInit]:
+    """Partitions of subscribed topics without share state, and those recorded as
+    initializing whose initialization is not in flight here."""
     out: list[TopicInit] = []
     for name in sorted(subscribed):
         topic = image.topics.get(name)
         if topic is None:
             continue
-        known = (group.initialized.get(topic.topic_id, (name, frozenset()))[1]
-                 | group.initializing.get(topic.topic_id, (name, frozenset()))[1])
+        known = group.initialized.get(topic.topic_id, (name, frozenset()))[1]
+        if topic.topic_id in in_flight:
+            known = known | group.initializing.get(topic.topic_id, (name, frozenset()))[1]
         missing = frozenset(range(len(topic.partitions))) - known
         if missing:
             out.append((topic.topic_id, name, missing))

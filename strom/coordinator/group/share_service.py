@@ -106,9 +106,9 @@ class ShareGroupService:
             code = _coordinator_error(exc)
             # A remapped error (a record too large, a moved partition) carries no message,
             # as in Kafka: the original one names broker internals.
-            own = isinstance(exc, KafkaError) and exc.code == code
-            return {"throttle_time": 0, "error_code": code,
-                    "error_message": exc.message if own else None,
+            message = (exc.message if isinstance(exc, KafkaError) and exc.code == code
+                       else None)
+            return {"throttle_time": 0, "error_code": code, "error_message": message,
                     "member_id": None, "member_epoch": 0, "heartbeat_interval": 0,
                     "assignment": None}
         if outcome.initialize and self._persister is not None:

@@ -9,7 +9,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 CONFIG ?= config/server.properties
 
 .PHONY: serve cluster test lint typecheck unit interop interop-kafka interop-cluster system-deps kafka-jars compat compat-kafka compat-cluster clean \
-	bench bench-quick bench-fleet bench-soak bench-views bench-fetch-sessions bench-failover bench-cluster demo fuzz jepsen dist dist-check screenshots
+	bench bench-quick bench-fleet bench-soak bench-views bench-fetch-sessions bench-failover bench-cluster bench-cores demo fuzz jepsen dist dist-check screenshots
 
 $(STAMP): pyproject.toml setup.py strom/protocol/records/_walk.c strom/protocol/fast/_produce.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -116,6 +116,14 @@ bench-failover: $(BENCH_STAMP) $(CLUSTER_STAMP) kafka-jars
 bench-cluster: $(BENCH_STAMP) $(CLUSTER_STAMP) kafka-jars
 	scripts/install-etcd.sh
 	$(BIN)/python bench/cluster_bench.py $(CLUSTER_BENCH_ARGS)
+
+## bench-cores: strom on 1 vs 2 cores (one broker process, pinned or not, vs strom.processes=2), quiet and beside a CPU hog, then Kafka vs strom bulk rows beside a CPU hog (~30 min); results bench/results/cores*-latest.md and bench/results/busy/
+bench-cores: $(BENCH_STAMP) $(CLUSTER_STAMP) kafka-jars
+	scripts/install-etcd.sh
+	$(BIN)/python bench/cores.py
+	$(BIN)/python bench/cores.py --busy
+	$(BIN)/python bench/busy.py -- $(BIN)/python bench/run.py --brokers kafka,strom --rounds 3 \
+		--only produce_acks1_rdkafka,produce_acksall_rdkafka,consume_rdkafka,small_rdkafka --out bench/results/busy
 
 ## demo: the shop: strom and four services that only talk through events, narrated
 demo: $(STAMP)

@@ -8,7 +8,7 @@ CLUSTER_STAMP := $(VENV)/.installed-cluster
 BENCH_STAMP := $(VENV)/.installed-bench
 CONFIG ?= config/server.properties
 
-.PHONY: serve cluster test lint typecheck unit interop interop-kafka interop-cluster system-deps kafka-jars compat compat-kafka compat-cluster clean \
+.PHONY: serve cluster test lint typecheck unit interop interop-kafka interop-cluster system-deps kafka-jars compat compat-kafka compat-cluster compat-librdkafka clean \
 	bench bench-quick bench-fleet bench-soak bench-views bench-fetch-sessions bench-failover bench-cluster bench-cores demo fuzz jepsen dist dist-check screenshots
 
 $(STAMP): pyproject.toml setup.py strom/protocol/records/_walk.c strom/protocol/fast/_produce.c
@@ -145,6 +145,11 @@ compat-kafka: kafka-jars
 compat-cluster: $(CLUSTER_STAMP)
 	scripts/install-etcd.sh
 	compat/run.sh --cluster $(COMPAT_ARGS)
+
+## compat-librdkafka: librdkafka 2.15.1's own test suite (built from npm's bundled sources) against a three-broker strom cluster; writes compat/results-librdkafka-cluster.json; LIBRDKAFKA_ARGS e.g. --tests 0001,0012 or --broker kafka
+compat-librdkafka: $(CLUSTER_STAMP) kafka-jars
+	scripts/install-etcd.sh
+	$(BIN)/python compat/librdkafka.py --cluster $(LIBRDKAFKA_ARGS)
 
 DIST_STAMP := $(VENV)/.installed-dist
 

@@ -214,6 +214,9 @@ GROUP_COORDINATOR_CONFIGS: list[ConfigDef] = [
        "How often streams clients report their task changelog offsets.", at_least=1),
     _d("group.streams.min.task.offset.interval.ms", T.INT, 15000,
        "Smallest streams.task.offset.interval.ms.", at_least=1),
+    _d("group.streams.initial.rebalance.delay.ms", T.INT, 3000,
+       "How long the first assignment of a streams group that was empty waits for more "
+       "members to join.", at_least=0),
 ]
 
 BROKER_CONFIGS: dict[str, ConfigDef] = {

@@ -25,8 +25,9 @@ read_uncommitted) and share.renew.acknowledge.enable (boolean); a share
 group's session timeout must stay above its heartbeat interval.
 
 Streams groups (KIP-1071) have streams.session.timeout.ms,
-streams.heartbeat.interval.ms (within group.streams.min/max.*) and
-streams.num.standby.replicas (0 to group.streams.max.standby.replicas), read by
+streams.heartbeat.interval.ms (within group.streams.min/max.*),
+streams.num.standby.replicas (0 to group.streams.max.standby.replicas) and
+streams.initial.rebalance.delay.ms (0 or more), read by
 coordinator/group/streams_config.py; a streams group's session timeout must stay
 above its heartbeat interval, as Kafka 4.4 checks.
 `share_group_settings` gives a share group's effective values (the share
@@ -127,6 +128,11 @@ GROUP_CONFIGS = {d.name: d for d in (
     GroupConfigDef("streams.num.standby.replicas", "group.streams.num.standby.replicas",
                    None, "group.streams.max.standby.replicas",
                    "The number of standby replicas for each task.", at_least=0),
+    GroupConfigDef("streams.initial.rebalance.delay.ms",
+                   "group.streams.initial.rebalance.delay.ms", None, None,
+                   "The amount of time the group coordinator will wait for more streams "
+                   "clients to join a new group before performing the first rebalance. A "
+                   "longer delay means potentially fewer rebalances.", at_least=0),
 )}
 #: Kafka's validateSessionExceedsHeartbeat: (session, heartbeat) pairs checked together.
 _SESSION_ABOVE_HEARTBEAT = (("share.session.timeout.ms", "share.heartbeat.interval.ms"),
@@ -162,7 +168,8 @@ def parse(config: BrokerConfig, name: str, text: str | None) -> Value:
         raise InvalidConfigError(f"Invalid value {text} for configuration {name}: Value "
                                  f"must be at least {definition.at_least}")
     low, high = _range(config, definition)
-    if definition.broker_min is None and value > high:  # Kafka's validateIntMax
+    if definition.broker_min is None and definition.broker_max is not None and value > high:
+        # Kafka's validateIntMax
         raise InvalidConfigError(f"{name} must be less than or equal to {high}")
     if not low <= value <= high:
         raise InvalidConfigError(f"{name} must be in the range {low} to {high} inclusive.")
@@ -327,10 +334,10 @@ def _effective_int(config: BrokerConfig, values: Mapping[str, Value], name: str)
 
 
 def _range(config: BrokerConfig, definition: GroupConfigDef) -> tuple[int, int]:
-    assert definition.broker_max is not None
     low = (definition.at_least if definition.broker_min is None
            else _int(config, definition.broker_min))
-    return low, _int(config, definition.broker_max)
+    high = 2**31 - 1 if definition.broker_max is None else _int(config, definition.broker_max)
+    return low, high
 
 
 def _int(config: BrokerConfig, name: str) -> int:

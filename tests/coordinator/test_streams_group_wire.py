@@ -25,13 +25,15 @@ INCONSISTENT_GROUP_PROTOCOL = 23
 MISSING_SOURCE_TOPICS = 1
 INCORRECTLY_PARTITIONED_TOPICS = 2
 MISSING_INTERNAL_TOPICS = 3
+ASSIGNMENT_DELAYED = 5
 
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
     with EmbeddedBroker(tmp_path_factory.mktemp("wire-streams"), overrides={
             "offsets.topic.num.partitions": "2", "group.streams.num.standby.replicas": "1",
-            "group.streams.heartbeat.interval.ms": "5000"}) as b:
+            "group.streams.heartbeat.interval.ms": "5000",
+            "group.streams.initial.rebalance.delay.ms": "0"}) as b:
         b.run(b.services.groups.coordinator_for("any"))  # creates __consumer_offsets
         b.run(b.services.groups.runtime.wait_loaded())
         yield b
@@ -296,3 +298,29 @@ def test_group_config_num_standby_replicas(client: WireClient) -> None:
     until_stable([a, b])
     assert a.standby == {} and b.standby == {}
     assert len(a.tasks()) == len(b.tasks()) == 2
+
+
+def test_initial_rebalance_delay(client: WireClient) -> None:
+    """Kafka 4.4: a group that was empty assigns only after its initial rebalance delay,
+    so the members joining meanwhile share the first assignment."""
+    create_topic(client, "words6", 2)
+    create_topic(client, "app6-counts-repartition", 2)
+    create_topic(client, "app6-counts-changelog", 2)
+    assert alter_group_config(client, "app6", "streams.initial.rebalance.delay.ms",
+                              "1000").error_code == NONE
+    topology = word_count("app6", "words6")
+    a, b = Member(client, "app6", topology), Member(client, "app6", topology)
+    first = a.heartbeat()
+    assert statuses(first) == [ASSIGNMENT_DELAYED]
+    assert (first.member_epoch, first.active_tasks) == (1, ())
+    assert statuses(b.heartbeat()) == [ASSIGNMENT_DELAYED]
+    deadline = time.monotonic() + 10
+    for _ in range(500):
+        if a.tasks() and b.tasks():
+            break
+        assert time.monotonic() < deadline, "no assignment after the delay"
+        time.sleep(0.02)  # poll interval, as a client's heartbeats
+        assert all(m.heartbeat().error_code == NONE for m in (a, b))
+    # The first assignment already splits the tasks: neither had them all.
+    assert len(a.tasks()) == len(b.tasks()) == 2
+    assert a.tasks().isdisjoint(b.tasks())

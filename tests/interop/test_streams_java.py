@@ -202,7 +202,12 @@ def test_dump_log_decodes_streams_group_records(java_tools: Any, broker: Embedde
                                                 tmp_path: Path) -> None:
     """Kafka's own decoder reads the streams group records strom writes."""
     from strom.coordinator.group.service import partition_for
-    from tests.coordinator.test_streams_group_wire import Member, until_stable, word_count
+    from tests.coordinator.test_streams_group_wire import (
+        Member,
+        alter_group_config,
+        until_stable,
+        word_count,
+    )
     from tests.wire import WireClient
 
     from .clients import run_kafka_tool
@@ -210,6 +215,7 @@ def test_dump_log_decodes_streams_group_records(java_tools: Any, broker: Embedde
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     admin.create_topics([NewTopic("dump-lines", 2, 1)])["dump-lines"].result(30)
     with WireClient(broker.bootstrap) as client:
+        alter_group_config(client, "dump-app", "streams.initial.rebalance.delay.ms", "0")
         member = Member(client, "dump-app", word_count("dump-app", "dump-lines"))
         member.heartbeat()
         until_stable([member])

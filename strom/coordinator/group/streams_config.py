@@ -6,9 +6,11 @@ group.streams.max.size (2147483647), group.streams.num.standby.replicas (0, at m
 group.streams.max.standby.replicas 2), group.streams.acceptable.recovery.lag (10000)
 and group.streams.task.offset.interval.ms (60000, at least
 group.streams.min.task.offset.interval.ms 15000), the last two handed to the clients
-in every heartbeat. A group's own streams.session.timeout.ms,
-streams.heartbeat.interval.ms and streams.num.standby.replicas (GROUP configs) win,
-capped to the broker's range as Kafka caps them.
+in every heartbeat, and group.streams.initial.rebalance.delay.ms (3000): how long
+the first assignment of a group that was empty waits for more members. A group's own
+streams.session.timeout.ms, streams.heartbeat.interval.ms, streams.num.standby.replicas
+and streams.initial.rebalance.delay.ms (GROUP configs) win, the first three capped to
+the broker's range as Kafka caps them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 SESSION_TIMEOUT = "streams.session.timeout.ms"
 HEARTBEAT_INTERVAL = "streams.heartbeat.interval.ms"
 NUM_STANDBY_REPLICAS = "streams.num.standby.replicas"
+INITIAL_REBALANCE_DELAY = "streams.initial.rebalance.delay.ms"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,7 @@ class StreamsGroupConfig:
     max_standby_replicas: int = 2
     acceptable_recovery_lag: int = 10_000
     task_offset_interval_ms: int = 60_000
+    initial_rebalance_delay_ms: int = 3000
 
     def session_timeout_ms_for(self, group_configs: Mapping[str, object]) -> int:
         return _capped(group_configs.get(SESSION_TIMEOUT), self.session_timeout_ms,
@@ -48,6 +52,11 @@ class StreamsGroupConfig:
         return _capped(group_configs.get(NUM_STANDBY_REPLICAS),
                        min(self.num_standby_replicas, self.max_standby_replicas),
                        0, self.max_standby_replicas)
+
+    def initial_rebalance_delay_ms_for(self, group_configs: Mapping[str, object]) -> int:
+        own = group_configs.get(INITIAL_REBALANCE_DELAY)
+        return own if isinstance(own, int) and not isinstance(own, bool) \
+            else self.initial_rebalance_delay_ms
 
     @classmethod
     def from_broker(cls, get: Any) -> StreamsGroupConfig:
@@ -65,6 +74,7 @@ class StreamsGroupConfig:
             acceptable_recovery_lag=get("group.streams.acceptable.recovery.lag"),
             task_offset_interval_ms=max(get("group.streams.task.offset.interval.ms"),
                                         get("group.streams.min.task.offset.interval.ms")),
+            initial_rebalance_delay_ms=get("group.streams.initial.rebalance.delay.ms"),
         )
 
 

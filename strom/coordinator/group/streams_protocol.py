@@ -53,6 +53,7 @@ from strom.coordinator.group.streams import (
 )
 from strom.coordinator.group.streams_reconcile import check_epoch, reconcile
 from strom.coordinator.group.streams_topology import (
+    ASSIGNMENT_DELAYED,
     SHUTDOWN_APPLICATION,
     STALE_TOPOLOGY,
     ConfiguredTopology,
@@ -102,6 +103,7 @@ class StreamsGroupManager:
                 return
             if key.type == srec.METADATA:
                 del self.ctx.groups[gid]
+                self.ctx.timer.cancel(self._delay_key(gid))
                 for member_id in group.members:
                     self.cancel_timers(gid, member_id)
             elif key.type == srec.MEMBER_METADATA:
@@ -269,21 +271,29 @@ class StreamsGroupManager:
                 "validated_topology_epoch": validated,
                 "last_assignment_configs": [{"key": k, "value": v}
                                             for k, v in assignment_configs]}))
+            delay = config.initial_rebalance_delay_ms_for(group_configs)
+            if not group.members and delay > 0 and not ctx.timer.is_scheduled(
+                    self._delay_key(gid)):
+                # Kafka 4.4: the first assignment of a group that was empty waits for
+                # more members (group.streams.initial.rebalance.delay.ms).
+                ctx.timer.schedule(self._delay_key(gid), delay,
+                                   lambda: self._assign_after_delay(gid))
 
         # 4. The target assignment of this epoch.
         members_after = dict(group.members)
         members_after[updated.member_id] = updated
         target = dict(group.target)
         assignment_epoch = group.assignment_epoch
-        if group_epoch > assignment_epoch:
-            new_target = self._compute_target(members_after, target, configured, standbys)
-            for mid, tasks in sorted(new_target.items()):
-                if mid not in target or tasks.normalized() != target[mid].normalized():
-                    records.append(srec.encode(srec.StreamsKey(srec.TARGET_MEMBER, gid, mid),
-                                               target_value(tasks)))
-            records.append(srec.encode(srec.StreamsKey(srec.TARGET_METADATA, gid), {
-                "assignment_epoch": group_epoch, "assignment_timestamp": ctx.now_ms()}))
-            target = new_target
+        if group_epoch > assignment_epoch and ctx.timer.is_scheduled(self._delay_key(gid)):
+            statuses.append({"status_code": ASSIGNMENT_DELAYED, "status_detail":
+                             "Assignment delayed due to the configured initial rebalance "
+                             "delay."})
+            target = {**target, updated.member_id: TasksTuple()}
+            # At least epoch 1: a member told epoch 0 would have to join again.
+            assignment_epoch = max(1, assignment_epoch)
+        elif group_epoch > assignment_epoch:
+            target = self._target_records(gid, group_epoch, members_after, target,
+                                          configured, standbys, records)
             assignment_epoch = group_epoch
 
         # 5. One step of the member towards its target.
@@ -337,6 +347,34 @@ class StreamsGroupManager:
         if statuses:
             response["status"] = statuses
         return Result(HeartbeatOutcome(response, to_create), records)
+
+    def _target_records(self, gid: str, group_epoch: int,
+                        members: dict[str, StreamsGroupMember], target: dict[str, TasksTuple],
+                        configured: ConfiguredTopology | None, standbys: int,
+                        records: list[RecordPair]) -> dict[str, TasksTuple]:
+        """The new target assignment of `group_epoch`; its records go to `records`."""
+        new_target = self._compute_target(members, target, configured, standbys)
+        for mid, tasks in sorted(new_target.items()):
+            if mid not in target or tasks.normalized() != target[mid].normalized():
+                records.append(srec.encode(srec.StreamsKey(srec.TARGET_MEMBER, gid, mid),
+                                           target_value(tasks)))
+        records.append(srec.encode(srec.StreamsKey(srec.TARGET_METADATA, gid), {
+            "assignment_epoch": group_epoch, "assignment_timestamp": self.ctx.now_ms()}))
+        return new_target
+
+    def _assign_after_delay(self, gid: str) -> Result[Any]:
+        """The initial rebalance delay is over: the target of the group's epoch, for the
+        members there are now (they reconcile on their next heartbeats)."""
+        group = self.find(gid)
+        if group is None or group.topology is None or group.group_epoch <= group.assignment_epoch:
+            return Result(None)
+        configured = group.configured or configure(group.topology, self.ctx.image())
+        standbys = self.ctx.config.streams.num_standby_replicas_for(
+            self.ctx.image().group_configs.get(gid, {}))
+        records: list[RecordPair] = []
+        self._target_records(gid, group.group_epoch, dict(group.members), dict(group.target),
+                             configured, standbys, records)
+        return Result(None, records)
 
     def _compute_target(self, members: dict[str, StreamsGroupMember],
                         previous: dict[str, TasksTuple], configured: ConfiguredTopology | None,
@@ -477,6 +515,10 @@ class StreamsGroupManager:
     @staticmethod
     def _rebalance_key(group_id: str, member_id: str) -> str:
         return f"streams-rebalance-{group_id}-{member_id}"
+
+    @staticmethod
+    def _delay_key(group_id: str) -> str:
+        return f"streams-initial-rebalance-{group_id}"
 
     def cancel_timers(self, group_id: str, member_id: str) -> None:
         self.ctx.timer.cancel(self._session_key(group_id, member_id))

@@ -128,7 +128,8 @@ def _detail(run: Phased) -> dict[str, Any]:
                          "client_wall_s": run.wall_s, "command": " ".join(run.argv)}
     if run.broker_cpu_cores is not None:
         d["broker_cpu_cores"] = run.broker_cpu_cores
-    for k in ("late_sends", "setup_s", "samples", "max_ms", "records_per_s", "sent"):
+    for k in ("late_sends", "setup_s", "samples", "max_ms", "records_per_s", "sent",
+              "produce_p50_ms", "produce_p99_ms"):
         if k in run.out:
             d[k] = run.out[k]
     return d

@@ -42,7 +42,8 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     except KafkaError as exc:
         return _error(exc.code, exc.message)
     settings = shares.group_settings(group_id)
-    renew = ctx.api_version >= 2 and bool(request.is_renew_ack)
+    renew = ctx.api_version >= 2 and bool(request.is_renew_ack) \
+        and settings.renew_acknowledge_enable
     names = readable_topics(ctx, [t.topic_id for t in request.topics])
     leaders = Leaders(ctx)
     responses = []

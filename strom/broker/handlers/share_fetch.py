@@ -56,7 +56,8 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     except KafkaError as exc:
         return _error(exc.code, exc.message)
     settings = shares.group_settings(group_id)
-    renew = ctx.api_version >= 2 and bool(request.is_renew_ack)
+    renew = ctx.api_version >= 2 and bool(request.is_renew_ack) \
+        and settings.renew_acknowledge_enable
     names = readable_topics(ctx, [tp[0] for tp in (*session.partitions, *acks)])
     leaders = Leaders(ctx)
     answers: dict[tuple[Any, int], dict[str, Any]] = {}

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from strom.broker.group_configs import ShareGroupSettings, parse_duration_ms, share_group_settings
 from strom.broker.partition import Partition
 from strom.broker.purgatory import AppendNotifier
 from strom.broker.share.reader import read_batches, records_for
@@ -41,58 +41,21 @@ from strom.broker.share.share_partition import (
     SharePartition,
 )
 from strom.clock import Clock
-from strom.config import BrokerConfig
+from strom.config import BrokerConfig, Value
 from strom.coordinator.share.persister import (
     UNINITIALIZED_START_OFFSET,
     Persister,
     ShareState,
 )
-from strom.errors import InvalidConfigError, OffsetOutOfRangeError
+from strom.errors import OffsetOutOfRangeError
 
 log = logging.getLogger(__name__)
 
 GroupKey = tuple[str, uuid.UUID, int]  # (group id, topic id, partition)
 
-#: Kafka's broker configs for share partitions, and their 4.4 defaults.
-BROKER_DEFAULTS: Mapping[str, int] = {
-    "group.share.record.lock.duration.ms": 30000,
-    "group.share.min.record.lock.duration.ms": 15000,
-    "group.share.max.record.lock.duration.ms": 60000,
-    "group.share.delivery.count.limit": 5,
-    "group.share.partition.max.record.locks": 2000,
-    "group.share.max.share.sessions": 2000,
-}
-
-_DURATION = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?")
-
-
-def broker_int(config: BrokerConfig, name: str) -> int:
-    try:
-        value = config.get(name)
-    except KeyError:  # not (yet) a defined broker config
-        return BROKER_DEFAULTS[name]
-    return value if isinstance(value, int) else BROKER_DEFAULTS[name]
-
-
-def parse_duration_ms(text: str) -> int:
-    """An ISO-8601 duration as share.auto.offset.reset's by_duration takes it
-    (PnDTnHnMn.nS, Java's Duration.parse without negatives)."""
-    match = _DURATION.fullmatch(text.strip())
-    if match is None or text.strip() in ("P", "PT"):
-        raise InvalidConfigError(f"invalid duration {text!r}")
-    days, hours, minutes, seconds = match.groups()
-    total = int(days or 0) * 86400 + int(hours or 0) * 3600 + int(minutes or 0) * 60
-    return total * 1000 + round(float(seconds or 0) * 1000)
-
-
-@dataclass(frozen=True, slots=True)
-class GroupShareSettings:
-    """What a share partition reads from its group's configs (KIP-932 group
-    configs, defaulting to the broker's)."""
-
-    record_lock_duration_ms: int
-    auto_offset_reset: str  # latest | earliest | by_duration:<duration>
-    read_committed: bool
+def _max_share_sessions(config: BrokerConfig) -> int:
+    value = config.get("group.share.max.share.sessions")
+    return value if isinstance(value, int) else 2000
 
 
 @dataclass(slots=True)
@@ -116,16 +79,24 @@ class ShareFetchResult:
     acquired: list[AcquiredRange]
 
 
+def _apply_limits(share: SharePartition, settings: ShareGroupSettings) -> None:
+    """A group's share.delivery.count.limit and share.partition.max.record.locks
+    may change at any time; the next transition uses the new values (KIP-1240:
+    a record past a lowered limit gets its final delivery)."""
+    share.delivery_count_limit = settings.delivery_count_limit
+    share.max_record_locks = settings.partition_max_record_locks
+
+
 class SharePartitionManager:
     def __init__(self, persister: Callable[[], Persister], config: BrokerConfig, clock: Clock,
-                 group_configs: Callable[[str], Mapping[str, object]]) -> None:
+                 group_configs: Callable[[str], Mapping[str, Value]]) -> None:
         #: The Persister, asked for when first needed (the share coordinator
         #: behind it starts on first use).
         self.persister_source = persister
         self.config = config
         self.clock = clock
         self._group_configs = group_configs
-        self.sessions = ShareSessionCache(broker_int(config, "group.share.max.share.sessions"))
+        self.sessions = ShareSessionCache(_max_share_sessions(config))
         self._partitions: dict[GroupKey, SharePartitionHandle] = {}
         self._loading: dict[GroupKey, asyncio.Future[SharePartitionHandle]] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -135,17 +106,9 @@ class SharePartitionManager:
     def now_ms(self) -> int:
         return round(self.clock.monotonic() * 1000)
 
-    def group_settings(self, group_id: str) -> GroupShareSettings:
-        values = self._group_configs(group_id)
-        lock = broker_int(self.config, "group.share.record.lock.duration.ms")
-        configured = values.get("share.record.lock.duration.ms")
-        if configured is not None:
-            lock = int(str(configured))
-        lock = min(max(lock, broker_int(self.config, "group.share.min.record.lock.duration.ms")),
-                   broker_int(self.config, "group.share.max.record.lock.duration.ms"))
-        reset = str(values.get("share.auto.offset.reset") or "latest")
-        isolation = str(values.get("share.isolation.level") or "read_uncommitted")
-        return GroupShareSettings(lock, reset, isolation == "read_committed")
+    def group_settings(self, group_id: str) -> ShareGroupSettings:
+        """The group's share.* configs, else the broker's group.share.* ones."""
+        return share_group_settings(self.config, self._group_configs(group_id))
 
     # -- share partitions ----------------------------------------------------
 
@@ -179,9 +142,9 @@ class SharePartitionManager:
             state = ShareState(state.state_epoch, leader_epoch,
                                self._reset_offset(group_id, partition), ())
             await self.persister_source().write_state(group_id, topic_id, index, state)
-        share = SharePartition(
-            state, delivery_count_limit=broker_int(self.config, "group.share.delivery.count.limit"),
-            max_record_locks=broker_int(self.config, "group.share.partition.max.record.locks"))
+        settings = self.group_settings(group_id)
+        share = SharePartition(state, delivery_count_limit=settings.delivery_count_limit,
+                               max_record_locks=settings.partition_max_record_locks)
         old = self._partitions.get(key)
         if old is not None and old.timer is not None:
             old.timer.cancel()
@@ -193,7 +156,11 @@ class SharePartitionManager:
         if reset == "earliest":
             return partition.log_start_offset
         if reset.startswith("by_duration:"):
-            since = self.clock.wall_ms() - parse_duration_ms(reset.removeprefix("by_duration:"))
+            try:
+                duration = parse_duration_ms(reset.removeprefix("by_duration:"))
+            except ValueError:  # checked when set; a bad value is taken as latest
+                duration = 0
+            since = self.clock.wall_ms() - duration
             found = partition.log.offset_for_timestamp(since)
             if found is not None and found[0] < partition.high_watermark:
                 return max(found[0], partition.log_start_offset)
@@ -202,10 +169,11 @@ class SharePartitionManager:
     # -- fetch and acknowledge -----------------------------------------------
 
     def acquire(self, handle: SharePartitionHandle, partition: Partition, member_id: str, *,
-                max_records: int, max_bytes: int, first: bool, settings: GroupShareSettings,
+                max_records: int, max_bytes: int, first: bool, settings: ShareGroupSettings,
                 mode: AcquireMode = AcquireMode.BATCH_OPTIMIZED) -> ShareFetchResult:
         """Read from the next fetch offset and acquire what can be handed out."""
         share = handle.share
+        _apply_limits(share, settings)
         if share.advance_log_start(partition.log_start_offset):
             handle.version += 1
         offset = share.next_fetch_offset()
@@ -230,8 +198,9 @@ class SharePartitionManager:
 
     async def acknowledge(self, handle: SharePartitionHandle, member_id: str,
                           acks: Sequence[Acknowledgement], *, renew_allowed: bool,
-                          settings: GroupShareSettings) -> None:
+                          settings: ShareGroupSettings) -> None:
         """Apply and persist; raises the acknowledgement's or the Persister's error."""
+        _apply_limits(handle.share, settings)
         handle.share.acknowledge(member_id, acks, lock_duration_ms=settings.record_lock_duration_ms,
                                  now_ms=self.now_ms(), renew_allowed=renew_allowed)
         handle.version += 1

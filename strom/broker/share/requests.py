@@ -19,8 +19,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from strom.broker.group_configs import ShareGroupSettings
 from strom.broker.partition import Partition
-from strom.broker.share.manager import GroupShareSettings, SharePartitionHandle
+from strom.broker.share.manager import SharePartitionHandle
 from strom.broker.share.share_partition import Acknowledgement
 from strom.errors import (
     KafkaError,
@@ -114,7 +115,7 @@ async def share_partition(ctx: RequestContext, names: dict[uuid.UUID, str | None
 
 async def acknowledge(ctx: RequestContext, names: dict[uuid.UUID, str | None], group_id: str,
                       member_id: str, topic_id: uuid.UUID | None, index: int, batches: Any, *,
-                      renew_allowed: bool, settings: GroupShareSettings) -> None:
+                      renew_allowed: bool, settings: ShareGroupSettings) -> None:
     """Apply one partition's acknowledgement batches; raises its error."""
     _, handle = await share_partition(ctx, names, group_id, topic_id, index)
     acks = [Acknowledgement(b.first_offset, b.last_offset, tuple(b.acknowledge_types))

@@ -12,7 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 from strom.errors import ErrorCode
+from strom.protocol.api import ApiKey
 from strom.testing import EmbeddedBroker
+from tests.broker.raw_client import RawClient
 from tests.broker.share.share_client import (
     ACCEPT,
     REJECT,
@@ -222,3 +224,34 @@ def test_partition_errors(broker: EmbeddedBroker) -> None:
     # Nothing of a refused acknowledgement applied: both still held by b.
     assert b.acknowledge(topic_id, {0: [(0, 1, [ACCEPT])]}).responses[0].partitions[0] \
         .error_code == 0
+
+
+def _group_configs(broker: EmbeddedBroker, group: str, configs: dict[str, str]) -> None:
+    with RawClient(broker.bootstrap) as client:
+        answer = client.send(ApiKey.INCREMENTAL_ALTER_CONFIGS, 1, {
+            "resources": [{"resource_type": 32, "resource_name": group, "configs": [
+                {"name": k, "config_operation": 0, "value": v} for k, v in configs.items()]}],
+            "validate_only": False})
+        assert [r.error_code for r in answer.responses] == [0], answer
+
+
+def test_group_configs_apply(broker: EmbeddedBroker) -> None:
+    """share.auto.offset.reset=earliest delivers what was produced before the
+    share partition started; share.delivery.count.limit=2 archives after two
+    deliveries; share.renew.acknowledge.enable=false refuses RENEW."""
+    n = next(_names)
+    topic, group = f"share-{n}", f"group-{n}"
+    topic_id = make_topic(broker, topic)
+    produce(broker, topic, [b"early"])
+    _group_configs(broker, group, {"share.auto.offset.reset": "earliest",
+                                   "share.delivery.count.limit": "2",
+                                   "share.renew.acknowledge.enable": "false"})
+    a = ShareClient(broker, group)
+    assert acquired(a.fetch(topic_id, [0], max_wait_ms=2000)) == [(0, 0, 1)]
+    renew = a.acknowledge(topic_id, {0: [(0, 0, [RENEW])]}, renew=True)
+    assert renew.responses[0].partitions[0].error_code == ErrorCode.invalid_request
+    again = a.fetch(topic_id, [0], acks={0: [(0, 0, [RELEASE])]})
+    assert acquired(again) == [(0, 0, 2)]
+    a.fetch(topic_id, [0], acks={0: [(0, 0, [RELEASE])]})
+    share = broker.services.share_partitions.handle((group, topic_id, 0)).share
+    assert share.start_offset == 1  # archived after its second delivery

@@ -228,3 +228,38 @@ def test_dump_log_decodes_streams_group_records(java_tools: Any, broker: Embedde
     assert {17, 19, 20, 21, 22, 23} <= types, out[-3000:]
     assert "Unknown" not in out and "error" not in out.lower(), out[-3000:]
     assert any('"processId":"' + member.process + '"' in line for line in ours)
+
+
+def test_kafka_streams_groups_tool(java_tools: Any, broker: EmbeddedBroker) -> None:
+    """kafka-streams-groups.sh lists and describes a streams group on strom."""
+    from tests.coordinator.test_streams_group_wire import (
+        Member,
+        alter_group_config,
+        until_stable,
+        word_count,
+    )
+    from tests.wire import WireClient
+
+    from .clients import run_kafka_tool
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic("tool-lines", 2, 1)])["tool-lines"].result(30)
+    with WireClient(broker.bootstrap) as client:
+        alter_group_config(client, "tool-app", "streams.initial.rebalance.delay.ms", "0")
+        member = Member(client, "tool-app", word_count("tool-app", "tool-lines"))
+        member.heartbeat()
+        until_stable([member])
+
+    def tool(*args: str) -> list[list[str]]:
+        out = run_kafka_tool("streams-groups", "--bootstrap-server", broker.bootstrap,
+                             *args).stdout
+        return [line.split() for line in out.splitlines() if line.strip()]
+
+    assert ["tool-app"] in tool("--list")
+    (header, state) = tool("--describe", "--group", "tool-app", "--state")
+    assert header[-2:] == ["STATE", "#MEMBERS"] and state[-2:] == ["Stable", "1"]
+    (header, row) = tool("--describe", "--group", "tool-app", "--members")
+    assert row[0] == "tool-app" and member.member_id in row and member.process in row
+    offsets = tool("--describe", "--group", "tool-app", "--offsets")
+    assert {(r[1], r[2]) for r in offsets[1:]} == {
+        (t, p) for t in ("tool-lines", "tool-app-counts-repartition") for p in ("0", "1")}

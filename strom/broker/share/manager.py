@@ -294,10 +294,14 @@ class SharePartitionManager:
         if handle is not None and handle.timer is not None:
             handle.timer.cancel()
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = 5.0) -> None:
+        """Stop the timers; give the state writes under way (releases of the
+        connections just closed) `timeout` seconds to finish, then cancel them."""
         for handle in self._partitions.values():
             if handle.timer is not None:
                 handle.timer.cancel()
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=timeout)
         for task in list(self._background):
             task.cancel()
         if self._background:

@@ -239,6 +239,10 @@ def test_kafka_error_codes_for_bad_input(client: WireClient) -> None:
     desc = call(client, ApiKey.CONSUMER_GROUP_DESCRIBE, 0,
                 {"group_ids": ["app2"], "include_authorized_operations": False})
     assert desc.groups[0].error_code == GROUP_ID_NOT_FOUND
+    classic = call(client, ApiKey.DESCRIBE_GROUPS, 6, {"groups": ["app2"],
+                                                        "include_authorized_operations": False})
+    assert (classic.groups[0].error_code, classic.groups[0].error_message) == (
+        GROUP_ID_NOT_FOUND, "Group app2 is not a classic group.")
     missing = describe(client, "nope")
     assert (missing.error_code, missing.error_message) == (GROUP_ID_NOT_FOUND,
                                                            "Group nope not found.")

@@ -280,8 +280,9 @@ class GroupCoordinatorShard:
         return isinstance(self.groups.get(group_id), ConsumerGroup)
 
     def is_modern_group(self, group_id: str) -> bool:
-        """A consumer or share group: DescribeGroups answers "not a classic group"."""
-        return isinstance(self.groups.get(group_id), (ConsumerGroup, ShareGroup))
+        """A consumer, share or streams group: DescribeGroups answers "not a classic
+        group"."""
+        return isinstance(self.groups.get(group_id), (ConsumerGroup, ShareGroup, StreamsGroup))
 
     def delete_groups(self, group_ids: list[str]) -> Result[list[dict[str, Any]]]:
         records: list[RecordPair] = []

@@ -194,7 +194,9 @@ class BrokerPersister:
             response = await self._send(peer, request, ReadShareGroupStateSummaryResponse)
             result = response.results[0].partitions[0]
             _raise(result)
-            if result.start_offset == -1 and result.leader_epoch == -1:
+            if (result.start_offset, result.state_epoch, result.leader_epoch) == (-1, 0, 0):
+                # Kafka's answer for state never initialized (an initialized one has
+                # a state epoch from the group coordinator, or a resolved start offset).
                 return None
             return ShareStateSummary(int(result.state_epoch), int(result.leader_epoch),
                                      int(result.start_offset),

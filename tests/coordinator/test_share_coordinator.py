@@ -122,6 +122,21 @@ def test_start_offset_moves_and_prunes(h: ShareHarness) -> None:
     assert read.batches == (batch(5, 6, ACK, 1), batch(7, 9, A, 1))
 
 
+def test_writes_never_move_the_start_offset_back(h: ShareHarness) -> None:
+    """Kafka 4.4: max(written, stored); the delivery-complete count follows it."""
+    h.write(lambda s: s.initialize(KEY, 0, 10))
+    h.write(lambda s: s.write(KEY, WriteData(0, 0, 12, (), delivery_complete_count=3)))
+    h.write(lambda s: s.write(KEY, WriteData(0, 0, 5, (batch(5, 20, A, 1),),
+                                             delivery_complete_count=9)))
+    state = h.shard().states[KEY]
+    assert (state.start_offset, state.delivery_complete_count) == (12, 3)
+    assert state.batches == (batch(12, 20, A, 1),)
+    h.write(lambda s: s.write(KEY, WriteData(0, 0, 12, (), delivery_complete_count=1)))
+    assert h.shard().states[KEY].delivery_complete_count == 3  # same start: the larger
+    h.restart()
+    assert h.shard().states[KEY].start_offset == 12
+
+
 def test_leader_epoch_fencing(h: ShareHarness) -> None:
     h.write(lambda s: s.initialize(KEY, 0, 0))
     h.write(lambda s: s.write(KEY, WriteData(0, 3, -1, ())))

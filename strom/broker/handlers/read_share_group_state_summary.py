@@ -25,8 +25,8 @@ _FAILED = {"state_epoch": 0, "leader_epoch": 0, "start_offset": -1,
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     async def summary(key: ShareKey, entry: Any) -> Mapping[str, Any]:
         state = ctx.broker.coordinators.shares.read_summary(key)
-        if state is None:
-            return {"state_epoch": 0, "leader_epoch": -1, "start_offset": -1,
+        if state is None:  # Kafka 4.4's answer for a share partition never initialized
+            return {"state_epoch": 0, "leader_epoch": 0, "start_offset": -1,
                     "delivery_complete_count": -1}
         return {"state_epoch": state.state_epoch, "leader_epoch": state.leader_epoch,
                 "start_offset": state.start_offset,

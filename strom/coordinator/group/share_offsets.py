@@ -11,8 +11,9 @@ record and the share state in step:
 - Describe: a share partition's start offset and leader epoch from its state
   summary, and its lag = latest offset - start offset - delivery-complete
   count (-1 when either is unknown). Without topics: every partition the
-  group initialized. With topics: those, whatever the group; an unknown
-  topic answers a zero topic id and start offset -1, as Kafka does.
+  group initialized (none for a group that is missing or of another type).
+  With topics: those, whatever the group; an unknown topic answers a zero
+  topic id and start offset -1, as Kafka does.
 - Alter: the group (created if missing, as Kafka's getOrMaybeCreateShareGroup)
   must be empty (NON_EMPTY_GROUP); the partitions are recorded as
   initializing, their state is initialized with the given start offset and
@@ -165,12 +166,10 @@ def complete_delete(shard: GroupCoordinatorShard, group_id: str,
 
 def initialized_partitions(shard: GroupCoordinatorShard, group_id: str
                            ) -> dict[uuid.UUID, tuple[str, frozenset[int]]]:
+    """None for a group that is missing or not a share group, as Kafka's
+    initializedShareGroupPartitions (its describe then lists no topics)."""
     group = shard.groups.get(group_id)
-    if group is None:
-        raise GroupIdNotFoundError(f"Group {group_id} not found.")
-    if not isinstance(group, ShareGroup):
-        raise GroupIdNotFoundError(f"Group {group_id} is not a share group.")
-    return dict(group.initialized)
+    return dict(group.initialized) if isinstance(group, ShareGroup) else {}
 
 
 # -- the APIs -----------------------------------------------------------------------------
@@ -214,7 +213,7 @@ class ShareOffsetsAdmin:
             except KafkaError as exc:
                 return PartitionOffset(partition, error=exc.code, message=exc.message)
             if summary is None:
-                return PartitionOffset(partition, -1, -1)
+                return PartitionOffset(partition, -1, 0)
             lag = -1
             end = latest.get((name, partition))
             complete = summary.delivery_complete_count

@@ -133,9 +133,7 @@ class ShareCoordinatorShard:
             current,
             leader_epoch=current.leader_epoch if u.leader_epoch == -1 else u.leader_epoch,
             start_offset=start,
-            delivery_complete_count=(current.delivery_complete_count
-                                     if u.delivery_complete_count == -1
-                                     else u.delivery_complete_count),
+            delivery_complete_count=u.delivery_complete_count,  # as Kafka's merge
             batches=combiner.combine((*current.batches, *u.batches), start))
         self.updates_since_snapshot[key] = self.updates_since_snapshot.get(key, 0) + 1
 
@@ -265,24 +263,27 @@ class ShareCoordinatorShard:
 
     def _state_record(self, key: Key, data: WriteData) -> tuple[bytes, bytes | None]:
         """A snapshot once enough updates were written since the last one, else
-        an update (Kafka's generateShareStateRecord)."""
+        an update, each carrying the resolved leader epoch, start offset and
+        delivery-complete count (Kafka 4.4's generateShareStateRecord)."""
         current = self.states[key]
         now = self.clock.wall_ms()
+        leader_epoch = current.leader_epoch if data.leader_epoch == -1 else data.leader_epoch
+        # A write never moves the start offset back (-1: not moved); only
+        # InitializeShareGroupState resets it.
+        start = max(data.start_offset, current.start_offset)
+        if data.start_offset == current.start_offset:
+            complete = max(data.delivery_complete_count, current.delivery_complete_count)
+        elif data.start_offset < current.start_offset:
+            complete = current.delivery_complete_count
+        else:
+            complete = data.delivery_complete_count
         if self.updates_since_snapshot.get(key, 0) >= self.updates_per_snapshot:
-            start = current.start_offset if data.start_offset == -1 else data.start_offset
             return rec.snapshot_record(key, rec.Snapshot(
-                snapshot_epoch=current.snapshot_epoch + 1,
-                state_epoch=current.state_epoch if data.state_epoch == -1 else data.state_epoch,
-                leader_epoch=(current.leader_epoch if data.leader_epoch == -1
-                              else data.leader_epoch),
-                start_offset=start,
-                delivery_complete_count=(current.delivery_complete_count
-                                         if data.delivery_complete_count == -1
-                                         else data.delivery_complete_count),
-                create_timestamp=now, write_timestamp=now,
+                snapshot_epoch=current.snapshot_epoch + 1, state_epoch=current.state_epoch,
+                leader_epoch=leader_epoch, start_offset=start,
+                delivery_complete_count=complete, create_timestamp=now, write_timestamp=now,
                 batches=combiner.combine((*current.batches, *data.batches), start)))
         return rec.update_record(key, rec.Update(
-            snapshot_epoch=current.snapshot_epoch, leader_epoch=data.leader_epoch,
-            start_offset=data.start_offset,
-            delivery_complete_count=data.delivery_complete_count,
-            batches=combiner.combine(data.batches, data.start_offset)))
+            snapshot_epoch=current.snapshot_epoch, leader_epoch=leader_epoch,
+            start_offset=start, delivery_complete_count=complete,
+            batches=combiner.combine(data.batches, start)))

@@ -53,9 +53,19 @@ class Phased:
     argv: list[str]
 
 
+NOFILE_WANTED = 65536
+
+
 def raise_nofile() -> int:
-    """Soft RLIMIT_NOFILE up to the hard limit (inherited by brokers and clients
-    started after this); the new soft limit."""
+    """RLIMIT_NOFILE up to NOFILE_WANTED where allowed (root), else the soft
+    limit up to the hard one; inherited by the brokers and clients started
+    after this. The new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < NOFILE_WANTED:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE_WANTED, NOFILE_WANTED))
+        except (ValueError, OSError):
+            pass  # not privileged: the hard limit stays
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -328,3 +328,19 @@ def test_initial_rebalance_delay(client: WireClient) -> None:
     # The first assignment already splits the tasks: neither had them all.
     assert len(a.tasks()) == len(b.tasks()) == 2
     assert a.tasks().isdisjoint(b.tasks())
+
+
+def test_delete_group(client: WireClient) -> None:
+    create_topic(client, "words7", 1)
+    a = Member(client, "app7", word_count("app7", "words7"))
+    assert a.heartbeat().error_code == NONE
+
+    def delete() -> int:
+        response = call(client, ApiKey.DELETE_GROUPS, 2, {"groups_names": ["app7"]})
+        return int(response.results[0].error_code)
+
+    assert delete() == 68  # NON_EMPTY_GROUP
+    assert a.heartbeat(member_epoch=-1).error_code == NONE
+    assert describe(client, "app7").group_state == "Empty"
+    assert delete() == NONE
+    assert describe(client, "app7").error_code == GROUP_ID_NOT_FOUND

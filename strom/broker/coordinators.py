@@ -95,6 +95,11 @@ class Coordinators:
         return self._start_shares()
 
     @property
+    def closed(self) -> bool:
+        """The broker is shutting down: no coordinator starts any more."""
+        return self._closed
+
+    @property
     def peers(self) -> PeerClient | None:
         """Requests to other brokers (cluster mode; None on a single node)."""
         return self._peers

@@ -238,7 +238,8 @@ class BrokerPersister:
                     raise CoordinatorNotAvailableError(f"broker {node} is not registered")
                 return await remote(peer)
             except KafkaError as exc:
-                if exc.code not in _RETRIABLE or loop.time() + backoff > deadline:
+                if (exc.code not in _RETRIABLE or loop.time() + backoff > deadline
+                        or self._coordinators.closed):
                     raise
             await asyncio.sleep(backoff)  # a retry backoff, as Kafka's persister's
             backoff = min(backoff * 2, self._max_backoff_s)

@@ -12,7 +12,7 @@ from kio.schema.find_coordinator.v6.request import FindCoordinatorRequest
 from strom.coordinator.share import SHARE_GROUP_STATE_TOPIC, coordinator_key
 from strom.coordinator.share.persister import DeliveryState, ShareState, StateBatch
 from strom.coordinator.share.records import ShareKey
-from strom.errors import ErrorCode, FencedStateEpochError
+from strom.errors import CoordinatorNotAvailableError, ErrorCode, FencedStateEpochError
 from strom.protocol.api import ApiKey, request_class
 from strom.protocol.messages import build
 from strom.testing import EmbeddedBroker
@@ -127,3 +127,12 @@ def test_deleted_topic_state_is_forgotten(broker: EmbeddedBroker, topic_name: st
             {"topics": [{"name": topic_name, "topic_id": None}], "timeout": 5000}))
         assert deleted.responses[0].error_code == ErrorCode.none
     wait_until(lambda: not broker.run(stored()), 10, what="the state to be forgotten")
+
+
+def test_persister_stops_retrying_at_shutdown(fresh_broker: EmbeddedBroker) -> None:
+    """Once the broker shuts its coordinators down, a Persister call fails at once
+    (COORDINATOR_NOT_AVAILABLE) instead of retrying for its 30 s timeout."""
+    persister = fresh_broker.services.coordinators.persister
+    fresh_broker.run(fresh_broker.services.coordinators.stop())
+    with pytest.raises(CoordinatorNotAvailableError):
+        fresh_broker.run(persister.read_summary("g", uuid.uuid4(), 0), timeout=10)

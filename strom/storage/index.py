@@ -69,6 +69,10 @@ class _Index:
         self.path = path
         self.base_offset = base_offset
         self.max_index_size = max_index_size
+        #: At least two slots, so the time index keeps one usable slot besides
+        #: the one reserved for the roll entry. An attribute, not a property:
+        #: every append asks (is_full, twice a batch).
+        self.max_entries = max(2, max_index_size // self.entry_size)
         self._mm: mmap.mmap | None = None
         #: The entries of a writable index; None while read-only.
         self._buf: bytearray | None = None
@@ -94,12 +98,6 @@ class _Index:
             self.make_writable(new=new, create=not lazy)
 
     # -- mapping ----------------------------------------------------------
-
-    @property
-    def max_entries(self) -> int:
-        # At least two slots, so the time index keeps one usable slot besides
-        # the one reserved for the roll entry.
-        return max(2, self.max_index_size // self.entry_size)
 
     @property
     def entries(self) -> int:

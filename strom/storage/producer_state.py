@@ -50,6 +50,7 @@ import crc32c
 
 from strom.errors import InvalidProducerEpochError, KafkaError, OutOfOrderSequenceError
 from strom.protocol.records import BatchHeader
+from strom.protocol.records.batch import CONTROL_MASK, TRANSACTIONAL_MASK
 from strom.storage.txn_index import AbortedTxn
 
 NO_SEQUENCE = -1
@@ -104,12 +105,6 @@ class AppendOrigin(enum.Enum):
     COORDINATOR = "coordinator"
 
 
-def _in_sequence(last_sequence: int, next_sequence: int) -> bool:
-    return next_sequence == last_sequence + 1 or (
-        next_sequence == 0 and last_sequence == MAX_SEQUENCE
-    )
-
-
 class ProducerStateManager:
     """The producer state of one partition. Not thread-safe: the partition's owner uses it."""
 
@@ -160,7 +155,8 @@ class ProducerStateManager:
             duplicate = entry.find_duplicate(header)
             if duplicate is not None:
                 return duplicate
-            last = entry.last_sequence
+            # entry.last_sequence and the sequence check inline: two calls a batch.
+            last = entry.batches[-1].last_sequence if entry.batches else NO_SEQUENCE
             if last == NO_SEQUENCE:
                 # The epoch came with a marker (transaction version 2 writes it
                 # with the bumped epoch) or a coordinator's batch: the producer's
@@ -174,7 +170,8 @@ class ProducerStateManager:
                         f"epoch {header.producer_epoch}: {header.base_sequence} (incoming seq. "
                         f"number), expected 0 (no sequence yet in this epoch)"
                     )
-            elif not _in_sequence(last, header.base_sequence):
+            elif not (header.base_sequence == last + 1
+                      or (header.base_sequence == 0 and last == MAX_SEQUENCE)):
                 raise OutOfOrderSequenceError(
                     f"Out of order sequence number for producer {header.producer_id} at "
                     f"epoch {header.producer_epoch}: {header.base_sequence} "
@@ -203,15 +200,20 @@ class ProducerStateManager:
                 entry.coordinator_epoch = previous.coordinator_epoch
             self.entries[header.producer_id] = entry
         last_offset = first_offset + header.last_offset_delta
-        if header.is_transactional:
+        # The attribute bits and the last sequence inline (BatchHeader's
+        # is_transactional, is_control, last_sequence): three calls per batch.
+        attributes = header.attributes
+        if attributes & TRANSACTIONAL_MASK:
             # A transaction opens at its first batch here and ends at its marker.
-            if header.is_control:
+            if attributes & CONTROL_MASK:
                 entry.current_txn_first_offset = -1
             elif entry.current_txn_first_offset < 0:
                 entry.current_txn_first_offset = first_offset
-        if not header.is_control and header.base_sequence >= 0:
+        base_sequence = header.base_sequence
+        if not attributes & CONTROL_MASK and base_sequence >= 0:
             entry.batches.append(BatchMetadata(
-                header.base_sequence, header.last_sequence, first_offset, last_offset, timestamp
+                base_sequence, (base_sequence + header.last_offset_delta) % (1 << 31),
+                first_offset, last_offset, timestamp
             ))
         entry.last_timestamp = max(entry.last_timestamp, timestamp)
         self.map_end_offset = last_offset + 1

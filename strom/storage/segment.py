@@ -305,7 +305,8 @@ class LogSegment:
         if size > 0:
             # Measured from the first batch's max timestamp when it has one,
             # else from when the segment was created (timeWaitedForRoll).
-            first = self.rolling_timestamp()
+            first = (self._rolling_timestamp if self._rolling_timestamp_known
+                     else self.rolling_timestamp())
             if first is not None and first >= 0:
                 waited = max_timestamp - first
             else:

@@ -311,7 +311,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
                     api_version)
                 slot.set_result(CLOSE)
         else:
-            slot = loop.create_task(self._handle(registration, frame, api_version))
+            # A small frame is a bytearray of its own (framing.py), with nothing to
+            # release: no wrapper coroutine (_handle) for it, one less per request.
+            slot = loop.create_task(
+                self._handle_frame(registration, frame, api_version) if type(frame) is bytearray
+                else self._handle(registration, frame, api_version))
             if sasl is not None and sasl.serial(api_key):
                 self._sasl_slot = slot
         if not isinstance(slot, asyncio.Task):

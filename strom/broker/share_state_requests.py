@@ -4,9 +4,11 @@ Initialize/Read/Write/Delete/ReadSummary ShareGroupState are sent by brokers
 (a share partition's leader, the group coordinator) to the share
 coordinator of each share partition. Kafka authorizes them with
 CLUSTER_ACTION on the cluster, refuses an empty group id with
-INVALID_REQUEST, and answers every (topic id, partition) on its own: one
-failing partition does not fail the others. Each partition runs the share
-coordinator's operation; its typed error becomes its code here.
+an empty answer (no results, as Kafka's ShareCoordinatorService, which also
+answers nothing when a topic lists no partitions), and answers every (topic
+id, partition) on its own: one failing partition does not fail the others.
+Each partition runs the share coordinator's operation; its typed error
+becomes its code here.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ async def answer(ctx: RequestContext, request: Any, op: PartitionOp,
     `error_fields` filling a failed partition's answer."""
     permitted = cluster_allowed(ctx, AclOperation.CLUSTER_ACTION)
     group_id = request.group_id
+    if permitted and (not group_id or any(not t.partitions for t in request.topics)):
+        return []
     results = []
     for topic in request.topics:
         partitions = []
@@ -58,8 +62,6 @@ async def answer(ctx: RequestContext, request: Any, op: PartitionOp,
             if not permitted:
                 code = ErrorCode.cluster_authorization_failed
                 message = DENIED_MESSAGES[code]
-            elif not group_id:
-                code, message = ErrorCode.invalid_request, "Group id must be non-empty."
             elif topic.topic_id is None or topic.topic_id == uuid.UUID(int=0):
                 code, message = ErrorCode.invalid_request, "The topic id cannot be null."
             elif entry.partition < 0:

@@ -25,6 +25,7 @@ INCONSISTENT_GROUP_PROTOCOL = 23
 MISSING_SOURCE_TOPICS = 1
 INCORRECTLY_PARTITIONED_TOPICS = 2
 MISSING_INTERNAL_TOPICS = 3
+SHUTDOWN_APPLICATION = 4
 ASSIGNMENT_DELAYED = 5
 
 
@@ -344,3 +345,22 @@ def test_delete_group(client: WireClient) -> None:
     assert describe(client, "app7").group_state == "Empty"
     assert delete() == NONE
     assert describe(client, "app7").error_code == GROUP_ID_NOT_FOUND
+
+
+def test_task_offsets_and_shutdown_application(client: WireClient) -> None:
+    create_topic(client, "words8", 2)
+    a = Member(client, "app8", word_count("app8", "words8"))
+    b = Member(client, "app8", word_count("app8", "words8"))
+    a.heartbeat()
+    until_stable([a, b])
+    offsets = [{"subtopology_id": "1", "partition": 0, "offset": 42}]
+    assert a.heartbeat(task_offsets=offsets, task_end_offsets=offsets).error_code == NONE
+    (described,) = [m for m in describe(client, "app8").members if m.member_id == a.member_id]
+    assert [(o.subtopology_id, o.partition, o.offset) for o in described.task_offsets] == [
+        ("1", 0, 42)]
+    # One member's fatal error asks every member of the application to shut down.
+    assert statuses(a.heartbeat(shutdown_application=True)) == [SHUTDOWN_APPLICATION]
+    response = b.heartbeat()
+    assert [(s.status_code, s.status_detail) for s in response.status] == [(
+        SHUTDOWN_APPLICATION, f"Streams group member {a.member_id} encountered a fatal error "
+        "and requested a shutdown for the entire application.")]

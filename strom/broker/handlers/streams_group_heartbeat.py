@@ -60,6 +60,8 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         client_tags=(tuple((kv.key, kv.value) for kv in request.client_tags)
                      if request.client_tags is not None else None),
         shutdown_application=request.shutdown_application,
+        task_offsets=_task_offsets(request.task_offsets),
+        task_end_offsets=_task_offsets(request.task_end_offsets),
         client_id=ctx.header.client_id or "",
         client_host=ctx.client_host,
     ), present)
@@ -95,6 +97,12 @@ def _add_missing_internal_topics(response: dict[str, Any], detail: str) -> None:
             statuses[i] = {**status, "status_detail": f"{status['status_detail']}; {detail}"}
             return
     statuses.append({"status_code": MISSING_INTERNAL_TOPICS, "status_detail": detail})
+
+
+def _task_offsets(offsets: Any) -> tuple[tuple[str, int, int], ...] | None:
+    if offsets is None:
+        return None
+    return tuple((o.subtopology_id, int(o.partition), int(o.offset)) for o in offsets)
 
 
 def _topic_info(info: Any) -> dict[str, Any]:

@@ -205,6 +205,10 @@ class StreamsGroup:
     configured_for: tuple[int, int] | None = None
     endpoint_information_epoch: int = 0
     shutdown_requested_by: str | None = None
+    # The changelog offsets members last reported, by member: (subtopology, partition)
+    # -> offset, for StreamsGroupDescribe; kept in memory only, as Kafka keeps them.
+    task_offsets: dict[str, dict[tuple[str, int], int]] = field(default_factory=dict)
+    task_end_offsets: dict[str, dict[tuple[str, int], int]] = field(default_factory=dict)
 
     type_name = "streams"
     protocol_type = "streams"

@@ -108,6 +108,10 @@ class StreamsGroupManager:
                     self.cancel_timers(gid, member_id)
             elif key.type == srec.MEMBER_METADATA:
                 group.members.pop(key.member_id, None)
+                group.task_offsets.pop(key.member_id, None)
+                group.task_end_offsets.pop(key.member_id, None)
+                if not group.members:
+                    group.shutdown_requested_by = None  # the application is down
             elif key.type == srec.TARGET_METADATA:
                 group.assignment_epoch = 0
             elif key.type == srec.TARGET_MEMBER:
@@ -311,6 +315,11 @@ class StreamsGroupManager:
         self.schedule_session_timeout(gid, updated.member_id)
         if request.shutdown_application:
             group.shutdown_requested_by = request.member_id
+        # Reports, not state: kept in memory for StreamsGroupDescribe, as Kafka does.
+        for reported, store in ((request.task_offsets, group.task_offsets),
+                                (request.task_end_offsets, group.task_end_offsets)):
+            if reported is not None:
+                store[updated.member_id] = {(s, p): o for s, p, o in reported}
 
         response: dict[str, Any] = {
             "throttle_time": 0, "error_code": ErrorCode.none, "error_message": None,
@@ -466,7 +475,8 @@ class StreamsGroupManager:
                 "user_endpoint": None if m.user_endpoint is None else {
                     "host": m.user_endpoint[0], "port": m.user_endpoint[1]},
                 "client_tags": [{"key": k, "value": v} for k, v in m.client_tags],
-                "task_offsets": [], "task_end_offsets": [],
+                "task_offsets": _offsets(group.task_offsets.get(m.member_id, {})),
+                "task_end_offsets": _offsets(group.task_end_offsets.get(m.member_id, {})),
                 "assignment": assignment(m.assigned),
                 "target_assignment": assignment(group.target.get(m.member_id, TasksTuple())),
                 "is_classic": False,
@@ -502,8 +512,6 @@ class StreamsGroupManager:
             "validated_topology_epoch": group.validated_topology_epoch,
             "last_assignment_configs": None if group.last_assignment_configs is None else [
                 {"key": k, "value": v} for k, v in group.last_assignment_configs]}))
-        if group.shutdown_requested_by == member.member_id and len(group.members) == 1:
-            group.shutdown_requested_by = None
         return Result(None, records)
 
     # -- timers -----------------------------------------------------------------------
@@ -559,6 +567,11 @@ class StreamsGroupManager:
             self.schedule_session_timeout(group.group_id, member.member_id)
             if member.state is MemberState.UNREVOKED_TASKS:
                 self._schedule_rebalance_timeout(group.group_id, member)
+
+
+def _offsets(offsets: Mapping[tuple[str, int], int]) -> list[dict[str, Any]]:
+    return [{"subtopology_id": s, "partition": p, "offset": o}
+            for (s, p), o in sorted(offsets.items())]
 
 
 def _topic_info(topic: InternalTopic) -> dict[str, Any]:

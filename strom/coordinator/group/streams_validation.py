@@ -36,6 +36,9 @@ class StreamsHeartbeat:
     user_endpoint: tuple[str, int] | None = None
     client_tags: tuple[tuple[str, str], ...] | None = None
     shutdown_application: bool = False
+    # (subtopology, partition, offset) of the changelogs; None: unchanged.
+    task_offsets: tuple[tuple[str, int, int], ...] | None = None
+    task_end_offsets: tuple[tuple[str, int, int], ...] | None = None
     client_id: str = ""
     client_host: str = ""
 

@@ -315,7 +315,10 @@ def _parse_string(definition: GroupConfigDef, text: str | None) -> str:
             f"Invalid value {text} for configuration {name}: Invalid value `{text}` for "
             f"configuration {name}. The value must be either 'earliest', 'latest' or of the "
             "format 'by_duration:<PnDTnHnMn.nS>'.")
-    return value
+    # Kept with the strategy in lower case (Kafka reads it case-insensitively), so the
+    # share partitions compare it as is.
+    return lowered if not lowered.startswith("by_duration:") else (
+        "by_duration:" + value[len("by_duration:"):])
 
 
 def _text(value: Value) -> str:

@@ -76,7 +76,7 @@ def test_session_must_exceed_heartbeat() -> None:
     assert gc.validate(config, {"share.session.timeout.ms": "6000",
                                 "share.auto.offset.reset": "EARLIEST",
                                 "share.renew.acknowledge.enable": "False"}) == {
-        "share.session.timeout.ms": 6000, "share.auto.offset.reset": "EARLIEST",
+        "share.session.timeout.ms": 6000, "share.auto.offset.reset": "earliest",
         "share.renew.acknowledge.enable": False}
 
 

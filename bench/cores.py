@@ -10,9 +10,11 @@ clients route every produce and fetch to the partition's leader, so shards
 need no request forwarding on the data path). Layouts, each on a fresh
 data directory:
 
-- `1x`: one single-node broker (the default `strom serve`) pinned to core 0,
+- `1`: one single-node broker (the default `strom serve`) pinned to core 0,
   the client pinned to core 1.
-- `2x`: `strom serve --override strom.processes=2`: two broker processes
+- `1u`: the same, nothing pinned (the scheduler moves the one busy
+  thread to whichever core is free: what a default deployment gets).
+- `2`: `strom serve --override strom.processes=2`: two broker processes
   (nodes 1, 2; cluster mode over etcd at replication factor 1, partitions
   spread over both), which it pins to cores 0 and 1; the client is not
   pinned (a 2-core machine has no third core for it).
@@ -100,6 +102,11 @@ print(json.dumps({"wall_s": wall, "records": n, "errors": errors[0],
 
 HOG = "while True: pass"
 
+#: name: (broker processes, broker on core 0 and client on core 1, label)
+LAYOUTS = {"1": (1, True, "1 process, pinned apart from the client"),
+           "1u": (1, False, "1 process, nothing pinned"),
+           "2": (2, False, "strom.processes=2 (one per core)")}
+
 
 def proc_cpu_s(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
@@ -129,8 +136,9 @@ def pin(cpu: int | None) -> list[str]:
 
 
 class Layout:
-    def __init__(self, shards: int, base: Path, strom: Path) -> None:
+    def __init__(self, shards: int, base: Path, strom: Path, pinned: bool) -> None:
         self.strom = strom
+        self.pinned = pinned
         self.shards = shards
         self.base = base
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -166,7 +174,7 @@ class Layout:
             # The built thing: one `strom serve` running one broker process per
             # core (strom.processes, strom/cli/processes.py), which pins them.
             overrides.update({"strom.processes": str(self.shards), "node.id": "1"})
-        args = [*pin(0 if self.shards == 1 else None), str(self.strom), "serve",
+        args = [*pin(0 if self.pinned else None), str(self.strom), "serve",
                 "--log-level", "WARNING",
                 "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.ports[0]}",
                 "--override", f"log.dirs={self.base / 'data'}"]
@@ -236,7 +244,7 @@ class Layout:
 def run_workload(layout: Layout, mode: str, n: int) -> dict[str, Any]:
     topic = f"{mode}-{time.monotonic_ns()}"
     leaders = layout.create(topic)
-    client_cpu = 1 if layout.shards == 1 else None
+    client_cpu = 1 if layout.pinned else None
     c0 = layout.cpu()
     res = subprocess.run([*pin(client_cpu), PYTHON, "-c", CLIENT, layout.bootstrap, topic,
                           mode, str(n)], capture_output=True, text=True, timeout=600)
@@ -257,7 +265,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--busy", action="store_true", help="a CPU hog beside the workloads")
-    ap.add_argument("--layouts", default="1,2")
+    ap.add_argument("--layouts", default="1,1u,2")
     ap.add_argument("--strom-rev", default="HEAD",
                     help="the commit measured (exported and installed non-editable: other "
                          "work may edit the tree while this runs)")
@@ -272,14 +280,18 @@ def main() -> int:
         return 1
     small_n = 30_000 if args.quick else 150_000
     bulk_n = 300_000 if args.quick else 2_000_000
-    layouts = [int(x) for x in args.layouts.split(",")]
+    layouts = args.layouts.split(",")
+    for name in layouts:
+        if name not in LAYOUTS:
+            ap.error(f"--layouts: {name!r} is none of {', '.join(LAYOUTS)}")
     rows: list[dict[str, Any]] = []
     load0 = os.getloadavg()
     for rnd in range(args.rounds):
         order = layouts if rnd % 2 == 0 else list(reversed(layouts))
-        for shards in order:
+        for name in order:
+            shards, pinned, _ = LAYOUTS[name]
             base = Path(tempfile.mkdtemp(prefix=f"cores-{shards}-", dir=ROOT / ".cache"))
-            layout = Layout(shards, base, strom)
+            layout = Layout(shards, base, strom, pinned)
             hog = None
             try:
                 layout.start()
@@ -288,7 +300,7 @@ def main() -> int:
                     hog = subprocess.Popen([sys.executable, "-c", HOG])
                 for mode, n in (("small", small_n), ("bulk", bulk_n)):
                     r = run_workload(layout, mode, n)
-                    r.update(round=rnd, shards=shards, mode=mode, busy=args.busy)
+                    r.update(round=rnd, layout=name, shards=shards, mode=mode, busy=args.busy)
                     log(json.dumps(r))
                     rows.append(r)
             finally:
@@ -303,17 +315,23 @@ def main() -> int:
     lines = [f"# strom at {rev}, 1 vs 2 broker processes — {doc['date']}", "",
              f"`{doc['command']}`; load average at start {load0[0]:.1f}, "
              f"at end {doc['loadavg_end'][0]:.1f}", "",
-             "| workload | shards | median | range | broker CPU (cores) | client CPU |",
-             "|---|---|---|---|---|---|"]
+             "| workload | layout | median | range | broker CPU (cores) | broker CPU per "
+             "request / per MiB | client CPU |",
+             "|---|---|---|---|---|---|---|"]
     for mode, key in (("small", "requests_per_s"), ("bulk", "mib_per_s")):
-        for shards in layouts:
-            sel = [r for r in rows if r["mode"] == mode and r["shards"] == shards]
+        for name in layouts:
+            sel = [r for r in rows if r["mode"] == mode and r["layout"] == name]
             if not sel:
                 continue
             vals = [r[key] for r in sel]
-            lines.append(f"| {mode} ({key}) | {shards} | {statistics.median(vals):,.0f} | "
+            # CPU per unit of work: what a loaded machine blurs least.
+            unit, scale = ("us", 1e6) if mode == "small" else ("ms", 1e3)
+            per = [r["broker_cpu"] / r[key] * scale for r in sel]
+            lines.append(f"| {mode} ({key}) | {LAYOUTS[name][2]} | "
+                         f"{statistics.median(vals):,.0f} | "
                          f"{min(vals):,.0f}–{max(vals):,.0f} | "
                          f"{statistics.median(r['broker_cpu'] for r in sel):.2f} | "
+                         f"{statistics.median(per):.1f} {unit} ({min(per):.1f}–{max(per):.1f}) | "
                          f"{statistics.median(r['client_cpu'] for r in sel):.2f} |")
     RESULTS.mkdir(parents=True, exist_ok=True)
     suffix = "-busy" if args.busy else ""

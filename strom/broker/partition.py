@@ -50,6 +50,7 @@ from strom.protocol.records import (
     read_batch_header,
     set_log_append_time,
     set_max_timestamp,
+    validate_produced_batch,
 )
 from strom.storage.log import AppendOrigin, FileRegion, PartitionLog
 from strom.storage.producer_state import ProducerStateManager
@@ -205,10 +206,17 @@ class Partition:
         DecompressedSizeError past `max_uncompressed_bytes`: the produce
         handler passes a small limit and retries past it with
         `append_records_as_leader_on_worker`."""
-        self._check_leader()
+        if self.leader_id != self.node_id:  # _check_leader inline: two calls a batch
+            self._check_leader()
         now = self._clock.wall_ms()
         settings = self.append_settings
-        validated = settings.validator(records, now, max_uncompressed_bytes)()
+        # settings.validator's call, without building the partial (per batch).
+        validated = validate_produced_batch(
+            records, max_message_bytes=settings.max_message_bytes, compacted=settings.compacted,
+            timestamp_type=settings.timestamp_type, now_ms=now,
+            timestamp_before_max_ms=settings.timestamp_before_max_ms,
+            timestamp_after_max_ms=settings.timestamp_after_max_ms,
+            max_uncompressed_bytes=max_uncompressed_bytes)
         return self._append_validated(records, validated, now, settings.timestamp_type)
 
     async def append_records_as_leader_on_worker(self, records: memoryview) -> LeaderAppend:
@@ -313,7 +321,7 @@ class Partition:
         if the ISR then is smaller than min.insync.replicas, and with
         NOT_LEADER_OR_FOLLOWER if leadership moves first. The caller cancels it
         when it gives up."""
-        if self._replication is None and self.is_leader:
+        if self._replication is None and self.leader_id == self.node_id:  # is_leader
             return None  # the HW is the log end offset: the batch is in
         if self.high_watermark >= end_offset:
             error = self._after_append_error()

@@ -13,6 +13,7 @@ from strom.coordinator.group.context import GroupConfig
 from strom.coordinator.group.streams import MemberState, StreamsGroup, TasksTuple
 from strom.coordinator.group.streams_config import StreamsGroupConfig
 from strom.coordinator.group.streams_validation import StreamsHeartbeat
+from strom.errors import KafkaError
 
 from .harness import Harness, image_with
 
@@ -117,3 +118,40 @@ def test_the_group_replays_after_a_restart(h: Harness) -> None:
             {m: (x.member_epoch, x.assigned, x.process_id) for m, x in after.members.items()},
             after.topology) == state
     assert a.heartbeat()["error_code"] == 0 and b.heartbeat()["error_code"] == 0
+
+
+def test_static_member_restarts_into_its_tasks_without_a_rebalance(h: Harness) -> None:
+    def heartbeat(member_id: str, epoch: int, instance: str = "i1",
+                  owned: TasksTuple | None = None) -> Any:
+        request = StreamsHeartbeat(
+            "g", member_id, epoch, instance_id=instance,
+            rebalance_timeout_ms=10_000 if epoch == 0 else -1,
+            topology=topology() if epoch == 0 else None, owned=owned,
+            process_id="p-static" if epoch == 0 else None)
+        try:
+            return h.write(lambda s: s.streams.heartbeat(request)).response
+        except KafkaError as exc:  # its code is the answer
+            return {"error_code": exc.code}
+
+    b = Member(h, "b")
+    first = heartbeat("s1", 0)
+    for _ in range(6):
+        b.heartbeat()
+        first = heartbeat("s1", first["member_epoch"], owned=group(h).members["s1"].assigned)
+    assert group(h).state_name == "Stable"
+    epoch = group(h).group_epoch
+    tasks = group(h).members["s1"].assigned
+    assert tasks.active  # s1 holds tasks
+    # Another process with the same instance id while s1 is still there.
+    assert heartbeat("s2", 0)["error_code"] == 111  # UNRELEASED_INSTANCE_ID
+    assert heartbeat("s1", -2)["error_code"] == 0  # leaves for a restart, keeps its tasks
+    assert group(h).members["s1"].assigned == tasks
+    rejoined = heartbeat("s2", 0)
+    assert rejoined["error_code"] == 0
+    assert "s1" not in group(h).members and group(h).group_epoch == epoch  # no rebalance
+    assert group(h).members["s2"].assigned == tasks
+    assert {t["subtopology_id"]: frozenset(t["partitions"])
+            for t in rejoined["active_tasks"]} == tasks.active
+    # The old member id is fenced, an unknown instance id is unknown.
+    assert heartbeat("s1", rejoined["member_epoch"])["error_code"] == 82  # FENCED_INSTANCE_ID
+    assert heartbeat("x", 3, instance="i9")["error_code"] == 25  # UNKNOWN_MEMBER_ID

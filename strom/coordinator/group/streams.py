@@ -199,6 +199,7 @@ class StreamsGroup:
     assignment_epoch: int = 0
     topology: dict[str, Any] | None = None
     members: dict[str, StreamsGroupMember] = field(default_factory=dict)
+    static_members: dict[str, str] = field(default_factory=dict)  # instance id -> member
     target: dict[str, TasksTuple] = field(default_factory=dict)
     # Not recorded: recomputed from the topology and the image when needed.
     configured: ConfiguredTopology | None = None

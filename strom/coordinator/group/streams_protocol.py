@@ -35,10 +35,12 @@ from strom.coordinator.group.classic import ClassicGroup
 from strom.coordinator.group.consumer import metadata_hash
 from strom.coordinator.group.context import ShardContext
 from strom.coordinator.group.errors import (
+    FencedInstanceIdError,
     GroupIdNotFoundError,
     GroupMaxSizeReachedError,
     InvalidRequestError,
     UnknownMemberIdError,
+    UnreleasedInstanceIdError,
 )
 from strom.coordinator.group.streams import (
     MemberState,
@@ -51,6 +53,7 @@ from strom.coordinator.group.streams import (
     target_value,
     tasks_out,
 )
+from strom.coordinator.group.streams_describe import describe_group, endpoints
 from strom.coordinator.group.streams_reconcile import check_epoch, reconcile
 from strom.coordinator.group.streams_topology import (
     ASSIGNMENT_DELAYED,
@@ -107,7 +110,10 @@ class StreamsGroupManager:
                 for member_id in group.members:
                     self.cancel_timers(gid, member_id)
             elif key.type == srec.MEMBER_METADATA:
-                group.members.pop(key.member_id, None)
+                gone = group.members.pop(key.member_id, None)
+                if gone is not None and gone.instance_id is not None \
+                        and group.static_members.get(gone.instance_id) == key.member_id:
+                    del group.static_members[gone.instance_id]
                 group.task_offsets.pop(key.member_id, None)
                 group.task_end_offsets.pop(key.member_id, None)
                 if not group.members:
@@ -140,6 +146,8 @@ class StreamsGroupManager:
         elif key.type == srec.MEMBER_METADATA:
             old = group.members.get(key.member_id) or StreamsGroupMember(key.member_id)
             endpoint = value["user_endpoint"]
+            if value["instance_id"] is not None:
+                group.static_members[value["instance_id"]] = key.member_id
             group.members[key.member_id] = replace(
                 old, instance_id=value["instance_id"], rack_id=value["rack_id"],
                 client_id=value["client_id"], client_host=value["client_host"],
@@ -188,23 +196,29 @@ class StreamsGroupManager:
         else:
             raise GroupIdNotFoundError(f"Group {gid} is not a streams group.")
 
-        member = group.members.get(request.member_id)
-        is_new = member is None
-        if member is None:
-            if not joining:
+        replaced: StreamsGroupMember | None = None
+        if request.instance_id is not None:
+            member, replaced = self._static_member(group, request, records)
+            is_new = member.member_id not in group.members
+        else:
+            found = group.members.get(request.member_id)
+            is_new = found is None
+            if found is None and not joining:
                 raise UnknownMemberIdError(
                     f"Member {request.member_id} is not a member of group {gid}.")
-            if len(group.members) >= config.max_size:
-                raise GroupMaxSizeReachedError(
-                    f"The streams group has reached its maximum capacity of "
-                    f"{config.max_size} members.")
-            member = StreamsGroupMember(request.member_id)
-        elif not joining:
-            check_epoch(member, request.member_epoch, request.owned)
+            if found is not None and not joining:
+                check_epoch(found, request.member_epoch, request.owned)
+            member = found or StreamsGroupMember(request.member_id)
+        if is_new and replaced is None and len(group.members) >= config.max_size:
+            raise GroupMaxSizeReachedError(
+                f"The streams group has reached its maximum capacity of "
+                f"{config.max_size} members.")
 
         # 1. The member.
         updated = replace(
             member,
+            instance_id=(request.instance_id if request.instance_id is not None
+                         else member.instance_id),
             rack_id=request.rack_id if request.rack_id is not None else member.rack_id,
             rebalance_timeout_ms=(request.rebalance_timeout_ms
                                   if request.rebalance_timeout_ms != -1
@@ -219,7 +233,15 @@ class StreamsGroupManager:
             user_endpoint=request.user_endpoint if request.user_endpoint is not None
             else member.user_endpoint)
         bump = False
-        if is_new or updated.metadata_value() != member.metadata_value():
+        if replaced is not None:
+            # A static member back under a new member id: its tasks, no rebalance
+            # unless something else about it changed.
+            records.append(srec.encode(srec.StreamsKey(srec.MEMBER_METADATA, gid,
+                                                       updated.member_id),
+                                       updated.metadata_value()))
+            bump = updated.metadata_value() != replace(
+                replaced, member_id=updated.member_id).metadata_value()
+        elif is_new or updated.metadata_value() != member.metadata_value():
             records.append(srec.encode(srec.StreamsKey(srec.MEMBER_METADATA, gid,
                                                        updated.member_id),
                                        updated.metadata_value()))
@@ -285,8 +307,15 @@ class StreamsGroupManager:
 
         # 4. The target assignment of this epoch.
         members_after = dict(group.members)
-        members_after[updated.member_id] = updated
         target = dict(group.target)
+        if replaced is not None:
+            del members_after[replaced.member_id]
+            target[updated.member_id] = target.pop(replaced.member_id, TasksTuple())
+            if group_epoch <= group.assignment_epoch:
+                records.append(srec.encode(
+                    srec.StreamsKey(srec.TARGET_MEMBER, gid, updated.member_id),
+                    target_value(target[updated.member_id])))
+        members_after[updated.member_id] = updated
         assignment_epoch = group.assignment_epoch
         if group_epoch > assignment_epoch and ctx.timer.is_scheduled(self._delay_key(gid)):
             statuses.append({"status_code": ASSIGNMENT_DELAYED, "status_detail":
@@ -339,7 +368,7 @@ class StreamsGroupManager:
                 # Where the tasks live changed: interactive queries must learn it.
                 group.endpoint_information_epoch += 1
         if group.endpoint_information_epoch != request.endpoint_information_epoch:
-            response["partitions_by_user_endpoint"] = self._endpoints(
+            response["partitions_by_user_endpoint"] = endpoints(
                 members_after | {reconciled.member_id: reconciled}, configured)
         if gid in ctx.groups:
             response["endpoint_information_epoch"] = group.endpoint_information_epoch
@@ -356,6 +385,37 @@ class StreamsGroupManager:
         if statuses:
             response["status"] = statuses
         return Result(HeartbeatOutcome(response, to_create), records)
+
+    def _static_member(self, group: StreamsGroup, request: StreamsHeartbeat,
+                       records: list[RecordPair]
+                       ) -> tuple[StreamsGroupMember, StreamsGroupMember | None]:
+        """The member a heartbeat with an instance id is from, and the static member it
+        replaces (KIP-345 for streams groups: a restarted instance takes over the tasks of
+        its previous member id once that one left with epoch -2)."""
+        instance = request.instance_id
+        assert instance is not None
+        static_id = group.static_members.get(instance)
+        static = group.members.get(static_id) if static_id is not None else None
+        if request.member_epoch == 0:
+            if static is None or static.member_id == request.member_id:
+                return (group.members.get(request.member_id)
+                        or StreamsGroupMember(request.member_id)), None
+            if static.member_epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH:
+                raise UnreleasedInstanceIdError(
+                    f"Static member {static.member_id} with instance id {instance} is not "
+                    "released yet.")
+            records.extend(member_tombstones(group.group_id, static.member_id))
+            self.cancel_timers(group.group_id, static.member_id)
+            return replace(static, member_id=request.member_id, member_epoch=0,
+                           previous_member_epoch=0), static
+        if static is None:
+            raise UnknownMemberIdError(f"Instance id {instance} is unknown.")
+        if static.member_id != request.member_id:
+            raise FencedInstanceIdError(
+                f"Static member {request.member_id} with instance id {instance} was fenced "
+                f"by member {static.member_id}.")
+        check_epoch(static, request.member_epoch, request.owned)
+        return static, None
 
     def _target_records(self, gid: str, group_epoch: int,
                         members: dict[str, StreamsGroupMember], target: dict[str, TasksTuple],
@@ -396,92 +456,13 @@ class StreamsGroupManager:
         counts = {sub: s.number_of_tasks for sub, s in configured.subtopologies.items()}
         return streams_assignor.assign(specs, counts, standbys)
 
-    @staticmethod
-    def _endpoints(members: Mapping[str, StreamsGroupMember],
-                   configured: ConfiguredTopology | None) -> list[dict[str, Any]]:
-        """Where every task's input partitions are, by member endpoint (interactive
-        queries): Kafka's EndpointToPartitions."""
-        if configured is None or configured.subtopologies is None:
-            return []
-        subs = configured.subtopologies
-        partition_counts: dict[str, int] = {}
-        for sub in subs.values():
-            for name in sub.source_topics:
-                partition_counts[name] = sub.number_of_tasks
-            for topic in sub.repartition_source_topics:
-                partition_counts[topic.name] = topic.partitions
-
-        def partitions(tasks: Tasks) -> list[dict[str, Any]]:
-            by_topic: dict[str, set[int]] = {}
-            for sub_id, ps in tasks.items():
-                sub = subs.get(sub_id)
-                if sub is None:
-                    continue
-                for name in sub.input_topics:
-                    by_topic.setdefault(name, set()).update(
-                        p for p in ps if p < partition_counts.get(name, 0))
-            return [{"topic": t, "partitions": sorted(ps)}
-                    for t, ps in sorted(by_topic.items()) if ps]
-
-        out = []
-        for member in sorted(members.values(), key=lambda m: m.member_id):
-            if member.user_endpoint is None:
-                continue
-            out.append({"user_endpoint": {"host": member.user_endpoint[0],
-                                          "port": member.user_endpoint[1]},
-                        "active_partitions": partitions(member.assigned.active),
-                        "standby_partitions": partitions(member.assigned.standby)})
-        return out
-
-    # -- StreamsGroupDescribe ---------------------------------------------------------
-
     def describe(self, group_id: str) -> dict[str, Any]:
         """A StreamsGroupDescribe entry (without authorized operations)."""
         group = self.ctx.groups.get(group_id)
         if not isinstance(group, StreamsGroup):
             raise GroupIdNotFoundError(f"Group {group_id} not found." if group is None
                                        else f"Group {group_id} is not a streams group.")
-        topology: dict[str, Any] | None = None
-        if group.topology is not None:
-            configured = group.configured
-            if configured is None:
-                configured = configure(group.topology, self.ctx.image())
-            subtopologies = None
-            if configured.subtopologies is not None:
-                subtopologies = [{
-                    "subtopology_id": sub_id, "source_topics": sorted(sub.source_topics),
-                    "repartition_sink_topics": sorted(sub.repartition_sink_topics),
-                    "state_changelog_topics": [_topic_info(t) for t in
-                                               sub.state_changelog_topics],
-                    "repartition_source_topics": [_topic_info(t) for t in
-                                                  sub.repartition_source_topics],
-                } for sub_id, sub in sorted(configured.subtopologies.items())]
-            topology = {"epoch": group.topology_epoch, "subtopologies": subtopologies}
-
-        def assignment(tasks: TasksTuple) -> dict[str, Any]:
-            return {"active_tasks": tasks_out(tasks.active),
-                    "standby_tasks": tasks_out(tasks.standby),
-                    "warmup_tasks": tasks_out(tasks.warmup)}
-
-        return {
-            "error_code": ErrorCode.none, "error_message": None, "group_id": group_id,
-            "group_state": group.state_name, "group_epoch": group.group_epoch,
-            "assignment_epoch": group.assignment_epoch, "topology": topology,
-            "members": [{
-                "member_id": m.member_id, "member_epoch": m.member_epoch,
-                "instance_id": m.instance_id, "rack_id": m.rack_id,
-                "client_id": m.client_id, "client_host": m.client_host,
-                "topology_epoch": m.topology_epoch, "process_id": m.process_id,
-                "user_endpoint": None if m.user_endpoint is None else {
-                    "host": m.user_endpoint[0], "port": m.user_endpoint[1]},
-                "client_tags": [{"key": k, "value": v} for k, v in m.client_tags],
-                "task_offsets": _offsets(group.task_offsets.get(m.member_id, {})),
-                "task_end_offsets": _offsets(group.task_end_offsets.get(m.member_id, {})),
-                "assignment": assignment(m.assigned),
-                "target_assignment": assignment(group.target.get(m.member_id, TasksTuple())),
-                "is_classic": False,
-            } for m in group.members.values()],
-        }
+        return describe_group(group, self.ctx.image())
 
     # -- leaving and fencing ----------------------------------------------------------
 
@@ -493,12 +474,22 @@ class StreamsGroupManager:
         if member is None:
             raise UnknownMemberIdError(
                 f"Member {request.member_id} is not a member of group {group.group_id}.")
+        if request.instance_id is not None and member.instance_id != request.instance_id:
+            raise FencedInstanceIdError(
+                f"Static member {request.member_id} with instance id {request.instance_id} "
+                "was fenced by another member.")
         response = {"throttle_time": 0, "error_code": ErrorCode.none, "error_message": None,
                     "member_id": request.member_id, "member_epoch": request.member_epoch,
                     "heartbeat_interval": 0, "acceptable_recovery_lag": 0,
                     "task_offset_interval": 0, "status": None, "active_tasks": None,
                     "standby_tasks": None, "warmup_tasks": None,
                     "endpoint_information_epoch": 0, "partitions_by_user_endpoint": None}
+        if request.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH:
+            # Leaving for a restart: it keeps its tasks until its session times out.
+            leaving = replace(member, member_epoch=LEAVE_GROUP_STATIC_MEMBER_EPOCH)
+            return Result(HeartbeatOutcome(response), [srec.encode(
+                srec.StreamsKey(srec.CURRENT_ASSIGNMENT, group.group_id, member.member_id),
+                leaving.assignment_value())])
         result = self.fence(group, member)
         return Result(HeartbeatOutcome(response), result.records)
 
@@ -567,17 +558,6 @@ class StreamsGroupManager:
             self.schedule_session_timeout(group.group_id, member.member_id)
             if member.state is MemberState.UNREVOKED_TASKS:
                 self._schedule_rebalance_timeout(group.group_id, member)
-
-
-def _offsets(offsets: Mapping[tuple[str, int], int]) -> list[dict[str, Any]]:
-    return [{"subtopology_id": s, "partition": p, "offset": o}
-            for (s, p), o in sorted(offsets.items())]
-
-
-def _topic_info(topic: InternalTopic) -> dict[str, Any]:
-    return {"name": topic.name, "partitions": topic.partitions,
-            "replication_factor": max(topic.replication_factor, 0),
-            "topic_configs": [{"key": k, "value": v} for k, v in topic.configs]}
 
 
 def _canonical(topology: Mapping[str, Any]) -> Any:

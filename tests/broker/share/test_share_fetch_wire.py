@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from confluent_kafka import Producer
 
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
@@ -255,3 +256,41 @@ def test_group_configs_apply(broker: EmbeddedBroker) -> None:
     a.fetch(topic_id, [0], acks={0: [(0, 0, [RELEASE])]})
     share = broker.services.share_partitions.handle((group, topic_id, 0)).share
     assert share.start_offset == 1  # archived after its second delivery
+
+
+def _transactions(broker: EmbeddedBroker, topic: str) -> None:
+    """Offsets 0-1 aborted (marker 2), 3-4 committed (marker 5)."""
+    producer = Producer({"bootstrap.servers": broker.bootstrap,
+                         "transactional.id": f"tx-{topic}", "linger.ms": 0})
+    producer.init_transactions(30)
+    for commit in (False, True):
+        producer.begin_transaction()
+        for value in (b"a", b"b"):
+            producer.produce(topic, value=value, partition=0)
+        producer.flush(30)
+        if commit:
+            producer.commit_transaction(30)
+        else:
+            producer.abort_transaction(30)
+
+
+@pytest.mark.parametrize("isolation, expected", [
+    ("read_committed", [(3, 4, 1)]),
+    ("read_uncommitted", [(0, 1, 1), (3, 4, 1)]),
+])
+def test_isolation_level(broker: EmbeddedBroker, isolation: str,
+                         expected: list[tuple[int, int, int]]) -> None:
+    """Control records are never delivered; under read_committed neither are
+    aborted ones: both are archived, so the SPSO passes them."""
+    n = next(_names)
+    topic, group = f"share-{n}", f"group-{n}"
+    topic_id = make_topic(broker, topic)
+    _transactions(broker, topic)
+    _group_configs(broker, group, {"share.auto.offset.reset": "earliest",
+                                   "share.isolation.level": isolation})
+    a = ShareClient(broker, group)
+    got = a.fetch(topic_id, [0], max_wait_ms=2000)
+    assert acquired(got) == expected
+    a.acknowledge(topic_id, {0: [(f, la, [ACCEPT]) for f, la, _ in expected]})
+    share = broker.services.share_partitions.handle((group, topic_id, 0)).share
+    assert share.start_offset == 6

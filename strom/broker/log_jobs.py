@@ -7,8 +7,8 @@ every other client, for 6-11 s, and a DeleteTopics of them for 54 s. The
 replica manager hands such work to `LogJobs`: each job runs its filesystem
 part on a worker thread while the loop serves, then finishes on the loop.
 (A new log now makes its directory at its first write, storage/log.py: a
-creation job has filesystem work only for preallocated topics, but keeps
-its place in the order of jobs.)
+creation job makes its logs on the loop, in chunks, and has filesystem work
+only for preallocated topics; it keeps its place in the order of jobs.)
 
 Ownership stays as elsewhere: the event loop owns the metadata image, the
 replica manager's partitions and the log manager's logs. A job's thread only

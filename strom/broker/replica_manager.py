@@ -87,7 +87,7 @@ class ReplicaManager:
         self.jobs = LogJobs()
         self._create_in_background = False
         #: Cluster mode: the logs of every new partition (internal topics aside)
-        #: are made on a worker thread, whichever request or watch event brought
+        #: are made by a log job, whichever request or watch event brought
         #: them: metadata from the etcd watch arrives outside any request.
         self._create_in_background_always = False
         #: Resolved once the logs of the last background creation take appends.
@@ -144,8 +144,8 @@ class ReplicaManager:
     @contextmanager
     def creating_in_background(self) -> Iterator[None]:
         """Within this block (around a metadata commit), the logs of new
-        partitions are created on a worker thread (log_jobs.py) instead of
-        inline: until `created()` they answer NOT_LEADER_OR_FOLLOWER, as in
+        partitions are created by a log job (log_jobs.py), in chunks, instead
+        of inline: until `created()` they answer NOT_LEADER_OR_FOLLOWER, as in
         Kafka between the controller's commit and the broker's log creation.
         Internal topics stay inline: their coordinators load them at once."""
         self._create_in_background = True
@@ -384,7 +384,7 @@ class ReplicaManager:
 
     async def _create_logs(self, keys: list[tuple[str, int]],
                            created: asyncio.Future[None]) -> None:
-        """Create the logs of `keys` on a worker thread, serve them (the
+        """Create the logs of `keys` (lazily: no files yet), serve them (the
         image as it is then says which are still wanted, with which config),
         resolve `created`, then write their partition.metadata (new_logs.py)."""
         pending = None
@@ -415,8 +415,15 @@ class ReplicaManager:
                  for key, topic in new.items() if not log_configs[topic.name].preallocate]
         results: list[PartitionLog | OSError] = []
         pending = None
-        if specs:
-            results, pending = await asyncio.to_thread(open_new_logs, specs, self.clock)
+        # Not preallocated, so lazy (storage/log.py): Python objects only, no
+        # file system work until their first write, so made here, in chunks,
+        # rather than handed to a worker thread and back.
+        for start in range(0, len(specs), _INSTALL_CHUNK):
+            if start:
+                await asyncio.sleep(0)  # let other clients in
+            made, unsynced = open_new_logs(specs[start:start + _INSTALL_CHUNK], self.clock)
+            results += made
+            assert len(unsynced) == 0, "a lazy log made a directory"
         adopted: list[NewLog] = []
         for spec, result in zip(specs, results, strict=True):
             if isinstance(result, OSError):

@@ -8,8 +8,8 @@ MetadataOperations.create_partitions_records). A topic named twice fails
 with INVALID_REQUEST ("Duplicate topic name."); validate_only changes nothing.
 The request is one metadata operation: more than 10,000 new partitions in all
 fail every topic with POLICY_VIOLATION, as in Kafka's controller. The new
-logs are made on a worker thread (broker/log_jobs.py); the response waits
-for them.
+logs are made by a log job (broker/log_jobs.py), with no directory before
+their first record; the response waits for them.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     try:
         check_records_per_user_op(len(records))
         if not validate_only:
-            # New logs on a worker thread (broker/log_jobs.py); answered once made.
+            # New logs by a log job (broker/log_jobs.py); answered once made.
             with ctx.broker.replicas.creating_in_background():
                 await metadata.commit(records)
     except KafkaError as exc:

@@ -7,8 +7,9 @@ request is one metadata operation: the records of all its valid topics are
 committed together, and a request asking for more than 10,000 partitions, or
 producing more than 10,000 metadata records (a topic of N partitions is N + 1),
 fails as a whole with POLICY_VIOLATION, as Kafka's controller does. The new
-partitions' logs are made on a worker thread (broker/log_jobs.py) while other
-clients are served; the response waits for them, so the topic takes produce
+partitions' logs are made by a log job (broker/log_jobs.py) in chunks while
+other clients are served; they touch no disk before their first record
+(storage/log.py). The response waits for them, so the topic takes produce
 at once (others asking meanwhile get NOT_LEADER_OR_FOLLOWER, retriable).
 """
 
@@ -96,7 +97,7 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         if validate_only:
             image = broker.image.apply(records)
         else:
-            # The logs are made on a worker thread (broker/log_jobs.py); the
+            # The logs are made by a log job (broker/log_jobs.py); the
             # answer waits for them, so the topic takes produce at once.
             with broker.replicas.creating_in_background():
                 image = await broker.metadata.commit(records)

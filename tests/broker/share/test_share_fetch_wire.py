@@ -294,3 +294,18 @@ def test_isolation_level(broker: EmbeddedBroker, isolation: str,
     a.acknowledge(topic_id, {0: [(f, la, [ACCEPT]) for f, la, _ in expected]})
     share = broker.services.share_partitions.handle((group, topic_id, 0)).share
     assert share.start_offset == 6
+
+
+@pytest.mark.parametrize("reset, expected", [
+    ("by_duration:PT1H", [(0, 1, 1)]),  # both records are younger than an hour
+    ("latest", []),
+])
+def test_auto_offset_reset(broker: EmbeddedBroker, reset: str,
+                           expected: list[tuple[int, int, int]]) -> None:
+    n = next(_names)
+    topic, group = f"share-{n}", f"group-{n}"
+    topic_id = make_topic(broker, topic)
+    produce(broker, topic, [b"x", b"y"])
+    _group_configs(broker, group, {"share.auto.offset.reset": reset})
+    a = ShareClient(broker, group)
+    assert acquired(a.fetch(topic_id, [0], max_wait_ms=300)) == expected

@@ -364,3 +364,14 @@ def test_task_offsets_and_shutdown_application(client: WireClient) -> None:
     assert [(s.status_code, s.status_detail) for s in response.status] == [(
         SHUTDOWN_APPLICATION, f"Streams group member {a.member_id} encountered a fatal error "
         "and requested a shutdown for the entire application.")]
+
+
+def test_an_internal_topic_of_too_many_partitions_is_not_created(client: WireClient,
+                                                                 broker: EmbeddedBroker) -> None:
+    create_topic(client, "words9", 1)
+    topology = word_count("app9", "words9")
+    topology["subtopologies"][1]["repartition_source_topics"][0]["partitions"] = 2**31 - 1
+    m = Member(client, "app9", topology)
+    response = m.heartbeat()
+    assert response.error_code == NONE and statuses(response) == [MISSING_INTERNAL_TOPICS]
+    assert "app9-counts-repartition" not in broker.services.metadata.image.topics

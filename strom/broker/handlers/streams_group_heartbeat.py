@@ -18,6 +18,7 @@ from strom.broker.authorization import allowed, authorized_names, cluster_allowe
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.broker.topics import create_topic
+from strom.cluster.validation import check_partitions_per_request
 from strom.coordinator.group.streams import TasksTuple, tasks_in
 from strom.coordinator.group.streams_service import error_response
 from strom.coordinator.group.streams_topology import MISSING_INTERNAL_TOPICS
@@ -78,6 +79,8 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
             return response
         for topic in outcome.to_create:
             try:
+                # As the controller checks any CreateTopics: a topology cannot ask for more.
+                check_partitions_per_request(topic.partitions)
                 await create_topic(ctx.broker, topic.name, topic.partitions,
                                    topic.replication_factor, dict(topic.configs))
                 log.info("created internal topic %s (%d partitions) of streams group %s",

@@ -49,6 +49,8 @@ def test_share_state_survives_kill_9(tmp_path: Path) -> None:
             assert api.find_coordinator(client, GROUP, topic_id).error_code == ErrorCode.none
             assert api.until_served(lambda: api.initialize(
                 client, GROUP, topic_id, 0, 3, 0)).error_code == ErrorCode.none
+            # The share partition's leader reads first, taking on its leader epoch.
+            assert api.read(client, GROUP, topic_id, 7).error_code == ErrorCode.none
             writes = [(0, ((0, 9, 0, 1),)), (-1, ((0, 4, 2, 1),)), (-1, ((5, 5, 4, 5),)),
                       (2, ((6, 7, 0, 2),)), (-1, ((8, 12, 2, 1),))]
             for start, batches in writes:
@@ -59,9 +61,10 @@ def test_share_state_survives_kill_9(tmp_path: Path) -> None:
             assert (before.state_epoch, before.start_offset) == (3, 2)
             assert _batches(before) == [(2, 4, 2, 1), (5, 5, 4, 5), (6, 7, 0, 2),
                                         (8, 12, 2, 1)]
-            # Records: snapshot (initialize), 2 updates, snapshot (offset 3), 2 updates;
-            # pruning deletes what is below the latest snapshot.
-            wait_until(lambda: _log_start(client) == 3, 30, what="pruning")
+            # Records: snapshot (initialize), update (the read's leader epoch), update,
+            # snapshot, 2 updates, snapshot (offset 6): pruning deletes what is below
+            # the latest snapshot.
+            wait_until(lambda: _log_start(client) == 6, 30, what="pruning")
         broker.kill()
         broker.start()
         with WireClient(broker.bootstrap) as client:

@@ -139,6 +139,11 @@ def test_writes_never_move_the_start_offset_back(h: ShareHarness) -> None:
 
 def test_leader_epoch_fencing(h: ShareHarness) -> None:
     h.write(lambda s: s.initialize(KEY, 0, 0))
+    # A leader takes its epoch on when it reads the state; writes keep the stored
+    # one (Kafka 4.4): a write from epoch 5 does not fence epoch 3.
+    h.write(lambda s: s.read(KEY, 3))
+    h.write(lambda s: s.write(KEY, WriteData(0, 5, -1, ())))
+    assert h.shard().states[KEY].leader_epoch == 3
     h.write(lambda s: s.write(KEY, WriteData(0, 3, -1, ())))
     with pytest.raises(FencedLeaderEpochError):
         h.write(lambda s: s.write(KEY, WriteData(0, 2, -1, ())))

@@ -211,7 +211,8 @@ class ShareCoordinatorShard:
         log.info("Read with leader epoch update call for key %s having new leader epoch %d.",
                  key, leader_epoch)
         record = self._state_record(key, WriteData(current.state_epoch, leader_epoch,
-                                                   current.start_offset, ()))
+                                                   current.start_offset, ()),
+                                    update_leader_epoch=True)
         return Result(replace(current, leader_epoch=leader_epoch), [record])
 
     def write(self, key: Key, data: WriteData) -> Result[None]:
@@ -261,13 +262,16 @@ class ShareCoordinatorShard:
     def keys_of_group(self, group_id: str) -> list[Key]:
         return [k for k in self.states if k.group_id == group_id]
 
-    def _state_record(self, key: Key, data: WriteData) -> tuple[bytes, bytes | None]:
+    def _state_record(self, key: Key, data: WriteData, *, update_leader_epoch: bool = False
+                      ) -> tuple[bytes, bytes | None]:
         """A snapshot once enough updates were written since the last one, else
         an update, each carrying the resolved leader epoch, start offset and
         delivery-complete count (Kafka 4.4's generateShareStateRecord)."""
         current = self.states[key]
         now = self.clock.wall_ms()
-        leader_epoch = current.leader_epoch if data.leader_epoch == -1 else data.leader_epoch
+        # Only a read from a newer leader records its epoch; a write keeps the
+        # stored one (Kafka 4.4: the leader epoch is taken on when it reads).
+        leader_epoch = data.leader_epoch if update_leader_epoch else current.leader_epoch
         # A write never moves the start offset back (-1: not moved); only
         # InitializeShareGroupState resets it.
         start = max(data.start_offset, current.start_offset)

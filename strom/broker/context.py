@@ -66,6 +66,7 @@ class BrokerServices:
         self.share_partitions = SharePartitionManager(
             lambda: self.coordinators.persister, self.config, self.clock,
             lambda group_id: metadata.image.group_configs.get(group_id, {}))
+        metadata.subscribe(self.share_partitions.on_image)
     #: How each SASL listener authenticates, by listener name (upper case).
     sasl_listeners: dict[str, ListenerSasl] = field(default_factory=dict)
     #: What the request path counts for /metrics (plain ints; stats.py).

@@ -41,6 +41,7 @@ from strom.broker.share.share_partition import (
     SharePartition,
 )
 from strom.clock import Clock
+from strom.cluster.image import MetadataImage
 from strom.config import BrokerConfig, Value
 from strom.coordinator.share.persister import (
     UNINITIALIZED_START_OFFSET,
@@ -287,6 +288,16 @@ class SharePartitionManager:
     def connection_closed(self, connection_id: int) -> None:
         for session in self.sessions.connection_closed(connection_id):
             self.session_closed(session)
+
+    def on_image(self, old: MetadataImage | None, new: MetadataImage) -> None:
+        """A deleted topic's share partitions and session entries go (its id
+        never comes back: a topic made again under its name is a new topic)."""
+        if old is not None and old.topics is new.topics or not self._partitions:
+            return
+        live = {topic.topic_id for topic in new.topics.values()}
+        for key in [k for k in self._partitions if k[1] not in live]:
+            self.forget(key)
+            self.sessions.forget_partition(key[1:])
 
     def forget(self, key: GroupKey) -> None:
         """Drop a share partition (leadership moved, state deleted)."""

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
 
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
@@ -309,3 +310,15 @@ def test_auto_offset_reset(broker: EmbeddedBroker, reset: str,
     _group_configs(broker, group, {"share.auto.offset.reset": reset})
     a = ShareClient(broker, group)
     assert acquired(a.fetch(topic_id, [0], max_wait_ms=300)) == expected
+
+
+def test_deleted_topic_is_forgotten(broker: EmbeddedBroker) -> None:
+    topic, topic_id, group = fresh(broker)
+    shares = broker.services.share_partitions
+    assert shares.handle((group, topic_id, 0)) is not None
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.delete_topics([topic])[topic].result(30)
+    deadline = time.monotonic() + 10
+    while shares.handle((group, topic_id, 0)) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert shares.handle((group, topic_id, 0)) is None

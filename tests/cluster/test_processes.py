@@ -2,9 +2,10 @@
 command runs two broker processes, pinned to different cores, that own
 disjoint partitions of one cluster (etcd). Real clients see two brokers; an
 idempotent acks=all producer's records come back in order, once each, from
-both; a broker process that dies takes the set down (its supervisor restarts
-the whole), and after kill -9 of one process every acknowledged record is
-still there. Every wait has a deadline."""
+both; a consumer group commits its offsets through its coordinator; a
+broker process that dies takes the set down (its supervisor restarts the
+whole), and after kill -9 of one process every acknowledged record is still
+there. Every wait has a deadline."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.cluster.brokers import WAIT, cluster_of, metadata_of, read_values
@@ -56,6 +57,7 @@ def serve(etcd: EtcdCluster, tmp_path: Path) -> Iterator[StromProcess]:
         "strom.processes": "2", "node.id": "1", "cluster.id": "strom-processes-test",
         "strom.metadata.etcd.endpoints": etcd.endpoints,
         "broker.session.timeout.ms": "3000",
+        "group.initial.rebalance.delay.ms": "0",
         "offsets.topic.replication.factor": "1",
         "transaction.state.log.replication.factor": "1",
         "transaction.state.log.min.isr": "1",
@@ -88,6 +90,29 @@ def produce(bootstrap: str, topic: str, tag: str) -> None:
     assert failures == []
 
 
+def group_read(bootstrap: str, topic: str) -> None:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "shards",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    try:
+        consumer.subscribe([topic])
+        count = 0
+
+        def all_read() -> bool:
+            nonlocal count
+            message = consumer.poll(0.2)
+            if message is not None and message.error() is None:
+                count += 1
+            return count == PARTITIONS * PER_PARTITION
+        wait_until(all_read, WAIT, what="the group to read every record")
+        consumer.commit(asynchronous=False)
+        committed = consumer.committed([TopicPartition(topic, p) for p in range(PARTITIONS)],
+                                       timeout=WAIT)
+        assert sorted((tp.partition, tp.offset) for tp in committed) == \
+            [(p, PER_PARTITION) for p in range(PARTITIONS)]
+    finally:
+        consumer.close()
+
+
 def expected(tag: str) -> dict[int, list[str]]:
     return {p: [f"{tag}-{p}-{i}" for i in range(PER_PARTITION)] for p in range(PARTITIONS)}
 
@@ -116,6 +141,10 @@ def test_two_processes_serve_one_cluster(serve: StromProcess, tmp_path: Path) ->
     produce(bootstrap, "spread", "one")
     assert read_values(bootstrap, "spread", PARTITIONS, PARTITIONS * PER_PARTITION) == \
         expected("one")
+
+    # A consumer group: its coordinator is whichever process leads the group's
+    # __consumer_offsets partition (FindCoordinator); offsets commit and read back.
+    group_read(bootstrap, "spread")
 
     # kill -9 of the second process: the supervisor stops the first and exits
     # non-zero; started again, every acknowledged record is there, in order.

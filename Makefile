@@ -122,7 +122,7 @@ bench-cores: $(BENCH_STAMP) $(CLUSTER_STAMP) kafka-jars
 	scripts/install-etcd.sh
 	$(BIN)/python bench/cores.py
 	$(BIN)/python bench/cores.py --busy
-	$(BIN)/python bench/busy.py -- $(BIN)/python bench/run.py --brokers kafka,strom --rounds 3 \
+	$(BIN)/python bench/busy.py -- $(BIN)/python bench/run.py --brokers kafka,strom --rounds 3 --strom-rev HEAD \
 		--only produce_acks1_rdkafka,produce_acksall_rdkafka,consume_rdkafka,small_rdkafka --out bench/results/busy
 
 ## demo: the shop: strom and four services that only talk through events, narrated

@@ -317,6 +317,11 @@ class SharePartition:
             _validate(ack, previous, renew_allowed)
             previous = ack.last_offset
         for ack in acks:
+            # Bounds first: the offsets looked at one by one are then at most
+            # the window's, whatever range a client sends.
+            if ack.first_offset < self.start_offset or ack.last_offset >= self.end_offset:
+                raise InvalidRecordStateError(
+                    f"offsets {ack.first_offset}-{ack.last_offset} are not all in flight")
             for offset in range(ack.first_offset, ack.last_offset + 1):
                 rec = self._records.get(offset)
                 if rec is None or rec.state is not RecordState.ACQUIRED \

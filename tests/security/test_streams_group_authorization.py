@@ -30,7 +30,8 @@ def _join(member: str) -> dict[str, Any]:
 
 
 def test_internal_topics_need_create() -> None:
-    with secured_broker({"offsets.topic.num.partitions": "1"}) as broker:
+    with secured_broker({"offsets.topic.num.partitions": "1",
+                         "group.streams.initial.rebalance.delay.ms": "0"}) as broker:
         broker.run(broker.services.groups.coordinator_for("app"))  # __consumer_offsets
         broker.run(broker.services.groups.runtime.wait_loaded())
         with_acls(broker, [(C, CLUSTER_NAME, AclOperation.CREATE)])

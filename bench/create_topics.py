@@ -29,6 +29,7 @@ from confluent_kafka.cimpl import NewPartitions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import brokers  # noqa: E402
 from brokers import Broker, Kafka, Strom, wait_for_leaders  # noqa: E402
 from common import VENV_BIN  # noqa: E402
 
@@ -37,9 +38,14 @@ class DevStrom(Strom):
     """strom from the development virtualenv (editable): no reinstall per change."""
 
     def command(self) -> list[str]:
-        argv = super().command()
-        argv[0] = str(VENV_BIN / "strom")
-        return argv
+        # Strom.command installs the tree into the bench's runtime first: not
+        # needed here, and it races with other benches reinstalling it.
+        saved = brokers.strom_runtime_bin
+        brokers.strom_runtime_bin = lambda *args, **kwargs: VENV_BIN / "strom"
+        try:
+            return super().command()
+        finally:
+            brokers.strom_runtime_bin = saved
 
 
 def add_partitions(broker: Broker, topic: str, partitions: int, timeout: float) -> float:

@@ -298,3 +298,68 @@ def test_combine_matches_the_per_offset_rule(batches: list[StateBatch], start: i
         assert not (left.last_offset + 1 == right.first_offset
                     and (left.delivery_count, left.delivery_state)
                     == (right.delivery_count, right.delivery_state))
+
+
+class _PrunedLog(MemoryLog):
+    """A MemoryLog whose start moves forward, as DeleteRecords moves a partition's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.start = 0
+
+    @property
+    def log_start_offset(self) -> int:
+        return self.start
+
+
+_ops = st.lists(st.one_of(
+    st.tuples(st.just("init"), st.integers(0, 1), st.integers(0, 3), st.integers(-1, 20)),
+    st.tuples(st.just("write"), st.integers(0, 1), st.integers(-1, 25), _batches),
+    st.tuples(st.just("read"), st.integers(0, 1), st.integers(0, 4)),
+    st.tuples(st.just("delete"), st.integers(0, 1)),
+    st.tuples(st.just("cold"), st.integers(0, 1)),
+    st.tuples(st.just("prune"),),
+), max_size=25)
+
+
+@given(_ops)
+def test_replay_after_pruning_gives_the_same_state(ops: list[tuple[Any, ...]]) -> None:
+    """Any sequence of operations, with the log pruned at last_redundant_offset
+    at any point: loading what is left gives the state the coordinator had."""
+    h = ShareHarness(updates_per_snapshot=2)
+    try:
+        h.log = _PrunedLog()
+        h.restart()
+        keys = [KEY, rec.ShareKey("h", TOPIC_ID, 1)]
+        for op in ops:
+            kind = op[0]
+            try:
+                if kind == "init":
+                    h.write(lambda s, o=op: s.initialize(keys[o[1]], o[2], o[3]))
+                elif kind == "write":
+                    key = keys[op[1]]
+                    epoch = h.shard().state_epochs.get(key, 0)
+                    h.write(lambda s, o=op, k=key, e=epoch: s.write(
+                        k, WriteData(e, 4, o[2], tuple(o[3]))))
+                elif kind == "read":
+                    h.write(lambda s, o=op: s.read(keys[o[1]], o[2]))
+                elif kind == "delete":
+                    h.write(lambda s, o=op: s.delete(keys[o[1]]))
+                elif kind == "cold":
+                    h.clock.advance(10)
+                    h.write(lambda s: s.snapshot_cold(10))
+                else:
+                    assert isinstance(h.log, _PrunedLog)
+                    h.log.start = max(h.log.start, h.shard().last_redundant_offset())
+            except (UninitializedShareStateError, FencedLeaderEpochError,
+                    FencedStateEpochError):
+                pass
+        shard = h.shard()
+        before = (dict(shard.states), dict(shard.leader_epochs), dict(shard.state_epochs))
+        h.restart()
+        shard = h.shard()
+        assert (dict(shard.states), dict(shard.leader_epochs), dict(shard.state_epochs)) == \
+            before
+    finally:
+        h.run(h.runtime.close())
+        h.loop.close()

@@ -217,6 +217,9 @@ GROUP_COORDINATOR_CONFIGS: list[ConfigDef] = [
     _d("group.streams.initial.rebalance.delay.ms", T.INT, 3000,
        "How long the first assignment of a streams group that was empty waits for more "
        "members to join.", at_least=0),
+    _d("group.streams.rack.aware.assignment.tags", T.LIST, [],
+       "Client tag keys over whose values the standby tasks of a streams group are "
+       "spread (empty: none)."),
 ]
 
 BROKER_CONFIGS: dict[str, ConfigDef] = {

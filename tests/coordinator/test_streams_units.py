@@ -161,3 +161,21 @@ def test_tasks_are_revoked_before_they_move() -> None:
     group.members["a"] = done
     taken = reconcile(waiting, 2, TasksTuple({"0": frozenset({1})}), group, TasksTuple())
     assert taken.state is MemberState.STABLE and taken.assigned.active == {"0": frozenset({1})}
+
+
+def test_standbys_spread_over_client_tag_values() -> None:
+    zone = {"a1": "a", "a2": "a", "b1": "b"}
+    members = [AssignmentMember(m, f"p-{m}", TasksTuple(), {"zone": z})
+               for m, z in zone.items()]
+
+    def same_zone_standby(result: dict[str, TasksTuple]) -> bool:
+        return any(zone[other] == zone[mid]
+                   for mid, tasks in result.items() for sub, ps in tasks.active.items()
+                   for p in ps for other, r in result.items() if p in r.standby.get(sub, ()))
+
+    plain = assign(members, {"0": 3}, 1)
+    tagged = assign(members, {"0": 3}, 1, ("zone",))
+    for result in (plain, tagged):
+        assert sum(len(ps) for r in result.values() for ps in r.standby.values()) == 3
+    # Without the tag some standby sits in its active's zone; with it none does.
+    assert same_zone_standby(plain) and not same_zone_standby(tagged)

@@ -11,8 +11,11 @@ Output: every member's active and standby tasks. Its aims, in Kafka's order:
   stays within its fair share; failing that, it goes to a member that had it
   as a standby (its state is there already); then to the least-loaded member;
 - `num_standby_replicas` standby copies of every task go to distinct
-  processes, never the active one's, preferring members that had the task as
-  a standby, then the least loaded.
+  processes, never the active one's; with rack-aware tags
+  (group.streams.rack.aware.assignment.tags) to members whose client tag values
+  differ from those of the members already holding the task in the most tag
+  dimensions; then to members that had the task as a standby, then the least
+  loaded.
 
 Warm-up tasks (KIP-441's probing rebalances) are not produced: a task moves
 to its new owner at once and restores there (docs/streams-groups.md).
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from strom.coordinator.group.streams import TasksTuple
 
@@ -34,10 +37,12 @@ class AssignmentMember:
     member_id: str
     process_id: str
     previous: TasksTuple
+    client_tags: Mapping[str, str] = field(default_factory=dict)
 
 
 def assign(members: list[AssignmentMember], tasks_per_subtopology: Mapping[str, int],
-           num_standby_replicas: int) -> dict[str, TasksTuple]:
+           num_standby_replicas: int, rack_tags: tuple[str, ...] = ()
+           ) -> dict[str, TasksTuple]:
     if not members:
         return {}
     tasks = [(sub, p) for sub in sorted(tasks_per_subtopology)
@@ -93,14 +98,25 @@ def assign(members: list[AssignmentMember], tasks_per_subtopology: Mapping[str, 
         for task in tasks:
             sub, p = task
             used = {by_id[owner[task]].process_id}
+            seen = {key: {by_id[owner[task]].client_tags.get(key)} for key in rack_tags}
             for _ in range(replicas):
                 candidates = [m for m in ordered if by_id[m].process_id not in used]
                 if not candidates:
                     break
+
+                def spread(i: str) -> int:
+                    """Tag dimensions in which member i would add a value not used yet."""
+                    return sum(by_id[i].client_tags.get(key) not in seen[key]  # noqa: B023
+                               for key in rack_tags)
+
+                best = max(spread(m) for m in candidates)
+                candidates = [m for m in candidates if spread(m) == best]
                 had = [m for m in candidates if p in by_id[m].previous.standby.get(sub, ())]
                 pick = min(had or candidates, key=lambda i: (load(i), i))
                 standby[pick].add(task)
                 used.add(by_id[pick].process_id)
+                for key in rack_tags:
+                    seen[key].add(by_id[pick].client_tags.get(key))
 
     def grouped(items: set[tuple[str, int]]) -> dict[str, frozenset[int]]:
         out: dict[str, set[int]] = {}

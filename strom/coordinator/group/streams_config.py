@@ -10,7 +10,8 @@ in every heartbeat, and group.streams.initial.rebalance.delay.ms (3000): how lon
 the first assignment of a group that was empty waits for more members. A group's own
 streams.session.timeout.ms, streams.heartbeat.interval.ms, streams.num.standby.replicas
 and streams.initial.rebalance.delay.ms (GROUP configs) win, the first three capped to
-the broker's range as Kafka caps them.
+the broker's range as Kafka caps them. group.streams.rack.aware.assignment.tags
+(empty): client tag keys over whose values standby tasks are spread.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class StreamsGroupConfig:
     acceptable_recovery_lag: int = 10_000
     task_offset_interval_ms: int = 60_000
     initial_rebalance_delay_ms: int = 3000
+    rack_aware_assignment_tags: tuple[str, ...] = ()
 
     def session_timeout_ms_for(self, group_configs: Mapping[str, object]) -> int:
         return _capped(group_configs.get(SESSION_TIMEOUT), self.session_timeout_ms,
@@ -75,6 +77,8 @@ class StreamsGroupConfig:
             task_offset_interval_ms=max(get("group.streams.task.offset.interval.ms"),
                                         get("group.streams.min.task.offset.interval.ms")),
             initial_rebalance_delay_ms=get("group.streams.initial.rebalance.delay.ms"),
+            rack_aware_assignment_tags=tuple(
+                get("group.streams.rack.aware.assignment.tags") or ()),
         )
 
 

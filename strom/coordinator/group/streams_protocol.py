@@ -451,10 +451,12 @@ class StreamsGroupManager:
         if configured is None or not configured.is_ready or configured.subtopologies is None:
             return {mid: TasksTuple() for mid in members}
         specs = [streams_assignor.AssignmentMember(mid, m.process_id or mid,
-                                                   previous.get(mid, m.assigned))
+                                                   previous.get(mid, m.assigned),
+                                                   dict(m.client_tags))
                  for mid, m in members.items()]
         counts = {sub: s.number_of_tasks for sub, s in configured.subtopologies.items()}
-        return streams_assignor.assign(specs, counts, standbys)
+        return streams_assignor.assign(specs, counts, standbys,
+                                       self.ctx.config.streams.rack_aware_assignment_tags)
 
     def describe(self, group_id: str) -> dict[str, Any]:
         """A StreamsGroupDescribe entry (without authorized operations)."""

@@ -317,6 +317,7 @@ class Strom(Broker):
     #: other work may be editing the tree while the bench runs.
     source: Path | None = None
     source_rev = ""
+    runtime_name = ""
 
     def command(self) -> list[str]:
         props = {
@@ -331,7 +332,7 @@ class Strom(Broker):
             **self.extra,
         }
         runtime = (strom_runtime_bin() if self.source is None else
-                   strom_runtime_bin(source=self.source, name="strom-runtime-rev"))
+                   strom_runtime_bin(source=self.source, name=self.runtime_name))
         argv = [str(runtime), "serve", "--log-level", "WARNING"]
         for k, v in props.items():
             argv += ["--override", f"{k}={v}"]

@@ -189,8 +189,16 @@ def main(argv: list[str] | None = None) -> int:
         from brokers import Strom
         from cluster_bench import export_revision
 
-        Strom.source = CACHE / "bench" / "strom-rev-src"
-        Strom.source_rev = export_revision(args.strom_rev, Strom.source)
+        # One export and one virtualenv per commit, of run.py's own: runs of
+        # other benches (or another run.py) may export other commits meanwhile.
+        short = subprocess.run(["git", "rev-parse", "--short", args.strom_rev], cwd=ROOT,
+                               check=True, capture_output=True, text=True).stdout.strip()
+        Strom.source = CACHE / "bench" / f"run-rev-src-{short}"
+        Strom.runtime_name = f"strom-runtime-run-{short}"
+        if not (Strom.source / ".exported").exists():
+            export_revision(args.strom_rev, Strom.source)
+            (Strom.source / ".exported").touch()
+        Strom.source_rev = short
     brokers = {n: BROKERS[n](args.data_dir, args.partitions, args.segment_bytes) for n in names}
     if "tansu" in brokers:
         try:

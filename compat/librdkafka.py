@@ -186,15 +186,24 @@ class Broker:
                 self.proc.wait(10)
 
 
+# The Kafka scripts the tests shell out to, as the classes in Kafka 4.4's jars.
+KAFKA_SCRIPTS = {
+    "kafka-topics.sh": "org.apache.kafka.tools.TopicCommand",
+    "kafka-acls.sh": "org.apache.kafka.tools.AclCommand",
+    "kafka-configs.sh": "org.apache.kafka.tools.ConfigCommand",
+}
+
+
 def kafka_path(work: Path) -> Path:
-    """A KAFKA_PATH for the tests that run bin/kafka-topics.sh: Kafka's own
-    TopicCommand from the jars in .cache/kafka (scripts/fetch-kafka.sh)."""
+    """A KAFKA_PATH for the tests that run bin/kafka-*.sh: Kafka's own tools
+    from the jars in .cache/kafka (scripts/fetch-kafka.sh)."""
     shim = work / "kafka-path"
     (shim / "bin").mkdir(parents=True, exist_ok=True)
-    script = shim / "bin" / "kafka-topics.sh"
-    script.write_text("#!/bin/sh\nexec java -cp '" + str(ROOT / ".cache" / "kafka" / "libs")
-                      + "/*' org.apache.kafka.tools.TopicCommand \"$@\"\n")
-    script.chmod(0o755)
+    libs = ROOT / ".cache" / "kafka" / "libs"
+    for name, cls in KAFKA_SCRIPTS.items():
+        script = shim / "bin" / name
+        script.write_text(f"#!/bin/sh\nexec java -cp '{libs}/*' {cls} \"$@\"\n")
+        script.chmod(0o755)
     return shim
 
 

@@ -179,3 +179,31 @@ def test_standbys_spread_over_client_tag_values() -> None:
         assert sum(len(ps) for r in result.values() for ps in r.standby.values()) == 3
     # Without the tag some standby sits in its active's zone; with it none does.
     assert same_zone_standby(plain) and not same_zone_standby(tagged)
+
+
+def test_assignor_properties_over_random_groups() -> None:
+    """Every task active once, members within one task of each other, standbys on other
+    processes, and a second run with the same members moves nothing (sticky)."""
+    import random
+
+    rng = random.Random(1071)
+    for _ in range(50):
+        count = rng.randint(1, 12)
+        members = [AssignmentMember(f"m{i}", f"p{rng.randint(0, count)}", TasksTuple())
+                   for i in range(count)]
+        tasks = {str(s): rng.randint(0, 9) for s in range(rng.randint(1, 3))}
+        standbys = rng.randint(0, 2)
+        result = assign(members, tasks, standbys)
+        actives = [(s, p) for r in result.values() for s, ps in r.active.items() for p in ps]
+        assert sorted(actives) == sorted((s, p) for s, n in tasks.items() for p in range(n))
+        loads = [sum(len(ps) for ps in r.active.values()) for r in result.values()]
+        assert max(loads) - min(loads) <= 1
+        process = {m.member_id: m.process_id for m in members}
+        for mid, r in result.items():
+            for s, ps in r.standby.items():
+                for p in ps:
+                    (holder,) = [h for h, x in result.items() if p in x.active.get(s, ())]
+                    assert process[holder] != process[mid]
+        again = assign([AssignmentMember(m.member_id, m.process_id, result[m.member_id])
+                        for m in members], tasks, standbys)
+        assert {m: r.active for m, r in again.items()} == {m: r.active for m, r in result.items()}

@@ -193,7 +193,8 @@ class SharePartitionManager:
                                  max_records=max_records,
                                  lock_duration_ms=settings.record_lock_duration_ms,
                                  now_ms=now, mode=mode)
-        self._schedule(handle)
+        if acquired:
+            self._schedule(handle, now + settings.record_lock_duration_ms)
         chunks, size = records_for(read, acquired)
         return ShareFetchResult(chunks, size, acquired)
 
@@ -206,7 +207,6 @@ class SharePartitionManager:
                                  now_ms=self.now_ms(), renew_allowed=renew_allowed)
         handle.version += 1
         handle.released.notify()
-        self._schedule(handle)
         await self.persist(handle)
 
     async def persist(self, handle: SharePartitionHandle) -> None:
@@ -239,17 +239,19 @@ class SharePartitionManager:
 
     # -- lock timers ---------------------------------------------------------
 
-    def _schedule(self, handle: SharePartitionHandle) -> None:
-        deadline = handle.share.next_lock_deadline()
-        if deadline == handle.timer_at:
+    def _schedule(self, handle: SharePartitionHandle, deadline: int | None) -> None:
+        """Have the lock timer fire by `deadline` (a lock just taken or renewed).
+        It may fire early (records settled or renewed meanwhile): it then
+        finds nothing expired and sets itself for the earliest lock left, so
+        no lock is looked for outside a firing timer (that scan of the window
+        on every fetch was a second of a 100,000-record ETL)."""
+        if deadline is None or (handle.timer_at is not None and handle.timer_at <= deadline):
             return
         if handle.timer is not None:
             handle.timer.cancel()
-            handle.timer, handle.timer_at = None, None
-        if deadline is not None:
-            delay = max(deadline - self.now_ms(), 0) / 1000.0
-            handle.timer = asyncio.get_running_loop().call_later(delay, self._expire, handle)
-            handle.timer_at = deadline
+        delay = max(deadline - self.now_ms(), 0) / 1000.0
+        handle.timer = asyncio.get_running_loop().call_later(delay, self._expire, handle)
+        handle.timer_at = deadline
 
     def _expire(self, handle: SharePartitionHandle) -> None:
         handle.timer, handle.timer_at = None, None
@@ -257,7 +259,7 @@ class SharePartitionManager:
             return
         if handle.share.expire_locks(self.now_ms()):
             self._changed(handle)
-        self._schedule(handle)
+        self._schedule(handle, handle.share.next_lock_deadline())
 
     def _changed(self, handle: SharePartitionHandle) -> None:
         handle.version += 1
@@ -275,7 +277,6 @@ class SharePartitionManager:
                 continue
             if handle.share.release_member(member_id):
                 self._changed(handle)
-                self._schedule(handle)
 
     def session_closed(self, session: ShareSession) -> None:
         self.release(session.group_id, session.member_id)

@@ -394,20 +394,27 @@ class SharePartition:
         """The state to persist: runs of equal (state, delivery count), an
         acquired record written as AVAILABLE, and how many offsets of the
         window are finished."""
+        # One pass over the window (it runs after every acknowledgement).
         batches: list[StateBatch] = []
-        run: tuple[int, DeliveryState, int] | None = None
+        records = self._records
+        persisted = _PERSISTED
+        complete = 0  # KIP-1226: finished offsets past the SPSO, for the group's lag
+        first = self.start_offset
+        run_state: int = -1
+        run_count = 0
         for offset in range(self.start_offset, self.end_offset):
-            rec = self._records[offset]
-            state = _PERSISTED[rec.state]
-            if run is not None and (run[1], run[2]) == (state, rec.delivery_count):
+            rec = records[offset]
+            state = persisted[rec.state]
+            if state >= DeliveryState.ACKNOWLEDGED:
+                complete += 1
+            if state == run_state and rec.delivery_count == run_count:
                 continue
-            if run is not None:
-                batches.append(StateBatch(run[0], offset - 1, run[1], run[2]))
-            run = (offset, state, rec.delivery_count)
-        if run is not None:
-            batches.append(StateBatch(run[0], self.end_offset - 1, run[1], run[2]))
-        # KIP-1226: finished offsets past the SPSO, for the group's lag.
-        complete = sum(1 for rec in self._records.values() if rec.state in FINAL)
+            if run_state >= 0:
+                batches.append(StateBatch(first, offset - 1, DeliveryState(run_state), run_count))
+            first, run_state, run_count = offset, state, rec.delivery_count
+        if run_state >= 0:
+            batches.append(StateBatch(first, self.end_offset - 1, DeliveryState(run_state),
+                                      run_count))
         return ShareState(self.state_epoch, leader_epoch, self.start_offset, tuple(batches),
                           complete)
 

@@ -324,3 +324,16 @@ def test_deleted_topic_is_forgotten(broker: EmbeddedBroker) -> None:
     while shares.handle((group, topic_id, 0)) is not None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert shares.handle((group, topic_id, 0)) is None
+
+
+def test_version_1(broker: EmbeddedBroker) -> None:
+    """v1 (no acquire mode, no renew): fetch, piggybacked and standalone acks."""
+    _, topic_id, group = fresh(broker, 3)
+    a = ShareClient(broker, group, version=1)
+    assert acquired(a.fetch(topic_id, [0], max_wait_ms=2000)) == [(0, 2, 1)]
+    piggybacked = a.fetch(topic_id, [0], acks={0: [(0, 0, [ACCEPT])]})
+    assert partition_data(piggybacked).acknowledge_error_code == 0
+    ack = a.acknowledge(topic_id, {0: [(1, 2, [ACCEPT])]})
+    assert ack.responses[0].partitions[0].error_code == 0
+    renew = a.acknowledge(topic_id, {0: [(1, 1, [RENEW])]})
+    assert renew.responses[0].partitions[0].error_code == ErrorCode.invalid_request

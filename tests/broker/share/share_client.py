@@ -7,7 +7,8 @@ import uuid
 from typing import Any
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from strom.protocol.api import ApiKey
 from strom.protocol.records.batch import scan_batches

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 LOG_SUFFIX = ".log"
@@ -56,26 +57,40 @@ _OFFSET_NAME = re.compile(r"(\d{20})(\.[a-z]+)(\.[a-z]+)?")
 _LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]+")
 
 
+#: pathlib's `/` parses its argument again (~4 us on this project's machine);
+#: a name known to be one component need not be: Path._make_child_relpath
+#: (what Path.iterdir uses) does without, where this Python has it. A
+#: 1,000-partition CreateTopics builds 5,000 paths for its (lazy) logs.
+_CHILD: Callable[[Path, str], Path] | None = getattr(Path, "_make_child_relpath", None)
+
+
+def child(directory: Path, name: str) -> Path:
+    """`directory / name` for a `name` of one path component (no separator)."""
+    if _CHILD is not None:
+        return _CHILD(directory, name)
+    return directory / name
+
+
 def offset_prefix(offset: int) -> str:
     """The 20-digit, zero-padded file name prefix of a segment."""
     return f"{offset:020d}"
 
 
 def log_path(directory: Path, base_offset: int) -> Path:
-    return directory / (offset_prefix(base_offset) + LOG_SUFFIX)
+    return child(directory, offset_prefix(base_offset) + LOG_SUFFIX)
 
 
 def index_path(directory: Path, base_offset: int) -> Path:
-    return directory / (offset_prefix(base_offset) + INDEX_SUFFIX)
+    return child(directory, offset_prefix(base_offset) + INDEX_SUFFIX)
 
 
 def time_index_path(directory: Path, base_offset: int) -> Path:
-    return directory / (offset_prefix(base_offset) + TIME_INDEX_SUFFIX)
+    return child(directory, offset_prefix(base_offset) + TIME_INDEX_SUFFIX)
 
 
 def segment_paths(directory: Path, base_offset: int) -> list[Path]:
     prefix = offset_prefix(base_offset)
-    return [directory / (prefix + suffix) for suffix in SEGMENT_SUFFIXES]
+    return [child(directory, prefix + suffix) for suffix in SEGMENT_SUFFIXES]
 
 
 def with_extra_suffix(path: Path, extra: str) -> Path:

@@ -151,7 +151,7 @@ class PartitionLog:
         fresh = is_new and new_logs is not None
         stored_id = None if fresh else checkpoints.check_partition_metadata(
             directory, topic_id, write_missing=not fresh)
-        epoch_path = directory / files.LEADER_EPOCH_CHECKPOINT
+        epoch_path = files.child(directory, files.LEADER_EPOCH_CHECKPOINT)
         epoch_cache = LeaderEpochCache(epoch_path) if fresh else LeaderEpochCache.load(epoch_path)
         plog = cls(
             directory, config, clock=clock, topic=topic, partition=partition,

@@ -558,7 +558,7 @@ def _open_new(new: list[NewLog], clock: Clock) -> list[tuple[NewLog, PartitionLo
     rng = random.Random()
     results: list[tuple[NewLog, PartitionLog | OSError]] = []
     for spec in new:
-        directory = spec.data_dir / files.partition_dir_name(*spec.key)
+        directory = files.child(spec.data_dir, files.partition_dir_name(*spec.key))
         try:
             results.append((spec, PartitionLog.open(directory, spec.config, clock=clock,
                                                     topic_id=spec.topic_id,

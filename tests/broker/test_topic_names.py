@@ -73,6 +73,8 @@ def test_illegal_names_are_refused_and_delete_records_survives_a_restart(
     producer = Producer({"bootstrap.servers": strom.bootstrap, "linger.ms": 5})
     for i in range(1000):
         producer.produce("good", value=b"%d" % i)
+    # Its directory is made by its first record (issue 19): the name fits.
+    producer.produce("x" * 249, value=b"long")
     assert producer.flush(TIMEOUT) == 0
     deleted = admin.delete_records([TopicPartition("good", 0, 1000)])
     assert next(iter(deleted.values())).result(TIMEOUT).low_watermark == 1000
@@ -101,6 +103,7 @@ def test_a_topic_with_an_illegal_name_from_an_older_strom(tmp_path: Path) -> Non
         producer = Producer({"bootstrap.servers": strom.bootstrap})
         for i in range(10):
             producer.produce("good", value=b"%d" % i)
+        producer.produce("evilX", value=b"e")  # its directory: made by a first record
         assert producer.flush(TIMEOUT) == 0
         deleted = admin.delete_records([TopicPartition("good", 0, 10)])
         assert next(iter(deleted.values())).result(TIMEOUT).low_watermark == 10

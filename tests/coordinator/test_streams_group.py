@@ -155,3 +155,37 @@ def test_static_member_restarts_into_its_tasks_without_a_rebalance(h: Harness) -
     # The old member id is fenced, an unknown instance id is unknown.
     assert heartbeat("s1", rejoined["member_epoch"])["error_code"] == 82  # FENCED_INSTANCE_ID
     assert heartbeat("x", 3, instance="i9")["error_code"] == 25  # UNKNOWN_MEMBER_ID
+
+
+def test_offset_commits_are_checked_against_task_assignment_epochs(h: Harness) -> None:
+    from strom.coordinator.group.requests import CommitRequest, PartitionCommit
+
+    def commit(member: str, epoch: int, *partitions: int) -> Any:
+        request = CommitRequest("g", epoch, member, None, -1, (("in", tuple(
+            PartitionCommit(p, 10, -1, None) for p in partitions)),))
+        try:
+            topics = h.write(lambda s: s.offsets.commit(request))
+        except KafkaError as exc:
+            return exc.code
+        return {p["partition_index"]: p["error_code"] for p in topics[0]["partitions"]}
+
+    a = Member(h, "a")
+    settle(a)
+    old_epoch = a.epoch
+    b = Member(h, "b")
+    b.heartbeat()
+    for _ in range(6):  # a gives up two tasks, b takes them: both move to a new epoch
+        a.heartbeat()
+        b.heartbeat()
+    assert a.epoch > old_epoch and a.tasks() == b.tasks() == 2
+    kept = sorted(a.owned.active["0"])
+    moved = sorted(b.owned.active["0"])
+    # a's commit of its previous epoch: fine for the tasks it kept since, stale for the
+    # ones it gave away (a zombie's commit), as Kafka 4.4's assignment epochs decide.
+    assert commit("a", old_epoch, *kept) == {kept[0]: 0, kept[1]: 0}
+    assert commit("a", old_epoch, moved[0]) == {moved[0]: 113}  # STALE_MEMBER_EPOCH
+    # b's tasks were assigned at its current epoch: an older one is stale for them.
+    assert commit("b", b.epoch - 1, moved[0]) == {moved[0]: 113}
+    assert commit("b", b.epoch, *moved) == {moved[0]: 0, moved[1]: 0}
+    assert commit("a", a.epoch + 1, kept[0]) == 113  # newer than the member's: stale
+    assert commit("ghost", 1, 0) == 25  # UNKNOWN_MEMBER_ID

@@ -26,7 +26,7 @@ from strom.coordinator.group.errors import (
 )
 from strom.coordinator.group.requests import CommitRequest
 from strom.coordinator.runtime import Result
-from strom.errors import ErrorCode
+from strom.errors import ErrorCode, KafkaError
 
 RecordPair = tuple[bytes, bytes | None]
 
@@ -100,15 +100,17 @@ class OffsetManager:
         ctx = self.ctx
         group = ctx.groups.get(request.group_id)
         generation = request.generation_id_or_member_epoch
+        # A streams group checks each partition against the epoch its task was assigned at.
+        check_partition: Callable[[str, int], None] | None = None
         if group is None:
             if generation >= 0:
                 if request.api_version >= 9:
                     raise GroupIdNotFoundError(f"Group {request.group_id} not found.")
                 raise IllegalGenerationError(f"group {request.group_id} does not exist")
         else:
-            group.validate_offset_commit(request.member_id, request.group_instance_id,
-                                         generation, transactional=request.transactional,
-                                         api_version=request.api_version)
+            check_partition = group.validate_offset_commit(
+                request.member_id, request.group_instance_id, generation,
+                transactional=request.transactional, api_version=request.api_version)
         now = ctx.now_ms()
         expire = now + request.retention_time_ms if request.retention_time_ms != -1 else -1
         max_metadata = ctx.config.offset_metadata_max_bytes
@@ -118,10 +120,15 @@ class OffsetManager:
             answered = []
             for p in partitions:
                 metadata = p.metadata or ""
-                if len(metadata) > max_metadata:
+                code = ErrorCode.none
+                if check_partition is not None:
+                    try:
+                        check_partition(topic, p.partition)
+                    except KafkaError as exc:
+                        code = exc.code
+                if code == ErrorCode.none and len(metadata) > max_metadata:
                     code = ErrorCode.offset_metadata_too_large
-                else:
-                    code = ErrorCode.none
+                if code == ErrorCode.none:
                     records.append(rec.encode(
                         rec.OffsetCommitKey(request.group_id, topic, p.partition),
                         rec.OffsetCommitValue(p.offset, p.leader_epoch, metadata, now, expire)))

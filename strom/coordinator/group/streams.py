@@ -18,13 +18,12 @@ here is values computed from the group.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from strom.coordinator.group import streams_records as srec
 from strom.coordinator.group.errors import (
-    FencedMemberEpochError,
     IllegalGenerationError,
     NonEmptyGroupError,
     StaleMemberEpochError,
@@ -278,10 +277,13 @@ class StreamsGroup:
 
     def validate_offset_commit(self, member_id: str, group_instance_id: str | None,
                                generation_id: int, *, transactional: bool = False,
-                               api_version: int = 9) -> None:
+                               api_version: int = 9) -> Callable[[str, int], None] | None:
+        """Kafka 4.4's checks; for a commit of an older member epoch, a check of each
+        partition: its task must still be the member's and assigned at that epoch or
+        before (a zombie's commit of a task that moved is refused)."""
         del group_instance_id
         if generation_id < 0 and not self.members:
-            return  # an admin tool's commit to an empty group
+            return None  # an admin tool's commit to an empty group
         member = self.members.get(member_id)
         if member is None:
             raise UnknownMemberIdError(f"member {member_id} is not in group {self.group_id}")
@@ -289,18 +291,35 @@ class StreamsGroup:
             raise UnsupportedVersionError(
                 "OffsetCommit version 9 or above must be used by members using the "
                 "streams group protocol")
+        if generation_id == member.member_epoch:
+            return None
         if generation_id > member.member_epoch:
-            raise FencedMemberEpochError(
-                f"The received member epoch {generation_id} is larger than the expected "
-                f"member epoch {member.member_epoch}.")
-        if generation_id < member.member_epoch:
-            # Kafka 4.4: a commit of an older epoch is still good for the tasks the member
-            # has held since that epoch.
-            held = min(member.active_epochs.values(), default=member.member_epoch)
-            if generation_id < held:
+            raise StaleMemberEpochError(
+                f"Received member epoch {generation_id} is newer than current member epoch "
+                f"{member.member_epoch}.")
+        subtopologies: dict[str, list[str]] = {}
+        for sub in (self.topology or {}).get("subtopologies", ()):
+            for name in list(sub["source_topics"]) + [
+                    t["name"] for t in sub["repartition_source_topics"]]:
+                subtopologies.setdefault(name, []).append(sub["subtopology_id"])
+
+        def check(topic: str, partition: int) -> None:
+            subs = subtopologies.get(topic)
+            if not subs:
                 raise StaleMemberEpochError(
-                    f"The received member epoch {generation_id} is smaller than the "
-                    f"expected member epoch {member.member_epoch}.")
+                    f"Topic {topic} is not consumed by the topology of the group.")
+            for sub in subs:
+                epoch = member.active_epochs.get((sub, partition))
+                if epoch is None:
+                    raise StaleMemberEpochError(
+                        f"Task {sub}-{partition} is not assigned or pending revocation for "
+                        "member.")
+                if generation_id < epoch:
+                    raise StaleMemberEpochError(
+                        f"Received member epoch {generation_id} is older than assignment "
+                        f"epoch {epoch} for task {sub}-{partition}.")
+
+        return check
 
     def validate_offset_fetch(self, member_id: str | None = None, member_epoch: int = -1
                               ) -> None:

@@ -225,6 +225,15 @@ def test_kafka_error_codes_for_bad_input(client: WireClient) -> None:
     ghost.epoch = 3
     assert ghost.heartbeat().error_code == UNKNOWN_MEMBER_ID
     assert a.heartbeat(member_epoch=a.epoch + 5).error_code == FENCED_MEMBER_EPOCH
+    until_stable([a])
+    # Tasks a member reports must be tasks of the topology.
+    unknown = a.heartbeat(active_tasks=[{"subtopology_id": "9", "partitions": [0]}])
+    assert (unknown.error_code, unknown.error_message) == (
+        INVALID_REQUEST, "Subtopology 9 does not exist in the topology.")
+    beyond = a.heartbeat(active_tasks=[{"subtopology_id": "0", "partitions": [7]}])
+    assert (beyond.error_code, beyond.error_message) == (
+        INVALID_REQUEST, "Task 7 for subtopology 0 is invalid. Number of tasks for this "
+        "subtopology: 2")
 
     # A consumer group's id is not a streams group's, and the other way around.
     consumer = call(client, ApiKey.CONSUMER_GROUP_HEARTBEAT, 0, {

@@ -284,6 +284,8 @@ class StreamsGroupManager:
                      and configured.is_ready else -1)
         if validated != group.validated_topology_epoch:
             bump = True
+        if validated != -1 and configured is not None and request.owned is not None:
+            _check_owned(request.owned, configured)
         group_configs = ctx.image().group_configs.get(gid, {})
         standbys = config.num_standby_replicas_for(group_configs)
         assignment_configs = (("num.standby.replicas", str(standbys)),)
@@ -560,6 +562,23 @@ class StreamsGroupManager:
             self.schedule_session_timeout(group.group_id, member.member_id)
             if member.state is MemberState.UNREVOKED_TASKS:
                 self._schedule_rebalance_timeout(group.group_id, member)
+
+
+def _check_owned(owned: TasksTuple, configured: ConfiguredTopology) -> None:
+    """Kafka's throwIfRequestContainsInvalidTasks: the tasks a member reports must be
+    tasks of the configured topology."""
+    subtopologies = configured.subtopologies or {}
+    for kind in owned.kinds():
+        for sub_id, partitions in kind.items():
+            sub = subtopologies.get(sub_id)
+            if sub is None:
+                raise InvalidRequestError(f"Subtopology {sub_id} does not exist in the "
+                                          "topology.")
+            for p in sorted(partitions):
+                if not 0 <= p < sub.number_of_tasks:
+                    raise InvalidRequestError(
+                        f"Task {p} for subtopology {sub_id} is invalid. Number of tasks for "
+                        f"this subtopology: {sub.number_of_tasks}")
 
 
 def _canonical(topology: Mapping[str, Any]) -> Any:

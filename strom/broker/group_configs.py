@@ -26,7 +26,8 @@ group's session timeout must stay above its heartbeat interval.
 
 Streams groups (KIP-1071) have streams.session.timeout.ms,
 streams.heartbeat.interval.ms (within group.streams.min/max.*),
-streams.num.standby.replicas (0 to group.streams.max.standby.replicas) and
+streams.num.standby.replicas (0 to group.streams.max.standby.replicas),
+streams.task.offset.interval.ms (at least group.streams.min.task.offset.interval.ms) and
 streams.initial.rebalance.delay.ms (0 or more), read by
 coordinator/group/streams_config.py; a streams group's session timeout must stay
 above its heartbeat interval, as Kafka 4.4 checks.
@@ -128,6 +129,11 @@ GROUP_CONFIGS = {d.name: d for d in (
     GroupConfigDef("streams.num.standby.replicas", "group.streams.num.standby.replicas",
                    None, "group.streams.max.standby.replicas",
                    "The number of standby replicas for each task.", at_least=0),
+    GroupConfigDef("streams.task.offset.interval.ms", "group.streams.task.offset.interval.ms",
+                   "group.streams.min.task.offset.interval.ms", None,
+                   "The interval in which the warmup task changelog offsets on a client are "
+                   "updated on the broker. The offsets are sent with the next heartbeat "
+                   "after this time has passed."),
     GroupConfigDef("streams.initial.rebalance.delay.ms",
                    "group.streams.initial.rebalance.delay.ms", None, None,
                    "The amount of time the group coordinator will wait for more streams "
@@ -171,6 +177,9 @@ def parse(config: BrokerConfig, name: str, text: str | None) -> Value:
     if definition.broker_min is None and definition.broker_max is not None and value > high:
         # Kafka's validateIntMax
         raise InvalidConfigError(f"{name} must be less than or equal to {high}")
+    if definition.broker_max is None and definition.broker_min is not None and value < low:
+        # Kafka's validateIntMin
+        raise InvalidConfigError(f"{name} must be greater than or equal to {low}")
     if not low <= value <= high:
         raise InvalidConfigError(f"{name} must be in the range {low} to {high} inclusive.")
     return value

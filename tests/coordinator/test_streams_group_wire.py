@@ -300,10 +300,15 @@ def test_group_config_num_standby_replicas(client: WireClient) -> None:
     too_many = alter_group_config(client, "app5", "streams.num.standby.replicas", "3")
     assert (too_many.error_code, too_many.error_message) == (
         40, "streams.num.standby.replicas must be less than or equal to 2")  # INVALID_CONFIG
+    too_often = alter_group_config(client, "app5", "streams.task.offset.interval.ms", "10")
+    assert (too_often.error_code, too_often.error_message) == (
+        40, "streams.task.offset.interval.ms must be greater than or equal to 15000")
+    assert alter_group_config(client, "app5", "streams.task.offset.interval.ms",
+                              "20000").error_code == NONE
     create_topic(client, "words5", 2)
     topology = word_count("app5", "words5")
     a, b = Member(client, "app5", topology), Member(client, "app5", topology)
-    a.heartbeat()
+    assert a.heartbeat().task_offset_interval.total_seconds() == 20  # the group's own
     until_stable([a, b])
     assert a.standby and b.standby  # the broker's group.streams.num.standby.replicas=1
     assert alter_group_config(client, "app5", "streams.num.standby.replicas",

@@ -24,6 +24,7 @@ SESSION_TIMEOUT = "streams.session.timeout.ms"
 HEARTBEAT_INTERVAL = "streams.heartbeat.interval.ms"
 NUM_STANDBY_REPLICAS = "streams.num.standby.replicas"
 INITIAL_REBALANCE_DELAY = "streams.initial.rebalance.delay.ms"
+TASK_OFFSET_INTERVAL = "streams.task.offset.interval.ms"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,11 @@ class StreamsGroupConfig:
         return _capped(group_configs.get(NUM_STANDBY_REPLICAS),
                        min(self.num_standby_replicas, self.max_standby_replicas),
                        0, self.max_standby_replicas)
+
+    def task_offset_interval_ms_for(self, group_configs: Mapping[str, object]) -> int:
+        own = group_configs.get(TASK_OFFSET_INTERVAL)
+        return own if isinstance(own, int) and not isinstance(own, bool) \
+            else self.task_offset_interval_ms
 
     def initial_rebalance_delay_ms_for(self, group_configs: Mapping[str, object]) -> int:
         own = group_configs.get(INITIAL_REBALANCE_DELAY)

@@ -357,7 +357,7 @@ class StreamsGroupManager:
             "member_id": reconciled.member_id, "member_epoch": reconciled.member_epoch,
             "heartbeat_interval": config.heartbeat_interval_ms_for(group_configs),
             "acceptable_recovery_lag": config.acceptable_recovery_lag,
-            "task_offset_interval": config.task_offset_interval_ms,
+            "task_offset_interval": config.task_offset_interval_ms_for(group_configs),
             "status": None, "active_tasks": None, "standby_tasks": None,
             "warmup_tasks": None, "endpoint_information_epoch": 0,
             "partitions_by_user_endpoint": None,

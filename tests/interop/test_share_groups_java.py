@@ -129,10 +129,16 @@ def test_at_least_once_and_redelivery_after_sigkill(broker: EmbeddedBroker,
     # What the killed member held came again, one delivery later.
     again = {(p, o): d for p, o, _, d in got if (p, o) in held}
     assert set(again) == held and all(d == 2 for d in again.values())
-    # Everything acknowledged: each share partition's start offset is at its end.
-    shares = broker.services.share_partitions
-    assert wait_until(lambda: sum(shares.handle((group, topic_id, p)).share.start_offset
-                                  for p in range(PARTITIONS)) == len(values), timeout=30)
+    # Everything acknowledged: each share partition's stored start offset is at
+    # its end (read back through the share coordinator).
+    persister = broker.services.coordinators.persister
+
+    def stored_start() -> int:
+        summaries = [broker.run(persister.read_summary(group, topic_id, p))
+                     for p in range(PARTITIONS)]
+        return sum(s.start_offset for s in summaries if s is not None)
+
+    assert wait_until(lambda: stored_start() == len(values), timeout=30)
 
 
 def test_console_share_consumer(broker: EmbeddedBroker, java_tools: Any) -> None:

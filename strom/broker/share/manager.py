@@ -26,8 +26,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from strom.broker.group_configs import ShareGroupSettings, parse_duration_ms, share_group_settings
 from strom.broker.partition import Partition
@@ -48,7 +49,7 @@ from strom.coordinator.share.persister import (
     Persister,
     ShareState,
 )
-from strom.errors import OffsetOutOfRangeError
+from strom.errors import FencedLeaderEpochError, FencedStateEpochError, OffsetOutOfRangeError
 
 log = logging.getLogger(__name__)
 
@@ -222,13 +223,22 @@ class SharePartitionManager:
         group_id, topic_id, index = handle.key
         try:
             await self.persister_source().write_state(group_id, topic_id, index,
-                                             handle.share.snapshot(handle.leader_epoch))
+                                                      handle.share.snapshot(handle.leader_epoch))
             handle.written = max(handle.written, version)
+        except (FencedStateEpochError, FencedLeaderEpochError):
+            # The state was reset (AlterShareGroupOffsets, a new leader): what
+            # is in memory is stale; the next use loads the stored state.
+            if self._partitions.get(handle.key) is handle:
+                self.forget(handle.key)
+            raise
         finally:
             handle.writing = None
 
     def _persist_later(self, handle: SharePartitionHandle) -> None:
-        task = asyncio.ensure_future(self.persist(handle))
+        self._background_task(self.persist(handle))
+
+    def _background_task(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background_done)
 
@@ -280,11 +290,31 @@ class SharePartitionManager:
 
     def session_closed(self, session: ShareSession) -> None:
         self.release(session.group_id, session.member_id)
+        self._maybe_group_empty(session.group_id)
 
     def member_left(self, group_id: str, member_id: str) -> None:
         """The group coordinator removed the member: its session ends too."""
         self.sessions.remove(group_id, member_id)
         self.release(group_id, member_id)
+        self._maybe_group_empty(group_id)
+
+    def _maybe_group_empty(self, group_id: str) -> None:
+        """No member of the group has a session here any more: its share
+        partitions are dropped once their state is written (Kafka's
+        onGroupEmpty), so the next member loads what the admin APIs may have
+        changed meanwhile (AlterShareGroupOffsets, DeleteShareGroupOffsets
+        need an empty group)."""
+        if any(s.group_id == group_id for s in self.sessions.sessions()):
+            return
+        for key, handle in list(self._partitions.items()):
+            if key[0] == group_id:
+                self._background_task(self._forget_when_written(handle))
+
+    async def _forget_when_written(self, handle: SharePartitionHandle) -> None:
+        await self.persist(handle)
+        if not any(s.group_id == handle.key[0] for s in self.sessions.sessions()) \
+                and self._partitions.get(handle.key) is handle:
+            self.forget(handle.key)
 
     def connection_closed(self, connection_id: int) -> None:
         for session in self.sessions.connection_closed(connection_id):

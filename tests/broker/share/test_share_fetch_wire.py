@@ -337,3 +337,33 @@ def test_version_1(broker: EmbeddedBroker) -> None:
     assert ack.responses[0].partitions[0].error_code == 0
     renew = a.acknowledge(topic_id, {0: [(1, 1, [RENEW])]})
     assert renew.responses[0].partitions[0].error_code == ErrorCode.invalid_request
+
+
+def test_empty_group_reloads_altered_offsets(broker: EmbeddedBroker) -> None:
+    """Once no member of the group has a session here, its share partitions
+    are dropped from memory (after their state is written), so a start
+    offset reset by AlterShareGroupOffsets is what the next member gets."""
+    topic, topic_id, group = fresh(broker, 3)
+    a = ShareClient(broker, group)
+    assert acquired(a.fetch(topic_id, [0], max_wait_ms=2000)) == [(0, 2, 1)]
+    closing = a.fetch(topic_id, [], acks={0: [(0, 2, [ACCEPT])]}, epoch=-1)
+    assert partition_data(closing).acknowledge_error_code == 0
+    shares = broker.services.share_partitions
+    deadline = time.monotonic() + 10
+    while shares.handle((group, topic_id, 0)) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert shares.handle((group, topic_id, 0)) is None
+    with RawClient(broker.bootstrap) as admin:
+        # The group coordinator starts on first use: retriable errors until then.
+        admin.send(ApiKey.FIND_COORDINATOR, 4, {"key_type": 0, "coordinator_keys": [group]})
+        deadline = time.monotonic() + 15
+        while True:
+            altered = admin.send(ApiKey.ALTER_SHARE_GROUP_OFFSETS, 0, {
+                "group_id": group, "topics": [{"topic_name": topic, "partitions": [
+                    {"partition_index": 0, "start_offset": 1}]}]})
+            if altered.error_code == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert [p.error_code for t in altered.responses for p in t.partitions] == [0], altered
+    b = ShareClient(broker, group)
+    assert acquired(b.fetch(topic_id, [0], max_wait_ms=2000)) == [(1, 2, 1)]

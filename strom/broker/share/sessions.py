@@ -70,6 +70,9 @@ class ShareSessionCache:
     def __init__(self, max_sessions: int = 2000) -> None:
         self.max_sessions = max_sessions
         self._sessions: dict[SessionKey, ShareSession] = {}
+        # Sessions by the connection they were last used on: every closed
+        # connection asks, and most have none.
+        self._by_connection: dict[int, set[SessionKey]] = {}
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -93,9 +96,11 @@ class ShareSessionCache:
             if key not in self._sessions and len(self._sessions) >= self.max_sessions:
                 raise ShareSessionLimitReachedError(
                     f"the share session cache is full ({self.max_sessions} sessions)")
+            self._unindex(self._sessions.get(key))
             session = ShareSession(group_id, member_id, connection_id,
                                    partitions=dict.fromkeys(requested))
             self._sessions[key] = session
+            self._by_connection.setdefault(connection_id, set()).add(key)
             return ShareSessionContext(session, tuple(session.partitions), True, False)
         if epoch == FINAL_EPOCH:
             # Its partitions carry the last acknowledgements; nothing is fetched.
@@ -106,7 +111,10 @@ class ShareSessionCache:
         for tp in requested:
             session.partitions.setdefault(tp, None)
         session.epoch = _next_epoch(epoch)
-        session.connection_id = connection_id
+        if session.connection_id != connection_id:
+            self._unindex(session)
+            session.connection_id = connection_id
+            self._by_connection.setdefault(connection_id, set()).add(key)
         return ShareSessionContext(session, tuple(session.partitions), False, False)
 
     def for_acknowledge(self, group_id: str, member_id: str, epoch: int
@@ -135,17 +143,29 @@ class ShareSessionCache:
         session = self._sessions.pop(key, None)
         if session is None:
             raise ShareSessionNotFoundError(f"no share session for member {key[1]}")
+        self._unindex(session)
         return session
 
     def remove(self, group_id: str, member_id: str) -> ShareSession | None:
-        return self._sessions.pop((group_id, member_id), None)
+        session = self._sessions.pop((group_id, member_id), None)
+        self._unindex(session)
+        return session
+
+    def _unindex(self, session: ShareSession | None) -> None:
+        if session is None:
+            return
+        keys = self._by_connection.get(session.connection_id)
+        if keys is not None:
+            keys.discard((session.group_id, session.member_id))
+            if not keys:
+                del self._by_connection[session.connection_id]
 
     def connection_closed(self, connection_id: int) -> list[ShareSession]:
         """Remove and return the sessions last used on the closed connection."""
-        gone = [s for s in self._sessions.values() if s.connection_id == connection_id]
-        for session in gone:
-            del self._sessions[(session.group_id, session.member_id)]
-        return gone
+        keys = self._by_connection.pop(connection_id, None)
+        if not keys:
+            return []
+        return [self._sessions.pop(key) for key in keys]
 
     def forget_partition(self, tp: TopicIdPartition) -> None:
         for session in self._sessions.values():

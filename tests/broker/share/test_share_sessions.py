@@ -49,3 +49,16 @@ def test_initial_rules_and_limit() -> None:
         cache.for_fetch("g", "other", 0, [], [], has_acknowledgements=False, connection_id=2)
     assert [s.member_id for s in cache.connection_closed(1)] == ["m"]
     assert len(cache) == 0
+
+
+def test_sessions_follow_their_last_connection() -> None:
+    cache = ShareSessionCache()
+    cache.for_fetch("g", "a", 0, [], [], has_acknowledgements=False, connection_id=1)
+    cache.for_fetch("g", "b", 0, [], [], has_acknowledgements=False, connection_id=1)
+    cache.for_fetch("g", "c", 0, [], [], has_acknowledgements=False, connection_id=1)
+    cache.for_fetch("g", "a", 1, [], [], has_acknowledgements=False, connection_id=2)
+    cache.for_acknowledge("g", "c", -1)  # closed by its member: not the connection's any more
+    assert [s.member_id for s in cache.connection_closed(1)] == ["b"]
+    assert cache.connection_closed(1) == []
+    assert [s.member_id for s in cache.connection_closed(2)] == ["a"]
+    assert len(cache) == 0

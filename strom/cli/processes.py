@@ -25,14 +25,16 @@ log dir and a second process could not see it. Measured on a shared
 one-record requests per second of one process (1.66x beside a CPU hog), at
 the same ~22 us of CPU per request.
 
-Supervision: SIGTERM/SIGINT go to every shard (each shuts down cleanly on
-its own); if one shard exits, the others are stopped and `strom serve` exits
-with its code, so a service manager restarts the whole set, as it would a
-single broker.
+Supervision: SIGTERM/SIGINT go to every shard once (each shuts down cleanly
+on its own); if one shard exits, the others are stopped and `strom serve`
+exits with its code, so a service manager restarts the whole set, as it
+would a single broker; if the supervisor itself is killed, the shards get
+SIGTERM from the kernel (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
 import signal
@@ -112,13 +114,20 @@ def supervise(config: BrokerConfig, count: int, argv: Sequence[str]) -> int:
         args = [sys.executable, "-m", "strom", "serve", *argv]
         for item in shard_overrides(config, shard):
             args += ["--override", item]
-        procs.append(subprocess.Popen(args, preexec_fn=functools.partial(_pin, core)))
+        # Its own process group: a terminal's Ctrl-C reaches only this
+        # supervisor, which forwards it once.
+        procs.append(subprocess.Popen(args, process_group=0,
+                                      preexec_fn=functools.partial(_child_setup, core)))
     stopping = threading.Event()
+    signalled: set[int] = set()
 
     def stop_all(signum: int = signal.SIGTERM, _frame: object = None) -> None:
+        # Once per process: a broker that has finished its clean shutdown has
+        # given SIGTERM back its default action, and a second one would kill it.
         stopping.set()
         for p in procs:
-            if p.poll() is None:
+            if p.pid not in signalled and p.poll() is None:
+                signalled.add(p.pid)
                 p.send_signal(signum)
 
     signal.signal(signal.SIGTERM, stop_all)
@@ -141,9 +150,19 @@ def supervise(config: BrokerConfig, count: int, argv: Sequence[str]) -> int:
     return code
 
 
-def _pin(core: int) -> None:
-    """In the child before exec: this process runs on `core` only."""
+def _child_setup(core: int) -> None:
+    """In the child before exec: run on `core` only, and get SIGTERM (a clean
+    shutdown) if the supervisor dies, even by kill -9 (Linux's
+    PR_SET_PDEATHSIG), so no broker outlives its `strom serve`."""
     os.sched_setaffinity(0, {core})
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the supervisor still stops them
+        pass
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _wait_any(procs: list[subprocess.Popen[bytes]]) -> int:

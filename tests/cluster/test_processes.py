@@ -5,7 +5,8 @@ idempotent acks=all producer's records come back in order, once each, from
 both; a consumer group commits its offsets through its coordinator; a
 broker process that dies takes the set down (its supervisor restarts the
 whole), and after kill -9 of one process every acknowledged record is still
-there. Every wait has a deadline."""
+there; brokers whose `strom serve` is killed stop too. Every wait has a
+deadline."""
 
 from __future__ import annotations
 
@@ -65,10 +66,24 @@ def serve(etcd: EtcdCluster, tmp_path: Path) -> Iterator[StromProcess]:
     try:
         yield proc
     finally:
-        if proc.proc is not None and proc.proc.poll() is None:
-            for child in children(proc.proc.pid):
-                os.kill(child, signal.SIGKILL)
         proc.stop()
+        for pid in brokers_under(tmp_path):  # whatever outlived a failed test
+            os.kill(pid, signal.SIGKILL)
+
+
+def brokers_under(path: Path) -> list[int]:
+    """Pids of the brokers started with this test's own data directory (the
+    test's tmp_path is in their command line; nobody else's is)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if str(path).encode() in cmdline and b"strom" in cmdline:
+                found.append(int(entry.name))
+    return found
 
 
 def produce(bootstrap: str, topic: str, tag: str) -> None:
@@ -161,3 +176,24 @@ def test_two_processes_serve_one_cluster(serve: StromProcess, tmp_path: Path) ->
     shards = children(serve.proc.pid)
     assert serve.terminate(timeout=WAIT) == 0
     assert all(not os.path.exists(f"/proc/{pid}") for pid in shards)
+
+    # kill -9 of strom serve itself: the kernel sends its brokers SIGTERM
+    # (PR_SET_PDEATHSIG) and they shut down instead of running on unsupervised.
+    serve.start(timeout=WAIT)
+    shards = wait_until(lambda: len(c := children(serve.proc.pid)) == 2 and c, WAIT,
+                        what="both processes")
+    serve.kill()
+
+    def gone() -> bool:
+        return all(not os.path.exists(f"/proc/{pid}") or
+                   _state(pid) == "Z" for pid in shards)
+    wait_until(gone, WAIT, what="the brokers to stop after their supervisor died")
+
+
+def _state(pid: int) -> str:
+    """A process's state letter (Z: exited, not reaped by its new parent yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"

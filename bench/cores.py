@@ -18,6 +18,10 @@ data directory:
   (nodes 1, 2; cluster mode over etcd at replication factor 1, partitions
   spread over both), which it pins to cores 0 and 1; the client is not
   pinned (a 2-core machine has no third core for it).
+- `2rf2` (only when asked for, `--layouts 2,2rf2`): the same with topics at
+  replication factor 2, so each process also follows the other's partitions
+  over loopback Fetch: what replication between the processes of one
+  machine costs.
 
 Workloads (librdkafka through confluent-kafka, one client process):
 
@@ -105,7 +109,8 @@ HOG = "while True: pass"
 #: name: (broker processes, broker on core 0 and client on core 1, label)
 LAYOUTS = {"1": (1, True, "1 process, pinned apart from the client"),
            "1u": (1, False, "1 process, nothing pinned"),
-           "2": (2, False, "strom.processes=2 (one per core)")}
+           "2": (2, False, "strom.processes=2 (one per core)"),
+           "2rf2": (2, False, "strom.processes=2, replication factor 2 across them")}
 
 
 def proc_cpu_s(pid: int) -> float:
@@ -136,7 +141,9 @@ def pin(cpu: int | None) -> list[str]:
 
 
 class Layout:
-    def __init__(self, shards: int, base: Path, strom: Path, pinned: bool) -> None:
+    def __init__(self, shards: int, base: Path, strom: Path, pinned: bool,
+                 rf: int = 1) -> None:
+        self.rf = rf
         self.strom = strom
         self.pinned = pinned
         self.shards = shards
@@ -207,7 +214,7 @@ class Layout:
         from confluent_kafka.cimpl import NewTopic
 
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(30)
+        admin.create_topics([NewTopic(topic, PARTITIONS, self.rf)])[topic].result(30)
         deadline = time.monotonic() + 30
         while True:
             md = admin.list_topics(topic, timeout=10).topics[topic]
@@ -266,6 +273,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--busy", action="store_true", help="a CPU hog beside the workloads")
     ap.add_argument("--layouts", default="1,1u,2")
+    ap.add_argument("--tag", default="", help="results go to cores[-busy]-TAG-latest.*")
     ap.add_argument("--strom-rev", default="HEAD",
                     help="the commit measured (exported and installed non-editable: other "
                          "work may edit the tree while this runs)")
@@ -291,7 +299,7 @@ def main() -> int:
         for name in order:
             shards, pinned, _ = LAYOUTS[name]
             base = Path(tempfile.mkdtemp(prefix=f"cores-{shards}-", dir=ROOT / ".cache"))
-            layout = Layout(shards, base, strom, pinned)
+            layout = Layout(shards, base, strom, pinned, 2 if name.endswith("rf2") else 1)
             hog = None
             try:
                 layout.start()
@@ -334,7 +342,7 @@ def main() -> int:
                          f"{statistics.median(per):.1f} {unit} ({min(per):.1f}–{max(per):.1f}) | "
                          f"{statistics.median(r['client_cpu'] for r in sel):.2f} |")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    suffix = "-busy" if args.busy else ""
+    suffix = ("-busy" if args.busy else "") + (f"-{args.tag}" if args.tag else "")
     (RESULTS / f"cores{suffix}-latest.json").write_text(json.dumps(doc, indent=1))
     (RESULTS / f"cores{suffix}-latest.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

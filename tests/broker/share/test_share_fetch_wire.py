@@ -316,6 +316,8 @@ def test_auto_offset_reset(broker: EmbeddedBroker, reset: str,
 
 def test_deleted_topic_is_forgotten(broker: EmbeddedBroker) -> None:
     topic, topic_id, group = fresh(broker)
+    member = ShareClient(broker, group)  # a session: the group is not empty
+    member.fetch(topic_id, [0])
     shares = broker.services.share_partitions
     assert shares.handle((group, topic_id, 0)) is not None
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})

@@ -78,10 +78,10 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 
 # The C load generator over librdkafka (Debian's librdkafka-dev); bench/run.py also builds it.
 RDKGEN := build/rdkgen
-$(RDKGEN): bench/rdkgen.c
+$(RDKGEN): $(wildcard bench/rdkgen_src/*.c bench/rdkgen_src/*.h)
 	@test -f /usr/include/librdkafka/rdkafka.h || scripts/install-system-deps.sh
 	mkdir -p build
-	cc -O2 -Wall -o $@ bench/rdkgen.c -lrdkafka -lpthread -lm
+	cc -O2 -Wall -o $@ bench/rdkgen_src/*.c -lrdkafka -lpthread -lm
 
 ## bench: strom vs Apache Kafka vs Tansu on this machine, 3 rounds (~40 min), with the many-client rows (fleet, 1,000 producers, 10,000 idle connections, a group of 50); results in bench/results/
 bench: $(BENCH_STAMP) kafka-jars $(RDKGEN)

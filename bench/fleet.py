@@ -1,4 +1,4 @@
-"""Workloads of many clients (issue 19), driven by the C generator (bench/rdkgen.c).
+"""Workloads of many clients (issue 19), driven by the C generator (bench/rdkgen_src/).
 
   fleet      N paced producers (50 × 200 records/s, 1 KiB, acks=all, idempotent,
              linger.ms=0: one record per request), ack latency pooled over all

@@ -1,6 +1,6 @@
-"""The C load generator (bench/rdkgen.c over librdkafka): building it and reading its output.
+"""The C load generator (bench/rdkgen_src/, over librdkafka): building it and reading its output.
 
-Built with `cc` into build/rdkgen (gitignored) whenever the source is newer
+Built with `cc` into build/rdkgen (gitignored) whenever a source is newer
 than the binary; needs librdkafka's headers (Debian's librdkafka-dev,
 installed by scripts/install-system-deps.sh). Its latency histograms use
 1% log buckets in microseconds; bucket i holds values below 1.01^(i+1) µs,
@@ -19,7 +19,7 @@ from typing import Any
 
 from common import BENCH, ROOT
 
-SOURCE = BENCH / "rdkgen.c"
+SOURCES = BENCH / "rdkgen_src"
 BINARY = ROOT / "build" / "rdkgen"
 HIST_BASE = 1.01
 HEADER = Path("/usr/include/librdkafka/rdkafka.h")
@@ -31,17 +31,19 @@ class BuildError(RuntimeError):
 
 def build(binary: Path = BINARY) -> Path:
     """The generator's path, (re)compiled when its source changed."""
-    if binary.exists() and binary.stat().st_mtime >= SOURCE.stat().st_mtime:
+    files = sorted(SOURCES.glob("*.[ch]"))
+    if binary.exists() and binary.stat().st_mtime >= max(f.stat().st_mtime for f in files):
         return binary
     if not HEADER.exists():
         raise BuildError(f"{HEADER} is missing: install librdkafka-dev "
                          "(scripts/install-system-deps.sh)")
     binary.parent.mkdir(parents=True, exist_ok=True)
     tmp = binary.with_suffix(".tmp")
-    res = subprocess.run(["cc", "-O2", "-Wall", "-o", str(tmp), str(SOURCE), "-lrdkafka",
-                          "-lpthread", "-lm"], capture_output=True, text=True)
+    res = subprocess.run(["cc", "-O2", "-Wall", "-o", str(tmp),
+                          *[str(f) for f in files if f.suffix == ".c"],
+                          "-lrdkafka", "-lpthread", "-lm"], capture_output=True, text=True)
     if res.returncode != 0:
-        raise BuildError(f"cc {SOURCE.name}: {res.stderr.strip()[-400:]}")
+        raise BuildError(f"cc {SOURCES.name}/*.c: {res.stderr.strip()[-400:]}")
     tmp.replace(binary)
     return binary
 

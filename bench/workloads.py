@@ -194,7 +194,7 @@ def loadgen(mode: str, broker: Broker, topic: str, client_timeout: float,
 
 
 #: Which librdkafka generator runs the produce and consume modes: "python"
-#: (bench/loadgen.py over confluent-kafka) or "c" (bench/rdkgen.c); run.py --client.
+#: (bench/loadgen.py over confluent-kafka) or "c" (bench/rdkgen_src/); run.py --client.
 RDKAFKA_CLIENT = {"name": "python"}
 C_MODES = {"produce", "consume"}
 

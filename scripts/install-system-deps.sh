@@ -11,7 +11,7 @@ command -v java >/dev/null 2>&1 || missing+=(default-jdk-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 # nft: the partition tests drop traffic between network namespaces (tests/cluster/netns.py).
 command -v nft >/dev/null 2>&1 || missing+=(nftables)
-# librdkafka-dev: the benchmarks' C load generator (bench/rdkgen.c) builds against it.
+# librdkafka-dev: the benchmarks' C load generator (bench/rdkgen_src/) builds against it.
 [ -f /usr/include/librdkafka/rdkafka.h ] || missing+=(librdkafka-dev)
 # chromium: the web console's browser tests (tests/console) drive it headless.
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)

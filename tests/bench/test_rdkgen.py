@@ -1,4 +1,4 @@
-"""The C load generator (bench/rdkgen.c): its argument handling, its output and
+"""The C load generator (bench/rdkgen_src/): its argument handling, its output and
 the pooled histogram merge the harness relies on. Figures are never asserted:
 a short run against an embedded strom only shows the output is well formed."""
 

@@ -181,8 +181,10 @@ def test_missing_source_topic_then_internal_topics_created_then_tasks_split(
     until_stable([a, b])
     assert len(a.tasks()) == len(b.tasks()) == 4
     assert a.tasks() | b.tasks() == {(s, p) for s in "01" for p in range(4)}
-    # group.streams.num.standby.replicas=1: each task has a standby on the other process.
-    assert {(s, p) for s, ps in a.standby.items() for p in ps} == b.tasks()
+    # group.streams.num.standby.replicas=1: each stateful task (subtopology 1 has the
+    # store) has a standby on the other process; stateless ones have none.
+    assert {(s, p) for s, ps in a.standby.items() for p in ps} == {
+        t for t in b.tasks() if t[0] == "1"}
     described = describe(client, "app1")
     assert described.error_code == NONE and described.group_state == "Stable"
     assert described.topology.epoch == 1
@@ -310,7 +312,8 @@ def test_group_config_num_standby_replicas(client: WireClient) -> None:
     a, b = Member(client, "app5", topology), Member(client, "app5", topology)
     assert a.heartbeat().task_offset_interval.total_seconds() == 20  # the group's own
     until_stable([a, b])
-    assert a.standby and b.standby  # the broker's group.streams.num.standby.replicas=1
+    # The broker's group.streams.num.standby.replicas=1: the stateful tasks' copies.
+    assert sum(len(ps) for m in (a, b) for ps in m.standby.values()) == 2
     assert alter_group_config(client, "app5", "streams.num.standby.replicas",
                               "0").error_code == NONE
     # The group's own setting wins, and changing it rebalances the group.

@@ -10,7 +10,7 @@ Output: every member's active and standby tasks. Its aims, in Kafka's order:
 - a task stays with the member that had it (sticky), as long as that member
   stays within its fair share; failing that, it goes to a member that had it
   as a standby (its state is there already); then to the least-loaded member;
-- `num_standby_replicas` standby copies of every task go to distinct
+- `num_standby_replicas` standby copies of every stateful task go to distinct
   processes, never the active one's; with rack-aware tags
   (group.streams.rack.aware.assignment.tags) to members whose client tag values
   differ from those of the members already holding the task in the most tag
@@ -42,8 +42,10 @@ class AssignmentMember:
 
 
 def assign(members: list[AssignmentMember], tasks_per_subtopology: Mapping[str, int],
-           num_standby_replicas: int, rack_tags: tuple[str, ...] = ()
-           ) -> dict[str, TasksTuple]:
+           num_standby_replicas: int, rack_tags: tuple[str, ...] = (),
+           stateful: frozenset[str] | None = None) -> dict[str, TasksTuple]:
+    """`stateful`: the subtopologies with state (changelog topics), the only ones whose
+    tasks get standbys, as in Kafka; None: all."""
     if not members:
         return {}
     tasks = [(sub, p) for sub in sorted(tasks_per_subtopology)
@@ -121,7 +123,8 @@ def assign(members: list[AssignmentMember], tasks_per_subtopology: Mapping[str, 
     standby: dict[str, set[Task]] = {m: set() for m in ordered}
     replicas = min(num_standby_replicas, len(process_members) - 1)
     if replicas > 0:
-        _place_standbys(tasks, replicas, by_id, ordered, owner, active, standby,
+        _place_standbys([t for t in tasks if stateful is None or t[0] in stateful],
+                        replicas, by_id, ordered, owner, active, standby,
                         previous_standby, rack_tags)
 
     def grouped(items: set[tuple[str, int]]) -> dict[str, frozenset[int]]:

@@ -457,8 +457,11 @@ class StreamsGroupManager:
                                                    dict(m.client_tags))
                  for mid, m in members.items()]
         counts = {sub: s.number_of_tasks for sub, s in configured.subtopologies.items()}
+        stateful = frozenset(sub for sub, s in configured.subtopologies.items()
+                             if s.state_changelog_topics)
         return streams_assignor.assign(specs, counts, standbys,
-                                       self.ctx.config.streams.rack_aware_assignment_tags)
+                                       self.ctx.config.streams.rack_aware_assignment_tags,
+                                       stateful)
 
     def describe(self, group_id: str) -> dict[str, Any]:
         """A StreamsGroupDescribe entry (without authorized operations)."""

@@ -207,3 +207,17 @@ def test_assignor_properties_over_random_groups() -> None:
         again = assign([AssignmentMember(m.member_id, m.process_id, result[m.member_id])
                         for m in members], tasks, standbys)
         assert {m: r.active for m, r in again.items()} == {m: r.active for m, r in result.items()}
+
+
+def test_a_standby_stays_where_the_state_is() -> None:
+    """A task that moves keeps a standby on its previous owner (its state is there)."""
+    first = assign([AssignmentMember("a", "pa", TasksTuple()),
+                    AssignmentMember("b", "pb", TasksTuple())], {"0": 4}, 1)
+    grown = [AssignmentMember(m, f"p{m}", first[m]) for m in ("a", "b")] + [
+        AssignmentMember("c", "pc", TasksTuple())]
+    second = assign(grown, {"0": 4}, 1)
+    moved = {p for p in second["c"].active["0"]}
+    assert moved
+    for p in moved:
+        (previous,) = [m for m in ("a", "b") if p in first[m].active["0"]]
+        assert p in second[previous].standby.get("0", ())

@@ -125,7 +125,7 @@ def assign(members: list[AssignmentMember], tasks_per_subtopology: Mapping[str, 
     if replicas > 0:
         _place_standbys([t for t in tasks if stateful is None or t[0] in stateful],
                         replicas, by_id, ordered, owner, active, standby,
-                        previous_standby, rack_tags)
+                        previous_standby, rack_tags, previous_owner)
 
     def grouped(items: set[tuple[str, int]]) -> dict[str, frozenset[int]]:
         out: dict[str, set[int]] = {}
@@ -140,8 +140,10 @@ def _place_standbys(tasks: list[Task], replicas: int, by_id: Mapping[str, Assign
                     ordered: list[str], owner: Mapping[Task, str],
                     active: Mapping[str, set[Task]], standby: dict[str, set[Task]],
                     previous_standby: Mapping[Task, list[str]],
-                    rack_tags: tuple[str, ...]) -> None:
-    """`replicas` standbys of every task on distinct processes other than its active's."""
+                    rack_tags: tuple[str, ...], previous_owner: Mapping[Task, str]) -> None:
+    """`replicas` standbys of every task on distinct processes other than its active's:
+    where its state already is (its previous active owner, then a previous standby)
+    unless that member would carry more than one task above the least loaded."""
     def load(i: str) -> int:
         return len(active[i]) + len(standby[i])
 
@@ -186,7 +188,16 @@ def _place_standbys(tasks: list[Task], replicas: int, by_id: Mapping[str, Assign
                 had = [m for m in had if m in candidates]
                 pick: str | None = min(had or candidates, key=lambda i: (load(i), i))
             else:
-                pick = min(had, key=lambda i: (load(i), i)) if had else least_loaded(used)
+                least = least_loaded(used)
+                previous = previous_owner.get(task)
+                if previous is not None and by_id[previous].process_id not in used:
+                    had = [previous, *had]
+                pick = least
+                if least is not None:
+                    for m in had:
+                        if load(m) <= load(least) + 1:
+                            pick = m
+                            break
             if pick is None:
                 break
             standby[pick].add(task)  # its heap entry is now stale: refreshed when on top

@@ -81,6 +81,13 @@ class LogSegment:
         self._rolling_timestamp: int | None = None
         self._rolling_timestamp_known = False
         self._next_offset: int | None = None
+        #: (offset, position): the batch after the last one translate_offset
+        #: found starts at `position`, and `offset` (its last offset + 1) is
+        #: there or later. A consumer reading on asks for exactly that offset
+        #: next: no index lookup and no header walk from the indexed position
+        #: (at one record per fetch the lookup and walk were ~15% of a Fetch).
+        #: Reset when the file is cut.
+        self._next_batch_hint: tuple[int, int] | None = None
         #: False when the last walk of the tail stopped at bytes that are not a
         #: batch (only a crash leaves those; the loader then recovers).
         self.tail_complete = True
@@ -373,9 +380,14 @@ class LogSegment:
     def translate_offset(self, offset: int, start_position: int = 0) -> tuple[int, int, int] | None:
         """(position, size, last offset) of the first batch whose last offset is
         >= `offset`, or None (LogSegment.translateOffset)."""
-        position = max(self.offset_index.lookup(offset)[1], start_position)
+        hint = self._next_batch_hint
+        if hint is not None and hint[0] == offset and hint[1] <= self.size:
+            position = max(hint[1], start_position)
+        else:
+            position = max(self.offset_index.lookup(offset)[1], start_position)
         for batch_position, batch_size, last, _max_ts in self.file.walk(position, self.size):
             if last >= offset:
+                self._next_batch_hint = (last + 1, batch_position + batch_size)
                 return batch_position, batch_size, last
         return None
 
@@ -488,6 +500,7 @@ class LogSegment:
         """Cut the .log file at `size` and re-derive the tail state."""
         os.ftruncate(self.file.fd, size)
         self.size = size
+        self._next_batch_hint = None
         self.flushed_size = min(self.flushed_size, size)
         self._rolling_timestamp_known = False
         self._max_timestamp = None

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -165,6 +166,47 @@ def test_file_region_survives_close_but_not_delete(tmp_path: Path) -> None:
     with pytest.raises(KafkaStorageError):
         region.read()
     assert list(tmp_path.iterdir()) == []
+
+
+def _translate_by_walk(segment: LogSegment, offset: int) -> tuple[int, int, int] | None:
+    """The reference: the first batch with last offset >= `offset`, walked from 0."""
+    for position, size, last, _ in segment.file.walk(0, segment.size):
+        if last >= offset:
+            return position, size, last
+    return None
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_translate_offset_with_the_next_batch_hint(tmp_path: Path, seed: int) -> None:
+    # Sequential reads (which the hint serves), random reads, appends between
+    # them and truncations: every answer is the one a walk from 0 gives.
+    rng = random.Random(seed)
+    segment = new_segment(tmp_path, interval=rng.choice([0, 150, 4096]))
+    fill(segment, [T0] * 10, per_batch=rng.randint(1, 3))
+    offset = BASE
+    for _ in range(300):
+        action = rng.random()
+        if action < 0.1:
+            fill(segment, [T0] * rng.randint(1, 3), per_batch=rng.randint(1, 3))
+        elif action < 0.15 and segment.next_offset > BASE + 1:
+            segment.truncate_to(rng.randrange(BASE + 1, segment.next_offset), T0)
+        elif action < 0.3:
+            offset = rng.randrange(BASE, segment.next_offset + 2)
+        found = segment.translate_offset(offset)
+        assert found == _translate_by_walk(segment, offset)
+        offset = found[2] + 1 if found is not None else BASE
+    segment.close()
+
+
+def test_a_cut_file_forgets_the_next_batch_hint(tmp_path: Path) -> None:
+    segment = new_segment(tmp_path, interval=4096)
+    fill(segment, [T0] * 10, per_batch=2)
+    # truncate_to finds the batch at BASE + 4 (hint: BASE + 6 after it), then
+    # cuts there; smaller batches take the place of the old ones.
+    segment.truncate_to(BASE + 4, T0)
+    fill(segment, [T0] * 6, per_batch=1)
+    assert segment.translate_offset(BASE + 6) == _translate_by_walk(segment, BASE + 6)
+    segment.close()
 
 
 @pytest.mark.parametrize("directory", ["/data/t-0", "relative/t-0", "/", "."])

@@ -9,7 +9,8 @@ A broker (strom.testing.EmbeddedBroker, all its threads) runs under callgrind
 with instrumentation off; this process creates a one-partition topic, sends
 300 warm-up requests, turns instrumentation on (callgrind_control -i on),
 sends N Produce v9 requests of one 100-byte record (32 pipelined on one
-connection), turns it off and reads callgrind's instruction total. Needs
+connection), turns it off and reads callgrind's instruction total (--fetch:
+Fetch requests of one record each instead). Needs
 valgrind (Debian: `apt-get install valgrind`). Each tree runs in turn, per acks.
 """
 
@@ -95,6 +96,18 @@ def _produce_frames(acks: int, first: int, count: int, producer: tuple[int, int]
     return frames
 
 
+def _fetch_frames(first: int, count: int) -> list[bytes]:
+    """Fetch v12 requests, no session (as librdkafka sends them), each for one
+    offset with partition_max_bytes 1: the one batch (one record) there."""
+    return [_frame(ApiKey.FETCH, 12, {
+        "replica_id": -1, "max_wait": datetime.timedelta(milliseconds=500), "min_bytes": 1,
+        "max_bytes": 52428800, "isolation_level": 0, "session_id": 0, "session_epoch": -1,
+        "topics": [{"topic": "t", "partitions": [{
+            "partition": 0, "current_leader_epoch": -1, "fetch_offset": offset,
+            "last_fetched_epoch": -1, "log_start_offset": -1, "partition_max_bytes": 1}]}],
+        "forgotten_topics_data": [], "rack_id": ""}) for offset in range(first, first + count)]
+
+
 def _instructions(tree: str, requests: int, acks: int, options: argparse.Namespace) -> float:
     tree = os.path.abspath(tree)
     with tempfile.TemporaryDirectory(prefix="request-instructions-") as tmp:
@@ -118,6 +131,10 @@ def _instructions(tree: str, requests: int, acks: int, options: argparse.Namespa
                 producer = _producer(sock) if options.idempotent else None
                 _send(sock, _produce_frames(acks, 0, 300, producer, options.record_size))
                 frames = _produce_frames(acks, 300, requests, producer, options.record_size)
+                if options.fetch:  # the records to fetch, then fetches of one record each
+                    _send(sock, frames)
+                    _send(sock, _fetch_frames(0, 300))
+                    frames = _fetch_frames(300, requests)
                 subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True,
                                capture_output=True)
                 _send(sock, frames)
@@ -151,6 +168,9 @@ def main() -> None:
     parser.add_argument("--serve", action="store_true",
                         help="the broker as `strom serve` runs it: on uvloop, with its GC "
                              "settings (gc.freeze after start, gen0 threshold 50,000)")
+    parser.add_argument("--fetch", action="store_true",
+                        help="count Fetch v12 requests of one record each (a consumer polling "
+                             "one record at a time) instead of the Produce requests")
     parser.add_argument("--pipeline", type=int, default=32,
                         help="requests in flight (1: one at a time, each read one request)")
     args = parser.parse_args()

@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None,
                         help="comma-separated workload ids (warm-up always runs)")
     parser.add_argument("--client", choices=("c", "python"), default="c",
-                        help="librdkafka generator of the *_rdkafka, p1000 and warm-up "
+                        help="librdkafka generator of the *_rdkafka, e2e, p1000 and warm-up "
                              "workloads: c (bench/rdkgen_src/) or python (bench/loadgen.py); "
                              "the fleet, conn1000, idle10k and group50 workloads are C only")
     parser.add_argument("--strom-rev", default=None, metavar="REV",

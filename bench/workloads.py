@@ -196,7 +196,7 @@ def loadgen(mode: str, broker: Broker, topic: str, client_timeout: float,
 #: Which librdkafka generator runs the produce and consume modes: "python"
 #: (bench/loadgen.py over confluent-kafka) or "c" (bench/rdkgen_src/); run.py --client.
 RDKAFKA_CLIENT = {"name": "python"}
-C_MODES = {"produce", "consume"}
+C_MODES = {"produce", "consume", "e2e"}
 
 
 def loadgen_at(bootstrap: str, mode: str, topic: str, client_timeout: float,
@@ -321,6 +321,16 @@ def w_small_rdkafka(ctx: Context) -> tuple[dict[str, float], dict[str, Any]]:
 def w_e2e(ctx: Context) -> tuple[dict[str, float], dict[str, Any]]:
     topic = _new_topic(ctx, "e2e")
     produce_to_each_partition(ctx.broker.bootstrap, topic, ctx.broker.partitions, 60)
+    if RDKAFKA_CLIENT["name"] == "c":
+        # Producer and consumer in one C process (bench/rdkgen_src/e2e.c).
+        out, r = loadgen("e2e", ctx.broker, topic, ctx.sizes.e2e_seconds + 150,
+                         rate=E2E_RATE, size=1024, acks="1", linger_ms=E2E_LINGER_MS,
+                         duration=ctx.sizes.e2e_seconds)
+        if out["received"] < out["records"]:
+            raise WorkloadFailed(f"e2e consumer received {out['received']} of {out['records']}")
+        return (_metrics(out, "p50_ms", "p99_ms", "p999_ms", "max_ms"),
+                {**_client_detail(r), "producer_mib_per_s": out["mib_per_s"],
+                 "samples": out.get("samples")})
     res, out, r = e2e_latency(ctx.broker.bootstrap, topic, E2E_RATE, ctx.sizes.e2e_seconds,
                               acks="1", linger_ms=E2E_LINGER_MS)
     return (_metrics(res, "p50_ms", "p99_ms", "p999_ms", "max_ms"),

@@ -62,7 +62,7 @@ void hist_json(const hist_t *h) {
 
 void usage_exit(const char *msg) {
     fprintf(stderr, "rdkgen: %s\n"
-            "usage: rdkgen produce|consume|fleet|idle|group --bootstrap HOST:PORT [options]\n"
+            "usage: rdkgen produce|consume|fleet|idle|group|e2e --bootstrap HOST:PORT [options]\n"
             "       (see the comment at the top of bench/rdkgen_src/rdkgen.h)\n", msg);
     exit(2);
 }
@@ -97,7 +97,7 @@ opts_t parse_args(int argc, char **argv) {
     o.mode = argv[1];
     int fleet = !strcmp(o.mode, "fleet");
     if (!fleet && strcmp(o.mode, "produce") && strcmp(o.mode, "consume") &&
-        strcmp(o.mode, "idle") && strcmp(o.mode, "group")) {
+        strcmp(o.mode, "idle") && strcmp(o.mode, "group") && strcmp(o.mode, "e2e")) {
         char msg[128];
         snprintf(msg, sizeof msg, "unknown mode '%.40s'", o.mode);
         usage_exit(msg);
@@ -167,7 +167,8 @@ opts_t parse_args(int argc, char **argv) {
     if (!strcmp(o.mode, "produce") && !o.records && !o.duration)
         usage_exit("produce needs --records or --duration");
     if (!strcmp(o.mode, "consume") && !o.records) usage_exit("consume needs --records");
-    if ((fleet || !strcmp(o.mode, "group")) && (o.rate <= 0 || o.duration <= 0))
+    if ((fleet || !strcmp(o.mode, "group") || !strcmp(o.mode, "e2e")) &&
+        (o.rate <= 0 || o.duration <= 0))
         usage_exit("--rate and --duration must be > 0");
     if (o.idempotent && strcmp(o.acks, "all") && strcmp(o.acks, "-1"))
         usage_exit("--idempotent needs --acks all");
@@ -322,6 +323,7 @@ int main(int argc, char **argv) {
     if (!strcmp(o.mode, "fleet")) return fleet_mode(&o);
     if (!strcmp(o.mode, "consume")) return consume_mode(&o);
     if (!strcmp(o.mode, "idle")) return idle_mode(&o);
+    if (!strcmp(o.mode, "e2e")) return e2e_mode(&o);
     return group_mode(&o);
 }
 

@@ -15,6 +15,8 @@
  *   rdkgen idle    --bootstrap B [--connections 10000]   (holds them until stdin closes)
  *   rdkgen group   --bootstrap B --topic T [--members 50] [--rate 2000] [--size 1024]
  *                  [--duration 10] [--warmup-s 2] [--group G]
+ *   rdkgen e2e     --bootstrap B --topic T --rate R --duration S [--size 1024] [--acks 1]
+ *                  [--linger-ms 5] [--warmup-s 0]
  *
  * Latencies go into one log-bucketed histogram (1% buckets, microseconds)
  * pooled over every producer or member; percentiles come from the pooled
@@ -23,7 +25,7 @@
  * be merged (bench/rdkgen.py).
  *
  * common.c: histogram, options, helpers, main(); produce.c: produce and fleet;
- * consume.c: consume and group; idle.c: idle.
+ * consume.c: consume and group; idle.c: idle; e2e.c: e2e.
  */
 #ifndef RDKGEN_H
 #define RDKGEN_H
@@ -92,6 +94,7 @@ int fleet_mode(const opts_t *o);
 int consume_mode(const opts_t *o);
 int idle_mode(const opts_t *o);
 int group_mode(const opts_t *o);
+int e2e_mode(const opts_t *o);
 opts_t parse_args(int argc, char **argv);
 
 #endif

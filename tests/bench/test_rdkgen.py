@@ -118,3 +118,11 @@ def test_idle_holds_connections_until_stdin_closes(binary: Path,
     ready, final = [rdkgen.parse_output(line) for line in res.stdout.splitlines()]
     assert ready["ready"] is True and ready["connections"] == 20
     assert final["alive"] == 20 and final["errors"] == 0
+
+
+def test_e2e_consumes_every_record_it_produced(binary: Path, broker: EmbeddedBroker) -> None:
+    res = run(binary, "e2e", "--bootstrap", broker.bootstrap, "--topic", "gen", "--rate", "300",
+              "--duration", "1", "--size", "64")
+    out = rdkgen.parse_output(res.stdout)
+    assert out["errors"] == 0 and out["records"] > 0
+    assert out["received"] == out["records"] == out["samples"]

@@ -44,7 +44,6 @@ from strom.errors import (
 from strom.storage import disk
 from strom.storage.log import LogConfig, PartitionLog
 from strom.storage.manager import LogManager, NewLog, open_new_logs, remove_log_dirs
-from strom.storage.new_logs import NewLogSync
 
 if TYPE_CHECKING:
     from strom.broker.controller_channel import ControllerChannel
@@ -384,25 +383,17 @@ class ReplicaManager:
 
     async def _create_logs(self, keys: list[tuple[str, int]],
                            created: asyncio.Future[None]) -> None:
-        """Create the logs of `keys` (lazily: no files yet), serve them (the
+        """Create the logs of `keys` (lazily: no files until their first
+        record, whose first flush writes partition.metadata), serve them (the
         image as it is then says which are still wanted, with which config),
-        resolve `created`, then write their partition.metadata (new_logs.py)."""
-        pending = None
+        then resolve `created`."""
         try:
-            pending = await self._create_and_install(keys)
+            await self._create_and_install(keys)
         finally:
             if not created.done():
                 created.set_result(None)
-        if pending is not None:
-            try:
-                await asyncio.to_thread(pending.sync)
-            except OSError as exc:
-                # The logs serve without it; the next start writes it from
-                # the cluster metadata (LogManager.create_log).
-                log.warning("could not write partition.metadata of %d new logs: %s",
-                            len(pending), exc)
 
-    async def _create_and_install(self, keys: list[tuple[str, int]]) -> NewLogSync | None:
+    async def _create_and_install(self, keys: list[tuple[str, int]]) -> None:
         new = self._still_hosted([k for k in keys if self._is_new(k)])
         dirs = self.log_manager.new_log_dirs(list(new))
         log_configs: dict[str, LogConfig] = {}  # per topic: ~0.1 ms each
@@ -414,7 +405,6 @@ class ReplicaManager:
         specs = [NewLog(key, dirs[key], log_configs[topic.name], topic.topic_id)
                  for key, topic in new.items() if not log_configs[topic.name].preallocate]
         results: list[PartitionLog | OSError] = []
-        pending = None
         # Not preallocated, so lazy (storage/log.py): Python objects only, no
         # file system work until their first write, so made here, in chunks,
         # rather than handed to a worker thread and back.
@@ -454,7 +444,6 @@ class ReplicaManager:
                     if config is None:
                         config = configs[current.name] = self.topic_config(current)
                     self._open(spec.key, current, config, current.partitions[spec.key[1]])
-        return pending
 
     def _still_hosted(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], TopicInfo]:
         """Those of `keys` the current image has this broker host."""

@@ -190,7 +190,11 @@ class ShareCoordinatorShard:
         now = self.clock.wall_ms()
         snapshot = rec.Snapshot(
             snapshot_epoch=0 if current is None else current.snapshot_epoch + 1,
-            state_epoch=state_epoch, leader_epoch=0, start_offset=start_offset,
+            # The leader epoch recorded so far stays in the snapshot: once
+            # the records before it are deleted, it is the only record of
+            # the fence (a snapshot saying 0 would let a deposed leader write).
+            state_epoch=state_epoch, leader_epoch=max(0, self.leader_epochs.get(key, 0)),
+            start_offset=start_offset,
             # Kafka's ShareGroupOffset.fromRequest: nothing is complete yet at a
             # known start offset (so lag is computable), unknown before one is.
             delivery_complete_count=-1 if start_offset == -1 else 0,

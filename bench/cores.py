@@ -194,7 +194,9 @@ class Layout:
         for port in self.ports:
             while not port_open(port):
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"broker on {port} did not listen")
+                    log_tail = (self.base / "broker.log").read_text()[-1500:]
+                    raise TimeoutError(f"broker on {port} did not listen "
+                                       f"(exit {self.procs[0].poll()}): {log_tail}")
                 time.sleep(0.05)  # polling a port: there is no event to wait on
         if self.shards > 1:
             self._wait_brokers()

@@ -35,11 +35,15 @@ from strom.coordinator.group.errors import (
     FencedMemberEpochError,
     IllegalGenerationError,
     InvalidRequestError,
-    NonEmptyGroupError,
     StaleMemberEpochError,
-    UnknownMemberIdError,
     UnsupportedAssignorError,
     UnsupportedVersionError,
+)
+from strom.coordinator.group.modern import (
+    check_empty,
+    find_member,
+    members_tombstones,
+    reconciliation_state,
 )
 from strom.coordinator.group.requests import HeartbeatRequest
 from strom.coordinator.regex import check_regex, full_matcher
@@ -139,13 +143,8 @@ class ConsumerGroup:
     def state(self) -> ConsumerGroupState:
         if not self.members:
             return ConsumerGroupState.EMPTY
-        if self.group_epoch > self.assignment_epoch:
-            return ConsumerGroupState.ASSIGNING
-        for member in self.members.values():
-            if (member.member_epoch != self.assignment_epoch
-                    or member.state is not MemberState.STABLE):
-                return ConsumerGroupState.RECONCILING
-        return ConsumerGroupState.STABLE
+        return ConsumerGroupState(reconciliation_state(
+            self.group_epoch, self.assignment_epoch, self.members.values()))
 
     @property
     def state_name(self) -> str:
@@ -222,9 +221,7 @@ class ConsumerGroup:
                                api_version: int = 9) -> None:
         if generation_id < 0 and not self.members:
             return
-        member = self.members.get(member_id)
-        if member is None:
-            raise UnknownMemberIdError(f"member {member_id} is not in group {self.group_id}")
+        member = find_member(self.members, member_id, self.group_id)
         if member.classic is not None:
             _validate_generation(generation_id, member)
             return
@@ -237,9 +234,7 @@ class ConsumerGroup:
     def validate_offset_fetch(self, member_id: str | None, member_epoch: int) -> None:
         if member_id is None and member_epoch < 0:
             return
-        member = self.members.get(member_id or "")
-        if member is None:
-            raise UnknownMemberIdError(f"member {member_id} is not in group {self.group_id}")
+        member = find_member(self.members, member_id or "", self.group_id)
         if member.classic is not None:
             _validate_generation(member_epoch, member)
             return
@@ -249,19 +244,13 @@ class ConsumerGroup:
         pass
 
     def validate_delete_group(self) -> None:
-        if self.members:
-            raise NonEmptyGroupError(f"group {self.group_id} is not empty")
+        check_empty(self.group_id, self.members)
 
     def tombstones(self) -> list[RecordPair]:
         """Records deleting the whole group, in Kafka's order."""
         gid = self.group_id
-        out: list[RecordPair] = []
-        for member_id in self.members:
-            out.extend(_member_tombstones(gid, member_id))
-        for member_id in self.target:
-            if member_id not in self.members:
-                out.append(rec.encode(rec.ConsumerGroupTargetAssignmentMemberKey(gid, member_id),
-                                      None))
+        out = members_tombstones(gid, self.members, self.target, _member_tombstones,
+                                 _target_member_tombstone)
         for regex in self.regexes:
             out.append(rec.encode(rec.ConsumerGroupRegularExpressionKey(gid, regex), None))
         out.append(rec.encode(rec.ConsumerGroupTargetAssignmentMetadataKey(gid), None))
@@ -275,6 +264,10 @@ def _validate_generation(generation_id: int, member: ConsumerGroupMember) -> Non
         raise IllegalGenerationError(
             f"The request generation id {generation_id} is not equal to the member epoch "
             f"{member.member_epoch} of member {member.member_id}.")
+
+
+def _target_member_tombstone(group_id: str, member_id: str) -> RecordPair:
+    return rec.encode(rec.ConsumerGroupTargetAssignmentMemberKey(group_id, member_id), None)
 
 
 def _member_tombstones(group_id: str, member_id: str) -> list[RecordPair]:

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from strom.coordinator.group.errors import GroupIdNotFoundError, NonEmptyGroupError
+from strom.coordinator.group.modern import members_tombstones
 from strom.coordinator.group.records import encode
 from strom.coordinator.group.share_records import (
     ShareGroupCurrentMemberAssignmentKey,
@@ -142,17 +143,17 @@ class ShareGroup:
     def tombstones(self) -> list[RecordPair]:
         """Records deleting the whole group, in Kafka's order."""
         gid = self.group_id
-        out: list[RecordPair] = []
-        for member_id in self.members:
-            out.extend(member_tombstones(gid, member_id))
-        for member_id in self.target:
-            if member_id not in self.members:
-                out.append(encode(ShareGroupTargetAssignmentMemberKey(gid, member_id), None))
+        out = members_tombstones(gid, self.members, self.target, member_tombstones,
+                                 _target_member_tombstone)
         out.append(encode(ShareGroupTargetAssignmentMetadataKey(gid), None))
         if self.has_state_metadata:
             out.append(encode(ShareGroupStatePartitionMetadataKey(gid), None))
         out.append(encode(ShareGroupMetadataKey(gid), None))
         return out
+
+
+def _target_member_tombstone(group_id: str, member_id: str) -> RecordPair:
+    return encode(ShareGroupTargetAssignmentMemberKey(group_id, member_id), None)
 
 
 def member_tombstones(group_id: str, member_id: str) -> list[RecordPair]:

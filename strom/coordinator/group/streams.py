@@ -25,10 +25,14 @@ from typing import Any
 from strom.coordinator.group import streams_records as srec
 from strom.coordinator.group.errors import (
     IllegalGenerationError,
-    NonEmptyGroupError,
     StaleMemberEpochError,
-    UnknownMemberIdError,
     UnsupportedVersionError,
+)
+from strom.coordinator.group.modern import (
+    check_empty,
+    find_member,
+    members_tombstones,
+    reconciliation_state,
 )
 from strom.coordinator.group.streams_topology import ConfiguredTopology
 
@@ -219,13 +223,8 @@ class StreamsGroup:
             return StreamsGroupState.EMPTY
         if self.topology is None or self.configured is None or not self.configured.is_ready:
             return StreamsGroupState.NOT_READY
-        if self.group_epoch > self.assignment_epoch:
-            return StreamsGroupState.ASSIGNING
-        for member in self.members.values():
-            if (member.member_epoch != self.assignment_epoch
-                    or member.state is not MemberState.STABLE):
-                return StreamsGroupState.RECONCILING
-        return StreamsGroupState.STABLE
+        return StreamsGroupState(reconciliation_state(
+            self.group_epoch, self.assignment_epoch, self.members.values()))
 
     @property
     def state_name(self) -> str:
@@ -284,9 +283,7 @@ class StreamsGroup:
         del group_instance_id
         if generation_id < 0 and not self.members:
             return None  # an admin tool's commit to an empty group
-        member = self.members.get(member_id)
-        if member is None:
-            raise UnknownMemberIdError(f"member {member_id} is not in group {self.group_id}")
+        member = find_member(self.members, member_id, self.group_id)
         if not transactional and api_version < 9:
             raise UnsupportedVersionError(
                 "OffsetCommit version 9 or above must be used by members using the "
@@ -325,9 +322,7 @@ class StreamsGroup:
                               ) -> None:
         if member_id is None and member_epoch < 0:
             return
-        member = self.members.get(member_id or "")
-        if member is None:
-            raise UnknownMemberIdError(f"member {member_id} is not in group {self.group_id}")
+        member = find_member(self.members, member_id or "", self.group_id)
         if member_epoch != member.member_epoch:
             raise StaleMemberEpochError(
                 f"The received member epoch {member_epoch} does not match the expected "
@@ -337,8 +332,7 @@ class StreamsGroup:
         pass
 
     def validate_delete_group(self) -> None:
-        if self.members:
-            raise NonEmptyGroupError(f"group {self.group_id} is not empty")
+        check_empty(self.group_id, self.members)
 
     def validate_classic_generation(self, generation_id: int) -> None:
         raise IllegalGenerationError(f"generation {generation_id}: {self.group_id} is a "
@@ -347,17 +341,16 @@ class StreamsGroup:
     def tombstones(self) -> list[RecordPair]:
         """Records deleting the whole group, in Kafka's order."""
         gid = self.group_id
-        out: list[RecordPair] = []
-        for member_id in self.members:
-            out.extend(member_tombstones(gid, member_id))
-        for member_id in self.target:
-            if member_id not in self.members:
-                out.append(srec.encode(srec.StreamsKey(srec.TARGET_MEMBER, gid, member_id),
-                                       None))
+        out = members_tombstones(gid, self.members, self.target, member_tombstones,
+                                 _target_member_tombstone)
         out.append(srec.encode(srec.StreamsKey(srec.TARGET_METADATA, gid), None))
         out.append(srec.encode(srec.StreamsKey(srec.TOPOLOGY, gid), None))
         out.append(srec.encode(srec.StreamsKey(srec.METADATA, gid), None))
         return out
+
+
+def _target_member_tombstone(group_id: str, member_id: str) -> RecordPair:
+    return srec.encode(srec.StreamsKey(srec.TARGET_MEMBER, group_id, member_id), None)
 
 
 def member_tombstones(group_id: str, member_id: str) -> list[RecordPair]:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from strom.broker.authorization import authorized_names, operations_if
 from strom.broker.context import RequestContext
+from strom.broker.group_describe import describe_modern_groups
 from strom.broker.router import handles
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
-from strom.security.acl_types import AclOperation, ResourceType
 
 
 def _failed(group_id: str, code: ErrorCode, message: str | None) -> dict[str, Any]:
@@ -27,25 +26,9 @@ def _failed(group_id: str, code: ErrorCode, message: str | None) -> dict[str, An
 
 @handles(ApiKey.STREAMS_GROUP_DESCRIBE)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    include = bool(request.include_authorized_operations)
-    wanted = list(request.group_ids)
-    permitted = authorized_names(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, wanted)
-    described = await ctx.broker.groups.streams.describe([g for g in wanted if g in permitted])
-    for i, group in enumerate(described):
-        if group["error_code"] != ErrorCode.none:
-            continue
-        names = _topics(group)
-        if ctx.broker.authorizer.enabled and len(authorized_names(
-                ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, names)) < len(names):
-            described[i] = _failed(group["group_id"], ErrorCode.topic_authorization_failed,
-                                   "The described group uses topics that the client is not "
-                                   "authorized to describe.")
-            continue
-        group["authorized_operations"] = operations_if(ctx, include, ResourceType.GROUP,
-                                                       group["group_id"])
-    denied = [_failed(g, ErrorCode.group_authorization_failed, None)
-              for g in wanted if g not in permitted]
-    return {"throttle_time": 0, "groups": denied + described}
+    return await describe_modern_groups(
+        ctx, request, ctx.broker.groups.streams.describe, _topics, _failed,
+        "The described group uses topics that the client is not authorized to describe.")
 
 
 def _topics(group: dict[str, Any]) -> set[str]:

@@ -233,3 +233,52 @@ def test_librdkafka_rolling_upgrade_and_downgrade(gbootstrap: str, topic6: str) 
     assert everything == sorted(sent), (
         f"{len(everything) - len(set(everything))} duplicates, "
         f"{len(set(sent) - set(everything))} missing")
+
+
+def test_regex_member_and_classic_regex_member_share_one_group(gbootstrap: str) -> None:
+    """A consumer-protocol member subscribed by regex (resolved by the broker, RE2/J
+    syntax) and a classic member subscribed by the same regex (resolved by the
+    client, which sends topic names in its JoinGroup) in one consumer group, as
+    Kafka runs them: both hold partitions, every matching record is consumed once,
+    a topic created later is picked up, a non-matching topic never is."""
+    from confluent_kafka import Producer
+
+    prefix = f"rx{uuid.uuid4().hex[:6]}"
+    group = f"k-{prefix}"
+    producer = Producer({"bootstrap.servers": gbootstrap, "linger.ms": 5})
+
+    def send(topic: str, values: list[str]) -> None:
+        for i, value in enumerate(values):
+            producer.produce(topic, value=value.encode(), partition=i % 3)
+        assert producer.flush(30) == 0
+
+    for name in ("a", "b"):
+        create(gbootstrap, f"{prefix}-{name}", 3)
+    create(gbootstrap, f"x{prefix}-a", 3)  # matches the pattern's body, not from the start
+    pattern = f"^{prefix}-.*"
+    members = [Member("confluent", gbootstrap, group, pattern, **KIP848)]
+    try:
+        wait_until(lambda: len(members[0].assigned) > 0, 30, what="the regex member assigned")
+        members.append(Member("confluent", gbootstrap, group, pattern))  # classic
+        wait_until(lambda: _group_type(gbootstrap, group) == "consumer"
+                   and all(m.assigned for m in members), 60,
+                   what=f"both members holding partitions; now "
+                        f"{[sorted(m.assigned) for m in members]}")
+        sent = [f"a{i}" for i in range(30)] + [f"b{i}" for i in range(30)]
+        send(f"{prefix}-a", sent[:30])
+        send(f"{prefix}-b", sent[30:])
+        send(f"x{prefix}-a", ["not-matching"])
+        wait_consumed(members, sent, timeout=60)
+        create(gbootstrap, f"{prefix}-c", 3)
+        later = [f"c{i}" for i in range(30)]
+        send(f"{prefix}-c", later)
+        wait_consumed(members, sent + later, timeout=60)
+        assert all(m.values for m in members), [len(m.values) for m in members]
+    finally:
+        for m in members:
+            m.close()
+    everything = consumed(members)
+    assert "not-matching" not in everything
+    assert everything == sorted(sent + later), (
+        f"{len(everything) - len(set(everything))} duplicates, "
+        f"{len(set(sent + later) - set(everything))} missing")

@@ -14,6 +14,7 @@ from typing import Any
 from strom.broker.context import RequestContext
 from strom.broker.group_describe import describe_modern_groups
 from strom.broker.router import handles
+from strom.coordinator.group.streams_topology import topic_names
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 
@@ -33,12 +34,6 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
 
 def _topics(group: dict[str, Any]) -> set[str]:
     topology = group["topology"]
-    names: set[str] = set()
     if topology is None or topology["subtopologies"] is None:
-        return names
-    for sub in topology["subtopologies"]:
-        names.update(sub["source_topics"])
-        names.update(sub["repartition_sink_topics"])
-        names.update(t["name"] for t in sub["state_changelog_topics"])
-        names.update(t["name"] for t in sub["repartition_source_topics"])
-    return names
+        return set()
+    return topic_names(topology)

@@ -21,7 +21,7 @@ from strom.broker.topics import create_topic
 from strom.cluster.validation import check_partitions_per_request
 from strom.coordinator.group.streams import TasksTuple, tasks_in
 from strom.coordinator.group.streams_service import error_response
-from strom.coordinator.group.streams_topology import MISSING_INTERNAL_TOPICS
+from strom.coordinator.group.streams_topology import MISSING_INTERNAL_TOPICS, topic_names
 from strom.coordinator.group.streams_validation import StreamsHeartbeat
 from strom.errors import ErrorCode, KafkaError
 from strom.protocol.api import ApiKey
@@ -37,7 +37,7 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         return error_response(ErrorCode.group_authorization_failed, None)
     topology = _topology(request.topology) if request.topology is not None else None
     if topology is not None:
-        names = _topic_names(topology)
+        names = topic_names(topology)
         if len(authorized_names(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, names)
                ) < len(names):
             return error_response(ErrorCode.topic_authorization_failed, None)
@@ -129,13 +129,3 @@ def _topology(topology: Any) -> dict[str, Any]:
             "repartition_source_topics": [int(i) for i in g.repartition_source_topics],
         } for g in sub.copartition_groups],
     } for sub in topology.subtopologies]}
-
-
-def _topic_names(topology: dict[str, Any]) -> set[str]:
-    names: set[str] = set()
-    for sub in topology["subtopologies"]:
-        names.update(sub["source_topics"])
-        names.update(sub["repartition_sink_topics"])
-        names.update(t["name"] for t in sub["repartition_source_topics"])
-        names.update(t["name"] for t in sub["state_changelog_topics"])
-    return names

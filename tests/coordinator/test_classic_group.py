@@ -287,3 +287,58 @@ def test_group_metadata_is_recovered_by_replay(h: Harness) -> None:
     h.restart()
     assert group(h).state is S.EMPTY
     assert group(h).generation_id == generation + 1
+
+
+def test_members_joining_within_the_initial_delay_share_one_generation() -> None:
+    """Issue 19: N members started at once. Every JoinGroup parked while the initial
+    rebalance delay runs is answered by the same generation 1, each delay extension
+    waiting for more (Kafka's InitialDelayedJoin), with no second rebalance."""
+    h = Harness(config=GroupConfig(initial_rebalance_delay_ms=300, min_session_timeout_ms=10))
+    try:
+        boxes = []
+        for _ in range(8):
+            boxes.append(h.join_new("g"))
+            h.advance(100)  # each arrives before the running delay ends
+        assert not any(boxes)
+        # The delay running when the last one came ends, then one with no newcomer:
+        # the join phase completes.
+        h.advance(600)
+        responses = [b[0] for b in boxes]
+        assert {r["error_code"] for r in responses} == {E.none}
+        assert {r["generation_id"] for r in responses} == {1}
+        leaders = [r for r in responses if r["members"]]
+        assert len(leaders) == 1 and len(leaders[0]["members"]) == 8
+        assert group(h).state is S.COMPLETING_REBALANCE
+    finally:
+        h.close()
+
+
+def test_member_joining_while_completing_rebalance_costs_one_more_generation(
+        h: Harness) -> None:
+    """Issue 19 with group.initial.rebalance.delay.ms=0, as in Kafka: a member that
+    joins after generation 1 formed sends the others back (SyncGroup answers
+    REBALANCE_IN_PROGRESS) and generation 2 completes the moment the last of them
+    has rejoined, not at the rebalance timeout; no third generation follows."""
+    first = [h.join_new("g", rebalance_ms=60_000) for _ in range(3)]
+    h.advance(0)
+    assert {b[0]["generation_id"] for b in first} == {1}
+    late = h.join_new("g", rebalance_ms=60_000)
+    assert late == [] and group(h).state is S.PREPARING_REBALANCE
+    ids = [b[0]["member_id"] for b in first]
+    leader = next(b[0] for b in first if b[0]["members"])["member_id"]
+    for m in ids:
+        sync = h.sync("g", m, 1, {x: b"x" for x in ids} if m == leader else None)
+        assert sync[0]["error_code"] == E.rebalance_in_progress
+    rejoins = [h.join("g", m, rebalance_ms=60_000) for m in ids]
+    # No time passed: the last rejoin completed the join phase.
+    responses = [b[0] for b in [*rejoins, late]]
+    assert {r["error_code"] for r in responses} == {E.none}
+    assert {r["generation_id"] for r in responses} == {2}
+    g = group(h)
+    assert g.state is S.COMPLETING_REBALANCE and len(g.members) == 4
+    members = [r["member_id"] for r in responses]
+    new_leader = g.leader_id
+    syncs = [h.sync("g", m, 2, {x: b"y" for x in members} if m == new_leader else None)
+             for m in members]
+    assert all(s and s[0]["error_code"] == E.none for s in syncs)
+    assert g.state is S.STABLE and g.generation_id == 2

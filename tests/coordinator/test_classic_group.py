@@ -341,4 +341,4 @@ def test_member_joining_while_completing_rebalance_costs_one_more_generation(
     syncs = [h.sync("g", m, 2, {x: b"y" for x in members} if m == new_leader else None)
              for m in members]
     assert all(s and s[0]["error_code"] == E.none for s in syncs)
-    assert g.state is S.STABLE and g.generation_id == 2
+    assert group(h).state is S.STABLE and group(h).generation_id == 2

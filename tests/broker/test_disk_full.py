@@ -10,8 +10,6 @@ intact, SIGTERM exits cleanly and a restart on the full disk comes up.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +22,7 @@ from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 from tests.broker.raw_client import send
 from tests.process import StromProcess
+from tests.tmpfs import mounted_tmpfs
 
 VALUE_BYTES = 8 * 1024
 #: Segments small enough that DeleteRecords frees space in whole segments.
@@ -32,18 +31,8 @@ OVERRIDES = {"log.segment.bytes": str(512 * 1024), "num.partitions": "1"}
 
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "disk", "16m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def _value(n: int) -> bytes:

@@ -9,8 +9,6 @@ tests/cluster/test_cluster_big_topics.py. Real brokers, real sockets."""
 from __future__ import annotations
 
 import errno
-import os
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +22,7 @@ from strom.storage import disk, flush
 from strom.testing import EmbeddedBroker
 from tests.broker.raw_client import send
 from tests.process import StromProcess
+from tests.tmpfs import mounted_tmpfs
 
 TIMEOUT = 30.0
 DAY_MS = 86_400_000
@@ -188,18 +187,8 @@ def test_a_failed_fsync_at_the_first_write_takes_the_partition_offline(
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "disk", "4m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_the_first_write_on_a_full_disk_fails_and_succeeds_once_there_is_room(

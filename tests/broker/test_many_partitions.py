@@ -44,21 +44,21 @@ def _produce(bootstrap: str, round_: int) -> None:
     assert errors == []
 
 
-def _read_all(bootstrap: str) -> dict[int, list[str]]:
+def _read_all(bootstrap: str, per_partition: int) -> dict[int, list[str]]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "verify",
                          "enable.auto.commit": False, "fetch.wait.max.ms": 50})
     consumer.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
     values: dict[int, list[str]] = {p: [] for p in range(PARTITIONS)}
-    expected = None
     try:
         for _ in range(600):  # bounded: 600 polls of at most 0.5 s
             for message in consumer.consume(1000, timeout=0.5):
                 assert message.error() is None, message.error()
                 values[message.partition()].append(message.value().decode())
-            counts = {len(v) for v in values.values()}
-            if expected is None:
-                expected = max(counts)
-            if counts == {expected} and expected > 0:
+            # Stop once every partition has what was written (or more: the
+            # assertion after says what is wrong). Taking the count from the
+            # first poll, as before, looped to the deadline when that poll
+            # came back empty (a broker just restarted, a loaded machine).
+            if min(len(v) for v in values.values()) >= per_partition:
                 break
     finally:
         consumer.close()
@@ -89,7 +89,7 @@ def test_more_partitions_than_open_files_serve_and_restart(tmp_path: Path) -> No
         assert proc.terminate() == 0  # a clean shutdown closes them all
 
         proc.start()
-        values = _read_all(proc.bootstrap)
+        values = _read_all(proc.bootstrap, per_partition=2)
         assert values == {p: [f"1-{p}", f"2-{p}"] for p in range(PARTITIONS)}
         assert _open_fds(proc) < FD_LIMIT
     finally:

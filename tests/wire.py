@@ -14,11 +14,13 @@ from kio.schema.produce.v9 import request as pr
 from kio.serial import entity_reader, entity_writer
 
 from strom.protocol.api import (
+    ApiKey,
     request_class,
     request_header_version,
     response_class,
     response_header_version,
 )
+from strom.protocol.messages import build
 
 
 def encode_request(api_key: int, version: int, correlation_id: int, body: Any,
@@ -101,6 +103,12 @@ class WireClient:
             return True
         except TimeoutError:
             return False
+
+
+def call(client: WireClient, api: ApiKey, version: int, body: dict[str, Any]) -> Any:
+    """Send `api` at `version` with the fields in `body` (as the schema names them);
+    the response."""
+    return client.request(api, version, build(request_class(api, version), body))
 
 
 def metadata_request(topic: str) -> md.MetadataRequest:

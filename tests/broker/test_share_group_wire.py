@@ -14,7 +14,7 @@ import pytest
 from strom.protocol.api import ApiKey, request_class
 from strom.protocol.messages import build
 from strom.testing import EmbeddedBroker
-from tests.wire import WireClient, metadata_request
+from tests.wire import WireClient, call, metadata_request
 
 NONE = 0
 INVALID_REQUEST = 42
@@ -44,10 +44,6 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 def client(broker: EmbeddedBroker) -> Iterator[WireClient]:
     with WireClient(broker.bootstrap) as c:
         yield c
-
-
-def call(client: WireClient, api: ApiKey, version: int, body: dict[str, Any]) -> Any:
-    return client.request(api, version, build(request_class(api, version), body))
 
 
 def beat(client: WireClient, group: str, member: str, epoch: int,

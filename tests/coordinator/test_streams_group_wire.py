@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 
-from strom.protocol.api import ApiKey, request_class
-from strom.protocol.messages import build
+from strom.protocol.api import ApiKey
 from strom.testing import EmbeddedBroker
-from tests.wire import WireClient
+from tests.wire import WireClient, call
 
 NONE = 0
 UNKNOWN_MEMBER_ID = 25
@@ -44,10 +43,6 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 def client(broker: EmbeddedBroker) -> Iterator[WireClient]:
     with WireClient(broker.bootstrap) as c:
         yield c
-
-
-def call(client: WireClient, api: ApiKey, version: int, body: dict[str, Any]) -> Any:
-    return client.request(api, version, build(request_class(api, version), body))
 
 
 def create_topic(client: WireClient, name: str, partitions: int) -> None:

@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 
-from strom.protocol.api import ApiKey, request_class
-from strom.protocol.messages import build
+from strom.protocol.api import ApiKey
 from strom.testing import EmbeddedBroker
-from tests.wire import WireClient, metadata_request
+from tests.wire import WireClient, call, metadata_request
 
 E = 0
 INVALID_REQUEST = 42
@@ -30,10 +29,6 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 def client(broker: EmbeddedBroker) -> Iterator[WireClient]:
     with WireClient(broker.bootstrap) as c:
         yield c
-
-
-def call(client: WireClient, api: ApiKey, version: int, body: dict[str, Any]) -> Any:
-    return client.request(api, version, build(request_class(api, version), body))
 
 
 def test_find_coordinator_single_and_batched(client: WireClient, broker: EmbeddedBroker

@@ -21,9 +21,9 @@ forwarding and share no memory; what they share is the cluster metadata,
 which cluster mode keeps in etcd. That is why N > 1 requires
 `strom.metadata.etcd.endpoints`: a single node's metadata lives in its own
 log dir and a second process could not see it. Measured on a shared
-2-core machine (docs/benchmarks.md, "More than one core"): 1.26x the
-one-record requests per second of one process (1.66x beside a CPU hog), at
-the same ~22 us of CPU per request.
+2-core machine with the client on the same cores (docs/benchmarks.md, "More
+than one core"): 1.2-1.7x the one-record requests per second of one
+process, at the same CPU per request.
 
 Supervision: SIGTERM/SIGINT go to every shard once (each shuts down cleanly
 on its own); if one shard exits, the others are stopped and `strom serve`

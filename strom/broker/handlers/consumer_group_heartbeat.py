@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from strom.broker.authorization import allowed, authorized_names
+from strom.broker.authorization import authorized_names
 from strom.broker.context import RequestContext
+from strom.broker.group_authorization import heartbeat_denied
 from strom.broker.router import handles
 from strom.coordinator.group.requests import HeartbeatRequest
 from strom.errors import ErrorCode
@@ -25,12 +26,9 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     groups = ctx.broker.groups
     owned = request.topic_partitions
     names = request.subscribed_topic_names
-    if not allowed(ctx, AclOperation.READ, ResourceType.GROUP, request.group_id):
-        return _refused(ErrorCode.group_authorization_failed)
-    if names and len(authorized_names(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, names)
-                     ) < len(set(names)):
-        # Kafka 4.x: a member may only subscribe to topics it may describe.
-        return _refused(ErrorCode.topic_authorization_failed)
+    denied = heartbeat_denied(ctx, request.group_id, names)
+    if denied is not None:
+        return _refused(denied)
     return await groups.consumer_group_heartbeat(HeartbeatRequest(
         group_id=request.group_id,
         member_id=request.member_id,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from strom.broker.context import RequestContext
-from strom.broker.group_describe import describe_modern_groups, not_described
+from strom.broker.group_authorization import describe_modern_groups, not_described
 from strom.broker.router import handles
 from strom.protocol.api import ApiKey
 

@@ -10,23 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from strom.broker.authorization import allowed, authorized_names
 from strom.broker.context import RequestContext
+from strom.broker.group_authorization import heartbeat_denied
 from strom.broker.router import handles
 from strom.coordinator.group.share_protocol import ShareHeartbeatRequest
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
-from strom.security.acl_types import AclOperation, ResourceType
 
 
 @handles(ApiKey.SHARE_GROUP_HEARTBEAT)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     names = request.subscribed_topic_names
-    if not allowed(ctx, AclOperation.READ, ResourceType.GROUP, request.group_id):
-        return _refused(ErrorCode.group_authorization_failed)
-    if names and len(authorized_names(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, names)
-                     ) < len(set(names)):
-        return _refused(ErrorCode.topic_authorization_failed)
+    denied = heartbeat_denied(ctx, request.group_id, names)
+    if denied is not None:
+        return _refused(denied)
     return await ctx.broker.groups.share.heartbeat(ShareHeartbeatRequest(
         group_id=request.group_id,
         member_id=request.member_id,

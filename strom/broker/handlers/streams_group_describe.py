@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from strom.broker.context import RequestContext
-from strom.broker.group_describe import describe_modern_groups
+from strom.broker.group_authorization import describe_modern_groups
 from strom.broker.router import handles
 from strom.coordinator.group.streams_topology import topic_names
 from strom.errors import ErrorCode

@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from strom.broker.authorization import allowed, authorized_names, cluster_allowed
+from strom.broker.authorization import authorized_names, cluster_allowed
 from strom.broker.context import RequestContext
+from strom.broker.group_authorization import heartbeat_denied
 from strom.broker.router import handles
 from strom.broker.topics import create_topic
 from strom.cluster.validation import check_partitions_per_request
@@ -33,14 +34,11 @@ log = logging.getLogger(__name__)
 
 @handles(ApiKey.STREAMS_GROUP_HEARTBEAT)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    if not allowed(ctx, AclOperation.READ, ResourceType.GROUP, request.group_id):
-        return error_response(ErrorCode.group_authorization_failed, None)
     topology = _topology(request.topology) if request.topology is not None else None
-    if topology is not None:
-        names = topic_names(topology)
-        if len(authorized_names(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, names)
-               ) < len(names):
-            return error_response(ErrorCode.topic_authorization_failed, None)
+    denied = heartbeat_denied(ctx, request.group_id,
+                              topic_names(topology) if topology is not None else None)
+    if denied is not None:
+        return error_response(denied, None)
     present = (request.active_tasks is not None, request.standby_tasks is not None,
                request.warmup_tasks is not None)
     owned = (TasksTuple(tasks_in(request.active_tasks), tasks_in(request.standby_tasks),

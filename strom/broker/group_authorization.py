@@ -1,11 +1,13 @@
-"""What ConsumerGroupDescribe, ShareGroupDescribe and StreamsGroupDescribe do
-alike: which groups are described, and what the caller may see of them.
+"""What the modern group types' requests (KIP-848 consumer, KIP-932 share,
+KIP-1071 streams groups) check alike, as Kafka 4.x checks them.
 
-DESCRIBE on a group is needed to describe it (else GROUP_AUTHORIZATION_FAILED,
-listed first, as Kafka does); and, since Kafka 4.x (KAFKA-18813), DESCRIBE on
-every topic the description names (else TOPIC_AUTHORIZATION_FAILED for that
-group). A described group carries the caller's operations on it (KIP-430)
-when asked for.
+A heartbeat needs READ on the group (else GROUP_AUTHORIZATION_FAILED) and
+DESCRIBE on every topic it subscribes to (else TOPIC_AUTHORIZATION_FAILED).
+Of a describe request: DESCRIBE on a group is needed to describe it (else
+GROUP_AUTHORIZATION_FAILED, listed first, as Kafka does); and, since Kafka
+4.x (KAFKA-18813), DESCRIBE on every topic the description names (else
+TOPIC_AUTHORIZATION_FAILED for that group). A described group carries the
+caller's operations on it (KIP-430) when asked for.
 """
 
 from __future__ import annotations
@@ -13,12 +15,25 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from strom.broker.authorization import authorized_names, operations_if
+from strom.broker.authorization import allowed, authorized_names, operations_if
 from strom.broker.context import RequestContext
 from strom.errors import ErrorCode
 from strom.security.acl_types import AclOperation, ResourceType
 
 Described = dict[str, Any]
+
+
+def heartbeat_denied(ctx: RequestContext, group_id: str, topics: Iterable[str] | None
+                     ) -> ErrorCode | None:
+    """The error of a heartbeat to `group_id` subscribing to `topics` the caller may
+    not send, or None."""
+    if not allowed(ctx, AclOperation.READ, ResourceType.GROUP, group_id):
+        return ErrorCode.group_authorization_failed
+    names = set(topics or ())
+    if names and len(authorized_names(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, names)
+                     ) < len(names):
+        return ErrorCode.topic_authorization_failed
+    return None
 
 
 async def describe_modern_groups(

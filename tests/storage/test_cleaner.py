@@ -21,8 +21,8 @@ from test_cleaner_helpers import (
 from strom.clock import ManualClock
 from strom.protocol.records import Compression, ControlRecordType, batch_crc_ok
 from strom.storage.cleaner import CleanerManager, LastRecord
-from strom.storage.cleaner.cleaner import group_segments_by_size
 from strom.storage.cleaner.offset_map import OffsetMap
+from strom.storage.cleaner.snapshot import group_segments_by_size
 
 
 def keyed(i: int, n: int = 1) -> list[KV]:
@@ -226,7 +226,7 @@ def test_small_segments_are_grouped_up_to_segment_bytes(tmp_path: Path) -> None:
 
 
 def test_group_segments_by_size_keeps_offsets_within_int32(tmp_path: Path) -> None:
-    from strom.storage.cleaner.cleaner import SourceSegment
+    from strom.storage.cleaner.snapshot import SourceSegment
 
     def source(base: int, size: int) -> SourceSegment:
         return SourceSegment(None, base, 0, size, -1, False, 8, 12, 0)  # type: ignore[arg-type]

@@ -18,14 +18,12 @@ from strom.storage.cleaner.cleaner import (
     CleanerConfig,
     CleanerStats,
     CleaningAborted,
-    CleaningSnapshot,
     CleanResult,
-    LastRecord,
     OwnerStep,
     run_inline,
-    take_snapshot,
 )
 from strom.storage.cleaner.manager import CleanerCandidate, CleanerManager, LogToClean
+from strom.storage.cleaner.snapshot import CleaningSnapshot, LastRecord, take_snapshot
 
 __all__ = [
     "CleanResult",

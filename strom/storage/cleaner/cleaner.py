@@ -2,10 +2,9 @@
 latest offsets, recopy every segment below the map's end without the records
 the map supersedes, and swap the copies in.
 
-Threads. `take_snapshot` runs on the log's owner thread: it dups the fd of
-every segment, so the cleaner thread reads files that no owner action
-(retention, truncation, deletion) can close or reuse under it, and notes the
-log's generation. `Cleaner.clean` is a generator run on a cleaner thread; it
+Threads. `take_snapshot` (snapshot.py) runs on the log's owner thread and
+hands the cleaner thread its own fds of the segments and the log's
+generation. `Cleaner.clean` is a generator run on a cleaner thread; it
 yields the two swap steps (`PartitionLog.prepare_swap`, `complete_swap`) as
 callables for the owner to run, and is resumed with their result:
 
@@ -42,10 +41,10 @@ import os
 import struct
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
-from strom.errors import CorruptRecordError, KafkaStorageError
+from strom.errors import CorruptRecordError
 from strom.protocol.records import (
     BATCH_HEADER_SIZE,
     LOG_OVERHEAD,
@@ -65,14 +64,17 @@ from strom.storage.cleaner.records import (
     uncompressed_records,
 )
 from strom.storage.cleaner.segment_writer import CleanedSegmentWriter
+from strom.storage.cleaner.snapshot import (
+    CleaningSnapshot,
+    SourceSegment,
+    group_segments_by_size,
+)
 from strom.storage.cleaner.transactions import (
     AbortedTransactionScanner,
     AbortedTxn,
     CleanedTransactionMetadata,
 )
-from strom.storage.log import LogConfig, PartitionLog
 from strom.storage.log_config import LONG_MAX
-from strom.storage.segment import LogSegment
 
 __all__ = [
     "CleanResult",
@@ -80,17 +82,12 @@ __all__ = [
     "CleanerConfig",
     "CleanerStats",
     "CleaningAborted",
-    "CleaningSnapshot",
-    "LastRecord",
     "OwnerStep",
-    "group_segments_by_size",
     "run_inline",
-    "take_snapshot",
 ]
 
 log = logging.getLogger(__name__)
 
-_INT32_MAX = 2**31 - 1
 #: A compressed batch may not inflate past this while being cleaned (as on produce).
 _MAX_UNCOMPRESSED_BYTES = 256 * 1024 * 1024
 #: base_offset, batch_length, magic, attributes, last_offset_delta, producer_id:
@@ -115,83 +112,6 @@ class CleanerConfig:
     io_buffer_bytes: int = 512 * 1024
     load_factor: float = 0.9
     max_io_bytes_per_second: float = float("inf")
-
-
-@dataclass(frozen=True, slots=True)
-class LastRecord:
-    """A producer's last batch in the log (Kafka's LastRecord): its last
-    offset, or None when its last entry is a transaction marker."""
-
-    last_data_offset: int | None
-    producer_epoch: int
-
-
-@dataclass(frozen=True, slots=True)
-class SourceSegment:
-    segment: LogSegment  # identity only: compared by the owner when swapping
-    base_offset: int
-    next_base: int  # the next segment's base offset; the log end offset for the active one
-    size: int
-    fd: int  # our own dup: reads never race the owner closing the segment
-    active: bool
-    offset_index_bytes: int
-    time_index_bytes: int
-    mtime_ns: int
-
-
-@dataclass(slots=True)
-class CleaningSnapshot:
-    log: PartitionLog
-    config: LogConfig
-    generation: int
-    segments: list[SourceSegment]
-    first_dirty_offset: int
-    first_uncleanable_offset: int
-    #: Byte position in the segment holding first_dirty_offset to start mapping at.
-    dirty_start_position: int
-    producers: Mapping[int, LastRecord]
-    now_ms: int
-    abort: threading.Event = field(default_factory=threading.Event)
-
-    def close(self) -> None:
-        for source in self.segments:
-            try:
-                os.close(source.fd)
-            except OSError:
-                pass
-        self.segments = []
-
-
-def take_snapshot(
-    plog: PartitionLog, first_dirty_offset: int, first_uncleanable_offset: int, *,
-    producers: Mapping[int, LastRecord], now_ms: int,
-) -> CleaningSnapshot:
-    """Owner thread: what a cleaning of [first dirty, first uncleanable) reads."""
-    segments = plog.segments
-    sources: list[SourceSegment] = []
-    try:
-        for i, segment in enumerate(segments):
-            fd = os.dup(segment.file.fd)
-            active = i == len(segments) - 1
-            sources.append(SourceSegment(
-                segment, segment.base_offset,
-                plog.log_end_offset if active else segments[i + 1].base_offset,
-                segment.size, fd, active,
-                segment.offset_index.entries * 8, segment.time_index.entries * 12,
-                os.fstat(fd).st_mtime_ns,
-            ))
-        position = 0
-        for source in sources:
-            if source.base_offset <= first_dirty_offset < source.next_base:
-                position = source.segment.offset_index.lookup(first_dirty_offset)[1]
-    except OSError as exc:
-        for source in sources:
-            os.close(source.fd)
-        raise KafkaStorageError(f"cannot snapshot {plog.directory} for cleaning: {exc}") from exc
-    return CleaningSnapshot(
-        plog, plog.config, plog.generation, sources, first_dirty_offset,
-        first_uncleanable_offset, position, dict(producers), now_ms,
-    )
 
 
 @dataclass(slots=True)
@@ -237,41 +157,6 @@ class _Retention(enum.Enum):
     DELETE = 1  # the batch goes, header and all
     DELETE_EMPTY = 2  # the batch goes if no record is kept
     RETAIN_EMPTY = 3  # the header stays even if no record is kept
-
-
-def group_segments_by_size(
-    segments: Sequence[SourceSegment], max_size: int, max_index_size: int,
-    first_uncleanable_offset: int,
-) -> list[list[SourceSegment]]:
-    """Runs of consecutive segments whose log and index sizes each stay within
-    segment.bytes / segment.index.bytes and whose offsets fit one segment's
-    int32 relative offsets, each cleaned into one segment
-    (Cleaner.groupSegmentsBySize)."""
-    groups: list[list[SourceSegment]] = []
-    i = 0
-    while i < len(segments):
-        first = segments[i]
-        group = [first]
-        log_size, index_size, time_index_size = (
-            first.size, first.offset_index_bytes, first.time_index_bytes)
-        i += 1
-        while i < len(segments):
-            candidate = segments[i]
-            last_offset = (segments[i + 1].base_offset - 1 if i + 1 < len(segments)
-                           else first_uncleanable_offset - 1)
-            if not (log_size + candidate.size <= max_size
-                    and index_size + candidate.offset_index_bytes <= max_index_size
-                    and time_index_size + candidate.time_index_bytes <= max_index_size
-                    and (candidate.size == 0
-                         or last_offset - first.base_offset <= _INT32_MAX)):
-                break
-            group.append(candidate)
-            log_size += candidate.size
-            index_size += candidate.offset_index_bytes
-            time_index_size += candidate.time_index_bytes
-            i += 1
-        groups.append(group)
-    return groups
 
 
 class Cleaner:

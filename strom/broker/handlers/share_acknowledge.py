@@ -16,31 +16,28 @@ from typing import Any
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.broker.share import requests as share_requests
-from strom.broker.share.requests import Leaders, readable_topics, valid_member_id
+from strom.broker.share.requests import (
+    Leaders,
+    error_response,
+    readable_topics,
+    refused,
+)
 from strom.errors import ErrorCode, KafkaError
 from strom.protocol.api import ApiKey
-from strom.security.acl_types import AclOperation, ResourceType
-
-
-def _error(code: ErrorCode, message: str | None = None) -> dict[str, Any]:
-    return {"throttle_time": 0, "error_code": code, "error_message": message,
-            "acquisition_lock_timeout": 0, "responses": [], "node_endpoints": []}
 
 
 @handles(ApiKey.SHARE_ACKNOWLEDGE, min_version=1, max_version=2)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     shares = ctx.broker.share_partitions
     group_id = request.group_id or ""
-    if not ctx.authorize(AclOperation.READ, ResourceType.GROUP, group_id):
-        return _error(ErrorCode.group_authorization_failed)
     member_id = request.member_id or ""
-    if not valid_member_id(member_id):
-        return _error(ErrorCode.invalid_request, "Invalid member id in the request.")
+    if (refusal := refused(ctx, group_id, member_id)) is not None:
+        return refusal
     try:
         session = shares.sessions.for_acknowledge(group_id, member_id,
                                                   request.share_session_epoch)
     except KafkaError as exc:
-        return _error(exc.code, exc.message)
+        return error_response(exc.code, exc.message)
     settings = shares.group_settings(group_id)
     renew = ctx.api_version >= 2 and bool(request.is_renew_ack) \
         and settings.renew_acknowledge_enable

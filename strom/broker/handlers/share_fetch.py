@@ -22,17 +22,16 @@ from strom.broker.context import RequestContext
 from strom.broker.purgatory import AppendNotifier, wait_any
 from strom.broker.router import handles
 from strom.broker.share import requests as share_requests
-from strom.broker.share.requests import Leaders, readable_topics, valid_member_id
+from strom.broker.share.requests import (
+    Leaders,
+    error_response,
+    readable_topics,
+    refused,
+)
 from strom.broker.share.share_partition import AcquireMode
 from strom.errors import ErrorCode, KafkaError, error_code_for
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import to_millis
-from strom.security.acl_types import AclOperation, ResourceType
-
-
-def _error(code: ErrorCode, message: str | None = None) -> dict[str, Any]:
-    return {"throttle_time": 0, "error_code": code, "error_message": message,
-            "acquisition_lock_timeout": 0, "responses": [], "node_endpoints": []}
 
 
 @handles(ApiKey.SHARE_FETCH, min_version=1, max_version=2)
@@ -40,11 +39,9 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
     shares = broker.share_partitions
     group_id = request.group_id or ""
-    if not ctx.authorize(AclOperation.READ, ResourceType.GROUP, group_id):
-        return _error(ErrorCode.group_authorization_failed)
     member_id = request.member_id or ""
-    if not valid_member_id(member_id):
-        return _error(ErrorCode.invalid_request, "Invalid member id in the request.")
+    if (refusal := refused(ctx, group_id, member_id)) is not None:
+        return refusal
     requested = [(t.topic_id, p.partition_index) for t in request.topics for p in t.partitions]
     acks = {(t.topic_id, p.partition_index): p.acknowledgement_batches
             for t in request.topics for p in t.partitions if p.acknowledgement_batches}
@@ -54,7 +51,7 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
                                             requested, forgotten, has_acknowledgements=bool(acks),
                                             connection_id=ctx.connection_id)
     except KafkaError as exc:
-        return _error(exc.code, exc.message)
+        return error_response(exc.code, exc.message)
     settings = shares.group_settings(group_id)
     renew = ctx.api_version >= 2 and bool(request.is_renew_ack) \
         and settings.renew_acknowledge_enable

@@ -24,6 +24,7 @@ from strom.broker.partition import Partition
 from strom.broker.share.manager import SharePartitionHandle
 from strom.broker.share.share_partition import Acknowledgement
 from strom.errors import (
+    ErrorCode,
     KafkaError,
     NotLeaderOrFollowerError,
     TopicAuthorizationFailedError,
@@ -44,6 +45,22 @@ def valid_member_id(member_id: str | None) -> bool:
         return len(base64.urlsafe_b64decode(member_id.rstrip("=") + "==")) == 16
     except (binascii.Error, ValueError):
         return False
+
+
+def error_response(code: ErrorCode, message: str | None = None) -> dict[str, Any]:
+    """A ShareFetch or ShareAcknowledge response failing as a whole."""
+    return {"throttle_time": 0, "error_code": code, "error_message": message,
+            "acquisition_lock_timeout": 0, "responses": [], "node_endpoints": []}
+
+
+def refused(ctx: RequestContext, group_id: str, member_id: str) -> dict[str, Any] | None:
+    """The response of a ShareFetch or ShareAcknowledge refused as a whole before its
+    session is looked at: READ on the group, then a well-formed member id."""
+    if not ctx.authorize(AclOperation.READ, ResourceType.GROUP, group_id):
+        return error_response(ErrorCode.group_authorization_failed)
+    if not valid_member_id(member_id):
+        return error_response(ErrorCode.invalid_request, "Invalid member id in the request.")
+    return None
 
 
 @dataclass(slots=True)

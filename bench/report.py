@@ -47,6 +47,20 @@ FIGURES: list[Figure] = [
            1.0),
     Figure("p1000_p99", "1,000 partitions: produce p99 @ 5 MiB/s, keyed", "ms", "p1000",
            "lat_p99_ms", False, 1.0),
+    # Issue 17: fetch sessions (KIP-227). The same consume against a second
+    # broker started with max.incremental.fetch.session.cache.slots=0.
+    Figure("consume1000_java", "1,000 partitions: consume — ConsumerPerformance (group), "
+           "fetch sessions", "MiB/s", "consume1000_java", "mib_per_s", True, None),
+    Figure("consume1000_req", "1,000 partitions: consume — client bytes per request to the "
+           "leader (Fetch)", "B", "consume1000_java", "fetch_request_bytes", False, None),
+    Figure("consume1000_resp", "1,000 partitions: consume — client bytes per response",
+           "B", "consume1000_java", "fetch_response_bytes", False, None),
+    Figure("consume1000_nosession", "1,000 partitions: consume, no sessions (cache.slots=0)",
+           "MiB/s", "consume1000_java_nosession", "mib_per_s", True, None),
+    Figure("consume1000_nosession_req", "1,000 partitions, no sessions — bytes per request",
+           "B", "consume1000_java_nosession", "fetch_request_bytes", False, None),
+    Figure("consume1000_nosession_resp", "1,000 partitions, no sessions — bytes per response",
+           "B", "consume1000_java_nosession", "fetch_response_bytes", False, None),
     # Issue 19: many clients, driven by the C generator (bench/fleet.py).
     Figure("fleet_p50", "fleet: 50 producers × 200 records/s, 1 KiB, acks=all, idempotent, "
            "linger 0 — ack p50", "ms", "fleet", "lat_p50_ms", False, 0.8),

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from brokers import Broker
+from brokers import Broker, BrokerError
 from common import (
     JAVA_PERF_OPTS,
     KAFKA_TOOL,
@@ -166,10 +166,13 @@ def producer_perf(broker: Broker, topic: str, records: int, size: int, props: di
 
 
 def consumer_perf(broker: Broker, topic: str, records: int,
-                  timeout: float) -> tuple[dict[str, float], Completed]:
+                  timeout: float, print_metrics: bool = False
+                  ) -> tuple[dict[str, float], Completed]:
     argv = [KAFKA_TOOL, "consumer-perf", "--bootstrap-server", broker.bootstrap,
             "--topic", topic, "--num-records", str(records), "--timeout", "30000",
             "--group", f"bench-perf-{int(time.time() * 1000)}"]
+    if print_metrics:
+        argv.append("--print-metrics")
     run = run_client(argv, timeout, env={"KAFKA_TOOL_JAVA_OPTS": JAVA_PERF_OPTS})
     if run.timed_out:
         raise JavaHung(f"ConsumerPerformance timed out after {timeout:.0f}s; "
@@ -419,6 +422,93 @@ def produce_to_each_partition(bootstrap: str, topic: str, partitions: int,
     return len(acked)
 
 
+# -- 1,000-partition consume: fetch sessions (KIP-227, issue 17) --------------
+
+#: Kafka's setting; 0 slots: the broker creates no session, every Fetch is a
+#: full one naming all the consumer's partitions (sessionless).
+NO_SESSIONS = {"max.incremental.fetch.session.cache.slots": "0"}
+#: Numbers only: app-info's version ("4.4.0") and commit id are text.
+METRIC_LINE = re.compile(r"^([\w-]+):([\w-]+):\{([^}]*)\}\s*:\s*"
+                         r"(-?\d+(?:\.\d+)?(?:[Ee][-+]?\d+)?|NaN|-?Infinity)\s*$", re.M)
+
+
+def parse_java_metrics(text: str) -> dict[tuple[str, str, str], float]:
+    """--print-metrics lines of a Java tool, `group:name:{tags} : value`,
+    keyed by (group, name, tags as printed)."""
+    return {(g, n, tags): float(v) for g, n, tags, v in METRIC_LINE.findall(text)}
+
+
+def fetch_bytes(metrics: dict[tuple[str, str, str], float]) -> dict[str, float]:
+    """Bytes per request and per response on the consumer's connection to the
+    partition leader: the one that carried the most bytes in (the records).
+    That connection carries the Fetch requests; the coordinator and the
+    bootstrap connection are apart (node ids 2147483647-n and -1)."""
+    nodes: dict[str, dict[str, float]] = {}
+    for (group, name, tags), value in metrics.items():
+        if group == "consumer-node-metrics":
+            nodes.setdefault(tags, {})[name] = value
+    if not nodes:
+        raise WorkloadFailed("ConsumerPerformance printed no consumer-node-metrics")
+    leader = max(nodes.values(), key=lambda m: m.get("incoming-byte-total", 0.0))
+    requests = leader.get("request-total", 0.0)
+    responses = leader.get("response-total", requests)
+    out = {"requests": requests,
+           "request_bytes": leader.get("outgoing-byte-total", 0.0) / max(requests, 1.0),
+           "response_bytes": leader.get("incoming-byte-total", 0.0) / max(responses, 1.0)}
+    fetches = [v for (g, n, tags), v in metrics.items()
+               if g == "consumer-fetch-manager-metrics" and n == "fetch-total"
+               and "topic=" not in tags]
+    if fetches:
+        out["fetches"] = fetches[0]
+    return out
+
+
+def _consume1000(ctx: Context, broker: Broker, key: str) -> tuple[dict[str, float],
+                                                                 dict[str, Any]]:
+    topic = f"{key}-r{ctx.round}"
+    broker.create_topic(topic, P1000_PARTITIONS)
+    if produce_to_each_partition(broker.bootstrap, topic, P1000_PARTITIONS,
+                                 timeout=ctx.sizes.client_timeout_s) < P1000_PARTITIONS:
+        raise WorkloadFailed(f"not every one of {P1000_PARTITIONS} partitions took a record")
+    records = ctx.sizes.records_1k // 2
+    loadgen_at(broker.bootstrap, "produce", topic, ctx.sizes.client_timeout_s,
+               records=records, size=1024, acks="1", linger_ms=5, keys=100_000)
+    cpu0, t0 = broker.cpu_s(), time.perf_counter()
+    m, r = consumer_perf(broker, topic, records, ctx.sizes.client_timeout_s,
+                         print_metrics=True)
+    cpu = (broker.cpu_s() - cpu0) / max(time.perf_counter() - t0, 1e-9)
+    per = fetch_bytes(parse_java_metrics(r.stdout))
+    return ({"mib_per_s": m["mib_per_s"], "records_per_s": m["records_per_s"],
+             "fetch_request_bytes": per["request_bytes"],
+             "fetch_response_bytes": per["response_bytes"]},
+            {**_client_detail(r), "broker_cpu_cores": cpu, "leader_requests": per["requests"],
+             "fetches": per.get("fetches"), "records": records})
+
+
+def w_consume1000_java(ctx: Context) -> tuple[dict[str, float], dict[str, Any]]:
+    return _consume1000(ctx, ctx.broker, "consume1000")
+
+
+def w_consume1000_java_nosession(ctx: Context) -> tuple[dict[str, float], dict[str, Any]]:
+    """The same against a second broker of the same kind started with
+    NO_SESSIONS (a static setting in Kafka and strom, so it needs its own
+    process), beside the round's broker, which stays up and idle."""
+    b = ctx.broker
+    sibling = type(b)(b.data_root / "nosession", b.partitions, b.segment_bytes,
+                      extra={**b.extra, **NO_SESSIONS})
+    try:
+        sibling.start()
+    except BrokerError as exc:
+        sibling.stop()
+        raise WorkloadFailed(f"{b.name} with {NO_SESSIONS} did not start: {exc}") from None
+    try:
+        m, detail = _consume1000(ctx, sibling, "consume1000-nosession")
+        return m, {**detail, "broker_rss_mib": (sibling.rss_kib() or 0) / 1024}
+    finally:
+        sibling.stop()
+        sibling.cleanup()
+
+
 def w_warmup(ctx: Context) -> tuple[dict[str, float], dict[str, Any]]:
     topic = _new_topic(ctx, "warmup")
     out, _ = loadgen("produce", ctx.broker, topic, ctx.sizes.client_timeout_s,
@@ -441,10 +531,13 @@ WORKLOADS: list[tuple[str, Workload, bool]] = [
     ("small_rdkafka", w_small_rdkafka, True),
     ("e2e", w_e2e, True),
     ("p1000", w_p1000, True),
+    ("consume1000_java", w_consume1000_java, True),
+    ("consume1000_java_nosession", w_consume1000_java_nosession, True),
 ]
 
 
-JAVA_WORKLOADS = {"produce_acks1_java", "produce_acksall_java", "consume_java", "small_java"}
+JAVA_WORKLOADS = {"produce_acks1_java", "produce_acksall_java", "consume_java", "small_java",
+                  "consume1000_java", "consume1000_java_nosession"}
 
 
 def run_workload(name: str, fn: Workload, ctx: Context, sync_first: bool,

@@ -3,11 +3,11 @@
 
 On disk, a directory `<topic>-<partition>` holding segments (see segment.py),
 `leader-epoch-checkpoint` (leader_epoch.py) and `partition.metadata`
-(checkpoints.py). A new log of a batch (CreateTopics, CreatePartitions, a
-restart finding a partition that never got a record) has no directory until
-its first write needs one (`directory_made`, `_make_directory`): creating a
-1,000-partition topic touches no file system, and a crash before that first
-write loses nothing (the cluster metadata brings the empty log back).
+(checkpoints.py); log_open.py opens (and recovers) it. A new log of a batch
+(CreateTopics, CreatePartitions, a restart finding a partition that never got
+a record) has no directory until its first write needs one (`directory_made`,
+`_make_directory`): creating a 1,000-partition topic touches no file system,
+and a crash before that first write loses nothing (the cluster metadata brings the empty log back).
 
 Invariants:
 - segments are sorted by base offset and never overlap; the last one is
@@ -52,7 +52,7 @@ from strom.errors import (
     RecordBatchTooLargeError,
 )
 from strom.protocol.records import LOG_OVERHEAD, BatchHeader
-from strom.storage import checkpoints, disk, files, loader, log_read, retention, swap
+from strom.storage import checkpoints, disk, log_read, retention, swap
 from strom.storage.file_records import FileRegion
 from strom.storage.flush import FlushTicket, prepare_ticket
 from strom.storage.leader_epoch import LeaderEpochCache
@@ -61,7 +61,7 @@ from strom.storage.log_config import LogConfig
 from strom.storage.log_producers import ProducerLog
 from strom.storage.log_read import LogReadResult
 from strom.storage.log_segments import LogSegments
-from strom.storage.new_logs import NewLogSync, make_directory, make_new_log_durable
+from strom.storage.new_logs import make_directory
 from strom.storage.producer_state import AppendOrigin
 from strom.storage.segment import LogSegment
 from strom.storage.segment_files import SegmentFiles
@@ -116,77 +116,7 @@ class PartitionLog:
         #: and syncs the data directory (the new name) too.
         self._directory_unsynced = False
 
-    # -- opening ----------------------------------------------------------
-
-    @classmethod
-    def open(
-        cls,
-        directory: Path,
-        config: LogConfig,
-        *,
-        clock: Clock,
-        recovery_point: int = 0,
-        log_start_offset: int = 0,
-        topic_id: uuid.UUID | None = None,
-        had_clean_shutdown: bool = False,
-        rng: random.Random | None = None,
-        new_logs: NewLogSync | None = None,
-    ) -> PartitionLog:
-        """Open (and recover) the log in `directory`, creating it if new. A new
-        log is made durable now, or with its batch by `new_logs` (new_logs.py).
-
-        With `new_logs` (a batch of new logs: the caller knows `directory`
-        does not exist) and no preallocation, nothing is made on disk: the
-        directory waits for the log's first write (`_make_directory`)."""
-        parsed = files.parse_partition_dir_name(directory.name)
-        if parsed is None:
-            raise ValueError(f"{directory.name!r} is not a <topic>-<partition> directory name")
-        topic, partition = parsed
-        lazy = new_logs is not None and not config.preallocate
-        is_new = True if lazy else make_directory(directory)
-        # A directory this call made is empty: a new log in a batch reads no
-        # checkpoint and no producer state from it (each a lookup in a data
-        # directory of thousands of entries: a third of a big CreateTopics'
-        # log creation), and gets partition.metadata from `new_logs.sync`.
-        fresh = is_new and new_logs is not None
-        stored_id = None if fresh else checkpoints.check_partition_metadata(
-            directory, topic_id, write_missing=not fresh)
-        epoch_path = files.child(directory, files.LEADER_EPOCH_CHECKPOINT)
-        epoch_cache = LeaderEpochCache(epoch_path) if fresh else LeaderEpochCache.load(epoch_path)
-        plog = cls(
-            directory, config, clock=clock, topic=topic, partition=partition,
-            topic_id=topic_id or stored_id, epoch_cache=epoch_cache,
-            rng=rng or random.Random(), empty=fresh,
-        )
-        # A batch of new logs creates no segment files before they are used.
-        segment_files = plog.log_segments.files
-        segment_files.lazy_next = fresh
-        loaded = loader.load_log(
-            directory,
-            empty=fresh,
-            open_segment=segment_files.open,
-            create_segment=segment_files.create,
-            epoch_cache=epoch_cache,
-            recovery_point=recovery_point,
-            log_start_offset=log_start_offset,
-            had_clean_shutdown=had_clean_shutdown or is_new,
-        )
-        segment_files.lazy_next = False
-        plog.log_segments.load(loaded.segments)
-        plog.log_start_offset = loaded.log_start_offset
-        plog.log_end_offset = loaded.log_end_offset
-        plog.recovery_point = loaded.recovery_point
-        for segment in loaded.segments:
-            segment.index_interval_bytes = config.index_interval_bytes
-        if not fresh:
-            # Recovery may have cut markers whose aborted transactions were indexed.
-            plog.txn_index.truncate(plog.log_end_offset)
-            plog._load_producer_state()
-        if lazy:
-            plog.directory_made = False
-        elif is_new:
-            make_new_log_durable(new_logs, directory, topic_id, epoch_cache)
-        return plog
+    # -- the lazy directory (opening a log: log_open.py) --------------------
 
     def _make_directory(self) -> None:
         """The first write of a lazy log: make its directory and have the
@@ -340,7 +270,8 @@ class PartitionLog:
         return AppendInfo(first.first_offset, last.last_offset, last.max_timestamp,
                           last.offset_of_max_timestamp, self.log_start_offset)
 
-    def _load_producer_state(self) -> None:
+    def load_producer_state(self) -> None:
+        """Rebuild the producer state from its snapshot and the batches above it."""
         self.producers.rebuild(self.read, self.log_segments.bases,
                                log_start_offset=self.log_start_offset,
                                log_end_offset=self.log_end_offset)
@@ -545,7 +476,7 @@ class PartitionLog:
         self.leader_epoch_cache.truncate_from_end(self.log_end_offset)
         self.leader_epoch_cache.flush()
         self.producers.truncate(self.log_start_offset, self.log_end_offset)
-        self._load_producer_state()
+        self.load_producer_state()
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
         """Delete every segment and restart the log, empty, at `offset`."""

@@ -41,6 +41,7 @@ from strom.errors import KafkaStorageError
 from strom.storage import checkpoints, disk, files
 from strom.storage.checkpoints import CheckpointError, MetaProperties
 from strom.storage.log import LogConfig, PartitionLog
+from strom.storage.log_open import open_log
 from strom.storage.new_logs import NewLogSync
 
 __all__ = ["DoomedLog", "InconsistentClusterIdError", "LogManager", "NewLog", "open_new_logs",
@@ -185,7 +186,7 @@ class LogManager:
                         f"{self._logs[parsed].directory} and {path}"
                     )
                 try:
-                    self._logs[parsed] = PartitionLog.open(
+                    self._logs[parsed] = open_log(
                         path, config_for(parsed[0]), clock=self.clock,
                         recovery_point=self._recovery_points.get(parsed, 0),
                         log_start_offset=self._log_start_offsets.get(parsed, 0),
@@ -238,7 +239,7 @@ class LogManager:
         if len(self.log_dirs) > 1:  # counting is a scan of every log: only when it matters
             counts = Counter(self._dir_of.values())
             directory = min(self.log_dirs, key=lambda d: counts[d])
-        plog = PartitionLog.open(
+        plog = open_log(
             directory / files.partition_dir_name(topic, partition), config, clock=self.clock,
             topic_id=topic_id, new_logs=None if sync else self._new_logs,
         )
@@ -440,7 +441,7 @@ class LogManager:
 def _with_fix(exc: Exception, path: Path) -> str:
     """The error and what the operator can do about it, in one line."""
     if isinstance(exc, KafkaStorageError) and exc.message:
-        return exc.message  # names its file and fix (PartitionLog.open)
+        return exc.message  # names its file and fix (log_open.open_log)
     if isinstance(exc, OSError):
         return (f"cannot read {exc.filename or path}: {exc.strerror or exc}; check the disk "
                 "and the file permissions, then restart the broker")
@@ -560,9 +561,9 @@ def _open_new(new: list[NewLog], clock: Clock) -> list[tuple[NewLog, PartitionLo
     for spec in new:
         directory = files.child(spec.data_dir, files.partition_dir_name(*spec.key))
         try:
-            results.append((spec, PartitionLog.open(directory, spec.config, clock=clock,
-                                                    topic_id=spec.topic_id,
-                                                    new_logs=deferred, rng=rng)))
+            results.append((spec, open_log(directory, spec.config, clock=clock,
+                                           topic_id=spec.topic_id,
+                                           new_logs=deferred, rng=rng)))
         except KafkaStorageError as exc:
             results.append((spec, OSError(errno.EIO, exc.message or str(exc), str(directory))))
         except OSError as exc:

@@ -24,7 +24,7 @@ from strom.errors import (
     NotLeaderOrFollowerError,
 )
 from strom.protocol.records import RecordSpec, build_batch
-from strom.storage.log import PartitionLog
+from strom.storage.log_open import open_log
 
 REPLICAS = (1, 2, 3)
 
@@ -39,8 +39,8 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 def _partition(tmp_path: Path, node_id: int, *, min_isr: int = 2) -> Partition:
     config = TopicConfig({"min.insync.replicas": min_isr}, BrokerConfig({}))
-    log = PartitionLog.open(tmp_path / f"n{node_id}" / "t-0", log_config_for(config),
-                            clock=ManualClock(), topic_id=uuid.uuid4())
+    log = open_log(tmp_path / f"n{node_id}" / "t-0", log_config_for(config),
+                   clock=ManualClock(), topic_id=uuid.uuid4())
     return Partition("t", 0, log.topic_id, log, config, leader_epoch=0, node_id=node_id,
                      clock=ManualClock(), flusher=GroupCommitFlusher(), leader_id=1)
 

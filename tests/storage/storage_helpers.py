@@ -16,6 +16,7 @@ from strom.protocol.records import (
     read_batch_header,
     scan_batches,
 )
+from strom.storage import log_open
 from strom.storage.log import AppendInfo, AppendOrigin, LogConfig, PartitionLog
 
 T0 = 1_700_000_000_000
@@ -103,7 +104,7 @@ def open_log(
     directory: Path, config: LogConfig | None = None, *, clock: ManualClock | None = None,
     **kwargs: object,
 ) -> PartitionLog:
-    return PartitionLog.open(
+    return log_open.open_log(
         directory, config or LogConfig(), clock=clock or ManualClock(T0), **kwargs  # type: ignore[arg-type]
     )
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from strom.clock import ManualClock
-from strom.storage.log import LogConfig, PartitionLog
+from strom.storage import log_open
+from strom.storage.log import LogConfig
 from strom.storage.new_logs import NewLogSync
 from strom.storage.open_files import open_files
 from tests.storage.storage_helpers import T0, append, open_log, read_all
@@ -64,14 +65,14 @@ def test_a_new_log_of_a_batch_has_no_directory_until_written(tmp_path: Path) -> 
     pending = NewLogSync()
     directory = tmp_path / "t-0"
     topic_id = uuid.uuid4()
-    log = PartitionLog.open(directory, LogConfig(), clock=ManualClock(T0),
+    log = log_open.open_log(directory, LogConfig(), clock=ManualClock(T0),
                             topic_id=topic_id, new_logs=pending)
     assert len(pending) == 0
     log.assign_epoch_start_offset(3, 0)
     log.truncate_to(0)  # a follower's truncation to its own end: epochs stay in memory
     log.close(flush=True)  # closing an unwritten log creates nothing
     assert not directory.exists()
-    log = PartitionLog.open(directory, LogConfig(), clock=ManualClock(T0),
+    log = log_open.open_log(directory, LogConfig(), clock=ManualClock(T0),
                             topic_id=topic_id, new_logs=pending)
     log.assign_epoch_start_offset(3, 0)
     append(log, [b"a"])
@@ -84,6 +85,6 @@ def test_a_new_log_of_a_batch_has_no_directory_until_written(tmp_path: Path) -> 
             "leader-epoch-checkpoint"} <= {p.name for p in directory.iterdir()}
     # The epoch assigned before the directory existed (epoch 3 from offset 0).
     assert (directory / "leader-epoch-checkpoint").read_text().splitlines()[-1] == "3 0"
-    reopened = PartitionLog.open(directory, LogConfig(), clock=ManualClock(T0), topic_id=topic_id)
+    reopened = log_open.open_log(directory, LogConfig(), clock=ManualClock(T0), topic_id=topic_id)
     assert reopened.topic_id == topic_id
     assert [r.value for r in read_all(reopened)] == [b"a"]

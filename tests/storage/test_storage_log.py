@@ -21,8 +21,8 @@ from storage_helpers import (
 from strom.clock import ManualClock
 from strom.errors import InvalidRecordError, OffsetOutOfRangeError, RecordBatchTooLargeError
 from strom.protocol.records import Compression, read_batch_header
-from strom.storage import checkpoints, files
-from strom.storage.log import LogConfig, PartitionLog, UnexpectedAppendOffsetError
+from strom.storage import checkpoints, files, log_open
+from strom.storage.log import LogConfig, UnexpectedAppendOffsetError
 
 
 @pytest.fixture
@@ -201,7 +201,7 @@ def test_roll_by_time_without_timestamps_uses_clock(tmp_path: Path, clock: Manua
 def test_roll_jitter(tmp_path: Path) -> None:
     import random
 
-    log = PartitionLog.open(
+    log = log_open.open_log(
         tmp_path / "t-0", LogConfig(segment_ms=1000, segment_jitter_ms=500),
         clock=ManualClock(T0), rng=random.Random(3),
     )

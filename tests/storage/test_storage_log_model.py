@@ -13,7 +13,8 @@ from storage_helpers import T0, append_batch, crash, make_batch, records
 from strom.clock import ManualClock
 from strom.errors import OffsetOutOfRangeError
 from strom.protocol.records import Compression
-from strom.storage.log import LogConfig, PartitionLog
+from strom.storage.log import LogConfig
+from strom.storage.log_open import open_log
 
 
 @dataclass
@@ -69,8 +70,8 @@ class Runner:
             retention_ms=-1,
             retention_bytes=-1,
         )
-        self.log = PartitionLog.open(directory, self.config, clock=self.clock,
-                                     rng=random.Random(seed))
+        self.log = open_log(directory, self.config, clock=self.clock,
+                            rng=random.Random(seed))
         self.model = Model()
         self.epoch = 0
 
@@ -207,7 +208,7 @@ class Runner:
         self._forget_epochs_at_end()
         rp = self.log.recovery_point
         self.log.close(flush=self.rng.random() < 0.5)
-        self.log = PartitionLog.open(
+        self.log = open_log(
             self.directory, self.config, clock=self.clock, had_clean_shutdown=True,
             recovery_point=rp, log_start_offset=self.model.log_start_offset,
         )
@@ -216,7 +217,7 @@ class Runner:
         self._forget_epochs_at_end()
         rp = self.log.recovery_point
         crash(self.log)
-        self.log = PartitionLog.open(
+        self.log = open_log(
             self.directory, self.config, clock=self.clock, had_clean_shutdown=False,
             recovery_point=rp, log_start_offset=self.model.log_start_offset,
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from strom.clock import Clock
@@ -364,17 +364,31 @@ class GroupCoordinator:
 
     async def consumer_group_describe(self, group_ids: list[str], include_operations: bool
                                       ) -> list[dict[str, Any]]:
+        def failed(group_id: str, code: ErrorCode, _message: str | None) -> dict[str, Any]:
+            return {"error_code": code, "error_message": None, "group_id": group_id,
+                    "group_state": "", "group_epoch": -1, "assignment_epoch": -1,
+                    "assignor_name": "", "members": []}
+
+        return self.describe_each(
+            group_ids, lambda shard, group_id: shard.consumer_group_describe(
+                group_id, include_operations), failed)
+
+    def describe_each(self, group_ids: list[str],
+                      describe: Callable[[GroupCoordinatorShard, str], dict[str, Any]],
+                      failed: Callable[[str, ErrorCode, str | None], dict[str, Any]]
+                      ) -> list[dict[str, Any]]:
+        """Each group described by its partition's shard (the *GroupDescribe APIs of
+        the modern group types); a group whose partition cannot answer gets `failed`
+        with the error a client expects and the error's message."""
         out = []
         for group_id in group_ids:
             try:
                 out.append(self.runtime.read(
                     self.partition_for(group_id),
-                    lambda shard: shard.consumer_group_describe(group_id,  # noqa: B023
-                                                                include_operations)))
+                    lambda shard: describe(shard, group_id)))  # noqa: B023
             except Exception as exc:
-                out.append({"error_code": _coordinator_error(exc), "error_message": None,
-                            "group_id": group_id, "group_state": "", "group_epoch": -1,
-                            "assignment_epoch": -1, "assignor_name": "", "members": []})
+                out.append(failed(group_id, _coordinator_error(exc),
+                                  exc.message if isinstance(exc, KafkaError) else None))
         return out
 
 

@@ -181,22 +181,13 @@ class ShareGroupService:
     # -- ShareGroupDescribe -------------------------------------------------------------
 
     async def describe(self, group_ids: list[str]) -> list[dict[str, Any]]:
-        from strom.coordinator.group.service import _coordinator_error
+        def failed(group_id: str, code: ErrorCode, message: str | None) -> dict[str, Any]:
+            return {"error_code": code, "error_message": message, "group_id": group_id,
+                    "group_state": "Dead", "group_epoch": -1, "assignment_epoch": -1,
+                    "assignor_name": "", "members": []}
 
-        coordinator = self._coordinator
-        out = []
-        for group_id in group_ids:
-            try:
-                out.append(coordinator.runtime.read(
-                    coordinator.partition_for(group_id),
-                    lambda shard: shard.share.describe(group_id)))  # noqa: B023
-            except Exception as exc:
-                out.append({"error_code": _coordinator_error(exc),
-                            "error_message": exc.message if isinstance(exc, KafkaError)
-                            else None,
-                            "group_id": group_id, "group_state": "Dead", "group_epoch": -1,
-                            "assignment_epoch": -1, "assignor_name": "", "members": []})
-        return out
+        return self._coordinator.describe_each(
+            group_ids, lambda shard, group_id: shard.share.describe(group_id), failed)
 
     # -- for the share coordinator's admin APIs ------------------------------------------
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from strom.coordinator.group.streams_protocol import HeartbeatOutcome
 from strom.coordinator.group.streams_validation import StreamsHeartbeat, validate
-from strom.errors import KafkaError
+from strom.errors import ErrorCode, KafkaError
 
 if TYPE_CHECKING:
     from strom.coordinator.group.service import GroupCoordinator
@@ -39,18 +39,10 @@ class StreamsGroupService:
             return HeartbeatOutcome(error_response(_coordinator_error(exc), message))
 
     async def describe(self, group_ids: list[str]) -> list[dict[str, Any]]:
-        from strom.coordinator.group.service import _coordinator_error
+        def failed(group_id: str, code: ErrorCode, message: str | None) -> dict[str, Any]:
+            return {"error_code": code, "error_message": message, "group_id": group_id,
+                    "group_state": "", "group_epoch": -1, "assignment_epoch": -1,
+                    "topology": None, "members": []}
 
-        out = []
-        for group_id in group_ids:
-            try:
-                out.append(self._coordinator.runtime.read(
-                    self._coordinator.partition_for(group_id),
-                    lambda shard: shard.streams.describe(group_id)))  # noqa: B023
-            except Exception as exc:
-                out.append({"error_code": _coordinator_error(exc),
-                            "error_message": exc.message if isinstance(exc, KafkaError)
-                            else None,
-                            "group_id": group_id, "group_state": "", "group_epoch": -1,
-                            "assignment_epoch": -1, "topology": None, "members": []})
-        return out
+        return self._coordinator.describe_each(
+            group_ids, lambda shard, group_id: shard.streams.describe(group_id), failed)

@@ -41,6 +41,7 @@ from strom.coordinator.group.errors import (
 )
 from strom.coordinator.group.modern import (
     check_empty,
+    check_heartbeat_ids,
     find_member,
     members_tombstones,
     reconciliation_state,
@@ -280,12 +281,7 @@ def _member_tombstones(group_id: str, member_id: str) -> list[RecordPair]:
 
 def validate_heartbeat(request: HeartbeatRequest, assignors: tuple[str, ...]) -> None:
     """Kafka's checks of a ConsumerGroupHeartbeat's fields."""
-    if not request.group_id:
-        raise InvalidRequestError("GroupId can't be empty.")
-    if request.instance_id == "":
-        raise InvalidRequestError("InstanceId can't be empty.")
-    if request.rack_id == "":
-        raise InvalidRequestError("RackId can't be empty.")
+    check_heartbeat_ids(request.group_id, request.instance_id, request.rack_id)
     if request.api_version >= 1 and not request.member_id:
         raise InvalidRequestError("MemberId can't be empty.")
     epoch = request.member_epoch

@@ -5,7 +5,8 @@ Each keeps its members by id, a group epoch and the epoch of its target
 assignment, and each member its member epoch; their records differ. Here are
 the pieces of bookkeeping that are the same for all three: how far a group's
 reconciliation has got, finding a member a request names, and the order in
-which the records deleting a group's members are written.
+which the records deleting a group's members are written; and the checks of
+the ids a consumer or streams group heartbeat carries.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Protocol, TypeVar
 
-from strom.coordinator.group.errors import NonEmptyGroupError, UnknownMemberIdError
+from strom.coordinator.group.errors import (
+    InvalidRequestError,
+    NonEmptyGroupError,
+    UnknownMemberIdError,
+)
 
 RecordPair = tuple[bytes, bytes | None]
 #: Kafka records a member's STABLE state as 0 in every modern group type.
@@ -75,3 +80,14 @@ def members_tombstones(group_id: str, members: Collection[str], target: Iterable
         if member_id not in members:
             out.append(target_member_tombstone(group_id, member_id))
     return out
+
+
+def check_heartbeat_ids(group_id: str, instance_id: str | None, rack_id: str | None) -> None:
+    """Kafka's checks of the ids of a ConsumerGroupHeartbeat or StreamsGroupHeartbeat:
+    a group id, and an instance or rack id that is absent or not empty."""
+    if not group_id:
+        raise InvalidRequestError("GroupId can't be empty.")
+    if instance_id == "":
+        raise InvalidRequestError("InstanceId can't be empty.")
+    if rack_id == "":
+        raise InvalidRequestError("RackId can't be empty.")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from strom.coordinator.group.errors import InvalidRequestError
+from strom.coordinator.group.modern import check_heartbeat_ids
 from strom.coordinator.group.streams import TasksTuple
 from strom.errors import ErrorCode, KafkaError
 
@@ -53,12 +54,7 @@ def validate(request: StreamsHeartbeat, task_lists_present: tuple[bool, bool, bo
                     "Regular expressions for source topics are not supported yet.")
     if not request.member_id:
         raise InvalidRequestError("MemberId can't be empty.")
-    if not request.group_id:
-        raise InvalidRequestError("GroupId can't be empty.")
-    if request.instance_id == "":
-        raise InvalidRequestError("InstanceId can't be empty.")
-    if request.rack_id == "":
-        raise InvalidRequestError("RackId can't be empty.")
+    check_heartbeat_ids(request.group_id, request.instance_id, request.rack_id)
     epoch = request.member_epoch
     if epoch == 0:
         if request.rebalance_timeout_ms == -1:

@@ -38,25 +38,27 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import struct
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 from strom.clock import Clock
 from strom.errors import (
-    InvalidRecordError,
     KafkaStorageError,
     LogFsyncFailedError,
     OffsetOutOfRangeError,
-    RecordBatchTooLargeError,
 )
 from strom.protocol.records import LOG_OVERHEAD, BatchHeader
 from strom.storage import checkpoints, disk, log_read, retention, swap
 from strom.storage.file_records import FileRegion
 from strom.storage.flush import FlushTicket, prepare_ticket
 from strom.storage.leader_epoch import LeaderEpochCache
-from strom.storage.log_append import AppendInfo, UnexpectedAppendOffsetError, follower_batches
+from strom.storage.log_append import (
+    AppendInfo,
+    UnexpectedAppendOffsetError,
+    follower_batches,
+    place_batch,
+)
 from strom.storage.log_config import LogConfig
 from strom.storage.log_producers import ProducerLog
 from strom.storage.log_read import LogReadResult
@@ -70,9 +72,6 @@ from strom.storage.segment_files import SegmentFiles
 __all__ = ["AppendInfo", "AppendOrigin", "FileRegion", "FlushTicket", "LogConfig",
            "LogReadResult", "PartitionLog", "UnexpectedAppendOffsetError"]
 
-_INT64 = struct.Struct(">q")
-_INT32 = struct.Struct(">i")
-_PARTITION_LEADER_EPOCH_AT = 12
 _CLIENT = AppendOrigin.CLIENT
 
 
@@ -286,36 +285,15 @@ class PartitionLog:
         offset_delta_of_max_timestamp: int,
         assign_offsets: bool = True,
     ) -> AppendInfo:
-        """Append one validated batch; `batch` is exactly its bytes.
-
-        Leader (assign_offsets=True): base offset = log end offset and the
-        partition leader epoch are patched into `batch` in place, then it is
-        written with one pwrite, no copy. Follower: the batch keeps its
-        offsets, which must not be below the log end offset.
-        """
+        """Append one validated batch; `batch` is exactly its bytes. Its
+        offsets: assigned here (leader) or kept (follower), see place_batch."""
         if self.io_failed is not None:
             raise LogFsyncFailedError(self.io_failed)
+        base_offset, epoch = place_batch(
+            batch, header, log_end_offset=self.log_end_offset, leader_epoch=leader_epoch,
+            assign_offsets=assign_offsets, segment_bytes=self.config.segment_bytes,
+            topic=self.topic, partition=self.partition)
         size = header.batch_length + LOG_OVERHEAD
-        if len(batch) != size:
-            raise InvalidRecordError(f"batch buffer is {len(batch)} bytes, its header says {size}")
-        if size > self.config.segment_bytes:
-            raise RecordBatchTooLargeError(
-                f"batch of {size} bytes exceeds segment.bytes={self.config.segment_bytes} "
-                f"of {self.topic}-{self.partition}"
-            )
-        if assign_offsets:
-            base_offset = self.log_end_offset
-            _INT64.pack_into(batch, 0, base_offset)
-            _INT32.pack_into(batch, _PARTITION_LEADER_EPOCH_AT, leader_epoch)
-            epoch = leader_epoch
-        else:
-            base_offset = header.base_offset
-            if base_offset < self.log_end_offset:
-                raise UnexpectedAppendOffsetError(
-                    f"batch offset {base_offset} is below the log end offset "
-                    f"{self.log_end_offset} of {self.topic}-{self.partition}"
-                )
-            epoch = header.partition_leader_epoch
         last_offset = base_offset + header.last_offset_delta
         segments = self.log_segments
         segment = segments.segments[-1]
@@ -533,20 +511,9 @@ class PartitionLog:
         )
 
     def _delete_old_segments(self, predicate: retention.Predicate, high_watermark: int) -> int:
-        segments = self.log_segments
-        count = retention.count_deletable(
-            segments.segments, predicate, high_watermark=high_watermark,
-            log_end_offset=self.log_end_offset,
-        )
-        if count == 0:
-            return 0
-        if segments.swap_replaces_any_of_oldest(count):
-            # A crash before the .swap removal is durable only brings back
-            # data below the log start offset.
-            self.abort_swap()
-        if count == len(segments):
-            self.roll()
-        first_base = segments.delete_oldest(count)
+        count, first_base = retention.delete_oldest(
+            self.log_segments, predicate, high_watermark=high_watermark,
+            log_end_offset=self.log_end_offset)
         if first_base > self.log_start_offset:
             self.log_start_offset = first_base
             self.leader_epoch_cache.truncate_from_start(first_base)

@@ -1,5 +1,6 @@
 """What a PartitionLog append returns and refuses: AppendInfo, the
-follower's batch checks (UnexpectedAppendOffsetError, CorruptRecordError).
+follower's batch checks (UnexpectedAppendOffsetError, CorruptRecordError),
+and where one batch goes (place_batch: its offsets, assigned or kept).
 
 Checks run before anything is written, so a refused fetch response leaves
 the follower's log as it was.
@@ -7,12 +8,17 @@ the follower's log as it was.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
-from strom.errors import CorruptRecordError, InvalidRecordError
+from strom.errors import CorruptRecordError, InvalidRecordError, RecordBatchTooLargeError
 from strom.protocol.records import LOG_OVERHEAD, BatchHeader, batch_crc_ok, scan_batches
 
-__all__ = ["AppendInfo", "UnexpectedAppendOffsetError", "follower_batches"]
+__all__ = ["AppendInfo", "UnexpectedAppendOffsetError", "follower_batches", "place_batch"]
+
+_INT64 = struct.Struct(">q")
+_INT32 = struct.Struct(">i")
+_PARTITION_LEADER_EPOCH_AT = 12
 
 
 # Not frozen: a frozen dataclass's __init__ sets each field through
@@ -52,3 +58,29 @@ def follower_batches(records: memoryview, log_end_offset: int, name: str) -> lis
                 f"batch at offset {header.base_offset} for {name} fails its CRC")
         next_offset = header.base_offset + header.last_offset_delta + 1
     return headers
+
+
+def place_batch(
+    batch: memoryview, header: BatchHeader, *, log_end_offset: int, leader_epoch: int,
+    assign_offsets: bool, segment_bytes: int, topic: str, partition: int,
+) -> tuple[int, int]:
+    """(base offset, leader epoch) of one batch about to be appended to the
+    log of `topic`-`partition`, after checking its size. Leader (assign_offsets=True): base
+    offset = log end offset and the partition leader epoch are patched into
+    `batch` in place, so it is written with one pwrite, no copy. Follower:
+    the batch keeps its offsets, which must not be below the log end offset."""
+    size = header.batch_length + LOG_OVERHEAD
+    if len(batch) != size:
+        raise InvalidRecordError(f"batch buffer is {len(batch)} bytes, its header says {size}")
+    if size > segment_bytes:
+        raise RecordBatchTooLargeError(
+            f"batch of {size} bytes exceeds segment.bytes={segment_bytes} of {topic}-{partition}")
+    if assign_offsets:
+        _INT64.pack_into(batch, 0, log_end_offset)
+        _INT32.pack_into(batch, _PARTITION_LEADER_EPOCH_AT, leader_epoch)
+        return log_end_offset, leader_epoch
+    if header.base_offset < log_end_offset:
+        raise UnexpectedAppendOffsetError(
+            f"batch offset {header.base_offset} is below the log end offset "
+            f"{log_end_offset} of {topic}-{partition}")
+    return header.base_offset, header.partition_leader_epoch

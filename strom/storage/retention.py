@@ -19,12 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from strom.storage import swap
+from strom.storage.log_segments import LogSegments
 from strom.storage.segment import LogSegment
 
 __all__ = [
     "Predicate",
     "apply",
     "count_deletable",
+    "delete_oldest",
     "log_start_offset_breached",
     "retention_ms_breached",
     "retention_size_breached",
@@ -49,6 +52,24 @@ def count_deletable(
             break
         count += 1
     return count
+
+
+def delete_oldest(
+    segments: LogSegments, predicate: Predicate, *, high_watermark: int, log_end_offset: int,
+) -> tuple[int, int]:
+    """Delete the segments `count_deletable` allows: (how many, the base
+    offset of the oldest one left; -1 if none was deleted)."""
+    count = count_deletable(segments.segments, predicate, high_watermark=high_watermark,
+                            log_end_offset=log_end_offset)
+    if count == 0:
+        return 0, -1
+    if segments.swap_replaces_any_of_oldest(count):
+        # A crash before the .swap removal is durable only brings back
+        # data below the log start offset.
+        swap.abort(segments)
+    if count == len(segments):
+        segments.roll(log_end_offset)  # a log always keeps an active segment
+    return count, segments.delete_oldest(count)
 
 
 def log_start_offset_breached(log_start_offset: int) -> Predicate:

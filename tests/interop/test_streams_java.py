@@ -16,7 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from confluent_kafka import Consumer, Producer
@@ -26,6 +26,9 @@ from strom.coordinator.group.streams import StreamsGroup
 from strom.testing import EmbeddedBroker
 
 from .clients import KAFKA_LIBS, compile_java
+
+if TYPE_CHECKING:
+    from tests.coordinator.test_streams_group_wire import Member
 
 pytestmark = [pytest.mark.interop, pytest.mark.java]
 
@@ -198,10 +201,9 @@ def test_two_instances_split_the_tasks(classes: Path, broker: EmbeddedBroker,
             app.kill()
 
 
-def test_dump_log_decodes_streams_group_records(java_tools: Any, broker: EmbeddedBroker,
-                                                tmp_path: Path) -> None:
-    """Kafka's own decoder reads the streams group records strom writes."""
-    from strom.coordinator.group.service import partition_for
+def _stable_member(broker: EmbeddedBroker, app: str, topic: str) -> Member:
+    """A one-member streams group `app` (raw heartbeats, a word-count topology reading
+    `topic`, made here), heartbeated until Stable; its Member."""
     from tests.coordinator.test_streams_group_wire import (
         Member,
         alter_group_config,
@@ -210,15 +212,24 @@ def test_dump_log_decodes_streams_group_records(java_tools: Any, broker: Embedde
     )
     from tests.wire import WireClient
 
-    from .clients import run_kafka_tool
-
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    admin.create_topics([NewTopic("dump-lines", 2, 1)])["dump-lines"].result(30)
+    admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(30)
     with WireClient(broker.bootstrap) as client:
-        alter_group_config(client, "dump-app", "streams.initial.rebalance.delay.ms", "0")
-        member = Member(client, "dump-app", word_count("dump-app", "dump-lines"))
+        alter_group_config(client, app, "streams.initial.rebalance.delay.ms", "0")
+        member = Member(client, app, word_count(app, topic))
         member.heartbeat()
         until_stable([member])
+    return member
+
+
+def test_dump_log_decodes_streams_group_records(java_tools: Any, broker: EmbeddedBroker,
+                                                tmp_path: Path) -> None:
+    """Kafka's own decoder reads the streams group records strom writes."""
+    from strom.coordinator.group.service import partition_for
+
+    from .clients import run_kafka_tool
+
+    member = _stable_member(broker, "dump-app", "dump-lines")
     segment = (broker.data_dir / f"__consumer_offsets-{partition_for('dump-app', 3)}"
                / "00000000000000000000.log")
     out = run_kafka_tool("org.apache.kafka.tools.DumpLogSegments", "--offsets-decoder",
@@ -232,23 +243,9 @@ def test_dump_log_decodes_streams_group_records(java_tools: Any, broker: Embedde
 
 def test_kafka_streams_groups_tool(java_tools: Any, broker: EmbeddedBroker) -> None:
     """kafka-streams-groups.sh lists and describes a streams group on strom."""
-    from tests.coordinator.test_streams_group_wire import (
-        Member,
-        alter_group_config,
-        until_stable,
-        word_count,
-    )
-    from tests.wire import WireClient
-
     from .clients import run_kafka_tool
 
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    admin.create_topics([NewTopic("tool-lines", 2, 1)])["tool-lines"].result(30)
-    with WireClient(broker.bootstrap) as client:
-        alter_group_config(client, "tool-app", "streams.initial.rebalance.delay.ms", "0")
-        member = Member(client, "tool-app", word_count("tool-app", "tool-lines"))
-        member.heartbeat()
-        until_stable([member])
+    member = _stable_member(broker, "tool-app", "tool-lines")
 
     def tool(*args: str) -> list[list[str]]:
         out = run_kafka_tool("streams-groups", "--bootstrap-server", broker.bootstrap,

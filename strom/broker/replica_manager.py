@@ -2,8 +2,8 @@
 
 The replica manager owns the `Partition` objects. It creates and deletes
 logs when the image gains or loses partitions, pushes config changes down to
-the logs, and runs the broker's background log duties (retention,
-checkpoints). Handlers reach partitions only through it.
+the logs; its `maintenance` (log_maintenance.py) runs the background log
+duties (retention, checkpoints). Handlers reach partitions only through it.
 
 In cluster mode (`start_replication`) it also gives each partition its role
 from the image (leader or follower, Partition.update_state), points the
@@ -27,6 +27,7 @@ from strom.broker.alter_partition_manager import AlterPartitionManager
 from strom.broker.flusher import GroupCommitFlusher
 from strom.broker.log_cleaner import LogCleanerService
 from strom.broker.log_jobs import LogJobs
+from strom.broker.log_maintenance import LogMaintenance
 from strom.broker.partition import Partition
 from strom.broker.partition_config import AppendSettings, log_config_for
 from strom.broker.replica_fetcher import ReplicaFetcherManager, ReplicationSettings
@@ -82,6 +83,9 @@ class ReplicaManager:
         self.flusher = GroupCommitFlusher()
         self.flusher.on_fsync_failed = self._fsync_failed
         self.cleaner = LogCleanerService(config, self, clock)
+        #: Retention, checkpoints and the cleaner's task (log_maintenance.py).
+        self.maintenance = LogMaintenance(config, log_manager, self.partitions, self.cleaner,
+                                          clock)
         #: Creating and deleting logs off the event loop (log_jobs.py).
         self.jobs = LogJobs()
         self._create_in_background = False
@@ -547,70 +551,5 @@ class ReplicaManager:
                 log_.truncate_fully_and_start_at(log_.log_end_offset)
                 partition.after_log_change()
 
-    def high_watermarks(self) -> dict[tuple[str, int], int]:
-        return {key: p.high_watermark for key, p in self.partitions.items()}
-
-    def checkpoint(self) -> None:
-        self.snapshot_producer_state()
-        self.log_manager.checkpoint(self.high_watermarks())
-
-    def snapshot_producer_state(self) -> None:
-        for partition in self.partitions.values():
-            try:
-                partition.producer_state.maybe_snapshot()
-            except OSError as exc:
-                # A full disk: the state is rebuilt from the log on the next
-                # start, from the previous snapshot. Logged once (storage.disk).
-                disk.storage_error(exc, partition.log.directory, "snapshot producer state in")
-
-    def apply_retention(self) -> int:
-        deleted = 0
-        now = self.clock.wall_ms()
-        for partition in self.partitions.values():
-            if "delete" not in partition.config.cleanup_policy:
-                continue
-            deleted += partition.log.apply_retention(
-                now, high_watermark=partition.high_watermark)
-            partition.after_log_change()
-        return deleted
-
-    async def run_background(self) -> None:
-        """Retention, checkpoints and log compaction, until cancelled."""
-        cleaner = asyncio.create_task(self.cleaner.run(), name="log-cleaner")
-        try:
-            await self._run_retention_and_checkpoints()
-        finally:
-            cleaner.cancel()
-            await asyncio.gather(cleaner, return_exceptions=True)
-
-    async def _run_retention_and_checkpoints(self) -> None:
-        """Retention and checkpoints on Kafka's intervals, until cancelled."""
-        retention_every = self._interval("log.retention.check.interval.ms")
-        checkpoint_every = self._interval("log.flush.offset.checkpoint.interval.ms")
-        next_retention = self.clock.monotonic() + retention_every
-        next_checkpoint = self.clock.monotonic() + checkpoint_every
-        while True:
-            now = self.clock.monotonic()
-            await asyncio.sleep(max(0.05, min(next_retention, next_checkpoint) - now))
-            now = self.clock.monotonic()
-            try:
-                if now >= next_retention:
-                    next_retention = now + retention_every
-                    if self.apply_retention():
-                        self.checkpoint()
-                if now >= next_checkpoint:
-                    next_checkpoint = now + checkpoint_every
-                    self.checkpoint()
-            except KafkaStorageError as exc:  # logged once per condition (storage.disk)
-                log.debug("background log task failed: %s", exc)
-            except Exception:  # keep the broker serving; the next round retries
-                log.exception("background log task failed")
-
-    def _interval(self, name: str) -> float:
-        value = self.config.get(name)
-        assert isinstance(value, int)
-        return max(value, 100) / 1000.0
-
     def shutdown(self) -> None:
-        self.snapshot_producer_state()
-        self.log_manager.shutdown(self.high_watermarks())
+        self.maintenance.shutdown()

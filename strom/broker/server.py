@@ -262,7 +262,7 @@ class Broker:
             # Followers fetch from leaders; leaders send ISR changes to the controller.
             replicas.start_replication(controller)
         coordinators.start()  # those whose state topic exists; the others on first use
-        self._background = loop.create_task(replicas.run_background(), name="log-background")
+        self._background = loop.create_task(replicas.maintenance.run(), name="log-background")
         self._guard_task = loop.create_task(self._guard.run(), name="connection-timeouts")
         for server in self._servers:
             await server.start_serving()

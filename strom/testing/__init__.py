@@ -253,7 +253,7 @@ class EmbeddedBroker:
         """Apply time and size retention now; returns the number of segments deleted."""
 
         async def apply() -> int:
-            return int(self.services.replicas.apply_retention())
+            return int(self.services.replicas.maintenance.apply_retention())
 
         return int(self.run(apply()))
 

@@ -49,8 +49,9 @@ FIGURES: list[Figure] = [
            "lat_p99_ms", False, 1.0),
     # Issue 17: fetch sessions (KIP-227). The same consume against a second
     # broker started with max.incremental.fetch.session.cache.slots=0.
-    Figure("consume1000_java", "1,000 partitions: consume — ConsumerPerformance (group), "
-           "fetch sessions", "MiB/s", "consume1000_java", "mib_per_s", True, None),
+    Figure("consume1000_java", "1,000 partitions: consume, fetch.max.bytes 1 MiB — "
+           "ConsumerPerformance (group), fetch sessions", "MiB/s", "consume1000_java",
+           "mib_per_s", True, None),
     Figure("consume1000_req", "1,000 partitions: consume — client bytes per request to the "
            "leader (Fetch)", "B", "consume1000_java", "fetch_request_bytes", False, None),
     Figure("consume1000_resp", "1,000 partitions: consume — client bytes per response",

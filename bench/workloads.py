@@ -166,11 +166,13 @@ def producer_perf(broker: Broker, topic: str, records: int, size: int, props: di
 
 
 def consumer_perf(broker: Broker, topic: str, records: int,
-                  timeout: float, print_metrics: bool = False
-                  ) -> tuple[dict[str, float], Completed]:
+                  timeout: float, print_metrics: bool = False,
+                  props: dict[str, str] | None = None) -> tuple[dict[str, float], Completed]:
     argv = [KAFKA_TOOL, "consumer-perf", "--bootstrap-server", broker.bootstrap,
             "--topic", topic, "--num-records", str(records), "--timeout", "30000",
             "--group", f"bench-perf-{int(time.time() * 1000)}"]
+    for k, v in (props or {}).items():
+        argv += ["--command-property", f"{k}={v}"]
     if print_metrics:
         argv.append("--print-metrics")
     run = run_client(argv, timeout, env={"KAFKA_TOOL_JAVA_OPTS": JAVA_PERF_OPTS})
@@ -427,6 +429,11 @@ def produce_to_each_partition(bootstrap: str, topic: str, partitions: int,
 #: Kafka's setting; 0 slots: the broker creates no session, every Fetch is a
 #: full one naming all the consumer's partitions (sessionless).
 NO_SESSIONS = {"max.incremental.fetch.session.cache.slots": "0"}
+#: Kafka's default (50 MiB) reads the whole backlog in a handful of fetches,
+#: too few for a per-fetch cost to show. A 1 MiB cap makes ~1 fetch per MiB:
+#: the regime sessions are for, a consumer of many partitions that each
+#: bring a little data per fetch.
+CONSUME1000_PROPS = {"fetch.max.bytes": "1048576"}
 #: Numbers only: app-info's version ("4.4.0") and commit id are text.
 METRIC_LINE = re.compile(r"^([\w-]+):([\w-]+):\{([^}]*)\}\s*:\s*"
                          r"(-?\d+(?:\.\d+)?(?:[Ee][-+]?\d+)?|NaN|-?Infinity)\s*$", re.M)
@@ -475,7 +482,7 @@ def _consume1000(ctx: Context, broker: Broker, key: str) -> tuple[dict[str, floa
                records=records, size=1024, acks="1", linger_ms=5, keys=100_000)
     cpu0, t0 = broker.cpu_s(), time.perf_counter()
     m, r = consumer_perf(broker, topic, records, ctx.sizes.client_timeout_s,
-                         print_metrics=True)
+                         print_metrics=True, props=CONSUME1000_PROPS)
     cpu = (broker.cpu_s() - cpu0) / max(time.perf_counter() - t0, 1e-9)
     per = fetch_bytes(parse_java_metrics(r.stdout))
     return ({"mib_per_s": m["mib_per_s"], "records_per_s": m["records_per_s"],

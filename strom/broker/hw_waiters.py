@@ -1,5 +1,6 @@
 """acks=all requests waiting for a partition's high watermark to pass their
-batches (Kafka's delayed produce), in the order their batches end."""
+batches (Kafka's delayed produce), in the order their batches end; and the
+min.insync.replicas errors they get (`min_isr_error`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,32 @@ import asyncio
 import heapq
 import itertools
 from collections.abc import Callable
+
+from strom.errors import KafkaError, NotEnoughReplicasAfterAppendError, NotEnoughReplicasError
+
+
+def min_isr_error(isr: tuple[int, ...], required: int, topic: str, index: int, *,
+                  after_append: bool) -> KafkaError | None:
+    """None if the ISR of partition `topic`-`index` holds min.insync.replicas
+    (`required`); else NOT_ENOUGH_REPLICAS (refused before the append) or,
+    `after_append`, NOT_ENOUGH_REPLICAS_AFTER_APPEND (the ISR shrank while
+    the batch was replicated)."""
+    if len(isr) >= required:
+        return None
+    if after_append:
+        return NotEnoughReplicasAfterAppendError(
+            f"The ISR {list(isr)} of {topic}-{index} shrank below "
+            f"min.insync.replicas={required} while the batch was replicated")
+    return NotEnoughReplicasError(
+        f"The size of the current ISR {list(isr)} is insufficient to satisfy "
+        f"the min.isr requirement of {required} for partition {topic}-{index}")
+
+
+def failed_future(error: Exception) -> asyncio.Future[None]:
+    """An acks=all wait that already failed."""
+    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    fut.set_exception(error)
+    return fut
 
 
 class HighWatermarkWaiters:

@@ -21,12 +21,14 @@ from collections.abc import Callable
 
 from strom.broker.batch_worker import AppendTurn, on_worker
 from strom.broker.flusher import GroupCommitFlusher
-from strom.broker.hw_waiters import HighWatermarkWaiters
+from strom.broker.hw_waiters import HighWatermarkWaiters, failed_future, min_isr_error
 from strom.broker.partition_answers import FollowerFetch, LeaderAppend, PartitionFetch
 from strom.broker.partition_config import (
     MAX_UNCOMPRESSED_BYTES,
     AppendSettings,
+    delete_records_target,
     log_config_for,
+    stamp_timestamps,
 )
 from strom.broker.purgatory import AppendNotifier
 from strom.broker.replica_state import LeaderReplicaState
@@ -35,11 +37,8 @@ from strom.config import TopicConfig
 from strom.errors import (
     FencedLeaderEpochError,
     KafkaError,
-    NotEnoughReplicasAfterAppendError,
-    NotEnoughReplicasError,
     NotLeaderOrFollowerError,
     OffsetOutOfRangeError,
-    PolicyViolationError,
     UnknownLeaderEpochError,
 )
 from strom.protocol.records import (
@@ -48,15 +47,10 @@ from strom.protocol.records import (
     ValidatedBatch,
     build_control_batch,
     read_batch_header,
-    set_log_append_time,
-    set_max_timestamp,
     validate_produced_batch,
 )
 from strom.storage.log import AppendOrigin, FileRegion, PartitionLog
 from strom.storage.producer_state import ProducerStateManager
-
-#: DeleteRecords' offset for "up to the high watermark".
-DELETE_TO_HIGH_WATERMARK = -1
 
 _NO_RECORDS: list[bytes | memoryview] = []
 
@@ -247,20 +241,8 @@ class Partition:
 
     def _append_validated(self, records: memoryview, validated: ValidatedBatch, now: int,
                           timestamp_type: TimestampType) -> LeaderAppend:
-        log_append_time = -1
-        max_timestamp = validated.max_timestamp
-        offset_delta = validated.offset_delta_of_max_timestamp
-        if timestamp_type is TimestampType.LOG_APPEND_TIME:
-            set_log_append_time(records, validated.header, now)
-            log_append_time = now
-            max_timestamp = now
-            offset_delta = validated.header.last_offset_delta
-        elif (validated.header.timestamp_type is not TimestampType.CREATE_TIME
-              or validated.header.max_timestamp != max_timestamp):
-            # Kafka stores the max timestamp computed from the records, not the
-            # one the client claimed.
-            set_max_timestamp(records, validated.header, TimestampType.CREATE_TIME,
-                              max_timestamp)
+        max_timestamp, offset_delta, log_append_time = stamp_timestamps(
+            records, validated, now, timestamp_type)
         info = self.log.append_as_leader(
             records,
             validated.header,
@@ -309,11 +291,10 @@ class Partition:
     def check_min_isr(self) -> None:
         """acks=all is refused before appending while the ISR is smaller than
         min.insync.replicas (Kafka's NOT_ENOUGH_REPLICAS)."""
-        required = self.append_settings.min_insync_replicas
-        if len(self.isr) < required:
-            raise NotEnoughReplicasError(
-                f"The size of the current ISR {list(self.isr)} is insufficient to satisfy "
-                f"the min.isr requirement of {required} for partition {self.topic}-{self.index}")
+        error = min_isr_error(self.isr, self.append_settings.min_insync_replicas,
+                              self.topic, self.index, after_append=False)
+        if error is not None:
+            raise error
 
     def replicated_to_isr(self, end_offset: int) -> asyncio.Future[None] | None:
         """A future done once the HW reaches `end_offset` (None: it has, with
@@ -325,25 +306,15 @@ class Partition:
             return None  # the HW is the log end offset: the batch is in
         if self.high_watermark >= end_offset:
             error = self._after_append_error()
-            if error is None:
-                return None
-            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            fut.set_exception(error)
-            return fut
+            return None if error is None else failed_future(error)
         if not self.is_leader:
-            fut = asyncio.get_running_loop().create_future()
-            fut.set_exception(NotLeaderOrFollowerError(
+            return failed_future(NotLeaderOrFollowerError(
                 f"not the leader of {self.topic}-{self.index}"))
-            return fut
         return self._hw_waiters.add(end_offset)
 
     def _after_append_error(self) -> KafkaError | None:
-        required = self.append_settings.min_insync_replicas
-        if len(self.isr) < required:
-            return NotEnoughReplicasAfterAppendError(
-                f"The ISR {list(self.isr)} of {self.topic}-{self.index} shrank below "
-                f"min.insync.replicas={required} while the batch was replicated")
-        return None
+        return min_isr_error(self.isr, self.append_settings.min_insync_replicas,
+                             self.topic, self.index, after_append=True)
 
     def _complete_hw_waiters(self) -> None:
         self._hw_waiters.complete_up_to(self.high_watermark, self._after_append_error)
@@ -448,19 +419,8 @@ class Partition:
         name = f"{self.topic}-{self.index}"
         if not self.is_leader:
             raise NotLeaderOrFollowerError(f"Leader not local for partition {name}")
-        policy = self.config.cleanup_policy
-        if "delete" not in policy and "compact" in policy:
-            raise PolicyViolationError(f"Records of partition {name} can not be "
-                                       "deleted due to the configured policy")
-        target = self.high_watermark if offset == DELETE_TO_HIGH_WATERMARK else offset
-        if target < 0:
-            raise OffsetOutOfRangeError(f"The offset {target} for partition {name} "
-                                        "is not valid")
-        if target > self.high_watermark:
-            raise OffsetOutOfRangeError(
-                f"Cannot increment the log start offset to {target} of partition {name} "
-                f"since it is larger than the high watermark {self.high_watermark}"
-            )
+        target = delete_records_target(offset, high_watermark=self.high_watermark,
+                                       config=self.config, name=name)
         self.log.advance_log_start_offset(target)
         self.after_log_change()
         return self.log.log_start_offset

@@ -1,5 +1,8 @@
 """What a topic's configs mean for its partition log and for the batches
-appended to it, resolved once per config change (not per append)."""
+appended to it, resolved once per config change (not per append): the
+LogConfig, the AppendSettings a produced batch is validated against, the
+timestamps message.timestamp.type sets (`stamp_timestamps`), and what
+cleanup.policy and the HW allow DeleteRecords (`delete_records_target`)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from strom.config import TopicConfig
-from strom.protocol.records import TimestampType, ValidatedBatch, validate_produced_batch
+from strom.errors import OffsetOutOfRangeError, PolicyViolationError
+from strom.protocol.records import (
+    TimestampType,
+    ValidatedBatch,
+    set_log_append_time,
+    set_max_timestamp,
+    validate_produced_batch,
+)
 from strom.storage.log import LogConfig
 
 
@@ -89,3 +99,47 @@ class AppendSettings:
             timestamp_after_max_ms=self.timestamp_after_max_ms,
             max_uncompressed_bytes=max_uncompressed_bytes,
         )
+
+
+def stamp_timestamps(records: memoryview, validated: ValidatedBatch, now: int,
+                     timestamp_type: TimestampType) -> tuple[int, int, int]:
+    """Set a validated batch's timestamps in place as message.timestamp.type
+    asks: (its max timestamp, that record's offset delta, the log append
+    time or -1)."""
+    header = validated.header
+    if timestamp_type is TimestampType.LOG_APPEND_TIME:
+        set_log_append_time(records, header, now)
+        return now, header.last_offset_delta, now
+    max_timestamp = validated.max_timestamp
+    if header.timestamp_type is not TimestampType.CREATE_TIME \
+            or header.max_timestamp != max_timestamp:
+        # Kafka stores the max timestamp computed from the records, not the
+        # one the client claimed.
+        set_max_timestamp(records, header, TimestampType.CREATE_TIME, max_timestamp)
+    return max_timestamp, validated.offset_delta_of_max_timestamp, -1
+
+
+#: DeleteRecords' offset for "up to the high watermark".
+DELETE_TO_HIGH_WATERMARK = -1
+
+
+def delete_records_target(offset: int, *, high_watermark: int, config: TopicConfig,
+                          name: str) -> int:
+    """The log start offset DeleteRecords asks of partition `name`
+    (DELETE_TO_HIGH_WATERMARK: the high watermark), after Kafka's checks:
+    POLICY_VIOLATION on a compact-only topic, OFFSET_OUT_OF_RANGE for a
+    negative offset or one past the high watermark."""
+    policy = config.cleanup_policy
+    if "delete" not in policy and "compact" in policy:
+        raise PolicyViolationError(f"Records of partition {name} can not be "
+                                   "deleted due to the configured policy")
+    target = high_watermark if offset == DELETE_TO_HIGH_WATERMARK else offset
+    if target < 0:
+        raise OffsetOutOfRangeError(f"The offset {target} for partition {name} "
+                                    "is not valid")
+    if target > high_watermark:
+        raise OffsetOutOfRangeError(
+            f"Cannot increment the log start offset to {target} of partition {name} "
+            f"since it is larger than the high watermark {high_watermark}"
+        )
+    return target

@@ -27,7 +27,7 @@ def _delete(ctx: RequestContext, topic: str, index: int, offset: int) -> int:
     """The new low watermark; raises KafkaErrors."""
     if topic in INTERNAL_TOPICS:
         raise InvalidTopicError(f"Cannot delete records of internal topic {topic}")
-    # Offset -1 is Partition.DELETE_TO_HIGH_WATERMARK.
+    # Offset -1 is partition_config.DELETE_TO_HIGH_WATERMARK.
     return ctx.broker.replicas.get(topic, index).delete_records(offset)
 
 

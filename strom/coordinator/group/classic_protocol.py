@@ -2,9 +2,10 @@
 
 As Kafka's GroupMetadataManager runs it (KIP-394 member ids, KIP-345 static
 members, the initial rebalance delay, rebalance and session timeouts, the
-leader's assignment). Each method is an operation of the coordinator
-runtime: it validates, changes the group's in-memory membership (state that
-Kafka too keeps only in memory), and returns the GroupMetadata record to
+leader's assignment; the checks that change nothing are classic_answers.py).
+Each method is an operation of the coordinator runtime: it validates, changes
+the group's in-memory membership (state that Kafka too keeps only in
+memory), and returns the GroupMetadata record to
 write when the group's durable snapshot changes (`replay=False`: the record
 is for recovery, the group already holds the change). A parked JoinGroup or
 SyncGroup is answered through its `Responder` when the rebalance moves on.
@@ -30,6 +31,13 @@ from strom.coordinator.group.classic import (
     append_error_code,
     join_response,
     sync_response,
+)
+from strom.coordinator.group.classic_answers import (
+    accepts_joining_member,
+    answer_parked,
+    current_generation,
+    heartbeat_error,
+    sync_error,
 )
 from strom.coordinator.group.context import ShardContext
 from strom.coordinator.group.errors import UnknownMemberIdError
@@ -94,7 +102,7 @@ class ClassicGroupManager:
             ctx.groups[group_id] = group
         else:
             group = existing
-        if not self._accept_joining_member(group, request.member_id):
+        if not accepts_joining_member(group, request.member_id, ctx.config.max_size):
             group.remove(request.member_id)
             respond(join_response("", ErrorCode.group_max_size_reached))
             result = _empty()
@@ -114,16 +122,6 @@ class ClassicGroupManager:
             return Result(None, records + result.records, replay=False,
                           on_durable=result.on_durable)
         return result
-
-    def _accept_joining_member(self, group: ClassicGroup, member_id: str) -> bool:
-        max_size = self.ctx.config.max_size
-        if group.is_in(S.EMPTY, S.DEAD):
-            return True
-        if group.is_in(S.PREPARING_REBALANCE):
-            member = group.members.get(member_id)
-            return ((member is not None and member.awaiting_join is not None)
-                    or group.num_awaiting_join < max_size)
-        return group.has_member(member_id) or len(group.members) < max_size
 
     def _join_new_member(self, request: JoinRequest, group: ClassicGroup,
                          respond: Responder) -> Result[None]:
@@ -176,7 +174,7 @@ class ClassicGroupManager:
         if group.is_in(S.COMPLETING_REBALANCE):
             if member.matches(request.protocols):
                 # The member lost its JoinGroup response: give it this generation again.
-                respond(self._current_generation(group, member_id,
+                respond(current_generation(group, member_id,
                                                  with_members=group.is_leader(member_id)))
                 return _empty()
             return self._update_member_and_rebalance(request, group, member, respond)
@@ -184,17 +182,10 @@ class ClassicGroupManager:
             if group.is_leader(member_id) or not member.matches(request.protocols):
                 # The leader rejoining is how clients ask for a new assignment.
                 return self._update_member_and_rebalance(request, group, member, respond)
-            respond(self._current_generation(group, member_id, with_members=False))
+            respond(current_generation(group, member_id, with_members=False))
             return _empty()
         respond(join_response(member_id, ErrorCode.unknown_member_id))
         return _empty()
-
-    def _current_generation(self, group: ClassicGroup, member_id: str, *,
-                            with_members: bool) -> dict[str, Any]:
-        return join_response(
-            member_id, generation_id=group.generation_id, protocol_type=group.protocol_type,
-            protocol_name=group.protocol_name, leader=group.leader_id or "",
-            members=group.current_members_for_join() if with_members else ())
 
     def _add_member_and_rebalance(self, request: JoinRequest, group: ClassicGroup,
                                   member_id: str, respond: Responder) -> Result[None]:
@@ -249,11 +240,11 @@ class ClassicGroupManager:
                     return
                 if request.supports_skip_assignment:
                     is_leader = group.is_leader(new_member_id)
-                    response = self._current_generation(group, new_member_id,
+                    response = current_generation(group, new_member_id,
                                                         with_members=is_leader)
                     response["skip_assignment"] = is_leader
                 else:
-                    response = self._current_generation(group, new_member_id,
+                    response = current_generation(group, new_member_id,
                                                         with_members=False)
                     response["leader"] = current_leader
                 group.complete_join(member, response)
@@ -345,7 +336,7 @@ class ClassicGroupManager:
         log.info("group %s: generation %d with %d members, protocol %s", group.group_id,
                  group.generation_id, len(group.members), group.protocol_name)
         for member in list(group.members.values()):
-            response = self._current_generation(
+            response = current_generation(
                 group, member.member_id, with_members=group.is_leader(member.member_id))
             group.complete_join(member, response)
             self.reschedule_heartbeat(group, member)
@@ -439,13 +430,9 @@ class ClassicGroupManager:
         group = self.find(group_id)
         if group is None:
             raise UnknownMemberIdError(f"Group {group_id} not found.")
-        if group.is_in(S.DEAD):
-            return Result(ErrorCode.coordinator_not_available)
-        group.validate_member(member_id, group_instance_id)
-        if generation_id != group.generation_id:
-            return Result(ErrorCode.illegal_generation)
-        if group.is_in(S.EMPTY):
-            return Result(ErrorCode.unknown_member_id)
+        error = heartbeat_error(group, member_id, group_instance_id, generation_id)
+        if error is not None:
+            return Result(error)
         self.reschedule_heartbeat(group, group.members[member_id])
         if group.is_in(S.PREPARING_REBALANCE):
             return Result(ErrorCode.rebalance_in_progress)
@@ -458,7 +445,7 @@ class ClassicGroupManager:
         if group is None or group.is_empty:
             respond(sync_response(ErrorCode.unknown_member_id))
             return _empty()
-        error = self._validate_sync(group, request)
+        error = sync_error(group, request)
         if error is not None:
             respond(sync_response(error))
             return _empty()
@@ -498,20 +485,6 @@ class ClassicGroupManager:
 
         return Result(None, [_metadata_record(group, assignment)], replay=False,
                       on_durable=on_durable)
-
-    def _validate_sync(self, group: ClassicGroup, request: SyncRequest) -> ErrorCode | None:
-        if group.is_in(S.DEAD):
-            return ErrorCode.coordinator_not_available
-        try:
-            group.validate_member(request.member_id, request.group_instance_id)
-        except KafkaError as exc:
-            return exc.code
-        if request.generation_id != group.generation_id:
-            return ErrorCode.illegal_generation
-        if (_inconsistent(request.protocol_type, group.protocol_type)
-                or _inconsistent(request.protocol_name, group.protocol_name)):
-            return ErrorCode.inconsistent_group_protocol
-        return None
 
     # -- LeaveGroup ---------------------------------------------------------------------
 
@@ -582,12 +555,7 @@ class ClassicGroupManager:
     def on_unloaded(self, group: ClassicGroup) -> None:
         previous = group.state
         group.transition_to(S.DEAD, self.ctx.now_ms())
-        for member in group.members.values():
-            if previous is S.PREPARING_REBALANCE:
-                group.complete_join(member, join_response(member.member_id,
-                                                          ErrorCode.not_coordinator))
-            elif previous in (S.COMPLETING_REBALANCE, S.STABLE):
-                group.complete_sync(member, sync_response(ErrorCode.not_coordinator))
+        answer_parked(group, previous)
 
     def cancel_timers(self, group: ClassicGroup) -> None:
         timer = self.ctx.timer
@@ -596,6 +564,3 @@ class ClassicGroupManager:
         for member_id in [*group.members, *group.pending_join_members]:
             timer.cancel(self._heartbeat_key(group.group_id, member_id))
 
-
-def _inconsistent(requested: str | None, current: str | None) -> bool:
-    return requested is not None and current is not None and requested != current

@@ -37,6 +37,7 @@ from strom.storage import disk, files
 from strom.storage.leader_epoch import EpochEntry, LeaderEpochCache
 
 if TYPE_CHECKING:
+    from strom.storage.log_segments import LogSegments
     from strom.storage.segment import LogSegment
 
 __all__ = ["FSYNC_FAULTS", "FlushTicket", "prepare_ticket"]
@@ -149,6 +150,22 @@ class FlushTicket:
             self._parent_fd = -1
         for fd in fds:
             os.close(fd)
+
+    def settle(self, segments: LogSegments) -> bool:
+        """Owner thread, after `run` succeeded: mark what it made durable in
+        `segments` (the directory's version, trimmed indexes, each segment's
+        flushed size). False if the log was truncated since the ticket was
+        prepared: its offset may name other data, and no size is marked."""
+        segment_files = segments.files
+        segment_files.synced_version = max(segment_files.synced_version, self.dir_version)
+        for segment in self.index_targets:
+            if not segment.active:
+                segment.indexes_dirty = False
+        if self.generation != segments.generation:
+            return False
+        for segment, size in self.log_targets:
+            segment.flushed_size = max(segment.flushed_size, size)
+        return True
 
 
 def prepare_ticket(

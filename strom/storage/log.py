@@ -401,20 +401,12 @@ class PartitionLog:
         ticket.close()
         if ticket.fsync_failed is not None and self.io_failed is None:
             self.io_failed = ticket.fsync_failed
-        segments = self.log_segments
-        if not ticket.done or segments.closed:
+        if not ticket.done or self.log_segments.closed:
             return
-        segment_files = segments.files
-        segment_files.synced_version = max(segment_files.synced_version, ticket.dir_version)
         if ticket.syncs_parent:
             self._directory_unsynced = False
-        for segment in ticket.index_targets:
-            if not segment.active:
-                segment.indexes_dirty = False
-        if ticket.generation != segments.generation:
+        if not ticket.settle(self.log_segments):
             return  # truncated meanwhile: the ticket's offset may name other data
-        for segment, size in ticket.log_targets:
-            segment.flushed_size = max(segment.flushed_size, size)
         self.recovery_point = min(max(self.recovery_point, ticket.offset), self.log_end_offset)
         self._flushed_messages = max(self._flushed_messages, ticket.appended_messages)
         self.last_flush_ms = self.clock.wall_ms()

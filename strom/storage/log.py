@@ -63,7 +63,7 @@ from strom.storage.log_config import LogConfig
 from strom.storage.log_producers import ProducerLog
 from strom.storage.log_read import LogReadResult
 from strom.storage.log_segments import LogSegments
-from strom.storage.new_logs import make_directory
+from strom.storage.new_logs import make_lazy_log_directory
 from strom.storage.producer_state import AppendOrigin
 from strom.storage.segment import LogSegment
 from strom.storage.segment_files import SegmentFiles
@@ -122,16 +122,9 @@ class PartitionLog:
         next flush write partition.metadata and sync the directory and its
         data directory (so the name is durable with the first records).
         Raises OSError (a full disk: the log stays without a directory and
-        the next write tries again)."""
-        if not make_directory(self.directory):
-            # Made meanwhile by someone else: a directory whose removal failed
-            # (DeleteTopics on a failing disk) or one an operator put there.
-            # Never append into another log's files.
-            with os.scandir(self.directory) as entries:
-                if any(True for _ in entries):
-                    raise KafkaStorageError(
-                        f"cannot create the log {self.directory}: a directory of that name "
-                        "with files in it is in the way; move it away")
+        the next write tries again; KafkaStorageError if another directory
+        is in the way: make_lazy_log_directory)."""
+        make_lazy_log_directory(self.directory)
         self.directory_made = True
         self._directory_unsynced = True
         self.log_segments.files.version += 1  # the next flush syncs the directory

@@ -55,12 +55,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from strom.errors import KafkaStorageError
 from strom.storage import checkpoints, files
 
 if TYPE_CHECKING:
     from strom.storage.leader_epoch import LeaderEpochCache
 
-__all__ = ["NewLogSync", "make_directory", "make_new_log_durable"]
+__all__ = ["NewLogSync", "make_directory", "make_lazy_log_directory", "make_new_log_durable"]
 
 #: Threads running the fsyncs of one batch; below this many files a batch
 #: syncs on the caller's thread (starting threads would cost more).
@@ -190,6 +191,22 @@ def make_directory(directory: Path) -> bool:
         directory.parent.mkdir(parents=True, exist_ok=True)
         return make_directory(directory)
     return True
+
+
+def make_lazy_log_directory(directory: Path) -> None:
+    """The directory of a lazy log, made at its first write. Raises OSError
+    (a full disk: the log stays without a directory and the next write tries
+    again), or KafkaStorageError if another directory with files in it is
+    in the way."""
+    if not make_directory(directory):
+        # Made meanwhile by someone else: a directory whose removal failed
+        # (DeleteTopics on a failing disk) or one an operator put there.
+        # Never append into another log's files.
+        with os.scandir(directory) as entries:
+            if any(True for _ in entries):
+                raise KafkaStorageError(
+                    f"cannot create the log {directory}: a directory of that name "
+                    "with files in it is in the way; move it away")
 
 
 def make_new_log_durable(new_logs: NewLogSync | None, partition_dir: Path,

@@ -53,6 +53,10 @@ BROKER_PROPS = {
     # local-cluster.sh's min.insync.replicas=2 would refuse acks=all on the
     # replication factor 1 topics most tests create.
     "min.insync.replicas": "1",
+    # As librdkafka's clusters for Kafka 4.2+ (tests/cluster_testing.py): the
+    # share consumer tests set share.record.lock.duration.ms to 3 s, below
+    # Kafka's default minimum of 15 s.
+    "group.share.min.record.lock.duration.ms": "1000",
 }
 
 

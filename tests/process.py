@@ -12,6 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def default_sigint() -> None:
+    """A child's preexec_fn where a test sends it SIGINT (a terminal's Ctrl-C):
+    a process started with SIGINT ignored (anything launched in the background
+    by a non-interactive shell, e.g. `.ci/run &`) keeps it ignored, so Python
+    raises no KeyboardInterrupt and bash cannot trap it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -17,6 +17,7 @@ import pytest
 
 from strom.testing import EmbeddedBroker
 from tests.cli.conftest import Result, ok, run_cli
+from tests.process import default_sigint
 
 
 def _groups_supported() -> bool:
@@ -142,7 +143,8 @@ def test_reset_and_delete_refuse_an_active_group(strom: Any, group_broker: Embed
     ok(strom("produce", topic_name, stdin=b"x\n"))
     member = subprocess.Popen(
         [sys.executable, "-m", "strom", "consume", topic_name, "--group", group, "--follow",
-         "-b", group_broker.bootstrap], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+         "-b", group_broker.bootstrap], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=default_sigint)
     try:
         assert member.stdout is not None
         assert member.stdout.readline() == b"x\n"  # joined, assigned, consuming

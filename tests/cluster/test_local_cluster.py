@@ -18,6 +18,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from tests.cluster.brokers import read_values
 from tests.cluster.local_cluster import SCRIPT, LocalCluster, process_exists
 from tests.interop.clients import wait_until
+from tests.process import default_sigint
 
 WAIT = 30.0
 PARTITIONS = 3
@@ -171,7 +172,8 @@ def test_run_stops_everything_on_ctrl_c(etcd_bin: str, tmp_path: Path) -> None:
     output = tmp_path / "run.out"
     with open(output, "wb") as out:
         foreground = subprocess.Popen([str(SCRIPT), "run"], env=cluster.env, stdout=out,
-                                      stderr=subprocess.STDOUT, start_new_session=True)
+                                      stderr=subprocess.STDOUT, start_new_session=True,
+                                          preexec_fn=default_sigint)
     try:
         wait_until(lambda: "Ctrl-C stops" in output.read_text(), 90, interval=0.1,
                    what="the cluster to start")

@@ -46,7 +46,7 @@ kafka-jars: system-deps
 test: $(TEST_STAMP) kafka-jars
 	$(BIN)/ruff check strom tests
 	$(BIN)/mypy
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest --durations=30 tests
 
 ## interop: the real-client tests only; interop-kafka runs them against Apache Kafka itself
 interop: $(TEST_STAMP) kafka-jars

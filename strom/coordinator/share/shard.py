@@ -47,18 +47,9 @@ class UninitializedShareStateError(InvalidRequestError):
     (Kafka: INVALID_REQUEST)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ShareGroupOffset:
-    """The stored state of one share partition (Kafka's ShareGroupOffset)."""
-
-    snapshot_epoch: int
-    state_epoch: int
-    leader_epoch: int
-    start_offset: int
-    delivery_complete_count: int
-    create_timestamp: int
-    write_timestamp: int
-    batches: tuple[StateBatch, ...]
+#: The stored state of one share partition (Kafka's ShareGroupOffset): the
+#: fields of a ShareSnapshot record, so replaying one stores it as it is.
+ShareGroupOffset = rec.Snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +106,7 @@ class ShareCoordinatorShard:
     def _replay_snapshot(self, key: Key, s: rec.Snapshot) -> None:
         self._raise_epoch(self.leader_epochs, key, s.leader_epoch)
         self._raise_epoch(self.state_epochs, key, s.state_epoch)
-        self.states[key] = ShareGroupOffset(
-            s.snapshot_epoch, s.state_epoch, s.leader_epoch, s.start_offset,
-            s.delivery_complete_count, s.create_timestamp, s.write_timestamp, s.batches)
+        self.states[key] = s
         self.updates_since_snapshot[key] = 0
 
     def _replay_update(self, key: Key, u: rec.Update) -> None:
@@ -256,10 +245,8 @@ class ShareCoordinatorShard:
         snapshotColdPartitions): pruning stops at the oldest latest-snapshot, so an
         idle share partition would otherwise hold back the whole partition's."""
         now = self.clock.wall_ms()
-        records: list[tuple[bytes, bytes | None]] = [rec.snapshot_record(key, rec.Snapshot(
-            state.snapshot_epoch + 1, state.state_epoch, state.leader_epoch,
-            state.start_offset, state.delivery_complete_count, state.create_timestamp, now,
-            state.batches))
+        records: list[tuple[bytes, bytes | None]] = [rec.snapshot_record(key, replace(
+            state, snapshot_epoch=state.snapshot_epoch + 1, write_timestamp=now))
             for key, state in self.states.items() if now - state.write_timestamp >= interval_ms]
         return Result(None, records)
 

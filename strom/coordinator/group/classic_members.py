@@ -55,13 +55,12 @@ from strom.coordinator.group.errors import (
     RebalanceInProgressError,
     UnknownMemberIdError,
 )
+from strom.coordinator.group.records import RecordPair
 from strom.coordinator.group.requests import JoinRequest, LeavingMember, SyncRequest
 from strom.coordinator.runtime import Result
 from strom.errors import ErrorCode, KafkaError
 
 log = logging.getLogger(__name__)
-
-RecordPair = tuple[bytes, bytes | None]
 
 
 class ClassicMemberManager:

@@ -51,13 +51,13 @@ from strom.coordinator.group.errors import (
     UnknownMemberIdError,
     UnreleasedInstanceIdError,
 )
+from strom.coordinator.group.records import RecordPair
 from strom.coordinator.group.requests import HeartbeatRequest
 from strom.coordinator.runtime import Result
 from strom.errors import ErrorCode
 
 log = logging.getLogger(__name__)
 
-RecordPair = tuple[bytes, bytes | None]
 #: The version of a regex recorded but not resolved yet (never an image offset).
 UNRESOLVED = -1
 

@@ -75,12 +75,12 @@ from strom.coordinator.group.consumer import (
 )
 from strom.coordinator.group.context import GroupConfig
 from strom.coordinator.group.errors import GroupIdNotFoundError
+from strom.coordinator.group.records import RecordPair
 from strom.errors import ErrorCode
 from strom.protocol.request_check import check_entity
 
 log = logging.getLogger(__name__)
 
-RecordPair = tuple[bytes, bytes | None]
 TopicPartitions = Mapping[uuid.UUID, frozenset[int]]
 
 _SUBSCRIPTIONS: tuple[type, ...] = (SubscriptionV0, SubscriptionV1, SubscriptionV2,

@@ -19,8 +19,8 @@ from strom.coordinator.group.errors import (
     NonEmptyGroupError,
     UnknownMemberIdError,
 )
+from strom.coordinator.group.records import RecordPair
 
-RecordPair = tuple[bytes, bytes | None]
 #: Kafka records a member's STABLE state as 0 in every modern group type.
 STABLE_MEMBER_STATE = 0
 

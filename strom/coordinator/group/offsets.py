@@ -24,11 +24,10 @@ from strom.coordinator.group.errors import (
     GroupIdNotFoundError,
     IllegalGenerationError,
 )
+from strom.coordinator.group.records import RecordPair
 from strom.coordinator.group.requests import CommitRequest
 from strom.coordinator.runtime import Result
 from strom.errors import ErrorCode, KafkaError
-
-RecordPair = tuple[bytes, bytes | None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,9 @@ from strom.coordinator.group.share_records import (
 )
 from strom.errors import CorruptRecordError
 
+#: A record of __consumer_offsets as the runtime writes it: (key, value or None).
+RecordPair = tuple[bytes, bytes | None]
+
 _INT16 = struct.Struct(">h")
 
 # -- specs (Kafka's JSON, restated) ---------------------------------------------------

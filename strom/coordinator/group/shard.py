@@ -35,6 +35,7 @@ from strom.coordinator.group.consumer_protocol import ConsumerGroupManager
 from strom.coordinator.group.context import GroupConfig, ShardContext
 from strom.coordinator.group.errors import GroupIdNotFoundError
 from strom.coordinator.group.offsets import OffsetAndMetadata, OffsetManager, OffsetStore
+from strom.coordinator.group.records import RecordPair
 from strom.coordinator.group.requests import JoinRequest, LeavingMember, SyncRequest
 from strom.coordinator.group.share_group import ShareGroup
 from strom.coordinator.group.share_protocol import ShareGroupManager
@@ -52,7 +53,6 @@ ALL_GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
 AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
 
 Group = ClassicGroup | ConsumerGroup | ShareGroup | StreamsGroup
-RecordPair = tuple[bytes, bytes | None]
 
 
 class GroupCoordinatorShard:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 
 from strom.coordinator.group.errors import GroupIdNotFoundError, NonEmptyGroupError
 from strom.coordinator.group.modern import members_tombstones
-from strom.coordinator.group.records import encode
+from strom.coordinator.group.records import RecordPair, encode
 from strom.coordinator.group.share_records import (
     ShareGroupCurrentMemberAssignmentKey,
     ShareGroupCurrentMemberAssignmentValue,
@@ -38,7 +38,6 @@ from strom.coordinator.group.share_records import (
 )
 
 Assignment = dict[uuid.UUID, frozenset[int]]
-RecordPair = tuple[bytes, bytes | None]
 LEAVE_GROUP_MEMBER_EPOCH = -1
 SIMPLE_ASSIGNOR = "simple"
 

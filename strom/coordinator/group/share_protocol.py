@@ -40,7 +40,7 @@ from strom.coordinator.group.errors import (
     InvalidRequestError,
     UnknownMemberIdError,
 )
-from strom.coordinator.group.records import encode
+from strom.coordinator.group.records import RecordPair, encode
 from strom.coordinator.group.share_group import (
     LEAVE_GROUP_MEMBER_EPOCH,
     SIMPLE_ASSIGNOR,
@@ -55,7 +55,6 @@ from strom.errors import ErrorCode
 
 log = logging.getLogger(__name__)
 
-RecordPair = tuple[bytes, bytes | None]
 #: (topic id, topic name, partitions) whose share state is to be initialized.
 TopicInit = tuple[uuid.UUID, str, frozenset[int]]
 

@@ -34,10 +34,10 @@ from strom.coordinator.group.modern import (
     members_tombstones,
     reconciliation_state,
 )
+from strom.coordinator.group.records import RecordPair
 from strom.coordinator.group.streams_topology import ConfiguredTopology
 
 Tasks = Mapping[str, frozenset[int]]
-RecordPair = tuple[bytes, bytes | None]
 EMPTY: Tasks = {}
 
 

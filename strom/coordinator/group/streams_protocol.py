@@ -42,6 +42,7 @@ from strom.coordinator.group.errors import (
     UnknownMemberIdError,
     UnreleasedInstanceIdError,
 )
+from strom.coordinator.group.records import RecordPair
 from strom.coordinator.group.streams import (
     MemberState,
     StreamsGroup,
@@ -73,8 +74,6 @@ from strom.coordinator.runtime import Result
 from strom.errors import ErrorCode
 
 log = logging.getLogger(__name__)
-
-RecordPair = tuple[bytes, bytes | None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from kio.static.protocol import Entity, RequestPayload
 from strom.errors import InvalidRequestError
 from strom.protocol.api import ApiKey, request_class, response_class, response_header_version
 from strom.protocol.fast.fetch import Chunk, encode_fetch_response
+from strom.protocol.fast.metadata_response import encode_metadata_response
 from strom.protocol.fast.produce import parse_produce_request
 from strom.protocol.fast.produce_response import encode_produce_response
 from strom.protocol.headers import encode_response_header
@@ -38,6 +39,7 @@ E = typing.TypeVar("E", bound=Entity)
 
 PRODUCE = ApiKey.PRODUCE
 FETCH = ApiKey.FETCH
+METADATA = ApiKey.METADATA
 _SIZE = struct.Struct(">i")
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
@@ -195,6 +197,9 @@ def encode_response_frame(
     elif api_key == PRODUCE and (type(payload) is dict or isinstance(payload, Mapping)):
         body = encode_produce_response(api_version, correlation_id, payload)
         return [_SIZE.pack(len(body)), body]
+    elif api_key == METADATA and (type(payload) is dict or isinstance(payload, Mapping)):
+        body = encode_metadata_response(api_version, correlation_id, payload)
+        return [_SIZE.pack(len(body)), body]
     else:
         chunks = [encode_response(api_key, api_version, correlation_id, payload, fast=False)]
     size = sum(len(c) for c in chunks)
@@ -211,6 +216,8 @@ def encode_response(
         return b"".join(encode_fetch_response(api_version, correlation_id, payload))
     if fast and api_key == PRODUCE and isinstance(payload, Mapping):
         return encode_produce_response(api_version, correlation_id, payload)
+    if fast and api_key == METADATA and isinstance(payload, Mapping):
+        return encode_metadata_response(api_version, correlation_id, payload)
     cls = response_class(api_key, api_version)
     message: Any = build(cls, payload)
     out = io.BytesIO()

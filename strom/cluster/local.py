@@ -176,13 +176,27 @@ def topic_json(topic: TopicInfo) -> str:
     built directly (8,000 partitions in a few ms instead of ~25 ms through
     record_to_json's per-field reflection)."""
     topic_id = str(topic.topic_id)
-    records: list[dict[str, object]] = [
-        {"type": "TopicRecord", "name": topic.name, "topic_id": topic_id}]
-    records += [{"type": "PartitionRecord", "topic_id": topic_id, "partition": p.partition,
-                 "replicas": list(p.replicas), "isr": list(p.isr), "leader": p.leader,
-                 "leader_epoch": p.leader_epoch, "partition_epoch": p.partition_epoch,
-                 **({"adding_replicas": list(p.adding_replicas),
-                     "removing_replicas": list(p.removing_replicas)} if p.reassigning else {})}
-                for p in topic.partitions]
-    records += [record_to_json(r) for r in topic_to_records(replace(topic, partitions=()))[1:]]
-    return json.dumps(records)[1:-1]
+    parts = [json.dumps({"type": "TopicRecord", "name": topic.name, "topic_id": topic_id})]
+    # A partition's record is formatted directly, as json.dumps writes it
+    # (its fields are ints and lists of ints): 1,000 partitions in ~0.9 ms
+    # instead of ~2.3 ms through a dict each and the JSON encoder.
+    head = f'{{"type": "PartitionRecord", "topic_id": {json.dumps(topic_id)}, "partition": '
+    for p in topic.partitions:
+        if p.reassigning:
+            parts.append(json.dumps({
+                "type": "PartitionRecord", "topic_id": topic_id, "partition": p.partition,
+                "replicas": list(p.replicas), "isr": list(p.isr), "leader": p.leader,
+                "leader_epoch": p.leader_epoch, "partition_epoch": p.partition_epoch,
+                "adding_replicas": list(p.adding_replicas),
+                "removing_replicas": list(p.removing_replicas)}))
+        else:
+            replicas = ", ".join(map(str, map(int, p.replicas)))
+            isr = ", ".join(map(str, map(int, p.isr)))
+            parts.append(
+                f'{head}{int(p.partition)}, "replicas": [{replicas}], '
+                f'"isr": [{isr}], "leader": {int(p.leader)}, '
+                f'"leader_epoch": {int(p.leader_epoch)}, '
+                f'"partition_epoch": {int(p.partition_epoch)}}}')
+    parts += [json.dumps(record_to_json(r))
+              for r in topic_to_records(replace(topic, partitions=()))[1:]]
+    return ", ".join(parts)

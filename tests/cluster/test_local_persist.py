@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from strom.cluster.image import (
     MetadataRecord,
+    PartitionInfo,
+    TopicInfo,
     image_to_records,
     record_to_json,
     topic_to_records,
@@ -47,3 +50,16 @@ def test_the_file_reads_back_as_the_image_after_every_commit(tmp_path: Path) -> 
         data = json.loads(store.path.read_text())
         assert data["records"] == [record_to_json(r) for r in image_to_records(store.image)]
         assert image_to_records(_store(tmp_path).image) == image_to_records(store.image)
+
+
+def test_topic_json_is_the_json_encoders_text() -> None:
+    # Partitions are formatted without the JSON encoder: the text must be
+    # exactly what it writes, reassignments and several replicas included.
+    topic = TopicInfo("t", uuid.UUID(int=12345), tuple(
+        PartitionInfo(i, i % 3 - 1, i * 7, ((i + 1) % 3, i % 3), ((i + 1) % 3,), 2**31 - 1)
+        for i in range(40)) + (
+        PartitionInfo(40, 2, 3, (2, 0, 1), (2,), 4, adding_replicas=(0,),
+                      removing_replicas=(1,)),
+        PartitionInfo(41, -1, 0, (), ())), {"retention.ms": 1000})
+    assert topic_json(topic) == json.dumps(
+        [record_to_json(r) for r in topic_to_records(topic)])[1:-1]

@@ -41,7 +41,7 @@ from strom.errors import KafkaStorageError
 from strom.storage import checkpoints, disk, files
 from strom.storage.checkpoints import CheckpointError, MetaProperties
 from strom.storage.log import LogConfig, PartitionLog
-from strom.storage.log_open import open_log
+from strom.storage.log_open import new_lazy_log, open_log
 from strom.storage.new_logs import NewLogSync
 
 __all__ = ["DoomedLog", "InconsistentClusterIdError", "LogManager", "NewLog", "open_new_logs",
@@ -561,9 +561,13 @@ def _open_new(new: list[NewLog], clock: Clock) -> list[tuple[NewLog, PartitionLo
     for spec in new:
         directory = files.child(spec.data_dir, files.partition_dir_name(*spec.key))
         try:
-            results.append((spec, open_log(directory, spec.config, clock=clock,
-                                           topic_id=spec.topic_id,
-                                           new_logs=deferred, rng=rng)))
+            if spec.config.preallocate:
+                made = open_log(directory, spec.config, clock=clock, topic_id=spec.topic_id,
+                                new_logs=deferred, rng=rng)
+            else:  # (what open_log makes of it, without parsing the name again)
+                made = new_lazy_log(directory, *spec.key, spec.config, clock=clock,
+                                    topic_id=spec.topic_id, rng=rng)
+            results.append((spec, made))
         except KafkaStorageError as exc:
             results.append((spec, OSError(errno.EIO, exc.message or str(exc), str(directory))))
         except OSError as exc:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from strom.errors import KafkaStorageError
 from strom.protocol.records import LOG_OVERHEAD
+from strom.storage import files
 from strom.storage.open_files import open_files
 
 __all__ = ["MAP_THRESHOLD", "FileRegion", "SegmentFile"]
@@ -58,10 +59,15 @@ class SegmentFile:
     files until they are written to.
     """
 
-    __slots__ = ("_create", "_fd", "closed", "path")
+    __slots__ = ("_base_offset", "_create", "_directory", "_fd", "_path", "closed")
 
-    def __init__(self, path: Path, fd: int, *, create: bool = False) -> None:
-        self.path = path
+    def __init__(self, path: Path | None, fd: int, *, create: bool = False,
+                 directory: Path | None = None, base_offset: int = 0) -> None:
+        """`path` None: the .log file at `base_offset` in `directory`, its
+        Path made when first used (`path`)."""
+        self._path = path
+        self._directory = directory
+        self._base_offset = base_offset
         self._fd = fd
         #: Open with O_CREAT: the file may not exist yet.
         self._create = create
@@ -69,6 +75,16 @@ class SegmentFile:
         self.closed = False
         if fd >= 0:
             open_files.opened(self)
+
+    @property
+    def path(self) -> Path:
+        # Made on first use, as an index's (index.py): a new log's lazy first
+        # segment has no file to name until its first write.
+        path = self._path
+        if path is None:
+            assert self._directory is not None, "a segment file without a path or directory"
+            path = self._path = files.log_path(self._directory, self._base_offset)
+        return path
 
     @property
     def fd(self) -> int:

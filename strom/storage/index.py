@@ -44,6 +44,7 @@ import struct
 from pathlib import Path
 from typing import ClassVar
 
+from strom.storage import files
 from strom.storage.open_files import open_files
 
 __all__ = ["CorruptIndexError", "OffsetIndex", "TimeIndex"]
@@ -61,12 +62,17 @@ class CorruptIndexError(Exception):
 
 class _Index:
     entry_size: ClassVar[int]
+    #: The file name's suffix, after the base offset.
+    suffix: ClassVar[str]
 
     def __init__(
-        self, path: Path, base_offset: int, max_index_size: int, *, writable: bool,
-        new: bool = False, lazy: bool = False,
+        self, path: Path | None, base_offset: int, max_index_size: int, *, writable: bool,
+        new: bool = False, lazy: bool = False, directory: Path | None = None,
     ) -> None:
-        self.path = path
+        """`path` None: the file of this index at `base_offset` in `directory`,
+        its Path made when first used (`path`)."""
+        self._path = path
+        self._directory = directory
         self.base_offset = base_offset
         self.max_index_size = max_index_size
         #: At least two slots, so the time index keeps one usable slot besides
@@ -86,7 +92,7 @@ class _Index:
             size = 0
         else:
             try:
-                size = os.stat(path).st_size
+                size = os.stat(self.path).st_size
             except FileNotFoundError:
                 size = 0
         self._file_size = size
@@ -96,6 +102,18 @@ class _Index:
         self._missing = False
         if writable:
             self.make_writable(new=new, create=not lazy)
+
+    @property
+    def path(self) -> Path:
+        # Made on first use: a new log's first segment (lazy, segment.py) has
+        # no file to name until its first write, and a Path is ~0.5 us and
+        # ~150 bytes of the ~10 us a new partition costs (3 per segment).
+        path = self._path
+        if path is None:
+            assert self._directory is not None, "an index without a path or directory"
+            path = self._path = files.child(
+                self._directory, files.offset_prefix(self.base_offset) + self.suffix)
+        return path
 
     # -- mapping ----------------------------------------------------------
 
@@ -225,7 +243,7 @@ class _Index:
 
     def rename(self, path: Path) -> None:
         os.replace(self.path, path)
-        self.path = path
+        self._path = path
 
     def _require_writable(self) -> bytearray:
         if self._buf is None:
@@ -277,6 +295,7 @@ class OffsetIndex(_Index):
     """Sparse map from offset to file position (Kafka's OffsetIndex)."""
 
     entry_size = 8
+    suffix = files.INDEX_SUFFIX
 
     def append(self, offset: int, position: int) -> None:
         buf = self._require_writable()
@@ -383,6 +402,7 @@ class TimeIndex(_Index):
     """Sparse map from timestamp to offset (Kafka's TimeIndex)."""
 
     entry_size = 12
+    suffix = files.TIME_INDEX_SUFFIX
 
     def is_full(self) -> bool:
         return self._entries >= self.max_entries - 1

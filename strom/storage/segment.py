@@ -58,15 +58,18 @@ class LogSegment:
     ) -> None:
         self.directory = directory
         self.base_offset = base_offset
-        self.file = SegmentFile(files.log_path(directory, base_offset), fd, create=lazy)
+        # The three files' Paths are made when first used: most of a big
+        # CreateTopics' new segments get no file for a long time (lazy).
+        self.file = SegmentFile(None, fd, create=lazy, directory=directory,
+                                base_offset=base_offset)
         self.size = size
         self.offset_index = OffsetIndex(
-            files.index_path(directory, base_offset), base_offset, max_index_bytes,
-            writable=writable, new=new, lazy=lazy,
+            None, base_offset, max_index_bytes, writable=writable, new=new, lazy=lazy,
+            directory=directory,
         )
         self.time_index = TimeIndex(
-            files.time_index_path(directory, base_offset), base_offset, max_index_bytes,
-            writable=writable, new=new, lazy=lazy,
+            None, base_offset, max_index_bytes, writable=writable, new=new, lazy=lazy,
+            directory=directory,
         )
         self.index_interval_bytes = index_interval_bytes
         self.bytes_since_last_index_entry = 0

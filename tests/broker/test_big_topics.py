@@ -250,3 +250,44 @@ def test_a_crash_during_a_big_delete_leaves_no_topic(strom: StromProcess) -> Non
     assert again.topics[0].error_code == ErrorCode.none
     assert _produce_code(strom.bootstrap, TOPIC, 1) == ErrorCode.none
     assert strom.terminate() == 0
+
+
+def test_every_partition_added_takes_records_at_once(strom: StromProcess) -> None:
+    # CreatePartitions answers once the new logs take appends (issue 19: they
+    # are built without the loader, their files named on first use): one
+    # Produce right after the answer lands in all 1,001 partitions, Metadata
+    # lists a leader for each, and each written log has its files under
+    # Kafka's names after a clean shutdown.
+    data = strom.data_dir
+    assert _send(strom.bootstrap, ApiKey.CREATE_TOPICS, 7,
+                 _create_request(TOPIC, 1)).topics[0].error_code == ErrorCode.none
+    with RawClient(strom.bootstrap, timeout=TIMEOUT) as client:
+        more = client.send(ApiKey.CREATE_PARTITIONS, 3, {
+            "topics": [{"name": TOPIC, "count": 1_001, "assignments": None}],
+            "timeout": 120_000, "validate_only": False})
+        assert more.results[0].error_code == ErrorCode.none
+        _produce_everywhere(strom.bootstrap, TOPIC, 1_001)
+        for version in (1, 9, 12):
+            metadata = client.send(ApiKey.METADATA, version, {
+                "topics": [{"name": TOPIC, "topic_id": None}],
+                "allow_auto_topic_creation": False,
+                "include_cluster_authorized_operations": False,
+                "include_topic_authorized_operations": False})
+            partitions = metadata.topics[0].partitions
+            assert sorted(p.partition_index for p in partitions) == list(range(1_001))
+            (broker,) = metadata.brokers
+            assert {(p.error_code, p.leader_id) for p in partitions} == {
+                (ErrorCode.none, broker.node_id)}
+    listed = send(strom.bootstrap, ApiKey.LIST_OFFSETS, 7, {
+        "replica_id": -1, "isolation_level": 0, "topics": [{"name": TOPIC, "partitions": [
+            {"partition_index": p, "current_leader_epoch": -1, "timestamp": -1}
+            for p in (0, 1, 500, 1_000)]}]})
+    assert [(p.error_code, p.offset) for p in listed.topics[0].partitions] == [
+        (ErrorCode.none, 1)] * 4
+    assert strom.terminate() == 0
+    assert len(_topic_dirs(data)) == 1_001
+    for partition in (1, 1_000):
+        assert {p.name for p in (data / f"{TOPIC}-{partition}").iterdir()} >= {
+            "00000000000000000000.log", "00000000000000000000.index",
+            "00000000000000000000.timeindex", "partition.metadata"}
+        assert (data / f"{TOPIC}-{partition}" / "00000000000000000000.log").stat().st_size > 0

@@ -11,7 +11,7 @@ CONFIG ?= config/server.properties
 .PHONY: serve cluster test lint typecheck unit interop interop-kafka interop-cluster system-deps kafka-jars compat compat-kafka compat-cluster compat-librdkafka clean \
 	bench bench-quick bench-fleet bench-soak bench-views bench-fetch-sessions bench-failover bench-cluster bench-cores demo fuzz jepsen dist dist-check screenshots
 
-$(STAMP): pyproject.toml setup.py strom/protocol/records/_walk.c strom/protocol/fast/_produce.c
+$(STAMP): pyproject.toml setup.py strom/protocol/records/_walk.c strom/protocol/fast/_produce.c strom/storage/_fsync.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e .
@@ -91,9 +91,9 @@ bench: $(BENCH_STAMP) kafka-jars $(RDKGEN)
 bench-quick: $(BENCH_STAMP) kafka-jars $(RDKGEN)
 	$(BIN)/python bench/run.py --quick
 
-## bench-fleet: the fleet row alone: 50 producers × 200 records/s, 1 KiB, acks=all, idempotent, linger.ms=0, pooled ack latency, Kafka and strom, 3 rounds (~5 min); FLEET_ARGS for more run.py options
+## bench-fleet: the fleet row alone: 50 producers × 200 records/s, 1 KiB, acks=all, idempotent, linger.ms=0, pooled ack latency, Kafka, strom and strom without fsync (Kafka's durability), 3 rounds (~5 min); FLEET_ARGS for more run.py options
 bench-fleet: $(BENCH_STAMP) kafka-jars $(RDKGEN)
-	$(BIN)/python bench/run.py --brokers kafka,strom --rounds 3 --only fleet --out bench/results/fleet $(FLEET_ARGS)
+	$(BIN)/python bench/run.py --brokers kafka,strom,strom-nofsync --rounds 3 --only fleet --out bench/results/fleet $(FLEET_ARGS)
 
 ## bench-soak: 50 producers, keyed records, retention crossed under load, 30 min per broker
 bench-soak: $(BENCH_STAMP) kafka-jars

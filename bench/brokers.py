@@ -396,4 +396,18 @@ def tansu_binary() -> Path:
     return found[0]
 
 
-BROKERS: dict[str, type[Broker]] = {"kafka": Kafka, "strom": Strom, "tansu": Tansu}
+class StromNoFsync(Strom):
+    """strom acknowledging acks=all once appended, without fsync: Kafka's own
+    durability model (Kafka fsyncs only at flush.messages/flush.ms), so the
+    like-for-like comparison beside strom's stricter default."""
+    name = "strom-nofsync"
+    label = "strom without fsync"
+
+    def __init__(self, data_root: Path, partitions: int, segment_bytes: int,
+                 extra: dict[str, str] | None = None) -> None:
+        super().__init__(data_root, partitions, segment_bytes,
+                         {"strom.acks.all.fsync": "false", **(extra or {})})
+
+
+BROKERS: dict[str, type[Broker]] = {"kafka": Kafka, "strom": Strom, "tansu": Tansu,
+                                    "strom-nofsync": StromNoFsync}

@@ -126,6 +126,8 @@ def summarize(results: list[dict[str, Any]], brokers: list[str],
         row["strom_over_kafka"] = s / k if s is not None and k else None
         row["strom_over_tansu"] = s / t if s is not None and t else None
         row["tansu_over_kafka"] = t / k if t is not None and k else None
+        n = row["brokers"].get("strom-nofsync", {}).get("median")
+        row["strom_nofsync_over_kafka"] = n / k if n is not None and k else None
         ratio = row["strom_over_kafka"]
         if fig.goal is None or ratio is None:
             row["goal_met"] = None
@@ -170,6 +172,8 @@ def markdown(rows: list[dict[str, Any]], brokers: list[str], labels: dict[str, s
     cols = ["figure", "unit"] + [labels[b] for b in brokers] + ["strom/Kafka", "goal"]
     if "tansu" in brokers:
         cols.insert(-1, "strom/Tansu")
+    if "strom-nofsync" in brokers:
+        cols.insert(-1, "strom without fsync/Kafka")
     cols += [f"{labels[b]} CPU broker / client" for b in brokers]
     out = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in rows:
@@ -179,6 +183,9 @@ def markdown(rows: list[dict[str, Any]], brokers: list[str], labels: dict[str, s
         if "tansu" in brokers:
             rt = row["strom_over_tansu"]
             cells.append(f"{rt:.2f}" if rt is not None else "—")
+        if "strom-nofsync" in brokers:
+            rn = row["strom_nofsync_over_kafka"]
+            cells.append(f"{rn:.2f}" if rn is not None else "—")
         if row["goal"] is None:
             goal = "—"
         else:

@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, 2 rounds (< 5 min)")
     parser.add_argument("--rounds", type=int, help="rounds (default 2 quick, 3 full)")
     parser.add_argument("--brokers", default=None,
-                        help="comma-separated from kafka,strom,tansu "
+                        help="comma-separated from kafka,strom,tansu,strom-nofsync "
                              "(default: kafka,strom quick; all three full)")
     parser.add_argument("--only", default=None,
                         help="comma-separated workload ids (warm-up always runs)")
@@ -158,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strom-rev", default=None, metavar="REV",
                         help="run strom from this commit (git archive) instead of the "
                              "working tree, which other work may be editing")
+    parser.add_argument("--strom-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="a strom config for this run (repeatable), e.g. "
+                             "strom.acks.all.fsync=false or strom.processes=2; "
+                             "recorded in the results and the label")
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--segment-bytes", type=int, default=128 * 1048576)
     parser.add_argument("--data-dir", type=Path, default=CACHE / "bench" / "data",
@@ -199,7 +203,17 @@ def main(argv: list[str] | None = None) -> int:
             export_revision(args.strom_rev, Strom.source)
             (Strom.source / ".exported").touch()
         Strom.source_rev = short
-    brokers = {n: BROKERS[n](args.data_dir, args.partitions, args.segment_bytes) for n in names}
+    strom_extra: dict[str, str] = {}
+    for item in args.strom_override:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--strom-override {item!r}: expected KEY=VALUE")
+        strom_extra[key.strip()] = value.strip()
+    brokers = {n: BROKERS[n](args.data_dir, args.partitions, args.segment_bytes,
+                             extra=strom_extra if n.startswith("strom") else None)
+               for n in names}
+    for n in (n for n in brokers if strom_extra and n.startswith("strom")):
+        brokers[n].label += " (" + ", ".join(f"{k}={v}" for k, v in strom_extra.items()) + ")"
     if "tansu" in brokers:
         try:
             brokers["tansu"].version()
@@ -222,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             "data_dir": str(args.data_dir), "data_device": data_device(args.data_dir),
             "sizes": sizes.__dict__, "kafka_server_jvm": JAVA_SERVER_OPTS,
             "java_tools_jvm": JAVA_PERF_OPTS,
-            "strom_fsyncs_acks_all": True, "kafka_fsyncs_acks_all": False,
+            "strom_fsyncs_acks_all": strom_extra.get("strom.acks.all.fsync", "true") == "true",
+            "strom_overrides": strom_extra, "kafka_fsyncs_acks_all": False,
             "labels": labels, "unfair": unfair,
             "rdkafka_client": args.client, "nofile_limit": nofile,
         },

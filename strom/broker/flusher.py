@@ -18,11 +18,21 @@ partitions written at 10 MiB/s: 12 fdatasyncs in a row took 2.2 ms a round
 on an idle interpreter, the same 12 from 12 threads 0.6 ms; inside the broker
 under the 50-producer soak the serial round took 170-470 ms (p50), so fsync
 rounds, not the disk, capped acks=all throughput.
+
+Why not Python threads: at one-record requests a flush covers one to three
+requests, and each fdatasync on a Python thread took the GIL back twice
+(after the syscall, to hand the result to the loop), against a loop that
+holds it nearly all the time: 67,000 futex calls a second for 3,400
+fdatasyncs in the fleet workload. A ticket that only syncs fds (nearly all)
+runs on C threads that never take the GIL (strom.storage._fsync) and wake the
+loop through one eventfd for any number of finished flushes; a ticket that
+also writes files, or strom without its C extensions, uses the Python threads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import queue
@@ -33,6 +43,11 @@ from collections.abc import Callable
 from strom.broker.stats import SHORT_BUCKETS, Histogram
 from strom.errors import KafkaStorageError, LogFsyncFailedError
 from strom.storage.log import FlushTicket, PartitionLog
+
+try:
+    from strom.storage import _fsync
+except ImportError:  # built without the C extensions: Python threads only
+    _fsync = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +74,15 @@ class GroupCommitFlusher:
         self._in_flight: dict[Flushable, asyncio.Future[None]] = {}
         #: Logs with waiters, waiting for a ticket slot (in order).
         self._queued: dict[Flushable, None] = {}
+        #: Logs with waiters whose flush starts at the next turn of the loop.
+        self._soon: dict[Flushable, None] = {}
         self._closed = False
         self._pool: _FsyncThreads | None = None
+        #: The GIL-free threads and the loop that watches their eventfd.
+        self._c_pool: _fsync.Pool | None = None
+        self._c_loop: asyncio.AbstractEventLoop | None = None
+        self._c_runs: dict[int, tuple[Flushable, FlushTicket, float]] = {}
+        self._tokens = itertools.count()
         #: Called (on the loop) when a log's fdatasync failed with an I/O
         #: error: the replica manager takes its partition offline.
         self.on_fsync_failed: Callable[[Flushable, LogFsyncFailedError], None] | None = None
@@ -79,6 +101,10 @@ class GroupCommitFlusher:
         self.fail_all(lambda: KafkaStorageError("broker shutting down"))
         if self._pool is not None:
             self._pool.shutdown()
+        if self._c_pool is not None and self._c_loop is not None:
+            self._c_loop.remove_reader(self._c_pool.fileno())
+            self._c_pool.shutdown()
+            self._c_pool = self._c_loop = None
 
     async def wait_durable(self, log: Flushable, end_offset: int) -> None:
         """Return once every offset below `end_offset` is fsync'd."""
@@ -106,13 +132,28 @@ class GroupCommitFlusher:
             self._waiters[log] = [(end_offset, fut)]
         else:
             waiters.append((end_offset, fut))
-        if log not in self._in_flight and log not in self._queued:
-            self._start(log, loop)
+        if log not in self._in_flight and log not in self._queued and log not in self._soon:
+            # Started once the requests handled in this turn of the loop have
+            # appended: those to the same partition share the fdatasync (at
+            # one record per request, started at once, the second waited for
+            # the first's fsync and then ran its own).
+            self._soon[log] = None
+            if len(self._soon) == 1:
+                loop.call_soon(self._start_soon, loop)
         return fut
+
+    def _start_soon(self, loop: asyncio.AbstractEventLoop) -> None:
+        soon, self._soon = self._soon, {}
+        if self._closed:
+            return
+        for log_ in soon:
+            if log_ in self._waiters and log_ not in self._in_flight and log_ not in self._queued:
+                self._start(log_, loop)
 
     def forget(self, log: Flushable, error: Callable[[], Exception]) -> None:
         """Fail the waiters of a log that is going away (topic deleted)."""
         self._queued.pop(log, None)
+        self._soon.pop(log, None)
         for _, fut in self._waiters.pop(log, []):
             if not fut.done():
                 fut.set_exception(error())
@@ -141,21 +182,60 @@ class GroupCommitFlusher:
         except KafkaStorageError as exc:
             self._fail(log_, exc)
             return
-        if self._pool is None:
-            self._pool = _FsyncThreads(FSYNC_THREADS)
+        # Done when the flush has been settled (stop() waits for it).
         run: asyncio.Future[None] = loop.create_future()
-        self._pool.submit(ticket, run, loop)
         self._in_flight[log_] = run
         started = time.perf_counter()
-        run.add_done_callback(lambda done: self._flushed(log_, ticket, done, loop, started))
+        sync = ticket.sync_fds() if _fsync is not None else None
+        pool = self._c_pool_on(loop) if sync is not None else None
+        if sync is not None and pool is not None:
+            token = next(self._tokens)
+            self._c_runs[token] = (log_, ticket, started)
+            pool.submit(token, *sync)
+            return
+        if self._pool is None:
+            self._pool = _FsyncThreads(FSYNC_THREADS)
+        self._pool.submit(ticket, run, loop)
+        run.add_done_callback(lambda done: self._flushed(
+            log_, ticket, done.exception() if not done.cancelled()
+            else KafkaStorageError("cancelled"), loop, started))
 
-    def _flushed(self, log_: Flushable, ticket: FlushTicket, run: asyncio.Future[None],
+    def _c_pool_on(self, loop: asyncio.AbstractEventLoop) -> _fsync.Pool | None:
+        """The GIL-free pool, watched by `loop`; None on another loop than the
+        first (an embedded broker moved between loops: Python threads)."""
+        if self._c_pool is None:
+            self._c_pool = _fsync.Pool(FSYNC_THREADS)
+            self._c_loop = loop
+            loop.add_reader(self._c_pool.fileno(), self._c_completed)
+        return self._c_pool if loop is self._c_loop else None
+
+    def _c_completed(self) -> None:
+        """The eventfd is readable: settle every flush the C threads finished,
+        here rather than through a future's done callback, which would cost
+        the waiting requests one more turn of a busy loop each."""
+        if self._c_pool is None or self._c_loop is None:
+            return
+        loop = self._c_loop
+        for token, error_code, failed_at in self._c_pool.completed():
+            log_, ticket, started = self._c_runs.pop(token)
+            error: BaseException | None = None
+            try:
+                ticket.synced(error_code, failed_at)
+            except BaseException as exc:  # the flush's outcome, as a thread's
+                error = exc
+            run = self._in_flight.get(log_)
+            self._flushed(log_, ticket, error, loop, started)
+            if run is not None:
+                _settle(run, error)
+                if error is not None:
+                    run.exception()  # retrieved: stop() gathers only to wait
+
+    def _flushed(self, log_: Flushable, ticket: FlushTicket, error: BaseException | None,
                  loop: asyncio.AbstractEventLoop, started: float) -> None:
         self.fsync_seconds.observe(time.perf_counter() - started)
         del self._in_flight[log_]
         log_.complete_flush(ticket)  # closes its dup'd fds in any case
         self._start_queued(loop)
-        error = run.exception() if not run.cancelled() else KafkaStorageError("cancelled")
         if error is not None:
             # The recovery point stays put; the waiters learn of it. A storage
             # error was logged once per condition where it was raised.
@@ -250,12 +330,29 @@ async def wait_all(futures: list[asyncio.Future[None]], timeout_s: float) -> Non
     the soak (one-record requests); with a timer and a closure per call it took
     12% of the event loop there, 6% without (py-spy, docs/benchmarks.md)."""
     pending = 0
+    last: asyncio.Future[None] | None = None
     for fut in futures:
         if not fut.done():
             pending += 1
-    if pending == 0:
+            last = fut
+    if last is None:
         return
     loop = asyncio.get_running_loop()
+    if pending == 1:
+        # Nearly every acks=all request waits for one partition: await its
+        # future itself. A countdown future in between cost every request one
+        # more turn of the loop (~1 ms when it is busy) between its fsync and
+        # its response. The futures are the caller's own, so the deadline may
+        # fail this one with DeadlinePassed (the caller counts it as timed out).
+        deadlines = _deadlines_of(loop)
+        bucket = deadlines.add(last, timeout_s, fail=True)
+        try:
+            await last
+        except Exception:  # noqa: S110 - the caller inspects the future
+            pass
+        finally:
+            deadlines.discard(bucket, last)
+        return
     all_done: asyncio.Future[None] = loop.create_future()
     counter = _Countdown(pending, all_done)
     for fut in futures:
@@ -285,6 +382,10 @@ class _Countdown:
             self._done.set_result(None)
 
 
+class DeadlinePassed(Exception):
+    """wait_all gave up on a future that was the caller's own."""
+
+
 #: Granularity of wait_all's timeouts: deadlines are rounded up to a tick.
 DEADLINE_TICK_S = 0.005
 
@@ -297,21 +398,38 @@ class _Deadlines:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self._ticks: dict[int, set[asyncio.Future[None]]] = {}
+        #: Futures the deadline fails rather than completes (wait_all's own).
+        self._failing: set[asyncio.Future[None]] = set()
 
-    def add(self, fut: asyncio.Future[None], timeout_s: float) -> set[asyncio.Future[None]]:
-        """Complete `fut` (with None) at or up to one tick after `timeout_s` from
-        now; the set returned holds it: discard it there once it is done."""
+    def add(self, fut: asyncio.Future[None], timeout_s: float,
+            fail: bool = False) -> set[asyncio.Future[None]]:
+        """Complete `fut` at or up to one tick after `timeout_s` from now, with
+        None or, if `fail`, with DeadlinePassed; the set returned holds it:
+        discard it there once it is done (`discard` for a failing one)."""
         tick = math.ceil((self.loop.time() + max(timeout_s, 0.001)) / DEADLINE_TICK_S)
         bucket = self._ticks.get(tick)
         if bucket is None:
             bucket = self._ticks[tick] = set()
             self.loop.call_at(tick * DEADLINE_TICK_S, self._expire, tick)
         bucket.add(fut)
+        if fail:
+            self._failing.add(fut)
         return bucket
+
+    def discard(self, bucket: set[asyncio.Future[None]], fut: asyncio.Future[None]) -> None:
+        bucket.discard(fut)
+        self._failing.discard(fut)
 
     def _expire(self, tick: int) -> None:
         for fut in self._ticks.pop(tick, ()):
-            if not fut.done():
+            fail = fut in self._failing
+            if fail:
+                self._failing.discard(fut)
+            if fut.done():
+                continue
+            if fail:
+                fut.set_exception(DeadlinePassed("deadline passed"))
+            else:
                 fut.set_result(None)
 
 

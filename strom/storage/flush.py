@@ -112,12 +112,49 @@ class FlushTicket:
                 path = directory.parent
                 os.fsync(self._parent_fd)
         except OSError as exc:
-            code = exc.errno or 0
-            if code in _NO_SPACE or (code == errno.ENOENT and not directory.exists()):
-                self._failed(exc)
-            reason = os.strerror(code) if code else str(exc)
-            self.fsync_failed = f"fsync of {path} failed: {reason}"
-            raise LogFsyncFailedError(self.fsync_failed) from exc
+            self._sync_failed(exc, path)
+        self._write_files()
+
+    def sync_fds(self) -> tuple[list[int], list[int]] | None:
+        """The fds to fdatasync and then the directory fds to fsync, when
+        syncing them is all this ticket does (nearly every flush): a GIL-free
+        pool runs those (strom.storage._fsync) and the owner calls
+        `synced` with the result. None when it writes files too (a lazily
+        made log's partition.metadata, changed leader epochs) or a test
+        injects a fault: `run` on a Python thread then."""
+        if self._partition_metadata is not None or self._epochs is not None:
+            return None
+        if FSYNC_FAULTS and self._epoch_cache.path.parent in FSYNC_FAULTS:
+            return None
+        dirs = [fd for fd in (self._dir_fd, self._parent_fd) if fd >= 0]
+        return self._fds, dirs
+
+    def synced(self, error: int, failed_at: int) -> None:
+        """Owner thread: the outcome of the fds of `sync_fds` (an errno and
+        the index of the fd that failed, or 0). Raises as `run` would."""
+        if error == 0:
+            self.done = True
+            return
+        directory = self._epoch_cache.path.parent
+        if failed_at < len(self._paths):
+            path = self._paths[failed_at]
+        elif failed_at == len(self._paths) and self._dir_fd >= 0:
+            path = directory
+        else:
+            path = directory.parent
+        self._sync_failed(OSError(error, os.strerror(error)), path)
+
+    def _sync_failed(self, exc: OSError, path: Path) -> NoReturn:
+        directory = self._epoch_cache.path.parent
+        code = exc.errno or 0
+        if code in _NO_SPACE or (code == errno.ENOENT and not directory.exists()):
+            self._failed(exc)
+        reason = os.strerror(code) if code else str(exc)
+        self.fsync_failed = f"fsync of {path} failed: {reason}"
+        raise LogFsyncFailedError(self.fsync_failed) from exc
+
+    def _write_files(self) -> None:
+        directory = self._epoch_cache.path.parent
         try:
             if self._partition_metadata is not None:
                 files.write_atomically(directory / files.PARTITION_METADATA,

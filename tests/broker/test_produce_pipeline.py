@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
 from strom.broker import flusher
-from strom.broker.flusher import wait_all
+from strom.broker.flusher import DeadlinePassed, wait_all
 from strom.config import TopicConfig
 from strom.protocol.records import TimestampType
 from strom.testing import EmbeddedBroker
@@ -44,11 +44,32 @@ def test_wait_all_times_out_without_completing_the_futures() -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         slow: asyncio.Future[None] = loop.create_future()
+        slower: asyncio.Future[None] = loop.create_future()
         done: asyncio.Future[None] = loop.create_future()
         done.set_result(None)
-        await wait_all([done, slow], 0.001)
+        await wait_all([done, slow, slower], 0.001)
         assert not slow.done()  # the caller decides: produce answers REQUEST_TIMED_OUT
+        assert not slower.done()
         slow.cancel()
+        slower.cancel()
+
+    _run(main())
+
+
+def test_wait_all_on_one_future_fails_it_at_the_deadline() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        slow: asyncio.Future[None] = loop.create_future()
+        await wait_all([slow], 0.001)
+        # The caller's own future: failed with DeadlinePassed, never completed
+        # as if it were durable; produce answers REQUEST_TIMED_OUT for it.
+        assert isinstance(slow.exception(), DeadlinePassed)
+        assert not flusher._deadlines_of(loop)._failing
+        quick: asyncio.Future[None] = loop.create_future()
+        loop.call_soon(quick.set_result, None)
+        await wait_all([quick], 3600)
+        assert quick.result() is None
+        assert not flusher._deadlines_of(loop)._failing  # nothing left behind
 
     _run(main())
 

@@ -22,7 +22,7 @@ from typing import Any
 from strom.broker.authorization import allowed, authorized_names, has_transactional_batch
 from strom.broker.batch_worker import INLINE_UNCOMPRESSED_BYTES, AppendTurn
 from strom.broker.context import RequestContext
-from strom.broker.flusher import wait_all
+from strom.broker.flusher import DeadlinePassed, wait_all
 from strom.broker.partition import Partition
 from strom.broker.router import handles
 from strom.cluster.image import INTERNAL_TOPICS
@@ -385,7 +385,7 @@ async def _wait_durable(ctx: RequestContext,
                 pending.append(flushed)
     await wait_all(pending, timeout_s)
     for response, fut in futures:
-        if not fut.done():
+        if not fut.done() or isinstance(fut.exception(), DeadlinePassed):
             fut.cancel()
             if response["error_code"] == ErrorCode.none:
                 response.update(error_code=ErrorCode.request_timed_out, base_offset=-1)

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import cast
 
+from strom.broker import eager
 from strom.broker.client_quotas import handle_with_quotas
 from strom.broker.connection_limits import ConnectionGuard
 from strom.broker.context import BrokerServices, RequestContext
@@ -313,13 +314,20 @@ class KafkaConnection(asyncio.BufferedProtocol):
         else:
             # A small frame is a bytearray of its own (framing.py), with nothing to
             # release: no wrapper coroutine (_handle) for it, one less per request.
-            slot = loop.create_task(
+            # Started here, not in a task's first turn: a request that never
+            # waits is answered before this callback returns (eager.py).
+            slot = eager.start(loop, (
                 self._handle_frame(registration, frame, api_version) if type(frame) is bytearray
-                else self._handle(registration, frame, api_version))
+                else self._handle(registration, frame, api_version)))
             if sasl is not None and sasl.serial(api_key):
                 self._sasl_slot = slot
-        if not isinstance(slot, asyncio.Task):
-            self._decoder.release(frame)
+            self._pending.append(slot)
+            if slot.done():
+                self._write_ready(slot)
+            else:
+                slot.add_done_callback(self._write_ready)
+            return
+        self._decoder.release(frame)
         self._pending.append(slot)
         slot.add_done_callback(self._write_ready)
 
@@ -420,12 +428,26 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return None
         try:
             encoded = encode_response_frame(api_key, api_version, header.correlation_id, response)
-            return _Close(encoded) if context.close_after_response else encoded
         except Exception:
             # A handler built a response its version cannot carry: a bug, named here.
             log.exception("closing %s: %s v%d response could not be encoded", self.peer,
                           api_key.name, api_version)
             return CLOSE
+        if context.close_after_response:
+            return _Close(encoded)
+        return None if self._write_first(encoded) else encoded
+
+    def _write_first(self, encoded: list[Chunk]) -> bool:
+        """Write the response of the task running this if it is first in line
+        (True): its done callback would only run in the next turn of the loop,
+        a wait every acks=all request had after its fsync (eager.py)."""
+        pending = self._pending
+        if (not pending or self._closed or self._transport is None
+                or pending[0] is not asyncio.current_task()):
+            return False
+        self._transport.writelines(encoded)
+        self._last_active = time.monotonic()
+        return True
 
     def _write_ready(self, _: object) -> None:
         if self._closed or self._transport is None:

@@ -167,11 +167,17 @@ async def _append_all(ctx: RequestContext, request: Any, responses: list[dict[st
                 try:
                     partition, records = _checked(ctx, request, name, topic_id, data, verdicts,
                                                   writable)
+                    on_worker = False
                     try:
                         appended = partition.append_records_as_leader(
                             records, max_uncompressed_bytes=INLINE_UNCOMPRESSED_BYTES)
                     except DecompressedSizeError:
-                        # Too large to decompress on the event loop.
+                        # Too large to decompress on the event loop. Awaited
+                        # outside this block: a coroutine suspended in an except
+                        # block holds the exception, whose traceback reaches the
+                        # partly inflated batch, and chains it to the next one.
+                        on_worker = True
+                    if on_worker:
                         if turns is None:
                             turns = _take_turns(_target_partitions(ctx, request), position)
                         appended = await partition.append_records_as_leader_on_worker(records)

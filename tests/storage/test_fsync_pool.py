@@ -15,6 +15,7 @@ import pytest
 from storage_helpers import append, open_log
 
 from strom.errors import LogFsyncFailedError
+from strom.storage.flush import FlushTicket
 
 pytest.importorskip("strom.storage._fsync", reason="built without the C extensions")
 
@@ -93,12 +94,8 @@ def test_bad_fds_are_refused_at_submit(bad: list[object]) -> None:
     assert pool.completed() == []
 
 
-def test_a_ticket_synced_by_the_pool_moves_the_recovery_point(tmp_path: Path) -> None:
-    log = open_log(tmp_path / "t-0")
-    append(log, [b"a", b"b"])
-    log.flush()  # the first flush writes partition.metadata: not a pool ticket
-    append(log, [b"c"])
-    ticket = log.prepare_flush()
+def _sync_in_pool(ticket: FlushTicket) -> tuple[int, int]:
+    """What the flusher does with a ticket that only syncs: (errno, failed_at)."""
     sync = ticket.sync_fds()
     assert sync is not None
     pool = Pool(1)
@@ -108,6 +105,16 @@ def test_a_ticket_synced_by_the_pool_moves_the_recovery_point(tmp_path: Path) ->
     finally:
         pool.shutdown()
     assert token == 7
+    return error, failed_at
+
+
+def test_a_ticket_synced_by_the_pool_moves_the_recovery_point(tmp_path: Path) -> None:
+    log = open_log(tmp_path / "t-0")
+    append(log, [b"a", b"b"])
+    log.flush()  # the first flush writes partition.metadata: not a pool ticket
+    append(log, [b"c"])
+    ticket = log.prepare_flush()
+    error, failed_at = _sync_in_pool(ticket)
     ticket.synced(error, failed_at)
     log.complete_flush(ticket)
     assert log.recovery_point == 3
@@ -128,14 +135,7 @@ def test_a_failed_pool_sync_fails_the_log_as_a_thread_would(tmp_path: Path) -> N
     finally:
         for fd in (original, read_end, write_end):
             os.close(fd)
-    sync = ticket.sync_fds()
-    assert sync is not None
-    pool = Pool(1)
-    try:
-        pool.submit(1, *sync)
-        [(_, error, failed_at)] = _collect(pool, 1)
-    finally:
-        pool.shutdown()
+    error, failed_at = _sync_in_pool(ticket)
     assert error == errno.EINVAL
     with pytest.raises(LogFsyncFailedError, match=r"fsync of .*\.log failed"):
         ticket.synced(error, failed_at)

@@ -79,6 +79,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._last_active = time.monotonic()
         self._partial_since: float | None = None
         self._pending: collections.deque[asyncio.Future[Slot]] = collections.deque()
+        #: buffer_updated is dispatching the frames of one read.
+        self._reading_frames = False
         # Requests received but not started: one read can hold thousands of small
         # requests, and starting them all would build thousands of responses for a
         # client that may never read them. They start as in-flight slots free up.
@@ -208,7 +210,16 @@ class KafkaConnection(asyncio.BufferedProtocol):
                     or (self.sasl is not None and not self._sasl_allows(frame))):
                 self._backlog.append(frame)
                 continue
+            self._reading_frames = True
             self._dispatch(frame)
+            self._reading_frames = False
+            if self._closed:
+                return
+        if self._pending and self._pending[0].done():
+            # The answers of requests finished inline (eager.py), in one write
+            # per read as before: one per request made librdkafka send
+            # smaller produce requests and cost acks=1 2.8x its throughput.
+            self._write_ready(None)
             if self._closed:
                 return
         if decoder.waiting_for_memory:
@@ -316,16 +327,21 @@ class KafkaConnection(asyncio.BufferedProtocol):
             # release: no wrapper coroutine (_handle) for it, one less per request.
             # Started here, not in a task's first turn: a request that never
             # waits is answered before this callback returns (eager.py).
-            slot = eager.start(loop, (
-                self._handle_frame(registration, frame, api_version) if type(frame) is bytearray
-                else self._handle(registration, frame, api_version)))
+            # Large frames (views into the read buffer: bulk produce) keep a
+            # task and its done callback: started inline, and answered by the
+            # task itself, they cost acks=1 librdkafka up to 2.8x its
+            # throughput (1,700-1,900 -> 620-710 MiB/s, bench/run.py
+            # --only produce_acks1_rdkafka); why is not understood yet.
+            slot = (eager.start(loop, self._handle_frame(registration, frame, api_version))
+                    if type(frame) is bytearray
+                    else loop.create_task(self._handle(registration, frame, api_version)))
             if sasl is not None and sasl.serial(api_key):
                 self._sasl_slot = slot
             self._pending.append(slot)
-            if slot.done():
-                self._write_ready(slot)
-            else:
+            if not slot.done():
                 slot.add_done_callback(self._write_ready)
+            elif not self._reading_frames:  # else buffer_updated writes it
+                self._write_ready(slot)
             return
         self._decoder.release(frame)
         self._pending.append(slot)
@@ -435,7 +451,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return CLOSE
         if context.close_after_response:
             return _Close(encoded)
-        return None if self._write_first(encoded) else encoded
+        # Small requests only, as for eager.start in _dispatch.
+        return None if type(frame) is bytearray and self._write_first(encoded) else encoded
 
     def _write_first(self, encoded: list[Chunk]) -> bool:
         """Write the response of the task running this if it is first in line

@@ -137,6 +137,11 @@ def test_two_processes_serve_one_cluster(serve: StromProcess, tmp_path: Path) ->
     assert serve.proc is not None
     bootstrap = serve.bootstrap
     cluster = wait_until(lambda: cluster_of(bootstrap, 2), WAIT, what="both processes")
+    # CreateTopics goes to the controller, which places partitions over the
+    # brokers its own image holds: wait until the second process sees both too
+    # (the CI run at 9b23456 created the topic before it did: every leader 2).
+    wait_until(lambda: cluster_of(f"127.0.0.1:{serve.port + 1}", 2), WAIT,
+               what="the second process to see both")
     assert sorted(cluster.brokers) == [1, 2]
     assert cluster.brokers[2].port == serve.port + 1
     shards = children(serve.proc.pid)

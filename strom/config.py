@@ -179,6 +179,11 @@ class BrokerConfig:
         return self._int("metadata.log.max.record.bytes.between.snapshots")
 
     @property
+    def syncfs_max_dirty_bytes(self) -> int:
+        """acks=all group commit by syncfs up to this much dirty data (0: off)."""
+        return self._int("strom.log.flush.syncfs.max.dirty.bytes")
+
+    @property
     def broker_rack(self) -> str | None:
         rack = self.get("broker.rack")
         return str(rack) if rack else None

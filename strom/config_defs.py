@@ -345,6 +345,11 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("strom.acks.all.fsync", T.BOOLEAN, True,
            "fsync the leader's log before acknowledging acks=all (strom is stricter than "
            "Kafka here)."),
+        _d("strom.log.flush.syncfs.max.dirty.bytes", T.LONG, 64 * 1024 * 1024,
+           "acks=all group commit: flush every partition of a log directory with one "
+           "syncfs of its file system while the machine has at most this many bytes dirty "
+           "or under writeback (/proc/meminfo); above it, or 0, one fdatasync per partition "
+           "(strom/broker/flusher.py).", at_least=0, read_only=True),
         _d("cluster.id", T.STRING, None, "Cluster id; generated on first start.",
            read_only=True),
         # Cluster mode (docs/cluster.md): brokers share metadata through etcd.

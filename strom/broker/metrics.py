@@ -222,6 +222,14 @@ class BrokerCollector(Collector):
             "fdatasync of a partition log by the group-commit flusher (acks=all), from its "
             "start to its end as the event loop sees it; kafka.log:type=LogFlushStats,"
             "name=LogFlushRateAndTimeMs.", [], iter([([], replicas.flusher.fsync_seconds)]))
+        yield CounterMetricFamily(
+            "strom_log_flush_syncfs_rounds", "Group commits that flushed every waiting "
+            "partition of a log directory with one syncfs (strom/broker/flusher.py).",
+            value=replicas.flusher.syncfs_rounds)
+        yield CounterMetricFamily(
+            "strom_log_flush_syncfs_fallbacks", "syncfs rounds answered by one fdatasync "
+            "per partition instead: the page cache was too dirty, or syncfs failed.",
+            value=replicas.flusher.syncfs_fallbacks)
 
     def _fetch_sessions(self, services: BrokerServices) -> Iterator[Metric]:
         cache = services.fetch_sessions

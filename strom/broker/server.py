@@ -257,7 +257,7 @@ class Broker:
         # Only /metrics reads the request path's counters; without the HTTP
         # listener (a read-only setting) they are not kept at all.
         self.services.stats.enabled = self.http is not None
-        replicas.flusher.start()
+        replicas.flusher.start(log_manager.log_dirs, config.syncfs_max_dirty_bytes)
         if config.etcd_endpoints:
             # Followers fetch from leaders; leaders send ISR changes to the controller.
             replicas.start_replication(controller)

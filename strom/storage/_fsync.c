@@ -15,10 +15,19 @@
  * that list goes from empty to non-empty, so the loop wakes once for any
  * number of finished jobs and collects them with completed(). Only the
  * owner thread (the event loop) calls into the pool object.
+ *
+ * A syncfs job (submit_syncfs) syncs a whole file system for a round of
+ * partitions instead (broker/flusher.py says why and how errors are found),
+ * unless /proc/meminfo shows more dirty data than the caller allows: then it
+ * syncs nothing and reports -1, and the caller flushes each file itself.
  */
+#define _GNU_SOURCE  /* syncfs */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
@@ -27,6 +36,8 @@
 typedef struct job {
     struct job *next;
     long long token;
+    int syncfs;     /* 1: syncfs(fds[0]) instead of the fd list */
+    long long max_dirty;  /* syncfs: skip (error -1) above this many dirty bytes; <0: never */
     int error;      /* errno of the first failing sync, 0 if none */
     int failed_at;  /* index of the fd that failed, -1 if none */
     int ndata;      /* fds[0:ndata] are fdatasync'd, the rest fsync'd */
@@ -46,9 +57,67 @@ typedef struct {
     pthread_t *threads;
 } Pool;
 
+/* Dirty + Writeback of /proc/meminfo in bytes: what a syncfs would have to
+ * write first (of every file system: the kernel does not count per file
+ * system); -1 if it cannot be read. */
+static long long
+dirty_bytes(void)
+{
+    char buf[8192];
+    int fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) {
+        return -1;
+    }
+    buf[n] = '\0';
+    long long total = 0;
+    int found = 0;
+    for (char *line = buf; line != NULL && *line != '\0';) {
+        long long kib;
+        if (sscanf(line, "Dirty: %lld kB", &kib) == 1 ||
+                sscanf(line, "Writeback: %lld kB", &kib) == 1) {
+            total += kib * 1024;
+            found++;
+        }
+        line = strchr(line, '\n');
+        if (line != NULL) {
+            line++;
+        }
+    }
+    return found == 2 ? total : -1;
+}
+
+static void
+run_syncfs(job *j)
+{
+    if (j->max_dirty >= 0) {
+        long long dirty = dirty_bytes();
+        if (dirty < 0 || dirty > j->max_dirty) {
+            j->error = -1;  /* the caller syncs each file instead */
+            return;
+        }
+    }
+    int rc;
+    do {
+        rc = syncfs(j->fds[0]);
+    } while (rc != 0 && errno == EINTR);
+    if (rc != 0) {
+        j->error = errno;
+        j->failed_at = 0;
+    }
+}
+
 static void
 run_job(job *j)
 {
+    if (j->syncfs) {
+        run_syncfs(j);
+        return;
+    }
     for (int i = 0; i < j->nfds; i++) {
         int rc;
         do {
@@ -209,6 +278,53 @@ copy_fds(PyObject *seq, int *out, Py_ssize_t n)
     return 0;
 }
 
+static void
+enqueue(Pool *p, job *j)
+{
+    pthread_mutex_lock(&p->lock);
+    if (p->pending_tail == NULL) {
+        p->pending_head = j;
+    } else {
+        p->pending_tail->next = j;
+    }
+    p->pending_tail = j;
+    pthread_cond_signal(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static PyObject *
+pool_submit_syncfs(Pool *p, PyObject *args)
+{
+    long long token, max_dirty;
+    int fd;
+    if (!PyArg_ParseTuple(args, "LiL:submit_syncfs", &token, &fd, &max_dirty)) {
+        return NULL;
+    }
+    if (fd < 0) {
+        PyErr_SetString(PyExc_ValueError, "not a file descriptor");
+        return NULL;
+    }
+    if (p->threads == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the fsync pool is shut down");
+        return NULL;
+    }
+    job *j = PyMem_RawMalloc(sizeof(job) + sizeof(int));
+    if (j == NULL) {
+        return PyErr_NoMemory();
+    }
+    j->next = NULL;
+    j->token = token;
+    j->syncfs = 1;
+    j->max_dirty = max_dirty;
+    j->error = 0;
+    j->failed_at = -1;
+    j->ndata = 0;
+    j->nfds = 1;
+    j->fds[0] = fd;
+    enqueue(p, j);
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 pool_submit(Pool *p, PyObject *args)
 {
@@ -243,6 +359,8 @@ pool_submit(Pool *p, PyObject *args)
     }
     j->next = NULL;
     j->token = token;
+    j->syncfs = 0;
+    j->max_dirty = -1;
     j->error = 0;
     j->failed_at = -1;
     j->ndata = (int)nd;
@@ -252,15 +370,7 @@ pool_submit(Pool *p, PyObject *args)
     }
     Py_DECREF(data);
     Py_DECREF(dirs);
-    pthread_mutex_lock(&p->lock);
-    if (p->pending_tail == NULL) {
-        p->pending_head = j;
-    } else {
-        p->pending_tail->next = j;
-    }
-    p->pending_tail = j;
-    pthread_cond_signal(&p->wake);
-    pthread_mutex_unlock(&p->lock);
+    enqueue(p, j);
     Py_RETURN_NONE;
 fail:
     PyMem_RawFree(j);
@@ -322,6 +432,10 @@ static PyMethodDef pool_methods[] = {
     {"submit", (PyCFunction)pool_submit, METH_VARARGS,
      "submit(token, data_fds, dir_fds): fdatasync data_fds, then fsync dir_fds, "
      "on a pool thread; stops at the first failure."},
+    {"submit_syncfs", (PyCFunction)pool_submit_syncfs, METH_VARARGS,
+     "submit_syncfs(token, fd, max_dirty): syncfs(fd) on a pool thread, unless "
+     "the machine has more than max_dirty bytes dirty or under writeback "
+     "(max_dirty < 0: always); then the job reports errno -1."},
     {"completed", (PyCFunction)pool_completed, METH_NOARGS,
      "completed() -> [(token, errno, failed_at)] of the jobs finished since the last call."},
     {"fileno", (PyCFunction)pool_fileno, METH_NOARGS,

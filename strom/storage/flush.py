@@ -69,7 +69,7 @@ class FlushTicket:
         epochs: tuple[int, list[EpochEntry]] | None, epoch_cache: LeaderEpochCache,
         generation: int, appended_messages: int, log_targets: list[tuple[LogSegment, int]],
         index_targets: list[LogSegment], dir_version: int, parent_fd: int = -1,
-        partition_metadata: bytes | None = None,
+        partition_metadata: bytes | None = None, syncs_parent: bool = False,
     ) -> None:
         self.offset = offset
         self._fds = fds
@@ -88,7 +88,7 @@ class FlushTicket:
         #: The data directory, to fsync after the log's own (its name is new).
         self._parent_fd = parent_fd
         #: Whether it syncs the data directory (and so the log's name).
-        self.syncs_parent = parent_fd >= 0
+        self.syncs_parent = syncs_parent or parent_fd >= 0
         #: partition.metadata to write (a lazily made directory's first flush).
         self._partition_metadata = partition_metadata
         self.done = False
@@ -209,13 +209,15 @@ def prepare_ticket(
     segments: Sequence[LogSegment], directory: Path, *, sync_dir: bool, offset: int,
     epoch_cache: LeaderEpochCache, generation: int, appended_messages: int, dir_version: int,
     write_epochs: bool = True, sync_parent: bool = False,
-    partition_metadata: bytes | None = None,
+    partition_metadata: bytes | None = None, dup_fds: bool = True,
 ) -> FlushTicket:
     """Owner thread: dup the fds of everything in `segments` not yet durable
     (the directory too if `sync_dir`), for a ticket covering up to `offset`.
     `write_epochs`: False while the log has no directory (the epochs wait in
     memory). The first flush of a lazily made log: `sync_parent` (fsync the
-    data directory after the log's) and `partition_metadata` (its bytes)."""
+    data directory after the log's) and `partition_metadata` (its bytes).
+    `dup_fds` False: a ticket without fds, for a flush that syncs the whole
+    file system (syncfs, broker/flusher.py): what it covers, nothing to run."""
     fds: list[int] = []
     paths: list[Path] = []  # of fds, for the error that names the file
     log_targets: list[tuple[LogSegment, int]] = []
@@ -224,20 +226,22 @@ def prepare_ticket(
     try:
         for segment in segments:
             if segment.flushed_size != segment.size:
-                fds.append(os.dup(segment.file.fd))
-                paths.append(segment.file.path)
+                if dup_fds:
+                    fds.append(os.dup(segment.file.fd))
+                    paths.append(segment.file.path)
                 log_targets.append((segment, segment.size))
             if segment.indexes_dirty:
-                for path in (segment.offset_index.path, segment.time_index.path):
+                for path in (segment.offset_index.path, segment.time_index.path) \
+                        if dup_fds else ():
                     try:
                         fds.append(os.open(path, os.O_RDONLY))
                         paths.append(path)
                     except FileNotFoundError:
                         pass
                 index_targets.append(segment)
-        if sync_dir:
+        if sync_dir and dup_fds:
             dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        if sync_parent:
+        if sync_parent and dup_fds:
             parent_fd = os.open(directory.parent, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:
         for fd in fds:
@@ -250,5 +254,5 @@ def prepare_ticket(
         offset=offset, fds=fds, paths=paths, dir_fd=dir_fd, epochs=epochs, epoch_cache=epoch_cache,
         generation=generation, appended_messages=appended_messages, log_targets=log_targets,
         index_targets=index_targets, dir_version=dir_version, parent_fd=parent_fd,
-        partition_metadata=partition_metadata,
+        partition_metadata=partition_metadata, syncs_parent=sync_parent,
     )

@@ -373,8 +373,9 @@ class PartitionLog:
 
     # -- flush ------------------------------------------------------------
 
-    def prepare_flush(self) -> FlushTicket:
-        """Owner thread: dup the fds of everything not yet durable, up to the LEO."""
+    def prepare_flush(self, dup_fds: bool = True) -> FlushTicket:
+        """Owner thread: dup the fds of everything not yet durable, up to the LEO
+        (`dup_fds` False: none, for a syncfs of the whole file system)."""
         if self.io_failed is not None:
             raise LogFsyncFailedError(self.io_failed)
         segments = self.log_segments
@@ -387,6 +388,7 @@ class PartitionLog:
             dir_version=segments.files.version, write_epochs=made, sync_parent=new_directory,
             partition_metadata=checkpoints.format_partition_metadata(self.topic_id)
             if new_directory and self.topic_id is not None else None,
+            dup_fds=dup_fds,
         )
 
     def complete_flush(self, ticket: FlushTicket) -> None:

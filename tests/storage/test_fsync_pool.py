@@ -143,3 +143,42 @@ def test_a_failed_pool_sync_fails_the_log_as_a_thread_would(tmp_path: Path) -> N
     assert log.recovery_point == 2  # offset 2 was not acknowledged as durable
     with pytest.raises(LogFsyncFailedError):
         log.prepare_flush()  # the log takes no more flushes
+
+
+def test_a_syncfs_job_syncs_or_reports_the_kernels_error(tmp_path: Path) -> None:
+    """syncfs of a directory's file system answers 0; an O_PATH fd is refused
+    by the kernel (EBADF at index 0); a negative fd is refused at submit."""
+    pool = Pool(2)
+    dir_fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    path_fd = os.open(tmp_path, os.O_PATH)
+    try:
+        os.write(fd := os.open(tmp_path / "f", os.O_CREAT | os.O_WRONLY), b"x" * 100)
+        os.close(fd)
+        pool.submit_syncfs(1, dir_fd, -1)
+        pool.submit_syncfs(2, path_fd, -1)
+        assert sorted(_collect(pool, 2)) == [(1, 0, -1), (2, errno.EBADF, 0)]
+        with pytest.raises(ValueError, match="not a file descriptor"):
+            pool.submit_syncfs(3, -1, -1)
+    finally:
+        pool.shutdown()
+        os.close(dir_fd)
+        os.close(path_fd)
+
+
+def test_a_syncfs_job_steps_aside_when_the_page_cache_is_dirty(tmp_path: Path) -> None:
+    """Above max_dirty bytes (Dirty + Writeback of /proc/meminfo) a syncfs
+    would first write everything else the machine has dirty: the job does not
+    sync and reports -1, and the flusher syncs each file instead."""
+    pool = Pool(1)
+    dir_fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fd = os.open(tmp_path / "dirty", os.O_CREAT | os.O_WRONLY)
+        os.write(fd, b"d" * (8 << 20))  # 8 MiB the kernel has not written back yet
+        os.close(fd)
+        pool.submit_syncfs(1, dir_fd, 0)
+        assert _collect(pool, 1) == [(1, -1, -1)]
+        pool.submit_syncfs(2, dir_fd, 1 << 50)
+        assert _collect(pool, 1) == [(2, 0, -1)]
+    finally:
+        pool.shutdown()
+        os.close(dir_fd)

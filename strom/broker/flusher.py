@@ -88,6 +88,11 @@ MAX_TICKETS = 4 * FSYNC_THREADS
 #: After a syncfs round found the page cache too dirty, logs flush with their
 #: own fdatasync this long before trying a round again.
 SYNCFS_PAUSE_S = 0.1
+#: syncfs rounds of one log directory at once, each on its own fd (a writeback
+#: error is reported once per fd, so no two rounds may share one). One: with
+#: two the fleet row's ack p50 was 1.25 ms against 0.90-1.05, and the fsync
+#: threads used 1.95 s of CPU against 1.31 s (each round covered less).
+ROUNDS_IN_FLIGHT = 1
 
 
 class GroupCommitFlusher:
@@ -116,14 +121,13 @@ class GroupCommitFlusher:
         #: Seconds from a flush's start to its end as the loop sees it (the
         #: fdatasync and the wait for a free fsync thread): /metrics.
         self.fsync_seconds = Histogram(SHORT_BUCKETS)
-        #: Log directory -> the fd its syncfs rounds run on (module docstring).
-        self._syncfs_fds: dict[Path, int] = {}
+        #: Log directory -> the fds its syncfs rounds run on that no round is
+        #: using now (module docstring); a directory syncfs is off for has none.
+        self._syncfs_fds: dict[Path, list[int]] = {}
         self._syncfs_max_dirty = -1
         #: Logs with waiters whose flush joins their directory's next round.
         self._round_next: dict[Flushable, None] = {}
-        #: Directories with a round in flight.
-        self._rounds_in_flight: set[Path] = set()
-        self._c_rounds: dict[int, tuple[Path, list[tuple[Flushable, FlushTicket, float]]]] = {}
+        self._c_rounds: dict[int, tuple[Path, int, list[tuple[Flushable, FlushTicket, float]]]] = {}
         #: Rounds that synced, and rounds answered by per-partition fdatasyncs
         #: instead (too much dirty data, or syncfs failed): /metrics.
         self.syncfs_rounds = 0
@@ -142,7 +146,9 @@ class GroupCommitFlusher:
         self._syncfs_max_dirty = syncfs_max_dirty_bytes
         for directory in log_dirs:
             if directory not in self._syncfs_fds:
-                self._syncfs_fds[directory] = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+                self._syncfs_fds[directory] = [
+                    os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+                    for _ in range(ROUNDS_IN_FLIGHT)]
 
     async def stop(self) -> None:
         self._closed = True
@@ -157,8 +163,9 @@ class GroupCommitFlusher:
             self._c_pool.shutdown()
             self._c_pool = self._c_loop = None
         fds, self._syncfs_fds = self._syncfs_fds, {}
-        for fd in fds.values():
-            os.close(fd)
+        for idle in fds.values():
+            for fd in idle:
+                os.close(fd)
 
     async def wait_durable(self, log: Flushable, end_offset: int) -> None:
         """Return once every offset below `end_offset` is fsync'd."""
@@ -244,7 +251,7 @@ class GroupCommitFlusher:
 
     def _start_rounds(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start a syncfs round in every directory that has logs waiting for
-        one and none in flight. A round's tickets hold no fds (syncfs needs
+        one and an fd no round is using. A round's tickets hold no fds (syncfs needs
         none), so rounds do not count against MAX_TICKETS."""
         if not self._round_next or self._closed:
             return
@@ -252,12 +259,13 @@ class GroupCommitFlusher:
         rounds: dict[Path, list[tuple[Flushable, FlushTicket, float]]] = {}
         for log_ in list(self._round_next):
             directory = log_.directory.parent
-            if directory in self._rounds_in_flight:
-                continue  # joins the round after the one in flight
+            idle = self._syncfs_fds.get(directory)
+            if idle is not None and not idle:
+                continue  # every fd of the directory is in a round: the next one
             del self._round_next[log_]
             if log_ not in self._waiters or log_ in self._in_flight:
                 continue
-            if pool is None or directory not in self._syncfs_fds:
+            if pool is None or idle is None:
                 # No GIL-free pool on this loop, or syncfs failed in this
                 # directory while the log waited for its next round.
                 self._start_own(log_, loop)
@@ -280,13 +288,21 @@ class GroupCommitFlusher:
             for log_, _, _ in entries:
                 self._in_flight[log_] = run
             token = next(self._tokens)
-            self._c_rounds[token] = (directory, entries)
-            self._rounds_in_flight.add(directory)
-            pool.submit_syncfs(token, self._syncfs_fds[directory], self._syncfs_max_dirty)
+            fd = self._syncfs_fds[directory].pop()
+            self._c_rounds[token] = (directory, fd, entries)
+            pool.submit_syncfs(token, fd, self._syncfs_max_dirty)
 
     def _round_done(self, token: int, error_code: int, loop: asyncio.AbstractEventLoop) -> None:
-        directory, entries = self._c_rounds.pop(token)
-        self._rounds_in_flight.discard(directory)
+        directory, fd, entries = self._c_rounds.pop(token)
+        if error_code > 0 and directory in self._syncfs_fds:
+            log.warning("syncfs of %s failed (%s): flushing each partition with "
+                        "fdatasync from now on", directory, os.strerror(error_code))
+            for idle in self._syncfs_fds.pop(directory):
+                os.close(idle)
+        if directory in self._syncfs_fds:
+            self._syncfs_fds[directory].append(fd)
+        else:
+            os.close(fd)  # syncfs is off there: this round's or another's error
         run = self._in_flight.get(entries[0][0])
         if error_code == 0:
             self.syncfs_rounds += 1
@@ -297,10 +313,6 @@ class GroupCommitFlusher:
             self.syncfs_fallbacks += 1
             if error_code < 0:
                 self._syncfs_resume_at = loop.time() + SYNCFS_PAUSE_S
-            elif directory in self._syncfs_fds:
-                log.warning("syncfs of %s failed (%s): flushing each partition with "
-                            "fdatasync from now on", directory, os.strerror(error_code))
-                os.close(self._syncfs_fds.pop(directory))
             for log_, ticket, _ in entries:
                 del self._in_flight[log_]
                 log_.complete_flush(ticket)  # not done: nothing moves

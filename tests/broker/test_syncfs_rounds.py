@@ -145,13 +145,14 @@ def test_a_failing_syncfs_turns_rounds_off_and_loses_nothing(
     flusher = broker.services.replicas.flusher
     data = tmp_path / "data"
     good = flusher._syncfs_fds[data]
-    flusher._syncfs_fds[data] = os.open(data, os.O_PATH)
-    os.close(good)
+    flusher._syncfs_fds[data] = [os.open(data, os.O_PATH) for _ in good]
+    for fd in good:
+        os.close(fd)
     with caplog.at_level(logging.WARNING, logger="strom.broker.flusher"):
         _produce_acks_all(broker, "failing")
     assert any("syncfs of" in r.getMessage() and "fdatasync from now on" in r.getMessage()
                for r in caplog.records)
-    assert _counter(broker, "strom_log_flush_syncfs_fallbacks") == 1
+    assert _counter(broker, "strom_log_flush_syncfs_fallbacks") >= 1
     assert data not in flusher._syncfs_fds
     rounds = _counter(broker, "strom_log_flush_syncfs_rounds")
     _produce_acks_all(broker, "after")

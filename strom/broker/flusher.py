@@ -230,7 +230,7 @@ class GroupCommitFlusher:
         """Flush `log_` next: in its directory's next syncfs round (started by
         `_start_rounds`, which callers run once they have started every log
         they had), or with its own fdatasync."""
-        if self._syncfs_fds and log_.directory.parent in self._syncfs_fds \
+        if self._syncfs_fds and log_.log_dir in self._syncfs_fds \
                 and loop.time() >= self._syncfs_resume_at:
             self._round_next[log_] = None
         else:
@@ -258,7 +258,7 @@ class GroupCommitFlusher:
         pool = self._c_pool_on(loop)
         rounds: dict[Path, list[tuple[Flushable, FlushTicket, float]]] = {}
         for log_ in list(self._round_next):
-            directory = log_.directory.parent
+            directory = log_.log_dir
             idle = self._syncfs_fds.get(directory)
             if idle is not None and not idle:
                 continue  # every fd of the directory is in a round: the next one

@@ -85,6 +85,8 @@ class PartitionLog:
     ) -> None:
         """`empty`: `directory` was just made (nothing to read from it)."""
         self.directory = directory
+        #: The log directory (a `log.dirs` entry) this log's directory is in.
+        self.log_dir = directory.parent
         self.config = config
         self.clock = clock
         self.topic = topic

@@ -88,6 +88,13 @@ MAX_TICKETS = 4 * FSYNC_THREADS
 #: After a syncfs round found the page cache too dirty, logs flush with their
 #: own fdatasync this long before trying a round again.
 SYNCFS_PAUSE_S = 0.1
+#: A log with more unsynced bytes than this gets its own fdatasync rather than
+#: a place in a syncfs round: syncfs hands all writeback to one kernel thread,
+#: while fdatasyncs of large flushes on several threads write in parallel
+#: (bulk acks=all librdkafka, 6 partitions: 1,155 and 1,224 MiB/s with every
+#: flush in rounds; 1,158-1,372, median 1,283, before rounds; 1,207-1,332,
+#: median 1,264, with this limit; bench/run.py, 2-6 rounds each).
+ROUND_MAX_BYTES = 256 * 1024
 #: syncfs rounds of one log directory at once, each on its own fd (a writeback
 #: error is reported once per fd, so no two rounds may share one). One: with
 #: two the fleet row's ack p50 was 1.25 ms against 0.90-1.05, and the fsync
@@ -231,6 +238,7 @@ class GroupCommitFlusher:
         `_start_rounds`, which callers run once they have started every log
         they had), or with its own fdatasync."""
         if self._syncfs_fds and log_.log_dir in self._syncfs_fds \
+                and log_.unflushed_active_bytes <= ROUND_MAX_BYTES \
                 and loop.time() >= self._syncfs_resume_at:
             self._round_next[log_] = None
         else:

@@ -164,6 +164,13 @@ class PartitionLog:
     def unflushed_messages(self) -> int:
         return self._appended_messages - self._flushed_messages
 
+    @property
+    def unflushed_active_bytes(self) -> int:
+        """Bytes of the active segment not yet fsync'd (a flush's size, nearly
+        always: rolled segments are flushed when they roll)."""
+        active = self.log_segments.active
+        return active.size - active.flushed_size
+
     def flush_due(self, now_ms: int) -> bool:
         """Whether flush.messages or flush.ms asks for a flush now."""
         if self.recovery_point >= self.log_end_offset:

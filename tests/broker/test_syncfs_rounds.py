@@ -17,6 +17,7 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from strom.broker.flusher import ROUND_MAX_BYTES
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 from strom.protocol.records import RecordSpec, build_batch
@@ -161,3 +162,28 @@ def test_a_failing_syncfs_turns_rounds_off_and_loses_nothing(
     while len(_stored(broker, "failing")) < RECORDS and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(_stored(broker, "failing")) == RECORDS
+
+
+def test_a_large_flush_gets_its_own_fdatasync(broker: EmbeddedBroker) -> None:
+    """Above ROUND_MAX_BYTES unsynced, a partition is not put in a round:
+    fdatasyncs of large flushes on several threads write back in parallel,
+    a syncfs through one kernel thread."""
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic("large", 1, 1)])["large"].result(timeout=30)
+
+    def produce(value: bytes) -> None:
+        with RawClient(broker.bootstrap) as client:
+            response = client.send(ApiKey.PRODUCE, 9, {
+                "acks": -1, "timeout": 10000, "transactional_id": None,
+                "topic_data": [{"name": "large", "partition_data": [{"index": 0, "records": bytes(
+                    build_batch([RecordSpec(key=None, value=value,
+                                            timestamp=int(time.time() * 1000))]))}]}]})
+        assert response.responses[0].partition_responses[0].error_code == ErrorCode.none
+
+    produce(b"first")  # writes partition.metadata: a flush of its own
+    rounds = _counter(broker, "strom_log_flush_syncfs_rounds")
+    produce(b"small")
+    assert _counter(broker, "strom_log_flush_syncfs_rounds") == rounds + 1
+    produce(os.urandom(ROUND_MAX_BYTES + 1))
+    assert _counter(broker, "strom_log_flush_syncfs_rounds") == rounds + 1
+    assert len(broker.records("large")) == 3

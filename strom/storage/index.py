@@ -241,6 +241,11 @@ class _Index:
         self._entries = 0
         self.path.unlink(missing_ok=True)
 
+    def close_deleted(self) -> None:
+        """Unmap without writing anything: the file is about to be deleted."""
+        self._unmap()
+        self._entries = 0
+
     def rename(self, path: Path) -> None:
         os.replace(self.path, path)
         self._path = path

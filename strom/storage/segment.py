@@ -29,7 +29,7 @@ from pathlib import Path
 
 from strom.errors import KafkaStorageError
 from strom.protocol.records import decode_records, read_batch_header
-from strom.storage import files
+from strom.storage import file_deleter, files
 from strom.storage.file_records import FileRegion, SegmentFile
 from strom.storage.index import OffsetIndex, TimeIndex
 
@@ -231,12 +231,20 @@ class LogSegment:
         self.file.close()
 
     def delete(self) -> None:
-        """Close and remove every file of the segment."""
-        self.offset_index.delete()
-        self.time_index.delete()
+        """Close every file of the segment and rename it to .deleted; the
+        deleter thread unlinks them (file_deleter.py says why)."""
+        self.offset_index.close_deleted()
+        self.time_index.close_deleted()
         self.file.close()
+        doomed = []
         for path in files.segment_paths(self.directory, self.base_offset):
-            path.unlink(missing_ok=True)
+            target = files.with_extra_suffix(path, files.DELETED_SUFFIX)
+            try:
+                os.replace(path, target)
+            except FileNotFoundError:
+                continue
+            doomed.append(target)
+        file_deleter.remove_later(doomed)
 
     # -- state ------------------------------------------------------------
 

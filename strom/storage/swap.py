@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from strom.storage import files
+from strom.storage import file_deleter, files
 from strom.storage.log_segments import LogSegments
 from strom.storage.segment import LogSegment
 
@@ -98,8 +98,7 @@ def complete(segments: LogSegments, *, hook: SwapHook = no_hook) -> bool:
     segments.pending_swap = None
     segments.replace(pending.old, pending.base_offset)
     hook("swapped")
-    for path in doomed:
-        path.unlink(missing_ok=True)
+    file_deleter.remove_later(doomed)
     hook("removed .deleted files")
     return True
 

@@ -20,6 +20,7 @@ from test_cleaner_helpers import (
 
 from strom.clock import ManualClock
 from strom.protocol.records import Compression, ControlRecordType, batch_crc_ok
+from strom.storage import file_deleter
 from strom.storage.cleaner import CleanerManager, LastRecord
 from strom.storage.cleaner.offset_map import OffsetMap
 from strom.storage.cleaner.snapshot import group_segments_by_size
@@ -297,6 +298,7 @@ def test_reopened_log_after_cleaning_reads_the_same(tmp_path: Path) -> None:
     log.close(flush=True)
     reopened = open_log(directory, log.config, clock=clock, recovery_point=0)
     assert [(r.offset, r.key, r.value) for r in log_records(reopened)] == expected
+    assert file_deleter.wait_removed()
     assert not [p for p in directory.iterdir() if p.suffix in (".cleaned", ".swap", ".deleted")]
 
 

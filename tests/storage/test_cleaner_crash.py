@@ -19,6 +19,7 @@ from test_cleaner_helpers import (
 )
 
 from strom.clock import ManualClock
+from strom.storage import file_deleter
 from strom.storage.cleaner import (
     Cleaner,
     CleanerCandidate,
@@ -94,6 +95,7 @@ def verify(log: PartitionLog, written: dict[int, KV], end_offset: int) -> None:
     # Reading by offset works from every offset the log ever had.
     for offset in range(0, end_offset, 7):
         log.read(offset, 1 << 20, max_offset=end_offset, min_one_batch=True)
+    assert file_deleter.wait_removed(), "the deleter thread did not remove .deleted files"
     assert not [p.name for p in log.directory.iterdir() if p.suffix in LEFTOVER_SUFFIXES]
 
 
@@ -158,6 +160,7 @@ def test_a_log_truncated_during_cleaning_refuses_the_swap(tmp_path: Path) -> Non
     assert prepare() is False
     with pytest.raises(CleaningAborted):
         steps.send(False)
+    assert file_deleter.wait_removed(), "the deleter thread did not remove .deleted files"
     assert not [p.name for p in log.directory.iterdir() if p.suffix in LEFTOVER_SUFFIXES]
 
 
@@ -178,6 +181,7 @@ def test_truncation_between_the_swap_steps_aborts_the_swap(tmp_path: Path) -> No
     assert complete() is False
     with pytest.raises(CleaningAborted):
         steps.send(False)
+    assert file_deleter.wait_removed(), "the deleter thread did not remove .deleted files"
     assert not [p.name for p in log.directory.iterdir() if p.suffix in LEFTOVER_SUFFIXES]
     end = log.log_end_offset
     verify(log, {o: kv for o, kv in written.items() if o < end}, end)
@@ -197,4 +201,5 @@ def test_retention_during_cleaning_refuses_the_swap_of_the_deleted_segments(
     assert prepare() is False
     with pytest.raises(CleaningAborted):
         steps.send(False)
+    assert file_deleter.wait_removed(), "the deleter thread did not remove .deleted files"
     assert not [p.name for p in log.directory.iterdir() if p.suffix in LEFTOVER_SUFFIXES]

@@ -8,6 +8,7 @@ from storage_helpers import T0, make_batch
 
 from strom.errors import KafkaStorageError
 from strom.protocol.records import read_batch_header
+from strom.storage import file_deleter
 from strom.storage.segment import LogSegment
 
 BASE = 100
@@ -165,6 +166,9 @@ def test_file_region_survives_close_but_not_delete(tmp_path: Path) -> None:
     segment.delete()
     with pytest.raises(KafkaStorageError):
         region.read()
+    # Renamed to .deleted at once, unlinked by the deleter thread.
+    assert all(p.name.endswith(".deleted") for p in tmp_path.iterdir())
+    assert file_deleter.wait_removed()
     assert list(tmp_path.iterdir()) == []
 
 

@@ -8,21 +8,26 @@ fsync). So a deleted segment's files are renamed to `.deleted` on the owner's
 thread (a rename is cheap, and a new segment may take the name at once) and
 unlinked here, at once rather than after Kafka's `file.delete.delay.ms`: strom
 closes a segment's fds when it deletes it, so nothing reads the files any
-more, and a full disk gets its space back as soon as possible. A crash before
-the unlink leaves `.deleted` files, which the next start removes (loader.py).
+more. While a disk condition is active (a full disk) the caller unlinks them
+itself: DeleteRecords and DeleteTopics free space there for the write that
+follows (docs/operations.md, Disk full). A crash before the unlink leaves
+`.deleted` files, which the next start removes (loader.py).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from strom.storage import disk, files
 
 log = logging.getLogger(__name__)
 
-__all__ = ["remove_later", "wait_removed"]
+__all__ = ["remove_later", "rename_segment", "wait_removed"]
 
 
 class _Deleter:
@@ -67,12 +72,35 @@ _DELETER = _Deleter()
 
 
 def remove_later(paths: Iterable[Path]) -> None:
-    """Unlink `paths` (already renamed to .deleted) on the deleter thread."""
+    """Unlink `paths` (already renamed to .deleted) on the deleter thread, or
+    here while a disk is full (the next write needs the space)."""
     batch = list(paths)
-    if batch:
-        _DELETER.submit(batch)
+    if not batch:
+        return
+    if disk.failing():
+        for path in batch:
+            path.unlink(missing_ok=True)
+        return
+    _DELETER.submit(batch)
 
 
 def wait_removed(timeout_s: float = 10.0) -> bool:
     """Wait until every path handed over so far is removed (tests, shutdown)."""
     return _DELETER.wait(timeout_s)
+
+
+def rename_segment(directory: Path, base_offset: int,
+                   renamed: Callable[[Path], None] | None = None) -> list[Path]:
+    """Rename every file of the segment at `base_offset` that exists to
+    .deleted (`renamed` is told each original path); the new paths."""
+    doomed: list[Path] = []
+    for path in files.segment_paths(directory, base_offset):
+        target = files.with_extra_suffix(path, files.DELETED_SUFFIX)
+        try:
+            os.replace(path, target)
+        except FileNotFoundError:
+            continue
+        doomed.append(target)
+        if renamed is not None:
+            renamed(path)
+    return doomed

@@ -236,15 +236,7 @@ class LogSegment:
         self.offset_index.close_deleted()
         self.time_index.close_deleted()
         self.file.close()
-        doomed = []
-        for path in files.segment_paths(self.directory, self.base_offset):
-            target = files.with_extra_suffix(path, files.DELETED_SUFFIX)
-            try:
-                os.replace(path, target)
-            except FileNotFoundError:
-                continue
-            doomed.append(target)
-        file_deleter.remove_later(doomed)
+        file_deleter.remove_later(file_deleter.rename_segment(self.directory, self.base_offset))
 
     # -- state ------------------------------------------------------------
 

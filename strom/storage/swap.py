@@ -82,14 +82,8 @@ def complete(segments: LogSegments, *, hook: SwapHook = no_hook) -> bool:
     directory = segments.directory
     doomed: list[Path] = []
     for segment in pending.old:
-        for path in files.segment_paths(directory, segment.base_offset):
-            target = files.with_extra_suffix(path, files.DELETED_SUFFIX)
-            try:
-                os.replace(path, target)
-            except FileNotFoundError:
-                continue
-            doomed.append(target)
-            hook(f"deleted {path.name}")
+        doomed += file_deleter.rename_segment(directory, segment.base_offset,
+                                              lambda path: hook(f"deleted {path.name}"))
     swap = files.compacted_segment_paths(directory, pending.base_offset, files.SWAP_SUFFIX)
     final = files.compacted_segment_paths(directory, pending.base_offset, "")
     for source, target in zip(swap, final, strict=True):

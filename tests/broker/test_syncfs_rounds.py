@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from strom.protocol.api import ApiKey
 from strom.protocol.records import RecordSpec, build_batch
 from strom.testing import EmbeddedBroker
 from tests.broker.raw_client import RawClient
+from tests.metrics.scrape import scrape
 
 pytest.importorskip("strom.storage._fsync", reason="built without the C extensions")
 
@@ -46,12 +46,9 @@ def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
 
 
 def _counter(broker: EmbeddedBroker, name: str) -> float:
-    with urllib.request.urlopen(f"{broker.http_url}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    for line in text.splitlines():
-        if line.startswith(f"{name}_total "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name}_total not in /metrics")
+    result = scrape(broker.http_url)
+    assert f"{name}_total" in result.names()
+    return result.value(f"{name}_total")
 
 
 def _produce_acks_all(broker: EmbeddedBroker, topic: str) -> None:

@@ -64,6 +64,27 @@ def test_version() -> None:
     assert result.stdout == f"strom {version('strom')}\n"
 
 
+def test_a_command_imports_no_other_commands_module() -> None:
+    """`strom serve` starts without importing the other commands (their
+    modules cost ~90 ms of its start-up); `strom --help` lists them all."""
+    script = (
+        "import sys\n"
+        "from strom.cli import main\n"
+        "try:\n"
+        "    main.main(['serve', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('strom.cli.'))))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60, check=True)
+    loaded = set(result.stdout.splitlines()[-1].split())
+    from strom.cli.main import COMMANDS
+
+    assert "strom.cli.serve" in loaded
+    others = {f"strom.cli.{module}" for module in COMMANDS.values() if module != "serve"}
+    assert not loaded & others, sorted(loaded & others)
+
+
 def test_top_level_help_and_missing_command() -> None:
     top = run_cli("--help")
     assert top.code == 0 and "dump-log" in top.stdout and "Exit codes" in top.stdout

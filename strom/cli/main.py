@@ -25,13 +25,10 @@ operation failed, 2 bad arguments, 3 cannot connect within --timeout.
 """
 
 
-#: Command -> its module in strom.cli, in the order `strom --help` lists them.
-COMMANDS = {
-    "serve": "serve", "topics": "topics", "produce": "produce", "consume": "consume",
-    "groups": "groups", "configs": "configs", "acls": "acls", "users": "users",
-    "storage": "storage", "quotas": "quotas", "cluster": "cluster", "dump-log": "dump_log",
-    "console": "console",
-}
+#: The commands, in the order `strom --help` lists them; each is the module
+#: strom.cli.<name> with "-" as "_".
+COMMANDS = ("serve", "topics", "produce", "consume", "groups", "configs", "acls", "users",
+            "storage", "quotas", "cluster", "dump-log", "console")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     # now 0.03 s and 14 MiB); all of them for `strom --help` and for a command
     # argparse will refuse.
     for name in [first] if first in COMMANDS else list(COMMANDS):
-        importlib.import_module(f"strom.cli.{COMMANDS[name]}").register(commands)
+        importlib.import_module(f"strom.cli.{name.replace('-', '_')}").register(commands)
     add_group_examples(parser)
     args = parser.parse_args(argv)
     sys.exit(_run(args))

@@ -236,11 +236,6 @@ class _Index:
         written); only after an unclean shutdown, whose recovery rebuilds them."""
         self._unmap()
 
-    def delete(self) -> None:
-        self._unmap()
-        self._entries = 0
-        self.path.unlink(missing_ok=True)
-
     def close_deleted(self) -> None:
         """Unmap without writing anything: the file is about to be deleted."""
         self._unmap()

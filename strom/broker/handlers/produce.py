@@ -22,7 +22,7 @@ from typing import Any
 from strom.broker.authorization import allowed, authorized_names, has_transactional_batch
 from strom.broker.batch_worker import INLINE_UNCOMPRESSED_BYTES, AppendTurn
 from strom.broker.context import RequestContext
-from strom.broker.flusher import DeadlinePassed, wait_all
+from strom.broker.deadlines import DeadlinePassed, wait_all
 from strom.broker.partition import Partition
 from strom.broker.router import handles
 from strom.cluster.image import INTERNAL_TOPICS

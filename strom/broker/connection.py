@@ -33,12 +33,13 @@ from strom.broker.connection_limits import ConnectionGuard
 from strom.broker.context import BrokerServices, RequestContext
 from strom.broker.faults import FaultAction, error_response
 from strom.broker.handlers.api_versions import fallback_response
-from strom.broker.router import Registration
+from strom.broker.parked import Parked
+from strom.broker.router import Registration, Response
 from strom.errors import InvalidRequestError, KafkaError
 from strom.protocol.api import ApiKey, request_header_version
 from strom.protocol.fast.fetch import Chunk
 from strom.protocol.framing import FrameDecoder, FrameTooLargeError, encode_frame
-from strom.protocol.headers import parse_request_header, peek_header
+from strom.protocol.headers import RequestHeader, parse_request_header, peek_header
 from strom.protocol.messages import decode_request, encode_response_frame
 from strom.security.principal import ANONYMOUS, KafkaPrincipal
 from strom.security.principal_mapping import NoMatchingRuleError
@@ -60,6 +61,30 @@ class _Close:
 
 CLOSE = _Close()
 Slot = list[Chunk] | None | _Close
+
+
+class _Parking:
+    """A request whose handler answered with a Parked (parked.py): its slot in
+    the connection's response order, and what _respond needs once the waits
+    are over. Called back by the Parked then."""
+
+    __slots__ = ("_connection", "parked", "slot", "context", "header", "api_version",
+                 "registration", "started")
+
+    def __init__(self, connection: KafkaConnection, parked: Parked, context: RequestContext,
+                 header: RequestHeader, api_version: int, registration: Registration,
+                 started: float) -> None:
+        self._connection = connection
+        self.parked = parked
+        self.slot: asyncio.Future[Slot] = asyncio.get_running_loop().create_future()
+        self.context = context
+        self.header = header
+        self.api_version = api_version
+        self.registration = registration
+        self.started = started
+
+    def __call__(self, _: Parked) -> None:
+        self._connection._unpark(self)
 
 
 class KafkaConnection(asyncio.BufferedProtocol):
@@ -332,13 +357,24 @@ class KafkaConnection(asyncio.BufferedProtocol):
             # task itself, they cost acks=1 librdkafka up to 2.8x its
             # throughput (1,700-1,900 -> 620-710 MiB/s, bench/run.py
             # --only produce_acks1_rdkafka); why is not understood yet.
-            slot = (eager.start(loop, self._handle_frame(registration, frame, api_version))
-                    if type(frame) is bytearray
-                    else loop.create_task(self._handle(registration, frame, api_version)))
+            parking: _Parking | None = None
+            if type(frame) is bytearray:
+                started = eager.start(loop, self._handle_frame(registration, frame, api_version))
+                if started.done() and started.exception() is None:
+                    result = started.result()
+                    if type(result) is _Parking:
+                        parking = result
+                slot = (cast("asyncio.Future[Slot]", started) if parking is None
+                        else parking.slot)
+            else:
+                slot = loop.create_task(self._handle(registration, frame, api_version))
             if sasl is not None and sasl.serial(api_key):
                 self._sasl_slot = slot
             self._pending.append(slot)
-            if not slot.done():
+            if parking is not None:
+                # Written by _unpark, from the callback that ends its wait.
+                parking.parked.notify(parking)
+            elif not slot.done():
                 slot.add_done_callback(self._write_ready)
             elif not self._reading_frames:  # else buffer_updated writes it
                 self._write_ready(slot)
@@ -367,13 +403,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
     async def _handle(self, registration: Registration, frame: bytearray | memoryview,
                       api_version: int) -> Slot:
         try:
-            return await self._handle_frame(registration, frame, api_version)
+            # In a task: never parked (_handle_frame).
+            return cast(Slot, await self._handle_frame(registration, frame, api_version))
         finally:
             # The request and every view into the frame died with _handle_frame.
             self._decoder.release(frame)
 
     async def _handle_frame(self, registration: Registration, frame: bytearray | memoryview,
-                            api_version: int) -> Slot:
+                            api_version: int) -> Slot | _Parking:
         api_key = registration.api_key
         stats = self._broker.stats
         started = time.perf_counter() if stats.enabled else 0.0
@@ -408,8 +445,18 @@ class KafkaConnection(asyncio.BufferedProtocol):
                         self._throttle(throttle_ms)
                         if stats.enabled:
                             stats.throttled(api_key, throttle_ms)
-                else:
+                elif registration.parking is None:
                     response = await registration.handler(context, request)
+                else:
+                    answer = await registration.parking(context, request)
+                    if type(answer) is Parked:
+                        if asyncio.current_task() is None:
+                            # Still the callback that read it (eager.py): it
+                            # waits parked, without a task (_dispatch).
+                            return _Parking(self, answer, context, header, api_version,
+                                            registration, started)
+                        answer = await answer  # a task already: wait in it
+                    response = answer
             elif fault.action is FaultAction.CLOSE:
                 return CLOSE
             elif fault.action is FaultAction.CLOSE_AFTER:
@@ -433,6 +480,16 @@ class KafkaConnection(asyncio.BufferedProtocol):
                           api_version, extra={"peer": self.peer, "api": api_key.name,
                                               "client_id": header.client_id})
             return CLOSE
+        encoded = self._respond(context, header, api_version, registration, started, response)
+        # Small requests only, as for eager.start in _dispatch.
+        return None if (type(frame) is bytearray and type(encoded) is list
+                        and self._write_first(encoded)) else encoded
+
+    def _respond(self, context: RequestContext, header: RequestHeader, api_version: int,
+                 registration: Registration, started: float, response: Response) -> Slot:
+        """A handler's response as the frame to write (or CLOSE)."""
+        api_key = registration.api_key
+        stats = self._broker.stats
         if stats.enabled:
             # Latency and error codes for /metrics (plain counters: stats.py).
             stats.request_done(api_key, time.perf_counter() - started, response)
@@ -451,8 +508,25 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return CLOSE
         if context.close_after_response:
             return _Close(encoded)
-        # Small requests only, as for eager.start in _dispatch.
-        return None if type(frame) is bytearray and self._write_first(encoded) else encoded
+        return encoded
+
+    def _unpark(self, parking: _Parking) -> None:
+        """A parked request's waits are over: its response, written now if
+        every earlier response on the connection has been."""
+        slot = parking.slot
+        if slot.done():
+            return  # the connection closed meanwhile
+        try:
+            response = parking.parked.finish()
+        except Exception:
+            log.exception("closing %s: %s v%d handler crashed", self.peer,
+                          parking.registration.api_key.name, parking.api_version)
+            slot.set_result(CLOSE)
+        else:
+            slot.set_result(self._respond(parking.context, parking.header, parking.api_version,
+                                          parking.registration, parking.started, response))
+        if not self._reading_frames:  # else buffer_updated writes it
+            self._write_ready(slot)
 
     def _write_first(self, encoded: list[Chunk]) -> bool:
         """Write the response of the task running this if it is first in line

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Protocol
 
 
 async def wait_all(futures: list[asyncio.Future[None]], timeout_s: float) -> None:
@@ -36,7 +37,7 @@ async def wait_all(futures: list[asyncio.Future[None]], timeout_s: float) -> Non
         # more turn of the loop (~1 ms when it is busy) between its fsync and
         # its response. The futures are the caller's own, so the deadline may
         # fail this one with DeadlinePassed (the caller counts it as timed out).
-        deadlines = _deadlines_of(loop)
+        deadlines = deadlines_of(loop)
         bucket = deadlines.add(last, timeout_s, fail=True)
         try:
             await last
@@ -50,7 +51,7 @@ async def wait_all(futures: list[asyncio.Future[None]], timeout_s: float) -> Non
     for fut in futures:
         if not fut.done():
             fut.add_done_callback(counter.one_done)
-    deadlines = _deadlines_of(loop)
+    deadlines = deadlines_of(loop)
     bucket = deadlines.add(all_done, timeout_s)
     try:
         await all_done
@@ -82,6 +83,15 @@ class DeadlinePassed(Exception):
 DEADLINE_TICK_S = 0.005
 
 
+class Expiring(Protocol):
+    """What a deadline may end besides a future (parked.py's Parked)."""
+
+    def expire(self) -> None: ...
+
+
+Waiting = asyncio.Future[None] | Expiring
+
+
 class _Deadlines:
     """Futures to complete at a deadline, one loop timer per tick that has any,
     rather than a timer per wait that is created and then, as the wait nearly
@@ -89,31 +99,45 @@ class _Deadlines:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._ticks: dict[int, set[asyncio.Future[None]]] = {}
+        self._ticks: dict[int, set[Waiting]] = {}
         #: Futures the deadline fails rather than completes (wait_all's own).
         self._failing: set[asyncio.Future[None]] = set()
 
     def add(self, fut: asyncio.Future[None], timeout_s: float,
-            fail: bool = False) -> set[asyncio.Future[None]]:
+            fail: bool = False) -> set[Waiting]:
         """Complete `fut` at or up to one tick after `timeout_s` from now, with
         None or, if `fail`, with DeadlinePassed; the set returned holds it:
         discard it there once it is done (`discard` for a failing one)."""
-        tick = math.ceil((self.loop.time() + max(timeout_s, 0.001)) / DEADLINE_TICK_S)
-        bucket = self._ticks.get(tick)
-        if bucket is None:
-            bucket = self._ticks[tick] = set()
-            self.loop.call_at(tick * DEADLINE_TICK_S, self._expire, tick)
+        bucket = self._bucket(timeout_s)
         bucket.add(fut)
         if fail:
             self._failing.add(fut)
         return bucket
 
-    def discard(self, bucket: set[asyncio.Future[None]], fut: asyncio.Future[None]) -> None:
+    def add_expiring(self, waiting: Expiring, timeout_s: float) -> set[Waiting]:
+        """Call `waiting.expire()` at or up to one tick after `timeout_s` from
+        now unless it is discarded from the set returned first."""
+        bucket = self._bucket(timeout_s)
+        bucket.add(waiting)
+        return bucket
+
+    def _bucket(self, timeout_s: float) -> set[Waiting]:
+        tick = math.ceil((self.loop.time() + max(timeout_s, 0.001)) / DEADLINE_TICK_S)
+        bucket = self._ticks.get(tick)
+        if bucket is None:
+            bucket = self._ticks[tick] = set()
+            self.loop.call_at(tick * DEADLINE_TICK_S, self._expire, tick)
+        return bucket
+
+    def discard(self, bucket: set[Waiting], fut: asyncio.Future[None]) -> None:
         bucket.discard(fut)
         self._failing.discard(fut)
 
     def _expire(self, tick: int) -> None:
         for fut in self._ticks.pop(tick, ()):
+            if not isinstance(fut, asyncio.Future):
+                fut.expire()
+                continue
             fail = fut in self._failing
             if fail:
                 self._failing.discard(fut)
@@ -129,7 +153,7 @@ class _Deadlines:
 _current: _Deadlines | None = None
 
 
-def _deadlines_of(loop: asyncio.AbstractEventLoop) -> _Deadlines:
+def deadlines_of(loop: asyncio.AbstractEventLoop) -> _Deadlines:
     global _current
     current = _current
     if current is None or current.loop is not loop:

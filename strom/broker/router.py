@@ -11,7 +11,7 @@ import importlib
 import pkgutil
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kio.static.protocol import ResponsePayload
 
@@ -21,6 +21,11 @@ from strom.protocol.api import ApiKey, known_versions
 # A dict for kio to build, or a kio response (one relayed from the controller).
 Response = Mapping[str, Any] | ResponsePayload | None
 Handler = Callable[[RequestContext, Any], Awaitable[Response]]
+#: A handler that may answer with what is left to wait for (parked.py).
+ParkingHandler = Callable[[RequestContext, Any], Awaitable["Response | Parked"]]
+
+if TYPE_CHECKING:
+    from strom.broker.parked import Parked
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +39,9 @@ class Registration:
     # False for a broker-to-controller API (Kafka's "controller" listener
     # only): handled, but not listed in ApiVersions for clients.
     advertised: bool = True
+    # The handler's parking form, which the connection uses where it can
+    # park a response (parked.py); `handler` awaits what it returns.
+    parking: ParkingHandler | None = None
 
 
 REGISTRY: dict[int, Registration] = {}
@@ -42,7 +50,8 @@ REGISTRY: dict[int, Registration] = {}
 def handles(api_key: ApiKey, *, min_version: int | None = None,
             max_version: int | None = None,
             advertised_min_version: int | None = None,
-            advertised: bool = True) -> Callable[[Handler], Handler]:
+            advertised: bool = True,
+            parking: ParkingHandler | None = None) -> Callable[[Handler], Handler]:
     known = known_versions(api_key)
     assert known is not None, api_key
 
@@ -50,7 +59,7 @@ def handles(api_key: ApiKey, *, min_version: int | None = None,
         lo = known[0] if min_version is None else min_version
         hi = known[1] if max_version is None else max_version
         REGISTRY[api_key] = Registration(api_key, lo, hi, fn, advertised_min_version,
-                                         advertised)
+                                         advertised, parking)
         return fn
 
     return register

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -40,12 +41,15 @@ if TYPE_CHECKING:
     from strom.storage.log_segments import LogSegments
     from strom.storage.segment import LogSegment
 
-__all__ = ["FSYNC_FAULTS", "FlushTicket", "prepare_ticket"]
+__all__ = ["FSYNC_FAULTS", "FSYNC_STALLS", "FlushTicket", "prepare_ticket"]
 
 #: Fault injection for tests only: log directory -> errno its tickets'
 #: fdatasyncs fail with (a disk whose writeback fails, without device-mapper).
 #: Empty in production; one dict check per ticket.
 FSYNC_FAULTS: dict[Path, int] = {}
+#: Fault injection for tests only: log directory -> an event its tickets wait
+#: for before they sync (a disk that is slow to write back).
+FSYNC_STALLS: dict[Path, threading.Event] = {}
 
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
@@ -100,6 +104,9 @@ class FlushTicket:
         path = directory  # the file being synced, for the error
         try:
             fault = FSYNC_FAULTS.get(directory) if FSYNC_FAULTS else None
+            stall = FSYNC_STALLS.get(directory) if FSYNC_STALLS else None
+            if stall is not None:
+                stall.wait()
             for i, fd in enumerate(self._fds):
                 path = self._paths[i]
                 if fault is not None:
@@ -124,7 +131,8 @@ class FlushTicket:
         injects a fault: `run` on a Python thread then."""
         if self._partition_metadata is not None or self._epochs is not None:
             return None
-        if FSYNC_FAULTS and self._epoch_cache.path.parent in FSYNC_FAULTS:
+        if (FSYNC_FAULTS or FSYNC_STALLS) and (self._epoch_cache.path.parent in FSYNC_FAULTS
+                                               or self._epoch_cache.path.parent in FSYNC_STALLS):
             return None
         dirs = [fd for fd in (self._dir_fd, self._parent_fd) if fd >= 0]
         return self._fds, dirs

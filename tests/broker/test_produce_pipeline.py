@@ -34,7 +34,7 @@ def test_wait_all_returns_when_every_future_is_done() -> None:
         await waiting
         assert futures[1].exception() is not None
         # Nothing of the wait stays registered on the loop's deadlines.
-        deadlines = loop_deadlines._deadlines_of(loop)
+        deadlines = loop_deadlines.deadlines_of(loop)
         assert all(not bucket for bucket in deadlines._ticks.values())
 
     _run(main())
@@ -64,12 +64,12 @@ def test_wait_all_on_one_future_fails_it_at_the_deadline() -> None:
         # The caller's own future: failed with DeadlinePassed, never completed
         # as if it were durable; produce answers REQUEST_TIMED_OUT for it.
         assert isinstance(slow.exception(), DeadlinePassed)
-        assert not loop_deadlines._deadlines_of(loop)._failing
+        assert not loop_deadlines.deadlines_of(loop)._failing
         quick: asyncio.Future[None] = loop.create_future()
         loop.call_soon(quick.set_result, None)
         await wait_all([quick], 3600)
         assert quick.result() is None
-        assert not loop_deadlines._deadlines_of(loop)._failing  # nothing left behind
+        assert not loop_deadlines.deadlines_of(loop)._failing  # nothing left behind
 
     _run(main())
 
@@ -81,7 +81,7 @@ def test_wait_all_with_nothing_pending_returns_at_once() -> None:
         done.set_result(None)
         await wait_all([], 1)
         await wait_all([done], 1)
-        assert not loop_deadlines._deadlines_of(loop)._ticks
+        assert not loop_deadlines.deadlines_of(loop)._ticks
 
     _run(main())
 
@@ -93,7 +93,7 @@ def test_waits_share_one_deadline_timer_per_tick() -> None:
         # Far apart in time from the other tests' deadlines, close to each other.
         waits = [loop.create_task(wait_all([fut], 3600)) for fut in futures]
         await asyncio.sleep(0)
-        ticks = loop_deadlines._deadlines_of(loop)._ticks
+        ticks = loop_deadlines.deadlines_of(loop)._ticks
         assert sum(len(bucket) for bucket in ticks.values()) == 50
         assert len(ticks) < 50
         for fut in futures:

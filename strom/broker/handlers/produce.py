@@ -22,7 +22,8 @@ from typing import Any
 from strom.broker.authorization import allowed, authorized_names, has_transactional_batch
 from strom.broker.batch_worker import INLINE_UNCOMPRESSED_BYTES, AppendTurn
 from strom.broker.context import RequestContext
-from strom.broker.deadlines import DeadlinePassed, wait_all
+from strom.broker.deadlines import DeadlinePassed
+from strom.broker.parked import Parked
 from strom.broker.partition import Partition
 from strom.broker.router import handles
 from strom.cluster.image import INTERNAL_TOPICS
@@ -71,8 +72,9 @@ def _partition_response(index: int, code: ErrorCode, *, base_offset: int = -1,
 # Kafka 4.x advertises Produce from v0 although it handles only v3+: librdkafka
 # enables compression codecs only when it sees v0 advertised (KAFKA-18659).
 # Requests below v3 still close the connection.
-@handles(ApiKey.PRODUCE, advertised_min_version=0)
-async def handle(ctx: RequestContext, request: Any) -> dict[str, Any] | None:
+async def produce(ctx: RequestContext, request: Any) -> dict[str, Any] | Parked | None:
+    """The response, or once the batches are appended and an acks=all
+    request only waits for their flush or the ISR, that wait (parked.py)."""
     broker = ctx.broker
     responses: list[dict[str, Any]] = []
     durable_waits: list[tuple[dict[str, Any], Partition, int]] = []
@@ -97,8 +99,16 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any] | None:
         ctx.close_connection = failed
         return None
     if durable_waits:
-        await _wait_durable(ctx, durable_waits, to_millis(request.timeout) / 1000.0, fsync)
+        return _parked(durable_waits, responses, to_millis(request.timeout) / 1000.0, fsync)
     return {"responses": responses, "throttle_time": 0}
+
+
+@handles(ApiKey.PRODUCE, advertised_min_version=0, parking=produce)
+async def handle(ctx: RequestContext, request: Any) -> dict[str, Any] | None:
+    response = await produce(ctx, request)
+    if isinstance(response, Parked):
+        return await response  # type: ignore[no-any-return]
+    return response
 
 
 def _transactional_denied(ctx: RequestContext, request: Any) -> bool:
@@ -373,9 +383,9 @@ def _is_zstd(records: memoryview) -> bool:
         return False  # validation reports the real problem
 
 
-async def _wait_durable(ctx: RequestContext,
-                        waits: list[tuple[dict[str, Any], Partition, int]],
-                        timeout_s: float, fsync: bool) -> None:
+def _parked(waits: list[tuple[dict[str, Any], Partition, int]],
+            responses: list[dict[str, Any]], timeout_s: float,
+            fsync: bool) -> dict[str, Any] | Parked:
     # Per response: on the ISR (the HW passed the batch), and fsync'd here.
     futures: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
     pending: list[asyncio.Future[None]] = []
@@ -389,13 +399,16 @@ async def _wait_durable(ctx: RequestContext,
             if flushed is not None:
                 futures.append((response, flushed))
                 pending.append(flushed)
-    await wait_all(pending, timeout_s)
-    for response, fut in futures:
-        if not fut.done() or isinstance(fut.exception(), DeadlinePassed):
-            fut.cancel()
-            if response["error_code"] == ErrorCode.none:
-                response.update(error_code=ErrorCode.request_timed_out, base_offset=-1)
-        elif fut.exception() is not None and response["error_code"] == ErrorCode.none:
-            response.update(error_code=error_code_for(fut.exception()),  # type: ignore[arg-type]
-                            base_offset=-1)
 
+    def finish() -> dict[str, Any]:
+        for response, fut in futures:
+            if not fut.done() or isinstance(fut.exception(), DeadlinePassed):
+                fut.cancel()
+                if response["error_code"] == ErrorCode.none:
+                    response.update(error_code=ErrorCode.request_timed_out, base_offset=-1)
+            elif fut.exception() is not None and response["error_code"] == ErrorCode.none:
+                response.update(error_code=error_code_for(fut.exception()),  # type: ignore[arg-type]
+                                base_offset=-1)
+        return {"responses": responses, "throttle_time": 0}
+
+    return Parked(pending, timeout_s, finish) if pending else finish()

@@ -25,7 +25,7 @@ import logging
 import ssl
 import time
 from collections.abc import Callable, Mapping
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from strom.broker import eager
 from strom.broker.client_quotas import handle_with_quotas
@@ -42,9 +42,11 @@ from strom.protocol.framing import FrameDecoder, FrameTooLargeError, encode_fram
 from strom.protocol.headers import RequestHeader, parse_request_header, peek_header
 from strom.protocol.messages import decode_request, encode_response_frame
 from strom.security.principal import ANONYMOUS, KafkaPrincipal
-from strom.security.principal_mapping import NoMatchingRuleError
-from strom.security.sasl.authenticator import Admission, SaslAuthenticator
-from strom.security.sasl.scram import MECHANISM_CODES, CredentialLookup
+from strom.security.sasl.state import Admission
+
+if TYPE_CHECKING:
+    from strom.security.sasl.authenticator import SaslAuthenticator
+    from strom.security.sasl.scram import CredentialLookup
 
 log = logging.getLogger(__name__)
 
@@ -161,15 +163,28 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._start_sasl()
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None and self.tls_principal is not None:
-            try:
-                self.principal = self.tls_principal(ssl_object)
-            except NoMatchingRuleError as exc:
-                # Kafka fails the authentication (SslAuthenticationException).
-                self._guard.log_limit.warning(log, "connections refused for their certificate",
-                                              "closing %s: %s", self.peer, exc)
-                self._abort()
+            self._take_tls_principal(ssl_object)
+
+    # TLS and SASL: their modules (cryptography, scramp, PyJWT) are imported by
+    # the first connection on a listener that uses them (server.py's
+    # _listener_security has read their settings), never on PLAINTEXT ones.
+
+    def _take_tls_principal(self, ssl_object: ssl.SSLObject) -> None:
+        from strom.security.principal_mapping import NoMatchingRuleError
+
+        assert self.tls_principal is not None
+        try:
+            self.principal = self.tls_principal(ssl_object)
+        except NoMatchingRuleError as exc:
+            # Kafka fails the authentication (SslAuthenticationException).
+            self._guard.log_limit.warning(log, "connections refused for their certificate",
+                                          "closing %s: %s", self.peer, exc)
+            self._abort()
 
     def _start_sasl(self) -> None:
+        from strom.security.sasl.authenticator import SaslAuthenticator
+        from strom.security.sasl.scram import MECHANISM_CODES
+
         settings = self._broker.sasl_listeners.get(self.listener_name.upper())
         if settings is None:  # cannot happen: every SASL listener's settings are built at start
             log.error("closing %s: no SASL settings for listener %s", self.peer,
@@ -199,7 +214,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._guard.leave(self, self._ip)
         # Its share sessions end, and their members' acquired records are
         # released (Kafka's ShareSessionCache disconnect listener).
-        self._broker.share_partitions.connection_closed(id(self))
+        shares = self._broker.started_share_partitions
+        if shares is not None:
+            shares.connection_closed(id(self))
 
     def pause_writing(self) -> None:
         self._writing_paused = True

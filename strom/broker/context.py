@@ -11,7 +11,6 @@ from strom.broker.coordinators import Coordinators
 from strom.broker.faults import FaultInjector
 from strom.broker.fetch_sessions import FetchSessionCache
 from strom.broker.replica_manager import ReplicaManager
-from strom.broker.share.manager import SharePartitionManager
 from strom.broker.stats import BrokerStats
 from strom.broker.txn_channel import TxnChannel
 from strom.clock import Clock
@@ -23,13 +22,14 @@ from strom.protocol.headers import RequestHeader
 from strom.security.acl_types import AclOperation, ResourceType
 from strom.security.authorizer import ALLOW_ALL, Authorizer
 from strom.security.principal import ANONYMOUS, KafkaPrincipal
-from strom.security.sasl.authenticator import SaslAuthenticator
-from strom.security.sasl.settings import ListenerSasl
 
 if TYPE_CHECKING:
     from strom.broker.forwarding import Forwarder
+    from strom.broker.share.manager import SharePartitionManager
     from strom.coordinator.group.service import GroupCoordinator
     from strom.coordinator.txn.service import TransactionCoordinator
+    from strom.security.sasl.authenticator import SaslAuthenticator
+    from strom.security.sasl.settings import ListenerSasl
 
 
 @dataclass(slots=True)
@@ -55,18 +55,30 @@ class BrokerServices:
     #: Incremental fetch sessions (KIP-227), max.incremental.fetch.session.cache.slots.
     fetch_sessions: FetchSessionCache = field(init=False)
 
-    #: Share partitions and share sessions (KIP-932), this broker's as leader.
-    share_partitions: SharePartitionManager = field(init=False)
+    #: The SharePartitionManager once a share request needed it (share_partitions).
+    started_share_partitions: SharePartitionManager | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.client_quotas = ClientQuotaManager(self.metadata, self.config, self.clock)
         slots = self.config.get("max.incremental.fetch.session.cache.slots")
         self.fetch_sessions = FetchSessionCache(slots if isinstance(slots, int) else 1000)
-        metadata = self.metadata
-        self.share_partitions = SharePartitionManager(
-            lambda: self.coordinators.persister, self.config, self.clock,
-            lambda group_id: metadata.image.group_configs.get(group_id, {}))
-        metadata.subscribe(self.share_partitions.on_image)
+
+    @property
+    def share_partitions(self) -> SharePartitionManager:
+        """Share partitions and share sessions (KIP-932), this broker's as
+        leader. Made, and its code loaded, by the first share request: a broker
+        no share consumer uses never loads it. Until then there is no share
+        partition nor session for an image change or a closed connection to end."""
+        if self.started_share_partitions is None:
+            from strom.broker.share.manager import SharePartitionManager
+
+            metadata = self.metadata
+            self.started_share_partitions = SharePartitionManager(
+                lambda: self.coordinators.persister, self.config, self.clock,
+                lambda group_id: metadata.image.group_configs.get(group_id, {}))
+            metadata.subscribe(self.started_share_partitions.on_image)
+        return self.started_share_partitions
+
     #: How each SASL listener authenticates, by listener name (upper case).
     sasl_listeners: dict[str, ListenerSasl] = field(default_factory=dict)
     #: What the request path counts for /metrics (plain ints; stats.py).

@@ -17,6 +17,7 @@ import asyncio
 import datetime
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from kio.schema.allocate_producer_ids.v0.request import AllocateProducerIdsRequest
 from kio.schema.allocate_producer_ids.v0.response import AllocateProducerIdsResponse
@@ -34,7 +35,6 @@ from kio.schema.create_topics.v7.response import CreateTopicsResponse
 from kio.schema.types import BrokerId, TopicName
 from kio.static.primitive import i16, i32, i32Timedelta, i64
 
-from strom.broker.peer_client import PeerClient
 from strom.cluster.image import BrokerInfo, MetadataImage, MetadataRecord, PartitionInfo
 from strom.cluster.store import MetadataStore
 from strom.cluster.validation import check_records_per_user_op
@@ -48,6 +48,9 @@ from strom.errors import (
     UnknownTopicIdError,
     error_for_code,
 )
+
+if TYPE_CHECKING:
+    from strom.broker.peer_client import PeerClient
 
 
 class ControllerError(KafkaError):

@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from strom.broker.controller_channel import ControllerChannel
-from strom.broker.peer_client import PeerClient
 from strom.broker.replica_manager import ReplicaManager
 from strom.broker.txn_channel import TxnChannel
 from strom.clock import Clock
@@ -31,6 +30,7 @@ from strom.coordinator.txn.producer_ids import ProducerIdManager
 from strom.errors import CoordinatorNotAvailableError
 
 if TYPE_CHECKING:
+    from strom.broker.peer_client import PeerClient
     from strom.broker.share_persister import BrokerPersister
     from strom.coordinator.group.service import GroupCoordinator
     from strom.coordinator.share.service import ShareCoordinator

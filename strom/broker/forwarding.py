@@ -52,7 +52,7 @@ import ipaddress
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kio.schema.default_principal_data.v0.data import DefaultPrincipalData
 from kio.schema.envelope.v0.request import EnvelopeRequest
@@ -60,7 +60,6 @@ from kio.schema.envelope.v0.response import EnvelopeResponse
 from kio.serial import entity_reader, entity_writer
 
 from strom.broker.context import RequestContext
-from strom.broker.peer_client import PeerClient
 from strom.broker.router import REGISTRY, Response
 from strom.cluster.image import MetadataImage
 from strom.cluster.store import MetadataStore
@@ -77,6 +76,9 @@ from strom.protocol.headers import RequestHeader, parse_request_header, peek_hea
 from strom.protocol.messages import ZERO_UUID, decode_request, encode_response
 from strom.security.acl_types import CLUSTER_NAME, AclOperation, ResourceType
 from strom.security.principal import ANONYMOUS, KafkaPrincipal
+
+if TYPE_CHECKING:
+    from strom.broker.peer_client import PeerClient
 
 log = logging.getLogger(__name__)
 

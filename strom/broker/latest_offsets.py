@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from kio.schema.list_offsets.v7.request import (
     ListOffsetsPartition,
@@ -24,10 +25,12 @@ from kio.schema.list_offsets.v7.response import ListOffsetsResponse
 from kio.schema.types import BrokerId, TopicName
 from kio.static.primitive import i8, i32, i64
 
-from strom.broker.peer_client import PeerClient
 from strom.broker.replica_manager import ReplicaManager
 from strom.cluster.image import BrokerInfo, MetadataImage
 from strom.errors import ErrorCode, KafkaError
+
+if TYPE_CHECKING:
+    from strom.broker.peer_client import PeerClient
 
 log = logging.getLogger(__name__)
 

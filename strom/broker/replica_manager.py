@@ -23,15 +23,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from strom.broker.alter_partition_manager import AlterPartitionManager
 from strom.broker.flusher import GroupCommitFlusher
 from strom.broker.log_cleaner import LogCleanerService
 from strom.broker.log_jobs import LogJobs
 from strom.broker.log_maintenance import LogMaintenance
 from strom.broker.partition import Partition
 from strom.broker.partition_config import AppendSettings, log_config_for
-from strom.broker.replica_fetcher import ReplicaFetcherManager, ReplicationSettings
 from strom.broker.replication_quota import ReplicationQuotas
+from strom.broker.replication_settings import ReplicationSettings
 from strom.clock import Clock
 from strom.cluster.image import INTERNAL_TOPICS, MetadataImage, PartitionInfo, TopicInfo
 from strom.config import BrokerConfig, TopicConfig
@@ -47,7 +46,9 @@ from strom.storage.log import LogConfig, PartitionLog
 from strom.storage.manager import LogManager, NewLog, open_new_logs, remove_log_dirs
 
 if TYPE_CHECKING:
+    from strom.broker.alter_partition_manager import AlterPartitionManager
     from strom.broker.controller_channel import ControllerChannel
+    from strom.broker.replica_fetcher import ReplicaFetcherManager
 
 log = logging.getLogger(__name__)
 
@@ -504,7 +505,11 @@ class ReplicaManager:
 
     def start_replication(self, controller: ControllerChannel) -> None:
         """Cluster mode: follow leaders, send ISR changes to the controller,
-        expire lagging followers from the ISR."""
+        expire lagging followers from the ISR. The fetchers and the peer client
+        they dial with are imported here: a single node never loads them."""
+        from strom.broker.alter_partition_manager import AlterPartitionManager
+        from strom.broker.replica_fetcher import ReplicaFetcherManager
+
         self._alter = AlterPartitionManager(
             controller, lambda p: self.partitions.get((p.topic, p.index)) is p,
             self._update_state)

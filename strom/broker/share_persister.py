@@ -49,7 +49,6 @@ from kio.schema.write_share_group_state.v1.response import WriteShareGroupStateR
 from kio.static.primitive import i8, i16, i32, i64
 from kio.static.protocol import RequestPayload, ResponsePayload
 
-from strom.broker.peer_client import PeerClient
 from strom.cluster.image import BrokerInfo, MetadataImage
 from strom.coordinator.share.persister import (
     DeliveryState,
@@ -69,6 +68,7 @@ from strom.errors import (
 
 if TYPE_CHECKING:
     from strom.broker.coordinators import Coordinators
+    from strom.broker.peer_client import PeerClient
     from strom.coordinator.share.service import ShareCoordinator
 
 T = TypeVar("T")

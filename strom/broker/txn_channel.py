@@ -18,6 +18,7 @@ A single node never needs either (`peers` is None): everything is local.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from kio.schema.add_partitions_to_txn.v5.request import (
     AddPartitionsToTxnRequest,
@@ -34,9 +35,11 @@ from kio.schema.write_txn_markers.v1.request import (
 from kio.schema.write_txn_markers.v1.response import WriteTxnMarkersResponse
 from kio.static.primitive import i16, i32
 
-from strom.broker.peer_client import PeerClient
 from strom.cluster.image import BrokerInfo, MetadataImage
 from strom.errors import ErrorCode, KafkaError, NotLeaderOrFollowerError
+
+if TYPE_CHECKING:
+    from strom.broker.peer_client import PeerClient
 
 TopicPartition = tuple[str, int]
 

@@ -18,9 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from strom.config import BrokerConfig
-from strom.security.listeners import TLS_PROTOCOLS, inter_broker_listener
-from strom.security.sasl.client import authenticator, inter_broker_sasl
-from strom.security.tls import client_context
+from strom.security.listeners import SASL_PROTOCOLS, TLS_PROTOCOLS, inter_broker_listener
 
 #: SASL on a fresh peer connection (SaslHandshake + SaslAuthenticate); raises
 #: to fail the connection.
@@ -43,9 +41,17 @@ def peer_security(config: BrokerConfig) -> PeerSecurity:
     (one line) when its TLS settings cannot be loaded."""
     name = inter_broker_listener(config)
     protocol = config.listener_security_protocols.get(name, "PLAINTEXT")
-    context = client_context(config, name) if protocol in TLS_PROTOCOLS else None
+    # The TLS and SASL client modules (cryptography, scramp) are imported only
+    # for an inter-broker listener that uses them.
+    context = None
+    if protocol in TLS_PROTOCOLS:
+        from strom.security.tls import client_context
+
+        context = client_context(config, name)
     authenticate = None
-    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+    if protocol in SASL_PROTOCOLS:
+        from strom.security.sasl.client import authenticator, inter_broker_sasl
+
         # sasl.mechanism.inter.broker.protocol with the listener's own JAAS credentials.
         authenticate = authenticator(inter_broker_sasl(config, name))
     return PeerSecurity(name, protocol, context, authenticate)

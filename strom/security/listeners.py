@@ -21,6 +21,7 @@ from strom.config import BrokerConfig
 from strom.errors import InvalidConfigError
 
 TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
+SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from strom.cluster.image import ScramCredentialRecord
 from strom.errors import ErrorCode, IllegalSaslStateError, SaslAuthenticationError
 from strom.protocol.api import ApiKey
 from strom.security.principal import user
-from strom.security.sasl.authenticator import Admission, SaslAuthenticator, SaslState
+from strom.security.sasl.authenticator import SaslAuthenticator
 from strom.security.sasl.plain import PlainServer
 from strom.security.sasl.scram import (
     MECHANISM_CODES,
@@ -21,6 +21,7 @@ from strom.security.sasl.scram import (
     salted_password,
 )
 from strom.security.sasl.settings import ListenerSasl
+from strom.security.sasl.state import Admission, SaslState
 
 
 class Clock:

@@ -18,7 +18,7 @@ from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
-from strom.security.sasl.authenticator import SaslState
+from strom.security.sasl.state import SaslState
 
 
 @handles(ApiKey.SASL_HANDSHAKE)

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 from strom.broker.group_configs import ShareGroupSettings
 from strom.broker.partition import Partition
-from strom.broker.share.manager import SharePartitionHandle
 from strom.broker.share.share_partition import Acknowledgement
 from strom.errors import (
     ErrorCode,
@@ -34,6 +33,7 @@ from strom.security.acl_types import AclOperation, ResourceType
 
 if TYPE_CHECKING:
     from strom.broker.context import RequestContext
+    from strom.broker.share.manager import SharePartitionHandle
 
 
 def valid_member_id(member_id: str | None) -> bool:

@@ -14,7 +14,6 @@ must come back as the same principal; anything else closes the connection.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,47 +29,13 @@ from strom.security.sasl.oauthbearer import JwksKeys, KeysNeeded, OAuthBearerSer
 from strom.security.sasl.plain import PlainServer
 from strom.security.sasl.scram import CredentialLookup, ScramServer
 from strom.security.sasl.settings import ListenerSasl
+from strom.security.sasl.state import TRANSITIONS, Admission, SaslState
 
 #: Kafka starts a re-authentication at most once a second (KafkaChannel's
 #: MIN_REAUTH_INTERVAL_ONE_SECOND_NANOS, counted from the previous
 #: re-authentication's start; the first may come at any time); a SaslHandshake
 #: sooner is an ordinary request and answered ILLEGAL_SASL_STATE.
 MIN_REAUTH_INTERVAL_MS = 1000
-
-
-class SaslState(enum.Enum):
-    HANDSHAKE_OR_VERSIONS = "handshake_or_versions"
-    """Before SaslHandshake: ApiVersions and SaslHandshake are served; any other
-    request closes the connection."""
-    AUTHENTICATE = "authenticate"
-    """After SaslHandshake v1: SaslAuthenticate only; another request closes
-    the connection (Kafka answers it ILLEGAL_SASL_STATE first; clients see the
-    same failed connection)."""
-    AUTHENTICATE_RAW = "authenticate_raw"
-    """After SaslHandshake v0: the next frames are bare SASL tokens."""
-    AUTHENTICATED = "authenticated"
-    """Every request is served until the session expires; then only a
-    SaslHandshake (re-authentication) is, and anything else closes."""
-    REAUTHENTICATE = "reauthenticate"
-    """After a re-authentication's SaslHandshake: SaslAuthenticate only."""
-    FAILED = "failed"
-    """Authentication failed: the answer is sent, then the connection closes."""
-
-
-_TRANSITIONS: dict[SaslState, frozenset[SaslState]] = {
-    SaslState.HANDSHAKE_OR_VERSIONS: frozenset({SaslState.AUTHENTICATE,
-                                                SaslState.AUTHENTICATE_RAW, SaslState.FAILED}),
-    SaslState.AUTHENTICATE: frozenset({SaslState.AUTHENTICATED, SaslState.FAILED}),
-    SaslState.AUTHENTICATE_RAW: frozenset({SaslState.AUTHENTICATED, SaslState.FAILED}),
-    SaslState.AUTHENTICATED: frozenset({SaslState.REAUTHENTICATE}),
-    SaslState.REAUTHENTICATE: frozenset({SaslState.AUTHENTICATED, SaslState.FAILED}),
-    SaslState.FAILED: frozenset(),
-}
-
-
-class Admission(enum.Enum):
-    SERVE = "serve"
-    CLOSE = "close"
 
 
 _SASL_APIS = frozenset({ApiKey.SASL_HANDSHAKE, ApiKey.SASL_AUTHENTICATE})
@@ -102,7 +67,7 @@ class SaslAuthenticator:
         self._bad_mechanism: str | None = None
 
     def _move(self, state: SaslState) -> None:
-        if state not in _TRANSITIONS[self.state]:
+        if state not in TRANSITIONS[self.state]:
             raise IllegalSaslStateError(f"SASL state {self.state.value} cannot go to {state.value}")
         self.state = state
 

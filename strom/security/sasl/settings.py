@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from strom.config import BROKER_CONFIGS, BrokerConfig, Value
 from strom.errors import InvalidConfigError
+from strom.security.listeners import SASL_PROTOCOLS
 from strom.security.sasl.jaas import PLAIN_LOGIN_MODULE, parse_single_module, plain_users
 from strom.security.sasl.jwks import JwksSource
 from strom.security.sasl.mechanism import GSSAPI, OAUTHBEARER, PLAIN, SUPPORTED_MECHANISMS
@@ -36,7 +37,6 @@ OAUTH_VALIDATOR_CLASSES = (
     "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
     "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerValidatorCallbackHandler",
 )
-SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
 
 
 @dataclass(slots=True)

@@ -1,6 +1,8 @@
 """A single-node broker with PLAINTEXT listeners loads no TLS, SASL, inter-broker
-or cluster-mode code (issue 19): those load when the configuration or a
-request needs them (strom/broker/server.py, listener set-up and cluster mode)."""
+or cluster-mode code, nor the group coordinator's through its handlers
+(issue 19): those load when the configuration or a request needs them
+(strom/broker/server.py: listener set-up and cluster mode;
+strom/broker/coordinators.py)."""
 
 from __future__ import annotations
 
@@ -16,13 +18,17 @@ from tests.process import free_port
 
 #: Modules (and their submodules) a PLAINTEXT-only single node never needs.
 NOT_NEEDED = (
-    "cryptography", "jwt",
+    "cryptography", "jwt", "scramp", "asn1crypto",
     "strom.security.tls", "strom.security.principal_mapping",
     "strom.security.sasl.authenticator", "strom.security.sasl.client",
     "strom.security.sasl.settings", "strom.security.sasl.oauthbearer",
     "strom.broker.peer_client", "strom.broker.replica_fetcher",
     "strom.broker.alter_partition_manager", "strom.broker.share.manager",
     "strom.cluster.etcd_store", "strom.cluster.etcd_client", "aetcd",
+    # The group coordinator, started on first use (a consumer without a group here).
+    "strom.coordinator.group.service", "strom.coordinator.group.records",
+    "strom.coordinator.group.share_protocol", "strom.coordinator.group.streams",
+    "strom.coordinator.group.share_offsets",
 )
 
 # The broker runs as `strom serve` does; at exit it writes what it imported.

@@ -14,9 +14,8 @@ from hypothesis import strategies as st
 from strom.coordinator.group import records as rec
 from strom.coordinator.group import share_records as srec
 from strom.coordinator.group.context import GroupConfig
-from strom.coordinator.group.requests import HeartbeatRequest
+from strom.coordinator.group.requests import HeartbeatRequest, ShareHeartbeatRequest
 from strom.coordinator.group.share_group import ShareGroup, simple_assign
-from strom.coordinator.group.share_protocol import ShareHeartbeatRequest
 from strom.errors import ErrorCode, KafkaError
 
 from .harness import Harness, image_with

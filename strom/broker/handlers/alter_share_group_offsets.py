@@ -9,15 +9,17 @@ them; the rest is coordinator/group/share_offsets.py.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strom.broker.authorization import DENIED_MESSAGES
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.broker.share_offsets_requests import TOPIC_DENIED, share_offsets_response
-from strom.coordinator.group.share_offsets import ShareOffsetsAdmin, TopicResult
 from strom.protocol.api import ApiKey
 from strom.security.acl_types import AclOperation
+
+if TYPE_CHECKING:
+    from strom.coordinator.group.share_offsets import ShareOffsetsAdmin, TopicResult
 
 
 @handles(ApiKey.ALTER_SHARE_GROUP_OFFSETS)

@@ -16,7 +16,7 @@ from strom.broker.authorization import DENIED_MESSAGES, allowed, authorized_name
 from strom.broker.context import RequestContext
 from strom.broker.latest_offsets import latest_offsets
 from strom.broker.router import handles
-from strom.coordinator.group.share_offsets import ShareOffsetsAdmin
+from strom.broker.share_offsets_requests import share_offsets_admin
 from strom.errors import ErrorCode, KafkaError
 from strom.protocol.api import ApiKey
 from strom.security.acl_types import AclOperation, ResourceType
@@ -51,7 +51,7 @@ async def _group(ctx: RequestContext, group: Any) -> dict[str, Any]:
                      "error_code": code, "error_message": DENIED_MESSAGES[code]}
                     for p in t.partitions]})
     try:
-        described = await ShareOffsetsAdmin(ctx.broker.groups).describe(
+        described = await share_offsets_admin(ctx).describe(
             group_id, topics, lambda partitions: _latest(ctx, partitions))
     except KafkaError as exc:
         return {"group_id": group_id, "topics": [], "error_code": exc.code,

@@ -13,7 +13,7 @@ from typing import Any
 from strom.broker.context import RequestContext
 from strom.broker.group_authorization import heartbeat_denied
 from strom.broker.router import handles
-from strom.coordinator.group.share_protocol import ShareHeartbeatRequest
+from strom.coordinator.group.requests import ShareHeartbeatRequest
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 

@@ -20,10 +20,7 @@ from strom.broker.group_authorization import heartbeat_denied
 from strom.broker.router import handles
 from strom.broker.topics import create_topic
 from strom.cluster.validation import check_partitions_per_request
-from strom.coordinator.group.streams import TasksTuple, tasks_in
-from strom.coordinator.group.streams_service import error_response
 from strom.coordinator.group.streams_topology import MISSING_INTERNAL_TOPICS, topic_names
-from strom.coordinator.group.streams_validation import StreamsHeartbeat
 from strom.errors import ErrorCode, KafkaError
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import to_millis
@@ -34,6 +31,13 @@ log = logging.getLogger(__name__)
 
 @handles(ApiKey.STREAMS_GROUP_HEARTBEAT)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    # The streams group's code is the group coordinator's (records, assignors),
+    # loaded when it is first needed, not with the handlers at every start
+    # (~20 ms; broker/coordinators.py).
+    from strom.coordinator.group.streams import TasksTuple, tasks_in
+    from strom.coordinator.group.streams_service import error_response
+    from strom.coordinator.group.streams_validation import StreamsHeartbeat
+
     topology = _topology(request.topology) if request.topology is not None else None
     denied = heartbeat_denied(ctx, request.group_id,
                               topic_names(topology) if topology is not None else None)

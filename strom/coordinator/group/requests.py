@@ -94,3 +94,14 @@ class CommitRequest:
     # TxnOffsetCommit: KIP-848 members may use it at any version, and a classic
     # group accepts it while completing a rebalance or without a member id.
     transactional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ShareHeartbeatRequest:
+    group_id: str
+    member_id: str
+    member_epoch: int
+    rack_id: str | None
+    subscribed_topic_names: tuple[str, ...] | None
+    client_id: str
+    client_host: str

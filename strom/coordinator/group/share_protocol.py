@@ -41,6 +41,7 @@ from strom.coordinator.group.errors import (
     UnknownMemberIdError,
 )
 from strom.coordinator.group.records import RecordPair, encode
+from strom.coordinator.group.requests import ShareHeartbeatRequest
 from strom.coordinator.group.share_group import (
     LEAVE_GROUP_MEMBER_EPOCH,
     SIMPLE_ASSIGNOR,
@@ -57,17 +58,6 @@ log = logging.getLogger(__name__)
 
 #: (topic id, topic name, partitions) whose share state is to be initialized.
 TopicInit = tuple[uuid.UUID, str, frozenset[int]]
-
-
-@dataclass(frozen=True, slots=True)
-class ShareHeartbeatRequest:
-    group_id: str
-    member_id: str
-    member_epoch: int
-    rack_id: str | None
-    subscribed_topic_names: tuple[str, ...] | None
-    client_id: str
-    client_host: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,12 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 from strom.cluster.image import MetadataImage
 from strom.coordinator.group.errors import UnsupportedVersionError
+from strom.coordinator.group.requests import ShareHeartbeatRequest
 from strom.coordinator.group.share_group import ShareGroup
-from strom.coordinator.group.share_protocol import (
-    ShareHeartbeatOutcome,
-    ShareHeartbeatRequest,
-    TopicInit,
-)
+from strom.coordinator.group.share_protocol import ShareHeartbeatOutcome, TopicInit
 from strom.coordinator.share.persister import Persister
 from strom.errors import ErrorCode, KafkaError
 

@@ -9,6 +9,10 @@ An unknown user gets a made-up credential (a salt and keys derived from a
 per-process secret and the name), so the exchange fails at the client's
 proof exactly as for a wrong password: the client cannot tell which it was.
 Kafka itself answers an unknown user at the first message; strom is stricter.
+
+scramp is imported by the functions that use it: every broker loads this
+module (AlterUserScramCredentials' records need only hashlib), and scramp with
+asn1crypto under it was ~9 ms of start-up.
 """
 
 from __future__ import annotations
@@ -18,8 +22,6 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
-
-import scramp
 
 from strom.cluster.image import ScramCredentialRecord
 from strom.errors import SaslAuthenticationError
@@ -71,6 +73,8 @@ def credential_from_password(name: str, mechanism: str, password: str,
                              iterations: int = DEFAULT_ITERATIONS,
                              salt: bytes | None = None) -> ScramCredentialRecord:
     """The record for a user and clear password (pre-start credentials, tests)."""
+    import scramp
+
     salt_out, stored_key, server_key, count = scramp.ScramMechanism(mechanism).make_auth_info(
         password, iteration_count=iterations, salt=salt)
     return ScramCredentialRecord(name=name, mechanism=MECHANISM_CODES[mechanism],
@@ -96,6 +100,8 @@ class ScramServer:
 
     def __init__(self, mechanism: str, lookup: CredentialLookup,
                  reauthenticating: bool = False) -> None:
+        import scramp
+
         self.mechanism = mechanism
         self._lookup = lookup
         self._failure = failure_message(mechanism, reauthenticating)
@@ -128,6 +134,8 @@ class ScramServer:
         return None
 
     def evaluate(self, token: bytes) -> bytes:
+        import scramp  # already loaded by __init__
+
         try:
             message = token.decode("utf-8")
         except UnicodeDecodeError:

@@ -31,8 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crc32c import crc32c
-
 from strom.cli.common import UsageError, add_command, add_output_arg
 from strom.cli.output import Progress, Style, bytes_field, is_tty, print_json
 from strom.protocol.records import (
@@ -45,6 +43,7 @@ from strom.protocol.records import (
     decode_records,
     read_batch_header,
 )
+from strom.protocol.records.crc import crc32c
 from strom.storage.files import (
     INDEX_SUFFIX,
     LOG_SUFFIX,

@@ -46,11 +46,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import crc32c
-
 from strom.errors import InvalidProducerEpochError, KafkaError, OutOfOrderSequenceError
 from strom.protocol.records import BatchHeader
 from strom.protocol.records.batch import CONTROL_MASK, TRANSACTIONAL_MASK
+from strom.protocol.records.crc import crc32c
 from strom.storage.txn_index import AbortedTxn
 
 NO_SEQUENCE = -1
@@ -283,7 +282,7 @@ class ProducerStateManager:
                 entry.last_timestamp, entry.coordinator_epoch,
                 entry.current_txn_first_offset,
             )
-        data = _HEAD.pack(SNAPSHOT_VERSION, crc32c.crc32c(body)) + body
+        data = _HEAD.pack(SNAPSHOT_VERSION, crc32c(body)) + body
         path = self.directory / f"{self.map_end_offset:020d}{SNAPSHOT_SUFFIX}"
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as f:
@@ -323,7 +322,7 @@ def _read_snapshot(data: bytes) -> dict[int, ProducerStateEntry]:
     if version != SNAPSHOT_VERSION:
         raise ValueError(f"unknown producer snapshot version {version}")
     body = memoryview(data)[_HEAD.size:]
-    if crc32c.crc32c(body) != crc:
+    if crc32c(body) != crc:
         raise ValueError("producer snapshot CRC mismatch")
     (count,) = _COUNT.unpack_from(body, 0)
     if count < 0 or _COUNT.size + count * _ENTRY.size != len(body):

@@ -35,9 +35,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from crc32c import crc32c
-
 from strom.errors import CorruptRecordError
+from strom.protocol.records.crc import crc32c
 
 __all__ = [
     "BATCH_HEADER_SIZE",

@@ -13,8 +13,6 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from crc32c import crc32c
-
 from strom.errors import InvalidRecordError
 from strom.protocol.records.batch import (
     ATTRIBUTES_OFFSET,
@@ -28,6 +26,7 @@ from strom.protocol.records.batch import (
     compute_attributes,
 )
 from strom.protocol.records.compression import compress
+from strom.protocol.records.crc import crc32c
 from strom.protocol.records.record import Record, encode_varint, encode_varlong
 
 __all__ = [

@@ -35,8 +35,6 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from crc32c import crc32c
-
 from strom.errors import (
     CorruptRecordError,
     InvalidRecordError,
@@ -58,6 +56,7 @@ from strom.protocol.records.batch import (
     read_batch_header,
 )
 from strom.protocol.records.compression import decompress_view
+from strom.protocol.records.crc import crc32c
 from strom.protocol.records.record import MIN_RECORD_SIZE
 
 _FastWalk = Callable[[bytes | memoryview, int, int, bool, bool, int, int], tuple[int, int] | None]

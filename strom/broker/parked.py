@@ -4,10 +4,10 @@ An acks=all produce has appended its batches and knows its response; what is
 left is to wait until each partition has flushed them (flusher.py) or the ISR
 has them (partition.py), or until the request's timeout. Waiting in the
 handler's coroutine cost every such request a task (eager.py hands a
-coroutine that waits to one), two steps of it, the frames of four coroutines
-kept alive while the fsync ran, and wait_all's bookkeeping: about half of the
-event loop's CPU per one-record acks=all request in the fleet row beyond what
-acks=1 costs (docs/benchmarks.md, issue 19).
+coroutine that waits to one), two steps of it, wait_all's bookkeeping, and
+the frames of its coroutines, holding the request and its frame, until the
+fsync ended: parked, the loop thread used 5% less CPU in the fleet row
+(docs/benchmarks.md, issue 19).
 
 A handler that would only wait returns a `Parked` instead: the futures it
 waits for, its deadline, and `finish`, which builds the response from what

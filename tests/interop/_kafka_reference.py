@@ -121,9 +121,13 @@ def start(
     env["KAFKA_TOOL_LOG4J"] = str(log4j)
 
     if not (logs / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # Like Kafka's Uuid.randomUuid, never an id starting with '-': kafka-storage's
+        # argument parser would read it as an option (1 run in 64 failed that way).
+        cluster_id = "-"
+        while cluster_id.startswith("-"):
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         subprocess.run(
-            [str(KAFKA_TOOL), "storage", "format", "--standalone", "-t", cluster_id,
+            [str(KAFKA_TOOL), "storage", "format", "--standalone", f"--cluster-id={cluster_id}",
              "-c", str(config)],
             check=True, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             timeout=120,

@@ -388,17 +388,14 @@ def _parked(waits: list[tuple[dict[str, Any], Partition, int]],
             fsync: bool) -> dict[str, Any] | Parked:
     # Per response: on the ISR (the HW passed the batch), and fsync'd here.
     futures: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
-    pending: list[asyncio.Future[None]] = []
     for response, partition, end in waits:
         replicated = partition.replicated_to_isr(end)
         if replicated is not None:
             futures.append((response, replicated))
-            pending.append(replicated)
         if fsync:
             flushed = partition.durable(end)
             if flushed is not None:
                 futures.append((response, flushed))
-                pending.append(flushed)
 
     def finish() -> dict[str, Any]:
         for response, fut in futures:
@@ -411,4 +408,6 @@ def _parked(waits: list[tuple[dict[str, Any], Partition, int]],
                                 base_offset=-1)
         return {"responses": responses, "throttle_time": 0}
 
-    return Parked(pending, timeout_s, finish) if pending else finish()
+    if not futures:
+        return finish()
+    return Parked([fut for _, fut in futures], timeout_s, finish)

@@ -242,12 +242,92 @@ def test_offset_commits_check_member_epochs(h: Harness) -> None:
 
     assert commit(a.epoch, a.member_id) == E.none
     assert commit(a.epoch - 1, a.member_id) == E.stale_member_epoch
-    assert commit(a.epoch + 1, a.member_id) == E.fenced_member_epoch
+    assert commit(a.epoch + 1, a.member_id) == E.stale_member_epoch  # Kafka 4.4
     assert commit(a.epoch, "x") == E.unknown_member_id
     assert group(h).validate_delete_group is not None
     with pytest.raises(KafkaError) as exc:
         group(h).validate_delete_group()
     assert exc.value.code == E.non_empty_group
+
+
+def _commit(h: Harness, member: str, epoch: int, partitions: Any, *,
+            transactional: bool = False) -> Any:
+    """OffsetCommit v9 (or TxnOffsetCommit) of t's partitions: the code of each
+    partition, or the one code that refused the whole commit."""
+    request = CommitRequest("g", epoch, member, None, -1, (("t", tuple(
+        PartitionCommit(p, 5, -1, "") for p in sorted(partitions))),),
+        transactional=transactional)
+    try:
+        return [p["error_code"] for p in
+                h.write(lambda s: s.offsets.commit(request))[0]["partitions"]]
+    except KafkaError as exc:
+        return exc.code
+
+
+def test_commits_of_an_older_epoch_are_checked_against_assignment_epochs(h: Harness
+                                                                         ) -> None:
+    """Kafka 4.4 (KIP-1251): a commit of an epoch older than the member's is good for
+    the partitions it has held since that epoch, and refused as a whole
+    (STALE_MEMBER_EPOCH, nothing written) if one partition moved or was assigned later."""
+    a = Member(h)
+    a.heartbeat()
+    first = a.epoch
+    b = Member(h)
+    settle(a, b)
+    assert a.epoch == b.epoch > first
+    kept = sorted(p for ps in a.owned.values() for p in ps)
+    moved = sorted(p for ps in b.owned.values() for p in ps)
+    tid = h.image.topics["t"].topic_id
+    g = group(h)
+    assert {p: g.members[a.member_id].assignment_epoch(tid, p) for p in kept} == {
+        p: first for p in kept}
+    assert {p: g.members[b.member_id].assignment_epoch(tid, p) for p in moved} == {
+        p: b.epoch for p in moved}
+
+    assert _commit(h, a.member_id, first, kept) == [E.none] * len(kept)
+    assert _commit(h, a.member_id, first, moved[:1]) == E.stale_member_epoch
+    before = dict(h.shard.offsets.store.group("g"))
+    assert _commit(h, a.member_id, first, [*kept, moved[0]]) == E.stale_member_epoch
+    assert dict(h.shard.offsets.store.group("g")) == before  # nothing half-written
+    assert _commit(h, b.member_id, b.epoch - 1, moved) == E.stale_member_epoch
+    assert _commit(h, a.member_id, a.epoch + 1, kept) == E.stale_member_epoch
+    assert _commit(h, a.member_id, -1, kept) == E.stale_member_epoch
+    # The epochs are recorded: the same answers after the group is rebuilt by replay.
+    h.restart()
+    assert _commit(h, a.member_id, first, kept) == [E.none] * len(kept)
+    assert _commit(h, a.member_id, first, moved[:1]) == E.stale_member_epoch
+    # TxnOffsetCommit: the same rule, and a producer naming no member may commit.
+    assert _commit(h, a.member_id, first, kept, transactional=True) == [E.none] * len(kept)
+    assert _commit(h, "", -1, kept, transactional=True) == [E.none] * len(kept)
+    assert _commit(h, "", -1, kept) == E.unknown_member_id
+    assert _commit(h, "ghost", a.epoch, kept, transactional=True) == E.unknown_member_id
+
+
+def test_offset_fetch_needs_the_member_epoch(h: Harness) -> None:
+    a = Member(h)
+    a.heartbeat()
+    g = group(h)
+    g.validate_offset_fetch(a.member_id, a.epoch)
+    g.validate_offset_fetch(None, -1)
+    for epoch in (a.epoch - 1, a.epoch + 1):  # Kafka 4.4: either way STALE_MEMBER_EPOCH
+        with pytest.raises(KafkaError) as exc:
+            g.validate_offset_fetch(a.member_id, epoch)
+        assert exc.value.code == E.stale_member_epoch
+
+
+def test_static_member_restart_may_commit_at_any_epoch(h: Harness) -> None:
+    """A static member leaving with epoch -2 keeps its partitions with their assignment
+    epochs reset to 0 (Kafka 4.4): its next incarnation may commit for them with an
+    older epoch."""
+    a, b = Member(h, instance="i-a"), Member(h, instance="i-b")
+    settle(a, b)
+    a.leave(-2)
+    restarted = Member(h, instance="i-a")
+    restarted.heartbeat()
+    restarted.heartbeat()
+    held = sorted(p for ps in restarted.owned.values() for p in ps)
+    assert held and restarted.epoch > 0
+    assert _commit(h, restarted.member_id, 0, held) == [E.none] * len(held)
 
 
 def test_transactional_offset_commits_accept_any_version(h: Harness) -> None:

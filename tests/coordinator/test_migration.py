@@ -315,6 +315,51 @@ def test_classic_member_joins_a_consumer_group(h: Harness) -> None:
     assert a.member_id not in group(h).members
 
 
+def test_classic_member_commits_of_an_older_generation(h: Harness) -> None:
+    """Kafka 4.4: a classic member's generation is its member epoch, and an older one is
+    checked per partition like a consumer member's older epoch (assignment epochs),
+    refused as ILLEGAL_GENERATION. An upgraded group's members hold their partitions
+    since the classic generation; OffsetCommit below v9 is fine for classic members."""
+    a, b = Classic(h), Classic(h)
+    generation = classic_group(h, a, b)
+    c = Member(h)
+    c.heartbeat()
+    tid = h.image.topics["t"].topic_id
+    member = group(h).members[a.member_id]
+    assert {member.assignment_epoch(tid, p) for p in a.owned} == {generation}
+    held = a.owned
+
+    def commit(gen: int, partitions: frozenset[int], version: int = 9) -> Any:
+        request = CommitRequest("g", gen, a.member_id, None, -1, (("t", tuple(
+            PartitionCommit(p, 5, -1, "") for p in sorted(partitions))),),
+            api_version=version)
+        try:
+            return {p["error_code"] for p in
+                    h.write(lambda s: s.offsets.commit(request))[0]["partitions"]}
+        except KafkaError as exc:
+            return exc.code
+
+    # Told to rebalance, it commits what it holds with its generation, then rejoins.
+    assert a.heartbeat() == E.rebalance_in_progress
+    assert commit(generation, held) == {E.none}
+    for _ in range(6):
+        for classic in (a, b):
+            if classic.heartbeat() == E.rebalance_in_progress:
+                classic.rebalance()
+        c.heartbeat()
+    kept, gone = held & a.owned, held - a.owned
+    assert kept and gone and a.generation > generation
+    assert commit(a.generation, kept) == {E.none}
+    assert commit(generation, kept) == {E.none}
+    assert commit(generation, kept, version=7) == {E.none}
+    assert commit(generation, frozenset({min(gone)})) == E.illegal_generation
+    assert commit(generation, kept | {min(gone)}) == E.illegal_generation
+    assert commit(a.generation + 1, kept) == E.illegal_generation
+    with pytest.raises(KafkaError) as exc:
+        group(h).validate_offset_fetch(a.member_id, generation)
+    assert exc.value.code == E.illegal_generation
+
+
 def test_classic_member_errors(h: Harness) -> None:
     c = Member(h)
     c.heartbeat()

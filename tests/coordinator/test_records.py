@@ -89,7 +89,8 @@ CONSUMER_RECORDS: list[tuple[rec.Key, rec.Value]] = [
      rec.ConsumerGroupTargetAssignmentMemberValue({T1: frozenset({0, 2}), T2: frozenset({1})})),
     (rec.ConsumerGroupCurrentMemberAssignmentKey("g", "m"),
      rec.ConsumerGroupCurrentMemberAssignmentValue(
-         7, 6, 1, {T1: frozenset({0})}, {T2: frozenset({1, 3})})),
+         7, 6, 1, {T1: frozenset({0})}, {T2: frozenset({1, 3})},
+         {(T1, 0): 7, (T2, 1): 3, (T2, 3): 0})),
     (rec.ConsumerGroupRegularExpressionKey("g", "x.*"),
      rec.ConsumerGroupRegularExpressionValue(("xa", "xb"), 12, TS)),
 ]
@@ -112,6 +113,28 @@ def test_consumer_group_metadata_in_kafka_layout() -> None:
     _, hashed = rec.encode(rec.ConsumerGroupMetadataKey("g"),
                            rec.ConsumerGroupMetadataValue(5, 77))
     assert hashed == bytes.fromhex("0000" "00000005" "01" "00" "08" "000000000000004d")
+
+
+def test_current_member_assignment_in_kafka_layout() -> None:
+    # Kafka 4.4 (KIP-1251): each TopicPartitions carries its partitions' assignment
+    # epochs as tagged field 0, a compact array of int32 as long as Partitions.
+    _, value = rec.encode(rec.ConsumerGroupCurrentMemberAssignmentKey("g", "m"),
+                          rec.ConsumerGroupCurrentMemberAssignmentValue(
+                              7, 6, 0, {T1: frozenset({0})}, {}, {(T1, 0): 5}))
+    assert value == bytes.fromhex(
+        "0000" "00000007" "00000006" "00"
+        "02" f"{1:032x}" "02" "00000000" "01" "00" "05" "02" "00000005"  # assigned
+        "01"  # nothing pending revocation
+        "00")
+    # A record without the epochs (Kafka before 4.4, strom before) replays with the
+    # member epoch for every partition, as Kafka's Utils.assignmentFromTopicPartitions.
+    old = bytes.fromhex("0000" "00000007" "00000006" "00"
+                        "02" f"{1:032x}" "03" "00000000" "00000002" "00" "01" "00")
+    decoded = rec.decode(rec.encode_key(rec.ConsumerGroupCurrentMemberAssignmentKey("g", "m")),
+                         old)
+    assert decoded is not None
+    assert decoded[1] == rec.ConsumerGroupCurrentMemberAssignmentValue(
+        7, 6, 0, {T1: frozenset({0, 2})}, {}, {(T1, 0): 7, (T1, 2): 7})
 
 
 def test_unknown_record_types_are_skipped() -> None:

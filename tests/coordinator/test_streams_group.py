@@ -181,11 +181,18 @@ def test_offset_commits_are_checked_against_task_assignment_epochs(h: Harness) -
     kept = sorted(a.owned.active["0"])
     moved = sorted(b.owned.active["0"])
     # a's commit of its previous epoch: fine for the tasks it kept since, stale for the
-    # ones it gave away (a zombie's commit), as Kafka 4.4's assignment epochs decide.
+    # ones it gave away (a zombie's commit), as Kafka 4.4's assignment epochs decide;
+    # one such partition refuses the whole commit.
     assert commit("a", old_epoch, *kept) == {kept[0]: 0, kept[1]: 0}
-    assert commit("a", old_epoch, moved[0]) == {moved[0]: 113}  # STALE_MEMBER_EPOCH
+    assert commit("a", old_epoch, moved[0]) == 113  # STALE_MEMBER_EPOCH
+    assert commit("a", old_epoch, kept[0], moved[0]) == 113
     # b's tasks were assigned at its current epoch: an older one is stale for them.
-    assert commit("b", b.epoch - 1, moved[0]) == {moved[0]: 113}
+    assert commit("b", b.epoch - 1, moved[0]) == 113
     assert commit("b", b.epoch, *moved) == {moved[0]: 0, moved[1]: 0}
     assert commit("a", a.epoch + 1, kept[0]) == 113  # newer than the member's: stale
     assert commit("ghost", 1, 0) == 25  # UNKNOWN_MEMBER_ID
+    # A transactional producer that names no member may commit (Kafka 4.4's StreamsGroup).
+    txn = CommitRequest("g", -1, "", None, -1, (("in", (PartitionCommit(kept[0], 10, -1,
+                                                                         None),)),),
+                        transactional=True)
+    assert h.write(lambda s: s.offsets.commit(txn))[0]["partitions"][0]["error_code"] == 0

@@ -106,5 +106,14 @@ async def _commit(ctx: RequestContext, request: Any, wanted: list[Any]) -> dict[
                                              request.producer_epoch)
     for topic in topics:
         for p in topic["partitions"]:
-            p["error_code"] = for_version(p["error_code"], ctx.api_version, 3)
+            p["error_code"] = _for_version(p["error_code"], ctx.api_version)
     return {"throttle_time": 0, "topics": topics}
+
+
+def _for_version(code: ErrorCode, version: int) -> ErrorCode:
+    """Codes older versions do not know: PRODUCER_FENCED before v3, and
+    STALE_MEMBER_EPOCH before v6, which Kafka answers as ILLEGAL_GENERATION
+    (TxnOffsetCommitRequest.supportsStaleMemberEpochError)."""
+    if code == ErrorCode.stale_member_epoch and version < 6:
+        return ErrorCode.illegal_generation
+    return for_version(code, version, 3)

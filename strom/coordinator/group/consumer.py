@@ -40,6 +40,7 @@ from strom.coordinator.group.errors import (
     UnsupportedVersionError,
 )
 from strom.coordinator.group.modern import (
+    PartitionCheck,
     check_empty,
     check_heartbeat_ids,
     find_member,
@@ -48,6 +49,7 @@ from strom.coordinator.group.modern import (
 )
 from strom.coordinator.group.requests import HeartbeatRequest
 from strom.coordinator.regex import check_regex, full_matcher
+from strom.errors import KafkaError
 
 LEAVE_GROUP_MEMBER_EPOCH = -1
 LEAVE_GROUP_STATIC_MEMBER_EPOCH = -2
@@ -93,6 +95,10 @@ class ConsumerGroupMember:
     state: MemberState = MemberState.STABLE
     assigned: Mapping[uuid.UUID, frozenset[int]] = field(default_factory=dict)
     pending_revocation: Mapping[uuid.UUID, frozenset[int]] = field(default_factory=dict)
+    # (topic id, partition) -> the epoch each of those partitions was assigned to the member
+    # at (Kafka 4.4, KIP-1251): a commit of an older epoch is good for the partitions the
+    # member has held since that epoch.
+    assignment_epochs: Mapping[tuple[uuid.UUID, int], int] = field(default_factory=dict)
     # Set for a member speaking the classic protocol (JoinGroup/SyncGroup/Heartbeat)
     # in a consumer group: an upgraded group's old members, or a classic client joining.
     classic: rec.ClassicMemberMetadata | None = None
@@ -110,7 +116,26 @@ class ConsumerGroupMember:
     def assignment_value(self) -> rec.ConsumerGroupCurrentMemberAssignmentValue:
         return rec.ConsumerGroupCurrentMemberAssignmentValue(
             self.member_epoch, self.previous_member_epoch, int(self.state),
-            dict(self.assigned), dict(self.pending_revocation))
+            dict(self.assigned), dict(self.pending_revocation), self.held_epochs())
+
+    def assignment_epoch(self, topic_id: uuid.UUID, partition: int) -> int | None:
+        """The epoch the member was given this partition at, if it holds it (assigned
+        or pending revocation); None if it does not."""
+        if (partition not in self.assigned.get(topic_id, ())
+                and partition not in self.pending_revocation.get(topic_id, ())):
+            return None
+        return self.assignment_epochs.get((topic_id, partition), max(self.member_epoch, 0))
+
+    def held_epochs(self) -> dict[tuple[uuid.UUID, int], int]:
+        """The assignment epoch of every partition the member holds."""
+        out: dict[tuple[uuid.UUID, int], int] = {}
+        for partitions in (self.assigned, self.pending_revocation):
+            for topic, ps in partitions.items():
+                for p in ps:
+                    epoch = self.assignment_epoch(topic, p)
+                    assert epoch is not None
+                    out[(topic, p)] = epoch
+        return out
 
     def with_epoch(self, epoch: int, **changes: Any) -> ConsumerGroupMember:
         return replace(self, member_epoch=epoch, previous_member_epoch=self.member_epoch,
@@ -209,37 +234,56 @@ class ConsumerGroup:
 
     # -- validation (offsets, deletion) -------------------------------------------------
 
-    def _validate_epoch(self, received: int, member: ConsumerGroupMember) -> None:
-        if received > member.member_epoch:
-            raise FencedMemberEpochError(
-                f"epoch {received} is ahead of the member's {member.member_epoch}")
-        if received < member.member_epoch:
-            raise StaleMemberEpochError(
-                f"epoch {received} is behind the member's {member.member_epoch}")
-
     def validate_offset_commit(self, member_id: str, group_instance_id: str | None,
                                generation_id: int, *, transactional: bool = False,
-                               api_version: int = 9) -> None:
+                               api_version: int = 9) -> PartitionCheck | None:
+        """Kafka 4.4's ConsumerGroup.validateOffsetCommit. The member's own epoch is
+        good; a newer one is refused; for an older one, the check of each partition it
+        returns accepts only partitions the member has held since that epoch (assigned
+        or being revoked, assignment epoch <= the request's), so a zombie cannot commit
+        for a partition that moved. The refusals are STALE_MEMBER_EPOCH, or
+        ILLEGAL_GENERATION for a member of the classic protocol (its generation is
+        its member epoch)."""
         if generation_id < 0 and not self.members:
-            return
+            return None  # an admin tool's commit to an empty group
+        if (transactional and generation_id == -1 and member_id == ""
+                and group_instance_id is None):
+            return None  # a transactional producer that names no member (Kafka 4.4)
         member = find_member(self.members, member_id, self.group_id)
-        if member.classic is not None:
-            _validate_generation(generation_id, member)
-            return
-        if not transactional and api_version < 9:
+        if not transactional and member.classic is None and api_version < 9:
             raise UnsupportedVersionError(
                 "OffsetCommit version 9 or above must be used by members using the "
-                "modern group protocol")
-        self._validate_epoch(generation_id, member)
+                "consumer group protocol")
+        if generation_id == member.member_epoch:
+            return None
+        refused = _refusal(member)
+        if generation_id > member.member_epoch:
+            raise refused(f"Received {_epoch_name(member)} {generation_id} is newer than "
+                          f"current member epoch {member.member_epoch}.")
+
+        def check(topic: str, topic_id: uuid.UUID | None, partition: int) -> None:
+            epoch = (member.assignment_epoch(topic_id, partition) if topic_id is not None
+                     else None)
+            if epoch is None:
+                raise refused(f"Partition {topic}-{partition} is not assigned or pending "
+                              "revocation for member.")
+            if generation_id < epoch:
+                raise refused(f"Received {_epoch_name(member)} {generation_id} is older "
+                              f"than assignment epoch {epoch} for partition "
+                              f"{topic}-{partition}.")
+
+        return check
 
     def validate_offset_fetch(self, member_id: str | None, member_epoch: int) -> None:
+        """Kafka 4.4: a member id and epoch, when given, must be a member's and its
+        epoch exactly."""
         if member_id is None and member_epoch < 0:
             return
         member = find_member(self.members, member_id or "", self.group_id)
-        if member.classic is not None:
-            _validate_generation(member_epoch, member)
-            return
-        self._validate_epoch(member_epoch, member)
+        if member_epoch != member.member_epoch:
+            raise _refusal(member)(
+                f"The received {_epoch_name(member)} {member_epoch} does not match the "
+                f"expected member epoch {member.member_epoch}.")
 
     def validate_offset_delete(self) -> None:
         pass
@@ -259,12 +303,14 @@ class ConsumerGroup:
         return out
 
 
-def _validate_generation(generation_id: int, member: ConsumerGroupMember) -> None:
-    """A classic member's generation is its member epoch, and must match it."""
-    if generation_id != member.member_epoch:
-        raise IllegalGenerationError(
-            f"The request generation id {generation_id} is not equal to the member epoch "
-            f"{member.member_epoch} of member {member.member_id}.")
+def _refusal(member: ConsumerGroupMember) -> type[KafkaError]:
+    """How a commit or fetch of the wrong epoch is refused: a classic member's epoch is
+    its generation (ILLEGAL_GENERATION), a consumer member's STALE_MEMBER_EPOCH."""
+    return IllegalGenerationError if member.classic is not None else StaleMemberEpochError
+
+
+def _epoch_name(member: ConsumerGroupMember) -> str:
+    return "generation id" if member.classic is not None else "member epoch"
 
 
 def _target_member_tombstone(group_id: str, member_id: str) -> RecordPair:
@@ -392,15 +438,24 @@ def _next_assignment(member: ConsumerGroupMember, epoch: int, target_epoch: int,
             revoking[topic] = revoke
         if pending:
             to_assign[topic] = frozenset(pending)
+    # A partition keeps the epoch it was assigned at while the member holds it; one
+    # newly given gets the target epoch (Kafka 4.4's assignment epochs).
+    epochs = {tp: e for tp, e in member.held_epochs().items()
+              if tp[1] in assigned.get(tp[0], ()) or tp[1] in revoking.get(tp[0], ())}
     if revoking and _owns_any(owned, revoking):
         # Revoke first: the member keeps its epoch until it has let go of these.
         return member.with_epoch(epoch, state=MemberState.UNREVOKED_PARTITIONS,
-                                 assigned=assigned, pending_revocation=revoking)
+                                 assigned=assigned, pending_revocation=revoking,
+                                 assignment_epochs=epochs)
+    for tp in [tp for tp in epochs if tp[1] in revoking.get(tp[0], ())]:
+        del epochs[tp]
     for topic, partitions in to_assign.items():
         assigned[topic] = assigned.get(topic, frozenset()) | partitions
+        for p in partitions:
+            epochs[(topic, p)] = target_epoch
     state = MemberState.UNRELEASED_PARTITIONS if unreleased else MemberState.STABLE
     return member.with_epoch(target_epoch, state=state, assigned=assigned,
-                             pending_revocation={})
+                             pending_revocation={}, assignment_epochs=epochs)
 
 
 def topic_ids(names: Iterable[str], image: MetadataImage) -> frozenset[uuid.UUID]:

@@ -132,7 +132,8 @@ class ConsumerGroupManager:
                 state=(MemberState(value.state) if value.state in MemberState._value2member_map_
                        else MemberState.UNKNOWN),
                 assigned=dict(value.assigned_partitions),
-                pending_revocation=dict(value.partitions_pending_revocation))
+                pending_revocation=dict(value.partitions_pending_revocation),
+                assignment_epochs=dict(value.assignment_epochs))
             group.members[key.member_id] = member
             self._own(group, member)
         elif isinstance(value, rec.ConsumerGroupRegularExpressionValue):
@@ -165,7 +166,8 @@ class ConsumerGroupManager:
                 self._release(group, member)
                 group.members[key.member_id] = replace(
                     member, member_epoch=0, previous_member_epoch=0,
-                    state=MemberState.STABLE, assigned={}, pending_revocation={})
+                    state=MemberState.STABLE, assigned={}, pending_revocation={},
+                    assignment_epochs={})
         elif isinstance(key, rec.ConsumerGroupRegularExpressionKey):
             group.regexes.pop(key.regular_expression, None)
 
@@ -460,9 +462,13 @@ class ConsumerGroupManager:
                 f"Static member {request.member_id} with instance id {request.instance_id} "
                 f"was fenced by member {member.member_id}.")
         if request.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH:
-            # Leaving for a restart: it keeps its partitions until its session times out.
+            # Leaving for a restart: it keeps its partitions until its session times out,
+            # their assignment epochs reset to 0 (Kafka 4.4), so that the instance
+            # rejoining under a new member id may commit for them at any epoch.
             leaving = replace(member, member_epoch=LEAVE_GROUP_STATIC_MEMBER_EPOCH,
-                              pending_revocation={})
+                              pending_revocation={}, assignment_epochs={
+                                  (t, p): 0 for t, ps in member.assigned.items()
+                                  for p in ps})
             return Result(response, [rec.encode(
                 rec.ConsumerGroupCurrentMemberAssignmentKey(group.group_id, member.member_id),
                 leaving.assignment_value())])

@@ -219,6 +219,8 @@ def upgrade(group: ClassicGroup, config: GroupConfig, image: MetadataImage,
             rebalance_timeout_ms=member.rebalance_timeout_ms,
             member_epoch=group.generation_id, previous_member_epoch=group.generation_id,
             state=MemberState.STABLE, assigned=assigned,
+            assignment_epochs={(t, p): group.generation_id for t, ps in assigned.items()
+                               for p in ps},
             classic=rec.ClassicMemberMetadata(member.session_timeout_ms, member.protocols))
         if member.group_instance_id is not None:
             converted.static_members[member.group_instance_id] = member.member_id

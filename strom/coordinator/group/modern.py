@@ -11,6 +11,7 @@ the ids a consumer or streams group heartbeat carries.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Protocol, TypeVar
 
@@ -20,6 +21,11 @@ from strom.coordinator.group.errors import (
     UnknownMemberIdError,
 )
 from strom.coordinator.group.records import RecordPair
+
+#: What an offset commit's validation may return: a check of each partition (topic
+#: name, topic id if the topic exists, partition) that raises to refuse the whole
+#: commit (Kafka 4.4's CommitPartitionValidator).
+PartitionCheck = Callable[[str, uuid.UUID | None, int], None]
 
 #: Kafka records a member's STABLE state as 0 in every modern group type.
 STABLE_MEMBER_STATE = 0

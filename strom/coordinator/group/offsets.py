@@ -24,10 +24,11 @@ from strom.coordinator.group.errors import (
     GroupIdNotFoundError,
     IllegalGenerationError,
 )
+from strom.coordinator.group.modern import PartitionCheck
 from strom.coordinator.group.records import RecordPair
 from strom.coordinator.group.requests import CommitRequest
 from strom.coordinator.runtime import Result
-from strom.errors import ErrorCode, KafkaError
+from strom.errors import ErrorCode
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,7 @@ class OffsetGroup(Protocol):
 
     def validate_offset_commit(self, member_id: str, group_instance_id: str | None,
                                generation_id: int, *, transactional: bool = False,
-                               api_version: int = 9) -> None: ...
+                               api_version: int = 9) -> PartitionCheck | None: ...
 
     def is_subscribed_to_topic(self, topic: str) -> bool: ...
 
@@ -95,12 +96,15 @@ class OffsetManager:
         self.store = store
 
     def commit(self, request: CommitRequest) -> Result[list[dict[str, Any]]]:
-        """Per-topic responses; a rejected commit raises the group-level error."""
+        """Per-topic responses; a rejected commit raises the group-level error.
+
+        A commit of a consumer or streams group member's older epoch is checked
+        partition by partition (the epoch each was assigned at); as in Kafka 4.4, one
+        partition refused refuses the whole commit, and nothing is written."""
         ctx = self.ctx
         group = ctx.groups.get(request.group_id)
         generation = request.generation_id_or_member_epoch
-        # A streams group checks each partition against the epoch its task was assigned at.
-        check_partition: Callable[[str, int], None] | None = None
+        check_partition: PartitionCheck | None = None
         if group is None:
             if generation >= 0:
                 if request.api_version >= 9:
@@ -113,20 +117,20 @@ class OffsetManager:
         now = ctx.now_ms()
         expire = now + request.retention_time_ms if request.retention_time_ms != -1 else -1
         max_metadata = ctx.config.offset_metadata_max_bytes
+        image = ctx.image() if check_partition is not None else None
         records: list[RecordPair] = []
         topics: list[dict[str, Any]] = []
         for topic, partitions in request.topics:
+            info = image.topics.get(topic) if image is not None else None
             answered = []
             for p in partitions:
                 metadata = p.metadata or ""
                 code = ErrorCode.none
-                if check_partition is not None:
-                    try:
-                        check_partition(topic, p.partition)
-                    except KafkaError as exc:
-                        code = exc.code
-                if code == ErrorCode.none and len(metadata) > max_metadata:
+                if len(metadata) > max_metadata:
                     code = ErrorCode.offset_metadata_too_large
+                elif check_partition is not None:
+                    check_partition(topic, info.topic_id if info is not None else None,
+                                    p.partition)
                 if code == ErrorCode.none:
                     records.append(rec.encode(
                         rec.OffsetCommitKey(request.group_id, topic, p.partition),

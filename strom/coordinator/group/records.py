@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from strom.coordinator.group.schema import FieldSpec as F
@@ -113,14 +113,21 @@ _CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA_VALUE = Message(MessageSpec(
 _CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER_VALUE = Message(MessageSpec(
     "ConsumerGroupTargetAssignmentMemberValue", "0", "0+", (
         F("topic_partitions", "[]TopicPartition", "0+", fields=_TOPIC_PARTITIONS),)))
+# Kafka 4.4 (KIP-1251): each partition's assignment epoch, tagged; absent in older
+# records, which replay with the member epoch (at least 0) for every partition.
+_TOPIC_PARTITIONS_WITH_EPOCHS = (
+    *_TOPIC_PARTITIONS,
+    F("assignment_epochs", "[]int32", "0+", nullable="0+", default=None, tag=0),
+)
 _CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT_VALUE = Message(MessageSpec(
     "ConsumerGroupCurrentMemberAssignmentValue", "0", "0+", (
         F("member_epoch", "int32", "0+"),
         F("previous_member_epoch", "int32", "0+"),
         F("state", "int8", "0+"),
-        F("assigned_partitions", "[]TopicPartitions", "0+", fields=_TOPIC_PARTITIONS),
+        F("assigned_partitions", "[]TopicPartitions", "0+",
+          fields=_TOPIC_PARTITIONS_WITH_EPOCHS),
         F("partitions_pending_revocation", "[]TopicPartitions", "0+",
-          fields=_TOPIC_PARTITIONS),
+          fields=_TOPIC_PARTITIONS_WITH_EPOCHS),
     )))
 _CONSUMER_GROUP_REGULAR_EXPRESSION_KEY = (
     F("group_id", "string", "0"), F("regular_expression", "string", "0"))
@@ -135,6 +142,7 @@ _CONSUMER_GROUP_REGULAR_EXPRESSION_VALUE = Message(MessageSpec(
 # -- typed records ----------------------------------------------------------------------
 
 TopicPartitions = Mapping[uuid.UUID, frozenset[int]]
+AssignmentEpochs = Mapping[tuple[uuid.UUID, int], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +261,9 @@ class ConsumerGroupCurrentMemberAssignmentValue:
     state: int
     assigned_partitions: TopicPartitions
     partitions_pending_revocation: TopicPartitions
+    #: (topic id, partition) -> the epoch the partition was assigned to the member at,
+    #: for the partitions above (Kafka 4.4's AssignmentEpochs).
+    assignment_epochs: AssignmentEpochs = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +297,27 @@ def _topic_partitions_out(tps: TopicPartitions) -> list[dict[str, Any]]:
 
 def _topic_partitions_in(items: Any) -> dict[uuid.UUID, frozenset[int]]:
     return {item["topic_id"]: frozenset(item["partitions"]) for item in items}
+
+
+def _with_epochs_out(tps: TopicPartitions, epochs: AssignmentEpochs,
+                     default: int) -> list[dict[str, Any]]:
+    out = []
+    for t, ps in sorted(tps.items()):
+        partitions = sorted(ps)
+        out.append({"topic_id": t, "partitions": partitions,
+                    "assignment_epochs": [epochs.get((t, p), default) for p in partitions]})
+    return out
+
+
+def _epochs_in(items: Any, default: int, into: dict[tuple[uuid.UUID, int], int]) -> None:
+    """As Kafka reads them: epochs missing or not one per partition are the default."""
+    for item in items:
+        partitions = item["partitions"]
+        epochs = item.get("assignment_epochs")
+        if epochs is None or len(epochs) != len(partitions):
+            epochs = [default] * len(partitions)
+        for p, e in zip(partitions, epochs, strict=True):
+            into[(item["topic_id"], p)] = e
 
 
 # (key type, key class, key fields) and (value class -> spec, version, to dict, from dict)
@@ -370,12 +402,14 @@ def _value_out(value: Value) -> tuple[int, dict[str, Any]]:
     if isinstance(value, ConsumerGroupTargetAssignmentMemberValue):
         return 0, {"topic_partitions": _topic_partitions_out(value.partitions)}
     if isinstance(value, ConsumerGroupCurrentMemberAssignmentValue):
+        default = max(value.member_epoch, 0)
         return 0, {
             "member_epoch": value.member_epoch,
             "previous_member_epoch": value.previous_member_epoch, "state": value.state,
-            "assigned_partitions": _topic_partitions_out(value.assigned_partitions),
-            "partitions_pending_revocation":
-                _topic_partitions_out(value.partitions_pending_revocation),
+            "assigned_partitions": _with_epochs_out(value.assigned_partitions,
+                                                    value.assignment_epochs, default),
+            "partitions_pending_revocation": _with_epochs_out(
+                value.partitions_pending_revocation, value.assignment_epochs, default),
         }
     assert isinstance(value, ConsumerGroupRegularExpressionValue)
     return 0, {"topics": sorted(value.topics), "version": value.version,
@@ -416,10 +450,14 @@ def _value_in(key_type: int, d: dict[str, Any]) -> Value:
         return ConsumerGroupTargetAssignmentMemberValue(
             _topic_partitions_in(d["topic_partitions"]))
     if key_type == 8:
+        epochs: dict[tuple[uuid.UUID, int], int] = {}
+        default = max(d["member_epoch"], 0)
+        _epochs_in(d["assigned_partitions"], default, epochs)
+        _epochs_in(d["partitions_pending_revocation"], default, epochs)
         return ConsumerGroupCurrentMemberAssignmentValue(
             d["member_epoch"], d["previous_member_epoch"], d["state"],
             _topic_partitions_in(d["assigned_partitions"]),
-            _topic_partitions_in(d["partitions_pending_revocation"]))
+            _topic_partitions_in(d["partitions_pending_revocation"]), epochs)
     return ConsumerGroupRegularExpressionValue(tuple(d["topics"]), d["version"], d["timestamp"])
 
 

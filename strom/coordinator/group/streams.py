@@ -18,7 +18,8 @@ here is values computed from the group.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Mapping
+import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -29,6 +30,7 @@ from strom.coordinator.group.errors import (
     UnsupportedVersionError,
 )
 from strom.coordinator.group.modern import (
+    PartitionCheck,
     check_empty,
     find_member,
     members_tombstones,
@@ -276,13 +278,15 @@ class StreamsGroup:
 
     def validate_offset_commit(self, member_id: str, group_instance_id: str | None,
                                generation_id: int, *, transactional: bool = False,
-                               api_version: int = 9) -> Callable[[str, int], None] | None:
+                               api_version: int = 9) -> PartitionCheck | None:
         """Kafka 4.4's checks; for a commit of an older member epoch, a check of each
         partition: its task must still be the member's and assigned at that epoch or
         before (a zombie's commit of a task that moved is refused)."""
-        del group_instance_id
         if generation_id < 0 and not self.members:
             return None  # an admin tool's commit to an empty group
+        if (transactional and generation_id == -1 and member_id == ""
+                and group_instance_id is None):
+            return None  # a transactional producer that names no member (Kafka 4.4)
         member = find_member(self.members, member_id, self.group_id)
         if not transactional and api_version < 9:
             raise UnsupportedVersionError(
@@ -300,7 +304,8 @@ class StreamsGroup:
                     t["name"] for t in sub["repartition_source_topics"]]:
                 subtopologies.setdefault(name, []).append(sub["subtopology_id"])
 
-        def check(topic: str, partition: int) -> None:
+        def check(topic: str, topic_id: uuid.UUID | None, partition: int) -> None:
+            del topic_id
             subs = subtopologies.get(topic)
             if not subs:
                 raise StaleMemberEpochError(

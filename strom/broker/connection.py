@@ -15,6 +15,9 @@ half-sent (strom.broker.connection_limits).
 Fetch responses may carry views of mapped segment files (FileRegion.view):
 they are handed to the transport as they are and never read here, and the
 transport releases (unmaps) them once written or when the connection is lost.
+
+Who the client is (TLS, SASL) is the ConnectionAuth's to know
+(strom.broker.connection_auth); a connection on a PLAINTEXT listener has none.
 """
 
 from __future__ import annotations
@@ -25,15 +28,16 @@ import logging
 import ssl
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from strom.broker import eager
 from strom.broker.client_quotas import handle_with_quotas
+from strom.broker.connection_auth import ConnectionAuth
 from strom.broker.connection_limits import ConnectionGuard
 from strom.broker.context import BrokerServices, RequestContext
 from strom.broker.faults import FaultAction, error_response
 from strom.broker.handlers.api_versions import fallback_response
-from strom.broker.parked import Parked
+from strom.broker.parked import Parked, ParkedRequest
 from strom.broker.router import Registration, Response
 from strom.errors import InvalidRequestError, KafkaError
 from strom.protocol.api import ApiKey, request_header_version
@@ -42,11 +46,6 @@ from strom.protocol.framing import FrameDecoder, FrameTooLargeError, encode_fram
 from strom.protocol.headers import RequestHeader, parse_request_header, peek_header
 from strom.protocol.messages import decode_request, encode_response_frame
 from strom.security.principal import ANONYMOUS, KafkaPrincipal
-from strom.security.sasl.state import Admission
-
-if TYPE_CHECKING:
-    from strom.security.sasl.authenticator import SaslAuthenticator
-    from strom.security.sasl.scram import CredentialLookup
 
 log = logging.getLogger(__name__)
 
@@ -63,30 +62,6 @@ class _Close:
 
 CLOSE = _Close()
 Slot = list[Chunk] | None | _Close
-
-
-class _Parking:
-    """A request whose handler answered with a Parked (parked.py): its slot in
-    the connection's response order, and what _respond needs once the waits
-    are over. Called back by the Parked then."""
-
-    __slots__ = ("_connection", "parked", "slot", "context", "header", "api_version",
-                 "registration", "started")
-
-    def __init__(self, connection: KafkaConnection, parked: Parked, context: RequestContext,
-                 header: RequestHeader, api_version: int, registration: Registration,
-                 started: float) -> None:
-        self._connection = connection
-        self.parked = parked
-        self.slot: asyncio.Future[Slot] = asyncio.get_running_loop().create_future()
-        self.context = context
-        self.header = header
-        self.api_version = api_version
-        self.registration = registration
-        self.started = started
-
-    def __call__(self, _: Parked) -> None:
-        self._connection._unpark(self)
 
 
 class KafkaConnection(asyncio.BufferedProtocol):
@@ -120,18 +95,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._throttle_handle: asyncio.TimerHandle | None = None
         self.peer = "?"
         self.client_host = ""
-        # Who this connection is: ANONYMOUS until TLS or SASL authenticates it.
-        self.principal: KafkaPrincipal = ANONYMOUS
+        # Set by the server: the listener's name, security protocol and, on SSL
+        # listeners, how a client certificate names its principal.
         self.listener_name = "PLAINTEXT"
         self.security_protocol = "PLAINTEXT"
-        # SASL listeners: the connection's authentication state; until it is
-        # authenticated only ApiVersions, SaslHandshake and SaslAuthenticate
-        # are served, one at a time (strom.security.sasl.authenticator).
-        self.sasl: SaslAuthenticator | None = None
-        self._sasl_slot: asyncio.Future[Slot] | None = None
-        # SSL listeners: the principal from the client certificate, taken once
-        # the handshake is done (asyncio calls connection_made after it).
         self.tls_principal: Callable[[ssl.SSLObject], KafkaPrincipal] | None = None
+        # Who the client is, on SSL and SASL listeners (connection_made); None:
+        # ANONYMOUS, and no request waits for an authentication.
+        self._auth: ConnectionAuth | None = None
 
     # --- asyncio.BufferedProtocol ------------------------------------------------------
 
@@ -159,45 +130,16 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self._throttle_handle = asyncio.get_running_loop().call_later(
                     throttle_ms / 1000.0, self._transport.close)
                 return
-        if self.security_protocol.startswith("SASL_"):
-            self._start_sasl()
+        sasl = self.security_protocol.startswith("SASL_")
         ssl_object = transport.get_extra_info("ssl_object")
-        if ssl_object is not None and self.tls_principal is not None:
-            self._take_tls_principal(ssl_object)
-
-    # TLS and SASL: their modules (cryptography, scramp, PyJWT) are imported by
-    # the first connection on a listener that uses them (server.py's
-    # _listener_security has read their settings), never on PLAINTEXT ones.
-
-    def _take_tls_principal(self, ssl_object: ssl.SSLObject) -> None:
-        from strom.security.principal_mapping import NoMatchingRuleError
-
-        assert self.tls_principal is not None
-        try:
-            self.principal = self.tls_principal(ssl_object)
-        except NoMatchingRuleError as exc:
-            # Kafka fails the authentication (SslAuthenticationException).
-            self._guard.log_limit.warning(log, "connections refused for their certificate",
-                                          "closing %s: %s", self.peer, exc)
-            self._abort()
-
-    def _start_sasl(self) -> None:
-        from strom.security.sasl.authenticator import SaslAuthenticator
-        from strom.security.sasl.scram import MECHANISM_CODES
-
-        settings = self._broker.sasl_listeners.get(self.listener_name.upper())
-        if settings is None:  # cannot happen: every SASL listener's settings are built at start
-            log.error("closing %s: no SASL settings for listener %s", self.peer,
-                      self.listener_name)
-            self._abort()
-            return
-        broker = self._broker
-
-        def scram_lookup(mechanism: str) -> CredentialLookup:
-            code = MECHANISM_CODES[mechanism]
-            return lambda name: broker.image.scram_credentials.get(name, {}).get(code)
-
-        self.sasl = SaslAuthenticator(settings, scram_lookup, broker.clock.wall_ms)
+        tls_principal = self.tls_principal if ssl_object is not None else None
+        if sasl or tls_principal is not None:
+            auth = self._auth = ConnectionAuth(self.peer, self._guard.log_limit)
+            if sasl and not auth.start_sasl(self._broker, self.listener_name):
+                self._abort()
+            if (tls_principal is not None
+                    and not auth.take_tls_principal(tls_principal, ssl_object)):
+                self._abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -247,9 +189,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
         elif self._partial_since is None:
             self._partial_since = now
         for frame in frames:
-            # _can_start's common case inline (no SASL): once per request.
+            # _can_start inline: once per request.
             if (self._backlog or self._writing_paused or len(self._pending) >= MAX_IN_FLIGHT
-                    or (self.sasl is not None and not self._sasl_allows(frame))):
+                    or (self._auth is not None
+                        and not self._auth.allows(frame, len(self._pending)))):
                 self._backlog.append(frame)
                 continue
             self._reading_frames = True
@@ -303,32 +246,15 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def _can_start(self, frame: bytearray | memoryview) -> bool:
         if self._writing_paused or len(self._pending) >= MAX_IN_FLIGHT:
             return False
-        return self.sasl is None or self._sasl_allows(frame)
-
-    def _sasl_allows(self, frame: bytearray | memoryview) -> bool:
-        sasl = self.sasl
-        if sasl is None or not self._pending:
-            return True
-        # SASL requests, and every request before authentication, run alone:
-        # the authentication state each is admitted under is then current.
-        if not sasl.authenticated:
-            return False
-        try:
-            api_key = peek_header(frame)[0]
-        except KafkaError:
-            return True  # _dispatch closes the connection
-        return not sasl.serial(api_key) and not self._sasl_in_flight()
-
-    def _sasl_in_flight(self) -> bool:
-        return self._sasl_slot is not None and not self._sasl_slot.done()
+        return self._auth is None or self._auth.allows(frame, len(self._pending))
 
     def _dispatch(self, frame: bytearray | memoryview) -> None:
         loop = asyncio.get_running_loop()
-        sasl = self.sasl
+        auth = self._auth
         slot: asyncio.Future[Slot]
-        if sasl is not None and sasl.raw_tokens:
+        if auth is not None and auth.raw_tokens:
             # After SaslHandshake v0 the client sends bare SASL tokens.
-            slot = loop.create_task(self._raw_token(sasl, frame))
+            slot = loop.create_task(self._raw_token(auth, frame))
             self._pending.append(slot)
             slot.add_done_callback(self._write_ready)
             return
@@ -338,11 +264,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._decoder.release(frame)
             self._abort()
             return
-        if sasl is not None and sasl.admit(api_key) is Admission.CLOSE:
-            self._guard.log_limit.warning(
-                log, "connections closed for requests outside SASL authentication",
-                "closing %s: api key %d not allowed in SASL state %s", self.peer, api_key,
-                sasl.state.value)
+        if auth is not None and not auth.admits(api_key):
             self._decoder.release(frame)
             self._abort()
             return
@@ -374,19 +296,19 @@ class KafkaConnection(asyncio.BufferedProtocol):
             # task itself, they cost acks=1 librdkafka up to 2.8x its
             # throughput (1,700-1,900 -> 620-710 MiB/s, bench/run.py
             # --only produce_acks1_rdkafka); why is not understood yet.
-            parking: _Parking | None = None
+            parking: ParkedRequest | None = None
             if type(frame) is bytearray:
                 started = eager.start(loop, self._handle_frame(registration, frame, api_version))
                 if started.done() and started.exception() is None:
                     result = started.result()
-                    if type(result) is _Parking:
+                    if type(result) is ParkedRequest:
                         parking = result
                 slot = (cast("asyncio.Future[Slot]", started) if parking is None
                         else parking.slot)
             else:
                 slot = loop.create_task(self._handle(registration, frame, api_version))
-            if sasl is not None and sasl.serial(api_key):
-                self._sasl_slot = slot
+            if auth is not None:
+                auth.started(api_key, slot)
             self._pending.append(slot)
             if parking is not None:
                 # Written by _unpark, from the callback that ends its wait.
@@ -400,7 +322,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._pending.append(slot)
         slot.add_done_callback(self._write_ready)
 
-    async def _raw_token(self, sasl: SaslAuthenticator, frame: bytearray | memoryview) -> Slot:
+    async def _raw_token(self, auth: ConnectionAuth, frame: bytearray | memoryview) -> Slot:
         """One bare SASL token (SaslHandshake v0): the reply goes back as a
         bare size-prefixed frame; a refused client's connection just closes,
         as Kafka does for v0."""
@@ -408,14 +330,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             token = bytes(frame)
         finally:
             self._decoder.release(frame)
-        try:
-            result = await sasl.authenticate(token)
-        except KafkaError as exc:
-            log.info("closing %s: SASL authentication failed: %s", self.peer, exc)
-            await asyncio.sleep(sasl.settings.failed_authentication_delay_ms / 1000)
-            return CLOSE
-        self.principal = sasl.principal
-        return [encode_frame(result.auth_bytes)]
+        reply = await auth.raw_token(token)
+        return CLOSE if reply is None else [encode_frame(reply)]
 
     async def _handle(self, registration: Registration, frame: bytearray | memoryview,
                       api_version: int) -> Slot:
@@ -427,7 +343,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._decoder.release(frame)
 
     async def _handle_frame(self, registration: Registration, frame: bytearray | memoryview,
-                            api_version: int) -> Slot | _Parking:
+                            api_version: int) -> Slot | ParkedRequest:
         api_key = registration.api_key
         stats = self._broker.stats
         started = time.perf_counter() if stats.enabled else 0.0
@@ -445,10 +361,19 @@ class KafkaConnection(asyncio.BufferedProtocol):
         # Positional, in RequestContext's field order (close_connection,
         # client_host, forwarded, principal, listener_name, security_protocol,
         # sasl, close_after_response, connection_id): keywords cost ~0.2 us
-        # more, on every request.
+        # more, on every request. Built as on a PLAINTEXT listener, then told
+        # who the client is on others: against reading the principal and sasl
+        # attributes of the connection (before connection_auth.py) that costs
+        # a PLAINTEXT request 38 more machine instructions, `ANONYMOUS if auth
+        # is None else auth.principal` arguments 130 more (callgrind, 400k
+        # contexts built).
         context = RequestContext(header, self._broker, False, self.client_host, False,
-                                 self.principal, self.listener_name, self.security_protocol,
-                                 self.sasl, False, id(self))
+                                 ANONYMOUS, self.listener_name, self.security_protocol, None,
+                                 False, id(self))
+        if self._auth is not None:
+            auth = self._auth
+            context.principal = auth.principal
+            context.sasl = auth.sasl
         fault = self._broker.faults.take(api_key)
         try:
             if fault is None or fault.action is FaultAction.DELAY:
@@ -470,8 +395,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
                         if asyncio.current_task() is None:
                             # Still the callback that read it (eager.py): it
                             # waits parked, without a task (_dispatch).
-                            return _Parking(self, answer, context, header, api_version,
-                                            registration, started)
+                            return ParkedRequest(self._unpark, answer, context, header,
+                                                 api_version, registration, started)
                         answer = await answer  # a task already: wait in it
                     response = answer
             elif fault.action is FaultAction.CLOSE:
@@ -512,8 +437,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             stats.request_done(api_key, time.perf_counter() - started, response)
         if context.close_connection:
             return CLOSE
-        if self.sasl is not None:
-            self.principal = self.sasl.principal
+        if self._auth is not None:
+            self._auth.responded()
         if response is None:
             return None
         try:
@@ -527,7 +452,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return _Close(encoded)
         return encoded
 
-    def _unpark(self, parking: _Parking) -> None:
+    def _unpark(self, parking: ParkedRequest) -> None:
         """A parked request's waits are over: its response, written now if
         every earlier response on the connection has been."""
         slot = parking.slot
@@ -609,6 +534,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
             if self._partial_since is not None:
                 # The broker held the rest back; the client's time starts again now.
                 self._partial_since = time.monotonic()
+
+    @property
+    def principal(self) -> KafkaPrincipal:
+        """Who the connection's requests run as now."""
+        return ANONYMOUS if self._auth is None else self._auth.principal
 
     @property
     def in_flight(self) -> int:

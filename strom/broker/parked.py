@@ -11,20 +11,26 @@ fsync ended: parked, the loop thread used 5% less CPU in the fleet row
 
 A handler that would only wait returns a `Parked` instead: the futures it
 waits for, its deadline, and `finish`, which builds the response from what
-they came to. The connection parks it (`notify`) and writes the response from
-the callback that completes the last wait, in request order; any other caller
-awaits it, which is the old path (wait_all), with the same response.
+they came to. The connection parks it (`notify`) as a `ParkedRequest`, and
+writes the response from the callback that completes the last wait, in
+request order; any other caller awaits it, which is the old path (wait_all),
+with the same response.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strom.broker.deadlines import deadlines_of, wait_all
 
-__all__ = ["Parked"]
+if TYPE_CHECKING:
+    from strom.broker.context import RequestContext
+    from strom.broker.router import Registration
+    from strom.protocol.headers import RequestHeader
+
+__all__ = ["Parked", "ParkedRequest"]
 
 
 class Parked:
@@ -90,3 +96,28 @@ class Parked:
         a task that already waited): the same response, from a coroutine."""
         yield from wait_all(self._futures, self._timeout_s).__await__()
         return self._finish()
+
+
+class ParkedRequest:
+    """A request whose handler answered with a Parked, as its connection
+    parks it: its slot in the connection's response order, and what the
+    response needs once the waits are over. The Parked calls it then, and it
+    hands itself to `unpark` (the connection's)."""
+
+    __slots__ = ("_unpark", "parked", "slot", "context", "header", "api_version",
+                 "registration", "started")
+
+    def __init__(self, unpark: Callable[[ParkedRequest], None], parked: Parked,
+                 context: RequestContext, header: RequestHeader, api_version: int,
+                 registration: Registration, started: float) -> None:
+        self._unpark = unpark
+        self.parked = parked
+        self.slot: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.context = context
+        self.header = header
+        self.api_version = api_version
+        self.registration = registration
+        self.started = started
+
+    def __call__(self, _: Parked) -> None:
+        self._unpark(self)

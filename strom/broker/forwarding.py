@@ -47,17 +47,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import io
 import ipaddress
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-
-from kio.schema.default_principal_data.v0.data import DefaultPrincipalData
-from kio.schema.envelope.v0.request import EnvelopeRequest
-from kio.schema.envelope.v0.response import EnvelopeResponse
-from kio.serial import entity_reader, entity_writer
 
 from strom.broker.context import RequestContext
 from strom.broker.router import REGISTRY, Response
@@ -71,13 +65,15 @@ from strom.errors import (
     RequestTimedOutError,
 )
 from strom.protocol.api import ApiKey, request_header_version, response_class
-from strom.protocol.client_frames import decode_response, encode_request
-from strom.protocol.headers import RequestHeader, parse_request_header, peek_header
+from strom.protocol.client_frames import decode_response
+from strom.protocol.headers import parse_request_header, peek_header
 from strom.protocol.messages import ZERO_UUID, decode_request, encode_response
 from strom.security.acl_types import CLUSTER_NAME, AclOperation, ResourceType
-from strom.security.principal import ANONYMOUS, KafkaPrincipal
+from strom.security.principal import KafkaPrincipal
 
 if TYPE_CHECKING:
+    from kio.schema.envelope.v0.response import EnvelopeResponse
+
     from strom.broker.peer_client import PeerClient
 
 log = logging.getLogger(__name__)
@@ -145,6 +141,17 @@ class Forwarder:
         """The controller's response to `request` (handled by `local` should
         this broker become the controller meanwhile); None when the client's
         connection must close (Kafka's answer to UNSUPPORTED_VERSION)."""
+        # A single node never forwards: the Envelope's schemas load here.
+        from kio.schema.envelope.v0.request import EnvelopeRequest
+        from kio.schema.envelope.v0.response import EnvelopeResponse
+
+        from strom.broker.envelope_data import (
+            address_bytes,
+            embed_request,
+            principal_bytes,
+            principal_data,
+        )
+
         assert self._peers is not None
         api_key = ApiKey(ctx.header.api_key)
         envelope = EnvelopeRequest(request_data=embed_request(ctx.header, request),
@@ -246,6 +253,8 @@ def _controller_other_than(node_id: int) -> ImagePredicate:
 
 async def serve_envelope(ctx: RequestContext, envelope: Any) -> Response:
     """The Envelope handler's work (handlers/envelope.py)."""
+    from strom.broker.envelope_data import principal_from_bytes
+
     broker = ctx.broker
     sender = broker_of_client_id(ctx.header.client_id)
     if ctx.forwarded or sender is None or sender not in broker.image.brokers:
@@ -339,57 +348,6 @@ def error_codes(payload: Any) -> set[int]:
         elif dataclasses.is_dataclass(item) and not isinstance(item, type):
             stack.append({f.name: getattr(item, f.name) for f in dataclasses.fields(item)})
     return found
-
-
-# --- the embedded request and its principal --------------------------------------
-
-
-def embed_request(header: RequestHeader, request: Any) -> bytes:
-    """The client's request as the Envelope carries it: header and body,
-    without the size prefix, with the client's correlation id and client id."""
-    return encode_request(request, header.correlation_id, header.client_id or "")[4:]
-
-
-#: Kafka's DefaultKafkaPrincipalBuilder serialization version.
-_PRINCIPAL_VERSION = 0
-_write_principal = entity_writer(DefaultPrincipalData)
-_read_principal = entity_reader(DefaultPrincipalData)
-
-
-def principal_bytes(principal: DefaultPrincipalData) -> bytes:
-    """Kafka's DefaultKafkaPrincipalBuilder.serialize: a version, then the data."""
-    out = io.BytesIO()
-    out.write(_PRINCIPAL_VERSION.to_bytes(2, "big"))
-    _write_principal(out, principal)
-    return out.getvalue()
-
-
-def principal_from_bytes(data: bytes | None) -> DefaultPrincipalData:
-    if data is None or len(data) < 2:
-        raise ValueError("no principal")
-    version = int.from_bytes(data[:2], "big", signed=True)
-    if version != _PRINCIPAL_VERSION:
-        raise ValueError(f"principal data version {version}")
-    principal, _ = _read_principal(memoryview(data), 2)
-    return principal
-
-
-def principal_data(principal: KafkaPrincipal) -> DefaultPrincipalData:
-    """What an Envelope carries of the client's principal (KIP-590)."""
-    return DefaultPrincipalData(type_=principal.principal_type, name=principal.name,
-                                token_authenticated=principal.token_authenticated)
-
-
-ANONYMOUS_PRINCIPAL = principal_bytes(principal_data(ANONYMOUS))
-
-
-def address_bytes(client_host: str) -> bytes:
-    """A client's address ("/127.0.0.1", as the connection records it) as
-    Kafka's InetAddress.getAddress bytes; 0.0.0.0 if it is not known."""
-    try:
-        return ipaddress.ip_address(client_host.lstrip("/")).packed
-    except ValueError:
-        return bytes(4)
 
 
 # --- error responses and settle conditions per API ---------------------------------

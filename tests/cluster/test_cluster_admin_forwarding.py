@@ -36,7 +36,7 @@ from kio.schema.metadata.v12 import request as md
 from kio.schema.types import TopicName
 from kio.static.primitive import i8, i16, i32, i32Timedelta
 
-from strom.broker.forwarding import ANONYMOUS_PRINCIPAL
+from strom.broker.envelope_data import ANONYMOUS_PRINCIPAL
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 from strom.protocol.records import RecordSpec, build_batch

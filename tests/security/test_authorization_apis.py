@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from strom.broker.authorization import REQUIREMENTS, api_name
-from strom.broker.forwarding import BROKER_CLIENT_ID, principal_bytes, principal_data
+from strom.broker.envelope_data import principal_bytes, principal_data
+from strom.broker.forwarding import BROKER_CLIENT_ID
 from strom.broker.router import REGISTRY, load_handlers
 from strom.coordinator.share import coordinator_key
 from strom.errors import ErrorCode

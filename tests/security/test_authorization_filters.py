@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from strom.broker.forwarding import BROKER_CLIENT_ID, principal_bytes, principal_data
+from strom.broker.envelope_data import principal_bytes, principal_data
+from strom.broker.forwarding import BROKER_CLIENT_ID
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey, request_class, response_class
 from strom.protocol.client_frames import decode_response, encode_request

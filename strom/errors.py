@@ -245,12 +245,20 @@ class InvalidProducerEpochError(KafkaError):
     code = ErrorCode.invalid_producer_epoch
 
 
+class InvalidTxnStateError(KafkaError):
+    code = ErrorCode.invalid_txn_state
+
+
 class ProducerFencedError(KafkaError):
     code = ErrorCode.producer_fenced
 
 
 class CoordinatorNotAvailableError(KafkaError):
     code = ErrorCode.coordinator_not_available
+
+
+class CoordinatorLoadInProgressError(KafkaError):
+    code = ErrorCode.coordinator_load_in_progress
 
 
 class NotCoordinatorError(KafkaError):

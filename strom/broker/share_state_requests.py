@@ -16,18 +16,20 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strom.broker.authorization import DENIED_MESSAGES, cluster_allowed
 from strom.broker.context import RequestContext
-from strom.coordinator.share.records import ShareKey
 from strom.errors import ErrorCode, KafkaError
 from strom.security.acl_types import AclOperation
+
+if TYPE_CHECKING:
+    from strom.coordinator.share.records import ShareKey
 
 log = logging.getLogger(__name__)
 
 #: (key, the request's partition entry) -> the partition's answer fields.
-PartitionOp = Callable[[ShareKey, Any], Awaitable[Mapping[str, Any]]]
+PartitionOp = Callable[["ShareKey", Any], Awaitable[Mapping[str, Any]]]
 
 
 def coordinator_code(exc: KafkaError) -> ErrorCode:
@@ -48,6 +50,10 @@ async def answer(ctx: RequestContext, request: Any, op: PartitionOp,
                  error_fields: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The `results` of a share-state response: `op` run on each partition,
     `error_fields` filling a failed partition's answer."""
+    # The share coordinator's records (and what they import) load with the
+    # first share-state request, not with the handlers at start (issue 19).
+    from strom.coordinator.share.records import ShareKey
+
     permitted = cluster_allowed(ctx, AclOperation.CLUSTER_ACTION)
     group_id = request.group_id
     if permitted and (not group_id or any(not t.partitions for t in request.topics)):

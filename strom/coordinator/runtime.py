@@ -47,8 +47,8 @@ from typing import Any, Generic, Protocol, TypeVar
 from strom.clock import Clock
 from strom.cluster.image import MetadataImage
 from strom.errors import (
+    CoordinatorLoadInProgressError,
     CoordinatorNotAvailableError,
-    ErrorCode,
     KafkaError,
     KafkaStorageError,
     NotCoordinatorError,
@@ -68,10 +68,6 @@ from strom.protocol.records import (
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class CoordinatorLoadInProgressError(KafkaError):
-    code = ErrorCode.coordinator_load_in_progress
 
 
 class CoordinatorShard(Protocol):

@@ -22,11 +22,10 @@ from strom.coordinator.txn.shard import (
 )
 from strom.coordinator.txn.state import (
     TRANSITIONS,
-    InvalidTxnStateError,
     TransactionMetadata,
     TxnState,
 )
-from strom.errors import ErrorCode, ProducerFencedError
+from strom.errors import ErrorCode, InvalidTxnStateError, ProducerFencedError
 from strom.protocol.records import RecordSpec, build_batch
 from strom.storage.producer_state import ProducerStateManager
 from strom.storage.txn_index import AbortedTxn, TxnIndex

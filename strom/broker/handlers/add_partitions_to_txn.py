@@ -9,17 +9,19 @@ OPERATION_NOT_ATTEMPTED, as in Kafka; otherwise one error for all.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strom.broker.authorization import allowed, authorized_names, cluster_allowed
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.cluster.image import INTERNAL_TOPICS
 from strom.coordinator.txn.errors import for_version
-from strom.coordinator.txn.state import TopicPartition
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 from strom.security.acl_types import AclOperation, ResourceType
+
+if TYPE_CHECKING:
+    from strom.coordinator.txn.state import TopicPartition
 
 
 def _results(by_partition: dict[TopicPartition, ErrorCode]) -> list[dict[str, Any]]:

@@ -35,10 +35,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from strom.broker import group_configs
 from strom.broker.authorization import check_config_resource
 from strom.broker.context import BrokerServices, RequestContext
-from strom.broker.group_configs import check_group_name
 from strom.broker.router import Response, handles
 from strom.broker.static_broker_configs import read_only
 from strom.cluster.image import GroupConfigRecord, MetadataImage, MetadataRecord
@@ -132,7 +130,11 @@ async def replace_group_configs(broker: BrokerServices, name: str,
     """Make `wanted` a group's complete set of configs (returned, parsed;
     broker/group_configs.py); raises KafkaErrors. The group need not exist,
     as in Kafka."""
-    check_group_name(name)
+    # The group configs' definitions load with the first request about a
+    # group's configs, not with the handlers at start (issue 19).
+    from strom.broker import group_configs
+
+    group_configs.check_group_name(name)
     parsed = group_configs.validate(broker.config, wanted)
     current = broker.image.group_configs.get(name, {})
     changes: dict[str, Value] = {k: v for k, v in parsed.items() if current.get(k) != v}

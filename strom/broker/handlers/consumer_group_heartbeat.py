@@ -14,7 +14,6 @@ from strom.broker.authorization import authorized_names
 from strom.broker.context import RequestContext
 from strom.broker.group_authorization import heartbeat_denied
 from strom.broker.router import handles
-from strom.coordinator.group.requests import HeartbeatRequest
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import to_millis
@@ -24,6 +23,10 @@ from strom.security.acl_types import AclOperation, ResourceType
 @handles(ApiKey.CONSUMER_GROUP_HEARTBEAT)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     groups = ctx.broker.groups
+    # Loaded with the group coordinator (the first ctx.broker.groups), not at
+    # start with the handlers (broker/coordinators.py; issue 19).
+    from strom.coordinator.group.requests import HeartbeatRequest
+
     owned = request.topic_partitions
     names = request.subscribed_topic_names
     denied = heartbeat_denied(ctx, request.group_id, names)

@@ -9,13 +9,15 @@ never written is deleted successfully. Broker-to-broker: CLUSTER_ACTION
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.broker.share_state_requests import answer
-from strom.coordinator.share.records import ShareKey
 from strom.protocol.api import ApiKey
+
+if TYPE_CHECKING:
+    from strom.coordinator.share.records import ShareKey
 
 
 @handles(ApiKey.DELETE_SHARE_GROUP_STATE)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from strom.broker import group_configs
 from strom.broker.authorization import check_config_resource
 from strom.broker.configs import broker_config_entries, topic_config_entries
 from strom.broker.context import BrokerServices, RequestContext
@@ -123,6 +122,9 @@ def _describe(broker: BrokerServices, resource: Any) -> list[dict[str, Any]]:
     if resource.resource_type == GROUP:
         if name == "":
             raise InvalidRequestError("Group name must not be empty")
+        # Loaded by the first request about a group's configs (alter_configs.py).
+        from strom.broker import group_configs
+
         return group_configs.describe_entries(
             broker.config, broker.image.group_configs.get(name, {}), names)
     raise InvalidRequestError(

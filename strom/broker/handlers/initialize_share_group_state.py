@@ -9,14 +9,16 @@ new state epoch). Broker-to-broker: CLUSTER_ACTION (share_state_requests.py).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.broker.share_state_requests import answer
-from strom.coordinator.share.records import ShareKey
 from strom.errors import InvalidRequestError
 from strom.protocol.api import ApiKey
+
+if TYPE_CHECKING:
+    from strom.coordinator.share.records import ShareKey
 
 
 @handles(ApiKey.INITIALIZE_SHARE_GROUP_STATE)

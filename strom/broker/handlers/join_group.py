@@ -14,7 +14,6 @@ from strom.broker.authorization import allowed
 from strom.broker.context import RequestContext
 from strom.broker.faults import error_response
 from strom.broker.router import handles
-from strom.coordinator.group.requests import JoinRequest
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import to_millis
@@ -37,6 +36,10 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
 async def _join(ctx: RequestContext, request: Any) -> dict[str, Any]:
     version = ctx.api_version
     groups = ctx.broker.groups
+    # Loaded with the group coordinator (the first ctx.broker.groups), not at
+    # start with the handlers (broker/coordinators.py; issue 19).
+    from strom.coordinator.group.requests import JoinRequest
+
     session_timeout = to_millis(request.session_timeout)
     rebalance_timeout = to_millis(getattr(request, "rebalance_timeout", session_timeout))
     if rebalance_timeout < 0:

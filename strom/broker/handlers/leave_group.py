@@ -12,7 +12,6 @@ from typing import Any
 from strom.broker.authorization import allowed
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
-from strom.coordinator.group.requests import LeavingMember
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 from strom.security.acl_types import AclOperation, ResourceType
@@ -24,6 +23,10 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         return {"throttle_time": 0, "error_code": ErrorCode.group_authorization_failed,
                 "members": []}
     groups = ctx.broker.groups
+    # Loaded with the group coordinator (the first ctx.broker.groups), not at
+    # start with the handlers (broker/coordinators.py; issue 19).
+    from strom.coordinator.group.requests import LeavingMember
+
     if ctx.api_version < 3:
         members = [LeavingMember(request.member_id, None)]
     else:

@@ -11,7 +11,6 @@ from typing import Any
 from strom.broker.authorization import allowed
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
-from strom.coordinator.txn.state import TxnState
 from strom.errors import ErrorCode, KafkaError, error_code_for
 from strom.protocol.api import ApiKey
 from strom.security.acl_types import AclOperation, ResourceType
@@ -20,6 +19,10 @@ from strom.security.acl_types import AclOperation, ResourceType
 @handles(ApiKey.LIST_TRANSACTIONS)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     coordinator = ctx.broker.transactions
+    # Loaded with the transaction coordinator (the first ctx.broker.transactions),
+    # not at start with the handlers (broker/coordinators.py; issue 19).
+    from strom.coordinator.txn.state import TxnState
+
     states = list(request.state_filters)
     unknown = [s for s in states if TxnState.of_display(s) is None]
     try:

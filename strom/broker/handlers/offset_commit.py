@@ -15,7 +15,6 @@ from strom.broker.authorization import allowed, authorized_names
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.cluster.image import MetadataImage
-from strom.coordinator.group.requests import CommitRequest, PartitionCommit
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import to_millis
@@ -32,6 +31,10 @@ def _name(image: MetadataImage, topic: Any, by_id: bool) -> str | None:
 @handles(ApiKey.OFFSET_COMMIT)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     groups = ctx.broker.groups
+    # Loaded with the group coordinator (the first ctx.broker.groups), not at
+    # start with the handlers (broker/coordinators.py; issue 19).
+    from strom.coordinator.group.requests import CommitRequest, PartitionCommit
+
     image = ctx.broker.image
     by_id = ctx.api_version >= 10
     retention = -1

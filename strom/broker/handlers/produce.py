@@ -28,7 +28,6 @@ from strom.broker.partition import Partition
 from strom.broker.router import handles
 from strom.cluster.image import INTERNAL_TOPICS
 from strom.coordinator.txn.errors import TransactionNotVerifiedError
-from strom.coordinator.txn.state import InvalidTxnStateError
 from strom.errors import (
     DecompressedSizeError,
     ErrorCode,
@@ -36,6 +35,7 @@ from strom.errors import (
     InvalidRecordError,
     InvalidRequiredAcksError,
     InvalidTopicError,
+    InvalidTxnStateError,
     KafkaError,
     TopicAuthorizationFailedError,
     UnknownTopicIdError,

@@ -28,7 +28,6 @@ from strom.broker.share.requests import (
     readable_topics,
     refused,
 )
-from strom.broker.share.share_partition import AcquireMode
 from strom.errors import ErrorCode, KafkaError, error_code_for
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import to_millis
@@ -86,6 +85,10 @@ async def _fetch(ctx: RequestContext, request: Any, partitions: Any,
     """Acquire from every partition of the session, waiting up to max_wait
     while there is nothing to acquire."""
     shares = ctx.broker.share_partitions
+    # Loaded with the share partition manager just above, not with the
+    # handlers at start (issue 19).
+    from strom.broker.share.share_partition import AcquireMode
+
     clock = ctx.broker.clock
     deadline = clock.monotonic() + max(to_millis(request.max_wait), 0) / 1000.0
     mode = AcquireMode(request.share_acquire_mode) if ctx.api_version >= 2 \

@@ -13,7 +13,6 @@ from typing import Any
 from strom.broker.context import RequestContext
 from strom.broker.group_authorization import heartbeat_denied
 from strom.broker.router import handles
-from strom.coordinator.group.requests import ShareHeartbeatRequest
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 
@@ -24,7 +23,12 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     denied = heartbeat_denied(ctx, request.group_id, names)
     if denied is not None:
         return _refused(denied)
-    return await ctx.broker.groups.share.heartbeat(ShareHeartbeatRequest(
+    share = ctx.broker.groups.share
+    # Loaded with the group coordinator (the first ctx.broker.groups), not at
+    # start with the handlers (broker/coordinators.py; issue 19).
+    from strom.coordinator.group.requests import ShareHeartbeatRequest
+
+    return await share.heartbeat(ShareHeartbeatRequest(
         group_id=request.group_id,
         member_id=request.member_id,
         member_epoch=request.member_epoch,

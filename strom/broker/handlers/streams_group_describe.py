@@ -14,7 +14,6 @@ from typing import Any
 from strom.broker.context import RequestContext
 from strom.broker.group_authorization import describe_modern_groups
 from strom.broker.router import handles
-from strom.coordinator.group.streams_topology import topic_names
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 
@@ -33,6 +32,10 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
 
 
 def _topics(group: dict[str, Any]) -> set[str]:
+    # The streams group's code loads with the group coordinator, not at start
+    # (streams_group_heartbeat.py).
+    from strom.coordinator.group.streams_topology import topic_names
+
     topology = group["topology"]
     if topology is None or topology["subtopologies"] is None:
         return set()

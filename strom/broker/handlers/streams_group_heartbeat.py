@@ -20,7 +20,6 @@ from strom.broker.group_authorization import heartbeat_denied
 from strom.broker.router import handles
 from strom.broker.topics import create_topic
 from strom.cluster.validation import check_partitions_per_request
-from strom.coordinator.group.streams_topology import MISSING_INTERNAL_TOPICS, topic_names
 from strom.errors import ErrorCode, KafkaError
 from strom.protocol.api import ApiKey
 from strom.protocol.messages import to_millis
@@ -36,6 +35,7 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
     # (~20 ms; broker/coordinators.py).
     from strom.coordinator.group.streams import TasksTuple, tasks_in
     from strom.coordinator.group.streams_service import error_response
+    from strom.coordinator.group.streams_topology import topic_names
     from strom.coordinator.group.streams_validation import StreamsHeartbeat
 
     topology = _topology(request.topology) if request.topology is not None else None
@@ -96,6 +96,8 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
 
 def _add_missing_internal_topics(response: dict[str, Any], detail: str) -> None:
     """Kafka appends to the MISSING_INTERNAL_TOPICS status the coordinator gave, if any."""
+    from strom.coordinator.group.streams_topology import MISSING_INTERNAL_TOPICS
+
     statuses = response["status"] = list(response["status"] or [])
     for i, status in enumerate(statuses):
         if status["status_code"] == MISSING_INTERNAL_TOPICS:

@@ -12,7 +12,6 @@ from typing import Any
 from strom.broker.authorization import allowed
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
-from strom.coordinator.group.requests import SyncRequest
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
 from strom.security.acl_types import AclOperation, ResourceType
@@ -24,6 +23,10 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         return {"throttle_time": 0, "error_code": ErrorCode.group_authorization_failed,
                 "protocol_type": None, "protocol_name": None, "assignment": b""}
     groups = ctx.broker.groups
+    # Loaded with the group coordinator (the first ctx.broker.groups), not at
+    # start with the handlers (broker/coordinators.py; issue 19).
+    from strom.coordinator.group.requests import SyncRequest
+
     return await groups.sync_group(SyncRequest(
         group_id=request.group_id,
         generation_id=request.generation_id,

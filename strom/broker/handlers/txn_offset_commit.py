@@ -16,7 +16,6 @@ from typing import Any
 from strom.broker.authorization import allowed, authorized_names
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
-from strom.coordinator.group.requests import CommitRequest, PartitionCommit
 from strom.coordinator.txn.errors import for_version
 from strom.errors import ErrorCode
 from strom.protocol.api import ApiKey
@@ -83,6 +82,10 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
 async def _commit(ctx: RequestContext, request: Any, wanted: list[Any]) -> dict[str, Any]:
     broker = ctx.broker
     groups = broker.groups
+    # Loaded with the group coordinator (the first ctx.broker.groups), not at
+    # start with the handlers (broker/coordinators.py; issue 19).
+    from strom.coordinator.group.requests import CommitRequest, PartitionCommit
+
     if await groups.coordinator_for(request.group_id) != broker.node_id:
         return {"throttle_time": 0, "topics": _all_of(wanted, ErrorCode.not_coordinator)}
     if ctx.api_version >= 5:

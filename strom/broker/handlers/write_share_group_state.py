@@ -9,19 +9,22 @@ CLUSTER_ACTION (share_state_requests.py).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strom.broker.context import RequestContext
 from strom.broker.router import handles
 from strom.broker.share_state_requests import answer
-from strom.coordinator.share.persister import DeliveryState, StateBatch
-from strom.coordinator.share.records import ShareKey
-from strom.coordinator.share.shard import WriteData
 from strom.errors import InvalidRequestError
 from strom.protocol.api import ApiKey
 
+if TYPE_CHECKING:
+    from strom.coordinator.share.persister import StateBatch
+    from strom.coordinator.share.records import ShareKey
+
 
 def _batch(b: Any) -> StateBatch:
+    from strom.coordinator.share.persister import DeliveryState, StateBatch
+
     try:
         state = DeliveryState(int(b.delivery_state))
     except ValueError:
@@ -33,6 +36,9 @@ def _batch(b: Any) -> StateBatch:
 
 @handles(ApiKey.WRITE_SHARE_GROUP_STATE)
 async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    # The share coordinator's types load with its first request, not at start.
+    from strom.coordinator.share.shard import WriteData
+
     async def write(key: ShareKey, entry: Any) -> Mapping[str, Any]:
         if entry.leader_epoch < 0:
             raise InvalidRequestError("The leader epoch cannot be a negative number.")

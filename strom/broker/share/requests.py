@@ -19,9 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from strom.broker.group_configs import ShareGroupSettings
 from strom.broker.partition import Partition
-from strom.broker.share.share_partition import Acknowledgement
 from strom.errors import (
     ErrorCode,
     KafkaError,
@@ -33,6 +31,7 @@ from strom.security.acl_types import AclOperation, ResourceType
 
 if TYPE_CHECKING:
     from strom.broker.context import RequestContext
+    from strom.broker.group_configs import ShareGroupSettings
     from strom.broker.share.manager import SharePartitionHandle
 
 
@@ -135,6 +134,10 @@ async def acknowledge(ctx: RequestContext, names: dict[uuid.UUID, str | None], g
                       renew_allowed: bool, settings: ShareGroupSettings) -> None:
     """Apply one partition's acknowledgement batches; raises its error."""
     _, handle = await share_partition(ctx, names, group_id, topic_id, index)
+    # Loaded with the share partition manager (the first share request's
+    # broker.share_partitions), not with the handlers at start (issue 19).
+    from strom.broker.share.share_partition import Acknowledgement
+
     acks = [Acknowledgement(b.first_offset, b.last_offset, tuple(b.acknowledge_types))
             for b in batches]
     await ctx.broker.share_partitions.acknowledge(handle, member_id, acks,

@@ -22,8 +22,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from strom.coordinator.runtime import CoordinatorLoadInProgressError
-from strom.errors import KafkaError
+from strom.errors import CoordinatorLoadInProgressError, KafkaError
 
 log = logging.getLogger(__name__)
 

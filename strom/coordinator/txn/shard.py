@@ -27,13 +27,13 @@ from strom.coordinator.txn import records as rec
 from strom.coordinator.txn.state import (
     MAX_EPOCH,
     NO_PRODUCER_ID,
-    InvalidTxnStateError,
     TopicPartition,
     TransactionMetadata,
     TxnState,
 )
 from strom.errors import (
     ErrorCode,
+    InvalidTxnStateError,
     KafkaError,
     ProducerFencedError,
 )

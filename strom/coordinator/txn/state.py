@@ -12,17 +12,13 @@ import dataclasses
 import enum
 from dataclasses import dataclass
 
-from strom.errors import ErrorCode, KafkaError
+from strom.errors import InvalidTxnStateError
 
 NO_PRODUCER_ID = -1
 NO_EPOCH = -1
 # The last epoch a producer is given (Short.MAX_VALUE - 1, Kafka's "exhausted"):
 # the next bump moves to a new producer id (TV2 markers use Short.MAX_VALUE).
 MAX_EPOCH = 32767 - 1
-
-
-class InvalidTxnStateError(KafkaError):
-    code = ErrorCode.invalid_txn_state
 
 
 class TxnState(enum.Enum):

@@ -17,21 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from strom.clock import Clock
 from strom.config import BrokerConfig
-from strom.storage.cleaner import (
-    Cleaner,
-    CleanerCandidate,
-    CleanerConfig,
-    CleanerManager,
-    CleaningAborted,
-    CleanResult,
-    LastRecord,
-    LogToClean,
-    OwnerStep,
-    take_snapshot,
-)
+from strom.storage.cleaner import CleanerCandidate, CleanerConfig, CleanerManager, LogToClean
 
 if TYPE_CHECKING:
     from strom.broker.replica_manager import ReplicaManager
+    from strom.storage.cleaner.cleaner import Cleaner, CleanResult, OwnerStep
 
 __all__ = ["LogCleanerService"]
 
@@ -95,7 +85,7 @@ class LogCleanerService:
             self.shutdown()
 
     async def _cleaner_task(self) -> None:
-        cleaner = Cleaner(self.cleaner_config, abort=self._abort)
+        cleaner: Cleaner | None = None  # made for the first log to clean
         while True:
             try:
                 ltc = self.manager.grab_filthiest(self._candidates(), self.clock.wall_ms())
@@ -105,6 +95,8 @@ class LogCleanerService:
             if ltc is None:
                 await asyncio.sleep(self.backoff_s)
                 continue
+            if cleaner is None:
+                cleaner = self._new_cleaner()
             # Like Kafka, no backoff after a cleaning: the next dirtiest log goes now.
             await self._clean(ltc, cleaner)
 
@@ -117,8 +109,20 @@ class LogCleanerService:
 
     # -- one cleaning ------------------------------------------------------------
 
+    def _new_cleaner(self) -> Cleaner:
+        """A cleaner task's Cleaner. The cleaning code (strom/storage/cleaner's
+        docstring) is imported here, for the first log to clean, not by every
+        broker at start (issue 19)."""
+        from strom.storage.cleaner.cleaner import Cleaner
+
+        return Cleaner(self.cleaner_config, abort=self._abort)
+
     async def _clean(self, ltc: LogToClean, cleaner: Cleaner) -> CleanResult | None:
         """Clean one log marked in progress; always unmarks it."""
+        # Loaded by _new_cleaner, which made `cleaner`.
+        from strom.storage.cleaner.cleaner import CleaningAborted
+        from strom.storage.cleaner.snapshot import LastRecord, take_snapshot
+
         loop = asyncio.get_running_loop()
         pool = self._executor()
         result: CleanResult | None = None
@@ -190,7 +194,7 @@ class LogCleanerService:
     async def clean_now(self, topic: str) -> int:
         """Clean every compacted partition of `topic` once, now, whatever its
         dirty ratio; returns how many partitions were cleaned."""
-        cleaner = Cleaner(self.cleaner_config, abort=self._abort)
+        cleaner = self._new_cleaner()
         cleaned = 0
         for key in sorted(k for k in self.replicas.partitions if k[0] == topic):
             while key in self.manager.in_progress:

@@ -21,9 +21,9 @@ from test_cleaner_helpers import (
 from strom.clock import ManualClock
 from strom.protocol.records import Compression, ControlRecordType, batch_crc_ok
 from strom.storage import file_deleter
-from strom.storage.cleaner import CleanerManager, LastRecord
+from strom.storage.cleaner import CleanerManager
 from strom.storage.cleaner.offset_map import OffsetMap
-from strom.storage.cleaner.snapshot import group_segments_by_size
+from strom.storage.cleaner.snapshot import LastRecord, group_segments_by_size
 
 
 def keyed(i: int, n: int = 1) -> list[KV]:

@@ -20,15 +20,9 @@ from test_cleaner_helpers import (
 
 from strom.clock import ManualClock
 from strom.storage import file_deleter
-from strom.storage.cleaner import (
-    Cleaner,
-    CleanerCandidate,
-    CleanerConfig,
-    CleanerManager,
-    CleaningAborted,
-    run_inline,
-    take_snapshot,
-)
+from strom.storage.cleaner import CleanerCandidate, CleanerConfig, CleanerManager
+from strom.storage.cleaner.cleaner import Cleaner, CleaningAborted, run_inline
+from strom.storage.cleaner.snapshot import take_snapshot
 from strom.storage.log import PartitionLog
 
 LEFTOVER_SUFFIXES = (".cleaned", ".swap", ".deleted")

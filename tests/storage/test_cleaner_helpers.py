@@ -21,15 +21,9 @@ from strom.protocol.records import (
     read_batch_header,
     scan_batches,
 )
-from strom.storage.cleaner import (
-    Cleaner,
-    CleanerCandidate,
-    CleanerConfig,
-    CleanerManager,
-    CleanResult,
-    LastRecord,
-    clean_log_now,
-)
+from strom.storage.cleaner import CleanerCandidate, CleanerConfig, CleanerManager, clean_log_now
+from strom.storage.cleaner.cleaner import Cleaner, CleanResult
+from strom.storage.cleaner.snapshot import LastRecord
 from strom.storage.log import AppendInfo, LogConfig, PartitionLog
 
 KV = tuple[bytes | None, bytes | None]

@@ -6,40 +6,36 @@ every key of a `cleanup.policy=compact` log. docs/compaction.md is the guide.
     transactions.py    aborted transactions, when markers may go
     segment_writer.py  one `.cleaned` output segment and its indexes
     cleaner.py         cleaning one log; the swap protocol's thread split
+    config.py          a cleaner thread's settings
     manager.py         which log next; cleaner-offset-checkpoint
 
 Synchronous and asyncio-free like the rest of storage: the broker runs
 `Cleaner.clean` on worker threads and its swap steps on the event loop
 (strom/broker/log_cleaner.py).
+
+The package itself loads the manager and the settings only (the broker's
+cleaner tasks choose logs with them from start-up on): the cleaning code, cleaner.py and what it
+imports (~5 ms), is imported from its modules by the first cleaning, not by
+every broker at start (issue 19).
 """
 
-from strom.storage.cleaner.cleaner import (
-    Cleaner,
-    CleanerConfig,
-    CleanerStats,
-    CleaningAborted,
-    CleanResult,
-    OwnerStep,
-    run_inline,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from strom.storage.cleaner.config import CleanerConfig
 from strom.storage.cleaner.manager import CleanerCandidate, CleanerManager, LogToClean
-from strom.storage.cleaner.snapshot import CleaningSnapshot, LastRecord, take_snapshot
+
+if TYPE_CHECKING:
+    from strom.storage.cleaner.cleaner import Cleaner, CleanResult
+    from strom.storage.cleaner.snapshot import LastRecord
 
 __all__ = [
-    "CleanResult",
-    "Cleaner",
     "CleanerCandidate",
     "CleanerConfig",
     "CleanerManager",
-    "CleanerStats",
-    "CleaningAborted",
-    "CleaningSnapshot",
-    "LastRecord",
     "LogToClean",
-    "OwnerStep",
     "clean_log_now",
-    "run_inline",
-    "take_snapshot",
 ]
 
 
@@ -49,6 +45,9 @@ def clean_log_now(
 ) -> CleanResult | None:
     """Clean one log on the calling thread, which must own it (tests, tools).
     With `force` the dirty ratio is ignored. None if there was nothing to clean."""
+    from strom.storage.cleaner.cleaner import run_inline
+    from strom.storage.cleaner.snapshot import take_snapshot
+
     ltc = manager.log_to_clean(candidate, now_ms)
     if ltc.cleanable_bytes <= 0 or (
         not force and ltc.cleanable_ratio <= candidate.log.config.min_cleanable_dirty_ratio

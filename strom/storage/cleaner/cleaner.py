@@ -53,6 +53,7 @@ from strom.protocol.records import (
     read_batch_header,
 )
 from strom.storage import files
+from strom.storage.cleaner.config import CleanerConfig
 from strom.storage.cleaner.offset_map import OffsetMap
 from strom.storage.cleaner.records import (
     RecordSlices,
@@ -102,16 +103,6 @@ Hook = Callable[[str], None]
 class CleaningAborted(Exception):
     """The cleaning stopped early (shutdown, the log changed or went away);
     nothing of it was swapped in past the last completed group."""
-
-
-@dataclass(frozen=True, slots=True)
-class CleanerConfig:
-    """Kafka's log.cleaner.* settings, per cleaner thread."""
-
-    dedupe_buffer_bytes: int = 128 * 1024 * 1024
-    io_buffer_bytes: int = 512 * 1024
-    load_factor: float = 0.9
-    max_io_bytes_per_second: float = float("inf")
 
 
 @dataclass(slots=True)

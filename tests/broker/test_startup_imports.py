@@ -1,8 +1,10 @@
 """A single-node broker with PLAINTEXT listeners loads no TLS, SASL, inter-broker
-or cluster-mode code, nor the group coordinator's through its handlers
-(issue 19): those load when the configuration or a request needs them
-(strom/broker/server.py: listener set-up and cluster mode;
-strom/broker/coordinators.py)."""
+or cluster-mode code, nor the group, share or transaction coordinators' code
+through its handlers, nor log compaction's cleaning code (issue 19): those
+load when the configuration or a request needs them (strom/broker/server.py:
+listener set-up and cluster mode; strom/broker/coordinators.py; the
+controller and transaction channels and forwarding.py: a request to another
+broker; strom/storage/cleaner/__init__.py: the first log to clean)."""
 
 from __future__ import annotations
 
@@ -28,10 +30,26 @@ NOT_NEEDED = (
     "strom.broker.peer_client", "strom.broker.replica_fetcher",
     "strom.broker.alter_partition_manager", "strom.broker.share.manager",
     "strom.cluster.etcd_store", "strom.cluster.etcd_client", "aetcd",
-    # The group coordinator, started on first use (a consumer without a group here).
-    "strom.coordinator.group.service", "strom.coordinator.group.records",
-    "strom.coordinator.group.share_protocol", "strom.coordinator.group.streams",
-    "strom.coordinator.group.share_offsets",
+    # What a single node never sends another broker: the channels and the
+    # forwarder import these schemas with their first request.
+    "kio.schema.create_topics.v7", "kio.schema.allocate_producer_ids",
+    "kio.schema.alter_partition", "kio.schema.add_partitions_to_txn",
+    "kio.schema.write_txn_markers", "kio.schema.envelope",
+    "kio.schema.default_principal_data", "strom.broker.envelope_data",
+    # The group coordinator, started on first use (a consumer without a group
+    # here), with the value types its handlers hand it and the coordinators'
+    # common runtime.
+    "strom.coordinator.group", "strom.coordinator.runtime",
+    # The share coordinator and share partitions (the first share request),
+    # and group configs (the first request about a group's configs).
+    "strom.coordinator.share.records", "strom.coordinator.share.shard",
+    "strom.coordinator.share.persister", "strom.broker.share.share_partition",
+    "strom.broker.group_configs",
+    # Log compaction's cleaning code (the first log to clean; the manager,
+    # which chooses it, is loaded).
+    "strom.storage.cleaner.cleaner", "strom.storage.cleaner.snapshot",
+    "strom.storage.cleaner.offset_map", "strom.storage.cleaner.records",
+    "strom.storage.cleaner.transactions", "strom.storage.cleaner.segment_writer",
 )
 
 # The broker runs as `strom serve` does; at exit it writes what it imported.

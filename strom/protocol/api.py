@@ -13,6 +13,8 @@ from kio.index import load_request_schema, load_response_schema
 from kio.schema.index import api_key_map, schema_name_map
 from kio.static.protocol import RequestPayload, ResponsePayload
 
+from strom.protocol.fast.produce import FLEXIBLE_FROM as PRODUCE_FLEXIBLE_FROM
+
 
 class ApiKey(enum.IntEnum):
     PRODUCE = 0
@@ -109,6 +111,12 @@ def response_class(api_key: int, version: int) -> type[ResponsePayload]:
 
 @functools.cache
 def is_flexible(api_key: int, version: int) -> bool:
+    if api_key == ApiKey.PRODUCE:
+        # Fast paths parse Produce requests and write their responses
+        # (strom/protocol/fast): the kio schemas, which one import loads
+        # together (~4 ms for v10, before the first produce is answered), would
+        # serve only this answer (tests/protocol/test_headers_messages.py).
+        return version >= PRODUCE_FLEXIBLE_FROM
     return bool(request_class(api_key, version).__flexible__)
 
 

@@ -45,6 +45,9 @@ NOT_NEEDED = (
     "strom.coordinator.share.records", "strom.coordinator.share.shard",
     "strom.coordinator.share.persister", "strom.broker.share.share_partition",
     "strom.broker.group_configs",
+    # Fast paths read Produce requests and write their responses: no kio
+    # schema of Produce, not even for the request header's version.
+    "kio.schema.produce",
     # Log compaction's cleaning code (the first log to clean; the manager,
     # which chooses it, is loaded).
     "strom.storage.cleaner.cleaner", "strom.storage.cleaner.snapshot",

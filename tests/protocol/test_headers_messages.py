@@ -72,6 +72,14 @@ def test_header_versions_follow_flexibility() -> None:
     assert response_header_version(ApiKey.API_VERSIONS, 3) == 0
 
 
+@pytest.mark.parametrize("version", range(3, 14))
+def test_produce_header_versions_are_kios(version: int) -> None:
+    # is_flexible answers Produce without loading its kio schema (issue 19).
+    flexible = request_class(ApiKey.PRODUCE, version).__flexible__
+    assert request_header_version(ApiKey.PRODUCE, version) == (2 if flexible else 1)
+    assert response_header_version(ApiKey.PRODUCE, version) == (1 if flexible else 0)
+
+
 def test_known_versions_are_kafkas() -> None:
     assert known_versions(ApiKey.PRODUCE) == (3, 13)
     assert known_versions(ApiKey.API_VERSIONS) == (0, 4)

@@ -24,7 +24,7 @@ NOT_NEEDED = (
     # crc32c's package __init__ imports importlib.metadata for its version
     # (strom/protocol/records/crc.py loads its C extension alone).
     "crc32c", "importlib.metadata",
-    "strom.security.tls", "strom.security.principal_mapping",
+    "strom.security.tls", "strom.security.principal_mapping", "strom.security.sasl.scram",
     "strom.security.sasl.authenticator", "strom.security.sasl.client",
     "strom.security.sasl.settings", "strom.security.sasl.oauthbearer",
     "strom.broker.peer_client", "strom.broker.replica_fetcher",

@@ -10,9 +10,10 @@ per-process secret and the name), so the exchange fails at the client's
 proof exactly as for a wrong password: the client cannot tell which it was.
 Kafka itself answers an unknown user at the first message; strom is stricter.
 
-scramp is imported by the functions that use it: every broker loads this
-module (AlterUserScramCredentials' records need only hashlib), and scramp with
-asn1crypto under it was ~9 ms of start-up.
+scramp is imported by the functions that use it: AlterUserScramCredentials'
+records need only hashlib, and scramp with asn1crypto under it was ~9 ms of
+start-up. The module itself is loaded by a SCRAM listener's first exchange or
+the first AlterUserScramCredentials, not with the handlers (issue 19).
 """
 
 from __future__ import annotations

@@ -34,14 +34,13 @@ SIGTERM from the kernel (PR_SET_PDEATHSIG).
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import os
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from strom.config import BrokerConfig
 from strom.errors import InvalidConfigError
@@ -108,6 +107,7 @@ def supervise(config: BrokerConfig, count: int, argv: Sequence[str]) -> int:
                 for item in raw:
                     _shift_port(item, shard, setting)
     cores = usable_cores()
+    prctl = _libc_prctl()
     procs: list[subprocess.Popen[bytes]] = []
     for shard in range(count):
         core = cores[shard % len(cores)]
@@ -117,7 +117,7 @@ def supervise(config: BrokerConfig, count: int, argv: Sequence[str]) -> int:
         # Its own process group: a terminal's Ctrl-C reaches only this
         # supervisor, which forwards it once.
         procs.append(subprocess.Popen(args, process_group=0,
-                                      preexec_fn=functools.partial(_child_setup, core)))
+                                      preexec_fn=functools.partial(_child_setup, core, prctl)))
     stopping = threading.Event()
     signalled: set[int] = set()
 
@@ -150,16 +150,25 @@ def supervise(config: BrokerConfig, count: int, argv: Sequence[str]) -> int:
     return code
 
 
-def _child_setup(core: int) -> None:
+def _libc_prctl() -> Callable[[int, int], int] | None:
+    """libc's prctl(2), None off Linux. ctypes is imported here, by the
+    supervisor only: a single broker's `strom serve` never needs it (issue 19)."""
+    import ctypes
+
+    try:
+        prctl: Callable[[int, int], int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: the supervisor still stops them
+        return None
+    return prctl
+
+
+def _child_setup(core: int, prctl: Callable[[int, int], int] | None) -> None:
     """In the child before exec: run on `core` only, and get SIGTERM (a clean
     shutdown) if the supervisor dies, even by kill -9 (Linux's
     PR_SET_PDEATHSIG), so no broker outlives its `strom serve`."""
     os.sched_setaffinity(0, {core})
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux: the supervisor still stops them
-        pass
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 _PR_SET_PDEATHSIG = 1

@@ -46,7 +46,7 @@ from the log anyway). No segment files either: the first append creates them
 
 from __future__ import annotations
 
-import ctypes
+import functools
 import os
 import sys
 import uuid
@@ -70,9 +70,14 @@ SYNC_THREADS = 8
 SYNCFS_MIN_LOGS = 256
 
 
+@functools.cache
 def _libc_syncfs() -> Callable[[int], int] | None:
+    """libc's syncfs(2), None off Linux. Looked up by the first batch big
+    enough to use it: ctypes is not imported at start (issue 19)."""
     if not sys.platform.startswith("linux"):
         return None
+    import ctypes
+
     try:
         syncfs: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
     except (OSError, AttributeError):
@@ -80,15 +85,15 @@ def _libc_syncfs() -> Callable[[int], int] | None:
     return syncfs
 
 
-_SYNCFS = _libc_syncfs()
-
-
 def _syncfs(directory: Path) -> None:
     """syncfs(2) of the filesystem holding `directory`."""
-    assert _SYNCFS is not None
+    import ctypes
+
+    syncfs = _libc_syncfs()
+    assert syncfs is not None
     fd = os.open(directory, os.O_RDONLY)
     try:
-        if _SYNCFS(fd) != 0:
+        if syncfs(fd) != 0:
             code = ctypes.get_errno()
             raise OSError(code, os.strerror(code), str(directory))
     finally:
@@ -155,7 +160,7 @@ class NewLogSync:
                 continue  # deleted meanwhile
             temps.append(tmp)
         parents = set(self._dirs.values())
-        if _SYNCFS is not None and len(self._dirs) >= SYNCFS_MIN_LOGS:
+        if len(self._dirs) >= SYNCFS_MIN_LOGS and _libc_syncfs() is not None:
             # One per filesystem: data directories on one device share it.
             filesystems = list({os.stat(p).st_dev: p for p in parents}.values())
             for parent in filesystems:

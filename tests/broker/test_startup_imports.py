@@ -45,6 +45,9 @@ NOT_NEEDED = (
     "strom.coordinator.share.records", "strom.coordinator.share.shard",
     "strom.coordinator.share.persister", "strom.broker.share.share_partition",
     "strom.broker.group_configs",
+    # ctypes: syncfs(2) for big batches of new logs, prctl(2) for
+    # strom.processes' workers; looked up when first needed.
+    "ctypes",
     # Fast paths read Produce requests and write their responses: no kio
     # schema of Produce, not even for the request header's version.
     "kio.schema.produce",

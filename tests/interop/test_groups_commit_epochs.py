@@ -307,7 +307,13 @@ def _settle(*steps: Any, until: Any, what: str) -> None:
     wait_until(step, TIMEOUT, what=what)
 
 
+def each(code: int, partitions: set[int]) -> list[int]:
+    """One partition-level code per partition of a commit."""
+    return [code] * len(partitions)
+
+
 # -- the tests ---------------------------------------------------------------------------
+
 
 def test_consumer_protocol_member_commits(target: str) -> None:
     with RawClient(target, timeout=30) as client:
@@ -355,9 +361,6 @@ def test_consumer_protocol_member_commits(target: str) -> None:
             "TxnOffsetCommit v3, unknown member": txn.commit("ghost", a.epoch, kept),
         })
         txn.abort()
-
-    def each(code: int, partitions: set[int]) -> list[int]:
-        return [code] * len(partitions)
 
     assert got == {
         "current epoch": each(NONE, kept),
@@ -446,9 +449,6 @@ def test_classic_member_commits(target: str) -> None:
                                                                c.generation + 1, kept),
         })
         txn.abort()
-
-    def each(code: int, partitions: set[int]) -> list[int]:
-        return [code] * len(partitions)
 
     assert got == {
         "revoking, its generation": each(NONE, held),

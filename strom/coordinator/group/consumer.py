@@ -128,14 +128,10 @@ class ConsumerGroupMember:
 
     def held_epochs(self) -> dict[tuple[uuid.UUID, int], int]:
         """The assignment epoch of every partition the member holds."""
-        out: dict[tuple[uuid.UUID, int], int] = {}
-        for partitions in (self.assigned, self.pending_revocation):
-            for topic, ps in partitions.items():
-                for p in ps:
-                    epoch = self.assignment_epoch(topic, p)
-                    assert epoch is not None
-                    out[(topic, p)] = epoch
-        return out
+        default = max(self.member_epoch, 0)
+        return {tp: self.assignment_epochs.get(tp, default)
+                for partitions in (self.assigned, self.pending_revocation)
+                for tp in partitions_at(partitions, default)}
 
     def with_epoch(self, epoch: int, **changes: Any) -> ConsumerGroupMember:
         return replace(self, member_epoch=epoch, previous_member_epoch=self.member_epoch,
@@ -456,6 +452,12 @@ def _next_assignment(member: ConsumerGroupMember, epoch: int, target_epoch: int,
     state = MemberState.UNRELEASED_PARTITIONS if unreleased else MemberState.STABLE
     return member.with_epoch(target_epoch, state=state, assigned=assigned,
                              pending_revocation={}, assignment_epochs=epochs)
+
+
+def partitions_at(partitions: Mapping[uuid.UUID, frozenset[int]],
+                  epoch: int) -> dict[tuple[uuid.UUID, int], int]:
+    """Every one of `partitions` with `epoch` as its assignment epoch."""
+    return {(topic, p): epoch for topic, ps in partitions.items() for p in ps}
 
 
 def topic_ids(names: Iterable[str], image: MetadataImage) -> frozenset[uuid.UUID]:

@@ -37,6 +37,7 @@ from strom.coordinator.group.consumer import (
     _member_tombstones,
     assignment_response,
     metadata_hash,
+    partitions_at,
     reconcile,
     resolve_regex,
     topic_ids,
@@ -466,9 +467,8 @@ class ConsumerGroupManager:
             # their assignment epochs reset to 0 (Kafka 4.4), so that the instance
             # rejoining under a new member id may commit for them at any epoch.
             leaving = replace(member, member_epoch=LEAVE_GROUP_STATIC_MEMBER_EPOCH,
-                              pending_revocation={}, assignment_epochs={
-                                  (t, p): 0 for t, ps in member.assigned.items()
-                                  for p in ps})
+                              pending_revocation={},
+                              assignment_epochs=partitions_at(member.assigned, 0))
             return Result(response, [rec.encode(
                 rec.ConsumerGroupCurrentMemberAssignmentKey(group.group_id, member.member_id),
                 leaving.assignment_value())])

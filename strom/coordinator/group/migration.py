@@ -72,6 +72,7 @@ from strom.coordinator.group.consumer import (
     ConsumerGroupMember,
     MemberState,
     metadata_hash,
+    partitions_at,
 )
 from strom.coordinator.group.context import GroupConfig
 from strom.coordinator.group.errors import GroupIdNotFoundError
@@ -219,8 +220,7 @@ def upgrade(group: ClassicGroup, config: GroupConfig, image: MetadataImage,
             rebalance_timeout_ms=member.rebalance_timeout_ms,
             member_epoch=group.generation_id, previous_member_epoch=group.generation_id,
             state=MemberState.STABLE, assigned=assigned,
-            assignment_epochs={(t, p): group.generation_id for t, ps in assigned.items()
-                               for p in ps},
+            assignment_epochs=partitions_at(assigned, group.generation_id),
             classic=rec.ClassicMemberMetadata(member.session_timeout_ms, member.protocols))
         if member.group_instance_id is not None:
             converted.static_members[member.group_instance_id] = member.member_id

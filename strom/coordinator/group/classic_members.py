@@ -47,6 +47,7 @@ from strom.coordinator.group.consumer import (
     _member_tombstones,
 )
 from strom.coordinator.group.consumer_protocol import ConsumerGroupManager
+from strom.coordinator.group.consumer_timers import join_key, sync_key
 from strom.coordinator.group.context import ShardContext
 from strom.coordinator.group.errors import (
     FencedInstanceIdError,
@@ -127,9 +128,9 @@ class ClassicMemberManager:
             tuple((t, tuple(sorted(ps))) for t, ps in owned.items()), records)
 
         timer = self.ctx.timer
-        timer.cancel(self.consumer.join_key(gid, member_id))
-        self.consumer.schedule_session_timeout(gid, reconciled)
-        timer.schedule(self.consumer.sync_key(gid, member_id), request.rebalance_timeout_ms,
+        timer.cancel(join_key(gid, member_id))
+        self.consumer.timers.schedule_session_timeout(gid, reconciled)
+        timer.schedule(sync_key(gid, member_id), request.rebalance_timeout_ms,
                        lambda: self._expire(gid, member_id, "did not sync"))
         response = join_response(member_id, generation_id=reconciled.member_epoch,
                                  protocol_type=CONSUMER_PROTOCOL_TYPE,
@@ -165,7 +166,7 @@ class ClassicMemberManager:
             rec.ConsumerGroupTargetAssignmentMemberKey(gid, member_id),
             rec.ConsumerGroupTargetAssignmentMemberValue(group.target.get(static.member_id,
                                                                           {}))))
-        self.consumer.cancel_timers(gid, static.member_id)
+        self.consumer.timers.cancel_timers(gid, static.member_id)
         return member, static
 
     # -- SyncGroup ----------------------------------------------------------------------
@@ -193,8 +194,8 @@ class ClassicMemberManager:
             respond(sync_response(exc.code))
             return Result(None)
         gid = group.group_id
-        self.ctx.timer.cancel(self.consumer.sync_key(gid, member.member_id))
-        self.consumer.schedule_session_timeout(gid, member)
+        self.ctx.timer.cancel(sync_key(gid, member.member_id))
+        self.consumer.timers.schedule_session_timeout(gid, member)
         version = migration.subscription_version(member.classic.supported_protocols[0][1])
         respond(sync_response(
             protocol_type=CONSUMER_PROTOCOL_TYPE, protocol_name=protocol_name,
@@ -208,7 +209,7 @@ class ClassicMemberManager:
                   generation_id: int) -> Result[ErrorCode]:
         member = self._validate(group, member_id, instance)
         _check_generation(member, generation_id)
-        self.consumer.schedule_session_timeout(group.group_id, member)
+        self.consumer.timers.schedule_session_timeout(group.group_id, member)
         if (member.member_epoch < group.group_epoch
                 or member.state is MemberState.UNREVOKED_PARTITIONS
                 or (member.state is MemberState.UNRELEASED_PARTITIONS
@@ -270,7 +271,7 @@ class ClassicMemberManager:
 
     def _rejoin_within_rebalance_timeout(self, group: ConsumerGroup,
                                          member: ConsumerGroupMember) -> None:
-        key = self.consumer.join_key(group.group_id, member.member_id)
+        key = join_key(group.group_id, member.member_id)
         if not self.ctx.timer.is_scheduled(key):
             gid, mid = group.group_id, member.member_id
             self.ctx.timer.schedule(key, member.rebalance_timeout_ms,

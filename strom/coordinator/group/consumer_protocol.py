@@ -6,23 +6,23 @@ subscriptions or the subscribed topics' metadata changed; (2) when the group
 epoch is ahead of the target assignment's, run the server-side assignor and
 record the new target; (3) move the member one step towards its target
 (`consumer.reconcile`). The records are replayed by the runtime; replay
-(`replay` below) is what changes the group.
+(`consumer_replay.py`) is what changes the group.
 
-Timers: `consumer-session-<group>-<member>` fences a member that stopped
-heartbeating; `consumer-rebalance-<group>-<member>` fences one that did not
-revoke its partitions within its rebalance timeout.
+Leaving and fencing are here too: a fenced member's records are removed and the
+group epoch moves, or the group goes back to being a classic group
+(`migration.py`). The members' session and rebalance timers, which fence them,
+are `consumer_timers.py`.
 """
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from strom.cluster.image import MetadataImage
-from strom.coordinator.group import migration
+from strom.coordinator.group import consumer_replay, migration
 from strom.coordinator.group import records as rec
 from strom.coordinator.group.assignors import ASSIGNORS, Assignment, MemberSpec
 from strom.coordinator.group.classic import ClassicGroup
@@ -43,6 +43,7 @@ from strom.coordinator.group.consumer import (
     topic_ids,
     validate_heartbeat,
 )
+from strom.coordinator.group.consumer_timers import ConsumerGroupTimers
 from strom.coordinator.group.context import ShardContext
 from strom.coordinator.group.errors import (
     FencedInstanceIdError,
@@ -56,8 +57,6 @@ from strom.coordinator.group.records import RecordPair
 from strom.coordinator.group.requests import HeartbeatRequest
 from strom.coordinator.runtime import Result
 from strom.errors import ErrorCode
-
-log = logging.getLogger(__name__)
 
 #: The version of a regex recorded but not resolved yet (never an image offset).
 UNRESOLVED = -1
@@ -78,114 +77,19 @@ class ConsumerGroupManager:
         self.ctx = ctx
         # Set by the shard: what follows a downgrade once the classic group is replayed.
         self.on_downgraded: Callable[[str], Result[Any] | None] | None = None
+        self.timers = ConsumerGroupTimers(ctx, self.find, self.fence)
 
     def find(self, group_id: str) -> ConsumerGroup | None:
         group = self.ctx.groups.get(group_id)
         return group if isinstance(group, ConsumerGroup) else None
 
-    # -- replay ---------------------------------------------------------------------------
-
-    def _group_for_replay(self, group_id: str) -> ConsumerGroup:
-        group = self.find(group_id)
-        if group is None:
-            group = ConsumerGroup(group_id)
-            self.ctx.groups[group_id] = group
-        return group
+    # -- records and loading ------------------------------------------------------------
 
     def replay(self, key: rec.Key, value: rec.Value | None) -> None:
-        group_id = getattr(key, "group_id", None)
-        assert isinstance(group_id, str)
-        if value is None:
-            self._replay_tombstone(key, group_id)
-            return
-        group = self._group_for_replay(group_id)
-        if isinstance(value, rec.ConsumerGroupMetadataValue):
-            group.group_epoch = value.epoch
-            group.metadata_hash = value.metadata_hash
-        elif isinstance(value, rec.ConsumerGroupMemberMetadataValue):
-            assert isinstance(key, rec.ConsumerGroupMemberMetadataKey)
-            old = group.members.get(key.member_id) or ConsumerGroupMember(key.member_id)
-            if old.instance_id is not None:
-                group.static_members.pop(old.instance_id, None)
-            member = replace(
-                old, instance_id=value.instance_id, rack_id=value.rack_id,
-                client_id=value.client_id, client_host=value.client_host,
-                subscribed_topic_names=tuple(value.subscribed_topic_names),
-                subscribed_topic_regex=value.subscribed_topic_regex or None,
-                rebalance_timeout_ms=value.rebalance_timeout_ms,
-                server_assignor=value.server_assignor,
-                classic=value.classic_member_metadata)
-            group.members[key.member_id] = member
-            if member.instance_id is not None:
-                group.static_members[member.instance_id] = key.member_id
-        elif isinstance(value, rec.ConsumerGroupTargetAssignmentMetadataValue):
-            group.assignment_epoch = value.assignment_epoch
-        elif isinstance(value, rec.ConsumerGroupTargetAssignmentMemberValue):
-            assert isinstance(key, rec.ConsumerGroupTargetAssignmentMemberKey)
-            group.target[key.member_id] = dict(value.partitions)
-        elif isinstance(value, rec.ConsumerGroupCurrentMemberAssignmentValue):
-            assert isinstance(key, rec.ConsumerGroupCurrentMemberAssignmentKey)
-            old = group.members.get(key.member_id) or ConsumerGroupMember(key.member_id)
-            self._release(group, old)
-            member = replace(
-                old, member_epoch=value.member_epoch,
-                previous_member_epoch=value.previous_member_epoch,
-                state=(MemberState(value.state) if value.state in MemberState._value2member_map_
-                       else MemberState.UNKNOWN),
-                assigned=dict(value.assigned_partitions),
-                pending_revocation=dict(value.partitions_pending_revocation),
-                assignment_epochs=dict(value.assignment_epochs))
-            group.members[key.member_id] = member
-            self._own(group, member)
-        elif isinstance(value, rec.ConsumerGroupRegularExpressionValue):
-            assert isinstance(key, rec.ConsumerGroupRegularExpressionKey)
-            group.regexes[key.regular_expression] = ResolvedRegex(
-                frozenset(value.topics), value.version, value.timestamp)
+        consumer_replay.replay(self.ctx, self.timers, key, value)
 
-    def _replay_tombstone(self, key: rec.Key, group_id: str) -> None:
-        group = self.find(group_id)
-        if group is None:
-            return
-        if isinstance(key, rec.ConsumerGroupMetadataKey):
-            del self.ctx.groups[group_id]
-            for member_id in group.members:
-                self.cancel_timers(group_id, member_id)
-        elif isinstance(key, rec.ConsumerGroupMemberMetadataKey):
-            member = group.members.pop(key.member_id, None)
-            if member is not None:
-                self._release(group, member)
-                if member.instance_id is not None \
-                        and group.static_members.get(member.instance_id) == key.member_id:
-                    del group.static_members[member.instance_id]
-        elif isinstance(key, rec.ConsumerGroupTargetAssignmentMetadataKey):
-            group.assignment_epoch = 0
-        elif isinstance(key, rec.ConsumerGroupTargetAssignmentMemberKey):
-            group.target.pop(key.member_id, None)
-        elif isinstance(key, rec.ConsumerGroupCurrentMemberAssignmentKey):
-            member = group.members.get(key.member_id)
-            if member is not None:
-                self._release(group, member)
-                group.members[key.member_id] = replace(
-                    member, member_epoch=0, previous_member_epoch=0,
-                    state=MemberState.STABLE, assigned={}, pending_revocation={},
-                    assignment_epochs={})
-        elif isinstance(key, rec.ConsumerGroupRegularExpressionKey):
-            group.regexes.pop(key.regular_expression, None)
-
-    @staticmethod
-    def _release(group: ConsumerGroup, member: ConsumerGroupMember) -> None:
-        for partitions in (member.assigned, member.pending_revocation):
-            for topic, ps in partitions.items():
-                for p in ps:
-                    if group.partition_epochs.get((topic, p)) == member.member_epoch:
-                        del group.partition_epochs[(topic, p)]
-
-    @staticmethod
-    def _own(group: ConsumerGroup, member: ConsumerGroupMember) -> None:
-        for partitions in (member.assigned, member.pending_revocation):
-            for topic, ps in partitions.items():
-                for p in ps:
-                    group.partition_epochs[(topic, p)] = member.member_epoch
+    def on_loaded(self, group: ConsumerGroup) -> None:
+        self.timers.on_loaded(group)
 
     # -- heartbeat --------------------------------------------------------------------
 
@@ -215,7 +119,7 @@ class ConsumerGroupManager:
                 # KIP-848 online upgrade: the classic members stay, as classic members.
                 group = migration.upgrade(existing, config, ctx.image(), records)
                 for member in group.members.values():
-                    self.schedule_session_timeout(group_id, member)
+                    self.timers.schedule_session_timeout(group_id, member)
             else:
                 if isinstance(existing, ClassicGroup):
                     # An empty classic group (offsets only) becomes a consumer group.
@@ -247,7 +151,7 @@ class ConsumerGroupManager:
             client_id=request.client_id, client_host=request.client_host, classic=None)
         reconciled = self.update_member(group, member, updated, replaced, request.owned,
                                         records, request.describable)
-        self.schedule_session_timeout(group_id, reconciled)
+        self.timers.schedule_session_timeout(group_id, reconciled)
 
         response: dict[str, Any] = {
             "throttle_time": 0, "error_code": ErrorCode.none, "error_message": None,
@@ -367,10 +271,11 @@ class ConsumerGroupManager:
                 rec.ConsumerGroupCurrentMemberAssignmentKey(group_id, member_id),
                 reconciled.assignment_value()))
             if reconciled.state is MemberState.UNREVOKED_PARTITIONS:
-                self._schedule_rebalance_timeout(group_id, member_id, reconciled.member_epoch,
-                                                 reconciled.rebalance_timeout_ms)
+                self.timers.schedule_rebalance_timeout(group_id, member_id,
+                                                       reconciled.member_epoch,
+                                                       reconciled.rebalance_timeout_ms)
             else:
-                ctx.timer.cancel(self._rebalance_key(group_id, member_id))
+                self.timers.cancel_rebalance_timeout(group_id, member_id)
         return reconciled
 
     def _member(self, group: ConsumerGroup, request: HeartbeatRequest, member_id: str,
@@ -412,7 +317,7 @@ class ConsumerGroupManager:
             records.append(rec.encode(
                 rec.ConsumerGroupCurrentMemberAssignmentKey(gid, member_id),
                 member.assignment_value()))
-            self.cancel_timers(gid, static.member_id)
+            self.timers.cancel_timers(gid, static.member_id)
             return member, static
         if static is None:
             raise UnknownMemberIdError(f"Instance id {instance} is unknown.")
@@ -486,11 +391,11 @@ class ConsumerGroupManager:
         gid = group.group_id
         gone = {m.member_id for m in members}
         for member in members:
-            self.cancel_timers(gid, member.member_id)
+            self.timers.cancel_timers(gid, member.member_id)
         remaining = [m for m in group.members.values() if m.member_id not in gone]
         if migration.can_downgrade(group, remaining, self.ctx.config):
             for member in remaining:
-                self.cancel_timers(gid, member.member_id)
+                self.timers.cancel_timers(gid, member.member_id)
             downgraded = self.on_downgraded
 
             def on_durable(exc: BaseException | None) -> Result[Any] | None:
@@ -517,68 +422,6 @@ class ConsumerGroupManager:
             rec.ConsumerGroupMetadataValue(group.group_epoch + 1,
                                            metadata_hash(subscribed, self.ctx.image()))))
         return Result(response, records)
-
-    # -- timers -------------------------------------------------------------------------
-
-    def _session_key(self, group_id: str, member_id: str) -> str:
-        return f"consumer-session-{group_id}-{member_id}"
-
-    def _rebalance_key(self, group_id: str, member_id: str) -> str:
-        return f"consumer-rebalance-{group_id}-{member_id}"
-
-    @staticmethod
-    def join_key(group_id: str, member_id: str) -> str:
-        """A classic member told to rejoin must do so within its rebalance timeout."""
-        return f"consumer-join-{group_id}-{member_id}"
-
-    @staticmethod
-    def sync_key(group_id: str, member_id: str) -> str:
-        """A classic member that joined must send SyncGroup within its rebalance timeout."""
-        return f"consumer-sync-{group_id}-{member_id}"
-
-    def cancel_timers(self, group_id: str, member_id: str) -> None:
-        for key in (self._session_key, self._rebalance_key, self.join_key, self.sync_key):
-            self.ctx.timer.cancel(key(group_id, member_id))
-
-    def schedule_session_timeout(self, group_id: str, member: ConsumerGroupMember) -> None:
-        """A classic member's session timeout is the one of its JoinGroup."""
-        member_id = member.member_id
-        timeout = (member.classic.session_timeout_ms if member.classic is not None
-                   else self.ctx.config.session_timeout_ms(
-                       self.ctx.image().group_configs.get(group_id, {})))
-        self.ctx.timer.schedule(self._session_key(group_id, member_id), timeout,
-                                lambda: self._expire_session(group_id, member_id))
-
-    def _expire_session(self, group_id: str, member_id: str) -> Result[Any]:
-        group = self.find(group_id)
-        member = group.members.get(member_id) if group is not None else None
-        if group is None or member is None:
-            return Result(None)
-        log.info("consumer group %s: member %s session expired", group_id, member_id)
-        return self.fence(group, member)
-
-    def _schedule_rebalance_timeout(self, group_id: str, member_id: str, epoch: int,
-                                    timeout_ms: int) -> None:
-        def expire() -> Result[Any]:
-            group = self.find(group_id)
-            member = group.members.get(member_id) if group is not None else None
-            if (group is None or member is None or member.member_epoch != epoch
-                    or member.state is not MemberState.UNREVOKED_PARTITIONS):
-                return Result(None)
-            log.info("consumer group %s: member %s did not revoke in time", group_id,
-                     member_id)
-            return self.fence(group, member)
-
-        self.ctx.timer.schedule(self._rebalance_key(group_id, member_id), max(timeout_ms, 0),
-                                expire)
-
-    def on_loaded(self, group: ConsumerGroup) -> None:
-        for member in group.members.values():
-            self.schedule_session_timeout(group.group_id, member)
-            if member.state is MemberState.UNREVOKED_PARTITIONS:
-                self._schedule_rebalance_timeout(group.group_id, member.member_id,
-                                                 member.member_epoch,
-                                                 member.rebalance_timeout_ms)
 
 
 def _normalized(assignment: Any) -> dict[uuid.UUID, frozenset[int]]:

@@ -404,20 +404,16 @@ class CoordinatorRuntime(Generic[S]):
             try:
                 await asyncio.wait_for(context.log.wait_durable(end), self._write_timeout_s)
             except Exception as exc:
-                error = (RequestTimedOutError("coordinator write timed out")
-                         if isinstance(exc, TimeoutError) else exc)
-                if not context.log.is_live():
-                    # Deleted while the write waited: the client must find the
-                    # coordinator again (Kafka fails such writes the same way).
-                    error = NotCoordinatorError(
-                        f"{self.name}-{partition} was deleted during the write")
+                error = self._write_error(context, exc)
                 self._durable(context, result, error)
                 raise error from None
         self._durable(context, result, None)
         return result.response
 
     def write_now(self, partition: int, operation: Callable[[S], Result[T]]) -> T:
-        """Like `write`, answering without waiting for durability (timers, follow-ups)."""
+        """Like `write`, answering without waiting for durability (timers, follow-ups,
+        and operations that answer through their own responder); a failed write
+        reaches the operation's `on_durable` with the error `write` would raise."""
         context = self._active(partition)
         result = operation(context.shard)
         self._submit(context, result)
@@ -451,9 +447,20 @@ class CoordinatorRuntime(Generic[S]):
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._durable(context, result, exc)
+            self._durable(context, result, self._write_error(context, exc))
             return
         self._durable(context, result, None)
+
+    def _write_error(self, context: _Context[S], exc: Exception) -> Exception:
+        """The error a write that did not become durable fails with."""
+        if not context.log.is_live():
+            # Deleted while the write waited: the client must find the
+            # coordinator again (Kafka fails such writes the same way).
+            return NotCoordinatorError(
+                f"{self.name}-{context.partition} was deleted during the write")
+        if isinstance(exc, TimeoutError):
+            return RequestTimedOutError("coordinator write timed out")
+        return exc
 
     def _commit(self, context: _Context[S], result: Result[Any]) -> int | None:
         """Append and replay a result's records; the end offset to wait for, or None."""

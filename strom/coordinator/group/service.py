@@ -169,8 +169,15 @@ class GroupCoordinator:
             return join_response(request.member_id, exc.code)
         future, respond = _parked()
         try:
-            await self.runtime.write(self.partition_for(request.group_id),
-                                     lambda shard: shard.join_group(request, respond))
+            # Answered when the group answers, as Kafka's GroupCoordinatorService
+            # returns the join's own future rather than its write's: a new group's
+            # creation record does not hold the first member's MEMBER_ID_REQUIRED
+            # until it is fsync'd. Answers that need their records durable (a
+            # static member's new id, a classic member of a consumer group) are
+            # given by the operation's on_durable, which also answers a member
+            # still parked when the write fails.
+            self.runtime.write_now(self.partition_for(request.group_id),
+                                   lambda shard: shard.join_group(request, respond))
         except Exception as exc:
             respond(join_response(request.member_id, _coordinator_error(exc)))
         return await future

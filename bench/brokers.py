@@ -174,6 +174,12 @@ class Broker:
         wait_for_leaders(admin, topic, count, timeout)
 
 
+    def delete_topic(self, topic: str, timeout: float = 60.0) -> None:
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 2})
+        admin.delete_topics([topic], operation_timeout=timeout,
+                            request_timeout=timeout)[topic].result(timeout=timeout)
+
+
 def wait_for_leaders(admin: AdminClient, topic: str, count: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:

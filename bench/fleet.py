@@ -8,7 +8,10 @@
   group50    a consumer group of 50 members over 500 partitions: time until every
              member holds partitions, until a probe record written to every partition
              has been consumed, end-to-end latency of a paced load after that, time to
-             rebalance after one member leaves
+             rebalance after one member leaves; then more first joins, each of a
+             fresh group on a fresh topic (GROUP_FIRST_JOINS in all): a first join is
+             either one generation (~0.2 s) or two (~2 s) on Kafka as on strom
+             (docs/benchmarks.md), so one per round left the median to chance
 
 Broker CPU is read when the generator says its measured window starts and when
 it ends, so set-up (1,000 producers connecting) is not in the per-record cost.
@@ -27,7 +30,7 @@ from typing import IO, Any
 
 import rdkgen
 from brokers import Broker
-from common import children_cpu_s, kill_group, tail
+from common import children_cpu_s, kill_group, median, tail
 from workloads import Context, Workload, WorkloadFailed, _new_topic
 
 FLEET_PRODUCERS = 50
@@ -39,6 +42,7 @@ IDLE_LOAD_RATE = 5000  # 1 KiB records/s, acks=1, linger.ms=5 (5 MiB/s)
 GROUP_MEMBERS = 50
 GROUP_PARTITIONS = 500
 GROUP_RATE = 2000  # 1 KiB records/s through the group
+GROUP_FIRST_JOINS = 5  # first joins timed per round: the main run's and 4 more
 WARMUP_S = 3.0
 
 
@@ -228,10 +232,38 @@ def w_group50(ctx: Context) -> tuple[dict[str, float], dict[str, Any]]:
     if float(out.get("leave_rebalance_s", -1)) < 0:
         raise WorkloadFailed("after one member left, the others never held every partition")
     m = _latency(out)
-    m["rebalance_s"] = float(out["rebalance_s"])
     m["ready_s"] = float(out["ready_s"])
     m["leave_rebalance_s"] = float(out["leave_rebalance_s"])
-    return m, _detail(run_)
+    joins = [float(out["rebalance_s"])]
+    for i in range(1, GROUP_FIRST_JOINS):
+        fresh = f"group50-join{i}-r{ctx.round}"
+        ctx.broker.create_topic(fresh, GROUP_PARTITIONS)
+        joins.append(first_join(ctx.broker.bootstrap, fresh, f"rdkgen-{fresh}"))
+        ctx.broker.delete_topic(fresh)
+    # rebalance_s was the main run's one first join before; now the median of all.
+    m["rebalance_s"] = median(joins)
+    m["rebalance_first_s"] = joins[0]
+    m["rebalance_min_s"] = min(joins)
+    m["rebalance_max_s"] = max(joins)
+    return m, {**_detail(run_), "rebalance_runs_s": joins}
+
+
+def first_join(bootstrap: str, topic: str, group: str, members: int = GROUP_MEMBERS,
+               timeout: float = 300.0) -> float:
+    """Seconds from `members` librdkafka consumers subscribing to `topic` as a new
+    group until every partition is assigned and every member holds some."""
+    argv = _argv("group", bootstrap, topic, members=members, group=group, first_join="")
+    try:
+        run = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise WorkloadFailed(f"first join of {group}: no result in {timeout:.0f} s") from exc
+    try:
+        out = rdkgen.parse_output(run.stdout)
+    except ValueError as exc:
+        raise WorkloadFailed(f"first join of {group}: {tail(run.stderr)}") from exc
+    if "rebalance_s" not in out:
+        raise WorkloadFailed(f"first join of {group}: {out.get('first_errors')}")
+    return float(out["rebalance_s"])
 
 
 #: (id, function, needs a sync of dirty pages first), run after workloads.WORKLOADS.

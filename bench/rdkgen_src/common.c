@@ -123,7 +123,8 @@ opts_t parse_args(int argc, char **argv) {
         {"duration", 1, 0, 'd'}, {"idempotent", 0, 0, 'i'}, {"no-idempotent", 0, 0, 'I'},
         {"latency", 0, 0, 'L'}, {"warmup-s", 1, 0, 'w'}, {"timeout", 1, 0, 'T'},
         {"producers", 1, 0, 'p'}, {"threads", 1, 0, 'h'}, {"connections", 1, 0, 'c'},
-        {"members", 1, 0, 'm'}, {"group", 1, 0, 'g'}, {0, 0, 0, 0}};
+        {"members", 1, 0, 'm'}, {"group", 1, 0, 'g'}, {"first-join", 0, 0, 'F'},
+        {0, 0, 0, 0}};
     optind = 2;
     opterr = 0;
     int c;
@@ -154,6 +155,7 @@ opts_t parse_args(int argc, char **argv) {
         case 'c': o.connections = parse_long("connections", optarg, 1); break;
         case 'm': o.members = parse_long("members", optarg, 1); break;
         case 'g': o.group = optarg; break;
+        case 'F': o.first_join = 1; break;
         default: {
             char msg[128];
             snprintf(msg, sizeof msg, "unknown or incomplete option '%.60s'", argv[optind - 1]);
@@ -170,6 +172,7 @@ opts_t parse_args(int argc, char **argv) {
     if ((fleet || !strcmp(o.mode, "group") || !strcmp(o.mode, "e2e")) &&
         (o.rate <= 0 || o.duration <= 0))
         usage_exit("--rate and --duration must be > 0");
+    if (o.first_join && strcmp(o.mode, "group")) usage_exit("--first-join is for group only");
     if (o.idempotent && strcmp(o.acks, "all") && strcmp(o.acks, "-1"))
         usage_exit("--idempotent needs --acks all");
     return o;

@@ -14,9 +14,13 @@
  *                  [--duration 10] [--warmup-s 2] [--threads 4]
  *   rdkgen idle    --bootstrap B [--connections 10000]   (holds them until stdin closes)
  *   rdkgen group   --bootstrap B --topic T [--members 50] [--rate 2000] [--size 1024]
- *                  [--duration 10] [--warmup-s 2] [--group G]
+ *                  [--duration 10] [--warmup-s 2] [--group G] [--first-join]
  *   rdkgen e2e     --bootstrap B --topic T --rate R --duration S [--size 1024] [--acks 1]
  *                  [--linger-ms 5] [--warmup-s 0]
+ *
+ * group --first-join stops after the first assignment: it prints the time from
+ * subscribe until every partition is assigned and every member holds some,
+ * and exits without closing the members (a first join per fresh group).
  *
  * Latencies go into one log-bucketed histogram (1% buckets, microseconds)
  * pooled over every producer or member; percentiles come from the pooled
@@ -58,7 +62,7 @@ typedef struct {
     const char *mode, *bootstrap, *topic, *acks, *group;
     long records, keys, connections, producers, members, threads, batch_bytes, size;
     double rate, duration, warmup_s, timeout;
-    int linger_ms, idempotent, latency;
+    int linger_ms, idempotent, latency, first_join;
 } opts_t;
 
 /* What every delivery report of one thread's producers lands in. */

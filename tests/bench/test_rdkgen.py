@@ -60,6 +60,8 @@ def run(binary: Path, *args: str, stdin: str | None = None) -> subprocess.Comple
      "--idempotent needs --acks all"),
     (("consume", "--bootstrap", "x:1", "--topic", "t", "--records", "1", "--bogus"),
      "unknown or incomplete option '--bogus'"),
+    (("consume", "--bootstrap", "x:1", "--topic", "t", "--records", "1", "--first-join"),
+     "--first-join is for group only"),
 ])
 def test_bad_arguments_exit_2_with_one_line(binary: Path, args: tuple[str, ...],
                                              message: str) -> None:
@@ -126,3 +128,12 @@ def test_e2e_consumes_every_record_it_produced(binary: Path, broker: EmbeddedBro
     out = rdkgen.parse_output(res.stdout)
     assert out["errors"] == 0 and out["records"] > 0
     assert out["received"] == out["records"] == out["samples"]
+
+
+def test_group_first_join_stops_after_the_assignment(binary: Path,
+                                                     broker: EmbeddedBroker) -> None:
+    res = run(binary, "group", "--bootstrap", broker.bootstrap, "--topic", "gen",
+              "--members", "3", "--group", "first-join", "--first-join")
+    out = rdkgen.parse_output(res.stdout)
+    assert (out["members"], out["partitions"]) == (3, 3), res.stderr
+    assert out["rebalance_s"] >= 0 and "ready_s" not in out

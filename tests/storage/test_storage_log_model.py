@@ -74,6 +74,7 @@ class Runner:
                             rng=random.Random(seed))
         self.model = Model()
         self.epoch = 0
+        self.last_read = -1
 
     # -- operations ---------------------------------------------------------
 
@@ -102,6 +103,12 @@ class Runner:
     def read(self) -> None:
         rng, m = self.rng, self.model
         start = rng.randint(m.log_start_offset, m.log_end_offset)
+        if m.log_start_offset <= self.last_read <= m.log_end_offset and rng.random() < 0.5:
+            # As a consumer whose next batch did not fit asks again: the
+            # segment answers a repeated offset from what it found last time,
+            # which a truncation since must have forgotten.
+            start = self.last_read
+        self.last_read = start
         max_offset = rng.randint(start, m.log_end_offset + 1)
         max_bytes = rng.choice([0, 50, 200, 1000, 1 << 20])
         min_one = rng.random() < 0.5

@@ -48,7 +48,7 @@ done
 wait "${clients[@]}"
 cpu1=$(awk '{print $14 + $15}' /proc/$broker/stat)
 echo "broker CPU: $(( (cpu1 - cpu0) * 10 )) ms"
-curl -s http://127.0.0.1:$http/metrics | grep -E "^strom_log_flush_(duration_seconds_(count|sum)|syncfs)"
+curl -s http://127.0.0.1:$http/metrics | grep -E "^strom_log_flush_(duration_seconds_(count|sum|bucket)|syncfs)"
 .venv/bin/python - "$data" <<'PY'
 import glob, json, math, sys
 

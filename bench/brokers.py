@@ -173,7 +173,6 @@ class Broker:
                 raise
         wait_for_leaders(admin, topic, count, timeout)
 
-
     def delete_topic(self, topic: str, timeout: float = 60.0) -> None:
         admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 2})
         admin.delete_topics([topic], operation_timeout=timeout,

@@ -109,16 +109,21 @@ class ProducerStateManager:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.entries: dict[int, ProducerStateEntry] = {}
+        self._entries: dict[int, ProducerStateEntry] = {}
         # Everything below this offset is reflected in `entries`.
         self.map_end_offset = 0
         self.last_snapshot_offset = -1
+        # first_unstable_offset, kept between the changes that can move it
+        # (a transactional batch or marker, a new set of entries): every
+        # fetch asks for it, and the scan is over every producer.
+        self._first_unstable: int | None = None
+        self._first_unstable_known = False
 
     def check_append(self, header: BatchHeader, origin: AppendOrigin) -> BatchMetadata | None:
         """Validate a leader append; the original batch if it is a producer's retry."""
         if origin is AppendOrigin.CLIENT and not header.is_control:
             return self.check(header)
-        entry = self.entries.get(header.producer_id) if header.producer_id >= 0 else None
+        entry = self._entries.get(header.producer_id) if header.producer_id >= 0 else None
         if entry is not None and header.producer_epoch < entry.epoch:
             raise InvalidProducerEpochError(
                 f"Epoch {header.producer_epoch} of producer {header.producer_id} is older "
@@ -142,7 +147,7 @@ class ProducerStateManager:
         """Validate a produced batch; return the original batch if it is a retry."""
         if header.producer_id < 0:
             return None
-        entry = self.entries.get(header.producer_id)
+        entry = self._entries.get(header.producer_id)
         if entry is None:
             return None
         if header.producer_epoch < entry.epoch:
@@ -189,7 +194,7 @@ class ProducerStateManager:
         if header.producer_id < 0:
             self.map_end_offset = first_offset + header.last_offset_delta + 1
             return
-        entry = self.entries.get(header.producer_id)
+        entry = self._entries.get(header.producer_id)
         if entry is None or header.producer_epoch > entry.epoch:
             previous = entry
             entry = ProducerStateEntry(header.producer_id, header.producer_epoch)
@@ -197,12 +202,13 @@ class ProducerStateManager:
                 # A bumped epoch (a fencing abort marker) still ends the open transaction.
                 entry.current_txn_first_offset = previous.current_txn_first_offset
                 entry.coordinator_epoch = previous.coordinator_epoch
-            self.entries[header.producer_id] = entry
+            self._entries[header.producer_id] = entry
         last_offset = first_offset + header.last_offset_delta
         # The attribute bits and the last sequence inline (BatchHeader's
         # is_transactional, is_control, last_sequence): three calls per batch.
         attributes = header.attributes
         if attributes & TRANSACTIONAL_MASK:
+            self._first_unstable_known = False
             # A transaction opens at its first batch here and ends at its marker.
             if attributes & CONTROL_MASK:
                 entry.current_txn_first_offset = -1
@@ -218,11 +224,23 @@ class ProducerStateManager:
         self.map_end_offset = last_offset + 1
 
     @property
+    def entries(self) -> dict[int, ProducerStateEntry]:
+        return self._entries
+
+    @entries.setter
+    def entries(self, entries: dict[int, ProducerStateEntry]) -> None:
+        self._entries = entries
+        self._first_unstable_known = False
+
+    @property
     def first_unstable_offset(self) -> int | None:
         """The first offset of the earliest open transaction (the LSO bound), if any."""
-        offsets = [e.current_txn_first_offset for e in self.entries.values()
-                   if e.current_txn_first_offset >= 0]
-        return min(offsets) if offsets else None
+        if not self._first_unstable_known:
+            offsets = [e.current_txn_first_offset for e in self._entries.values()
+                       if e.current_txn_first_offset >= 0]
+            self._first_unstable = min(offsets) if offsets else None
+            self._first_unstable_known = True
+        return self._first_unstable
 
     def replay(self, headers: Iterable[BatchHeader]) -> None:
         """Rebuild state from batches read back from the log (recovery)."""
@@ -246,7 +264,7 @@ class ProducerStateManager:
             if snapshot_offset(path) > log_end_offset:
                 path.unlink(missing_ok=True)
         if self.map_end_offset > log_end_offset:
-            self.entries.clear()
+            self.entries = {}
             self.map_end_offset = 0
             self.load_latest_snapshot(log_end_offset)
         del log_start_offset

@@ -128,3 +128,52 @@ def test_transaction_version_1_continues_its_sequence_across_markers(tmp_path: P
     assert state.check(txn_header(6, 2, 3)) is None
     with pytest.raises(OutOfOrderSequenceError):
         state.check(txn_header(6, 2, 0))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_first_unstable_offset_follows_every_change(tmp_path: Path, seed: int) -> None:
+    """The kept first unstable offset equals a scan of every producer after
+    any mix of transactional batches, markers, plain batches, epoch bumps,
+    snapshots, truncation and expiry (each of which can move it or not)."""
+    import random
+
+    rng = random.Random(seed)
+    state = ProducerStateManager(tmp_path / str(seed))
+    (tmp_path / str(seed)).mkdir()
+    offset = 0
+    epochs = {pid: 0 for pid in range(4)}
+    sequences = {pid: 0 for pid in range(4)}
+
+    def scanned() -> int | None:
+        open_ = [e.current_txn_first_offset for e in state.entries.values()
+                 if e.current_txn_first_offset >= 0]
+        return min(open_) if open_ else None
+
+    for _ in range(300):
+        pid = rng.randrange(4)
+        op = rng.random()
+        if op < 0.35:
+            state.update(txn_header(pid, epochs[pid], sequences[pid]), offset, offset)
+            sequences[pid] += 1
+            offset += 1
+        elif op < 0.55:
+            bump = rng.random() < 0.3
+            epochs[pid] += bump
+            sequences[pid] = 0 if bump else sequences[pid]
+            state.update(marker_header(pid, epochs[pid], commit=rng.random() < 0.5), offset,
+                         offset)
+            offset += 1
+        elif op < 0.75:
+            state.update(header(pid + 10, 0, sequences[pid], base_offset=offset), offset, offset)
+            sequences[pid] += 1
+            offset += 1
+        elif op < 0.82:
+            state.take_snapshot()
+        elif op < 0.9:
+            state.truncate(0, rng.randint(0, offset))
+            # Replayed state is not rebuilt here: later batches just go on.
+        elif op < 0.95:
+            state.expire(now_ms=offset, expiration_ms=rng.randint(0, 50))
+        else:
+            state.truncate_fully_and_start_at(offset)
+        assert state.first_unstable_offset == scanned()

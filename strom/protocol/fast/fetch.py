@@ -36,6 +36,11 @@ _ZERO_UUID = bytes(16)
 # One tagged field, tag 0 (diverging_epoch), of 13 bytes: epoch, end offset,
 # and the struct's own empty tagged fields.
 _DIVERGING = struct.Struct(">BBBiqB")
+# A partition with no records, no aborted transactions and no diverging epoch
+# (most of a fetch over many partitions), v12+: index, error, high watermark,
+# last stable offset, log start offset, aborted (null: 0), preferred read
+# replica, records length (empty: 1), tagged fields (none: 0), in one pack.
+_QUIET_FLEXIBLE = struct.Struct(">ihqqqBiBB")
 
 
 def _length(n: int, flexible: bool) -> bytes:
@@ -78,6 +83,14 @@ def encode_fetch_response(version: int, correlation_id: int,
         partitions: Sequence[Mapping[str, Any]] = topic["partitions"]
         head += _length(len(partitions), flexible)
         for p in partitions:
+            records = p.get("records")
+            if flexible and records is not None and not records \
+                    and p.get("aborted_transactions") is None and "diverging_epoch" not in p:
+                head += _QUIET_FLEXIBLE.pack(
+                    int(p["partition_index"]), int(p["error_code"]), p["high_watermark"],
+                    p["last_stable_offset"], p["log_start_offset"], 0,
+                    int(p.get("preferred_read_replica", -1)), 1, 0)
+                continue
             head += _PARTITION.pack(int(p["partition_index"]), int(p["error_code"]),
                                     p["high_watermark"], p["last_stable_offset"])
             if version >= 5:
@@ -93,7 +106,6 @@ def encode_fetch_response(version: int, correlation_id: int,
                         head += b"\x00"
             if version >= 11:
                 head += _I32.pack(int(p.get("preferred_read_replica", -1)))
-            records = p.get("records")
             if records is None:
                 head += _length(-1, flexible)
             else:

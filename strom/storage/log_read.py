@@ -59,6 +59,8 @@ def read(
         i += 1
         if i < len(segments):
             offset = bases[i]
+    if not regions:
+        return EMPTY_READ  # most partitions of a fetch over many: no new result to make
     return LogReadResult(tuple(regions), total)
 
 

@@ -112,8 +112,7 @@ async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
                                                 zero_copy=zero_copy,
                                                 quota=ctx.broker.replicas.quotas.leader)
     else:
-        read = functools.partial(_read_for_consumer, read_committed=read_committed,
-                                 zero_copy=zero_copy)
+        read = _consumer_read(read_committed=read_committed, zero_copy=zero_copy)
     readable = _readable(ctx, topics, follower=replica_id >= 0)
     sizes: dict[str, int] = {}
     while True:
@@ -179,7 +178,9 @@ def _read_all(ctx: RequestContext, request: Any, topics: Any, read: PartitionRea
                 if readable is not None and name not in readable:
                     raise TopicAuthorizationFailedError()
                 partition = broker.replicas.get(name, index)
-                partition.check_leader_epoch(getattr(wanted, "current_leader_epoch", -1))
+                epoch = getattr(wanted, "current_leader_epoch", -1)
+                if epoch != partition.leader_epoch:  # the usual case skips a call
+                    partition.check_leader_epoch(epoch)
                 limit = max(min(wanted.partition_max_bytes, budget - total), 0)
                 data, size, notifier, answer_now = read(partition, wanted, limit, total == 0)
                 notifiers.append(notifier)
@@ -208,23 +209,28 @@ def _count_bytes_out(broker: BrokerServices, sizes: dict[str, int], *, follower:
             counters.bytes_out += size
 
 
-def _read_for_consumer(partition: Partition, wanted: Any, limit: int, first: bool, *,
-                       read_committed: bool, zero_copy: bool,
-                       ) -> tuple[dict[str, Any], int, AppendNotifier, bool]:
-    fetched = partition.fetch(wanted.fetch_offset, limit, read_committed=read_committed,
-                              min_one_batch=first, zero_copy=zero_copy)
-    return {
-        "partition_index": wanted.partition,
-        "error_code": ErrorCode.none,
-        "high_watermark": fetched.high_watermark,
-        "last_stable_offset": fetched.last_stable_offset,
-        "log_start_offset": fetched.log_start_offset,
-        # Consumers drop the records of these (KIP-98).
-        "aborted_transactions": fetched.aborted_transactions,
-        "preferred_read_replica": -1,
-        # Chunks, not one joined buffer: the encoder writes them as they are.
-        "records": fetched.records or b"",
-    }, fetched.size, partition.appended, False
+def _consumer_read(*, read_committed: bool, zero_copy: bool) -> PartitionRead:
+    """A consumer's PartitionRead. A closure, not a partial with keywords:
+    it is called once per partition, 1,000 times a fetch over 1,000."""
+
+    def read(partition: Partition, wanted: Any, limit: int, first: bool,
+             ) -> tuple[dict[str, Any], int, AppendNotifier, bool]:
+        fetched = partition.fetch(wanted.fetch_offset, limit, read_committed=read_committed,
+                                  min_one_batch=first, zero_copy=zero_copy)
+        return {
+            "partition_index": wanted.partition,
+            "error_code": ErrorCode.none,
+            "high_watermark": fetched.high_watermark,
+            "last_stable_offset": fetched.last_stable_offset,
+            "log_start_offset": fetched.log_start_offset,
+            # Consumers drop the records of these (KIP-98).
+            "aborted_transactions": fetched.aborted_transactions,
+            "preferred_read_replica": -1,
+            # Chunks, not one joined buffer: the encoder writes them as they are.
+            "records": fetched.records or b"",
+        }, fetched.size, partition.appended, False
+
+    return read
 
 
 def _read_for_follower(partition: Partition, wanted: Any, limit: int, first: bool, *,

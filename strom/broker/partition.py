@@ -397,9 +397,14 @@ class Partition:
         upper = last_stable if read_committed else high_watermark
         result = self.log.read(fetch_offset, max_bytes, max_offset=upper,
                                min_one_batch=min_one_batch)
-        load = FileRegion.view if zero_copy else FileRegion.read
+        regions = result.regions
+        if regions:
+            load = FileRegion.view if zero_copy else FileRegion.read
+            records = [load(region) for region in regions]
+        else:
+            records = []  # most partitions of a fetch over many
         return PartitionFetch(
-            [load(region) for region in result.regions], result.size, high_watermark,
+            records, result.size, high_watermark,
             last_stable, self.log.log_start_offset,
             self.aborted_transactions(fetch_offset, upper) if read_committed else None,
         )

@@ -86,10 +86,11 @@ def encode_fetch_response(version: int, correlation_id: int,
             records = p.get("records")
             if flexible and records is not None and not records \
                     and p.get("aborted_transactions") is None and "diverging_epoch" not in p:
+                # No int(): struct packs an ErrorCode (an IntEnum) as it is.
                 head += _QUIET_FLEXIBLE.pack(
-                    int(p["partition_index"]), int(p["error_code"]), p["high_watermark"],
+                    p["partition_index"], p["error_code"], p["high_watermark"],
                     p["last_stable_offset"], p["log_start_offset"], 0,
-                    int(p.get("preferred_read_replica", -1)), 1, 0)
+                    p.get("preferred_read_replica", -1), 1, 0)
                 continue
             head += _PARTITION.pack(int(p["partition_index"]), int(p["error_code"]),
                                     p["high_watermark"], p["last_stable_offset"])

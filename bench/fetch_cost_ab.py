@@ -11,7 +11,7 @@ max.incremental.fetch.session.cache.slots=0 (as the consume1000 no-session
 row), creates a 1,000-partition topic, writes one batch of 40 one-KiB records
 to every partition, then sends the same Fetch v17 (every partition from
 offset 0, asking for a session as the Java consumer does, no tagged fields)
-`requests` times, 4 in flight. Its max_bytes is three and a half batches:
+`requests` times, 32 in flight. Its max_bytes is three and a half batches:
 every response carries three batches and the offsets of the other 997
 partitions, whose next batch is larger than the bytes left. That is the shape
 of each fetch in the consume1000 row, where a 1 MiB fetch takes one or two
@@ -26,18 +26,14 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import glob
-import os
-import shutil
 import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
+from collections.abc import Callable
 
-from request_cost_ab import _call, _cpu_seconds, _frame, _free_port
+from request_cost_ab import _call, _cpu_seconds, _frame, serving
+from request_instructions import _send, count_instructions
 
 from strom.cli.raw_request import read_frame
 from strom.protocol.api import ApiKey
@@ -47,12 +43,10 @@ PARTITIONS = 1000
 BATCH = build_batch([RecordSpec(value=b"v" * 1024) for _ in range(40)])
 MAX_BYTES = 3 * len(BATCH) + len(BATCH) // 2
 PER_PRODUCE = 100
-IN_FLIGHT = 4
 FETCH_VERSION = 17
 NO_SESSIONS = "max.incremental.fetch.session.cache.slots"
 #: The broker under callgrind, as `strom serve` runs it (uvloop, its GC settings).
 SERVER = r'''
-import sys
 import uvloop
 uvloop.install()
 from strom.testing import EmbeddedBroker
@@ -106,18 +100,6 @@ def _prepare(sock: socket.socket) -> bytes:
     return frame
 
 
-def _send(sock: socket.socket, frame: bytes, requests: int) -> None:
-    in_flight = 0
-    for _ in range(requests):
-        sock.sendall(frame)
-        in_flight += 1
-        if in_flight >= IN_FLIGHT:
-            read_frame(sock)
-            in_flight -= 1
-    for _ in range(in_flight):
-        read_frame(sock)
-
-
 def _wait_quiet(pid: int, timeout: float = 60.0) -> None:
     """Until the broker's own work after the writes (flushes, checkpoints) is
     done: less than 10 ms of CPU in half a second, or `timeout`."""
@@ -133,70 +115,24 @@ def _wait_quiet(pid: int, timeout: float = 60.0) -> None:
 
 def _cpu(tree: str, requests: int) -> float:
     """Broker CPU seconds per fetch."""
-    port = _free_port()
-    data = tempfile.mkdtemp(prefix="fetch-cost-")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "strom", "serve", "--override",
-         f"listeners=PLAINTEXT://127.0.0.1:{port}", "--override", f"log.dirs={data}",
-         "--override", f"{NO_SESSIONS}=0"],
-        env=dict(os.environ, PYTHONPATH=tree), cwd=tree,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                sock = socket.create_connection(("127.0.0.1", port), 1)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)  # polling a port: there is no event to wait on
-        with sock:
-            frame = _prepare(sock)
-            _wait_quiet(proc.pid)
-            before = _cpu_seconds(proc.pid)
-            _send(sock, frame, requests)
-            return (_cpu_seconds(proc.pid) - before) / requests
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        shutil.rmtree(data, ignore_errors=True)
+    with serving(tree, {NO_SESSIONS: "0"}) as (pid, sock):
+        frame = _prepare(sock)
+        _wait_quiet(pid)
+        before = _cpu_seconds(pid)
+        _send(sock, [frame] * requests)
+        return (_cpu_seconds(pid) - before) / requests
 
 
 def _instructions(tree: str, requests: int) -> float:
-    """Broker instructions per fetch (callgrind; bench/request_instructions.py)."""
-    tree = os.path.abspath(tree)
-    with tempfile.TemporaryDirectory(prefix="fetch-instructions-") as tmp:
-        out = os.path.join(tmp, "callgrind.out")
-        proc = subprocess.Popen(
-            ["valgrind", "--tool=callgrind", "--instr-atstart=no",
-             f"--callgrind-out-file={out}", sys.executable, "-c", SERVER],
-            cwd=tree, env=dict(os.environ, PYTHONPATH=tree), stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        assert proc.stdin is not None and proc.stdout is not None
-        try:
-            port = int(proc.stdout.readline())
-            with socket.create_connection(("127.0.0.1", port), 120) as sock:
-                frame = _prepare(sock)
-                _send(sock, frame, 5)  # warm
-                subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True,
-                               capture_output=True)
-                _send(sock, frame, requests)
-                subprocess.run(["callgrind_control", "-i", "off", str(proc.pid)], check=True,
-                               capture_output=True)
-            proc.stdin.write("\n")
-            proc.stdin.flush()
-            proc.wait(600)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        total = 0
-        for name in glob.glob(out + "*"):
-            with open(name) as dump:
-                total += next((int(line.split()[1]) for line in dump
-                               if line.startswith("totals:")), 0)
-        return total / requests
+    """Broker instructions per fetch, the broker under callgrind."""
+    def drive(sock: socket.socket, switch: Callable[[bool], None]) -> None:
+        frame = _prepare(sock)
+        _send(sock, [frame] * 5)  # warm
+        switch(True)
+        _send(sock, [frame] * requests)
+        switch(False)
+
+    return count_instructions(tree, SERVER, [], drive) / requests
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ broker's CPU time from /proc (10 ms ticks). --quota sets that client quota
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import shutil
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from strom.cli.raw_request import read_frame
@@ -61,15 +63,17 @@ def _call(sock: socket.socket, api_key: int, version: int, body: dict[str, Any])
     return response
 
 
-def _run(tree: str, requests: int, quota: str | None) -> float:
+@contextlib.contextmanager
+def serving(tree: str, overrides: dict[str, str]) -> Iterator[tuple[int, socket.socket]]:
+    """`strom serve` from `tree` (its pid) and a connection to it."""
     port = _free_port()
     data = tempfile.mkdtemp(prefix="request-cost-")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "strom", "serve", "--override",
-         f"listeners=PLAINTEXT://127.0.0.1:{port}", "--override", f"log.dirs={data}",
-         "--override", "num.partitions=1"],
-        env=dict(os.environ, PYTHONPATH=tree), cwd=tree,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    argv = [sys.executable, "-m", "strom", "serve", "--override",
+            f"listeners=PLAINTEXT://127.0.0.1:{port}", "--override", f"log.dirs={data}"]
+    for key, value in overrides.items():
+        argv += ["--override", f"{key}={value}"]
+    proc = subprocess.Popen(argv, env=dict(os.environ, PYTHONPATH=tree), cwd=tree,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -82,34 +86,39 @@ def _run(tree: str, requests: int, quota: str | None) -> float:
                 time.sleep(0.02)  # polling a port: there is no event to wait on
         with sock:
             sock.settimeout(60)
-            _call(sock, ApiKey.CREATE_TOPICS, 7, {
-                "topics": [{"name": "t", "num_partitions": 1, "replication_factor": 1,
-                            "assignments": [], "configs": []}],
-                "timeout": datetime.timedelta(seconds=30), "validate_only": False})
-            if quota:
-                _call(sock, ApiKey.ALTER_CLIENT_QUOTAS, 1, {"validate_only": False, "entries": [
-                    {"entity": [{"entity_type": "client-id", "entity_name": CLIENT_ID}],
-                     "ops": [{"key": quota, "value": 1e12, "remove": False}]}]})
-            batch = build_batch([RecordSpec(value=b"v" * 100)])
-            frame = _frame(ApiKey.PRODUCE, 9, {
-                "transactional_id": None, "acks": 1, "timeout": datetime.timedelta(seconds=5),
-                "topic_data": [{"name": "t", "partition_data": [{"index": 0,
-                                                                 "records": batch}]}]})
-            before = _cpu_seconds(proc.pid)
-            in_flight = 0
-            for _ in range(requests):
-                sock.sendall(frame)
-                in_flight += 1
-                if in_flight >= PIPELINE:
-                    read_frame(sock)
-                    in_flight -= 1
-            for _ in range(in_flight):
-                read_frame(sock)
-            return _cpu_seconds(proc.pid) - before
+            yield proc.pid, sock
     finally:
         proc.terminate()
         proc.wait(30)
         shutil.rmtree(data, ignore_errors=True)
+
+
+def _run(tree: str, requests: int, quota: str | None) -> float:
+    with serving(tree, {"num.partitions": "1"}) as (pid, sock):
+        _call(sock, ApiKey.CREATE_TOPICS, 7, {
+            "topics": [{"name": "t", "num_partitions": 1, "replication_factor": 1,
+                        "assignments": [], "configs": []}],
+            "timeout": datetime.timedelta(seconds=30), "validate_only": False})
+        if quota:
+            _call(sock, ApiKey.ALTER_CLIENT_QUOTAS, 1, {"validate_only": False, "entries": [
+                {"entity": [{"entity_type": "client-id", "entity_name": CLIENT_ID}],
+                 "ops": [{"key": quota, "value": 1e12, "remove": False}]}]})
+        batch = build_batch([RecordSpec(value=b"v" * 100)])
+        frame = _frame(ApiKey.PRODUCE, 9, {
+            "transactional_id": None, "acks": 1, "timeout": datetime.timedelta(seconds=5),
+            "topic_data": [{"name": "t", "partition_data": [{"index": 0,
+                                                             "records": batch}]}]})
+        before = _cpu_seconds(pid)
+        in_flight = 0
+        for _ in range(requests):
+            sock.sendall(frame)
+            in_flight += 1
+            if in_flight >= PIPELINE:
+                read_frame(sock)
+                in_flight -= 1
+        for _ in range(in_flight):
+            read_frame(sock)
+        return _cpu_seconds(pid) - before
 
 
 def main() -> None:

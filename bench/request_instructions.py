@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 from strom.cli.raw_request import read_frame
@@ -108,41 +109,34 @@ def _fetch_frames(first: int, count: int) -> list[bytes]:
         "forgotten_topics_data": [], "rack_id": ""}) for offset in range(first, first + count)]
 
 
-def _instructions(tree: str, requests: int, acks: int, options: argparse.Namespace) -> float:
+def count_instructions(tree: str, server: str, server_args: list[str],
+                       drive: Callable[[socket.socket, Callable[[bool], None]], None]) -> int:
+    """Instructions counted by callgrind in a broker run from `tree` by the
+    script `server` (it prints its port, and stops at a line on stdin) with
+    instrumentation off: `drive` gets a connection to it and a switch, and
+    counts only what it sends between switch(True) and switch(False)."""
     tree = os.path.abspath(tree)
     with tempfile.TemporaryDirectory(prefix="request-instructions-") as tmp:
         out = os.path.join(tmp, "callgrind.out")
         proc = subprocess.Popen(
             ["valgrind", "--tool=callgrind", "--instr-atstart=no",
-             f"--callgrind-out-file={out}", sys.executable, "-c", SERVER,
-             *(["serve"] if options.serve else [])],
+             f"--callgrind-out-file={out}", sys.executable, "-c", server, *server_args],
             cwd=tree, env=dict(os.environ, PYTHONPATH=tree), stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert proc.stdin is not None and proc.stdout is not None
+
+        def switch(on: bool) -> None:
+            subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(proc.pid)],
+                           check=True, capture_output=True)
+
         try:
             port = int(proc.stdout.readline())
             with socket.create_connection(("127.0.0.1", port), 120) as sock:
                 sock.settimeout(600)
-                sock.sendall(_frame(ApiKey.CREATE_TOPICS, 7, {
-                    "topics": [{"name": "t", "num_partitions": 1, "replication_factor": 1,
-                                "assignments": [], "configs": []}],
-                    "timeout": datetime.timedelta(seconds=30), "validate_only": False}))
-                read_frame(sock)
-                producer = _producer(sock) if options.idempotent else None
-                _send(sock, _produce_frames(acks, 0, 300, producer, options.record_size))
-                frames = _produce_frames(acks, 300, requests, producer, options.record_size)
-                if options.fetch:  # the records to fetch, then fetches of one record each
-                    _send(sock, frames)
-                    _send(sock, _fetch_frames(0, 300))
-                    frames = _fetch_frames(300, requests)
-                subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True,
-                               capture_output=True)
-                _send(sock, frames)
-                subprocess.run(["callgrind_control", "-i", "off", str(proc.pid)], check=True,
-                               capture_output=True)
+                drive(sock, switch)
             proc.stdin.write("\n")
             proc.stdin.flush()
-            proc.wait(300)
+            proc.wait(600)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -152,7 +146,29 @@ def _instructions(tree: str, requests: int, acks: int, options: argparse.Namespa
             with open(name) as dump:
                 total += next((int(line.split()[1]) for line in dump
                                if line.startswith("totals:")), 0)
-        return total / requests
+        return total
+
+
+def _instructions(tree: str, requests: int, acks: int, options: argparse.Namespace) -> float:
+    def drive(sock: socket.socket, switch: Callable[[bool], None]) -> None:
+        sock.sendall(_frame(ApiKey.CREATE_TOPICS, 7, {
+            "topics": [{"name": "t", "num_partitions": 1, "replication_factor": 1,
+                        "assignments": [], "configs": []}],
+            "timeout": datetime.timedelta(seconds=30), "validate_only": False}))
+        read_frame(sock)
+        producer = _producer(sock) if options.idempotent else None
+        _send(sock, _produce_frames(acks, 0, 300, producer, options.record_size))
+        frames = _produce_frames(acks, 300, requests, producer, options.record_size)
+        if options.fetch:  # the records to fetch, then fetches of one record each
+            _send(sock, frames)
+            _send(sock, _fetch_frames(0, 300))
+            frames = _fetch_frames(300, requests)
+        switch(True)
+        _send(sock, frames)
+        switch(False)
+
+    return count_instructions(tree, SERVER, ["serve"] if options.serve else [],
+                              drive) / requests
 
 
 def main() -> None:

@@ -24,15 +24,13 @@ alone, which other load on the machine does not move.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import socket
-import statistics
 import time
 import uuid
 from collections.abc import Callable
 
-from request_cost_ab import _call, _cpu_seconds, _frame, serving
+from request_cost_ab import _call, _cpu_seconds, _frame, ab_parser, alternate, serving
 from request_instructions import _send, count_instructions
 
 from strom.cli.raw_request import read_frame
@@ -136,24 +134,15 @@ def _instructions(tree: str, requests: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("base", help="the tree to compare against")
-    parser.add_argument("head", help="the tree with the change")
-    parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=4)
+    parser = ab_parser(__doc__, 1000)
     parser.add_argument("--instructions", action="store_true",
                         help="count instructions under callgrind (one round is enough)")
     args = parser.parse_args()
     measure = _instructions if args.instructions else _cpu
     unit, scale = ("instructions", 1.0) if args.instructions else ("us CPU", 1e6)
-    base: list[float] = []
-    head: list[float] = []
-    for _ in range(args.rounds):
-        base.append(measure(args.base, args.requests) * scale)
-        head.append(measure(args.head, args.requests) * scale)
-        print(f"base {base[-1]:,.0f}  head {head[-1]:,.0f} {unit} per fetch", flush=True)
-    b, h = statistics.median(base), statistics.median(head)
+    b, h = alternate(args.rounds, lambda: measure(args.base, args.requests) * scale,
+                     lambda: measure(args.head, args.requests) * scale,
+                     "{:,.0f} " + unit + " per fetch")
     print(f"{args.requests:,} fetches of {PARTITIONS:,} partitions: median {unit} per fetch "
           f"base {b:,.0f}, head {h:,.0f}; head/base {h / b:.3f}")
 

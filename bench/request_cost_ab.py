@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from strom.cli.raw_request import read_frame
@@ -121,22 +121,36 @@ def _run(tree: str, requests: int, quota: str | None) -> float:
         return _cpu_seconds(pid) - before
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
+def alternate(rounds: int, base: Callable[[], float], head: Callable[[], float],
+              form: str) -> tuple[float, float]:
+    """base and head measured in turn, `rounds` times each, every pair
+    printed with `form`; their medians."""
+    bases: list[float] = []
+    heads: list[float] = []
+    for _ in range(rounds):
+        bases.append(base())
+        heads.append(head())
+        print(f"base {form.format(bases[-1])}  head {form.format(heads[-1])}", flush=True)
+    return statistics.median(bases), statistics.median(heads)
+
+
+def ab_parser(description: str | None, requests: int) -> argparse.ArgumentParser:
+    """The arguments every A/B here takes: two trees, requests, rounds."""
+    parser = argparse.ArgumentParser(description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("base", help="the tree to compare against")
     parser.add_argument("head", help="the tree with the change")
-    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--requests", type=int, default=requests)
     parser.add_argument("--rounds", type=int, default=4)
+    return parser
+
+
+def main() -> None:
+    parser = ab_parser(__doc__, 20_000)
     parser.add_argument("--quota", help="a client quota key to set for the client first")
     args = parser.parse_args()
-    base: list[float] = []
-    head: list[float] = []
-    for _ in range(args.rounds):
-        base.append(_run(args.base, args.requests, args.quota))
-        head.append(_run(args.head, args.requests, args.quota))
-        print(f"base {base[-1]:.2f} s  head {head[-1]:.2f} s", flush=True)
-    b, h = statistics.median(base), statistics.median(head)
+    b, h = alternate(args.rounds, lambda: _run(args.base, args.requests, args.quota),
+                     lambda: _run(args.head, args.requests, args.quota), "{:.2f} s")
     print(f"{args.requests:,} requests: median base {b:.2f} s, head {h:.2f} s CPU; "
           f"head/base {h / b:.3f} ({(h - b) / args.requests * 1e6:+.1f} us per request)")
 

@@ -11,7 +11,12 @@
              rebalance after one member leaves; then more first joins, each of a
              fresh group on a fresh topic (GROUP_FIRST_JOINS in all): a first join is
              either one generation (~0.2 s) or two (~2 s) on Kafka as on strom
-             (docs/benchmarks.md), so one per round left the median to chance
+             (docs/benchmarks.md), so one per round left the median to chance;
+             in each of those one member leaves too, at a delay after the join
+             stepped over one heartbeat interval (GROUP_LEAVE_AFTER_S): the
+             others learn of a leave on their next Heartbeat, librdkafka's
+             3 s heartbeat.interval.ms, so one leave per round timed where the
+             leave fell in that interval (docs/benchmarks.md)
 
 Broker CPU is read when the generator says its measured window starts and when
 it ends, so set-up (1,000 producers connecting) is not in the per-record cost.
@@ -43,6 +48,11 @@ GROUP_MEMBERS = 50
 GROUP_PARTITIONS = 500
 GROUP_RATE = 2000  # 1 KiB records/s through the group
 GROUP_FIRST_JOINS = 5  # first joins timed per round: the main run's and 4 more
+# When a member of each of those 4 leaves, seconds after the join: one per quarter
+# of librdkafka's 3 s heartbeat interval (the members heartbeat as they are
+# assigned), so the leaves sample that interval evenly, as a leave at a random
+# moment would on average; the main run's leave falls where its load ends.
+GROUP_LEAVE_AFTER_S = (0.375, 1.125, 1.875, 2.625)
 WARMUP_S = 3.0
 
 
@@ -233,26 +243,63 @@ def w_group50(ctx: Context) -> tuple[dict[str, float], dict[str, Any]]:
         raise WorkloadFailed("after one member left, the others never held every partition")
     m = _latency(out)
     m["ready_s"] = float(out["ready_s"])
-    m["leave_rebalance_s"] = float(out["leave_rebalance_s"])
     joins = [float(out["rebalance_s"])]
-    for i in range(1, GROUP_FIRST_JOINS):
+    leaves = [float(out["leave_rebalance_s"])]
+    afters = [GROUP_LEAVE_AFTER_S[i % len(GROUP_LEAVE_AFTER_S)]
+              for i in range(GROUP_FIRST_JOINS - 1)]
+    for i, after in enumerate(afters, 1):
         fresh = f"group50-join{i}-r{ctx.round}"
         ctx.broker.create_topic(fresh, GROUP_PARTITIONS)
-        joins.append(first_join(ctx.broker.bootstrap, fresh, f"rdkgen-{fresh}"))
+        joined = first_join_leave(ctx.broker.bootstrap, fresh, f"rdkgen-{fresh}", after)
+        joins.append(joined.rebalance_s)
+        assert joined.leave_rebalance_s is not None
+        leaves.append(joined.leave_rebalance_s)
         ctx.broker.delete_topic(fresh)
     # rebalance_s was the main run's one first join before; now the median of all.
     m["rebalance_s"] = median(joins)
     m["rebalance_first_s"] = joins[0]
     m["rebalance_min_s"] = min(joins)
     m["rebalance_max_s"] = max(joins)
-    return m, {**_detail(run_), "rebalance_runs_s": joins}
+    # leave_rebalance_s likewise: the main run's one leave before, now the median
+    # of it and the first joins' leaves.
+    m["leave_rebalance_s"] = median(leaves)
+    m["leave_rebalance_first_s"] = leaves[0]
+    m["leave_rebalance_min_s"] = min(leaves)
+    m["leave_rebalance_max_s"] = max(leaves)
+    return m, {**_detail(run_), "rebalance_runs_s": joins, "leave_rebalance_runs_s": leaves,
+               "leave_after_s": [None, *afters]}
+
+
+@dataclass
+class FirstJoin:
+    rebalance_s: float
+    leave_rebalance_s: float | None = None  # with a leave: until the others hold all again
 
 
 def first_join(bootstrap: str, topic: str, group: str, members: int = GROUP_MEMBERS,
                timeout: float = 300.0) -> float:
     """Seconds from `members` librdkafka consumers subscribing to `topic` as a new
     group until every partition is assigned and every member holds some."""
-    argv = _argv("group", bootstrap, topic, members=members, group=group, first_join="")
+    return _first_join(bootstrap, topic, group, members, timeout, None).rebalance_s
+
+
+def first_join_leave(bootstrap: str, topic: str, group: str, leave_after: float,
+                     members: int = GROUP_MEMBERS, timeout: float = 300.0) -> FirstJoin:
+    """A first join (as `first_join`), then `leave_after` seconds later one member
+    closes: also the seconds from its close until the others hold every partition."""
+    joined = _first_join(bootstrap, topic, group, members, timeout, leave_after)
+    if joined.leave_rebalance_s is None or joined.leave_rebalance_s < 0:
+        raise WorkloadFailed(f"first join of {group}: after one member left, the others "
+                             f"never held every partition")
+    return joined
+
+
+def _first_join(bootstrap: str, topic: str, group: str, members: int, timeout: float,
+                leave_after: float | None) -> FirstJoin:
+    opts: dict[str, Any] = {"members": members, "group": group, "first_join": ""}
+    if leave_after is not None:
+        opts.update(leave="", leave_after=leave_after)
+    argv = _argv("group", bootstrap, topic, **opts)
     try:
         run = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
@@ -263,7 +310,8 @@ def first_join(bootstrap: str, topic: str, group: str, members: int = GROUP_MEMB
         raise WorkloadFailed(f"first join of {group}: {tail(run.stderr)}") from exc
     if "rebalance_s" not in out:
         raise WorkloadFailed(f"first join of {group}: {out.get('first_errors')}")
-    return float(out["rebalance_s"])
+    leave = out.get("leave_rebalance_s")
+    return FirstJoin(float(out["rebalance_s"]), None if leave is None else float(leave))
 
 
 #: (id, function, needs a sync of dirty pages first), run after workloads.WORKLOADS.

@@ -124,6 +124,7 @@ opts_t parse_args(int argc, char **argv) {
         {"latency", 0, 0, 'L'}, {"warmup-s", 1, 0, 'w'}, {"timeout", 1, 0, 'T'},
         {"producers", 1, 0, 'p'}, {"threads", 1, 0, 'h'}, {"connections", 1, 0, 'c'},
         {"members", 1, 0, 'm'}, {"group", 1, 0, 'g'}, {"first-join", 0, 0, 'F'},
+        {"leave", 0, 0, 'E'}, {"leave-after", 1, 0, 'A'}, {"debug", 1, 0, 'D'},
         {0, 0, 0, 0}};
     optind = 2;
     opterr = 0;
@@ -156,6 +157,9 @@ opts_t parse_args(int argc, char **argv) {
         case 'm': o.members = parse_long("members", optarg, 1); break;
         case 'g': o.group = optarg; break;
         case 'F': o.first_join = 1; break;
+        case 'E': o.leave = 1; break;
+        case 'A': o.leave_after = parse_double("leave-after", optarg); break;
+        case 'D': o.debug = optarg; break;
         default: {
             char msg[128];
             snprintf(msg, sizeof msg, "unknown or incomplete option '%.60s'", argv[optind - 1]);
@@ -173,6 +177,10 @@ opts_t parse_args(int argc, char **argv) {
         (o.rate <= 0 || o.duration <= 0))
         usage_exit("--rate and --duration must be > 0");
     if (o.first_join && strcmp(o.mode, "group")) usage_exit("--first-join is for group only");
+    if ((o.leave || o.leave_after > 0) && !o.first_join)
+        usage_exit("--leave and --leave-after are for group --first-join");
+    if (o.leave_after > 0 && !o.leave) usage_exit("--leave-after needs --leave");
+    if (o.debug && strcmp(o.mode, "group")) usage_exit("--debug is for group only");
     if (o.idempotent && strcmp(o.acks, "all") && strcmp(o.acks, "-1"))
         usage_exit("--idempotent needs --acks all");
     return o;

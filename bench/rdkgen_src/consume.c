@@ -102,6 +102,10 @@ static void *member_thread(void *arg) {
     conf_set(conf, "enable.auto.commit", "true");
     conf_set(conf, "socket.nagle.disable", "true");
     conf_set(conf, "fetch.wait.max.ms", "100");
+    if (o->debug) {
+        conf_set(conf, "debug", o->debug);
+        conf_set(conf, "log_level", "7");
+    }
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, m);
     char err[256];
@@ -154,6 +158,19 @@ static double wait_assigned(member_t *ms, long from, long n, long parts, double 
     return now_s() - t0;
 }
 
+/* Member 0 closes (its revoke, commit and LeaveGroup): seconds from then until
+ * members 1..M-1 hold every partition (-1 after 120 s); *close_s is the time
+ * its rd_kafka_consumer_close took. */
+static double leave_one(member_t *ms, pthread_t *th, long parts, double *close_s) {
+    long n = ms[0].o->members;
+    atomic_store(&ms[0].stop, 1);
+    double leave0 = now_s();
+    pthread_join(th[0], NULL);
+    *close_s = now_s() - leave0;
+    double leave_s = wait_assigned(ms, 1, n, parts, 120);
+    return leave_s < 0 ? -1 : now_s() - leave0;
+}
+
 int group_mode(const opts_t *o) {
     raise_nofile();
     /* Partition count from a short-lived producer, which also sends the load. */
@@ -190,7 +207,14 @@ int group_mode(const opts_t *o) {
         /* The members are left to their session timeout: closing 50 of them
          * would rebalance this group 49 times while the next one is timed. */
         printf("{\"mode\": \"group\", \"members\": %ld, \"partitions\": %ld, "
-               "\"rebalance_s\": %.3f}\n", o->members, parts, rebalance_s);
+               "\"rebalance_s\": %.3f", o->members, parts, rebalance_s);
+        if (o->leave) {
+            sleep_s(o->leave_after);
+            double close_s, leave_s = leave_one(ms, th, parts, &close_s);
+            printf(", \"leave_after_s\": %.3f, \"leave_rebalance_s\": %.3f, "
+                   "\"leave_close_s\": %.3f", o->leave_after, leave_s, close_s);
+        }
+        printf("}\n");
         fflush(stdout);
         _exit(0);
     }
@@ -252,11 +276,7 @@ int group_mode(const opts_t *o) {
     }
     double wall = now_s() - t0, cpu = cpu_s() - c0;
     /* One member leaves: the others take over its partitions. */
-    atomic_store(&ms[0].stop, 1);
-    double leave0 = now_s();
-    pthread_join(th[0], NULL);
-    double leave_s = wait_assigned(ms, 1, o->members, parts, 120);
-    if (leave_s >= 0) leave_s = now_s() - leave0;
+    double close_s, leave_s = leave_one(ms, th, parts, &close_s);
     hist_t *all = calloc(1, sizeof *all);
     long received = 0;
     for (long i = 0; i < o->members; i++) {
@@ -264,9 +284,10 @@ int group_mode(const opts_t *o) {
         received += ms[i].received;
     }
     printf("{\"mode\": \"group\", \"members\": %ld, \"partitions\": %ld, \"rebalance_s\": %.3f, "
-           "\"ready_s\": %.3f, \"leave_rebalance_s\": %.3f, \"sent\": %ld, \"acked\": %ld, "
+           "\"ready_s\": %.3f, \"leave_rebalance_s\": %.3f, \"leave_close_s\": %.3f, "
+           "\"sent\": %ld, \"acked\": %ld, "
            "\"received\": %ld, \"wall_s\": %.3f, \"client_cpu_cores\": %.3f, ",
-           o->members, parts, rebalance_s, ready_s, leave_s, sent,
+           o->members, parts, rebalance_s, ready_s, leave_s, close_s, sent,
            atomic_load(&sink->acked) - parts, received, wall, cpu / wall);
     printf("\"produce_p50_ms\": %.3f, \"produce_p99_ms\": %.3f, ", hist_pct_ms(&sink->hist, 0.5),
            hist_pct_ms(&sink->hist, 0.99));

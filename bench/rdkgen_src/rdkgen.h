@@ -14,13 +14,19 @@
  *                  [--duration 10] [--warmup-s 2] [--threads 4]
  *   rdkgen idle    --bootstrap B [--connections 10000]   (holds them until stdin closes)
  *   rdkgen group   --bootstrap B --topic T [--members 50] [--rate 2000] [--size 1024]
- *                  [--duration 10] [--warmup-s 2] [--group G] [--first-join]
+ *                  [--duration 10] [--warmup-s 2] [--group G] [--debug CONTEXTS]
+ *                  [--first-join [--leave [--leave-after S]]]
  *   rdkgen e2e     --bootstrap B --topic T --rate R --duration S [--size 1024] [--acks 1]
  *                  [--linger-ms 5] [--warmup-s 0]
  *
  * group --first-join stops after the first assignment: it prints the time from
  * subscribe until every partition is assigned and every member holds some,
- * and exits without closing the members (a first join per fresh group).
+ * and exits without closing the members (a first join per fresh group). With
+ * --leave, S seconds after that (0 unless given) member 0 closes and the time
+ * from its rd_kafka_consumer_close until the others hold every partition is
+ * printed too (leave_rebalance_s), as the full group run times its one leave.
+ * --debug sets the members' librdkafka `debug` (e.g. cgrp,protocol; its log
+ * goes to stderr), to time a rebalance's steps.
  *
  * Latencies go into one log-bucketed histogram (1% buckets, microseconds)
  * pooled over every producer or member; percentiles come from the pooled
@@ -59,10 +65,10 @@ typedef struct {
 } hist_t;
 
 typedef struct {
-    const char *mode, *bootstrap, *topic, *acks, *group;
+    const char *mode, *bootstrap, *topic, *acks, *group, *debug;
     long records, keys, connections, producers, members, threads, batch_bytes, size;
-    double rate, duration, warmup_s, timeout;
-    int linger_ms, idempotent, latency, first_join;
+    double rate, duration, warmup_s, timeout, leave_after;
+    int linger_ms, idempotent, latency, first_join, leave;
 } opts_t;
 
 /* What every delivery report of one thread's producers lands in. */

@@ -62,6 +62,12 @@ def run(binary: Path, *args: str, stdin: str | None = None) -> subprocess.Comple
      "unknown or incomplete option '--bogus'"),
     (("consume", "--bootstrap", "x:1", "--topic", "t", "--records", "1", "--first-join"),
      "--first-join is for group only"),
+    (("group", "--bootstrap", "x:1", "--topic", "t", "--leave"),
+     "--leave and --leave-after are for group --first-join"),
+    (("group", "--bootstrap", "x:1", "--topic", "t", "--first-join", "--leave-after", "1"),
+     "--leave-after needs --leave"),
+    (("consume", "--bootstrap", "x:1", "--topic", "t", "--records", "1", "--debug", "cgrp"),
+     "--debug is for group only"),
 ])
 def test_bad_arguments_exit_2_with_one_line(binary: Path, args: tuple[str, ...],
                                              message: str) -> None:
@@ -137,3 +143,15 @@ def test_group_first_join_stops_after_the_assignment(binary: Path,
     out = rdkgen.parse_output(res.stdout)
     assert (out["members"], out["partitions"]) == (3, 3), res.stderr
     assert out["rebalance_s"] >= 0 and "ready_s" not in out
+
+
+def test_group_first_join_leave_times_the_reassignment(binary: Path,
+                                                       broker: EmbeddedBroker) -> None:
+    res = run(binary, "group", "--bootstrap", broker.bootstrap, "--topic", "gen",
+              "--members", "3", "--group", "first-join-leave", "--first-join", "--leave",
+              "--leave-after", "0.1")
+    out = rdkgen.parse_output(res.stdout)
+    assert (out["members"], out["partitions"]) == (3, 3), res.stderr
+    assert out["rebalance_s"] >= 0 and out["leave_after_s"] == 0.1
+    # The other two held all three partitions again (-1 if not within 120 s).
+    assert out["leave_rebalance_s"] >= out["leave_close_s"] >= 0

@@ -87,10 +87,12 @@ FIGURES: list[Figure] = [
            "group50", "rebalance_max_s", False, None),
     Figure("group50_ready", "group of 50 — subscribe to a record consumed from every "
            "partition", "s", "group50", "ready_s", False, 1.0),
-    # leave_rebalance_s: likewise the median of the round's leaves (the main run's and
-    # one in each further first join; the main run's alone in result files before it).
+    # leave_rebalance_s: the median of the leaves after the round's further first joins,
+    # stepped over the heartbeat interval (fleet.GROUP_LEAVE_AFTER_S; the main run's one
+    # leave in result files before it); fastest and slowest include the main run's.
     Figure("group50_leave", "group of 50 — one member leaves to all reassigned (median of "
-           "the round's leaves)", "s", "group50", "leave_rebalance_s", False, 1.0),
+           "the round's leaves stepped over the heartbeat interval)", "s", "group50",
+           "leave_rebalance_s", False, 1.0),
     Figure("group50_leave_min", "group of 50 — a member leaves, fastest of the round", "s",
            "group50", "leave_rebalance_min_s", False, None),
     Figure("group50_leave_max", "group of 50 — a member leaves, slowest of the round", "s",

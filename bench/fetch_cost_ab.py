@@ -30,7 +30,8 @@ import time
 import uuid
 from collections.abc import Callable
 
-from request_cost_ab import _call, _cpu_seconds, _frame, ab_parser, alternate, serving
+from common import proc_cpu_s
+from request_cost_ab import _call, _frame, ab_parser, alternate, serving
 from request_instructions import _send, count_instructions
 
 from strom.cli.raw_request import read_frame
@@ -102,10 +103,10 @@ def _wait_quiet(pid: int, timeout: float = 60.0) -> None:
     """Until the broker's own work after the writes (flushes, checkpoints) is
     done: less than 10 ms of CPU in half a second, or `timeout`."""
     deadline = time.monotonic() + timeout
-    before = _cpu_seconds(pid)
+    before = proc_cpu_s(pid)
     while time.monotonic() < deadline:
         time.sleep(0.5)  # sampling CPU time: there is no event to wait on
-        now = _cpu_seconds(pid)
+        now = proc_cpu_s(pid)
         if now - before < 0.01:
             return
         before = now
@@ -116,9 +117,9 @@ def _cpu(tree: str, requests: int) -> float:
     with serving(tree, {NO_SESSIONS: "0"}) as (pid, sock):
         frame = _prepare(sock)
         _wait_quiet(pid)
-        before = _cpu_seconds(pid)
+        before = proc_cpu_s(pid)
         _send(sock, [frame] * requests)
-        return (_cpu_seconds(pid) - before) / requests
+        return (proc_cpu_s(pid) - before) / requests
 
 
 def _instructions(tree: str, requests: int) -> float:

@@ -55,9 +55,8 @@ def _one(broker: Broker, name: str, members: int, partitions: int,
         broker.delete_topic(name)
 
 
-def _summary(label: str, values: list[float]) -> str:
-    return (f"median {median(values):.3f} s, min {min(values):.3f}, max {max(values):.3f}"
-            f"{label}")
+def _summary(values: list[float]) -> str:
+    return f"median {median(values):.3f} s, min {min(values):.3f}, max {max(values):.3f}"
 
 
 def main(which: list[str], members: int, partitions: int, rounds: int, joins: int = 5,
@@ -90,11 +89,11 @@ def main(which: list[str], members: int, partitions: int, rounds: int, joins: in
                     print(f"{line} (load {os.getloadavg()[0]:.2f})", flush=True)
             for b, (times, leaves) in per.items():
                 out[b]["rebalance_s"].append(times)
-                print(f"{b} round={r}: joins {_summary('', times)}, "
+                print(f"{b} round={r}: joins {_summary(times)}, "
                       f"{sum(t < 1.0 for t in times)} of {joins} under 1 s", flush=True)
                 if leaves:
                     out[b]["leave_rebalance_s"].append(leaves)
-                    print(f"{b} round={r}: leaves {_summary('', leaves)}", flush=True)
+                    print(f"{b} round={r}: leaves {_summary(leaves)}", flush=True)
     finally:
         for broker in brokers.values():
             broker.stop()

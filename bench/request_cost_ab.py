@@ -28,28 +28,16 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from common import free_port, proc_cpu_s
+from request_instructions import _send
+
 from strom.cli.raw_request import read_frame
 from strom.protocol.api import ApiKey, request_class, response_class
 from strom.protocol.client_frames import decode_response, encode_request
 from strom.protocol.messages import build
 from strom.protocol.records import RecordSpec, build_batch
 
-TICK = os.sysconf("SC_CLK_TCK")
 CLIENT_ID = "request-cost-ab"
-PIPELINE = 32
-
-
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _frame(api_key: int, version: int, body: dict[str, Any], correlation_id: int = 1) -> bytes:
@@ -66,7 +54,7 @@ def _call(sock: socket.socket, api_key: int, version: int, body: dict[str, Any])
 @contextlib.contextmanager
 def serving(tree: str, overrides: dict[str, str]) -> Iterator[tuple[int, socket.socket]]:
     """`strom serve` from `tree` (its pid) and a connection to it."""
-    port = _free_port()
+    port = free_port()
     data = tempfile.mkdtemp(prefix="request-cost-")
     argv = [sys.executable, "-m", "strom", "serve", "--override",
             f"listeners=PLAINTEXT://127.0.0.1:{port}", "--override", f"log.dirs={data}"]
@@ -108,17 +96,9 @@ def _run(tree: str, requests: int, quota: str | None) -> float:
             "transactional_id": None, "acks": 1, "timeout": datetime.timedelta(seconds=5),
             "topic_data": [{"name": "t", "partition_data": [{"index": 0,
                                                              "records": batch}]}]})
-        before = _cpu_seconds(pid)
-        in_flight = 0
-        for _ in range(requests):
-            sock.sendall(frame)
-            in_flight += 1
-            if in_flight >= PIPELINE:
-                read_frame(sock)
-                in_flight -= 1
-        for _ in range(in_flight):
-            read_frame(sock)
-        return _cpu_seconds(pid) - before
+        before = proc_cpu_s(pid)
+        _send(sock, [frame] * requests)
+        return proc_cpu_s(pid) - before
 
 
 def alternate(rounds: int, base: Callable[[], float], head: Callable[[], float],
